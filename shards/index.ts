@@ -1,0 +1,30 @@
+/**
+ * The memory core: a temporal knowledge graph in LMDB. Pure library — no NATS, no actors.
+ */
+export type {
+  Cardinality,
+  PredicateSpec,
+  Source,
+  FactObject,
+  FactInput,
+  EntityInput,
+  AssertEntry,
+  ReinforceEntry,
+  RetractEntry,
+  ForgetEntry,
+  EntityEntry,
+  MarkerEntry,
+  LogEntry,
+  ApplyStatus,
+  ApplyResult,
+  FactStatus,
+  Fact,
+  Entity,
+  RecallQuery,
+  RecalledFact,
+  RecallResult,
+  ShardStoreOptions,
+  ShardStats,
+  LeadershipMark,
+  ShardStore,
+} from './types.ts';

@@ -1,0 +1,287 @@
+/**
+ * The shapes of a shard's memory: what callers pass in, what the log carries, what reads return.
+ *
+ * This file is the seam between `shards/` and everything above it (`actors/` applies log entries and serves reads;
+ * nothing above imports the store's internals). Times are epoch milliseconds (integers) everywhere in this folder;
+ * the wire layer converts to and from ISO-8601 strings.
+ */
+
+/** `one`: a new value retires the old one (a user has one preferred format). `many`: values coexist (attendees). */
+export type Cardinality = 'one' | 'many';
+
+export interface PredicateSpec {
+  readonly cardinality: Cardinality;
+  /** Confidence halves every `halfLifeDays` unless the fact is seen again. */
+  readonly halfLifeDays: number;
+}
+
+/** Who learned a fact, in which task, on which Mini. */
+export interface Source {
+  readonly agent: string;
+  readonly task?: string;
+  readonly node?: string;
+}
+
+/** The object of a fact: a literal value, or a reference to another entity (a graph edge). */
+export type FactObject = string | { readonly entity: string };
+
+/** A fact as an agent states it. Only `text` is required; the rest makes it a graph edge. */
+export interface FactInput {
+  readonly text: string;
+  /** Entity id or alias ("user", "bob"); normalized to an entity id by the store. */
+  readonly subject?: string;
+  readonly predicate?: string;
+  readonly object?: FactObject;
+  /** 0..1, default 0.8. */
+  readonly confidence?: number;
+  /** When the agent learned it; decay counts from here. Default: the entry's `recordedAt`. */
+  readonly observedAt?: number;
+  /** When it became true in the world. Default: `observedAt`. */
+  readonly validFrom?: number;
+  /** When it stopped being true in the world, if known. */
+  readonly validTo?: number;
+  /** Overrides the predicate's half-life for this fact. */
+  readonly halfLifeDays?: number;
+}
+
+export interface EntityInput {
+  /** Stable, global id ("user", "bob-smith"); the same person has one id in every shard. */
+  readonly id: string;
+  readonly name?: string;
+  readonly type?: string;
+  readonly aliases?: readonly string[];
+  readonly attributes?: Readonly<Record<string, string | number | boolean>>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Log entries: the only way a shard changes. The leader stamps `recordedAt` before appending, so applying the same
+// entries in the same order gives the same bytes on every replica, whenever and wherever it happens.
+// ---------------------------------------------------------------------------------------------------------------
+
+interface EntryBase {
+  readonly v: 1;
+  /** Client operation id: a retried write carries the same one and is applied once. */
+  readonly opId: string;
+  /** Leader's clock when it accepted the write (transaction time). */
+  readonly recordedAt: number;
+  readonly source: Source;
+}
+
+/** Remember a fact: creates, reinforces, or supersedes per the conflict rules. */
+export interface AssertEntry extends EntryBase {
+  readonly op: 'assert';
+  readonly fact: FactInput;
+}
+
+/** Seeing a known fact again, by id. */
+export interface ReinforceEntry extends EntryBase {
+  readonly op: 'reinforce';
+  readonly factId: string;
+  readonly confidence?: number;
+  readonly observedAt?: number;
+}
+
+/** The fact stopped being true (or was wrong): closes it, keeps it in history. */
+export interface RetractEntry extends EntryBase {
+  readonly op: 'retract';
+  readonly factId: string;
+  /** World time it stopped being true; default `recordedAt`. */
+  readonly validTo?: number;
+}
+
+/** The user asked us to forget: text and index entries are removed, a tombstone stays. */
+export interface ForgetEntry extends EntryBase {
+  readonly op: 'forget';
+  readonly factId: string;
+}
+
+/** Create or update an entity (name, type, aliases, attributes merge). */
+export interface EntityEntry extends EntryBase {
+  readonly op: 'entity';
+  readonly entity: EntityInput;
+}
+
+/**
+ * Control markers written by shard actors: `epoch` when a leader starts serving, `handoff` when a leader passes
+ * the shard to `to`. The store records the latest one so every replica knows who led at which sequence.
+ */
+export interface MarkerEntry extends EntryBase {
+  readonly op: 'marker';
+  readonly kind: 'epoch' | 'handoff';
+  readonly epoch: number;
+  readonly node: string;
+  readonly to?: string;
+}
+
+export type LogEntry = AssertEntry | ReinforceEntry | RetractEntry | ForgetEntry | EntityEntry | MarkerEntry;
+
+export type ApplyStatus =
+  | 'created'
+  | 'reinforced'
+  | 'superseded_previous'
+  | 'recorded_superseded'
+  | 'retracted'
+  | 'forgotten'
+  | 'entity'
+  | 'marker'
+  /** A deterministic no-op: the entry referred to something that does not exist (see `error`). */
+  | 'rejected';
+
+export interface ApplyResult {
+  readonly seq: number;
+  readonly opId: string;
+  readonly status: ApplyStatus;
+  readonly factId?: string;
+  /** Facts this entry closed (a superseded `one` value). */
+  readonly supersededIds?: readonly string[];
+  /** True when the opId had been applied before: the original result is returned and nothing changes. */
+  readonly duplicate?: boolean;
+  readonly error?: { readonly code: 'NOT_FOUND' | 'BAD_REQUEST'; readonly message: string };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reads
+// ---------------------------------------------------------------------------------------------------------------
+
+export type FactStatus = 'active' | 'superseded' | 'retracted' | 'forgotten';
+
+/** A fact as stored, with its provenance and both time axes. */
+export interface Fact {
+  /** Time-ordered, unique across shards: `<domain>:<seq base36, 10 wide>:<index>`. */
+  readonly id: string;
+  readonly domain: string;
+  /** Empty once forgotten. */
+  readonly text: string;
+  readonly subject?: string;
+  readonly predicate?: string;
+  readonly object?: FactObject;
+  /** Combined confidence at `reinforcedAt`, before decay. */
+  readonly confidence: number;
+  readonly halfLifeDays: number;
+  readonly observedAt: number;
+  readonly validFrom: number;
+  readonly validTo?: number;
+  readonly recordedAt: number;
+  readonly invalidatedAt?: number;
+  readonly reinforcedAt: number;
+  /** Independent confirmations (1 when first seen). */
+  readonly confirmations: number;
+  readonly source: Source;
+  readonly status: FactStatus;
+  /** The log sequence that created it. */
+  readonly seq: number;
+  /** The episode (raw observation) it came from. */
+  readonly episodeId?: string;
+}
+
+export interface Entity {
+  readonly id: string;
+  readonly name: string;
+  readonly type?: string;
+  readonly aliases: readonly string[];
+  readonly attributes: Readonly<Record<string, string | number | boolean>>;
+  readonly updatedAt: number;
+}
+
+export interface RecallQuery {
+  /** Free text; ranked by relevance from the inverted index. `query` or `subject` is required. */
+  readonly query?: string;
+  readonly subject?: string;
+  readonly predicate?: string;
+  /** What was believed true at this time (transaction time ≤ asOf, not invalidated by then, valid in the world then). */
+  readonly asOf?: number;
+  /** Facts whose effective confidence is below this are left out. Default: the store's floor (0.05). */
+  readonly minConfidence?: number;
+  /** Default 10, at most 1000. */
+  readonly limit?: number;
+  /** Graph expansion: also return facts about entities within this many hops of the matched ones. Default 0. */
+  readonly hops?: number;
+  /** Include superseded and retracted facts (history views). */
+  readonly includeInactive?: boolean;
+  /** Reader's clock, for decay and recency. */
+  readonly now: number;
+}
+
+export interface RecalledFact extends Fact {
+  /** `confidence × 2^(−(at − reinforcedAt) / halfLife)`, at = asOf ?? now. */
+  readonly effectiveConfidence: number;
+  /** Relevance × effective confidence × recency; best first. */
+  readonly score: number;
+  /** Hops from a matched entity (0 for direct matches). */
+  readonly hop: number;
+}
+
+export interface RecallResult {
+  readonly facts: readonly RecalledFact[];
+  /** The sequence the answer reflects. */
+  readonly appliedSeq: number;
+}
+
+export interface ShardStoreOptions {
+  /** Directory of the LMDB environment (created if missing). */
+  readonly path: string;
+  readonly domain: string;
+  /** Per-predicate rules; predicates not listed use `defaultPredicate`. */
+  readonly predicates?: Readonly<Record<string, PredicateSpec>>;
+  /** Default `{ cardinality: 'many', halfLifeDays: 30 }`. */
+  readonly defaultPredicate?: PredicateSpec;
+  /** Effective confidence under which facts leave recall. Default 0.05. */
+  readonly recallFloor?: number;
+  /**
+   * Commit durability. `'meta'` (default): data pages are fsynced, the meta page is not — the last commit can be lost
+   * in a power cut but the file is never corrupt, and the log replays it. `'full'`: both. `'none'`: tests, bulk loads.
+   */
+  readonly durability?: 'full' | 'meta' | 'none';
+  /** LMDB map size cap in bytes (grows on demand up to this). */
+  readonly mapSize?: number;
+}
+
+export interface ShardStats {
+  readonly appliedSeq: number;
+  readonly facts: number;
+  readonly activeFacts: number;
+  readonly entities: number;
+  readonly episodes: number;
+  readonly terms: number;
+  readonly bytes: number;
+}
+
+/** The latest control marker applied: who led the shard at which sequence. */
+export interface LeadershipMark {
+  readonly kind: 'epoch' | 'handoff';
+  readonly epoch: number;
+  readonly node: string;
+  readonly to?: string;
+  readonly seq: number;
+}
+
+/**
+ * One domain's memory on one machine. Writes only through `applyBatch` (log order); reads any time.
+ * Implementations: `LmdbShardStore` (the real one). Every implementation must pass `test/shards/contract.ts`.
+ */
+export interface ShardStore {
+  readonly domain: string;
+  /** Highest log sequence applied (0 when empty). Written in the same transaction as each change. */
+  readonly appliedSeq: number;
+  /**
+   * Applies entries in one transaction and resolves once it is durable (per `durability`). Sequences must increase;
+   * entries at or below `appliedSeq` are skipped (replay is idempotent). Deterministic: no clock, no randomness.
+   */
+  applyBatch(batch: readonly { readonly seq: number; readonly entry: LogEntry }[]): Promise<ApplyResult[]>;
+  /** `applyBatch` of one. */
+  apply(entry: LogEntry, seq: number): Promise<ApplyResult>;
+  /** The result an opId got when it was applied, for idempotent retries. */
+  resultOf(opId: string): ApplyResult | undefined;
+  recall(q: RecallQuery): RecallResult;
+  getFact(id: string): Fact | undefined;
+  /** Every fact ever recorded for (subject, predicate), oldest first by validFrom then recordedAt. */
+  history(subject: string, predicate?: string): Fact[];
+  getEntity(idOrAlias: string): Entity | undefined;
+  /** Latest epoch/handoff marker applied, if any. */
+  leadership(): LeadershipMark | undefined;
+  /** SHA-256 over every key and value in log-visible order: equal digests mean equal content. */
+  digest(): string;
+  stats(): ShardStats;
+  /** Waits for pending commits, then closes the environment. Idempotent. */
+  close(): Promise<void>;
+}
