@@ -3,7 +3,17 @@ export type { WireError } from "./errors.ts";
 export type { Encoding } from "./codec.ts";
 export { ErrorCode, RETRYABLE, ShardmindError, isErrorCode, badRequest, toWireError } from "./errors.ts";
 export { encodePayload, decodePayload, encodingOf, JSON_CONTENT_TYPE, CONTENT_TYPE_HEADER } from "./codec.ts";
-export { memSubject, shardSubject, ctlSubject, logStream, logSubject, ROUTER_QUEUE, DOMAIN_NAME } from "./subjects.ts";
+export {
+  memSubject,
+  shardSubject,
+  ctlSubject,
+  logStream,
+  logSubject,
+  heartbeatSubject,
+  EPOCH_BUCKET,
+  ROUTER_QUEUE,
+  DOMAIN_NAME,
+} from "./subjects.ts";
 export type {
   WireSource,
   WireObject,

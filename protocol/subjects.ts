@@ -16,3 +16,9 @@ export const logSubject = (domain: string): string => `sm.log.${domain}`;
 
 /** Domain names are subject tokens and stream name parts: keep them to this. */
 export const DOMAIN_NAME = /^[a-z][a-z0-9_]{0,31}$/;
+
+/** A shard leader's heartbeat (core NATS, not stored): `{ v: 1, node, epoch, seq, at }`. */
+export const heartbeatSubject = (domain: string): string => `sm.hb.${domain}`;
+
+/** KV bucket of epoch claims: key `<domain>.<epoch>`, created once with `kv.create`, never updated or deleted. */
+export const EPOCH_BUCKET = 'sm_epochs';
