@@ -10,3 +10,21 @@ export type {
   ClusterConfig,
 } from './types.ts';
 export { defineConfig } from './types.ts';
+export {
+  loadConfig,
+  resolveConfig,
+  singleNodeConfig,
+  nodeByName,
+  placementsOf,
+  ConfigError,
+  NODE_NAME,
+  DEFAULT_CONFIG_PATH,
+  DEFAULT_CLUSTER_NAME,
+  DEFAULT_DATA_DIR,
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_MIN_SEQ_WAIT_MS,
+  DEFAULT_MAX_RECALL_LIMIT,
+  DEFAULT_LEASE_MS,
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_PREDICATE,
+} from './load.ts';

@@ -1,0 +1,266 @@
+/**
+ * Loads `cluster.config.ts` and turns what a person wrote into a `ClusterConfig` every host can trust: defaults
+ * first (the `DEFAULT_*` constants), then validation, in one function, with errors that name the field and the
+ * problem (`placement.email.leader: node "mini-9" is not in nodes`).
+ */
+import { resolve as resolvePath, isAbsolute, dirname } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { existsSync } from 'node:fs';
+import { DOMAIN_NAME } from '../protocol/index.ts';
+import type { PredicateSpec } from '../shards/index.ts';
+import type { ClusterConfig, ClusterConfigInput, DomainConfig, NodeConfig, PlacementConfig } from './types.ts';
+
+export const DEFAULT_CONFIG_PATH = './cluster.config.ts';
+export const DEFAULT_CLUSTER_NAME = 'shardmind';
+export const DEFAULT_DATA_DIR = './.shardmind';
+export const DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024;
+export const DEFAULT_MIN_SEQ_WAIT_MS = 2_000;
+export const DEFAULT_MAX_RECALL_LIMIT = 100;
+export const DEFAULT_LEASE_MS = 1_500;
+export const DEFAULT_HEARTBEAT_MS = 250;
+export const DEFAULT_FANOUT_MARGIN = 0.25;
+export const DEFAULT_FANOUT_FLOOR = 0.15;
+export const DEFAULT_REROUTE_MARGIN = 0.2;
+export const DEFAULT_SHARD_TIMEOUT_MS = 1_500;
+export const DEFAULT_PREDICATE: PredicateSpec = { cardinality: 'many', halfLifeDays: 30 };
+/** NATS' default max_payload is 1 MiB; a request limit above it could never be reached. */
+export const MAX_PAYLOAD_CEILING = 1024 * 1024;
+
+/** Node names are subject tokens (`sm.ctl.<node>.status`). */
+export const NODE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** A config that cannot run. `field` is the dotted path of what is wrong. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly field: string,
+    readonly problem: string,
+  ) {
+    super(`${field}: ${problem}`);
+  }
+}
+
+/**
+ * Imports a config file (TypeScript works under tsx) and resolves it. A relative `dataDir` is taken relative to
+ * the config file, so `shardmind host --config /etc/shardmind/cluster.config.ts` does not depend on the cwd.
+ *
+ * @example
+ * const config = await loadConfig('./cluster.config.ts');
+ * console.log(config.placement['email']?.leader);
+ */
+export async function loadConfig(path: string = DEFAULT_CONFIG_PATH): Promise<ClusterConfig> {
+  const file = resolvePath(path);
+  if (!existsSync(file)) throw new ConfigError('config', `file ${file} does not exist`);
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+  } catch (cause) {
+    throw new ConfigError('config', `could not load ${file}: ${(cause as Error).message}`);
+  }
+  if (mod.default === undefined || mod.default === null || typeof mod.default !== 'object') {
+    throw new ConfigError('config', `${file} must \`export default defineConfig({ … })\``);
+  }
+  const config = resolveConfig(mod.default as ClusterConfigInput);
+  return isAbsolute(config.dataDir) ? config : { ...config, dataDir: resolvePath(dirname(file), config.dataDir) };
+}
+
+/** Fills defaults, then validates. Throws `ConfigError` naming the first wrong field. */
+export function resolveConfig(input: ClusterConfigInput): ClusterConfig {
+  if (input === null || typeof input !== 'object') throw new ConfigError('config', 'must be an object');
+  const nodes = resolveNodes(input.nodes);
+  const nodeNames = new Set(nodes.map((n) => n.name));
+  const domains = resolveDomains(input.domains);
+  const placement = resolvePlacement(input.placement, domains, nodeNames);
+
+  const limits = {
+    maxPayloadBytes: input.limits?.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+    minSeqWaitMs: input.limits?.minSeqWaitMs ?? DEFAULT_MIN_SEQ_WAIT_MS,
+    maxRecallLimit: input.limits?.maxRecallLimit ?? DEFAULT_MAX_RECALL_LIMIT,
+  };
+  positiveInt('limits.maxPayloadBytes', limits.maxPayloadBytes);
+  if (limits.maxPayloadBytes > MAX_PAYLOAD_CEILING) {
+    throw new ConfigError('limits.maxPayloadBytes', `must be at most ${MAX_PAYLOAD_CEILING} (the NATS max_payload)`);
+  }
+  positiveInt('limits.minSeqWaitMs', limits.minSeqWaitMs);
+  positiveInt('limits.maxRecallLimit', limits.maxRecallLimit);
+
+  const replication = {
+    replicas: input.replication?.replicas ?? (nodes.length >= 3 ? 3 : 1),
+    leaseMs: input.replication?.leaseMs ?? DEFAULT_LEASE_MS,
+    heartbeatMs: input.replication?.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+  };
+  positiveInt('replication.replicas', replication.replicas);
+  if (replication.replicas > 5) throw new ConfigError('replication.replicas', 'JetStream allows at most 5 replicas');
+  positiveInt('replication.leaseMs', replication.leaseMs);
+  positiveInt('replication.heartbeatMs', replication.heartbeatMs);
+  if (replication.heartbeatMs * 2 > replication.leaseMs) {
+    throw new ConfigError('replication.heartbeatMs', `must be at most half of leaseMs (${replication.leaseMs})`);
+  }
+
+  const router = {
+    fanoutMargin: input.router?.fanoutMargin ?? DEFAULT_FANOUT_MARGIN,
+    fanoutFloor: input.router?.fanoutFloor ?? DEFAULT_FANOUT_FLOOR,
+    rerouteMargin: input.router?.rerouteMargin ?? DEFAULT_REROUTE_MARGIN,
+    shardTimeoutMs: input.router?.shardTimeoutMs ?? DEFAULT_SHARD_TIMEOUT_MS,
+    ...(input.router?.classifierModule !== undefined ? { classifierModule: input.router.classifierModule } : {}),
+  };
+  unitInterval('router.fanoutMargin', router.fanoutMargin);
+  unitInterval('router.fanoutFloor', router.fanoutFloor);
+  unitInterval('router.rerouteMargin', router.rerouteMargin);
+  positiveInt('router.shardTimeoutMs', router.shardTimeoutMs);
+
+  const dataDir = input.dataDir ?? DEFAULT_DATA_DIR;
+  if (typeof dataDir !== 'string' || dataDir === '') throw new ConfigError('dataDir', 'must be a non-empty path');
+  const clusterName = input.cluster?.name ?? DEFAULT_CLUSTER_NAME;
+  if (typeof clusterName !== 'string' || !NODE_NAME.test(clusterName)) {
+    throw new ConfigError('cluster.name', `"${String(clusterName)}" must match ${NODE_NAME}`);
+  }
+
+  return { cluster: { name: clusterName }, nodes, domains, placement, dataDir, limits, replication, router };
+}
+
+/**
+ * The same domains run on one node, every one led by it with no standbys: what `shardmind up` runs.
+ *
+ * @example
+ * const embedded = singleNodeConfig(await loadConfig(), 'local', 'nats://127.0.0.1:4222');
+ */
+export function singleNodeConfig(config: ClusterConfig, nodeName: string, natsUrl: string): ClusterConfig {
+  if (!NODE_NAME.test(nodeName)) throw new ConfigError('node', `"${nodeName}" must match ${NODE_NAME}`);
+  const placement: Record<string, Required<PlacementConfig>> = {};
+  for (const d of config.domains) placement[d.name] = { leader: nodeName, standbys: [] };
+  return {
+    ...config,
+    nodes: [{ name: nodeName, nats: [natsUrl] }],
+    placement,
+    replication: { ...config.replication, replicas: 1 },
+  };
+}
+
+/** The node config by name, or a ConfigError that lists the names there are. */
+export function nodeByName(config: ClusterConfig, name: string): NodeConfig {
+  const node = config.nodes.find((n) => n.name === name);
+  if (!node) {
+    throw new ConfigError('node', `"${name}" is not in nodes (${config.nodes.map((n) => n.name).join(', ')})`);
+  }
+  return node;
+}
+
+/** The domains a node leads or stands by for, with its role in each. */
+export function placementsOf(config: ClusterConfig, node: string): { domain: DomainConfig; role: 'leader' | 'standby' }[] {
+  const out: { domain: DomainConfig; role: 'leader' | 'standby' }[] = [];
+  for (const domain of config.domains) {
+    const p = config.placement[domain.name];
+    if (p?.leader === node) out.push({ domain, role: 'leader' });
+    else if (p?.standbys.includes(node)) out.push({ domain, role: 'standby' });
+  }
+  return out;
+}
+
+function resolveNodes(nodes: unknown): NodeConfig[] {
+  if (!Array.isArray(nodes) || nodes.length === 0) throw new ConfigError('nodes', 'must be a non-empty list');
+  const seen = new Set<string>();
+  return nodes.map((n: NodeConfig, i) => {
+    const at = `nodes[${i}]`;
+    if (n === null || typeof n !== 'object') throw new ConfigError(at, 'must be an object');
+    if (typeof n.name !== 'string' || !NODE_NAME.test(n.name)) {
+      throw new ConfigError(`${at}.name`, `"${String(n.name)}" must match ${NODE_NAME} (it is a subject token)`);
+    }
+    if (seen.has(n.name)) throw new ConfigError(`${at}.name`, `"${n.name}" appears twice`);
+    seen.add(n.name);
+    if (!Array.isArray(n.nats) || n.nats.length === 0) throw new ConfigError(`${at}.nats`, 'must list at least one URL');
+    n.nats.forEach((url, j) => {
+      if (typeof url !== 'string' || !/^(nats|tls|ws|wss):\/\/[^\s]+$/.test(url)) {
+        throw new ConfigError(`${at}.nats[${j}]`, `"${String(url)}" is not a nats:// URL`);
+      }
+    });
+    if (n.natsServer !== undefined) {
+      if (typeof n.natsServer.host !== 'string' || n.natsServer.host === '') {
+        throw new ConfigError(`${at}.natsServer.host`, 'must be a host name or address');
+      }
+      if (n.natsServer.port !== undefined) port(`${at}.natsServer.port`, n.natsServer.port);
+      if (n.natsServer.clusterPort !== undefined) port(`${at}.natsServer.clusterPort`, n.natsServer.clusterPort);
+    }
+    return n;
+  });
+}
+
+function resolveDomains(domains: unknown): DomainConfig[] {
+  if (!Array.isArray(domains) || domains.length === 0) throw new ConfigError('domains', 'must be a non-empty list');
+  const seen = new Set<string>();
+  return domains.map((d: DomainConfig, i) => {
+    const at = `domains[${i}]`;
+    if (d === null || typeof d !== 'object') throw new ConfigError(at, 'must be an object');
+    if (typeof d.name !== 'string' || !DOMAIN_NAME.test(d.name)) {
+      throw new ConfigError(`${at}.name`, `"${String(d.name)}" must match ${DOMAIN_NAME}`);
+    }
+    if (seen.has(d.name)) throw new ConfigError(`${at}.name`, `"${d.name}" appears twice`);
+    seen.add(d.name);
+    if (typeof d.description !== 'string') throw new ConfigError(`${at}.description`, 'must be a string');
+    if (!Array.isArray(d.seeds) || d.seeds.some((s) => typeof s !== 'string')) {
+      throw new ConfigError(`${at}.seeds`, 'must be a list of strings');
+    }
+    for (const [pred, spec] of Object.entries(d.predicates ?? {})) predicateSpec(`${at}.predicates.${pred}`, spec);
+    const defaultPredicate = d.defaultPredicate ?? DEFAULT_PREDICATE;
+    predicateSpec(`${at}.defaultPredicate`, defaultPredicate);
+    return { ...d, defaultPredicate };
+  });
+}
+
+function resolvePlacement(
+  placement: unknown,
+  domains: readonly DomainConfig[],
+  nodeNames: ReadonlySet<string>,
+): Record<string, Required<PlacementConfig>> {
+  if (placement === null || typeof placement !== 'object') throw new ConfigError('placement', 'must be an object');
+  const input = placement as Record<string, PlacementConfig>;
+  const domainNames = new Set(domains.map((d) => d.name));
+  for (const name of Object.keys(input)) {
+    if (!domainNames.has(name)) throw new ConfigError(`placement.${name}`, `"${name}" is not in domains`);
+  }
+  const out: Record<string, Required<PlacementConfig>> = {};
+  for (const d of domains) {
+    const at = `placement.${d.name}`;
+    const p = input[d.name];
+    if (!p) throw new ConfigError(at, 'missing: every domain needs a leader node');
+    if (typeof p.leader !== 'string' || !nodeNames.has(p.leader)) {
+      throw new ConfigError(`${at}.leader`, `node "${String(p.leader)}" is not in nodes`);
+    }
+    const standbys = p.standbys ?? [];
+    if (!Array.isArray(standbys)) throw new ConfigError(`${at}.standbys`, 'must be a list of node names');
+    const seen = new Set([p.leader]);
+    standbys.forEach((s, j) => {
+      if (!nodeNames.has(s)) throw new ConfigError(`${at}.standbys[${j}]`, `node "${String(s)}" is not in nodes`);
+      if (seen.has(s)) throw new ConfigError(`${at}.standbys[${j}]`, `node "${s}" is already placed for this domain`);
+      seen.add(s);
+    });
+    out[d.name] = { leader: p.leader, standbys: [...standbys] };
+  }
+  return out;
+}
+
+function predicateSpec(field: string, spec: PredicateSpec): void {
+  if (spec === null || typeof spec !== 'object') throw new ConfigError(field, 'must be { cardinality, halfLifeDays }');
+  if (spec.cardinality !== 'one' && spec.cardinality !== 'many') {
+    throw new ConfigError(`${field}.cardinality`, `"${String(spec.cardinality)}" must be "one" or "many"`);
+  }
+  if (typeof spec.halfLifeDays !== 'number' || !(spec.halfLifeDays > 0) || !Number.isFinite(spec.halfLifeDays)) {
+    throw new ConfigError(`${field}.halfLifeDays`, `${String(spec.halfLifeDays)} must be a positive number of days`);
+  }
+}
+
+function positiveInt(field: string, v: unknown): void {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
+    throw new ConfigError(field, `${String(v)} must be a positive integer`);
+  }
+}
+
+function unitInterval(field: string, v: unknown): void {
+  if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new ConfigError(field, `${String(v)} must be between 0 and 1`);
+}
+
+function port(field: string, v: unknown): void {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) {
+    throw new ConfigError(field, `${String(v)} must be a port number (1–65535)`);
+  }
+}
