@@ -41,3 +41,58 @@ export type {
   ErrorReply,
 } from './wire.ts';
 export { WIRE_VERSION } from './wire.ts';
+
+// The edge: request validation, field checkers, limits, reply envelope, wire ↔ shard conversions.
+export type { Check, StringRule, NumberRule } from './fields.ts';
+export type { ShardOp } from './validate.ts';
+export type { WireHistoryFact } from './convert.ts';
+export {
+  checkSize,
+  parseRememberRequest,
+  parseRecallRequest,
+  parseForgetRequest,
+  parseRetractRequest,
+  parseHistoryRequest,
+  parseGetRequest,
+  parseClassifyRequest,
+  parseTaskBeginRequest,
+  parseTaskObserveRequest,
+  parseTaskRerouteRequest,
+  parseTaskEndRequest,
+  SHARD_REQUEST_PARSERS,
+  SHARD_OPS,
+  isShardOp,
+} from './validate.ts';
+export {
+  describe,
+  isRecord,
+  record,
+  optional,
+  string,
+  text,
+  name,
+  literal,
+  id,
+  domainName,
+  number,
+  unit,
+  seq,
+  boolean,
+  oneOf,
+  list,
+  timestampMs,
+  timestamp,
+  seqMap,
+} from './fields.ts';
+export { DEFAULT_MAX_PAYLOAD_BYTES, LIMITS, SAFE_ID, TASK_ID, CONTROL_CHARS } from './limits.ts';
+export { errorReply, isErrorReply, unwrapReply } from './envelope.ts';
+export {
+  isoToMs,
+  msToIso,
+  toFactInput,
+  toRecallQuery,
+  toWireFact,
+  rememberStatus,
+  rememberReply,
+  writeReply,
+} from './convert.ts';

@@ -1,0 +1,164 @@
+/**
+ * Wire ↔ shard conversions. The wire speaks ISO-8601 strings and the contract's field names; `shards/` speaks
+ * epoch milliseconds. Inputs here were already validated by `validate.ts`, so a bad timestamp is a bug (INTERNAL).
+ */
+import type { ApplyResult, Fact, FactInput, RecallQuery, RecalledFact } from '../shards/index.ts';
+import { ErrorCode, ShardmindError } from './errors.ts';
+import { timestampMs } from './fields.ts';
+import type {
+  RecallRequest,
+  RememberReply,
+  RememberStatus,
+  WireFact,
+  WireFactInput,
+  WireSource,
+  WriteReply,
+} from './wire.ts';
+
+/** A fact as history returns it: no score, no decay. */
+export type WireHistoryFact = Omit<WireFact, 'score' | 'effectiveConfidence'>;
+
+/** ISO-8601 → epoch ms. */
+export function isoToMs(iso: string): number {
+  return timestampMs(iso, 'timestamp');
+}
+
+/** Epoch ms → `2026-11-24T10:00:00.000Z`. */
+export function msToIso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function optionalMs(iso: string | undefined): number | undefined {
+  return iso === undefined ? undefined : isoToMs(iso);
+}
+
+/** Copies the keys whose value is defined, so the result has no `undefined` members to encode. */
+function defined<T extends object>(fields: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined) out[k] = v;
+  return out as T;
+}
+
+/** A validated wire fact as the store's `FactInput`. */
+export function toFactInput(f: WireFactInput): FactInput {
+  return defined<FactInput>({
+    text: f.text,
+    subject: f.subject,
+    predicate: f.predicate,
+    object: f.object,
+    confidence: f.confidence,
+    observedAt: optionalMs(f.observedAt),
+    validFrom: optionalMs(f.validFrom),
+    validTo: optionalMs(f.validTo),
+    halfLifeDays: f.halfLifeDays,
+  });
+}
+
+/** A validated recall request as the store's query, read at `now`; `limit` clamped to the shard's maximum. */
+export function toRecallQuery(req: RecallRequest, now: number, maxLimit?: number): RecallQuery {
+  const limit = req.limit !== undefined && maxLimit !== undefined ? Math.min(req.limit, maxLimit) : req.limit;
+  return defined<RecallQuery>({
+    query: req.query,
+    subject: req.subject,
+    predicate: req.predicate,
+    asOf: optionalMs(req.asOf),
+    minConfidence: req.minConfidence,
+    limit,
+    hops: req.hops,
+    includeInactive: req.includeInactive,
+    now,
+  });
+}
+
+function wireSource(s: Fact['source']): WireSource {
+  return defined<WireSource>({ agent: s.agent, task: s.task, node: s.node });
+}
+
+/** A stored fact as history shows it on the wire. */
+function historyFact(f: Fact): WireHistoryFact {
+  return defined<WireHistoryFact>({
+    id: f.id,
+    domain: f.domain,
+    text: f.text,
+    subject: f.subject,
+    predicate: f.predicate,
+    object: f.object,
+    confidence: f.confidence,
+    validFrom: msToIso(f.validFrom),
+    validTo: f.validTo === undefined ? undefined : msToIso(f.validTo),
+    observedAt: msToIso(f.observedAt),
+    recordedAt: msToIso(f.recordedAt),
+    invalidatedAt: f.invalidatedAt === undefined ? undefined : msToIso(f.invalidatedAt),
+    reinforcedAt: msToIso(f.reinforcedAt),
+    confirmations: f.confirmations,
+    status: f.status,
+    source: wireSource(f.source),
+  });
+}
+
+/** A recalled fact (with score and decay) or a stored one (history, get) as it travels on the wire. */
+export function toWireFact(f: RecalledFact): WireFact;
+export function toWireFact(f: Fact): WireHistoryFact;
+export function toWireFact(f: Fact | RecalledFact): WireFact | WireHistoryFact {
+  const base = historyFact(f);
+  if (!('score' in f)) return base;
+  return { ...base, effectiveConfidence: f.effectiveConfidence, score: f.score };
+}
+
+/**
+ * Throws the error a rejected apply carries. The store applies a write that names a missing fact as a
+ * deterministic no-op (`status: 'rejected'`); the caller gets the reason as a typed error.
+ */
+function throwIfRejected(r: ApplyResult): void {
+  if (r.status !== 'rejected') return;
+  const code = r.error?.code === 'NOT_FOUND' ? ErrorCode.NOT_FOUND : ErrorCode.BAD_REQUEST;
+  throw new ShardmindError(code, r.error?.message ?? `operation ${r.opId} was rejected by the shard`);
+}
+
+const REMEMBER_STATUSES: readonly string[] = ['created', 'reinforced', 'superseded_previous', 'recorded_superseded'];
+
+/** The wire status of a remember's apply result; a rejected apply is thrown as its error. */
+export function rememberStatus(r: ApplyResult): RememberStatus {
+  throwIfRejected(r);
+  if (!REMEMBER_STATUSES.includes(r.status)) {
+    throw new ShardmindError(ErrorCode.INTERNAL, `remember applied with unexpected status "${r.status}"`);
+  }
+  return r.status as RememberStatus;
+}
+
+/** The reply to a remember, from the apply result (a retried opId returns the original result, `duplicate`). */
+export function rememberReply(domain: string, r: ApplyResult): RememberReply {
+  const status = rememberStatus(r);
+  return defined<RememberReply>({
+    v: 1,
+    domain,
+    seq: r.seq,
+    factId: requireFactId(r),
+    status,
+    superseded: r.supersededIds && r.supersededIds.length > 0 ? [...r.supersededIds] : undefined,
+    duplicate: r.duplicate ? true : undefined,
+  });
+}
+
+/** The reply to a forget or retract, from the apply result. */
+export function writeReply(domain: string, r: ApplyResult): WriteReply {
+  throwIfRejected(r);
+  if (r.status !== 'forgotten' && r.status !== 'retracted') {
+    throw new ShardmindError(ErrorCode.INTERNAL, `forget/retract applied with unexpected status "${r.status}"`);
+  }
+  return defined<WriteReply>({
+    v: 1,
+    domain,
+    seq: r.seq,
+    factId: requireFactId(r),
+    status: r.status,
+    duplicate: r.duplicate ? true : undefined,
+  });
+}
+
+function requireFactId(r: ApplyResult): string {
+  if (r.factId === undefined) {
+    throw new ShardmindError(ErrorCode.INTERNAL, `apply result for ${r.opId} (${r.status}) has no factId`);
+  }
+  return r.factId;
+}

@@ -1,0 +1,246 @@
+/**
+ * The guard at the edge: one parse function per request type in `wire.ts`. Each takes the decoded body (anything a
+ * caller could send) and returns a well-typed request, or throws `ShardmindError(BAD_REQUEST)` naming the field and
+ * the problem. Inner code (shard actors, the router) trusts what these return.
+ *
+ * Rules: `v` must be 1; unknown fields are ignored (a newer client may send more) and are not copied into the
+ * result; known fields with the wrong type are errors; `null` is the same as absent for optional fields;
+ * timestamps come back normalized to `2026-11-24T10:00:00.000Z`. Size is checked before decoding (`checkSize`).
+ */
+import { ErrorCode, ShardmindError, badRequest } from './errors.ts';
+import {
+  boolean,
+  domainName,
+  id,
+  isRecord,
+  list,
+  literal,
+  name,
+  number,
+  optional,
+  record,
+  seqMap,
+  string,
+  text,
+  timestamp,
+  timestampMs,
+  unit,
+  describe,
+} from './fields.ts';
+import { LIMITS, TASK_ID } from './limits.ts';
+import type {
+  ClassifyRequest,
+  ForgetRequest,
+  GetRequest,
+  HistoryRequest,
+  RecallRequest,
+  RememberRequest,
+  RetractRequest,
+  TaskBeginRequest,
+  TaskEndRequest,
+  TaskObserveRequest,
+  TaskRerouteRequest,
+  WireFactInput,
+  WireObject,
+} from './wire.ts';
+
+/** Throws TOO_LARGE when a payload is over the limit; checked before decoding so a huge body costs nothing. */
+export function checkSize(data: Uint8Array | number, limit: number): void {
+  const size = typeof data === 'number' ? data : data.length;
+  if (size > limit) {
+    throw new ShardmindError(ErrorCode.TOO_LARGE, `payload is ${size} bytes; the limit is ${limit} bytes`);
+  }
+}
+
+const taskId = string({
+  max: LIMITS.idChars,
+  pattern: TASK_ID,
+  patternHint: 'a task id of letters, digits and _ - =',
+});
+const halfLifeDays = number({ min: LIMITS.halfLifeDaysMin, max: LIMITS.halfLifeDaysMax });
+const recallLimit = number({ min: 1, max: LIMITS.recallLimit, integer: true });
+const hops = number({ min: 0, max: LIMITS.hops, integer: true });
+
+/** The body as an object with `v: 1`; the first check every parser makes. */
+function envelope(body: unknown): Record<string, unknown> {
+  if (!isRecord(body)) throw badRequest('body', `must be an object with "v": 1, got ${describe(body)}`);
+  if (body['v'] !== 1) throw badRequest('v', `must be 1, got ${describe(body['v'])}`);
+  return body;
+}
+
+/** Copies only the fields that are present, so absent optionals stay absent (not `undefined` keys). */
+function compact<T extends object>(fields: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined) out[k] = v;
+  return out as T;
+}
+
+function parseObject(value: unknown, path: string): WireObject {
+  if (typeof value === 'string') return literal(value, path);
+  if (isRecord(value)) return { entity: name(value['entity'], `${path}.entity`) };
+  throw badRequest(path, `must be a string or { "entity": "<id>" }, got ${describe(value)}`);
+}
+
+function parseFact(value: unknown, path: string): WireFactInput {
+  const f = record(value, path);
+  const fact = compact<WireFactInput>({
+    text: text(f['text'], `${path}.text`),
+    subject: optional(name)(f['subject'], `${path}.subject`),
+    predicate: optional(name)(f['predicate'], `${path}.predicate`),
+    object: optional(parseObject)(f['object'], `${path}.object`),
+    confidence: optional(unit)(f['confidence'], `${path}.confidence`),
+    observedAt: optional(timestamp)(f['observedAt'], `${path}.observedAt`),
+    validFrom: optional(timestamp)(f['validFrom'], `${path}.validFrom`),
+    validTo: optional(timestamp)(f['validTo'], `${path}.validTo`),
+    halfLifeDays: optional(halfLifeDays)(f['halfLifeDays'], `${path}.halfLifeDays`),
+  });
+  // A predicate without a subject has nothing to hang on; an object needs both to be an edge.
+  if (fact.predicate !== undefined && fact.subject === undefined) {
+    throw badRequest(`${path}.subject`, 'is required when predicate is given');
+  }
+  if (fact.object !== undefined && fact.predicate === undefined) {
+    throw badRequest(`${path}.predicate`, 'is required when object is given');
+  }
+  if (fact.validFrom !== undefined && fact.validTo !== undefined) {
+    if (timestampMs(fact.validTo, '') < timestampMs(fact.validFrom, '')) {
+      throw badRequest(`${path}.validTo`, `must not be before ${path}.validFrom`);
+    }
+  }
+  return fact;
+}
+
+/** `remember`: only `agent` and `fact.text` are required. */
+export function parseRememberRequest(body: unknown): RememberRequest {
+  const b = envelope(body);
+  return compact<RememberRequest>({
+    v: 1,
+    agent: id(b['agent'], 'agent'),
+    node: optional(id)(b['node'], 'node'),
+    task: optional(taskId)(b['task'], 'task'),
+    domain: optional(domainName)(b['domain'], 'domain'),
+    opId: optional(id)(b['opId'], 'opId'),
+    fact: parseFact(b['fact'], 'fact'),
+  });
+}
+
+function parseDomains(value: unknown, path: string): string | string[] {
+  if (Array.isArray(value)) return list(domainName, LIMITS.domainsPerRequest)(value, path);
+  if (typeof value === 'string') return domainName(value, path);
+  throw badRequest(path, `must be a domain name or a list of them, got ${describe(value)}`);
+}
+
+/** `recall`: `query` or `subject` is required. */
+export function parseRecallRequest(body: unknown): RecallRequest {
+  const b = envelope(body);
+  const req = compact<RecallRequest>({
+    v: 1,
+    agent: optional(id)(b['agent'], 'agent'),
+    task: optional(taskId)(b['task'], 'task'),
+    query: optional(text)(b['query'], 'query'),
+    domain: optional(parseDomains)(b['domain'], 'domain'),
+    subject: optional(name)(b['subject'], 'subject'),
+    predicate: optional(name)(b['predicate'], 'predicate'),
+    asOf: optional(timestamp)(b['asOf'], 'asOf'),
+    minConfidence: optional(unit)(b['minConfidence'], 'minConfidence'),
+    limit: optional(recallLimit)(b['limit'], 'limit'),
+    hops: optional(hops)(b['hops'], 'hops'),
+    includeInactive: optional(boolean)(b['includeInactive'], 'includeInactive'),
+    minSeq: optional(seqMap)(b['minSeq'], 'minSeq'),
+  });
+  if (req.query === undefined && req.subject === undefined) {
+    throw badRequest('query', 'query or subject is required');
+  }
+  return req;
+}
+
+/** `forget`: remove a fact's text; a tombstone stays. */
+export function parseForgetRequest(body: unknown): ForgetRequest {
+  const b = envelope(body);
+  return compact<ForgetRequest>({
+    v: 1,
+    agent: id(b['agent'], 'agent'),
+    opId: optional(id)(b['opId'], 'opId'),
+    factId: id(b['factId'], 'factId'),
+  });
+}
+
+/** `retract`: the fact stopped being true at `validTo` (default: now). */
+export function parseRetractRequest(body: unknown): RetractRequest {
+  const b = envelope(body);
+  return compact<RetractRequest>({
+    v: 1,
+    agent: id(b['agent'], 'agent'),
+    opId: optional(id)(b['opId'], 'opId'),
+    factId: id(b['factId'], 'factId'),
+    validTo: optional(timestamp)(b['validTo'], 'validTo'),
+  });
+}
+
+/** `history`: every fact recorded for (subject, predicate). */
+export function parseHistoryRequest(body: unknown): HistoryRequest {
+  const b = envelope(body);
+  return compact<HistoryRequest>({
+    v: 1,
+    subject: name(b['subject'], 'subject'),
+    predicate: optional(name)(b['predicate'], 'predicate'),
+    minSeq: optional(seqMap)(b['minSeq'], 'minSeq'),
+  });
+}
+
+/** `get`: one fact by id. */
+export function parseGetRequest(body: unknown): GetRequest {
+  const b = envelope(body);
+  return compact<GetRequest>({
+    v: 1,
+    factId: id(b['factId'], 'factId'),
+    minSeq: optional(seqMap)(b['minSeq'], 'minSeq'),
+  });
+}
+
+/** `classify`: which domains a text belongs to. */
+export function parseClassifyRequest(body: unknown): ClassifyRequest {
+  const b = envelope(body);
+  return { v: 1, text: text(b['text'], 'text') };
+}
+
+export function parseTaskBeginRequest(body: unknown): TaskBeginRequest {
+  const b = envelope(body);
+  return compact<TaskBeginRequest>({
+    v: 1,
+    agent: id(b['agent'], 'agent'),
+    text: text(b['text'], 'text'),
+    domain: optional(domainName)(b['domain'], 'domain'),
+  });
+}
+
+export function parseTaskObserveRequest(body: unknown): TaskObserveRequest {
+  const b = envelope(body);
+  return { v: 1, task: taskId(b['task'], 'task'), text: text(b['text'], 'text') };
+}
+
+export function parseTaskRerouteRequest(body: unknown): TaskRerouteRequest {
+  const b = envelope(body);
+  return { v: 1, task: taskId(b['task'], 'task'), domain: domainName(b['domain'], 'domain') };
+}
+
+export function parseTaskEndRequest(body: unknown): TaskEndRequest {
+  const b = envelope(body);
+  return { v: 1, task: taskId(b['task'], 'task') };
+}
+
+/** The ops a shard serves on `sm.shard.<domain>.<op>`, each with its parser. */
+export const SHARD_REQUEST_PARSERS = {
+  remember: parseRememberRequest,
+  recall: parseRecallRequest,
+  forget: parseForgetRequest,
+  retract: parseRetractRequest,
+  history: parseHistoryRequest,
+  get: parseGetRequest,
+} as const;
+
+export type ShardOp = keyof typeof SHARD_REQUEST_PARSERS;
+export const SHARD_OPS = Object.keys(SHARD_REQUEST_PARSERS) as readonly ShardOp[];
+
+export function isShardOp(op: string): op is ShardOp {
+  return Object.hasOwn(SHARD_REQUEST_PARSERS, op);
+}
