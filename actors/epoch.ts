@@ -1,0 +1,85 @@
+/**
+ * Epoch claims: who may become a shard's next leader. Key `<domain>.<epoch>` in KV bucket `sm_epochs`, created with
+ * `kv.create()` — the first creator wins, keys are never updated or deleted. Correctness never rests on
+ * `kv.update(revision)`, whose compare-and-set races in nats-server 2.9.x clusters; `create` is a publish with
+ * `Nats-Expected-Last-Subject-Sequence: 0`, decided by the stream's Raft leader.
+ *
+ * Winning a claim only gives the right to *try*: the winner still has to append its epoch marker to the shard's log
+ * with the expected last sequence. The log, not KV, says who leads.
+ */
+import type { JetStreamClient, KV } from 'nats';
+import { EPOCH_BUCKET, ErrorCode, ShardmindError } from '../protocol/index.ts';
+import { apiErrorCode, WRONG_LAST_SEQUENCE } from './log-stream.ts';
+
+/** The value stored under a claim (JSON, so `nats kv get sm_epochs calendar.3` is readable). */
+export interface EpochClaim {
+  readonly v: 1;
+  readonly node: string;
+  readonly at: string;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class EpochRegistry {
+  private constructor(private readonly kv: KV) {}
+
+  /**
+   * Opens the bucket, creating it on first use. Hosts start together, so two may race to create it: the loser's
+   * create fails or finds the stream; either way the second attempt binds to it.
+   */
+  static async open(js: JetStreamClient, o: { replicas: number }): Promise<EpochRegistry> {
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        const kv = await js.views.kv(EPOCH_BUCKET, { history: 1, replicas: o.replicas });
+        return new EpochRegistry(kv);
+      } catch (err) {
+        lastErr = err;
+        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+      }
+    }
+    throw new ShardmindError(ErrorCode.UNAVAILABLE, `cannot open KV bucket ${EPOCH_BUCKET}: ${String(lastErr)}`, {
+      cause: lastErr,
+    });
+  }
+
+  /**
+   * Claims `epoch` of `domain` for `node`: true when this call created the key, false when someone else had.
+   * Other failures (no JetStream quorum) throw `UNAVAILABLE`.
+   */
+  async claim(domain: string, epoch: number, node: string, now = Date.now()): Promise<boolean> {
+    const claim: EpochClaim = { v: 1, node, at: new Date(now).toISOString() };
+    try {
+      await this.kv.create(epochKey(domain, epoch), encoder.encode(JSON.stringify(claim)));
+      return true;
+    } catch (err) {
+      if (apiErrorCode(err) === WRONG_LAST_SEQUENCE) return false;
+      throw new ShardmindError(ErrorCode.UNAVAILABLE, `epoch claim ${domain}.${epoch} failed: ${String(err)}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** Who claimed `epoch` of `domain`, if anyone. */
+  async holder(domain: string, epoch: number): Promise<EpochClaim | undefined> {
+    const e = await this.kv.get(epochKey(domain, epoch));
+    if (!e || e.operation !== 'PUT' || e.value.length === 0) return undefined;
+    return JSON.parse(decoder.decode(e.value)) as EpochClaim;
+  }
+
+  /** The highest epoch claimed for `domain`, 0 when none. */
+  async latest(domain: string): Promise<number> {
+    let max = 0;
+    const keys = await this.kv.keys(`${domain}.*`);
+    for await (const k of keys) {
+      const n = Number(k.slice(domain.length + 1));
+      if (Number.isInteger(n) && n > max) max = n;
+    }
+    return max;
+  }
+}
+
+export function epochKey(domain: string, epoch: number): string {
+  return `${domain}.${epoch}`;
+}

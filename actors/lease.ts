@@ -1,0 +1,149 @@
+/**
+ * Leases: how long a shard leader may trust that it still leads, and when a follower may presume it dead.
+ *
+ * The leader renews its lease from the moment a heartbeat was *sent* (not when its flush came back), so a follower
+ * that last heard that heartbeat at or after the send time cannot presume the leader dead before the leader itself
+ * has stopped serving reads. A drift margin covers clocks that tick at slightly different rates.
+ *
+ * Followers watch heartbeats on their own clock. Standby `rank` i waits an extra i × heartbeatMs before it claims,
+ * so the first live standby in preference order usually wins the race and the others see its heartbeats first.
+ */
+import type { TimerClock, TimerHandle } from './timers.ts';
+
+/** The leader's view: until when it may serve reads without hearing from the cluster. */
+export class LeaderLease {
+  private until = 0;
+
+  constructor(
+    private readonly leaseMs: number,
+    /** Subtracted from every renewal; default a tenth of the lease. */
+    private readonly driftMarginMs = Math.floor(leaseMs / 10),
+  ) {}
+
+  /** A heartbeat sent at `sentAt` reached the server and came back (flush): the lease runs from `sentAt`. */
+  renew(sentAt: number): void {
+    this.until = Math.max(this.until, sentAt + this.leaseMs - this.driftMarginMs);
+  }
+
+  valid(now: number): boolean {
+    return now < this.until;
+  }
+
+  /** Epoch ms the lease lapses at (0 before the first renewal). */
+  get leaseUntil(): number {
+    return this.until;
+  }
+
+  /** Forget the lease (on stepping down), so a stale renewal cannot revive it. */
+  revoke(): void {
+    this.until = 0;
+  }
+}
+
+export interface LeaseWatcherOptions {
+  readonly clock: TimerClock;
+  readonly leaseMs: number;
+  readonly heartbeatMs: number;
+  /** Position among the live standbys (0 = first choice). */
+  readonly rank?: number;
+  /** Called once per silence; `heard()` or `rearm()` arms it again. Errors it throws are the caller's bug. */
+  readonly onExpired: () => void;
+}
+
+/**
+ * A follower's failure detector for one shard. Silence is measured from the last heartbeat heard, or from
+ * `start()`/`rearm()`, so a fresh follower gives the leader a full lease before suspecting it.
+ *
+ * @example
+ * const w = new LeaseWatcher({ clock, leaseMs: 1500, heartbeatMs: 250, rank: 0, onExpired: () => claim() });
+ * w.start();
+ * monitor.onHeartbeat = () => w.heard();
+ */
+export class LeaseWatcher {
+  private lastSeen = 0;
+  private timer: TimerHandle | undefined;
+  private rank: number;
+  private running = false;
+  private fired = false;
+
+  constructor(private readonly o: LeaseWatcherOptions) {
+    this.rank = o.rank ?? 0;
+  }
+
+  /** Starts watching; the silence counts from now. Idempotent. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.rearm();
+  }
+
+  /** A heartbeat from the current leader arrived. */
+  heard(): void {
+    if (!this.running) return;
+    this.lastSeen = this.o.clock.now();
+    this.fired = false;
+    this.schedule();
+  }
+
+  /** Restart the countdown from now (after a claim attempt that lost, or when leadership changed hands). */
+  rearm(): void {
+    if (!this.running) return;
+    this.lastSeen = this.o.clock.now();
+    this.fired = false;
+    this.schedule();
+  }
+
+  setRank(rank: number): void {
+    this.rank = Math.max(0, rank);
+    if (this.running && !this.fired) this.schedule();
+  }
+
+  /** How long this follower waits in silence before claiming. */
+  get patienceMs(): number {
+    return this.o.leaseMs + this.rank * this.o.heartbeatMs;
+  }
+
+  /** Local time the last heartbeat (or start/rearm) was recorded. */
+  get lastSeenAt(): number {
+    return this.lastSeen;
+  }
+
+  expired(now = this.o.clock.now()): boolean {
+    return now - this.lastSeen > this.patienceMs;
+  }
+
+  /** Cancels the timer. Idempotent. */
+  stop(): void {
+    this.running = false;
+    if (this.timer !== undefined) this.o.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(): void {
+    if (this.timer !== undefined) this.o.clock.clearTimeout(this.timer);
+    // +1: "silent past the lease" is strictly more than patienceMs.
+    const wait = this.lastSeen + this.patienceMs + 1 - this.o.clock.now();
+    this.timer = this.o.clock.setTimeout(() => this.check(), Math.max(0, wait));
+  }
+
+  private check(): void {
+    this.timer = undefined;
+    if (!this.running || this.fired) return;
+    if (!this.expired()) {
+      this.schedule();
+      return;
+    }
+    this.fired = true;
+    this.o.onExpired();
+  }
+}
+
+/**
+ * A node's failover rank for a domain: its position among the placement's standbys that are alive, in
+ * preference order. Nodes not in the list (followers added by `migrate`) rank after every listed standby.
+ */
+export function standbyRank(standbys: readonly string[], node: string, alive?: ReadonlySet<string>): number {
+  const live = alive ? standbys.filter((s) => s === node || alive.has(s)) : standbys;
+  const i = live.indexOf(node);
+  return i >= 0 ? i : live.length;
+}

@@ -1,0 +1,79 @@
+/** Leases and the follower's failure detector, on a manual clock: time moves, nothing sleeps. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { LeaderLease, LeaseWatcher, standbyRank } from '../../actors/lease.ts';
+import { ManualClock } from '../../actors/timers.ts';
+
+test('leader lease - runs from the send time, less the drift margin, and never moves back', () => {
+  const lease = new LeaderLease(1500, 150);
+  assert.is(lease.valid(0), false, 'no lease before the first renewal');
+  lease.renew(1000);
+  assert.is(lease.leaseUntil, 2350);
+  assert.ok(lease.valid(2349));
+  assert.not.ok(lease.valid(2350));
+  lease.renew(900); // a late flush of an older beat
+  assert.is(lease.leaseUntil, 2350);
+  lease.revoke();
+  assert.not.ok(lease.valid(1001));
+});
+
+test('lease watcher - fires once after leaseMs of silence, not before', () => {
+  const clock = new ManualClock(10_000);
+  let fired = 0;
+  const w = new LeaseWatcher({ clock, leaseMs: 1500, heartbeatMs: 250, rank: 0, onExpired: () => fired++ });
+  w.start();
+  clock.advance(1500);
+  assert.is(fired, 0, 'exactly leaseMs is not past the lease');
+  clock.advance(1);
+  assert.is(fired, 1);
+  clock.advance(10_000);
+  assert.is(fired, 1, 'fires once per silence');
+  w.rearm();
+  clock.advance(1501);
+  assert.is(fired, 2, 'rearm starts a new countdown');
+  w.stop();
+  assert.is(clock.pending, 0, 'stop cancels the timer');
+});
+
+test('lease watcher - heartbeats keep it quiet; silence after the last one counts from it', () => {
+  const clock = new ManualClock(0);
+  let firedAt = -1;
+  const w = new LeaseWatcher({ clock, leaseMs: 1500, heartbeatMs: 250, onExpired: () => (firedAt = clock.now()) });
+  w.start();
+  for (let i = 0; i < 20; i++) {
+    clock.advance(250);
+    w.heard();
+  }
+  assert.is(firedAt, -1);
+  const last = clock.now();
+  clock.advance(5_000);
+  assert.is(firedAt, last + 1501);
+  assert.is(w.lastSeenAt, last);
+  w.stop();
+});
+
+test('lease watcher - standby rank i waits i heartbeats longer', () => {
+  const clock = new ManualClock(0);
+  const firedAt: number[] = [];
+  const watchers = [0, 1, 2].map(
+    (rank) =>
+      new LeaseWatcher({ clock, leaseMs: 1500, heartbeatMs: 250, rank, onExpired: () => (firedAt[rank] = clock.now()) }),
+  );
+  for (const w of watchers) w.start();
+  clock.advance(3_000);
+  assert.equal(firedAt, [1501, 1751, 2001]);
+  watchers[2]!.rearm();
+  watchers[2]!.setRank(0);
+  assert.is(watchers[2]!.patienceMs, 1500);
+  for (const w of watchers) w.stop();
+});
+
+test('standby rank - position among live standbys; unknown followers rank last', () => {
+  const standbys = ['mini-2', 'mini-3', 'mini-4'];
+  assert.is(standbyRank(standbys, 'mini-2'), 0);
+  assert.is(standbyRank(standbys, 'mini-4'), 2);
+  assert.is(standbyRank(standbys, 'mini-4', new Set(['mini-3'])), 1, 'a dead mini-2 does not hold mini-4 back');
+  assert.is(standbyRank(standbys, 'mini-9'), 3);
+});
+
+test.run();
