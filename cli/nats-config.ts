@@ -1,0 +1,113 @@
+/**
+ * `shardmind nats-config --node NAME [--config FILE] [--out FILE]`: writes one Mini's nats-server config from
+ * `cluster.config.ts` — its server name, client port, a cluster block routed to every other Mini's
+ * `natsServer.host:clusterPort`, and its JetStream store dir — so the cluster's shape lives in one file.
+ */
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, nodeByName } from '../config/index.ts';
+import type { ClusterConfig, NodeConfig } from '../config/index.ts';
+import { natsServerConfig } from './nats-server.ts';
+
+export const DEFAULT_NATS_CLIENT_PORT = 4222;
+export const DEFAULT_NATS_CLUSTER_PORT = 6222;
+
+/** Where a node's nats-server listens and keeps JetStream files, defaults filled in. */
+export interface NatsServerPlan {
+  readonly host: string;
+  readonly port: number;
+  readonly clusterPort: number;
+  readonly storeDir: string;
+}
+
+export function natsServerPlan(config: ClusterConfig, node: NodeConfig): NatsServerPlan {
+  const ns = node.natsServer;
+  if (!ns) {
+    const i = config.nodes.indexOf(node);
+    throw new ConfigError(`nodes[${i}].natsServer`, `node "${node.name}" has no natsServer block: add { host: '…' }`);
+  }
+  return {
+    host: ns.host,
+    port: ns.port ?? DEFAULT_NATS_CLIENT_PORT,
+    clusterPort: ns.clusterPort ?? DEFAULT_NATS_CLUSTER_PORT,
+    storeDir: resolve(config.dataDir, ns.storeDir ?? join(config.dataDir, 'nats')),
+  };
+}
+
+/**
+ * The nats-server config text for `nodeName`. One node alone gets no cluster block (JetStream runs standalone);
+ * otherwise every other node with a `natsServer` block is a route.
+ *
+ * @example
+ * writeFileSync('mini-1.conf', natsConfigFor(await loadConfig(), 'mini-1'));
+ */
+export function natsConfigFor(config: ClusterConfig, nodeName: string): string {
+  const node = nodeByName(config, nodeName);
+  const plan = natsServerPlan(config, node);
+  const peers = config.nodes.filter((n) => n.name !== node.name);
+  const routes = peers.map((peer) => {
+    const p = natsServerPlan(config, peer);
+    return `nats-route://${p.host}:${p.clusterPort}`;
+  });
+  return natsServerConfig({
+    name: node.name,
+    host: plan.host,
+    port: plan.port,
+    storeDir: plan.storeDir,
+    ...(routes.length > 0 ? { cluster: { name: config.cluster.name, port: plan.clusterPort, routes } } : {}),
+  });
+}
+
+const USAGE = 'usage: shardmind nats-config --node NAME [--config FILE] [--out FILE]';
+
+/** The command. Prints the config, or writes it to `--out`; returns the exit code. */
+export async function natsConfigCommand(
+  argv: readonly string[],
+  io: { out: (s: string) => void; err: (s: string) => void } = {
+    out: (s) => process.stdout.write(s),
+    err: (s) => process.stderr.write(s),
+  },
+): Promise<number> {
+  let values: { node?: string; config?: string; out?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        node: { type: 'string' },
+        config: { type: 'string' },
+        out: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    io.err(`${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help) {
+    io.out(`${USAGE}\n`);
+    return 0;
+  }
+  if (!values.node) {
+    io.err(`--node is required\n${USAGE}\n`);
+    return 2;
+  }
+  try {
+    const config = await loadConfig(values.config);
+    const text = natsConfigFor(config, values.node);
+    if (values.out) {
+      mkdirSync(dirname(resolve(values.out)), { recursive: true });
+      writeFileSync(values.out, text);
+      io.out(`wrote ${values.out} for ${values.node}: start it with  nats-server -c ${values.out}\n`);
+    } else {
+      io.out(text);
+    }
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(`config error: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
