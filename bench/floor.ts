@@ -1,0 +1,91 @@
+/**
+ * The physical floor: what NATS, JetStream and the disk cost before shardmind does anything. Every shardmind figure
+ * is reported as a ratio to one of these, measured in the same run on the same nats-server.
+ *
+ * - echo (child process): request-reply to a responder in another process — the fair floor for a shard, which
+ *   also serves from another process. The in-process echo is measured too, to show what the process hop costs.
+ * - JetStream publish-ack: a 200-byte publish to an R1 file stream, awaited until the server acks. nats-server
+ *   2.9 acks before it fsyncs (it syncs every ~2 min), so this is not a durable write on its own.
+ * - append + fdatasync: a 200-byte append to a file in the bench's temp dir, then fdatasync — one durable write.
+ */
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { connect, RetentionPolicy, StorageType } from 'nats';
+import type { BenchContext } from './context.ts';
+import { waitForLine } from './cleanup.ts';
+import { measureConcurrent, measureSequential, type SequentialSummary, type ThroughputSummary } from './stats.ts';
+
+export interface FloorFigure {
+  readonly seq: SequentialSummary;
+  readonly tput: ThroughputSummary;
+}
+
+export interface FloorResult {
+  readonly echo: FloorFigure;
+  readonly echoInProcess: FloorFigure;
+  readonly jsPublish: FloorFigure;
+  readonly fdatasync: FloorFigure;
+  /** p50 of echo + JetStream ack + fdatasync: the floor for one durable remember. */
+  readonly rememberFloorP50us: number;
+  readonly payloadBytes: number;
+}
+
+export const FLOOR_CONCURRENCY = 64;
+const PAYLOAD = new Uint8Array(200).fill(0x61);
+
+export async function measureFloor(ctx: BenchContext): Promise<FloorResult> {
+  const { nc, budgets } = ctx;
+  const figure = async (name: string, op: () => Promise<unknown>): Promise<FloorFigure> => {
+    const seq = await measureSequential(op, budgets.seq);
+    const tput = await measureConcurrent(op, FLOOR_CONCURRENCY, budgets.tput);
+    ctx.log(`floor ${name}: p50 ${seq.p50us.toFixed(0)} µs, p99 ${seq.p99us.toFixed(0)} µs, ${tput.opsPerSec.toFixed(0)} ops/s at ${FLOOR_CONCURRENCY}`);
+    return { seq, tput };
+  };
+
+  // Echo from a child process.
+  const child = ctx.cleanup.spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'echo-responder.ts'), ctx.natsUrl, 'bench.floor.echo']);
+  await waitForLine(child, /^ready$/, 15_000);
+  const echo = await figure('echo (child process)', () => nc.request('bench.floor.echo', PAYLOAD, { timeout: 5_000 }));
+
+  // Echo in this process (its own connection: the bench's connection does not hear itself), for comparison.
+  const responder = await connect({ servers: ctx.natsUrl, noEcho: true });
+  ctx.cleanup.add('close in-process echo connection', () => responder.close());
+  responder.subscribe('bench.floor.echo.local', { callback: (_e, m) => m.respond(m.data) });
+  await responder.flush();
+  const echoInProcess = await figure('echo (in process)', () => nc.request('bench.floor.echo.local', PAYLOAD, { timeout: 5_000 }));
+  await responder.close();
+
+  // JetStream publish-ack on an R1 file stream.
+  const jsm = await nc.jetstreamManager({ checkAPI: false });
+  await jsm.streams.add({
+    name: 'BENCH_FLOOR',
+    subjects: ['bench.floor.js'],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    num_replicas: 1,
+  });
+  ctx.cleanup.add('delete stream BENCH_FLOOR', async () => {
+    if (!nc.isClosed()) await jsm.streams.delete('BENCH_FLOOR').catch(() => undefined);
+  });
+  const js = nc.jetstream();
+  const jsPublish = await figure('JetStream publish-ack (R1 file)', () => js.publish('bench.floor.js', PAYLOAD));
+
+  // 200-byte append + fdatasync.
+  const dir = ctx.cleanup.tempDir('floor');
+  const fh = await open(join(dir, 'append.log'), 'a');
+  ctx.cleanup.add('close append.log', () => fh.close().catch(() => undefined));
+  const fdatasync = await figure('append 200 B + fdatasync', async () => {
+    await fh.write(PAYLOAD);
+    await fh.datasync();
+  });
+  await fh.close();
+
+  return {
+    echo,
+    echoInProcess,
+    jsPublish,
+    fdatasync,
+    rememberFloorP50us: echo.seq.p50us + jsPublish.seq.p50us + fdatasync.seq.p50us,
+    payloadBytes: PAYLOAD.length,
+  };
+}

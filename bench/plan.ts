@@ -1,0 +1,58 @@
+/**
+ * The measurement plan shared by shardmind and Redis: for each store size, preload up to it, then for each
+ * operation a sequential run (p50/p99, and the throughput of one client) and closed-loop runs at each concurrency
+ * level. Remembers always write fact indices never used before, so they create rather than reinforce.
+ */
+import { performance } from 'node:perf_hooks';
+import type { BenchContext } from './context.ts';
+import { measureConcurrent, measureSequential, type SequentialSummary, type ThroughputSummary } from './stats.ts';
+import type { MemoryTarget } from './target.ts';
+
+export interface OpFigures {
+  readonly seq: SequentialSummary;
+  /** Keyed by concurrent clients (16, 64, …); concurrency 1 is `seq`. */
+  readonly tput: Readonly<Record<number, ThroughputSummary>>;
+}
+
+export interface SizeFigures {
+  readonly facts: number;
+  readonly preloadMs: number;
+  readonly ops: Readonly<Record<string, OpFigures>>;
+}
+
+/** Remembers during measurement use indices from here up, far above any preload. */
+const FRESH_BASE = 100_000_000;
+
+export async function measureTarget(
+  ctx: BenchContext,
+  target: MemoryTarget,
+  opts: { readonly freshBase?: number } = {},
+): Promise<SizeFigures[]> {
+  const out: SizeFigures[] = [];
+  let loaded = 0;
+  let fresh = opts.freshBase ?? FRESH_BASE;
+  let queries = 0;
+  for (const size of ctx.budgets.factSizes) {
+    const t0 = performance.now();
+    await target.preload(loaded, size);
+    const preloadMs = performance.now() - t0;
+    ctx.log(`${target.name}: preloaded ${loaded}..${size} in ${(preloadMs / 1000).toFixed(1)} s (${(((size - loaded) / preloadMs) * 1000).toFixed(0)} facts/s)`);
+    loaded = size;
+    const ops: Record<string, OpFigures> = {};
+    for (const op of target.ops) {
+      const stored = size;
+      const run = op.kind === 'remember' ? () => op.run(fresh++, stored) : () => op.run(queries++, stored);
+      const seq = await measureSequential(run, ctx.budgets.seq);
+      const tput: Record<number, ThroughputSummary> = {};
+      for (const c of ctx.budgets.clients) {
+        if (c === 1) continue;
+        tput[c] = await measureConcurrent(run, c, ctx.budgets.tput);
+      }
+      ops[op.name] = { seq, tput };
+      const t = Object.entries(tput).map(([c, s]) => `${s.opsPerSec.toFixed(0)}/s@${c}${s.errors ? ` (${s.errors} errors)` : ''}`);
+      ctx.log(`${target.name} ${op.name} @${size}: p50 ${seq.p50us.toFixed(0)} µs, p99 ${seq.p99us.toFixed(0)} µs, ${seq.opsPerSec.toFixed(0)}/s@1, ${t.join(', ')}`);
+    }
+    out.push({ facts: size, preloadMs, ops });
+  }
+  return out;
+}
