@@ -1,0 +1,80 @@
+/**
+ * Where tasks live between requests: the task machine's persisted snapshot as JSON in the NATS KV bucket
+ * `sm_tasks`, key = task id, written after every step. No router holds a task in memory, so a router that dies
+ * (or a Mini that is unplugged) loses nothing: the next request for the task lands on any router and continues.
+ *
+ * Concurrency: last writer wins, on purpose. A task belongs to one agent, which drives it one request at a time
+ * (each waits for its reply), so two routers only step the same task together if that agent sends two requests
+ * for it at once; the cost is then one lost observation's evidence or history line, never a corrupt task (each
+ * write is a whole, valid snapshot). Making this airtight would need KV `update(revision)` compare-and-set, which
+ * nats-server 2.9.x does not honour reliably in a cluster (DESIGN.md), so we do not pretend to have it.
+ */
+import { createActor, type Snapshot } from 'xstate';
+import type { KV, NatsConnection } from 'nats';
+import { ErrorCode, ShardmindError } from '../protocol/index.ts';
+import { taskMachine, type TaskContext, type TaskEvent, type TaskInput, type TaskState } from './task-machine.ts';
+
+export const TASK_BUCKET = 'sm_tasks';
+/** A task untouched this long is dropped by the bucket. */
+export const TASK_MAX_AGE_MS = 30 * 24 * 3600 * 1000;
+
+/** What a caller reads of a task after a step. */
+export interface TaskView {
+  readonly state: TaskState;
+  readonly context: TaskContext;
+  /** The JSON-safe snapshot to persist. */
+  readonly persisted: Snapshot<unknown>;
+}
+
+function view(actor: ReturnType<typeof createActor<typeof taskMachine>>): TaskView {
+  const snapshot = actor.getSnapshot();
+  return { state: snapshot.value as TaskState, context: snapshot.context, persisted: actor.getPersistedSnapshot() };
+}
+
+/** A new task, stepped through its first events. Pure: no I/O. */
+export function newTask(input: TaskInput, events: readonly TaskEvent[]): TaskView {
+  const actor = createActor(taskMachine, { input });
+  actor.start();
+  for (const e of events) actor.send(e);
+  const v = view(actor);
+  actor.stop();
+  return v;
+}
+
+const RESTORED: TaskInput = { id: '', agent: '', rerouteMargin: 0 };
+
+/** A persisted task, restored and stepped through more events. Pure: no I/O. */
+export function stepTask(persisted: Snapshot<unknown>, events: readonly TaskEvent[]): TaskView {
+  // Persisted snapshots are opaque (`Snapshot<unknown>`) by design; the machine that wrote it reads it back. The
+  // input only seeds a new context, so restoring ignores it; the types still ask for one.
+  const actor = createActor(taskMachine, { snapshot: persisted, input: RESTORED });
+  actor.start();
+  for (const e of events) actor.send(e);
+  const v = view(actor);
+  actor.stop();
+  return v;
+}
+
+export class TaskStore {
+  private constructor(private readonly kv: KV) {}
+
+  /** Opens (creating when needed) the bucket. Several routers may race here: identical creates are harmless. */
+  static async open(nc: NatsConnection, options: { replicas: number }): Promise<TaskStore> {
+    const js = nc.jetstream();
+    const kv = await js.views.kv(TASK_BUCKET, { history: 1, replicas: options.replicas, ttl: TASK_MAX_AGE_MS });
+    return new TaskStore(kv);
+  }
+
+  /** The task's latest snapshot; NOT_FOUND when there is no such task. */
+  async load(id: string): Promise<Snapshot<unknown>> {
+    const entry = await this.kv.get(id);
+    if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) {
+      throw new ShardmindError(ErrorCode.NOT_FOUND, `no task ${id} (never begun, or expired)`);
+    }
+    return entry.json<Snapshot<unknown>>();
+  }
+
+  async save(id: string, persisted: Snapshot<unknown>): Promise<void> {
+    await this.kv.put(id, JSON.stringify(persisted));
+  }
+}
