@@ -1,0 +1,271 @@
+/**
+ * The TypeScript SDK: `connect()` returns a `ShardmindClient` that remembers and recalls over NATS. It makes opIds,
+ * retries within a deadline (same opId, so a retried write is applied once), keeps read-your-writes sequences per
+ * domain, and throws `ShardmindError` with the wire's code. Requests go to the router (`sm.mem.<op>`) unless the
+ * call (or the client) says `direct`, then to the shard (`sm.shard.<domain>.<op>`).
+ */
+import { connect as natsConnect, type NatsConnection } from 'nats';
+import {
+  ErrorCode,
+  ShardmindError,
+  memSubject,
+  shardSubject,
+  type ClassifyReply,
+  type HistoryReply,
+  type RecallReply,
+  type RememberReply,
+  type TaskBeginReply,
+  type TaskObserveReply,
+  type WireFact,
+  type WireHistoryFact,
+  type WriteReply,
+} from '../protocol/index.ts';
+import { defined, fromRememberReply, fromWireFact, fromWriteReply, toWireFactInput } from './convert.ts';
+import { createOpIdSource, type OpIdSource } from './op-id.ts';
+import { DEFAULT_RETRY_POLICY, isRefusal, withRetry, type RetryPolicy } from './retry.ts';
+import { SeqTracker } from './seq-tracker.ts';
+import { Transport } from './transport.ts';
+import type {
+  ConnectOptions,
+  DomainScore,
+  Fact,
+  FactInput,
+  RecallQuery,
+  RecallResult,
+  RememberOptions,
+  RememberResult,
+  Routing,
+  TaskInfo,
+  TaskObservation,
+  WriteResult,
+} from './types.ts';
+
+export const DEFAULT_TIMEOUT_MS = 2_000;
+export const DEFAULT_DEADLINE_MS = 10_000;
+
+/** How a call may be repeated: `idempotent` calls (reads, writes with an opId) on any retryable error; others
+ * only when the server said it did nothing (NOT_LEADER, SHARD_MOVED, UNAVAILABLE, no responders). */
+type Repeat = 'idempotent' | 'refusals-only';
+
+/**
+ * Connects to a shardmind cluster through any of its NATS servers.
+ *
+ * @example
+ * ```ts
+ * import { connect } from 'shardmind/client';
+ *
+ * const memory = await connect({ servers: 'nats://mini-1.local:4222', agent: 'mail-agent', node: 'mini-1' });
+ * await memory.remember(
+ *   { text: 'The user prefers PDF attachments over links', subject: 'user', predicate: 'prefers_attachment_format', object: 'pdf' },
+ *   { domain: 'email' },
+ * );
+ * const { facts } = await memory.recall({ query: 'attachment or link?', domain: 'email' });
+ * console.log(facts[0]?.text, facts[0]?.effectiveConfidence);
+ * await memory.close();
+ * ```
+ */
+export async function connect(options: ConnectOptions): Promise<ShardmindClient> {
+  if (options.connection) return new ShardmindClient(options.connection, options, false);
+  if (options.servers === undefined) throw new Error('connect: give `servers` (NATS URLs) or `connection`');
+  const servers = typeof options.servers === 'string' ? [options.servers] : [...options.servers];
+  const nc = await natsConnect({ servers, name: `shardmind-client:${options.agent}` });
+  return new ShardmindClient(nc, options, true);
+}
+
+export class ShardmindClient {
+  readonly agent: string;
+  readonly node: string | undefined;
+  private readonly transport: Transport;
+  private readonly opIds: OpIdSource = createOpIdSource();
+  private readonly seqs = new SeqTracker();
+  private readonly timeoutMs: number;
+  private readonly deadlineMs: number;
+  private readonly direct: boolean;
+  private readonly policy: RetryPolicy;
+  private closing: Promise<void> | undefined;
+
+  /** Task calls, through the router: a task follows its work from domain to domain. */
+  readonly task = {
+    begin: (text: string, options: { domain?: string } = {}): Promise<TaskInfo> =>
+      this.call<TaskBeginReply>(
+        memSubject('task.begin'),
+        defined({ v: 1, agent: this.agent, text, domain: options.domain }),
+        'refusals-only',
+      ).then((r) => ({ task: r.task, domain: r.domain })),
+    observe: (task: string, text: string): Promise<TaskObservation> =>
+      this.call<TaskObserveReply>(memSubject('task.observe'), { v: 1, task, text }, 'refusals-only').then((r) => ({
+        task: r.task,
+        domain: r.domain,
+        rerouted: r.rerouted,
+        context: r.context.map((f) => fromWireFact(f)),
+      })),
+    reroute: (task: string, domain: string): Promise<TaskInfo> =>
+      this.call<TaskBeginReply>(memSubject('task.reroute'), { v: 1, task, domain }, 'idempotent').then((r) => ({
+        task: r.task,
+        domain: r.domain,
+      })),
+    end: (task: string): Promise<void> =>
+      this.call<object>(memSubject('task.end'), { v: 1, task }, 'idempotent').then(() => undefined),
+  };
+
+  constructor(
+    readonly connection: NatsConnection,
+    options: ConnectOptions,
+    private readonly ownsConnection: boolean,
+  ) {
+    this.agent = options.agent;
+    this.node = options.node;
+    this.transport = new Transport(connection, options.encoding ?? 'msgpack');
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    this.direct = options.direct ?? false;
+    this.policy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
+    this.onRetry = options.onRetry;
+  }
+
+  private readonly onRetry: ConnectOptions['onRetry'];
+
+  /** Remembers a fact. Without a domain (and not `direct`) the router classifies it. */
+  async remember(fact: FactInput, options: RememberOptions = {}): Promise<RememberResult> {
+    const opId = options.opId ?? this.opIds.next();
+    const body = defined({
+      v: 1,
+      agent: this.agent,
+      node: this.node,
+      task: options.task,
+      domain: options.domain,
+      opId,
+      fact: toWireFactInput(fact),
+    });
+    const reply = await this.call<RememberReply>(this.subject('remember', options), body, 'idempotent');
+    this.seqs.observe(reply.domain, reply.seq);
+    return fromRememberReply(reply, opId);
+  }
+
+  /** Recalls facts, best first; waits (bounded, on the shard) until this client's own writes are visible. */
+  async recall(query: RecallQuery): Promise<RecallResult> {
+    const domains = query.domain === undefined ? undefined : typeof query.domain === 'string' ? [query.domain] : [...query.domain];
+    const direct = query.direct ?? this.direct;
+    if (direct && domains?.length !== 1) {
+      throw new ShardmindError(ErrorCode.BAD_REQUEST, 'domain: a direct recall names exactly one domain');
+    }
+    const body = defined({
+      v: 1,
+      agent: this.agent,
+      task: query.task,
+      query: query.query,
+      domain: query.domain,
+      subject: query.subject,
+      predicate: query.predicate,
+      asOf: query.asOf?.toISOString(),
+      minConfidence: query.minConfidence,
+      limit: query.limit,
+      hops: query.hops,
+      includeInactive: query.includeInactive,
+      minSeq: this.seqs.minSeqFor(domains),
+    });
+    const subject = direct ? shardSubject(domains![0]!, 'recall') : memSubject('recall');
+    const reply = await this.call<RecallReply>(subject, body, 'idempotent');
+    this.seqs.observeAll(reply.seqs);
+    return {
+      domains: reply.domains,
+      facts: reply.facts.map((f: WireFact) => fromWireFact(f)),
+      missing: reply.missing ?? [],
+      seqs: reply.seqs ?? {},
+    };
+  }
+
+  /** Removes a fact's text at the user's request (a tombstone stays). The domain defaults to the fact id's. */
+  async forget(factId: string, options: Routing & { opId?: string } = {}): Promise<WriteResult> {
+    const domain = options.domain ?? domainOfFactId(factId);
+    const opId = options.opId ?? this.opIds.next();
+    const body = { v: 1, agent: this.agent, opId, factId, domain };
+    const reply = await this.call<WriteReply>(this.subject('forget', { ...options, domain }), body, 'idempotent');
+    this.seqs.observe(reply.domain, reply.seq);
+    return fromWriteReply(reply, opId);
+  }
+
+  /** Marks a fact as no longer true from `validTo` (default now); it stays in history. */
+  async retract(factId: string, options: Routing & { opId?: string; validTo?: Date } = {}): Promise<WriteResult> {
+    const domain = options.domain ?? domainOfFactId(factId);
+    const opId = options.opId ?? this.opIds.next();
+    const body = defined({ v: 1, agent: this.agent, opId, factId, domain, validTo: options.validTo?.toISOString() });
+    const reply = await this.call<WriteReply>(this.subject('retract', { ...options, domain }), body, 'idempotent');
+    this.seqs.observe(reply.domain, reply.seq);
+    return fromWriteReply(reply, opId);
+  }
+
+  /** Every fact recorded about (subject, predicate) in one domain, oldest first: what was believed when. */
+  async history(subject: string, predicate: string | undefined, options: Routing & { domain: string }): Promise<Fact[]> {
+    const body = defined({
+      v: 1,
+      subject,
+      predicate,
+      domain: options.domain,
+      minSeq: this.seqs.minSeqFor([options.domain]),
+    });
+    const reply = await this.call<HistoryReply>(this.subject('history', options), body, 'idempotent');
+    return reply.facts.map((f: WireHistoryFact) => fromWireFact(f));
+  }
+
+  /** One fact by id, or undefined when the shard has none. The domain defaults to the fact id's. */
+  async get(factId: string, options: Routing = {}): Promise<Fact | undefined> {
+    const domain = options.domain ?? domainOfFactId(factId);
+    const body = defined({ v: 1, factId, domain, minSeq: this.seqs.minSeqFor([domain]) });
+    try {
+      const reply = await this.call<{ v: 1; fact: WireHistoryFact }>(
+        this.subject('get', { ...options, domain }),
+        body,
+        'idempotent',
+      );
+      return fromWireFact(reply.fact);
+    } catch (err) {
+      if (err instanceof ShardmindError && err.code === ErrorCode.NOT_FOUND) return undefined;
+      throw err;
+    }
+  }
+
+  /** Which domains a text belongs to, most likely first. */
+  async classify(text: string): Promise<DomainScore[]> {
+    const reply = await this.call<ClassifyReply>(memSubject('classify'), { v: 1, text }, 'idempotent');
+    return reply.domains.map((d) => ({ domain: d.domain, p: d.p }));
+  }
+
+  /** The highest sequence this client has seen for a domain (its read-your-writes floor). */
+  seenSeq(domain: string): number {
+    return this.seqs.get(domain);
+  }
+
+  /** Drains and closes the connection if the client opened it. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.ownsConnection && !this.connection.isClosed() ? this.connection.drain() : Promise.resolve();
+    return this.closing;
+  }
+
+  private subject(op: string, routing: Routing): string {
+    if (!(routing.direct ?? this.direct)) return memSubject(op);
+    if (routing.domain === undefined) {
+      throw new ShardmindError(ErrorCode.BAD_REQUEST, `domain: required for a direct ${op}`);
+    }
+    return shardSubject(routing.domain, op);
+  }
+
+  private call<T>(subject: string, body: object, repeat: Repeat): Promise<T> {
+    if (this.closing) return Promise.reject(new ShardmindError(ErrorCode.UNAVAILABLE, 'client is closed', { retryable: false }));
+    return withRetry((remainingMs) => this.transport.request<T>(subject, body, Math.min(this.timeoutMs, remainingMs)), {
+      deadline: Date.now() + this.deadlineMs,
+      policy: this.policy,
+      mayRetry: (err) => err.retryable && (repeat === 'idempotent' || isRefusal(err)),
+      onRetry: (err, attempt) => this.onRetry?.({ subject, code: err.code, attempt }),
+    });
+  }
+}
+
+/** Fact ids are `<domain>:<seq>:<index>`; the domain prefix routes calls that name only a fact. */
+export function domainOfFactId(factId: string): string {
+  const i = factId.indexOf(':');
+  if (i <= 0) {
+    throw new ShardmindError(ErrorCode.BAD_REQUEST, `factId: "${factId}" has no domain prefix; pass { domain }`);
+  }
+  return factId.slice(0, i);
+}

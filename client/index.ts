@@ -1,0 +1,26 @@
+/** The TypeScript SDK for shardmind: `connect()` and the types its calls take and return. */
+export type {
+  ConnectOptions,
+  FactObject,
+  FactInput,
+  Routing,
+  RememberOptions,
+  RememberStatus,
+  RememberResult,
+  WriteResult,
+  RecallQuery,
+  Source,
+  FactStatus,
+  Fact,
+  RecalledFact,
+  RecallResult,
+  DomainScore,
+  TaskInfo,
+  TaskObservation,
+} from './types.ts';
+export type { RetryPolicy } from './retry.ts';
+export type { OpIdSource } from './op-id.ts';
+export { connect, ShardmindClient, domainOfFactId, DEFAULT_TIMEOUT_MS, DEFAULT_DEADLINE_MS } from './client.ts';
+export { createOpIdSource } from './op-id.ts';
+export { backoffDelay, withRetry, DEFAULT_RETRY_POLICY } from './retry.ts';
+export { ShardmindError, ErrorCode } from '../protocol/index.ts';

@@ -1,0 +1,77 @@
+/**
+ * One request on the wire: encode (msgpack, or JSON with its content-type header), NATS request/reply, decode,
+ * unwrap the error envelope. NATS's own failures become ShardmindErrors so the retry loop sees one kind of error:
+ * no responders → UNAVAILABLE (nothing was delivered, so always safe to retry), no reply in time → TIMEOUT (the
+ * request may or may not have been applied).
+ */
+import { ErrorCode as NatsErrorCode, NatsError, headers, type MsgHdrs, type NatsConnection } from 'nats';
+import {
+  CONTENT_TYPE_HEADER,
+  ErrorCode,
+  JSON_CONTENT_TYPE,
+  ShardmindError,
+  decodePayload,
+  encodePayload,
+  unwrapReply,
+  type Encoding,
+} from '../protocol/index.ts';
+
+export class Transport {
+  private readonly jsonHeaders: MsgHdrs | undefined;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    readonly encoding: Encoding,
+  ) {
+    if (encoding === 'json') {
+      this.jsonHeaders = headers();
+      this.jsonHeaders.set(CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE);
+    }
+  }
+
+  /** Sends `body` to `subject` and returns the reply body, or throws the reply's error as a ShardmindError. */
+  async request<T>(subject: string, body: object, timeoutMs: number): Promise<T> {
+    const data = encodePayload(body, this.encoding);
+    let reply;
+    try {
+      reply = await this.nc.request(subject, data, {
+        timeout: Math.max(1, Math.round(timeoutMs)),
+        ...(this.jsonHeaders ? { headers: this.jsonHeaders } : {}),
+      });
+    } catch (err) {
+      throw fromNatsError(err, subject, timeoutMs);
+    }
+    // A reply is in the request's encoding; a server that could not tell says so with its own content-type.
+    const encoding: Encoding = reply.headers?.get(CONTENT_TYPE_HEADER)?.startsWith(JSON_CONTENT_TYPE)
+      ? 'json'
+      : this.encoding;
+    let decoded: unknown;
+    try {
+      decoded = decodePayload(reply.data, encoding);
+    } catch (cause) {
+      throw new ShardmindError(ErrorCode.INTERNAL, `undecodable reply on ${subject}`, { cause });
+    }
+    return unwrapReply<T>(decoded);
+  }
+}
+
+function fromNatsError(err: unknown, subject: string, timeoutMs: number): ShardmindError {
+  if (err instanceof NatsError) {
+    if (err.code === NatsErrorCode.NoResponders) {
+      return new ShardmindError(ErrorCode.UNAVAILABLE, `no responder on ${subject}`, { cause: err });
+    }
+    if (err.code === NatsErrorCode.Timeout) {
+      return new ShardmindError(ErrorCode.TIMEOUT, `no reply on ${subject} within ${Math.round(timeoutMs)} ms`, {
+        cause: err,
+      });
+    }
+    if (err.code === NatsErrorCode.ConnectionClosed || err.code === NatsErrorCode.ConnectionDraining) {
+      return new ShardmindError(ErrorCode.UNAVAILABLE, `connection closed: ${err.message}`, {
+        cause: err,
+        retryable: false,
+      });
+    }
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new ShardmindError(ErrorCode.UNAVAILABLE, `request on ${subject} failed: ${message}`, { cause: err });
+}

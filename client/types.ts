@@ -1,0 +1,161 @@
+/**
+ * What a TypeScript caller of the client sees: camelCase, `Date` for times, arrays instead of optional lists.
+ * The wire shapes (ISO strings, `v: 1`) are in `protocol/wire.ts`; `client/convert.ts` maps between them.
+ */
+import type { NatsConnection } from 'nats';
+import type { Encoding } from '../protocol/index.ts';
+import type { RetryPolicy } from './retry.ts';
+
+export interface ConnectOptions {
+  /** NATS server URL(s): any Mini's server will do. Ignored when `connection` is given. */
+  readonly servers?: string | readonly string[];
+  /** Use this NATS connection instead of opening one (the client then does not close it). */
+  readonly connection?: NatsConnection;
+  /** Who is speaking: recorded as the source of every fact this client remembers. */
+  readonly agent: string;
+  /** The Mini the agent runs on, recorded with its facts. */
+  readonly node?: string;
+  /** Longest wait for one reply. Default 2000 ms. */
+  readonly timeoutMs?: number;
+  /** Longest time one call may take, retries included. Default 10 000 ms. */
+  readonly deadlineMs?: number;
+  /** Wire encoding. Default msgpack. */
+  readonly encoding?: Encoding;
+  /** Talk to shards directly (`sm.shard.<domain>.<op>`) instead of through the router. Default false. */
+  readonly direct?: boolean;
+  readonly retry?: Partial<RetryPolicy>;
+  /** Called before each retry (for logging). */
+  readonly onRetry?: (info: { readonly subject: string; readonly code: string; readonly attempt: number }) => void;
+}
+
+/** The object of a fact: a literal, or another entity (a graph edge). */
+export type FactObject = string | { readonly entity: string };
+
+export interface FactInput {
+  readonly text: string;
+  readonly subject?: string;
+  readonly predicate?: string;
+  readonly object?: FactObject;
+  /** 0..1; the shard's default is 0.8. */
+  readonly confidence?: number;
+  /** When the agent learned it (decay counts from here). Default: now, on the shard. */
+  readonly observedAt?: Date;
+  readonly validFrom?: Date;
+  readonly validTo?: Date;
+  readonly halfLifeDays?: number;
+}
+
+/** Where a call goes. */
+export interface Routing {
+  /** The shard's domain; required with `direct`. Without it the router classifies. */
+  readonly domain?: string;
+  /** Send to `sm.shard.<domain>.<op>` rather than the router. Default: the client's `direct`. */
+  readonly direct?: boolean;
+}
+
+export interface RememberOptions extends Routing {
+  /** The task this fact was learned in; through the router it goes to the task's current domain. */
+  readonly task?: string;
+  /** Operation id; made for you. Pass one only to retry a write yourself across client restarts. */
+  readonly opId?: string;
+}
+
+export type RememberStatus = 'created' | 'reinforced' | 'superseded_previous' | 'recorded_superseded';
+
+export interface RememberResult {
+  readonly domain: string;
+  readonly seq: number;
+  readonly factId: string;
+  readonly status: RememberStatus;
+  /** Facts this write closed. */
+  readonly superseded: readonly string[];
+  /** The opId had been applied before (a retry); this is the original result. */
+  readonly duplicate: boolean;
+  readonly opId: string;
+}
+
+export interface WriteResult {
+  readonly domain: string;
+  readonly seq: number;
+  readonly factId: string;
+  readonly status: 'forgotten' | 'retracted';
+  readonly duplicate: boolean;
+  readonly opId: string;
+}
+
+export interface RecallQuery {
+  readonly query?: string;
+  readonly subject?: string;
+  readonly predicate?: string;
+  /** A domain, several, or none (the router decides and fans out when unsure). One domain with `direct`. */
+  readonly domain?: string | readonly string[];
+  readonly task?: string;
+  /** What was believed at this time. */
+  readonly asOf?: Date;
+  readonly minConfidence?: number;
+  readonly limit?: number;
+  readonly hops?: number;
+  readonly includeInactive?: boolean;
+  readonly direct?: boolean;
+}
+
+export interface Source {
+  readonly agent: string;
+  readonly task?: string;
+  readonly node?: string;
+}
+
+export type FactStatus = 'active' | 'superseded' | 'retracted' | 'forgotten';
+
+/** A stored fact, as history and get return it. */
+export interface Fact {
+  readonly id: string;
+  readonly domain: string;
+  readonly text: string;
+  readonly subject?: string;
+  readonly predicate?: string;
+  readonly object?: FactObject;
+  readonly confidence: number;
+  readonly validFrom: Date;
+  readonly validTo?: Date;
+  readonly observedAt: Date;
+  readonly recordedAt: Date;
+  readonly invalidatedAt?: Date;
+  readonly reinforcedAt: Date;
+  readonly confirmations: number;
+  readonly status: FactStatus;
+  readonly source: Source;
+}
+
+/** A fact as recall ranks it. */
+export interface RecalledFact extends Fact {
+  /** Confidence after decay, at `asOf` or now. */
+  readonly effectiveConfidence: number;
+  readonly score: number;
+}
+
+export interface RecallResult {
+  readonly domains: readonly string[];
+  /** Best first. */
+  readonly facts: readonly RecalledFact[];
+  /** Domains that did not answer in time: the result is partial. */
+  readonly missing: readonly { readonly domain: string; readonly error: string }[];
+  /** The sequence each domain's answer reflects. */
+  readonly seqs: Readonly<Record<string, number>>;
+}
+
+export interface DomainScore {
+  readonly domain: string;
+  readonly p: number;
+}
+
+export interface TaskInfo {
+  readonly task: string;
+  readonly domain: string;
+}
+
+export interface TaskObservation extends TaskInfo {
+  readonly rerouted: null | { readonly from: string; readonly to: string };
+  /** Facts from the new domain that bear on the task (empty unless rerouted). */
+  readonly context: readonly RecalledFact[];
+}
