@@ -1,0 +1,296 @@
+/**
+ * One shard's failover duties on one node, as a single seam the shard actor calls at its state changes:
+ *
+ * - following: watch the leader's heartbeats; when the leader has been silent past the lease (plus this node's
+ *   rank × heartbeatMs), claim the next epoch in KV and, having won, ask the machine to `PROMOTE` (catch up to
+ *   the stream's tail, append the epoch marker with the expected last sequence, serve);
+ * - applying a `handoff` marker that names this node: claim the next epoch and promote at once, no lease wait;
+ * - leading: heartbeat, renew the lease from each beat that made the round trip; reads are refused once the lease
+ *   has lapsed (a paused leader that wakes up must not answer from stale state).
+ *
+ * The epoch to lead in comes from the claim (`takeEpoch`), never from counting markers, so two nodes can never lead
+ * in the same epoch: the first `kv.create` of `<domain>.<epoch>` wins.
+ */
+import type { NatsConnection } from 'nats';
+import type { MarkerEntry } from '../shards/index.ts';
+import type { EpochRegistry } from './epoch.ts';
+import { HeartbeatMonitor, HeartbeatPublisher, type Heartbeat } from './heartbeat.ts';
+import { LeaderLease, LeaseWatcher } from './lease.ts';
+import type { TimerClock } from './timers.ts';
+
+export interface ShardFailoverOptions {
+  readonly nc: NatsConnection;
+  readonly epochs: EpochRegistry;
+  readonly domain: string;
+  readonly node: string;
+  readonly clock: TimerClock;
+  readonly leaseMs: number;
+  readonly heartbeatMs: number;
+  /** This node's failover rank for the domain (0 = first standby). */
+  readonly rank: number;
+  /** The highest epoch in this node's store (its last applied marker). */
+  readonly storeEpoch: () => number;
+  /** The sequence this node has applied (sent in heartbeats). */
+  readonly position: () => number;
+  /** Ask the shard machine to become leader (it catches up, appends the epoch marker, serves). */
+  readonly promote: () => void;
+  /** Tell the machine a newer leader exists (a heartbeat or claim of a later epoch): step down, like a fenced append. */
+  readonly deposed: (detail: string) => void;
+  readonly log: (line: string) => void;
+}
+
+/** What `status` shows about leadership, from this node's point of view. */
+export interface FailoverStatus {
+  readonly epoch: number;
+  readonly leaderNode?: string;
+  /** ISO time (local clock) the current leader's last heartbeat arrived; leaders report their own last beat. */
+  readonly lastHeartbeatAt?: string;
+  /** ISO, leader only. */
+  readonly leaseUntil?: string;
+  /** ISO, when this node started serving as leader. */
+  readonly leadingSince?: string;
+}
+
+export class ShardFailover {
+  private monitor: HeartbeatMonitor | undefined;
+  /** Leader side: listens for a later epoch's heartbeats. */
+  private rivals: HeartbeatMonitor | undefined;
+  private revalidating = false;
+  private watcher: LeaseWatcher | undefined;
+  private publisher: HeartbeatPublisher | undefined;
+  private readonly lease: LeaderLease;
+  /** The epoch this node won and has not yet led in (consumed by `takeEpoch`). */
+  private won: number | undefined;
+  /** Highest epoch seen anywhere: store markers, heartbeats, our own claims. */
+  private knownEpoch = 0;
+  private leaderEpoch = 0;
+  private claiming = false;
+  private lastBeatSentAt: number | undefined;
+  private leadingSince: number | undefined;
+  private closed = false;
+
+  constructor(private readonly o: ShardFailoverOptions) {
+    this.lease = new LeaderLease(o.leaseMs);
+  }
+
+  // ---- following ------------------------------------------------------------------------------------------------
+
+  /** The machine entered `following`: watch the leader. Idempotent. */
+  startFollowing(): void {
+    this.stopLeading();
+    if (this.closed || this.monitor) return;
+    this.knownEpoch = Math.max(this.knownEpoch, this.o.storeEpoch());
+    this.watcher = new LeaseWatcher({
+      clock: this.o.clock,
+      leaseMs: this.o.leaseMs,
+      heartbeatMs: this.o.heartbeatMs,
+      rank: this.o.rank,
+      onExpired: () => void this.claimAndPromote('the leader is silent past its lease'),
+    });
+    this.monitor = new HeartbeatMonitor({
+      nc: this.o.nc,
+      domain: this.o.domain,
+      clock: this.o.clock,
+      minEpoch: () => this.knownEpoch,
+      onHeartbeat: (hb: Heartbeat) => {
+        if (hb.node === this.o.node) return;
+        this.knownEpoch = Math.max(this.knownEpoch, hb.epoch);
+        this.watcher?.heard();
+      },
+    });
+    this.monitor.start();
+    this.watcher.start();
+  }
+
+  /** The machine left `following`. Idempotent. */
+  stopFollowing(): void {
+    this.watcher?.stop();
+    this.monitor?.stop();
+    this.watcher = undefined;
+    this.monitor = undefined;
+  }
+
+  /**
+   * The follower applied a leadership marker: a new epoch means a new leader (restart the countdown); a handoff
+   * naming this node means take over now.
+   */
+  onMarker(marker: MarkerEntry): void {
+    this.knownEpoch = Math.max(this.knownEpoch, marker.epoch);
+    if (marker.kind === 'handoff' && marker.to === this.o.node) {
+      void this.claimAndPromote(`handed off by ${marker.node}`);
+      return;
+    }
+    this.watcher?.rearm();
+  }
+
+  // ---- leading --------------------------------------------------------------------------------------------------
+
+  /**
+   * The epoch to write in the epoch marker: the one this node just won, or a fresh claim (a placement leader at
+   * start, or a leader resyncing). Resolves to undefined when another node holds the next epoch: do not lead.
+   */
+  async takeEpoch(): Promise<number | undefined> {
+    if (this.won !== undefined) {
+      const e = this.won;
+      this.won = undefined;
+      return e;
+    }
+    return (await this.claim()) ?? undefined;
+  }
+
+  /** The machine is serving as leader in `epoch` (its marker is applied). Idempotent per epoch. */
+  startLeading(epoch: number): void {
+    this.stopFollowing();
+    if (this.closed) return;
+    this.leaderEpoch = epoch;
+    this.knownEpoch = Math.max(this.knownEpoch, epoch);
+    this.leadingSince ??= this.o.clock.now();
+    if (this.publisher) return;
+    this.publisher = new HeartbeatPublisher({
+      nc: this.o.nc,
+      domain: this.o.domain,
+      node: this.o.node,
+      clock: this.o.clock,
+      heartbeatMs: this.o.heartbeatMs,
+      state: () => ({ epoch: this.leaderEpoch, seq: this.o.position() }),
+      onRenew: (sentAt) => this.renew(sentAt),
+      onError: (err) => this.o.log(`heartbeat failed: ${String(err)}`),
+    });
+    this.rivals = new HeartbeatMonitor({
+      nc: this.o.nc,
+      domain: this.o.domain,
+      clock: this.o.clock,
+      minEpoch: () => this.leaderEpoch + 1,
+      onHeartbeat: (hb) => this.depose(`${hb.node} leads in epoch ${hb.epoch}`),
+    });
+    this.rivals.start();
+    this.publisher.start();
+  }
+
+  /**
+   * A beat sent at `sentAt` came back. While the lease holds, that renews it. Once it has lapsed (this process was
+   * paused, or cut off), followers may have started claiming: the lease is renewed only if KV shows no claim past
+   * this node's epoch; otherwise this node steps down.
+   */
+  private renew(sentAt: number): void {
+    if (!this.publisher) return;
+    this.lastBeatSentAt = sentAt;
+    if (this.lease.valid(this.o.clock.now()) || this.lease.leaseUntil === 0) {
+      this.lease.renew(sentAt);
+      return;
+    }
+    if (this.revalidating) return;
+    this.revalidating = true;
+    const epoch = this.leaderEpoch;
+    this.o.epochs.latest(this.o.domain).then(
+      (latest) => {
+        this.revalidating = false;
+        if (!this.publisher || epoch !== this.leaderEpoch) return;
+        if (latest > epoch) this.depose(`epoch ${latest} was claimed while this leader's lease had lapsed`);
+        else this.lease.renew(sentAt);
+      },
+      (err: unknown) => {
+        this.revalidating = false;
+        this.o.log(`lease revalidation failed: ${String(err)}`);
+      },
+    );
+  }
+
+  private depose(detail: string): void {
+    if (!this.publisher) return;
+    this.o.log(`deposed: ${detail}`);
+    this.stopLeading();
+    this.o.deposed(detail);
+  }
+
+  /** The machine left `leading` (fenced, handing off, stopping). Idempotent. */
+  stopLeading(): void {
+    this.publisher?.stop();
+    this.publisher = undefined;
+    this.rivals?.stop();
+    this.rivals = undefined;
+    this.lease.revoke();
+    this.leadingSince = undefined;
+  }
+
+  /** Whether a leader may answer reads now: its lease (renewed by heartbeats) has not lapsed. */
+  leaseValid(): boolean {
+    return this.publisher !== undefined && this.lease.valid(this.o.clock.now());
+  }
+
+  /** Resolves once the lease is valid (a fresh leader's first beat), or false after `timeoutMs`. */
+  async waitForLease(timeoutMs: number): Promise<boolean> {
+    const deadline = this.o.clock.now() + timeoutMs;
+    while (!this.leaseValid()) {
+      if (this.closed || this.o.clock.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return true;
+  }
+
+  status(): FailoverStatus {
+    const iso = (t: number | undefined): string | undefined => (t === undefined ? undefined : new Date(t).toISOString());
+    if (this.publisher) {
+      return strip({
+        epoch: this.leaderEpoch,
+        leaderNode: this.o.node,
+        lastHeartbeatAt: iso(this.lastBeatSentAt),
+        leaseUntil: iso(this.lease.leaseUntil || undefined),
+        leadingSince: iso(this.leadingSince),
+      });
+    }
+    const last = this.monitor?.last;
+    return strip({
+      epoch: this.knownEpoch,
+      leaderNode: last?.hb.node,
+      lastHeartbeatAt: iso(last?.receivedAt),
+    });
+  }
+
+  /** Stops every timer and subscription. Idempotent. */
+  close(): void {
+    this.closed = true;
+    this.stopFollowing();
+    this.stopLeading();
+  }
+
+  // ---- claims ---------------------------------------------------------------------------------------------------
+
+  private async claimAndPromote(why: string): Promise<void> {
+    if (this.claiming || this.closed) return;
+    this.claiming = true;
+    try {
+      const epoch = await this.claim();
+      if (epoch === undefined || this.closed) {
+        this.watcher?.rearm();
+        return;
+      }
+      this.o.log(`${why}: won epoch ${epoch}, promoting`);
+      this.won = epoch;
+      this.o.promote();
+    } catch (err) {
+      this.o.log(`epoch claim failed (${why}): ${String(err)}`);
+      this.watcher?.rearm();
+    } finally {
+      this.claiming = false;
+    }
+  }
+
+  /** Claims max(known, KV latest) + 1; undefined when someone else created that key first. */
+  private async claim(): Promise<number | undefined> {
+    const latest = await this.o.epochs.latest(this.o.domain);
+    const epoch = Math.max(this.knownEpoch, this.o.storeEpoch(), latest) + 1;
+    const ok = await this.o.epochs.claim(this.o.domain, epoch, this.o.node, this.o.clock.now());
+    if (!ok) {
+      this.knownEpoch = Math.max(this.knownEpoch, epoch);
+      this.o.log(`epoch ${epoch} was claimed by another node`);
+      return undefined;
+    }
+    this.knownEpoch = Math.max(this.knownEpoch, epoch);
+    return epoch;
+  }
+}
+
+function strip<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}

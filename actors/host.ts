@@ -1,0 +1,182 @@
+/**
+ * The host: the one process per Mini. It connects to NATS (its node's URLs, its own server first), waits for
+ * JetStream, and runs one shard actor per domain placed on its node — leader or standby — plus the control
+ * subjects and the unknown-domain guard. `drain()` stops intake, lets every actor finish what is in flight and
+ * close its LMDB, then drains the NATS connection.
+ *
+ * @example
+ * const host = new Host({ config, node: 'mini-1', openStore: openShardStore });
+ * await host.start();
+ * process.once('SIGTERM', () => void host.drain());
+ */
+import { connect, type JetStreamManager, type NatsConnection, type Subscription } from 'nats';
+import { nodeByName, placementsOf, type ClusterConfig } from '../config/index.ts';
+import { systemClock, type Clock } from './clock.ts';
+import { serveControl, type HostStatusReply } from './control.ts';
+import { Relay } from './relay.ts';
+import { ShardActor, type OpenStore } from './shard-actor.ts';
+import { serveUnknownDomains } from './unknown-domain.ts';
+
+export interface HostOptions {
+  readonly config: ClusterConfig;
+  readonly node: string;
+  readonly openStore: OpenStore;
+  /** Overrides the node's `nats` URLs (tests, `up`). */
+  readonly servers?: readonly string[];
+  readonly clock?: Clock;
+  /** Where log lines go; stderr by default. */
+  readonly log?: (line: string) => void;
+  /** How long to wait for JetStream at start. Default 30 s. */
+  readonly jetStreamTimeoutMs?: number;
+}
+
+/** States in which a shard actor serves its role. */
+const SETTLED = new Set(['leading', 'following']);
+
+export class Host {
+  readonly relay = new Relay();
+  private nc: NatsConnection | undefined;
+  private readonly actors = new Map<string, ShardActor>();
+  private subscriptions: Subscription[] = [];
+  private started: Promise<void> | undefined;
+  private drained: Promise<void> | undefined;
+  private readonly clock: Clock;
+  private readonly log: (line: string) => void;
+  private readonly startedAt: number;
+
+  constructor(private readonly o: HostOptions) {
+    nodeByName(o.config, o.node); // a node that is not in the config is a usage error: fail before connecting
+    this.clock = o.clock ?? systemClock;
+    this.log = o.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.startedAt = this.clock.now();
+  }
+
+  get node(): string {
+    return this.o.node;
+  }
+
+  /** Connects and starts every placed actor. Resolves once they are started (not yet caught up). Idempotent. */
+  start(): Promise<void> {
+    this.started ??= this.boot();
+    return this.started;
+  }
+
+  private async boot(): Promise<void> {
+    const { config, node } = this.o;
+    const servers = [...(this.o.servers ?? nodeByName(config, node).nats)];
+    const nc = await connect({
+      servers,
+      name: `shardmind-host-${node}`,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      pingInterval: 5_000,
+    });
+    this.nc = nc;
+    void this.watchConnection(nc);
+    const jsm = await nc.jetstreamManager({ checkAPI: false });
+    await waitForJetStream(jsm, this.o.jetStreamTimeoutMs ?? 30_000);
+    const js = nc.jetstream();
+
+    this.subscriptions.push(
+      serveUnknownDomains(nc, config.domains.map((d) => d.name)),
+      ...serveControl(nc, { node, status: () => this.status(), now: () => this.clock.now() }),
+    );
+    for (const { domain, role } of placementsOf(config, node)) {
+      const actor = new ShardActor({
+        node,
+        domain,
+        leader: role === 'leader',
+        nc,
+        js,
+        jsm,
+        dataDir: config.dataDir,
+        replicas: config.replication.replicas,
+        limits: config.limits,
+        clock: this.clock,
+        openStore: this.o.openStore,
+        log: this.log,
+      });
+      this.actors.set(domain.name, actor);
+      this.relay.register(shardAddress(domain.name), (e) => actor.send(e));
+      actor.start();
+    }
+    this.log(`[${node}] host up: ${[...this.actors.keys()].join(', ') || 'no shards placed here'} via ${servers[0]}`);
+  }
+
+  /** Every placed shard's role, state, appliedSeq, epoch and lag. */
+  status(): HostStatusReply {
+    return {
+      v: 1,
+      node: this.o.node,
+      startedAt: new Date(this.startedAt).toISOString(),
+      shards: [...this.actors.values()].map((a) => a.status()),
+    };
+  }
+
+  /** Whether every placed actor is leading or following. */
+  get ready(): boolean {
+    return [...this.actors.values()].every((a) => SETTLED.has(a.state));
+  }
+
+  /** Resolves once every actor leads or follows; rejects after `timeoutMs` naming the ones that did not. */
+  async whenReady(timeoutMs = 30_000): Promise<void> {
+    await this.start();
+    const deadline = Date.now() + timeoutMs;
+    while (!this.ready) {
+      if (Date.now() > deadline) {
+        const stuck = [...this.actors.values()].filter((a) => !SETTLED.has(a.state)).map((a) => `${a.domain}=${a.state}`);
+        throw new Error(`host ${this.o.node} not ready within ${timeoutMs} ms: ${stuck.join(', ')}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Sends a command to a shard actor through the relay (`HANDOFF`, `PROMOTE`, `STOP`). */
+  command(domain: string, event: Parameters<ShardActor['send']>[0]): boolean {
+    return this.relay.send(`host:${this.o.node}`, shardAddress(domain), event);
+  }
+
+  /** Stops intake, drains every actor (in-flight appends and applies finish, LMDB closes), drains NATS. Idempotent. */
+  drain(): Promise<void> {
+    this.drained ??= (async () => {
+      await this.started?.catch(() => undefined);
+      for (const s of this.subscriptions) s.unsubscribe();
+      this.subscriptions = [];
+      await Promise.all([...this.actors.values()].map((a) => a.stop()));
+      if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => this.nc?.close());
+      this.log(`[${this.o.node}] host stopped`);
+    })();
+    return this.drained;
+  }
+
+  /** `stop()` is `drain()`: a host never drops in-flight work. */
+  stop(): Promise<void> {
+    return this.drain();
+  }
+
+  private async watchConnection(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect' || s.type === 'reconnect') this.log(`[${this.o.node}] NATS ${s.type} ${String(s.data)}`);
+    }
+  }
+}
+
+/** The relay address of a shard actor on this host. */
+export function shardAddress(domain: string): string {
+  return `shard:${domain}`;
+}
+
+/** Waits until JetStream answers (a fresh cluster elects its meta leader seconds after accepting connections). */
+async function waitForJetStream(jsm: JetStreamManager, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await jsm.getAccountInfo();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`JetStream did not become ready within ${timeoutMs} ms: ${String(err)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+

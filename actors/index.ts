@@ -1,0 +1,25 @@
+/** The host and its shard actors: shards run over NATS, with a fenced, pipelined write path into JetStream. */
+export type { HostOptions } from './host.ts';
+export type { Clock } from './clock.ts';
+export type { HostStatusReply, PingReply } from './control.ts';
+export type { RelayMessage, RelayObserver } from './relay.ts';
+export type { ShardActorOptions, ShardStatus, OpenStore } from './shard-actor.ts';
+export type { ShardEvent, ShardState, ShardRuntime, ShardContext, ShardMachineInput } from './shard-machine.ts';
+export type { PipelineBreak, WritePipelineOptions } from './write-pipeline.ts';
+export type { LogRecord, LogReadOptions } from './log-stream.ts';
+export { Host, shardAddress } from './host.ts';
+export { systemClock } from './clock.ts';
+export { Relay } from './relay.ts';
+export { ShardActor } from './shard-actor.ts';
+export { shardMachine } from './shard-machine.ts';
+export { WritePipeline, APPLY_BATCH } from './write-pipeline.ts';
+export {
+  ensureLogStream,
+  logTail,
+  readLog,
+  apiErrorCode,
+  WRONG_LAST_SEQUENCE,
+  DUPLICATE_WINDOW_MS,
+} from './log-stream.ts';
+export { encodeEntry, decodeEntry } from './log-codec.ts';
+export { UNKNOWN_DOMAIN_QUEUE } from './unknown-domain.ts';

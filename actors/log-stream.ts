@@ -1,0 +1,99 @@
+/**
+ * A shard's replicated write-ahead log: the JetStream stream `SM_LOG_<domain>` on subject `sm.log.<domain>`.
+ * Creating it, asking where its tail is (from the stream leader, via stream info — never a replica's direct get),
+ * and reading it in order from a sequence, in batches, for catch-up and for followers' tailing.
+ */
+import { RetentionPolicy, StorageType, DiscardPolicy, type JetStreamClient, type JetStreamManager } from 'nats';
+import { logStream, logSubject } from '../protocol/index.ts';
+import type { LogEntry } from '../shards/index.ts';
+import { decodeEntry } from './log-codec.ts';
+
+/** How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate append. */
+export const DUPLICATE_WINDOW_MS = 120_000;
+/** Most entries applied in one LMDB transaction while reading the log. */
+export const READ_BATCH = 512;
+
+const NANOS_PER_MS = 1_000_000;
+/** JetStream's "stream name already in use" (with a different config). */
+const STREAM_NAME_IN_USE = 10058;
+
+/** Creates the domain's log stream if it is missing. Several hosts may race: creating an identical stream twice is fine. */
+export async function ensureLogStream(jsm: JetStreamManager, domain: string, replicas: number): Promise<void> {
+  const name = logStream(domain);
+  try {
+    await jsm.streams.add({
+      name,
+      subjects: [logSubject(domain)],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      num_replicas: replicas,
+      duplicate_window: DUPLICATE_WINDOW_MS * NANOS_PER_MS,
+      // The log is the shard: nobody deletes single entries from it.
+      deny_delete: true,
+    });
+  } catch (err) {
+    if (apiErrorCode(err) !== STREAM_NAME_IN_USE) throw err;
+    // It exists with another config (replicas changed, or an older version made it): use it as it is.
+  }
+}
+
+/** The stream's last sequence, as its leader knows it (0 when empty). */
+export async function logTail(jsm: JetStreamManager, domain: string): Promise<number> {
+  const info = await jsm.streams.info(logStream(domain));
+  return info.state.last_seq;
+}
+
+/** One message of the log; `entry` is undefined for bytes that are not a log entry (skipped by every replica). */
+export interface LogRecord {
+  readonly seq: number;
+  readonly entry: LogEntry | undefined;
+}
+
+export interface LogReadOptions {
+  readonly fromSeq: number;
+  /** Stop after this sequence (catch-up). Absent: follow the log until `signal` aborts (a follower). */
+  readonly untilSeq?: number;
+  readonly signal?: AbortSignal;
+  /** Called in log order with runs of records; the next messages wait until it resolves. */
+  onBatch(batch: readonly LogRecord[], pending: number): Promise<void>;
+}
+
+/**
+ * Reads the log in order with an ordered consumer (it resets itself on gaps and reconnects, so nothing is skipped
+ * or repeated). Batches flush when full, when the consumer has nothing more pending, or at `untilSeq`.
+ */
+export async function readLog(js: JetStreamClient, domain: string, o: LogReadOptions): Promise<void> {
+  if (o.untilSeq !== undefined && o.fromSeq > o.untilSeq) return;
+  if (o.signal?.aborted) return;
+  const consumer = await js.consumers.get(logStream(domain), { opt_start_seq: Math.max(1, o.fromSeq) });
+  const messages = await consumer.consume({ max_messages: READ_BATCH });
+  const onAbort = (): void => void messages.stop();
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  let batch: LogRecord[] = [];
+  try {
+    for await (const m of messages) {
+      batch.push({ seq: m.seq, entry: decodeEntry(m.data) });
+      const pending = m.info.pending;
+      const done = o.untilSeq !== undefined && m.seq >= o.untilSeq;
+      if (batch.length >= READ_BATCH || pending === 0 || done) {
+        const full = batch;
+        batch = [];
+        await o.onBatch(full, pending);
+      }
+      if (done || o.signal?.aborted) break;
+    }
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+    await messages.close().catch(() => undefined);
+  }
+}
+
+/** The JetStream API error code in a nats.js error (10071: wrong last sequence), if there is one. */
+export function apiErrorCode(err: unknown): number | undefined {
+  const api = (err as { api_error?: { err_code?: number } } | null)?.api_error;
+  return typeof api?.err_code === 'number' ? api.err_code : undefined;
+}
+
+/** JetStream's answer to `Nats-Expected-Last-Sequence` that does not match: another writer appended. */
+export const WRONG_LAST_SEQUENCE = 10071;

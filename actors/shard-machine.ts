@@ -1,0 +1,154 @@
+/**
+ * The life of one shard on one node, as an xstate v5 machine. The machine is only control flow; the work each state
+ * does (open LMDB, read the log, serve as leader, tail as follower, drain) is a `ShardRuntime` the actor provides,
+ * so the states can be named in every log line and tested on their own.
+ *
+ *   starting → catchingUp → leading ⇄ (resync) catchingUp
+ *                         ↘ following → (PROMOTE) catchingUp → leading
+ *   leading → (FENCED) following        leading → (HANDOFF) handingOff → following
+ *   any → (STOP) stopping → stopped     any work failing → failed
+ *
+ * Issue 5 (failover, migration) plugs in here: `PROMOTE` is what a standby sends itself after it wins an epoch
+ * claim; `HANDOFF` is what `migrate` sends the leader; `claimEpoch` in the runtime is where the KV claim goes.
+ */
+import { setup, fromPromise, fromCallback, assign } from 'xstate';
+
+/** What a state's work reports back to the machine. */
+export type ShardEvent =
+  | { type: 'STOP' }
+  | { type: 'PROMOTE' }
+  | { type: 'HANDOFF'; to: string }
+  /** Another writer appended: this node must not lead until told to again. */
+  | { type: 'FENCED'; detail: string }
+  /** The pipeline lost track of the log for its own reasons: catch up, then lead again. */
+  | { type: 'RESYNC'; detail: string }
+  /** A follower's tail broke (connection, consumer): catch up and tail again. */
+  | { type: 'TAIL_ENDED'; detail: string }
+  | { type: 'FAILED'; detail: string };
+
+export type ShardState =
+  | 'starting'
+  | 'catchingUp'
+  | 'leading'
+  | 'following'
+  | 'handingOff'
+  | 'stopping'
+  | 'stopped'
+  | 'failed';
+
+/** The work behind each state. Every method is called by the machine only; none throws synchronously. */
+export interface ShardRuntime {
+  /** Open LMDB, ensure the stream. */
+  open(): Promise<void>;
+  /** Replay the log from `appliedSeq + 1` to the stream's current tail. */
+  catchUp(): Promise<void>;
+  /** Take the leadership (epoch, marker) and serve until the returned cleanup runs; report FENCED/RESYNC/FAILED. */
+  lead(send: (e: ShardEvent) => void): () => void;
+  /** Tail the log into LMDB until the cleanup runs; report TAIL_ENDED/FAILED. */
+  follow(send: (e: ShardEvent) => void): () => void;
+  /** Finish in-flight writes, append a hand-off marker naming `to`. */
+  handOff(to: string): Promise<void>;
+  /** Stop intake, finish in-flight work, close LMDB. Idempotent. */
+  drain(): Promise<void>;
+}
+
+export interface ShardContext {
+  readonly runtime: ShardRuntime;
+  /** Whether this node should lead once caught up (config placement, or a won claim). */
+  readonly wantsLead: boolean;
+  readonly lastError: string | undefined;
+}
+
+export interface ShardMachineInput {
+  readonly runtime: ShardRuntime;
+  readonly wantsLead: boolean;
+}
+
+const describeError = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+export const shardMachine = setup({
+  types: {
+    context: {} as ShardContext,
+    events: {} as ShardEvent,
+    input: {} as ShardMachineInput,
+  },
+  actors: {
+    open: fromPromise<void, { runtime: ShardRuntime }>(({ input }) => input.runtime.open()),
+    catchUp: fromPromise<void, { runtime: ShardRuntime }>(({ input }) => input.runtime.catchUp()),
+    handOff: fromPromise<void, { runtime: ShardRuntime; to: string }>(({ input }) => input.runtime.handOff(input.to)),
+    drain: fromPromise<void, { runtime: ShardRuntime }>(({ input }) => input.runtime.drain()),
+    lead: fromCallback<ShardEvent, { runtime: ShardRuntime }>(({ input, sendBack }) => input.runtime.lead(sendBack)),
+    follow: fromCallback<ShardEvent, { runtime: ShardRuntime }>(({ input, sendBack }) =>
+      input.runtime.follow(sendBack),
+    ),
+  },
+  guards: {
+    wantsLead: ({ context }) => context.wantsLead,
+  },
+}).createMachine({
+  id: 'shard',
+  initial: 'starting',
+  context: ({ input }) => ({ runtime: input.runtime, wantsLead: input.wantsLead, lastError: undefined }),
+  on: {
+    STOP: '.stopping',
+    FAILED: { target: '.failed', actions: assign({ lastError: ({ event }) => event.detail }) },
+  },
+  states: {
+    starting: {
+      invoke: {
+        src: 'open',
+        input: ({ context }) => ({ runtime: context.runtime }),
+        onDone: 'catchingUp',
+        onError: { target: 'failed', actions: assign({ lastError: ({ event }) => describeError(event.error) }) },
+      },
+    },
+    catchingUp: {
+      on: { PROMOTE: { actions: assign({ wantsLead: true }) } },
+      invoke: {
+        src: 'catchUp',
+        input: ({ context }) => ({ runtime: context.runtime }),
+        onDone: [{ guard: 'wantsLead', target: 'leading' }, { target: 'following' }],
+        onError: { target: 'failed', actions: assign({ lastError: ({ event }) => describeError(event.error) }) },
+      },
+    },
+    leading: {
+      invoke: { src: 'lead', input: ({ context }) => ({ runtime: context.runtime }) },
+      on: {
+        FENCED: {
+          target: 'catchingUp',
+          actions: assign({ wantsLead: false, lastError: ({ event }) => `fenced: ${event.detail}` }),
+        },
+        RESYNC: { target: 'catchingUp', actions: assign({ lastError: ({ event }) => `resync: ${event.detail}` }) },
+        HANDOFF: { target: 'handingOff' },
+      },
+    },
+    handingOff: {
+      invoke: {
+        src: 'handOff',
+        input: ({ context, event }) => ({ runtime: context.runtime, to: event.type === 'HANDOFF' ? event.to : '' }),
+        onDone: { target: 'catchingUp', actions: assign({ wantsLead: false }) },
+        onError: { target: 'failed', actions: assign({ lastError: ({ event }) => describeError(event.error) }) },
+      },
+    },
+    following: {
+      invoke: { src: 'follow', input: ({ context }) => ({ runtime: context.runtime }) },
+      on: {
+        PROMOTE: { target: 'catchingUp', actions: assign({ wantsLead: true }) },
+        TAIL_ENDED: { target: 'catchingUp', actions: assign({ lastError: ({ event }) => event.detail }) },
+      },
+    },
+    stopping: {
+      on: { STOP: {}, FAILED: {} },
+      invoke: {
+        src: 'drain',
+        input: ({ context }) => ({ runtime: context.runtime }),
+        onDone: 'stopped',
+        onError: { target: 'stopped', actions: assign({ lastError: ({ event }) => describeError(event.error) }) },
+      },
+    },
+    stopped: { type: 'final' },
+    failed: {
+      // A failed actor holds nothing open that STOP cannot close: drain is idempotent and tolerates half-open state.
+    },
+  },
+});

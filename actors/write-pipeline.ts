@@ -1,0 +1,219 @@
+/**
+ * The leader's fenced, pipelined write path: dedup by opId → append to the shard's stream with
+ * `Nats-Expected-Last-Sequence` (each append expects the one before it: previous + 1) and `Nats-Msg-Id` = opId →
+ * apply acknowledged entries to LMDB in sequence order, grouped into one transaction per contiguous run.
+ *
+ * Many appends are in flight at once; one connection keeps their publish order, and JetStream checks each
+ * expectation in that order. The first anomaly decides what the chain of expectations means:
+ * - `10071 wrong last sequence` first: someone else appended — we are fenced. Every write behind it fails too.
+ * - a JetStream duplicate (`ack.duplicate`), a timeout or an unexpected seq first: the entry's slot was not
+ *   consumed (or we do not know), so everything behind it is rejected for our own reason, not a rival's. The
+ *   pipeline asks for a resync (catch up from the stream, then lead again).
+ * Either way every write that has no applied result gets NOT_LEADER (retryable): a retry with the same opId is
+ * answered from the log, applied once. Leader-side dedup (LMDB `resultOf` + the in-flight map) keeps duplicates
+ * from reaching JetStream in normal operation.
+ */
+import type { JetStreamClient } from 'nats';
+import { ErrorCode, ShardmindError } from '../protocol/index.ts';
+import type { ApplyResult, LogEntry, ShardStore } from '../shards/index.ts';
+import { decodeEntry, encodeEntry } from './log-codec.ts';
+import { apiErrorCode, WRONG_LAST_SEQUENCE } from './log-stream.ts';
+
+/** Most acknowledged entries applied in one LMDB transaction. */
+export const APPLY_BATCH = 1024;
+export const DEFAULT_PUBLISH_TIMEOUT_MS = 5_000;
+
+export type PipelineBreak =
+  | { readonly kind: 'fenced'; readonly detail: string }
+  | { readonly kind: 'resync'; readonly detail: string }
+  | { readonly kind: 'failed'; readonly detail: string };
+
+export interface WritePipelineOptions {
+  readonly js: JetStreamClient;
+  readonly subject: string;
+  readonly store: ShardStore;
+  /** The stream's last sequence when this leader took over (after catch-up). */
+  readonly lastSeq: number;
+  readonly publishTimeoutMs?: number;
+  /** After every LMDB commit, with the highest sequence now applied. */
+  onApplied(seq: number): void;
+  /** Once, after the first anomaly, when every in-flight append has settled and every acked entry is applied. */
+  onBroken(why: PipelineBreak): void;
+}
+
+interface Pending {
+  readonly entry: LogEntry;
+  readonly resolve: (r: ApplyResult) => void;
+  readonly reject: (e: ShardmindError) => void;
+  seq: number;
+}
+
+export class WritePipeline {
+  private nextExpected: number;
+  private nextApply: number;
+  private readonly inFlight = new Map<string, Promise<ApplyResult>>();
+  private readonly acked = new Map<number, Pending>();
+  private publishing = 0;
+  private applying: Promise<void> | undefined;
+  private broken: PipelineBreak | undefined;
+  private brokenReported = false;
+  private closed = false;
+  private settledWaiters: (() => void)[] = [];
+
+  constructor(private readonly o: WritePipelineOptions) {
+    this.nextExpected = o.lastSeq;
+    this.nextApply = o.lastSeq + 1;
+  }
+
+  /** Appends and applies the entry; resolves with its applied result. A known opId returns the first result. */
+  submit(entry: LogEntry): Promise<ApplyResult> {
+    const prior = this.o.store.resultOf(entry.opId);
+    if (prior) return Promise.resolve({ ...prior, duplicate: true });
+    const running = this.inFlight.get(entry.opId);
+    if (running) return running.then((r) => ({ ...r, duplicate: true }));
+    if (this.broken || this.closed) return Promise.reject(notLeader('this shard actor is stepping down'));
+
+    // The leader applies exactly the bytes followers decode, so every replica's LMDB gets the same input.
+    const bytes = encodeEntry(entry);
+    const logged = decodeEntry(bytes);
+    if (!logged) return Promise.reject(new ShardmindError(ErrorCode.INTERNAL, `entry ${entry.opId} does not round-trip`));
+    const expected = this.nextExpected++;
+    let pending!: Pending;
+    const result = new Promise<ApplyResult>((resolve, reject) => {
+      pending = { entry: logged, resolve, reject, seq: 0 };
+    });
+    this.inFlight.set(entry.opId, result);
+    const forget = (): void => void this.inFlight.delete(entry.opId);
+    result.then(forget, forget);
+
+    this.publishing++;
+    this.o.js
+      .publish(this.o.subject, bytes, {
+        msgID: entry.opId,
+        expect: { lastSequence: expected },
+        timeout: this.o.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS,
+      })
+      .then(
+        (ack) => {
+          if (ack.duplicate) {
+            this.breakWith({ kind: 'resync', detail: `JetStream reported opId ${entry.opId} as a duplicate of seq ${ack.seq}` });
+            pending.reject(notLeader('the write was already in the log; retry to read its result'));
+          } else if (ack.seq !== expected + 1) {
+            this.breakWith({ kind: 'resync', detail: `append expected seq ${expected + 1}, got ${ack.seq}` });
+            pending.reject(notLeader('the log moved under this leader'));
+          } else if (this.broken) {
+            // In the log, but after the break: whoever catches up applies it; the client's retry reads the result.
+            pending.reject(notLeader('this shard actor is stepping down'));
+          } else {
+            pending.seq = ack.seq;
+            this.acked.set(ack.seq, pending);
+            this.kickApply();
+          }
+        },
+        (err: unknown) => {
+          const code = apiErrorCode(err);
+          if (code === WRONG_LAST_SEQUENCE) {
+            this.breakWith({ kind: 'fenced', detail: `append expecting last seq ${expected} was rejected: ${String((err as Error).message)}` });
+          } else {
+            this.breakWith({ kind: 'resync', detail: `append failed: ${String((err as Error)?.message ?? err)}` });
+          }
+          pending.reject(notLeader('this shard actor lost the right to append'));
+        },
+      )
+      .finally(() => {
+        this.publishing--;
+        this.checkSettled();
+      });
+    return result;
+  }
+
+  /** Appends in flight plus entries acknowledged but not yet applied. */
+  get depth(): number {
+    return this.publishing + this.acked.size;
+  }
+
+  /** The highest sequence this pipeline has applied. */
+  get appliedSeq(): number {
+    return this.nextApply - 1;
+  }
+
+  /** Refuses new writes; `settled()` then resolves once what is in flight is appended and applied. */
+  close(): void {
+    this.closed = true;
+    this.checkSettled();
+  }
+
+  /** Resolves when nothing is in flight (immediately when idle). */
+  settled(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.settledWaiters.push(resolve));
+  }
+
+  private isIdle(): boolean {
+    return this.publishing === 0 && this.applying === undefined && (this.acked.size === 0 || this.broken !== undefined);
+  }
+
+  private breakWith(why: PipelineBreak): void {
+    if (!this.broken) this.broken = why;
+  }
+
+  private kickApply(): void {
+    if (this.applying || !this.acked.has(this.nextApply)) return;
+    this.applying = this.applyRuns().finally(() => {
+      this.applying = undefined;
+      if (this.acked.has(this.nextApply)) this.kickApply();
+      this.checkSettled();
+    });
+  }
+
+  /** Applies contiguous acknowledged runs from `nextApply`, one transaction each. */
+  private async applyRuns(): Promise<void> {
+    for (;;) {
+      const run: Pending[] = [];
+      for (let s = this.nextApply; run.length < APPLY_BATCH; s++) {
+        const p = this.acked.get(s);
+        if (!p) break;
+        this.acked.delete(s);
+        run.push(p);
+      }
+      if (run.length === 0) return;
+      let results: ApplyResult[];
+      try {
+        results = await this.o.store.applyBatch(run.map((p) => ({ seq: p.seq, entry: p.entry })));
+      } catch (err) {
+        const failure = new ShardmindError(ErrorCode.UNAVAILABLE, `LMDB apply failed: ${(err as Error).message}`, { cause: err });
+        for (const p of run) p.reject(failure);
+        this.breakWith({ kind: 'failed', detail: failure.message });
+        return;
+      }
+      this.nextApply = run[run.length - 1]!.seq + 1;
+      const bySeq = new Map(results.map((r) => [r.seq, r]));
+      for (const p of run) {
+        const r = bySeq.get(p.seq) ?? this.o.store.resultOf(p.entry.opId);
+        if (r) p.resolve(r);
+        else p.reject(new ShardmindError(ErrorCode.INTERNAL, `seq ${p.seq} was applied without a result`));
+      }
+      this.o.onApplied(this.nextApply - 1);
+    }
+  }
+
+  private checkSettled(): void {
+    if (!this.isIdle()) return;
+    if (this.broken) {
+      // Acked entries stranded behind a gap never reach LMDB through this pipeline: the caller retries.
+      for (const p of this.acked.values()) p.reject(notLeader('this shard actor is stepping down'));
+      this.acked.clear();
+      if (!this.brokenReported) {
+        this.brokenReported = true;
+        this.o.onBroken(this.broken);
+      }
+    }
+    const waiters = this.settledWaiters;
+    this.settledWaiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+function notLeader(message: string): ShardmindError {
+  return new ShardmindError(ErrorCode.NOT_LEADER, message);
+}
