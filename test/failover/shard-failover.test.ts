@@ -1,0 +1,157 @@
+/**
+ * `ShardFailover` — one shard's failover duties — between two "nodes" on a real nats-server: a follower promotes
+ * itself after the leader falls silent (never while it beats), a handoff marker naming it promotes it at once, and a
+ * leader that sees a later epoch's heartbeat is deposed. Lease 300 ms / heartbeat 50 ms keep it quick.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect, type NatsConnection } from 'nats';
+import { startNatsServer, waitForJetStream, type NatsServerProcess } from '../../cli/index.ts';
+import { EpochRegistry } from '../../actors/epoch.ts';
+import { ShardFailover } from '../../actors/failover.ts';
+import { handoffMarker } from '../../actors/marker.ts';
+import { systemTimerClock } from '../../actors/timers.ts';
+
+interface Ctx {
+  server: NatsServerProcess;
+  nc: NatsConnection;
+  epochs: EpochRegistry;
+}
+const t = suite<Ctx>('shard failover', {} as Ctx);
+
+t.before(async (ctx) => {
+  ctx.server = await startNatsServer();
+  ctx.nc = await connect({ servers: ctx.server.url });
+  await waitForJetStream(ctx.nc);
+  ctx.epochs = await EpochRegistry.open(ctx.nc.jetstream(), { replicas: 1 });
+});
+t.after(async (ctx) => {
+  await ctx.nc?.close();
+  await ctx.server?.destroy();
+});
+
+async function until(cond: () => boolean, ms: number, what: string): Promise<number> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return Date.now() - start;
+}
+
+function node(ctx: Ctx, domain: string, name: string, rank = 0) {
+  const events = { promoted: 0, deposed: [] as string[], logs: [] as string[] };
+  const f = new ShardFailover({
+    nc: ctx.nc,
+    epochs: ctx.epochs,
+    domain,
+    node: name,
+    clock: systemTimerClock,
+    leaseMs: 300,
+    heartbeatMs: 50,
+    rank,
+    storeEpoch: () => 0,
+    position: () => 7,
+    promote: () => void events.promoted++,
+    deposed: (d) => void events.deposed.push(d),
+    log: (l) => void events.logs.push(l),
+  });
+  return { f, events };
+}
+
+t('a follower never promotes while the leader beats, and promotes after it falls silent', async (ctx) => {
+  const a = node(ctx, 'silence', 'a');
+  const b = node(ctx, 'silence', 'b');
+  try {
+    const e1 = await a.f.takeEpoch();
+    assert.is(e1, 1);
+    a.f.startLeading(e1!);
+    assert.ok(await a.f.waitForLease(1_000), 'the leader gets its lease from its first beat');
+    b.f.startFollowing();
+    await until(() => b.f.status().leaderNode === 'a', 1_000, 'b to hear a');
+    // Three lease periods of beats: no promotion.
+    const quiet = Date.now() + 900;
+    await until(() => Date.now() > quiet || b.events.promoted > 0, 2_000, 'a quiet period');
+    assert.is(b.events.promoted, 0);
+    assert.is(b.f.status().epoch, 1);
+    // The leader dies (its beats stop).
+    a.f.close();
+    const silentFor = await until(() => b.events.promoted === 1, 3_000, 'b to promote');
+    assert.ok(silentFor >= 250, `promoted after ${silentFor} ms, before the lease ran out`);
+    const e2 = await b.f.takeEpoch();
+    assert.is(e2, 2, 'b leads in the epoch it claimed');
+    assert.is((await ctx.epochs.holder('silence', 2))?.node, 'b');
+    b.f.startLeading(e2!);
+    assert.ok(await b.f.waitForLease(1_000));
+    assert.is(b.f.status().leaderNode, 'b');
+    assert.ok(b.f.status().leaseUntil);
+  } finally {
+    a.f.close();
+    b.f.close();
+  }
+});
+
+t('a handoff marker naming this node promotes it at once; others only restart their countdown', async (ctx) => {
+  const a = node(ctx, 'handoff', 'a');
+  const b = node(ctx, 'handoff', 'b');
+  const c = node(ctx, 'handoff', 'c', 1);
+  try {
+    a.f.startLeading((await a.f.takeEpoch())!);
+    b.f.startFollowing();
+    c.f.startFollowing();
+    const marker = handoffMarker(1, 'a', 'b', Date.now());
+    a.f.stopLeading();
+    b.f.onMarker(marker);
+    c.f.onMarker(marker);
+    const took = await until(() => b.events.promoted === 1, 1_000, 'b to promote');
+    assert.ok(took < 250, `handoff promotion took ${took} ms: it must not wait for the lease`);
+    assert.is(await b.f.takeEpoch(), 2);
+    b.f.startLeading(2);
+    await b.f.waitForLease(1_000);
+    await until(() => c.f.status().leaderNode === 'b', 1_000, 'c to hear b');
+    assert.is(c.events.promoted, 0);
+  } finally {
+    for (const n of [a, b, c]) n.f.close();
+  }
+});
+
+t('a leader that hears a later epoch is deposed; its lease is gone', async (ctx) => {
+  const a = node(ctx, 'rival', 'a');
+  const b = node(ctx, 'rival', 'b');
+  try {
+    a.f.startLeading((await a.f.takeEpoch())!);
+    assert.ok(await a.f.waitForLease(1_000));
+    // b won a later epoch while a was paused, and beats.
+    const e = await b.f.takeEpoch();
+    assert.is(e, 2);
+    b.f.startLeading(e!);
+    await until(() => a.events.deposed.length === 1, 1_000, 'a to be deposed');
+    assert.match(a.events.deposed[0]!, 'epoch 2');
+    assert.is(a.f.leaseValid(), false);
+    assert.is(b.f.leaseValid(), true);
+  } finally {
+    a.f.close();
+    b.f.close();
+  }
+});
+
+t('two standbys racing for the same silent leader: exactly one promotes', async (ctx) => {
+  const a = node(ctx, 'race', 'a');
+  const b = node(ctx, 'race', 'b', 0);
+  const c = node(ctx, 'race', 'c', 0); // same rank: a real race, decided by kv.create
+  try {
+    a.f.startLeading((await a.f.takeEpoch())!);
+    b.f.startFollowing();
+    c.f.startFollowing();
+    await until(() => b.f.status().leaderNode === 'a' && c.f.status().leaderNode === 'a', 1_000, 'both to hear a');
+    a.f.close();
+    await until(() => b.events.promoted + c.events.promoted >= 1, 3_000, 'a promotion');
+    const settle = Date.now() + 200;
+    await until(() => Date.now() > settle, 1_000, 'settling');
+    assert.is(b.events.promoted + c.events.promoted, 1);
+  } finally {
+    for (const n of [a, b, c]) n.f.close();
+  }
+});
+
+t.run();
