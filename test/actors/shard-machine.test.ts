@@ -1,0 +1,136 @@
+/**
+ * The shard machine's control flow on its own, with a scripted `ShardRuntime` (the seam the real `ShardActor`
+ * implements): which state follows which, and that every piece of work is started and cleaned up exactly when
+ * its state says.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createActor } from 'xstate';
+import { shardMachine, type ShardEvent, type ShardRuntime } from '../../actors/index.ts';
+
+class ScriptedRuntime implements ShardRuntime {
+  readonly calls: string[] = [];
+  leadSend: ((e: ShardEvent) => void) | undefined;
+  followSend: ((e: ShardEvent) => void) | undefined;
+  openResult: Promise<void> = Promise.resolve();
+
+  open(): Promise<void> {
+    this.calls.push('open');
+    return this.openResult;
+  }
+  async catchUp(): Promise<void> {
+    this.calls.push('catchUp');
+  }
+  lead(send: (e: ShardEvent) => void): () => void {
+    this.calls.push('lead');
+    this.leadSend = send;
+    return () => this.calls.push('lead:cleanup');
+  }
+  follow(send: (e: ShardEvent) => void): () => void {
+    this.calls.push('follow');
+    this.followSend = send;
+    return () => this.calls.push('follow:cleanup');
+  }
+  async handOff(to: string): Promise<void> {
+    this.calls.push(`handOff:${to}`);
+  }
+  async drain(): Promise<void> {
+    this.calls.push('drain');
+  }
+}
+
+function until(actor: { getSnapshot(): { value: unknown } }, state: string, timeoutMs = 2_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const poll = (): void => {
+      if (actor.getSnapshot().value === state) return resolve();
+      if (Date.now() > deadline) return reject(new Error(`still ${String(actor.getSnapshot().value)}, wanted ${state}`));
+      setTimeout(poll, 2);
+    };
+    poll();
+  });
+}
+
+test('shard machine - a placed leader opens, catches up, then leads', async () => {
+  const rt = new ScriptedRuntime();
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: true } }).start();
+  await until(actor, 'leading');
+  assert.equal(rt.calls, ['open', 'catchUp', 'lead']);
+  actor.stop();
+});
+
+test('shard machine - a standby opens, catches up, then follows', async () => {
+  const rt = new ScriptedRuntime();
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: false } }).start();
+  await until(actor, 'following');
+  assert.equal(rt.calls, ['open', 'catchUp', 'follow']);
+  actor.stop();
+});
+
+test('shard machine - a fenced leader stops serving, catches up and follows, and does not lead again by itself', async () => {
+  const rt = new ScriptedRuntime();
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: true } }).start();
+  await until(actor, 'leading');
+  rt.leadSend?.({ type: 'FENCED', detail: 'wrong last sequence' });
+  await until(actor, 'following');
+  assert.equal(rt.calls, ['open', 'catchUp', 'lead', 'lead:cleanup', 'catchUp', 'follow']);
+  assert.is(actor.getSnapshot().context.wantsLead, false);
+  assert.match(actor.getSnapshot().context.lastError ?? '', /fenced/);
+  actor.stop();
+});
+
+test('shard machine - a resync catches up and leads again', async () => {
+  const rt = new ScriptedRuntime();
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: true } }).start();
+  await until(actor, 'leading');
+  rt.leadSend?.({ type: 'RESYNC', detail: 'duplicate in the pipeline' });
+  await until(actor, 'catchingUp').catch(() => undefined);
+  await until(actor, 'leading');
+  assert.equal(rt.calls.filter((c) => c === 'lead').length, 2);
+  actor.stop();
+});
+
+test('shard machine - PROMOTE turns a follower into a leader after catching up', async () => {
+  const rt = new ScriptedRuntime();
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: false } }).start();
+  await until(actor, 'following');
+  actor.send({ type: 'PROMOTE' });
+  await until(actor, 'leading');
+  assert.equal(rt.calls, ['open', 'catchUp', 'follow', 'follow:cleanup', 'catchUp', 'lead']);
+  actor.stop();
+});
+
+test('shard machine - HANDOFF hands off, then follows', async () => {
+  const rt = new ScriptedRuntime();
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: true } }).start();
+  await until(actor, 'leading');
+  actor.send({ type: 'HANDOFF', to: 'mini-2' });
+  await until(actor, 'following');
+  assert.ok(rt.calls.includes('handOff:mini-2'));
+  actor.stop();
+});
+
+test('shard machine - STOP from any state drains once and ends stopped', async () => {
+  const rt = new ScriptedRuntime();
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: true } }).start();
+  await until(actor, 'leading');
+  actor.send({ type: 'STOP' });
+  actor.send({ type: 'STOP' });
+  await until(actor, 'stopped');
+  assert.equal(rt.calls.slice(-2), ['lead:cleanup', 'drain']);
+  assert.is(rt.calls.filter((c) => c === 'drain').length, 1);
+  assert.is(actor.getSnapshot().status, 'done');
+});
+
+test('shard machine - an open that fails lands in failed, and STOP still drains', async () => {
+  const rt = new ScriptedRuntime();
+  rt.openResult = Promise.reject(new Error('disk full'));
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: true } }).start();
+  await until(actor, 'failed');
+  assert.is(actor.getSnapshot().context.lastError, 'disk full');
+  actor.send({ type: 'STOP' });
+  await until(actor, 'stopped');
+  assert.ok(rt.calls.includes('drain'));
+});
+
+test.run();
