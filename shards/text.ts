@@ -1,0 +1,50 @@
+/**
+ * Text normalization shared by indexing and querying: the same tokenizer on both sides, or recall misses.
+ */
+
+const MAX_TOKEN = 48;
+
+/** Words too common to say anything about relevance; dropping them also keeps the index small. */
+const STOPWORDS = new Set(
+  (
+    'a an and are as at be but by for from has have he her his i if in into is it its me my no not of on or our ' +
+    'she so that the their them then there these they this to was we were what when which who will with you your'
+  ).split(' '),
+);
+
+const WORD = /[\p{L}\p{N}]+/gu;
+
+/** Lower-cased word tokens without stopwords, in text order (repeats kept: they are term frequency). */
+export function tokenize(text: string): string[] {
+  const out: string[] = [];
+  for (const m of text.toLowerCase().matchAll(WORD)) {
+    const w = m[0];
+    if (w.length < 2 && !/\d/.test(w)) continue;
+    if (STOPWORDS.has(w)) continue;
+    const stem = pluralStem(w);
+    out.push(stem.length > MAX_TOKEN ? stem.slice(0, MAX_TOKEN) : stem);
+  }
+  return out;
+}
+
+/**
+ * "attachments" must find "attachment": a light plural stemmer (no full Porter stemming — it is cheap, predictable,
+ * and wrong stems of rarer forms cost little when both sides use the same function).
+ */
+function pluralStem(w: string): string {
+  if (w.length <= 3 || !w.endsWith('s') || w.endsWith('ss') || w.endsWith('us') || w.endsWith('is')) return w;
+  if (w.endsWith('ies') && w.length > 4) return w.slice(0, -3) + 'y';
+  return w.slice(0, -1);
+}
+
+/** Term → count. */
+export function termFrequencies(tokens: readonly string[]): Map<string, number> {
+  const tf = new Map<string, number>();
+  for (const t of tokens) tf.set(t, (tf.get(t) ?? 0) + 1);
+  return tf;
+}
+
+/** Text compared for "the same fact again" when a fact has no object: case and spacing do not matter. */
+export function normalizeText(text: string): string {
+  return text.toLowerCase().replace(/\s+/g, ' ').trim();
+}
