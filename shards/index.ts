@@ -28,3 +28,24 @@ export type {
   LeadershipMark,
   ShardStore,
 } from './types.ts';
+export type { Episode } from './records.ts';
+export type { Contender } from './conflict.ts';
+
+export { LmdbShardStore, openShardStore } from './store.ts';
+export { ShardValidationError } from './errors.ts';
+export {
+  validateEntry,
+  validateFactInput,
+  validateEntityInput,
+  validateRecallQuery,
+  DEFAULT_CONFIDENCE,
+  DEFAULT_LIMIT,
+  DEFAULT_PREDICATE,
+  DEFAULT_RECALL_FLOOR,
+  MAX_LIMIT,
+  MAX_TEXT_BYTES,
+} from './validate.ts';
+export { effectiveConfidence, combineConfidence, recencyWeight, DAY_MS } from './decay.ts';
+export { tokenize, normalizeText } from './text.ts';
+export { factIdFor, seqOfFactId } from './ids.ts';
+export { challengerWins } from './conflict.ts';

@@ -1,0 +1,370 @@
+/**
+ * Applying log entries: the only code that changes a shard. Runs inside one LMDB write transaction per batch and is
+ * deterministic — it reads only the entry, its sequence and the store (no clock, no randomness), so the same entries
+ * in the same order leave the same bytes on every replica, whatever the batch boundaries.
+ */
+import { decodeValue, encodeValue } from './codec.ts';
+import { challengerWins } from './conflict.ts';
+import { combineConfidence, effectiveConfidence } from './decay.ts';
+import { ShardValidationError } from './errors.ts';
+import { episodeIdFor, factIdFor, seqKey, seqOfFactId } from './ids.ts';
+import type { PostingIndex } from './postings.ts';
+import {
+  activeKey,
+  episodeRecord,
+  factRecord,
+  factTerms,
+  identityOf,
+  identityTerm,
+  isActive,
+  withChanges,
+  type Episode,
+} from './records.ts';
+import type { Tables } from './tables.ts';
+import type {
+  ApplyResult,
+  AssertEntry,
+  Entity,
+  EntityEntry,
+  Fact,
+  FactObject,
+  ForgetEntry,
+  LogEntry,
+  MarkerEntry,
+  PredicateSpec,
+  ReinforceEntry,
+  RetractEntry,
+  LeadershipMark,
+} from './types.ts';
+import { DEFAULT_CONFIDENCE, validateEntry, type ResolvedOptions } from './validate.ts';
+
+/** Counters and the applied sequence, stored together as `meta/state` in every batch's transaction. */
+export interface StoreState {
+  appliedSeq: number;
+  facts: number;
+  activeFacts: number;
+  entities: number;
+  episodes: number;
+  /** Facts with indexed words, and the sum of their lengths: BM25's average document length. */
+  docs: number;
+  docLength: number;
+}
+
+export const EMPTY_STATE: StoreState = { appliedSeq: 0, facts: 0, activeFacts: 0, entities: 0, episodes: 0, docs: 0, docLength: 0 };
+
+export function stateRecord(s: StoreState): StoreState {
+  return {
+    appliedSeq: s.appliedSeq,
+    facts: s.facts,
+    activeFacts: s.activeFacts,
+    entities: s.entities,
+    episodes: s.episodes,
+    docs: s.docs,
+    docLength: s.docLength,
+  };
+}
+
+/** How many of an identity's newest facts are checked for an active one (reinforcement lookup). */
+const IDENTITY_SCAN = 16;
+
+export class Applier {
+  constructor(
+    private readonly t: Tables,
+    private readonly postings: PostingIndex,
+    private readonly options: ResolvedOptions,
+    readonly state: StoreState,
+  ) {}
+
+  /** Applies one entry at `seq` (already known to be above appliedSeq). Never throws for bad entries. */
+  apply(seq: number, raw: LogEntry): ApplyResult {
+    const opId = typeof raw?.opId === 'string' && raw.opId !== '' ? raw.opId : `seq:${seqKey(seq)}`;
+    // Every sequence moves the segment forward, duplicates included: start-up rebuilds the open segment of
+    // `appliedSeq`, so an earlier segment must already be merged by then.
+    this.postings.rollTo(seq);
+    const prior = this.t.ops.getBinary(opId);
+    if (prior !== undefined) {
+      this.state.appliedSeq = seq;
+      return { ...decodeValue<ApplyResult>(prior), duplicate: true };
+    }
+    let result: ApplyResult;
+    try {
+      const entry = validateEntry(raw);
+      result = this.dispatch(seq, entry);
+    } catch (err) {
+      if (!(err instanceof ShardValidationError)) throw err;
+      result = { seq, opId, status: 'rejected', error: { code: 'BAD_REQUEST', message: err.message } };
+    }
+    this.t.ops.putSync(opId, encodeValue(resultRecord(result)));
+    this.state.appliedSeq = seq;
+    return result;
+  }
+
+  private dispatch(seq: number, e: LogEntry): ApplyResult {
+    switch (e.op) {
+      case 'assert':
+        return this.assert(seq, e);
+      case 'reinforce':
+        return this.reinforceById(seq, e);
+      case 'retract':
+        return this.retract(seq, e);
+      case 'forget':
+        return this.forget(seq, e);
+      case 'entity':
+        return this.upsertEntity(seq, e);
+      case 'marker':
+        return this.marker(seq, e);
+    }
+  }
+
+  getFact(id: string): Fact | undefined {
+    const bytes = this.t.facts.getBinary(id);
+    return bytes === undefined ? undefined : decodeValue<Fact>(bytes);
+  }
+
+  private putFact(f: Fact): void {
+    this.t.facts.putSync(f.id, encodeValue(factRecord(f)));
+  }
+
+  private resolveEntity(idOrAlias: string): string {
+    const bytes = this.t.aliases.getBinary(idOrAlias.toLowerCase());
+    return bytes === undefined ? idOrAlias : decodeValue<string>(bytes);
+  }
+
+  private spec(predicate: string | undefined): PredicateSpec {
+    return (predicate !== undefined ? this.options.predicates[predicate] : undefined) ?? this.options.defaultPredicate;
+  }
+
+  private assert(seq: number, e: AssertEntry): ApplyResult {
+    const f = e.fact;
+    const subject = f.subject === undefined ? undefined : this.resolveEntity(f.subject);
+    const object: FactObject | undefined =
+      f.object === undefined || typeof f.object === 'string' ? f.object : { entity: this.resolveEntity(f.object.entity) };
+    const observedAt = f.observedAt ?? e.recordedAt;
+    const confidence = f.confidence ?? DEFAULT_CONFIDENCE;
+    const spec = this.spec(f.predicate);
+
+    const identity = identityOf(subject, f.predicate, object, f.text);
+    const same = this.activeWithIdentity(identity);
+    if (same !== undefined) {
+      this.reinforce(same, seq, e, confidence, observedAt, f.text);
+      return { seq, opId: e.opId, status: 'reinforced', factId: same.id };
+    }
+
+    const id = factIdFor(this.options.domain, seq);
+    let fact: Fact = factRecord({
+      id,
+      domain: this.options.domain,
+      text: f.text,
+      ...(subject !== undefined && { subject }),
+      ...(f.predicate !== undefined && { predicate: f.predicate }),
+      ...(object !== undefined && { object }),
+      confidence,
+      halfLifeDays: f.halfLifeDays ?? spec.halfLifeDays,
+      observedAt,
+      validFrom: f.validFrom ?? observedAt,
+      ...(f.validTo !== undefined && { validTo: f.validTo }),
+      recordedAt: e.recordedAt,
+      reinforcedAt: observedAt,
+      confirmations: 1,
+      source: e.source,
+      status: 'active',
+      seq,
+      episodeId: episodeIdFor(id, seq),
+    });
+
+    let result: ApplyResult = { seq, opId: e.opId, status: 'created', factId: id };
+    if (subject !== undefined && f.predicate !== undefined && spec.cardinality === 'one') {
+      const key = activeKey(subject, f.predicate);
+      const incumbentId = this.t.active.getBinary(key);
+      const incumbent = incumbentId === undefined ? undefined : this.getFact(decodeValue<string>(incumbentId));
+      if (incumbent !== undefined && isActive(incumbent.status)) {
+        if (challengerWins(fact, incumbent)) {
+          const validTo = Math.min(incumbent.validTo ?? fact.validFrom, fact.validFrom);
+          this.putFact(withChanges(incumbent, { validTo, invalidatedAt: e.recordedAt, status: 'superseded' }));
+          this.state.activeFacts--;
+          this.t.active.putSync(key, encodeValue(id));
+          result = { seq, opId: e.opId, status: 'superseded_previous', factId: id, supersededIds: [incumbent.id] };
+        } else {
+          // The active value is valid later in world time: this one is history the moment it arrives.
+          const validTo = Math.max(fact.validFrom, Math.min(fact.validTo ?? incumbent.validFrom, incumbent.validFrom));
+          fact = withChanges(fact, { validTo, invalidatedAt: e.recordedAt, status: 'superseded' });
+          result = { seq, opId: e.opId, status: 'recorded_superseded', factId: id };
+        }
+      } else {
+        this.t.active.putSync(key, encodeValue(id));
+      }
+    }
+
+    this.putFact(fact);
+    this.putEpisode(fact.id, seq, e, f.text, observedAt, confidence);
+    this.state.facts++;
+    if (isActive(fact.status)) this.state.activeFacts++;
+    const { terms, length } = factTerms(fact);
+    for (const p of terms) this.postings.add(p.term, seq, p.tf, p.len);
+    if (length > 0) {
+      this.state.docs++;
+      this.state.docLength += length;
+    }
+    return result;
+  }
+
+  /** The active fact with this identity, looking at its newest few facts. */
+  private activeWithIdentity(identity: string): Fact | undefined {
+    for (const p of this.postings.newest(identityTerm(identity), IDENTITY_SCAN)) {
+      const f = this.getFact(factIdFor(this.options.domain, p.seq));
+      if (f !== undefined && isActive(f.status)) return f;
+    }
+    return undefined;
+  }
+
+  private putEpisode(factId: string, seq: number, e: LogEntry, text: string, observedAt: number, confidence: number): void {
+    const ep: Episode = { id: episodeIdFor(factId, seq), factId, seq, text, source: e.source, observedAt, recordedAt: e.recordedAt, confidence };
+    this.t.episodes.putSync(ep.id, encodeValue(episodeRecord(ep)));
+    this.state.episodes++;
+  }
+
+  /**
+   * Independent evidence: the old confidence, decayed to the new observation, combined with the new one. An
+   * observation older than the last reinforcement does not decay the old value (time never runs backwards here).
+   */
+  private reinforce(f: Fact, seq: number, e: LogEntry, confidence: number, observedAt: number, text: string): void {
+    const old = effectiveConfidence(f, observedAt);
+    this.putFact(
+      withChanges(f, {
+        confidence: combineConfidence(old, confidence),
+        reinforcedAt: Math.max(f.reinforcedAt, observedAt),
+        confirmations: f.confirmations + 1,
+      }),
+    );
+    this.putEpisode(f.id, seq, e, text, observedAt, confidence);
+  }
+
+  private notFound(seq: number, opId: string, factId: string): ApplyResult {
+    return { seq, opId, status: 'rejected', factId, error: { code: 'NOT_FOUND', message: `no fact ${factId} in domain ${this.options.domain}` } };
+  }
+
+  private reinforceById(seq: number, e: ReinforceEntry): ApplyResult {
+    const f = this.getFact(e.factId);
+    if (f === undefined || f.status === 'forgotten') return this.notFound(seq, e.opId, e.factId);
+    if (!isActive(f.status)) {
+      return { seq, opId: e.opId, status: 'rejected', factId: f.id, error: { code: 'BAD_REQUEST', message: `fact ${f.id} is ${f.status}, not active` } };
+    }
+    this.reinforce(f, seq, e, e.confidence ?? DEFAULT_CONFIDENCE, e.observedAt ?? e.recordedAt, f.text);
+    return { seq, opId: e.opId, status: 'reinforced', factId: f.id };
+  }
+
+  private retract(seq: number, e: RetractEntry): ApplyResult {
+    const f = this.getFact(e.factId);
+    if (f === undefined || f.status === 'forgotten') return this.notFound(seq, e.opId, e.factId);
+    if (isActive(f.status)) {
+      const validTo = Math.max(f.validFrom, e.validTo ?? e.recordedAt);
+      this.putFact(withChanges(f, { validTo: Math.min(validTo, f.validTo ?? validTo), invalidatedAt: e.recordedAt, status: 'retracted' }));
+      this.state.activeFacts--;
+      this.clearActivePointer(f);
+    }
+    return { seq, opId: e.opId, status: 'retracted', factId: f.id };
+  }
+
+  private clearActivePointer(f: Fact): void {
+    if (f.subject === undefined || f.predicate === undefined) return;
+    const key = activeKey(f.subject, f.predicate);
+    const bytes = this.t.active.getBinary(key);
+    if (bytes !== undefined && decodeValue<string>(bytes) === f.id) this.t.active.removeSync(key);
+  }
+
+  /** The text leaves the fact, every index entry and every episode; a tombstone with ids and times stays. */
+  private forget(seq: number, e: ForgetEntry): ApplyResult {
+    const f = this.getFact(e.factId);
+    const createdSeq = seqOfFactId(e.factId);
+    if (f === undefined || createdSeq === undefined) return this.notFound(seq, e.opId, e.factId);
+    if (f.status === 'forgotten') return { seq, opId: e.opId, status: 'forgotten', factId: f.id };
+    const { terms, length } = factTerms(f);
+    for (const p of terms) this.postings.remove(p.term, createdSeq);
+    if (length > 0) {
+      this.state.docs--;
+      this.state.docLength -= length;
+    }
+    for (const key of this.t.episodes.getKeys({ start: f.id + '/', end: f.id + '0' })) {
+      this.t.episodes.removeSync(key);
+      this.state.episodes--;
+    }
+    if (isActive(f.status)) this.state.activeFacts--;
+    this.clearActivePointer(f);
+    const tombstone: Fact = {
+      id: f.id,
+      domain: f.domain,
+      text: '',
+      ...(f.subject !== undefined && { subject: f.subject }),
+      ...(f.predicate !== undefined && { predicate: f.predicate }),
+      confidence: f.confidence,
+      halfLifeDays: f.halfLifeDays,
+      observedAt: f.observedAt,
+      validFrom: f.validFrom,
+      ...(f.validTo !== undefined && { validTo: f.validTo }),
+      recordedAt: f.recordedAt,
+      invalidatedAt: f.invalidatedAt ?? e.recordedAt,
+      reinforcedAt: f.reinforcedAt,
+      confirmations: f.confirmations,
+      source: f.source,
+      status: 'forgotten',
+      seq: f.seq,
+    };
+    this.putFact(tombstone);
+    return { seq, opId: e.opId, status: 'forgotten', factId: f.id };
+  }
+
+  getEntity(idOrAlias: string): Entity | undefined {
+    const direct = this.t.entities.getBinary(idOrAlias);
+    if (direct !== undefined) return decodeValue<Entity>(direct);
+    const id = this.t.aliases.getBinary(idOrAlias.toLowerCase());
+    if (id === undefined) return undefined;
+    const bytes = this.t.entities.getBinary(decodeValue<string>(id));
+    return bytes === undefined ? undefined : decodeValue<Entity>(bytes);
+  }
+
+  /** Upsert: name and type replace, aliases union (in first-seen order), attributes merge key by key. */
+  private upsertEntity(seq: number, e: EntityEntry): ApplyResult {
+    const input = e.entity;
+    const bytes = this.t.entities.getBinary(input.id);
+    const old = bytes === undefined ? undefined : decodeValue<Entity>(bytes);
+    const aliases = [...(old?.aliases ?? [])];
+    for (const a of input.aliases ?? []) if (!aliases.includes(a)) aliases.push(a);
+    const attributes: Record<string, string | number | boolean> = { ...(old?.attributes ?? {}) };
+    for (const k of Object.keys(input.attributes ?? {}).sort()) attributes[k] = input.attributes![k]!;
+    const sorted: Record<string, string | number | boolean> = {};
+    for (const k of Object.keys(attributes).sort()) sorted[k] = attributes[k]!;
+    const type = input.type ?? old?.type;
+    const entity: Entity = {
+      id: input.id,
+      name: input.name ?? old?.name ?? input.id,
+      ...(type !== undefined && { type }),
+      aliases,
+      attributes: sorted,
+      updatedAt: e.recordedAt,
+    };
+    this.t.entities.putSync(entity.id, encodeValue(entity));
+    if (old === undefined) this.state.entities++;
+    const id = encodeValue(entity.id);
+    this.t.aliases.putSync(entity.id.toLowerCase(), id);
+    for (const a of aliases) this.t.aliases.putSync(a.toLowerCase(), id);
+    return { seq, opId: e.opId, status: 'entity' };
+  }
+
+  private marker(seq: number, e: MarkerEntry): ApplyResult {
+    const mark: LeadershipMark = { kind: e.kind, epoch: e.epoch, node: e.node, ...(e.to !== undefined && { to: e.to }), seq };
+    this.t.meta.putSync('leadership', encodeValue(mark));
+    return { seq, opId: e.opId, status: 'marker' };
+  }
+}
+
+/** Results are stored in one field order (and never with `duplicate`, which only a repeat reports). */
+export function resultRecord(r: ApplyResult): ApplyResult {
+  return {
+    seq: r.seq,
+    opId: r.opId,
+    status: r.status,
+    ...(r.factId !== undefined && { factId: r.factId }),
+    ...(r.supersededIds !== undefined && { supersededIds: [...r.supersededIds] }),
+    ...(r.error !== undefined && { error: { code: r.error.code, message: r.error.message } }),
+  };
+}

@@ -1,0 +1,198 @@
+/**
+ * Recall: which facts bear on a question, best first.
+ *
+ * score = relevance × effective confidence × recency, where relevance is BM25 over the words of the fact's text
+ * (document frequencies are stored counters, see `postings.ts`), effective confidence is the decayed confidence at
+ * `asOf ?? now`, and recency favours recently recorded facts.
+ *
+ * The work per query is bounded and independent of the store's size — the tradeoff: each query term contributes
+ * only its TERM_CAP newest postings, a subject/predicate filter only its FILTER_CAP newest facts, and at most
+ * MAX_FETCH facts are read. An old fact that matches only very common words can be missed; recent and
+ * distinctive facts are always found. For agent memory, which is read for what is true now, that is the right end
+ * to give up.
+ */
+import { decodeValue } from './codec.ts';
+import { effectiveConfidence, recencyWeight } from './decay.ts';
+import { factIdFor } from './ids.ts';
+import type { PostingIndex } from './postings.ts';
+import { objectEntityTerm, subjectPredicateTerm, subjectTerm, wordTerm } from './records.ts';
+import type { Tables } from './tables.ts';
+import { termFrequencies, tokenize } from './text.ts';
+import type { Fact, RecallQuery, RecalledFact } from './types.ts';
+import { DEFAULT_LIMIT } from './validate.ts';
+
+export const TERM_CAP = 128;
+export const FILTER_CAP = 512;
+export const MAX_FETCH = 256;
+const MAX_QUERY_TERMS = 16;
+const HOP_ENTITIES = 16;
+const HOP_FACTS_PER_ENTITY = 32;
+/** Each hop away from a direct match halves relevance. */
+const HOP_DECAY = 0.5;
+/** A subject-filtered fact that shares no word with the query still counts a little: the subject matched. */
+const SUBJECT_MATCH_RELEVANCE = 0.1;
+const K1 = 1.2;
+const B = 0.75;
+
+export interface RecallContext {
+  readonly t: Tables;
+  readonly postings: PostingIndex;
+  readonly domain: string;
+  readonly recallFloor: number;
+  readonly docs: number;
+  readonly docLength: number;
+  readonly appliedSeq: number;
+  resolveEntity(idOrAlias: string): string;
+}
+
+interface Candidate {
+  seq: number;
+  relevance: number;
+}
+
+export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] {
+  const at = q.asOf ?? q.now;
+  const floor = q.minConfidence ?? ctx.recallFloor;
+  const limit = q.limit ?? DEFAULT_LIMIT;
+  const subject = q.subject === undefined ? undefined : ctx.resolveEntity(q.subject);
+  const words = [...new Set(tokenize(q.query ?? ''))].slice(0, MAX_QUERY_TERMS);
+  const maxSeq = q.asOf === undefined ? Number.MAX_SAFE_INTEGER : lastSeqRecordedBy(ctx, q.asOf);
+  const avgLength = ctx.docs > 0 ? ctx.docLength / ctx.docs : 1;
+  const idf = new Map(words.map((w) => [w, inverseDocumentFrequency(ctx.docs, ctx.postings.df(wordTerm(w)))]));
+  const bm25 = (tf: number, len: number, w: string): number =>
+    (idf.get(w) ?? 0) * ((tf * (K1 + 1)) / (tf + K1 * (1 - B + (B * len) / avgLength)));
+
+  // Candidates: a subject (and predicate) list when filtering by subject, else the query words' posting lists.
+  let candidates: Candidate[];
+  const textScoredLater = subject !== undefined;
+  if (subject !== undefined) {
+    const list = q.predicate !== undefined ? subjectPredicateTerm(subject, q.predicate) : subjectTerm(subject);
+    candidates = ctx.postings.newest(list, FILTER_CAP, maxSeq).map((p) => ({ seq: p.seq, relevance: 0 }));
+  } else {
+    const bySeq = new Map<number, number>();
+    for (const w of words) {
+      for (const p of ctx.postings.newest(wordTerm(w), TERM_CAP, maxSeq)) bySeq.set(p.seq, (bySeq.get(p.seq) ?? 0) + bm25(p.tf, p.len, w));
+    }
+    candidates = [...bySeq].map(([seq, relevance]) => ({ seq, relevance }));
+    candidates.sort((a, b) => b.relevance - a.relevance || b.seq - a.seq);
+  }
+
+  const matched: RecalledFact[] = [];
+  const seen = new Set<string>();
+  for (const c of candidates.slice(0, MAX_FETCH)) {
+    const f = readFact(ctx, factIdFor(ctx.domain, c.seq));
+    if (f === undefined || !visible(f, q, at)) continue;
+    if (q.predicate !== undefined && f.predicate !== q.predicate) continue;
+    let relevance = c.relevance;
+    if (textScoredLater) {
+      if (words.length === 0) relevance = 1;
+      else {
+        const tokens = tokenize(f.text);
+        let s = 0;
+        for (const [w, tf] of termFrequencies(tokens)) if (idf.has(w)) s += bm25(tf, tokens.length, w);
+        relevance = s + SUBJECT_MATCH_RELEVANCE;
+      }
+    }
+    const scored = score(f, relevance, at, floor, 0);
+    if (scored === undefined) continue;
+    seen.add(f.id);
+    matched.push(scored);
+  }
+  matched.sort(byScore);
+  const direct = matched.slice(0, limit);
+  const expanded = expand(ctx, q, direct, seen, at, floor);
+  return [...direct, ...expanded].sort(byScore).slice(0, limit);
+}
+
+function byScore(a: RecalledFact, b: RecalledFact): number {
+  return b.score - a.score || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+}
+
+function inverseDocumentFrequency(docs: number, df: number): number {
+  return Math.log(1 + (docs - df + 0.5) / (df + 0.5));
+}
+
+function readFact(ctx: RecallContext, id: string): Fact | undefined {
+  const bytes = ctx.t.facts.getBinary(id);
+  return bytes === undefined ? undefined : decodeValue<Fact>(bytes);
+}
+
+/** Active now, or — with `asOf` — believed then: recorded by then, not yet retired then, valid in the world then. */
+function visible(f: Fact, q: RecallQuery, at: number): boolean {
+  if (f.status === 'forgotten') return false;
+  if (q.asOf !== undefined) {
+    if (f.recordedAt > q.asOf) return false;
+    if (q.includeInactive) return true;
+    if (f.invalidatedAt !== undefined && f.invalidatedAt <= q.asOf) return false;
+    return f.validFrom <= at && (f.validTo === undefined || f.validTo > at);
+  }
+  return q.includeInactive === true || f.status === 'active';
+}
+
+function score(f: Fact, relevance: number, at: number, floor: number, hop: number): RecalledFact | undefined {
+  const effective = effectiveConfidence(f, at);
+  if (effective < floor || relevance <= 0) return undefined;
+  return { ...f, effectiveConfidence: effective, score: relevance * effective * recencyWeight(f.recordedAt, at), hop };
+}
+
+/** Graph expansion: facts about the entities the direct matches mention, hop by hop, with bounded fan-out. */
+function expand(ctx: RecallContext, q: RecallQuery, direct: RecalledFact[], seen: Set<string>, at: number, floor: number): RecalledFact[] {
+  const hops = q.hops ?? 0;
+  if (hops === 0 || direct.length === 0) return [];
+  const base = Math.max(...direct.map((f) => (f.score > 0 ? f.score / (f.effectiveConfidence * recencyWeight(f.recordedAt, at)) : 0)));
+  const out: RecalledFact[] = [];
+  const visited = new Set<string>();
+  let frontier = entitiesOf(direct);
+  for (let hop = 1; hop <= hops && frontier.length > 0; hop++) {
+    const next: string[] = [];
+    for (const entity of frontier.slice(0, HOP_ENTITIES)) {
+      if (visited.has(entity)) continue;
+      visited.add(entity);
+      for (const term of [subjectTerm(entity), objectEntityTerm(entity)]) {
+        for (const p of ctx.postings.newest(term, HOP_FACTS_PER_ENTITY)) {
+          const f = readFact(ctx, factIdFor(ctx.domain, p.seq));
+          if (f === undefined || seen.has(f.id) || !visible(f, q, at)) continue;
+          const scored = score(f, base * HOP_DECAY ** hop, at, floor, hop);
+          if (scored === undefined) continue;
+          seen.add(f.id);
+          out.push(scored);
+          next.push(...entitiesOf([f]));
+        }
+      }
+    }
+    frontier = next.filter((e) => !visited.has(e));
+  }
+  return out;
+}
+
+function entitiesOf(facts: readonly Fact[]): string[] {
+  const out: string[] = [];
+  for (const f of facts) {
+    if (f.subject !== undefined) out.push(f.subject);
+    if (f.object !== undefined && typeof f.object !== 'string') out.push(f.object.entity);
+  }
+  return [...new Set(out)];
+}
+
+/**
+ * The last sequence recorded at or before `time`, by binary search over the time-ordered fact ids (the leader
+ * stamps `recordedAt` in log order, so it grows with the sequence). Bounds `asOf` scans without a time index.
+ */
+function lastSeqRecordedBy(ctx: RecallContext, time: number): number {
+  let lo = 0;
+  let hi = ctx.appliedSeq;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    const first = firstFactFrom(ctx, mid);
+    if (first !== undefined && first.recordedAt <= time) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+function firstFactFrom(ctx: RecallContext, seq: number): Fact | undefined {
+  for (const { value } of ctx.t.facts.getRange({ start: factIdFor(ctx.domain, seq), end: ctx.domain + ';', limit: 1 })) {
+    return decodeValue<Fact>(value);
+  }
+  return undefined;
+}

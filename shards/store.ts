@@ -1,0 +1,222 @@
+/**
+ * `LmdbShardStore`: one domain's memory on one machine — the `ShardStore` over LMDB.
+ *
+ * Writes: `applyBatch` runs the whole batch in one lmdb-js asynchronous `transaction()`. Its callback runs on this
+ * thread (reads see the batch's own writes), but the commit and its fsync happen on lmdb-js's write thread, so a
+ * durable commit does not block the event loop (a `transactionSync` would hold it for the whole fsync, milliseconds
+ * per batch on these disks). Batches are chained, so they commit in call order.
+ *
+ * @example
+ * const store = openShardStore({ path: '/var/lib/shardmind/email', domain: 'email' });
+ * await store.apply({ v: 1, op: 'assert', opId: 'op-1', recordedAt: now, source: { agent: 'a' }, fact: { text } }, 1);
+ * store.recall({ query: 'attachment or link?', now: Date.now() });
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, statSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Applier, EMPTY_STATE, stateRecord, type StoreState } from './apply.ts';
+import { decodeValue, encodeValue } from './codec.ts';
+import { factIdFor } from './ids.ts';
+import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
+import { recallFacts } from './recall.ts';
+import { factTerms } from './records.ts';
+import { openTables, TABLE_NAMES, type Tables } from './tables.ts';
+import type {
+  ApplyResult,
+  Entity,
+  Fact,
+  LeadershipMark,
+  LogEntry,
+  RecallQuery,
+  RecallResult,
+  ShardStats,
+  ShardStore,
+  ShardStoreOptions,
+} from './types.ts';
+import { resolveOptions, validateRecallQuery, type ResolvedOptions } from './validate.ts';
+
+export class LmdbShardStore implements ShardStore {
+  readonly domain: string;
+  private readonly options: ResolvedOptions;
+  private readonly t: Tables;
+  private readonly postings: PostingIndex;
+  private applier: Applier;
+  /** Committed state: what reads report. The applier's copy runs ahead while a batch is in its transaction. */
+  private committed: StoreState;
+  private chain: Promise<unknown> = Promise.resolve();
+  private closed: Promise<void> | undefined;
+
+  constructor(options: ShardStoreOptions) {
+    this.options = resolveOptions(options);
+    this.domain = this.options.domain;
+    mkdirSync(this.options.path, { recursive: true });
+    this.t = openTables(this.options);
+    this.postings = new PostingIndex(this.t.blocks, this.t.df);
+    this.committed = this.readState();
+    this.applier = new Applier(this.t, this.postings, this.options, { ...this.committed });
+    this.rebuildOpenSegment();
+  }
+
+  get appliedSeq(): number {
+    return this.committed.appliedSeq;
+  }
+
+  private readState(): StoreState {
+    const bytes = this.t.meta.getBinary('state');
+    return bytes === undefined ? { ...EMPTY_STATE } : decodeValue<StoreState>(bytes);
+  }
+
+  /** The open segment's postings are derived from its facts (at most SEGMENT_SEQS of them), never the whole store. */
+  private rebuildOpenSegment(): void {
+    const seq = this.committed.appliedSeq;
+    this.postings.reset(seq);
+    const start = factIdFor(this.domain, segmentOf(seq) * SEGMENT_SEQS);
+    for (const { value } of this.t.facts.getRange({ start, end: this.domain + ';' })) {
+      const f = decodeValue<Fact>(value);
+      if (f.status === 'forgotten') continue;
+      for (const p of factTerms(f).terms) this.postings.add(p.term, f.seq, p.tf, p.len);
+    }
+  }
+
+  applyBatch(batch: readonly { readonly seq: number; readonly entry: LogEntry }[]): Promise<ApplyResult[]> {
+    if (this.closed !== undefined) return Promise.reject(new Error(`shard store ${this.domain} is closed`));
+    for (let i = 1; i < batch.length; i++) {
+      if (!(batch[i]!.seq > batch[i - 1]!.seq)) return Promise.reject(new Error('applyBatch: sequences must increase'));
+    }
+    const run = this.chain.then(() => this.commit(batch));
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async commit(batch: readonly { readonly seq: number; readonly entry: LogEntry }[]): Promise<ApplyResult[]> {
+    const results: ApplyResult[] = [];
+    const state = this.applier.state;
+    try {
+      await this.t.env.transaction(() => {
+        for (const { seq, entry } of batch) {
+          if (!Number.isSafeInteger(seq) || seq <= 0) throw new Error(`applyBatch: bad sequence ${seq}`);
+          if (seq <= state.appliedSeq) continue;
+          results.push(this.applier.apply(seq, entry));
+        }
+        if (results.length > 0) this.t.meta.putSync('state', encodeValue(stateRecord(state)));
+      });
+      if (this.options.durability !== 'none') await this.t.env.flushed;
+    } catch (err) {
+      // The transaction did not commit: drop what ran ahead in memory and start again from what is on disk.
+      this.committed = this.readState();
+      this.applier = new Applier(this.t, this.postings, this.options, { ...this.committed });
+      this.rebuildOpenSegment();
+      throw err;
+    }
+    this.committed = { ...state };
+    return results;
+  }
+
+  async apply(entry: LogEntry, seq: number): Promise<ApplyResult> {
+    const [result] = await this.applyBatch([{ seq, entry }]);
+    if (result !== undefined) return result;
+    // At or below appliedSeq: replay. Report what that opId got, if it is ours.
+    const prior = this.resultOf(entry.opId);
+    return prior !== undefined ? { ...prior, duplicate: true } : { seq, opId: entry.opId, status: 'rejected', duplicate: true, error: { code: 'BAD_REQUEST', message: `sequence ${seq} was already applied` } };
+  }
+
+  resultOf(opId: string): ApplyResult | undefined {
+    const bytes = this.t.ops.getBinary(opId);
+    return bytes === undefined ? undefined : decodeValue<ApplyResult>(bytes);
+  }
+
+  recall(query: RecallQuery): RecallResult {
+    const q = validateRecallQuery(query);
+    const s = this.committed;
+    const facts = recallFacts(
+      {
+        t: this.t,
+        postings: this.postings,
+        domain: this.domain,
+        recallFloor: this.options.recallFloor,
+        docs: s.docs,
+        docLength: s.docLength,
+        appliedSeq: s.appliedSeq,
+        resolveEntity: (x) => this.resolveEntity(x),
+      },
+      q,
+    );
+    return { facts, appliedSeq: s.appliedSeq };
+  }
+
+  private resolveEntity(idOrAlias: string): string {
+    const bytes = this.t.aliases.getBinary(idOrAlias.toLowerCase());
+    return bytes === undefined ? idOrAlias : decodeValue<string>(bytes);
+  }
+
+  getFact(id: string): Fact | undefined {
+    return this.applier.getFact(id);
+  }
+
+  history(subject: string, predicate?: string): Fact[] {
+    const s = this.resolveEntity(subject);
+    const term = predicate === undefined ? `s:${s}` : `p:${s}\x1f${predicate}`;
+    const facts: Fact[] = [];
+    for (const p of this.postings.newest(term, Number.MAX_SAFE_INTEGER)) {
+      const f = this.getFact(factIdFor(this.domain, p.seq));
+      if (f !== undefined) facts.push(f);
+    }
+    return facts.sort((a, b) => a.validFrom - b.validFrom || a.recordedAt - b.recordedAt || a.seq - b.seq);
+  }
+
+  getEntity(idOrAlias: string): Entity | undefined {
+    return this.applier.getEntity(idOrAlias);
+  }
+
+  leadership(): LeadershipMark | undefined {
+    const bytes = this.t.meta.getBinary('leadership');
+    return bytes === undefined ? undefined : decodeValue<LeadershipMark>(bytes);
+  }
+
+  digest(): string {
+    const hash = createHash('sha256');
+    const frame = Buffer.alloc(4);
+    const add = (bytes: Uint8Array): void => {
+      frame.writeUInt32BE(bytes.length);
+      hash.update(frame);
+      hash.update(bytes);
+    };
+    for (const name of TABLE_NAMES) {
+      add(Buffer.from(name));
+      for (const { key, value } of this.t[name].getRange({})) {
+        add(Buffer.from(String(key)));
+        add(value);
+      }
+    }
+    return hash.digest('hex');
+  }
+
+  stats(): ShardStats {
+    const s = this.committed;
+    return {
+      appliedSeq: s.appliedSeq,
+      facts: s.facts,
+      activeFacts: s.activeFacts,
+      entities: s.entities,
+      episodes: s.episodes,
+      terms: (this.t.df.getStats() as { entryCount: number }).entryCount,
+      bytes: dataBytes(this.options.path),
+    };
+  }
+
+  close(): Promise<void> {
+    this.closed ??= this.chain.then(() => this.t.env.close());
+    return this.closed;
+  }
+}
+
+function dataBytes(dir: string): number {
+  let total = 0;
+  for (const name of readdirSync(dir)) total += statSync(join(dir, name)).size;
+  return total;
+}
+
+/** Opens (creating if needed) the shard store at `options.path`. Throws `ShardValidationError` on bad options. */
+export function openShardStore(options: ShardStoreOptions): ShardStore {
+  return new LmdbShardStore(options);
+}

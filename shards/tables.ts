@@ -1,0 +1,66 @@
+/**
+ * The LMDB layout: one environment per shard, one named database per kind of record. Keys are strings
+ * (lmdb-js ordered-binary, i.e. UTF-8 in byte order); values are raw bytes we encode ourselves (see `codec.ts`).
+ *
+ * | table    | key                          | value                         | insert pattern            |
+ * |----------|------------------------------|-------------------------------|---------------------------|
+ * | meta     | `state`, `leadership`        | counters + appliedSeq, marker | overwrite                 |
+ * | facts    | fact id (`dom:seq36:0`)      | Fact                          | append (time-ordered id)  |
+ * | episodes | `factId/seq36`               | Episode                       | append on create          |
+ * | ops      | opId                         | ApplyResult                   | client order (see below)  |
+ * | active   | `subject \x1f predicate`     | fact id of the `one` value    | overwrite                 |
+ * | entities | entity id                    | Entity                        | upsert                    |
+ * | aliases  | lower-cased alias or id      | entity id                     | upsert                    |
+ * | blocks   | `term \x1f segment36`        | posting block                 | once per segment merge    |
+ * | df       | word term                    | document frequency            | once per segment merge    |
+ *
+ * `ops` keys are the clients' opIds: time-ordered opIds (as the client SDK should generate) append; random ones
+ * cost a random B-tree insert per write.
+ */
+import { open, type Database, type RootDatabase } from 'lmdb';
+import type { ResolvedOptions } from './validate.ts';
+
+export const TABLE_NAMES = ['active', 'aliases', 'blocks', 'df', 'entities', 'episodes', 'facts', 'meta', 'ops'] as const;
+export type TableName = (typeof TABLE_NAMES)[number];
+
+export type Table = Database<Buffer, string>;
+
+export interface Tables {
+  readonly env: RootDatabase<Buffer, string>;
+  readonly meta: Table;
+  readonly facts: Table;
+  readonly episodes: Table;
+  readonly ops: Table;
+  readonly active: Table;
+  readonly entities: Table;
+  readonly aliases: Table;
+  readonly blocks: Table;
+  readonly df: Table;
+}
+
+export function openTables(options: ResolvedOptions): Tables {
+  const env = open<Buffer, string>({
+    path: options.path,
+    maxDbs: 16,
+    mapSize: options.mapSize,
+    encoding: 'binary',
+    compression: false,
+    // `meta`: the data pages are synced on commit, the meta page is not — a power cut may lose the last commit, which
+    // the log replays. `none`: nothing is synced (tests, bulk loads).
+    noMetaSync: options.durability === 'meta',
+    noSync: options.durability === 'none',
+  });
+  const table = (name: TableName): Table => env.openDB<Buffer, string>(name, { encoding: 'binary' });
+  return {
+    env,
+    meta: table('meta'),
+    facts: table('facts'),
+    episodes: table('episodes'),
+    ops: table('ops'),
+    active: table('active'),
+    entities: table('entities'),
+    aliases: table('aliases'),
+    blocks: table('blocks'),
+    df: table('df'),
+  };
+}
