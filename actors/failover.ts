@@ -61,8 +61,10 @@ export class ShardFailover {
   private readonly lease: LeaderLease;
   /** The epoch this node won and has not yet led in (consumed by `takeEpoch`). */
   private won: number | undefined;
-  /** Highest epoch seen anywhere: store markers, heartbeats, our own claims. */
+  /** Highest epoch seen leading: store markers and heartbeats (not claims: a claim may never lead). */
   private knownEpoch = 0;
+  /** Highest epoch this node tried to claim and lost. */
+  private lostClaim = 0;
   private leaderEpoch = 0;
   private claiming = false;
   private lastBeatSentAt: number | undefined;
@@ -144,6 +146,7 @@ export class ShardFailover {
     if (this.closed) return;
     this.leaderEpoch = epoch;
     this.knownEpoch = Math.max(this.knownEpoch, epoch);
+    this.lostClaim = 0;
     this.leadingSince ??= this.o.clock.now();
     if (this.publisher) return;
     this.publisher = new HeartbeatPublisher({
@@ -276,17 +279,20 @@ export class ShardFailover {
     }
   }
 
-  /** Claims max(known, KV latest) + 1; undefined when someone else created that key first. */
+  /**
+   * Claims the epoch after the last one this node has seen *lead* (markers, heartbeats), or after its last lost
+   * claim. Not after KV's latest key: a candidate that saw the same leader die must race for the same key, so that
+   * `kv.create` picks one winner per transition. A lost claim whose winner never leads is passed over on the next
+   * attempt, a whole lease later.
+   */
   private async claim(): Promise<number | undefined> {
-    const latest = await this.o.epochs.latest(this.o.domain);
-    const epoch = Math.max(this.knownEpoch, this.o.storeEpoch(), latest) + 1;
+    const epoch = Math.max(this.knownEpoch, this.o.storeEpoch(), this.lostClaim) + 1;
     const ok = await this.o.epochs.claim(this.o.domain, epoch, this.o.node, this.o.clock.now());
     if (!ok) {
-      this.knownEpoch = Math.max(this.knownEpoch, epoch);
+      this.lostClaim = Math.max(this.lostClaim, epoch);
       this.o.log(`epoch ${epoch} was claimed by another node`);
       return undefined;
     }
-    this.knownEpoch = Math.max(this.knownEpoch, epoch);
     return epoch;
   }
 }

@@ -26,7 +26,10 @@ export interface TakeoverOptions {
   readonly domain: string;
   readonly node: string;
   readonly clock: Clock;
-  /** The highest epoch this node has seen in the log (its store's leadership mark) or in heartbeats. */
+  /**
+   * The highest epoch this node has seen lead (its store's leadership mark, heartbeats), or its last lost claim.
+   * Candidates that saw the same leader die race for the same key, so `kv.create` picks one winner.
+   */
   readonly knownEpoch: number;
   /** Resolves once this node's store has applied `seq`; rejects after `timeoutMs`. */
   readonly waitApplied: (seq: number, timeoutMs: number) => Promise<void>;
@@ -58,7 +61,6 @@ export async function takeOver(o: TakeoverOptions): Promise<TakeoverResult> {
   const catchUpMs = o.catchUpTimeoutMs ?? 10_000;
   let epoch = o.knownEpoch + 1;
   try {
-    epoch = Math.max(o.knownEpoch, await o.epochs.latest(o.domain)) + 1;
     if (!(await o.epochs.claim(o.domain, epoch, o.node, o.clock.now()))) {
       return lost(epoch, 'epoch-taken', `${o.domain}: epoch ${epoch} was claimed by another node`);
     }

@@ -121,7 +121,9 @@ t('a leader that hears a later epoch is deposed; its lease is gone', async (ctx)
   try {
     a.f.startLeading((await a.f.takeEpoch())!);
     assert.ok(await a.f.waitForLease(1_000));
-    // b won a later epoch while a was paused, and beats.
+    // b, a follower that heard a, won the next epoch (as if a had been paused past its lease), and beats.
+    b.f.startFollowing();
+    await until(() => b.f.status().leaderNode === 'a', 1_000, 'b to hear a');
     const e = await b.f.takeEpoch();
     assert.is(e, 2);
     b.f.startLeading(e!);
@@ -148,7 +150,7 @@ t('two standbys racing for the same silent leader: exactly one promotes', async 
     await until(() => b.events.promoted + c.events.promoted >= 1, 3_000, 'a promotion');
     const settle = Date.now() + 200;
     await until(() => Date.now() > settle, 1_000, 'settling');
-    assert.is(b.events.promoted + c.events.promoted, 1);
+    assert.is(b.events.promoted + c.events.promoted, 1, JSON.stringify([b.events.logs, c.events.logs]));
   } finally {
     for (const n of [a, b, c]) n.f.close();
   }
