@@ -1,10 +1,18 @@
 /** The router: domain classification, fan-out recall, and tasks that re-route mid-task, served on `sm.mem.*`. */
 export type { Classifier, DomainProbability, NaiveBayesOptions } from './classifier.ts';
+export type { CreateClassifier } from './load-classifier.ts';
 export type { LabelledExample, SharedLearningOptions } from './learning.ts';
+export type { Router, RouterOptions, RouterRecallReply } from './service.ts';
 export type { TaskContext, TaskEvent, TaskHistoryEntry, TaskInput, TaskState } from './task-machine.ts';
 export type { TaskView } from './task-store.ts';
+export type { TaskSummary, TaskMove } from './tasks.ts';
+
 export { NaiveBayesClassifier, DEFAULT_NAIVE_BAYES, fanOut } from './classifier.ts';
 export { words, features, stem } from './tokenize.ts';
+export { createConfiguredClassifier } from './load-classifier.ts';
 export { SharedLearning, LEARNING_STREAM, LEARNING_SUBJECT } from './learning.ts';
+export { startRouter, DEFAULT_RECALL_LIMIT } from './service.ts';
+export { ShardClient } from './shard-client.ts';
 export { taskMachine, evidenceShares, overtakingDomain, DEFAULT_EVIDENCE_DECAY } from './task-machine.ts';
 export { TaskStore, TASK_BUCKET, newTask, stepTask } from './task-store.ts';
+export { TaskService, CONTEXT_LIMIT, CONTEXT_SUBJECTS } from './tasks.ts';

@@ -1,0 +1,280 @@
+/**
+ * The router service: `sm.mem.*` in queue group `sm-router`, one on every host, no state of its own beyond NATS
+ * (the learning stream, the task bucket). Each request is size-checked, decoded and validated at the edge, routed —
+ * classified, fanned out, or sent to its task's domain — and answered in the request's encoding (JSON in → JSON out).
+ *
+ * `startRouter(nc, config, { node })` is what a host calls; `stop()` drains intake and is safe to call twice.
+ */
+import type { Msg, NatsConnection, Subscription } from 'nats';
+import type { ClusterConfig } from '../config/index.ts';
+import {
+  ErrorCode,
+  ROUTER_QUEUE,
+  ShardmindError,
+  checkSize,
+  decodePayload,
+  domainName,
+  encodePayload,
+  encodingOf,
+  errorReply,
+  isRecord,
+  list,
+  memSubject,
+  parseClassifyRequest,
+  parseForgetRequest,
+  parseGetRequest,
+  parseHistoryRequest,
+  parseRecallRequest,
+  parseRememberRequest,
+  parseRetractRequest,
+  parseTaskBeginRequest,
+  parseTaskEndRequest,
+  parseTaskObserveRequest,
+  parseTaskRerouteRequest,
+  LIMITS,
+  type HistoryReply,
+  type RecallReply,
+  type RememberReply,
+} from '../protocol/index.ts';
+import { fanOut, type Classifier } from './classifier.ts';
+import { SharedLearning } from './learning.ts';
+import { createConfiguredClassifier } from './load-classifier.ts';
+import { ShardClient } from './shard-client.ts';
+import { TaskStore } from './task-store.ts';
+import { TaskService } from './tasks.ts';
+
+/** Facts a recall returns when it does not say. */
+export const DEFAULT_RECALL_LIMIT = 10;
+/** Writes may wait out a leader election; reads should not (they fan out and report who was missing). */
+const WRITE_TIMEOUT_FLOOR_MS = 5_000;
+
+export interface RouterOptions {
+  /** The Mini this router runs on (for log lines). */
+  readonly node: string;
+  /** Replaces the configured classifier (tests, embedding). */
+  readonly classifier?: Classifier;
+  readonly now?: () => number;
+  readonly log?: (line: string) => void;
+}
+
+export interface Router {
+  readonly classifier: Classifier;
+  /** Labelled examples applied from the shared stream so far. */
+  learned(): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the router on this connection.
+ * @example
+ * const router = await startRouter(nc, config, { node: 'mini-1' });
+ * // … on shutdown:
+ * await router.stop();
+ */
+export async function startRouter(nc: NatsConnection, config: ClusterConfig, options: RouterOptions): Promise<Router> {
+  const log = options.log ?? ((line: string) => console.error(`[router ${options.node}] ${line}`));
+  const now = options.now ?? Date.now;
+  const classifier = options.classifier ?? (await createConfiguredClassifier(config));
+  const replicas = config.replication.replicas;
+  const learning = await SharedLearning.start(nc, classifier, { replicas, log });
+  const store = await TaskStore.open(nc, { replicas });
+  const shards = new ShardClient(nc, config.router.shardTimeoutMs);
+  const domains = new Set(config.domains.map((d) => d.name));
+  const tasks = new TaskService({
+    store,
+    classifier,
+    shards,
+    learning,
+    domains,
+    rerouteMargin: config.router.rerouteMargin,
+    now,
+    log,
+  });
+  const handlers = memoryHandlers({ config, classifier, shards, tasks, learning, domains, log });
+
+  const inFlight = new Set<Promise<void>>();
+  const sub: Subscription = nc.subscribe(memSubject('>'), {
+    queue: ROUTER_QUEUE,
+    callback: (err, msg) => {
+      if (err) return;
+      const p = answer(msg, handlers, config.limits.maxPayloadBytes, log).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    },
+  });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    classifier,
+    learned: () => learning.applied,
+    stop() {
+      stopping ??= (async () => {
+        await sub.drain().catch(() => {});
+        await Promise.allSettled([...inFlight]);
+        await learning.stop();
+      })();
+      return stopping;
+    },
+  };
+}
+
+type Handler = (body: unknown) => Promise<object>;
+
+async function answer(msg: Msg, handlers: Record<string, Handler>, maxPayloadBytes: number, log: (l: string) => void) {
+  const encoding = encodingOf(msg.headers);
+  const op = msg.subject.slice('sm.mem.'.length);
+  let reply: object;
+  try {
+    const handler = Object.hasOwn(handlers, op) ? handlers[op] : undefined;
+    if (!handler) throw new ShardmindError(ErrorCode.BAD_REQUEST, `unknown op "${op}"; known: ${Object.keys(handlers).join(', ')}`);
+    checkSize(msg.data, maxPayloadBytes);
+    reply = await handler(decodePayload(msg.data, encoding));
+  } catch (err) {
+    if (!(err instanceof ShardmindError) || err.code === ErrorCode.INTERNAL) log(`${op} failed: ${(err as Error).stack ?? err}`);
+    reply = errorReply(err);
+  }
+  if (!msg.reply) return;
+  try {
+    msg.respond(encodePayload(reply, encoding));
+  } catch (err) {
+    log(`${op}: could not send the reply: ${(err as Error).message}`);
+  }
+}
+
+interface HandlerDeps {
+  readonly config: ClusterConfig;
+  readonly classifier: Classifier;
+  readonly shards: ShardClient;
+  readonly tasks: TaskService;
+  readonly learning: SharedLearning;
+  readonly domains: ReadonlySet<string>;
+  readonly log: (line: string) => void;
+}
+
+function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
+  const { config, classifier, shards, tasks } = d;
+  const requireDomain = (domain: string): string => {
+    if (!d.domains.has(domain)) {
+      throw new ShardmindError(ErrorCode.UNKNOWN_DOMAIN, `no domain "${domain}"; known: ${[...d.domains].join(', ')}`);
+    }
+    return domain;
+  };
+  /** A fact id says its domain (`email:000000002a:0`); the request may also name it. */
+  const domainOfFact = (factId: string, named: unknown): string => {
+    if (named !== undefined && named !== null) return requireDomain(domainName(named, 'domain'));
+    const prefix = factId.slice(0, factId.indexOf(':'));
+    if (d.domains.has(prefix)) return prefix;
+    throw new ShardmindError(ErrorCode.BAD_REQUEST, `domain: required, the fact id "${factId}" does not name one`);
+  };
+  const rawField = (body: unknown, field: string): unknown => (isRecord(body) ? body[field] : undefined);
+  const writeTimeout = Math.max(config.router.shardTimeoutMs, WRITE_TIMEOUT_FLOOR_MS);
+
+  return {
+    async remember(body) {
+      const req = parseRememberRequest(body);
+      const domain = requireDomain(req.domain ?? (req.task ? (await tasks.domainsOf(req.task))[0]! : await top(req.fact.text)));
+      const { domain: _named, ...forShard } = req;
+      const reply = await shards.ask<RememberReply>(domain, 'remember', forShard, writeTimeout);
+      if (req.task) await tasks.remembered(req.task, domain, reply.factId, req.fact.text);
+      // Only an agent's own choice of domain teaches the classifier; a classified write would teach it its guesses.
+      if (req.domain && !reply.duplicate) await teach(req.fact.text, domain, req.agent, req.opId);
+      return reply;
+    },
+
+    async recall(body) {
+      const req = parseRecallRequest(body);
+      const limit = Math.min(req.limit ?? DEFAULT_RECALL_LIMIT, config.limits.maxRecallLimit);
+      if (req.domain !== undefined) {
+        const named = (typeof req.domain === 'string' ? [req.domain] : [...new Set(req.domain)]).map(requireDomain);
+        return shards.recallMany(named, req, limit);
+      }
+      if (req.task) return shards.recallMany(await tasks.domainsOf(req.task), req, limit);
+      const distribution = await classifier.classify([req.query, req.subject, req.predicate].filter(Boolean).join(' '));
+      const asked = fanOut(distribution, config.router.fanoutMargin, config.router.fanoutFloor);
+      return { ...(await shards.recallMany(asked, req, limit)), classification: distribution };
+    },
+
+    async classify(body) {
+      const req = parseClassifyRequest(body);
+      return { v: 1, domains: await classifier.classify(req.text) };
+    },
+
+    async forget(body) {
+      const req = parseForgetRequest(body);
+      return shards.ask(domainOfFact(req.factId, rawField(body, 'domain')), 'forget', req, writeTimeout);
+    },
+
+    async retract(body) {
+      const req = parseRetractRequest(body);
+      return shards.ask(domainOfFact(req.factId, rawField(body, 'domain')), 'retract', req, writeTimeout);
+    },
+
+    async get(body) {
+      const req = parseGetRequest(body);
+      return shards.ask(domainOfFact(req.factId, rawField(body, 'domain')), 'get', req);
+    },
+
+    async history(body) {
+      const req = parseHistoryRequest(body);
+      const named = rawField(body, 'domain');
+      const asked =
+        named === undefined || named === null
+          ? [...d.domains]
+          : (typeof named === 'string' ? [domainName(named, 'domain')] : list(domainName, LIMITS.domainsPerRequest)(named, 'domain')).map(
+              requireDomain,
+            );
+      const answers = await Promise.allSettled(asked.map((domain) => shards.ask<HistoryReply>(domain, 'history', req)));
+      const facts: HistoryReply['facts'][number][] = [];
+      const missing: { domain: string; error: string }[] = [];
+      answers.forEach((a, i) => {
+        if (a.status === 'fulfilled') facts.push(...a.value.facts);
+        else missing.push({ domain: asked[i]!, error: (a.reason as Error).message });
+      });
+      if (missing.length === asked.length) throw (answers[0] as PromiseRejectedResult).reason;
+      facts.sort((a, b) => a.recordedAt.localeCompare(b.recordedAt));
+      return { v: 1, domains: asked, facts, ...(missing.length ? { missing } : {}) };
+    },
+
+    async 'task.begin'(body) {
+      const req = parseTaskBeginRequest(body);
+      return tasks.begin(req.agent, req.text, req.domain);
+    },
+
+    async 'task.observe'(body) {
+      const req = parseTaskObserveRequest(body);
+      return tasks.observe(req.task, req.text);
+    },
+
+    async 'task.reroute'(body) {
+      const req = parseTaskRerouteRequest(body);
+      return tasks.reroute(req.task, req.domain);
+    },
+
+    async 'task.end'(body) {
+      const req = parseTaskEndRequest(body);
+      return tasks.end(req.task);
+    },
+
+    /** Not in the minimum contract: a task's state, domains and history, for operators, tests and the demo. */
+    async 'task.get'(body) {
+      // Same shape as `task.end`'s request: `{ v: 1, task }`.
+      const req = parseTaskEndRequest(body);
+      return tasks.get(req.task);
+    },
+  };
+
+  async function top(text: string): Promise<string> {
+    const distribution = await classifier.classify(text);
+    return distribution[0]!.domain;
+  }
+
+  async function teach(text: string, domain: string, agent: string, opId: string | undefined): Promise<void> {
+    try {
+      await d.learning.publish({ text, domain, why: 'explicit_domain', agent }, opId);
+    } catch (err) {
+      d.log(`classifier: could not record a labelled example: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** The recall reply, plus the distribution when the router chose the domains. */
+export type RouterRecallReply = RecallReply & { readonly classification?: readonly { domain: string; p: number }[] };
