@@ -1,0 +1,98 @@
+/**
+ * One shardmind host as its own process, the way a Mini runs it (`cli/main.ts host`): a single-node config with
+ * one domain (`bench`, replicas 1) written to the bench's temp dir, pointed at the bench's nats-server. Ready once
+ * `sm.ctl.<node>.status` says the shard leads. `restart()` stops it gracefully (drain) and starts it on the same
+ * data dir, so the shard reopens its LMDB and replays its stream. With `cpuProfDir`, node writes a `.cpuprofile`
+ * there when the host exits.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import type { NatsConnection } from 'nats';
+import { ctlSubject, decodePayload, encodePayload } from '../protocol/index.ts';
+import { stopChild } from './cleanup.ts';
+import type { BenchContext } from './context.ts';
+import { BENCH_DOMAIN } from './shardmind.ts';
+
+export const BENCH_NODE = 'bench-1';
+const READY_TIMEOUT_MS = 60_000;
+
+export interface BenchHost {
+  readonly dataDir: string;
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+interface StatusBody {
+  readonly shards?: readonly { readonly domain: string; readonly role: string; readonly state: string }[];
+}
+
+export function benchConfig(natsUrl: string, dataDir: string): Record<string, unknown> {
+  return {
+    cluster: { name: 'bench' },
+    nodes: [{ name: BENCH_NODE, nats: [natsUrl] }],
+    domains: [
+      {
+        name: BENCH_DOMAIN,
+        description: 'Synthetic facts for the benchmark.',
+        seeds: ['remember a synthetic benchmark fact', 'recall synthetic benchmark facts by their words'],
+      },
+    ],
+    placement: { [BENCH_DOMAIN]: { leader: BENCH_NODE } },
+    dataDir,
+    replication: { replicas: 1 },
+  };
+}
+
+export async function startBenchHost(ctx: BenchContext, o: { readonly cpuProfDir?: string } = {}): Promise<BenchHost> {
+  const dir = ctx.cleanup.tempDir('host');
+  const dataDir = join(dir, 'data');
+  const configPath = join(dir, 'bench.config.mjs');
+  writeFileSync(configPath, `export default ${JSON.stringify(benchConfig(ctx.natsUrl, dataDir), null, 2)};\n`);
+  const mainTs = join(import.meta.dirname, '..', 'cli', 'main.ts');
+  let child: ChildProcess | undefined;
+  let stderr = '';
+
+  const start = async (): Promise<void> => {
+    const prof = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
+    stderr = '';
+    child = ctx.cleanup.spawn(process.execPath, [...prof, '--import', 'tsx', mainTs, 'host', '--node', BENCH_NODE, '--config', configPath], {}, 15_000);
+    child.stdout?.resume();
+    child.stderr?.on('data', (b: Buffer) => void (stderr = (stderr + b.toString()).slice(-8192)));
+    await waitLeading(ctx.nc, child, () => stderr);
+  };
+  await start();
+  ctx.log(`shardmind host ${BENCH_NODE} leads ${BENCH_DOMAIN} (pid ${child?.pid})`);
+  return {
+    dataDir,
+    restart: async () => {
+      if (child) await stopChild(child, 15_000);
+      await start();
+    },
+    stop: async () => {
+      if (child) await stopChild(child, 15_000);
+    },
+  };
+}
+
+/** Polls the host's status subject until the bench shard leads; fails fast if the host exits. */
+async function waitLeading(nc: NatsConnection, child: ChildProcess, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let last = 'no status reply yet';
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`shardmind host exited (${child.exitCode ?? child.signalCode}) before leading:\n${stderr().slice(-3000)}`);
+    }
+    try {
+      const msg = await nc.request(ctlSubject(BENCH_NODE, 'status'), encodePayload({ v: 1 }, 'msgpack'), { timeout: 1_000 });
+      const body = decodePayload(msg.data, 'msgpack') as StatusBody;
+      const shard = body.shards?.find((s) => s.domain === BENCH_DOMAIN);
+      if (shard?.role === 'leader' && shard.state === 'leading') return;
+      last = JSON.stringify(shard ?? body);
+    } catch (err) {
+      last = String(err);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`shardmind host did not lead ${BENCH_DOMAIN} within ${READY_TIMEOUT_MS} ms (last status: ${last}):\n${stderr().slice(-3000)}`);
+}

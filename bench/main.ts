@@ -1,0 +1,135 @@
+/**
+ * `npm run bench [-- --quick] [-- --only floor,shardmind,redis,server-memory] [-- --profile]`: the floor,
+ * shardmind and its peers measured in one run on this machine, every figure also given as a ratio to a floor
+ * measured in the same run. Writes `bench/results/latest.json`, `latest.md` and the SVG charts, and prints the
+ * table. `--profile` runs the shardmind host under `--cpu-prof` and prints where its CPU time went.
+ */
+import { join } from 'node:path';
+import { connect } from 'nats';
+import { startNatsServer, waitForJetStream } from '../cli/index.ts';
+import { memSubject, encodePayload } from '../protocol/index.ts';
+import { Cleanup } from './cleanup.ts';
+import { FULL, QUICK, type BenchContext } from './context.ts';
+import { measureFloor } from './floor.ts';
+import { startBenchHost } from './host.ts';
+import { machineInfo } from './machine.ts';
+import { startRedisTarget } from './peers/redis.ts';
+import { measureServerMemoryLostWrites, measureServerMemoryWrites, serverMemoryVersion } from './peers/server-memory.ts';
+import { measureTarget } from './plan.ts';
+import { summarizeProfiles } from './profile.ts';
+import { markdownTable, writeResults, type BenchResults } from './report.ts';
+import { measureShardmindLostWrites, shardmindTarget } from './shardmind.ts';
+
+const SECTIONS = ['floor', 'shardmind', 'redis', 'server-memory'] as const;
+type Section = (typeof SECTIONS)[number];
+const RESULTS_DIR = join(import.meta.dirname, 'results');
+
+interface Args {
+  readonly quick: boolean;
+  readonly profile: boolean;
+  readonly only: ReadonlySet<Section>;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const onlyAt = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
+  const onlyValue = onlyAt < 0 ? undefined : argv[onlyAt]!.includes('=') ? argv[onlyAt]!.split('=')[1] : argv[onlyAt + 1];
+  const only = new Set<Section>(onlyValue ? (onlyValue.split(',') as Section[]) : SECTIONS);
+  for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`--only: unknown section "${s}" (one of ${SECTIONS.join(', ')})`);
+  return { quick: argv.includes('--quick'), profile: argv.includes('--profile'), only };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  const cleanup = new Cleanup();
+  const onSignal = (): void => void cleanup.run().then(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const notes: string[] = [];
+  const machine = machineInfo(serverMemoryVersion());
+  let results: Partial<BenchResults> = {};
+  try {
+    const nats = await startNatsServer({ name: 'bench' });
+    cleanup.add('stop nats-server', () => nats.destroy());
+    const nc = await connect({ servers: nats.url, noEcho: true });
+    cleanup.add('close NATS connection', () => nc.close());
+    await waitForJetStream(nc);
+    const ctx: BenchContext = {
+      natsUrl: nats.url,
+      nc,
+      cleanup,
+      budgets: args.quick ? QUICK : FULL,
+      quick: args.quick,
+      log: (line) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`),
+    };
+    ctx.log(`bench ${args.quick ? 'quick' : 'full'}: ${[...args.only].join(', ')} on ${machine.cpu} × ${machine.cores}, load ${machine.loadAvg1m}`);
+
+    if (args.only.has('floor')) results = { ...results, floor: await measureFloor(ctx) };
+
+    if (args.only.has('shardmind')) {
+      const profDir = args.profile ? cleanup.tempDir('cpuprof') : undefined;
+      try {
+        const host = await startBenchHost(ctx, profDir ? { cpuProfDir: profDir } : {});
+        const router = await hasResponder(nc, memSubject('recall'));
+        if (!router) notes.push('The router (sm.mem.*) did not answer in this run: shardmind figures are straight to the shard only.');
+        const target = shardmindTarget(nc, { router });
+        results = { ...results, shardmind: await measureTarget(ctx, target) };
+        results = { ...results, shardmindLostWrites: await measureShardmindLostWrites(ctx, () => host.restart()) };
+        await host.stop();
+        if (profDir) notes.push(...summarizeProfiles(profDir, 12).map((l) => `host profile: ${l}`));
+      } catch (err) {
+        const lines = (err instanceof Error ? err.message : String(err)).split('\n').map((l) => l.trim()).filter(Boolean);
+        const why = lines.length > 1 ? `${lines[0]} ${lines[lines.length - 1]}` : (lines[0] ?? 'unknown error');
+        ctx.log(`shardmind not measured: ${why}`);
+        results = { ...results, shardmindSkipped: why };
+        notes.push(`shardmind was not measured in this run: ${why}`);
+      }
+    }
+
+    if (args.only.has('redis')) {
+      const redis = await startRedisTarget(ctx);
+      results = { ...results, redis: await measureTarget(ctx, redis) };
+      await redis.close();
+    }
+
+    if (args.only.has('server-memory')) {
+      const writes = await measureServerMemoryWrites(ctx);
+      const lostWrites = await measureServerMemoryLostWrites(ctx);
+      results = { ...results, serverMemory: { writes, lostWrites } };
+    }
+  } finally {
+    await cleanup.run();
+  }
+  const final: BenchResults = {
+    ...results,
+    when: new Date(started).toISOString(),
+    mode: args.quick ? 'quick' : 'full',
+    durationS: (Date.now() - started) / 1000,
+    machine,
+    notes: [
+      'Every system runs on this one machine, sharing its cores with the bench process and nats-server.',
+      'Floor echo: the responder is a separate Node process on the same nats-server, as a shard is; 200-byte payloads.',
+      'Redis: appendonly yes, appendfsync always (every acknowledged write is fsynced), one pipelined connection, MULTI/EXEC per remember; preloading is not measured and runs with appendfsync no.',
+      'nats-server 2.9 acknowledges JetStream publishes before fsync (it syncs every ~2 min); shardmind fsyncs its LMDB commit.',
+      ...notes,
+    ],
+  };
+  const out = writeResults(RESULTS_DIR, final);
+  process.stdout.write(markdownTable(final));
+  process.stderr.write(`wrote ${out.json}, ${out.md}${out.charts.map((c) => `, ${c}`).join('')}\n`);
+}
+
+/** True when something answers on `subject` within a second (a 503 "no responders" or a timeout is false). */
+async function hasResponder(nc: import('nats').NatsConnection, subject: string): Promise<boolean> {
+  try {
+    await nc.request(subject, encodePayload({ v: 1, query: 'probe', limit: 1 }, 'msgpack'), { timeout: 2_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,121 @@
+/**
+ * shardmind as the bench measures it: raw NATS requests (msgpack, no SDK) to one shard's leader
+ * (`sm.shard.bench.<op>`) and through the router (`sm.mem.<op>`), over the same workload as the Redis peer; and
+ * the lost-writes check — two writers on their own connections remember at once, the host is restarted, and every
+ * acknowledged fact is read back by id.
+ */
+import { connect, type NatsConnection } from 'nats';
+import { decodePayload, encodePayload, memSubject, shardSubject } from '../protocol/index.ts';
+import type { BenchContext } from './context.ts';
+import type { LostWrites } from './peers/server-memory.ts';
+import type { MemoryTarget, TargetOp } from './target.ts';
+import { factAt, queryAt } from './workload.ts';
+
+export const BENCH_DOMAIN = 'bench';
+const RECALL_LIMIT = 10;
+const TIMEOUT_MS = 10_000;
+/** Remembers in flight while preloading: enough to fill the leader's group commit. */
+const PRELOAD_IN_FLIGHT = 256;
+
+interface ReplyBody {
+  readonly error?: { readonly code: string; readonly message: string };
+  readonly facts?: readonly unknown[];
+  readonly factId?: string;
+  readonly seq?: number;
+  readonly fact?: { readonly id: string };
+}
+
+/** One request, msgpack both ways; an error reply is thrown with its code. */
+export async function call(nc: NatsConnection, subject: string, body: unknown): Promise<ReplyBody> {
+  const msg = await nc.request(subject, encodePayload(body, 'msgpack'), { timeout: TIMEOUT_MS });
+  const reply = decodePayload(msg.data, 'msgpack') as ReplyBody;
+  if (reply.error) throw new Error(`${subject}: ${reply.error.code}: ${reply.error.message}`);
+  return reply;
+}
+
+export function rememberBody(i: number, agent = 'bench'): Record<string, unknown> {
+  const f = factAt(i);
+  return {
+    v: 1,
+    agent,
+    domain: BENCH_DOMAIN,
+    opId: `bench-${agent}-${i}`,
+    fact: { text: f.text, subject: f.subject, predicate: f.predicate, object: f.object, confidence: 0.8 },
+  };
+}
+
+function recallBody(i: number, stored: number): Record<string, unknown> {
+  return { v: 1, agent: 'bench', domain: BENCH_DOMAIN, query: queryAt(i, stored).text, limit: RECALL_LIMIT };
+}
+
+/** Runs `op(i)` for i in [from, to) with `inFlight` outstanding; throws on the first failure. */
+export async function pump(from: number, to: number, inFlight: number, op: (i: number) => Promise<unknown>): Promise<void> {
+  let next = from;
+  const worker = async (): Promise<void> => {
+    while (next < to) await op(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(inFlight, Math.max(0, to - from)) }, worker));
+}
+
+export function shardmindTarget(nc: NatsConnection, opts: { readonly router: boolean }): MemoryTarget {
+  const direct = (op: string): string => shardSubject(BENCH_DOMAIN, op);
+  const recall = (subject: string) => async (i: number, stored: number): Promise<number> =>
+    (await call(nc, subject, recallBody(i, stored))).facts?.length ?? 0;
+  const remember = (subject: string) => async (i: number): Promise<number> => {
+    await call(nc, subject, rememberBody(i));
+    return 1;
+  };
+  const ops: TargetOp[] = [
+    { name: 'recall_direct', kind: 'recall', run: recall(direct('recall')) },
+    { name: 'remember_direct', kind: 'remember', run: remember(direct('remember')) },
+  ];
+  if (opts.router) {
+    ops.push(
+      { name: 'recall_router', kind: 'recall', run: recall(memSubject('recall')) },
+      { name: 'remember_router', kind: 'remember', run: remember(memSubject('remember')) },
+    );
+  }
+  return {
+    name: 'shardmind',
+    ops,
+    preload: (from, to) => pump(from, to, PRELOAD_IN_FLIGHT, (i) => call(nc, direct('remember'), rememberBody(i))),
+    close: async () => undefined,
+  };
+}
+
+/**
+ * Two writers, each on its own connection, remember `n` facts at once (16 in flight each); `restart` then stops
+ * and restarts the host; every acknowledged factId is fetched back with `get`.
+ */
+export async function measureShardmindLostWrites(ctx: BenchContext, restart: () => Promise<void>): Promise<LostWrites> {
+  const n = ctx.budgets.concurrentWrites;
+  const writers = await Promise.all([0, 1].map(() => connect({ servers: ctx.natsUrl, noEcho: true })));
+  const acked: string[] = [];
+  let attempted = 0;
+  try {
+    await Promise.all(
+      writers.map((w, k) =>
+        pump(0, n, 16, async (i) => {
+          attempted++;
+          try {
+            const r = await call(w, shardSubject(BENCH_DOMAIN, 'remember'), rememberBody(200_000_000 + k * 10_000_000 + i, `writer${k}`));
+            if (r.factId) acked.push(r.factId);
+          } catch {
+            // Not acknowledged: the writer does not count it as written.
+          }
+        }),
+      ),
+    );
+  } finally {
+    await Promise.all(writers.map((w) => w.close()));
+  }
+  await restart();
+  let present = 0;
+  await pump(0, acked.length, 32, async (j) => {
+    const r = await call(ctx.nc, shardSubject(BENCH_DOMAIN, 'get'), { v: 1, factId: acked[j] });
+    if (r.fact?.id === acked[j]) present++;
+  });
+  const result = { writers: 2, attempted, acknowledged: acked.length, present, lost: acked.length - present };
+  ctx.log(`shardmind, 2 writers × ${n} remembers, host restarted: ${acked.length} acknowledged, ${present} present, ${result.lost} lost`);
+  return result;
+}
