@@ -13,7 +13,7 @@
  * prints both figures.
  */
 import type { DomainConfig } from '../config/index.ts';
-import { features } from './tokenize.ts';
+import { features, words } from './tokenize.ts';
 
 export interface DomainProbability {
   readonly domain: string;
@@ -28,7 +28,15 @@ export interface Classifier {
   classify(text: string): readonly DomainProbability[] | Promise<readonly DomainProbability[]>;
   /** One labelled example (an explicit domain or an explicit re-route). Unknown domains are ignored. */
   learn(text: string, domain: string): void;
+  /**
+   * How much a text says, 0..1: a task weighs an observation's distribution by it, so a lone word ("meeting") moves
+   * a task less than a sentence that is plainly about something. Absent: every text counts fully.
+   */
+  informativeness?(text: string): number;
 }
+
+/** Known words at which a text counts as fully informative. */
+export const FULL_EVIDENCE_WORDS = 3;
 
 export interface NaiveBayesOptions {
   /** Additive smoothing per feature. */
@@ -90,9 +98,9 @@ export class NaiveBayesClassifier implements Classifier {
       .sort((a, b) => b.p - a.p);
   }
 
-  /** How many of a text's features the model has seen: 0 means the distribution is the uniform prior. */
-  knownFeatures(text: string): number {
-    return features(text).filter((f) => this.vocabulary.has(f)).length;
+  informativeness(text: string): number {
+    const known = words(text).filter((w) => this.vocabulary.has(w)).length;
+    return Math.min(1, known / FULL_EVIDENCE_WORDS);
   }
 
   private add(text: string, domain: string, weight: number): void {

@@ -7,7 +7,7 @@ export type { TaskContext, TaskEvent, TaskHistoryEntry, TaskInput, TaskState } f
 export type { TaskView } from './task-store.ts';
 export type { TaskSummary, TaskMove } from './tasks.ts';
 
-export { NaiveBayesClassifier, DEFAULT_NAIVE_BAYES, fanOut } from './classifier.ts';
+export { NaiveBayesClassifier, DEFAULT_NAIVE_BAYES, FULL_EVIDENCE_WORDS, fanOut } from './classifier.ts';
 export { words, features, stem } from './tokenize.ts';
 export { createConfiguredClassifier } from './load-classifier.ts';
 export { SharedLearning, LEARNING_STREAM, LEARNING_SUBJECT } from './learning.ts';

@@ -56,7 +56,8 @@ export interface TaskInput {
 export type TaskEvent =
   /** The opening text, classified (or with the domain the agent named). */
   | { type: 'CLASSIFIED'; at: number; text: string; distribution: readonly DomainProbability[]; domain?: string }
-  | { type: 'OBSERVE'; at: number; text: string; distribution: readonly DomainProbability[] }
+  /** `weight` (0..1, default 1): how much the text says; see `Classifier.informativeness`. */
+  | { type: 'OBSERVE'; at: number; text: string; distribution: readonly DomainProbability[]; weight?: number }
   | { type: 'REROUTE'; at: number; to: string }
   /** The router has fetched the new domain's context: the move is complete. */
   | { type: 'SETTLED'; at: number }
@@ -82,14 +83,17 @@ export function overtakingDomain(context: Pick<TaskContext, 'evidence' | 'domain
   return best;
 }
 
+/** Old evidence fades by `decay` per fully informative observation; a weaker one fades it and adds less. */
 function accumulate(
   evidence: Readonly<Record<string, number>>,
   distribution: readonly DomainProbability[],
   decay: number,
+  weight = 1,
 ): Record<string, number> {
+  const w = Math.min(1, Math.max(0, weight));
   const out: Record<string, number> = {};
-  for (const [d, e] of Object.entries(evidence)) out[d] = e * decay;
-  for (const { domain, p } of distribution) out[domain] = (out[domain] ?? 0) + p;
+  for (const [d, e] of Object.entries(evidence)) out[d] = e * decay ** w;
+  for (const { domain, p } of distribution) out[domain] = (out[domain] ?? 0) + w * p;
   return out;
 }
 
@@ -104,7 +108,10 @@ export const taskMachine = setup({
   guards: {
     evidenceOvertakes: ({ context, event }) =>
       event.type === 'OBSERVE' &&
-      overtakingDomain({ ...context, evidence: accumulate(context.evidence, event.distribution, context.decay) }) !==
+      overtakingDomain({
+        ...context,
+        evidence: accumulate(context.evidence, event.distribution, context.decay, event.weight),
+      }) !==
         undefined,
     toAnotherDomain: ({ context, event }) => event.type === 'REROUTE' && event.to !== context.domain,
   },
@@ -112,7 +119,7 @@ export const taskMachine = setup({
     recordObservation: assign(({ context, event }) => {
       if (event.type !== 'OBSERVE') return {};
       return {
-        evidence: accumulate(context.evidence, event.distribution, context.decay),
+        evidence: accumulate(context.evidence, event.distribution, context.decay, event.weight),
         texts: keepTexts(context.texts, event.text),
         history: keepHistory(context.history, { at: event.at, kind: 'observe', domain: context.domain, text: event.text }),
       };

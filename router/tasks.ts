@@ -71,7 +71,8 @@ export class TaskService {
   async observe(id: string, text: string) {
     const { view: loaded, carried } = await this.open(id);
     const distribution = await this.d.classifier.classify(text);
-    let view = stepTask(loaded.persisted, [{ type: 'OBSERVE', at: this.d.now(), text, distribution }]);
+    const weight = this.d.classifier.informativeness?.(text) ?? 1;
+    let view = stepTask(loaded.persisted, [{ type: 'OBSERVE', at: this.d.now(), text, distribution, weight }]);
     await this.d.store.save(id, view.persisted);
     let move: TaskMove = carried;
     if (view.state === 'rerouting') ({ view, move } = await this.settle(id, view));

@@ -11,7 +11,13 @@ const classifier = new NaiveBayesClassifier(config.domains);
 const input = { id: 't-1', agent: 'agent-a', rerouteMargin: 0.2 };
 let clock = 1_000;
 const at = () => (clock += 1000);
-const observe = (text: string): TaskEvent => ({ type: 'OBSERVE', at: at(), text, distribution: classifier.classify(text) });
+const observe = (text: string): TaskEvent => ({
+  type: 'OBSERVE',
+  at: at(),
+  text,
+  distribution: classifier.classify(text),
+  weight: classifier.informativeness(text),
+});
 const begin = (text: string): TaskEvent => ({ type: 'CLASSIFIED', at: at(), text, distribution: classifier.classify(text) });
 
 test('begin - the opening text picks the domain; a named domain wins over the words', () => {
@@ -23,20 +29,19 @@ test('begin - the opening text picks the domain; a named domain wins over the wo
   assert.is(named.context.domain, 'files');
 });
 
-test('observe - one stray calendar word does not move an email task', () => {
-  const t = newTask(input, [
-    begin('draft a reply to Dana about the contract renewal email'),
-    observe('she mentioned a meeting'),
-  ]);
-  assert.is(t.state, 'active');
-  assert.is(t.context.domain, 'email');
-  assert.is(t.context.history.length, 2);
+test('observe - one stray calendar word, or one calendar sentence, does not move an email task', () => {
+  for (const stray of ['meeting', 'she mentioned a meeting', 'Can we talk on Tuesday at 3pm?']) {
+    const t = newTask(input, [begin('draft a reply to Dana about the contract renewal email'), observe(stray)]);
+    assert.is(t.state, 'active', stray);
+    assert.is(t.context.domain, 'email');
+    assert.is(t.context.history.length, 2);
+  }
 });
 
 test('observe - sustained evidence for another domain re-routes past the margin', () => {
   let t = newTask(input, [begin('answer the email from Dana about the project')]);
   const steps = [
-    'she would rather talk it over in a meeting',
+    'Dana would rather meet in person next week to go over it',
     'find a free slot next Tuesday afternoon for a 30 minute call and send her an invitation',
   ];
   for (const s of steps) {
