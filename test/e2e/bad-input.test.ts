@@ -1,0 +1,223 @@
+/**
+ * Bad input at the edge, against a real nats-server and a real host process: malformed msgpack, malformed JSON,
+ * wrong field types, an oversized payload and an unknown domain, sent to every `sm.shard.<domain>.<op>` subject.
+ * Each gets its error code in the request's encoding, the host stays up, and nothing is stored (appliedSeq and the
+ * stream's last sequence unchanged, recall finds nothing) — while a good request afterwards still works.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect as natsConnect, headers, type MsgHdrs, type NatsConnection } from 'nats';
+import { startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
+import { connect, type ShardmindClient } from '../../client/index.ts';
+import {
+  CONTENT_TYPE_HEADER,
+  ErrorCode,
+  JSON_CONTENT_TYPE,
+  SHARD_OPS,
+  ctlSubject,
+  decodePayload,
+  encodePayload,
+  logStream,
+  shardSubject,
+  type ShardOp,
+} from '../../protocol/index.ts';
+import { startHosts, type HostCluster } from '../harness/hosts.ts';
+import { DOMAINS, NODE, oneMiniConfig } from '../client/one-mini.ts';
+
+const MAX_PAYLOAD = 8 * 1024;
+const CANARY = 'zebracanary';
+
+interface Ctx {
+  nats: NatsServerProcess;
+  hosts: HostCluster;
+  nc: NatsConnection;
+  client: ShardmindClient;
+  before: Record<string, { applied: number; stream: number; epoch: number }>;
+}
+
+const bad = suite<Ctx>('bad input');
+
+bad.before(async (ctx) => {
+  ctx.nats = await startNatsServer();
+  try {
+    ctx.hosts = await startHosts({ config: oneMiniConfig(ctx.nats.url, { maxPayloadBytes: MAX_PAYLOAD }) });
+    ctx.nc = await natsConnect({ servers: ctx.nats.url });
+    ctx.client = await connect({ connection: ctx.nc, agent: 'tester', direct: true });
+    ctx.before = await positions(ctx);
+  } catch (err) {
+    await ctx.hosts?.stop();
+    await ctx.nats.destroy();
+    throw err;
+  }
+});
+
+bad.after(async (ctx) => {
+  await ctx.client?.close();
+  await ctx.nc?.close();
+  await ctx.hosts?.stop();
+  await ctx.nats?.destroy();
+});
+
+const JSON_HEADERS: MsgHdrs = headers();
+JSON_HEADERS.set(CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE);
+
+/** Sends raw bytes, returns the decoded reply (in the encoding the reply says it is in). */
+async function raw(ctx: Ctx, subject: string, data: Uint8Array, json: boolean): Promise<Record<string, unknown>> {
+  const msg = await ctx.nc
+    .request(subject, data, { timeout: 5_000, ...(json ? { headers: JSON_HEADERS } : {}) })
+    .catch(async (err: Error) => {
+      const status = await ctx.hosts.host(NODE).status().catch((e: Error) => e.message);
+      throw new Error(`${subject} (${data.length} bytes): ${err.message}; host status ${JSON.stringify(status)}\n${ctx.hosts.stderr()}`);
+    });
+  const replyIsJson = msg.headers?.get(CONTENT_TYPE_HEADER) === JSON_CONTENT_TYPE;
+  assert.is(replyIsJson, json, `${subject}: reply encoding should match the request's`);
+  return decodePayload(msg.data, json ? 'json' : 'msgpack') as Record<string, unknown>;
+}
+
+function assertError(reply: Record<string, unknown>, code: string, where: string, ...fragments: string[]): void {
+  const error = reply['error'] as { code: string; message: string; retryable: boolean } | undefined;
+  assert.ok(error, `${where}: expected an error reply, got ${JSON.stringify(reply)}`);
+  assert.is(error.code, code, `${where}: ${error.message}`);
+  assert.is(error.retryable, false, where);
+  assert.is(reply['v'], 1, where);
+  for (const f of fragments) assert.ok(error.message.includes(f), `${where}: "${error.message}" should mention "${f}"`);
+}
+
+/** Each shard's appliedSeq (from the host) and its stream's last sequence (from JetStream). */
+async function positions(ctx: Ctx): Promise<Record<string, { applied: number; stream: number; epoch: number }>> {
+  const status = await ctx.hosts.host(NODE).status();
+  const jsm = await ctx.nc.jetstreamManager({ checkAPI: false });
+  const out: Record<string, { applied: number; stream: number; epoch: number }> = {};
+  for (const d of DOMAINS) {
+    const shard = status.shards.find((s) => s.domain === d);
+    const info = await jsm.streams.info(logStream(d));
+    out[d] = { applied: shard?.appliedSeq ?? -1, stream: info.state.last_seq, epoch: shard?.epoch ?? -1 };
+  }
+  return out;
+}
+
+/** A body of the right shape for `op` with one field of the wrong type, and the field the error must name. */
+const WRONG_TYPES: Record<ShardOp, { body: object; field: string }[]> = {
+  remember: [
+    { body: { v: 1, agent: 'tester', fact: { text: CANARY, confidence: 'high' } }, field: 'fact.confidence' },
+    { body: { v: 1, agent: 'tester', fact: { text: 42 } }, field: 'fact.text' },
+    { body: { v: 1, agent: 'tester', fact: { text: CANARY, observedAt: 'yesterday' } }, field: 'fact.observedAt' },
+    { body: { v: 1, agent: ['tester'], fact: { text: CANARY } }, field: 'agent' },
+    { body: { v: 2, agent: 'tester', fact: { text: CANARY } }, field: 'v' },
+    { body: { v: 1, agent: 'tester', opId: 'has spaces', fact: { text: CANARY } }, field: 'opId' },
+  ],
+  recall: [
+    { body: { v: 1, query: 42 }, field: 'query' },
+    { body: { v: 1, query: CANARY, limit: 'ten' }, field: 'limit' },
+    { body: { v: 1, query: CANARY, minSeq: { email: -1 } }, field: 'minSeq.email' },
+  ],
+  forget: [
+    { body: { v: 1, agent: 'tester', factId: 7 }, field: 'factId' },
+    { body: { v: 1, factId: 'email:1:0' }, field: 'agent' },
+  ],
+  retract: [
+    { body: { v: 1, agent: 'tester', factId: 'email:1:0', validTo: 'soon' }, field: 'validTo' },
+    { body: { v: 1, agent: 'tester', factId: { id: 1 } }, field: 'factId' },
+  ],
+  history: [
+    { body: { v: 1, subject: ['user'] }, field: 'subject' },
+    { body: { v: 1, subject: 'user', predicate: 3 }, field: 'predicate' },
+  ],
+  get: [
+    { body: { v: 1, factId: true }, field: 'factId' },
+    { body: { v: 1 }, field: 'factId' },
+  ],
+};
+
+/** A valid body for each op, for the unknown-domain case. */
+const VALID: Record<ShardOp, object> = {
+  remember: { v: 1, agent: 'tester', fact: { text: CANARY } },
+  recall: { v: 1, query: CANARY },
+  forget: { v: 1, agent: 'tester', factId: 'nope:1:0' },
+  retract: { v: 1, agent: 'tester', factId: 'nope:1:0' },
+  history: { v: 1, subject: 'user' },
+  get: { v: 1, factId: 'nope:1:0' },
+};
+
+const each = (fn: (domain: string, op: ShardOp) => Promise<void>) => async () => {
+  for (const d of DOMAINS) for (const op of SHARD_OPS) await fn(d, op);
+};
+
+bad('malformed msgpack - BAD_REQUEST on every shard subject', async (ctx) => {
+  const garbage = [new Uint8Array([0x92, 0x01]), new Uint8Array([0x01, 0x02, 0x03]), new Uint8Array([0xc1]), new Uint8Array(0)];
+  await each(async (d, op) => {
+    for (const g of garbage) {
+      assertError(await raw(ctx, shardSubject(d, op), g, false), ErrorCode.BAD_REQUEST, `${d}.${op} [${g.join(',')}]`);
+    }
+  })();
+});
+
+bad('malformed JSON - BAD_REQUEST in JSON on every shard subject', async (ctx) => {
+  const texts = ['{"v":1,', 'not json at all', '[1,2', '\u0000\u00ff'];
+  await each(async (d, op) => {
+    for (const t of texts) {
+      const reply = await raw(ctx, shardSubject(d, op), new TextEncoder().encode(t), true);
+      assertError(reply, ErrorCode.BAD_REQUEST, `${d}.${op} ${JSON.stringify(t)}`);
+    }
+    // Valid JSON that is not a request object.
+    const reply = await raw(ctx, shardSubject(d, op), new TextEncoder().encode('"hello"'), true);
+    assertError(reply, ErrorCode.BAD_REQUEST, `${d}.${op} "hello"`, 'body');
+  })();
+});
+
+bad('wrong field types - BAD_REQUEST naming the field, in msgpack and in JSON', async (ctx) => {
+  await each(async (d, op) => {
+    for (const { body, field } of WRONG_TYPES[op]) {
+      for (const json of [false, true]) {
+        const reply = await raw(ctx, shardSubject(d, op), encodePayload(body, json ? 'json' : 'msgpack'), json);
+        assertError(reply, ErrorCode.BAD_REQUEST, `${d}.${op} ${JSON.stringify(body)}`, `${field}:`);
+      }
+    }
+  })();
+});
+
+bad('oversized payload - TOO_LARGE on every shard subject, even when otherwise valid', async (ctx) => {
+  await each(async (d, op) => {
+    const body = { ...VALID[op], padding: 'x'.repeat(MAX_PAYLOAD) };
+    for (const json of [false, true]) {
+      const data = encodePayload(body, json ? 'json' : 'msgpack');
+      assert.ok(data.length > MAX_PAYLOAD);
+      assertError(await raw(ctx, shardSubject(d, op), data, json), ErrorCode.TOO_LARGE, `${d}.${op}`, `limit is ${MAX_PAYLOAD}`);
+    }
+  })();
+});
+
+bad('unknown domain - UNKNOWN_DOMAIN on every op of sm.shard.nope, an unknown op is BAD_REQUEST', async (ctx) => {
+  for (const op of SHARD_OPS) {
+    for (const json of [false, true]) {
+      const reply = await raw(ctx, shardSubject('nope', op), encodePayload(VALID[op], json ? 'json' : 'msgpack'), json);
+      assertError(reply, ErrorCode.UNKNOWN_DOMAIN, `nope.${op}`, 'nope');
+    }
+  }
+  for (const d of DOMAINS) {
+    assertError(await raw(ctx, shardSubject(d, 'explode'), encodePayload({ v: 1 }, 'msgpack'), false), ErrorCode.BAD_REQUEST, `${d}.explode`, 'explode');
+  }
+});
+
+bad('afterwards - the host is up, nothing was stored, and a good request still works', async (ctx) => {
+  const ping = decodePayload((await ctx.nc.request(ctlSubject(NODE, 'ping'), encodePayload({ v: 1 }, 'msgpack'), { timeout: 2_000 })).data, 'msgpack');
+  assert.is((ping as { node: string }).node, NODE);
+  assert.ok(ctx.hosts.host(NODE).running);
+
+  const after = await positions(ctx);
+  assert.equal(after, ctx.before, 'no shard applied or logged anything');
+  for (const d of DOMAINS) {
+    const found = await ctx.client.recall({ query: CANARY, domain: d, includeInactive: true });
+    assert.equal(found.facts, [], `${d} recall of the canary`);
+  }
+
+  // The positive control: the same host, a good write, found at once.
+  const r = await ctx.client.remember({ text: `${CANARY} after the storm` }, { domain: 'email' });
+  const found = await ctx.client.recall({ query: CANARY, domain: 'email' });
+  assert.equal(found.facts.map((f) => f.id), [r.factId]);
+  const final = await positions(ctx);
+  assert.is(final['email']!.applied, ctx.before['email']!.applied + 1);
+  assert.is(final['email']!.stream, ctx.before['email']!.stream + 1);
+});
+
+bad.run();
