@@ -1,0 +1,33 @@
+/**
+ * How operator commands (`status`, `migrate`, `apply`) reach a running cluster: the servers from `--servers`, or
+ * every NATS URL in the config; the node list from `--nodes`, or the config's nodes.
+ */
+import { connect, type NatsConnection } from 'nats';
+import { loadConfig, type ClusterConfig } from '../config/index.ts';
+
+export interface ClusterTarget {
+  readonly config: ClusterConfig | undefined;
+  readonly servers: readonly string[];
+  readonly nodes: readonly string[];
+}
+
+/** Resolves where to connect and whom to ask. A config is needed unless both `servers` and `nodes` are given. */
+export async function resolveTarget(o: { config?: string; servers?: string; nodes?: string }): Promise<ClusterTarget> {
+  const split = (s: string | undefined): string[] =>
+    (s ?? '')
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
+  const servers = split(o.servers);
+  const nodes = split(o.nodes);
+  const config = servers.length > 0 && nodes.length > 0 && !o.config ? undefined : await loadConfig(o.config);
+  return {
+    config,
+    servers: servers.length > 0 ? servers : [...new Set(config!.nodes.flatMap((n) => n.nats))],
+    nodes: nodes.length > 0 ? nodes : config!.nodes.map((n) => n.name),
+  };
+}
+
+export async function connectCluster(servers: readonly string[], name: string): Promise<NatsConnection> {
+  return connect({ servers: [...servers], name, timeout: 5_000, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+}

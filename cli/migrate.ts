@@ -1,0 +1,308 @@
+/**
+ * `shardmind migrate <domain> --to <node>`: moves a shard's leadership with no lost write, add before remove.
+ *
+ * 1. the target follows the domain (`follow`, idempotent) and catches up — a progress bar shows seq and lag;
+ * 2. the current leader is told to `handoff`: it stops intake, finishes in-flight writes, appends a hand-off marker
+ *    naming the target and becomes a follower; the target, applying that marker, claims the next epoch, appends its
+ *    epoch marker and serves;
+ * 3. the command waits until the target reports itself leader and reports the gap: as the hosts saw it (leader
+ *    stopped intake → target serving), as the command saw it, and as a probe client issuing reads throughout saw it.
+ *
+ * The old leader stays a follower (a standby); `apply` removes followers the config no longer wants.
+ */
+import { parseArgs } from 'node:util';
+import type { JetStreamManager, NatsConnection } from 'nats';
+import { ErrorCode, ShardmindError, encodePayload, shardSubject, decodePayload, unwrapReply } from '../protocol/index.ts';
+import { ConfigError } from '../config/index.ts';
+import { clusterStatus, ctlRequest, domainViews, type DomainView, type ShardStatusWire } from './control-client.ts';
+import { connectCluster, resolveTarget } from './cluster-connect.ts';
+import { stdio, streamTails, type Io } from './status.ts';
+
+export interface MigrateProgress {
+  readonly phase: 'following' | 'catching up' | 'handing off' | 'done';
+  readonly appliedSeq: number;
+  readonly tail: number;
+  readonly lag: number;
+  readonly state: string;
+}
+
+export interface MigrateOptions {
+  readonly domain: string;
+  readonly to: string;
+  /** Every node of the cluster, to find the leader. */
+  readonly nodes: readonly string[];
+  /** Start the handoff once the target is within this many entries of the tail. Default 64. */
+  readonly maxLag?: number;
+  /** Whole command budget. Default 120 s. */
+  readonly timeoutMs?: number;
+  /** Run a probe client (reads on `sm.shard.<domain>.recall`) through the handoff. Default true. */
+  readonly probe?: boolean;
+  readonly onProgress?: (p: MigrateProgress) => void;
+}
+
+export interface MigrateReport {
+  readonly domain: string;
+  readonly from: string | undefined;
+  readonly to: string;
+  /** The target already led: nothing was done. */
+  readonly unchanged: boolean;
+  readonly handoffSeq?: number;
+  readonly epoch: number;
+  readonly catchUpMs: number;
+  /** Leader stopped intake → target serving, from the hosts' own timestamps (their clocks). */
+  readonly gapHostMs?: number;
+  /** Handoff sent → target reported leading, as this command saw it (an upper bound). */
+  readonly gapCommandMs?: number;
+  /** The longest wait between two answered probe reads around the handoff, and the errors the probe saw. */
+  readonly gapProbeMs?: number;
+  readonly probeRequests?: number;
+  readonly probeErrors?: number;
+}
+
+/** Polls `check` every `everyMs` until it returns a value, or throws TIMEOUT at `deadline`. */
+async function poll<T>(check: () => Promise<T | undefined>, deadline: number, everyMs: number, what: string): Promise<T> {
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new ShardmindError(ErrorCode.TIMEOUT, `timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+async function view(nc: NatsConnection, nodes: readonly string[], domain: string): Promise<DomainView | undefined> {
+  return domainViews(await clusterStatus(nc, nodes, 1_000)).get(domain);
+}
+
+/**
+ * Reads `sm.shard.<domain>.recall` back to back until stopped, recording when each answer arrived. The longest
+ * interval between two answers is the gap a client saw (including its own retries, as a client would).
+ */
+function startProbe(nc: NatsConnection, domain: string) {
+  const answered: number[] = [];
+  let requests = 0;
+  let errors = 0;
+  let running = true;
+  const body = encodePayload({ v: 1, query: 'shardmind migrate probe', limit: 1 }, 'msgpack');
+  const loop = (async () => {
+    while (running) {
+      requests++;
+      try {
+        const m = await nc.request(shardSubject(domain, 'recall'), body, { timeout: 1_000 });
+        unwrapReply(decodePayload(m.data, 'msgpack'));
+        answered.push(Date.now());
+      } catch {
+        errors++;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    }
+  })();
+  return {
+    async stop(from: number, to: number) {
+      running = false;
+      await loop;
+      const inWindow = answered.filter((t) => t >= from && t <= to);
+      let gap = 0;
+      for (let i = 1; i < answered.length; i++) {
+        const a = answered[i - 1]!;
+        const b = answered[i]!;
+        if (b >= from && a <= to) gap = Math.max(gap, b - a);
+      }
+      return { gapMs: inWindow.length === 0 ? to - from : gap, requests, errors };
+    },
+  };
+}
+
+/** Runs a migration; throws `ShardmindError` when the cluster cannot do it (no leader, target unknown, timeout). */
+export async function migrateShard(nc: NatsConnection, jsm: JetStreamManager, o: MigrateOptions): Promise<MigrateReport> {
+  const started = Date.now();
+  const deadline = started + (o.timeoutMs ?? 120_000);
+  const maxLag = o.maxLag ?? 64;
+  if (!o.nodes.includes(o.to)) {
+    throw new ShardmindError(ErrorCode.BAD_REQUEST, `--to: "${o.to}" is not a node (${o.nodes.join(', ')})`);
+  }
+  const before = await poll(
+    async () => {
+      const v = await view(nc, o.nodes, o.domain);
+      return v?.leader ? v : undefined;
+    },
+    Math.min(deadline, Date.now() + 10_000),
+    100,
+    `a leader of ${o.domain}`,
+  );
+  if (before.leader === o.to) {
+    return { domain: o.domain, from: o.to, to: o.to, unchanged: true, epoch: before.epoch, catchUpMs: 0 };
+  }
+  const from = before.leader!;
+
+  // 1. Add before remove: the target follows and catches up.
+  await ctlRequest(nc, o.to, 'follow', { domain: o.domain }, 10_000);
+  let progress: MigrateProgress = { phase: 'following', appliedSeq: 0, tail: 0, lag: 0, state: 'starting' };
+  await poll(
+    async () => {
+      const [v, tails] = await Promise.all([view(nc, o.nodes, o.domain), streamTails(jsm, [o.domain])]);
+      const st: ShardStatusWire | undefined = v?.replicas.get(o.to);
+      const tail = tails.get(o.domain) ?? st?.streamLastSeq ?? 0;
+      if (st) {
+        const lag = Math.max(0, tail - st.appliedSeq);
+        progress = { phase: 'catching up', appliedSeq: st.appliedSeq, tail, lag, state: st.state };
+        o.onProgress?.(progress);
+        if (st.state === 'following' && lag <= maxLag) return true;
+      }
+      return undefined;
+    },
+    deadline,
+    100,
+    `${o.to} to catch up on ${o.domain}`,
+  );
+  const catchUpMs = Date.now() - started;
+
+  // 2. Hand off, with a probe client reading throughout.
+  const probe = o.probe === false ? undefined : startProbe(nc, o.domain);
+  if (probe) await new Promise((r) => setTimeout(r, 100)); // a baseline of answered reads before the handoff
+  o.onProgress?.({ ...progress, phase: 'handing off' });
+  const handoffSentAt = Date.now();
+  let reply: { seq: number; epoch: number; intakeStoppedAt?: string };
+  try {
+    reply = await ctlRequest(nc, from, 'handoff', { domain: o.domain, to: o.to }, 15_000);
+  } catch (err) {
+    await probe?.stop(handoffSentAt, Date.now());
+    throw err;
+  }
+
+  // 3. Wait until the target leads.
+  const after = await poll(
+    async () => {
+      const v = await view(nc, o.nodes, o.domain);
+      const st = v?.replicas.get(o.to);
+      return st?.role === 'leader' && st.state === 'leading' ? st : undefined;
+    },
+    deadline,
+    10,
+    `${o.to} to lead ${o.domain}`,
+  );
+  const leadingSeenAt = Date.now();
+  let probeResult: { gapMs: number; requests: number; errors: number } | undefined;
+  if (probe) {
+    // Let the probe get an answer from the new leader before measuring.
+    await new Promise((r) => setTimeout(r, 200));
+    probeResult = await probe.stop(handoffSentAt, leadingSeenAt + 200);
+  }
+  o.onProgress?.({ ...progress, phase: 'done', appliedSeq: after.appliedSeq, lag: 0 });
+  const hostGap =
+    reply.intakeStoppedAt && after.leadingSince ? Date.parse(after.leadingSince) - Date.parse(reply.intakeStoppedAt) : undefined;
+  return {
+    domain: o.domain,
+    from,
+    to: o.to,
+    unchanged: false,
+    handoffSeq: reply.seq,
+    epoch: after.epoch,
+    catchUpMs,
+    ...(hostGap !== undefined ? { gapHostMs: hostGap } : {}),
+    gapCommandMs: leadingSeenAt - handoffSentAt,
+    ...(probeResult
+      ? { gapProbeMs: probeResult.gapMs, probeRequests: probeResult.requests, probeErrors: probeResult.errors }
+      : {}),
+  };
+}
+
+/** `[#########-----------] seq 1200/1300 lag 100 (catching up)`. */
+export function renderProgress(p: MigrateProgress, width = 30): string {
+  const frac = p.tail === 0 ? 1 : Math.min(1, p.appliedSeq / p.tail);
+  const filled = Math.round(frac * width);
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] seq ${p.appliedSeq}/${p.tail} lag ${p.lag} (${p.phase}, ${p.state})`;
+}
+
+const USAGE =
+  'usage: shardmind migrate <domain> --to <node> [--config FILE] [--servers URL,…] [--nodes NAME,…] [--max-lag N] [--timeout MS] [--no-probe] [--json]';
+
+export async function migrateCommand(argv: readonly string[], io: Io = stdio): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        to: { type: 'string' },
+        config: { type: 'string' },
+        servers: { type: 'string' },
+        nodes: { type: 'string' },
+        'max-lag': { type: 'string' },
+        timeout: { type: 'string' },
+        'no-probe': { type: 'boolean' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    io.err(`${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    io.out(`${USAGE}\n`);
+    return 0;
+  }
+  const domain = positionals[0];
+  if (!domain || !values.to) {
+    io.err(`${USAGE}\n`);
+    return 2;
+  }
+  let target;
+  try {
+    target = await resolveTarget(values);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(`config error: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  const nc = await connectCluster(target.servers, 'shardmind migrate');
+  const tty = !values.json && process.stdout.isTTY === true && io === stdio;
+  let lastLine = 0;
+  try {
+    const jsm = await nc.jetstreamManager({ checkAPI: false, timeout: 2_000 });
+    const report = await migrateShard(nc, jsm, {
+      domain,
+      to: values.to,
+      nodes: target.nodes,
+      ...(values['max-lag'] ? { maxLag: Number(values['max-lag']) } : {}),
+      ...(values.timeout ? { timeoutMs: Number(values.timeout) } : {}),
+      probe: !values['no-probe'],
+      onProgress: (p) => {
+        if (values.json) return;
+        if (tty) io.out(`\r${renderProgress(p)}\x1b[K`);
+        else if (Date.now() - lastLine > 1_000 || p.phase !== 'catching up') {
+          lastLine = Date.now();
+          io.out(`${renderProgress(p)}\n`);
+        }
+      },
+    });
+    if (tty) io.out('\n');
+    if (values.json) {
+      io.out(JSON.stringify(report) + '\n');
+    } else if (report.unchanged) {
+      io.out(`${domain} is already led by ${report.to}: nothing to do\n`);
+    } else {
+      const ms = (n: number | undefined): string => (n === undefined ? 'n/a' : `${n} ms`);
+      io.out(
+        `${domain}: ${report.from} → ${report.to}, epoch ${report.epoch}, handoff marker at seq ${report.handoffSeq}\n` +
+          `  gap (hosts: intake stopped → target serving): ${ms(report.gapHostMs)}\n` +
+          `  gap (this command: handoff sent → target leading): ${ms(report.gapCommandMs)}\n` +
+          `  gap (probe client, longest wait between answers): ${ms(report.gapProbeMs)}` +
+          (report.probeRequests !== undefined ? ` over ${report.probeRequests} reads, ${report.probeErrors} retried\n` : '\n'),
+      );
+    }
+    return 0;
+  } catch (err) {
+    if (tty) io.out('\n');
+    if (err instanceof ShardmindError) {
+      io.err(`migrate failed: ${err.code}: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    await nc.close();
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * `shardmind status [--config FILE] [--servers URL,…] [--nodes a,b] [--json]`: asks every node's
+ * `sm.ctl.<node>.status` at once and prints one row per domain × node — role, machine state, applied sequence,
+ * lag behind the stream's tail (from the stream leader), epoch, and how long ago the leader's heartbeat was heard.
+ */
+import { parseArgs } from 'node:util';
+import type { JetStreamManager } from 'nats';
+import { logStream } from '../protocol/index.ts';
+import { ConfigError } from '../config/index.ts';
+import { clusterStatus, type NodeStatus } from './control-client.ts';
+import { connectCluster, resolveTarget } from './cluster-connect.ts';
+
+export interface Io {
+  out(s: string): void;
+  err(s: string): void;
+}
+
+export const stdio: Io = { out: (s) => void process.stdout.write(s), err: (s) => void process.stderr.write(s) };
+
+/** The stream's last sequence per domain, from each stream's leader; domains whose stream is unreachable are left out. */
+export async function streamTails(jsm: JetStreamManager, domains: Iterable<string>): Promise<Map<string, number>> {
+  const tails = new Map<string, number>();
+  await Promise.all(
+    [...domains].map(async (d) => {
+      try {
+        tails.set(d, (await jsm.streams.info(logStream(d))).state.last_seq);
+      } catch {
+        // No stream yet, or no JetStream quorum: the table shows the replica's own view.
+      }
+    }),
+  );
+  return tails;
+}
+
+export interface StatusRow {
+  readonly domain: string;
+  readonly node: string;
+  readonly role: string;
+  readonly state: string;
+  readonly appliedSeq: number | undefined;
+  readonly lag: number | undefined;
+  readonly epoch: number | undefined;
+  readonly lastHeartbeat: string;
+}
+
+/** One row per domain × node (nodes that did not answer get one row saying so). */
+export function statusRows(statuses: readonly NodeStatus[], tails: ReadonlyMap<string, number>, now: number): StatusRow[] {
+  const rows: StatusRow[] = [];
+  for (const s of statuses) {
+    if (!s.ok) {
+      rows.push({ domain: '-', node: s.node, role: 'unreachable', state: s.error, appliedSeq: undefined, lag: undefined, epoch: undefined, lastHeartbeat: '-' });
+      continue;
+    }
+    for (const shard of s.status.shards) {
+      const tail = tails.get(shard.domain) ?? shard.streamLastSeq;
+      rows.push({
+        domain: shard.domain,
+        node: s.node,
+        role: shard.role,
+        state: shard.state,
+        appliedSeq: shard.appliedSeq,
+        lag: tail !== undefined ? Math.max(0, tail - shard.appliedSeq) : shard.lag,
+        epoch: shard.epoch,
+        lastHeartbeat: shard.lastHeartbeatAt ? `${Math.max(0, now - Date.parse(shard.lastHeartbeatAt))} ms ago` : '-',
+      });
+    }
+  }
+  return rows.sort((a, b) => a.domain.localeCompare(b.domain) || a.node.localeCompare(b.node));
+}
+
+export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n';
+}
+
+export function renderStatus(rows: readonly StatusRow[]): string {
+  const show = (n: number | undefined): string => (n === undefined ? '-' : String(n));
+  return renderTable(
+    ['DOMAIN', 'NODE', 'ROLE', 'STATE', 'APPLIED', 'LAG', 'EPOCH', 'LAST HEARTBEAT'],
+    rows.map((r) => [r.domain, r.node, r.role, r.state, show(r.appliedSeq), show(r.lag), show(r.epoch), r.lastHeartbeat]),
+  );
+}
+
+const USAGE = 'usage: shardmind status [--config FILE] [--servers URL,…] [--nodes NAME,…] [--json] [--timeout MS]';
+
+export async function statusCommand(argv: readonly string[], io: Io = stdio): Promise<number> {
+  let values: { config?: string; servers?: string; nodes?: string; json?: boolean; timeout?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        config: { type: 'string' },
+        servers: { type: 'string' },
+        nodes: { type: 'string' },
+        json: { type: 'boolean' },
+        timeout: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    io.err(`${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help) {
+    io.out(`${USAGE}\n`);
+    return 0;
+  }
+  let target;
+  try {
+    target = await resolveTarget(values);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(`config error: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  const nc = await connectCluster(target.servers, 'shardmind status');
+  try {
+    const statuses = await clusterStatus(nc, target.nodes, Number(values.timeout ?? 1_500));
+    const domains = new Set<string>(target.config?.domains.map((d) => d.name) ?? []);
+    for (const s of statuses) if (s.ok) for (const sh of s.status.shards) domains.add(sh.domain);
+    const jsm = await nc.jetstreamManager({ checkAPI: false, timeout: 1_500 });
+    const tails = await streamTails(jsm, domains);
+    const rows = statusRows(statuses, tails, Date.now());
+    if (values.json) io.out(JSON.stringify({ v: 1, nodes: statuses, tails: Object.fromEntries(tails), rows }) + '\n');
+    else io.out(renderStatus(rows));
+    return statuses.every((s) => s.ok) ? 0 : 1;
+  } finally {
+    await nc.close();
+  }
+}
