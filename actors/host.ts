@@ -15,7 +15,8 @@ import { systemClock, type Clock } from './clock.ts';
 import { serveControl, type HostStatusReply } from './control.ts';
 import { Relay } from './relay.ts';
 import { ShardActor, type OpenStore } from './shard-actor.ts';
-import { serveUnknownDomains } from './unknown-domain.ts';
+import { serveShardGuard } from './shard-guard.ts';
+import { LeaderSightings } from './leader-sightings.ts';
 
 export interface HostOptions {
   readonly config: ClusterConfig;
@@ -38,6 +39,7 @@ export class Host {
   private nc: NatsConnection | undefined;
   private readonly actors = new Map<string, ShardActor>();
   private subscriptions: Subscription[] = [];
+  private sightings: LeaderSightings | undefined;
   private started: Promise<void> | undefined;
   private drained: Promise<void> | undefined;
   private readonly clock: Clock;
@@ -77,8 +79,11 @@ export class Host {
     await waitForJetStream(jsm, this.o.jetStreamTimeoutMs ?? 30_000);
     const js = nc.jetstream();
 
+    const sightings = new LeaderSightings(this.clock, config.replication.leaseMs);
+    sightings.listen(nc);
+    this.sightings = sightings;
     this.subscriptions.push(
-      serveUnknownDomains(nc, config.domains.map((d) => d.name)),
+      serveShardGuard(nc, config.domains.map((d) => d.name), sightings),
       ...serveControl(nc, { node, status: () => this.status(), now: () => this.clock.now() }),
     );
     for (const { domain, role } of placementsOf(config, node)) {
@@ -91,6 +96,7 @@ export class Host {
         jsm,
         dataDir: config.dataDir,
         replicas: config.replication.replicas,
+        heartbeatMs: config.replication.heartbeatMs,
         limits: config.limits,
         clock: this.clock,
         openStore: this.o.openStore,
@@ -142,6 +148,7 @@ export class Host {
       await this.started?.catch(() => undefined);
       for (const s of this.subscriptions) s.unsubscribe();
       this.subscriptions = [];
+      this.sightings?.stop();
       await Promise.all([...this.actors.values()].map((a) => a.stop()));
       if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => this.nc?.close());
       this.log(`[${this.o.node}] host stopped`);

@@ -7,6 +7,7 @@ export type { ShardActorOptions, ShardStatus, OpenStore } from './shard-actor.ts
 export type { ShardEvent, ShardState, ShardRuntime, ShardContext, ShardMachineInput } from './shard-machine.ts';
 export type { PipelineBreak, WritePipelineOptions } from './write-pipeline.ts';
 export type { LogRecord, LogReadOptions } from './log-stream.ts';
+export type { Sighting } from './leader-sightings.ts';
 export { Host, shardAddress } from './host.ts';
 export { systemClock } from './clock.ts';
 export { Relay } from './relay.ts';
@@ -22,4 +23,5 @@ export {
   DUPLICATE_WINDOW_MS,
 } from './log-stream.ts';
 export { encodeEntry, decodeEntry } from './log-codec.ts';
-export { UNKNOWN_DOMAIN_QUEUE } from './unknown-domain.ts';
+export { SHARD_GUARD_QUEUE } from './shard-guard.ts';
+export { LeaderSightings } from './leader-sightings.ts';

@@ -12,6 +12,8 @@ import type { LogEntry, MarkerEntry, ShardStore, ShardStoreOptions } from '../sh
 import type { Clock } from './clock.ts';
 import { ensureLogStream, logTail, readLog, type LogRecord } from './log-stream.ts';
 import { SeqWaiters } from './seq-waiters.ts';
+import { HeartbeatPublisher } from './heartbeat.ts';
+import { systemTimerClock } from './timers.ts';
 import { serveShard } from './shard-service.ts';
 import { shardMachine, type ShardEvent, type ShardRuntime, type ShardState } from './shard-machine.ts';
 import { WritePipeline } from './write-pipeline.ts';
@@ -29,6 +31,8 @@ export interface ShardActorOptions {
   readonly jsm: JetStreamManager;
   readonly dataDir: string;
   readonly replicas: number;
+  /** How often a leader heartbeats on `sm.hb.<domain>`. */
+  readonly heartbeatMs: number;
   readonly limits: { readonly maxPayloadBytes: number; readonly minSeqWaitMs: number; readonly maxRecallLimit: number };
   readonly clock: Clock;
   readonly openStore: OpenStore;
@@ -161,56 +165,78 @@ export class ShardActor implements ShardRuntime {
     });
   }
 
-  lead(send: (e: ShardEvent) => void): () => void {
-    let left = false;
+  async claim(): Promise<void> {
+    this.pipeline?.close();
     const pipeline = new WritePipeline({
       js: this.o.js,
       subject: logSubject(this.domain),
       store: this.requireStore(),
       lastSeq: this.position,
       onApplied: (seq) => this.advance(seq),
-      onBroken: (why) => {
-        if (left) return;
-        this.log(`pipeline broke: ${why.kind}: ${why.detail}`);
-        send(
-          why.kind === 'fenced'
-            ? { type: 'FENCED', detail: why.detail }
-            : why.kind === 'resync'
-              ? { type: 'RESYNC', detail: why.detail }
-              : { type: 'FAILED', detail: why.detail },
-        );
-      },
     });
     this.pipeline = pipeline;
-    const begin = async (): Promise<void> => {
-      this.epoch = this.nextEpoch();
-      // The marker goes through the pipeline, so it carries `Nats-Expected-Last-Sequence` = the tail we caught up to:
-      // if anyone appended since, it is rejected and we never serve.
-      await pipeline.submit(this.marker('epoch'));
+    this.epoch = this.nextEpoch();
+    try {
+      // Through the pipeline, so it carries `Nats-Expected-Last-Sequence` = the tail we caught up to: if anyone
+      // appended since, it is rejected and we never serve.
+      await this.track(pipeline.submit(this.marker('epoch')));
+    } catch (err) {
+      await pipeline.settled();
+      const why = pipeline.breakReason;
+      if (why?.kind === 'fenced') throw new ShardmindError(ErrorCode.NOT_LEADER, why.detail);
+      throw new Error(why ? `${why.kind}: ${why.detail}` : (err as Error)?.message ?? String(err));
+    }
+  }
+
+  lead(send: (e: ShardEvent) => void): () => void {
+    const pipeline = this.pipeline;
+    if (!pipeline) {
+      send({ type: 'FAILED', detail: 'lead without a claimed pipeline' });
+      return () => undefined;
+    }
+    let left = false;
+    this.subscription = serveShard(this.o.nc, {
+      domain: this.domain,
+      node: this.o.node,
+      clock: this.o.clock,
+      ...this.o.limits,
+      store: this.requireStore(),
+      submit: (entry) => pipeline.submit(entry),
+      waitForSeq: (seq, ms) => this.waiters.waitFor(seq, ms),
+      position: () => this.position,
+      onInternalError: (err, op) => this.log(`internal error in ${op}: ${(err as Error)?.stack ?? String(err)}`),
+    });
+    // Issue 3 heartbeats so every host's shard guard knows a leader is serving. Issue 5's ShardFailover takes this
+    // over (it also renews the lease from each beat's round trip): then this publisher goes.
+    const heartbeat = new HeartbeatPublisher({
+      nc: this.o.nc,
+      domain: this.domain,
+      node: this.o.node,
+      clock: systemTimerClock,
+      heartbeatMs: this.o.heartbeatMs,
+      state: () => ({ epoch: this.epoch, seq: this.position }),
+      onRenew: () => undefined,
+    });
+    heartbeat.start();
+    const stopHeartbeat = (): void => heartbeat.stop();
+    this.log(`serving sm.shard.${this.domain}.* at epoch ${this.epoch}, seq ${this.position}`);
+    pipeline.onBroken((why) => {
       if (left) return;
-      this.subscription = serveShard(this.o.nc, {
-        domain: this.domain,
-        node: this.o.node,
-        clock: this.o.clock,
-        ...this.o.limits,
-        store: this.requireStore(),
-        submit: (entry) => pipeline.submit(entry),
-        waitForSeq: (seq, ms) => this.waiters.waitFor(seq, ms),
-        position: () => this.position,
-        onInternalError: (err, op) => this.log(`internal error in ${op}: ${(err as Error)?.stack ?? String(err)}`),
-      });
-      this.log(`serving sm.shard.${this.domain}.* at epoch ${this.epoch}, seq ${this.position}`);
-    };
-    this.track(
-      begin().catch((err: unknown) => {
-        // A rejected marker already broke the pipeline, which reports FENCED/RESYNC itself.
-        if (!(err instanceof ShardmindError && err.code === ErrorCode.NOT_LEADER) && !left) {
-          send({ type: 'FAILED', detail: `could not start leading: ${(err as Error)?.message ?? String(err)}` });
-        }
-      }),
-    );
+      this.log(`pipeline broke: ${why.kind}: ${why.detail}`);
+      stopHeartbeat();
+      this.subscription?.unsubscribe();
+      this.subscription = undefined;
+      send(
+        why.kind === 'fenced'
+          ? { type: 'FENCED', detail: why.detail }
+          : why.kind === 'resync'
+            ? { type: 'RESYNC', detail: why.detail }
+            : { type: 'FAILED', detail: why.detail },
+      );
+    });
     return () => {
       left = true;
+      stopHeartbeat();
       this.subscription?.unsubscribe();
       this.subscription = undefined;
     };

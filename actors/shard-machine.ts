@@ -3,8 +3,8 @@
  * does (open LMDB, read the log, serve as leader, tail as follower, drain) is a `ShardRuntime` the actor provides,
  * so the states can be named in every log line and tested on their own.
  *
- *   starting → catchingUp → leading ⇄ (resync) catchingUp
- *                         ↘ following → (PROMOTE) catchingUp → leading
+ *   starting → catchingUp → claiming → leading ⇄ (resync) catchingUp
+ *                         ↘ following → (PROMOTE) catchingUp → claiming → leading
  *   leading → (FENCED) following        leading → (HANDOFF) handingOff → following
  *   any → (STOP) stopping → stopped     any work failing → failed
  *
@@ -29,6 +29,7 @@ export type ShardEvent =
 export type ShardState =
   | 'starting'
   | 'catchingUp'
+  | 'claiming'
   | 'leading'
   | 'following'
   | 'handingOff'
@@ -42,7 +43,12 @@ export interface ShardRuntime {
   open(): Promise<void>;
   /** Replay the log from `appliedSeq + 1` to the stream's current tail. */
   catchUp(): Promise<void>;
-  /** Take the leadership (epoch, marker) and serve until the returned cleanup runs; report FENCED/RESYNC/FAILED. */
+  /**
+   * Take the leadership: choose the epoch, append the epoch marker with `Nats-Expected-Last-Sequence` = the tail
+   * just caught up to, and apply it. Rejects with NOT_LEADER when fenced (someone appended since).
+   */
+  claim(): Promise<void>;
+  /** Serve the shard's subjects until the returned cleanup runs; report FENCED/RESYNC/FAILED. */
   lead(send: (e: ShardEvent) => void): () => void;
   /** Tail the log into LMDB until the cleanup runs; report TAIL_ENDED/FAILED. */
   follow(send: (e: ShardEvent) => void): () => void;
@@ -75,6 +81,7 @@ export const shardMachine = setup({
   actors: {
     open: fromPromise<void, { runtime: ShardRuntime }>(({ input }) => input.runtime.open()),
     catchUp: fromPromise<void, { runtime: ShardRuntime }>(({ input }) => input.runtime.catchUp()),
+    claim: fromPromise<void, { runtime: ShardRuntime }>(({ input }) => input.runtime.claim()),
     handOff: fromPromise<void, { runtime: ShardRuntime; to: string }>(({ input }) => input.runtime.handOff(input.to)),
     drain: fromPromise<void, { runtime: ShardRuntime }>(({ input }) => input.runtime.drain()),
     lead: fromCallback<ShardEvent, { runtime: ShardRuntime }>(({ input, sendBack }) => input.runtime.lead(sendBack)),
@@ -84,6 +91,7 @@ export const shardMachine = setup({
   },
   guards: {
     wantsLead: ({ context }) => context.wantsLead,
+    fenced: (_, params: { error: unknown }) => (params.error as { code?: string } | null)?.code === 'NOT_LEADER',
   },
 }).createMachine({
   id: 'shard',
@@ -107,8 +115,23 @@ export const shardMachine = setup({
       invoke: {
         src: 'catchUp',
         input: ({ context }) => ({ runtime: context.runtime }),
-        onDone: [{ guard: 'wantsLead', target: 'leading' }, { target: 'following' }],
+        onDone: [{ guard: 'wantsLead', target: 'claiming' }, { target: 'following' }],
         onError: { target: 'failed', actions: assign({ lastError: ({ event }) => describeError(event.error) }) },
+      },
+    },
+    claiming: {
+      invoke: {
+        src: 'claim',
+        input: ({ context }) => ({ runtime: context.runtime }),
+        onDone: 'leading',
+        onError: [
+          {
+            guard: { type: 'fenced', params: ({ event }) => ({ error: event.error }) },
+            target: 'catchingUp',
+            actions: assign({ wantsLead: false, lastError: ({ event }) => `fenced while claiming: ${describeError(event.error)}` }),
+          },
+          { target: 'catchingUp', actions: assign({ lastError: ({ event }) => `claim failed: ${describeError(event.error)}` }) },
+        ],
       },
     },
     leading: {

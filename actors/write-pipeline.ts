@@ -37,8 +37,6 @@ export interface WritePipelineOptions {
   readonly publishTimeoutMs?: number;
   /** After every LMDB commit, with the highest sequence now applied. */
   onApplied(seq: number): void;
-  /** Once, after the first anomaly, when every in-flight append has settled and every acked entry is applied. */
-  onBroken(why: PipelineBreak): void;
 }
 
 interface Pending {
@@ -59,6 +57,7 @@ export class WritePipeline {
   private brokenReported = false;
   private closed = false;
   private settledWaiters: (() => void)[] = [];
+  private brokenListener: ((why: PipelineBreak) => void) | undefined;
 
   constructor(private readonly o: WritePipelineOptions) {
     this.nextExpected = o.lastSeq;
@@ -125,6 +124,20 @@ export class WritePipeline {
         this.checkSettled();
       });
     return result;
+  }
+
+  /**
+   * Calls `listener` once, after the first anomaly, when every in-flight append has settled and every acked entry
+   * is applied — at once if that already happened.
+   */
+  onBroken(listener: (why: PipelineBreak) => void): void {
+    this.brokenListener = listener;
+    this.checkSettled();
+  }
+
+  /** Why the pipeline stopped taking writes, once it has. */
+  get breakReason(): PipelineBreak | undefined {
+    return this.broken;
   }
 
   /** Appends in flight plus entries acknowledged but not yet applied. */
@@ -203,9 +216,9 @@ export class WritePipeline {
       // Acked entries stranded behind a gap never reach LMDB through this pipeline: the caller retries.
       for (const p of this.acked.values()) p.reject(notLeader('this shard actor is stepping down'));
       this.acked.clear();
-      if (!this.brokenReported) {
+      if (!this.brokenReported && this.brokenListener) {
         this.brokenReported = true;
-        this.o.onBroken(this.broken);
+        this.brokenListener(this.broken);
       }
     }
     const waiters = this.settledWaiters;

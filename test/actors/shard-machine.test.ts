@@ -21,6 +21,11 @@ class ScriptedRuntime implements ShardRuntime {
   async catchUp(): Promise<void> {
     this.calls.push('catchUp');
   }
+  claimError: unknown;
+  async claim(): Promise<void> {
+    this.calls.push('claim');
+    if (this.claimError) throw this.claimError;
+  }
   lead(send: (e: ShardEvent) => void): () => void {
     this.calls.push('lead');
     this.leadSend = send;
@@ -55,7 +60,7 @@ test('shard machine - a placed leader opens, catches up, then leads', async () =
   const rt = new ScriptedRuntime();
   const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: true } }).start();
   await until(actor, 'leading');
-  assert.equal(rt.calls, ['open', 'catchUp', 'lead']);
+  assert.equal(rt.calls, ['open', 'catchUp', 'claim', 'lead']);
   actor.stop();
 });
 
@@ -73,7 +78,7 @@ test('shard machine - a fenced leader stops serving, catches up and follows, and
   await until(actor, 'leading');
   rt.leadSend?.({ type: 'FENCED', detail: 'wrong last sequence' });
   await until(actor, 'following');
-  assert.equal(rt.calls, ['open', 'catchUp', 'lead', 'lead:cleanup', 'catchUp', 'follow']);
+  assert.equal(rt.calls, ['open', 'catchUp', 'claim', 'lead', 'lead:cleanup', 'catchUp', 'follow']);
   assert.is(actor.getSnapshot().context.wantsLead, false);
   assert.match(actor.getSnapshot().context.lastError ?? '', /fenced/);
   actor.stop();
@@ -90,13 +95,22 @@ test('shard machine - a resync catches up and leads again', async () => {
   actor.stop();
 });
 
+test('shard machine - a claim rejected as fenced follows instead of leading', async () => {
+  const rt = new ScriptedRuntime();
+  rt.claimError = Object.assign(new Error('wrong last sequence'), { code: 'NOT_LEADER' });
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: true } }).start();
+  await until(actor, 'following');
+  assert.equal(rt.calls, ['open', 'catchUp', 'claim', 'catchUp', 'follow']);
+  actor.stop();
+});
+
 test('shard machine - PROMOTE turns a follower into a leader after catching up', async () => {
   const rt = new ScriptedRuntime();
   const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: false } }).start();
   await until(actor, 'following');
   actor.send({ type: 'PROMOTE' });
   await until(actor, 'leading');
-  assert.equal(rt.calls, ['open', 'catchUp', 'follow', 'follow:cleanup', 'catchUp', 'lead']);
+  assert.equal(rt.calls, ['open', 'catchUp', 'follow', 'follow:cleanup', 'catchUp', 'claim', 'lead']);
   actor.stop();
 });
 

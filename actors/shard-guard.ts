@@ -1,0 +1,43 @@
+/**
+ * The shard-subject guard. Every host runs it in one queue group on `sm.shard.*.*`, so exactly one host answers:
+ * - a domain the cluster config does not have: UNKNOWN_DOMAIN (instead of a timeout);
+ * - a known domain whose leader has not been heard within the lease: NOT_LEADER (retryable) at once, so clients
+ *   retry quickly during a failover or hand-off gap instead of waiting out their timeout;
+ * - a known domain with a live leader: nothing (the leader answers).
+ * The wildcard subscription means requests never get "no responders", so this guard must cover both cases.
+ */
+import type { NatsConnection, Subscription } from 'nats';
+import { ErrorCode, ShardmindError, errorReply } from '../protocol/index.ts';
+import type { LeaderSightings } from './leader-sightings.ts';
+import { respond } from './respond.ts';
+
+export const SHARD_GUARD_QUEUE = 'sm-shard-guard';
+
+export function serveShardGuard(nc: NatsConnection, known: readonly string[], sightings: LeaderSightings): Subscription {
+  const names = new Set(known);
+  return nc.subscribe('sm.shard.*.*', {
+    queue: SHARD_GUARD_QUEUE,
+    callback: (err, msg) => {
+      if (err || !msg.reply) return;
+      const domain = msg.subject.split('.')[2] ?? '';
+      if (!names.has(domain)) {
+        const e = new ShardmindError(
+          ErrorCode.UNKNOWN_DOMAIN,
+          `domain "${domain}" is not in the cluster config (domains: ${[...names].join(', ')})`,
+        );
+        respond(msg, errorReply(e));
+        return;
+      }
+      if (sightings.isLive(domain) === false) {
+        const last = sightings.get(domain);
+        const e = new ShardmindError(
+          ErrorCode.NOT_LEADER,
+          last
+            ? `no leader for "${domain}" right now (last heard ${last.node}, epoch ${last.epoch}); retry`
+            : `no leader for "${domain}" has been heard yet; retry`,
+        );
+        respond(msg, errorReply(e));
+      }
+    },
+  });
+}

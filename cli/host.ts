@@ -1,0 +1,41 @@
+/**
+ * `shardmind host --node NAME [--config FILE]`: runs one Mini of a real cluster — the shard actors
+ * `cluster.config.ts` places on NAME, connected to that node's NATS URLs — until SIGINT/SIGTERM, then drains.
+ */
+import { Host } from '../actors/index.ts';
+import { DEFAULT_CONFIG_PATH, loadConfig, nodeByName, placementsOf } from '../config/index.ts';
+import { openShardStore } from '../shards/index.ts';
+import { parseFlags, UsageError } from './args.ts';
+import type { Command } from './command.ts';
+import { runUntilSignal } from './lifecycle.ts';
+
+const USAGE = `usage: shardmind host --node NAME [--config FILE]
+
+Runs the shard actors cluster.config.ts places on node NAME (leaders and standbys).
+  --node NAME     this Mini's name in the config (required)
+  --config FILE   the cluster config (default ${DEFAULT_CONFIG_PATH})`;
+
+export const hostCommand: Command = {
+  summary: 'run one Mini of a cluster: the shards placed on --node',
+  usage: USAGE,
+  async run(args) {
+    const { values } = parseFlags(args, { node: { type: 'string' }, config: { type: 'string' } });
+    if (!values.node) throw new UsageError('--node is required');
+    const config = await loadConfig(values.config ?? DEFAULT_CONFIG_PATH);
+    nodeByName(config, values.node);
+    const log = (line: string): void => void process.stderr.write(`${line}\n`);
+    const host = new Host({ config, node: values.node, openStore: openShardStore, log });
+    const placed = placementsOf(config, values.node);
+    log(`[${values.node}] starting ${placed.map((p) => `${p.domain.name} (${p.role})`).join(', ') || 'no shards'}; data in ${config.dataDir}`);
+    const stopped = runUntilSignal(() => host.drain(), log);
+    try {
+      await host.start();
+    } catch (err) {
+      log(`[${values.node}] could not start: ${(err as Error).message}`);
+      await host.drain();
+      return 1;
+    }
+    await stopped;
+    return 0;
+  },
+};

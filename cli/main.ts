@@ -1,0 +1,57 @@
+/**
+ * The `shardmind` command line: a small dispatcher table. Each subcommand lives in its own file and exports a
+ * `Command`; add one by importing it and adding a row to `COMMANDS`.
+ *
+ * @example
+ * shardmind up --port 4222
+ * shardmind host --node mini-2 --config ./cluster.config.ts
+ */
+import { ConfigError } from '../config/index.ts';
+import { UsageError } from './args.ts';
+import type { Command } from './command.ts';
+import { hostCommand } from './host.ts';
+import { upCommand } from './up.ts';
+
+export const COMMANDS: Readonly<Record<string, Command>> = {
+  up: upCommand,
+  host: hostCommand,
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return ['usage: shardmind <command> [options]', '', 'commands:', ...rows, '', 'shardmind <command> --help for its options'].join('\n');
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(`${usage()}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`shardmind: unknown command "${name}"\n\n${usage()}\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${command.usage}\n`);
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`shardmind ${name}: ${err.message}\n\n${command.usage}\n`);
+      return 2;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`shardmind ${name}: config error: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`shardmind ${name}: ${(err as Error)?.stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

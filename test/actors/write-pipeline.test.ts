@@ -1,0 +1,124 @@
+/**
+ * The leader's write pipeline against a real nats-server and a real LMDB store: many appends in flight stay in
+ * order and apply once; a rival's append fences it; a JetStream-level duplicate asks for a resync instead.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, type NatsConnection } from 'nats';
+import { startNatsServer, waitForJetStream, type NatsServerProcess } from '../../cli/index.ts';
+import { encodeEntry, ensureLogStream, WritePipeline, type PipelineBreak } from '../../actors/index.ts';
+import { logSubject, ShardmindError } from '../../protocol/index.ts';
+import { openShardStore, type AssertEntry, type ShardStore } from '../../shards/index.ts';
+
+interface Ctx {
+  server?: NatsServerProcess;
+  nc?: NatsConnection;
+  dir?: string;
+  stores: ShardStore[];
+  n: number;
+}
+
+const pipeline = suite<Ctx>('write pipeline', { stores: [], n: 0 });
+
+pipeline.before(async (ctx) => {
+  ctx.server = await startNatsServer();
+  ctx.nc = await connect({ servers: ctx.server.url });
+  await waitForJetStream(ctx.nc);
+  ctx.dir = mkdtempSync(join(tmpdir(), 'sm-pipeline-'));
+});
+
+pipeline.after(async (ctx) => {
+  for (const s of ctx.stores) await s.close();
+  await ctx.nc?.close();
+  await ctx.server?.destroy();
+  if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true });
+});
+
+/** A fresh domain (stream + store) per test, so tests do not share a log. */
+async function fresh(ctx: Ctx): Promise<{ domain: string; store: ShardStore }> {
+  const domain = `p${++ctx.n}`;
+  await ensureLogStream(await ctx.nc!.jetstreamManager({ checkAPI: false }), domain, 1);
+  const store = await openShardStore({ path: join(ctx.dir!, domain), domain, durability: 'none' });
+  ctx.stores.push(store);
+  return { domain, store };
+}
+
+function assertEntry(opId: string, text: string): AssertEntry {
+  return { v: 1, op: 'assert', opId, recordedAt: 1_764_000_000_000, source: { agent: 'test' }, fact: { text } };
+}
+
+function open(ctx: Ctx, domain: string, store: ShardStore, lastSeq = 0) {
+  const breaks: PipelineBreak[] = [];
+  let applied = 0;
+  const p = new WritePipeline({
+    js: ctx.nc!.jetstream(),
+    subject: logSubject(domain),
+    store,
+    lastSeq,
+    onApplied: (seq) => (applied = seq),
+  });
+  p.onBroken((why) => breaks.push(why));
+  return { p, breaks, applied: () => applied };
+}
+
+pipeline('200 concurrent writes get contiguous sequences and each is applied once', async (ctx) => {
+  const { domain, store } = await fresh(ctx);
+  const { p, breaks, applied } = open(ctx, domain, store);
+  const results = await Promise.all(Array.from({ length: 200 }, (_, i) => p.submit(assertEntry(`op-${i}`, `fact number ${i}`))));
+  assert.equal(results.map((r) => r.seq), Array.from({ length: 200 }, (_, i) => i + 1));
+  assert.ok(results.every((r) => r.status === 'created'));
+  assert.is(store.appliedSeq, 200);
+  assert.is(applied(), 200);
+  assert.equal(breaks, []);
+  const again = await p.submit(assertEntry('op-7', 'fact number 7'));
+  assert.is(again.seq, 8);
+  assert.is(again.duplicate, true);
+  p.close();
+  await p.settled();
+});
+
+pipeline('the same opId submitted twice at once is appended once', async (ctx) => {
+  const { domain, store } = await fresh(ctx);
+  const { p } = open(ctx, domain, store);
+  const [a, b] = await Promise.all([p.submit(assertEntry('same', 'x')), p.submit(assertEntry('same', 'x'))]);
+  assert.is(a.seq, b.seq);
+  assert.is(b.duplicate, true);
+  const info = await (await ctx.nc!.jetstreamManager({ checkAPI: false })).streams.info(`SM_LOG_${domain.toUpperCase()}`);
+  assert.is(info.state.messages, 1);
+});
+
+pipeline('a rival append fences the pipeline: writes behind it get NOT_LEADER and it reports fenced', async (ctx) => {
+  const { domain, store } = await fresh(ctx);
+  const { p, breaks } = open(ctx, domain, store);
+  await p.submit(assertEntry('before', 'first'));
+  await ctx.nc!.jetstream().publish(logSubject(domain), encodeEntry(assertEntry('rival', 'from elsewhere')), { expect: { lastSequence: 1 } });
+  const outcomes = await Promise.allSettled([p.submit(assertEntry('a', 'a')), p.submit(assertEntry('b', 'b'))]);
+  for (const o of outcomes) {
+    assert.is(o.status, 'rejected');
+    assert.instance((o as PromiseRejectedResult).reason, ShardmindError);
+    assert.is(((o as PromiseRejectedResult).reason as ShardmindError).code, 'NOT_LEADER');
+  }
+  await p.settled();
+  assert.is(breaks[0]?.kind, 'fenced');
+  assert.is(breaks.length, 1);
+  await p.submit(assertEntry('c', 'c')).then(
+    () => assert.unreachable('a fenced pipeline takes no writes'),
+    (err: ShardmindError) => assert.is(err.code, 'NOT_LEADER'),
+  );
+});
+
+pipeline('a JetStream duplicate inside the pipeline asks for a resync, not a fence', async (ctx) => {
+  const { domain, store } = await fresh(ctx);
+  // A previous leader appended "ghost" but this store never applied it; the new pipeline starts at the tail.
+  await ctx.nc!.jetstream().publish(logSubject(domain), encodeEntry(assertEntry('ghost', 'left behind')), { msgID: 'ghost' });
+  const { p, breaks } = open(ctx, domain, store, 1);
+  const outcomes = await Promise.allSettled([p.submit(assertEntry('ghost', 'left behind')), p.submit(assertEntry('next', 'behind it'))]);
+  assert.ok(outcomes.every((o) => o.status === 'rejected'));
+  await p.settled();
+  assert.is(breaks[0]?.kind, 'resync', JSON.stringify(breaks));
+});
+
+pipeline.run();
