@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { NatsConnection } from 'nats';
 import { ctlSubject, decodePayload, encodePayload } from '../protocol/index.ts';
-import { stopChild } from './cleanup.ts';
+import { stopChild, waitForLine } from './cleanup.ts';
 import type { BenchContext } from './context.ts';
 import { BENCH_DOMAIN } from './shardmind.ts';
 
@@ -19,6 +19,7 @@ const READY_TIMEOUT_MS = 60_000;
 
 export interface BenchHost {
   readonly dataDir: string;
+  readonly configPath: string;
   restart(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -65,6 +66,7 @@ export async function startBenchHost(ctx: BenchContext, o: { readonly cpuProfDir
   ctx.log(`shardmind host ${BENCH_NODE} leads ${BENCH_DOMAIN} (pid ${child?.pid})`);
   return {
     dataDir,
+    configPath,
     restart: async () => {
       if (child) await stopChild(child, 15_000);
       await start();
@@ -95,4 +97,14 @@ async function waitLeading(nc: NatsConnection, child: ChildProcess, stderr: () =
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`shardmind host did not lead ${BENCH_DOMAIN} within ${READY_TIMEOUT_MS} ms (last status: ${last}):\n${stderr().slice(-3000)}`);
+}
+
+/** Starts `router-process.ts` on the bench config: for runs where the host does not serve `sm.mem.*` itself. */
+export async function startRouterProcess(ctx: BenchContext, host: BenchHost): Promise<void> {
+  const script = join(import.meta.dirname, 'router-process.ts');
+  const child = ctx.cleanup.spawn(process.execPath, ['--import', 'tsx', script, host.configPath, BENCH_NODE], {}, 10_000);
+  await waitForLine(child, /^ready$/, 30_000);
+  child.stdout?.resume();
+  child.stderr?.resume();
+  ctx.log(`router process started (pid ${child.pid}): the host does not run one itself`);
 }

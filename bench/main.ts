@@ -11,7 +11,7 @@ import { memSubject, encodePayload } from '../protocol/index.ts';
 import { Cleanup } from './cleanup.ts';
 import { FULL, QUICK, type BenchContext } from './context.ts';
 import { measureFloor } from './floor.ts';
-import { startBenchHost } from './host.ts';
+import { startBenchHost, startRouterProcess } from './host.ts';
 import { machineInfo } from './machine.ts';
 import { startRedisTarget } from './peers/redis.ts';
 import { measureServerMemoryLostWrites, measureServerMemoryWrites, serverMemoryVersion } from './peers/server-memory.ts';
@@ -70,7 +70,16 @@ async function main(): Promise<void> {
       const profDir = args.profile ? cleanup.tempDir('cpuprof') : undefined;
       try {
         const host = await startBenchHost(ctx, profDir ? { cpuProfDir: profDir } : {});
-        const router = await hasResponder(nc, memSubject('recall'));
+        let router = await hasResponder(nc, memSubject('recall'));
+        if (!router) {
+          try {
+            await startRouterProcess(ctx, host);
+            router = await hasResponder(nc, memSubject('recall'));
+            if (router) notes.push('The host does not run a router yet: the bench ran one (`startRouter`) in its own process, one more process on the same cores.');
+          } catch (err) {
+            ctx.log(`router could not start: ${String(err).split('\n')[0]}`);
+          }
+        }
         if (!router) notes.push('The router (sm.mem.*) did not answer in this run: shardmind figures are straight to the shard only.');
         const target = shardmindTarget(nc, { router });
         results = { ...results, shardmind: await measureTarget(ctx, target) };
