@@ -5,6 +5,7 @@
  * `unfollow` for replicas the config no longer places.
  */
 import { parseArgs } from 'node:util';
+import type { Command } from './command.ts';
 import type { NatsConnection, JetStreamManager } from 'nats';
 import { ShardmindError } from '../protocol/index.ts';
 import { ConfigError, type ClusterConfig } from '../config/index.ts';
@@ -96,7 +97,7 @@ export async function executePlan(
 
 const USAGE = 'usage: shardmind apply [--config FILE] [--servers URL,…] [--dry-run] [--json]';
 
-export async function applyCommand(argv: readonly string[], io: Io = stdio): Promise<number> {
+export async function runApply(argv: readonly string[], io: Io = stdio): Promise<number> {
   let values: { config?: string; servers?: string; 'dry-run'?: boolean; json?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({
@@ -151,3 +152,10 @@ export async function applyCommand(argv: readonly string[], io: Io = stdio): Pro
     await nc.close();
   }
 }
+
+/** The dispatcher row (`cli/main.ts`). */
+export const applyCommand: Command = {
+  summary: 'make the running cluster match cluster.config.ts placement (follow → migrate → unfollow); --dry-run plans',
+  usage: USAGE,
+  run: (args) => runApply(args),
+};

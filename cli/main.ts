@@ -11,10 +11,18 @@ import { UsageError } from './args.ts';
 import type { Command } from './command.ts';
 import { hostCommand } from './host.ts';
 import { upCommand } from './up.ts';
+import { statusCommand } from './status.ts';
+import { migrateCommand } from './migrate.ts';
+import { applyCommand } from './apply.ts';
+import { natsConfigCommand } from './nats-config.ts';
 
 export const COMMANDS: Readonly<Record<string, Command>> = {
   up: upCommand,
   host: hostCommand,
+  status: statusCommand,
+  migrate: migrateCommand,
+  apply: applyCommand,
+  'nats-config': natsConfigCommand,
 };
 
 function usage(): string {

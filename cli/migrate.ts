@@ -11,6 +11,7 @@
  * The old leader stays a follower (a standby); `apply` removes followers the config no longer wants.
  */
 import { parseArgs } from 'node:util';
+import type { Command } from './command.ts';
 import type { JetStreamManager, NatsConnection } from 'nats';
 import { ErrorCode, ShardmindError, encodePayload, shardSubject, decodePayload, unwrapReply } from '../protocol/index.ts';
 import { ConfigError } from '../config/index.ts';
@@ -216,7 +217,7 @@ export function renderProgress(p: MigrateProgress, width = 30): string {
 const USAGE =
   'usage: shardmind migrate <domain> --to <node> [--config FILE] [--servers URL,…] [--nodes NAME,…] [--max-lag N] [--timeout MS] [--no-probe] [--json]';
 
-export async function migrateCommand(argv: readonly string[], io: Io = stdio): Promise<number> {
+export async function runMigrate(argv: readonly string[], io: Io = stdio): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -306,3 +307,10 @@ export async function migrateCommand(argv: readonly string[], io: Io = stdio): P
     await nc.close();
   }
 }
+
+/** The dispatcher row (`cli/main.ts`). */
+export const migrateCommand: Command = {
+  summary: "move a domain's leadership to another node under load (add before remove), reporting the gap",
+  usage: USAGE,
+  run: (args) => runMigrate(args),
+};

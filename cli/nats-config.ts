@@ -6,6 +6,7 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { Command } from './command.ts';
 import { ConfigError, loadConfig, nodeByName } from '../config/index.ts';
 import type { ClusterConfig, NodeConfig } from '../config/index.ts';
 import { natsServerConfig } from './nats-server.ts';
@@ -62,7 +63,7 @@ export function natsConfigFor(config: ClusterConfig, nodeName: string): string {
 const USAGE = 'usage: shardmind nats-config --node NAME [--config FILE] [--out FILE]';
 
 /** The command. Prints the config, or writes it to `--out`; returns the exit code. */
-export async function natsConfigCommand(
+export async function runNatsConfig(
   argv: readonly string[],
   io: { out: (s: string) => void; err: (s: string) => void } = {
     out: (s) => process.stdout.write(s),
@@ -111,3 +112,10 @@ export async function natsConfigCommand(
     throw err;
   }
 }
+
+/** The dispatcher row (`cli/main.ts`). */
+export const natsConfigCommand: Command = {
+  summary: "write one Mini's nats-server config (name, routes, JetStream dir) from cluster.config.ts",
+  usage: USAGE,
+  run: (args) => runNatsConfig(args),
+};

@@ -4,6 +4,7 @@
  * lag behind the stream's tail (from the stream leader), epoch, and how long ago the leader's heartbeat was heard.
  */
 import { parseArgs } from 'node:util';
+import type { Command } from './command.ts';
 import type { JetStreamManager } from 'nats';
 import { logStream } from '../protocol/index.ts';
 import { ConfigError } from '../config/index.ts';
@@ -85,7 +86,7 @@ export function renderStatus(rows: readonly StatusRow[]): string {
 
 const USAGE = 'usage: shardmind status [--config FILE] [--servers URL,…] [--nodes NAME,…] [--json] [--timeout MS]';
 
-export async function statusCommand(argv: readonly string[], io: Io = stdio): Promise<number> {
+export async function runStatus(argv: readonly string[], io: Io = stdio): Promise<number> {
   let values: { config?: string; servers?: string; nodes?: string; json?: boolean; timeout?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
@@ -132,3 +133,10 @@ export async function statusCommand(argv: readonly string[], io: Io = stdio): Pr
     await nc.close();
   }
 }
+
+/** The dispatcher row (`cli/main.ts`). */
+export const statusCommand: Command = {
+  summary: 'the cluster at a glance: every domain × node — role, state, applied seq, lag, epoch, last heartbeat',
+  usage: USAGE,
+  run: (args) => runStatus(args),
+};

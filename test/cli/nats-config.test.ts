@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
 import { freePort, NatsServerProcess, waitForJetStream } from '../../cli/index.ts';
-import { natsConfigCommand, natsConfigFor } from '../../cli/nats-config.ts';
+import { runNatsConfig, natsConfigFor } from '../../cli/nats-config.ts';
 import { resolveConfig, ConfigError, type ClusterConfigInput } from '../../config/index.ts';
 
 async function loopbackInput(dataDir: string): Promise<ClusterConfigInput> {
@@ -109,12 +109,12 @@ test('nats-config - the command writes --out from a config file, and names the f
     const err: string[] = [];
     const io = { out: (s: string) => void out.push(s), err: (s: string) => void err.push(s) };
     const outPath = join(dir, 'etc', 'mini-2.conf');
-    assert.is(await natsConfigCommand(['--node', 'mini-2', '--config', configPath, '--out', outPath], io), 0);
+    assert.is(await runNatsConfig(['--node', 'mini-2', '--config', configPath, '--out', outPath], io), 0);
     const text = readFileSync(outPath, 'utf8');
     assert.match(text, 'server_name: "mini-2"');
     assert.match(text, `store_dir: ${JSON.stringify(join(dir, 'data', 'nats'))}`, 'dataDir is relative to the config file');
-    assert.is(await natsConfigCommand(['--config', configPath], io), 2, '--node is required');
-    assert.is(await natsConfigCommand(['--node', 'mini-9', '--config', configPath], io), 1);
+    assert.is(await runNatsConfig(['--config', configPath], io), 2, '--node is required');
+    assert.is(await runNatsConfig(['--node', 'mini-9', '--config', configPath], io), 1);
     assert.match(err.join(''), 'mini-9');
     const noServer = resolveConfig({ ...input, nodes: input.nodes.map((n) => ({ name: n.name, nats: n.nats })) });
     assert.throws(() => natsConfigFor(noServer, 'mini-1'), (e: unknown) => e instanceof ConfigError && e.field === 'nodes[0].natsServer');
