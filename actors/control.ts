@@ -11,6 +11,7 @@ import type { ShardStatus } from './shard-actor.ts';
 export interface HostStatusReply {
   readonly v: 1;
   readonly node: string;
+  readonly pid: number;
   readonly startedAt: string;
   readonly shards: readonly ShardStatus[];
 }

@@ -114,6 +114,7 @@ export class Host {
     return {
       v: 1,
       node: this.o.node,
+      pid: process.pid,
       startedAt: new Date(this.startedAt).toISOString(),
       shards: [...this.actors.values()].map((a) => a.status()),
     };
