@@ -11,7 +11,7 @@ export { NaiveBayesClassifier, DEFAULT_NAIVE_BAYES, FULL_EVIDENCE_WORDS, fanOut 
 export { words, features, stem } from './tokenize.ts';
 export { createConfiguredClassifier } from './load-classifier.ts';
 export { SharedLearning, LEARNING_STREAM, LEARNING_SUBJECT } from './learning.ts';
-export { startRouter, DEFAULT_RECALL_LIMIT } from './service.ts';
+export { startRouter, DEFAULT_RECALL_LIMIT, ROUTER_NODE_HEADER } from './service.ts';
 export { ShardClient } from './shard-client.ts';
 export { taskMachine, evidenceShares, overtakingDomain, DEFAULT_EVIDENCE_DECAY } from './task-machine.ts';
 export { TaskStore, TASK_BUCKET, newTask, stepTask } from './task-store.ts';

@@ -5,7 +5,7 @@
  *
  * `startRouter(nc, config, { node })` is what a host calls; `stop()` drains intake and is safe to call twice.
  */
-import type { Msg, NatsConnection, Subscription } from 'nats';
+import { headers, type Msg, type NatsConnection, type Subscription } from 'nats';
 import type { ClusterConfig } from '../config/index.ts';
 import {
   ErrorCode,
@@ -45,6 +45,8 @@ import { TaskService } from './tasks.ts';
 
 /** Facts a recall returns when it does not say. */
 export const DEFAULT_RECALL_LIMIT = 10;
+/** Reply header naming the Mini whose router answered (operators' logs, and tests that kill that Mini). */
+export const ROUTER_NODE_HEADER = 'sm-router-node';
 /** Writes may wait out a leader election; reads should not (they fan out and report who was missing). */
 const WRITE_TIMEOUT_FLOOR_MS = 5_000;
 
@@ -97,7 +99,7 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
     queue: ROUTER_QUEUE,
     callback: (err, msg) => {
       if (err) return;
-      const p = answer(msg, handlers, config.limits.maxPayloadBytes, log).finally(() => inFlight.delete(p));
+      const p = answer(msg, handlers, config.limits.maxPayloadBytes, options.node, log).finally(() => inFlight.delete(p));
       inFlight.add(p);
     },
   });
@@ -119,7 +121,13 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
 
 type Handler = (body: unknown) => Promise<object>;
 
-async function answer(msg: Msg, handlers: Record<string, Handler>, maxPayloadBytes: number, log: (l: string) => void) {
+async function answer(
+  msg: Msg,
+  handlers: Record<string, Handler>,
+  maxPayloadBytes: number,
+  node: string,
+  log: (l: string) => void,
+): Promise<void> {
   const encoding = encodingOf(msg.headers);
   const op = msg.subject.slice('sm.mem.'.length);
   let reply: object;
@@ -134,7 +142,10 @@ async function answer(msg: Msg, handlers: Record<string, Handler>, maxPayloadByt
   }
   if (!msg.reply) return;
   try {
-    msg.respond(encodePayload(reply, encoding));
+    const h = headers();
+    h.set(ROUTER_NODE_HEADER, node);
+    if (encoding === 'json') h.set('content-type', 'application/json');
+    msg.respond(encodePayload(reply, encoding), { headers: h });
   } catch (err) {
     log(`${op}: could not send the reply: ${(err as Error).message}`);
   }

@@ -28,6 +28,12 @@ function config(url: string): ClusterConfigInput {
     ...shipped,
     cluster: { name: 'router-test' },
     nodes: ['mini-1', 'mini-2', 'mini-3'].map((name) => ({ name, nats: [url] })),
+    // files has no standby, and mini-3 is never started: files stays silent for the whole suite.
+    placement: {
+      calendar: { leader: 'mini-1', standbys: ['mini-2'] },
+      email: { leader: 'mini-2', standbys: ['mini-1'] },
+      files: { leader: 'mini-3', standbys: [] },
+    },
     replication: { replicas: 1, leaseMs: 1500, heartbeatMs: 250 },
     router: { ...shipped.router, shardTimeoutMs: 800 },
   };
