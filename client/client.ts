@@ -52,7 +52,7 @@ type Repeat = 'idempotent' | 'refusals-only';
  *
  * @example
  * ```ts
- * import { connect } from 'shardmind/client';
+ * import { connect } from './client/index.ts'; // from the repository root
  *
  * const memory = await connect({ servers: 'nats://mini-1.local:4222', agent: 'mail-agent', node: 'mini-1' });
  * await memory.remember(
@@ -82,6 +82,7 @@ export class ShardmindClient {
   private readonly deadlineMs: number;
   private readonly direct: boolean;
   private readonly policy: RetryPolicy;
+  private readonly onRetry: ConnectOptions['onRetry'];
   private closing: Promise<void> | undefined;
 
   /** Task calls, through the router: a task follows its work from domain to domain. */
@@ -122,8 +123,6 @@ export class ShardmindClient {
     this.policy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.onRetry = options.onRetry;
   }
-
-  private readonly onRetry: ConnectOptions['onRetry'];
 
   /** Remembers a fact. Without a domain (and not `direct`) the router classifies it. */
   async remember(fact: FactInput, options: RememberOptions = {}): Promise<RememberResult> {
