@@ -35,8 +35,8 @@ import type {
   RememberOptions,
   RememberResult,
   Routing,
-  TaskInfo,
   TaskObservation,
+  TaskStart,
   WriteResult,
 } from './types.ts';
 
@@ -87,24 +87,23 @@ export class ShardmindClient {
 
   /** Task calls, through the router: a task follows its work from domain to domain. */
   readonly task = {
-    begin: (text: string, options: { domain?: string } = {}): Promise<TaskInfo> =>
-      this.call<TaskBeginReply>(
+    /** Starts a task in `domain`, or in the domain `text` is classified to; `context` is what that domain knows. */
+    begin: (text: string, options: { domain?: string } = {}): Promise<TaskStart> =>
+      this.call<TaskBeginReply & { context?: readonly WireFact[] }>(
         memSubject('task.begin'),
         defined({ v: 1, agent: this.agent, text, domain: options.domain }),
         'refusals-only',
-      ).then((r) => ({ task: r.task, domain: r.domain })),
+      ).then((r) => ({ task: r.task, domain: r.domain, context: (r.context ?? []).map((f) => fromWireFact(f)) })),
+    /** Tells the task what the agent just saw; it re-routes when the evidence says the work moved. */
     observe: (task: string, text: string): Promise<TaskObservation> =>
-      this.call<TaskObserveReply>(memSubject('task.observe'), { v: 1, task, text }, 'refusals-only').then((r) => ({
-        task: r.task,
-        domain: r.domain,
-        rerouted: r.rerouted,
-        context: r.context.map((f) => fromWireFact(f)),
-      })),
-    reroute: (task: string, domain: string): Promise<TaskInfo> =>
-      this.call<TaskBeginReply>(memSubject('task.reroute'), { v: 1, task, domain }, 'idempotent').then((r) => ({
-        task: r.task,
-        domain: r.domain,
-      })),
+      this.call<TaskObserveReply>(memSubject('task.observe'), { v: 1, task, text }, 'refusals-only').then(taskMove),
+    /** Moves the task to a named domain. */
+    reroute: (task: string, domain: string): Promise<TaskObservation> =>
+      this.call<Partial<TaskObserveReply> & TaskBeginReply>(
+        memSubject('task.reroute'),
+        { v: 1, task, domain },
+        'idempotent',
+      ).then(taskMove),
     end: (task: string): Promise<void> =>
       this.call<object>(memSubject('task.end'), { v: 1, task }, 'idempotent').then(() => undefined),
   };
@@ -258,6 +257,15 @@ export class ShardmindClient {
       onRetry: (err, attempt) => this.onRetry?.({ subject, code: err.code, attempt }),
     });
   }
+}
+
+function taskMove(r: Partial<TaskObserveReply> & { task: string; domain: string }): TaskObservation {
+  return {
+    task: r.task,
+    domain: r.domain,
+    rerouted: r.rerouted ?? null,
+    context: (r.context ?? []).map((f) => fromWireFact(f)),
+  };
 }
 
 /** Fact ids are `<domain>:<seq>:<index>`; the domain prefix routes calls that name only a fact. */

@@ -16,6 +16,7 @@ export type {
   RecallResult,
   DomainScore,
   TaskInfo,
+  TaskStart,
   TaskObservation,
 } from './types.ts';
 export type { RetryPolicy } from './retry.ts';

@@ -154,6 +154,11 @@ export interface TaskInfo {
   readonly domain: string;
 }
 
+export interface TaskStart extends TaskInfo {
+  /** Facts from the task's domain that bear on it. */
+  readonly context: readonly RecalledFact[];
+}
+
 export interface TaskObservation extends TaskInfo {
   readonly rerouted: null | { readonly from: string; readonly to: string };
   /** Facts from the new domain that bear on the task (empty unless rerouted). */
