@@ -5,9 +5,10 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect as natsConnect, type NatsConnection } from 'nats';
+import { connect as natsConnect, headers, type NatsConnection } from 'nats';
 import { startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
-import { connect, type ShardmindClient } from '../../client/index.ts';
+import { connect, ErrorCode, ShardmindError, type ShardmindClient } from '../../client/index.ts';
+import { CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE, decodePayload, memSubject } from '../../protocol/index.ts';
 import { resolveConfig, type ClusterConfigInput } from '../../config/index.ts';
 import { startRouter, type Router } from '../../router/index.ts';
 import shipped from '../../cluster.config.ts';
@@ -102,6 +103,26 @@ routed('tasks - begin, remember in the task, observe a move, recall in the task,
   const found = await ctx.client.recall({ query: 'Q3 report PDF', task: t.task });
   assert.ok(found.facts.some((f) => f.id === r.factId), 'a task recalls from the domains it visited');
   await ctx.client.task.end(t.task);
+});
+
+routed('errors - the router answers bad input and unknown domains with typed errors', async (ctx) => {
+  const codeOf = async (p: Promise<unknown>): Promise<string> => {
+    try {
+      await p;
+    } catch (err) {
+      assert.instance(err, ShardmindError);
+      return (err as ShardmindError).code;
+    }
+    return 'no error';
+  };
+  assert.is(await codeOf(ctx.client.remember({ text: 'x' }, { domain: 'nope' })), ErrorCode.UNKNOWN_DOMAIN);
+  assert.is(await codeOf(ctx.client.recall({ query: 'x', domain: ['email', 'nope'] })), ErrorCode.UNKNOWN_DOMAIN);
+  assert.is(await codeOf(ctx.client.remember({ text: 'x', confidence: 2 })), ErrorCode.BAD_REQUEST);
+  const h = headers();
+  h.set(CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE);
+  const reply = await ctx.nc.request(memSubject('remember'), new TextEncoder().encode('{"v":1,'), { timeout: 5_000, headers: h });
+  const body = decodePayload(reply.data, 'json') as { error?: { code: string } };
+  assert.is(body.error?.code, ErrorCode.BAD_REQUEST);
 });
 
 routed.run();
