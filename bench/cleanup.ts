@@ -9,6 +9,8 @@ import { join } from 'node:path';
 
 export class Cleanup {
   private readonly undo: { readonly what: string; readonly fn: () => Promise<void> | void }[] = [];
+  /** Every temp dir made so far (tests check they are gone after `run()`). */
+  readonly dirs: string[] = [];
 
   add(what: string, fn: () => Promise<void> | void): void {
     this.undo.push({ what, fn });
@@ -17,6 +19,7 @@ export class Cleanup {
   /** A fresh temp dir, removed on cleanup. */
   tempDir(prefix: string): string {
     const dir = mkdtempSync(join(tmpdir(), `shardmind-bench-${prefix}-`));
+    this.dirs.push(dir);
     this.add(`rm ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
     return dir;
   }

@@ -47,3 +47,6 @@ export interface BenchContext {
   readonly quick: boolean;
   log(line: string): void;
 }
+
+/** What the peers need: no NATS. */
+export type PeerContext = Pick<BenchContext, 'cleanup' | 'budgets' | 'quick' | 'log'>;

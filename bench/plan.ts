@@ -4,7 +4,7 @@
  * level. Remembers always write fact indices never used before, so they create rather than reinforce.
  */
 import { performance } from 'node:perf_hooks';
-import type { BenchContext } from './context.ts';
+import type { PeerContext } from './context.ts';
 import { measureConcurrent, measureSequential, type SequentialSummary, type ThroughputSummary } from './stats.ts';
 import type { MemoryTarget } from './target.ts';
 
@@ -24,7 +24,7 @@ export interface SizeFigures {
 const FRESH_BASE = 100_000_000;
 
 export async function measureTarget(
-  ctx: BenchContext,
+  ctx: PeerContext,
   target: MemoryTarget,
   opts: { readonly freshBase?: number } = {},
 ): Promise<SizeFigures[]> {

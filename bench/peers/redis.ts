@@ -11,7 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import { freePort } from '../../cli/index.ts';
 import { waitForLine } from '../cleanup.ts';
-import type { BenchContext } from '../context.ts';
+import type { PeerContext } from '../context.ts';
 import type { MemoryTarget, TargetOp } from '../target.ts';
 import { factAt, queryAt } from '../workload.ts';
 import { RespClient } from './resp.ts';
@@ -23,7 +23,7 @@ export function redisVersion(): string {
   return r.status === 0 ? (/v=(\S+)/.exec(r.stdout)?.[1] ?? r.stdout.trim()) : 'not installed';
 }
 
-export async function startRedisTarget(ctx: BenchContext): Promise<MemoryTarget> {
+export async function startRedisTarget(ctx: PeerContext): Promise<MemoryTarget> {
   const dir = ctx.cleanup.tempDir('redis');
   const port = await freePort();
   const child = ctx.cleanup.spawn('redis-server', [

@@ -13,7 +13,7 @@
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { BenchContext } from '../context.ts';
+import type { PeerContext } from '../context.ts';
 import { stopChild } from '../cleanup.ts';
 import { measureSequential, type SequentialSummary } from '../stats.ts';
 import { McpStdioClient } from './mcp-stdio.ts';
@@ -42,7 +42,7 @@ function serverPath(): string {
   return join(dirname(require.resolve('@modelcontextprotocol/server-memory/package.json')), 'dist', 'index.js');
 }
 
-async function startServer(ctx: BenchContext, memoryFile: string): Promise<{ client: McpStdioClient; stop(): Promise<void> }> {
+async function startServer(ctx: PeerContext, memoryFile: string): Promise<{ client: McpStdioClient; stop(): Promise<void> }> {
   const child = ctx.cleanup.spawn(process.execPath, [serverPath()], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, MEMORY_FILE_PATH: memoryFile },
@@ -62,7 +62,7 @@ function seedFile(path: string, n: number): void {
   writeFileSync(path, lines.join('\n'));
 }
 
-export async function measureServerMemoryWrites(ctx: BenchContext): Promise<ServerMemoryWriteFigure[]> {
+export async function measureServerMemoryWrites(ctx: PeerContext): Promise<ServerMemoryWriteFigure[]> {
   const out: ServerMemoryWriteFigure[] = [];
   for (const n of ctx.budgets.serverMemorySizes) {
     const file = join(ctx.cleanup.tempDir('server-memory'), 'memory.jsonl');
@@ -89,7 +89,7 @@ export async function measureServerMemoryWrites(ctx: BenchContext): Promise<Serv
   return out;
 }
 
-export async function measureServerMemoryLostWrites(ctx: BenchContext): Promise<LostWrites> {
+export async function measureServerMemoryLostWrites(ctx: PeerContext): Promise<LostWrites> {
   const file = join(ctx.cleanup.tempDir('server-memory-race'), 'memory.jsonl');
   const writers = await Promise.all([startServer(ctx, file), startServer(ctx, file)]);
   const n = ctx.budgets.concurrentWrites;

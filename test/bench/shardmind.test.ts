@@ -1,0 +1,46 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect } from 'nats';
+import { startNatsServer, waitForJetStream } from '../../cli/index.ts';
+import { Cleanup } from '../../bench/cleanup.ts';
+import { QUICK, type BenchContext } from '../../bench/context.ts';
+import { startBenchHost } from '../../bench/host.ts';
+import { measureShardmindLostWrites, shardmindTarget } from '../../bench/shardmind.ts';
+
+test('bench shardmind - a host child process serves the workload and keeps every acknowledged write across a restart', async () => {
+  const cleanup = new Cleanup();
+  try {
+    const nats = await startNatsServer({ name: 'bench-test' });
+    cleanup.add('stop nats', () => nats.destroy());
+    const nc = await connect({ servers: nats.url, noEcho: true });
+    cleanup.add('close nc', () => nc.close());
+    await waitForJetStream(nc);
+    const ctx: BenchContext = {
+      natsUrl: nats.url,
+      nc,
+      cleanup,
+      budgets: { ...QUICK, concurrentWrites: 20 },
+      quick: true,
+      log: () => undefined,
+    };
+    const host = await startBenchHost(ctx);
+    const target = shardmindTarget(nc, { router: false });
+    await target.preload(0, 300);
+    const recall = target.ops.find((o) => o.name === 'recall_direct')!;
+    const remember = target.ops.find((o) => o.name === 'remember_direct')!;
+    let found = 0;
+    for (let i = 0; i < 20; i++) found += (await recall.run(i, 300)) > 0 ? 1 : 0;
+    assert.is(found, 20, 'every query finds the fact its words came from');
+    assert.is(await remember.run(5_000_000, 300), 1);
+    const lost = await measureShardmindLostWrites(ctx, () => host.restart());
+    assert.is(lost.attempted, 40);
+    assert.is(lost.acknowledged, 40);
+    assert.is(lost.present, 40);
+    assert.is(lost.lost, 0);
+    await host.stop();
+  } finally {
+    await cleanup.run();
+  }
+});
+
+test.run();
