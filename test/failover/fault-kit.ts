@@ -1,0 +1,242 @@
+/**
+ * What every fault test shares: a real 3-node NATS cluster on loopback with three `shardmind host` processes (R3
+ * streams), writers that keep remembering through the client SDK (its retries ride over gaps, as an agent's would)
+ * and record every acknowledged write, checks that every acknowledged write is on a replica, replica digests, and
+ * the `FIGURES {json}` line each test prints.
+ */
+import { connect as natsConnect, type NatsConnection } from 'nats';
+import { startNatsCluster, waitForJetStream, type NatsCluster } from '../../cli/index.ts';
+import { connect, type ShardmindClient } from '../../client/index.ts';
+import type { ClusterConfigInput } from '../../config/index.ts';
+import { ctlSubject, decodePayload, encodePayload, unwrapReply } from '../../protocol/index.ts';
+import { startHosts, type HostCluster } from '../harness/hosts.ts';
+
+export const DOMAIN = 'email';
+export const NODES = ['mini-1', 'mini-2', 'mini-3'] as const;
+
+/** Three Minis; email led by mini-1 with mini-2 then mini-3 standing by; the shipped lease and heartbeat. */
+export function threeMiniConfig(urls: readonly string[], o: { leaseMs?: number; heartbeatMs?: number } = {}): ClusterConfigInput {
+  const nodes = NODES.map((name, i) => ({ name, nats: [urls[i]!, ...urls.filter((_, j) => j !== i)] }));
+  return {
+    cluster: { name: 'faults' },
+    nodes,
+    domains: [
+      { name: 'email', description: 'mail', seeds: ['send an email'] },
+      { name: 'files', description: 'documents', seeds: ['save the file'] },
+    ],
+    placement: {
+      email: { leader: 'mini-1', standbys: ['mini-2', 'mini-3'] },
+      files: { leader: 'mini-2', standbys: ['mini-3', 'mini-1'] },
+    },
+    replication: { replicas: 3, leaseMs: o.leaseMs ?? 1500, heartbeatMs: o.heartbeatMs ?? 250 },
+  };
+}
+
+export interface FaultCluster {
+  readonly nats: NatsCluster;
+  readonly hosts: HostCluster;
+  /** The test's own connection (control requests, checks). */
+  readonly nc: NatsConnection;
+  readonly config: ClusterConfigInput;
+  /** Stops hosts and servers and removes their dirs. Idempotent. */
+  destroy(): Promise<void>;
+}
+
+export async function startFaultCluster(o: { leaseMs?: number; heartbeatMs?: number } = {}): Promise<FaultCluster> {
+  const nats = await startNatsCluster(3);
+  let hosts: HostCluster | undefined;
+  let nc: NatsConnection | undefined;
+  try {
+    nc = await natsConnect({ servers: nats.urls, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    await waitForJetStream(nc);
+    const config = threeMiniConfig(nats.urls, o);
+    hosts = await startHosts({ config, readyTimeoutMs: 60_000 });
+    const h = hosts;
+    const c = nc;
+    let destroyed: Promise<void> | undefined;
+    return {
+      nats,
+      hosts: h,
+      nc: c,
+      config,
+      destroy: () =>
+        (destroyed ??= (async () => {
+          await h.stop().catch(() => undefined);
+          await c.close().catch(() => undefined);
+          await nats.destroy();
+        })()),
+    };
+  } catch (err) {
+    await hosts?.stop().catch(() => undefined);
+    await nc?.close().catch(() => undefined);
+    await nats.destroy();
+    throw err;
+  }
+}
+
+/** A control request to one host (msgpack), its reply or its error thrown. */
+export async function ctl<T>(nc: NatsConnection, node: string, op: string, body: Record<string, unknown> = {}, timeoutMs = 3_000): Promise<T> {
+  const m = await nc.request(ctlSubject(node, op), encodePayload({ v: 1, ...body }, 'msgpack'), { timeout: timeoutMs });
+  return unwrapReply<T>(decodePayload(m.data, 'msgpack'));
+}
+
+export interface ShardView {
+  readonly domain: string;
+  readonly role: string;
+  readonly state: string;
+  readonly appliedSeq: number;
+  readonly epoch: number;
+  readonly lastError?: string;
+}
+
+/** This node's view of `domain`, or undefined when it does not answer. */
+export async function shardOn(nc: NatsConnection, node: string, domain = DOMAIN): Promise<ShardView | undefined> {
+  try {
+    const s = await ctl<{ shards: ShardView[] }>(nc, node, 'status', {}, 1_000);
+    return s.shards.find((x) => x.domain === domain);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The node whose actor leads `domain` in the highest epoch, among those that answer. */
+export async function leaderOf(nc: NatsConnection, domain = DOMAIN, nodes: readonly string[] = NODES): Promise<{ node: string; view: ShardView } | undefined> {
+  const views = await Promise.all(nodes.map(async (node) => ({ node, view: await shardOn(nc, node, domain) })));
+  let best: { node: string; view: ShardView } | undefined;
+  for (const v of views) {
+    if (v.view?.role === 'leader' && v.view.state === 'leading' && (!best || v.view.epoch > best.view.epoch)) {
+      best = { node: v.node, view: v.view };
+    }
+  }
+  return best;
+}
+
+/** Polls `probe` every 20 ms until it returns a value, or throws at the deadline. */
+export async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export interface Ack {
+  readonly writer: number;
+  readonly opId: string;
+  readonly factId: string;
+  readonly seq: number;
+  /** When the call was made and when it resolved (ms). */
+  readonly startedAt: number;
+  readonly ackedAt: number;
+}
+
+/**
+ * `count` writers, each remembering one fact every `everyMs` through its own client on its own connection (to a
+ * different server each), recording every acknowledged write and every error the client surfaced (after its own
+ * retries, within a 15 s deadline).
+ */
+export async function startWriters(urls: readonly string[], o: { count?: number; everyMs?: number; domain?: string } = {}) {
+  const count = o.count ?? 4;
+  const domain = o.domain ?? DOMAIN;
+  const acks: Ack[] = [];
+  const errors: { writer: number; at: number; message: string }[] = [];
+  const clients: ShardmindClient[] = [];
+  const conns: NatsConnection[] = [];
+  for (let i = 0; i < count; i++) {
+    const ordered = [...urls.slice(i % urls.length), ...urls.slice(0, i % urls.length)];
+    const nc = await natsConnect({ servers: ordered, maxReconnectAttempts: -1, reconnectTimeWait: 100, noRandomize: true });
+    conns.push(nc);
+    clients.push(await connect({ connection: nc, agent: `writer-${i}`, direct: true, deadlineMs: 15_000, timeoutMs: 1_000 }));
+  }
+  let running = true;
+  const loops = clients.map(async (client, writer) => {
+    for (let k = 0; running; k++) {
+      const startedAt = Date.now();
+      try {
+        const r = await client.remember(
+          { text: `writer ${writer} note ${k}`, subject: `writer-${writer}`, predicate: 'wrote', object: String(k) },
+          { domain },
+        );
+        acks.push({ writer, opId: r.opId, factId: r.factId, seq: r.seq, startedAt, ackedAt: Date.now() });
+      } catch (err) {
+        errors.push({ writer, at: Date.now(), message: (err as Error).message });
+      }
+      const wait = (o.everyMs ?? 10) - (Date.now() - startedAt);
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+  });
+  return {
+    acks,
+    errors,
+    /** Resolves once at least `n` more writes were acknowledged after this call. */
+    async waitForAcks(n: number, timeoutMs = 20_000): Promise<void> {
+      const target = acks.length + n;
+      await eventually(`${n} more acknowledged writes`, async () => (acks.length >= target ? true : undefined), timeoutMs);
+    },
+    async stop(): Promise<void> {
+      running = false;
+      await Promise.all(loops);
+      for (const c of clients) await c.close();
+      await Promise.all(conns.map((c) => c.close().catch(() => undefined)));
+    },
+  };
+}
+
+/** The longest stretch with no acknowledged write, among acks in [from, to] (and the acks bracketing them). */
+export function longestAckGap(acks: readonly Ack[], from: number, to: number): number {
+  const times = acks.map((a) => a.ackedAt).sort((a, b) => a - b);
+  let gap = 0;
+  for (let i = 1; i < times.length; i++) {
+    if (times[i]! >= from && times[i - 1]! <= to) gap = Math.max(gap, times[i]! - times[i - 1]!);
+  }
+  return gap;
+}
+
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/**
+ * Acknowledged writes missing from `node`'s replica: each fact id is fetched through the leader's `get`.
+ * Returns the missing ones (must be empty).
+ */
+export async function missingAcks(urls: readonly string[], acks: readonly Ack[], domain = DOMAIN): Promise<Ack[]> {
+  const nc = await natsConnect({ servers: [...urls], maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  const client = await connect({ connection: nc, agent: 'checker', direct: true, deadlineMs: 20_000 });
+  const missing: Ack[] = [];
+  try {
+    for (let i = 0; i < acks.length; i += 64) {
+      const chunk = acks.slice(i, i + 64);
+      const found = await Promise.all(chunk.map((a) => client.get(a.factId, { domain })));
+      chunk.forEach((a, j) => {
+        if (!found[j]) missing.push(a);
+      });
+    }
+  } finally {
+    await client.close();
+    await nc.close();
+  }
+  return missing;
+}
+
+/** Each node's `{ appliedSeq, digest }` of `domain` (via `sm.ctl.<node>.digest`). */
+export async function digests(nc: NatsConnection, nodes: readonly string[], domain = DOMAIN) {
+  return Promise.all(
+    nodes.map(async (node) => ({ node, ...(await ctl<{ appliedSeq: number; digest: string }>(nc, node, 'digest', { domain }, 10_000)) })),
+  );
+}
+
+/** The stream's last sequence from its leader. */
+export async function streamTail(nc: NatsConnection, domain = DOMAIN): Promise<number> {
+  const jsm = await nc.jetstreamManager({ checkAPI: false });
+  return (await jsm.streams.info(`SM_LOG_${domain.toUpperCase()}`)).state.last_seq;
+}
+
+/** Prints the one line CI logs keep: `FIGURES {json}`. */
+export function figures(name: string, values: Record<string, unknown>): void {
+  process.stdout.write(`FIGURES ${JSON.stringify({ test: name, ...values })}\n`);
+}
