@@ -15,6 +15,7 @@ import { statusCommand } from './status.ts';
 import { migrateCommand } from './migrate.ts';
 import { applyCommand } from './apply.ts';
 import { natsConfigCommand } from './nats-config.ts';
+import { demoCommand } from '../demo/index.ts';
 
 export const COMMANDS: Readonly<Record<string, Command>> = {
   up: upCommand,
@@ -23,6 +24,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   migrate: migrateCommand,
   apply: applyCommand,
   'nats-config': natsConfigCommand,
+  demo: demoCommand,
 };
 
 function usage(): string {
