@@ -68,7 +68,17 @@ export async function connect(options: ConnectOptions): Promise<ShardmindClient>
   if (options.connection) return new ShardmindClient(options.connection, options, false);
   if (options.servers === undefined) throw new Error('connect: give `servers` (NATS URLs) or `connection`');
   const servers = typeof options.servers === 'string' ? [options.servers] : [...options.servers];
-  const nc = await natsConnect({ servers, name: `shardmind-client:${options.agent}` });
+  let nc: NatsConnection;
+  try {
+    // An agent outlives server restarts: keep reconnecting (calls meanwhile fail over to retries, then errors).
+    nc = await natsConnect({ servers, name: `shardmind-client:${options.agent}`, maxReconnectAttempts: -1 });
+  } catch (cause) {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    throw new ShardmindError(ErrorCode.UNAVAILABLE, `cannot connect to NATS at ${servers.join(', ')}: ${message}`, {
+      cause,
+      retryable: false,
+    });
+  }
   return new ShardmindClient(nc, options, true);
 }
 

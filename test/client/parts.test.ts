@@ -1,7 +1,9 @@
 /** The client's pure parts: opIds, backoff, the retry loop, read-your-writes tracking, wire conversions. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { freePort } from '../../cli/index.ts';
 import {
+  connect,
   DEFAULT_RETRY_POLICY,
   ErrorCode,
   ShardmindError,
@@ -124,6 +126,18 @@ test('domainOfFactId - the prefix of <domain>:<seq>:<index>; none is BAD_REQUEST
     assert.unreachable();
   } catch (err) {
     assert.is((err as ShardmindError).code, ErrorCode.BAD_REQUEST);
+  }
+});
+
+test('connect - an unreachable server is a typed UNAVAILABLE error', async () => {
+  const port = await freePort();
+  try {
+    await connect({ servers: `nats://127.0.0.1:${port}`, agent: 'a' });
+    assert.unreachable();
+  } catch (err) {
+    assert.instance(err, ShardmindError);
+    assert.is((err as ShardmindError).code, ErrorCode.UNAVAILABLE);
+    assert.ok((err as ShardmindError).message.includes(String(port)));
   }
 });
 
