@@ -17,6 +17,8 @@ import { Relay } from './relay.ts';
 import { ShardActor, type OpenStore } from './shard-actor.ts';
 import { serveShardGuard } from './shard-guard.ts';
 import { LeaderSightings } from './leader-sightings.ts';
+import { EpochRegistry } from './epoch.ts';
+import { standbyRank } from './lease.ts';
 
 export interface HostOptions {
   readonly config: ClusterConfig;
@@ -78,6 +80,7 @@ export class Host {
     const jsm = await nc.jetstreamManager({ checkAPI: false });
     await waitForJetStream(jsm, this.o.jetStreamTimeoutMs ?? 30_000);
     const js = nc.jetstream();
+    const epochs = await EpochRegistry.open(js, { replicas: config.replication.replicas });
 
     const sightings = new LeaderSightings(this.clock, config.replication.leaseMs);
     sightings.listen(nc);
@@ -96,7 +99,12 @@ export class Host {
         jsm,
         dataDir: config.dataDir,
         replicas: config.replication.replicas,
-        heartbeatMs: config.replication.heartbeatMs,
+        failover: {
+          epochs,
+          leaseMs: config.replication.leaseMs,
+          heartbeatMs: config.replication.heartbeatMs,
+          rank: standbyRank(config.placement[domain.name]?.standbys ?? [], node),
+        },
         limits: config.limits,
         clock: this.clock,
         openStore: this.o.openStore,

@@ -12,8 +12,9 @@ import type { LogEntry, MarkerEntry, ShardStore, ShardStoreOptions } from '../sh
 import type { Clock } from './clock.ts';
 import { ensureLogStream, logTail, readLog, type LogRecord } from './log-stream.ts';
 import { SeqWaiters } from './seq-waiters.ts';
-import { HeartbeatPublisher } from './heartbeat.ts';
-import { systemTimerClock } from './timers.ts';
+import { ShardFailover, type FailoverStatus } from './failover.ts';
+import type { EpochRegistry } from './epoch.ts';
+import { systemTimerClock, type TimerClock } from './timers.ts';
 import { serveShard } from './shard-service.ts';
 import { shardMachine, type ShardEvent, type ShardRuntime, type ShardState } from './shard-machine.ts';
 import { WritePipeline } from './write-pipeline.ts';
@@ -31,8 +32,16 @@ export interface ShardActorOptions {
   readonly jsm: JetStreamManager;
   readonly dataDir: string;
   readonly replicas: number;
-  /** How often a leader heartbeats on `sm.hb.<domain>`. */
-  readonly heartbeatMs: number;
+  /** Failover duties (issue 5): heartbeats, lease, epoch claims in KV. */
+  readonly failover: {
+    readonly epochs: EpochRegistry;
+    readonly leaseMs: number;
+    readonly heartbeatMs: number;
+    /** This node's position among the domain's standbys (0 = first). */
+    readonly rank: number;
+    /** Timers for heartbeats and leases; real time by default. */
+    readonly clock?: TimerClock;
+  };
   readonly limits: { readonly maxPayloadBytes: number; readonly minSeqWaitMs: number; readonly maxRecallLimit: number };
   readonly clock: Clock;
   readonly openStore: OpenStore;
@@ -48,6 +57,10 @@ export interface ShardStatus {
   /** Follower: log entries not yet applied. Leader: appends in flight or awaiting apply. */
   readonly lag: number;
   readonly lastError?: string;
+  readonly leaderNode?: string;
+  readonly lastHeartbeatAt?: string;
+  readonly leaseUntil?: string;
+  readonly leadingSince?: string;
 }
 
 const RETRY_MIN_MS = 100;
@@ -66,8 +79,25 @@ export class ShardActor implements ShardRuntime {
   private followLag = 0;
   private drained: Promise<void> | undefined;
   private stoppedPromise: Promise<void> | undefined;
+  private readonly failover: ShardFailover;
 
-  constructor(private readonly o: ShardActorOptions) {}
+  constructor(private readonly o: ShardActorOptions) {
+    this.failover = new ShardFailover({
+      nc: o.nc,
+      epochs: o.failover.epochs,
+      domain: o.domain.name,
+      node: o.node,
+      clock: o.failover.clock ?? systemTimerClock,
+      leaseMs: o.failover.leaseMs,
+      heartbeatMs: o.failover.heartbeatMs,
+      rank: o.failover.rank,
+      storeEpoch: () => this.store?.leadership()?.epoch ?? 0,
+      position: () => this.position,
+      promote: () => this.send({ type: 'PROMOTE' }),
+      deposed: (detail) => this.send({ type: 'FENCED', detail }),
+      log: (line) => this.log(line),
+    });
+  }
 
   get domain(): string {
     return this.o.domain.name;
@@ -124,12 +154,14 @@ export class ShardActor implements ShardRuntime {
   status(): ShardStatus {
     const state = this.state;
     const lastError = this.actor?.getSnapshot().context.lastError;
+    const f: FailoverStatus = this.failover.status();
     return {
+      ...f,
       domain: this.domain,
       role: state === 'leading' || state === 'handingOff' ? 'leader' : state === 'following' ? 'follower' : 'none',
       state,
       appliedSeq: this.position,
-      epoch: this.epoch,
+      epoch: Math.max(this.epoch, f.epoch),
       lag: state === 'leading' ? (this.pipeline?.depth ?? 0) : this.followLag,
       ...(lastError ? { lastError } : {}),
     };
@@ -175,7 +207,12 @@ export class ShardActor implements ShardRuntime {
       onApplied: (seq) => this.advance(seq),
     });
     this.pipeline = pipeline;
-    this.epoch = this.nextEpoch();
+    const epoch = await this.failover.takeEpoch();
+    if (epoch === undefined) {
+      pipeline.close();
+      throw new ShardmindError(ErrorCode.NOT_LEADER, `another node claimed the next epoch of ${this.domain}`);
+    }
+    this.epoch = epoch;
     try {
       // Through the pipeline, so it carries `Nats-Expected-Last-Sequence` = the tail we caught up to: if anyone
       // appended since, it is rejected and we never serve.
@@ -204,21 +241,12 @@ export class ShardActor implements ShardRuntime {
       submit: (entry) => pipeline.submit(entry),
       waitForSeq: (seq, ms) => this.waiters.waitFor(seq, ms),
       position: () => this.position,
+      readGate: () => this.readGate(),
       onInternalError: (err, op) => this.log(`internal error in ${op}: ${(err as Error)?.stack ?? String(err)}`),
     });
-    // Issue 3 heartbeats so every host's shard guard knows a leader is serving. Issue 5's ShardFailover takes this
-    // over (it also renews the lease from each beat's round trip): then this publisher goes.
-    const heartbeat = new HeartbeatPublisher({
-      nc: this.o.nc,
-      domain: this.domain,
-      node: this.o.node,
-      clock: systemTimerClock,
-      heartbeatMs: this.o.heartbeatMs,
-      state: () => ({ epoch: this.epoch, seq: this.position }),
-      onRenew: () => undefined,
-    });
-    heartbeat.start();
-    const stopHeartbeat = (): void => heartbeat.stop();
+    // Heartbeats, the lease, and stepping down when a later epoch shows up (issue 5).
+    this.failover.startLeading(this.epoch);
+    const stopHeartbeat = (): void => this.failover.stopLeading();
     this.log(`serving sm.shard.${this.domain}.* at epoch ${this.epoch}, seq ${this.position}`);
     pipeline.onBroken((why) => {
       if (left) return;
@@ -243,6 +271,7 @@ export class ShardActor implements ShardRuntime {
   }
 
   follow(send: (e: ShardEvent) => void): () => void {
+    this.failover.startFollowing();
     const stop = new AbortController();
     const onAbort = (): void => stop.abort();
     this.abort.signal.addEventListener('abort', onAbort, { once: true });
@@ -261,6 +290,7 @@ export class ShardActor implements ShardRuntime {
       ),
     );
     return () => {
+      this.failover.stopFollowing();
       this.abort.signal.removeEventListener('abort', onAbort);
       stop.abort();
     };
@@ -279,6 +309,7 @@ export class ShardActor implements ShardRuntime {
     if (this.drained) return this.drained;
     this.drained = (async () => {
       this.abort.abort();
+      this.failover.close();
       this.subscription?.unsubscribe();
       this.subscription = undefined;
       if (this.pipeline) {
@@ -301,6 +332,8 @@ export class ShardActor implements ShardRuntime {
       else this.log(`seq ${r.seq} is not a log entry; skipped`);
     }
     if (entries.length > 0) await this.requireStore().applyBatch(entries);
+    // After the apply, so a promotion triggered by a hand-off marker starts from a store that has it.
+    for (const { entry } of entries) if (entry.op === 'marker') this.failover.onMarker(entry);
     this.followLag = pending;
     const last = batch[batch.length - 1];
     if (last) this.advance(last.seq);
@@ -311,14 +344,11 @@ export class ShardActor implements ShardRuntime {
     this.waiters.advanced();
   }
 
-  /**
-   * The epoch this node leads in. Issue 3: one past the last epoch marker in the log, or the same epoch when this
-   * node was the last to lead (a resync). Issue 5 replaces this with a `kv.create` claim of `<domain>.<epoch>`.
-   */
-  private nextEpoch(): number {
-    const mark = this.store?.leadership();
-    if (mark && mark.kind === 'epoch' && mark.node === this.o.node && mark.epoch === this.epoch) return this.epoch;
-    return Math.max(this.epoch, mark?.epoch ?? 0) + 1;
+  /** A leader answers reads only while its lease holds; a fresh leader waits briefly for its first beat. */
+  private async readGate(): Promise<void> {
+    if (this.failover.leaseValid()) return;
+    const ok = await this.failover.waitForLease(Math.min(this.o.limits.minSeqWaitMs, this.o.failover.leaseMs));
+    if (!ok) throw new ShardmindError(ErrorCode.NOT_LEADER, `the ${this.domain} leader's lease has lapsed; retry`);
   }
 
   private marker(kind: 'epoch' | 'handoff'): MarkerEntry {

@@ -50,6 +50,8 @@ export interface ShardServiceOptions {
   waitForSeq(seq: number, timeoutMs: number): Promise<void>;
   /** The sequence reads reflect. */
   position(): number;
+  /** Resolves when this leader may answer reads (its lease holds); rejects with NOT_LEADER otherwise. */
+  readGate?(): Promise<void>;
   onInternalError(err: unknown, op: string): void;
 }
 
@@ -145,7 +147,9 @@ export async function handle(op: string, data: Uint8Array, encoding: Encoding, o
   }
 }
 
+/** Before every read: the lease check, then read-your-writes. */
 async function waitMinSeq(minSeq: Readonly<Record<string, number>> | undefined, o: ShardServiceOptions): Promise<void> {
+  await o.readGate?.();
   const seq = minSeq?.[o.domain];
   if (seq !== undefined && seq > o.position()) await o.waitForSeq(seq, o.minSeqWaitMs);
 }

@@ -152,7 +152,7 @@ e2e('the standby on mini-2 tails the email log into its own LMDB', async (ctx) =
   });
 });
 
-e2e('fencing: another writer appends behind the leader, its next append is rejected, it says NOT_LEADER and stops leading', async (ctx) => {
+e2e('fencing: another writer appends behind the leader, its next append is rejected, it says NOT_LEADER and stops leading; the standby takes over', async (ctx) => {
   const jsm = await ctx.agent1!.jetstreamManager({ checkAPI: false });
   const tail = (await jsm.streams.info(logStream('email'))).state.last_seq;
   const intruder = encodeEntry({
@@ -179,12 +179,16 @@ e2e('fencing: another writer appends behind the leader, its next append is rejec
   });
   assert.ok(s.appliedSeq >= tail + 1, 'the fenced leader caught up past the intruder');
   assert.match(ctx.hosts!.host('mini-1').stderr(), /fenced/);
-  // Nobody leads email now: once the lease has passed without a heartbeat, the shard guard answers NOT_LEADER at
-  // once (retryable), so clients retry instead of waiting out their timeout.
-  await eventually('the guard to answer NOT_LEADER for email', async () => {
-    const r2 = await ask(ctx.agent2!, shardSubject('email', 'recall'), { v: 1, query: 'mail' });
-    return (r2['error'] as { code: string } | undefined)?.code === 'NOT_LEADER' ? r2 : undefined;
+  // mini-1 stopped heartbeating, so the standby on mini-2 claims the next epoch after the lease and takes over;
+  // the write that was refused goes through on retry (same opId: applied once).
+  const retried = await eventually('mini-2 to take email over and accept the retried write', async () => {
+    const r2 = await ask(ctx.agent2!, shardSubject('email', 'remember'), remember('op-after-fence', 'The user reads mail at 8am'));
+    return typeof r2['seq'] === 'number' && r2['error'] === undefined ? r2 : undefined;
   });
+  assert.ok((retried['seq'] as number) > tail + 1);
+  const s2 = (await ctx.hosts!.host('mini-2').shard('email'))!;
+  assert.is(s2.state, 'leading');
+  assert.ok(s2.epoch > 99, `the new leader's epoch ${s2.epoch} is past the intruder's`);
   // The other shards were not disturbed.
   const cal = await ask(ctx.agent1!, shardSubject('calendar', 'remember'), { v: 1, agent: 'a', fact: { text: 'No meetings before 10' } });
   assert.is(cal['status'], 'created');
