@@ -37,6 +37,13 @@ export interface ShardFailoverOptions {
   /** Tell the machine a newer leader exists (a heartbeat or claim of a later epoch): step down, like a fenced append. */
   readonly deposed: (detail: string) => void;
   readonly log: (line: string) => void;
+  /**
+   * Optional proof that the cluster's majority is still reachable, run after each heartbeat's flush and before the
+   * lease is renewed: e.g. `() => logTail(jsm, domain)` (stream info is answered by the stream's Raft leader). A
+   * flush only proves the local nats-server is there; in a network split that server may be on the minority side,
+   * and a leader there must let its lease lapse rather than keep answering reads. Rejecting means "do not renew".
+   */
+  readonly confirmQuorum?: () => Promise<unknown>;
 }
 
 /** What `status` shows about leadership, from this node's point of view. */
@@ -56,6 +63,8 @@ export class ShardFailover {
   /** Leader side: listens for a later epoch's heartbeats. */
   private rivals: HeartbeatMonitor | undefined;
   private revalidating = false;
+  private confirming = false;
+  private quorumLost = false;
   private watcher: LeaseWatcher | undefined;
   private publisher: HeartbeatPublisher | undefined;
   private readonly lease: LeaderLease;
@@ -176,6 +185,30 @@ export class ShardFailover {
    * this node's epoch; otherwise this node steps down.
    */
   private renew(sentAt: number): void {
+    if (!this.publisher) return;
+    const confirm = this.o.confirmQuorum;
+    if (!confirm) {
+      this.renewConfirmed(sentAt);
+      return;
+    }
+    if (this.confirming) return;
+    this.confirming = true;
+    confirm().then(
+      () => {
+        this.confirming = false;
+        if (this.quorumLost) this.o.log('quorum check passes again: renewing the lease');
+        this.quorumLost = false;
+        this.renewConfirmed(sentAt);
+      },
+      (err: unknown) => {
+        this.confirming = false;
+        if (!this.quorumLost) this.o.log(`lease not renewed while the quorum check fails: ${String(err)}`);
+        this.quorumLost = true;
+      },
+    );
+  }
+
+  private renewConfirmed(sentAt: number): void {
     if (!this.publisher) return;
     this.lastBeatSentAt = sentAt;
     if (this.lease.valid(this.o.clock.now()) || this.lease.leaseUntil === 0) {

@@ -39,7 +39,7 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<num
   return Date.now() - start;
 }
 
-function node(ctx: Ctx, domain: string, name: string, rank = 0) {
+function node(ctx: Ctx, domain: string, name: string, rank = 0, confirmQuorum?: () => Promise<unknown>) {
   const events = { promoted: 0, deposed: [] as string[], logs: [] as string[] };
   const f = new ShardFailover({
     nc: ctx.nc,
@@ -55,6 +55,7 @@ function node(ctx: Ctx, domain: string, name: string, rank = 0) {
     promote: () => void events.promoted++,
     deposed: (d) => void events.deposed.push(d),
     log: (l) => void events.logs.push(l),
+    ...(confirmQuorum ? { confirmQuorum } : {}),
   });
   return { f, events };
 }
@@ -153,6 +154,22 @@ t('two standbys racing for the same silent leader: exactly one promotes', async 
     assert.is(b.events.promoted + c.events.promoted, 1, JSON.stringify([b.events.logs, c.events.logs]));
   } finally {
     for (const n of [a, b, c]) n.f.close();
+  }
+});
+
+t('a leader whose quorum check fails gets no lease (reads stop), and gets it back when the check passes', async (ctx) => {
+  let reachable = false;
+  const a = node(ctx, 'quorum', 'a', 0, async () => {
+    if (!reachable) throw new Error('stream leader unreachable');
+  });
+  try {
+    a.f.startLeading((await a.f.takeEpoch())!);
+    assert.is(await a.f.waitForLease(400), false, 'beats reach the local server, but no lease without the quorum');
+    assert.ok(a.events.logs.some((l) => l.includes('quorum check fails')));
+    reachable = true;
+    assert.ok(await a.f.waitForLease(1_000));
+  } finally {
+    a.f.close();
   }
 });
 
