@@ -15,7 +15,6 @@ import {
   factRecord,
   factTerms,
   identityOf,
-  identityTerm,
   isActive,
   withChanges,
   type Episode,
@@ -63,9 +62,6 @@ export function stateRecord(s: StoreState): StoreState {
     docLength: s.docLength,
   };
 }
-
-/** How many of an identity's newest facts are checked for an active one (reinforcement lookup). */
-const IDENTITY_SCAN = 16;
 
 export class Applier {
   constructor(
@@ -146,7 +142,7 @@ export class Applier {
     const identity = identityOf(subject, f.predicate, object, f.text);
     const same = this.activeWithIdentity(identity);
     if (same !== undefined) {
-      this.reinforce(same, seq, e, confidence, observedAt, f.text);
+      this.reinforce(same, seq, e, confidence, observedAt, f.text, f.validFrom ?? observedAt);
       return { seq, opId: e.opId, status: 'reinforced', factId: same.id };
     }
 
@@ -178,15 +174,17 @@ export class Applier {
       const incumbentId = this.t.active.getBinary(key);
       const incumbent = incumbentId === undefined ? undefined : this.getFact(decodeValue<string>(incumbentId));
       if (incumbent !== undefined && isActive(incumbent.status)) {
-        if (challengerWins(fact, incumbent)) {
+        const standing = { ...incumbent, validFrom: incumbent.latestValidFrom ?? incumbent.validFrom };
+        if (challengerWins(fact, standing)) {
           const validTo = Math.min(incumbent.validTo ?? fact.validFrom, fact.validFrom);
           this.putFact(withChanges(incumbent, { validTo, invalidatedAt: e.recordedAt, status: 'superseded' }));
+          this.releaseIdentity(incumbent);
           this.state.activeFacts--;
           this.t.active.putSync(key, encodeValue(id));
           result = { seq, opId: e.opId, status: 'superseded_previous', factId: id, supersededIds: [incumbent.id] };
         } else {
           // The active value is valid later in world time: this one is history the moment it arrives.
-          const validTo = Math.max(fact.validFrom, Math.min(fact.validTo ?? incumbent.validFrom, incumbent.validFrom));
+          const validTo = Math.max(fact.validFrom, Math.min(fact.validTo ?? standing.validFrom, standing.validFrom));
           fact = withChanges(fact, { validTo, invalidatedAt: e.recordedAt, status: 'superseded' });
           result = { seq, opId: e.opId, status: 'recorded_superseded', factId: id };
         }
@@ -196,6 +194,7 @@ export class Applier {
     }
 
     this.putFact(fact);
+    if (isActive(fact.status)) this.t.ident.putSync(identity, encodeValue(id));
     this.putEpisode(fact.id, seq, e, f.text, observedAt, confidence);
     this.state.facts++;
     if (isActive(fact.status)) this.state.activeFacts++;
@@ -208,13 +207,22 @@ export class Applier {
     return result;
   }
 
-  /** The active fact with this identity, looking at its newest few facts. */
+  /**
+   * The active fact with this identity. A point lookup in `ident` rather than a posting-list scan: a cursor per
+   * assert cost more than the random insert it saves (profiled).
+   */
   private activeWithIdentity(identity: string): Fact | undefined {
-    for (const p of this.postings.newest(identityTerm(identity), IDENTITY_SCAN)) {
-      const f = this.getFact(factIdFor(this.options.domain, p.seq));
-      if (f !== undefined && isActive(f.status)) return f;
-    }
-    return undefined;
+    const id = this.t.ident.getBinary(identity);
+    if (id === undefined) return undefined;
+    const f = this.getFact(decodeValue<string>(id));
+    return f !== undefined && isActive(f.status) ? f : undefined;
+  }
+
+  /** A fact left the active set (superseded, retracted, forgotten): its identity no longer reinforces it. */
+  private releaseIdentity(f: Fact): void {
+    const identity = identityOf(f.subject, f.predicate, f.object, f.text);
+    const bytes = this.t.ident.getBinary(identity);
+    if (bytes !== undefined && decodeValue<string>(bytes) === f.id) this.t.ident.removeSync(identity);
   }
 
   private putEpisode(factId: string, seq: number, e: LogEntry, text: string, observedAt: number, confidence: number): void {
@@ -227,13 +235,15 @@ export class Applier {
    * Independent evidence: the old confidence, decayed to the new observation, combined with the new one. An
    * observation older than the last reinforcement does not decay the old value (time never runs backwards here).
    */
-  private reinforce(f: Fact, seq: number, e: LogEntry, confidence: number, observedAt: number, text: string): void {
+  private reinforce(f: Fact, seq: number, e: LogEntry, confidence: number, observedAt: number, text: string, validFrom?: number): void {
     const old = effectiveConfidence(f, observedAt);
+    const latest = Math.max(f.latestValidFrom ?? f.validFrom, validFrom ?? f.validFrom);
     this.putFact(
       withChanges(f, {
         confidence: combineConfidence(old, confidence),
         reinforcedAt: Math.max(f.reinforcedAt, observedAt),
         confirmations: f.confirmations + 1,
+        ...(latest > f.validFrom && { latestValidFrom: latest }),
       }),
     );
     this.putEpisode(f.id, seq, e, text, observedAt, confidence);
@@ -261,6 +271,7 @@ export class Applier {
       this.putFact(withChanges(f, { validTo: Math.min(validTo, f.validTo ?? validTo), invalidatedAt: e.recordedAt, status: 'retracted' }));
       this.state.activeFacts--;
       this.clearActivePointer(f);
+      this.releaseIdentity(f);
     }
     return { seq, opId: e.opId, status: 'retracted', factId: f.id };
   }
@@ -290,6 +301,7 @@ export class Applier {
     }
     if (isActive(f.status)) this.state.activeFacts--;
     this.clearActivePointer(f);
+    this.releaseIdentity(f);
     const tombstone: Fact = {
       id: f.id,
       domain: f.domain,

@@ -22,8 +22,8 @@ import type { Fact, RecallQuery, RecalledFact } from './types.ts';
 import { DEFAULT_LIMIT } from './validate.ts';
 
 export const TERM_CAP = 128;
-export const FILTER_CAP = 512;
-export const MAX_FETCH = 256;
+export const FILTER_CAP = 128;
+export const MAX_FETCH = 96;
 const MAX_QUERY_TERMS = 16;
 const HOP_ENTITIES = 16;
 const HOP_FACTS_PER_ENTITY = 32;

@@ -43,6 +43,7 @@ export function factRecord(f: Fact): Fact {
   out.observedAt = f.observedAt;
   out.validFrom = f.validFrom;
   if (f.validTo !== undefined) out.validTo = f.validTo;
+  if (f.latestValidFrom !== undefined) out.latestValidFrom = f.latestValidFrom;
   out.recordedAt = f.recordedAt;
   if (f.invalidatedAt !== undefined) out.invalidatedAt = f.invalidatedAt;
   out.reinforcedAt = f.reinforcedAt;
@@ -91,7 +92,6 @@ export function identityOf(subject: string | undefined, predicate: string | unde
 export const subjectTerm = (subject: string): string => 's:' + subject;
 export const subjectPredicateTerm = (subject: string, predicate: string): string => 'p:' + subject + TERM_SEPARATOR + predicate;
 export const objectEntityTerm = (entity: string): string => 'o:' + entity;
-export const identityTerm = (identity: string): string => 'i:' + identity;
 export const wordTerm = (word: string): string => 'w:' + word;
 export const activeKey = (subject: string, predicate: string): string => subject + TERM_SEPARATOR + predicate;
 
@@ -112,6 +112,5 @@ export function factTerms(f: Pick<Fact, 'text' | 'subject' | 'predicate' | 'obje
     if (f.predicate !== undefined) terms.push({ term: subjectPredicateTerm(f.subject, f.predicate), tf: 0, len: 0 });
   }
   if (f.object !== undefined && typeof f.object !== 'string') terms.push({ term: objectEntityTerm(f.object.entity), tf: 0, len: 0 });
-  terms.push({ term: identityTerm(identityOf(f.subject, f.predicate, f.object, f.text)), tf: 0, len: 0 });
   return { terms, length: len };
 }

@@ -9,6 +9,7 @@
  * | episodes | `factId/seq36`               | Episode                       | append on create          |
  * | ops      | opId                         | ApplyResult                   | client order (see below)  |
  * | active   | `subject \x1f predicate`     | fact id of the `one` value    | overwrite                 |
+ * | ident    | identity (s, p, object/text) | fact id of the active one     | one per created fact      |
  * | entities | entity id                    | Entity                        | upsert                    |
  * | aliases  | lower-cased alias or id      | entity id                     | upsert                    |
  * | blocks   | `term \x1f segment36`        | posting block                 | once per segment merge    |
@@ -20,7 +21,7 @@
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { ResolvedOptions } from './validate.ts';
 
-export const TABLE_NAMES = ['active', 'aliases', 'blocks', 'df', 'entities', 'episodes', 'facts', 'meta', 'ops'] as const;
+export const TABLE_NAMES = ['active', 'aliases', 'blocks', 'df', 'entities', 'episodes', 'facts', 'ident', 'meta', 'ops'] as const;
 export type TableName = (typeof TABLE_NAMES)[number];
 
 export type Table = Database<Buffer, string>;
@@ -32,6 +33,7 @@ export interface Tables {
   readonly episodes: Table;
   readonly ops: Table;
   readonly active: Table;
+  readonly ident: Table;
   readonly entities: Table;
   readonly aliases: Table;
   readonly blocks: Table;
@@ -58,6 +60,7 @@ export function openTables(options: ResolvedOptions): Tables {
     episodes: table('episodes'),
     ops: table('ops'),
     active: table('active'),
+    ident: table('ident'),
     entities: table('entities'),
     aliases: table('aliases'),
     blocks: table('blocks'),

@@ -161,6 +161,12 @@ export interface Fact {
   readonly observedAt: number;
   readonly validFrom: number;
   readonly validTo?: number;
+  /**
+   * The latest world time a confirmation said it held from, when later than `validFrom` (set by reinforcement).
+   * A `one` predicate's challenger must be newer than this to close the fact, so replicas converge on the value
+   * with the latest world time whatever order the confirmations arrived in.
+   */
+  readonly latestValidFrom?: number;
   readonly recordedAt: number;
   readonly invalidatedAt?: number;
   readonly reinforcedAt: number;
