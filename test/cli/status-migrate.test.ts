@@ -1,0 +1,116 @@
+/**
+ * `shardmind status` and `shardmind migrate` against real host processes: one nats-server, two Minis (email led by
+ * mini-1 with mini-2 standing by; files led by mini-2 only). The commands run in-process with captured output.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect, type NatsConnection } from 'nats';
+import { startNatsServer, waitForJetStream, type NatsServerProcess } from '../../cli/index.ts';
+import { runStatus } from '../../cli/status.ts';
+import { runMigrate } from '../../cli/migrate.ts';
+import type { ClusterConfigInput } from '../../config/index.ts';
+import { encodePayload, shardSubject } from '../../protocol/index.ts';
+import { startHosts, type HostCluster } from '../harness/hosts.ts';
+
+interface Ctx {
+  nats?: NatsServerProcess;
+  hosts?: HostCluster;
+  nc?: NatsConnection;
+}
+const t = suite<Ctx>('status and migrate commands');
+
+function config(url: string): ClusterConfigInput {
+  return {
+    cluster: { name: 'cli' },
+    nodes: [
+      { name: 'mini-1', nats: [url] },
+      { name: 'mini-2', nats: [url] },
+    ],
+    domains: [
+      { name: 'email', description: 'mail', seeds: ['send an email'] },
+      { name: 'files', description: 'documents', seeds: ['save the file'] },
+    ],
+    placement: { email: { leader: 'mini-1', standbys: ['mini-2'] }, files: { leader: 'mini-2' } },
+    replication: { replicas: 1, leaseMs: 1500, heartbeatMs: 250 },
+  };
+}
+
+function capture() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { out: (s: string) => void out.push(s), err: (s: string) => void err.push(s) }, out, err };
+}
+
+t.before(async (ctx) => {
+  ctx.nats = await startNatsServer();
+  ctx.nc = await connect({ servers: ctx.nats.url });
+  await waitForJetStream(ctx.nc);
+  ctx.hosts = await startHosts({ config: config(ctx.nats.url) });
+});
+
+t.after(async (ctx) => {
+  await ctx.hosts?.stop();
+  await ctx.nc?.close();
+  await ctx.nats?.destroy();
+});
+
+t('status - one row per domain × node with role, state, applied seq, lag and epoch', async (ctx) => {
+  const url = ctx.nats!.url;
+  for (let i = 0; i < 5; i++) {
+    await ctx.nc!.request(
+      shardSubject('email', 'remember'),
+      encodePayload({ v: 1, agent: 'cli-test', fact: { text: `note ${i}` } }, 'msgpack'),
+      { timeout: 5_000 },
+    );
+  }
+  const c = capture();
+  assert.is(await runStatus(['--servers', url, '--nodes', 'mini-1,mini-2', '--json'], c.io), 0, c.err.join(''));
+  const report = JSON.parse(c.out.join('')) as { rows: { domain: string; node: string; role: string; state: string; appliedSeq: number; lag: number; epoch: number }[]; tails: Record<string, number> };
+  const row = (d: string, n: string) => report.rows.find((r) => r.domain === d && r.node === n);
+  assert.equal([row('email', 'mini-1')?.role, row('email', 'mini-1')?.state], ['leader', 'leading']);
+  assert.equal([row('email', 'mini-2')?.role, row('email', 'mini-2')?.state], ['follower', 'following']);
+  assert.equal([row('files', 'mini-2')?.role, row('files', 'mini-1')], ['leader', undefined]);
+  assert.ok((report.tails['email'] ?? 0) >= 6, 'epoch marker + 5 writes');
+  assert.is(row('email', 'mini-1')?.lag, 0);
+  assert.ok((row('email', 'mini-1')?.epoch ?? 0) >= 1);
+
+  const text = capture();
+  assert.is(await runStatus(['--servers', url, '--nodes', 'mini-1,mini-2'], text.io), 0);
+  const lines = text.out.join('').trim().split('\n');
+  assert.match(lines[0]!, /^DOMAIN\s+NODE\s+ROLE\s+STATE\s+APPLIED\s+LAG\s+EPOCH\s+LAST HEARTBEAT$/);
+  assert.is(lines.length, 2 + 3, 'header, rule, three shard rows');
+
+  const missing = capture();
+  assert.is(await runStatus(['--servers', url, '--nodes', 'mini-1,mini-9', '--timeout', '300'], missing.io), 1);
+  assert.match(missing.out.join(''), /mini-9\s+unreachable/);
+});
+
+t('migrate - email moves to mini-2 and back; the report carries the gap', async (ctx) => {
+  const url = ctx.nats!.url;
+  const there = capture();
+  assert.is(
+    await runMigrate(['email', '--to', 'mini-2', '--servers', url, '--nodes', 'mini-1,mini-2', '--json'], there.io),
+    0,
+    there.err.join('') + ctx.hosts!.stderr().slice(-5_000),
+  );
+  const report = JSON.parse(there.out.join('')) as { from: string; to: string; unchanged: boolean; epoch: number; gapCommandMs: number; gapProbeMs: number };
+  assert.equal([report.from, report.to, report.unchanged], ['mini-1', 'mini-2', false]);
+  assert.ok(report.gapCommandMs >= 0 && report.gapProbeMs >= 0);
+  const lead = await ctx.hosts!.host('mini-2').shard('email');
+  assert.equal([lead?.role, lead?.state], ['leader', 'leading']);
+
+  const again = capture();
+  assert.is(await runMigrate(['email', '--to', 'mini-2', '--servers', url, '--nodes', 'mini-1,mini-2'], again.io), 0);
+  assert.match(again.out.join(''), 'already led by mini-2');
+
+  const back = capture();
+  assert.is(await runMigrate(['email', '--to', 'mini-1', '--servers', url, '--nodes', 'mini-1,mini-2'], back.io), 0, back.err.join(''));
+  assert.match(back.out.join(''), 'mini-2 → mini-1');
+  assert.match(back.out.join(''), /gap \(probe client, longest wait between answers\): \d+ ms/);
+
+  const bad = capture();
+  assert.is(await runMigrate(['email', '--to', 'mini-7', '--servers', url, '--nodes', 'mini-1,mini-2'], bad.io), 1);
+  assert.match(bad.err.join(''), 'not a node');
+});
+
+t.run();
