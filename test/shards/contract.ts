@@ -115,7 +115,7 @@ export function shardStoreContract(name: string, open: OpenStore): void {
     const e = assertEntry({ text: 'user likes tea', confidence: 0.5 });
     const first = await ctx.store.apply(e, ++ctx.seq);
     const before = ctx.store.getFact(first.factId!);
-    const again = await ctx.store.apply({ ...e, fact: { text: 'user likes tea', confidence: 0.9 } }, ++ctx.seq);
+    const again = await ctx.store.apply(assertEntry({ text: 'user likes tea', confidence: 0.9 }, { opId: e.opId }), ++ctx.seq);
     assert.equal(again, { ...first, duplicate: true });
     assert.equal(ctx.store.getFact(first.factId!), before);
     assert.is(ctx.store.appliedSeq, 2);

@@ -1,0 +1,141 @@
+/**
+ * `npm run bench:store [-- --quick]`: how fast one shard store loads and answers as it grows.
+ *
+ * Loads realistic synthetic facts (subjects from a few thousand entities, a few dozen predicates, text drawn from a
+ * Zipf-distributed vocabulary) through `applyBatch` in batches of 1000, and at 10k, 100k and 1M facts measures
+ * recall latency (p50/p99) over a mix of text and subject queries, RSS and the data file size. Prints a table; the
+ * last line is one JSON object (`load_facts_per_s`, `recall_p50_us_10k`, `recall_p50_us_1m`, `rss_mb_1m`, …).
+ * `--quick` runs fewer queries but still reaches 1M facts.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openShardStore, type LogEntry, type RecallQuery } from '../shards/index.ts';
+
+const QUICK = process.argv.includes('--quick');
+const CHECKPOINTS = (process.env['SM_BENCH_CHECKPOINTS'] ?? '10000,100000,1000000').split(',').map(Number);
+const BATCH = 1000;
+const QUERIES = QUICK ? 300 : 2000;
+const ENTITIES = 3000;
+const VOCABULARY = 20_000;
+const T0 = Date.UTC(2026, 0, 1);
+
+/** mulberry32: a small seeded PRNG, so every run loads the same facts. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const random = prng(42);
+
+const SYLLABLES = ['ka', 'lo', 'mi', 'ne', 'ru', 'ta', 'vo', 'shi', 'en', 'dar', 'pel', 'gor', 'fin', 'bri', 'zu', 'qua'];
+const words: string[] = [];
+for (let i = 0; words.length < VOCABULARY; i++) {
+  let w = '';
+  for (let n = i + 1; n > 0; n = Math.floor(n / SYLLABLES.length)) w += SYLLABLES[n % SYLLABLES.length];
+  words.push(w + (i % 7 === 0 ? 'x' : ''));
+}
+// Zipf (s = 1) sampling by binary search over the cumulative weights.
+const cumulative: number[] = [];
+let total = 0;
+for (let r = 1; r <= VOCABULARY; r++) cumulative.push((total += 1 / r));
+function zipfIndex(): number {
+  const x = random() * total;
+  let lo = 0;
+  let hi = VOCABULARY - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (cumulative[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+
+const predicates = Array.from({ length: 40 }, (_, i) => `rel_${i}`);
+const onePredicates = Object.fromEntries(predicates.slice(0, 8).map((p) => [p, { cardinality: 'one' as const, halfLifeDays: 60 }]));
+const entity = (i: number): string => `person-${i}`;
+
+function makeEntry(seq: number): LogEntry {
+  const n = 6 + Math.floor(random() * 8);
+  const text: string[] = [];
+  for (let i = 0; i < n; i++) text.push(words[zipfIndex()]!);
+  const recordedAt = T0 + seq * 50;
+  const source = { agent: `agent-${seq % 7}`, node: `mini-${seq % 3}` };
+  const opId = `agent-${seq % 7}-${seq.toString(36).padStart(10, '0')}`;
+  if (random() < 0.15) return { v: 1, op: 'assert', opId, recordedAt, source, fact: { text: text.join(' ') } };
+  const subject = entity(Math.floor(random() ** 2 * ENTITIES));
+  const predicate = pick(predicates);
+  const object = random() < 0.3 ? { entity: entity(Math.floor(random() * ENTITIES)) } : words[zipfIndex()]!;
+  return {
+    v: 1, op: 'assert', opId, recordedAt, source,
+    fact: { text: `${subject} ${text.join(' ')}`, subject, predicate, object, confidence: 0.5 + random() * 0.5 },
+  };
+}
+
+function makeQuery(now: number): RecallQuery {
+  const q = Array.from({ length: 2 + Math.floor(random() * 3) }, () => words[zipfIndex()]!).join(' ');
+  if (random() < 0.2) return { query: q, subject: entity(Math.floor(random() ** 2 * ENTITIES)), now, limit: 10 };
+  return { query: q, now, limit: 10 };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'shardmind-bench-store-'));
+const rows: string[][] = [];
+const summary: Record<string, number | string | boolean> = { quick: QUICK };
+try {
+  const store = openShardStore({ path: dir, domain: 'bench', predicates: onePredicates, durability: (process.env['SM_BENCH_DURABILITY'] ?? 'meta') as 'meta' });
+  let seq = 0;
+  let loadMs = 0;
+  for (const target of CHECKPOINTS) {
+    while (seq < target) {
+      const batch: { seq: number; entry: LogEntry }[] = [];
+      for (let i = 0; i < BATCH; i++) batch.push({ seq: ++seq, entry: makeEntry(seq) });
+      const started = performance.now();
+      await store.applyBatch(batch);
+      loadMs += performance.now() - started;
+    }
+    const now = T0 + seq * 50;
+    for (let i = 0; i < 50; i++) store.recall(makeQuery(now)); // warm-up
+    const times: number[] = [];
+    let hits = 0;
+    for (let i = 0; i < QUERIES; i++) {
+      const q = makeQuery(now);
+      const started = performance.now();
+      hits += store.recall(q).facts.length;
+      times.push((performance.now() - started) * 1000);
+    }
+    times.sort((a, b) => a - b);
+    const stats = store.stats();
+    const label = target >= 1_000_000 ? '1m' : `${target / 1000}k`;
+    const p50 = Math.round(percentile(times, 50));
+    const p99 = Math.round(percentile(times, 99));
+    const rss = Math.round(process.memoryUsage().rss / 2 ** 20);
+    const mb = Math.round(stats.bytes / 2 ** 20);
+    rows.push([label, String(Math.round(seq / (loadMs / 1000))), String(p50), String(p99), (hits / QUERIES).toFixed(1), String(rss), String(mb)]);
+    summary[`recall_p50_us_${label}`] = p50;
+    summary[`recall_p99_us_${label}`] = p99;
+    summary[`rss_mb_${label}`] = rss;
+    summary[`data_mb_${label}`] = mb;
+  }
+  summary['load_facts_per_s'] = Math.round(seq / (loadMs / 1000));
+  summary['recall_ratio_1m_10k'] = Number(((summary['recall_p50_us_1m'] as number) / (summary['recall_p50_us_10k'] as number)).toFixed(2));
+  await store.close();
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const header = ['facts', 'load/s', 'p50 µs', 'p99 µs', 'hits/q', 'rss MB', 'data MB'];
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+const line = (r: string[]): string => r.map((c, i) => c.padStart(widths[i]!)).join('  ');
+console.log(line(header));
+for (const r of rows) console.log(line(r));
+console.log(JSON.stringify(summary));

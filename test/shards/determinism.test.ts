@@ -1,0 +1,131 @@
+/**
+ * Replicas must converge: the same log gives the same bytes whatever the batching, replays change nothing, and the
+ * value a `one` predicate settles on does not depend on the order two agents' facts reached the log.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { openShardStore, type LogEntry, type ShardStore } from '../../shards/index.ts';
+import { DAY, T0, tempDir } from './helpers.ts';
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const PREDICATES = { p0: { cardinality: 'one', halfLifeDays: 10 }, p1: { cardinality: 'one', halfLifeDays: 30 } } as const;
+
+/** A random log with every kind of entry, small value spaces (so conflicts and reinforcements happen) and repeats. */
+function randomLog(n: number, seed: number): { seq: number; entry: LogEntry }[] {
+  const rnd = prng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const words = ['pdf', 'link', 'tea', 'coffee', 'oslo', 'paris', 'morning', 'report', 'budget', 'meeting'];
+  const log: { seq: number; entry: LogEntry }[] = [];
+  let seq = 0;
+  for (let i = 0; i < n; i++) {
+    seq += 1 + (rnd() < 0.01 ? 3000 : 0); // gaps cross index segments
+    const recordedAt = T0 + i * 1000;
+    const source = { agent: pick(['a', 'b', 'c']), node: pick(['mini-1', 'mini-2']) };
+    const opId = rnd() < 0.02 && i > 0 ? log[Math.floor(rnd() * log.length)]!.entry.opId : `op-${seed}-${i}`;
+    const r = rnd();
+    const target = () => `d:${Math.floor(rnd() * seq).toString(36).padStart(10, '0')}:0`;
+    let entry: LogEntry;
+    if (r < 0.75) {
+      const subject = `s${Math.floor(rnd() * 30)}`;
+      entry = {
+        v: 1, op: 'assert', opId, recordedAt, source,
+        fact: rnd() < 0.2
+          ? { text: `${pick(words)} ${pick(words)} note` }
+          : { text: `${subject} ${pick(words)} ${pick(words)}`, subject, predicate: pick(['p0', 'p1', 'p2']), object: pick(words), confidence: 0.3 + rnd() * 0.7, validFrom: T0 + Math.floor(rnd() * 100) * DAY },
+      };
+    } else if (r < 0.83) entry = { v: 1, op: 'reinforce', opId, recordedAt, source, factId: target() };
+    else if (r < 0.89) entry = { v: 1, op: 'retract', opId, recordedAt, source, factId: target() };
+    else if (r < 0.94) entry = { v: 1, op: 'forget', opId, recordedAt, source, factId: target() };
+    else if (r < 0.98) entry = { v: 1, op: 'entity', opId, recordedAt, source, entity: { id: `s${Math.floor(rnd() * 30)}`, aliases: [`alias${Math.floor(rnd() * 40)}`] } };
+    else entry = { v: 1, op: 'marker', opId, recordedAt, source, kind: 'epoch', epoch: i, node: source.node };
+    log.push({ seq, entry });
+  }
+  return log;
+}
+
+async function withStores<T>(n: number, body: (stores: ShardStore[]) => Promise<T>): Promise<T> {
+  const dirs = Array.from({ length: n }, () => tempDir());
+  const stores = dirs.map((d) => openShardStore({ path: d.path, domain: 'd', predicates: PREDICATES, durability: 'none' }));
+  try {
+    return await body(stores);
+  } finally {
+    for (const s of stores) await s.close();
+    for (const d of dirs) d.remove();
+  }
+}
+
+async function feed(store: ShardStore, log: { seq: number; entry: LogEntry }[], batch: number): Promise<void> {
+  for (let i = 0; i < log.length; i += batch) await store.applyBatch(log.slice(i, i + batch));
+}
+
+test('two stores fed the same 10k random entries in different batches have the same digest', async () => {
+  const log = randomLog(10_000, 7);
+  await withStores(2, async ([a, b]) => {
+    await feed(a!, log, 1000);
+    await feed(b!, log, 37);
+    assert.is(a!.appliedSeq, log.at(-1)!.seq);
+    assert.is(a!.digest(), b!.digest());
+    assert.equal(a!.stats(), { ...b!.stats(), bytes: a!.stats().bytes });
+    const q = { query: 'pdf report', now: T0 + 50 * DAY, limit: 20 };
+    assert.equal(a!.recall(q), b!.recall(q));
+  });
+});
+
+test('replaying a prefix or the whole log changes nothing; a restarted store continues identically', async () => {
+  const log = randomLog(3000, 11);
+  await withStores(2, async ([a, b]) => {
+    await feed(a!, log, 500);
+    const digest = a!.digest();
+    await feed(a!, log.slice(0, 1200), 100);
+    await feed(a!, log, 1000);
+    assert.is(a!.digest(), digest);
+    await feed(b!, log.slice(0, 1700), 250);
+    await feed(b!, log, 333); // the replayed prefix is skipped, the rest applied
+    assert.is(b!.digest(), digest);
+  });
+});
+
+test('convergence: any interleaving of two agents’ facts settles on the value with the latest world time', async () => {
+  const rnd = prng(3);
+  for (let round = 0; round < 12; round++) {
+    // Two agents each observe the user's preferred format at distinct world times (some values repeat).
+    const agentFacts = (agent: string, offset: number) =>
+      Array.from({ length: 6 }, (_, i) => ({ agent, object: ['pdf', 'link', 'zip'][Math.floor(rnd() * 3)]!, validFrom: T0 + (i * 2 + offset) * DAY + Math.floor(rnd() * DAY) }));
+    const a = agentFacts('a', 0);
+    const b = agentFacts('b', 1);
+    const latest = [...a, ...b].reduce((x, y) => (y.validFrom > x.validFrom ? y : x));
+    const interleavings = Array.from({ length: 3 }, () => {
+      const out: typeof a = [];
+      let i = 0;
+      let j = 0;
+      while (i < a.length || j < b.length) out.push(j >= b.length || (i < a.length && rnd() < 0.5) ? a[i++]! : b[j++]!);
+      return out;
+    });
+    for (const order of interleavings) {
+      const log = order.map((f, k) => ({
+        seq: k + 1,
+        entry: { v: 1, op: 'assert', opId: `${round}-${f.agent}-${f.validFrom}`, recordedAt: T0 + 100 * DAY + k, source: { agent: f.agent }, fact: { text: `user prefers ${f.object}`, subject: 'user', predicate: 'p0', object: f.object, validFrom: f.validFrom } } as LogEntry,
+      }));
+      await withStores(2, async ([x, y]) => {
+        await feed(x!, log, 1);
+        await feed(y!, log, 5);
+        assert.is(x!.digest(), y!.digest(), 'replicas of one log are identical');
+        const active = x!.history('user', 'p0').filter((f) => f.status === 'active');
+        assert.is(active.length, 1);
+        assert.is(active[0]!.object, latest.object, `round ${round}`);
+      });
+    }
+  }
+});
+
+test.run();
