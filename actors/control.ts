@@ -1,9 +1,24 @@
 /**
- * A host's control subjects: `sm.ctl.<node>.status` (every placed shard: role, machine state, appliedSeq, epoch,
- * lag) and `sm.ctl.<node>.ping`. JSON or msgpack like every other subject. Issue 5 adds `promote`/`handoff` here.
+ * A host's control subjects, `sm.ctl.<node>.<op>` (msgpack, or JSON with the header, like every other subject):
+ * - `status` — every shard actor on this host: role, machine state, appliedSeq, epoch, lag, leader, heartbeat;
+ * - `ping` — liveness;
+ * - `digest {domain}` — the shard's content digest and appliedSeq (replicas converge when digests are equal);
+ * - `follow {domain}` — start tailing a domain not placed here (a migration target: add before remove);
+ * - `unfollow {domain}` — stop a follower (after a migration, or when the config no longer places it here);
+ * - `handoff {domain, to}` — the leader finishes in-flight writes, appends a hand-off marker naming `to`, follows.
+ * Every op answers; errors are error replies.
  */
-import type { NatsConnection, Subscription } from 'nats';
-import { ctlSubject, errorReply } from '../protocol/index.ts';
+import type { Msg, NatsConnection, Subscription } from 'nats';
+import {
+  ErrorCode,
+  ShardmindError,
+  badRequest,
+  ctlSubject,
+  decodePayload,
+  encodingOf,
+  errorReply,
+  isRecord,
+} from '../protocol/index.ts';
 import { respond } from './respond.ts';
 import type { ShardStatus } from './shard-actor.ts';
 
@@ -22,29 +37,78 @@ export interface PingReply {
   readonly at: string;
 }
 
+export interface DigestReply {
+  readonly v: 1;
+  readonly node: string;
+  readonly domain: string;
+  readonly appliedSeq: number;
+  readonly digest: string;
+}
+
+export interface HandoffReply {
+  readonly v: 1;
+  readonly node: string;
+  readonly domain: string;
+  readonly to: string;
+  /** The hand-off marker's sequence: the target leads once it has applied this. */
+  readonly seq: number;
+  readonly epoch: number;
+  /** When this leader stopped taking requests (ISO). */
+  readonly intakeStoppedAt: string;
+}
+
+/** What the host does for each op; the control layer only decodes, validates the envelope and replies. */
 export interface ControlOptions {
   readonly node: string;
-  status(): HostStatusReply;
   now(): number;
+  status(): HostStatusReply;
+  digest(domain: string): DigestReply;
+  follow(domain: string): ShardStatus;
+  unfollow(domain: string): Promise<{ readonly v: 1; readonly node: string; readonly domain: string; readonly stopped: boolean }>;
+  handoff(domain: string, to: string): Promise<HandoffReply>;
 }
 
 /** Subscribes the control subjects; unsubscribe the results to stop. */
 export function serveControl(nc: NatsConnection, o: ControlOptions): Subscription[] {
-  const serve = (op: string, answer: () => unknown): Subscription =>
+  const serve = (op: string, answer: (body: Record<string, unknown>) => unknown): Subscription =>
     nc.subscribe(ctlSubject(o.node, op), {
       callback: (err, msg) => {
         if (err || !msg.reply) return;
-        let body: unknown;
-        try {
-          body = answer();
-        } catch (e) {
-          body = errorReply(e);
-        }
-        respond(msg, body);
+        void reply(msg, answer);
       },
     });
   return [
     serve('status', () => o.status()),
     serve('ping', (): PingReply => ({ v: 1, node: o.node, at: new Date(o.now()).toISOString() })),
+    serve('digest', (b) => o.digest(domainOf(b))),
+    serve('follow', (b) => ({ v: 1, node: o.node, shard: o.follow(domainOf(b)) })),
+    serve('unfollow', (b) => o.unfollow(domainOf(b))),
+    serve('handoff', (b) => {
+      const to = b['to'];
+      if (typeof to !== 'string' || to === '') throw badRequest('to', 'must name the node to hand the shard to');
+      return o.handoff(domainOf(b), to);
+    }),
   ];
+}
+
+async function reply(msg: Msg, answer: (body: Record<string, unknown>) => unknown): Promise<void> {
+  let body: unknown;
+  try {
+    const decoded = msg.data.length === 0 ? {} : decodePayload(msg.data, encodingOf(msg.headers));
+    if (!isRecord(decoded)) throw badRequest('body', 'must be an object');
+    body = await answer(decoded);
+  } catch (e) {
+    body = errorReply(e);
+  }
+  try {
+    respond(msg, body);
+  } catch (e) {
+    respond(msg, errorReply(new ShardmindError(ErrorCode.INTERNAL, `reply failed: ${(e as Error).message}`)));
+  }
+}
+
+function domainOf(body: Record<string, unknown>): string {
+  const d = body['domain'];
+  if (typeof d !== 'string' || d === '') throw badRequest('domain', 'must name a domain');
+  return d;
 }

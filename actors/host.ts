@@ -9,12 +9,13 @@
  * await host.start();
  * process.once('SIGTERM', () => void host.drain());
  */
-import { connect, type JetStreamManager, type NatsConnection, type Subscription } from 'nats';
-import { nodeByName, placementsOf, type ClusterConfig } from '../config/index.ts';
+import { connect, type JetStreamClient, type JetStreamManager, type NatsConnection, type Subscription } from 'nats';
+import { nodeByName, placementsOf, type ClusterConfig, type DomainConfig } from '../config/index.ts';
+import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { serveControl, type HostStatusReply } from './control.ts';
 import { Relay } from './relay.ts';
-import { ShardActor, type OpenStore } from './shard-actor.ts';
+import { ShardActor, type OpenStore, type ShardStatus } from './shard-actor.ts';
 import { serveShardGuard } from './shard-guard.ts';
 import { LeaderSightings } from './leader-sightings.ts';
 import { EpochRegistry } from './epoch.ts';
@@ -42,6 +43,7 @@ export class Host {
   private readonly actors = new Map<string, ShardActor>();
   private subscriptions: Subscription[] = [];
   private sightings: LeaderSightings | undefined;
+  private links: { nc: NatsConnection; js: JetStreamClient; jsm: JetStreamManager; epochs: EpochRegistry } | undefined;
   private started: Promise<void> | undefined;
   private drained: Promise<void> | undefined;
   private readonly clock: Clock;
@@ -87,34 +89,81 @@ export class Host {
     this.sightings = sightings;
     this.subscriptions.push(
       serveShardGuard(nc, config.domains.map((d) => d.name), sightings),
-      ...serveControl(nc, { node, status: () => this.status(), now: () => this.clock.now() }),
-    );
-    for (const { domain, role } of placementsOf(config, node)) {
-      const actor = new ShardActor({
+      ...serveControl(nc, {
         node,
-        domain,
-        leader: role === 'leader',
-        nc,
-        js,
-        jsm,
-        dataDir: config.dataDir,
-        replicas: config.replication.replicas,
-        failover: {
-          epochs,
-          leaseMs: config.replication.leaseMs,
-          heartbeatMs: config.replication.heartbeatMs,
-          rank: standbyRank(config.placement[domain.name]?.standbys ?? [], node),
-        },
-        limits: config.limits,
-        clock: this.clock,
-        openStore: this.o.openStore,
-        log: this.log,
-      });
-      this.actors.set(domain.name, actor);
-      this.relay.register(shardAddress(domain.name), (e) => actor.send(e));
-      actor.start();
-    }
+        now: () => this.clock.now(),
+        status: () => this.status(),
+        digest: (domain) => ({ v: 1, node, domain, ...this.actorOf(domain).digest() }),
+        follow: (domain) => this.follow(domain),
+        unfollow: (domain) => this.unfollow(domain),
+        handoff: async (domain, to) => ({ v: 1, node, domain, to, ...(await this.actorOf(domain).handOffTo(to)) }),
+      }),
+    );
+    this.links = { nc, js, jsm, epochs };
+    for (const { domain, role } of placementsOf(config, node)) this.spawn(domain, role === 'leader');
     this.log(`[${node}] host up: ${[...this.actors.keys()].join(', ') || 'no shards placed here'} via ${servers[0]}`);
+  }
+
+  /** Starts a shard actor for `domain` on this host (placement at boot, or a `follow` command). */
+  private spawn(domain: DomainConfig, leader: boolean): ShardActor {
+    const { config, node } = this.o;
+    const links = this.links;
+    if (!links) throw new Error('host not connected');
+    const actor = new ShardActor({
+      node,
+      domain,
+      leader,
+      nc: links.nc,
+      js: links.js,
+      jsm: links.jsm,
+      dataDir: config.dataDir,
+      replicas: config.replication.replicas,
+      failover: {
+        epochs: links.epochs,
+        leaseMs: config.replication.leaseMs,
+        heartbeatMs: config.replication.heartbeatMs,
+        // Nodes added by `follow` rank after every configured standby.
+        rank: standbyRank(config.placement[domain.name]?.standbys ?? [], node),
+      },
+      limits: config.limits,
+      clock: this.clock,
+      openStore: this.o.openStore,
+      log: this.log,
+    });
+    this.actors.set(domain.name, actor);
+    this.relay.register(shardAddress(domain.name), (e) => actor.send(e));
+    actor.start();
+    return actor;
+  }
+
+  /** `sm.ctl.<node>.follow`: tail a domain here (a migration target). Idempotent. */
+  follow(domain: string): ShardStatus {
+    const existing = this.actors.get(domain);
+    if (existing) return existing.status();
+    const d = this.o.config.domains.find((x) => x.name === domain);
+    if (!d) throw new ShardmindError(ErrorCode.UNKNOWN_DOMAIN, `domain "${domain}" is not in the cluster config`);
+    if (this.drained) throw new ShardmindError(ErrorCode.UNAVAILABLE, `host ${this.o.node} is stopping`);
+    this.log(`[${this.o.node}] follow ${domain} (control command)`);
+    return this.spawn(d, false).status();
+  }
+
+  /** `sm.ctl.<node>.unfollow`: stop a follower here. A leader must hand off first. */
+  async unfollow(domain: string): Promise<{ v: 1; node: string; domain: string; stopped: boolean }> {
+    const actor = this.actors.get(domain);
+    if (!actor) return { v: 1, node: this.o.node, domain, stopped: false };
+    if (actor.status().role === 'leader' || actor.state === 'claiming') {
+      throw new ShardmindError(ErrorCode.BAD_REQUEST, `${this.o.node} leads ${domain}: migrate it away before unfollowing`);
+    }
+    this.log(`[${this.o.node}] unfollow ${domain} (control command)`);
+    this.actors.delete(domain);
+    await actor.stop();
+    return { v: 1, node: this.o.node, domain, stopped: true };
+  }
+
+  private actorOf(domain: string): ShardActor {
+    const actor = this.actors.get(domain);
+    if (!actor) throw new ShardmindError(ErrorCode.NOT_FOUND, `no ${domain} shard on ${this.o.node}`);
+    return actor;
   }
 
   /** Every placed shard's role, state, appliedSeq, epoch and lag. */

@@ -12,6 +12,7 @@ import type { LogEntry, MarkerEntry, ShardStore, ShardStoreOptions } from '../sh
 import type { Clock } from './clock.ts';
 import { ensureLogStream, logTail, readLog, type LogRecord } from './log-stream.ts';
 import { SeqWaiters } from './seq-waiters.ts';
+import { startStepDownResponder } from './step-down-responder.ts';
 import { ShardFailover, type FailoverStatus } from './failover.ts';
 import type { EpochRegistry } from './epoch.ts';
 import { systemTimerClock, type TimerClock } from './timers.ts';
@@ -80,6 +81,11 @@ export class ShardActor implements ShardRuntime {
   private drained: Promise<void> | undefined;
   private stoppedPromise: Promise<void> | undefined;
   private readonly failover: ShardFailover;
+  private pendingHandOff:
+    | { readonly to: string; resolve(r: { seq: number; epoch: number; intakeStoppedAt: string }): void; reject(e: unknown): void }
+    | undefined;
+  private intakeStoppedAt = 0;
+  private stopRefusing: (() => void) | undefined;
 
   constructor(private readonly o: ShardActorOptions) {
     this.failover = new ShardFailover({
@@ -151,6 +157,27 @@ export class ShardActor implements ShardRuntime {
     return this.stoppedPromise;
   }
 
+  /** The store's content digest and this replica's position (replicas that agree on both hold the same memory). */
+  digest(): { appliedSeq: number; digest: string } {
+    if (!this.store || this.drained) throw new ShardmindError(ErrorCode.UNAVAILABLE, `the ${this.domain} store is not open`);
+    return { appliedSeq: this.position, digest: this.store.digest() };
+  }
+
+  /**
+   * Planned migration, leader side: stop intake, finish in-flight writes, append a hand-off marker naming `to`,
+   * then follow. Resolves with the marker's sequence once it is applied here.
+   */
+  handOffTo(to: string): Promise<{ seq: number; epoch: number; intakeStoppedAt: string }> {
+    if (to === this.o.node) return Promise.reject(new ShardmindError(ErrorCode.BAD_REQUEST, `to: ${to} already leads ${this.domain}`));
+    if (this.state !== 'leading' || this.pendingHandOff) {
+      return Promise.reject(new ShardmindError(ErrorCode.NOT_LEADER, `${this.o.node} does not lead ${this.domain} (${this.state})`));
+    }
+    return new Promise((resolve, reject) => {
+      this.pendingHandOff = { to, resolve, reject };
+      this.send({ type: 'HANDOFF', to });
+    });
+  }
+
   status(): ShardStatus {
     const state = this.state;
     const lastError = this.actor?.getSnapshot().context.lastError;
@@ -198,6 +225,7 @@ export class ShardActor implements ShardRuntime {
   }
 
   async claim(): Promise<void> {
+    this.stopRefusing?.();
     this.pipeline?.close();
     const pipeline = new WritePipeline({
       js: this.o.js,
@@ -254,6 +282,7 @@ export class ShardActor implements ShardRuntime {
       stopHeartbeat();
       this.subscription?.unsubscribe();
       this.subscription = undefined;
+      this.refuseUntilNextLeader();
       send(
         why.kind === 'fenced'
           ? { type: 'FENCED', detail: why.detail }
@@ -264,9 +293,11 @@ export class ShardActor implements ShardRuntime {
     });
     return () => {
       left = true;
+      this.intakeStoppedAt = this.o.clock.now();
       stopHeartbeat();
       this.subscription?.unsubscribe();
       this.subscription = undefined;
+      this.refuseUntilNextLeader();
     };
   }
 
@@ -297,12 +328,21 @@ export class ShardActor implements ShardRuntime {
   }
 
   async handOff(to: string): Promise<void> {
-    const pipeline = this.pipeline;
-    if (!pipeline) throw new Error('handOff outside leading');
-    await pipeline.settled();
-    await pipeline.submit({ ...this.marker('handoff'), to });
-    pipeline.close();
-    await pipeline.settled();
+    const pending = this.pendingHandOff;
+    this.pendingHandOff = undefined;
+    try {
+      const pipeline = this.pipeline;
+      if (!pipeline) throw new Error('handOff outside leading');
+      await pipeline.settled();
+      const r = await pipeline.submit({ ...this.marker('handoff'), to });
+      pipeline.close();
+      await pipeline.settled();
+      this.log(`handed off to ${to} at seq ${r.seq}`);
+      pending?.resolve({ seq: r.seq, epoch: this.epoch, intakeStoppedAt: new Date(this.intakeStoppedAt || this.o.clock.now()).toISOString() });
+    } catch (err) {
+      pending?.reject(err);
+      throw err;
+    }
   }
 
   drain(): Promise<void> {
@@ -317,6 +357,7 @@ export class ShardActor implements ShardRuntime {
         await this.pipeline.settled();
       }
       await Promise.allSettled([...this.tasks]);
+      this.stopRefusing?.();
       this.waiters.cancelAll(new ShardmindError(ErrorCode.UNAVAILABLE, `the ${this.domain} shard is stopping`));
       await this.store?.close();
     })();
@@ -342,6 +383,22 @@ export class ShardActor implements ShardRuntime {
   private advance(seq: number): void {
     if (seq > this.position) this.position = seq;
     this.waiters.advanced();
+  }
+
+  /** Between leaders: refuse (retryably, at once) what clients still send here, until the next leader beats. */
+  private refuseUntilNextLeader(): void {
+    this.stopRefusing?.();
+    const handingOff = this.pendingHandOff !== undefined || this.state === 'handingOff';
+    this.stopRefusing = startStepDownResponder({
+      nc: this.o.nc,
+      domain: this.domain,
+      code: handingOff ? ErrorCode.SHARD_MOVED : ErrorCode.NOT_LEADER,
+      message: handingOff
+        ? `${this.domain} is moving from ${this.o.node}; retry`
+        : `${this.o.node} no longer leads ${this.domain}; retry`,
+      epoch: this.epoch,
+      maxMs: this.o.failover.leaseMs * 2,
+    });
   }
 
   /** A leader answers reads only while its lease holds; a fresh leader waits briefly for its first beat. */

@@ -150,7 +150,11 @@ export const shardMachine = setup({
         src: 'handOff',
         input: ({ context, event }) => ({ runtime: context.runtime, to: event.type === 'HANDOFF' ? event.to : '' }),
         onDone: { target: 'catchingUp', actions: assign({ wantsLead: false }) },
-        onError: { target: 'failed', actions: assign({ lastError: ({ event }) => describeError(event.error) }) },
+        // A hand-off marker that could not be appended (fenced, or JetStream gone): stop leading all the same.
+        onError: {
+          target: 'catchingUp',
+          actions: assign({ wantsLead: false, lastError: ({ event }) => `hand-off failed: ${describeError(event.error)}` }),
+        },
       },
     },
     following: {

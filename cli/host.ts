@@ -23,7 +23,7 @@ export const hostCommand: Command = {
     if (!values.node) throw new UsageError('--node is required');
     const config = await loadConfig(values.config ?? DEFAULT_CONFIG_PATH);
     nodeByName(config, values.node);
-    const log = (line: string): void => void process.stderr.write(`${line}\n`);
+    const log = (line: string): void => void process.stderr.write(`${new Date().toISOString().slice(11, 23)} ${line}\n`);
     const host = new Host({ config, node: values.node, openStore: openShardStore, log });
     const placed = placementsOf(config, values.node);
     log(`[${values.node}] starting ${placed.map((p) => `${p.domain.name} (${p.role})`).join(', ') || 'no shards'}; data in ${config.dataDir}`);

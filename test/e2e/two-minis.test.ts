@@ -203,7 +203,12 @@ e2e('a host drains on SIGTERM and comes back with its data', async (ctx) => {
   const after = (await mini2.shard('files'))!;
   assert.is(after.state, 'leading');
   assert.ok(after.appliedSeq > before.appliedSeq, 'the restarted leader appended a new epoch marker after replaying');
-  const recall = await ask(ctx.agent2!, shardSubject('files', 'recall'), { v: 1, query: 'budgets finance' });
+  // Right after a restart another host's guard may not have heard the new leader's first heartbeat yet and
+  // answer NOT_LEADER (retryable) first: retry as a client would.
+  const recall = await eventually('a recall from the restarted leader', async () => {
+    const r = await ask(ctx.agent2!, shardSubject('files', 'recall'), { v: 1, query: 'budgets finance' });
+    return Array.isArray(r['facts']) ? r : undefined;
+  });
   assert.ok((recall['facts'] as unknown[]).length >= 1, JSON.stringify(recall));
 });
 
