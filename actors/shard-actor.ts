@@ -280,9 +280,10 @@ export class ShardActor implements ShardRuntime {
       if (left) return;
       this.log(`pipeline broke: ${why.kind}: ${why.detail}`);
       stopHeartbeat();
+      // Refusals start before the subscription goes, so no request falls between them.
+      this.refuseUntilNextLeader();
       this.subscription?.unsubscribe();
       this.subscription = undefined;
-      this.refuseUntilNextLeader();
       send(
         why.kind === 'fenced'
           ? { type: 'FENCED', detail: why.detail }
@@ -295,9 +296,10 @@ export class ShardActor implements ShardRuntime {
       left = true;
       this.intakeStoppedAt = this.o.clock.now();
       stopHeartbeat();
+      // Refusals start before the subscription goes, so no request falls between them.
+      this.refuseUntilNextLeader();
       this.subscription?.unsubscribe();
       this.subscription = undefined;
-      this.refuseUntilNextLeader();
     };
   }
 
