@@ -41,6 +41,8 @@ export const FULL: Budgets = {
 
 export interface BenchContext {
   readonly natsUrl: string;
+  /** The nats-server's pid, for CPU accounting. */
+  readonly natsPid: number;
   readonly nc: NatsConnection;
   readonly cleanup: Cleanup;
   readonly budgets: Budgets;

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { connect, RetentionPolicy, StorageType } from 'nats';
 import type { BenchContext } from './context.ts';
 import { waitForLine } from './cleanup.ts';
+import { cpuText, withCpu, type ProcessSet } from './cpu.ts';
 import { measureConcurrent, measureSequential, type SequentialSummary, type ThroughputSummary } from './stats.ts';
 
 export interface FloorFigure {
@@ -35,17 +36,18 @@ const PAYLOAD = new Uint8Array(200).fill(0x61);
 
 export async function measureFloor(ctx: BenchContext): Promise<FloorResult> {
   const { nc, budgets } = ctx;
-  const figure = async (name: string, op: () => Promise<unknown>): Promise<FloorFigure> => {
-    const seq = await measureSequential(op, budgets.seq);
-    const tput = await measureConcurrent(op, FLOOR_CONCURRENCY, budgets.tput);
-    ctx.log(`floor ${name}: p50 ${seq.p50us.toFixed(0)} µs, p99 ${seq.p99us.toFixed(0)} µs, ${tput.opsPerSec.toFixed(0)} ops/s at ${FLOOR_CONCURRENCY}`);
+  const figure = async (name: string, op: () => Promise<unknown>, procs: ProcessSet = {}): Promise<FloorFigure> => {
+    const all = { 'nats-server': ctx.natsPid, ...procs, bench: 'self' as const };
+    const seq = await withCpu(all, () => measureSequential(op, budgets.seq));
+    const tput = await withCpu(all, () => measureConcurrent(op, FLOOR_CONCURRENCY, budgets.tput));
+    ctx.log(`floor ${name}: p50 ${seq.p50us.toFixed(0)} µs, p99 ${seq.p99us.toFixed(0)} µs, ${tput.opsPerSec.toFixed(0)} ops/s at ${FLOOR_CONCURRENCY}; CPU µs/op ${cpuText(tput.cpuUsPerOp)}`);
     return { seq, tput };
   };
 
   // Echo from a child process.
   const child = ctx.cleanup.spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'echo-responder.ts'), ctx.natsUrl, 'bench.floor.echo']);
   await waitForLine(child, /^ready$/, 15_000);
-  const echo = await figure('echo (child process)', () => nc.request('bench.floor.echo', PAYLOAD, { timeout: 5_000 }));
+  const echo = await figure('echo (child process)', () => nc.request('bench.floor.echo', PAYLOAD, { timeout: 5_000 }), { echo: child.pid! });
 
   // Echo in this process (its own connection: the bench's connection does not hear itself), for comparison.
   const responder = await connect({ servers: ctx.natsUrl, noEcho: true });

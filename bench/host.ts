@@ -18,9 +18,12 @@ export const BENCH_NODE = 'bench-1';
 const READY_TIMEOUT_MS = 60_000;
 
 export interface BenchHost {
+  /** The host process's pid (changes on restart). */
+  readonly pid: number;
   readonly dataDir: string;
   readonly configPath: string;
-  restart(): Promise<void>;
+  /** Stops (draining) and starts again on the same data; `cpuProfDir` profiles the new process from its start. */
+  restart(o?: { readonly cpuProfDir?: string }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -54,8 +57,9 @@ export async function startBenchHost(ctx: BenchContext, o: { readonly cpuProfDir
   let child: ChildProcess | undefined;
   let stderr = '';
 
+  let profDir = o.cpuProfDir;
   const start = async (): Promise<void> => {
-    const prof = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
+    const prof = profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
     stderr = '';
     child = ctx.cleanup.spawn(process.execPath, [...prof, '--import', 'tsx', mainTs, 'host', '--node', BENCH_NODE, '--config', configPath], {}, 15_000);
     child.stdout?.resume();
@@ -65,10 +69,14 @@ export async function startBenchHost(ctx: BenchContext, o: { readonly cpuProfDir
   await start();
   ctx.log(`shardmind host ${BENCH_NODE} leads ${BENCH_DOMAIN} (pid ${child?.pid})`);
   return {
+    get pid() {
+      return child?.pid ?? 0;
+    },
     dataDir,
     configPath,
-    restart: async () => {
+    restart: async (r = {}) => {
       if (child) await stopChild(child, 15_000);
+      if (r.cpuProfDir) profDir = r.cpuProfDir;
       await start();
     },
     stop: async () => {
@@ -100,11 +108,13 @@ async function waitLeading(nc: NatsConnection, child: ChildProcess, stderr: () =
 }
 
 /** Starts `router-process.ts` on the bench config: for runs where the host does not serve `sm.mem.*` itself. */
-export async function startRouterProcess(ctx: BenchContext, host: BenchHost): Promise<void> {
+export async function startRouterProcess(ctx: BenchContext, host: BenchHost, o: { readonly cpuProfDir?: string } = {}): Promise<number> {
   const script = join(import.meta.dirname, 'router-process.ts');
-  const child = ctx.cleanup.spawn(process.execPath, ['--import', 'tsx', script, host.configPath, BENCH_NODE], {}, 10_000);
+  const prof = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
+  const child = ctx.cleanup.spawn(process.execPath, [...prof, '--import', 'tsx', script, host.configPath, BENCH_NODE], {}, 10_000);
   await waitForLine(child, /^ready$/, 30_000);
   child.stdout?.resume();
   child.stderr?.resume();
   ctx.log(`router process started (pid ${child.pid}): the host does not run one itself`);
+  return child.pid!;
 }

@@ -56,6 +56,7 @@ async function main(): Promise<void> {
     await waitForJetStream(nc);
     const ctx: BenchContext = {
       natsUrl: nats.url,
+      natsPid: nats.pid!,
       nc,
       cleanup,
       budgets: args.quick ? QUICK : FULL,
@@ -71,9 +72,10 @@ async function main(): Promise<void> {
       try {
         const host = await startBenchHost(ctx, profDir ? { cpuProfDir: profDir } : {});
         let router = await hasResponder(nc, memSubject('recall'));
+        let routerPid: number | undefined;
         if (!router) {
           try {
-            await startRouterProcess(ctx, host);
+            routerPid = await startRouterProcess(ctx, host);
             router = await hasResponder(nc, memSubject('recall'));
             if (router) notes.push('The host does not run a router yet: the bench ran one (`startRouter`) in its own process, one more process on the same cores.');
           } catch (err) {
@@ -81,7 +83,10 @@ async function main(): Promise<void> {
           }
         }
         if (!router) notes.push('The router (sm.mem.*) did not answer in this run: shardmind figures are straight to the shard only.');
-        const target = shardmindTarget(nc, { router });
+        const target = shardmindTarget(nc, {
+          router,
+          processes: () => ({ host: host.pid, 'nats-server': nats.pid!, ...(routerPid ? { router: routerPid } : {}) }),
+        });
         results = { ...results, shardmind: await measureTarget(ctx, target) };
         results = { ...results, shardmindLostWrites: await measureShardmindLostWrites(ctx, () => host.restart()) };
         await host.stop();
@@ -120,6 +125,7 @@ async function main(): Promise<void> {
       'Floor echo: the responder is a separate Node process on the same nats-server, as a shard is; 200-byte payloads.',
       'Redis: appendonly yes, appendfsync always (every acknowledged write is fsynced), one pipelined connection, MULTI/EXEC per remember; preloading is not measured and runs with appendfsync no.',
       'nats-server 2.9 acknowledges JetStream publishes before fsync (it syncs every ~2 min); shardmind fsyncs its LMDB commit.',
+      'CPU µs per op: user+system CPU each process spent during the ×64 run divided by the operations completed (/proc/<pid>/stat; "bench" is the load generator itself). It does not drift with other load the way latency does, and 1e6 ÷ it is the most that process can serve on one core.',
       ...notes,
     ],
   };

@@ -5,6 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { PeerContext } from './context.ts';
+import { cpuText, withCpu } from './cpu.ts';
 import { measureConcurrent, measureSequential, type SequentialSummary, type ThroughputSummary } from './stats.ts';
 import type { MemoryTarget } from './target.ts';
 
@@ -42,17 +43,19 @@ export async function measureTarget(
     for (const op of target.ops) {
       const stored = size;
       const run = op.kind === 'remember' ? () => op.run(fresh++, stored) : () => op.run(queries++, stored);
-      const seq = await measureSequential(run, ctx.budgets.seq);
+      const procs = { ...target.processes(), bench: 'self' as const };
+      const seq = await withCpu(procs, () => measureSequential(run, ctx.budgets.seq));
       const tput: Record<number, ThroughputSummary> = {};
       for (const c of ctx.budgets.clients) {
         if (c === 1) continue;
-        tput[c] = await measureConcurrent(run, c, ctx.budgets.tput);
+        tput[c] = await withCpu(procs, () => measureConcurrent(run, c, ctx.budgets.tput));
       }
       ops[op.name] = { seq, tput };
       const t = Object.entries(tput).map(([c, s]) => `${s.opsPerSec.toFixed(0)}/s@${c}${s.errors ? ` (${s.errors} errors)` : ''}`);
-      ctx.log(`${target.name} ${op.name} @${size}: p50 ${seq.p50us.toFixed(0)} µs, p99 ${seq.p99us.toFixed(0)} µs, ${seq.opsPerSec.toFixed(0)}/s@1, ${t.join(', ')}`);
+      ctx.log(`${target.name} ${op.name} @${size}: p50 ${seq.p50us.toFixed(0)} µs, p99 ${seq.p99us.toFixed(0)} µs, ${seq.opsPerSec.toFixed(0)}/s@1, ${t.join(', ')}; CPU µs/op at ${Math.max(...ctx.budgets.clients)}: ${cpuText(tput[Math.max(...ctx.budgets.clients)]?.cpuUsPerOp)}`);
     }
     out.push({ facts: size, preloadMs, ops });
   }
   return out;
 }
+

@@ -16,8 +16,28 @@ interface CpuProfile {
   readonly timeDeltas: readonly number[];
 }
 
-/** The `top` functions by self time across every profile in `dir`, as "12.3% fn (file:line)". */
+/** The `top` functions by self time across every profile in `dir`, as "12.3% fn (file:line)" of busy time. */
 export function summarizeProfiles(dir: string, top: number): string[] {
+  return ranked(dir, (fn, url, line) => `${fn || '(anonymous)'} (${url ? `${url.split('/').slice(-2).join('/')}:${line}` : 'native'})`, top);
+}
+
+/**
+ * Busy time by where the code lives: a package under node_modules (`nats`, `lmdb`, `msgpackr`), a project folder
+ * (`shards/`, `actors/`, `protocol/`), node internals, or the garbage collector.
+ */
+export function summarizeByModule(dir: string, top = 12): string[] {
+  return ranked(dir, (fn, url) => {
+    if (!url) return fn === '(garbage collector)' ? 'garbage collector' : `native ${fn}`;
+    const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+    if (pkg) return pkg[1]!;
+    if (url.startsWith('node:')) return 'node internals';
+    const folder = /\/(shards|actors|protocol|router|config|cli|client)\//.exec(url);
+    return folder ? `${folder[1]}/` : url.split('/').slice(-2).join('/');
+  }, top);
+}
+
+/** Self time grouped by `keyOf`, idle and program excluded, as percentages of the busy time. */
+function ranked(dir: string, keyOf: (fn: string, url: string, line: number) => string, top: number): string[] {
   const self = new Map<string, number>();
   let total = 0;
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))) {
@@ -25,10 +45,11 @@ export function summarizeProfiles(dir: string, top: number): string[] {
     const byId = new Map(p.nodes.map((n) => [n.id, n]));
     p.samples.forEach((id, i) => {
       const n = byId.get(id);
-      if (!n) return;
+      const fn = n?.callFrame.functionName ?? '';
+      if (!n || fn === '(idle)' || fn === '(program)') return;
       const dt = p.timeDeltas[i] ?? 0;
-      const url = n.callFrame.url.replace(/^file:\/\//, '').split('/node_modules/').pop()!.split('/').slice(-2).join('/');
-      const key = `${n.callFrame.functionName || '(anonymous)'} (${url || 'native'}${url ? `:${n.callFrame.lineNumber + 1}` : ''})`;
+      const url = n.callFrame.url.replace(/^file:\/\//, '');
+      const key = keyOf(fn, url, n.callFrame.lineNumber + 1);
       self.set(key, (self.get(key) ?? 0) + dt);
       total += dt;
     });

@@ -9,6 +9,7 @@ import type { FloorFigure, FloorResult } from './floor.ts';
 import type { MachineInfo } from './machine.ts';
 import type { LostWrites, ServerMemoryWriteFigure } from './peers/server-memory.ts';
 import type { OpFigures, SizeFigures } from './plan.ts';
+import { cpuText } from './cpu.ts';
 import { ratio } from './stats.ts';
 
 export interface BenchResults {
@@ -84,17 +85,17 @@ export function markdownTable(r: BenchResults): string {
   const m = r.machine;
   lines.push(`Measured ${r.when} (${r.mode} run, ${r.durationS.toFixed(0)} s) on ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, ${m.os}, temp dir on ${m.tempFs}; Node ${m.node}, nats-server ${m.natsServer}, redis ${m.redis}, server-memory ${m.serverMemory}; load average at start ${m.loadAvg1m}.`);
   lines.push('');
-  lines.push('| measurement | facts stored | p50 | p99 | ops/s ×1 | ops/s ×16 | ops/s ×64 | p50 ÷ floor | ops/s ×64 ÷ floor |');
-  lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  lines.push('| measurement | facts stored | p50 | p99 | ops/s ×1 | ops/s ×16 | ops/s ×64 | p50 ÷ floor | ops/s ×64 ÷ floor | CPU µs per op at ×64 |');
+  lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
   const floorRow = (name: string, fig: FloorFigure): void => {
-    lines.push(`| floor: ${name} | | ${us(fig.seq.p50us)} | ${us(fig.seq.p99us)} | ${ops(fig.seq.opsPerSec)} | | ${ops(fig.tput.opsPerSec)} | | |`);
+    lines.push(`| floor: ${name} | | ${us(fig.seq.p50us)} | ${us(fig.seq.p99us)} | ${ops(fig.seq.opsPerSec)} | | ${ops(fig.tput.opsPerSec)} | | | ${cpuText(fig.tput.cpuUsPerOp)} |`);
   };
   if (f) {
     floorRow('NATS echo, child process (recall floor)', f.echo);
     floorRow('NATS echo, same process', f.echoInProcess);
     floorRow('JetStream publish-ack, R1 file (remember tput floor)', f.jsPublish);
     floorRow('append 200 B + fdatasync', f.fdatasync);
-    lines.push(`| floor: echo + JetStream ack + fdatasync (remember floor) | | ${us(f.rememberFloorP50us)} | | | | | | |`);
+    lines.push(`| floor: echo + JetStream ack + fdatasync (remember floor) | | ${us(f.rememberFloorP50us)} | | | | | | | |`);
   }
   const sysRows = (system: string, sizes: readonly SizeFigures[] | undefined): void => {
     for (const s of sizes ?? []) {
@@ -103,7 +104,7 @@ export function markdownTable(r: BenchResults): string {
         const p50Floor = f ? (isRemember ? f.rememberFloorP50us : f.echo.seq.p50us) : NaN;
         const tputFloor = f ? (isRemember ? f.jsPublish.tput.opsPerSec : f.echo.tput.opsPerSec) : NaN;
         lines.push(
-          `| ${system} ${name.replace('_', ' ')} | ${s.facts.toLocaleString('en')} | ${us(o.seq.p50us)} | ${us(o.seq.p99us)} | ${ops(o.seq.opsPerSec)} | ${ops(o.tput[16]?.opsPerSec)} | ${ops(o.tput[64]?.opsPerSec)} | ${x(ratio(o.seq.p50us, p50Floor))} | ${x(ratio(o.tput[64]?.opsPerSec ?? NaN, tputFloor))} |`,
+          `| ${system} ${name.replace('_', ' ')} | ${s.facts.toLocaleString('en')} | ${us(o.seq.p50us)} | ${us(o.seq.p99us)} | ${ops(o.seq.opsPerSec)} | ${ops(o.tput[16]?.opsPerSec)} | ${ops(o.tput[64]?.opsPerSec)} | ${x(ratio(o.seq.p50us, p50Floor))} | ${x(ratio(o.tput[64]?.opsPerSec ?? NaN, tputFloor))} | ${cpuText(o.tput[64]?.cpuUsPerOp)} |`,
         );
       }
     }
@@ -111,8 +112,8 @@ export function markdownTable(r: BenchResults): string {
   sysRows('shardmind', r.shardmind);
   sysRows('redis', r.redis);
   for (const w of r.serverMemory?.writes ?? []) {
-    lines.push(`| server-memory create_entities (1 entity) | ${w.entities.toLocaleString('en')} entities | ${us(w.createEntity.p50us)} | ${us(w.createEntity.p99us)} | ${ops(w.createEntity.opsPerSec)} | | | ${f ? x(ratio(w.createEntity.p50us, f.rememberFloorP50us)) : '–'} | |`);
-    lines.push(`| server-memory add_observations (1) | ${w.entities.toLocaleString('en')} entities | ${us(w.addObservation.p50us)} | ${us(w.addObservation.p99us)} | ${ops(w.addObservation.opsPerSec)} | | | ${f ? x(ratio(w.addObservation.p50us, f.rememberFloorP50us)) : '–'} | |`);
+    lines.push(`| server-memory create_entities (1 entity) | ${w.entities.toLocaleString('en')} entities | ${us(w.createEntity.p50us)} | ${us(w.createEntity.p99us)} | ${ops(w.createEntity.opsPerSec)} | | | ${f ? x(ratio(w.createEntity.p50us, f.rememberFloorP50us)) : '–'} | | |`);
+    lines.push(`| server-memory add_observations (1) | ${w.entities.toLocaleString('en')} entities | ${us(w.addObservation.p50us)} | ${us(w.addObservation.p99us)} | ${ops(w.addObservation.opsPerSec)} | | | ${f ? x(ratio(w.addObservation.p50us, f.rememberFloorP50us)) : '–'} | | |`);
   }
   lines.push('');
   lines.push('| writes lost when two writers write at once | attempted | acknowledged | present afterwards | lost |');

@@ -57,7 +57,7 @@ export async function pump(from: number, to: number, inFlight: number, op: (i: n
   await Promise.all(Array.from({ length: Math.min(inFlight, Math.max(0, to - from)) }, worker));
 }
 
-export function shardmindTarget(nc: NatsConnection, opts: { readonly router: boolean }): MemoryTarget {
+export function shardmindTarget(nc: NatsConnection, opts: { readonly router: boolean; processes(): Readonly<Record<string, number>> }): MemoryTarget {
   const direct = (op: string): string => shardSubject(BENCH_DOMAIN, op);
   const recall = (subject: string) => async (i: number, stored: number): Promise<number> =>
     (await call(nc, subject, recallBody(i, stored))).facts?.length ?? 0;
@@ -78,6 +78,7 @@ export function shardmindTarget(nc: NatsConnection, opts: { readonly router: boo
   return {
     name: 'shardmind',
     ops,
+    processes: opts.processes,
     preload: (from, to) => pump(from, to, PRELOAD_IN_FLIGHT, (i) => call(nc, direct('remember'), rememberBody(i))),
     close: async () => undefined,
   };

@@ -17,12 +17,15 @@ export interface LatencySummary {
 /** One request at a time: the latencies, and the throughput a single client gets. */
 export interface SequentialSummary extends LatencySummary {
   readonly opsPerSec: number;
+  /** CPU µs each process spent per operation (see `cpu.ts`), when measured. */
+  readonly cpuUsPerOp?: Readonly<Record<string, number>>;
 }
 
 export interface ThroughputSummary extends LatencySummary {
   readonly concurrency: number;
   readonly opsPerSec: number;
   readonly errors: number;
+  readonly cpuUsPerOp?: Readonly<Record<string, number>>;
 }
 
 /** Collects latencies (µs) up to a fixed capacity; percentiles by sorting a copy (exact, no bucketing error). */

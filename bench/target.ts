@@ -11,6 +11,8 @@ export interface MemoryTarget {
   preload(from: number, to: number): Promise<void>;
   /** The operations to measure, by name ("recall_direct", "remember_router", …). */
   readonly ops: readonly TargetOp[];
+  /** The server-side processes to account CPU to, by name (pids may change across restarts). */
+  processes(): Readonly<Record<string, number>>;
   close(): Promise<void>;
 }
 

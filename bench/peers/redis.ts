@@ -78,6 +78,7 @@ export async function startRedisTarget(ctx: PeerContext): Promise<MemoryTarget> 
   return {
     name: 'redis',
     ops,
+    processes: () => ({ redis: child.pid! }),
     // Preloading is not measured: the AOF is fsynced once at the end instead of after every pipeline.
     preload: async (from, to) => {
       await client.call('CONFIG', 'SET', 'appendfsync', 'no');

@@ -17,6 +17,7 @@ test('bench shardmind - a host child process serves the workload and keeps every
     await waitForJetStream(nc);
     const ctx: BenchContext = {
       natsUrl: nats.url,
+      natsPid: nats.pid!,
       nc,
       cleanup,
       budgets: { ...QUICK, concurrentWrites: 20 },
@@ -24,7 +25,7 @@ test('bench shardmind - a host child process serves the workload and keeps every
       log: () => undefined,
     };
     const host = await startBenchHost(ctx);
-    const target = shardmindTarget(nc, { router: false });
+    const target = shardmindTarget(nc, { router: false, processes: () => ({ host: host.pid }) });
     await target.preload(0, 300);
     const recall = target.ops.find((o) => o.name === 'recall_direct')!;
     const remember = target.ops.find((o) => o.name === 'remember_direct')!;

@@ -1,0 +1,66 @@
+/**
+ * `node --import tsx bench/profile-op.ts <op> [facts] [seconds]`: where one shardmind operation spends its CPU.
+ * Starts a nats-server, a host (and a router process for `*_router` ops) under `--cpu-prof`, preloads `facts`
+ * facts (default 10000), restarts the host so its profile starts after the preload, runs `op` (recall_direct, remember_direct, recall_router, remember_router) with 64 in
+ * flight for `seconds` (default 8), then prints throughput, CPU µs per operation by process, and each profiled
+ * process's hottest functions by self time.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'nats';
+import { startNatsServer, waitForJetStream } from '../cli/index.ts';
+import { Cleanup } from './cleanup.ts';
+import { QUICK, type BenchContext } from './context.ts';
+import { cpuText, withCpu } from './cpu.ts';
+import { startBenchHost, startRouterProcess } from './host.ts';
+import { summarizeByModule, summarizeProfiles } from './profile.ts';
+import { shardmindTarget } from './shardmind.ts';
+import { measureConcurrent } from './stats.ts';
+
+const [opName = 'recall_direct', factsArg = '10000', secondsArg = '8'] = process.argv.slice(2);
+const facts = Number(factsArg);
+const seconds = Number(secondsArg);
+const cleanup = new Cleanup();
+const profDirs: string[] = [];
+process.once('SIGINT', () => void cleanup.run().then(() => process.exit(130)));
+try {
+  const nats = await startNatsServer({ name: 'profile' });
+  cleanup.add('stop nats-server', () => nats.destroy());
+  const nc = await connect({ servers: nats.url, noEcho: true });
+  cleanup.add('close connection', () => nc.close());
+  await waitForJetStream(nc);
+  const log = (line: string): void => void process.stderr.write(`${line}\n`);
+  const ctx: BenchContext = { natsUrl: nats.url, natsPid: nats.pid!, nc, cleanup, budgets: QUICK, quick: true, log };
+  // Not in the cleanup: the profiles are written when the processes exit, and read after that.
+  const hostProf = mkdtempSync(join(tmpdir(), 'shardmind-prof-host-'));
+  const routerProf = mkdtempSync(join(tmpdir(), 'shardmind-prof-router-'));
+  profDirs.push(hostProf, routerProf);
+  const host = await startBenchHost(ctx);
+  const routerPid = opName.endsWith('_router') ? await startRouterProcess(ctx, host, { cpuProfDir: routerProf }) : undefined;
+  const target = shardmindTarget(nc, {
+    router: routerPid !== undefined,
+    processes: () => ({ host: host.pid, 'nats-server': nats.pid!, ...(routerPid ? { router: routerPid } : {}) }),
+  });
+  const op = target.ops.find((o) => o.name === opName);
+  if (!op) throw new Error(`unknown op ${opName}: one of ${target.ops.map((o) => o.name).join(', ')}`);
+  await target.preload(0, facts);
+  await host.restart({ cpuProfDir: hostProf }); // profile the measured loop, not the preload
+  let i = op.kind === 'remember' ? 300_000_000 : 0;
+  const r = await withCpu({ ...target.processes(), bench: 'self' }, () =>
+    measureConcurrent(() => op.run(i++, facts), 64, { count: 10_000_000, maxMs: seconds * 1000, warmup: 64 }),
+  );
+  log(`${opName} @${facts}: ${r.opsPerSec.toFixed(0)} ops/s at 64, p50 ${r.p50us.toFixed(0)} µs, ${r.errors} errors; CPU µs/op: ${cpuText(r.cpuUsPerOp)}`);
+  await cleanup.run(); // stops the host and router gracefully, so they write their profiles
+  const show = (name: string, dir: string): void => {
+    log(`${name}: busy time by module (from after the preload):`);
+    for (const l of summarizeByModule(dir)) log(`  ${l}`);
+    log(`${name}: hottest functions by self time:`);
+    for (const l of summarizeProfiles(dir, 25)) log(`  ${l}`);
+  };
+  show('host', hostProf);
+  if (routerPid) show('router', routerProf);
+} finally {
+  await cleanup.run();
+  for (const d of profDirs) rmSync(d, { recursive: true, force: true });
+}
