@@ -21,6 +21,20 @@ import { LeaderSightings } from './leader-sightings.ts';
 import { EpochRegistry } from './epoch.ts';
 import { standbyRank } from './lease.ts';
 
+/** Something else a host runs on its connection (the router): started after the shard actors, stopped first. */
+export interface HostService {
+  stop(): Promise<void>;
+}
+
+export interface HostServiceContext {
+  readonly nc: NatsConnection;
+  readonly config: ClusterConfig;
+  readonly node: string;
+  readonly log: (line: string) => void;
+}
+
+export type StartHostService = (ctx: HostServiceContext) => Promise<HostService>;
+
 export interface HostOptions {
   readonly config: ClusterConfig;
   readonly node: string;
@@ -30,6 +44,8 @@ export interface HostOptions {
   readonly clock?: Clock;
   /** Where log lines go; stderr by default. */
   readonly log?: (line: string) => void;
+  /** Services to run next to the shard actors (the CLI passes the router). */
+  readonly services?: readonly StartHostService[];
   /** How long to wait for JetStream at start. Default 30 s. */
   readonly jetStreamTimeoutMs?: number;
 }
@@ -43,6 +59,7 @@ export class Host {
   private readonly actors = new Map<string, ShardActor>();
   private subscriptions: Subscription[] = [];
   private sightings: LeaderSightings | undefined;
+  private readonly services: HostService[] = [];
   private links: { nc: NatsConnection; js: JetStreamClient; jsm: JetStreamManager; epochs: EpochRegistry } | undefined;
   private started: Promise<void> | undefined;
   private drained: Promise<void> | undefined;
@@ -101,6 +118,7 @@ export class Host {
     );
     this.links = { nc, js, jsm, epochs };
     for (const { domain, role } of placementsOf(config, node)) this.spawn(domain, role === 'leader');
+    for (const start of this.o.services ?? []) this.services.push(await start({ nc, config, node, log: this.log }));
     this.log(`[${node}] host up: ${[...this.actors.keys()].join(', ') || 'no shards placed here'} via ${servers[0]}`);
   }
 
@@ -204,6 +222,8 @@ export class Host {
   drain(): Promise<void> {
     this.drained ??= (async () => {
       await this.started?.catch(() => undefined);
+      // Services (the router) first: their in-flight requests to shards finish while the shards still serve.
+      await Promise.allSettled(this.services.splice(0).map((s) => s.stop()));
       for (const s of this.subscriptions) s.unsubscribe();
       this.subscriptions = [];
       this.sightings?.stop();

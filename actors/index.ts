@@ -1,5 +1,5 @@
 /** The host and its shard actors: shards run over NATS, with a fenced, pipelined write path into JetStream. */
-export type { HostOptions } from './host.ts';
+export type { HostOptions, HostService, HostServiceContext, StartHostService } from './host.ts';
 export type { Clock } from './clock.ts';
 export type { HostStatusReply, PingReply } from './control.ts';
 export type { RelayMessage, RelayObserver } from './relay.ts';

@@ -15,6 +15,7 @@ import { openShardStore } from '../shards/index.ts';
 import { intFlag, parseFlags } from './args.ts';
 import type { Command } from './command.ts';
 import { runUntilSignal } from './lifecycle.ts';
+import { HOST_SERVICES } from './services.ts';
 import { findNatsServer, natsServerInstallHint, startNatsServer } from './nats-server.ts';
 
 export const DEFAULT_UP_PORT = 4222;
@@ -51,7 +52,7 @@ export const upCommand: Command = {
     const dataDir = resolve(values.data ?? config.dataDir);
     const server = await startNatsServer({ name: 'shardmind', port, storeDir: join(dataDir, 'nats') });
     const embedded = singleNodeConfig({ ...config, dataDir }, UP_NODE, server.url);
-    const host = new Host({ config: embedded, node: UP_NODE, openStore: openShardStore, log });
+    const host = new Host({ config: embedded, node: UP_NODE, openStore: openShardStore, services: HOST_SERVICES, log });
     const shutdown = async (): Promise<void> => {
       await host.drain();
       await server.stop();
@@ -83,11 +84,14 @@ function banner(url: string, domains: readonly string[], dataDir: string): strin
   return `
 shardmind is up.
   NATS:     ${url}
-  domains:  ${domains.join(', ')}   (subjects sm.shard.<domain>.remember|recall|get|history|forget|retract)
+  domains:  ${domains.join(', ')}
+  subjects: sm.mem.<op> (the router classifies: remember, recall, classify, task.*)
+            sm.shard.<domain>.<op> (one shard: remember, recall, get, history, forget, retract)
   data:     ${dataDir}
 
 Try it with the nats CLI (JSON in, JSON out):
-  nats -s ${url} req sm.shard.${d}.remember -H 'content-type:application/json' '${remember}'
+  nats -s ${url} req sm.mem.remember -H 'content-type:application/json' '${remember}'
+  nats -s ${url} req sm.mem.recall -H 'content-type:application/json' '${recall}'
   nats -s ${url} req sm.shard.${d}.recall -H 'content-type:application/json' '${recall}'
 
 Ctrl-C drains and stops.

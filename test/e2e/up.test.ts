@@ -75,7 +75,8 @@ test('shardmind up - serves JSON remember/recall, drains on SIGINT, keeps the da
     up = startUp(['--port', String(port), '--data', dir]);
     await waitFor('the banner', up, /shardmind is up/);
     assert.match(up.output(), new RegExp(`NATS:\\s+${url.replace(/\./g, '\\.')}`));
-    assert.match(up.output(), /nats -s .* req sm\.shard\.email\.remember -H 'content-type:application\/json'/);
+    assert.match(up.output(), /nats -s .* req sm\.mem\.remember -H 'content-type:application\/json'/);
+    assert.match(up.output(), /nats -s .* req sm\.shard\.email\.recall -H 'content-type:application\/json'/);
 
     const r = await jsonRequest(url, 'sm.shard.email.remember', {
       v: 1,
@@ -86,6 +87,9 @@ test('shardmind up - serves JSON remember/recall, drains on SIGINT, keeps the da
     assert.is(r['status'], 'created', JSON.stringify(r));
     const recall = await jsonRequest(url, 'sm.shard.email.recall', { v: 1, query: 'attachment or link', minSeq: { email: r['seq'] } });
     assert.is((recall['facts'] as { text: string }[])[0]?.text, 'The user prefers PDF attachments over links');
+    // The router runs in the same process: sm.mem.recall finds it too.
+    const routed = await jsonRequest(url, 'sm.mem.recall', { v: 1, query: 'send Bob the report: PDF attachment or link?', domain: 'email', minSeq: { email: r['seq'] } });
+    assert.is((routed['facts'] as { id: string }[])[0]?.id, r['factId'] as string, JSON.stringify(routed));
 
     busy = startUp(['--port', String(port), '--data', join(dir, 'other')]);
     assert.is(await busy.exited, 1);
