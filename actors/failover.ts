@@ -320,7 +320,10 @@ export class ShardFailover {
    */
   private async claim(): Promise<number | undefined> {
     const epoch = Math.max(this.knownEpoch, this.o.storeEpoch(), this.lostClaim) + 1;
-    const ok = await this.o.epochs.claim(this.o.domain, epoch, this.o.node, this.o.clock.now());
+    let ok = await this.o.epochs.claim(this.o.domain, epoch, this.o.node, this.o.clock.now());
+    // Our own earlier claim of this epoch (its marker append failed, e.g. the stream had no leader yet, or we are
+    // resyncing): nobody else can hold it, so it is still ours to try.
+    if (!ok && (await this.o.epochs.holder(this.o.domain, epoch))?.node === this.o.node) ok = true;
     if (!ok) {
       this.lostClaim = Math.max(this.lostClaim, epoch);
       this.o.log(`epoch ${epoch} was claimed by another node`);

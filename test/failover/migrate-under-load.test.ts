@@ -57,6 +57,13 @@ test('migrate under load - no client error, no lost write, the gap stays small',
       writeLatencyDuringMigrationP99Ms: p99,
       writeLatencyDuringMigrationMaxMs: Math.max(0, ...latencies),
       probeGapMaxMs: Math.max(0, ...reports.map((r) => r.gapProbeMs ?? 0)),
+      // Writes that took over 100 ms: which migration, when relative to its start, how long.
+      slowWrites: overlapping
+        .filter((a) => a.ackedAt - a.startedAt > 100)
+        .map((a) => {
+          const i = windows.findIndex(([s, e]) => a.ackedAt >= s && a.startedAt <= e);
+          return { migration: i, startedAfterMs: a.startedAt - windows[i]![0], tookMs: a.ackedAt - a.startedAt, writer: a.writer };
+        }),
       acknowledged: writers.acks.length,
       clientErrors: writers.errors.length,
       lostAcknowledged: missing.length,

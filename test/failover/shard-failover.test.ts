@@ -92,6 +92,20 @@ t('a follower never promotes while the leader beats, and promotes after it falls
   }
 });
 
+t('a node that claimed an epoch but could not lead in it may retry that epoch; others may not', async (ctx) => {
+  const a = node(ctx, 'retry', 'a');
+  const b = node(ctx, 'retry', 'b');
+  try {
+    assert.is(await a.f.takeEpoch(), 1);
+    // Its epoch marker append failed (no stream leader yet): the machine resyncs and asks again.
+    assert.is(await a.f.takeEpoch(), 1, 'the same epoch, not a loss to itself');
+    assert.is(await b.f.takeEpoch(), undefined, 'b lost epoch 1 to a');
+  } finally {
+    a.f.close();
+    b.f.close();
+  }
+});
+
 t('a handoff marker naming this node promotes it at once; others only restart their countdown', async (ctx) => {
   const a = node(ctx, 'handoff', 'a');
   const b = node(ctx, 'handoff', 'b');
