@@ -142,13 +142,24 @@ export async function startWriters(urls: readonly string[], o: { count?: number;
   const domain = o.domain ?? DOMAIN;
   const acks: Ack[] = [];
   const errors: { writer: number; at: number; message: string }[] = [];
+  /** Every retry the clients made (the code that caused it), for the figures. */
+  const retries: { writer: number; at: number; code: string; attempt: number }[] = [];
   const clients: ShardmindClient[] = [];
   const conns: NatsConnection[] = [];
   for (let i = 0; i < count; i++) {
     const ordered = [...urls.slice(i % urls.length), ...urls.slice(0, i % urls.length)];
     const nc = await natsConnect({ servers: ordered, maxReconnectAttempts: -1, reconnectTimeWait: 100, noRandomize: true });
     conns.push(nc);
-    clients.push(await connect({ connection: nc, agent: `writer-${i}`, direct: true, deadlineMs: 15_000, timeoutMs: 1_000 }));
+    clients.push(
+      await connect({
+        connection: nc,
+        agent: `writer-${i}`,
+        direct: true,
+        deadlineMs: 15_000,
+        timeoutMs: 1_000,
+        onRetry: ({ code, attempt }) => void retries.push({ writer: i, at: Date.now(), code, attempt }),
+      }),
+    );
   }
   let running = true;
   const loops = clients.map(async (client, writer) => {
@@ -170,6 +181,13 @@ export async function startWriters(urls: readonly string[], o: { count?: number;
   return {
     acks,
     errors,
+    retries,
+    /** Retries by error code: `{ NOT_LEADER: 12, TIMEOUT: 1 }`. */
+    retryCodes(): Record<string, number> {
+      const out: Record<string, number> = {};
+      for (const r of retries) out[r.code] = (out[r.code] ?? 0) + 1;
+      return out;
+    },
     /** Resolves once at least `n` more writes were acknowledged after this call. */
     async waitForAcks(n: number, timeoutMs = 20_000): Promise<void> {
       const target = acks.length + n;

@@ -49,6 +49,7 @@ test('kill -9 of the leader host - a standby leads within the lease, no acknowle
       epoch: after.view.epoch,
       acknowledged: writers.acks.length,
       clientErrors: writers.errors.length,
+      clientRetries: writers.retryCodes(),
       lostAcknowledged: missing.length,
     });
     assert.is(after.node, 'mini-2', 'the first standby in preference order takes over');

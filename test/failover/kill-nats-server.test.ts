@@ -59,6 +59,7 @@ test('kill -9 of the stream leader nats-server - writes continue after the elect
       writeGapMs: longestAckGap(writers.acks, killedAt, killedAt + resumedMs + 1_000),
       acknowledged: writers.acks.length,
       clientErrors: writers.errors.length,
+      clientRetries: writers.retryCodes(),
       lostAcknowledged: missing.length,
     });
     assert.equal(writers.errors, [], 'no error reached a client');

@@ -66,6 +66,7 @@ test('migrate under load - no client error, no lost write, the gap stays small',
         }),
       acknowledged: writers.acks.length,
       clientErrors: writers.errors.length,
+      clientRetries: writers.retryCodes(),
       lostAcknowledged: missing.length,
     });
     assert.equal(writers.errors, [], 'no error reached a client');

@@ -78,6 +78,7 @@ test('SIGSTOP of the leader host - a standby takes over; the woken leader is fen
       oldLeaderReason: stepped.lastError ?? '',
       acknowledged: writers.acks.length,
       clientErrors: writers.errors.length,
+      clientRetries: writers.retryCodes(),
       lostAcknowledged: missing.length,
       digestsEqual: new Set(ds.map((d) => d.digest)).size === 1,
     });
