@@ -11,8 +11,9 @@ import { episodeIdFor, factIdFor, seqKey, seqOfFactId } from './ids.ts';
 import type { PostingIndex } from './postings.ts';
 import {
   activeKey,
-  episodeRecord,
-  factRecord,
+  decodeFact,
+  encodeEpisode,
+  encodeFact,
   factTerms,
   identityOf,
   isActive,
@@ -114,14 +115,16 @@ export class Applier {
 
   getFact(id: string): Fact | undefined {
     const bytes = this.t.facts.getBinary(id);
-    return bytes === undefined ? undefined : decodeValue<Fact>(bytes);
+    return bytes === undefined ? undefined : decodeFact(bytes);
   }
 
   private putFact(f: Fact): void {
-    this.t.facts.putSync(f.id, encodeValue(factRecord(f)));
+    this.t.facts.putSync(f.id, encodeFact(f));
   }
 
   private resolveEntity(idOrAlias: string): string {
+    // No entity defined yet means no alias to resolve: skip the lookup (state is part of the replicated data).
+    if (this.state.entities === 0) return idOrAlias;
     const bytes = this.t.aliases.getBinary(idOrAlias.toLowerCase());
     return bytes === undefined ? idOrAlias : decodeValue<string>(bytes);
   }
@@ -147,7 +150,7 @@ export class Applier {
     }
 
     const id = factIdFor(this.options.domain, seq);
-    let fact: Fact = factRecord({
+    let fact: Fact = ({
       id,
       domain: this.options.domain,
       text: f.text,
@@ -227,7 +230,7 @@ export class Applier {
 
   private putEpisode(factId: string, seq: number, e: LogEntry, text: string, observedAt: number, confidence: number): void {
     const ep: Episode = { id: episodeIdFor(factId, seq), factId, seq, text, source: e.source, observedAt, recordedAt: e.recordedAt, confidence };
-    this.t.episodes.putSync(ep.id, encodeValue(episodeRecord(ep)));
+    this.t.episodes.putSync(ep.id, encodeEpisode(ep));
     this.state.episodes++;
   }
 

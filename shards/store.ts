@@ -19,7 +19,7 @@ import { decodeValue, encodeValue } from './codec.ts';
 import { factIdFor } from './ids.ts';
 import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
 import { recallFacts } from './recall.ts';
-import { factTerms } from './records.ts';
+import { decodeFact, factTerms } from './records.ts';
 import { openTables, TABLE_NAMES, type Tables } from './tables.ts';
 import type {
   ApplyResult,
@@ -72,7 +72,7 @@ export class LmdbShardStore implements ShardStore {
     this.postings.reset(seq);
     const start = factIdFor(this.domain, segmentOf(seq) * SEGMENT_SEQS);
     for (const { value } of this.t.facts.getRange({ start, end: this.domain + ';' })) {
-      const f = decodeValue<Fact>(value);
+      const f = decodeFact(value);
       if (f.status === 'forgotten') continue;
       for (const p of factTerms(f).terms) this.postings.add(p.term, f.seq, p.tf, p.len);
     }
