@@ -9,7 +9,7 @@ import { connect, type NatsConnection } from 'nats';
 import { startNatsServer, waitForJetStream, type NatsServerProcess } from '../../cli/index.ts';
 import { EpochRegistry } from '../../actors/epoch.ts';
 import { ShardFailover } from '../../actors/failover.ts';
-import { handoffMarker } from '../../actors/marker.ts';
+import type { MarkerEntry } from '../../shards/index.ts';
 import { systemTimerClock } from '../../actors/timers.ts';
 
 interface Ctx {
@@ -114,7 +114,17 @@ t('a handoff marker naming this node promotes it at once; others only restart th
     a.f.startLeading((await a.f.takeEpoch())!);
     b.f.startFollowing();
     c.f.startFollowing();
-    const marker = handoffMarker(1, 'a', 'b', Date.now());
+    const marker: MarkerEntry = {
+      v: 1,
+      op: 'marker',
+      kind: 'handoff',
+      epoch: 1,
+      node: 'a',
+      to: 'b',
+      opId: 'handoff-1',
+      recordedAt: Date.now(),
+      source: { agent: 'shardmind', node: 'a' },
+    };
     a.f.stopLeading();
     b.f.onMarker(marker);
     c.f.onMarker(marker);
