@@ -8,6 +8,7 @@ import { connect, type NatsConnection } from 'nats';
 import { startNatsServer, waitForJetStream, type NatsServerProcess } from '../../cli/index.ts';
 import { runStatus } from '../../cli/status.ts';
 import { runMigrate } from '../../cli/migrate.ts';
+import { runApply } from '../../cli/apply.ts';
 import type { ClusterConfigInput } from '../../config/index.ts';
 import { encodePayload, shardSubject } from '../../protocol/index.ts';
 import { startHosts, type HostCluster } from '../harness/hosts.ts';
@@ -111,6 +112,27 @@ t('migrate - email moves to mini-2 and back; the report carries the gap', async 
   const bad = capture();
   assert.is(await runMigrate(['email', '--to', 'mini-7', '--servers', url, '--nodes', 'mini-1,mini-2'], bad.io), 1);
   assert.match(bad.err.join(''), 'not a node');
+});
+
+t('apply - after a manual move, --dry-run plans the way back and apply carries it out', async (ctx) => {
+  const url = ctx.nats!.url;
+  const config = ctx.hosts!.configPath;
+  const away = capture();
+  assert.is(await runMigrate(['email', '--to', 'mini-2', '--config', config, '--no-probe'], away.io), 0, away.err.join(''));
+
+  const plan = capture();
+  assert.is(await runApply(['--config', config, '--dry-run', '--json'], plan.io), 0, plan.err.join(''));
+  assert.equal(JSON.parse(plan.out.join('')).steps, [{ op: 'migrate', domain: 'email', from: 'mini-2', to: 'mini-1' }]);
+  assert.is((await ctx.hosts!.host('mini-2').shard('email'))?.role, 'leader', 'a dry run changes nothing');
+
+  const run = capture();
+  assert.is(await runApply(['--config', config], run.io), 0, run.err.join(''));
+  assert.match(run.out.join(''), 'migrate email mini-2 → mini-1: done');
+  assert.is((await ctx.hosts!.host('mini-1').shard('email'))?.role, 'leader');
+
+  const again = capture();
+  assert.is(await runApply(['--config', config, '--servers', url], again.io), 0);
+  assert.match(again.out.join(''), 'nothing to do');
 });
 
 t.run();
