@@ -39,6 +39,8 @@ export interface StartHostsOptions {
   readonly readyTimeoutMs?: number;
   /** Extra environment for the host processes. */
   readonly env?: Readonly<Record<string, string>>;
+  /** Extra Node flags for the host processes (`['--cpu-prof', '--cpu-prof-dir=/tmp/prof']`). */
+  readonly nodeArgs?: readonly string[];
   /** Echo hosts' stderr to this process's stderr (also when `SM_TEST_VERBOSE=1`). */
   readonly verbose?: boolean;
 }
@@ -57,6 +59,7 @@ export class HostProcess {
     private readonly cluster: HostCluster,
     private readonly env: Readonly<Record<string, string>>,
     private readonly verbose: boolean,
+    private readonly nodeArgs: readonly string[] = [],
   ) {}
 
   get pid(): number | undefined {
@@ -74,7 +77,7 @@ export class HostProcess {
   }
 
   private spawn(): void {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'host', '--node', this.node, '--config', this.cluster.configPath], {
+    const child = spawn(process.execPath, [...this.nodeArgs, '--import', 'tsx', MAIN, 'host', '--node', this.node, '--config', this.cluster.configPath], {
       cwd: ROOT,
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -168,8 +171,9 @@ export class HostCluster {
     nodes: readonly string[],
     env: Readonly<Record<string, string>>,
     verbose: boolean,
+    nodeArgs: readonly string[] = [],
   ) {
-    this.hosts = nodes.map((n) => new HostProcess(n, this, env, verbose));
+    this.hosts = nodes.map((n) => new HostProcess(n, this, env, verbose, nodeArgs));
   }
 
   /** The host of `node`; throws for a node that was not started. */
@@ -219,7 +223,7 @@ export async function startHosts(o: StartHostsOptions): Promise<HostCluster> {
   const nodes = o.nodes ?? o.config.nodes.map((n) => n.name);
   const servers = [...new Set(o.config.nodes.flatMap((n) => n.nats))];
   const verbose = o.verbose ?? process.env['SM_TEST_VERBOSE'] === '1';
-  const cluster = new HostCluster(configPath, dataDir, dir, servers, nodes, o.env ?? {}, verbose);
+  const cluster = new HostCluster(configPath, dataDir, dir, servers, nodes, o.env ?? {}, verbose, o.nodeArgs ?? []);
   try {
     await Promise.all(cluster.hosts.map((h) => h.start(o.readyTimeoutMs)));
   } catch (err) {
