@@ -14,6 +14,9 @@
  * Reads go newest first (open segment, then blocks by descending segment) and callers cap how many postings they
  * take per term: a query costs the same at 10k and 1M facts, at the price of seeing only a term's newest mentions.
  * Document frequencies are counters (`df` table) updated at merge and on forget, plus the open segment's counts.
+ *
+ * Reads racing a merge: until the merging batch commits, readers cannot see its blocks yet, so the merged segment
+ * stays readable from memory (`sealed`) until the store calls `committed()`.
  */
 import type { Database } from 'lmdb';
 import { decodePostings, decodeValue, encodePostings, encodeValue, type PostingRun } from './codec.ts';
@@ -44,6 +47,8 @@ export interface Posting {
 export class PostingIndex {
   private open = new Map<string, PostingRun>();
   private openSegment = 0;
+  /** The last merged segment, kept readable from memory until its blocks are committed. */
+  private sealed: { segment: number; runs: Map<string, PostingRun> } | undefined;
 
   constructor(
     private readonly blocks: Database<Buffer, string>,
@@ -54,6 +59,12 @@ export class PostingIndex {
   reset(seq: number): void {
     this.open = new Map();
     this.openSegment = segmentOf(seq);
+    this.sealed = undefined;
+  }
+
+  /** The transaction that merged a segment has committed: its blocks are readable now. */
+  committed(): void {
+    this.sealed = undefined;
   }
 
   /** Before applying `seq`: if it belongs to a later segment, the open one is merged into LMDB first. */
@@ -98,9 +109,14 @@ export class PostingIndex {
     const out: Posting[] = [];
     const run = this.open.get(term);
     if (run !== undefined) takeNewest(run, cap, maxSeq, out);
+    const sealed = this.sealed;
+    const sealedRun = sealed?.runs.get(term);
+    if (sealedRun !== undefined) takeNewest(sealedRun, cap, maxSeq, out);
     if (out.length >= cap) return out;
     const hi = maxSeq === Number.MAX_SAFE_INTEGER ? term + TERM_SEPARATOR + '\uffff' : blockKey(term, segmentOf(maxSeq)) + '\uffff';
-    for (const { value } of this.blocks.getRange({ start: hi, end: term + TERM_SEPARATOR, reverse: true })) {
+    const skip = sealed === undefined ? undefined : blockKey(term, sealed.segment);
+    for (const { key, value } of this.blocks.getRange({ start: hi, end: term + TERM_SEPARATOR, reverse: true })) {
+      if (key === skip) continue; // already read from `sealed`
       takeNewest(decodePostings(value), cap, maxSeq, out);
       if (out.length >= cap) break;
     }
@@ -122,6 +138,7 @@ export class PostingIndex {
       this.blocks.putSync(blockKey(term, this.openSegment), encodePostings(run));
       if (isWordTerm(term)) this.addDf(term, run.length / 3);
     }
+    this.sealed = { segment: this.openSegment, runs: this.open };
     this.open = new Map();
   }
 

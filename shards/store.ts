@@ -80,8 +80,11 @@ export class LmdbShardStore implements ShardStore {
 
   applyBatch(batch: readonly { readonly seq: number; readonly entry: LogEntry }[]): Promise<ApplyResult[]> {
     if (this.closed !== undefined) return Promise.reject(new Error(`shard store ${this.domain} is closed`));
-    for (let i = 1; i < batch.length; i++) {
-      if (!(batch[i]!.seq > batch[i - 1]!.seq)) return Promise.reject(new Error('applyBatch: sequences must increase'));
+    // Checked before the transaction starts: a throw inside it would leave half a batch to roll back.
+    for (let i = 0; i < batch.length; i++) {
+      const seq = batch[i]!.seq;
+      if (!Number.isSafeInteger(seq) || seq <= 0) return Promise.reject(new Error(`applyBatch: bad sequence ${seq}`));
+      if (i > 0 && !(seq > batch[i - 1]!.seq)) return Promise.reject(new Error('applyBatch: sequences must increase'));
     }
     const run = this.chain.then(() => this.commit(batch));
     this.chain = run.catch(() => undefined);
@@ -94,7 +97,6 @@ export class LmdbShardStore implements ShardStore {
     try {
       await this.t.env.transaction(() => {
         for (const { seq, entry } of batch) {
-          if (!Number.isSafeInteger(seq) || seq <= 0) throw new Error(`applyBatch: bad sequence ${seq}`);
           if (seq <= state.appliedSeq) continue;
           results.push(this.applier.apply(seq, entry));
         }
@@ -109,6 +111,7 @@ export class LmdbShardStore implements ShardStore {
       throw err;
     }
     this.committed = { ...state };
+    this.postings.committed();
     return results;
   }
 

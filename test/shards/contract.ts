@@ -220,5 +220,18 @@ export function shardStoreContract(name: string, open: OpenStore): void {
     assert.is(ctx.store.recall({ query: 'dark mode', now: T0 }).facts[0]?.id, r.factId);
   });
 
+  test('facts stay findable across index segments and restarts', async (ctx) => {
+    await ctx.store.apply(assertEntry({ text: 'the hangar door code changed', subject: 'user', predicate: 'works_with', object: 'hangar' }), 1);
+    // Far enough ahead to close the first index segment, then a fact in the new open one.
+    await ctx.store.apply(assertEntry({ text: 'the hangar lights are on a timer' }), 50_000);
+    const texts = () => ctx.store.recall({ query: 'hangar', now: T0 }).facts.map((f) => f.text).sort();
+    assert.equal(texts(), ['the hangar door code changed', 'the hangar lights are on a timer']);
+    assert.is(ctx.store.recall({ subject: 'user', predicate: 'works_with', now: T0 }).facts.length, 1);
+    await ctx.store.close();
+    ctx.store = open({ path: ctx.dir.path, domain: 'email', predicates: PREDICATES, durability: 'none' });
+    assert.equal(texts(), ['the hangar door code changed', 'the hangar lights are on a timer']);
+    assert.is(ctx.store.history('user').length, 1);
+  });
+
   test.run();
 }
