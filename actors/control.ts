@@ -100,11 +100,7 @@ async function reply(msg: Msg, answer: (body: Record<string, unknown>) => unknow
   } catch (e) {
     body = errorReply(e);
   }
-  try {
-    respond(msg, body);
-  } catch (e) {
-    respond(msg, errorReply(new ShardmindError(ErrorCode.INTERNAL, `reply failed: ${(e as Error).message}`)));
-  }
+  respond(msg, body);
 }
 
 function domainOf(body: Record<string, unknown>): string {

@@ -98,7 +98,7 @@ export class Host {
       noAsyncTraces: true,
     });
     this.nc = nc;
-    void this.watchConnection(nc);
+    this.watchConnection(nc).catch(() => undefined);
     const jsm = await nc.jetstreamManager({ checkAPI: false });
     await waitForJetStream(jsm, this.o.jetStreamTimeoutMs ?? 30_000);
     const js = nc.jetstream();

@@ -1,13 +1,38 @@
-/** Replies in the request's encoding: JSON when it said `content-type: application/json`, msgpack otherwise. */
+/**
+ * Replies in the request's encoding: JSON when it said `content-type: application/json`, msgpack otherwise.
+ * Never throws: a body that cannot be encoded is answered with an INTERNAL error, and a reply that cannot be sent
+ * (the connection is closing) is dropped — the caller's retry covers it. Request handlers call this from NATS
+ * callbacks and detached promises, where a throw would take the host down.
+ */
 import { headers as natsHeaders, type Msg } from 'nats';
-import { CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE, encodePayload, encodingOf } from '../protocol/index.ts';
+import {
+  CONTENT_TYPE_HEADER,
+  ErrorCode,
+  JSON_CONTENT_TYPE,
+  ShardmindError,
+  encodePayload,
+  encodingOf,
+  errorReply,
+} from '../protocol/index.ts';
 
-export function respond(msg: Msg, body: unknown): void {
-  if (encodingOf(msg.headers) === 'json') {
-    const h = natsHeaders();
-    h.set(CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE);
-    msg.respond(encodePayload(body, 'json'), { headers: h });
-  } else {
-    msg.respond(encodePayload(body, 'msgpack'));
+/** Sends the reply; false when it could not be sent. */
+export function respond(msg: Msg, body: unknown): boolean {
+  const json = encodingOf(msg.headers) === 'json';
+  let data: Uint8Array;
+  try {
+    data = encodePayload(body, json ? 'json' : 'msgpack');
+  } catch (err) {
+    const e = new ShardmindError(ErrorCode.INTERNAL, `the reply could not be encoded: ${(err as Error).message}`);
+    data = encodePayload(errorReply(e), json ? 'json' : 'msgpack');
+  }
+  try {
+    if (json) {
+      const h = natsHeaders();
+      h.set(CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE);
+      return msg.respond(data, { headers: h });
+    }
+    return msg.respond(data);
+  } catch {
+    return false;
   }
 }

@@ -75,14 +75,7 @@ async function answer(msg: Msg, o: ShardServiceOptions): Promise<void> {
     if (!(err instanceof ShardmindError) || err.code === ErrorCode.INTERNAL) o.onInternalError(err, op);
     reply = errorReply(err);
   }
-  if (!msg.reply) return;
-  try {
-    respond(msg, reply);
-  } catch (err) {
-    // An unencodable reply is our bug; the caller still gets an answer.
-    o.onInternalError(err, op);
-    respond(msg, errorReply(err));
-  }
+  if (msg.reply) respond(msg, reply);
 }
 
 /** One request, decoded and answered. Exported for actor-level tests that bypass NATS. */

@@ -36,11 +36,7 @@ export function startStepDownResponder(o: StepDownResponderOptions): () => void 
     o.nc.subscribe(shardSubject(o.domain, '*'), {
       callback: (err, msg) => {
         if (err || !msg.reply) return;
-        try {
-          respond(msg, refusal);
-        } catch {
-          // The connection is closing: the client's retry covers it.
-        }
+        respond(msg, refusal);
       },
     }),
     o.nc.subscribe(heartbeatSubject(o.domain), {
