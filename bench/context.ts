@@ -22,8 +22,8 @@ export interface Budgets {
 }
 
 export const QUICK: Budgets = {
-  seq: { count: 1_500, maxMs: 1_500, warmup: 100 },
-  tput: { count: 20_000, maxMs: 1_500, warmup: 64 },
+  seq: { count: 1_500, maxMs: 1_200, warmup: 100 },
+  tput: { count: 20_000, maxMs: 1_200, warmup: 64 },
   factSizes: [10_000, 100_000],
   serverMemorySizes: [1_000, 10_000],
   concurrentWrites: 200,

@@ -11,7 +11,7 @@ if (!url || !subject) {
   process.exit(2);
 }
 
-const nc = await connect({ servers: url, noEcho: true });
+const nc = await connect({ servers: url, noEcho: true, noAsyncTraces: true });
 nc.subscribe(subject, { callback: (_err, msg) => msg.respond(msg.data) });
 await nc.flush();
 process.stdout.write('ready\n');

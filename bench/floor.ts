@@ -50,7 +50,7 @@ export async function measureFloor(ctx: BenchContext): Promise<FloorResult> {
   const echo = await figure('echo (child process)', () => nc.request('bench.floor.echo', PAYLOAD, { timeout: 5_000 }), { echo: child.pid! });
 
   // Echo in this process (its own connection: the bench's connection does not hear itself), for comparison.
-  const responder = await connect({ servers: ctx.natsUrl, noEcho: true });
+  const responder = await connect({ servers: ctx.natsUrl, noEcho: true, noAsyncTraces: true });
   ctx.cleanup.add('close in-process echo connection', () => responder.close());
   responder.subscribe('bench.floor.echo.local', { callback: (_e, m) => m.respond(m.data) });
   await responder.flush();

@@ -27,7 +27,7 @@ process.once('SIGINT', () => void cleanup.run().then(() => process.exit(130)));
 try {
   const nats = await startNatsServer({ name: 'profile' });
   cleanup.add('stop nats-server', () => nats.destroy());
-  const nc = await connect({ servers: nats.url, noEcho: true });
+  const nc = await connect({ servers: nats.url, noEcho: true, noAsyncTraces: true });
   cleanup.add('close connection', () => nc.close());
   await waitForJetStream(nc);
   const log = (line: string): void => void process.stderr.write(`${line}\n`);

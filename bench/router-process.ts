@@ -14,7 +14,7 @@ if (!configPath || !node) {
   process.exit(2);
 }
 const config = await loadConfig(configPath);
-const nc = await connect({ servers: [...nodeByName(config, node).nats], name: `bench-router-${node}` });
+const nc = await connect({ servers: [...nodeByName(config, node).nats], name: `bench-router-${node}`, noAsyncTraces: true });
 const router = await startRouter(nc, config, { node, log: (line) => process.stderr.write(`${line}\n`) });
 await nc.flush();
 process.stdout.write('ready\n');

@@ -90,7 +90,7 @@ export function shardmindTarget(nc: NatsConnection, opts: { readonly router: boo
  */
 export async function measureShardmindLostWrites(ctx: BenchContext, restart: () => Promise<void>): Promise<LostWrites> {
   const n = ctx.budgets.concurrentWrites;
-  const writers = await Promise.all([0, 1].map(() => connect({ servers: ctx.natsUrl, noEcho: true })));
+  const writers = await Promise.all([0, 1].map(() => connect({ servers: ctx.natsUrl, noEcho: true, noAsyncTraces: true })));
   const acked: string[] = [];
   let attempted = 0;
   try {
