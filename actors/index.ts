@@ -25,3 +25,14 @@ export {
 export { encodeEntry, decodeEntry } from './log-codec.ts';
 export { SHARD_GUARD_QUEUE } from './shard-guard.ts';
 export { LeaderSightings } from './leader-sightings.ts';
+// Failover (issue 5): leases, heartbeats, epoch claims, and the per-shard seam the shard actor calls.
+export type { TimerClock, TimerHandle } from './timers.ts';
+export type { LeaseWatcherOptions } from './lease.ts';
+export type { Heartbeat, HeartbeatPublisherOptions, HeartbeatMonitorOptions } from './heartbeat.ts';
+export type { EpochClaim } from './epoch.ts';
+export type { ShardFailoverOptions, FailoverStatus } from './failover.ts';
+export { systemTimerClock, ManualClock } from './timers.ts';
+export { LeaderLease, LeaseWatcher, standbyRank } from './lease.ts';
+export { HeartbeatPublisher, HeartbeatMonitor, parseHeartbeat } from './heartbeat.ts';
+export { EpochRegistry, epochKey } from './epoch.ts';
+export { ShardFailover } from './failover.ts';

@@ -11,3 +11,14 @@ export {
   startNatsCluster,
   waitForJetStream,
 } from './nats-server.ts';
+// Operator commands over the control protocol (issue 5).
+export type { ShardStatusWire, HostStatusWire, NodeStatus, DomainView } from './control-client.ts';
+export type { StatusRow, Io } from './status.ts';
+export type { MigrateOptions, MigrateReport, MigrateProgress } from './migrate.ts';
+export type { PlanStep } from './apply.ts';
+export type { NatsServerPlan } from './nats-config.ts';
+export { ctlRequest, clusterStatus, domainViews } from './control-client.ts';
+export { runStatus, statusRows, renderStatus, streamTails, statusCommand } from './status.ts';
+export { runMigrate, migrateShard, renderProgress, migrateCommand } from './migrate.ts';
+export { runApply, planPlacement, renderPlan, executePlan, applyCommand } from './apply.ts';
+export { runNatsConfig, natsConfigFor, natsServerPlan, natsConfigCommand } from './nats-config.ts';

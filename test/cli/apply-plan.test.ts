@@ -2,8 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { resolveConfig } from '../../config/index.ts';
-import { planPlacement, renderPlan } from '../../cli/apply.ts';
-import { domainViews, type NodeStatus, type ShardStatusWire } from '../../cli/control-client.ts';
+import { type NodeStatus, type ShardStatusWire, planPlacement, renderPlan, domainViews } from '../../cli/index.ts';
 
 const config = resolveConfig({
   nodes: ['mini-1', 'mini-2', 'mini-3', 'mini-4'].map((name) => ({ name, nats: ['nats://127.0.0.1:4222'] })),

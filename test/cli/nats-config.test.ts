@@ -8,8 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
-import { freePort, NatsServerProcess, waitForJetStream } from '../../cli/index.ts';
-import { runNatsConfig, natsConfigFor } from '../../cli/nats-config.ts';
+import { freePort, NatsServerProcess, waitForJetStream, runNatsConfig, natsConfigFor } from '../../cli/index.ts';
 import { resolveConfig, ConfigError, type ClusterConfigInput } from '../../config/index.ts';
 
 async function loopbackInput(dataDir: string): Promise<ClusterConfigInput> {

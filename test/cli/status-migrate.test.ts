@@ -5,10 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect, type NatsConnection } from 'nats';
-import { startNatsServer, waitForJetStream, type NatsServerProcess } from '../../cli/index.ts';
-import { runStatus } from '../../cli/status.ts';
-import { runMigrate } from '../../cli/migrate.ts';
-import { runApply } from '../../cli/apply.ts';
+import { startNatsServer, waitForJetStream, type NatsServerProcess, runStatus, runMigrate, runApply } from '../../cli/index.ts';
 import type { ClusterConfigInput } from '../../config/index.ts';
 import { encodePayload, shardSubject } from '../../protocol/index.ts';
 import { startHosts, type HostCluster } from '../harness/hosts.ts';

@@ -1,8 +1,7 @@
 /** Leases and the follower's failure detector, on a manual clock: time moves, nothing sleeps. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LeaderLease, LeaseWatcher, standbyRank } from '../../actors/lease.ts';
-import { ManualClock } from '../../actors/timers.ts';
+import { LeaderLease, LeaseWatcher, standbyRank, ManualClock } from '../../actors/index.ts';
 
 test('leader lease - runs from the send time, less the drift margin, and never moves back', () => {
   const lease = new LeaderLease(1500, 150);

@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { migrateShard, type MigrateReport } from '../../cli/migrate.ts';
+import { type MigrateReport, migrateShard } from '../../cli/index.ts';
 import {
   DOMAIN,
   NODES,

@@ -8,10 +8,7 @@ import * as assert from 'uvu/assert';
 import { connect, type NatsConnection, type JetStreamClient } from 'nats';
 import { startNatsServer, waitForJetStream, type NatsServerProcess } from '../../cli/index.ts';
 import { heartbeatSubject } from '../../protocol/index.ts';
-import { EpochRegistry } from '../../actors/epoch.ts';
-import { HeartbeatMonitor, HeartbeatPublisher, type Heartbeat } from '../../actors/heartbeat.ts';
-import { LeaderLease } from '../../actors/lease.ts';
-import { ManualClock } from '../../actors/timers.ts';
+import { type Heartbeat, EpochRegistry, HeartbeatMonitor, HeartbeatPublisher, LeaderLease, ManualClock } from '../../actors/index.ts';
 
 interface Ctx {
   server: NatsServerProcess;

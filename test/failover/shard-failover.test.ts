@@ -7,10 +7,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect, type NatsConnection } from 'nats';
 import { startNatsServer, waitForJetStream, type NatsServerProcess } from '../../cli/index.ts';
-import { EpochRegistry } from '../../actors/epoch.ts';
-import { ShardFailover } from '../../actors/failover.ts';
+import { EpochRegistry, ShardFailover, systemTimerClock } from '../../actors/index.ts';
 import type { MarkerEntry } from '../../shards/index.ts';
-import { systemTimerClock } from '../../actors/timers.ts';
 
 interface Ctx {
   server: NatsServerProcess;
