@@ -188,7 +188,7 @@ export async function migrateShard(nc: NatsConnection, jsm: JetStreamManager, o:
     await new Promise((r) => setTimeout(r, 200));
     probeResult = await probe.stop(handoffSentAt, leadingSeenAt + 200);
   }
-  o.onProgress?.({ ...progress, phase: 'done', appliedSeq: after.appliedSeq, lag: 0 });
+  o.onProgress?.({ phase: 'done', appliedSeq: after.appliedSeq, tail: Math.max(after.appliedSeq, progress.tail), lag: 0, state: after.state });
   const hostGap =
     reply.intakeStoppedAt && after.leadingSince ? Date.parse(after.leadingSince) - Date.parse(reply.intakeStoppedAt) : undefined;
   return {
