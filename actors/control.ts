@@ -29,6 +29,8 @@ export interface HostStatusReply {
   readonly pid: number;
   readonly startedAt: string;
   readonly shards: readonly ShardStatus[];
+  /** Messages passed between this host's actors, by `<to>:<event>`. */
+  readonly relay: Readonly<Record<string, number>>;
 }
 
 export interface PingReply {

@@ -60,6 +60,9 @@ export class Host {
   private subscriptions: Subscription[] = [];
   private sightings: LeaderSightings | undefined;
   private readonly services: HostService[] = [];
+  private readonly unregister = new Map<string, () => void>();
+  private actorsStartedAt = 0;
+  private servicesStarting: Promise<void> = Promise.resolve();
   private links: { nc: NatsConnection; js: JetStreamClient; jsm: JetStreamManager; epochs: EpochRegistry } | undefined;
   private started: Promise<void> | undefined;
   private drained: Promise<void> | undefined;
@@ -102,7 +105,9 @@ export class Host {
     const jsm = await nc.jetstreamManager({ checkAPI: false });
     await waitForJetStream(jsm, this.o.jetStreamTimeoutMs ?? 30_000);
     const js = nc.jetstream();
-    const epochs = await EpochRegistry.open(js, { replicas: config.replication.replicas });
+    // Right after a cluster (re)start JetStream answers before it has elected every stream's leader: keep trying.
+    const epochs = await this.untilDrained('open the epoch registry', () => EpochRegistry.open(js, { replicas: config.replication.replicas }));
+    if (!epochs) return;
 
     const sightings = new LeaderSightings(this.clock, config.replication.leaseMs);
     sightings.listen(nc);
@@ -120,8 +125,17 @@ export class Host {
       }),
     );
     this.links = { nc, js, jsm, epochs };
+    this.actorsStartedAt = this.clock.now();
     for (const { domain, role } of placementsOf(config, node)) this.spawn(domain, role === 'leader');
-    for (const start of this.o.services ?? []) this.services.push(await start({ nc, config, node, log: this.log }));
+    // Services (the router) start in the background, retrying: a slow JetStream must not keep the shards down.
+    this.servicesStarting = Promise.all(
+      (this.o.services ?? []).map(async (start) => {
+        const service = await this.untilDrained('start a host service', () => start({ nc, config, node, log: this.log }));
+        if (!service) return;
+        if (this.drained) await service.stop();
+        else this.services.push(service);
+      }),
+    ).then(() => undefined);
     this.log(`[${node}] host up: ${[...this.actors.keys()].join(', ') || 'no shards placed here'} via ${servers[0]}`);
   }
 
@@ -145,14 +159,17 @@ export class Host {
         heartbeatMs: config.replication.heartbeatMs,
         // Nodes added by `follow` rank after every configured standby.
         rank: standbyRank(config.placement[domain.name]?.standbys ?? [], node),
+        bootGraceUntil: this.actorsStartedAt + bootGraceMs(config.replication.leaseMs),
+        ...(this.sightings ? { sightings: this.sightings } : {}),
       },
       limits: config.limits,
       clock: this.clock,
       openStore: this.o.openStore,
       log: this.log,
+      relay: { relay: this.relay, address: shardAddress(domain.name) },
     });
     this.actors.set(domain.name, actor);
-    this.relay.register(shardAddress(domain.name), (e) => actor.send(e));
+    this.unregister.set(domain.name, this.relay.register(shardAddress(domain.name), (e) => actor.send(e)));
     actor.start();
     return actor;
   }
@@ -177,6 +194,8 @@ export class Host {
     }
     this.log(`[${this.o.node}] unfollow ${domain} (control command)`);
     this.actors.delete(domain);
+    this.unregister.get(domain)?.();
+    this.unregister.delete(domain);
     await actor.stop();
     return { v: 1, node: this.o.node, domain, stopped: true };
   }
@@ -187,6 +206,20 @@ export class Host {
     return actor;
   }
 
+  /** Retries `work` (with a capped backoff, logging now and then) until it succeeds or the host drains. */
+  private async untilDrained<T>(what: string, work: () => Promise<T>): Promise<T | undefined> {
+    for (let attempt = 0, wait = 100; ; attempt++, wait = Math.min(wait * 2, 2_000)) {
+      try {
+        return await work();
+      } catch (err) {
+        if (this.drained) return undefined;
+        if (attempt % 5 === 0) this.log(`[${this.o.node}] could not ${what} (retrying): ${(err as Error)?.message ?? String(err)}`);
+        await new Promise((r) => setTimeout(r, wait).unref?.());
+        if (this.drained) return undefined;
+      }
+    }
+  }
+
   /** Every placed shard's role, state, appliedSeq, epoch and lag. */
   status(): HostStatusReply {
     return {
@@ -195,6 +228,7 @@ export class Host {
       pid: process.pid,
       startedAt: new Date(this.startedAt).toISOString(),
       shards: [...this.actors.values()].map((a) => a.status()),
+      relay: this.relay.stats(),
     };
   }
 
@@ -226,6 +260,7 @@ export class Host {
     this.drained ??= (async () => {
       await this.started?.catch(() => undefined);
       // Services (the router) first: their in-flight requests to shards finish while the shards still serve.
+      await this.servicesStarting;
       await Promise.allSettled(this.services.splice(0).map((s) => s.stop()));
       for (const s of this.subscriptions) s.unsubscribe();
       this.subscriptions = [];
@@ -247,6 +282,15 @@ export class Host {
       if (s.type === 'disconnect' || s.type === 'reconnect') this.log(`[${this.o.node}] NATS ${s.type} ${String(s.data)}`);
     }
   }
+}
+
+/**
+ * How long after a host starts its standbys wait to hear a leader before they may claim one of its shards: hosts of
+ * a cluster start seconds apart (and `tsx` compiles on start), and a standby that wins the race would only be
+ * deposed again by the placement leader a moment later.
+ */
+export function bootGraceMs(leaseMs: number): number {
+  return Math.max(4 * leaseMs, 5_000);
 }
 
 /** The relay address of a shard actor on this host. */

@@ -12,6 +12,8 @@ import type { LogEntry, MarkerEntry, ShardStore, ShardStoreOptions } from '../sh
 import type { Clock } from './clock.ts';
 import { ensureLogStream, logTail, readLog, type LogRecord } from './log-stream.ts';
 import { SeqWaiters } from './seq-waiters.ts';
+import type { Relay } from './relay.ts';
+import type { LeaderSightings } from './leader-sightings.ts';
 import { startStepDownResponder } from './step-down-responder.ts';
 import { ShardFailover, type FailoverStatus } from './failover.ts';
 import type { EpochRegistry } from './epoch.ts';
@@ -42,11 +44,23 @@ export interface ShardActorOptions {
     readonly rank: number;
     /** Timers for heartbeats and leases; real time by default. */
     readonly clock?: TimerClock;
+    /**
+     * Cold start: until this time (host clock), a follower that has never heard its leader does not start the
+     * lease countdown — the placement leader's host may simply be starting more slowly than this one.
+     */
+    readonly bootGraceUntil?: number;
+    /** Heartbeats this host has heard, per domain. */
+    readonly sightings?: LeaderSightings;
   };
   readonly limits: { readonly maxPayloadBytes: number; readonly minSeqWaitMs: number; readonly maxRecallLimit: number };
   readonly clock: Clock;
   readonly openStore: OpenStore;
   readonly log: (line: string) => void;
+  /**
+   * Where failover's commands to this actor (PROMOTE after a won claim, FENCED when deposed) go: the host's relay,
+   * so they are counted and observable with every other inter-actor message. Default: straight to this actor.
+   */
+  readonly relay?: { readonly relay: Relay; readonly address: string };
 }
 
 export interface ShardStatus {
@@ -99,8 +113,8 @@ export class ShardActor implements ShardRuntime {
       rank: o.failover.rank,
       storeEpoch: () => this.store?.leadership()?.epoch ?? 0,
       position: () => this.position,
-      promote: () => this.send({ type: 'PROMOTE' }),
-      deposed: (detail) => this.send({ type: 'FENCED', detail }),
+      promote: () => this.command({ type: 'PROMOTE' }),
+      deposed: (detail) => this.command({ type: 'FENCED', detail }),
       log: (line) => this.log(line),
     });
   }
@@ -129,6 +143,36 @@ export class ShardActor implements ShardRuntime {
       error: (err) => this.log(`machine error: ${String(err)}`),
     });
     this.actor.start();
+  }
+
+  /**
+   * Starts failover's lease watch now, or — on a cold start, before any heartbeat of this domain was heard — once
+   * one is heard or the boot grace ends, so hosts that start a few seconds apart do not take over each other's
+   * shards. Returns a cancel for the wait.
+   */
+  private watchLeaderWhenDue(): () => void {
+    const f = this.o.failover;
+    const due = (): boolean =>
+      f.bootGraceUntil === undefined || this.o.clock.now() >= f.bootGraceUntil || f.sightings?.get(this.domain) !== undefined;
+    if (due()) {
+      this.failover.startFollowing();
+      return () => undefined;
+    }
+    this.log('cold start: waiting to hear the leader before watching its lease');
+    const timer = setInterval(() => {
+      if (!due()) return;
+      clearInterval(timer);
+      this.failover.startFollowing();
+    }, f.heartbeatMs);
+    timer.unref?.();
+    return () => clearInterval(timer);
+  }
+
+  /** Failover's commands, through the relay when there is one. */
+  private command(event: ShardEvent): void {
+    const r = this.o.relay;
+    if (r) r.relay.send(`failover:${this.o.node}:${this.domain}`, r.address, event);
+    else this.send(event);
   }
 
   /** Delivers a machine event (the host's relay calls this). */
@@ -304,7 +348,7 @@ export class ShardActor implements ShardRuntime {
   }
 
   follow(send: (e: ShardEvent) => void): () => void {
-    this.failover.startFollowing();
+    const stopWatching = this.watchLeaderWhenDue();
     const stop = new AbortController();
     const onAbort = (): void => stop.abort();
     this.abort.signal.addEventListener('abort', onAbort, { once: true });
@@ -323,6 +367,7 @@ export class ShardActor implements ShardRuntime {
       ),
     );
     return () => {
+      stopWatching();
       this.failover.stopFollowing();
       this.abort.signal.removeEventListener('abort', onAbort);
       stop.abort();

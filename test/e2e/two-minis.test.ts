@@ -189,6 +189,8 @@ e2e('fencing: another writer appends behind the leader, its next append is rejec
   const s2 = (await ctx.hosts!.host('mini-2').shard('email'))!;
   assert.is(s2.state, 'leading');
   assert.ok(s2.epoch > 99, `the new leader's epoch ${s2.epoch} is past the intruder's`);
+  const relayed = (await ctx.hosts!.host('mini-2').status()).relay;
+  assert.ok((relayed['shard:email:PROMOTE'] ?? 0) >= 1, `failover's PROMOTE passed the relay: ${JSON.stringify(relayed)}`);
   // The other shards were not disturbed.
   const cal = await ask(ctx.agent1!, shardSubject('calendar', 'remember'), { v: 1, agent: 'a', fact: { text: 'No meetings before 10' } });
   assert.is(cal['status'], 'created');
