@@ -21,7 +21,7 @@
 import type { Database } from 'lmdb';
 import { decodePostings, decodeValue, encodePostings, encodeValue, type PostingRun } from './codec.ts';
 
-export const SEGMENT_SEQS = 8192;
+export const SEGMENT_SEQS = 32768;
 const SEGMENT_WIDTH = 8;
 export const TERM_SEPARATOR = '\x1f';
 

@@ -7,7 +7,7 @@
  *
  * The work per query is bounded and independent of the store's size — the tradeoff: each query term contributes
  * only its TERM_CAP newest postings, a subject/predicate filter only its FILTER_CAP newest facts, and at most
- * MAX_FETCH facts are read. An old fact that matches only very common words can be missed; recent and
+ * max(40, 4 × limit) facts are read (the best by BM25 first). An old fact that matches only very common words can be missed; recent and
  * distinctive facts are always found. For agent memory, which is read for what is true now, that is the right end
  * to give up.
  */
@@ -21,9 +21,11 @@ import { termFrequencies, tokenize } from './text.ts';
 import type { Fact, RecallQuery, RecalledFact } from './types.ts';
 import { DEFAULT_LIMIT } from './validate.ts';
 
-export const TERM_CAP = 128;
-export const FILTER_CAP = 128;
-export const MAX_FETCH = 96;
+export const TERM_CAP = 96;
+export const FILTER_CAP = 64;
+export const MAX_FETCH = 1000;
+/** Facts read per query: enough to fill `limit` after filters, never more than MAX_FETCH. */
+const fetchCap = (limit: number): number => Math.min(MAX_FETCH, Math.max(40, limit * 4));
 const MAX_QUERY_TERMS = 16;
 const HOP_ENTITIES = 16;
 const HOP_FACTS_PER_ENTITY = 32;
@@ -79,7 +81,7 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
 
   const matched: RecalledFact[] = [];
   const seen = new Set<string>();
-  for (const c of candidates.slice(0, MAX_FETCH)) {
+  for (const c of candidates.slice(0, fetchCap(limit))) {
     const f = readFact(ctx, factIdFor(ctx.domain, c.seq));
     if (f === undefined || !visible(f, q, at)) continue;
     if (q.predicate !== undefined && f.predicate !== q.predicate) continue;
