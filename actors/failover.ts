@@ -44,6 +44,11 @@ export interface ShardFailoverOptions {
    * and a leader there must let its lease lapse rather than keep answering reads. Rejecting means "do not renew".
    */
   readonly confirmQuorum?: () => Promise<unknown>;
+  /**
+   * The stream's last sequence from its leader (`() => logTail(jsm, domain)`): with the marker's seq passed to
+   * `onMarker`, it keeps a replica that replays history from acting on an old hand-off to itself.
+   */
+  readonly logTail?: () => Promise<number>;
 }
 
 /** What `status` shows about leadership, from this node's point of view. */
@@ -125,13 +130,31 @@ export class ShardFailover {
    * The follower applied a leadership marker: a new epoch means a new leader (restart the countdown); a handoff
    * naming this node means take over now.
    */
-  onMarker(marker: MarkerEntry): void {
+  onMarker(marker: MarkerEntry, seq?: number): void {
     this.knownEpoch = Math.max(this.knownEpoch, marker.epoch);
     if (marker.kind === 'handoff' && marker.to === this.o.node) {
-      void this.claimAndPromote(`handed off by ${marker.node}`);
+      void this.promoteOnHandoff(marker, seq);
       return;
     }
     this.watcher?.rearm();
+  }
+
+  /**
+   * A hand-off naming this node is acted on only while it is the log's last word: a replica replaying history (a
+   * fresh LMDB, a new follower) meets old hand-offs to itself, and must not lead because of them. A live hand-off
+   * is the last entry until its target appends its epoch marker, so "its seq is the stream's tail" tells them apart.
+   */
+  private async promoteOnHandoff(marker: MarkerEntry, seq: number | undefined): Promise<void> {
+    if (marker.epoch < this.o.storeEpoch()) return; // a later leader already appended its epoch marker
+    if (seq !== undefined && this.o.logTail) {
+      try {
+        if ((await this.o.logTail()) > seq) return;
+      } catch (err) {
+        this.o.log(`hand-off to this node not acted on: the log's tail is unknown: ${String(err)}`);
+        return;
+      }
+    }
+    await this.claimAndPromote(`handed off by ${marker.node}`);
   }
 
   // ---- leading --------------------------------------------------------------------------------------------------

@@ -37,7 +37,14 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<num
   return Date.now() - start;
 }
 
-function node(ctx: Ctx, domain: string, name: string, rank = 0, confirmQuorum?: () => Promise<unknown>) {
+function node(
+  ctx: Ctx,
+  domain: string,
+  name: string,
+  rank = 0,
+  confirmQuorum?: () => Promise<unknown>,
+  more: { storeEpoch?: () => number; logTail?: () => Promise<number> } = {},
+) {
   const events = { promoted: 0, deposed: [] as string[], logs: [] as string[] };
   const f = new ShardFailover({
     nc: ctx.nc,
@@ -48,12 +55,13 @@ function node(ctx: Ctx, domain: string, name: string, rank = 0, confirmQuorum?: 
     leaseMs: 300,
     heartbeatMs: 50,
     rank,
-    storeEpoch: () => 0,
+    storeEpoch: more.storeEpoch ?? (() => 0),
     position: () => 7,
     promote: () => void events.promoted++,
     deposed: (d) => void events.deposed.push(d),
     log: (l) => void events.logs.push(l),
     ...(confirmQuorum ? { confirmQuorum } : {}),
+    ...(more.logTail ? { logTail: more.logTail } : {}),
   });
   return { f, events };
 }
@@ -135,6 +143,38 @@ t('a handoff marker naming this node promotes it at once; others only restart th
     assert.is(c.events.promoted, 0);
   } finally {
     for (const n of [a, b, c]) n.f.close();
+  }
+});
+
+t('an old hand-off met while replaying history does not promote; the live one at the tail does', async (ctx) => {
+  let tail = 40;
+  let storeEpoch = 1;
+  const b = node(ctx, 'replay', 'b', 0, undefined, { storeEpoch: () => storeEpoch, logTail: async () => tail });
+  const handoff = (epoch: number): MarkerEntry => ({
+    v: 1,
+    op: 'marker',
+    kind: 'handoff',
+    epoch,
+    node: 'a',
+    to: 'b',
+    opId: `handoff-${epoch}`,
+    recordedAt: Date.now(),
+    source: { agent: 'shardmind', node: 'a' },
+  });
+  try {
+    b.f.onMarker(handoff(1), 12); // seq 12 of a 40-entry log: history
+    storeEpoch = 4;
+    b.f.onMarker(handoff(1), 40); // at the tail, but a later epoch was already applied
+    const quiet = Date.now() + 150;
+    await until(() => Date.now() > quiet || b.events.promoted > 0, 1_000, 'a quiet moment');
+    assert.is(b.events.promoted, 0, 'history does not promote');
+    storeEpoch = 4;
+    tail = 41;
+    b.f.onMarker(handoff(4), 41);
+    await until(() => b.events.promoted === 1, 1_000, 'the live hand-off to promote');
+    assert.is(await b.f.takeEpoch(), 5);
+  } finally {
+    b.f.close();
   }
 });
 
