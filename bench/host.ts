@@ -22,6 +22,8 @@ export interface BenchHost {
   readonly pid: number;
   readonly dataDir: string;
   readonly configPath: string;
+  /** The host's last log lines (stderr), across restarts. */
+  logTail(lines: number): string[];
   /** Stops (draining) and starts again on the same data; `cpuProfDir` profiles the new process from its start. */
   restart(o?: { readonly cpuProfDir?: string }): Promise<void>;
   stop(): Promise<void>;
@@ -60,10 +62,9 @@ export async function startBenchHost(ctx: BenchContext, o: { readonly cpuProfDir
   let profDir = o.cpuProfDir;
   const start = async (): Promise<void> => {
     const prof = profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
-    stderr = '';
     child = ctx.cleanup.spawn(process.execPath, [...prof, '--import', 'tsx', mainTs, 'host', '--node', BENCH_NODE, '--config', configPath], {}, 15_000);
     child.stdout?.resume();
-    child.stderr?.on('data', (b: Buffer) => void (stderr = (stderr + b.toString()).slice(-8192)));
+    child.stderr?.on('data', (b: Buffer) => void (stderr = (stderr + b.toString()).slice(-32_768)));
     await waitLeading(ctx.nc, child, () => stderr);
   };
   await start();
@@ -74,6 +75,7 @@ export async function startBenchHost(ctx: BenchContext, o: { readonly cpuProfDir
     },
     dataDir,
     configPath,
+    logTail: (lines) => stderr.trimEnd().split('\n').slice(-lines),
     restart: async (r = {}) => {
       if (child) await stopChild(child, 15_000);
       if (r.cpuProfDir) profDir = r.cpuProfDir;

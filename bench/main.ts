@@ -18,7 +18,7 @@ import { measureServerMemoryLostWrites, measureServerMemoryWrites, serverMemoryV
 import { measureTarget } from './plan.ts';
 import { summarizeProfiles } from './profile.ts';
 import { markdownTable, writeResults, type BenchResults } from './report.ts';
-import { measureShardmindLostWrites, shardmindTarget } from './shardmind.ts';
+import { measureShardmindLostWrites, retries, shardmindTarget } from './shardmind.ts';
 
 const SECTIONS = ['floor', 'shardmind', 'redis', 'server-memory'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -88,7 +88,9 @@ async function main(): Promise<void> {
           router,
           processes: () => ({ host: host.pid, 'nats-server': nats.pid!, ...(routerPid ? { router: routerPid } : {}) }),
         });
-        results = { ...results, shardmind: await measureTarget(ctx, target) };
+        const figures = await measureTarget(ctx, target);
+        results = { ...results, shardmind: figures.sizes };
+        if (figures.error) notes.push(`shardmind stopped before its last store size: ${figures.error}`);
         try {
           results = { ...results, shardmindLostWrites: await measureShardmindLostWrites(ctx, () => host.restart()) };
         } catch (err) {
@@ -98,6 +100,10 @@ async function main(): Promise<void> {
           notes.push(`The shardmind lost-writes check failed (acknowledged writes could not be read back): ${why}`);
         }
         await host.stop();
+        if (Object.keys(retries).length) {
+          ctx.log(`shardmind retried ${JSON.stringify(retries)}; the host's last log lines:\n  ${host.logTail(25).join('\n  ')}`);
+          notes.push(`shardmind requests retried on retryable errors (as a client would; the retry is inside the latency): ${JSON.stringify(retries)}.`);
+        }
         if (profDir) notes.push(...summarizeProfiles(profDir, 12).map((l) => `host profile: ${l}`));
       } catch (err) {
         const why = firstAndLast(err);
@@ -109,7 +115,9 @@ async function main(): Promise<void> {
 
     if (args.only.has('redis')) {
       const redis = await startRedisTarget(ctx);
-      results = { ...results, redis: await measureTarget(ctx, redis) };
+      const figures = await measureTarget(ctx, redis);
+      results = { ...results, redis: figures.sizes };
+      if (figures.error) notes.push(`Redis stopped before its last store size: ${figures.error}`);
       await redis.close();
     }
 

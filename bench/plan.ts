@@ -24,14 +24,31 @@ export interface SizeFigures {
 /** Remembers during measurement use indices from here up, far above any preload. */
 const FRESH_BASE = 100_000_000;
 
+export interface TargetFigures {
+  readonly sizes: SizeFigures[];
+  /** Why the plan stopped before its last size, if it did (the sizes measured before are kept). */
+  readonly error?: string;
+}
+
 export async function measureTarget(
   ctx: PeerContext,
   target: MemoryTarget,
   opts: { readonly freshBase?: number } = {},
-): Promise<SizeFigures[]> {
-  const out: SizeFigures[] = [];
+): Promise<TargetFigures> {
+  const sizes: SizeFigures[] = [];
+  try {
+    await measureSizes(ctx, target, opts.freshBase ?? FRESH_BASE, sizes);
+    return { sizes };
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    ctx.log(`${target.name}: stopped after ${sizes.length} size(s): ${error}`);
+    return { sizes, error };
+  }
+}
+
+async function measureSizes(ctx: PeerContext, target: MemoryTarget, freshBase: number, out: SizeFigures[]): Promise<void> {
   let loaded = 0;
-  let fresh = opts.freshBase ?? FRESH_BASE;
+  let fresh = freshBase;
   let queries = 0;
   for (const size of ctx.budgets.factSizes) {
     const t0 = performance.now();
@@ -56,6 +73,5 @@ export async function measureTarget(
     }
     out.push({ facts: size, preloadMs, ops });
   }
-  return out;
 }
 

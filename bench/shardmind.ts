@@ -18,19 +18,37 @@ const TIMEOUT_MS = 10_000;
 const PRELOAD_IN_FLIGHT = 256;
 
 interface ReplyBody {
-  readonly error?: { readonly code: string; readonly message: string };
+  readonly error?: { readonly code: string; readonly message: string; readonly retryable?: boolean };
   readonly facts?: readonly unknown[];
   readonly factId?: string;
   readonly seq?: number;
   readonly fact?: { readonly id: string };
 }
 
-/** One request, msgpack both ways; an error reply is thrown with its code. */
+/** Retryable errors are retried like the SDK does (same body, so the same opId), within this budget. */
+const RETRY_BUDGET_MS = 30_000;
+const RETRY_BACKOFF_MS = [10, 50, 100, 250, 500, 1000] as const;
+
+/** Counts of retried attempts by error code, for the report (a retry is part of the latency it lands in). */
+export const retries: Record<string, number> = {};
+
+/**
+ * One request, msgpack both ways. A retryable error reply (NOT_LEADER, UNAVAILABLE, …) is retried with backoff
+ * within RETRY_BUDGET_MS, as a real client would; anything else is thrown with its code.
+ */
 export async function call(nc: NatsConnection, subject: string, body: unknown): Promise<ReplyBody> {
-  const msg = await nc.request(subject, encodePayload(body, 'msgpack'), { timeout: TIMEOUT_MS });
-  const reply = decodePayload(msg.data, 'msgpack') as ReplyBody;
-  if (reply.error) throw new Error(`${subject}: ${reply.error.code}: ${reply.error.message}`);
-  return reply;
+  const data = encodePayload(body, 'msgpack');
+  const deadline = Date.now() + RETRY_BUDGET_MS;
+  for (let attempt = 0; ; attempt++) {
+    const msg = await nc.request(subject, data, { timeout: TIMEOUT_MS });
+    const reply = decodePayload(msg.data, 'msgpack') as ReplyBody;
+    if (!reply.error) return reply;
+    if (!reply.error.retryable || Date.now() > deadline) {
+      throw new Error(`${subject}: ${reply.error.code}: ${reply.error.message}`);
+    }
+    retries[reply.error.code] = (retries[reply.error.code] ?? 0) + 1;
+    await new Promise((r) => setTimeout(r, RETRY_BACKOFF_MS[Math.min(attempt, RETRY_BACKOFF_MS.length - 1)]));
+  }
 }
 
 export function rememberBody(i: number, agent = 'bench'): Record<string, unknown> {
