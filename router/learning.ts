@@ -11,11 +11,14 @@
 import { DiscardPolicy, RetentionPolicy, StorageType, headers, type NatsConnection, type ConsumerMessages } from 'nats';
 import { decodePayload, encodePayload } from '../protocol/index.ts';
 import type { Classifier } from './classifier.ts';
+import { withJetStreamRetry } from './jetstream-retry.ts';
 
 export const LEARNING_STREAM = 'SM_CLASSIFIER';
 export const LEARNING_SUBJECT = 'sm.classifier.example';
 /** Old examples age out past this many; the seeds always remain. */
 export const LEARNING_MAX_EXAMPLES = 100_000;
+/** JetStream's API error code for "stream not found". */
+const STREAM_NOT_FOUND = 10059;
 
 /** One labelled example as it sits in the stream. */
 export interface LabelledExample {
@@ -57,11 +60,18 @@ export class SharedLearning {
       max_msgs: LEARNING_MAX_EXAMPLES,
       num_replicas: options.replicas,
     };
-    try {
-      await jsm.streams.info(LEARNING_STREAM);
-    } catch {
-      await jsm.streams.add(config);
-    }
+    await withJetStreamRetry(
+      'create the classifier stream',
+      async () => {
+        try {
+          await jsm.streams.info(LEARNING_STREAM);
+        } catch (err) {
+          if ((err as { api_error?: { err_code?: number } }).api_error?.err_code !== STREAM_NOT_FOUND) throw err;
+          await jsm.streams.add(config);
+        }
+      },
+      30_000,
+    );
     const learning = new SharedLearning(nc, classifier, options.log ?? (() => {}));
     await learning.startTail();
     return learning;
@@ -71,7 +81,8 @@ export class SharedLearning {
   async publish(example: Omit<LabelledExample, 'v'>, msgId?: string): Promise<void> {
     const h = headers();
     if (msgId) h.set('Nats-Msg-Id', `learn-${msgId}`);
-    await this.nc.jetstream().publish(LEARNING_SUBJECT, encodePayload({ v: 1, ...example }, 'msgpack'), { headers: h });
+    const data = encodePayload({ v: 1, ...example }, 'msgpack');
+    await withJetStreamRetry('record a labelled example', () => this.nc.jetstream().publish(LEARNING_SUBJECT, data, { headers: h }));
   }
 
   async stop(): Promise<void> {
@@ -82,7 +93,7 @@ export class SharedLearning {
   }
 
   private async startTail(): Promise<void> {
-    const consumer = await this.nc.jetstream().consumers.get(LEARNING_STREAM);
+    const consumer = await withJetStreamRetry('tail the classifier stream', () => this.nc.jetstream().consumers.get(LEARNING_STREAM), 30_000);
     const messages = await consumer.consume();
     this.messages = messages;
     this.tail = (async () => {

@@ -12,6 +12,7 @@
 import { createActor, type Snapshot } from 'xstate';
 import type { KV, NatsConnection } from 'nats';
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
+import { withJetStreamRetry } from './jetstream-retry.ts';
 import { taskMachine, type TaskContext, type TaskEvent, type TaskInput, type TaskState } from './task-machine.ts';
 
 export const TASK_BUCKET = 'sm_tasks';
@@ -61,13 +62,18 @@ export class TaskStore {
   /** Opens (creating when needed) the bucket. Several routers may race here: identical creates are harmless. */
   static async open(nc: NatsConnection, options: { replicas: number }): Promise<TaskStore> {
     const js = nc.jetstream();
-    const kv = await js.views.kv(TASK_BUCKET, { history: 1, replicas: options.replicas, ttl: TASK_MAX_AGE_MS });
+    const kv = await withJetStreamRetry('open the task bucket', () =>
+      js.views.kv(TASK_BUCKET, { history: 1, replicas: options.replicas, ttl: TASK_MAX_AGE_MS }),
+    );
+    // A bucket a fresh cluster has just created answers only once its stream has a leader: wait for that here,
+    // at start, rather than failing the first agent's task.
+    await withJetStreamRetry('reach the task bucket', () => kv.get('ready-probe'), 30_000);
     return new TaskStore(kv);
   }
 
   /** The task's latest snapshot; NOT_FOUND when there is no such task. */
   async load(id: string): Promise<Snapshot<unknown>> {
-    const entry = await this.kv.get(id);
+    const entry = await withJetStreamRetry(`load task ${id}`, () => this.kv.get(id));
     if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) {
       throw new ShardmindError(ErrorCode.NOT_FOUND, `no task ${id} (never begun, or expired)`);
     }
@@ -75,6 +81,7 @@ export class TaskStore {
   }
 
   async save(id: string, persisted: Snapshot<unknown>): Promise<void> {
-    await this.kv.put(id, JSON.stringify(persisted));
+    const value = JSON.stringify(persisted);
+    await withJetStreamRetry(`save task ${id}`, () => this.kv.put(id, value));
   }
 }
