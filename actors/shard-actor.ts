@@ -100,6 +100,7 @@ export class ShardActor implements ShardRuntime {
     | undefined;
   private intakeStoppedAt = 0;
   private stopRefusing: (() => void) | undefined;
+  private claimFailures = 0;
 
   constructor(private readonly o: ShardActorOptions) {
     this.failover = new ShardFailover({
@@ -271,6 +272,21 @@ export class ShardActor implements ShardRuntime {
   async claim(): Promise<void> {
     this.stopRefusing?.();
     this.pipeline?.close();
+    // A claim that failed for a transient reason (JetStream electing, a timeout) comes back here through
+    // catchingUp: back off so the loop cannot spin.
+    if (this.claimFailures > 0) {
+      await abortableDelay(Math.min(RETRY_MIN_MS * 2 ** (this.claimFailures - 1), RETRY_MAX_MS), this.abort.signal);
+    }
+    try {
+      await this.claimOnce();
+      this.claimFailures = 0;
+    } catch (err) {
+      this.claimFailures++;
+      throw err;
+    }
+  }
+
+  private async claimOnce(): Promise<void> {
     const pipeline = new WritePipeline({
       js: this.o.js,
       subject: logSubject(this.domain),
@@ -279,7 +295,14 @@ export class ShardActor implements ShardRuntime {
       onApplied: (seq) => this.advance(seq),
     });
     this.pipeline = pipeline;
-    const epoch = await this.failover.takeEpoch();
+    // The KV bucket may not be writable yet (a cluster that just started): retry until it answers.
+    let epoch: number | undefined;
+    let answered = false;
+    await this.retrying('claim an epoch', async () => {
+      epoch = await this.failover.takeEpoch();
+      answered = true;
+    });
+    if (!answered) throw new ShardmindError(ErrorCode.UNAVAILABLE, `stopping before an epoch of ${this.domain} was claimed`);
     if (epoch === undefined) {
       pipeline.close();
       throw new ShardmindError(ErrorCode.NOT_LEADER, `another node claimed the next epoch of ${this.domain}`);
