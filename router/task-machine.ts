@@ -18,6 +18,12 @@ export const DEFAULT_EVIDENCE_DECAY = 0.6;
 export const TASK_TEXTS_KEPT = 12;
 /** History entries kept (the newest); the first (`begin`) is always kept. */
 export const TASK_HISTORY_KEPT = 200;
+/**
+ * Characters of a text kept in history and for the context query. A snapshot is one KV value, and NATS caps a
+ * message at 1 MiB: 200 history lines and 12 texts of 16 KiB each (the edge's text limit) would not fit.
+ */
+export const TASK_HISTORY_TEXT_CHARS = 400;
+export const TASK_CONTEXT_TEXT_CHARS = 2_000;
 
 export interface TaskHistoryEntry {
   readonly at: number;
@@ -97,9 +103,11 @@ function accumulate(
   return out;
 }
 
-const keepTexts = (texts: readonly string[], text: string): string[] => [...texts, text].slice(-TASK_TEXTS_KEPT);
+const clip = (text: string, chars: number): string => (text.length <= chars ? text : `${text.slice(0, chars - 1)}…`);
+const keepTexts = (texts: readonly string[], text: string): string[] =>
+  [...texts, clip(text, TASK_CONTEXT_TEXT_CHARS)].slice(-TASK_TEXTS_KEPT);
 const keepHistory = (history: readonly TaskHistoryEntry[], entry: TaskHistoryEntry): TaskHistoryEntry[] => {
-  const all = [...history, entry];
+  const all = [...history, entry.text === undefined ? entry : { ...entry, text: clip(entry.text, TASK_HISTORY_TEXT_CHARS) }];
   return all.length <= TASK_HISTORY_KEPT ? all : [all[0]!, ...all.slice(all.length - TASK_HISTORY_KEPT + 1)];
 };
 
@@ -202,8 +210,8 @@ export const taskMachine = setup({
               domain,
               visited: [domain],
               evidence,
-              texts: [event.text],
-              history: [{ at: event.at, kind: 'begin' as const, domain, text: event.text }],
+              texts: keepTexts([], event.text),
+              history: keepHistory([], { at: event.at, kind: 'begin', domain, text: event.text }),
             };
           }),
         },

@@ -97,4 +97,14 @@ test('snapshot - restored from JSON it keeps domain, visited domains, evidence a
   assert.equal(ended.context.history.map((h) => h.kind), ['begin', 'remember', 'reroute', 'end']);
 });
 
+test('snapshot - stays far under the 1 MiB NATS message limit however long and many the texts', () => {
+  const long = 'reply to the email about the contract '.repeat(420); // ~16 KiB, the edge's text limit
+  let t = newTask(input, [{ type: 'CLASSIFIED', at: at(), text: long, distribution: classifier.classify('email') }]);
+  for (let i = 0; i < 250; i++) t = stepTask(t.persisted, [{ type: 'OBSERVE', at: at(), text: long, distribution: classifier.classify('email'), weight: 1 }]);
+  const bytes = JSON.stringify(t.persisted).length;
+  assert.ok(bytes < 256 * 1024, `${bytes} bytes`);
+  assert.is(t.context.history[0]!.kind, 'begin');
+  assert.is(t.context.history.length, 200);
+});
+
 test.run();
