@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'nats';
 import { startNatsServer, waitForJetStream } from '../cli/index.ts';
+import { encodePayload } from '../protocol/index.ts';
 import { Cleanup } from './cleanup.ts';
 import { QUICK, type BenchContext } from './context.ts';
 import { cpuText, withCpu } from './cpu.ts';
@@ -37,9 +38,13 @@ try {
   const routerProf = mkdtempSync(join(tmpdir(), 'shardmind-prof-router-'));
   profDirs.push(hostProf, routerProf);
   const host = await startBenchHost(ctx);
-  const routerPid = opName.endsWith('_router') ? await startRouterProcess(ctx, host, { cpuProfDir: routerProf }) : undefined;
+  // The host serves sm.mem.* itself when it runs a router; only otherwise is one started beside it.
+  const hostRoutes = await nc
+    .request('sm.mem.recall', encodePayload({ v: 1, query: 'probe', limit: 1 }, 'msgpack'), { timeout: 2_000 })
+    .then(() => true, () => false);
+  const routerPid = opName.endsWith('_router') && !hostRoutes ? await startRouterProcess(ctx, host, { cpuProfDir: routerProf }) : undefined;
   const target = shardmindTarget(nc, {
-    router: routerPid !== undefined,
+    router: hostRoutes || routerPid !== undefined,
     processes: () => ({ host: host.pid, 'nats-server': nats.pid!, ...(routerPid ? { router: routerPid } : {}) }),
   });
   const op = target.ops.find((o) => o.name === opName);
