@@ -79,6 +79,8 @@ export interface ShardStatus {
 }
 
 const RETRY_MIN_MS = 100;
+/** Longest wait for the leader's subscription to drain when it stops serving. */
+const INTAKE_DRAIN_MAX_MS = 2_000;
 const RETRY_MAX_MS = 2_000;
 
 export class ShardActor implements ShardRuntime {
@@ -86,6 +88,7 @@ export class ShardActor implements ShardRuntime {
   private store: ShardStore | undefined;
   private pipeline: WritePipeline | undefined;
   private subscription: Subscription | undefined;
+  private intakeDrained: Promise<void> = Promise.resolve();
   private readonly abort = new AbortController();
   private readonly tasks = new Set<Promise<unknown>>();
   private readonly waiters = new SeqWaiters(() => this.position);
@@ -167,6 +170,18 @@ export class ShardActor implements ShardRuntime {
     }, f.heartbeatMs);
     timer.unref?.();
     return () => clearInterval(timer);
+  }
+
+  /**
+   * Stops taking requests by draining the leader's subscription, not unsubscribing it: requests the server had
+   * already routed to it are still handled (and answered) instead of being dropped by the client library.
+   */
+  private stopIntake(): void {
+    const sub = this.subscription;
+    this.subscription = undefined;
+    if (!sub) return;
+    // Bounded: a drain waits for a round trip to the server, which a broken connection never completes.
+    this.intakeDrained = Promise.race([sub.drain().catch(() => undefined), abortableDelay(INTAKE_DRAIN_MAX_MS, new AbortController().signal)]);
   }
 
   /** Failover's commands, through the relay when there is one. */
@@ -349,8 +364,7 @@ export class ShardActor implements ShardRuntime {
       stopHeartbeat();
       // Refusals start before the subscription goes, so no request falls between them.
       this.refuseUntilNextLeader();
-      this.subscription?.unsubscribe();
-      this.subscription = undefined;
+      this.stopIntake();
       send(
         why.kind === 'fenced'
           ? { type: 'FENCED', detail: why.detail }
@@ -365,8 +379,7 @@ export class ShardActor implements ShardRuntime {
       stopHeartbeat();
       // Refusals start before the subscription goes, so no request falls between them.
       this.refuseUntilNextLeader();
-      this.subscription?.unsubscribe();
-      this.subscription = undefined;
+      this.stopIntake();
     };
   }
 
@@ -403,6 +416,8 @@ export class ShardActor implements ShardRuntime {
     try {
       const pipeline = this.pipeline;
       if (!pipeline) throw new Error('handOff outside leading');
+      // Requests the server had already sent to the leader's subscription are handled before the marker.
+      await this.intakeDrained;
       await pipeline.settled();
       const r = await pipeline.submit({ ...this.marker('handoff'), to });
       pipeline.close();
@@ -420,8 +435,8 @@ export class ShardActor implements ShardRuntime {
     this.drained = (async () => {
       this.abort.abort();
       this.failover.close();
-      this.subscription?.unsubscribe();
-      this.subscription = undefined;
+      this.stopIntake();
+      await this.intakeDrained;
       if (this.pipeline) {
         this.pipeline.close();
         await this.pipeline.settled();

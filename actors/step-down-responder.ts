@@ -28,7 +28,8 @@ export function startStepDownResponder(o: StepDownResponderOptions): () => void 
   const stop = (): void => {
     if (timer) clearTimeout(timer);
     timer = undefined;
-    for (const s of subs.splice(0)) s.unsubscribe();
+    // Drain, not unsubscribe: requests already on their way to us still get their refusal.
+    for (const s of subs.splice(0)) s.drain().catch(() => undefined);
   };
   if (o.nc.isClosed()) return stop;
   const refusal = errorReply(new ShardmindError(o.code, o.message));
