@@ -1,7 +1,8 @@
 /**
  * One shard (domain) on one node: the `ShardRuntime` behind `shardMachine`. It owns the shard's LMDB store, its
  * position in the log, the leader's write pipeline and subscription, and the follower's tail. The machine decides
- * when each piece runs; this file is how.
+ * when each piece runs; this file is how. It is the folder's engine file (hence its size): the pieces it wires —
+ * `write-pipeline`, `log-stream`, `shard-service`, `failover`, `step-down-responder` — live in their own files.
  */
 import { join } from 'node:path';
 import { createActor, type Actor } from 'xstate';
