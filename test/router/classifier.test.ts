@@ -64,7 +64,7 @@ test('labelled set - no item is a near copy of a seed (no training on the test)'
     for (const s of seeds) {
       const inter = [...w].filter((x) => s.has(x)).length;
       const jaccard = inter / (w.size + s.size - inter);
-      assert.ok(jaccard < 0.75, `"${item.text}" is too close to a seed`);
+      assert.ok(jaccard <= 0.5, `"${item.text}" is too close to a seed`);
     }
   }
   assert.ok(LABELLED.length >= 150);
