@@ -81,7 +81,7 @@ export class Applier {
     const prior = this.t.ops.getBinary(opId);
     if (prior !== undefined) {
       this.state.appliedSeq = seq;
-      return { ...decodeValue<ApplyResult>(prior), duplicate: true };
+      return { ...decodeResult(prior), duplicate: true };
     }
     let result: ApplyResult;
     try {
@@ -91,7 +91,7 @@ export class Applier {
       if (!(err instanceof ShardValidationError)) throw err;
       result = { seq, opId, status: 'rejected', error: { code: 'BAD_REQUEST', message: err.message } };
     }
-    this.t.ops.putSync(opId, encodeValue(resultRecord(result)));
+    this.t.ops.putSync(opId, encodeResult(result));
     this.state.appliedSeq = seq;
     return result;
   }
@@ -150,18 +150,20 @@ export class Applier {
     }
 
     const id = factIdFor(this.options.domain, seq);
-    let fact: Fact = ({
+    // A plain literal (absent optionals as undefined): encodeFact writes them as null, so the bytes are the same
+    // as with the keys left out, and V8 does not clone objects for conditional spreads on this hot path.
+    let fact: Fact = {
       id,
       domain: this.options.domain,
       text: f.text,
-      ...(subject !== undefined && { subject }),
-      ...(f.predicate !== undefined && { predicate: f.predicate }),
-      ...(object !== undefined && { object }),
+      subject,
+      predicate: f.predicate,
+      object,
       confidence,
       halfLifeDays: f.halfLifeDays ?? spec.halfLifeDays,
       observedAt,
       validFrom: f.validFrom ?? observedAt,
-      ...(f.validTo !== undefined && { validTo: f.validTo }),
+      validTo: f.validTo,
       recordedAt: e.recordedAt,
       reinforcedAt: observedAt,
       confirmations: 1,
@@ -169,7 +171,7 @@ export class Applier {
       status: 'active',
       seq,
       episodeId: episodeIdFor(id, seq),
-    });
+    };
 
     let result: ApplyResult = { seq, opId: e.opId, status: 'created', factId: id };
     if (subject !== undefined && f.predicate !== undefined && spec.cardinality === 'one') {
@@ -372,14 +374,24 @@ export class Applier {
   }
 }
 
-/** Results are stored in one field order (and never with `duplicate`, which only a repeat reports). */
-export function resultRecord(r: ApplyResult): ApplyResult {
+/**
+ * Results are stored as a positional tuple (like facts, see `records.ts`), never with `duplicate`, which only a
+ * repeat reports: `[1, seq, opId, status, factId, supersededIds, errorCode, errorMessage]`, absent as null.
+ */
+export function encodeResult(r: ApplyResult): Buffer {
+  return encodeValue([1, r.seq, r.opId, r.status, r.factId ?? null, r.supersededIds ?? null, r.error?.code ?? null, r.error?.message ?? null]);
+}
+
+type ResultTuple = [1, number, string, ApplyResult['status'], string | null, string[] | null, 'NOT_FOUND' | 'BAD_REQUEST' | null, string | null];
+
+export function decodeResult(bytes: Uint8Array): ApplyResult {
+  const t = decodeValue<ResultTuple>(bytes);
   return {
-    seq: r.seq,
-    opId: r.opId,
-    status: r.status,
-    ...(r.factId !== undefined && { factId: r.factId }),
-    ...(r.supersededIds !== undefined && { supersededIds: [...r.supersededIds] }),
-    ...(r.error !== undefined && { error: { code: r.error.code, message: r.error.message } }),
+    seq: t[1],
+    opId: t[2],
+    status: t[3],
+    ...(t[4] !== null && { factId: t[4] }),
+    ...(t[5] !== null && { supersededIds: t[5] }),
+    ...(t[6] !== null && { error: { code: t[6], message: t[7] ?? '' } }),
   };
 }

@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Applier, EMPTY_STATE, stateRecord, type StoreState } from './apply.ts';
+import { Applier, decodeResult, EMPTY_STATE, stateRecord, type StoreState } from './apply.ts';
 import { decodeValue, encodeValue } from './codec.ts';
 import { factIdFor } from './ids.ts';
 import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
@@ -125,7 +125,7 @@ export class LmdbShardStore implements ShardStore {
 
   resultOf(opId: string): ApplyResult | undefined {
     const bytes = this.t.ops.getBinary(opId);
-    return bytes === undefined ? undefined : decodeValue<ApplyResult>(bytes);
+    return bytes === undefined ? undefined : decodeResult(bytes);
   }
 
   recall(query: RecallQuery): RecallResult {
