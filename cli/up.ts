@@ -10,7 +10,8 @@
 import { resolve, join } from 'node:path';
 import { createServer } from 'node:net';
 import { Host } from '../actors/index.ts';
-import { DEFAULT_CONFIG_PATH, loadConfig, singleNodeConfig } from '../config/index.ts';
+import { existsSync } from 'node:fs';
+import { DEFAULT_CONFIG_PATH, DEFAULT_DATA_DIR, loadConfig, singleNodeConfig } from '../config/index.ts';
 import { openShardStore } from '../shards/index.ts';
 import { intFlag, parseFlags } from './args.ts';
 import type { Command } from './command.ts';
@@ -19,6 +20,8 @@ import { HOST_SERVICES } from './services.ts';
 import { findNatsServer, natsServerInstallHint, startNatsServer } from './nats-server.ts';
 
 export const DEFAULT_UP_PORT = 4222;
+/** The config shipped with shardmind (calendar, email, files), for `up` run outside a project. */
+export const SHIPPED_CONFIG = join(import.meta.dirname, '..', 'cluster.config.ts');
 /** The node name `up` runs as: its LMDB files go under `<data>/local/<domain>`. */
 export const UP_NODE = 'local';
 
@@ -27,7 +30,7 @@ const USAGE = `usage: shardmind up [--port N] [--data DIR] [--config FILE]
 Runs nats-server (JetStream) and every shard of the config on this machine.
   --port N        NATS client port (default ${DEFAULT_UP_PORT})
   --data DIR      where nats-server and LMDB keep their files (default: the config's dataDir)
-  --config FILE   the cluster config (default ${DEFAULT_CONFIG_PATH})`;
+  --config FILE   the cluster config (default ${DEFAULT_CONFIG_PATH}, else the shipped one)`;
 
 export const upCommand: Command = {
   summary: 'run nats-server and every shard on this machine (the embedded default)',
@@ -48,8 +51,11 @@ export const upCommand: Command = {
       log(`port ${port} is already in use (another nats-server or shardmind up?). Pick another: shardmind up --port ${port + 1}`);
       return 1;
     }
-    const config = await loadConfig(values.config ?? DEFAULT_CONFIG_PATH);
-    const dataDir = resolve(values.data ?? config.dataDir);
+    // Run from anywhere: without a ./cluster.config.ts, the shipped one is used, with data in ./.shardmind.
+    const shipped = !values.config && !existsSync(DEFAULT_CONFIG_PATH);
+    const config = await loadConfig(values.config ?? (shipped ? SHIPPED_CONFIG : DEFAULT_CONFIG_PATH));
+    if (shipped) log(`no ${DEFAULT_CONFIG_PATH} here: using the shipped config (${SHIPPED_CONFIG})`);
+    const dataDir = resolve(values.data ?? (shipped ? DEFAULT_DATA_DIR : config.dataDir));
     const server = await startNatsServer({ name: 'shardmind', port, storeDir: join(dataDir, 'nats') });
     const embedded = singleNodeConfig({ ...config, dataDir }, UP_NODE, server.url);
     const host = new Host({ config: embedded, node: UP_NODE, openStore: openShardStore, services: HOST_SERVICES, log });
