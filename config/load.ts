@@ -91,6 +91,9 @@ export function resolveConfig(input: ClusterConfigInput): ClusterConfig {
   };
   positiveInt('replication.replicas', replication.replicas);
   if (replication.replicas > 5) throw new ConfigError('replication.replicas', 'JetStream allows at most 5 replicas');
+  if (replication.replicas > nodes.length) {
+    throw new ConfigError('replication.replicas', `${replication.replicas} is more than the ${nodes.length} nodes (one nats-server each)`);
+  }
   positiveInt('replication.leaseMs', replication.leaseMs);
   positiveInt('replication.heartbeatMs', replication.heartbeatMs);
   if (replication.heartbeatMs * 2 > replication.leaseMs) {

@@ -64,6 +64,7 @@ test('resolveConfig - errors name the field and the problem', () => {
   fails({ ...base, nodes: [{ name: 'mini-1', nats: ['localhost:4222'] }] }, 'nodes[0].nats[0]: "localhost:4222" is not a nats:// URL');
   fails({ ...base, nodes: [] }, 'nodes: must be a non-empty list');
   fails({ ...base, limits: { maxPayloadBytes: -1 } }, 'limits.maxPayloadBytes: -1 must be a positive integer');
+  fails({ ...base, replication: { replicas: 3 } }, 'replication.replicas: 3 is more than the 2 nodes (one nats-server each)');
   fails({ ...base, replication: { leaseMs: 300, heartbeatMs: 250 } }, 'replication.heartbeatMs: must be at most half of leaseMs (300)');
   fails(
     { ...base, domains: [{ ...base.domains[0], predicates: { likes: { cardinality: 'some', halfLifeDays: 3 } } }, base.domains[1]] },
