@@ -26,7 +26,8 @@ const quote = (s: string): string => `“${s}”`;
 export async function tellStory(minis: Minis, n: Narrator): Promise<void> {
   const agents: ShardmindClient[] = [];
   const agent = async (name: string, mini: Mini): Promise<ShardmindClient> => {
-    const c = await connect({ servers: minis.urls.get(mini)!, agent: name, node: mini, deadlineMs: 20_000 });
+    // Generous waits: the demo may run on a busy laptop, and a timed-out task step is not retried (it may have happened).
+    const c = await connect({ servers: minis.urls.get(mini)!, agent: name, node: mini, timeoutMs: 8_000, deadlineMs: 30_000 });
     agents.push(c);
     return c;
   };

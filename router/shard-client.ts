@@ -18,6 +18,16 @@ import {
   type WireFact,
 } from '../protocol/index.ts';
 
+/** Replies that mean "this shard did nothing, ask again shortly". */
+const REFUSALS: ReadonlySet<string> = new Set([ErrorCode.NOT_LEADER, ErrorCode.SHARD_MOVED]);
+
+/** UNAVAILABLE because nobody was subscribed: nothing happened, so the router may ask again. */
+class NoLeaderSubscribed extends ShardmindError {
+  constructor(domain: string, cause: unknown) {
+    super(ErrorCode.UNAVAILABLE, `no leader is serving the ${domain} shard right now`, { cause });
+  }
+}
+
 export class ShardClient {
   constructor(
     private readonly nc: NatsConnection,
@@ -25,23 +35,37 @@ export class ShardClient {
     readonly timeoutMs: number,
   ) {}
 
-  /** One request to one shard's leader; the typed reply or a thrown `ShardmindError`. */
+  /**
+   * One request to one shard's leader; the typed reply or a thrown `ShardmindError`. Within `timeoutMs` it asks
+   * again when the shard said it did nothing — no leader subscribed, NOT_LEADER, SHARD_MOVED: a failover or a
+   * hand-off in progress — which is safe for writes too. A timeout is not retried: the write may have happened.
+   */
   async ask<T>(domain: string, op: string, body: object, timeoutMs = this.timeoutMs): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    const payload = encodePayload(body, 'msgpack');
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.askOnce<T>(domain, op, payload, Math.max(1, deadline - Date.now()));
+      } catch (err) {
+        const pause = Math.min(50 * 2 ** attempt, 250);
+        const refused = err instanceof NoLeaderSubscribed || (err instanceof ShardmindError && REFUSALS.has(err.code));
+        if (!refused || Date.now() + pause >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, pause));
+      }
+    }
+  }
+
+  private async askOnce<T>(domain: string, op: string, payload: Uint8Array, timeoutMs: number): Promise<T> {
     let data: Uint8Array;
     try {
-      const reply = await this.nc.request(shardSubject(domain, op), encodePayload(body, 'msgpack'), {
-        timeout: timeoutMs,
-      });
+      const reply = await this.nc.request(shardSubject(domain, op), payload, { timeout: timeoutMs });
       data = reply.data;
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code === '503') {
-        throw new ShardmindError(ErrorCode.UNAVAILABLE, `no leader is serving the ${domain} shard right now`, { cause: err });
-      }
+      if (code === '503') throw new NoLeaderSubscribed(domain, err);
+      // A timeout is retryable by the agent (its client resends with the same opId), not by the router.
       if (code === 'TIMEOUT') {
-        throw new ShardmindError(ErrorCode.UNAVAILABLE, `the ${domain} shard did not answer within ${timeoutMs} ms`, {
-          cause: err,
-        });
+        throw new ShardmindError(ErrorCode.UNAVAILABLE, `the ${domain} shard did not answer within ${timeoutMs} ms`, { cause: err });
       }
       throw new ShardmindError(ErrorCode.UNAVAILABLE, `${domain} shard: ${(err as Error).message}`, { cause: err });
     }
