@@ -121,6 +121,10 @@ export class ShardActor implements ShardRuntime {
       promote: () => this.command({ type: 'PROMOTE' }),
       deposed: (detail) => this.command({ type: 'FENCED', detail }),
       log: (line) => this.log(line),
+      // A renewal must reach the stream's Raft leader (a leader on the minority side of a split lets its lease lapse),
+      // and a hand-off to this node counts only while it is the log's tail (not when replaying history).
+      confirmQuorum: () => logTail(this.o.jsm, this.domain),
+      logTail: () => logTail(this.o.jsm, this.domain),
     });
   }
 
@@ -460,7 +464,7 @@ export class ShardActor implements ShardRuntime {
     }
     if (entries.length > 0) await this.requireStore().applyBatch(entries);
     // After the apply, so a promotion triggered by a hand-off marker starts from a store that has it.
-    for (const { entry } of entries) if (entry.op === 'marker') this.failover.onMarker(entry);
+    for (const { seq, entry } of entries) if (entry.op === 'marker') this.failover.onMarker(entry, seq);
     this.followLag = pending;
     const last = batch[batch.length - 1];
     if (last) this.advance(last.seq);
