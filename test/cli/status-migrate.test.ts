@@ -4,6 +4,8 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { startNatsServer, waitForJetStream, type NatsServerProcess, runStatus, runMigrate, runApply } from '../../cli/index.ts';
 import type { ClusterConfigInput } from '../../config/index.ts';
@@ -130,6 +132,22 @@ t('apply - after a manual move, --dry-run plans the way back and apply carries i
   const again = capture();
   assert.is(await runApply(['--config', config, '--servers', url], again.io), 0);
   assert.match(again.out.join(''), 'nothing to do');
+});
+
+t('a replica rebuilt from the log replays old hand-offs to itself without taking the lead', async (ctx) => {
+  const before = await ctx.hosts!.host('mini-1').shard('email');
+  assert.is(before?.role, 'leader', 'mini-1 leads after the tests above (whose log holds hand-offs to mini-2)');
+  const mini2 = ctx.hosts!.host('mini-2');
+  await mini2.stop();
+  rmSync(join(ctx.hosts!.dataDir, 'mini-2', 'email'), { recursive: true, force: true });
+  await mini2.start(30_000);
+  const rebuilt = await mini2.shard('email');
+  assert.equal([rebuilt?.role, rebuilt?.state], ['follower', 'following'], mini2.stderr().slice(-3_000));
+  const settle = Date.now() + 500;
+  while (Date.now() < settle) await new Promise((r) => setTimeout(r, 50));
+  const after = await ctx.hosts!.host('mini-1').shard('email');
+  assert.equal([after?.role, after?.epoch], ['leader', before?.epoch], 'the leader and its epoch are unchanged');
+  assert.is((await mini2.shard('email'))?.appliedSeq, after?.appliedSeq, 'the rebuilt replica has the whole log');
 });
 
 t.run();
