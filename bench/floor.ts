@@ -34,30 +34,26 @@ export interface FloorResult {
 export const FLOOR_CONCURRENCY = 64;
 const PAYLOAD = new Uint8Array(200).fill(0x61);
 
-export async function measureFloor(ctx: BenchContext): Promise<FloorResult> {
-  const { nc, budgets } = ctx;
-  const figure = async (name: string, op: () => Promise<unknown>, procs: ProcessSet = {}): Promise<FloorFigure> => {
-    const all = { 'nats-server': ctx.natsPid, ...procs, bench: 'self' as const };
-    const seq = await withCpu(all, () => measureSequential(op, budgets.seq));
-    const tput = await withCpu(all, () => measureConcurrent(op, FLOOR_CONCURRENCY, budgets.tput));
-    ctx.log(`floor ${name}: p50 ${seq.p50us.toFixed(0)} µs, p99 ${seq.p99us.toFixed(0)} µs, ${tput.opsPerSec.toFixed(0)} ops/s at ${FLOOR_CONCURRENCY}; CPU µs/op ${cpuText(tput.cpuUsPerOp)}`);
-    return { seq, tput };
-  };
+/**
+ * The floor's three primitive operations, kept running for the whole bench so that every sequential loop can
+ * interleave them with its own operation (`measureSequential`'s paired baselines): load that drifts during a run
+ * then moves the floor and the figure together, and their ratio holds.
+ */
+export interface FloorProbes {
+  /** Request-reply to the echo responder in its own process. */
+  echo(): Promise<unknown>;
+  /** 200-byte publish to the R1 file stream, awaited until acknowledged. */
+  jsPublish(): Promise<unknown>;
+  /** 200-byte append + fdatasync. */
+  fdatasync(): Promise<unknown>;
+  readonly echoPid: number;
+}
 
-  // Echo from a child process.
+export async function startFloorProbes(ctx: BenchContext): Promise<FloorProbes> {
+  const { nc } = ctx;
   const child = ctx.cleanup.spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'echo-responder.ts'), ctx.natsUrl, 'bench.floor.echo']);
   await waitForLine(child, /^ready$/, 15_000);
-  const echo = await figure('echo (child process)', () => nc.request('bench.floor.echo', PAYLOAD, { timeout: 5_000 }), { echo: child.pid! });
 
-  // Echo in this process (its own connection: the bench's connection does not hear itself), for comparison.
-  const responder = await connect({ servers: ctx.natsUrl, noEcho: true, noAsyncTraces: true });
-  ctx.cleanup.add('close in-process echo connection', () => responder.close());
-  responder.subscribe('bench.floor.echo.local', { callback: (_e, m) => m.respond(m.data) });
-  await responder.flush();
-  const echoInProcess = await figure('echo (in process)', () => nc.request('bench.floor.echo.local', PAYLOAD, { timeout: 5_000 }));
-  await responder.close();
-
-  // JetStream publish-ack on an R1 file stream.
   const jsm = await nc.jetstreamManager({ checkAPI: false });
   await jsm.streams.add({
     name: 'BENCH_FLOOR',
@@ -70,17 +66,43 @@ export async function measureFloor(ctx: BenchContext): Promise<FloorResult> {
     if (!nc.isClosed()) await jsm.streams.delete('BENCH_FLOOR').catch(() => undefined);
   });
   const js = nc.jetstream();
-  const jsPublish = await figure('JetStream publish-ack (R1 file)', () => js.publish('bench.floor.js', PAYLOAD));
 
-  // 200-byte append + fdatasync.
-  const dir = ctx.cleanup.tempDir('floor');
-  const fh = await open(join(dir, 'append.log'), 'a');
+  const fh = await open(join(ctx.cleanup.tempDir('floor'), 'append.log'), 'a');
   ctx.cleanup.add('close append.log', () => fh.close().catch(() => undefined));
-  const fdatasync = await figure('append 200 B + fdatasync', async () => {
-    await fh.write(PAYLOAD);
-    await fh.datasync();
-  });
-  await fh.close();
+
+  return {
+    echo: () => nc.request('bench.floor.echo', PAYLOAD, { timeout: 5_000 }),
+    jsPublish: () => js.publish('bench.floor.js', PAYLOAD),
+    fdatasync: async () => {
+      await fh.write(PAYLOAD);
+      await fh.datasync();
+    },
+    echoPid: child.pid!,
+  };
+}
+
+export async function measureFloor(ctx: BenchContext, probes: FloorProbes): Promise<FloorResult> {
+  const { nc, budgets } = ctx;
+  const figure = async (name: string, op: () => Promise<unknown>, procs: ProcessSet = {}): Promise<FloorFigure> => {
+    const all = { 'nats-server': ctx.natsPid, ...procs, bench: 'self' as const };
+    const seq = await withCpu(all, () => measureSequential(op, budgets.seq));
+    const tput = await withCpu(all, () => measureConcurrent(op, FLOOR_CONCURRENCY, budgets.tput));
+    ctx.log(`floor ${name}: p50 ${seq.p50us.toFixed(0)} µs, p99 ${seq.p99us.toFixed(0)} µs, ${tput.opsPerSec.toFixed(0)} ops/s at ${FLOOR_CONCURRENCY}; CPU µs/op ${cpuText(tput.cpuUsPerOp)}`);
+    return { seq, tput };
+  };
+
+  const echo = await figure('echo (child process)', probes.echo, { echo: probes.echoPid });
+
+  // Echo in this process (its own connection: the bench's connection does not hear itself), for comparison.
+  const responder = await connect({ servers: ctx.natsUrl, noEcho: true, noAsyncTraces: true });
+  ctx.cleanup.add('close in-process echo connection', () => responder.close());
+  responder.subscribe('bench.floor.echo.local', { callback: (_e, m) => m.respond(m.data) });
+  await responder.flush();
+  const echoInProcess = await figure('echo (in process)', () => nc.request('bench.floor.echo.local', PAYLOAD, { timeout: 5_000 }));
+  await responder.close();
+
+  const jsPublish = await figure('JetStream publish-ack (R1 file)', probes.jsPublish);
+  const fdatasync = await figure('append 200 B + fdatasync', probes.fdatasync);
 
   return {
     echo,

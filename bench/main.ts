@@ -10,12 +10,12 @@ import { startNatsServer, waitForJetStream } from '../cli/index.ts';
 import { memSubject, encodePayload } from '../protocol/index.ts';
 import { Cleanup } from './cleanup.ts';
 import { FULL, QUICK, type BenchContext } from './context.ts';
-import { measureFloor } from './floor.ts';
+import { measureFloor, startFloorProbes } from './floor.ts';
 import { startBenchHost, startRouterProcess } from './host.ts';
 import { machineInfo } from './machine.ts';
 import { startRedisTarget } from './peers/redis.ts';
 import { measureServerMemoryLostWrites, measureServerMemoryWrites, serverMemoryVersion } from './peers/server-memory.ts';
-import { measureTarget } from './plan.ts';
+import { measureTarget, type PairedBaselines } from './plan.ts';
 import { summarizeProfiles } from './profile.ts';
 import { markdownTable, writeResults, type BenchResults } from './report.ts';
 import { measureShardmindLostWrites, retries, shardmindTarget } from './shardmind.ts';
@@ -66,7 +66,9 @@ async function main(): Promise<void> {
     };
     ctx.log(`bench ${args.quick ? 'quick' : 'full'}: ${[...args.only].join(', ')} on ${machine.cpu} × ${machine.cores}, load ${machine.loadAvg1m}`);
 
-    if (args.only.has('floor')) results = { ...results, floor: await measureFloor(ctx) };
+    const probes = await startFloorProbes(ctx);
+    const baselines: PairedBaselines = { recall: [probes.echo], remember: [probes.echo, probes.jsPublish, probes.fdatasync] };
+    if (args.only.has('floor')) results = { ...results, floor: await measureFloor(ctx, probes) };
 
     if (args.only.has('shardmind')) {
       const profDir = args.profile ? cleanup.tempDir('cpuprof') : undefined;
@@ -88,7 +90,7 @@ async function main(): Promise<void> {
           router,
           processes: () => ({ host: host.pid, 'nats-server': nats.pid!, ...(routerPid ? { router: routerPid } : {}) }),
         });
-        const figures = await measureTarget(ctx, target);
+        const figures = await measureTarget(ctx, target, { baselines });
         results = { ...results, shardmind: figures.sizes };
         if (figures.error) notes.push(`shardmind stopped before its last store size: ${figures.error}`);
         try {
@@ -115,7 +117,7 @@ async function main(): Promise<void> {
 
     if (args.only.has('redis')) {
       const redis = await startRedisTarget(ctx);
-      const figures = await measureTarget(ctx, redis);
+      const figures = await measureTarget(ctx, redis, { baselines });
       results = { ...results, redis: figures.sizes };
       if (figures.error) notes.push(`Redis stopped before its last store size: ${figures.error}`);
       await redis.close();
@@ -140,6 +142,7 @@ async function main(): Promise<void> {
       'Floor echo: the responder is a separate Node process on the same nats-server, as a shard is; 200-byte payloads.',
       'Redis: appendonly yes, appendfsync always (every acknowledged write is fsynced), one pipelined connection, MULTI/EXEC per remember; preloading is not measured and runs with appendfsync no.',
       'nats-server 2.9 acknowledges JetStream publishes before fsync (it syncs every ~2 min); shardmind fsyncs its LMDB commit.',
+      'p50 ÷ floor: each sequential loop runs the floor\'s operations interleaved with its own (echo after each recall; echo, JetStream publish and fdatasync after each remember), and divides by the floor measured in those same seconds, so load that comes and goes during the run moves both. The floor rows above are the standalone figures.',
       'CPU µs per op: user+system CPU each process spent during the ×64 run divided by the operations completed (/proc/<pid>/stat; "bench" is the load generator itself). It does not drift with other load the way latency does, and 1e6 ÷ it is the most that process can serve on one core.',
       ...notes,
     ],

@@ -30,14 +30,17 @@ export interface TargetFigures {
   readonly error?: string;
 }
 
+/** The floor operations to interleave with each sequential loop, by kind (see `measureSequential`). */
+export type PairedBaselines = Readonly<Record<'remember' | 'recall', readonly (() => Promise<unknown>)[]>>;
+
 export async function measureTarget(
   ctx: PeerContext,
   target: MemoryTarget,
-  opts: { readonly freshBase?: number } = {},
+  opts: { readonly freshBase?: number; readonly baselines?: PairedBaselines } = {},
 ): Promise<TargetFigures> {
   const sizes: SizeFigures[] = [];
   try {
-    await measureSizes(ctx, target, opts.freshBase ?? FRESH_BASE, sizes);
+    await measureSizes(ctx, target, opts.freshBase ?? FRESH_BASE, opts.baselines, sizes);
     return { sizes };
   } catch (err) {
     const error = err instanceof Error ? err.message : String(err);
@@ -46,7 +49,13 @@ export async function measureTarget(
   }
 }
 
-async function measureSizes(ctx: PeerContext, target: MemoryTarget, freshBase: number, out: SizeFigures[]): Promise<void> {
+async function measureSizes(
+  ctx: PeerContext,
+  target: MemoryTarget,
+  freshBase: number,
+  baselines: PairedBaselines | undefined,
+  out: SizeFigures[],
+): Promise<void> {
   let loaded = 0;
   let fresh = freshBase;
   let queries = 0;
@@ -61,7 +70,7 @@ async function measureSizes(ctx: PeerContext, target: MemoryTarget, freshBase: n
       const stored = size;
       const run = op.kind === 'remember' ? () => op.run(fresh++, stored) : () => op.run(queries++, stored);
       const procs = { ...target.processes(), bench: 'self' as const };
-      const seq = await withCpu(procs, () => measureSequential(run, ctx.budgets.seq));
+      const seq = await withCpu(procs, () => measureSequential(run, ctx.budgets.seq, baselines?.[op.kind]));
       const tput: Record<number, ThroughputSummary> = {};
       for (const c of ctx.budgets.clients) {
         if (c === 1) continue;
@@ -69,7 +78,8 @@ async function measureSizes(ctx: PeerContext, target: MemoryTarget, freshBase: n
       }
       ops[op.name] = { seq, tput };
       const t = Object.entries(tput).map(([c, s]) => `${s.opsPerSec.toFixed(0)}/s@${c}${s.errors ? ` (${s.errors} errors)` : ''}`);
-      ctx.log(`${target.name} ${op.name} @${size}: p50 ${seq.p50us.toFixed(0)} µs, p99 ${seq.p99us.toFixed(0)} µs, ${seq.opsPerSec.toFixed(0)}/s@1, ${t.join(', ')}; CPU µs/op at ${Math.max(...ctx.budgets.clients)}: ${cpuText(tput[Math.max(...ctx.budgets.clients)]?.cpuUsPerOp)}`);
+      const paired = seq.pairedFloorP50us ? ` (floor in the same loop ${seq.pairedFloorP50us.toFixed(0)} µs)` : '';
+      ctx.log(`${target.name} ${op.name} @${size}: p50 ${seq.p50us.toFixed(0)} µs${paired}, p99 ${seq.p99us.toFixed(0)} µs, ${seq.opsPerSec.toFixed(0)}/s@1, ${t.join(', ')}; CPU µs/op at ${Math.max(...ctx.budgets.clients)}: ${cpuText(tput[Math.max(...ctx.budgets.clients)]?.cpuUsPerOp)}`);
     }
     out.push({ facts: size, preloadMs, ops });
   }

@@ -19,6 +19,8 @@ export interface SequentialSummary extends LatencySummary {
   readonly opsPerSec: number;
   /** CPU µs each process spent per operation (see `cpu.ts`), when measured. */
   readonly cpuUsPerOp?: Readonly<Record<string, number>>;
+  /** Sum of the p50s of the baselines run interleaved with this loop (see `measureSequential`), when paired. */
+  readonly pairedFloorP50us?: number;
 }
 
 export interface ThroughputSummary extends LatencySummary {
@@ -75,18 +77,39 @@ export interface LoopBounds {
   readonly warmup?: number;
 }
 
-/** `op(i)` one at a time; latency of each. A thrown error ends the loop (a sequential failure is a bug). */
-export async function measureSequential(op: (i: number) => Promise<unknown>, b: LoopBounds): Promise<SequentialSummary> {
+/**
+ * `op(i)` one at a time; latency of each. A thrown error ends the loop (a sequential failure is a bug).
+ *
+ * With `baselines`, each `op` is followed by one call of every baseline, timed apart: the loop then also reports
+ * the sum of the baselines' p50s measured in the same seconds as the op (`pairedFloorP50us`), so a ratio of the
+ * two does not move when other load on the machine comes and goes during a run. Throughput counts only the op's
+ * own time.
+ */
+export async function measureSequential(
+  op: (i: number) => Promise<unknown>,
+  b: LoopBounds,
+  baselines: readonly (() => Promise<unknown>)[] = [],
+): Promise<SequentialSummary> {
   for (let i = 0; i < (b.warmup ?? 0); i++) await op(-1 - i);
   const rec = new LatencyRecorder(b.count);
-  const start = performance.now();
-  const deadline = start + b.maxMs;
+  const base = baselines.map(() => new LatencyRecorder(b.count));
+  let opTimeMs = 0;
+  const deadline = performance.now() + b.maxMs * (1 + baselines.length);
   for (let i = 0; i < b.count && performance.now() < deadline; i++) {
     const t0 = performance.now();
     await op(i);
-    rec.record((performance.now() - t0) * 1000);
+    const dt = performance.now() - t0;
+    opTimeMs += dt;
+    rec.record(dt * 1000);
+    for (let k = 0; k < baselines.length; k++) {
+      const t1 = performance.now();
+      await baselines[k]!();
+      base[k]!.record((performance.now() - t1) * 1000);
+    }
   }
-  return { ...rec.summary(), opsPerSec: rec.size / ((performance.now() - start) / 1000) };
+  const summary = { ...rec.summary(), opsPerSec: rec.size / (opTimeMs / 1000) };
+  if (baselines.length === 0) return summary;
+  return { ...summary, pairedFloorP50us: base.reduce((sum, r) => sum + r.summary().p50us, 0) };
 }
 
 /**

@@ -45,6 +45,12 @@ test('report - ratios are shardmind figures over the floor at the smallest size'
   assert.equal(met, { recall_direct_p50: true, recall_router_p50: false, remember_p50: false, remember_tput: false, recall_tput: true, lost_writes: true });
 });
 
+test('report - a loop with a paired floor is divided by that floor, not the standalone one', () => {
+  const paired = { ...results, shardmind: [{ ...sizes(1)[0]!, ops: { ...sizes(1)[0]!.ops, recall_direct: { ...op(140, 12_000), seq: { ...lat(140, 7000), pairedFloorP50us: 200 } } } }] };
+  assert.is(computeRatios(paired)['recall_direct_p50'], 0.7);
+  assert.match(markdownTable(paired), /\| shardmind recall direct \| 10,000 \| 140 µs \| 420 µs \| 7000 \| – \| 12000 \| 200 µs \| 0.70× \|/);
+});
+
 test('report - writes latest.json with ratios and lost_writes, a table, and two SVG charts', () => {
   const dir = mkdtempSync(join(tmpdir(), 'shardmind-report-test-'));
   try {

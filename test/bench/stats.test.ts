@@ -35,6 +35,22 @@ test('measureSequential - runs at most count operations, one at a time', async (
   assert.ok(s.opsPerSec > 0);
 });
 
+test('measureSequential - paired baselines run once after each op and are timed apart from it', async () => {
+  let ops = 0;
+  let baseA = 0;
+  let baseB = 0;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const s = await measureSequential(async () => void ops++, { count: 20, maxMs: 5_000 }, [
+    async () => { baseA++; await sleep(2); },
+    async () => { baseB++; await sleep(3); },
+  ]);
+  assert.is(s.n, 20);
+  assert.is(baseA, 20);
+  assert.is(baseB, 20);
+  assert.ok(s.pairedFloorP50us! >= 5_000, `floor ${s.pairedFloorP50us} µs covers both baselines`);
+  assert.ok(s.p50us < 2_000, `the op's own latency ${s.p50us} µs excludes the baselines`);
+});
+
 test('measureConcurrent - keeps the concurrency, counts errors, stops on the time budget', async () => {
   let inFlight = 0;
   let most = 0;
