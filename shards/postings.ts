@@ -19,7 +19,10 @@
  * stays readable from memory (`sealed`) until the store calls `committed()`.
  */
 import type { Database } from 'lmdb';
-import { decodePostings, decodeValue, encodePostings, encodeValue, type PostingRun } from './codec.ts';
+import { decodePostings, decodeValue, encodePostings, encodeValue, POSTING_BYTES, type PostingRun } from './codec.ts';
+import { SegmentPostings, type Posting } from './segment.ts';
+
+export type { Posting } from './segment.ts';
 
 export const SEGMENT_SEQS = 32768;
 const SEGMENT_WIDTH = 8;
@@ -38,17 +41,12 @@ function blockKey(term: string, segment: number): string {
   return term + TERM_SEPARATOR + segment.toString(36).padStart(SEGMENT_WIDTH, '0');
 }
 
-export interface Posting {
-  readonly seq: number;
-  readonly tf: number;
-  readonly len: number;
-}
+const openSegmentFor = (segment: number): SegmentPostings => new SegmentPostings(segment, segment * SEGMENT_SEQS);
 
 export class PostingIndex {
-  private open = new Map<string, PostingRun>();
-  private openSegment = 0;
+  private open = openSegmentFor(0);
   /** The last merged segment, kept readable from memory until its blocks are committed. */
-  private sealed: { segment: number; runs: Map<string, PostingRun> } | undefined;
+  private sealed: SegmentPostings | undefined;
 
   constructor(
     private readonly blocks: Database<Buffer, string>,
@@ -57,8 +55,7 @@ export class PostingIndex {
 
   /** Starts (or restarts) with an empty open segment for `seq`'s segment; the caller re-adds its facts. */
   reset(seq: number): void {
-    this.open = new Map();
-    this.openSegment = segmentOf(seq);
+    this.open = openSegmentFor(segmentOf(seq));
     this.sealed = undefined;
   }
 
@@ -70,27 +67,21 @@ export class PostingIndex {
   /** Before applying `seq`: if it belongs to a later segment, the open one is merged into LMDB first. */
   rollTo(seq: number): void {
     const segment = segmentOf(seq);
-    if (segment <= this.openSegment) return;
+    if (segment <= this.open.segment) return;
     this.merge();
-    this.openSegment = segment;
+    this.open = openSegmentFor(segment);
   }
 
   /** Adds a posting for a fact created at `seq` (ascending order within the open segment). */
   add(term: string, seq: number, tf: number, len: number): void {
-    let run = this.open.get(term);
-    if (run === undefined) this.open.set(term, (run = []));
-    run.push(seq, tf, len);
+    this.open.add(term, seq, tf, len);
   }
 
   /** Removes a fact's posting (forget): from memory if it is in the open segment, else rewrites its block. */
   remove(term: string, seq: number): void {
     const segment = segmentOf(seq);
-    if (segment === this.openSegment) {
-      const run = this.open.get(term);
-      if (run === undefined) return;
-      const kept = withoutSeq(run, seq);
-      if (kept.length === 0) this.open.delete(term);
-      else this.open.set(term, kept);
+    if (segment === this.open.segment) {
+      this.open.remove(term, seq);
       return;
     }
     const key = blockKey(term, segment);
@@ -107,11 +98,9 @@ export class PostingIndex {
   /** Postings of `term`, newest first, at most `cap`, with seq ≤ `maxSeq` when given. */
   newest(term: string, cap: number, maxSeq = Number.MAX_SAFE_INTEGER): Posting[] {
     const out: Posting[] = [];
-    const run = this.open.get(term);
-    if (run !== undefined) takeNewest(run, cap, maxSeq, out);
+    this.open.newest(term, cap, maxSeq, out);
     const sealed = this.sealed;
-    const sealedRun = sealed?.runs.get(term);
-    if (sealedRun !== undefined) takeNewest(sealedRun, cap, maxSeq, out);
+    if (sealed !== undefined) sealed.newest(term, cap, maxSeq, out);
     if (out.length >= cap) return out;
     const hi = maxSeq === Number.MAX_SAFE_INTEGER ? term + TERM_SEPARATOR + '\uffff' : blockKey(term, segmentOf(maxSeq)) + '\uffff';
     const skip = sealed === undefined ? undefined : blockKey(term, sealed.segment);
@@ -127,19 +116,17 @@ export class PostingIndex {
   df(term: string): number {
     const bytes = this.dfTable.getBinary(term);
     const stored = bytes === undefined ? 0 : decodeValue<number>(bytes);
-    return stored + (this.open.get(term)?.length ?? 0) / 3;
+    return stored + this.open.count(term);
   }
 
   /** Writes the open segment as one block per term, in term order, and folds its counts into `df`. */
   private merge(): void {
-    const terms = [...this.open.keys()].sort();
-    for (const term of terms) {
-      const run = this.open.get(term)!;
-      this.blocks.putSync(blockKey(term, this.openSegment), encodePostings(run));
-      if (isWordTerm(term)) this.addDf(term, run.length / 3);
+    const open = this.open;
+    for (const { term, block } of open.blocks()) {
+      this.blocks.putSync(blockKey(term, open.segment), block);
+      if (isWordTerm(term)) this.addDf(term, block.length / POSTING_BYTES);
     }
-    this.sealed = { segment: this.openSegment, runs: this.open };
-    this.open = new Map();
+    this.sealed = open;
   }
 
   private addDf(term: string, delta: number): void {
