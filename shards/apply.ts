@@ -200,7 +200,8 @@ export class Applier {
 
     this.putFact(fact);
     if (isActive(fact.status)) this.t.ident.putSync(identity, encodeValue(id));
-    this.putEpisode(fact.id, seq, e, f.text, observedAt, confidence);
+    // The creating observation is the fact record itself until the fact first changes confidence (see `reinforce`).
+    this.state.episodes++;
     this.state.facts++;
     if (isActive(fact.status)) this.state.activeFacts++;
     const { terms, length } = factTerms(fact);
@@ -241,6 +242,12 @@ export class Applier {
    * observation older than the last reinforcement does not decay the old value (time never runs backwards here).
    */
   private reinforce(f: Fact, seq: number, e: LogEntry, confidence: number, observedAt: number, text: string, validFrom?: number): void {
+    // A fact seen once holds its creating observation (text, source, times, confidence — none of which change until
+    // now); before the first reinforcement overwrites the confidence, that observation becomes an episode record.
+    if (f.confirmations === 1) {
+      const first: Episode = { id: episodeIdFor(f.id, f.seq), factId: f.id, seq: f.seq, text: f.text, source: f.source, observedAt: f.observedAt, recordedAt: f.recordedAt, confidence: f.confidence };
+      this.t.episodes.putSync(first.id, encodeEpisode(first));
+    }
     const old = effectiveConfidence(f, observedAt);
     const latest = Math.max(f.latestValidFrom ?? f.validFrom, validFrom ?? f.validFrom);
     this.putFact(

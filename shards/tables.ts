@@ -6,7 +6,7 @@
  * |----------|------------------------------|-------------------------------|---------------------------|
  * | meta     | `state`, `leadership`        | counters + appliedSeq, marker | overwrite                 |
  * | facts    | fact id (`dom:seq36:0`)      | Fact                          | append (time-ordered id)  |
- * | episodes | `factId/seq36`               | Episode                       | append on create          |
+ * | episodes | `factId/seq36`               | Episode (see below)           | on reinforcement          |
  * | ops      | opId                         | ApplyResult                   | client order (see below)  |
  * | active   | `subject \x1f predicate`     | fact id of the `one` value    | overwrite                 |
  * | ident    | identity (s, p, object/text) | fact id of the active one     | one per created fact      |
@@ -14,6 +14,10 @@
  * | aliases  | lower-cased alias or id      | entity id                     | upsert                    |
  * | blocks   | `term \x1f segment36`        | posting block                 | once per segment merge    |
  * | df       | word term                    | document frequency            | once per segment merge    |
+ *
+ * A fact seen once is its own episode (the creating observation's text, source, times and confidence are the fact's
+ * own fields until it is reinforced), so an assert writes no episode record; the first reinforcement writes the
+ * creating episode and its own. That saved a put and an encoding per new fact.
  *
  * `ops` keys are the clients' opIds: time-ordered opIds (as the client SDK should generate) append; random ones
  * cost a random B-tree insert per write.
