@@ -308,7 +308,7 @@ export class ShardActor implements ShardRuntime {
 
   private async claimOnce(): Promise<void> {
     const pipeline = new WritePipeline({
-      js: this.o.js,
+      nc: this.o.nc,
       subject: logSubject(this.domain),
       store: this.requireStore(),
       lastSeq: this.position,

@@ -13,11 +13,12 @@
  * answered from the log, applied once. Leader-side dedup (LMDB `resultOf` + the in-flight map) keeps duplicates
  * from reaching JetStream in normal operation.
  */
-import type { JetStreamClient } from 'nats';
+import type { NatsConnection } from 'nats';
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import type { ApplyResult, LogEntry, ShardStore } from '../shards/index.ts';
+import { LogAppender, type AppendAck, type AppendError } from './log-appender.ts';
 import { decodeEntry, encodeEntry } from './log-codec.ts';
-import { apiErrorCode, WRONG_LAST_SEQUENCE } from './log-stream.ts';
+import { WRONG_LAST_SEQUENCE } from './log-stream.ts';
 
 /** Most acknowledged entries applied in one LMDB transaction. */
 export const APPLY_BATCH = 1024;
@@ -29,7 +30,8 @@ export type PipelineBreak =
   | { readonly kind: 'failed'; readonly detail: string };
 
 export interface WritePipelineOptions {
-  readonly js: JetStreamClient;
+  /** The connection appends go out on (one connection keeps their order). */
+  readonly nc: NatsConnection;
   readonly subject: string;
   readonly store: ShardStore;
   /** The stream's last sequence when this leader took over (after catch-up). */
@@ -41,6 +43,7 @@ export interface WritePipelineOptions {
 
 interface Pending {
   readonly entry: LogEntry;
+  readonly expected: number;
   readonly resolve: (r: ApplyResult) => void;
   readonly reject: (e: ShardmindError) => void;
   seq: number;
@@ -58,10 +61,12 @@ export class WritePipeline {
   private closed = false;
   private settledWaiters: (() => void)[] = [];
   private brokenListener: ((why: PipelineBreak) => void) | undefined;
+  private readonly appender: LogAppender;
 
   constructor(private readonly o: WritePipelineOptions) {
     this.nextExpected = o.lastSeq;
     this.nextApply = o.lastSeq + 1;
+    this.appender = new LogAppender(o.nc, o.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS);
   }
 
   /** Appends and applies the entry; resolves with its applied result. A known opId returns the first result. */
@@ -77,53 +82,55 @@ export class WritePipeline {
     const logged = decodeEntry(bytes);
     if (!logged) return Promise.reject(new ShardmindError(ErrorCode.INTERNAL, `entry ${entry.opId} does not round-trip`));
     const expected = this.nextExpected++;
+    const opId = entry.opId;
     let pending!: Pending;
     const result = new Promise<ApplyResult>((resolve, reject) => {
-      pending = { entry: logged, resolve, reject, seq: 0 };
+      pending = {
+        entry: logged,
+        expected,
+        resolve: (r) => {
+          this.inFlight.delete(opId);
+          resolve(r);
+        },
+        reject: (e) => {
+          this.inFlight.delete(opId);
+          reject(e);
+        },
+        seq: 0,
+      };
     });
-    this.inFlight.set(entry.opId, result);
-    const forget = (): void => void this.inFlight.delete(entry.opId);
-    result.then(forget, forget);
-
+    this.inFlight.set(opId, result);
     this.publishing++;
-    this.o.js
-      .publish(this.o.subject, bytes, {
-        msgID: entry.opId,
-        expect: { lastSequence: expected },
-        timeout: this.o.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS,
-      })
-      .then(
-        (ack) => {
-          if (ack.duplicate) {
-            this.breakWith({ kind: 'resync', detail: `JetStream reported opId ${entry.opId} as a duplicate of seq ${ack.seq}` });
-            pending.reject(notLeader('the write was already in the log; retry to read its result'));
-          } else if (ack.seq !== expected + 1) {
-            this.breakWith({ kind: 'resync', detail: `append expected seq ${expected + 1}, got ${ack.seq}` });
-            pending.reject(notLeader('the log moved under this leader'));
-          } else if (this.broken) {
-            // In the log, but after the break: whoever catches up applies it; the client's retry reads the result.
-            pending.reject(notLeader('this shard actor is stepping down'));
-          } else {
-            pending.seq = ack.seq;
-            this.acked.set(ack.seq, pending);
-            this.kickApply();
-          }
-        },
-        (err: unknown) => {
-          const code = apiErrorCode(err);
-          if (code === WRONG_LAST_SEQUENCE) {
-            this.breakWith({ kind: 'fenced', detail: `append expecting last seq ${expected} was rejected: ${String((err as Error).message)}` });
-          } else {
-            this.breakWith({ kind: 'resync', detail: `append failed: ${String((err as Error)?.message ?? err)}` });
-          }
-          pending.reject(notLeader('this shard actor lost the right to append'));
-        },
-      )
-      .finally(() => {
-        this.publishing--;
-        this.checkSettled();
-      });
+    this.appender.append(this.o.subject, bytes, opId, expected, (err, ack) => this.appended(pending, err, ack));
     return result;
+  }
+
+  /** JetStream's answer to one append, in append order (one connection, one stream). */
+  private appended(pending: Pending, err: AppendError | undefined, ack: AppendAck | undefined): void {
+    this.publishing--;
+    const { expected } = pending;
+    if (err !== undefined || ack === undefined) {
+      if (err?.apiCode === WRONG_LAST_SEQUENCE) {
+        this.breakWith({ kind: 'fenced', detail: `append expecting last seq ${expected} was rejected: ${err.message}` });
+      } else {
+        this.breakWith({ kind: 'resync', detail: `append failed: ${err?.message ?? 'no ack'}` });
+      }
+      pending.reject(notLeader('this shard actor lost the right to append'));
+    } else if (ack.duplicate) {
+      this.breakWith({ kind: 'resync', detail: `JetStream reported opId ${pending.entry.opId} as a duplicate of seq ${ack.seq}` });
+      pending.reject(notLeader('the write was already in the log; retry to read its result'));
+    } else if (ack.seq !== expected + 1) {
+      this.breakWith({ kind: 'resync', detail: `append expected seq ${expected + 1}, got ${ack.seq}` });
+      pending.reject(notLeader('the log moved under this leader'));
+    } else if (this.broken) {
+      // In the log, but after the break: whoever catches up applies it; the client's retry reads the result.
+      pending.reject(notLeader('this shard actor is stepping down'));
+    } else {
+      pending.seq = ack.seq;
+      this.acked.set(ack.seq, pending);
+      this.kickApply();
+    }
+    this.checkSettled();
   }
 
   /**
@@ -212,6 +219,8 @@ export class WritePipeline {
 
   private checkSettled(): void {
     if (!this.isIdle()) return;
+    // Nothing more will be appended through this pipeline: stop listening for acks.
+    if (this.broken || this.closed) this.appender.close();
     if (this.broken) {
       // Acked entries stranded behind a gap never reach LMDB through this pipeline: the caller retries.
       for (const p of this.acked.values()) p.reject(notLeader('this shard actor is stepping down'));

@@ -54,7 +54,7 @@ function open(ctx: Ctx, domain: string, store: ShardStore, lastSeq = 0) {
   const breaks: PipelineBreak[] = [];
   let applied = 0;
   const p = new WritePipeline({
-    js: ctx.nc!.jetstream(),
+    nc: ctx.nc!,
     subject: logSubject(domain),
     store,
     lastSeq,
