@@ -15,8 +15,11 @@ export const DOMAIN = 'email';
 export const NODES = ['mini-1', 'mini-2', 'mini-3'] as const;
 
 /** Three Minis; email led by mini-1 with mini-2 then mini-3 standing by; the shipped lease and heartbeat. */
-export function threeMiniConfig(urls: readonly string[], o: { leaseMs?: number; heartbeatMs?: number } = {}): ClusterConfigInput {
-  const nodes = NODES.map((name, i) => ({ name, nats: [urls[i]!, ...urls.filter((_, j) => j !== i)] }));
+export function threeMiniConfig(urls: readonly string[], o: FaultClusterOptions = {}): ClusterConfigInput {
+  const nodes = NODES.map((name, i) => ({
+    name,
+    nats: o.natsOf ? o.natsOf(i, urls) : [urls[i]!, ...urls.filter((_, j) => j !== i)],
+  }));
   return {
     cluster: { name: 'faults' },
     nodes,
@@ -42,7 +45,14 @@ export interface FaultCluster {
   destroy(): Promise<void>;
 }
 
-export async function startFaultCluster(o: { leaseMs?: number; heartbeatMs?: number } = {}): Promise<FaultCluster> {
+export interface FaultClusterOptions {
+  readonly leaseMs?: number;
+  readonly heartbeatMs?: number;
+  /** The NATS URLs node `i` may use (default: its own server first, then the others). */
+  readonly natsOf?: (i: number, urls: readonly string[]) => string[];
+}
+
+export async function startFaultCluster(o: FaultClusterOptions = {}): Promise<FaultCluster> {
   const nats = await startNatsCluster(3);
   let hosts: HostCluster | undefined;
   let nc: NatsConnection | undefined;

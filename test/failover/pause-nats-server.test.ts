@@ -1,0 +1,108 @@
+/**
+ * SIGSTOP of the nats-server the leader's host is connected to — as close to cutting one Mini off the network as a
+ * loopback test gets: the leader's host is alive but can reach nobody. The two other servers keep JetStream's
+ * majority; a standby connected to them takes over. After SIGCONT the cut-off leader (its lease lapsed, its
+ * renewals unconfirmed) steps down and follows; replicas converge and no acknowledged write is lost.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect, type NatsConnection } from 'nats';
+import {
+  DOMAIN,
+  NODES,
+  digests,
+  eventually,
+  figures,
+  leaderOf,
+  longestAckGap,
+  missingAcks,
+  shardOn,
+  startFaultCluster,
+  startWriters,
+  streamTail,
+} from './fault-kit.ts';
+
+test('SIGSTOP of the leader host’s nats-server - the majority side takes over; the cut-off leader steps down', async () => {
+  // mini-1 (the leader) reaches only server 1; the standbys only servers 2 and 3 — so freezing server 1 cuts off
+  // exactly the leader's Mini, as a network split would.
+  const cluster = await startFaultCluster({ natsOf: (i, urls) => (i === 0 ? [urls[0]!] : [urls[i]!, urls[3 - i]!]) });
+  let writers: Awaited<ReturnType<typeof startWriters>> | undefined;
+  let nc: NatsConnection | undefined;
+  const { nats, hosts } = cluster;
+  const cutOff = nats.servers[0];
+  try {
+    assert.ok(cutOff);
+    // Writers and the test's own checks must not depend on the server that is about to freeze.
+    const others = nats.servers.filter((s) => s !== cutOff).map((s) => s.url);
+    nc = await connect({ servers: others, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    const before = await eventually('a leader of email', () => leaderOf(nc!));
+    assert.is(before.node, 'mini-1');
+    writers = await startWriters(others);
+    await writers.waitForAcks(150);
+
+    const pausedAt = Date.now();
+    cutOff.kill('SIGSTOP');
+    const after = await eventually(
+      'a standby on the majority side to lead',
+      async () => {
+        const l = await leaderOf(nc!, DOMAIN, ['mini-2', 'mini-3']);
+        return l && l.view.epoch > before.view.epoch ? l : undefined;
+      },
+      30_000,
+    );
+    const takeoverMs = Date.now() - pausedAt;
+    await writers.waitForAcks(150, 30_000);
+
+    const resumedAt = Date.now();
+    cutOff.kill('SIGCONT');
+    const stepped = await eventually(
+      'the cut-off leader to follow',
+      async () => {
+        const v = await shardOn(nc!, 'mini-1');
+        return v && v.role === 'follower' && v.state === 'following' ? v : undefined;
+      },
+      30_000,
+    );
+    const stepDownMs = Date.now() - resumedAt;
+    await writers.waitForAcks(100, 30_000);
+    await writers.stop();
+
+    const tail = await streamTail(nc);
+    await eventually(
+      'every replica to apply the whole log',
+      async () => {
+        const views = await Promise.all(NODES.map((n) => shardOn(nc!, n)));
+        return views.every((v) => v && v.appliedSeq === tail) ? true : undefined;
+      },
+      20_000,
+    );
+    const ds = await digests(nc, NODES);
+    const missing = await missingAcks(others, writers.acks);
+    figures('pause-leader-nats-server', {
+      takeoverMs,
+      stepDownAfterResumeMs: stepDownMs,
+      writeGapMs: longestAckGap(writers.acks, pausedAt, resumedAt),
+      newLeader: after.node,
+      epoch: after.view.epoch,
+      oldLeaderReason: stepped.lastError ?? '',
+      acknowledged: writers.acks.length,
+      clientErrors: writers.errors.length,
+      clientRetries: writers.retryCodes(),
+      lostAcknowledged: missing.length,
+      digestsEqual: new Set(ds.map((d) => d.digest)).size === 1,
+    });
+    assert.equal(writers.errors, [], 'no error reached a client');
+    assert.equal(missing, [], 'no acknowledged write is lost');
+    assert.is(new Set(ds.map((d) => d.digest)).size, 1, `replica digests differ: ${JSON.stringify(ds)}`);
+  } catch (err) {
+    process.stderr.write(hosts.stderr().slice(-20_000));
+    throw err;
+  } finally {
+    cutOff?.kill('SIGCONT');
+    await nc?.close().catch(() => undefined);
+    await writers?.stop().catch(() => undefined);
+    await cluster.destroy();
+  }
+});
+
+test.run();
