@@ -13,6 +13,8 @@ export interface MachineInfo {
   readonly serverMemory: string;
   /** File system of the temp dir, where the fdatasync floor, LMDB, JetStream and Redis's AOF live. */
   readonly tempFs: string;
+  /** The commit measured, with "+dirty" when the work tree had uncommitted changes to tracked files. */
+  readonly commit: string;
   /** 1-minute load average when the run started: other work on a shared machine shows here. */
   readonly loadAvg1m: number;
 }
@@ -35,6 +37,7 @@ export function machineInfo(serverMemoryVersion: string): MachineInfo {
     redis: versionOf('redis-server', ['--version'], /v=(\S+)/),
     serverMemory: serverMemoryVersion,
     tempFs: tempFsOf(tmpdir()),
+    commit: commitOf(),
     loadAvg1m: Math.round(loadavg()[0]! * 100) / 100,
   };
 }
@@ -43,4 +46,11 @@ function tempFsOf(dir: string): string {
   const r = spawnSync('df', ['-T', dir], { encoding: 'utf8' });
   const row = r.status === 0 ? r.stdout.trim().split('\n')[1]?.split(/\s+/) : undefined;
   return row ? `${row[1]} on ${row[0]} (${dir})` : `unknown (${dir})`;
+}
+
+function commitOf(): string {
+  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', cwd: import.meta.dirname });
+  if (head.status !== 0) return 'unknown';
+  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', cwd: import.meta.dirname });
+  return `${head.stdout.trim()}${dirty.stdout.trim() ? '+dirty' : ''}`;
 }

@@ -89,7 +89,7 @@ export function markdownTable(r: BenchResults): string {
   const f = r.floor;
   const lines: string[] = [];
   const m = r.machine;
-  lines.push(`Measured ${r.when} (${r.mode} run, ${r.durationS.toFixed(0)} s) on ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, ${m.os}, temp dir on ${m.tempFs}; Node ${m.node}, nats-server ${m.natsServer}, redis ${m.redis}, server-memory ${m.serverMemory}; load average at start ${m.loadAvg1m}.`);
+  lines.push(`Measured ${r.when} (${r.mode} run, ${r.durationS.toFixed(0)} s) on ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, ${m.os}, temp dir on ${m.tempFs}; Node ${m.node}, nats-server ${m.natsServer}, redis ${m.redis}, server-memory ${m.serverMemory}; load average at start ${m.loadAvg1m}; commit ${m.commit ?? 'unknown'}.`);
   lines.push('');
   lines.push('| measurement | facts stored | p50 | p99 | ops/s ×1 | ops/s ×16 | ops/s ×64 | floor p50, same loop | p50 ÷ floor | ops/s ×64 ÷ floor | CPU µs per op at ×64 |');
   lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');

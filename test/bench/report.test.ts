@@ -26,7 +26,7 @@ const results: BenchResults = {
   when: '2026-11-24T00:00:00.000Z',
   mode: 'quick',
   durationS: 100,
-  machine: { cpu: 'test cpu', cores: 2, memGiB: 24, os: 'linux', node: 'v20', natsServer: '2.9.10', redis: '7', serverMemory: 'x', tempFs: 'ext4', loadAvg1m: 0.5 },
+  machine: { cpu: 'test cpu', cores: 2, memGiB: 24, os: 'linux', node: 'v20', natsServer: '2.9.10', redis: '7', serverMemory: 'x', tempFs: 'ext4', commit: 'abc1234', loadAvg1m: 0.5 },
   floor,
   shardmind: sizes(2),
   shardmindLostWrites: { writers: 2, attempted: 20, acknowledged: 20, present: 20, lost: 0 },
