@@ -8,7 +8,7 @@ import { challengerWins } from './conflict.ts';
 import { combineConfidence, effectiveConfidence } from './decay.ts';
 import { ShardValidationError } from './errors.ts';
 import { episodeIdFor, factIdFor, seqKey, seqOfFactId } from './ids.ts';
-import type { PostingIndex } from './postings.ts';
+import { NO_MERGE, type PostingIndex } from './postings.ts';
 import {
   activeKey,
   decodeFact,
@@ -48,9 +48,11 @@ export interface StoreState {
   /** Facts with indexed words, and the sum of their lengths: BM25's average document length. */
   docs: number;
   docLength: number;
+  /** Blocks of the segment being merged already written, or NO_MERGE (see `postings.ts`). */
+  mergedTerms: number;
 }
 
-export const EMPTY_STATE: StoreState = { appliedSeq: 0, facts: 0, activeFacts: 0, entities: 0, episodes: 0, docs: 0, docLength: 0 };
+export const EMPTY_STATE: StoreState = { appliedSeq: 0, facts: 0, activeFacts: 0, entities: 0, episodes: 0, docs: 0, docLength: 0, mergedTerms: NO_MERGE };
 
 export function stateRecord(s: StoreState): StoreState {
   return {
@@ -61,6 +63,7 @@ export function stateRecord(s: StoreState): StoreState {
     episodes: s.episodes,
     docs: s.docs,
     docLength: s.docLength,
+    mergedTerms: s.mergedTerms,
   };
 }
 

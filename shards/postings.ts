@@ -15,8 +15,16 @@
  * take per term: a query costs the same at 10k and 1M facts, at the price of seeing only a term's newest mentions.
  * Document frequencies are counters (`df` table) updated at merge and on forget, plus the open segment's counts.
  *
- * Reads racing a merge: until the merging batch commits, readers cannot see its blocks yet, so the merged segment
- * stays readable from memory (`sealed`) until the store calls `committed()`.
+ * The merge is spread over the first MERGE_SPAN sequences of the next segment: at 1M facts one merge is ~45k block
+ * puts across the whole `blocks` B-tree, and done in one transaction it made that commit (and every write queued
+ * behind it) take seconds. While the segment is merging it is `sealed`: its blocks are built once, term-sorted, and
+ * after applying the k-th sequence of the new segment the first ⌈terms·(k+1)/MERGE_SPAN⌉ are written. How far the
+ * merge got depends only on sequence numbers, so the bytes still do not depend on batching; the count written is
+ * part of the stored state (`mergedTerms`), so a restart resumes at the same term. A forget finishes the merge
+ * first (the blocks were built before it), and a sequence jumping past the window finishes it at once.
+ *
+ * Reads racing a merge: until a merging batch commits, readers cannot see its blocks yet, so the sealed segment
+ * stays readable from memory (and its blocks are skipped) until the merge is complete and committed.
  */
 import type { Database } from 'lmdb';
 import { decodePostings, decodeValue, encodePostings, encodeValue, POSTING_BYTES, type PostingRun } from './codec.ts';
@@ -25,6 +33,10 @@ import { SegmentPostings, type Posting } from './segment.ts';
 export type { Posting } from './segment.ts';
 
 export const SEGMENT_SEQS = 32768;
+/** Sequences of a new segment over which the previous one is merged into LMDB. */
+export const MERGE_SPAN = 2048;
+/** `mergedTerms` when no merge is under way. */
+export const NO_MERGE = -1;
 const SEGMENT_WIDTH = 8;
 export const TERM_SEPARATOR = '\x1f';
 
@@ -43,33 +55,82 @@ function blockKey(term: string, segment: number): string {
 
 const openSegmentFor = (segment: number): SegmentPostings => new SegmentPostings(segment, segment * SEGMENT_SEQS);
 
+/** A segment being merged: its blocks in term order, the first `written` of them already put. */
+interface Sealed {
+  readonly postings: SegmentPostings;
+  readonly blocks: readonly { readonly term: string; readonly block: Buffer }[];
+  written: number;
+}
+
 export class PostingIndex {
   private open = openSegmentFor(0);
-  /** The last merged segment, kept readable from memory until its blocks are committed. */
-  private sealed: SegmentPostings | undefined;
+  /** The segment being merged (or merged but not yet committed), readable from memory meanwhile. */
+  private sealed: Sealed | undefined;
 
   constructor(
     private readonly blocks: Database<Buffer, string>,
     private readonly dfTable: Database<Buffer, string>,
   ) {}
 
-  /** Starts (or restarts) with an empty open segment for `seq`'s segment; the caller re-adds its facts. */
-  reset(seq: number): void {
-    this.open = openSegmentFor(segmentOf(seq));
+  /**
+   * Starts (or restarts) with an empty open segment for `seq`'s segment; the caller re-adds its facts. When the
+   * stored state says the previous segment was part-merged (`mergedTerms` ≥ 0), `previous` re-adds that segment's
+   * postings, and the merge resumes after the `mergedTerms` blocks already written.
+   */
+  reset(seq: number, mergedTerms: number, previous: (add: (term: string, seq: number, tf: number, len: number) => void) => void): void {
+    const segment = segmentOf(seq);
+    this.open = openSegmentFor(segment);
     this.sealed = undefined;
+    if (mergedTerms === NO_MERGE || segment === 0) return;
+    const postings = openSegmentFor(segment - 1);
+    previous((term, s, tf, len) => postings.add(term, s, tf, len));
+    this.sealed = { postings, blocks: postings.blocks(), written: mergedTerms };
   }
 
-  /** The transaction that merged a segment has committed: its blocks are readable now. */
+  /** Blocks of the merging segment written so far, or NO_MERGE: stored with every batch's state. */
+  mergedTerms(): number {
+    const sealed = this.sealed;
+    return sealed === undefined || sealed.written === sealed.blocks.length ? NO_MERGE : sealed.written;
+  }
+
+  /** A batch has committed: once the merge is complete, its blocks are readable and memory can let go. */
   committed(): void {
-    this.sealed = undefined;
+    if (this.sealed !== undefined && this.sealed.written === this.sealed.blocks.length) this.sealed = undefined;
   }
 
-  /** Before applying `seq`: if it belongs to a later segment, the open one is merged into LMDB first. */
+  /**
+   * Before applying `seq`: a later segment seals the open one (finishing any earlier merge first); within the
+   * merge window, writes the blocks due by `seq`.
+   */
   rollTo(seq: number): void {
     const segment = segmentOf(seq);
-    if (segment <= this.open.segment) return;
-    this.merge();
-    this.open = openSegmentFor(segment);
+    if (segment > this.open.segment) {
+      this.finishMerge();
+      const open = this.open;
+      this.sealed = { postings: open, blocks: open.blocks(), written: 0 };
+      this.open = openSegmentFor(segment);
+      if (segment > open.segment + 1) this.finishMerge(); // jumped past the window
+    }
+    const sealed = this.sealed;
+    if (sealed === undefined || sealed.written === sealed.blocks.length) return;
+    const k = seq - segment * SEGMENT_SEQS;
+    const due = k + 1 >= MERGE_SPAN ? sealed.blocks.length : Math.ceil((sealed.blocks.length * (k + 1)) / MERGE_SPAN);
+    this.writeBlocks(sealed, due);
+  }
+
+  private finishMerge(): void {
+    if (this.sealed !== undefined) this.writeBlocks(this.sealed, this.sealed.blocks.length);
+  }
+
+  /** Puts blocks up to (not including) `end`, in term order, folding their counts into `df`. */
+  private writeBlocks(sealed: Sealed, end: number): void {
+    const segment = sealed.postings.segment;
+    for (let i = sealed.written; i < end; i++) {
+      const { term, block } = sealed.blocks[i]!;
+      this.blocks.putSync(blockKey(term, segment), block);
+      if (isWordTerm(term)) this.addDf(term, block.length / POSTING_BYTES);
+    }
+    if (end > sealed.written) sealed.written = end;
   }
 
   /** Adds a posting for a fact created at `seq` (ascending order within the open segment). */
@@ -79,6 +140,9 @@ export class PostingIndex {
 
   /** Removes a fact's posting (forget): from memory if it is in the open segment, else rewrites its block. */
   remove(term: string, seq: number): void {
+    // The merging segment's blocks were built before this forget: write them all, then edit like any block.
+    this.finishMerge();
+    this.sealed?.postings.remove(term, seq);
     const segment = segmentOf(seq);
     if (segment === this.open.segment) {
       this.open.remove(term, seq);
@@ -99,7 +163,7 @@ export class PostingIndex {
   newest(term: string, cap: number, maxSeq = Number.MAX_SAFE_INTEGER): Posting[] {
     const out: Posting[] = [];
     this.open.newest(term, cap, maxSeq, out);
-    const sealed = this.sealed;
+    const sealed = this.sealed?.postings;
     if (sealed !== undefined) sealed.newest(term, cap, maxSeq, out);
     if (out.length >= cap) return out;
     const hi = maxSeq === Number.MAX_SAFE_INTEGER ? term + TERM_SEPARATOR + '\uffff' : blockKey(term, segmentOf(maxSeq)) + '\uffff';
@@ -112,21 +176,27 @@ export class PostingIndex {
     return out;
   }
 
-  /** Documents containing a word term (merged counter + open segment). */
+  /** Documents containing a word term (merged counter + open segment + the merging segment's unwritten blocks). */
   df(term: string): number {
     const bytes = this.dfTable.getBinary(term);
     const stored = bytes === undefined ? 0 : decodeValue<number>(bytes);
-    return stored + this.open.count(term);
+    return stored + this.open.count(term) + this.unwrittenCount(term);
   }
 
-  /** Writes the open segment as one block per term, in term order, and folds its counts into `df`. */
-  private merge(): void {
-    const open = this.open;
-    for (const { term, block } of open.blocks()) {
-      this.blocks.putSync(blockKey(term, open.segment), block);
-      if (isWordTerm(term)) this.addDf(term, block.length / POSTING_BYTES);
+  private unwrittenCount(term: string): number {
+    const sealed = this.sealed;
+    if (sealed === undefined || sealed.written === sealed.blocks.length) return 0;
+    // Blocks are sorted by term: binary search for `term` among those not yet written.
+    let lo = sealed.written;
+    let hi = sealed.blocks.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const t = sealed.blocks[mid]!.term;
+      if (t === term) return sealed.blocks[mid]!.block.length / POSTING_BYTES;
+      if (t < term) lo = mid + 1;
+      else hi = mid - 1;
     }
-    this.sealed = open;
+    return 0;
   }
 
   private addDf(term: string, delta: number): void {

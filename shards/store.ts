@@ -63,18 +63,28 @@ export class LmdbShardStore implements ShardStore {
 
   private readState(): StoreState {
     const bytes = this.t.meta.getBinary('state');
-    return bytes === undefined ? { ...EMPTY_STATE } : decodeValue<StoreState>(bytes);
+    return bytes === undefined ? { ...EMPTY_STATE } : { ...EMPTY_STATE, ...decodeValue<StoreState>(bytes) };
   }
 
-  /** The open segment's postings are derived from its facts (at most SEGMENT_SEQS of them), never the whole store. */
+  /**
+   * The open segment's postings are derived from its facts (at most SEGMENT_SEQS of them), never the whole store;
+   * so are the previous segment's while it is still being merged.
+   */
   private rebuildOpenSegment(): void {
     const seq = this.committed.appliedSeq;
-    this.postings.reset(seq);
-    const start = factIdFor(this.domain, segmentOf(seq) * SEGMENT_SEQS);
-    for (const { value } of this.t.facts.getRange({ start, end: this.domain + ';' })) {
+    const segment = segmentOf(seq);
+    this.postings.reset(seq, this.committed.mergedTerms, (add) => this.addSegmentPostings(segment - 1, segment, add));
+    this.addSegmentPostings(segment, undefined, (term, s, tf, len) => this.postings.add(term, s, tf, len));
+  }
+
+  /** Re-adds the postings of the facts created in segments [from, to) (to the end of the store when undefined). */
+  private addSegmentPostings(from: number, to: number | undefined, add: (term: string, seq: number, tf: number, len: number) => void): void {
+    const start = factIdFor(this.domain, from * SEGMENT_SEQS);
+    const end = to === undefined ? this.domain + ';' : factIdFor(this.domain, to * SEGMENT_SEQS);
+    for (const { value } of this.t.facts.getRange({ start, end })) {
       const f = decodeFact(value);
       if (f.status === 'forgotten') continue;
-      for (const p of factTerms(f).terms) this.postings.add(p.term, f.seq, p.tf, p.len);
+      for (const p of factTerms(f).terms) add(p.term, f.seq, p.tf, p.len);
     }
   }
 
@@ -100,7 +110,10 @@ export class LmdbShardStore implements ShardStore {
           if (seq <= state.appliedSeq) continue;
           results.push(this.applier.apply(seq, entry));
         }
-        if (results.length > 0) this.t.meta.putSync('state', encodeValue(stateRecord(state)));
+        if (results.length > 0) {
+          state.mergedTerms = this.postings.mergedTerms();
+          this.t.meta.putSync('state', encodeValue(stateRecord(state)));
+        }
       });
       if (this.options.durability !== 'none') await this.t.env.flushed;
     } catch (err) {

@@ -152,4 +152,54 @@ test('convergence: any interleaving of two agents’ facts settles on the value 
   }
 });
 
+
+/** Index segments are this many sequences (`shards/postings.ts`); the previous one is merged over the next 2048. */
+const SEGMENT_SEQS = 32768;
+
+/** 300 entries in the first segment, the rest right after the boundary (inside the merge window), with forgets. */
+function mergeWindowLog(): { seq: number; entry: LogEntry }[] {
+  const log = randomLog(900, 3).map((x, i) => ({ seq: i < 300 ? i + 1 : SEGMENT_SEQS - 50 + (i - 300), entry: x.entry }));
+  const early = log.slice(0, 300).filter((x) => x.entry.op === 'assert');
+  for (const [at, victim] of [[520, 3], [650, 40], [800, 77]] as const) {
+    const e = log[at]!.entry;
+    const factId = `d:${early[victim]!.seq.toString(36).padStart(10, '0')}:0`;
+    log[at] = { seq: log[at]!.seq, entry: { v: 1, op: 'forget', opId: `forget-${at}`, recordedAt: e.recordedAt, source: e.source, factId } };
+  }
+  return log;
+}
+
+test('a segment merged across many batches, restarts and forgets inside the merge window: byte-identical', async () => {
+  const log = mergeWindowLog();
+  const dirs = [tempDir(), tempDir(), tempDir()];
+  const opts = (path: string) => ({ path, domain: 'd', predicates: PREDICATES, durability: 'none' as const });
+  const a = openShardStore(opts(dirs[0]!.path));
+  const c = openShardStore(opts(dirs[2]!.path));
+  let b = openShardStore(opts(dirs[1]!.path));
+  try {
+    await feed(a, log, 1000);
+    await feed(c, log, 1);
+    for (const cut of [310, 420, 521, 700]) {
+      await feed(b, log.slice(0, cut), 13);
+      await b.close();
+      b = openShardStore(opts(dirs[1]!.path));
+    }
+    await feed(b, log, 13);
+    assert.is(b.digest(), a.digest());
+    assert.is(c.digest(), a.digest());
+    const q = { query: 'coffee meeting report', now: T0 + 50 * DAY, limit: 50 };
+    assert.equal(b.recall(q), a.recall(q));
+    assert.equal(c.recall(q), a.recall(q));
+    // Past the window: the merge completes the same way everywhere.
+    const later = [{ seq: 100_000, entry: log[5]!.entry }, { seq: 100_001, entry: { ...log[6]!.entry, opId: 'later' } }];
+    for (const s of [a, b, c]) await s.applyBatch(later);
+    assert.is(b.digest(), a.digest());
+    assert.is(c.digest(), a.digest());
+    assert.equal(b.recall(q), a.recall(q));
+  } finally {
+    await a.close();
+    await b.close();
+    await c.close();
+    for (const d of dirs) d.remove();
+  }
+});
 test.run();
