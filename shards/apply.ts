@@ -15,6 +15,7 @@ import {
   encodeEpisode,
   encodeFact,
   factTerms,
+  forEachFactTerm,
   identityOf,
   isActive,
   withChanges,
@@ -68,6 +69,10 @@ export function stateRecord(s: StoreState): StoreState {
 }
 
 export class Applier {
+  /** The sequence whose postings `addPosting` files (a bound method, so asserts allocate no closure). */
+  private addingSeq = 0;
+  private readonly addPosting = (term: string, tf: number, len: number): void => this.postings.add(term, this.addingSeq, tf, len);
+
   constructor(
     private readonly t: Tables,
     private readonly postings: PostingIndex,
@@ -207,8 +212,8 @@ export class Applier {
     this.state.episodes++;
     this.state.facts++;
     if (isActive(fact.status)) this.state.activeFacts++;
-    const { terms, length } = factTerms(fact);
-    for (const p of terms) this.postings.add(p.term, seq, p.tf, p.len);
+    this.addingSeq = seq;
+    const length = forEachFactTerm(fact, this.addPosting);
     if (length > 0) {
       this.state.docs++;
       this.state.docLength += length;

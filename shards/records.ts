@@ -126,16 +126,39 @@ export interface TermPosting {
   readonly len: number;
 }
 
-/** Every index term a (not forgotten) fact is filed under. Used when creating, forgetting, and rebuilding. */
+/** Every index term a (not forgotten) fact is filed under. Used when forgetting and in tests. */
 export function factTerms(f: Pick<Fact, 'text' | 'subject' | 'predicate' | 'object'>): { terms: TermPosting[]; length: number } {
+  const terms: TermPosting[] = [];
+  const length = forEachFactTerm(f, (term, tf, len) => terms.push({ term, tf, len }));
+  return { terms, length };
+}
+
+/** Up to this many tokens, term frequencies are counted by scanning the token array instead of building a Map. */
+const SMALL_TEXT_TOKENS = 32;
+
+/**
+ * Calls `emit` for every index term of a fact (words in first-occurrence order with their frequency, then subject,
+ * subject+predicate, object entity) and returns the number of word tokens. The hot path of every assert, so it
+ * allocates no per-term objects.
+ */
+export function forEachFactTerm(f: Pick<Fact, 'text' | 'subject' | 'predicate' | 'object'>, emit: (term: string, tf: number, len: number) => void): number {
   const tokens = tokenize(f.text);
   const len = tokens.length;
-  const terms: TermPosting[] = [];
-  for (const [word, tf] of termFrequencies(tokens)) terms.push({ term: wordTerm(word), tf, len });
-  if (f.subject !== undefined) {
-    terms.push({ term: subjectTerm(f.subject), tf: 0, len: 0 });
-    if (f.predicate !== undefined) terms.push({ term: subjectPredicateTerm(f.subject, f.predicate), tf: 0, len: 0 });
+  if (len <= SMALL_TEXT_TOKENS) {
+    outer: for (let i = 0; i < len; i++) {
+      const word = tokens[i]!;
+      for (let j = 0; j < i; j++) if (tokens[j] === word) continue outer;
+      let tf = 1;
+      for (let j = i + 1; j < len; j++) if (tokens[j] === word) tf++;
+      emit(wordTerm(word), tf, len);
+    }
+  } else {
+    for (const [word, tf] of termFrequencies(tokens)) emit(wordTerm(word), tf, len);
   }
-  if (f.object !== undefined && typeof f.object !== 'string') terms.push({ term: objectEntityTerm(f.object.entity), tf: 0, len: 0 });
-  return { terms, length: len };
+  if (f.subject !== undefined) {
+    emit(subjectTerm(f.subject), 0, 0);
+    if (f.predicate !== undefined) emit(subjectPredicateTerm(f.subject, f.predicate), 0, 0);
+  }
+  if (f.object !== undefined && typeof f.object !== 'string') emit(objectEntityTerm(f.object.entity), 0, 0);
+  return len;
 }

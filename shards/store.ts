@@ -19,7 +19,7 @@ import { decodeValue, encodeValue } from './codec.ts';
 import { factIdFor } from './ids.ts';
 import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
 import { recallFacts } from './recall.ts';
-import { decodeFact, factTerms } from './records.ts';
+import { decodeFact, forEachFactTerm } from './records.ts';
 import { openTables, TABLE_NAMES, type Tables } from './tables.ts';
 import type {
   ApplyResult,
@@ -84,7 +84,7 @@ export class LmdbShardStore implements ShardStore {
     for (const { value } of this.t.facts.getRange({ start, end })) {
       const f = decodeFact(value);
       if (f.status === 'forgotten') continue;
-      for (const p of factTerms(f).terms) add(p.term, f.seq, p.tf, p.len);
+      forEachFactTerm(f, (term, tf, len) => add(term, f.seq, tf, len));
     }
   }
 

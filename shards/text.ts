@@ -17,8 +17,10 @@ const WORD = /[\p{L}\p{N}]+/gu;
 /** Lower-cased word tokens without stopwords, in text order (repeats kept: they are term frequency). */
 export function tokenize(text: string): string[] {
   const out: string[] = [];
-  for (const m of text.toLowerCase().matchAll(WORD)) {
-    const w = m[0];
+  // `match` with /g returns the strings alone; `matchAll` built a match object per word (load profile).
+  const matches = text.toLowerCase().match(WORD);
+  if (matches === null) return out;
+  for (const w of matches) {
     if (w.length < 2 && !/\d/.test(w)) continue;
     if (STOPWORDS.has(w)) continue;
     const stem = pluralStem(w);

@@ -60,7 +60,8 @@ export function validateFactInput(fact: unknown, field = 'fact'): asserts fact i
   if (!isObject(fact)) fail(field, 'must be an object');
   const text = fact['text'];
   if (typeof text !== 'string' || text.trim().length === 0) fail(`${field}.text`, 'must be a non-empty string');
-  if (Buffer.byteLength(text) > MAX_TEXT_BYTES) fail(`${field}.text`, `must be at most ${MAX_TEXT_BYTES} bytes`);
+  // A UTF-16 unit is at most 3 UTF-8 bytes: only long texts need counting.
+  if (text.length * 3 > MAX_TEXT_BYTES && Buffer.byteLength(text) > MAX_TEXT_BYTES) fail(`${field}.text`, `must be at most ${MAX_TEXT_BYTES} bytes`);
   optionalName(fact['subject'], `${field}.subject`);
   optionalName(fact['predicate'], `${field}.predicate`);
   if (fact['predicate'] !== undefined && fact['subject'] === undefined) fail(`${field}.subject`, 'is required when predicate is given');
