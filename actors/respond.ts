@@ -13,11 +13,12 @@ import {
   encodePayload,
   encodingOf,
   errorReply,
+  type Encoding,
 } from '../protocol/index.ts';
 
-/** Sends the reply; false when it could not be sent. */
-export function respond(msg: Msg, body: unknown): boolean {
-  const json = encodingOf(msg.headers) === 'json';
+/** Sends the reply (in `encoding` when the caller already read it from the request); false when it could not be sent. */
+export function respond(msg: Msg, body: unknown, encoding: Encoding = encodingOf(msg.headers)): boolean {
+  const json = encoding === 'json';
   let data: Uint8Array;
   try {
     data = encodePayload(body, json ? 'json' : 'msgpack');

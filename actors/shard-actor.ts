@@ -492,10 +492,11 @@ export class ShardActor implements ShardRuntime {
   }
 
   /** A leader answers reads only while its lease holds; a fresh leader waits briefly for its first beat. */
-  private async readGate(): Promise<void> {
-    if (this.failover.leaseValid()) return;
-    const ok = await this.failover.waitForLease(Math.min(this.o.limits.minSeqWaitMs, this.o.failover.leaseMs));
-    if (!ok) throw new ShardmindError(ErrorCode.NOT_LEADER, `the ${this.domain} leader's lease has lapsed; retry`);
+  private readGate(): Promise<void> | undefined {
+    if (this.failover.leaseValid()) return undefined;
+    return this.failover.waitForLease(Math.min(this.o.limits.minSeqWaitMs, this.o.failover.leaseMs)).then((ok) => {
+      if (!ok) throw new ShardmindError(ErrorCode.NOT_LEADER, `the ${this.domain} leader's lease has lapsed; retry`);
+    });
   }
 
   private marker(kind: 'epoch' | 'handoff'): MarkerEntry {

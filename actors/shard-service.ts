@@ -33,7 +33,7 @@ import {
   SHARD_OPS,
   type Encoding,
 } from '../protocol/index.ts';
-import type { ApplyResult, LogEntry, ShardStore, Source } from '../shards/index.ts';
+import type { ApplyResult, AssertEntry, ForgetEntry, LogEntry, RetractEntry, ShardStore, Source } from '../shards/index.ts';
 import type { Clock } from './clock.ts';
 
 export interface ShardServiceOptions {
@@ -50,8 +50,11 @@ export interface ShardServiceOptions {
   waitForSeq(seq: number, timeoutMs: number): Promise<void>;
   /** The sequence reads reflect. */
   position(): number;
-  /** Resolves when this leader may answer reads (its lease holds); rejects with NOT_LEADER otherwise. */
-  readGate?(): Promise<void>;
+  /**
+   * Undefined when this leader may answer reads now (its lease holds); otherwise a promise that resolves once it
+   * may, or rejects with NOT_LEADER.
+   */
+  readGate?(): Promise<void> | undefined;
   onInternalError(err: unknown, op: string): void;
 }
 
@@ -60,26 +63,43 @@ export function serveShard(nc: NatsConnection, o: ShardServiceOptions): Subscrip
   return nc.subscribe(shardSubject(o.domain, '*'), {
     callback: (err, msg) => {
       if (err) return;
-      void answer(msg, o);
+      answer(msg, o);
     },
   });
 }
 
-async function answer(msg: Msg, o: ShardServiceOptions): Promise<void> {
+function answer(msg: Msg, o: ShardServiceOptions): void {
   const encoding = encodingOf(msg.headers);
   const op = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
   let reply: unknown;
   try {
-    reply = await handle(op, msg.data, encoding, o);
+    reply = handleNow(op, msg.data, encoding, o);
   } catch (err) {
-    if (!(err instanceof ShardmindError) || err.code === ErrorCode.INTERNAL) o.onInternalError(err, op);
-    reply = errorReply(err);
+    reply = failure(err, op, o);
   }
-  if (msg.reply) respond(msg, reply);
+  // Reads whose gate is open and whose minSeq is applied answer in this very callback: no promise per request.
+  if (reply instanceof Promise) {
+    reply.then(
+      (body: unknown) => void (msg.reply && respond(msg, body, encoding)),
+      (err: unknown) => void (msg.reply && respond(msg, failure(err, op, o), encoding)),
+    );
+  } else if (msg.reply) {
+    respond(msg, reply, encoding);
+  }
+}
+
+function failure(err: unknown, op: string, o: ShardServiceOptions): unknown {
+  if (!(err instanceof ShardmindError) || err.code === ErrorCode.INTERNAL) o.onInternalError(err, op);
+  return errorReply(err);
 }
 
 /** One request, decoded and answered. Exported for actor-level tests that bypass NATS. */
 export async function handle(op: string, data: Uint8Array, encoding: Encoding, o: ShardServiceOptions): Promise<unknown> {
+  return handleNow(op, data, encoding, o);
+}
+
+/** The reply, or a promise of it when the request has to wait (a write, the lease, `minSeq`). Throws bad requests. */
+function handleNow(op: string, data: Uint8Array, encoding: Encoding, o: ShardServiceOptions): unknown {
   checkSize(data, o.maxPayloadBytes);
   if (!isShardOp(op)) {
     throw new ShardmindError(ErrorCode.BAD_REQUEST, `unknown op "${op}": a shard serves ${SHARD_OPS.join(', ')}`);
@@ -91,66 +111,90 @@ export async function handle(op: string, data: Uint8Array, encoding: Encoding, o
       if (req.domain !== undefined && req.domain !== o.domain) {
         throw new ShardmindError(ErrorCode.BAD_REQUEST, `domain: this is the "${o.domain}" shard, the request names "${req.domain}"`);
       }
-      const r = await o.submit({
-        ...entryBase(o, req.opId, { agent: req.agent, task: req.task, node: req.node }),
+      const entry: AssertEntry = {
+        v: 1,
+        opId: req.opId ?? newOpId(o),
+        recordedAt: o.clock.now(),
+        source: source(o, req.agent, req.task, req.node),
         op: 'assert',
         fact: toFactInput(req.fact),
-      });
-      return rememberReply(o.domain, r);
+      };
+      return o.submit(entry).then((r) => rememberReply(o.domain, r));
     }
     case 'forget': {
       const req = parseForgetRequest(body);
-      const r = await o.submit({ ...entryBase(o, req.opId, { agent: req.agent }), op: 'forget', factId: req.factId });
-      return writeReply(o.domain, r);
+      const entry: ForgetEntry = {
+        v: 1,
+        opId: req.opId ?? newOpId(o),
+        recordedAt: o.clock.now(),
+        source: source(o, req.agent, undefined, undefined),
+        op: 'forget',
+        factId: req.factId,
+      };
+      return o.submit(entry).then((r) => writeReply(o.domain, r));
     }
     case 'retract': {
       const req = parseRetractRequest(body);
-      const validTo = req.validTo === undefined ? undefined : Date.parse(req.validTo);
-      const r = await o.submit({
-        ...entryBase(o, req.opId, { agent: req.agent }),
+      const entry: RetractEntry = {
+        v: 1,
+        opId: req.opId ?? newOpId(o),
+        recordedAt: o.clock.now(),
+        source: source(o, req.agent, undefined, undefined),
         op: 'retract',
         factId: req.factId,
-        ...(validTo === undefined ? {} : { validTo }),
-      });
-      return writeReply(o.domain, r);
+        ...(req.validTo === undefined ? {} : { validTo: Date.parse(req.validTo) }),
+      };
+      return o.submit(entry).then((r) => writeReply(o.domain, r));
     }
     case 'recall': {
       const req = parseRecallRequest(body);
-      await waitMinSeq(req.minSeq, o);
-      const result = o.store.recall(toRecallQuery(req, o.clock.now(), o.maxRecallLimit));
-      return {
-        v: 1,
-        domains: [o.domain],
-        facts: result.facts.map((f) => toWireFact(f)),
-        seqs: { [o.domain]: Math.max(result.appliedSeq, o.position()) },
-      };
+      return afterReadGate(req.minSeq, o, () => {
+        const result = o.store.recall(toRecallQuery(req, o.clock.now(), o.maxRecallLimit));
+        const facts = result.facts.map((f) => toWireFact(f));
+        return { v: 1, domains: [o.domain], facts, seqs: { [o.domain]: Math.max(result.appliedSeq, o.position()) } };
+      });
     }
     case 'get': {
       const req = parseGetRequest(body);
-      await waitMinSeq(req.minSeq, o);
-      const fact = o.store.getFact(req.factId);
-      if (!fact) throw new ShardmindError(ErrorCode.NOT_FOUND, `factId: no fact "${req.factId}" in the ${o.domain} shard`);
-      return { v: 1, domain: o.domain, fact: toWireFact(fact) };
+      return afterReadGate(req.minSeq, o, () => {
+        const fact = o.store.getFact(req.factId);
+        if (!fact) throw new ShardmindError(ErrorCode.NOT_FOUND, `factId: no fact "${req.factId}" in the ${o.domain} shard`);
+        return { v: 1, domain: o.domain, fact: toWireFact(fact) };
+      });
     }
     case 'history': {
       const req = parseHistoryRequest(body);
-      await waitMinSeq(req.minSeq, o);
-      return { v: 1, domain: o.domain, facts: o.store.history(req.subject, req.predicate).map((f) => toWireFact(f)) };
+      return afterReadGate(req.minSeq, o, () => ({
+        v: 1,
+        domain: o.domain,
+        facts: o.store.history(req.subject, req.predicate).map((f) => toWireFact(f)),
+      }));
     }
   }
 }
 
-/** Before every read: the lease check, then read-your-writes. */
-async function waitMinSeq(minSeq: Readonly<Record<string, number>> | undefined, o: ShardServiceOptions): Promise<void> {
-  await o.readGate?.();
+/**
+ * Before every read: the lease check, then read-your-writes. Runs `read` at once when neither has to wait (the
+ * common case), after them otherwise.
+ */
+function afterReadGate(minSeq: Readonly<Record<string, number>> | undefined, o: ShardServiceOptions, read: () => unknown): unknown {
   const seq = minSeq?.[o.domain];
-  if (seq !== undefined && seq > o.position()) await o.waitForSeq(seq, o.minSeqWaitMs);
+  const gate = o.readGate?.();
+  if (gate === undefined) {
+    if (seq === undefined || seq <= o.position()) return read();
+    return o.waitForSeq(seq, o.minSeqWaitMs).then(read);
+  }
+  return gate.then(() => (seq !== undefined && seq > o.position() ? o.waitForSeq(seq, o.minSeqWaitMs).then(read) : read()));
 }
 
-/** The fields every write entry carries; the leader stamps `recordedAt`, and makes an opId if the client sent none. */
-function entryBase(o: ShardServiceOptions, opId: string | undefined, source: { agent: string; task?: string | undefined; node?: string | undefined }) {
-  const src: { agent: string; task?: string; node?: string } = { agent: source.agent };
-  if (source.task !== undefined) src.task = source.task;
-  src.node = source.node ?? o.node;
-  return { v: 1 as const, opId: opId ?? `${o.node}-${randomUUID()}`, recordedAt: o.clock.now(), source: src as Source };
+function newOpId(o: ShardServiceOptions): string {
+  return `${o.node}-${randomUUID()}`;
+}
+
+/** Who wrote it; the leader fills in its own node when the client named none. */
+function source(o: ShardServiceOptions, agent: string, task: string | undefined, node: string | undefined): Source {
+  const src: { agent: string; task?: string; node?: string } = { agent };
+  if (task !== undefined) src.task = task;
+  src.node = node ?? o.node;
+  return src;
 }
