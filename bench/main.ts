@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only floor,shardmind,redis,server-memory] [-- --profile]`: the floor,
+ * `npm run bench [-- --quick] [--only floor,shardmind,redis,server-memory] [--profile] [--out DIR]`: the floor,
  * shardmind and its peers measured in one run on this machine, every figure also given as a ratio to a floor
  * measured in the same run. Writes `bench/results/latest.json`, `latest.md` and the SVG charts, and prints the
  * table. `--profile` runs the shardmind host under `--cpu-prof` and prints where its CPU time went.
@@ -26,6 +26,8 @@ const RESULTS_DIR = join(import.meta.dirname, 'results');
 
 interface Args {
   readonly quick: boolean;
+  /** Where results go; `bench/results` unless `--out DIR`. */
+  readonly out: string;
   readonly profile: boolean;
   readonly only: ReadonlySet<Section>;
 }
@@ -35,7 +37,9 @@ function parseArgs(argv: readonly string[]): Args {
   const onlyValue = onlyAt < 0 ? undefined : argv[onlyAt]!.includes('=') ? argv[onlyAt]!.split('=')[1] : argv[onlyAt + 1];
   const only = new Set<Section>(onlyValue ? (onlyValue.split(',') as Section[]) : SECTIONS);
   for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`--only: unknown section "${s}" (one of ${SECTIONS.join(', ')})`);
-  return { quick: argv.includes('--quick'), profile: argv.includes('--profile'), only };
+  const outAt = argv.indexOf('--out');
+  const out = outAt >= 0 && argv[outAt + 1] ? argv[outAt + 1]! : RESULTS_DIR;
+  return { quick: argv.includes('--quick'), profile: argv.includes('--profile'), only, out };
 }
 
 async function main(): Promise<void> {
@@ -147,7 +151,7 @@ async function main(): Promise<void> {
       ...notes,
     ],
   };
-  const out = writeResults(RESULTS_DIR, final);
+  const out = writeResults(args.out, final);
   process.stdout.write(markdownTable(final));
   process.stderr.write(`wrote ${out.json}, ${out.md}${out.charts.map((c) => `, ${c}`).join('')}\n`);
 }

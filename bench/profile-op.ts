@@ -24,7 +24,10 @@ const facts = Number(factsArg);
 const seconds = Number(secondsArg);
 const cleanup = new Cleanup();
 const profDirs: string[] = [];
-process.once('SIGINT', () => void cleanup.run().then(() => process.exit(130)));
+const removeProfiles = (): void => {
+  for (const d of profDirs) rmSync(d, { recursive: true, force: true });
+};
+process.once('SIGINT', () => void cleanup.run().then(() => (removeProfiles(), process.exit(130))));
 try {
   const nats = await startNatsServer({ name: 'profile' });
   cleanup.add('stop nats-server', () => nats.destroy());
@@ -67,5 +70,5 @@ try {
   if (routerPid) show('router', routerProf);
 } finally {
   await cleanup.run();
-  for (const d of profDirs) rmSync(d, { recursive: true, force: true });
+  removeProfiles();
 }
