@@ -113,7 +113,7 @@ export class Host {
     sightings.listen(nc);
     this.sightings = sightings;
     this.subscriptions.push(
-      serveShardGuard(nc, config.domains.map((d) => d.name), sightings),
+      serveShardGuard(nc, config.domains.map((d) => d.name), sightings, (domain) => this.actors.get(domain)?.state === 'leading'),
       ...serveControl(nc, {
         node,
         now: () => this.clock.now(),

@@ -4,6 +4,9 @@
  * - a known domain whose leader has not been heard within the lease: NOT_LEADER (retryable) at once, so clients
  *   retry quickly during a failover or hand-off gap instead of waiting out their timeout;
  * - a known domain with a live leader: nothing (the leader answers).
+ * A domain this very host leads is never refused: heartbeats are timer-driven, and on a saturated event loop they
+ * arrive late while the leader is serving fine — the guard would then answer NOT_LEADER ahead of the leader's own
+ * reply (measured: ~500 spurious refusals per bench run under load). Local knowledge beats heartbeat timing.
  * The wildcard subscription means requests never get "no responders", so this guard must cover both cases.
  */
 import type { NatsConnection, Subscription } from 'nats';
@@ -13,7 +16,12 @@ import { respond } from './respond.ts';
 
 export const SHARD_GUARD_QUEUE = 'sm-shard-guard';
 
-export function serveShardGuard(nc: NatsConnection, known: readonly string[], sightings: LeaderSightings): Subscription {
+export function serveShardGuard(
+  nc: NatsConnection,
+  known: readonly string[],
+  sightings: LeaderSightings,
+  leadsHere: (domain: string) => boolean,
+): Subscription {
   const names = new Set(known);
   return nc.subscribe('sm.shard.*.*', {
     queue: SHARD_GUARD_QUEUE,
@@ -28,7 +36,7 @@ export function serveShardGuard(nc: NatsConnection, known: readonly string[], si
         respond(msg, errorReply(e));
         return;
       }
-      if (sightings.isLive(domain) === false) {
+      if (sightings.isLive(domain) === false && !leadsHere(domain)) {
         const last = sightings.get(domain);
         const e = new ShardmindError(
           ErrorCode.NOT_LEADER,
