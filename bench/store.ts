@@ -4,11 +4,12 @@
  * Loads realistic synthetic facts (subjects from a few thousand entities, a few dozen predicates, text drawn from a
  * Zipf-distributed vocabulary) through `applyBatch` in batches of 1000, and at 10k, 100k and 1M facts measures
  * recall latency (p50/p99) over a mix of text and subject queries, RSS and the data file size. Prints a table; the
- * last line is one JSON object (`load_facts_per_s`, `recall_p50_us_10k`, `recall_p50_us_1m`, `rss_mb_1m`, …).
+ * last line is one JSON object (`load_facts_per_s`, `recall_p50_us_10k`, `recall_p50_us_1m`, `rss_mb_1m`, …, with
+ * `load_cpu_us_per_fact` and the machine's `load_average`, since the box is shared).
  * `--quick` runs fewer queries but still reaches 1M facts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openShardStore, type LogEntry, type RecallQuery } from '../shards/index.ts';
 
@@ -98,15 +99,23 @@ try {
   const store = openShardStore({ path: dir, domain: 'bench', predicates: onePredicates, durability: 'none' });
   let seq = 0;
   let loadMs = 0;
+  // CPU time of the whole process (this thread and lmdb-js's write thread) while loading: on a shared machine it
+  // drifts far less than wall-clock time.
+  let loadCpuUs = 0;
   for (const target of CHECKPOINTS) {
     while (seq < target) {
       const batch: { seq: number; entry: LogEntry }[] = [];
       for (let i = 0; i < BATCH; i++) batch.push({ seq: ++seq, entry: makeEntry(seq) });
       const started = performance.now();
+      const cpu = process.cpuUsage();
       await store.applyBatch(batch);
+      const used = process.cpuUsage(cpu);
+      loadCpuUs += used.user + used.system;
       loadMs += performance.now() - started;
     }
     const now = T0 + seq * 50;
+    // The load's garbage is not the queries' cost: collect it before timing them (`--expose-gc` in package.json).
+    (globalThis as { gc?: () => void }).gc?.();
     for (let i = 0; i < 50; i++) store.recall(makeQuery(now)); // warm-up
     const times: number[] = [];
     let hits = 0;
@@ -130,6 +139,7 @@ try {
     summary[`data_mb_${label}`] = mb;
   }
   summary['load_facts_per_s'] = Math.round(seq / (loadMs / 1000));
+  summary['load_cpu_us_per_fact'] = Number((loadCpuUs / seq).toFixed(1));
   await store.close();
 
   // Synced load (`durability: 'meta'`, the default): every 1000-fact batch resolves only once its data pages are
@@ -160,5 +170,7 @@ const line = (r: string[]): string => r.map((c, i) => c.padStart(widths[i]!)).jo
 console.log(line(header));
 for (const r of rows) console.log(line(r));
 summary['load_durability'] = 'none';
+// Other work on the machine skews every figure above: report the 1-minute load average at the end.
+summary['load_average'] = Number(loadavg()[0]!.toFixed(2));
 summary['elapsed_s'] = Math.round((performance.now() - started) / 1000);
 console.log(JSON.stringify(summary));
