@@ -202,4 +202,34 @@ test('a segment merged across many batches, restarts and forgets inside the merg
     for (const d of dirs) d.remove();
   }
 });
+test('the same fact again is reinforced whether its identity is in memory, being merged, or in LMDB, across restarts', async () => {
+  const dir = tempDir();
+  const opts = { path: dir.path, domain: 'd', predicates: PREDICATES, durability: 'none' as const };
+  let store = openShardStore(opts);
+  const facts = [{ text: 'user prefers tea', subject: 'user', predicate: 'p2', object: 'tea' }, { text: 'Meeting notes are in the wiki' }];
+  const at = (seq: number, i: number, opId: string): { seq: number; entry: LogEntry } => ({
+    seq, entry: { v: 1, op: 'assert', opId, recordedAt: T0 + seq, source: { agent: 'a' }, fact: facts[i]! },
+  });
+  try {
+    const created = await store.applyBatch([at(1, 0, 'c0'), at(2, 1, 'c1')]);
+    const ids = created.map((r) => r.factId);
+    // Open segment (memory), the merge window's first sequence (sealed, unwritten), later in the window, after a
+    // restart inside the window, and after the window (LMDB).
+    const seqs = [3, SEGMENT_SEQS + 1, SEGMENT_SEQS + 1000, SEGMENT_SEQS + 1500, 100_000];
+    for (const [n, seq] of seqs.entries()) {
+      if (seq === SEGMENT_SEQS + 1500) {
+        await store.close();
+        store = openShardStore(opts);
+      }
+      const results = await store.applyBatch([at(seq, 0, `r0-${n}`), at(seq + 1, 1, `r1-${n}`)]);
+      assert.equal(results.map((r) => r.status), ['reinforced', 'reinforced'], `at seq ${seq}`);
+      assert.equal(results.map((r) => r.factId), ids, `at seq ${seq}`);
+    }
+    assert.is(store.getFact(ids[0]!)!.confirmations, seqs.length + 1);
+  } finally {
+    await store.close();
+    dir.remove();
+  }
+});
+
 test.run();
