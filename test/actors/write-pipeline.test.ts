@@ -1,6 +1,7 @@
 /**
  * The leader's write pipeline against a real nats-server and a real LMDB store: many appends in flight stay in
- * order and apply once; a rival's append fences it; a JetStream-level duplicate asks for a resync instead.
+ * order and apply once; a rival's append fences it; a JetStream-level duplicate, an append no stream takes (503) and
+ * an append never acknowledged (timeout) ask for a resync instead.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -119,6 +120,48 @@ pipeline('a JetStream duplicate inside the pipeline asks for a resync, not a fen
   assert.ok(outcomes.every((o) => o.status === 'rejected'));
   await p.settled();
   assert.is(breaks[0]?.kind, 'resync', JSON.stringify(breaks));
+});
+
+pipeline('an append no stream takes (503 no responders) asks for a resync', async (ctx) => {
+  const { store } = await fresh(ctx);
+  const breaks: PipelineBreak[] = [];
+  const p = new WritePipeline({ nc: ctx.nc!, subject: 'sm.nolog.nowhere', store, lastSeq: 0, onApplied: () => undefined });
+  p.onBroken((why) => breaks.push(why));
+  const err = await p.submit(assertEntry('lost', 'no stream')).then(
+    () => undefined,
+    (e: ShardmindError) => e,
+  );
+  assert.instance(err, ShardmindError, 'nothing took the append');
+  assert.is(err!.code, 'NOT_LEADER');
+  await p.settled();
+  assert.is(breaks[0]?.kind, 'resync', JSON.stringify(breaks));
+  assert.match(breaks[0]!.detail, /503/);
+});
+
+pipeline('an append nobody acknowledges times out into a resync, and a late ack changes nothing', async (ctx) => {
+  const { store } = await fresh(ctx);
+  // Something listens on the subject (so no 503) but never answers in time.
+  const held: { respond(data: Uint8Array): boolean }[] = [];
+  const silent = ctx.nc!.subscribe('sm.nolog.silent', { callback: (_err, msg) => void held.push(msg) });
+  const breaks: PipelineBreak[] = [];
+  const p = new WritePipeline({ nc: ctx.nc!, subject: 'sm.nolog.silent', store, lastSeq: 0, publishTimeoutMs: 150, onApplied: () => undefined });
+  p.onBroken((why) => breaks.push(why));
+  const started = Date.now();
+  const err = await p.submit(assertEntry('slow', 'never acked')).then(
+    () => undefined,
+    (e: ShardmindError) => e,
+  );
+  assert.instance(err, ShardmindError, 'nothing acknowledged the append');
+  assert.is(err!.code, 'NOT_LEADER');
+  assert.ok(Date.now() - started >= 140, 'waited for the publish timeout');
+  await p.settled();
+  assert.is(breaks[0]?.kind, 'resync');
+  assert.match(breaks[0]!.detail, /no ack/);
+  // The ack arriving after the timeout is ignored: nothing is applied.
+  for (const m of held) m.respond(new TextEncoder().encode('{"stream":"X","seq":1}'));
+  await ctx.nc!.flush();
+  assert.is(store.appliedSeq, 0);
+  silent.unsubscribe();
 });
 
 pipeline.run();
