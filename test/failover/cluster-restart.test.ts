@@ -15,6 +15,7 @@ import {
   startFaultCluster,
   startWriters,
   streamTail,
+  waitAllApplied,
 } from './fault-kit.ts';
 
 test('whole cluster restart - every acknowledged write survives; replicas converge', async () => {
@@ -36,15 +37,7 @@ test('whole cluster restart - every acknowledged write survives; replicas conver
     const leader = await eventually('a leader of email after the restart', () => leaderOf(nc), 30_000);
     const restartMs = Date.now() - stoppedAt;
 
-    const tailAfter = await streamTail(nc);
-    await eventually(
-      'every replica to apply the whole log',
-      async () => {
-        const views = await Promise.all(NODES.map((n) => shardOn(nc, n)));
-        return views.every((v) => v && v.appliedSeq === tailAfter) ? true : undefined;
-      },
-      15_000,
-    );
+    const tailAfter = await waitAllApplied(nc, NODES, 15_000);
     const missing = await missingAcks(nats.urls, writers.acks);
     const ds = await digests(nc, NODES);
     figures('cluster-restart', {

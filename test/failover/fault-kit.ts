@@ -258,6 +258,29 @@ export async function digests(nc: NatsConnection, nodes: readonly string[], doma
   );
 }
 
+/**
+ * Waits until every node has applied the whole log (the stream's tail, asked once now); on timeout the error says
+ * where each replica is.
+ */
+export async function waitAllApplied(nc: NatsConnection, nodes: readonly string[] = NODES, timeoutMs = 20_000, domain = DOMAIN): Promise<number> {
+  const tail = await streamTail(nc, domain);
+  let last: (ShardView | undefined)[] = [];
+  try {
+    await eventually(
+      'every replica to apply the whole log',
+      async () => {
+        last = await Promise.all(nodes.map((n) => shardOn(nc, n, domain)));
+        return last.every((v) => v && v.appliedSeq >= tail) ? true : undefined;
+      },
+      timeoutMs,
+    );
+  } catch (err) {
+    const where = nodes.map((n, i) => `${n}: ${last[i] ? `${last[i]!.state} at ${last[i]!.appliedSeq}` : 'no answer'}`);
+    throw new Error(`${(err as Error).message} (tail ${tail}; ${where.join(', ')})`);
+  }
+  return tail;
+}
+
 /** The stream's last sequence from its leader. */
 export async function streamTail(nc: NatsConnection, domain = DOMAIN): Promise<number> {
   const jsm = await nc.jetstreamManager({ checkAPI: false });

@@ -17,7 +17,7 @@ import {
   shardOn,
   startFaultCluster,
   startWriters,
-  streamTail,
+  waitAllApplied,
 } from './fault-kit.ts';
 
 test('SIGSTOP of the leader host - a standby takes over; the woken leader is fenced and converges', async () => {
@@ -58,15 +58,7 @@ test('SIGSTOP of the leader host - a standby takes over; the woken leader is fen
     await writers.waitForAcks(100);
     await writers.stop();
 
-    const tail = await streamTail(nc);
-    await eventually(
-      'every replica to apply the whole log',
-      async () => {
-        const views = await Promise.all(NODES.map((n) => shardOn(nc, n)));
-        return views.every((v) => v && v.appliedSeq === tail) ? true : undefined;
-      },
-      15_000,
-    );
+    await waitAllApplied(nc, NODES, 15_000);
     const ds = await digests(nc, NODES);
     const missing = await missingAcks(nats.urls, writers.acks);
     figures('pause-leader-host', {

@@ -19,7 +19,7 @@ import {
   shardOn,
   startFaultCluster,
   startWriters,
-  streamTail,
+  waitAllApplied,
 } from './fault-kit.ts';
 
 test('SIGSTOP of the leader host’s nats-server - the majority side takes over; the cut-off leader steps down', async () => {
@@ -67,15 +67,7 @@ test('SIGSTOP of the leader host’s nats-server - the majority side takes over;
     await writers.waitForAcks(100, 30_000);
     await writers.stop();
 
-    const tail = await streamTail(nc);
-    await eventually(
-      'every replica to apply the whole log',
-      async () => {
-        const views = await Promise.all(NODES.map((n) => shardOn(nc!, n)));
-        return views.every((v) => v && v.appliedSeq === tail) ? true : undefined;
-      },
-      20_000,
-    );
+    await waitAllApplied(nc!, NODES, 20_000);
     const ds = await digests(nc, NODES);
     const missing = await missingAcks(others, writers.acks);
     figures('pause-leader-nats-server', {
