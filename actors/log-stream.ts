@@ -10,6 +10,8 @@ import { decodeEntry } from './log-codec.ts';
 
 /** How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate append. */
 export const DUPLICATE_WINDOW_MS = 120_000;
+/** A catch-up read that gets no message for this long is restarted (see `LogReadOptions.stallMs`). */
+export const DEFAULT_STALL_MS = 5_000;
 /** Most entries applied in one LMDB transaction while reading the log. */
 export const READ_BATCH = 512;
 
@@ -55,6 +57,12 @@ export interface LogReadOptions {
   /** Stop after this sequence (catch-up). Absent: follow the log until `signal` aborts (a follower). */
   readonly untilSeq?: number;
   readonly signal?: AbortSignal;
+  /**
+   * Catch-up only (`untilSeq` set): if no message arrives for this long while short of `untilSeq`, the read
+   * rejects so the caller retries with a fresh consumer. An ordered consumer whose server was paused or cut off
+   * can otherwise wait forever without an error. Default 5000 ms.
+   */
+  readonly stallMs?: number;
   /** Called in log order with runs of records; the next messages wait until it resolves. */
   onBatch(batch: readonly LogRecord[], pending: number): Promise<void>;
 }
@@ -70,22 +78,45 @@ export async function readLog(js: JetStreamClient, domain: string, o: LogReadOpt
   const messages = await consumer.consume({ max_messages: READ_BATCH });
   const onAbort = (): void => void messages.stop();
   o.signal?.addEventListener('abort', onAbort, { once: true });
+  // The stall watchdog (bounded reads only): re-armed by every message, it stops the consumer when none comes.
+  let stalled = false;
+  let lastSeq = o.fromSeq - 1;
+  let watchdog: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    if (o.untilSeq === undefined) return;
+    if (watchdog) clearTimeout(watchdog);
+    watchdog = setTimeout(() => {
+      stalled = true;
+      void messages.stop();
+    }, o.stallMs ?? DEFAULT_STALL_MS);
+    watchdog.unref?.();
+  };
+  arm();
   let batch: LogRecord[] = [];
   try {
     for await (const m of messages) {
+      arm();
+      lastSeq = m.seq;
       batch.push({ seq: m.seq, entry: decodeEntry(m.data) });
       const pending = m.info.pending;
       const done = o.untilSeq !== undefined && m.seq >= o.untilSeq;
       if (batch.length >= READ_BATCH || pending === 0 || done) {
         const full = batch;
         batch = [];
+        // Applying is not stalling: the watchdog sleeps while the batch is applied.
+        if (watchdog) clearTimeout(watchdog);
         await o.onBatch(full, pending);
+        arm();
       }
       if (done || o.signal?.aborted) break;
     }
   } finally {
+    if (watchdog) clearTimeout(watchdog);
     o.signal?.removeEventListener('abort', onAbort);
     await messages.close().catch(() => undefined);
+  }
+  if (stalled && !o.signal?.aborted && o.untilSeq !== undefined && lastSeq < o.untilSeq) {
+    throw new Error(`log read of ${domain} stalled at seq ${lastSeq} of ${o.untilSeq} (no message for ${o.stallMs ?? DEFAULT_STALL_MS} ms)`);
   }
 }
 
