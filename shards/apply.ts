@@ -8,7 +8,6 @@ import { challengerWins } from './conflict.ts';
 import { combineConfidence, effectiveConfidence } from './decay.ts';
 import { ShardValidationError } from './errors.ts';
 import { episodeIdFor, factIdFor, seqKey, seqOfFactId } from './ids.ts';
-import type { IdentityIndex } from './identities.ts';
 import { NO_MERGE, type PostingIndex } from './postings.ts';
 import {
   activeKey,
@@ -77,7 +76,6 @@ export class Applier {
   constructor(
     private readonly t: Tables,
     private readonly postings: PostingIndex,
-    private readonly identities: IdentityIndex,
     private readonly options: ResolvedOptions,
     readonly state: StoreState,
   ) {}
@@ -88,7 +86,6 @@ export class Applier {
     // Every sequence moves the segment forward, duplicates included: start-up rebuilds the open segment of
     // `appliedSeq`, so an earlier segment must already be merged by then.
     this.postings.rollTo(seq);
-    this.identities.rollTo(seq);
     const prior = this.t.ops.getBinary(opId);
     if (prior !== undefined) {
       this.state.appliedSeq = seq;
@@ -210,7 +207,7 @@ export class Applier {
     }
 
     this.putFact(fact);
-    if (isActive(fact.status)) this.identities.add(identity, id);
+    if (isActive(fact.status)) this.t.ident.putSync(identity, encodeValue(id));
     // The creating observation is the fact record itself until the fact first changes confidence (see `reinforce`).
     this.state.episodes++;
     this.state.facts++;
@@ -225,19 +222,21 @@ export class Applier {
   }
 
   /**
-   * The active fact with this identity. A point lookup in the identity index rather than a posting-list scan: a
-   * cursor per assert cost more than the random insert it saves (profiled).
+   * The active fact with this identity. A point lookup in `ident` rather than a posting-list scan: a cursor per
+   * assert cost more than the random insert it saves (profiled).
    */
   private activeWithIdentity(identity: string): Fact | undefined {
-    const id = this.identities.lookup(identity);
+    const id = this.t.ident.getBinary(identity);
     if (id === undefined) return undefined;
-    const f = this.getFact(id);
+    const f = this.getFact(decodeValue<string>(id));
     return f !== undefined && isActive(f.status) ? f : undefined;
   }
 
   /** A fact left the active set (superseded, retracted, forgotten): its identity no longer reinforces it. */
   private releaseIdentity(f: Fact): void {
-    this.identities.release(identityOf(f.subject, f.predicate, f.object, f.text), f.id);
+    const identity = identityOf(f.subject, f.predicate, f.object, f.text);
+    const bytes = this.t.ident.getBinary(identity);
+    if (bytes !== undefined && decodeValue<string>(bytes) === f.id) this.t.ident.removeSync(identity);
   }
 
   private putEpisode(factId: string, seq: number, e: LogEntry, text: string, observedAt: number, confidence: number): void {

@@ -19,8 +19,7 @@ import { decodeValue, encodeValue } from './codec.ts';
 import { factIdFor } from './ids.ts';
 import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
 import { recallFacts } from './recall.ts';
-import { IdentityIndex } from './identities.ts';
-import { decodeFact, forEachFactTerm, identityOf, isActive } from './records.ts';
+import { decodeFact, forEachFactTerm } from './records.ts';
 import { openTables, TABLE_NAMES, type Tables } from './tables.ts';
 import type {
   ApplyResult,
@@ -41,7 +40,6 @@ export class LmdbShardStore implements ShardStore {
   private readonly options: ResolvedOptions;
   private readonly t: Tables;
   private readonly postings: PostingIndex;
-  private readonly identities: IdentityIndex;
   private applier: Applier;
   /** Committed state: what reads report. The applier's copy runs ahead while a batch is in its transaction. */
   private committed: StoreState;
@@ -54,9 +52,8 @@ export class LmdbShardStore implements ShardStore {
     mkdirSync(this.options.path, { recursive: true });
     this.t = openTables(this.options);
     this.postings = new PostingIndex(this.t.blocks, this.t.df);
-    this.identities = new IdentityIndex(this.t.ident);
     this.committed = this.readState();
-    this.applier = new Applier(this.t, this.postings, this.identities, this.options, { ...this.committed });
+    this.applier = new Applier(this.t, this.postings, this.options, { ...this.committed });
     this.rebuildOpenSegment();
   }
 
@@ -78,16 +75,6 @@ export class LmdbShardStore implements ShardStore {
     const segment = segmentOf(seq);
     this.postings.reset(seq, this.committed.mergedTerms, (add) => this.addSegmentPostings(segment - 1, segment, add));
     this.addSegmentPostings(segment, undefined, (term, s, tf, len) => this.postings.add(term, s, tf, len));
-    this.identities.reset(seq, (from, add) => {
-      for (const f of this.segmentFacts(from)) if (isActive(f.status)) add(identityOf(f.subject, f.predicate, f.object, f.text), f.id);
-    });
-  }
-
-  /** The facts created in one index segment, oldest first. */
-  private *segmentFacts(segment: number): Generator<Fact> {
-    const start = factIdFor(this.domain, segment * SEGMENT_SEQS);
-    const end = factIdFor(this.domain, (segment + 1) * SEGMENT_SEQS);
-    for (const { value } of this.t.facts.getRange({ start, end })) yield decodeFact(value);
   }
 
   /** Re-adds the postings of the facts created in segments [from, to) (to the end of the store when undefined). */
@@ -132,7 +119,7 @@ export class LmdbShardStore implements ShardStore {
     } catch (err) {
       // The transaction did not commit: drop what ran ahead in memory and start again from what is on disk.
       this.committed = this.readState();
-      this.applier = new Applier(this.t, this.postings, this.identities, this.options, { ...this.committed });
+      this.applier = new Applier(this.t, this.postings, this.options, { ...this.committed });
       this.rebuildOpenSegment();
       throw err;
     }
