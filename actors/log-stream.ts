@@ -63,6 +63,11 @@ export interface LogReadOptions {
    * can otherwise wait forever without an error. Default 5000 ms.
    */
   readonly stallMs?: number;
+  /**
+   * Following (no `untilSeq`): the stream's last sequence from its leader. With it, a tail that has been idle for
+   * `stallMs` asks whether the log moved on; if it did, the read rejects so the caller re-reads with a fresh consumer.
+   */
+  readonly tail?: () => Promise<number>;
   /** Called in log order with runs of records; the next messages wait until it resolves. */
   onBatch(batch: readonly LogRecord[], pending: number): Promise<void>;
 }
@@ -78,16 +83,25 @@ export async function readLog(js: JetStreamClient, domain: string, o: LogReadOpt
   const messages = await consumer.consume({ max_messages: READ_BATCH });
   const onAbort = (): void => void messages.stop();
   o.signal?.addEventListener('abort', onAbort, { once: true });
-  // The stall watchdog (bounded reads only): re-armed by every message, it stops the consumer when none comes.
+  // The stall watchdog: re-armed by every message, it stops a consumer that delivers nothing while the log has more.
   let stalled = false;
   let lastSeq = o.fromSeq - 1;
   let watchdog: NodeJS.Timeout | undefined;
+  const stall = (): void => {
+    stalled = true;
+    void messages.stop();
+  };
   const arm = (): void => {
-    if (o.untilSeq === undefined) return;
+    if (o.untilSeq === undefined && !o.tail) return;
     if (watchdog) clearTimeout(watchdog);
     watchdog = setTimeout(() => {
-      stalled = true;
-      void messages.stop();
+      if (o.untilSeq !== undefined) return stall();
+      // Idle is normal for a follower; idle while the log moved on is not.
+      const seen = lastSeq;
+      o.tail!().then(
+        (tail) => (tail > seen && lastSeq === seen ? stall() : arm()),
+        () => arm(),
+      );
     }, o.stallMs ?? DEFAULT_STALL_MS);
     watchdog.unref?.();
   };
@@ -115,8 +129,8 @@ export async function readLog(js: JetStreamClient, domain: string, o: LogReadOpt
     o.signal?.removeEventListener('abort', onAbort);
     await messages.close().catch(() => undefined);
   }
-  if (stalled && !o.signal?.aborted && o.untilSeq !== undefined && lastSeq < o.untilSeq) {
-    throw new Error(`log read of ${domain} stalled at seq ${lastSeq} of ${o.untilSeq} (no message for ${o.stallMs ?? DEFAULT_STALL_MS} ms)`);
+  if (stalled && !o.signal?.aborted && (o.untilSeq === undefined || lastSeq < o.untilSeq)) {
+    throw new Error(`log read of ${domain} stalled at seq ${lastSeq} (no message for ${o.stallMs ?? DEFAULT_STALL_MS} ms)`);
   }
 }
 

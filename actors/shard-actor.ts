@@ -397,6 +397,8 @@ export class ShardActor implements ShardRuntime {
       readLog(this.o.js, this.domain, {
         fromSeq: this.position + 1,
         signal: stop.signal,
+        // A tail that goes quiet while the log moves on (its server was paused or cut off) is restarted.
+        tail: () => logTail(this.o.jsm, this.domain),
         onBatch: (batch, pending) => this.applyRecords(batch, pending),
       }).then(
         () => {
