@@ -4,11 +4,11 @@
  * add before remove: missing followers first, then a migration for a domain led by the wrong node, then
  * `unfollow` for replicas the config no longer places.
  */
-import { parseArgs } from 'node:util';
+import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
 import type { NatsConnection, JetStreamManager } from 'nats';
 import { ShardmindError } from '../protocol/index.ts';
-import { ConfigError, type ClusterConfig } from '../config/index.ts';
+import type { ClusterConfig } from '../config/index.ts';
 import { clusterStatus, ctlRequest, domainViews, type DomainView } from './control-client.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
 import { migrateShard, renderProgress } from './migrate.ts';
@@ -98,38 +98,20 @@ export async function executePlan(
 const USAGE = 'usage: shardmind apply [--config FILE] [--servers URL,…] [--dry-run] [--json]';
 
 export async function runApply(argv: readonly string[], io: Io = stdio): Promise<number> {
-  let values: { config?: string; servers?: string; 'dry-run'?: boolean; json?: boolean; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        config: { type: 'string' },
-        servers: { type: 'string' },
-        'dry-run': { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    io.err(`${(err as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
-  if (values.help) {
-    io.out(`${USAGE}\n`);
-    return 0;
-  }
-  let config: ClusterConfig;
-  let target;
-  try {
-    target = await resolveTarget({ ...(values.config ? { config: values.config } : {}), ...(values.servers ? { servers: values.servers } : {}) });
-    config = target.config!;
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.err(`config error: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  const parsed = parseCommandFlags(
+    argv,
+    { config: { type: 'string' }, servers: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
+    USAGE,
+    io,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
+  // `apply` always needs the config (it is what the cluster is compared against), even when --servers is given.
+  const target = await orConfigError(io, () =>
+    resolveTarget({ ...(values.config ? { config: values.config } : {}), ...(values.servers ? { servers: values.servers } : {}) }),
+  );
+  if (target === 1) return 1;
+  const config: ClusterConfig = target.config!;
   const nc = await connectCluster(target.servers, 'shardmind apply');
   try {
     const statuses = await clusterStatus(nc, target.nodes);

@@ -10,11 +10,10 @@
  *
  * The old leader stays a follower (a standby); `apply` removes followers the config no longer wants.
  */
-import { parseArgs } from 'node:util';
+import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
 import type { JetStreamManager, NatsConnection } from 'nats';
 import { ErrorCode, ShardmindError, encodePayload, shardSubject, decodePayload, unwrapReply } from '../protocol/index.ts';
-import { ConfigError } from '../config/index.ts';
 import { clusterStatus, ctlRequest, domainViews, type DomainView, type ShardStatusWire } from './control-client.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
 import { stdio, streamTails, type Io } from './status.ts';
@@ -218,47 +217,31 @@ const USAGE =
   'usage: shardmind migrate <domain> --to <node> [--config FILE] [--servers URL,…] [--nodes NAME,…] [--max-lag N] [--timeout MS] [--no-probe] [--json]';
 
 export async function runMigrate(argv: readonly string[], io: Io = stdio): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: {
-        to: { type: 'string' },
-        config: { type: 'string' },
-        servers: { type: 'string' },
-        nodes: { type: 'string' },
-        'max-lag': { type: 'string' },
-        timeout: { type: 'string' },
-        'no-probe': { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    io.err(`${(err as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
+  const parsed = parseCommandFlags(
+    argv,
+    {
+      to: { type: 'string' },
+      config: { type: 'string' },
+      servers: { type: 'string' },
+      nodes: { type: 'string' },
+      'max-lag': { type: 'string' },
+      timeout: { type: 'string' },
+      'no-probe': { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    USAGE,
+    io,
+    1,
+  );
+  if (typeof parsed === 'number') return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    io.out(`${USAGE}\n`);
-    return 0;
-  }
   const domain = positionals[0];
   if (!domain || !values.to) {
     io.err(`${USAGE}\n`);
     return 2;
   }
-  let target;
-  try {
-    target = await resolveTarget(values);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.err(`config error: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  const target = await orConfigError(io, () => resolveTarget(values));
+  if (target === 1) return 1;
   const nc = await connectCluster(target.servers, 'shardmind migrate');
   const tty = !values.json && process.stdout.isTTY === true && io === stdio;
   let lastLine = 0;

@@ -5,7 +5,7 @@
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
 import { ConfigError, loadConfig, nodeByName } from '../config/index.ts';
 import type { ClusterConfig, NodeConfig } from '../config/index.ts';
@@ -70,47 +70,31 @@ export async function runNatsConfig(
     err: (s) => process.stderr.write(s),
   },
 ): Promise<number> {
-  let values: { node?: string; config?: string; out?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        node: { type: 'string' },
-        config: { type: 'string' },
-        out: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    io.err(`${(err as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
-  if (values.help) {
-    io.out(`${USAGE}\n`);
-    return 0;
-  }
+  const parsed = parseCommandFlags(
+    argv,
+    { node: { type: 'string' }, config: { type: 'string' }, out: { type: 'string' } },
+    USAGE,
+    io,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   if (!values.node) {
     io.err(`--node is required\n${USAGE}\n`);
     return 2;
   }
-  try {
+  const node = values.node;
+  return orConfigError(io, async () => {
     const config = await loadConfig(values.config);
-    const text = natsConfigFor(config, values.node);
+    const text = natsConfigFor(config, node);
     if (values.out) {
       mkdirSync(dirname(resolve(values.out)), { recursive: true });
       writeFileSync(values.out, text);
-      io.out(`wrote ${values.out} for ${values.node}: start it with  nats-server -c ${values.out}\n`);
+      io.out(`wrote ${values.out} for ${node}: start it with  nats-server -c ${values.out}\n`);
     } else {
       io.out(text);
     }
     return 0;
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.err(`config error: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  });
 }
 
 /** The dispatcher row (`cli/main.ts`). */

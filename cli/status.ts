@@ -3,11 +3,10 @@
  * `sm.ctl.<node>.status` at once and prints one row per domain × node — role, machine state, applied sequence,
  * lag behind the stream's tail (from the stream leader), epoch, and how long ago the leader's heartbeat was heard.
  */
-import { parseArgs } from 'node:util';
+import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
 import type { JetStreamManager } from 'nats';
 import { logStream } from '../protocol/index.ts';
-import { ConfigError } from '../config/index.ts';
 import { clusterStatus, type NodeStatus } from './control-client.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
 
@@ -87,37 +86,22 @@ export function renderStatus(rows: readonly StatusRow[]): string {
 const USAGE = 'usage: shardmind status [--config FILE] [--servers URL,…] [--nodes NAME,…] [--json] [--timeout MS]';
 
 export async function runStatus(argv: readonly string[], io: Io = stdio): Promise<number> {
-  let values: { config?: string; servers?: string; nodes?: string; json?: boolean; timeout?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        config: { type: 'string' },
-        servers: { type: 'string' },
-        nodes: { type: 'string' },
-        json: { type: 'boolean' },
-        timeout: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    io.err(`${(err as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
-  if (values.help) {
-    io.out(`${USAGE}\n`);
-    return 0;
-  }
-  let target;
-  try {
-    target = await resolveTarget(values);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.err(`config error: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  const parsed = parseCommandFlags(
+    argv,
+    {
+      config: { type: 'string' },
+      servers: { type: 'string' },
+      nodes: { type: 'string' },
+      json: { type: 'boolean' },
+      timeout: { type: 'string' },
+    },
+    USAGE,
+    io,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
+  const target = await orConfigError(io, () => resolveTarget(values));
+  if (target === 1) return 1;
   const nc = await connectCluster(target.servers, 'shardmind status');
   try {
     const statuses = await clusterStatus(nc, target.nodes, Number(values.timeout ?? 1_500));
