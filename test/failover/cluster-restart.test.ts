@@ -12,19 +12,16 @@ import {
   leaderOf,
   missingAcks,
   shardOn,
-  startFaultCluster,
-  startWriters,
+  withFaultCluster,
   streamTail,
   waitAllApplied,
 } from './fault-kit.ts';
 
 test('whole cluster restart - every acknowledged write survives; replicas converge', async () => {
-  const cluster = await startFaultCluster();
-  let writers: Awaited<ReturnType<typeof startWriters>> | undefined;
-  try {
+  await withFaultCluster(async (cluster, load) => {
     const { nc, nats, hosts } = cluster;
     await eventually('a leader of email', () => leaderOf(nc));
-    writers = await startWriters(nats.urls);
+    const writers = await load();
     await writers.waitForAcks(400);
     await writers.stop();
     const tailBefore = await streamTail(nc);
@@ -52,13 +49,7 @@ test('whole cluster restart - every acknowledged write survives; replicas conver
     assert.equal(missing, [], 'every acknowledged write is still there');
     assert.ok(tailAfter >= tailBefore, 'the log kept every entry');
     assert.is(new Set(ds.map((d) => d.digest)).size, 1, `replica digests differ: ${JSON.stringify(ds)}`);
-  } catch (err) {
-    process.stderr.write(cluster.hosts.stderr().slice(-20_000));
-    throw err;
-  } finally {
-    await writers?.stop().catch(() => undefined);
-    await cluster.destroy();
-  }
+  });
 });
 
 test.run();

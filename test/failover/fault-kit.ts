@@ -291,3 +291,27 @@ export async function streamTail(nc: NatsConnection, domain = DOMAIN): Promise<n
 export function figures(name: string, values: Record<string, unknown>): void {
   process.stdout.write(`FIGURES ${JSON.stringify({ test: name, ...values })}\n`);
 }
+
+export type Writers = Awaited<ReturnType<typeof startWriters>>;
+
+/**
+ * One fault scenario on a fresh 3-Mini cluster. The body gets the cluster and starts its writers through `load`
+ * (on all servers, or the URLs given); if it fails, the hosts' logs are printed; whatever happens, the writers stop
+ * and the cluster is destroyed — after the body's own `finally` (a paused process is resumed first).
+ */
+export async function withFaultCluster(
+  body: (cluster: FaultCluster, load: (urls?: readonly string[]) => Promise<Writers>) => Promise<void>,
+  o: FaultClusterOptions = {},
+): Promise<void> {
+  const cluster = await startFaultCluster(o);
+  let writers: Writers | undefined;
+  try {
+    await body(cluster, async (urls = cluster.nats.urls) => (writers = await startWriters(urls)));
+  } catch (err) {
+    process.stderr.write(cluster.hosts.stderr().slice(-20_000));
+    throw err;
+  } finally {
+    await writers?.stop().catch(() => undefined);
+    await cluster.destroy();
+  }
+}

@@ -12,18 +12,15 @@ import {
   leaderOf,
   longestAckGap,
   missingAcks,
-  startFaultCluster,
-  startWriters,
+  withFaultCluster,
 } from './fault-kit.ts';
 
 test('kill -9 of the leader host - a standby leads within the lease, no acknowledged write is lost', async () => {
-  const cluster = await startFaultCluster();
-  let writers: Awaited<ReturnType<typeof startWriters>> | undefined;
-  try {
+  await withFaultCluster(async (cluster, load) => {
     const { nc, nats, hosts } = cluster;
     const before = await eventually('a leader of email', () => leaderOf(nc));
     assert.is(before.node, 'mini-1', 'the placement leader leads');
-    writers = await startWriters(nats.urls);
+    const writers = await load();
     await writers.waitForAcks(200);
 
     const killedAt = Date.now();
@@ -66,13 +63,7 @@ test('kill -9 of the leader host - a standby leads within the lease, no acknowle
     assert.equal(writers.errors, [], 'no error reached a client');
     assert.equal(missing, [], 'every acknowledged write is on the current leader');
     assert.ok(gapMs <= 3_000, `failover gap ${gapMs} ms is over the 3 s target`);
-  } catch (err) {
-    process.stderr.write(cluster.hosts.stderr().slice(-20_000));
-    throw err;
-  } finally {
-    await writers?.stop().catch(() => undefined);
-    await cluster.destroy();
-  }
+  });
 });
 
 test.run();

@@ -13,17 +13,14 @@ import {
   leaderOf,
   longestAckGap,
   missingAcks,
-  startFaultCluster,
-  startWriters,
+  withFaultCluster,
 } from './fault-kit.ts';
 
 test('kill -9 of the stream leader nats-server - writes continue after the election, none lost', async () => {
-  const cluster = await startFaultCluster();
-  let writers: Awaited<ReturnType<typeof startWriters>> | undefined;
-  try {
+  await withFaultCluster(async (cluster, load) => {
     const { nc, nats } = cluster;
     await eventually('a leader of email', () => leaderOf(nc));
-    writers = await startWriters(nats.urls);
+    const writers = await load();
     await writers.waitForAcks(150);
 
     const jsm = await nc.jetstreamManager({ checkAPI: false });
@@ -64,13 +61,7 @@ test('kill -9 of the stream leader nats-server - writes continue after the elect
     });
     assert.equal(writers.errors, [], 'no error reached a client');
     assert.equal(missing, [], 'no acknowledged write is lost');
-  } catch (err) {
-    process.stderr.write(cluster.hosts.stderr().slice(-20_000));
-    throw err;
-  } finally {
-    await writers?.stop().catch(() => undefined);
-    await cluster.destroy();
-  }
+  });
 });
 
 test.run();

@@ -14,17 +14,14 @@ import {
   leaderOf,
   missingAcks,
   percentile,
-  startFaultCluster,
-  startWriters,
+  withFaultCluster,
 } from './fault-kit.ts';
 
 test('migrate under load - no client error, no lost write, the gap stays small', async () => {
-  const cluster = await startFaultCluster();
-  let writers: Awaited<ReturnType<typeof startWriters>> | undefined;
-  try {
+  await withFaultCluster(async (cluster, load) => {
     const { nc, nats } = cluster;
     await eventually('a leader of email', () => leaderOf(nc));
-    writers = await startWriters(nats.urls);
+    const writers = await load();
     await writers.waitForAcks(100);
     const jsm = await nc.jetstreamManager({ checkAPI: false });
     const reports: MigrateReport[] = [];
@@ -72,13 +69,7 @@ test('migrate under load - no client error, no lost write, the gap stays small',
     assert.equal(writers.errors, [], 'no error reached a client');
     assert.equal(missing, [], 'no acknowledged write is lost');
     assert.ok(p99 <= 250, `client write p99 during migrations ${p99} ms is over the 250 ms target`);
-  } catch (err) {
-    process.stderr.write(cluster.hosts.stderr().slice(-20_000));
-    throw err;
-  } finally {
-    await writers?.stop().catch(() => undefined);
-    await cluster.destroy();
-  }
+  });
 });
 
 test.run();

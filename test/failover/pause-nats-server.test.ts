@@ -18,86 +18,81 @@ import {
   longestAckGap,
   missingAcks,
   shardOn,
-  startFaultCluster,
-  startWriters,
   waitAllApplied,
+  withFaultCluster,
 } from './fault-kit.ts';
 
 test('SIGSTOP of the leader host’s nats-server - the majority side takes over; the cut-off leader steps down', async () => {
   // mini-1 (the leader) reaches only server 1; the standbys only servers 2 and 3 — so freezing server 1 cuts off
   // exactly the leader's Mini, as a network split would.
-  const cluster = await startFaultCluster({ natsOf: (i, urls) => (i === 0 ? [urls[0]!] : [urls[i]!, urls[3 - i]!]) });
-  let writers: Awaited<ReturnType<typeof startWriters>> | undefined;
-  let nc: NatsConnection | undefined;
-  const { nats, hosts } = cluster;
-  const cutOff = nats.servers[0];
-  try {
-    assert.ok(cutOff);
-    // Writers and the test's own checks must not depend on the server that is about to freeze.
-    const others = nats.servers.filter((s) => s !== cutOff).map((s) => s.url);
-    nc = await connect({ servers: others, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-    const before = await eventually('a leader of email', () => leaderOf(nc!));
-    assert.is(before.node, 'mini-1');
-    writers = await startWriters(others);
-    await writers.waitForAcks(150);
+  const splitLeader = { natsOf: (i: number, urls: readonly string[]) => (i === 0 ? [urls[0]!] : [urls[i]!, urls[3 - i]!]) };
+  await withFaultCluster(async (cluster, load) => {
+    let nc: NatsConnection | undefined;
+    const { nats } = cluster;
+    const cutOff = nats.servers[0];
+    try {
+      assert.ok(cutOff);
+      // Writers and the test's own checks must not depend on the server that is about to freeze.
+      const others = nats.servers.filter((s) => s !== cutOff).map((s) => s.url);
+      nc = await connect({ servers: others, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+      const before = await eventually('a leader of email', () => leaderOf(nc!));
+      assert.is(before.node, 'mini-1');
+      const writers = await load(others);
+      await writers.waitForAcks(150);
 
-    const pausedAt = Date.now();
-    cutOff.kill('SIGSTOP');
-    const after = await eventually(
-      'a standby on the majority side to lead',
-      async () => {
-        const l = await leaderOf(nc!, DOMAIN, ['mini-2', 'mini-3']);
-        return l && l.view.epoch > before.view.epoch ? l : undefined;
-      },
-      30_000,
-    );
-    const takeoverMs = Date.now() - pausedAt;
-    await writers.waitForAcks(150, 30_000);
+      const pausedAt = Date.now();
+      cutOff.kill('SIGSTOP');
+      const after = await eventually(
+        'a standby on the majority side to lead',
+        async () => {
+          const l = await leaderOf(nc!, DOMAIN, ['mini-2', 'mini-3']);
+          return l && l.view.epoch > before.view.epoch ? l : undefined;
+        },
+        30_000,
+      );
+      const takeoverMs = Date.now() - pausedAt;
+      await writers.waitForAcks(150, 30_000);
 
-    const resumedAt = Date.now();
-    cutOff.kill('SIGCONT');
-    const stepped = await eventually(
-      'the cut-off leader to follow',
-      async () => {
-        const v = await shardOn(nc!, 'mini-1');
-        return v && v.role === 'follower' && v.state === 'following' ? v : undefined;
-      },
-      45_000,
-    );
-    const stepDownMs = Date.now() - resumedAt;
-    await writers.waitForAcks(100, 30_000);
-    await writers.stop();
+      const resumedAt = Date.now();
+      cutOff.kill('SIGCONT');
+      const stepped = await eventually(
+        'the cut-off leader to follow',
+        async () => {
+          const v = await shardOn(nc!, 'mini-1');
+          return v && v.role === 'follower' && v.state === 'following' ? v : undefined;
+        },
+        45_000,
+      );
+      const stepDownMs = Date.now() - resumedAt;
+      await writers.waitForAcks(100, 30_000);
+      await writers.stop();
 
-    await waitAllApplied(nc!, NODES, 20_000);
-    const ds = await digests(nc, NODES);
-    const missing = await missingAcks(others, writers.acks);
-    figures('pause-leader-nats-server', {
-      takeoverMs,
-      stepDownAfterResumeMs: stepDownMs,
-      writeGapMs: longestAckGap(writers.acks, pausedAt, resumedAt),
-      newLeader: after.node,
-      epoch: after.view.epoch,
-      oldLeaderReason: stepped.lastError ?? '',
-      acknowledged: writers.acks.length,
-      clientErrors: writers.errors.length,
-      clientRetries: writers.retryCodes(),
-      lostAcknowledged: missing.length,
-      digestsEqual: new Set(ds.map((d) => d.digest)).size === 1,
-    });
-    // Safety is asserted; availability is reported. When the frozen server resumes, nats-server 2.9 may move the
-    // stream's Raft leadership again, and for a few seconds no append succeeds: a client whose deadline (15 s here)
-    // runs out in that window gets UNAVAILABLE/NOT_LEADER — counted in `clientErrors`, never a lost write.
-    assert.equal(missing, [], 'no acknowledged write is lost');
-    assert.is(new Set(ds.map((d) => d.digest)).size, 1, `replica digests differ: ${JSON.stringify(ds)}`);
-  } catch (err) {
-    process.stderr.write(hosts.stderr().slice(-20_000));
-    throw err;
-  } finally {
-    cutOff?.kill('SIGCONT');
-    await nc?.close().catch(() => undefined);
-    await writers?.stop().catch(() => undefined);
-    await cluster.destroy();
-  }
+      await waitAllApplied(nc!, NODES, 20_000);
+      const ds = await digests(nc, NODES);
+      const missing = await missingAcks(others, writers.acks);
+      figures('pause-leader-nats-server', {
+        takeoverMs,
+        stepDownAfterResumeMs: stepDownMs,
+        writeGapMs: longestAckGap(writers.acks, pausedAt, resumedAt),
+        newLeader: after.node,
+        epoch: after.view.epoch,
+        oldLeaderReason: stepped.lastError ?? '',
+        acknowledged: writers.acks.length,
+        clientErrors: writers.errors.length,
+        clientRetries: writers.retryCodes(),
+        lostAcknowledged: missing.length,
+        digestsEqual: new Set(ds.map((d) => d.digest)).size === 1,
+      });
+      // Safety is asserted; availability is reported. When the frozen server resumes, nats-server 2.9 may move the
+      // stream's Raft leadership again, and for a few seconds no append succeeds: a client whose deadline (15 s here)
+      // runs out in that window gets UNAVAILABLE/NOT_LEADER — counted in `clientErrors`, never a lost write.
+      assert.equal(missing, [], 'no acknowledged write is lost');
+      assert.is(new Set(ds.map((d) => d.digest)).size, 1, `replica digests differ: ${JSON.stringify(ds)}`);
+    } finally {
+      cutOff?.kill('SIGCONT');
+      await nc?.close().catch(() => undefined);
+    }
+  }, splitLeader);
 });
 
 test.run();
