@@ -73,8 +73,8 @@ export interface LogReadOptions {
 }
 
 /**
- * Reads the log in order with an ordered consumer (it resets itself on gaps and reconnects, so nothing is skipped
- * or repeated). Batches flush when full, when the consumer has nothing more pending, or at `untilSeq`.
+ * Reads the log in order with an ordered consumer (it resets itself on gaps and reconnects), and checks that the
+ * sequences it hands on are contiguous rather than trusting that. Batches flush when full, when the consumer has nothing more pending, or at `untilSeq`.
  */
 export async function readLog(js: JetStreamClient, domain: string, o: LogReadOptions): Promise<void> {
   if (o.untilSeq !== undefined && o.fromSeq > o.untilSeq) return;
@@ -107,9 +107,18 @@ export async function readLog(js: JetStreamClient, domain: string, o: LogReadOpt
   };
   arm();
   let batch: LogRecord[] = [];
+  let gapAt: number | undefined;
   try {
     for await (const m of messages) {
       arm();
+      // The log is contiguous from seq 1 (no limits, nothing deleted). A seq already read is a redelivery; a jump
+      // is a message the consumer lost (seen after a paused server resumed). Applying past a hole would let this
+      // replica diverge silently at the same appliedSeq, so stop and let the caller re-read from what it applied.
+      if (m.seq <= lastSeq) continue;
+      if (m.seq !== lastSeq + 1) {
+        gapAt = m.seq;
+        break;
+      }
       lastSeq = m.seq;
       batch.push({ seq: m.seq, entry: decodeEntry(m.data) });
       const pending = m.info.pending;
@@ -128,6 +137,9 @@ export async function readLog(js: JetStreamClient, domain: string, o: LogReadOpt
     if (watchdog) clearTimeout(watchdog);
     o.signal?.removeEventListener('abort', onAbort);
     await messages.close().catch(() => undefined);
+  }
+  if (gapAt !== undefined) {
+    throw new Error(`log read of ${domain} jumped from seq ${lastSeq} to ${gapAt}; re-reading from the applied position`);
   }
   if (stalled && !o.signal?.aborted && (o.untilSeq === undefined || lastSeq < o.untilSeq)) {
     throw new Error(`log read of ${domain} stalled at seq ${lastSeq} (no message for ${o.stallMs ?? DEFAULT_STALL_MS} ms)`);
