@@ -9,17 +9,20 @@ import { combineConfidence, effectiveConfidence } from './decay.ts';
 import { ShardValidationError } from './errors.ts';
 import { episodeIdFor, factIdFor, seqKey, seqOfFactId } from './ids.ts';
 import { NO_MERGE, type PostingIndex } from './postings.ts';
+import type { KeyIndex } from './key-index.ts';
 import {
-  activeKey,
   decodeFact,
   encodeEpisode,
   encodeFact,
   factTerms,
-  forEachFactTerm,
-  identityOf,
+  forEachFactTermPart,
+  identityHash,
   isActive,
+  sameIdentity,
+  subjectPredicateHash,
   withChanges,
   type Episode,
+  type TermKind,
 } from './records.ts';
 import type { Tables } from './tables.ts';
 import type {
@@ -68,14 +71,25 @@ export function stateRecord(s: StoreState): StoreState {
   };
 }
 
+/**
+ * The write path's in-memory lookups (see `key-index.ts`): active facts by identity hash, and the active value of
+ * each `one` (subject, predicate) by its hash. Derived from the facts; `store.ts` rebuilds them at open.
+ */
+export interface WriteIndexes {
+  readonly identities: KeyIndex;
+  readonly activeValues: KeyIndex;
+}
+
 export class Applier {
   /** The sequence whose postings `addPosting` files (a bound method, so asserts allocate no closure). */
   private addingSeq = 0;
-  private readonly addPosting = (term: string, tf: number, len: number): void => this.postings.add(term, this.addingSeq, tf, len);
+  private readonly addPosting = (kind: TermKind, a: string, b: string, tf: number, len: number): void =>
+    this.postings.addPart(kind, a, b, this.addingSeq, tf, len);
 
   constructor(
     private readonly t: Tables,
     private readonly postings: PostingIndex,
+    private readonly indexes: WriteIndexes,
     private readonly options: ResolvedOptions,
     readonly state: StoreState,
   ) {}
@@ -150,8 +164,8 @@ export class Applier {
     const confidence = f.confidence ?? DEFAULT_CONFIDENCE;
     const spec = this.spec(f.predicate);
 
-    const identity = identityOf(subject, f.predicate, object, f.text);
-    const same = this.activeWithIdentity(identity);
+    const identity = identityHash(subject, f.predicate, object, f.text);
+    const same = this.activeWithIdentity(identity, subject, f.predicate, object, f.text);
     if (same !== undefined) {
       this.reinforce(same, seq, e, confidence, observedAt, f.text, f.validFrom ?? observedAt);
       return { seq, opId: e.opId, status: 'reinforced', factId: same.id };
@@ -183,17 +197,17 @@ export class Applier {
 
     let result: ApplyResult = { seq, opId: e.opId, status: 'created', factId: id };
     if (subject !== undefined && f.predicate !== undefined && spec.cardinality === 'one') {
-      const key = activeKey(subject, f.predicate);
-      const incumbentId = this.t.active.getBinary(key);
-      const incumbent = incumbentId === undefined ? undefined : this.getFact(decodeValue<string>(incumbentId));
-      if (incumbent !== undefined && isActive(incumbent.status)) {
+      const key = subjectPredicateHash(subject, f.predicate);
+      const incumbent = this.activeValueOf(key, subject, f.predicate);
+      if (incumbent !== undefined) {
         const standing = { ...incumbent, validFrom: incumbent.latestValidFrom ?? incumbent.validFrom };
         if (challengerWins(fact, standing)) {
           const validTo = Math.min(incumbent.validTo ?? fact.validFrom, fact.validFrom);
           this.putFact(withChanges(incumbent, { validTo, invalidatedAt: e.recordedAt, status: 'superseded' }));
           this.releaseIdentity(incumbent);
           this.state.activeFacts--;
-          this.t.active.putSync(key, encodeValue(id));
+          this.indexes.activeValues.remove(key, incumbent.seq);
+          this.indexes.activeValues.add(key, seq);
           result = { seq, opId: e.opId, status: 'superseded_previous', factId: id, supersededIds: [incumbent.id] };
         } else {
           // The active value is valid later in world time: this one is history the moment it arrives.
@@ -202,18 +216,18 @@ export class Applier {
           result = { seq, opId: e.opId, status: 'recorded_superseded', factId: id };
         }
       } else {
-        this.t.active.putSync(key, encodeValue(id));
+        this.indexes.activeValues.add(key, seq);
       }
     }
 
     this.putFact(fact);
-    if (isActive(fact.status)) this.t.ident.putSync(identity, encodeValue(id));
+    if (isActive(fact.status)) this.indexes.identities.add(identity, seq);
     // The creating observation is the fact record itself until the fact first changes confidence (see `reinforce`).
     this.state.episodes++;
     this.state.facts++;
     if (isActive(fact.status)) this.state.activeFacts++;
     this.addingSeq = seq;
-    const length = forEachFactTerm(fact, this.addPosting);
+    const length = forEachFactTermPart(fact, this.addPosting);
     if (length > 0) {
       this.state.docs++;
       this.state.docLength += length;
@@ -221,22 +235,33 @@ export class Applier {
     return result;
   }
 
-  /**
-   * The active fact with this identity. A point lookup in `ident` rather than a posting-list scan: a cursor per
-   * assert cost more than the random insert it saves (profiled).
-   */
-  private activeWithIdentity(identity: string): Fact | undefined {
-    const id = this.t.ident.getBinary(identity);
-    if (id === undefined) return undefined;
-    const f = this.getFact(decodeValue<string>(id));
-    return f !== undefined && isActive(f.status) ? f : undefined;
+  /** The active fact with this identity: candidates by hash from memory, confirmed against the stored fact. */
+  private activeWithIdentity(hash: number, subject: string | undefined, predicate: string | undefined, object: FactObject | undefined, text: string): Fact | undefined {
+    let found: Fact | undefined;
+    this.indexes.identities.find(hash, (seq) => {
+      const f = this.getFact(factIdFor(this.options.domain, seq));
+      if (f === undefined || !isActive(f.status) || !sameIdentity(f, subject, predicate, object, text)) return false;
+      found = f;
+      return true;
+    });
+    return found;
+  }
+
+  /** The active value of a `one` (subject, predicate), if any. */
+  private activeValueOf(hash: number, subject: string, predicate: string): Fact | undefined {
+    let found: Fact | undefined;
+    this.indexes.activeValues.find(hash, (seq) => {
+      const f = this.getFact(factIdFor(this.options.domain, seq));
+      if (f === undefined || !isActive(f.status) || f.subject !== subject || f.predicate !== predicate) return false;
+      found = f;
+      return true;
+    });
+    return found;
   }
 
   /** A fact left the active set (superseded, retracted, forgotten): its identity no longer reinforces it. */
   private releaseIdentity(f: Fact): void {
-    const identity = identityOf(f.subject, f.predicate, f.object, f.text);
-    const bytes = this.t.ident.getBinary(identity);
-    if (bytes !== undefined && decodeValue<string>(bytes) === f.id) this.t.ident.removeSync(identity);
+    this.indexes.identities.remove(identityHash(f.subject, f.predicate, f.object, f.text), f.seq);
   }
 
   private putEpisode(factId: string, seq: number, e: LogEntry, text: string, observedAt: number, confidence: number): void {
@@ -298,9 +323,7 @@ export class Applier {
 
   private clearActivePointer(f: Fact): void {
     if (f.subject === undefined || f.predicate === undefined) return;
-    const key = activeKey(f.subject, f.predicate);
-    const bytes = this.t.active.getBinary(key);
-    if (bytes !== undefined && decodeValue<string>(bytes) === f.id) this.t.active.removeSync(key);
+    this.indexes.activeValues.remove(subjectPredicateHash(f.subject, f.predicate), f.seq);
   }
 
   /** The text leaves the fact, every index entry and every episode; a tombstone with ids and times stays. */

@@ -2,8 +2,8 @@
  * The records the store writes, built with their fields in one fixed order (msgpack keeps insertion order, and
  * replicas must write identical bytes), and the index terms each fact is filed under.
  */
-import { createHash } from 'node:crypto';
 import { decodeValue, encodeValue } from './codec.ts';
+import { hashSeparator, hashString } from './key-index.ts';
 import { TERM_SEPARATOR } from './postings.ts';
 import { normalizeText, termFrequencies, tokenize } from './text.ts';
 import type { Fact, FactObject, FactStatus, Source } from './types.ts';
@@ -101,24 +101,74 @@ export function isActive(status: FactStatus): boolean {
   return status === 'active';
 }
 
-const MAX_IDENTITY_KEY = 200;
-
 /**
  * What makes two asserts "the same fact": (subject, predicate, object) when there is an object, else
- * (subject, predicate, normalized text). Long keys are hashed so they fit an LMDB key.
+ * (subject, predicate, normalized text). The write path files active facts under a hash of it (`key-index.ts`) and
+ * confirms a hit with `sameIdentity`.
  */
-export function identityOf(subject: string | undefined, predicate: string | undefined, object: FactObject | undefined, text: string): string {
-  const value =
-    object === undefined ? '#' + normalizeText(text) : typeof object === 'string' ? '=' + normalizeText(object) : '@' + object.entity;
-  const key = (subject ?? '') + TERM_SEPARATOR + (predicate ?? '') + TERM_SEPARATOR + value;
-  return key.length <= MAX_IDENTITY_KEY ? key : 'h' + createHash('sha256').update(key).digest('hex');
+export function identityHash(subject: string | undefined, predicate: string | undefined, object: FactObject | undefined, text: string): number {
+  let h = hashSeparator(hashString(subject ?? ''));
+  h = hashSeparator(hashString(predicate ?? '', h));
+  if (object === undefined) return hashString(normalizeText(text), Math.imul(h ^ 35 /* # */, 0x01000193));
+  if (typeof object === 'string') return hashString(normalizeText(object), Math.imul(h ^ 61 /* = */, 0x01000193));
+  return hashString(object.entity, Math.imul(h ^ 64 /* @ */, 0x01000193));
+}
+
+export function sameIdentity(f: Fact, subject: string | undefined, predicate: string | undefined, object: FactObject | undefined, text: string): boolean {
+  if (f.subject !== subject || f.predicate !== predicate) return false;
+  const o = f.object;
+  if (object === undefined) return o === undefined && normalizeText(f.text) === normalizeText(text);
+  if (typeof object === 'string') return typeof o === 'string' && normalizeText(o) === normalizeText(object);
+  return o !== undefined && typeof o !== 'string' && o.entity === object.entity;
+}
+
+/** The key of the active value of a `one` predicate: (subject, predicate). */
+export function subjectPredicateHash(subject: string, predicate: string): number {
+  return hashString(predicate, hashSeparator(hashString(subject)));
 }
 
 export const subjectTerm = (subject: string): string => 's:' + subject;
 export const subjectPredicateTerm = (subject: string, predicate: string): string => 'p:' + subject + TERM_SEPARATOR + predicate;
 export const objectEntityTerm = (entity: string): string => 'o:' + entity;
 export const wordTerm = (word: string): string => 'w:' + word;
-export const activeKey = (subject: string, predicate: string): string => subject + TERM_SEPARATOR + predicate;
+
+/** Index terms come in four kinds; the hot path hands their parts around instead of building the term string. */
+export const WORD = 0;
+export const SUBJECT = 1;
+export const SUBJECT_PREDICATE = 2;
+export const OBJECT_ENTITY = 3;
+export type TermKind = typeof WORD | typeof SUBJECT | typeof SUBJECT_PREDICATE | typeof OBJECT_ENTITY;
+
+/** The term string of a kind and its parts (`b` is the predicate of a SUBJECT_PREDICATE term, else ''). */
+export function termName(kind: TermKind, a: string, b: string): string {
+  switch (kind) {
+    case WORD:
+      return wordTerm(a);
+    case SUBJECT:
+      return subjectTerm(a);
+    case SUBJECT_PREDICATE:
+      return subjectPredicateTerm(a, b);
+    case OBJECT_ENTITY:
+      return objectEntityTerm(a);
+  }
+}
+
+/** The kind and parts of a term string: the inverse of `termName`. */
+export function termParts(term: string): { kind: TermKind; a: string; b: string } {
+  const body = term.slice(2);
+  switch (term.charCodeAt(0)) {
+    case 119 /* w */:
+      return { kind: WORD, a: body, b: '' };
+    case 115 /* s */:
+      return { kind: SUBJECT, a: body, b: '' };
+    case 111 /* o */:
+      return { kind: OBJECT_ENTITY, a: body, b: '' };
+    default: {
+      const at = body.indexOf(TERM_SEPARATOR);
+      return { kind: SUBJECT_PREDICATE, a: body.slice(0, at), b: body.slice(at + 1) };
+    }
+  }
+}
 
 export interface TermPosting {
   readonly term: string;
@@ -136,12 +186,14 @@ export function factTerms(f: Pick<Fact, 'text' | 'subject' | 'predicate' | 'obje
 /** Up to this many tokens, term frequencies are counted by scanning the token array instead of building a Map. */
 const SMALL_TEXT_TOKENS = 32;
 
+export type TermSink = (kind: TermKind, a: string, b: string, tf: number, len: number) => void;
+
 /**
  * Calls `emit` for every index term of a fact (words in first-occurrence order with their frequency, then subject,
  * subject+predicate, object entity) and returns the number of word tokens. The hot path of every assert, so it
- * allocates no per-term objects.
+ * allocates no per-term objects and no term strings (a concatenated key is a rope V8 must flatten to hash).
  */
-export function forEachFactTerm(f: Pick<Fact, 'text' | 'subject' | 'predicate' | 'object'>, emit: (term: string, tf: number, len: number) => void): number {
+export function forEachFactTermPart(f: Pick<Fact, 'text' | 'subject' | 'predicate' | 'object'>, emit: TermSink): number {
   const tokens = tokenize(f.text);
   const len = tokens.length;
   if (len <= SMALL_TEXT_TOKENS) {
@@ -150,15 +202,20 @@ export function forEachFactTerm(f: Pick<Fact, 'text' | 'subject' | 'predicate' |
       for (let j = 0; j < i; j++) if (tokens[j] === word) continue outer;
       let tf = 1;
       for (let j = i + 1; j < len; j++) if (tokens[j] === word) tf++;
-      emit(wordTerm(word), tf, len);
+      emit(WORD, word, '', tf, len);
     }
   } else {
-    for (const [word, tf] of termFrequencies(tokens)) emit(wordTerm(word), tf, len);
+    for (const [word, tf] of termFrequencies(tokens)) emit(WORD, word, '', tf, len);
   }
   if (f.subject !== undefined) {
-    emit(subjectTerm(f.subject), 0, 0);
-    if (f.predicate !== undefined) emit(subjectPredicateTerm(f.subject, f.predicate), 0, 0);
+    emit(SUBJECT, f.subject, '', 0, 0);
+    if (f.predicate !== undefined) emit(SUBJECT_PREDICATE, f.subject, f.predicate, 0, 0);
   }
-  if (f.object !== undefined && typeof f.object !== 'string') emit(objectEntityTerm(f.object.entity), 0, 0);
+  if (f.object !== undefined && typeof f.object !== 'string') emit(OBJECT_ENTITY, f.object.entity, '', 0, 0);
   return len;
+}
+
+/** `forEachFactTermPart` with term strings: for forgetting and tests, not the load path. */
+export function forEachFactTerm(f: Pick<Fact, 'text' | 'subject' | 'predicate' | 'object'>, emit: (term: string, tf: number, len: number) => void): number {
+  return forEachFactTermPart(f, (kind, a, b, tf, len) => emit(termName(kind, a, b), tf, len));
 }

@@ -9,6 +9,7 @@
  * posting): one forward pass over the array, a counting sort by term, writes every block into one buffer.
  */
 import { POSTING_BYTES } from './codec.ts';
+import { SUBJECT_PREDICATE, termName, termParts, type TermKind } from './records.ts';
 
 const STRIDE = 5;
 const NONE = -1;
@@ -22,7 +23,9 @@ export interface Posting {
 }
 
 export class SegmentPostings {
-  private readonly ids = new Map<string, number>();
+  /** Term ids by kind (WORD, SUBJECT, -, OBJECT_ENTITY), keyed by the term's part, and subject → predicate → id. */
+  private readonly idsOf: Map<string, number>[] = [new Map(), new Map(), new Map(), new Map()];
+  private readonly subjectPredicateIds = new Map<string, Map<string, number>>();
   private readonly names: string[] = [];
   private head: Int32Array = new Int32Array(1024);
   private live: Int32Array = new Int32Array(1024);
@@ -37,16 +40,22 @@ export class SegmentPostings {
 
   /** Adds a posting for a fact created at `seq` (ascending order within the segment). */
   add(term: string, seq: number, tf: number, len: number): void {
-    let id = this.ids.get(term);
-    if (id === undefined) {
-      id = this.names.length;
-      this.ids.set(term, id);
-      this.names.push(term);
-      if (id === this.head.length) {
-        this.head = grow(this.head);
-        this.live = grow(this.live);
-      }
-      this.head[id] = NONE;
+    const { kind, a, b } = termParts(term);
+    this.addPart(kind, a, b, seq, tf, len);
+  }
+
+  /** `add` by the term's kind and parts (see `records.ts`): the load path, no term string built per posting. */
+  addPart(kind: TermKind, a: string, b: string, seq: number, tf: number, len: number): void {
+    let id: number | undefined;
+    if (kind === SUBJECT_PREDICATE) {
+      let byPredicate = this.subjectPredicateIds.get(a);
+      if (byPredicate === undefined) this.subjectPredicateIds.set(a, (byPredicate = new Map()));
+      id = byPredicate.get(b);
+      if (id === undefined) byPredicate.set(b, (id = this.newTerm(kind, a, b)));
+    } else {
+      const ids = this.idsOf[kind]!;
+      id = ids.get(a);
+      if (id === undefined) ids.set(a, (id = this.newTerm(kind, a, b)));
     }
     let at = this.used * STRIDE;
     if (at === this.entries.length) this.entries = grow(this.entries);
@@ -60,9 +69,25 @@ export class SegmentPostings {
     this.live[id]!++;
   }
 
+  private newTerm(kind: TermKind, a: string, b: string): number {
+    const id = this.names.length;
+    this.names.push(termName(kind, a, b));
+    if (id === this.head.length) {
+      this.head = grow(this.head);
+      this.live = grow(this.live);
+    }
+    this.head[id] = NONE;
+    return id;
+  }
+
+  private idOf(term: string): number | undefined {
+    const { kind, a, b } = termParts(term);
+    return kind === SUBJECT_PREDICATE ? this.subjectPredicateIds.get(a)?.get(b) : this.idsOf[kind]!.get(a);
+  }
+
   /** Marks a fact's posting removed; false when the term has no posting for `seq` here. */
   remove(term: string, seq: number): boolean {
-    const id = this.ids.get(term);
+    const id = this.idOf(term);
     if (id === undefined) return false;
     const rel = seq - this.base;
     for (let i = this.head[id]!; i !== NONE; i = this.entries[i * STRIDE]!) {
@@ -77,13 +102,13 @@ export class SegmentPostings {
 
   /** Live postings of `term` in this segment. */
   count(term: string): number {
-    const id = this.ids.get(term);
+    const id = this.idOf(term);
     return id === undefined ? 0 : this.live[id]!;
   }
 
   /** Appends `term`'s postings with seq ≤ `maxSeq` to `out`, newest first, until `out` holds `cap`. */
   newest(term: string, cap: number, maxSeq: number, out: Posting[]): void {
-    const id = this.ids.get(term);
+    const id = this.idOf(term);
     if (id === undefined) return;
     const e = this.entries;
     for (let i = this.head[id]!; i !== NONE && out.length < cap; i = e[i * STRIDE]!) {

@@ -14,13 +14,15 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Applier, decodeResult, EMPTY_STATE, stateRecord, type StoreState } from './apply.ts';
+import { Applier, decodeResult, EMPTY_STATE, stateRecord, type StoreState, type WriteIndexes } from './apply.ts';
 import { decodeValue, encodeValue } from './codec.ts';
+import { ShardValidationError } from './errors.ts';
 import { factIdFor } from './ids.ts';
+import { KeyIndex } from './key-index.ts';
 import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
 import { recallFacts } from './recall.ts';
-import { decodeFact, forEachFactTerm } from './records.ts';
-import { openTables, TABLE_NAMES, type Tables } from './tables.ts';
+import { decodeFact, forEachFactTermPart, identityHash, isActive, subjectPredicateHash, type TermKind } from './records.ts';
+import { FORMAT, openTables, TABLE_NAMES, type Tables } from './tables.ts';
 import type {
   ApplyResult,
   Entity,
@@ -35,11 +37,14 @@ import type {
 } from './types.ts';
 import { resolveOptions, validateRecallQuery, type ResolvedOptions } from './validate.ts';
 
+type PartAdder = (kind: TermKind, a: string, b: string, seq: number, tf: number, len: number) => void;
+
 export class LmdbShardStore implements ShardStore {
   readonly domain: string;
   private readonly options: ResolvedOptions;
   private readonly t: Tables;
   private readonly postings: PostingIndex;
+  private readonly indexes: WriteIndexes = { identities: new KeyIndex(), activeValues: new KeyIndex() };
   private applier: Applier;
   /** Committed state: what reads report. The applier's copy runs ahead while a batch is in its transaction. */
   private committed: StoreState;
@@ -51,10 +56,49 @@ export class LmdbShardStore implements ShardStore {
     this.domain = this.options.domain;
     mkdirSync(this.options.path, { recursive: true });
     this.t = openTables(this.options);
+    this.checkFormat();
     this.postings = new PostingIndex(this.t.blocks, this.t.df);
     this.committed = this.readState();
-    this.applier = new Applier(this.t, this.postings, this.options, { ...this.committed });
+    this.applier = new Applier(this.t, this.postings, this.indexes, this.options, { ...this.committed });
+    this.rebuildDerived();
+  }
+
+  /** A store written with another layout cannot be read correctly: refuse it (the log rebuilds a replica). */
+  private checkFormat(): void {
+    const bytes = this.t.meta.getBinary('format');
+    const format = bytes === undefined ? undefined : decodeValue<number>(bytes);
+    const empty = this.t.meta.getBinary('state') === undefined;
+    if (format === FORMAT || (format === undefined && empty)) return;
+    const problem = `holds store format ${format ?? 1}, this version reads format ${FORMAT}: remove the directory and let the shard rebuild it from the log`;
+    void this.t.env.close();
+    throw new ShardValidationError('path', `${this.options.path} ${problem}`);
+  }
+
+  /** What lives in memory and is derived from the stored facts: the open index segment and the write indexes. */
+  private rebuildDerived(): void {
     this.rebuildOpenSegment();
+    this.rebuildWriteIndexes();
+  }
+
+  /**
+   * The write indexes from every active fact: one pass over the facts at open (about a second per million facts
+   * on these machines, see docs/decisions.md). A `one` predicate's active value is its (subject, predicate)'s only
+   * active fact, so the same specs give the same index a replica that never restarted holds.
+   */
+  private rebuildWriteIndexes(): void {
+    const { identities, activeValues } = this.indexes;
+    identities.clear();
+    activeValues.clear();
+    const predicates = this.options.predicates;
+    for (const { value } of this.t.facts.getRange({ start: this.domain + ':', end: this.domain + ';' })) {
+      const f = decodeFact(value);
+      if (!isActive(f.status)) continue;
+      identities.add(identityHash(f.subject, f.predicate, f.object, f.text), f.seq);
+      if (f.subject === undefined || f.predicate === undefined) continue;
+      if ((predicates[f.predicate] ?? this.options.defaultPredicate).cardinality === 'one') {
+        activeValues.add(subjectPredicateHash(f.subject, f.predicate), f.seq);
+      }
+    }
   }
 
   get appliedSeq(): number {
@@ -74,17 +118,17 @@ export class LmdbShardStore implements ShardStore {
     const seq = this.committed.appliedSeq;
     const segment = segmentOf(seq);
     this.postings.reset(seq, this.committed.mergedTerms, (add) => this.addSegmentPostings(segment - 1, segment, add));
-    this.addSegmentPostings(segment, undefined, (term, s, tf, len) => this.postings.add(term, s, tf, len));
+    this.addSegmentPostings(segment, undefined, (kind, a, b, s, tf, len) => this.postings.addPart(kind, a, b, s, tf, len));
   }
 
   /** Re-adds the postings of the facts created in segments [from, to) (to the end of the store when undefined). */
-  private addSegmentPostings(from: number, to: number | undefined, add: (term: string, seq: number, tf: number, len: number) => void): void {
+  private addSegmentPostings(from: number, to: number | undefined, add: PartAdder): void {
     const start = factIdFor(this.domain, from * SEGMENT_SEQS);
     const end = to === undefined ? this.domain + ';' : factIdFor(this.domain, to * SEGMENT_SEQS);
     for (const { value } of this.t.facts.getRange({ start, end })) {
       const f = decodeFact(value);
       if (f.status === 'forgotten') continue;
-      forEachFactTerm(f, (term, tf, len) => add(term, f.seq, tf, len));
+      forEachFactTermPart(f, (kind, a, b, tf, len) => add(kind, a, b, f.seq, tf, len));
     }
   }
 
@@ -113,14 +157,15 @@ export class LmdbShardStore implements ShardStore {
         if (results.length > 0) {
           state.mergedTerms = this.postings.mergedTerms();
           this.t.meta.putSync('state', encodeValue(stateRecord(state)));
+          if (this.committed.appliedSeq === 0) this.t.meta.putSync('format', encodeValue(FORMAT));
         }
       });
       if (this.options.durability !== 'none') await this.t.env.flushed;
     } catch (err) {
       // The transaction did not commit: drop what ran ahead in memory and start again from what is on disk.
       this.committed = this.readState();
-      this.applier = new Applier(this.t, this.postings, this.options, { ...this.committed });
-      this.rebuildOpenSegment();
+      this.applier = new Applier(this.t, this.postings, this.indexes, this.options, { ...this.committed });
+      this.rebuildDerived();
       throw err;
     }
     this.committed = { ...state };

@@ -5,15 +5,18 @@
  * | table    | key                          | value                         | insert pattern            |
  * |----------|------------------------------|-------------------------------|---------------------------|
  * | meta     | `state`, `leadership`        | counters + appliedSeq, marker | overwrite                 |
+ * |          | `format`                     | FORMAT (written at creation)  | once                      |
  * | facts    | fact id (`dom:seq36:0`)      | Fact                          | append (time-ordered id)  |
  * | episodes | `factId/seq36`               | Episode (see below)           | on reinforcement          |
  * | ops      | opId                         | ApplyResult                   | client order (see below)  |
- * | active   | `subject \x1f predicate`     | fact id of the `one` value    | overwrite                 |
- * | ident    | identity (s, p, object/text) | fact id of the active one     | one per created fact      |
  * | entities | entity id                    | Entity                        | upsert                    |
  * | aliases  | lower-cased alias or id      | entity id                     | upsert                    |
- * | blocks   | `term \x1f segment36`        | posting block                 | once per segment merge    |
- * | df       | word term                    | document frequency            | once per segment merge    |
+ * | blocks   | `epoch36 \x1f term \x1f seg36` | posting block                 | once per segment merge    |
+ * | df       | word term                    | document frequency (uint32)   | once per segment merge    |
+ *
+ * Which active fact has an identity, and which fact is the active value of a `one` (subject, predicate), are not
+ * tables: they are derived from the facts and kept in memory for the write path (`key-index.ts`), rebuilt when the
+ * store opens. As tables they cost a random B-tree read and write per fact (see docs/decisions.md).
  *
  * A fact seen once is its own episode (the creating observation's text, source, times and confidence are the fact's
  * own fields until it is reinforced), so an assert writes no episode record; the first reinforcement writes the
@@ -25,7 +28,13 @@
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { ResolvedOptions } from './validate.ts';
 
-export const TABLE_NAMES = ['active', 'aliases', 'blocks', 'df', 'entities', 'episodes', 'facts', 'ident', 'meta', 'ops'] as const;
+export const TABLE_NAMES = ['aliases', 'blocks', 'df', 'entities', 'episodes', 'facts', 'meta', 'ops'] as const;
+
+/**
+ * The layout's version, stored as `meta/format`. 2: blocks keyed by epoch, df as uint32, no `ident` / `active`
+ * tables. A store of another format is refused at open (rebuild it from the log).
+ */
+export const FORMAT = 2;
 export type TableName = (typeof TABLE_NAMES)[number];
 
 export type Table = Database<Buffer, string>;
@@ -36,8 +45,6 @@ export interface Tables {
   readonly facts: Table;
   readonly episodes: Table;
   readonly ops: Table;
-  readonly active: Table;
-  readonly ident: Table;
   readonly entities: Table;
   readonly aliases: Table;
   readonly blocks: Table;
@@ -63,8 +70,6 @@ export function openTables(options: ResolvedOptions): Tables {
     facts: table('facts'),
     episodes: table('episodes'),
     ops: table('ops'),
-    active: table('active'),
-    ident: table('ident'),
     entities: table('entities'),
     aliases: table('aliases'),
     blocks: table('blocks'),
