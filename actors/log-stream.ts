@@ -16,6 +16,10 @@ export const DEFAULT_STALL_MS = 5_000;
 export const READ_BATCH = 512;
 
 const NANOS_PER_MS = 1_000_000;
+/** What the race for the next message yields when the read was stopped (stalled or aborted) instead. */
+const STOPPED: unique symbol = Symbol('stopped');
+/** Longest wait for a consumer to close once the read is over. */
+const CLOSE_WAIT_MS = 2_000;
 /** JetStream's "stream name already in use" (with a different config). */
 const STREAM_NAME_IN_USE = 10058;
 
@@ -81,14 +85,26 @@ export async function readLog(js: JetStreamClient, domain: string, o: LogReadOpt
   if (o.signal?.aborted) return;
   const consumer = await js.consumers.get(logStream(domain), { opt_start_seq: Math.max(1, o.fromSeq) });
   const messages = await consumer.consume({ max_messages: READ_BATCH });
-  const onAbort = (): void => void messages.stop();
+  // Aborting stops the consumer and wakes the wait for the next message.
+  let wakeAborted: (() => void) | undefined;
+  const aborted = new Promise<void>((resolve) => (wakeAborted = resolve));
+  const onAbort = (): void => {
+    wakeAborted?.();
+    void messages.stop();
+  };
   o.signal?.addEventListener('abort', onAbort, { once: true });
   // The stall watchdog: re-armed by every message, it stops a consumer that delivers nothing while the log has more.
+  // It does not rely on the library to end the iteration once stopped: a consumer whose internals broke while its
+  // server was paused (seen once: a TypeError inside nats.js's ordered consumer) may never yield again, so the wait
+  // for the next message is raced against the watchdog itself.
   let stalled = false;
+  let wakeStalled: (() => void) | undefined;
+  const stalledSignal = new Promise<void>((resolve) => (wakeStalled = resolve));
   let lastSeq = o.fromSeq - 1;
   let watchdog: NodeJS.Timeout | undefined;
   const stall = (): void => {
     stalled = true;
+    wakeStalled?.();
     void messages.stop();
   };
   const arm = (): void => {
@@ -108,8 +124,16 @@ export async function readLog(js: JetStreamClient, domain: string, o: LogReadOpt
   arm();
   let batch: LogRecord[] = [];
   let gapAt: number | undefined;
+  const iterator = messages[Symbol.asyncIterator]();
+  const stopped = Promise.race([stalledSignal, aborted]).then((): typeof STOPPED => STOPPED);
   try {
-    for await (const m of messages) {
+    for (;;) {
+      const pendingNext = iterator.next();
+      // A wait that loses the race may still settle later; its rejection is not an error of this read.
+      pendingNext.catch(() => undefined);
+      const next = await Promise.race([pendingNext, stopped]);
+      if (next === STOPPED || next.done) break;
+      const m = next.value;
       arm();
       // The log is contiguous from seq 1 (no limits, nothing deleted). A seq already read is a redelivery; a jump
       // is a message the consumer lost (seen after a paused server resumed). Applying past a hole would let this
@@ -136,7 +160,8 @@ export async function readLog(js: JetStreamClient, domain: string, o: LogReadOpt
   } finally {
     if (watchdog) clearTimeout(watchdog);
     o.signal?.removeEventListener('abort', onAbort);
-    await messages.close().catch(() => undefined);
+    // Bounded: closing a consumer whose server is unreachable waits on a round trip that may never come back.
+    await Promise.race([messages.close().catch(() => undefined), delay(CLOSE_WAIT_MS)]);
   }
   if (gapAt !== undefined) {
     throw new Error(`log read of ${domain} jumped from seq ${lastSeq} to ${gapAt}; re-reading from the applied position`);
@@ -144,6 +169,10 @@ export async function readLog(js: JetStreamClient, domain: string, o: LogReadOpt
   if (stalled && !o.signal?.aborted && (o.untilSeq === undefined || lastSeq < o.untilSeq)) {
     throw new Error(`log read of ${domain} stalled at seq ${lastSeq} (no message for ${o.stallMs ?? DEFAULT_STALL_MS} ms)`);
   }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref?.());
 }
 
 /** The JetStream API error code in a nats.js error (10071: wrong last sequence), if there is one. */
