@@ -4,6 +4,8 @@
  * and record every acknowledged write, checks that every acknowledged write is on a replica, replica digests, and
  * the `FIGURES {json}` line each test prints.
  */
+import { cpSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect as natsConnect, type NatsConnection } from 'nats';
 import { startNatsCluster, waitForJetStream, type NatsCluster } from '../../cli/index.ts';
 import { connect, type ShardmindClient } from '../../client/index.ts';
@@ -287,6 +289,20 @@ export async function streamTail(nc: NatsConnection, domain = DOMAIN): Promise<n
   return (await jsm.streams.info(`SM_LOG_${domain.toUpperCase()}`)).state.last_seq;
 }
 
+/**
+ * With `SM_KEEP_FAILED_DATA=<dir>`, a failed scenario's hosts are stopped and their LMDB files and full logs copied
+ * to a fresh folder under `<dir>`, so a divergence can be examined table by table after the cluster is gone.
+ */
+async function keepFailedData(cluster: FaultCluster): Promise<void> {
+  const keep = process.env['SM_KEEP_FAILED_DATA'];
+  if (!keep) return;
+  await Promise.all(cluster.hosts.hosts.map((h) => h.stop().catch(() => undefined)));
+  const to = join(keep, `failed-${Date.now()}`);
+  cpSync(cluster.hosts.dataDir, join(to, 'data'), { recursive: true });
+  writeFileSync(join(to, 'hosts.log'), cluster.hosts.stderr());
+  process.stderr.write(`kept the failed scenario's data and logs in ${to}\n`);
+}
+
 /** Prints the one line CI logs keep: `FIGURES {json}`. */
 export function figures(name: string, values: Record<string, unknown>): void {
   process.stdout.write(`FIGURES ${JSON.stringify({ test: name, ...values })}\n`);
@@ -309,6 +325,7 @@ export async function withFaultCluster(
     await body(cluster, async (urls = cluster.nats.urls) => (writers = await startWriters(urls)));
   } catch (err) {
     process.stderr.write(cluster.hosts.stderr().slice(-20_000));
+    await keepFailedData(cluster);
     throw err;
   } finally {
     await writers?.stop().catch(() => undefined);
