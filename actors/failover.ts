@@ -163,6 +163,11 @@ export class ShardFailover {
    * The epoch to write in the epoch marker: the one this node just won, or a fresh claim (a placement leader at
    * start, or a leader resyncing). Resolves to undefined when another node holds the next epoch: do not lead.
    */
+  /** Whether this node holds an epoch it won (a lapsed lease, a hand-off to it) and has not yet led in. */
+  get hasWonEpoch(): boolean {
+    return this.won !== undefined;
+  }
+
   async takeEpoch(): Promise<number | undefined> {
     if (this.won !== undefined) {
       const e = this.won;

@@ -14,7 +14,7 @@ import type { Clock } from './clock.ts';
 import { ensureLogStream, logTail, readLog, type LogRecord } from './log-stream.ts';
 import { SeqWaiters } from './seq-waiters.ts';
 import type { Relay } from './relay.ts';
-import type { LeaderSightings } from './leader-sightings.ts';
+import type { LeaderSightings, Sighting } from './leader-sightings.ts';
 import { startStepDownResponder } from './step-down-responder.ts';
 import { ShardFailover, type FailoverStatus } from './failover.ts';
 import type { EpochRegistry } from './epoch.ts';
@@ -292,6 +292,14 @@ export class ShardActor implements ShardRuntime {
   async claim(): Promise<void> {
     this.stopRefusing?.();
     this.pipeline?.close();
+    // Not a failure, so no back-off: a placement leader that came back while another node leads follows it.
+    const leader = await this.liveLeaderElsewhere();
+    if (leader) {
+      throw new ShardmindError(
+        ErrorCode.NOT_LEADER,
+        `${leader.node} leads ${this.domain} in epoch ${leader.epoch}: following it (\`shardmind apply\` moves the shard back with a hand-off)`,
+      );
+    }
     // A claim that failed for a transient reason (JetStream electing, a timeout) comes back here through
     // catchingUp: back off so the loop cannot spin.
     if (this.claimFailures > 0) {
@@ -303,6 +311,25 @@ export class ShardActor implements ShardRuntime {
     } catch (err) {
       this.claimFailures++;
       throw err;
+    }
+  }
+
+  /**
+   * A claim this node did not win first (config placement at start-up, not a lapsed lease or a hand-off to it) is
+   * dropped when the log's last leader is another node that is still heartbeating: taking the shard back would cost
+   * the clients an unplanned gap, while `shardmind apply` moves it back with a hand-off. Waits at most one lease to
+   * hear that leader (a host that just started may not have heard a beat yet).
+   */
+  private async liveLeaderElsewhere(): Promise<Sighting | undefined> {
+    const sightings = this.o.failover.sightings;
+    const last = this.store?.leadership();
+    if (!sightings || !last || last.node === this.o.node || this.failover.hasWonEpoch) return undefined;
+    const deadline = this.o.clock.now() + this.o.failover.leaseMs;
+    for (;;) {
+      const s = sightings.get(this.domain);
+      if (s && s.node !== this.o.node && s.epoch >= last.epoch && sightings.isLive(this.domain)) return s;
+      if (sightings.isLive(this.domain) === false || this.o.clock.now() >= deadline || this.abort.signal.aborted) return undefined;
+      await abortableDelay(Math.max(10, this.o.failover.heartbeatMs / 4), this.abort.signal);
     }
   }
 
