@@ -3,7 +3,7 @@
  * Creating it, asking where its tail is (from the stream leader, via stream info — never a replica's direct get),
  * and reading it in order from a sequence, in batches, for catch-up and for followers' tailing.
  */
-import { RetentionPolicy, StorageType, DiscardPolicy, type JetStreamClient, type JetStreamManager } from 'nats';
+import { RetentionPolicy, StorageType, DiscardPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from 'nats';
 import { logStream, logSubject } from '../protocol/index.ts';
 import type { LogEntry } from '../shards/index.ts';
 import { decodeEntry } from './log-codec.ts';
@@ -83,8 +83,7 @@ export interface LogReadOptions {
 export async function readLog(js: JetStreamClient, domain: string, o: LogReadOptions): Promise<void> {
   if (o.untilSeq !== undefined && o.fromSeq > o.untilSeq) return;
   if (o.signal?.aborted) return;
-  const consumer = await js.consumers.get(logStream(domain), { opt_start_seq: Math.max(1, o.fromSeq) });
-  const messages = await consumer.consume({ max_messages: READ_BATCH });
+  const messages = await openConsumer(js, domain, o.fromSeq, o.stallMs ?? DEFAULT_STALL_MS);
   // Aborting stops the consumer and wakes the wait for the next message.
   let wakeAborted: (() => void) | undefined;
   const aborted = new Promise<void>((resolve) => (wakeAborted = resolve));
@@ -168,6 +167,29 @@ export async function readLog(js: JetStreamClient, domain: string, o: LogReadOpt
   }
   if (stalled && !o.signal?.aborted && (o.untilSeq === undefined || lastSeq < o.untilSeq)) {
     throw new Error(`log read of ${domain} stalled at seq ${lastSeq} (no message for ${o.stallMs ?? DEFAULT_STALL_MS} ms)`);
+  }
+}
+
+/**
+ * An ordered consumer from `fromSeq`, or an error after `timeoutMs`: creating one is a few JetStream API requests,
+ * which nats.js retries for as long as its server cannot reach the stream's leader (a paused or cut-off server held
+ * a catch-up there for 30 s and more). A consumer that opens after the deadline is closed at once.
+ */
+async function openConsumer(js: JetStreamClient, domain: string, fromSeq: number, timeoutMs: number): Promise<ConsumerMessages> {
+  const opening = js.consumers
+    .get(logStream(domain), { opt_start_seq: Math.max(1, fromSeq) })
+    .then((consumer) => consumer.consume({ max_messages: READ_BATCH }));
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`log read of ${domain}: no consumer from seq ${fromSeq} within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([opening, deadline]);
+  } catch (err) {
+    opening.then((late) => late.close().catch(() => undefined), () => undefined);
+    throw err;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
