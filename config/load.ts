@@ -53,7 +53,7 @@ export async function loadConfig(path: string = DEFAULT_CONFIG_PATH): Promise<Cl
   if (!existsSync(file)) throw new ConfigError('config', `file ${file} does not exist`);
   let mod: { default?: unknown };
   try {
-    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+    mod = await importConfigModule(file);
   } catch (cause) {
     throw new ConfigError('config', `could not load ${file}: ${(cause as Error).message}`);
   }
@@ -62,6 +62,20 @@ export async function loadConfig(path: string = DEFAULT_CONFIG_PATH): Promise<Cl
   }
   const config = resolveConfig(mod.default as ClusterConfigInput);
   return isAbsolute(config.dataDir) ? config : { ...config, dataDir: resolvePath(dirname(file), config.dataDir) };
+}
+
+/**
+ * A TypeScript config goes through tsx's `tsImport`, which compiles it whatever package it sits in: a plain
+ * `import()` of `/etc/shardmind/cluster.config.ts` (no `"type": "module"` above it) was compiled as CommonJS and
+ * failed. Such a file comes back with its `export default` one level down (`module.exports.default`).
+ */
+async function importConfigModule(file: string): Promise<{ default?: unknown }> {
+  if (!/\.[mc]?ts$/.test(file)) return (await import(pathToFileURL(file).href)) as { default?: unknown };
+  const { tsImport } = await import('tsx/esm/api');
+  const mod = (await tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: unknown };
+  const inner = mod.default as { default?: unknown; __esModule?: unknown } | undefined;
+  const commonJs = inner !== null && typeof inner === 'object' && 'default' in inner && (inner.__esModule === true || Object.keys(inner).length === 1);
+  return commonJs ? { default: inner.default } : mod;
 }
 
 /** Fills defaults, then validates. Throws `ConfigError` naming the first wrong field. */

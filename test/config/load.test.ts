@@ -91,6 +91,31 @@ test('loadConfig - imports the shipped TypeScript config and resolves dataDir ne
   assert.ok(c.dataDir.startsWith('/'), 'dataDir is absolute');
 });
 
+test('loadConfig - a TypeScript config outside any package (/etc/shardmind, say) loads too', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sm-config-'));
+  try {
+    // No package.json anywhere above a temp dir: the file is not in an ES-module package.
+    writeFileSync(
+      join(dir, 'cluster.config.ts'),
+      `const minis: string[] = ['mini-1', 'mini-2'];
+export default {
+  dataDir: './data',
+  nodes: minis.map((name) => ({ name, nats: ['nats://' + name + '.local:4222'] })),
+  domains: [
+    { name: 'calendar', description: 'meetings, availability' },
+    { name: 'email', description: 'messages, attachments' },
+  ],
+};\n`,
+    );
+    const c = await loadConfig(join(dir, 'cluster.config.ts'));
+    assert.equal(c.nodes.map((n) => n.name), ['mini-1', 'mini-2']);
+    assert.equal(c.domains.map((d) => d.name), ['calendar', 'email']);
+    assert.is(c.dataDir, join(dir, 'data'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('loadConfig - a missing file or a file without a default export says so', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sm-config-'));
   try {
