@@ -102,9 +102,10 @@ export default {
   dataDir: './data',
   nodes: minis.map((name) => ({ name, nats: ['nats://' + name + '.local:4222'] })),
   domains: [
-    { name: 'calendar', description: 'meetings, availability' },
-    { name: 'email', description: 'messages, attachments' },
+    { name: 'calendar', description: 'meetings', seeds: ['book a meeting'] },
+    { name: 'email', description: 'mail', seeds: ['send an email'] },
   ],
+  placement: { calendar: { leader: 'mini-1', standbys: ['mini-2'] }, email: { leader: 'mini-2', standbys: ['mini-1'] } },
 };\n`,
     );
     const c = await loadConfig(join(dir, 'cluster.config.ts'));
