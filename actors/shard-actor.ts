@@ -354,6 +354,18 @@ export class ShardActor implements ShardRuntime {
       pipeline.close();
       throw new ShardmindError(ErrorCode.NOT_LEADER, `another node claimed the next epoch of ${this.domain}`);
     }
+    // An epoch won before the catch-up can be overtaken during it: while this node was catching up (slowly, its
+    // server half cut off), another standby claimed a later epoch and led. Its marker is now in this store; leading
+    // in the older epoch would put an older epoch's marker after a newer one's and serve beside the real leader
+    // until its next append was fenced (seen in the pause-nats-server fault test). Epoch markers only go up.
+    const logged = this.requireStore().leadership();
+    if (logged && logged.epoch >= epoch) {
+      pipeline.close();
+      throw new ShardmindError(
+        ErrorCode.NOT_LEADER,
+        `epoch ${epoch} of ${this.domain} is stale: the log already has ${logged.node}'s marker of epoch ${logged.epoch}`,
+      );
+    }
     this.epoch = epoch;
     try {
       // Through the pipeline, so it carries `Nats-Expected-Last-Sequence` = the tail we caught up to: if anyone
