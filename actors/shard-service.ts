@@ -6,6 +6,10 @@
  *
  * The subscription has no queue group on purpose: if an old leader is paused and a new one serves, both get each
  * request, and the paused one cannot swallow it.
+ *
+ * The same handler is registered as the connection's loopback for this domain (`protocol/loopback.ts`), so a
+ * router in this process hands requests over without a NATS round trip; it answers there exactly as on the wire
+ * (same validation, read gate, `minSeq` wait and write pipeline), and stops the moment the subscription drains.
  */
 import { randomUUID } from 'node:crypto';
 import type { Msg, NatsConnection, Subscription } from 'nats';
@@ -30,8 +34,10 @@ import {
   toRecallQuery,
   toWireFact,
   writeReply,
+  serveLoopback,
   SHARD_OPS,
   type Encoding,
+  type ShardOp,
 } from '../protocol/index.ts';
 import type { ApplyResult, AssertEntry, ForgetEntry, LogEntry, RetractEntry, ShardStore, Source } from '../shards/index.ts';
 import type { Clock } from './clock.ts';
@@ -58,14 +64,30 @@ export interface ShardServiceOptions {
   onInternalError(err: unknown, op: string): void;
 }
 
-/** Subscribes the leader to its shard's subjects; `unsubscribe()` on the result stops intake. */
+/** Subscribes the leader to its shard's subjects; `unsubscribe()` or `drain()` on the result stops intake. */
 export function serveShard(nc: NatsConnection, o: ShardServiceOptions): Subscription {
-  return nc.subscribe(shardSubject(o.domain, '*'), {
+  const sub = nc.subscribe(shardSubject(o.domain, '*'), {
     callback: (err, msg) => {
       if (err) return;
       answer(msg, o);
     },
   });
+  const unregister = serveLoopback(nc, o.domain, (op, body) => {
+    if (sub.isDraining() || sub.isClosed()) return undefined;
+    return answerLocally(op, body, o);
+  });
+  sub.closed.then(unregister, unregister);
+  return sub;
+}
+
+/** A request from this process (the loopback): the reply body the wire would carry, errors included. */
+async function answerLocally(op: string, body: unknown, o: ShardServiceOptions): Promise<unknown> {
+  try {
+    if (!isShardOp(op)) throw unknownOp(op);
+    return await handleBody(op, body, o);
+  } catch (err) {
+    return failure(err, op, o);
+  }
 }
 
 function answer(msg: Msg, o: ShardServiceOptions): void {
@@ -101,10 +123,16 @@ export async function handle(op: string, data: Uint8Array, encoding: Encoding, o
 /** The reply, or a promise of it when the request has to wait (a write, the lease, `minSeq`). Throws bad requests. */
 function handleNow(op: string, data: Uint8Array, encoding: Encoding, o: ShardServiceOptions): unknown {
   checkSize(data, o.maxPayloadBytes);
-  if (!isShardOp(op)) {
-    throw new ShardmindError(ErrorCode.BAD_REQUEST, `unknown op "${op}": a shard serves ${SHARD_OPS.join(', ')}`);
-  }
-  const body = decodePayload(data, encoding);
+  if (!isShardOp(op)) throw unknownOp(op);
+  return handleBody(op, decodePayload(data, encoding), o);
+}
+
+function unknownOp(op: string): ShardmindError {
+  return new ShardmindError(ErrorCode.BAD_REQUEST, `unknown op "${op}": a shard serves ${SHARD_OPS.join(', ')}`);
+}
+
+/** A decoded request body, validated and answered (or a promise of the answer). */
+function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions): unknown {
   switch (op) {
     case 'remember': {
       const req = parseRememberRequest(body);

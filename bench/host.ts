@@ -61,7 +61,9 @@ export async function startBenchHost(ctx: BenchContext, o: { readonly cpuProfDir
 
   let profDir = o.cpuProfDir;
   const start = async (): Promise<void> => {
-    const prof = profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
+    // SM_CPU_PROF_INTERVAL (µs, default 1000): finer sampling for sequential loops, whose requests are ~1 ms apart.
+    const interval = process.env['SM_CPU_PROF_INTERVAL'];
+    const prof = profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir, ...(interval ? ['--cpu-prof-interval', interval] : [])] : [];
     child = ctx.cleanup.spawn(process.execPath, [...prof, '--import', 'tsx', mainTs, 'host', '--node', BENCH_NODE, '--config', configPath], {}, 15_000);
     child.stdout?.resume();
     child.stderr?.on('data', (b: Buffer) => void (stderr = (stderr + b.toString()).slice(-32_768)));

@@ -15,12 +15,16 @@ import { Cleanup } from './cleanup.ts';
 import { QUICK, type BenchContext } from './context.ts';
 import { cpuText, withCpu } from './cpu.ts';
 import { startBenchHost, startRouterProcess } from './host.ts';
-import { summarizeByModule, summarizeProfiles } from './profile.ts';
+import { inclusiveTimes, monotonicUs, summarizeByModule, summarizeProfiles } from './profile.ts';
 import { shardmindTarget } from './shardmind.ts';
 import { measureConcurrent } from './stats.ts';
 
 const [opName = 'recall_direct', factsArg = '10000', secondsArg = '8'] = process.argv.slice(2);
 const facts = Number(factsArg);
+/** Functions whose inclusive time is printed: the stages of a request on the host and in the router. */
+const INCLUSIVE = (process.env['SM_PROFILE_FUNCTIONS'] ?? 'answer,handleNow,decodePayload,recall,toWireFact,respond,encodePayload,submit,applyRuns,applyBatch,processMsg,handleRequest')
+  .split(',')
+  .filter(Boolean);
 const seconds = Number(secondsArg);
 const cleanup = new Cleanup();
 const profDirs: string[] = [];
@@ -55,20 +59,25 @@ try {
   await target.preload(0, facts);
   await host.restart({ cpuProfDir: hostProf }); // profile the measured loop, not the preload
   let i = op.kind === 'remember' ? 300_000_000 : 0;
+  const measuredFrom = monotonicUs();
   const r = await withCpu({ ...target.processes(), bench: 'self' }, () =>
     measureConcurrent(() => op.run(i++, facts), 64, { count: 10_000_000, maxMs: seconds * 1000, warmup: 64 }),
   );
   log(`${opName} @${facts}: ${r.opsPerSec.toFixed(0)} ops/s at 64, p50 ${r.p50us.toFixed(0)} µs, ${r.errors} errors; CPU µs/op: ${cpuText(r.cpuUsPerOp)}`);
   await cleanup.run(); // stops the host and router gracefully, so they write their profiles
   const show = (name: string, dir: string): void => {
-    log(`${name}: busy time by module (from after the preload):`);
-    for (const l of summarizeByModule(dir)) log(`  ${l}`);
+    log(`${name}: busy time by module (the measured loop only):`);
+    for (const l of summarizeByModule(dir, 14, measuredFrom)) log(`  ${l}`);
     log(`${name}: hottest functions by self time:`);
-    for (const l of summarizeProfiles(dir, 25)) log(`  ${l}`);
+    for (const l of summarizeProfiles(dir, 30, measuredFrom)) log(`  ${l}`);
+    log(`${name}: inclusive time of the request path's parts:`);
+    for (const l of inclusiveTimes(dir, INCLUSIVE, measuredFrom)) log(`  ${l}`);
   };
   show('host', hostProf);
   if (routerPid) show('router', routerProf);
 } finally {
   await cleanup.run();
-  removeProfiles();
+  // SM_PROFILE_KEEP=1 keeps the .cpuprofile files (to open in a profiler UI).
+  if (process.env['SM_PROFILE_KEEP']) process.stderr.write(`profiles kept in ${profDirs.join(' ')}\n`);
+  else removeProfiles();
 }

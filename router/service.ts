@@ -5,7 +5,7 @@
  *
  * `startRouter(nc, config, { node })` is what a host calls; `stop()` drains intake and is safe to call twice.
  */
-import { headers, type Msg, type NatsConnection, type Subscription } from 'nats';
+import { headers, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 import type { ClusterConfig } from '../config/index.ts';
 import {
   ErrorCode,
@@ -32,6 +32,7 @@ import {
   parseTaskObserveRequest,
   parseTaskRerouteRequest,
   LIMITS,
+  type Encoding,
   type HistoryReply,
   type RecallReply,
   type RememberReply,
@@ -95,11 +96,12 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
   const handlers = memoryHandlers({ config, classifier, shards, tasks, learning, domains, log });
 
   const inFlight = new Set<Promise<void>>();
+  const nodeHeaders = replyHeaders(options.node);
   const sub: Subscription = nc.subscribe(memSubject('>'), {
     queue: ROUTER_QUEUE,
     callback: (err, msg) => {
       if (err) return;
-      const p = answer(msg, handlers, config.limits.maxPayloadBytes, options.node, log).finally(() => inFlight.delete(p));
+      const p = answer(msg, handlers, config.limits.maxPayloadBytes, nodeHeaders, log).finally(() => inFlight.delete(p));
       inFlight.add(p);
     },
   });
@@ -112,6 +114,7 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
       stopping ??= (async () => {
         await sub.drain().catch(() => {});
         await Promise.allSettled([...inFlight]);
+        shards.close();
         await learning.stop();
       })();
       return stopping;
@@ -119,33 +122,47 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
   };
 }
 
-type Handler = (body: unknown) => Promise<object>;
+/** The request as it arrived: a handler that forwards it unchanged to one shard sends these bytes. */
+interface RawRequest {
+  readonly data: Uint8Array;
+  readonly encoding: Encoding;
+}
+
+/** A reply body, or a shard's msgpack reply bytes passed on as they are. */
+type Handler = (body: unknown, raw: RawRequest) => Promise<object | Uint8Array>;
+
+/** The reply headers: which router answered, and the content type of a JSON reply. Built once, reused. */
+function replyHeaders(node: string): Record<Encoding, MsgHdrs> {
+  const msgpack = headers();
+  msgpack.set(ROUTER_NODE_HEADER, node);
+  const json = headers();
+  json.set(ROUTER_NODE_HEADER, node);
+  json.set('content-type', 'application/json');
+  return { msgpack, json };
+}
 
 async function answer(
   msg: Msg,
   handlers: Record<string, Handler>,
   maxPayloadBytes: number,
-  node: string,
+  nodeHeaders: Record<Encoding, MsgHdrs>,
   log: (l: string) => void,
 ): Promise<void> {
   const encoding = encodingOf(msg.headers);
   const op = msg.subject.slice('sm.mem.'.length);
-  let reply: object;
+  let reply: object | Uint8Array;
   try {
     const handler = Object.hasOwn(handlers, op) ? handlers[op] : undefined;
     if (!handler) throw new ShardmindError(ErrorCode.BAD_REQUEST, `unknown op "${op}"; known: ${Object.keys(handlers).join(', ')}`);
     checkSize(msg.data, maxPayloadBytes);
-    reply = await handler(decodePayload(msg.data, encoding));
+    reply = await handler(decodePayload(msg.data, encoding), { data: msg.data, encoding });
   } catch (err) {
     if (!(err instanceof ShardmindError) || err.code === ErrorCode.INTERNAL) log(`${op} failed: ${(err as Error).stack ?? err}`);
     reply = errorReply(err);
   }
   if (!msg.reply) return;
   try {
-    const h = headers();
-    h.set(ROUTER_NODE_HEADER, node);
-    if (encoding === 'json') h.set('content-type', 'application/json');
-    msg.respond(encodePayload(reply, encoding), { headers: h });
+    msg.respond(reply instanceof Uint8Array ? reply : encodePayload(reply, encoding), { headers: nodeHeaders[encoding] });
   } catch (err) {
     log(`${op}: could not send the reply: ${(err as Error).message}`);
   }
@@ -191,11 +208,14 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
       return reply;
     },
 
-    async recall(body) {
+    async recall(body, raw) {
       const req = parseRecallRequest(body);
       const limit = Math.min(req.limit ?? DEFAULT_RECALL_LIMIT, config.limits.maxRecallLimit);
       if (req.domain !== undefined) {
         const named = (typeof req.domain === 'string' ? [req.domain] : [...new Set(req.domain)]).map(requireDomain);
+        // One shard answers it all: the request goes as it came (the shard ignores `domain` and `task` on a recall
+        // and validates the rest the same way), and its reply is already the router's (same limit, same order).
+        if (named.length === 1 && raw.encoding === 'msgpack') return shards.forward(named[0]!, 'recall', body, raw.data);
         return shards.recallMany(named, req, limit);
       }
       if (req.task) return shards.recallMany(await tasks.domainsOf(req.task), req, limit);

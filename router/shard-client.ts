@@ -2,14 +2,20 @@
  * How the router talks to shards: over the wire only (`sm.shard.<domain>.<op>`, msgpack), never by importing the
  * shard code. A shard that does not answer in time or has no leader subscribed becomes a retryable UNAVAILABLE;
  * an error reply becomes the `ShardmindError` it names. `recallMany` asks several shards in parallel and merges:
- * a domain that fails is reported in `missing`, not fatal, unless every domain failed.
+ * a domain that fails is reported in `missing`, not fatal, unless every domain failed. `forward` returns a
+ * successful reply's bytes undecoded, so a router answering from one shard can pass them on as they are.
+ *
+ * A shard whose leader serves in this very process (the router runs inside the host) is asked through the
+ * connection's loopback (`protocol/loopback.ts`) instead: no NATS round trip back into the same process.
  */
 import type { NatsConnection } from 'nats';
+import { ReplyMux } from './reply-mux.ts';
 import {
   ErrorCode,
   ShardmindError,
   decodePayload,
   encodePayload,
+  loopbackFor,
   shardSubject,
   toWireError,
   unwrapReply,
@@ -29,11 +35,15 @@ class NoLeaderSubscribed extends ShardmindError {
 }
 
 export class ShardClient {
+  private readonly mux: ReplyMux;
+
   constructor(
     private readonly nc: NatsConnection,
     /** Per request, per shard. */
     readonly timeoutMs: number,
-  ) {}
+  ) {
+    this.mux = new ReplyMux(nc);
+  }
 
   /**
    * One request to one shard's leader; the typed reply or a thrown `ShardmindError`. Within `timeoutMs` it asks
@@ -41,13 +51,55 @@ export class ShardClient {
    * hand-off in progress — which is safe for writes too. A timeout is not retried: the write may have happened.
    */
   async ask<T>(domain: string, op: string, body: object, timeoutMs = this.timeoutMs): Promise<T> {
+    let payload: Uint8Array | undefined;
+    const reply = await this.retrying(timeoutMs, (left) =>
+      this.askLocally(domain, op, body, left) ?? this.askOnce(domain, op, (payload ??= encodePayload(body, 'msgpack')), left),
+    );
+    return reply instanceof Uint8Array ? unwrapReply<T>(decodePayload(reply, 'msgpack')) : (reply as T);
+  }
+
+  /**
+   * `ask` for a request that arrived as msgpack `payload` (decoded: `body`) and goes on unchanged: resolves with
+   * the successful reply's msgpack bytes, to be passed on as they are, or — when the shard's leader is in this
+   * process — with the reply body it answered with.
+   */
+  async forward(domain: string, op: string, body: unknown, payload: Uint8Array, timeoutMs = this.timeoutMs): Promise<Uint8Array | object> {
+    return this.retrying(timeoutMs, (left) => this.askLocally(domain, op, body, left) ?? this.askOnce(domain, op, payload, left));
+  }
+
+  /**
+   * Through the loopback when this process leads `domain`: the reply body, its error thrown; after `timeoutMs`
+   * the same UNAVAILABLE a shard that does not answer over NATS gets.
+   */
+  private askLocally(domain: string, op: string, body: unknown, timeoutMs: number): Promise<object> | undefined {
+    const reply = loopbackFor(this.nc, domain)?.(op, body);
+    if (reply === undefined) return undefined;
+    return new Promise<object>((resolve, reject) => {
+      const timer = setTimeout(() => reject(didNotAnswer(domain, timeoutMs)), timeoutMs);
+      reply.then(
+        (r) => {
+          clearTimeout(timer);
+          try {
+            resolve(unwrapReply<object>(r));
+          } catch (err) {
+            reject(err);
+          }
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  private async retrying<T>(timeoutMs: number, attempt: (timeoutMs: number) => Promise<T>): Promise<T> {
     const deadline = Date.now() + timeoutMs;
-    const payload = encodePayload(body, 'msgpack');
-    for (let attempt = 0; ; attempt++) {
+    for (let n = 0; ; n++) {
       try {
-        return await this.askOnce<T>(domain, op, payload, Math.max(1, deadline - Date.now()));
+        return await attempt(Math.max(1, deadline - Date.now()));
       } catch (err) {
-        const pause = Math.min(50 * 2 ** attempt, 250);
+        const pause = Math.min(50 * 2 ** n, 250);
         const refused = err instanceof NoLeaderSubscribed || (err instanceof ShardmindError && REFUSALS.has(err.code));
         if (!refused || Date.now() + pause >= deadline) throw err;
         await new Promise((r) => setTimeout(r, pause));
@@ -55,21 +107,25 @@ export class ShardClient {
     }
   }
 
-  private async askOnce<T>(domain: string, op: string, payload: Uint8Array, timeoutMs: number): Promise<T> {
+  /** Stops waiting for replies (the router is stopping). */
+  close(): void {
+    this.mux.close();
+  }
+
+  private async askOnce(domain: string, op: string, payload: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     let data: Uint8Array;
     try {
-      const reply = await this.nc.request(shardSubject(domain, op), payload, { timeout: timeoutMs });
-      data = reply.data;
+      data = (await this.mux.request(shardSubject(domain, op), payload, timeoutMs)).data;
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code === '503') throw new NoLeaderSubscribed(domain, err);
       // A timeout is retryable by the agent (its client resends with the same opId), not by the router.
-      if (code === 'TIMEOUT') {
-        throw new ShardmindError(ErrorCode.UNAVAILABLE, `the ${domain} shard did not answer within ${timeoutMs} ms`, { cause: err });
-      }
+      if (code === 'TIMEOUT') throw didNotAnswer(domain, timeoutMs, err);
       throw new ShardmindError(ErrorCode.UNAVAILABLE, `${domain} shard: ${(err as Error).message}`, { cause: err });
     }
-    return unwrapReply<T>(decodePayload(data, 'msgpack'));
+    // Only a reply that may be an error is decoded here; the error it carries is thrown.
+    if (!isPlainSuccess(data)) unwrapReply(decodePayload(data, 'msgpack'));
+    return data;
   }
 
   /**
@@ -102,3 +158,21 @@ export class ShardClient {
     return missing.length > 0 ? { ...reply, missing } : reply;
   }
 }
+
+function didNotAnswer(domain: string, timeoutMs: number, cause?: unknown): ShardmindError {
+  return new ShardmindError(ErrorCode.UNAVAILABLE, `the ${domain} shard did not answer within ${timeoutMs} ms`, cause === undefined ? undefined : { cause });
+}
+
+/**
+ * Whether msgpack reply bytes are certainly not an error, without decoding them: every reply our servers send
+ * starts with the key `v` (= 1), and an error reply's next key is `error`. Anything else is decoded to find out.
+ */
+function isPlainSuccess(data: Uint8Array): boolean {
+  if (data.length < 10 || (data[0]! & 0xf0) !== 0x80) return false; // not a fixmap
+  if (data[1] !== 0xa1 || data[2] !== 0x76 || data[3] !== 0x01) return false; // not "v": 1 first
+  for (let i = 0; i < ERROR_KEY.length; i++) if (data[4 + i] !== ERROR_KEY[i]) return true;
+  return false;
+}
+
+/** The msgpack string "error". */
+const ERROR_KEY = Uint8Array.of(0xa5, 0x65, 0x72, 0x72, 0x6f, 0x72);
