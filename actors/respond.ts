@@ -16,12 +16,15 @@ import {
   type Encoding,
 } from '../protocol/index.ts';
 
-/** Sends the reply (in `encoding` when the caller already read it from the request); false when it could not be sent. */
+/**
+ * Sends the reply (in `encoding` when the caller already read it from the request); false when it could not be
+ * sent. A body that is already bytes (a recall's msgpack, written straight from the store) is sent as it is.
+ */
 export function respond(msg: Msg, body: unknown, encoding: Encoding = encodingOf(msg.headers)): boolean {
   const json = encoding === 'json';
   let data: Uint8Array;
   try {
-    data = encodePayload(body, json ? 'json' : 'msgpack');
+    data = body instanceof Uint8Array ? body : encodePayload(body, json ? 'json' : 'msgpack');
   } catch (err) {
     const e = new ShardmindError(ErrorCode.INTERNAL, `the reply could not be encoded: ${(err as Error).message}`);
     data = encodePayload(errorReply(e), json ? 'json' : 'msgpack');

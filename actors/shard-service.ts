@@ -34,12 +34,23 @@ import {
   toRecallQuery,
   toWireFact,
   writeReply,
+  packRecallReply,
   serveLoopback,
   SHARD_OPS,
   type Encoding,
+  type RecallReply,
   type ShardOp,
 } from '../protocol/index.ts';
-import type { ApplyResult, AssertEntry, ForgetEntry, LogEntry, RetractEntry, ShardStore, Source } from '../shards/index.ts';
+import type {
+  ApplyResult,
+  AssertEntry,
+  ForgetEntry,
+  LogEntry,
+  RecalledFact,
+  RetractEntry,
+  ShardStore,
+  Source,
+} from '../shards/index.ts';
 import type { Clock } from './clock.ts';
 
 export interface ShardServiceOptions {
@@ -80,11 +91,14 @@ export function serveShard(nc: NatsConnection, o: ShardServiceOptions): Subscrip
   return sub;
 }
 
-/** A request from this process (the loopback): the reply body the wire would carry, errors included. */
+/**
+ * A request from this process (the loopback): the reply body the wire would carry, errors included — a recall's
+ * as its msgpack bytes, which a router passes on as they are.
+ */
 async function answerLocally(op: string, body: unknown, o: ShardServiceOptions): Promise<unknown> {
   try {
     if (!isShardOp(op)) throw unknownOp(op);
-    return await handleBody(op, body, o);
+    return onWire(await handleBody(op, body, o), 'msgpack');
   } catch (err) {
     return failure(err, op, o);
   }
@@ -102,12 +116,38 @@ function answer(msg: Msg, o: ShardServiceOptions): void {
   // Reads whose gate is open and whose minSeq is applied answer in this very callback: no promise per request.
   if (reply instanceof Promise) {
     reply.then(
-      (body: unknown) => void (msg.reply && respond(msg, body, encoding)),
+      (body: unknown) => void (msg.reply && respond(msg, onWire(body, encoding), encoding)),
       (err: unknown) => void (msg.reply && respond(msg, failure(err, op, o), encoding)),
     );
   } else if (msg.reply) {
-    respond(msg, reply, encoding);
+    respond(msg, onWire(reply, encoding), encoding);
   }
+}
+
+/**
+ * What a recall found, turned into its reply only once the encoding is known: msgpack is written straight from
+ * the store's facts (`packRecallReply`, no `toWireFact` objects), JSON goes through the wire objects.
+ */
+class RecallAnswer {
+  constructor(
+    readonly domain: string,
+    readonly facts: readonly RecalledFact[],
+    readonly seq: number,
+  ) {}
+
+  body(): RecallReply {
+    return { v: 1, domains: [this.domain], facts: this.facts.map((f) => toWireFact(f)), seqs: { [this.domain]: this.seq } };
+  }
+
+  packed(): Uint8Array {
+    return packRecallReply(this.domain, this.facts, this.seq);
+  }
+}
+
+/** A handler's result as `respond` sends it: a recall's msgpack bytes, or a body to encode. */
+function onWire(reply: unknown, encoding: Encoding): unknown {
+  if (!(reply instanceof RecallAnswer)) return reply;
+  return encoding === 'msgpack' ? reply.packed() : reply.body();
 }
 
 function failure(err: unknown, op: string, o: ShardServiceOptions): unknown {
@@ -117,7 +157,8 @@ function failure(err: unknown, op: string, o: ShardServiceOptions): unknown {
 
 /** One request, decoded and answered. Exported for actor-level tests that bypass NATS. */
 export async function handle(op: string, data: Uint8Array, encoding: Encoding, o: ShardServiceOptions): Promise<unknown> {
-  return handleNow(op, data, encoding, o);
+  const reply = await handleNow(op, data, encoding, o);
+  return reply instanceof RecallAnswer ? reply.body() : reply;
 }
 
 /** The reply, or a promise of it when the request has to wait (a write, the lease, `minSeq`). Throws bad requests. */
@@ -178,8 +219,7 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions): unknown
       const req = parseRecallRequest(body);
       return afterReadGate(req.minSeq, o, () => {
         const result = o.store.recall(toRecallQuery(req, o.clock.now(), o.maxRecallLimit));
-        const facts = result.facts.map((f) => toWireFact(f));
-        return { v: 1, domains: [o.domain], facts, seqs: { [o.domain]: Math.max(result.appliedSeq, o.position()) } };
+        return new RecallAnswer(o.domain, result.facts, Math.max(result.appliedSeq, o.position()));
       });
     }
     case 'get': {

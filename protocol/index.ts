@@ -5,6 +5,7 @@ export { ErrorCode, RETRYABLE, ShardmindError, isErrorCode, badRequest, toWireEr
 export { encodePayload, decodePayload, encodingOf, JSON_CONTENT_TYPE, CONTENT_TYPE_HEADER } from "./codec.ts";
 export type { LoopbackHandler } from './loopback.ts';
 export { serveLoopback, loopbackFor } from './loopback.ts';
+export { packRecallReply } from './fact-pack.ts';
 export {
   memSubject,
   shardSubject,

@@ -5,8 +5,9 @@
  * (two socket hops, two event-loop wake-ups and a msgpack encode/decode on each side).
  *
  * The contract is the wire's, minus the bytes: the handler gets a request body as it would be decoded from the
- * wire and returns the reply body the shard would have sent (an error as `{ v: 1, error }`, never a throw), or
- * `undefined` when it cannot take requests any more (its subscription is draining): the caller then goes over NATS.
+ * wire and returns the reply body the shard would have sent (an error as `{ v: 1, error }`, never a throw) — or a
+ * successful reply it has already encoded, as its msgpack bytes — or `undefined` when it cannot take requests any
+ * more (its subscription is draining): the caller then goes over NATS.
  */
 import type { NatsConnection } from 'nats';
 

@@ -12,7 +12,7 @@ export { words, features, stem } from './tokenize.ts';
 export { createConfiguredClassifier } from './load-classifier.ts';
 export { SharedLearning, LEARNING_STREAM, LEARNING_SUBJECT } from './learning.ts';
 export { startRouter, DEFAULT_RECALL_LIMIT, ROUTER_NODE_HEADER } from './service.ts';
-export { ShardClient } from './shard-client.ts';
+export { ShardClient, isPlainSuccess } from './shard-client.ts';
 export { ReplyMux, RequestFailed } from './reply-mux.ts';
 export { taskMachine, evidenceShares, overtakingDomain, DEFAULT_EVIDENCE_DECAY } from './task-machine.ts';
 export { TaskStore, TASK_BUCKET, newTask, stepTask } from './task-store.ts';

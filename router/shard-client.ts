@@ -80,7 +80,8 @@ export class ShardClient {
         (r) => {
           clearTimeout(timer);
           try {
-            resolve(unwrapReply<object>(r));
+            // A recall's reply comes as its msgpack bytes (written straight from the store): a success.
+            resolve(r instanceof Uint8Array ? r : unwrapReply<object>(r));
           } catch (err) {
             reject(err);
           }
@@ -167,10 +168,12 @@ function didNotAnswer(domain: string, timeoutMs: number, cause?: unknown): Shard
  * Whether msgpack reply bytes are certainly not an error, without decoding them: every reply our servers send
  * starts with the key `v` (= 1), and an error reply's next key is `error`. Anything else is decoded to find out.
  */
-function isPlainSuccess(data: Uint8Array): boolean {
-  if (data.length < 10 || (data[0]! & 0xf0) !== 0x80) return false; // not a fixmap
-  if (data[1] !== 0xa1 || data[2] !== 0x76 || data[3] !== 0x01) return false; // not "v": 1 first
-  for (let i = 0; i < ERROR_KEY.length; i++) if (data[4 + i] !== ERROR_KEY[i]) return true;
+export function isPlainSuccess(data: Uint8Array): boolean {
+  // The map header: msgpackr writes map16 (0xde + 2 bytes) for every object; other writers a fixmap.
+  const at = data[0] === 0xde ? 3 : (data[0]! & 0xf0) === 0x80 ? 1 : -1;
+  if (at < 0 || data.length < at + 3 + ERROR_KEY.length) return false;
+  if (data[at] !== 0xa1 || data[at + 1] !== 0x76 || data[at + 2] !== 0x01) return false; // not "v": 1 first
+  for (let i = 0; i < ERROR_KEY.length; i++) if (data[at + 3 + i] !== ERROR_KEY[i]) return true;
   return false;
 }
 
