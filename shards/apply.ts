@@ -9,11 +9,10 @@ import { combineConfidence, effectiveConfidence } from './decay.ts';
 import { ShardValidationError } from './errors.ts';
 import { episodeIdFor, factIdFor, seqKey, seqOfFactId } from './ids.ts';
 import { NO_MERGE, type PostingIndex } from './postings.ts';
+import { decodeFact, encodeFact } from './fact-codec.ts';
 import type { KeyIndex } from './key-index.ts';
 import {
-  decodeFact,
   encodeEpisode,
-  encodeFact,
   factTerms,
   forEachFactTermPart,
   identityHash,
@@ -80,6 +79,8 @@ export interface WriteIndexes {
   readonly activeValues: KeyIndex;
 }
 
+const APPEND = { append: true } as const;
+
 export class Applier {
   /** The sequence whose postings `addPosting` files (a bound method, so asserts allocate no closure). */
   private addingSeq = 0;
@@ -137,11 +138,18 @@ export class Applier {
 
   getFact(id: string): Fact | undefined {
     const bytes = this.t.facts.getBinary(id);
-    return bytes === undefined ? undefined : decodeFact(bytes);
+    return bytes === undefined ? undefined : decodeFact(bytes, this.options.domain);
   }
 
   private putFact(f: Fact): void {
     this.t.facts.putSync(f.id, encodeFact(f));
+  }
+
+  /** A new fact's id is above every stored one (time-ordered ids): LMDB appends it without a search or a split. */
+  private appendFact(f: Fact): void {
+    // lmdb-js answers false (its types say void) when the key is not above the last one; never drop a fact silently.
+    const appended: unknown = this.t.facts.putSync(f.id, encodeFact(f), APPEND);
+    if (appended === false) throw new Error(`fact ${f.id} is not above the stored facts`);
   }
 
   private resolveEntity(idOrAlias: string): string {
@@ -220,7 +228,7 @@ export class Applier {
       }
     }
 
-    this.putFact(fact);
+    this.appendFact(fact);
     if (isActive(fact.status)) this.indexes.identities.add(identity, seq);
     // The creating observation is the fact record itself until the fact first changes confidence (see `reinforce`).
     this.state.episodes++;

@@ -72,7 +72,7 @@ function blockKey(term: string, segment: number): string {
 
 const openSegmentFor = (segment: number): SegmentPostings => new SegmentPostings(segment, segment * SEGMENT_SEQS);
 
-/** A segment being merged: its blocks in term order, the first `written` of them already put. */
+/** A segment being merged: its blocks (in `SegmentPostings.blocks` order), the first `written` of them already put. */
 interface Sealed {
   readonly postings: SegmentPostings;
   readonly blocks: readonly { readonly term: string; readonly block: Buffer }[];
@@ -139,7 +139,7 @@ export class PostingIndex {
     if (this.sealed !== undefined) this.writeBlocks(this.sealed, this.sealed.blocks.length);
   }
 
-  /** Puts blocks up to (not including) `end`, in term order, folding their counts into `df`. */
+  /** Puts blocks up to (not including) `end`, folding their counts into `df`. */
   private writeBlocks(sealed: Sealed, end: number): void {
     const segment = sealed.postings.segment;
     for (let i = sealed.written; i < end; i++) {
@@ -211,17 +211,8 @@ export class PostingIndex {
   private unwrittenCount(term: string): number {
     const sealed = this.sealed;
     if (sealed === undefined || sealed.written === sealed.blocks.length) return 0;
-    // Blocks are sorted by term: binary search for `term` among those not yet written.
-    let lo = sealed.written;
-    let hi = sealed.blocks.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const t = sealed.blocks[mid]!.term;
-      if (t === term) return sealed.blocks[mid]!.block.length / POSTING_BYTES;
-      if (t < term) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return 0;
+    const i = sealed.postings.blockIndexOf(term);
+    return i < sealed.written ? 0 : sealed.blocks[i]!.block.length / POSTING_BYTES;
   }
 
   /** Stored document frequencies are 4-byte big-endian counts. */

@@ -15,7 +15,8 @@ import { decodeValue } from './codec.ts';
 import { effectiveConfidence, recencyWeight } from './decay.ts';
 import { factIdFor } from './ids.ts';
 import type { PostingIndex } from './postings.ts';
-import { decodeFact, objectEntityTerm, subjectPredicateTerm, subjectTerm, wordTerm } from './records.ts';
+import { decodeFact } from './fact-codec.ts';
+import { objectEntityTerm, subjectPredicateTerm, subjectTerm, wordTerm } from './records.ts';
 import type { Tables } from './tables.ts';
 import { termFrequencies, tokenize } from './text.ts';
 import type { Fact, RecallQuery, RecalledFact } from './types.ts';
@@ -116,7 +117,7 @@ function inverseDocumentFrequency(docs: number, df: number): number {
 
 function readFact(ctx: RecallContext, id: string): Fact | undefined {
   const bytes = ctx.t.facts.getBinary(id);
-  return bytes === undefined ? undefined : decodeFact(bytes);
+  return bytes === undefined ? undefined : decodeFact(bytes, ctx.domain);
 }
 
 /** Active now, or — with `asOf` — believed then: recorded by then, not yet retired then, valid in the world then. */
@@ -194,7 +195,7 @@ function lastSeqRecordedBy(ctx: RecallContext, time: number): number {
 
 function firstFactFrom(ctx: RecallContext, seq: number): Fact | undefined {
   for (const { value } of ctx.t.facts.getRange({ start: factIdFor(ctx.domain, seq), end: ctx.domain + ';', limit: 1 })) {
-    return decodeFact(value);
+    return decodeFact(value, ctx.domain);
   }
   return undefined;
 }

@@ -33,58 +33,7 @@ export function withChanges(f: Fact, changes: Partial<Mutable<Fact>>): Fact {
   return { ...f, ...changes };
 }
 
-/**
- * Facts are stored as a positional tuple, not a map: field names repeated in a million records were a third of
- * the data file and of the encoding time. Absent optionals are `null`, so one fact has exactly one encoding.
- * The order below is the format (version 1); add fields at the end only.
- */
-type FactTuple = [
-  1,
-  string, string, string, string | null, string | null, FactObject | null,
-  number, number, number, number, number | null, number | null, number, number | null, number, number,
-  string, string | null, string | null, FactStatus, number, string | null,
-];
-
-export function encodeFact(f: Fact): Buffer {
-  const o = f.object;
-  const tuple: FactTuple = [
-    1,
-    f.id, f.domain, f.text, f.subject ?? null, f.predicate ?? null,
-    o === undefined ? null : typeof o === 'string' ? o : { entity: o.entity },
-    f.confidence, f.halfLifeDays, f.observedAt, f.validFrom, f.validTo ?? null, f.latestValidFrom ?? null,
-    f.recordedAt, f.invalidatedAt ?? null, f.reinforcedAt, f.confirmations,
-    f.source.agent, f.source.task ?? null, f.source.node ?? null, f.status, f.seq, f.episodeId ?? null,
-  ];
-  return encodeValue(tuple);
-}
-
-export function decodeFact(bytes: Uint8Array): Fact {
-  const t = decodeValue<FactTuple>(bytes);
-  const source: Mutable<Source> = { agent: t[17] };
-  if (t[18] !== null) source.task = t[18];
-  if (t[19] !== null) source.node = t[19];
-  const f: Mutable<Fact> = { id: t[1], domain: t[2], text: t[3] } as Mutable<Fact>;
-  if (t[4] !== null) f.subject = t[4];
-  if (t[5] !== null) f.predicate = t[5];
-  if (t[6] !== null) f.object = t[6];
-  f.confidence = t[7];
-  f.halfLifeDays = t[8];
-  f.observedAt = t[9];
-  f.validFrom = t[10];
-  if (t[11] !== null) f.validTo = t[11];
-  if (t[12] !== null) f.latestValidFrom = t[12];
-  f.recordedAt = t[13];
-  if (t[14] !== null) f.invalidatedAt = t[14];
-  f.reinforcedAt = t[15];
-  f.confirmations = t[16];
-  f.source = source;
-  f.status = t[20];
-  f.seq = t[21];
-  if (t[22] !== null) f.episodeId = t[22];
-  return f;
-}
-
-/** Episodes as a positional tuple too (see `encodeFact`). */
+/** Episodes as a positional msgpack tuple: field names repeated in every record were a third of the bytes. */
 export function encodeEpisode(e: Episode): Buffer {
   return encodeValue([1, e.id, e.factId, e.seq, e.text, e.source.agent, e.source.task ?? null, e.source.node ?? null, e.observedAt, e.recordedAt, e.confidence]);
 }

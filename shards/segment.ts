@@ -31,6 +31,8 @@ export class SegmentPostings {
   private live: Int32Array = new Int32Array(1024);
   private entries: Int32Array = new Int32Array(1024 * STRIDE);
   private used = 0;
+  /** Per term id, its block's index in the last `blocks()` answer (-1: none). */
+  private rank: Int32Array | undefined;
 
   constructor(
     readonly segment: number,
@@ -120,15 +122,23 @@ export class SegmentPostings {
   }
 
   /**
-   * Every term with live postings, in byte order (the order blocks are written), each with its block (see
-   * `codec.ts`): 8 bytes per posting, ascending by seq — seq (6 bytes, big-endian), term frequency and document
-   * length, both saturating at 255. The blocks are views of one buffer.
+   * Every term with live postings, each with its block (see `codec.ts`): 8 bytes per posting, ascending by seq —
+   * seq (6 bytes, big-endian), term frequency and document length, both saturating at 255. The blocks are views of
+   * one buffer. Terms come in the order of their oldest live posting: one pass over the postings instead of a sort
+   * of every term (~3 µs per fact at the time), and the same order however the segment was built (a rebuilt
+   * segment lacks only forgotten postings, which are removed here too), so a merge resumed after a restart writes
+   * the same blocks at the same sequences.
    */
   blocks(): { term: string; block: Buffer }[] {
+    const e = this.entries;
+    const rank = new Int32Array(this.names.length).fill(-1);
     const order: number[] = [];
-    for (let id = 0; id < this.names.length; id++) if (this.live[id]! > 0) order.push(id);
-    const names = this.names;
-    order.sort((a, b) => (names[a]! < names[b]! ? -1 : 1));
+    for (let i = 0; i < this.used; i++) {
+      if (e[i * STRIDE + 2] === REMOVED) continue;
+      const id = e[i * STRIDE + 1]!;
+      if (rank[id] === -1) rank[id] = order.push(id) - 1;
+    }
+    this.rank = rank;
     const cursor = new Float64Array(this.names.length);
     let total = 0;
     for (const id of order) {
@@ -136,7 +146,6 @@ export class SegmentPostings {
       total += this.live[id]! * POSTING_BYTES;
     }
     const out = Buffer.allocUnsafe(total);
-    const e = this.entries;
     for (let i = 0; i < this.used; i++) {
       const rel = e[i * STRIDE + 2]!;
       if (rel === REMOVED) continue;
@@ -154,10 +163,16 @@ export class SegmentPostings {
     let start = 0;
     for (const id of order) {
       const end = start + this.live[id]! * POSTING_BYTES;
-      blocks.push({ term: names[id]!, block: out.subarray(start, end) });
+      blocks.push({ term: this.names[id]!, block: out.subarray(start, end) });
       start = end;
     }
     return blocks;
+  }
+
+  /** The index of `term`'s block in the last `blocks()` answer, or -1. */
+  blockIndexOf(term: string): number {
+    const id = this.idOf(term);
+    return id === undefined || this.rank === undefined ? -1 : this.rank[id] ?? -1;
   }
 }
 

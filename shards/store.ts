@@ -21,7 +21,8 @@ import { factIdFor } from './ids.ts';
 import { KeyIndex } from './key-index.ts';
 import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
 import { recallFacts } from './recall.ts';
-import { decodeFact, forEachFactTermPart, identityHash, isActive, subjectPredicateHash, type TermKind } from './records.ts';
+import { decodeFact } from './fact-codec.ts';
+import { forEachFactTermPart, identityHash, isActive, subjectPredicateHash, type TermKind } from './records.ts';
 import { FORMAT, openTables, TABLE_NAMES, type Tables } from './tables.ts';
 import type {
   ApplyResult,
@@ -91,7 +92,7 @@ export class LmdbShardStore implements ShardStore {
     activeValues.clear();
     const predicates = this.options.predicates;
     for (const { value } of this.t.facts.getRange({ start: this.domain + ':', end: this.domain + ';' })) {
-      const f = decodeFact(value);
+      const f = decodeFact(value, this.domain);
       if (!isActive(f.status)) continue;
       identities.add(identityHash(f.subject, f.predicate, f.object, f.text), f.seq);
       if (f.subject === undefined || f.predicate === undefined) continue;
@@ -126,7 +127,7 @@ export class LmdbShardStore implements ShardStore {
     const start = factIdFor(this.domain, from * SEGMENT_SEQS);
     const end = to === undefined ? this.domain + ';' : factIdFor(this.domain, to * SEGMENT_SEQS);
     for (const { value } of this.t.facts.getRange({ start, end })) {
-      const f = decodeFact(value);
+      const f = decodeFact(value, this.domain);
       if (f.status === 'forgotten') continue;
       forEachFactTermPart(f, (kind, a, b, tf, len) => add(kind, a, b, f.seq, tf, len));
     }
