@@ -3,13 +3,14 @@
  *
  * Why this shape: a `Map<term, number[]>` of growing arrays cost ~0.5 µs per posting (array growth, one array per
  * term, and the garbage of both) — a fifth of the load time. Here a term is interned once per segment to a small
- * integer, and every posting is 5 int32s appended to one flat array: the previous posting of the same term, the
+ * integer (`term-table.ts`), and every posting is 5 int32s appended to one flat array: the previous posting of the same term, the
  * term, the sequence relative to the segment's first, term frequency and document length. Each term's postings are
  * a chain from its newest, which is the order reads want. The merge does not walk the chains (a cache miss per
- * posting): one forward pass over the array, a counting sort by term, writes every block into one buffer.
+ * posting): one forward pass over the array, a counting sort by term id, writes every block into one buffer.
  */
 import { POSTING_BYTES } from './codec.ts';
-import { SUBJECT_PREDICATE, termName, termParts, type TermKind } from './records.ts';
+import { termName, termParts, type TermKind } from './records.ts';
+import { TermTable } from './term-table.ts';
 
 const STRIDE = 5;
 const NONE = -1;
@@ -23,9 +24,7 @@ export interface Posting {
 }
 
 export class SegmentPostings {
-  /** Term ids by kind (WORD, SUBJECT, -, OBJECT_ENTITY), keyed by the term's part, and subject → predicate → id. */
-  private readonly idsOf: Map<string, number>[] = [new Map(), new Map(), new Map(), new Map()];
-  private readonly subjectPredicateIds = new Map<string, Map<string, number>>();
+  private readonly terms = new TermTable();
   private readonly names: string[] = [];
   private head: Int32Array = new Int32Array(1024);
   private live: Int32Array = new Int32Array(1024);
@@ -48,16 +47,10 @@ export class SegmentPostings {
 
   /** `add` by the term's kind and parts (see `records.ts`): the load path, no term string built per posting. */
   addPart(kind: TermKind, a: string, b: string, seq: number, tf: number, len: number): void {
-    let id: number | undefined;
-    if (kind === SUBJECT_PREDICATE) {
-      let byPredicate = this.subjectPredicateIds.get(a);
-      if (byPredicate === undefined) this.subjectPredicateIds.set(a, (byPredicate = new Map()));
-      id = byPredicate.get(b);
-      if (id === undefined) byPredicate.set(b, (id = this.newTerm(kind, a, b)));
-    } else {
-      const ids = this.idsOf[kind]!;
-      id = ids.get(a);
-      if (id === undefined) ids.set(a, (id = this.newTerm(kind, a, b)));
+    let id = this.terms.get(kind, a, b);
+    if (id === -1) {
+      id = this.newTerm(kind, a, b);
+      this.terms.setLast(id);
     }
     let at = this.used * STRIDE;
     if (at === this.entries.length) this.entries = grow(this.entries);
@@ -84,7 +77,8 @@ export class SegmentPostings {
 
   private idOf(term: string): number | undefined {
     const { kind, a, b } = termParts(term);
-    return kind === SUBJECT_PREDICATE ? this.subjectPredicateIds.get(a)?.get(b) : this.idsOf[kind]!.get(a);
+    const id = this.terms.get(kind, a, b);
+    return id === -1 ? undefined : id;
   }
 
   /** Marks a fact's posting removed; false when the term has no posting for `seq` here. */
