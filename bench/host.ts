@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { NatsConnection } from 'nats';
-import { ctlSubject, decodePayload, encodePayload } from '../protocol/index.ts';
+import { ctlSubject, decodePayload, encodePayload, memSubject } from '../protocol/index.ts';
 import { stopChild, waitForLine } from './cleanup.ts';
 import type { BenchContext } from './context.ts';
 import { BENCH_DOMAIN } from './shardmind.ts';
@@ -109,6 +109,25 @@ async function waitLeading(nc: NatsConnection, child: ChildProcess, stderr: () =
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`shardmind host did not lead ${BENCH_DOMAIN} within ${READY_TIMEOUT_MS} ms (last status: ${last}):\n${stderr().slice(-3000)}`);
+}
+
+/**
+ * Whether a router answers `sm.mem.*`, waiting up to `timeoutMs` for one: the host starts its router in the
+ * background after its shards lead, so a single probe right after `startBenchHost` can come too early (a run then
+ * measured a separate router process beside the host's, the two splitting the queue group's requests).
+ */
+export async function waitForRouter(nc: NatsConnection, timeoutMs = 30_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      await nc.request(memSubject('recall'), encodePayload({ v: 1, query: 'probe', limit: 1 }, 'msgpack'), { timeout: 2_000 });
+      return true;
+    } catch {
+      // No responders yet (or a timeout): ask again shortly.
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
 }
 
 /** Starts `router-process.ts` on the bench config: for runs where the host does not serve `sm.mem.*` itself. */

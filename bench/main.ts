@@ -7,11 +7,10 @@
 import { join } from 'node:path';
 import { connect } from 'nats';
 import { startNatsServer, waitForJetStream } from '../cli/index.ts';
-import { memSubject, encodePayload } from '../protocol/index.ts';
 import { Cleanup } from './cleanup.ts';
 import { FULL, QUICK, type BenchContext } from './context.ts';
 import { measureFloor, startFloorProbes } from './floor.ts';
-import { startBenchHost, startRouterProcess } from './host.ts';
+import { startBenchHost, startRouterProcess, waitForRouter } from './host.ts';
 import { machineInfo } from './machine.ts';
 import { startRedisTarget } from './peers/redis.ts';
 import { measureServerMemoryLostWrites, measureServerMemoryWrites, serverMemoryVersion } from './peers/server-memory.ts';
@@ -78,12 +77,12 @@ async function main(): Promise<void> {
       const profDir = args.profile ? cleanup.tempDir('cpuprof') : undefined;
       try {
         const host = await startBenchHost(ctx, profDir ? { cpuProfDir: profDir } : {});
-        let router = await hasResponder(nc, memSubject('recall'));
+        let router = await waitForRouter(nc);
         let routerPid: number | undefined;
         if (!router) {
           try {
             routerPid = await startRouterProcess(ctx, host);
-            router = await hasResponder(nc, memSubject('recall'));
+            router = await waitForRouter(nc, 10_000);
             if (router) notes.push('The host did not serve sm.mem.* in this run: the bench ran a router (`startRouter`) in its own process, one more process on the same cores.');
           } catch (err) {
             ctx.log(`router could not start: ${String(err).split('\n')[0]}`);
@@ -163,15 +162,6 @@ function firstAndLast(err: unknown): string {
 }
 
 /** True when something answers on `subject` within a second (a 503 "no responders" or a timeout is false). */
-async function hasResponder(nc: import('nats').NatsConnection, subject: string): Promise<boolean> {
-  try {
-    await nc.request(subject, encodePayload({ v: 1, query: 'probe', limit: 1 }, 'msgpack'), { timeout: 2_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 main().catch((err) => {
   process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exitCode = 1;

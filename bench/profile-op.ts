@@ -10,11 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'nats';
 import { startNatsServer, waitForJetStream } from '../cli/index.ts';
-import { encodePayload } from '../protocol/index.ts';
 import { Cleanup } from './cleanup.ts';
 import { QUICK, type BenchContext } from './context.ts';
 import { cpuText, withCpu } from './cpu.ts';
-import { startBenchHost, startRouterProcess } from './host.ts';
+import { startBenchHost, startRouterProcess, waitForRouter } from './host.ts';
 import { inclusiveTimes, monotonicUs, summarizeByModule, summarizeProfiles } from './profile.ts';
 import { shardmindTarget } from './shardmind.ts';
 import { measureConcurrent } from './stats.ts';
@@ -22,7 +21,7 @@ import { measureConcurrent } from './stats.ts';
 const [opName = 'recall_direct', factsArg = '10000', secondsArg = '8'] = process.argv.slice(2);
 const facts = Number(factsArg);
 /** Functions whose inclusive time is printed: the stages of a request on the host and in the router. */
-const INCLUSIVE = (process.env['SM_PROFILE_FUNCTIONS'] ?? 'answer,handleNow,decodePayload,recall,toWireFact,respond,encodePayload,submit,applyRuns,applyBatch,processMsg,handleRequest')
+const INCLUSIVE = (process.env['SM_PROFILE_FUNCTIONS'] ?? 'processMsg,answer,handleNow,handleBody,decodePayload,recall,packRecallReply,respond,encodePayload,submit,applyRuns,forward,ask')
   .split(',')
   .filter(Boolean);
 const seconds = Number(secondsArg);
@@ -46,9 +45,7 @@ try {
   profDirs.push(hostProf, routerProf);
   const host = await startBenchHost(ctx);
   // The host serves sm.mem.* itself when it runs a router; only otherwise is one started beside it.
-  const hostRoutes = await nc
-    .request('sm.mem.recall', encodePayload({ v: 1, query: 'probe', limit: 1 }, 'msgpack'), { timeout: 2_000 })
-    .then(() => true, () => false);
+  const hostRoutes = await waitForRouter(nc);
   const routerPid = opName.endsWith('_router') && !hostRoutes ? await startRouterProcess(ctx, host, { cpuProfDir: routerProf }) : undefined;
   const target = shardmindTarget(nc, {
     router: hostRoutes || routerPid !== undefined,
