@@ -104,7 +104,7 @@ export class Applier {
     const prior = this.t.ops.getBinary(opId);
     if (prior !== undefined) {
       this.state.appliedSeq = seq;
-      return { ...decodeResult(prior), duplicate: true };
+      return { ...decodeResult(prior, opId, this.options.domain), duplicate: true };
     }
     let result: ApplyResult;
     try {
@@ -114,7 +114,7 @@ export class Applier {
       if (!(err instanceof ShardValidationError)) throw err;
       result = { seq, opId, status: 'rejected', error: { code: 'BAD_REQUEST', message: err.message } };
     }
-    this.t.ops.putSync(opId, encodeResult(result));
+    this.t.ops.putSync(opId, encodeResult(result, this.options.domain));
     this.state.appliedSeq = seq;
     return result;
   }
@@ -421,23 +421,39 @@ export class Applier {
 }
 
 /**
- * Results are stored as a positional tuple (like facts, see `records.ts`), never with `duplicate`, which only a
- * repeat reports: `[1, seq, opId, status, factId, supersededIds, errorCode, errorMessage]`, absent as null.
+ * Results, keyed by opId (so the opId is not stored again). Most are a fact created at its own sequence: 10 bytes,
+ * `[2, status code, seq as f64 LE]`, with the fact id derived from the domain and seq. The rest are a msgpack tuple
+ * `[2, seq, status, factId, supersededIds, errorCode, errorMessage]`, absent as null. Never `duplicate`, which only
+ * a repeat reports.
  */
-export function encodeResult(r: ApplyResult): Buffer {
-  return encodeValue([1, r.seq, r.opId, r.status, r.factId ?? null, r.supersededIds ?? null, r.error?.code ?? null, r.error?.message ?? null]);
+const STATUS_CODES: readonly ApplyResult['status'][] = ['created', 'reinforced', 'superseded_previous', 'recorded_superseded', 'retracted', 'forgotten', 'entity', 'marker', 'rejected'];
+const COMPACT = 2;
+
+export function encodeResult(r: ApplyResult, domain: string): Buffer {
+  if (r.error === undefined && r.supersededIds === undefined && r.factId === factIdFor(domain, r.seq)) {
+    const bytes = Buffer.allocUnsafe(10);
+    bytes[0] = COMPACT;
+    bytes[1] = STATUS_CODES.indexOf(r.status);
+    bytes.writeDoubleLE(r.seq, 2);
+    return bytes;
+  }
+  return encodeValue([2, r.seq, r.status, r.factId ?? null, r.supersededIds ?? null, r.error?.code ?? null, r.error?.message ?? null]);
 }
 
-type ResultTuple = [1, number, string, ApplyResult['status'], string | null, string[] | null, 'NOT_FOUND' | 'BAD_REQUEST' | null, string | null];
+type ResultTuple = [2, number, ApplyResult['status'], string | null, string[] | null, 'NOT_FOUND' | 'BAD_REQUEST' | null, string | null];
 
-export function decodeResult(bytes: Uint8Array): ApplyResult {
+export function decodeResult(bytes: Uint8Array, opId: string, domain: string): ApplyResult {
+  if (bytes[0] === COMPACT) {
+    const seq = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).readDoubleLE(2);
+    return { seq, opId, status: STATUS_CODES[bytes[1]!]!, factId: factIdFor(domain, seq) };
+  }
   const t = decodeValue<ResultTuple>(bytes);
   return {
     seq: t[1],
-    opId: t[2],
-    status: t[3],
-    ...(t[4] !== null && { factId: t[4] }),
-    ...(t[5] !== null && { supersededIds: t[5] }),
-    ...(t[6] !== null && { error: { code: t[6], message: t[7] ?? '' } }),
+    opId,
+    status: t[2],
+    ...(t[3] !== null && { factId: t[3] }),
+    ...(t[4] !== null && { supersededIds: t[4] }),
+    ...(t[5] !== null && { error: { code: t[5], message: t[6] ?? '' } }),
   };
 }

@@ -184,7 +184,7 @@ export class LmdbShardStore implements ShardStore {
 
   resultOf(opId: string): ApplyResult | undefined {
     const bytes = this.t.ops.getBinary(opId);
-    return bytes === undefined ? undefined : decodeResult(bytes);
+    return bytes === undefined ? undefined : decodeResult(bytes, opId, this.domain);
   }
 
   recall(query: RecallQuery): RecallResult {
