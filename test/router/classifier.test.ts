@@ -19,6 +19,17 @@ test('tokenize - times, weekdays and plurals fold so one seed teaches a family',
   assert.equal(words('auto-reply'), words('auto reply'));
 });
 
+test('tokenize - every fold, each only where the text has what it folds', () => {
+  assert.equal(words('call at noon or 9:15 or 7 pm, see https://x.io/a, mail ann@b.co'), ['call', '#time', '#time', '#time', 'see', '#url', 'email', '#address']);
+  assert.equal(words('due 2026-03-04, the 3rd, for 30 minutes'), ['due', '#date', '#date', '#duration']);
+  // "notes" stems to "not" after the stop list is applied, so it stays.
+  assert.equal(words('open ~/notes/q3.md and budget.xlsx'), ['open', '#path', 'not', '#filename', 'md', '#filename', 'xlsx']);
+  // "may" and "not" are stop words.
+  assert.equal(words('Sept and January, not May; Wednesdays and thurs'), ['#month', '#month', '#weekday', '#weekday']);
+  assert.equal(words("Dana's 'quoted' reply and 42"), ['dana', 'quot', 'reply', '#number']);
+  assert.equal(words('a plain sentence without any of them'), ['plain', 'sentenc', 'without']);
+});
+
 test('classify - a distribution over every domain, best first, summing to 1', () => {
   const c = new NaiveBayesClassifier(config.domains);
   const d = c.classify('move the standup to 11am');
