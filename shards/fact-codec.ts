@@ -177,3 +177,30 @@ export function decodeFact(bytes: Uint8Array, domain: string): Fact {
   if (flags & HAS_EPISODE) f.episodeId = episodeIdFor(id, seq);
   return f;
 }
+
+/** The numbers recall scores a fact by, read from its bytes without building the fact (see `peekFact`). */
+export interface FactNumbers {
+  status: FactStatus;
+  confidence: number;
+  halfLifeDays: number;
+  validFrom: number;
+  /** undefined when absent, like the fact's own field. */
+  validTo: number | undefined;
+  recordedAt: number;
+  invalidatedAt: number | undefined;
+  reinforcedAt: number;
+}
+
+/** Fills `out` from a fact's bytes (which may be a longer reused buffer: only the header is read). */
+export function peekFact(bytes: Buffer, out: FactNumbers): FactNumbers {
+  const flags = bytes.readUInt16LE(2);
+  out.status = STATUSES[bytes[1]!]!;
+  out.confidence = bytes.readDoubleLE(CONFIDENCE);
+  out.halfLifeDays = bytes.readDoubleLE(HALF_LIFE);
+  out.validFrom = bytes.readDoubleLE(VALID_FROM);
+  out.validTo = flags & HAS_VALID_TO ? bytes.readDoubleLE(VALID_TO) : undefined;
+  out.recordedAt = bytes.readDoubleLE(RECORDED_AT);
+  out.invalidatedAt = flags & HAS_INVALIDATED_AT ? bytes.readDoubleLE(INVALIDATED_AT) : undefined;
+  out.reinforcedAt = bytes.readDoubleLE(REINFORCED_AT);
+  return out;
+}

@@ -15,7 +15,7 @@ import { decodeValue } from './codec.ts';
 import { effectiveConfidence, recencyWeight } from './decay.ts';
 import { factIdFor } from './ids.ts';
 import type { PostingIndex } from './postings.ts';
-import { decodeFact } from './fact-codec.ts';
+import { decodeFact, peekFact, type FactNumbers } from './fact-codec.ts';
 import { objectEntityTerm, subjectPredicateTerm, subjectTerm, wordTerm } from './records.ts';
 import type { Tables } from './tables.ts';
 import { termFrequencies, tokenize } from './text.ts';
@@ -80,31 +80,93 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
     candidates.sort((a, b) => b.relevance - a.relevance || b.seq - a.seq);
   }
 
-  const matched: RecalledFact[] = [];
-  const seen = new Set<string>();
-  for (const c of candidates.slice(0, fetchCap(limit))) {
-    const f = readFact(ctx, factIdFor(ctx.domain, c.seq));
-    if (f === undefined || !visible(f, q, at)) continue;
-    if (q.predicate !== undefined && f.predicate !== q.predicate) continue;
+  // Score the best candidates from the numbers in their bytes; build whole facts only for the `limit` returned.
+  // Candidates come best relevance first and a score never exceeds its relevance (effective confidence and
+  // recency are ≤ 1), so once `limit` facts score above the next candidate's relevance, nothing later can enter.
+  // (Not with graph expansion, which must know every matched fact to leave it out.)
+  const scored: Scored[] = [];
+  const best: number[] = [];
+  const seen = new Set<number>();
+  const stopEarly = !textScoredLater && (q.hops ?? 0) === 0;
+  const needsFact = textScoredLater || q.predicate !== undefined;
+  const n = Math.min(candidates.length, fetchCap(limit));
+  for (let i = 0; i < n; i++) {
+    const c = candidates[i]!;
+    if (stopEarly && best.length === limit && c.relevance < best[limit - 1]!) break;
+    const id = factIdFor(ctx.domain, c.seq);
     let relevance = c.relevance;
-    if (textScoredLater) {
-      if (words.length === 0) relevance = 1;
-      else {
-        const tokens = tokenize(f.text);
-        let s = 0;
-        for (const [w, tf] of termFrequencies(tokens)) if (idf.has(w)) s += bm25(tf, tokens.length, w);
-        relevance = s + SUBJECT_MATCH_RELEVANCE;
+    let numbers: ScoredNumbers;
+    if (needsFact) {
+      const f = readFact(ctx, id);
+      if (f === undefined || !visible(f, q, at)) continue;
+      if (q.predicate !== undefined && f.predicate !== q.predicate) continue;
+      if (textScoredLater) {
+        if (words.length === 0) relevance = 1;
+        else {
+          const tokens = tokenize(f.text);
+          let sum = 0;
+          for (const [w, tf] of termFrequencies(tokens)) if (idf.has(w)) sum += bm25(tf, tokens.length, w);
+          relevance = sum + SUBJECT_MATCH_RELEVANCE;
+        }
       }
+      numbers = f;
+    } else {
+      // The bytes are lmdb-js's reused read buffer: read what is needed before the next read.
+      const bytes = ctx.t.facts.getBinaryFast(id);
+      if (bytes === undefined) continue;
+      numbers = peekFact(bytes, PEEKED);
+      if (!visible(numbers, q, at)) continue;
     }
-    const scored = score(f, relevance, at, floor, 0);
-    if (scored === undefined) continue;
-    seen.add(f.id);
-    matched.push(scored);
+    const effective = effectiveConfidence(numbers, at);
+    if (effective < floor || relevance <= 0) continue;
+    const score = relevance * effective * recencyWeight(numbers.recordedAt, at);
+    seen.add(c.seq);
+    scored.push({ seq: c.seq, score, effective });
+    keepBest(best, score, limit);
   }
-  matched.sort(byScore);
-  const direct = matched.slice(0, limit);
+  scored.sort((a, b) => b.score - a.score || b.seq - a.seq);
+  const direct: RecalledFact[] = [];
+  for (let i = 0; i < scored.length && i < limit; i++) {
+    const s = scored[i]!;
+    const f = readFact(ctx, factIdFor(ctx.domain, s.seq));
+    if (f !== undefined) direct.push(recalled(f, s.effective, s.score, 0));
+  }
   const expanded = expand(ctx, q, direct, seen, at, floor);
-  return [...direct, ...expanded].sort(byScore).slice(0, limit);
+  return expanded.length === 0 ? direct : [...direct, ...expanded].sort(byScore).slice(0, limit);
+}
+
+interface Scored {
+  readonly seq: number;
+  readonly score: number;
+  readonly effective: number;
+}
+
+/** What scoring and visibility read: a whole fact, or the numbers peeked from its bytes. */
+type ScoredNumbers = Pick<FactNumbers, 'status' | 'confidence' | 'halfLifeDays' | 'validFrom' | 'recordedAt' | 'reinforcedAt'> & {
+  readonly validTo?: number | undefined;
+  readonly invalidatedAt?: number | undefined;
+};
+
+const PEEKED: FactNumbers = { status: 'active', confidence: 0, halfLifeDays: 0, validFrom: 0, validTo: undefined, recordedAt: 0, invalidatedAt: undefined, reinforcedAt: 0 };
+
+/** Keeps `best` the highest `limit` scores, descending. */
+function keepBest(best: number[], score: number, limit: number): void {
+  if (best.length === limit && score <= best[limit - 1]!) return;
+  let i = best.length === limit ? limit - 1 : best.length;
+  while (i > 0 && best[i - 1]! < score) {
+    best[i] = best[i - 1]!;
+    i--;
+  }
+  best[i] = score;
+}
+
+/** The fact as recall returns it: its own fields, then the scores (the same keys, in the same order, as before). */
+function recalled(f: Fact, effectiveConfidence: number, score: number, hop: number): RecalledFact {
+  const r = f as { -readonly [K in keyof RecalledFact]: RecalledFact[K] };
+  r.effectiveConfidence = effectiveConfidence;
+  r.score = score;
+  r.hop = hop;
+  return r;
 }
 
 function byScore(a: RecalledFact, b: RecalledFact): number {
@@ -121,7 +183,7 @@ function readFact(ctx: RecallContext, id: string): Fact | undefined {
 }
 
 /** Active now, or — with `asOf` — believed then: recorded by then, not yet retired then, valid in the world then. */
-function visible(f: Fact, q: RecallQuery, at: number): boolean {
+function visible(f: ScoredNumbers, q: RecallQuery, at: number): boolean {
   if (f.status === 'forgotten') return false;
   if (q.asOf !== undefined) {
     if (f.recordedAt > q.asOf) return false;
@@ -135,11 +197,11 @@ function visible(f: Fact, q: RecallQuery, at: number): boolean {
 function score(f: Fact, relevance: number, at: number, floor: number, hop: number): RecalledFact | undefined {
   const effective = effectiveConfidence(f, at);
   if (effective < floor || relevance <= 0) return undefined;
-  return { ...f, effectiveConfidence: effective, score: relevance * effective * recencyWeight(f.recordedAt, at), hop };
+  return recalled(f, effective, relevance * effective * recencyWeight(f.recordedAt, at), hop);
 }
 
 /** Graph expansion: facts about the entities the direct matches mention, hop by hop, with bounded fan-out. */
-function expand(ctx: RecallContext, q: RecallQuery, direct: RecalledFact[], seen: Set<string>, at: number, floor: number): RecalledFact[] {
+function expand(ctx: RecallContext, q: RecallQuery, direct: RecalledFact[], seen: Set<number>, at: number, floor: number): RecalledFact[] {
   const hops = q.hops ?? 0;
   if (hops === 0 || direct.length === 0) return [];
   const base = Math.max(...direct.map((f) => (f.score > 0 ? f.score / (f.effectiveConfidence * recencyWeight(f.recordedAt, at)) : 0)));
@@ -154,10 +216,10 @@ function expand(ctx: RecallContext, q: RecallQuery, direct: RecalledFact[], seen
       for (const term of [subjectTerm(entity), objectEntityTerm(entity)]) {
         for (const p of ctx.postings.newest(term, HOP_FACTS_PER_ENTITY)) {
           const f = readFact(ctx, factIdFor(ctx.domain, p.seq));
-          if (f === undefined || seen.has(f.id) || !visible(f, q, at)) continue;
+          if (f === undefined || seen.has(f.seq) || !visible(f, q, at)) continue;
           const scored = score(f, base * HOP_DECAY ** hop, at, floor, hop);
           if (scored === undefined) continue;
-          seen.add(f.id);
+          seen.add(f.seq);
           out.push(scored);
           next.push(...entitiesOf([f]));
         }
