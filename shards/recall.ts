@@ -81,24 +81,37 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
   }
 
   // Score the best candidates from the numbers in their bytes; build whole facts only for the `limit` returned.
-  // Candidates come best relevance first and a score never exceeds its relevance (effective confidence and
-  // recency are ≤ 1), so once `limit` facts score above the next candidate's relevance, nothing later can enter.
-  // (Not with graph expansion, which must know every matched fact to leave it out.)
+  // Free-text candidates come best relevance first and a score never exceeds its relevance (effective confidence
+  // and recency are ≤ 1), so once `limit` facts score above the next candidate's relevance, nothing later can
+  // enter. (Not with graph expansion, which must know every matched fact to leave it out.)
   const scored: Scored[] = [];
   const best: number[] = [];
   const seen = new Set<number>();
-  const stopEarly = !textScoredLater && (q.hops ?? 0) === 0;
+  const expanding = (q.hops ?? 0) > 0;
   const needsFact = textScoredLater || q.predicate !== undefined;
+  // A subject-filtered candidate's relevance is known only from its text; this bounds it from above (each BM25
+  // term is below idf × (k1 + 1)), so a fact whose bound cannot reach the top k is never decoded.
+  let textBound = SUBJECT_MATCH_RELEVANCE;
+  for (const w of words) textBound += (idf.get(w) ?? 0) * (K1 + 1);
+  textBound = words.length === 0 ? 1 : textBound * (1 + 1e-9);
   const n = Math.min(candidates.length, fetchCap(limit));
   for (let i = 0; i < n; i++) {
     const c = candidates[i]!;
-    if (stopEarly && best.length === limit && c.relevance < best[limit - 1]!) break;
+    const full = best.length === limit && !expanding;
+    if (full && !textScoredLater && c.relevance < best[limit - 1]!) break;
     const id = factIdFor(ctx.domain, c.seq);
+    // The bytes are lmdb-js's reused read buffer: read what is needed before the next read.
+    const bytes = ctx.t.facts.getBinaryFast(id);
+    if (bytes === undefined) continue;
+    const numbers = peekFact(bytes, PEEKED);
+    if (!visible(numbers, q, at)) continue;
+    const effective = effectiveConfidence(numbers, at);
+    if (effective < floor) continue;
+    const recency = recencyWeight(numbers.recordedAt, at);
     let relevance = c.relevance;
-    let numbers: ScoredNumbers;
     if (needsFact) {
-      const f = readFact(ctx, id);
-      if (f === undefined || !visible(f, q, at)) continue;
+      if (full && (textScoredLater ? textBound : relevance) * effective * recency < best[limit - 1]!) continue;
+      const f = readFact(ctx, id)!;
       if (q.predicate !== undefined && f.predicate !== q.predicate) continue;
       if (textScoredLater) {
         if (words.length === 0) relevance = 1;
@@ -109,17 +122,9 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
           relevance = sum + SUBJECT_MATCH_RELEVANCE;
         }
       }
-      numbers = f;
-    } else {
-      // The bytes are lmdb-js's reused read buffer: read what is needed before the next read.
-      const bytes = ctx.t.facts.getBinaryFast(id);
-      if (bytes === undefined) continue;
-      numbers = peekFact(bytes, PEEKED);
-      if (!visible(numbers, q, at)) continue;
     }
-    const effective = effectiveConfidence(numbers, at);
-    if (effective < floor || relevance <= 0) continue;
-    const score = relevance * effective * recencyWeight(numbers.recordedAt, at);
+    if (relevance <= 0) continue;
+    const score = relevance * effective * recency;
     seen.add(c.seq);
     scored.push({ seq: c.seq, score, effective });
     keepBest(best, score, limit);
@@ -141,7 +146,7 @@ interface Scored {
   readonly effective: number;
 }
 
-/** What scoring and visibility read: a whole fact, or the numbers peeked from its bytes. */
+/** What visibility reads: a whole fact, or the numbers peeked from its bytes. */
 type ScoredNumbers = Pick<FactNumbers, 'status' | 'confidence' | 'halfLifeDays' | 'validFrom' | 'recordedAt' | 'reinforcedAt'> & {
   readonly validTo?: number | undefined;
   readonly invalidatedAt?: number | undefined;
