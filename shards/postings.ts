@@ -29,7 +29,7 @@
 import type { Database } from 'lmdb';
 import { decodePostings, encodePostings, POSTING_BYTES, type PostingRun } from './codec.ts';
 import type { TermKind } from './records.ts';
-import { SegmentPostings, type Posting } from './segment.ts';
+import { SegmentPostings, type Posting, type PostingVisitor } from './segment.ts';
 
 export type { Posting } from './segment.ts';
 
@@ -184,23 +184,29 @@ export class PostingIndex {
   /** Postings of `term`, newest first, at most `cap`, with seq ≤ `maxSeq` when given. */
   newest(term: string, cap: number, maxSeq = Number.MAX_SAFE_INTEGER): Posting[] {
     const out: Posting[] = [];
-    this.open.newest(term, cap, maxSeq, out);
+    this.forNewest(term, cap, maxSeq, (seq, tf, len) => out.push({ seq, tf, len }));
+    return out;
+  }
+
+  /** `newest` without building posting objects: calls `visit` for each; returns how many. */
+  forNewest(term: string, cap: number, maxSeq: number, visit: PostingVisitor): number {
+    let n = this.open.forNewest(term, cap, maxSeq, visit);
     const sealed = this.sealed?.postings;
-    if (sealed !== undefined) sealed.newest(term, cap, maxSeq, out);
-    if (out.length >= cap) return out;
+    if (sealed !== undefined) n += sealed.forNewest(term, cap - n, maxSeq, visit);
+    if (n >= cap) return n;
     const bounded = maxSeq !== Number.MAX_SAFE_INTEGER;
     const top = bounded ? Math.min(segmentOf(maxSeq), this.open.segment) : this.open.segment;
     const skip = sealed === undefined ? undefined : blockKey(term, sealed.segment);
-    for (let epoch = epochOf(top); epoch >= 0 && out.length < cap; epoch--) {
+    for (let epoch = epochOf(top); epoch >= 0 && n < cap; epoch--) {
       const low = epochPrefix(epoch) + term + TERM_SEPARATOR;
       const hi = bounded && epoch === epochOf(top) ? blockKey(term, top) + '\uffff' : low + '\uffff';
       for (const { key, value } of this.blocks.getRange({ start: hi, end: low, reverse: true })) {
         if (key === skip) continue; // already read from `sealed`
-        takeNewest(decodePostings(value), cap, maxSeq, out);
-        if (out.length >= cap) break;
+        n = visitNewest(value, cap, n, maxSeq, visit);
+        if (n >= cap) break;
       }
     }
-    return out;
+    return n;
   }
 
   /** Documents containing a word term (merged counter + open segment + the merging segment's unwritten blocks). */
@@ -238,9 +244,13 @@ function withoutSeq(run: PostingRun, seq: number): PostingRun {
   return kept;
 }
 
-function takeNewest(run: PostingRun, cap: number, maxSeq: number, out: Posting[]): void {
-  for (let i = run.length - 3; i >= 0 && out.length < cap; i -= 3) {
-    const seq = run[i]!;
-    if (seq <= maxSeq) out.push({ seq, tf: run[i + 1]!, len: run[i + 2]! });
+/** Visits a block's postings (see `codec.ts`) newest first while `n` < `cap`; returns the new `n`. */
+function visitNewest(block: Uint8Array, cap: number, n: number, maxSeq: number, visit: PostingVisitor): number {
+  for (let at = block.length - POSTING_BYTES; at >= 0 && n < cap; at -= POSTING_BYTES) {
+    const seq = ((block[at]! << 8) | block[at + 1]!) * 0x100000000 + ((block[at + 2]! << 24) >>> 0) + ((block[at + 3]! << 16) | (block[at + 4]! << 8) | block[at + 5]!);
+    if (seq > maxSeq) continue;
+    visit(seq, block[at + 6]!, block[at + 7]!);
+    n++;
   }
+  return n;
 }

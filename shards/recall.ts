@@ -62,8 +62,8 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
   const maxSeq = q.asOf === undefined ? Number.MAX_SAFE_INTEGER : lastSeqRecordedBy(ctx, q.asOf);
   const avgLength = ctx.docs > 0 ? ctx.docLength / ctx.docs : 1;
   const idf = new Map(words.map((w) => [w, inverseDocumentFrequency(ctx.docs, ctx.postings.df(wordTerm(w)))]));
-  const bm25 = (tf: number, len: number, w: string): number =>
-    (idf.get(w) ?? 0) * ((tf * (K1 + 1)) / (tf + K1 * (1 - B + (B * len) / avgLength)));
+  const bm25With = (weight: number, tf: number, len: number): number => weight * ((tf * (K1 + 1)) / (tf + K1 * (1 - B + (B * len) / avgLength)));
+  const bm25 = (tf: number, len: number, w: string): number => bm25With(idf.get(w) ?? 0, tf, len);
 
   // Candidates: a subject (and predicate) list when filtering by subject, else the query words' posting lists.
   let candidates: Candidate[];
@@ -74,7 +74,8 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
   } else {
     const bySeq = new Map<number, number>();
     for (const w of words) {
-      for (const p of ctx.postings.newest(wordTerm(w), TERM_CAP, maxSeq)) bySeq.set(p.seq, (bySeq.get(p.seq) ?? 0) + bm25(p.tf, p.len, w));
+      const weight = idf.get(w) ?? 0;
+      ctx.postings.forNewest(wordTerm(w), TERM_CAP, maxSeq, (seq, tf, len) => bySeq.set(seq, (bySeq.get(seq) ?? 0) + bm25With(weight, tf, len)));
     }
     candidates = [...bySeq].map(([seq, relevance]) => ({ seq, relevance }));
     candidates.sort((a, b) => b.relevance - a.relevance || b.seq - a.seq);

@@ -23,6 +23,8 @@ export interface Posting {
   readonly len: number;
 }
 
+export type PostingVisitor = (seq: number, tf: number, len: number) => void;
+
 export class SegmentPostings {
   private readonly terms = new TermTable();
   private readonly names: string[] = [];
@@ -102,17 +104,24 @@ export class SegmentPostings {
     return id === undefined ? 0 : this.live[id]!;
   }
 
-  /** Appends `term`'s postings with seq ≤ `maxSeq` to `out`, newest first, until `out` holds `cap`. */
-  newest(term: string, cap: number, maxSeq: number, out: Posting[]): void {
+  /**
+   * Calls `visit` with `term`'s postings with seq ≤ `maxSeq`, newest first, at most `cap` of them; returns how many
+   * it visited. Reads without building posting objects (recall's hot path).
+   */
+  forNewest(term: string, cap: number, maxSeq: number, visit: PostingVisitor): number {
     const id = this.idOf(term);
-    if (id === undefined) return;
+    if (id === undefined || cap <= 0) return 0;
     const e = this.entries;
-    for (let i = this.head[id]!; i !== NONE && out.length < cap; i = e[i * STRIDE]!) {
+    let n = 0;
+    for (let i = this.head[id]!; i !== NONE; i = e[i * STRIDE]!) {
       const rel = e[i * STRIDE + 2]!;
       if (rel === REMOVED) continue;
       const seq = this.base + rel;
-      if (seq <= maxSeq) out.push({ seq, tf: e[i * STRIDE + 3]!, len: e[i * STRIDE + 4]! });
+      if (seq > maxSeq) continue;
+      visit(seq, e[i * STRIDE + 3]!, e[i * STRIDE + 4]!);
+      if (++n === cap) break;
     }
+    return n;
   }
 
   /**
