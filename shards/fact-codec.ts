@@ -204,3 +204,18 @@ export function peekFact(bytes: Buffer, out: FactNumbers): FactNumbers {
   out.reinforcedAt = bytes.readDoubleLE(REINFORCED_AT);
   return out;
 }
+
+/** How many bytes a fact's record takes (its bytes may sit in a longer reused buffer). */
+export function factByteLength(bytes: Buffer): number {
+  const flags = bytes.readUInt16LE(2);
+  const strings =
+    2 + // text, agent
+    (flags & HAS_SUBJECT ? 1 : 0) +
+    (flags & HAS_PREDICATE ? 1 : 0) +
+    (flags & (OBJECT_LITERAL | OBJECT_ENTITY) ? 1 : 0) +
+    (flags & HAS_TASK ? 1 : 0) +
+    (flags & HAS_NODE ? 1 : 0);
+  let at = STRINGS;
+  for (let i = 0; i < strings; i++) at += 2 + bytes.readUInt16LE(at);
+  return at;
+}

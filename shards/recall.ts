@@ -15,7 +15,7 @@ import { decodeValue } from './codec.ts';
 import { effectiveConfidence, recencyWeight } from './decay.ts';
 import { factIdFor } from './ids.ts';
 import type { PostingIndex } from './postings.ts';
-import { decodeFact, peekFact, type FactNumbers } from './fact-codec.ts';
+import { decodeFact, factByteLength, peekFact, type FactNumbers } from './fact-codec.ts';
 import { objectEntityTerm, subjectPredicateTerm, subjectTerm, wordTerm } from './records.ts';
 import type { Tables } from './tables.ts';
 import { termFrequencies, tokenize } from './text.ts';
@@ -61,7 +61,8 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
   const words = [...new Set(tokenize(q.query ?? ''))].slice(0, MAX_QUERY_TERMS);
   const maxSeq = q.asOf === undefined ? Number.MAX_SAFE_INTEGER : lastSeqRecordedBy(ctx, q.asOf);
   const avgLength = ctx.docs > 0 ? ctx.docLength / ctx.docs : 1;
-  const idf = new Map(words.map((w) => [w, inverseDocumentFrequency(ctx.docs, ctx.postings.df(wordTerm(w)))]));
+  const dfs = words.map((w) => ctx.postings.df(wordTerm(w)));
+  const idf = new Map(words.map((w, i) => [w, inverseDocumentFrequency(ctx.docs, dfs[i]!)]));
   const bm25With = (weight: number, tf: number, len: number): number => weight * ((tf * (K1 + 1)) / (tf + K1 * (1 - B + (B * len) / avgLength)));
   const bm25 = (tf: number, len: number, w: string): number => bm25With(idf.get(w) ?? 0, tf, len);
 
@@ -73,9 +74,11 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
     candidates = ctx.postings.newest(list, FILTER_CAP, maxSeq).map((p) => ({ seq: p.seq, relevance: 0 }));
   } else {
     const bySeq = new Map<number, number>();
-    for (const w of words) {
-      const weight = idf.get(w) ?? 0;
-      ctx.postings.forNewest(wordTerm(w), TERM_CAP, maxSeq, (seq, tf, len) => bySeq.set(seq, (bySeq.get(seq) ?? 0) + bm25With(weight, tf, len)));
+    for (let i = 0; i < words.length; i++) {
+      const weight = idf.get(words[i]!) ?? 0;
+      // A word's document frequency counts all its postings: once that many are found, older epochs hold none.
+      const cap = Math.min(TERM_CAP, dfs[i]!);
+      ctx.postings.forNewest(wordTerm(words[i]!), cap, maxSeq, (seq, tf, len) => bySeq.set(seq, (bySeq.get(seq) ?? 0) + bm25With(weight, tf, len)));
     }
     candidates = [...bySeq].map(([seq, relevance]) => ({ seq, relevance }));
     candidates.sort((a, b) => b.relevance - a.relevance || b.seq - a.seq);
@@ -110,9 +113,10 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
     if (effective < floor) continue;
     const recency = recencyWeight(numbers.recordedAt, at);
     let relevance = c.relevance;
+    let fact: Fact | undefined;
     if (needsFact) {
       if (full && (textScoredLater ? textBound : relevance) * effective * recency < best[limit - 1]!) continue;
-      const f = readFact(ctx, id)!;
+      const f = (fact = readFact(ctx, id)!);
       if (q.predicate !== undefined && f.predicate !== q.predicate) continue;
       if (textScoredLater) {
         if (words.length === 0) relevance = 1;
@@ -127,14 +131,15 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
     if (relevance <= 0) continue;
     const score = relevance * effective * recency;
     seen.add(c.seq);
-    scored.push({ seq: c.seq, score, effective });
-    keepBest(best, score, limit);
+    // A fact that enters the top k keeps a copy of its bytes, so the answer needs no second lookup.
+    const entered = keepBest(best, score, limit);
+    scored.push({ seq: c.seq, score, effective, fact, bytes: entered && fact === undefined ? Buffer.from(bytes.subarray(0, factByteLength(bytes))) : undefined });
   }
   scored.sort((a, b) => b.score - a.score || b.seq - a.seq);
   const direct: RecalledFact[] = [];
   for (let i = 0; i < scored.length && i < limit; i++) {
     const s = scored[i]!;
-    const f = readFact(ctx, factIdFor(ctx.domain, s.seq));
+    const f = s.fact ?? (s.bytes !== undefined ? decodeFact(s.bytes, ctx.domain) : readFact(ctx, factIdFor(ctx.domain, s.seq)));
     if (f !== undefined) direct.push(recalled(f, s.effective, s.score, 0));
   }
   const expanded = expand(ctx, q, direct, seen, at, floor);
@@ -145,6 +150,9 @@ interface Scored {
   readonly seq: number;
   readonly score: number;
   readonly effective: number;
+  /** The fact when it was decoded for scoring, or its bytes when it entered the top k. */
+  readonly fact: Fact | undefined;
+  readonly bytes: Buffer | undefined;
 }
 
 /** What visibility reads: a whole fact, or the numbers peeked from its bytes. */
@@ -155,15 +163,16 @@ type ScoredNumbers = Pick<FactNumbers, 'status' | 'confidence' | 'halfLifeDays' 
 
 const PEEKED: FactNumbers = { status: 'active', confidence: 0, halfLifeDays: 0, validFrom: 0, validTo: undefined, recordedAt: 0, invalidatedAt: undefined, reinforcedAt: 0 };
 
-/** Keeps `best` the highest `limit` scores, descending. */
-function keepBest(best: number[], score: number, limit: number): void {
-  if (best.length === limit && score <= best[limit - 1]!) return;
+/** Keeps `best` the highest `limit` scores, descending; true when `score` entered. */
+function keepBest(best: number[], score: number, limit: number): boolean {
+  if (best.length === limit && score <= best[limit - 1]!) return false;
   let i = best.length === limit ? limit - 1 : best.length;
   while (i > 0 && best[i - 1]! < score) {
     best[i] = best[i - 1]!;
     i--;
   }
   best[i] = score;
+  return true;
 }
 
 /** The fact as recall returns it: its own fields, then the scores (the same keys, in the same order, as before). */
