@@ -22,7 +22,7 @@ export {
   WRONG_LAST_SEQUENCE,
   DUPLICATE_WINDOW_MS,
 } from './log-stream.ts';
-export { encodeEntry, decodeEntry } from './log-codec.ts';
+export { encodeEntry, decodeEntry, entryHash, PREV_HEADER } from './log-codec.ts';
 export { SHARD_GUARD_QUEUE } from './shard-guard.ts';
 export { LeaderSightings } from './leader-sightings.ts';
 // Failover (issue 5): leases, heartbeats, epoch claims, and the per-shard seam the shard actor calls.

@@ -6,6 +6,7 @@
  * success, a `NatsError` with a stack trace (to cancel itself): ~5% of a remember's host CPU, on the write path.
  */
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from 'nats';
+import { PREV_HEADER } from './log-codec.ts';
 
 export interface AppendAck {
   readonly seq: number;
@@ -52,13 +53,17 @@ export class LogAppender {
     this.sub = nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => void (err ? undefined : this.onReply(msg)) });
   }
 
-  /** Publishes `data` expecting the stream's last sequence to be `expectedLastSeq`; `done` is called exactly once. */
-  append(subject: string, data: Uint8Array, msgId: string, expectedLastSeq: number, done: AppendDone): void {
+  /**
+   * Publishes `data` expecting the stream's last sequence to be `expectedLastSeq`; `done` is called exactly once.
+   * `prev`, when known, is the hash of the entry at `expectedLastSeq` (the `Sm-Prev` header, see `log-codec.ts`).
+   */
+  append(subject: string, data: Uint8Array, msgId: string, expectedLastSeq: number, done: AppendDone, prev?: string): void {
     if (this.closed) return done(new AppendError('the log appender is closed'), undefined);
     const token = this.nextToken++;
     const h = headers();
     h.set(MSG_ID_HEADER, msgId);
     h.set(EXPECTED_LAST_SEQ_HEADER, String(expectedLastSeq));
+    if (prev !== undefined) h.set(PREV_HEADER, prev);
     this.waiting.set(token, { done, deadline: Date.now() + this.timeoutMs });
     try {
       this.nc.publish(subject, data, { reply: this.prefix + token, headers: h });

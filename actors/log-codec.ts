@@ -2,6 +2,7 @@
  * How log entries sit in a shard's JetStream stream: plain msgpack of the `LogEntry` (with `v: 1`), readable by
  * any language's msgpack library. A message that does not decode to an entry is skipped by every replica alike.
  */
+import { createHash } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import type { LogEntry } from '../shards/index.ts';
 
@@ -24,4 +25,17 @@ export function decodeEntry(data: Uint8Array): LogEntry | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The header each append carries with `entryHash` of the log entry before it (when the appender knows it): a chain
+ * that lets a replica notice that the message it applied at some seq is not the one the log kept there. nats-server
+ * 2.9 was seen delivering, right after a frozen server resumed, a message its majority never committed (a deposed
+ * leader's append at a seq the new leader's epoch marker took); the next entry's `Sm-Prev` then disagrees.
+ */
+export const PREV_HEADER = 'Sm-Prev';
+
+/** A short, stable fingerprint of a log message's bytes (96 bits of SHA-1; collisions only hide a fork). */
+export function entryHash(data: Uint8Array): string {
+  return createHash('sha1').update(data).digest('base64url').slice(0, 16);
 }

@@ -6,7 +6,7 @@
 import { RetentionPolicy, StorageType, DiscardPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from 'nats';
 import { logStream, logSubject } from '../protocol/index.ts';
 import type { LogEntry } from '../shards/index.ts';
-import { decodeEntry } from './log-codec.ts';
+import { decodeEntry, entryHash, PREV_HEADER } from './log-codec.ts';
 
 /** How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate append. */
 export const DUPLICATE_WINDOW_MS = 120_000;
@@ -54,6 +54,10 @@ export async function logTail(jsm: JetStreamManager, domain: string): Promise<nu
 export interface LogRecord {
   readonly seq: number;
   readonly entry: LogEntry | undefined;
+  /** `entryHash` of the message's bytes. */
+  readonly hash: string;
+  /** Its `Sm-Prev` header: the appender's `entryHash` of the entry at `seq - 1`, when it knew it. */
+  readonly prev: string | undefined;
 }
 
 export interface LogReadOptions {
@@ -143,7 +147,7 @@ export async function readLog(js: JetStreamClient, domain: string, o: LogReadOpt
         break;
       }
       lastSeq = m.seq;
-      batch.push({ seq: m.seq, entry: decodeEntry(m.data) });
+      batch.push({ seq: m.seq, entry: decodeEntry(m.data), hash: entryHash(m.data), prev: m.headers?.get(PREV_HEADER) || undefined });
       const pending = m.info.pending;
       const done = o.untilSeq !== undefined && m.seq >= o.untilSeq;
       if (batch.length >= READ_BATCH || pending === 0 || done) {

@@ -4,10 +4,11 @@
  * when each piece runs; this file is how. It is the folder's engine file (hence its size): the pieces it wires —
  * `write-pipeline`, `log-stream`, `shard-service`, `failover`, `step-down-responder` — live in their own files.
  */
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createActor, type Actor } from 'xstate';
 import type { JetStreamClient, JetStreamManager, NatsConnection, Subscription } from 'nats';
-import { ErrorCode, ShardmindError, logSubject } from '../protocol/index.ts';
+import { ErrorCode, ShardmindError, logStream, logSubject } from '../protocol/index.ts';
 import type { DomainConfig } from '../config/index.ts';
 import type { LogEntry, MarkerEntry, ShardStore, ShardStoreOptions } from '../shards/index.ts';
 import type { Clock } from './clock.ts';
@@ -22,6 +23,7 @@ import { systemTimerClock, type TimerClock } from './timers.ts';
 import { serveShard } from './shard-service.ts';
 import { shardMachine, type ShardEvent, type ShardRuntime, type ShardState } from './shard-machine.ts';
 import { WritePipeline } from './write-pipeline.ts';
+import { entryHash } from './log-codec.ts';
 
 /** Opens one shard's store: `openShardStore` from `shards/` in production. */
 export type OpenStore = (o: ShardStoreOptions) => Promise<ShardStore> | ShardStore;
@@ -105,6 +107,10 @@ export class ShardActor implements ShardRuntime {
   private intakeStoppedAt = 0;
   private stopRefusing: (() => void) | undefined;
   private claimFailures = 0;
+  /** `entryHash` of the last entry applied here, when known (not across a restart): checked against `Sm-Prev`. */
+  private lastHash: { readonly seq: number; readonly hash: string } | undefined;
+  /** Set when this replica applied an entry the log did not keep: the next catch-up rebuilds it from seq 1. */
+  private rebuildReason: string | undefined;
 
   constructor(private readonly o: ShardActorOptions) {
     this.failover = new ShardFailover({
@@ -262,20 +268,46 @@ export class ShardActor implements ShardRuntime {
   // ---- ShardRuntime: the work behind each state -------------------------------------------------------------
 
   async open(): Promise<void> {
+    await this.openLocalStore();
+    await this.retrying('ensure stream', () => ensureLogStream(this.o.jsm, this.domain, this.o.replicas));
+  }
+
+  private storeOptions(): ShardStoreOptions {
     const d = this.o.domain;
-    this.store = await this.o.openStore({
+    return {
       path: join(this.o.dataDir, this.o.node, d.name),
       domain: d.name,
       ...(d.predicates ? { predicates: d.predicates } : {}),
       ...(d.defaultPredicate ? { defaultPredicate: d.defaultPredicate } : {}),
-    });
+    };
+  }
+
+  private async openLocalStore(): Promise<void> {
+    this.store = await this.o.openStore(this.storeOptions());
     this.position = this.store.appliedSeq;
     this.epoch = this.store.leadership()?.epoch ?? 0;
-    await this.retrying('ensure stream', () => ensureLogStream(this.o.jsm, d.name, this.o.replicas));
+    this.lastHash = undefined;
+  }
+
+  /**
+   * This replica applied an entry the log did not keep (see `applyRecords`): its LMDB cannot be trusted from that
+   * point, and LMDB cannot take one entry back, so it is wiped and replayed from the log's first entry.
+   */
+  private async rebuildStore(why: string): Promise<void> {
+    this.log(`rebuilding this replica from the log: ${why}`);
+    await this.store?.close();
+    this.store = undefined;
+    rmSync(this.storeOptions().path, { recursive: true, force: true });
+    await this.openLocalStore();
   }
 
   async catchUp(): Promise<void> {
     await this.retrying('catch up', async () => {
+      const why = this.rebuildReason;
+      if (why !== undefined) {
+        this.rebuildReason = undefined;
+        await this.rebuildStore(why);
+      }
       const tail = await logTail(this.o.jsm, this.domain);
       await this.track(
         readLog(this.o.js, this.domain, {
@@ -339,7 +371,11 @@ export class ShardActor implements ShardRuntime {
       subject: logSubject(this.domain),
       store: this.requireStore(),
       lastSeq: this.position,
-      onApplied: (seq) => this.advance(seq),
+      ...(this.lastHash?.seq === this.position ? { lastHash: this.lastHash.hash } : {}),
+      onApplied: (seq, hash) => {
+        this.lastHash = { seq, hash };
+        this.advance(seq);
+      },
     });
     this.pipeline = pipeline;
     // The KV bucket may not be writable yet (a cluster that just started): retry until it answers.
@@ -498,6 +534,7 @@ export class ShardActor implements ShardRuntime {
   // ---- helpers -------------------------------------------------------------------------------------------------
 
   private async applyRecords(batch: readonly LogRecord[], pending: number): Promise<void> {
+    await this.checkChain(batch);
     const entries: { seq: number; entry: LogEntry }[] = [];
     for (const r of batch) {
       if (r.entry) entries.push({ seq: r.seq, entry: r.entry });
@@ -508,7 +545,53 @@ export class ShardActor implements ShardRuntime {
     for (const { seq, entry } of entries) if (entry.op === 'marker') this.failover.onMarker(entry, seq);
     this.followLag = pending;
     const last = batch[batch.length - 1];
-    if (last) this.advance(last.seq);
+    if (last) {
+      this.lastHash = { seq: last.seq, hash: last.hash };
+      this.advance(last.seq);
+    }
+  }
+
+  /**
+   * Checks the batch's `Sm-Prev` chain (each entry names the hash of the one before it) from this replica's last
+   * applied entry through the batch. A break means a message read at or before it is not the one the log kept — seen
+   * when a consumer sat on a nats-server just resumed from a freeze, which delivered a deposed leader's never-committed
+   * append. Where it breaks, the stream leader's copy of the entry before decides:
+   * - it is what was read: the log itself carries the break (a writer that knew its predecessor wrong); the log is
+   *   the truth, so apply as logged;
+   * - it is not, and the bad message is in this batch: apply nothing, read again from a fresh consumer (throws);
+   * - it is not, and this replica already applied it: rebuild the replica from the log (throws; see `catchUp`).
+   */
+  private async checkChain(batch: readonly LogRecord[]): Promise<void> {
+    let known = this.lastHash;
+    let index = 0;
+    for (; index < batch.length; index++) {
+      const r = batch[index]!;
+      if (r.prev !== undefined && known !== undefined && known.seq === r.seq - 1 && r.prev !== known.hash) break;
+      known = { seq: r.seq, hash: r.hash };
+    }
+    if (index === batch.length || known === undefined) return;
+    const at = known.seq;
+    const logged = await this.logHashAt(at);
+    if (logged === undefined) throw new Error(`log read of ${this.domain}: the chain breaks after seq ${at} and JetStream cannot say why now; reading again`);
+    if (logged === known.hash) {
+      this.log(`the log's own Sm-Prev chain breaks after seq ${at}; applying the log as it is`);
+      return;
+    }
+    const tail = this.lastHash;
+    const tailHolds = this.position === 0 || (index > 0 && tail !== undefined && tail.seq === this.position && (await this.logHashAt(tail.seq)) === tail.hash);
+    if (tailHolds) throw new Error(`log read of ${this.domain}: the message read at seq ${at} is not the one the log kept; reading again`);
+    this.rebuildReason = `the entry this replica applied at or before seq ${this.position} is not the one the log kept (the chain breaks after seq ${at})`;
+    throw new Error(this.rebuildReason);
+  }
+
+  /** `entryHash` of the log's message at `seq`, asked of the stream leader; undefined when it does not answer. */
+  private async logHashAt(seq: number): Promise<string | undefined> {
+    try {
+      const m = await this.o.jsm.streams.getMessage(logStream(this.domain), { seq });
+      return entryHash(m.data);
+    } catch {
+      return undefined;
+    }
   }
 
   private advance(seq: number): void {

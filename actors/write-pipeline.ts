@@ -17,7 +17,7 @@ import type { NatsConnection } from 'nats';
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import type { ApplyResult, LogEntry, ShardStore } from '../shards/index.ts';
 import { LogAppender, type AppendAck, type AppendError } from './log-appender.ts';
-import { decodeEntry, encodeEntry } from './log-codec.ts';
+import { decodeEntry, encodeEntry, entryHash } from './log-codec.ts';
 import { WRONG_LAST_SEQUENCE } from './log-stream.ts';
 
 /** Most acknowledged entries applied in one LMDB transaction. */
@@ -36,14 +36,17 @@ export interface WritePipelineOptions {
   readonly store: ShardStore;
   /** The stream's last sequence when this leader took over (after catch-up). */
   readonly lastSeq: number;
+  /** `entryHash` of the entry at `lastSeq`, when this node knows it: the first append's `Sm-Prev`. */
+  readonly lastHash?: string;
   readonly publishTimeoutMs?: number;
-  /** After every LMDB commit, with the highest sequence now applied. */
-  onApplied(seq: number): void;
+  /** After every LMDB commit, with the highest sequence now applied and the `entryHash` of its entry. */
+  onApplied(seq: number, hash: string): void;
 }
 
 interface Pending {
   readonly entry: LogEntry;
   readonly expected: number;
+  readonly hash: string;
   readonly resolve: (r: ApplyResult) => void;
   readonly reject: (e: ShardmindError) => void;
   seq: number;
@@ -62,8 +65,11 @@ export class WritePipeline {
   private settledWaiters: (() => void)[] = [];
   private brokenListener: ((why: PipelineBreak) => void) | undefined;
   private readonly appender: LogAppender;
+  /** `entryHash` of the last entry submitted (the next append's `Sm-Prev`); undefined until known. */
+  private chainHash: string | undefined;
 
   constructor(private readonly o: WritePipelineOptions) {
+    this.chainHash = o.lastHash;
     this.nextExpected = o.lastSeq;
     this.nextApply = o.lastSeq + 1;
     this.appender = new LogAppender(o.nc, o.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS);
@@ -83,11 +89,16 @@ export class WritePipeline {
     if (!logged) return Promise.reject(new ShardmindError(ErrorCode.INTERNAL, `entry ${entry.opId} does not round-trip`));
     const expected = this.nextExpected++;
     const opId = entry.opId;
+    // Entries are appended in submit order, each expecting the one before: the previous submit is its predecessor.
+    const prev = this.chainHash;
+    const hash = entryHash(bytes);
+    this.chainHash = hash;
     let pending!: Pending;
     const result = new Promise<ApplyResult>((resolve, reject) => {
       pending = {
         entry: logged,
         expected,
+        hash,
         resolve: (r) => {
           this.inFlight.delete(opId);
           resolve(r);
@@ -101,7 +112,7 @@ export class WritePipeline {
     });
     this.inFlight.set(opId, result);
     this.publishing++;
-    this.appender.append(this.o.subject, bytes, opId, expected, (err, ack) => this.appended(pending, err, ack));
+    this.appender.append(this.o.subject, bytes, opId, expected, (err, ack) => this.appended(pending, err, ack), prev);
     return result;
   }
 
@@ -206,14 +217,15 @@ export class WritePipeline {
         this.breakWith({ kind: 'failed', detail: failure.message });
         return;
       }
-      this.nextApply = run[run.length - 1]!.seq + 1;
+      const last = run[run.length - 1]!;
+      this.nextApply = last.seq + 1;
       const bySeq = new Map(results.map((r) => [r.seq, r]));
       for (const p of run) {
         const r = bySeq.get(p.seq) ?? this.o.store.resultOf(p.entry.opId);
         if (r) p.resolve(r);
         else p.reject(new ShardmindError(ErrorCode.INTERNAL, `seq ${p.seq} was applied without a result`));
       }
-      this.o.onApplied(this.nextApply - 1);
+      this.o.onApplied(last.seq, last.hash);
     }
   }
 

@@ -10,7 +10,8 @@ import { connect as natsConnect, type NatsConnection } from 'nats';
 import { startNatsCluster, waitForJetStream, type NatsCluster } from '../../cli/index.ts';
 import { connect, type ShardmindClient } from '../../client/index.ts';
 import type { ClusterConfigInput } from '../../config/index.ts';
-import { ctlSubject, decodePayload, encodePayload, unwrapReply } from '../../protocol/index.ts';
+import { PREV_HEADER, entryHash } from '../../actors/index.ts';
+import { ctlSubject, decodePayload, encodePayload, logStream, unwrapReply } from '../../protocol/index.ts';
 import { startHosts, type HostCluster } from '../harness/hosts.ts';
 
 export const DOMAIN = 'email';
@@ -251,6 +252,38 @@ export async function missingAcks(urls: readonly string[], acks: readonly Ack[],
     await nc.close();
   }
   return missing;
+}
+
+/**
+ * Reads the whole log of `domain` and checks its `Sm-Prev` chain: every entry that names its predecessor's hash
+ * names the entry the log kept before it. Returns how many entries carry the header and the seqs where it breaks
+ * (must be none: a break means a leader appended after an entry it had not read).
+ */
+export async function logChain(nc: NatsConnection, domain = DOMAIN): Promise<{ entries: number; chained: number; breaks: number[] }> {
+  const js = nc.jetstream();
+  const consumer = await js.consumers.get(logStream(domain), { opt_start_seq: 1 });
+  const jsm = await nc.jetstreamManager({ checkAPI: false });
+  const last = (await jsm.streams.info(logStream(domain))).state.last_seq;
+  let previous: string | undefined;
+  let chained = 0;
+  const breaks: number[] = [];
+  let seen = 0;
+  while (seen < last) {
+    const batch = await consumer.fetch({ max_messages: 512, expires: 5_000 });
+    let got = 0;
+    for await (const m of batch) {
+      got++;
+      seen = m.seq;
+      const prev = m.headers?.get(PREV_HEADER);
+      if (prev) {
+        chained++;
+        if (prev !== previous) breaks.push(m.seq);
+      }
+      previous = entryHash(m.data);
+    }
+    if (got === 0) throw new Error(`reading the log of ${domain} stopped at seq ${seen} of ${last}`);
+  }
+  return { entries: last, chained, breaks };
 }
 
 /** Each node's `{ appliedSeq, digest }` of `domain` (via `sm.ctl.<node>.digest`). */

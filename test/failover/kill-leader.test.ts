@@ -12,6 +12,7 @@ import {
   eventually,
   figures,
   leaderOf,
+  logChain,
   longestAckGap,
   missingAcks,
   shardOn,
@@ -70,6 +71,7 @@ test('kill -9 of the leader host - a standby leads within the lease, no acknowle
     await writers.stop();
 
     const missing = await missingAcks(nats.urls, writers.acks);
+    const chain = await logChain(nc);
     figures('kill-leader-host', {
       failoverGapMs: gapMs,
       killToLeaderSeenMs: leaderSeenAfterMs,
@@ -83,6 +85,8 @@ test('kill -9 of the leader host - a standby leads within the lease, no acknowle
       clientErrors: writers.errors.length,
       clientRetries: writers.retryCodes(),
       lostAcknowledged: missing.length,
+      logEntries: chain.entries,
+      chainBreaks: chain.breaks.length,
     });
     assert.is(after.node, 'mini-2', 'the first standby in preference order takes over');
     assert.is(rejoinedAs.role, 'follower');
@@ -92,6 +96,8 @@ test('kill -9 of the leader host - a standby leads within the lease, no acknowle
     assert.is(movedBack?.node, 'mini-1', 'apply moves the shard back to its placement');
     assert.equal(writers.errors, [], 'no error reached a client');
     assert.equal(missing, [], 'every acknowledged write is on the current leader');
+    assert.equal(chain.breaks, [], 'every entry follows the one the log kept before it, across leaders');
+    assert.ok(chain.chained >= chain.entries - 3, `entries carry Sm-Prev (${chain.chained} of ${chain.entries})`);
     assert.ok(gapMs <= 3_000, `failover gap ${gapMs} ms is over the 3 s target`);
   });
 });

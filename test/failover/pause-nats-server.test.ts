@@ -15,6 +15,7 @@ import {
   eventually,
   figures,
   leaderOf,
+  logChain,
   longestAckGap,
   missingAcks,
   shardOn,
@@ -84,6 +85,7 @@ const runKnownFailure = process.env['SM_RUN_KNOWN_FAILURES'] === '1';
         20_000,
       ).catch(() => digests(nc!, NODES));
       const missing = await missingAcks(others, writers.acks);
+      const chain = await logChain(nc!);
       figures('pause-leader-nats-server', {
         takeoverMs,
         stepDownAfterResumeMs: stepDownMs,
@@ -95,12 +97,15 @@ const runKnownFailure = process.env['SM_RUN_KNOWN_FAILURES'] === '1';
         clientErrors: writers.errors.length,
         clientRetries: writers.retryCodes(),
         lostAcknowledged: missing.length,
+        logEntries: chain.entries,
+        chainBreaks: chain.breaks.length,
         digestsEqual: new Set(ds.map((d) => d.digest)).size === 1,
       });
       // Safety is asserted; availability is reported. When the frozen server resumes, nats-server 2.9 may move the
       // stream's Raft leadership again, and for a few seconds no append succeeds: a client whose deadline (15 s here)
       // runs out in that window gets UNAVAILABLE/NOT_LEADER — counted in `clientErrors`, never a lost write.
       assert.equal(missing, [], 'no acknowledged write is lost');
+      assert.equal(chain.breaks, [], 'the log itself never forks: every entry follows the one kept before it');
       assert.is(new Set(ds.map((d) => d.digest)).size, 1, `replica digests differ: ${JSON.stringify(ds)}`);
     } finally {
       cutOff?.kill('SIGCONT');
