@@ -535,18 +535,28 @@ export class ShardActor implements ShardRuntime {
 
   private async applyRecords(batch: readonly LogRecord[], pending: number): Promise<void> {
     await this.checkChain(batch);
+    // Applied entries are contiguous from seq 1: a batch that starts past this replica's position comes from a read
+    // that outlived a rebuild or a restart of the position (e.g. a stopped tail whose apply was still under way).
+    const first = batch.find((r) => r.seq > this.position);
+    if (first !== undefined && first.seq !== this.position + 1) {
+      throw new Error(`log read of ${this.domain}: batch starts at seq ${first.seq}, this replica is at ${this.position}`);
+    }
     const entries: { seq: number; entry: LogEntry }[] = [];
     for (const r of batch) {
       if (r.entry) entries.push({ seq: r.seq, entry: r.entry });
       else this.log(`seq ${r.seq} is not a log entry; skipped`);
     }
-    if (entries.length > 0) await this.requireStore().applyBatch(entries);
+    const store = this.requireStore();
+    if (entries.length > 0) await store.applyBatch(entries);
+    // A rebuild replaced the store while this batch was applied (to the old one): nothing here is this replica's now.
+    if (store !== this.store) return;
     // After the apply, so a promotion triggered by a hand-off marker starts from a store that has it.
     for (const { seq, entry } of entries) if (entry.op === 'marker') this.failover.onMarker(entry, seq);
     this.followLag = pending;
     const last = batch[batch.length - 1];
     if (last) {
-      this.lastHash = { seq: last.seq, hash: last.hash };
+      // Two reads can overlap (a stopped tail still applying while the catch-up starts): the later seq wins.
+      if (last.seq >= this.position) this.lastHash = { seq: last.seq, hash: last.hash };
       this.advance(last.seq);
     }
   }

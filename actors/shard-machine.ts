@@ -41,7 +41,10 @@ export type ShardState =
 export interface ShardRuntime {
   /** Open LMDB, ensure the stream. */
   open(): Promise<void>;
-  /** Replay the log from `appliedSeq + 1` to the stream's current tail. */
+  /**
+   * Replay the log from `appliedSeq + 1` to the stream's current tail — or, when this replica was found to hold an
+   * entry the log did not keep (its `Sm-Prev` chain broke), wipe its LMDB and replay from seq 1.
+   */
   catchUp(): Promise<void>;
   /**
    * Take the leadership: choose the epoch, append the epoch marker with `Nats-Expected-Last-Sequence` = the tail

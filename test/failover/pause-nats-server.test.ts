@@ -99,6 +99,9 @@ const runKnownFailure = process.env['SM_RUN_KNOWN_FAILURES'] === '1';
         lostAcknowledged: missing.length,
         logEntries: chain.entries,
         chainBreaks: chain.breaks.length,
+        // Reads a replica refused because the chain showed a message the log did not keep, and replicas rebuilt.
+        forkedReadsRefused: count(cluster.hosts.stderr(), 'is not the one the log kept; reading again'),
+        replicasRebuilt: count(cluster.hosts.stderr(), 'rebuilding this replica from the log'),
         digestsEqual: new Set(ds.map((d) => d.digest)).size === 1,
       });
       // Safety is asserted; availability is reported. When the frozen server resumes, nats-server 2.9 may move the
@@ -113,5 +116,9 @@ const runKnownFailure = process.env['SM_RUN_KNOWN_FAILURES'] === '1';
     }
   }, splitLeader);
 });
+
+function count(text: string, needle: string): number {
+  return text.split(needle).length - 1;
+}
 
 test.run();
