@@ -12,6 +12,7 @@
  * to give up.
  */
 import { decodeValue } from './codec.ts';
+import { addRelevance, bestCandidates, resetRelevance, type Candidate } from './candidates.ts';
 import { effectiveConfidence, recencyWeight } from './decay.ts';
 import { factIdFor } from './ids.ts';
 import type { PostingIndex } from './postings.ts';
@@ -48,11 +49,6 @@ export interface RecallContext {
   resolveEntity(idOrAlias: string): string;
 }
 
-interface Candidate {
-  seq: number;
-  relevance: number;
-}
-
 export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] {
   const at = q.asOf ?? q.now;
   const floor = q.minConfidence ?? ctx.recallFloor;
@@ -73,15 +69,14 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
     const list = q.predicate !== undefined ? subjectPredicateTerm(subject, q.predicate) : subjectTerm(subject);
     candidates = ctx.postings.newest(list, FILTER_CAP, maxSeq).map((p) => ({ seq: p.seq, relevance: 0 }));
   } else {
-    const bySeq = new Map<number, number>();
+    resetRelevance();
     for (let i = 0; i < words.length; i++) {
       const weight = idf.get(words[i]!) ?? 0;
       // A word's document frequency counts all its postings: once that many are found, older epochs hold none.
       const cap = Math.min(TERM_CAP, dfs[i]!);
-      ctx.postings.forNewest(wordTerm(words[i]!), cap, maxSeq, (seq, tf, len) => bySeq.set(seq, (bySeq.get(seq) ?? 0) + bm25With(weight, tf, len)));
+      ctx.postings.forNewest(wordTerm(words[i]!), cap, maxSeq, (seq, tf, len) => addRelevance(seq, bm25With(weight, tf, len)));
     }
-    candidates = [...bySeq].map(([seq, relevance]) => ({ seq, relevance }));
-    candidates.sort((a, b) => b.relevance - a.relevance || b.seq - a.seq);
+    candidates = bestCandidates(fetchCap(limit));
   }
 
   // Score the best candidates from the numbers in their bytes; build whole facts only for the `limit` returned.
