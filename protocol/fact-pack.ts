@@ -165,15 +165,24 @@ function key(bytes: Uint8Array): void {
 const isoBytes = new Map<number, Uint8Array>();
 const ISO_BYTES_MAX = 8192;
 
+let lastMs = NaN;
+let lastIso = new Uint8Array(0);
+
 function iso(ms: number): void {
-  let bytes = isoBytes.get(ms);
-  if (bytes === undefined) {
-    const text = msToIso(ms);
-    bytes = Uint8Array.of(0xa0 | text.length, ...Array.from(text, (c) => c.charCodeAt(0)));
-    if (isoBytes.size >= ISO_BYTES_MAX) isoBytes.clear();
-    isoBytes.set(ms, bytes);
+  // Most often the same instant as the timestamp just written (a fact's observed, valid-from, recorded and
+  // reinforced times start out equal): no lookup then.
+  if (ms !== lastMs) {
+    let bytes = isoBytes.get(ms);
+    if (bytes === undefined) {
+      const text = msToIso(ms);
+      bytes = Uint8Array.of(0xa0 | text.length, ...Array.from(text, (c) => c.charCodeAt(0)));
+      if (isoBytes.size >= ISO_BYTES_MAX) isoBytes.clear();
+      isoBytes.set(ms, bytes);
+    }
+    lastMs = ms;
+    lastIso = bytes;
   }
-  key(bytes);
+  key(lastIso);
 }
 
 function mapHeader(n: number): void {
