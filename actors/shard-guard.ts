@@ -15,6 +15,7 @@ import type { LeaderSightings } from './leader-sightings.ts';
 import { respond } from './respond.ts';
 
 export const SHARD_GUARD_QUEUE = 'sm-shard-guard';
+const SHARD_PREFIX = 'sm.shard.';
 
 export function serveShardGuard(
   nc: NatsConnection,
@@ -27,7 +28,11 @@ export function serveShardGuard(
     queue: SHARD_GUARD_QUEUE,
     callback: (err, msg) => {
       if (err || !msg.reply) return;
-      const domain = msg.subject.split('.')[2] ?? '';
+      // `sm.shard.<domain>.<op>`: this runs for every shard request (the leader gets its own copy), so no split.
+      const end = msg.subject.indexOf('.', SHARD_PREFIX.length);
+      const domain = msg.subject.slice(SHARD_PREFIX.length, end < 0 ? undefined : end);
+      // The common case first: a domain this host leads, which its own subscription answers.
+      if (leadsHere(domain)) return;
       if (!names.has(domain)) {
         const e = new ShardmindError(
           ErrorCode.UNKNOWN_DOMAIN,
@@ -36,7 +41,7 @@ export function serveShardGuard(
         respond(msg, errorReply(e));
         return;
       }
-      if (sightings.isLive(domain) === false && !leadsHere(domain)) {
+      if (sightings.isLive(domain) === false) {
         const last = sightings.get(domain);
         const e = new ShardmindError(
           ErrorCode.NOT_LEADER,

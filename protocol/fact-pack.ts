@@ -166,7 +166,7 @@ const isoBytes = new Map<number, Uint8Array>();
 const ISO_BYTES_MAX = 8192;
 
 let lastMs = NaN;
-let lastIso = new Uint8Array(0);
+let lastIso: Uint8Array = new Uint8Array(0);
 
 function iso(ms: number): void {
   // Most often the same instant as the timestamp just written (a fact's observed, valid-from, recorded and
