@@ -259,20 +259,22 @@ export async function missingAcks(urls: readonly string[], acks: readonly Ack[],
  * names the entry the log kept before it. Returns how many entries carry the header and the seqs where it breaks
  * (must be none: a break means a leader appended after an entry it had not read).
  */
-export async function logChain(nc: NatsConnection, domain = DOMAIN): Promise<{ entries: number; chained: number; breaks: number[] }> {
+export async function logChain(nc: NatsConnection, domain = DOMAIN, timeoutMs = 30_000): Promise<{ entries: number; chained: number; breaks: number[] }> {
   const js = nc.jetstream();
-  const consumer = await js.consumers.get(logStream(domain), { opt_start_seq: 1 });
   const jsm = await nc.jetstreamManager({ checkAPI: false });
   const last = (await jsm.streams.info(logStream(domain))).state.last_seq;
+  const deadline = Date.now() + timeoutMs;
   let previous: string | undefined;
   let chained = 0;
   const breaks: number[] = [];
   let seen = 0;
   while (seen < last) {
-    const batch = await consumer.fetch({ max_messages: 512, expires: 5_000 });
-    let got = 0;
+    // A fresh consumer from where the read got to: one that delivers nothing for a while (its server is catching
+    // up after the fault) is replaced rather than waited on.
+    const consumer = await js.consumers.get(logStream(domain), { opt_start_seq: seen + 1 });
+    const batch = await consumer.fetch({ max_messages: 512, expires: 2_000 });
     for await (const m of batch) {
-      got++;
+      if (m.seq !== seen + 1) break;
       seen = m.seq;
       const prev = m.headers?.get(PREV_HEADER);
       if (prev) {
@@ -281,7 +283,7 @@ export async function logChain(nc: NatsConnection, domain = DOMAIN): Promise<{ e
       }
       previous = entryHash(m.data);
     }
-    if (got === 0) throw new Error(`reading the log of ${domain} stopped at seq ${seen} of ${last}`);
+    if (seen < last && Date.now() > deadline) throw new Error(`reading the log of ${domain} stopped at seq ${seen} of ${last}`);
   }
   return { entries: last, chained, breaks };
 }
