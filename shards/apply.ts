@@ -7,7 +7,7 @@ import { decodeValue, encodeValue } from './codec.ts';
 import { challengerWins } from './conflict.ts';
 import { combineConfidence, effectiveConfidence } from './decay.ts';
 import { ShardValidationError } from './errors.ts';
-import { episodeIdFor, factIdFor, seqKey, seqOfFactId } from './ids.ts';
+import { episodeIdFor, factIdFor, factSeqIn, seqKey, seqOfFactId } from './ids.ts';
 import { NO_MERGE, type PostingIndex } from './postings.ts';
 import { decodeFact, encodeFact } from './fact-codec.ts';
 import type { KeyIndex } from './key-index.ts';
@@ -137,18 +137,24 @@ export class Applier {
   }
 
   getFact(id: string): Fact | undefined {
-    const bytes = this.t.facts.getBinary(id);
+    const seq = factSeqIn(this.options.domain, id);
+    return seq === undefined ? undefined : this.factAt(seq);
+  }
+
+  /** The fact created at `seq`. */
+  factAt(seq: number): Fact | undefined {
+    const bytes = this.t.facts.getBinaryFast(seq);
     return bytes === undefined ? undefined : decodeFact(bytes, this.options.domain);
   }
 
   private putFact(f: Fact): void {
-    this.t.facts.putSync(f.id, encodeFact(f));
+    this.t.facts.putSync(f.seq, encodeFact(f));
   }
 
   /** A new fact's id is above every stored one (time-ordered ids): LMDB appends it without a search or a split. */
   private appendFact(f: Fact): void {
     // lmdb-js answers false (its types say void) when the key is not above the last one; never drop a fact silently.
-    const appended: unknown = this.t.facts.putSync(f.id, encodeFact(f), APPEND);
+    const appended: unknown = this.t.facts.putSync(f.seq, encodeFact(f), APPEND);
     if (appended === false) throw new Error(`fact ${f.id} is not above the stored facts`);
   }
 
@@ -247,7 +253,7 @@ export class Applier {
   private activeWithIdentity(hash: number, subject: string | undefined, predicate: string | undefined, object: FactObject | undefined, text: string): Fact | undefined {
     let found: Fact | undefined;
     this.indexes.identities.find(hash, (seq) => {
-      const f = this.getFact(factIdFor(this.options.domain, seq));
+      const f = this.factAt(seq);
       if (f === undefined || !isActive(f.status) || !sameIdentity(f, subject, predicate, object, text)) return false;
       found = f;
       return true;
@@ -259,7 +265,7 @@ export class Applier {
   private activeValueOf(hash: number, subject: string, predicate: string): Fact | undefined {
     let found: Fact | undefined;
     this.indexes.activeValues.find(hash, (seq) => {
-      const f = this.getFact(factIdFor(this.options.domain, seq));
+      const f = this.factAt(seq);
       if (f === undefined || !isActive(f.status) || f.subject !== subject || f.predicate !== predicate) return false;
       found = f;
       return true;

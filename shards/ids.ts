@@ -23,6 +23,12 @@ export function seqOfFactId(id: string): number | undefined {
   return Number.isSafeInteger(seq) ? seq : undefined;
 }
 
+/** The creating sequence of one of this domain's fact ids (exactly as `factIdFor` writes them), else undefined. */
+export function factSeqIn(domain: string, id: string): number | undefined {
+  const seq = seqOfFactId(id);
+  return seq !== undefined && id === factIdFor(domain, seq) ? seq : undefined;
+}
+
 /** An episode (raw observation) is filed under its fact, so forgetting a fact removes a contiguous key range. */
 export function episodeIdFor(factId: string, seq: number): string {
   return `${factId}/${seqKey(seq)}`;

@@ -14,7 +14,6 @@
 import { decodeValue } from './codec.ts';
 import { addRelevance, bestCandidates, resetRelevance, type Candidate } from './candidates.ts';
 import { effectiveConfidence, recencyWeight } from './decay.ts';
-import { factIdFor } from './ids.ts';
 import type { PostingIndex } from './postings.ts';
 import { decodeFact, factByteLength, peekFact, type FactNumbers } from './fact-codec.ts';
 import { objectEntityTerm, subjectPredicateTerm, subjectTerm, wordTerm } from './records.ts';
@@ -98,9 +97,8 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
     const c = candidates[i]!;
     const full = best.length === limit && !expanding;
     if (full && !textScoredLater && c.relevance < best[limit - 1]!) break;
-    const id = factIdFor(ctx.domain, c.seq);
     // The bytes are lmdb-js's reused read buffer: read what is needed before the next read.
-    const bytes = ctx.t.facts.getBinaryFast(id);
+    const bytes = ctx.t.facts.getBinaryFast(c.seq);
     if (bytes === undefined) continue;
     const numbers = peekFact(bytes, PEEKED);
     if (!visible(numbers, q, at)) continue;
@@ -111,7 +109,7 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
     let fact: Fact | undefined;
     if (needsFact) {
       if (full && (textScoredLater ? textBound : relevance) * effective * recency < best[limit - 1]!) continue;
-      const f = (fact = readFact(ctx, id)!);
+      const f = (fact = readFact(ctx, c.seq)!);
       if (q.predicate !== undefined && f.predicate !== q.predicate) continue;
       if (textScoredLater) {
         if (words.length === 0) relevance = 1;
@@ -134,7 +132,7 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
   const direct: RecalledFact[] = [];
   for (let i = 0; i < scored.length && i < limit; i++) {
     const s = scored[i]!;
-    const f = s.fact ?? (s.bytes !== undefined ? decodeFact(s.bytes, ctx.domain) : readFact(ctx, factIdFor(ctx.domain, s.seq)));
+    const f = s.fact ?? (s.bytes !== undefined ? decodeFact(s.bytes, ctx.domain) : readFact(ctx, s.seq));
     if (f !== undefined) direct.push(recalled(f, s.effective, s.score, 0));
   }
   const expanded = expand(ctx, q, direct, seen, at, floor);
@@ -187,8 +185,9 @@ function inverseDocumentFrequency(docs: number, df: number): number {
   return Math.log(1 + (docs - df + 0.5) / (df + 0.5));
 }
 
-function readFact(ctx: RecallContext, id: string): Fact | undefined {
-  const bytes = ctx.t.facts.getBinary(id);
+/** The fact created at `seq` (decoded at once from lmdb-js's reused read buffer). */
+function readFact(ctx: RecallContext, seq: number): Fact | undefined {
+  const bytes = ctx.t.facts.getBinaryFast(seq);
   return bytes === undefined ? undefined : decodeFact(bytes, ctx.domain);
 }
 
@@ -225,7 +224,7 @@ function expand(ctx: RecallContext, q: RecallQuery, direct: RecalledFact[], seen
       visited.add(entity);
       for (const term of [subjectTerm(entity), objectEntityTerm(entity)]) {
         for (const p of ctx.postings.newest(term, HOP_FACTS_PER_ENTITY)) {
-          const f = readFact(ctx, factIdFor(ctx.domain, p.seq));
+          const f = readFact(ctx, p.seq);
           if (f === undefined || seen.has(f.seq) || !visible(f, q, at)) continue;
           const scored = score(f, base * HOP_DECAY ** hop, at, floor, hop);
           if (scored === undefined) continue;
@@ -266,7 +265,7 @@ function lastSeqRecordedBy(ctx: RecallContext, time: number): number {
 }
 
 function firstFactFrom(ctx: RecallContext, seq: number): Fact | undefined {
-  for (const { value } of ctx.t.facts.getRange({ start: factIdFor(ctx.domain, seq), end: ctx.domain + ';', limit: 1 })) {
+  for (const { value } of ctx.t.facts.getRange({ start: seq, limit: 1 })) {
     return decodeFact(value, ctx.domain);
   }
   return undefined;

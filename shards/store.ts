@@ -17,7 +17,6 @@ import { join } from 'node:path';
 import { Applier, decodeResult, EMPTY_STATE, stateRecord, type StoreState, type WriteIndexes } from './apply.ts';
 import { decodeValue, encodeValue } from './codec.ts';
 import { ShardValidationError } from './errors.ts';
-import { factIdFor } from './ids.ts';
 import { KeyIndex } from './key-index.ts';
 import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
 import { recallFacts } from './recall.ts';
@@ -91,7 +90,7 @@ export class LmdbShardStore implements ShardStore {
     identities.clear();
     activeValues.clear();
     const predicates = this.options.predicates;
-    for (const { value } of this.t.facts.getRange({ start: this.domain + ':', end: this.domain + ';' })) {
+    for (const { value } of this.t.facts.getRange({})) {
       const f = decodeFact(value, this.domain);
       if (!isActive(f.status)) continue;
       identities.add(identityHash(f.subject, f.predicate, f.object, f.text), f.seq);
@@ -124,9 +123,8 @@ export class LmdbShardStore implements ShardStore {
 
   /** Re-adds the postings of the facts created in segments [from, to) (to the end of the store when undefined). */
   private addSegmentPostings(from: number, to: number | undefined, add: PartAdder): void {
-    const start = factIdFor(this.domain, from * SEGMENT_SEQS);
-    const end = to === undefined ? this.domain + ';' : factIdFor(this.domain, to * SEGMENT_SEQS);
-    for (const { value } of this.t.facts.getRange({ start, end })) {
+    const range = to === undefined ? { start: from * SEGMENT_SEQS } : { start: from * SEGMENT_SEQS, end: to * SEGMENT_SEQS };
+    for (const { value } of this.t.facts.getRange(range)) {
       const f = decodeFact(value, this.domain);
       if (f.status === 'forgotten') continue;
       forEachFactTermPart(f, (kind, a, b, tf, len) => add(kind, a, b, f.seq, tf, len));
@@ -220,7 +218,7 @@ export class LmdbShardStore implements ShardStore {
     const term = predicate === undefined ? `s:${s}` : `p:${s}\x1f${predicate}`;
     const facts: Fact[] = [];
     for (const p of this.postings.newest(term, Number.MAX_SAFE_INTEGER)) {
-      const f = this.getFact(factIdFor(this.domain, p.seq));
+      const f = this.applier.factAt(p.seq);
       if (f !== undefined) facts.push(f);
     }
     return facts.sort((a, b) => a.validFrom - b.validFrom || a.recordedAt - b.recordedAt || a.seq - b.seq);
