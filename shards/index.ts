@@ -48,4 +48,7 @@ export {
 export { effectiveConfidence, combineConfidence, recencyWeight, DAY_MS } from './decay.ts';
 export { tokenize, normalizeText } from './text.ts';
 export { factIdFor, seqOfFactId } from './ids.ts';
+// The fact record format, for tests and tools that read a store's bytes.
+export { encodeFact, decodeFact, factByteLength, peekFact } from './fact-codec.ts';
+export type { FactNumbers } from './fact-codec.ts';
 export { challengerWins } from './conflict.ts';

@@ -5,53 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openShardStore, type LogEntry, type ShardStore } from '../../shards/index.ts';
-import { DAY, T0, tempDir } from './helpers.ts';
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const PREDICATES = { p0: { cardinality: 'one', halfLifeDays: 10 }, p1: { cardinality: 'one', halfLifeDays: 30 } } as const;
-
-/** A random log with every kind of entry, small value spaces (so conflicts and reinforcements happen) and repeats. */
-function randomLog(n: number, seed: number): { seq: number; entry: LogEntry }[] {
-  const rnd = prng(seed);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
-  const words = ['pdf', 'link', 'tea', 'coffee', 'oslo', 'paris', 'morning', 'report', 'budget', 'meeting'];
-  const log: { seq: number; entry: LogEntry }[] = [];
-  let seq = 0;
-  for (let i = 0; i < n; i++) {
-    seq += 1 + (rnd() < 0.01 ? 3000 : 0); // gaps cross index segments
-    const recordedAt = T0 + i * 1000;
-    const source = { agent: pick(['a', 'b', 'c']), node: pick(['mini-1', 'mini-2']) };
-    const opId = rnd() < 0.02 && i > 0 ? log[Math.floor(rnd() * log.length)]!.entry.opId : `op-${seed}-${i}`;
-    const r = rnd();
-    const target = () => `d:${Math.floor(rnd() * seq).toString(36).padStart(10, '0')}:0`;
-    let entry: LogEntry;
-    if (r < 0.75) {
-      const subject = `s${Math.floor(rnd() * 30)}`;
-      entry = {
-        v: 1, op: 'assert', opId, recordedAt, source,
-        fact: rnd() < 0.2
-          ? { text: `${pick(words)} ${pick(words)} note` }
-          : { text: `${subject} ${pick(words)} ${pick(words)}`, subject, predicate: pick(['p0', 'p1', 'p2']), object: pick(words), confidence: 0.3 + rnd() * 0.7, validFrom: T0 + Math.floor(rnd() * 100) * DAY },
-      };
-    } else if (r < 0.83) entry = { v: 1, op: 'reinforce', opId, recordedAt, source, factId: target() };
-    else if (r < 0.89) entry = { v: 1, op: 'retract', opId, recordedAt, source, factId: target() };
-    else if (r < 0.94) entry = { v: 1, op: 'forget', opId, recordedAt, source, factId: target() };
-    else if (r < 0.98) entry = { v: 1, op: 'entity', opId, recordedAt, source, entity: { id: `s${Math.floor(rnd() * 30)}`, aliases: [`alias${Math.floor(rnd() * 40)}`] } };
-    else entry = { v: 1, op: 'marker', opId, recordedAt, source, kind: 'epoch', epoch: i, node: source.node };
-    log.push({ seq, entry });
-  }
-  return log;
-}
+import { DAY, PREDICATES, prng, randomLog, T0, tempDir } from './helpers.ts';
 
 async function withStores<T>(n: number, body: (stores: ShardStore[]) => Promise<T>): Promise<T> {
   const dirs = Array.from({ length: n }, () => tempDir());
