@@ -6,19 +6,21 @@
  * a different B-tree page, so each 1000-fact transaction copied ~10k pages; we measured ~30k facts/s that way. So
  * postings of the newest *segment* (SEGMENT_SEQS log sequences) live only in memory, and when the log crosses a
  * segment boundary the whole segment is merged into LMDB as one block per (term, segment), key
- * `term \x1f segment` — one put per distinct term instead of one per posting, sorted by term. The open segment is
+ * `epoch \x1f term \x1f segment` (see `blockKey`) — one put per distinct term instead of one per posting. The open
+ * segment is
  * derived data: at start-up it is rebuilt from the facts of that one segment (bounded, ≤ SEGMENT_SEQS facts), never
  * from the whole store. Segment boundaries depend only on sequence numbers, so the bytes do not depend on how the
  * log was cut into batches.
  *
  * Reads go newest first (open segment, then blocks by descending segment) and callers cap how many postings they
- * take per term: a query costs the same at 10k and 1M facts, at the price of seeing only a term's newest mentions.
- * Document frequencies are counters (`df` table) updated at merge and on forget, plus the open segment's counts.
+ * take per term: a query's work is bounded whatever the store's size, at the price of seeing only a term's newest
+ * mentions. Document frequencies are counters (`df` table) updated at merge and on forget, plus the open segment's
+ * counts; a reader that has found a word's df postings stops (older epochs hold none).
  *
  * The merge is spread over the first MERGE_SPAN sequences of the next segment: at 1M facts one merge is ~45k block
  * puts across the whole `blocks` B-tree, and done in one transaction it made that commit (and every write queued
- * behind it) take seconds. While the segment is merging it is `sealed`: its blocks are built once, term-sorted, and
- * after applying the k-th sequence of the new segment the first ⌈terms·(k+1)/MERGE_SPAN⌉ are written. How far the
+ * behind it) take seconds. While the segment is merging it is `sealed`: its blocks are built once (in the order of
+ * `SegmentPostings.blocks`), and after applying the k-th sequence of the new segment the first ⌈terms·(k+1)/MERGE_SPAN⌉ are written. How far the
  * merge got depends only on sequence numbers, so the bytes still do not depend on batching; the count written is
  * part of the stored state (`mergedTerms`), so a restart resumes at the same term. A forget finishes the merge
  * first (the blocks were built before it), and a sequence jumping past the window finishes it at once.
@@ -33,7 +35,13 @@ import { SegmentPostings, type Posting, type PostingVisitor } from './segment.ts
 
 export type { Posting } from './segment.ts';
 
-export const SEGMENT_SEQS = 32768;
+/**
+ * 65536: at 1M facts a rare word's postings sit in one block per segment, and reading them (a seek per epoch, a
+ * block per segment) was most of what a recall at 1M did beyond one at 10k; twice the segment halves that, and the
+ * blocks written per fact (a segment's distinct terms grow slower than its facts). The price: the open segment
+ * rebuilt at start-up is up to 65536 facts (~0.5 s), and it and the segment being merged are held in memory.
+ */
+export const SEGMENT_SEQS = 65536;
 /** Sequences of a new segment over which the previous one is merged into LMDB. */
 export const MERGE_SPAN = 2048;
 /** `mergedTerms` when no merge is under way. */

@@ -4,7 +4,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openShardStore, type LogEntry, type ShardStore } from '../../shards/index.ts';
+import { openShardStore, SEGMENT_SEQS, type LogEntry, type ShardStore } from '../../shards/index.ts';
 import { DAY, PREDICATES, prng, randomLog, T0, tempDir } from './helpers.ts';
 
 async function withStores<T>(n: number, body: (stores: ShardStore[]) => Promise<T>): Promise<T> {
@@ -107,8 +107,7 @@ test('convergence: any interleaving of two agents’ facts settles on the value 
 });
 
 
-/** Index segments are this many sequences (`shards/postings.ts`); the previous one is merged over the next 2048. */
-const SEGMENT_SEQS = 32768;
+// Index segments are SEGMENT_SEQS sequences (`shards/postings.ts`); the previous one is merged over the next MERGE_SPAN.
 
 /** 300 entries in the first segment, the rest right after the boundary (inside the merge window), with forgets. */
 function mergeWindowLog(): { seq: number; entry: LogEntry }[] {
@@ -169,7 +168,7 @@ test('the same fact again is reinforced whether its identity is in memory, being
     const ids = created.map((r) => r.factId);
     // Open segment (memory), the merge window's first sequence (sealed, unwritten), later in the window, after a
     // restart inside the window, and after the window (LMDB).
-    const seqs = [3, SEGMENT_SEQS + 1, SEGMENT_SEQS + 1000, SEGMENT_SEQS + 1500, 100_000];
+    const seqs = [3, SEGMENT_SEQS + 1, SEGMENT_SEQS + 1000, SEGMENT_SEQS + 1500, 2 * SEGMENT_SEQS + 10];
     for (const [n, seq] of seqs.entries()) {
       if (seq === SEGMENT_SEQS + 1500) {
         await store.close();

@@ -6,12 +6,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openShardStore, type ApplyResult, type LogEntry, type ShardStore } from '../../shards/index.ts';
+import { EPOCH_SEGMENTS, openShardStore, SEGMENT_SEQS, type ApplyResult, type LogEntry, type ShardStore } from '../../shards/index.ts';
 import { DAY, PREDICATES, randomLog, T0, tempDir } from './helpers.ts';
 
 /** Index segments and epochs (`shards/postings.ts`): the cuts below land inside and just after them. */
-const SEGMENT_SEQS = 32768;
-const EPOCH_SEQS = 8 * SEGMENT_SEQS;
+const EPOCH_SEQS = EPOCH_SEGMENTS * SEGMENT_SEQS;
 
 type Log = { seq: number; entry: LogEntry }[];
 
@@ -32,8 +31,8 @@ function answers(store: ShardStore): unknown {
 }
 
 test('a store closed and reopened at many points applies the rest exactly like one never closed', async () => {
-  // 1% of steps jump 20k sequences: the log crosses index segments, merge windows and an epoch boundary.
-  const log = randomLog(4000, 13, 20_000);
+  // 1% of steps jump 40k sequences: the log crosses index segments, merge windows and an epoch boundary.
+  const log = randomLog(4000, 13, 40_000);
   const last = log.at(-1)!.seq;
   assert.ok(last > EPOCH_SEQS, `the log reaches the second epoch (last seq ${last})`);
   const firstAt = (seq: number): number => log.findIndex((x) => x.seq >= seq);
