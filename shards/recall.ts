@@ -123,7 +123,7 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
     }
     if (relevance <= 0) continue;
     const score = relevance * effective * recency;
-    seen.add(c.seq);
+    if (expanding) seen.add(c.seq); // only graph expansion asks
     // A fact that enters the top k keeps a copy of its bytes, so the answer needs no second lookup.
     const entered = keepBest(best, score, limit);
     scored.push({ seq: c.seq, score, effective, fact, bytes: entered && fact === undefined ? Buffer.from(bytes.subarray(0, factByteLength(bytes))) : undefined });
