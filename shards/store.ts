@@ -1,10 +1,13 @@
 /**
  * `LmdbShardStore`: one domain's memory on one machine — the `ShardStore` over LMDB.
  *
- * Writes: `applyBatch` runs the whole batch in one lmdb-js asynchronous `transaction()`. Its callback runs on this
- * thread (reads see the batch's own writes), but the commit and its fsync happen on lmdb-js's write thread, so a
- * durable commit does not block the event loop (a `transactionSync` would hold it for the whole fsync, milliseconds
- * per batch on these disks). Batches are chained, so they commit in call order.
+ * Writes: `applyBatch` runs the whole batch in one lmdb-js asynchronous `childTransaction()`. Its callback runs on
+ * this thread (reads see the batch's own writes), but the commit and its fsync happen on lmdb-js's write thread, so
+ * a durable commit does not block the event loop (a `transactionSync` would hold it for the whole fsync,
+ * milliseconds per batch on these disks). Batches are chained, so they commit in call order. A child transaction,
+ * not a plain `transaction()`: lmdb-js's batched write transaction cannot be aborted, so an error thrown midway
+ * through a batch used to commit the entries applied before it without `appliedSeq` (a replay then applied them
+ * again); the child is aborted instead, and the in-memory state is rebuilt from what committed.
  *
  * @example
  * const store = openShardStore({ path: '/var/lib/shardmind/email', domain: 'email' });
@@ -148,7 +151,7 @@ export class LmdbShardStore implements ShardStore {
     const results: ApplyResult[] = [];
     const state = this.applier.state;
     try {
-      await this.t.env.transaction(() => {
+      await this.t.env.childTransaction(() => {
         for (const { seq, entry } of batch) {
           if (seq <= state.appliedSeq) continue;
           results.push(this.applier.apply(seq, entry));
