@@ -218,15 +218,15 @@ export class PostingIndex {
   }
 
   /** Documents containing a word term (merged counter + open segment + the merging segment's unwritten blocks). */
-  df(term: string): number {
-    return this.storedDf(term) + this.open.count(term) + this.unwrittenCount(term);
+  df(term: string, maxSeq = Number.MAX_SAFE_INTEGER): number {
+    return this.storedDf(term) + this.open.count(term, maxSeq) + this.unwrittenCount(term, maxSeq);
   }
 
-  private unwrittenCount(term: string): number {
+  private unwrittenCount(term: string, maxSeq: number): number {
     const sealed = this.sealed;
     if (sealed === undefined || sealed.written === sealed.blocks.length) return 0;
     const i = sealed.postings.blockIndexOf(term);
-    return i < sealed.written ? 0 : sealed.blocks[i]!.block.length / POSTING_BYTES;
+    return i < sealed.written ? 0 : visitNewest(sealed.blocks[i]!.block, Number.MAX_SAFE_INTEGER, 0, maxSeq, NO_VISIT);
   }
 
   /** Stored document frequencies are 4-byte big-endian counts. */
@@ -251,6 +251,8 @@ function withoutSeq(run: PostingRun, seq: number): PostingRun {
   for (let i = 0; i < run.length; i += 3) if (run[i] !== seq) kept.push(run[i]!, run[i + 1]!, run[i + 2]!);
   return kept;
 }
+
+const NO_VISIT: PostingVisitor = () => undefined;
 
 /** Visits a block's postings (see `codec.ts`) newest first while `n` < `cap`; returns the new `n`. */
 function visitNewest(block: Uint8Array, cap: number, n: number, maxSeq: number, visit: PostingVisitor): number {

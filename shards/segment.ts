@@ -99,9 +99,18 @@ export class SegmentPostings {
   }
 
   /** Live postings of `term` in this segment. */
-  count(term: string): number {
+  count(term: string, maxSeq = Number.MAX_SAFE_INTEGER): number {
     const id = this.idOf(term);
-    return id === undefined ? 0 : this.live[id]!;
+    if (id === undefined) return 0;
+    // Postings above maxSeq are the newest, at the head of the chain: only those are walked.
+    let above = 0;
+    for (let i = this.head[id]!; i !== NONE; i = this.entries[i * STRIDE]!) {
+      const rel = this.entries[i * STRIDE + 2]!;
+      if (rel === REMOVED) continue;
+      if (this.base + rel <= maxSeq) break;
+      above++;
+    }
+    return this.live[id]! - above;
   }
 
   /**

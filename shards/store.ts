@@ -190,7 +190,10 @@ export class LmdbShardStore implements ShardStore {
 
   recall(query: RecallQuery): RecallResult {
     const q = validateRecallQuery(query);
-    const s = this.committed;
+    // The counters and appliedSeq of the LMDB snapshot this read sees — not `this.committed`, which trails a commit
+    // the write thread has already made visible: postings above the snapshot's appliedSeq (a batch still
+    // committing) are left out, and those up to it always have their facts.
+    const s = this.readState();
     const facts = recallFacts(
       {
         t: this.t,
@@ -220,7 +223,7 @@ export class LmdbShardStore implements ShardStore {
     const s = this.resolveEntity(subject);
     const term = predicate === undefined ? `s:${s}` : `p:${s}\x1f${predicate}`;
     const facts: Fact[] = [];
-    for (const p of this.postings.newest(term, Number.MAX_SAFE_INTEGER)) {
+    for (const p of this.postings.newest(term, Number.MAX_SAFE_INTEGER, this.readState().appliedSeq)) {
       const f = this.applier.factAt(p.seq);
       if (f !== undefined) facts.push(f);
     }
