@@ -6,10 +6,6 @@
  *
  * The subscription has no queue group on purpose: if an old leader is paused and a new one serves, both get each
  * request, and the paused one cannot swallow it.
- *
- * The same handler is registered as the connection's loopback for this domain (`protocol/loopback.ts`), so a
- * router in this process hands requests over without a NATS round trip; it answers there exactly as on the wire
- * (same validation, read gate, `minSeq` wait and write pipeline), and stops the moment the subscription drains.
  */
 import { randomUUID } from 'node:crypto';
 import type { Msg, NatsConnection, Subscription } from 'nats';
@@ -35,7 +31,6 @@ import {
   toWireFact,
   writeReply,
   packRecallReply,
-  serveLoopback,
   SHARD_OPS,
   type Encoding,
   type RecallReply,
@@ -77,31 +72,12 @@ export interface ShardServiceOptions {
 
 /** Subscribes the leader to its shard's subjects; `unsubscribe()` or `drain()` on the result stops intake. */
 export function serveShard(nc: NatsConnection, o: ShardServiceOptions): Subscription {
-  const sub = nc.subscribe(shardSubject(o.domain, '*'), {
+  return nc.subscribe(shardSubject(o.domain, '*'), {
     callback: (err, msg) => {
       if (err) return;
       answer(msg, o);
     },
   });
-  const unregister = serveLoopback(nc, o.domain, (op, body) => {
-    if (sub.isDraining() || sub.isClosed()) return undefined;
-    return answerLocally(op, body, o);
-  });
-  sub.closed.then(unregister, unregister);
-  return sub;
-}
-
-/**
- * A request from this process (the loopback): the reply body the wire would carry, errors included — a recall's
- * as its msgpack bytes, which a router passes on as they are.
- */
-async function answerLocally(op: string, body: unknown, o: ShardServiceOptions): Promise<unknown> {
-  try {
-    if (!isShardOp(op)) throw unknownOp(op);
-    return onWire(await handleBody(op, body, o), 'msgpack');
-  } catch (err) {
-    return failure(err, op, o);
-  }
 }
 
 function answer(msg: Msg, o: ShardServiceOptions): void {

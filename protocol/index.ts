@@ -3,8 +3,6 @@ export type { WireError } from "./errors.ts";
 export type { Encoding } from "./codec.ts";
 export { ErrorCode, RETRYABLE, ShardmindError, isErrorCode, badRequest, toWireError } from "./errors.ts";
 export { encodePayload, decodePayload, encodingOf, JSON_CONTENT_TYPE, CONTENT_TYPE_HEADER } from "./codec.ts";
-export type { LoopbackHandler } from './loopback.ts';
-export { serveLoopback, loopbackFor } from './loopback.ts';
 export { packRecallReply } from './fact-pack.ts';
 export {
   memSubject,

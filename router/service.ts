@@ -215,7 +215,7 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
         const named = (typeof req.domain === 'string' ? [req.domain] : [...new Set(req.domain)]).map(requireDomain);
         // One shard answers it all: the request goes as it came (the shard ignores `domain` and `task` on a recall
         // and validates the rest the same way), and its reply is already the router's (same limit, same order).
-        if (named.length === 1 && raw.encoding === 'msgpack') return shards.forward(named[0]!, 'recall', body, raw.data);
+        if (named.length === 1 && raw.encoding === 'msgpack') return shards.forward(named[0]!, 'recall', raw.data);
         return shards.recallMany(named, req, limit);
       }
       if (req.task) return shards.recallMany(await tasks.domainsOf(req.task), req, limit);

@@ -4,9 +4,6 @@
  * an error reply becomes the `ShardmindError` it names. `recallMany` asks several shards in parallel and merges:
  * a domain that fails is reported in `missing`, not fatal, unless every domain failed. `forward` returns a
  * successful reply's bytes undecoded, so a router answering from one shard can pass them on as they are.
- *
- * A shard whose leader serves in this very process (the router runs inside the host) is asked through the
- * connection's loopback (`protocol/loopback.ts`) instead: no NATS round trip back into the same process.
  */
 import type { NatsConnection } from 'nats';
 import { ReplyMux } from './reply-mux.ts';
@@ -15,7 +12,6 @@ import {
   ShardmindError,
   decodePayload,
   encodePayload,
-  loopbackFor,
   shardSubject,
   toWireError,
   unwrapReply,
@@ -38,7 +34,7 @@ export class ShardClient {
   private readonly mux: ReplyMux;
 
   constructor(
-    private readonly nc: NatsConnection,
+    nc: NatsConnection,
     /** Per request, per shard. */
     readonly timeoutMs: number,
   ) {
@@ -51,47 +47,17 @@ export class ShardClient {
    * hand-off in progress — which is safe for writes too. A timeout is not retried: the write may have happened.
    */
   async ask<T>(domain: string, op: string, body: object, timeoutMs = this.timeoutMs): Promise<T> {
-    let payload: Uint8Array | undefined;
-    const reply = await this.retrying(timeoutMs, (left) =>
-      this.askLocally(domain, op, body, left) ?? this.askOnce(domain, op, (payload ??= encodePayload(body, 'msgpack')), left),
-    );
-    return reply instanceof Uint8Array ? unwrapReply<T>(decodePayload(reply, 'msgpack')) : (reply as T);
+    const payload = encodePayload(body, 'msgpack');
+    const reply = await this.retrying(timeoutMs, (left) => this.askOnce(domain, op, payload, left));
+    return unwrapReply<T>(decodePayload(reply, 'msgpack'));
   }
 
   /**
-   * `ask` for a request that arrived as msgpack `payload` (decoded: `body`) and goes on unchanged: resolves with
-   * the successful reply's msgpack bytes, to be passed on as they are, or — when the shard's leader is in this
-   * process — with the reply body it answered with.
+   * `ask` for a request that arrived as msgpack `payload` and goes on unchanged: resolves with the successful
+   * reply's msgpack bytes, to be passed on as they are.
    */
-  async forward(domain: string, op: string, body: unknown, payload: Uint8Array, timeoutMs = this.timeoutMs): Promise<Uint8Array | object> {
-    return this.retrying(timeoutMs, (left) => this.askLocally(domain, op, body, left) ?? this.askOnce(domain, op, payload, left));
-  }
-
-  /**
-   * Through the loopback when this process leads `domain`: the reply body, its error thrown; after `timeoutMs`
-   * the same UNAVAILABLE a shard that does not answer over NATS gets.
-   */
-  private askLocally(domain: string, op: string, body: unknown, timeoutMs: number): Promise<object> | undefined {
-    const reply = loopbackFor(this.nc, domain)?.(op, body);
-    if (reply === undefined) return undefined;
-    return new Promise<object>((resolve, reject) => {
-      const timer = setTimeout(() => reject(didNotAnswer(domain, timeoutMs)), timeoutMs);
-      reply.then(
-        (r) => {
-          clearTimeout(timer);
-          try {
-            // A recall's reply comes as its msgpack bytes (written straight from the store): a success.
-            resolve(r instanceof Uint8Array ? r : unwrapReply<object>(r));
-          } catch (err) {
-            reject(err);
-          }
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      );
-    });
+  async forward(domain: string, op: string, payload: Uint8Array, timeoutMs = this.timeoutMs): Promise<Uint8Array> {
+    return this.retrying(timeoutMs, (left) => this.askOnce(domain, op, payload, left));
   }
 
   private async retrying<T>(timeoutMs: number, attempt: (timeoutMs: number) => Promise<T>): Promise<T> {
