@@ -5,7 +5,8 @@
  * Zipf-distributed vocabulary) through `applyBatch` in batches of 1000, and at 10k, 100k and 1M facts measures
  * recall latency (p50/p99) over a mix of text and subject queries, RSS and the data file size. Prints a table; the
  * last line is one JSON object (`load_facts_per_s`, `recall_p50_us_10k`, `recall_p50_us_1m`, `rss_mb_1m`, …, with
- * `load_cpu_us_per_fact` and the machine's `load_average`, since the box is shared).
+ * `load_cpu_us_per_fact` and the machine's `load_average`, since the box is shared), and `open_ms`: the time to
+ * reopen the loaded store (its in-memory indexes are rebuilt from the facts).
  * `--quick` runs half the queries but still reaches 1M facts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -142,6 +143,14 @@ try {
   summary['load_facts_per_s'] = Math.round(seq / (loadMs / 1000));
   summary['load_cpu_us_per_fact'] = Number((loadCpuUs / seq).toFixed(1));
   await store.close();
+
+  // Opening rebuilds what the store keeps in memory (the write path's indexes from every fact, the open index
+  // segment from its facts): a restart or a failover pays this before the shard serves.
+  const openStarted = performance.now();
+  const reopened = openShardStore({ path: dir, domain: 'bench', predicates: onePredicates, durability: 'none' });
+  summary['open_ms'] = Math.round(performance.now() - openStarted);
+  summary['open_facts'] = reopened.stats().facts;
+  await reopened.close();
 
   // Synced load (`durability: 'meta'`, the default): every 1000-fact batch resolves only once its data pages are
   // fsynced. lmdb-js commits and syncs on its write thread, so the event loop stays free meanwhile.
