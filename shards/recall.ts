@@ -11,7 +11,6 @@
  * distinctive facts are always found. For agent memory, which is read for what is true now, that is the right end
  * to give up.
  */
-import { decodeValue } from './codec.ts';
 import { addRelevance, bestCandidates, resetRelevance, type Candidate } from './candidates.ts';
 import { effectiveConfidence, recencyWeight } from './decay.ts';
 import type { PostingIndex } from './postings.ts';
