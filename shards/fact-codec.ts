@@ -219,3 +219,53 @@ export function factByteLength(bytes: Buffer): number {
   for (let i = 0; i < strings; i++) at += 2 + bytes.readUInt16LE(at);
   return at;
 }
+
+/** What the write path files an active fact under (see `records.ts` `identityHash`), read from its bytes. */
+export interface IdentityFields {
+  active: boolean;
+  subject: string | undefined;
+  predicate: string | undefined;
+  /** A literal object, or an entity id when `objectIsEntity`. */
+  object: string | undefined;
+  objectIsEntity: boolean;
+  /** Only read when the fact has no object (the identity then uses the text). */
+  text: string;
+}
+
+/**
+ * Fills `out` from a fact's bytes without building the fact: opening a store rebuilds the write indexes from every
+ * fact, and decoding whole facts (ids, sources, the text of facts that have an object) was most of that time.
+ */
+export function readIdentityFields(bytes: Uint8Array, out: IdentityFields): IdentityFields {
+  const b = asBuffer(bytes);
+  out.active = b[1] === STATUS_CODE.active;
+  if (!out.active) return out;
+  const flags = b.readUInt16LE(2);
+  let at = STRINGS;
+  let n = b.readUInt16LE(at);
+  const hasObject = (flags & (OBJECT_LITERAL | OBJECT_ENTITY)) !== 0;
+  out.text = hasObject ? '' : b.utf8Slice(at + 2, at + 2 + n);
+  at += 2 + n;
+  out.subject = undefined;
+  out.predicate = undefined;
+  out.object = undefined;
+  if (flags & HAS_SUBJECT) {
+    n = b.readUInt16LE(at);
+    out.subject = b.utf8Slice(at + 2, (at += 2 + n));
+  }
+  if (flags & HAS_PREDICATE) {
+    n = b.readUInt16LE(at);
+    out.predicate = b.utf8Slice(at + 2, (at += 2 + n));
+  }
+  if (hasObject) {
+    n = b.readUInt16LE(at);
+    out.object = b.utf8Slice(at + 2, (at += 2 + n));
+  }
+  out.objectIsEntity = (flags & OBJECT_ENTITY) !== 0;
+  return out;
+}
+
+/** The creating sequence stored in a fact's bytes. */
+export function factSeqOf(bytes: Uint8Array): number {
+  return asBuffer(bytes).readDoubleLE(SEQ);
+}

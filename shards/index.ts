@@ -50,6 +50,6 @@ export { tokenize, normalizeText } from './text.ts';
 export { factIdFor, seqOfFactId } from './ids.ts';
 // The index layout's sizes and the fact record format, for tests and tools that read a store's bytes.
 export { SEGMENT_SEQS, EPOCH_SEGMENTS, MERGE_SPAN } from './postings.ts';
-export { encodeFact, decodeFact, factByteLength, peekFact } from './fact-codec.ts';
-export type { FactNumbers } from './fact-codec.ts';
+export { encodeFact, decodeFact, factByteLength, peekFact, readIdentityFields } from './fact-codec.ts';
+export type { FactNumbers, IdentityFields } from './fact-codec.ts';
 export { challengerWins } from './conflict.ts';

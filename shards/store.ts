@@ -23,13 +23,14 @@ import { ShardValidationError } from './errors.ts';
 import { KeyIndex } from './key-index.ts';
 import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
 import { recallFacts } from './recall.ts';
-import { decodeFact } from './fact-codec.ts';
-import { forEachFactTermPart, identityHash, isActive, subjectPredicateHash, type TermKind } from './records.ts';
+import { decodeFact, readIdentityFields, type IdentityFields } from './fact-codec.ts';
+import { forEachFactTermPart, identityHash, subjectPredicateHash, type TermKind } from './records.ts';
 import { FORMAT, openTables, TABLE_NAMES, type Tables } from './tables.ts';
 import type {
   ApplyResult,
   Entity,
   Fact,
+  FactObject,
   LeadershipMark,
   LogEntry,
   RecallQuery,
@@ -93,13 +94,15 @@ export class LmdbShardStore implements ShardStore {
     identities.clear();
     activeValues.clear();
     const predicates = this.options.predicates;
-    for (const { value } of this.t.facts.getRange({})) {
-      const f = decodeFact(value, this.domain);
-      if (!isActive(f.status)) continue;
-      identities.add(identityHash(f.subject, f.predicate, f.object, f.text), f.seq);
+    const fields: IdentityFields = { active: false, subject: undefined, predicate: undefined, object: undefined, objectIsEntity: false, text: '' };
+    for (const { key, value } of this.t.facts.getRange({})) {
+      const f = readIdentityFields(value, fields);
+      if (!f.active) continue;
+      const object: FactObject | undefined = f.object === undefined ? undefined : f.objectIsEntity ? { entity: f.object } : f.object;
+      identities.add(identityHash(f.subject, f.predicate, object, f.text), key);
       if (f.subject === undefined || f.predicate === undefined) continue;
       if ((predicates[f.predicate] ?? this.options.defaultPredicate).cardinality === 'one') {
-        activeValues.add(subjectPredicateHash(f.subject, f.predicate), f.seq);
+        activeValues.add(subjectPredicateHash(f.subject, f.predicate), key);
       }
     }
   }

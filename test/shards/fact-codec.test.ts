@@ -4,7 +4,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decodeFact, encodeFact, factByteLength, factIdFor, peekFact, type Fact, type FactNumbers } from '../../shards/index.ts';
+import { decodeFact, encodeFact, factByteLength, factIdFor, peekFact, readIdentityFields, type Fact, type FactNumbers, type IdentityFields } from '../../shards/index.ts';
 
 const base: Fact = {
   id: factIdFor('mail', 42),
@@ -53,6 +53,25 @@ test('the numbers recall peeks and the record length, read inside a longer buffe
       recordedAt: f.recordedAt,
       invalidatedAt: f.invalidatedAt,
       reinforcedAt: f.reinforcedAt,
+    });
+  }
+});
+
+test('the identity fields the write indexes are rebuilt from', () => {
+  for (const f of variants) {
+    const got = readIdentityFields(Buffer.from(encodeFact(f)), {} as IdentityFields);
+    if (f.status !== 'active') {
+      assert.is(got.active, false);
+      continue;
+    }
+    const o = f.object;
+    assert.equal(got, {
+      active: true,
+      text: o === undefined ? f.text : '',
+      subject: f.subject,
+      predicate: f.predicate,
+      object: o === undefined ? undefined : typeof o === 'string' ? o : o.entity,
+      objectIsEntity: o !== undefined && typeof o !== 'string',
     });
   }
 });
