@@ -109,6 +109,19 @@ export function encodeFact(f: Fact): Buffer {
 }
 
 function writeString(b: Utf8Buffer, at: number, s: string): number {
+  // Short ASCII strings (most fields) are copied by hand: cheaper than the native UTF-8 call. The bytes are the same.
+  if (s.length <= 128) {
+    let i = 0;
+    for (; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 128) break;
+      b[at + 2 + i] = c;
+    }
+    if (i === s.length) {
+      b.writeUInt16LE(i, at);
+      return at + 2 + i;
+    }
+  }
   const n = b.utf8Write(s, at + 2);
   if (n > 0xffff) throw new RangeError(`fact field of ${n} bytes exceeds the record format`);
   b.writeUInt16LE(n, at);
