@@ -93,7 +93,13 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
     now,
     log,
   });
-  const handlers = memoryHandlers({ config, classifier, shards, tasks, learning, domains, log });
+  // Work a reply does not wait for (recording a labelled example); `stop()` lets it finish.
+  const background = new Set<Promise<void>>();
+  const later = (p: Promise<void>): void => {
+    background.add(p);
+    void p.finally(() => background.delete(p));
+  };
+  const handlers = memoryHandlers({ config, classifier, shards, tasks, learning, domains, log, later });
 
   const inFlight = new Set<Promise<void>>();
   const nodeHeaders = replyHeaders(options.node);
@@ -114,6 +120,7 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
       stopping ??= (async () => {
         await sub.drain().catch(() => {});
         await Promise.allSettled([...inFlight]);
+        await Promise.allSettled([...background]);
         shards.close();
         await learning.stop();
       })();
@@ -176,6 +183,8 @@ interface HandlerDeps {
   readonly learning: SharedLearning;
   readonly domains: ReadonlySet<string>;
   readonly log: (line: string) => void;
+  /** Runs work the reply does not wait for, tracked so that `stop()` waits for it. */
+  readonly later: (work: Promise<void>) => void;
 }
 
 function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
@@ -204,7 +213,9 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
       const reply = await shards.ask<RememberReply>(domain, 'remember', forShard, writeTimeout);
       if (req.task) await tasks.remembered(req.task, domain, reply.factId, req.fact.text);
       // Only an agent's own choice of domain teaches the classifier; a classified write would teach it its guesses.
-      if (req.domain && !reply.duplicate) await teach(req.fact.text, domain, req.agent, req.opId);
+      // The reply does not wait for the example's JetStream publish (a failure is only logged either way; a router
+      // that dies before it loses the example just as one dying between the apply and an awaited publish did).
+      if (req.domain && !reply.duplicate) d.later(teach(req.fact.text, domain, req.agent, req.opId));
       return reply;
     },
 
