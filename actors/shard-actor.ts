@@ -366,6 +366,10 @@ export class ShardActor implements ShardRuntime {
   }
 
   private async claimOnce(): Promise<void> {
+    // The entry this node caught up to is what its epoch marker will name as its predecessor, and what it will serve
+    // from: it must be the log's. A catch-up whose last message came from a server just resumed from a freeze can
+    // end on an entry the log never kept (no later entry in that read to reveal it).
+    await this.checkAppliedTail();
     const pipeline = new WritePipeline({
       nc: this.o.nc,
       subject: logSubject(this.domain),
@@ -591,6 +595,17 @@ export class ShardActor implements ShardRuntime {
     const tailHolds = this.position === 0 || (index > 0 && tail !== undefined && tail.seq === this.position && (await this.logHashAt(tail.seq)) === tail.hash);
     if (tailHolds) throw new Error(`log read of ${this.domain}: the message read at seq ${at} is not the one the log kept; reading again`);
     this.rebuildReason = `the entry this replica applied at or before seq ${this.position} is not the one the log kept (the chain breaks after seq ${at})`;
+    throw new Error(this.rebuildReason);
+  }
+
+  /** Asks the stream leader for the entry at this replica's position; throws (a rebuild due) when it differs. */
+  private async checkAppliedTail(): Promise<void> {
+    const mine = this.lastHash;
+    if (mine === undefined || mine.seq !== this.position || this.position === 0) return;
+    const logged = await this.logHashAt(mine.seq);
+    if (logged === undefined) throw new Error(`cannot check the entry at seq ${mine.seq} against the log now`);
+    if (logged === mine.hash) return;
+    this.rebuildReason = `the entry this replica applied at seq ${mine.seq} is not the one the log kept (checked before claiming)`;
     throw new Error(this.rebuildReason);
   }
 

@@ -285,7 +285,14 @@ export async function logChain(nc: NatsConnection, domain = DOMAIN, timeoutMs = 
     }
     if (seen < last && Date.now() > deadline) throw new Error(`reading the log of ${domain} stopped at seq ${seen} of ${last}`);
   }
-  return { entries: last, chained, breaks };
+  // A break seen through a consumer may be the consumer's (a server just back from a freeze serving a message the
+  // log did not keep): only breaks the stream leader's own copies confirm are the log's.
+  const confirmed: number[] = [];
+  for (const seq of breaks) {
+    const [before, at] = await Promise.all([jsm.streams.getMessage(logStream(domain), { seq: seq - 1 }), jsm.streams.getMessage(logStream(domain), { seq })]);
+    if (at.header?.get(PREV_HEADER) !== entryHash(before.data)) confirmed.push(seq);
+  }
+  return { entries: last, chained, breaks: confirmed };
 }
 
 /** Each node's `{ appliedSeq, digest }` of `domain` (via `sm.ctl.<node>.digest`). */
