@@ -588,6 +588,11 @@ export class ShardActor implements ShardRuntime {
     const logged = await this.logHashAt(at);
     if (logged === undefined) throw new Error(`log read of ${this.domain}: the chain breaks after seq ${at} and JetStream cannot say why now; reading again`);
     if (logged === known.hash) {
+      // Only if the entry after it is the log's too: a message the log did not keep can carry a wrong Sm-Prev itself.
+      const next = batch[index]!;
+      if ((await this.logHashAt(next.seq)) !== next.hash) {
+        throw new Error(`log read of ${this.domain}: the message read at seq ${next.seq} is not the one the log kept; reading again`);
+      }
       this.log(`the log's own Sm-Prev chain breaks after seq ${at}; applying the log as it is`);
       return;
     }
