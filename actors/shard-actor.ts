@@ -10,7 +10,7 @@ import { createActor, type Actor } from 'xstate';
 import type { JetStreamClient, JetStreamManager, NatsConnection, Subscription } from 'nats';
 import { ErrorCode, ShardmindError, logStream, logSubject } from '../protocol/index.ts';
 import type { DomainConfig } from '../config/index.ts';
-import type { LogEntry, MarkerEntry, ShardStore, ShardStoreOptions } from '../shards/index.ts';
+import { StoreFormatError, type LogEntry, type MarkerEntry, type ShardStore, type ShardStoreOptions } from '../shards/index.ts';
 import type { Clock } from './clock.ts';
 import { ensureLogStream, logTail, readLog, type LogRecord } from './log-stream.ts';
 import { SeqWaiters } from './seq-waiters.ts';
@@ -283,7 +283,15 @@ export class ShardActor implements ShardRuntime {
   }
 
   private async openLocalStore(): Promise<void> {
-    this.store = await this.o.openStore(this.storeOptions());
+    try {
+      this.store = await this.o.openStore(this.storeOptions());
+    } catch (err) {
+      // Written by another version in another layout: the replica is derived from the log, so rebuild it.
+      if (!(err instanceof StoreFormatError)) throw err;
+      this.log(`rebuilding this replica from the log: ${err.message}`);
+      rmSync(err.path, { recursive: true, force: true });
+      this.store = await this.o.openStore(this.storeOptions());
+    }
     this.position = this.store.appliedSeq;
     this.epoch = this.store.leadership()?.epoch ?? 0;
     this.lastHash = undefined;

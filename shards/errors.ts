@@ -15,3 +15,19 @@ export class ShardValidationError extends Error {
     super(`${field} ${problem}`);
   }
 }
+
+/**
+ * The directory holds a store written in another layout (an older version of shardmind). Its contents are derived
+ * from the shard's log, so a replica can be rebuilt: the shard actor wipes the directory and replays the log.
+ */
+export class StoreFormatError extends Error {
+  override readonly name = 'StoreFormatError';
+
+  constructor(
+    readonly path: string,
+    readonly found: number,
+    readonly expected: number,
+  ) {
+    super(`${path} holds store format ${found}, this version reads format ${expected}: remove the directory and let the shard rebuild it from the log`);
+  }
+}

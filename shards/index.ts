@@ -32,7 +32,7 @@ export type { Episode } from './records.ts';
 export type { Contender } from './conflict.ts';
 
 export { LmdbShardStore, openShardStore } from './store.ts';
-export { ShardValidationError } from './errors.ts';
+export { ShardValidationError, StoreFormatError } from './errors.ts';
 export {
   validateEntry,
   validateFactInput,

@@ -19,7 +19,7 @@ import { mkdirSync, statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Applier, decodeResult, EMPTY_STATE, stateRecord, type StoreState, type WriteIndexes } from './apply.ts';
 import { decodeValue, encodeValue } from './codec.ts';
-import { ShardValidationError } from './errors.ts';
+import { StoreFormatError } from './errors.ts';
 import { KeyIndex } from './key-index.ts';
 import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
 import { recallFacts } from './recall.ts';
@@ -73,9 +73,8 @@ export class LmdbShardStore implements ShardStore {
     const format = bytes === undefined ? undefined : decodeValue<number>(bytes);
     const empty = this.t.meta.getBinary('state') === undefined;
     if (format === FORMAT || (format === undefined && empty)) return;
-    const problem = `holds store format ${format ?? 1}, this version reads format ${FORMAT}: remove the directory and let the shard rebuild it from the log`;
     void this.t.env.close();
-    throw new ShardValidationError('path', `${this.options.path} ${problem}`);
+    throw new StoreFormatError(this.options.path, format ?? 1, FORMAT);
   }
 
   /** What lives in memory and is derived from the stored facts: the open index segment and the write indexes. */
@@ -285,7 +284,7 @@ function dataBytes(dir: string): number {
   return total;
 }
 
-/** Opens (creating if needed) the shard store at `options.path`. Throws `ShardValidationError` on bad options. */
+/** Opens (creating if needed) the shard store at `options.path`. Throws `ShardValidationError` on bad options, `StoreFormatError` for a store of another layout. */
 export function openShardStore(options: ShardStoreOptions): ShardStore {
   return new LmdbShardStore(options);
 }
