@@ -4,15 +4,20 @@
  * (the connection is closing) is dropped — the caller's retry covers it. Request handlers call this from NATS
  * callbacks and detached promises, where a throw would take the host down.
  */
-import { headers as natsHeaders, type Msg } from 'nats';
+import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
 import {
   CONTENT_TYPE_HEADER,
   ErrorCode,
   JSON_CONTENT_TYPE,
+  REFUSAL_CODES,
+  REPLY_TO_HEADER,
+  ROUTER_NODE_HEADER,
   ShardmindError,
   encodePayload,
   encodingOf,
   errorReply,
+  isErrorReply,
+  isReplySubject,
   type Encoding,
 } from '../protocol/index.ts';
 
@@ -36,6 +41,58 @@ export function respond(msg: Msg, body: unknown, encoding: Encoding = encodingOf
       return msg.respond(data, { headers: h });
     }
     return msg.respond(data);
+  } catch {
+    return false;
+  }
+}
+
+/** Where a handed-off request's answer goes (protocol/hand-off.ts): the agent's subject, with the router's name. */
+export interface HandOff {
+  readonly to: string;
+  readonly headers: MsgHdrs;
+}
+
+/** Reply headers per (router node, encoding): a few routers in a cluster, so a small cache, never rebuilt per reply. */
+const handOffHeaders = new Map<string, MsgHdrs>();
+
+/**
+ * The hand-off a request asks for, or undefined when it asks for none or for one that cannot be honoured (a
+ * malformed `sm-reply-to` is ignored: the answer then goes to the request's own reply subject, as without it).
+ */
+export function handOffOf(msg: Msg, encoding: Encoding): HandOff | undefined {
+  const h = msg.headers;
+  if (h === undefined) return undefined;
+  const to = h.get(REPLY_TO_HEADER);
+  if (to === '' || !isReplySubject(to)) return undefined;
+  const node = h.get(ROUTER_NODE_HEADER).slice(0, 128);
+  const key = `${encoding}\u0000${node}`;
+  let headers = handOffHeaders.get(key);
+  if (headers === undefined) {
+    headers = natsHeaders();
+    if (node !== '') headers.set(ROUTER_NODE_HEADER, node);
+    if (encoding === 'json') headers.set(CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE);
+    if (handOffHeaders.size >= 64) handOffHeaders.clear();
+    handOffHeaders.set(key, headers);
+  }
+  return { to, headers };
+}
+
+/**
+ * `respond`, for a request that may have been handed off: the answer goes to the agent, except a refusal, which
+ * goes back to the router that asked so that it retries. Never throws.
+ */
+export function respondHandedOff(nc: NatsConnection, msg: Msg, body: unknown, encoding: Encoding, handOff: HandOff | undefined): boolean {
+  if (handOff === undefined || (isErrorReply(body) && REFUSAL_CODES.has(body.error.code))) return respond(msg, body, encoding);
+  let data: Uint8Array;
+  try {
+    data = body instanceof Uint8Array ? body : encodePayload(body, encoding);
+  } catch (err) {
+    const e = new ShardmindError(ErrorCode.INTERNAL, `the reply could not be encoded: ${(err as Error).message}`);
+    data = encodePayload(errorReply(e), encoding);
+  }
+  try {
+    nc.publish(handOff.to, data, { headers: handOff.headers });
+    return true;
   } catch {
     return false;
   }

@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Msg, NatsConnection, Subscription } from 'nats';
-import { respond } from './respond.ts';
+import { handOffOf, respondHandedOff } from './respond.ts';
 import {
   ErrorCode,
   ShardmindError,
@@ -75,13 +75,16 @@ export function serveShard(nc: NatsConnection, o: ShardServiceOptions): Subscrip
   return nc.subscribe(shardSubject(o.domain, '*'), {
     callback: (err, msg) => {
       if (err) return;
-      answer(msg, o);
+      answer(nc, msg, o);
     },
   });
 }
 
-function answer(msg: Msg, o: ShardServiceOptions): void {
+function answer(nc: NatsConnection, msg: Msg, o: ShardServiceOptions): void {
   const encoding = encodingOf(msg.headers);
+  // A router that handed this request on asks for the answer to go straight to the agent (protocol/hand-off.ts).
+  const handOff = handOffOf(msg, encoding);
+  const respond = (m: Msg, body: unknown, e: Encoding): boolean => respondHandedOff(nc, m, body, e, handOff);
   const op = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
   let reply: unknown;
   try {

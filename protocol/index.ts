@@ -4,6 +4,7 @@ export type { Encoding } from "./codec.ts";
 export { ErrorCode, RETRYABLE, ShardmindError, isErrorCode, badRequest, toWireError } from "./errors.ts";
 export { encodePayload, decodePayload, encodingOf, JSON_CONTENT_TYPE, CONTENT_TYPE_HEADER } from "./codec.ts";
 export { packRecallReply } from './fact-pack.ts';
+export { REPLY_TO_HEADER, ROUTER_NODE_HEADER, REFUSAL_CODES, isReplySubject } from './hand-off.ts';
 export {
   memSubject,
   shardSubject,

@@ -6,8 +6,11 @@
  *
  * "No responders" arrives as it does for `nc.request`: an empty status message with code 503, which a request
  * here rejects with an error whose `code` is '503'; a timeout rejects with code 'TIMEOUT'.
+ *
+ * `handOff` is a request whose answer goes elsewhere (protocol/hand-off.ts): usually nothing comes back, so its
+ * waiters are not timers but entries swept a few times a second; only a bounce (a refusal, a 503) resolves one.
  */
-import { createInbox, type Msg, type NatsConnection, type Subscription } from 'nats';
+import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 
 /** Why a request got no reply, with the `code` nats.js's own errors use ('503', 'TIMEOUT', 'CONNECTION_CLOSED'). */
 export class RequestFailed extends Error {
@@ -26,10 +29,22 @@ interface Waiting {
   readonly timer: NodeJS.Timeout;
 }
 
+/** A handed-off request that may still bounce back until `deadline`. */
+interface Bounce {
+  readonly deadline: number;
+  readonly settle: (m: Msg | undefined) => void;
+}
+
+/** How often expired hand-off waiters are dropped: their window only needs to hold roughly. */
+const SWEEP_MS = 100;
+
 export class ReplyMux {
   private readonly prefix: string;
   private sub: Subscription | undefined;
   private readonly waiting = new Map<number, Waiting>();
+  /** Insertion order is deadline order: every hand-off of one mux uses the same window. */
+  private readonly bounces = new Map<number, Bounce>();
+  private sweeper: NodeJS.Timeout | undefined;
   private nextToken = 1;
 
   constructor(private readonly nc: NatsConnection) {
@@ -38,8 +53,7 @@ export class ReplyMux {
 
   /** Publishes `data` to `subject` and resolves with the reply, or rejects with a `RequestFailed`. */
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Msg> {
-    // Subscribed on first use: a router that never asks a shard holds no subscription.
-    this.sub ??= this.nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => void (err ? undefined : this.onReply(msg)) });
+    this.subscribe();
     const token = this.nextToken++;
     return new Promise<Msg>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -58,6 +72,19 @@ export class ReplyMux {
     });
   }
 
+  /**
+   * Publishes a request whose answer goes elsewhere (`headers` say where). Resolves with whatever comes back to us
+   * within `windowMs` (a refusal, or a 503 when nobody is subscribed), or with undefined once the window has passed
+   * quietly: the normal case, the answer went where it was sent. Throws only if the publish itself fails.
+   */
+  handOff(subject: string, data: Uint8Array, headers: MsgHdrs, windowMs: number): Promise<Msg | undefined> {
+    this.subscribe();
+    const token = this.nextToken++;
+    this.nc.publish(subject, data, { reply: this.prefix + token, headers });
+    this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
+    return new Promise<Msg | undefined>((settle) => this.bounces.set(token, { deadline: Date.now() + windowMs, settle }));
+  }
+
   /** Fails every request still waiting and drops the subscription. */
   close(): void {
     const left = [...this.waiting.values()];
@@ -66,6 +93,10 @@ export class ReplyMux {
       clearTimeout(w.timer);
       w.reject(new RequestFailed('CONNECTION_CLOSED', 'the router is stopping'));
     }
+    for (const b of this.bounces.values()) b.settle(undefined);
+    this.bounces.clear();
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
     try {
       this.sub?.unsubscribe();
     } catch {
@@ -74,8 +105,32 @@ export class ReplyMux {
     this.sub = undefined;
   }
 
+  /** Subscribed on first use: a router that never asks a shard holds no subscription. */
+  private subscribe(): void {
+    this.sub ??= this.nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => void (err ? undefined : this.onReply(msg)) });
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [token, b] of this.bounces) {
+      if (b.deadline > now) break;
+      this.bounces.delete(token);
+      b.settle(undefined);
+    }
+    if (this.bounces.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+
   private onReply(msg: Msg): void {
     const token = Number(msg.subject.slice(this.prefix.length));
+    const bounced = this.bounces.get(token);
+    if (bounced !== undefined) {
+      this.bounces.delete(token);
+      bounced.settle(msg);
+      return;
+    }
     const w = this.waiting.get(token);
     if (w === undefined) return; // timed out already
     this.waiting.delete(token);

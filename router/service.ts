@@ -32,12 +32,15 @@ import {
   parseTaskObserveRequest,
   parseTaskRerouteRequest,
   LIMITS,
+  REPLY_TO_HEADER,
+  ROUTER_NODE_HEADER,
   type Encoding,
   type HistoryReply,
   type RecallReply,
   type RememberReply,
 } from '../protocol/index.ts';
 import { fanOut, type Classifier } from './classifier.ts';
+import { LeaderBeats } from './leader-beats.ts';
 import { SharedLearning } from './learning.ts';
 import { createConfiguredClassifier } from './load-classifier.ts';
 import { ShardClient } from './shard-client.ts';
@@ -47,7 +50,7 @@ import { TaskService } from './tasks.ts';
 /** Facts a recall returns when it does not say. */
 export const DEFAULT_RECALL_LIMIT = 10;
 /** Reply header naming the Mini whose router answered (operators' logs, and tests that kill that Mini). */
-export const ROUTER_NODE_HEADER = 'sm-router-node';
+export { ROUTER_NODE_HEADER };
 /** Writes may wait out a leader election; reads should not (they fan out and report who was missing). */
 const WRITE_TIMEOUT_FLOOR_MS = 5_000;
 
@@ -99,7 +102,8 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
     background.add(p);
     void p.finally(() => background.delete(p));
   };
-  const handlers = memoryHandlers({ config, classifier, shards, tasks, learning, domains, log, later });
+  const beats = new LeaderBeats(nc, config.replication.leaseMs, now);
+  const handlers = memoryHandlers({ config, classifier, shards, tasks, learning, domains, log, later, node: options.node, beats });
 
   const inFlight = new Set<Promise<void>>();
   const nodeHeaders = replyHeaders(options.node);
@@ -122,6 +126,7 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
         await Promise.allSettled([...inFlight]);
         await Promise.allSettled([...background]);
         shards.close();
+        beats.stop();
         await learning.stop();
       })();
       return stopping;
@@ -133,10 +138,20 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
 interface RawRequest {
   readonly data: Uint8Array;
   readonly encoding: Encoding;
+  /** The agent's reply subject, for a shard to answer directly. */
+  readonly reply: string;
 }
 
-/** A reply body, or a shard's msgpack reply bytes passed on as they are. */
-type Handler = (body: unknown, raw: RawRequest) => Promise<object | Uint8Array>;
+/**
+ * A request handed to a shard that answers the agent itself (protocol/hand-off.ts). `fallback` settles later: with
+ * nothing when the shard answered, or with the reply (or error) the router must send after all.
+ */
+class HandedOff {
+  constructor(readonly fallback: Promise<Uint8Array | undefined>) {}
+}
+
+/** A reply body, a shard's msgpack reply bytes passed on as they are, or a request the shard answers itself. */
+type Handler = (body: unknown, raw: RawRequest) => Promise<object | Uint8Array | HandedOff>;
 
 /** The reply headers: which router answered, and the content type of a JSON reply. Built once, reused. */
 function replyHeaders(node: string): Record<Encoding, MsgHdrs> {
@@ -158,20 +173,36 @@ async function answer(
   const encoding = encodingOf(msg.headers);
   const op = msg.subject.slice('sm.mem.'.length);
   let reply: object | Uint8Array;
+  const failed = (err: unknown): object => {
+    if (!(err instanceof ShardmindError) || err.code === ErrorCode.INTERNAL) log(`${op} failed: ${(err as Error).stack ?? err}`);
+    return errorReply(err);
+  };
   try {
     const handler = Object.hasOwn(handlers, op) ? handlers[op] : undefined;
     if (!handler) throw new ShardmindError(ErrorCode.BAD_REQUEST, `unknown op "${op}"; known: ${Object.keys(handlers).join(', ')}`);
     checkSize(msg.data, maxPayloadBytes);
-    reply = await handler(decodePayload(msg.data, encoding), { data: msg.data, encoding });
+    const handled = await handler(decodePayload(msg.data, encoding), { data: msg.data, encoding, reply: msg.reply ?? '' });
+    if (handled instanceof HandedOff) {
+      // Not awaited: a router stopping does not wait out the window in which a refusal could still come back.
+      handled.fallback.then(
+        (bytes) => bytes && send(bytes),
+        (err: unknown) => send(failed(err)),
+      );
+      return;
+    }
+    reply = handled;
   } catch (err) {
-    if (!(err instanceof ShardmindError) || err.code === ErrorCode.INTERNAL) log(`${op} failed: ${(err as Error).stack ?? err}`);
-    reply = errorReply(err);
+    reply = failed(err);
   }
-  if (!msg.reply) return;
-  try {
-    msg.respond(reply instanceof Uint8Array ? reply : encodePayload(reply, encoding), { headers: nodeHeaders[encoding] });
-  } catch (err) {
-    log(`${op}: could not send the reply: ${(err as Error).message}`);
+  send(reply);
+
+  function send(reply: object | Uint8Array): void {
+    if (!msg.reply) return;
+    try {
+      msg.respond(reply instanceof Uint8Array ? reply : encodePayload(reply, encoding), { headers: nodeHeaders[encoding] });
+    } catch (err) {
+      log(`${op}: could not send the reply: ${(err as Error).message}`);
+    }
   }
 }
 
@@ -185,6 +216,10 @@ interface HandlerDeps {
   readonly log: (line: string) => void;
   /** Runs work the reply does not wait for, tracked so that `stop()` waits for it. */
   readonly later: (work: Promise<void>) => void;
+  /** This router's Mini, named in the headers of answers a shard sends on its behalf. */
+  readonly node: string;
+  /** Shards whose leader was heard lately: only those are handed requests to answer directly. */
+  readonly beats: LeaderBeats;
 }
 
 function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
@@ -225,8 +260,15 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
       if (req.domain !== undefined) {
         const named = (typeof req.domain === 'string' ? [req.domain] : [...new Set(req.domain)]).map(requireDomain);
         // One shard answers it all: the request goes as it came (the shard ignores `domain` and `task` on a recall
-        // and validates the rest the same way), and its reply is already the router's (same limit, same order).
-        if (named.length === 1 && raw.encoding === 'msgpack') return shards.forward(named[0]!, 'recall', raw.data);
+        // and validates the rest the same way), and its reply is already the router's (same limit, same order), so
+        // the shard sends it to the agent itself.
+        if (named.length === 1 && raw.encoding === 'msgpack') {
+          if (raw.reply === '' || !d.beats.heard(named[0]!)) return shards.forward(named[0]!, 'recall', raw.data);
+          const h = headers();
+          h.set(REPLY_TO_HEADER, raw.reply);
+          h.set(ROUTER_NODE_HEADER, d.node);
+          return new HandedOff(shards.handOff(named[0]!, 'recall', raw.data, h));
+        }
         return shards.recallMany(named, req, limit);
       }
       if (req.task) return shards.recallMany(await tasks.domainsOf(req.task), req, limit);

@@ -3,12 +3,14 @@
  * shard code. A shard that does not answer in time or has no leader subscribed becomes a retryable UNAVAILABLE;
  * an error reply becomes the `ShardmindError` it names. `recallMany` asks several shards in parallel and merges:
  * a domain that fails is reported in `missing`, not fatal, unless every domain failed. `forward` returns a
- * successful reply's bytes undecoded, so a router answering from one shard can pass them on as they are.
+ * successful reply's bytes undecoded, so a router answering from one shard can pass them on as they are, and
+ * `handOff` lets the shard answer the agent itself (protocol/hand-off.ts).
  */
-import type { NatsConnection } from 'nats';
+import type { MsgHdrs, NatsConnection } from 'nats';
 import { ReplyMux } from './reply-mux.ts';
 import {
   ErrorCode,
+  REFUSAL_CODES,
   ShardmindError,
   decodePayload,
   encodePayload,
@@ -21,7 +23,7 @@ import {
 } from '../protocol/index.ts';
 
 /** Replies that mean "this shard did nothing, ask again shortly". */
-const REFUSALS: ReadonlySet<string> = new Set([ErrorCode.NOT_LEADER, ErrorCode.SHARD_MOVED]);
+const REFUSALS = REFUSAL_CODES;
 
 /** UNAVAILABLE because nobody was subscribed: nothing happened, so the router may ask again. */
 class NoLeaderSubscribed extends ShardmindError {
@@ -58,6 +60,32 @@ export class ShardClient {
    */
   async forward(domain: string, op: string, payload: Uint8Array, timeoutMs = this.timeoutMs): Promise<Uint8Array> {
     return this.retrying(timeoutMs, (left) => this.askOnce(domain, op, payload, left));
+  }
+
+  /**
+   * Sends a msgpack request to one shard with `headers` naming the agent's reply subject, so that the shard answers
+   * the agent itself. Resolves with undefined when it did (nothing came back to the router within `timeoutMs`).
+   * When the shard sends the answer back here instead — a refusal (NOT_LEADER, SHARD_MOVED), nobody subscribed, or
+   * a host too old to know the hand-off header — resolves with the bytes the router must send the agent itself,
+   * after asking again with `forward` in the time left; rejects with the error to send when that fails.
+   */
+  async handOff(domain: string, op: string, payload: Uint8Array, headers: MsgHdrs, timeoutMs = this.timeoutMs): Promise<Uint8Array | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    const bounced = await this.mux.handOff(shardSubject(domain, op), payload, headers, timeoutMs);
+    if (bounced === undefined) return undefined;
+    const nobody = bounced.data.length === 0 && bounced.headers?.code === 503;
+    if (!nobody) {
+      if (isPlainSuccess(bounced.data)) return bounced.data;
+      try {
+        unwrapReply(decodePayload(bounced.data, 'msgpack'));
+        return bounced.data; // a success after all
+      } catch (err) {
+        if (!(err instanceof ShardmindError) || !REFUSALS.has(err.code)) throw err;
+      }
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) throw didNotAnswer(domain, timeoutMs);
+    return this.forward(domain, op, payload, left);
   }
 
   private async retrying<T>(timeoutMs: number, attempt: (timeoutMs: number) => Promise<T>): Promise<T> {
