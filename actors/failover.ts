@@ -192,7 +192,8 @@ export class ShardFailover {
       node: this.o.node,
       clock: this.o.clock,
       heartbeatMs: this.o.heartbeatMs,
-      state: () => ({ epoch: this.leaderEpoch, seq: this.o.position() }),
+      // `lease`: followers trust a beat's seq for replica reads only while this leader's lease holds.
+      state: () => ({ epoch: this.leaderEpoch, seq: this.o.position(), lease: this.leaseValid() }),
       onRenew: (sentAt) => this.renew(sentAt),
       onError: (err) => this.o.log(`heartbeat failed: ${String(err)}`),
     });

@@ -93,6 +93,9 @@ export class Host {
     const nc = await connect({
       servers,
       name: `shardmind-host-${node}`,
+      // The node's own server first, as the config lists them (nats.js shuffles by default): NATS prefers a queue
+      // subscriber on the publisher's server, which is how an agent's replica read finds the replica on its Mini.
+      noRandomize: true,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
       pingInterval: 5_000,

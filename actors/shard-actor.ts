@@ -2,14 +2,15 @@
  * One shard (domain) on one node: the `ShardRuntime` behind `shardMachine`. It owns the shard's LMDB store, its
  * position in the log, the leader's write pipeline and subscription, and the follower's tail. The machine decides
  * when each piece runs; this file is how. It is the folder's engine file (hence its size): the pieces it wires —
- * `write-pipeline`, `log-stream`, `shard-service`, `failover`, `step-down-responder` — live in their own files.
+ * `write-pipeline`, `log-stream`, `shard-service`, `failover`, `step-down-responder`, `replica-service`,
+ * `freshness` — live in their own files.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createActor, type Actor } from 'xstate';
 import type { JetStreamClient, JetStreamManager, NatsConnection, Subscription } from 'nats';
 import { ErrorCode, ShardmindError, logStream, logSubject } from '../protocol/index.ts';
-import type { DomainConfig } from '../config/index.ts';
+import { DEFAULT_REPLICA_MAX_STALE_MS, type DomainConfig } from '../config/index.ts';
 import { StoreFormatError, type LogEntry, type MarkerEntry, type ShardStore, type ShardStoreOptions } from '../shards/index.ts';
 import type { Clock } from './clock.ts';
 import { ensureLogStream, logTail, readLog, type LogRecord } from './log-stream.ts';
@@ -21,6 +22,9 @@ import { ShardFailover, type FailoverStatus } from './failover.ts';
 import type { EpochRegistry } from './epoch.ts';
 import { systemTimerClock, type TimerClock } from './timers.ts';
 import { serveShard } from './shard-service.ts';
+import { serveReplica } from './replica-service.ts';
+import { FreshnessTracker } from './freshness.ts';
+import { HeartbeatMonitor } from './heartbeat.ts';
 import { shardMachine, type ShardEvent, type ShardRuntime, type ShardState } from './shard-machine.ts';
 import { WritePipeline } from './write-pipeline.ts';
 import { entryHash } from './log-codec.ts';
@@ -55,7 +59,13 @@ export interface ShardActorOptions {
     /** Heartbeats this host has heard, per domain. */
     readonly sightings?: LeaderSightings;
   };
-  readonly limits: { readonly maxPayloadBytes: number; readonly minSeqWaitMs: number; readonly maxRecallLimit: number };
+  readonly limits: {
+    readonly maxPayloadBytes: number;
+    readonly minSeqWaitMs: number;
+    readonly maxRecallLimit: number;
+    /** Replica reads without `maxStaleMs` may be this stale. Default `DEFAULT_REPLICA_MAX_STALE_MS`. */
+    readonly replicaMaxStaleMs?: number;
+  };
   readonly clock: Clock;
   readonly openStore: OpenStore;
   readonly log: (line: string) => void;
@@ -79,6 +89,8 @@ export interface ShardStatus {
   readonly lastHeartbeatAt?: string;
   readonly leaseUntil?: string;
   readonly leadingSince?: string;
+  /** Follower: its replica-read staleness bound now (ms); absent while it has none. */
+  readonly staleMs?: number;
 }
 
 const RETRY_MIN_MS = 100;
@@ -111,6 +123,11 @@ export class ShardActor implements ShardRuntime {
   private lastHash: { readonly seq: number; readonly hash: string } | undefined;
   /** Set when this replica applied an entry the log did not keep: the next catch-up rebuilds it from seq 1. */
   private rebuildReason: string | undefined;
+  /** Replica reads (`sm.replica.<domain>.*`), served while leading or following. */
+  private replicaSubscriptions: Subscription[] = [];
+  private replicaDrained: Promise<void> = Promise.resolve();
+  /** This replica's staleness bound, from the leader's heartbeats (kept while following). */
+  private freshness: FreshnessTracker | undefined;
 
   constructor(private readonly o: ShardActorOptions) {
     this.failover = new ShardFailover({
@@ -262,6 +279,7 @@ export class ShardActor implements ShardRuntime {
       epoch: Math.max(this.epoch, f.epoch),
       lag: state === 'leading' ? (this.pipeline?.depth ?? 0) : this.followLag,
       ...(lastError ? { lastError } : {}),
+      ...this.followerStaleness(state),
     };
   }
 
@@ -295,6 +313,8 @@ export class ShardActor implements ShardRuntime {
     this.position = this.store.appliedSeq;
     this.epoch = this.store.leadership()?.epoch ?? 0;
     this.lastHash = undefined;
+    // A (re)opened store starts with no staleness bound: nothing is known about it until the next heartbeat.
+    this.freshness = new FreshnessTracker(this.timerClock, { epoch: this.epoch, appliedSeq: this.position });
   }
 
   /**
@@ -446,6 +466,8 @@ export class ShardActor implements ShardRuntime {
       readGate: () => this.readGate(),
       onInternalError: (err, op) => this.log(`internal error in ${op}: ${(err as Error)?.stack ?? String(err)}`),
     });
+    // Replica reads too: a leader is fresh (staleness 0) while its lease holds, and refuses as for its own reads.
+    this.startReplicaReads(() => 0, () => this.readGate());
     // Heartbeats, the lease, and stepping down when a later epoch shows up (issue 5).
     this.failover.startLeading(this.epoch);
     const stopHeartbeat = (): void => this.failover.stopLeading();
@@ -457,6 +479,7 @@ export class ShardActor implements ShardRuntime {
       // Refusals start before the subscription goes, so no request falls between them.
       this.refuseUntilNextLeader();
       this.stopIntake();
+      this.stopReplicaReads();
       send(
         why.kind === 'fenced'
           ? { type: 'FENCED', detail: why.detail }
@@ -472,11 +495,14 @@ export class ShardActor implements ShardRuntime {
       // Refusals start before the subscription goes, so no request falls between them.
       this.refuseUntilNextLeader();
       this.stopIntake();
+      this.stopReplicaReads();
     };
   }
 
   follow(send: (e: ShardEvent) => void): () => void {
     const stopWatching = this.watchLeaderWhenDue();
+    const stopBeats = this.trackFreshness();
+    this.startReplicaReads(() => this.freshness?.staleness() ?? Number.POSITIVE_INFINITY);
     const stop = new AbortController();
     const onAbort = (): void => stop.abort();
     this.abort.signal.addEventListener('abort', onAbort, { once: true });
@@ -498,6 +524,8 @@ export class ShardActor implements ShardRuntime {
     );
     return () => {
       stopWatching();
+      stopBeats();
+      this.stopReplicaReads();
       this.failover.stopFollowing();
       this.abort.signal.removeEventListener('abort', onAbort);
       stop.abort();
@@ -530,7 +558,9 @@ export class ShardActor implements ShardRuntime {
       this.abort.abort();
       this.failover.close();
       this.stopIntake();
+      this.stopReplicaReads();
       await this.intakeDrained;
+      await this.replicaDrained;
       if (this.pipeline) {
         this.pipeline.close();
         await this.pipeline.settled();
@@ -563,7 +593,11 @@ export class ShardActor implements ShardRuntime {
     // A rebuild replaced the store while this batch was applied (to the old one): nothing here is this replica's now.
     if (store !== this.store) return;
     // After the apply, so a promotion triggered by a hand-off marker starts from a store that has it.
-    for (const { seq, entry } of entries) if (entry.op === 'marker') this.failover.onMarker(entry, seq);
+    for (const { seq, entry } of entries) {
+      if (entry.op !== 'marker') continue;
+      this.freshness?.onEpoch(entry.epoch);
+      this.failover.onMarker(entry, seq);
+    }
     this.followLag = pending;
     const last = batch[batch.length - 1];
     if (last) {
@@ -634,7 +668,72 @@ export class ShardActor implements ShardRuntime {
 
   private advance(seq: number): void {
     if (seq > this.position) this.position = seq;
+    this.freshness?.onApplied(this.position);
     this.waiters.advanced();
+  }
+
+  /** The clock of heartbeats and leases (real time unless a test injects one). */
+  private get timerClock(): TimerClock {
+    return this.o.failover.clock ?? systemTimerClock;
+  }
+
+  /**
+   * Serves `sm.replica.<domain>.*` with this staleness bound (and the leader's lease gate), until
+   * `stopReplicaReads`. Idempotent per role change: a running subscription is drained first.
+   */
+  private startReplicaReads(staleness: () => number, readGate?: () => Promise<void> | undefined): void {
+    this.stopReplicaReads();
+    const actor = this;
+    this.replicaSubscriptions = serveReplica(this.o.nc, {
+      domain: this.domain,
+      node: this.o.node,
+      clock: this.o.clock,
+      maxPayloadBytes: this.o.limits.maxPayloadBytes,
+      minSeqWaitMs: this.o.limits.minSeqWaitMs,
+      maxRecallLimit: this.o.limits.maxRecallLimit,
+      defaultMaxStaleMs: this.o.limits.replicaMaxStaleMs ?? DEFAULT_REPLICA_MAX_STALE_MS,
+      // A getter: a rebuild replaces the store, and reads still draining must not use the closed one.
+      get store() {
+        return actor.requireStore();
+      },
+      position: () => this.position,
+      staleness,
+      ...(readGate ? { readGate } : {}),
+      waitForSeq: (seq, ms) => this.waiters.waitFor(seq, ms),
+      onInternalError: (err, op) => this.log(`internal error in replica ${op}: ${(err as Error)?.stack ?? String(err)}`),
+    });
+  }
+
+  /** Stops replica reads the way `stopIntake` stops the leader's: requests already routed here are still answered. */
+  private stopReplicaReads(): void {
+    const subs = this.replicaSubscriptions;
+    this.replicaSubscriptions = [];
+    if (subs.length === 0) return;
+    const drained = Promise.all(subs.map((sub) => sub.drain().catch(() => undefined))).then(() => undefined);
+    this.replicaDrained = Promise.race([drained, abortableDelay(INTAKE_DRAIN_MAX_MS, new AbortController().signal)]);
+  }
+
+  /** While following: feeds the leader's heartbeats to the staleness bound. Returns the stop. */
+  private trackFreshness(): () => void {
+    const monitor = new HeartbeatMonitor({
+      nc: this.o.nc,
+      domain: this.domain,
+      clock: this.timerClock,
+      // The tracker itself ignores older epochs (and forgets on newer ones).
+      minEpoch: () => 0,
+      onHeartbeat: (hb, receivedAt) => {
+        if (hb.node === this.o.node) return;
+        this.freshness?.onHeartbeat({ epoch: hb.epoch, seq: hb.seq, sentAt: Date.parse(hb.at), lease: hb.lease === true }, receivedAt);
+      },
+    });
+    monitor.start();
+    return () => monitor.stop();
+  }
+
+  private followerStaleness(state: ShardState): { staleMs?: number } {
+    if (state !== 'following') return {};
+    const staleMs = this.freshness?.staleness();
+    return staleMs === undefined || !Number.isFinite(staleMs) ? {} : { staleMs: Math.ceil(staleMs) };
   }
 
   /** Between leaders: refuse (retryably, at once) what clients still send here, until the next leader beats. */

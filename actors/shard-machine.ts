@@ -8,6 +8,9 @@
  *   leading → (FENCED) following        leading → (HANDOFF) handingOff → following
  *   any → (STOP) stopping → stopped     any work failing → failed
  *
+ * Replica reads (`sm.replica.<domain>.*`, `replica-service.ts`) are served in `leading` and `following` only: a
+ * replica that is catching up, claiming or handing off answers none (another replica, or the leader, does).
+ *
  * Issue 5 (failover, migration) plugs in here: `PROMOTE` is what a standby sends itself after it wins an epoch
  * claim; `HANDOFF` is what `migrate` sends the leader; `claimEpoch` in the runtime is where the KV claim goes.
  */

@@ -17,23 +17,18 @@ import {
   decodePayload,
   encodingOf,
   errorReply,
+  isReplicaOp,
   isShardOp,
   parseForgetRequest,
-  parseGetRequest,
-  parseHistoryRequest,
-  parseRecallRequest,
   parseRememberRequest,
   parseRetractRequest,
   rememberReply,
   shardSubject,
   toFactInput,
-  toRecallQuery,
-  toWireFact,
   writeReply,
-  packRecallReply,
+  REPLICA_FORWARD_HEADER,
   SHARD_OPS,
   type Encoding,
-  type RecallReply,
   type ShardOp,
 } from '../protocol/index.ts';
 import type {
@@ -41,12 +36,12 @@ import type {
   AssertEntry,
   ForgetEntry,
   LogEntry,
-  RecalledFact,
   RetractEntry,
   ShardStore,
   Source,
 } from '../shards/index.ts';
 import type { Clock } from './clock.ts';
+import { RecallAnswer, onWire, parseRead, runRead, type Served } from './shard-reads.ts';
 
 export interface ShardServiceOptions {
   readonly domain: string;
@@ -86,9 +81,12 @@ function answer(nc: NatsConnection, msg: Msg, o: ShardServiceOptions): void {
   const handOff = handOffOf(msg, encoding);
   const respond = (m: Msg, body: unknown, e: Encoding): boolean => respondHandedOff(nc, m, body, e, handOff);
   const op = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+  // A replica read that a follower found itself too stale for: the reply says the leader served it, as fresh.
+  const forwardedBy = msg.headers?.get(REPLICA_FORWARD_HEADER);
+  const served: Served = forwardedBy ? { servedBy: o.node, staleMs: 0 } : undefined;
   let reply: unknown;
   try {
-    reply = handleNow(op, msg.data, encoding, o);
+    reply = handleNow(op, msg.data, encoding, o, served);
   } catch (err) {
     reply = failure(err, op, o);
   }
@@ -103,32 +101,6 @@ function answer(nc: NatsConnection, msg: Msg, o: ShardServiceOptions): void {
   }
 }
 
-/**
- * What a recall found, turned into its reply only once the encoding is known: msgpack is written straight from
- * the store's facts (`packRecallReply`, no `toWireFact` objects), JSON goes through the wire objects.
- */
-class RecallAnswer {
-  constructor(
-    readonly domain: string,
-    readonly facts: readonly RecalledFact[],
-    readonly seq: number,
-  ) {}
-
-  body(): RecallReply {
-    return { v: 1, domains: [this.domain], facts: this.facts.map((f) => toWireFact(f)), seqs: { [this.domain]: this.seq } };
-  }
-
-  packed(): Uint8Array {
-    return packRecallReply(this.domain, this.facts, this.seq);
-  }
-}
-
-/** A handler's result as `respond` sends it: a recall's msgpack bytes, or a body to encode. */
-function onWire(reply: unknown, encoding: Encoding): unknown {
-  if (!(reply instanceof RecallAnswer)) return reply;
-  return encoding === 'msgpack' ? reply.packed() : reply.body();
-}
-
 function failure(err: unknown, op: string, o: ShardServiceOptions): unknown {
   if (!(err instanceof ShardmindError) || err.code === ErrorCode.INTERNAL) o.onInternalError(err, op);
   return errorReply(err);
@@ -141,10 +113,10 @@ export async function handle(op: string, data: Uint8Array, encoding: Encoding, o
 }
 
 /** The reply, or a promise of it when the request has to wait (a write, the lease, `minSeq`). Throws bad requests. */
-function handleNow(op: string, data: Uint8Array, encoding: Encoding, o: ShardServiceOptions): unknown {
+function handleNow(op: string, data: Uint8Array, encoding: Encoding, o: ShardServiceOptions, served?: Served): unknown {
   checkSize(data, o.maxPayloadBytes);
   if (!isShardOp(op)) throw unknownOp(op);
-  return handleBody(op, decodePayload(data, encoding), o);
+  return handleBody(op, decodePayload(data, encoding), o, served);
 }
 
 function unknownOp(op: string): ShardmindError {
@@ -152,7 +124,11 @@ function unknownOp(op: string): ShardmindError {
 }
 
 /** A decoded request body, validated and answered (or a promise of the answer). */
-function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions): unknown {
+function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: Served): unknown {
+  if (isReplicaOp(op)) {
+    const read = parseRead(op, body);
+    return afterReadGate(read.req.minSeq, o, () => runRead(read, o, served));
+  }
   switch (op) {
     case 'remember': {
       const req = parseRememberRequest(body);
@@ -193,29 +169,6 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions): unknown
         ...(req.validTo === undefined ? {} : { validTo: Date.parse(req.validTo) }),
       };
       return o.submit(entry).then((r) => writeReply(o.domain, r));
-    }
-    case 'recall': {
-      const req = parseRecallRequest(body);
-      return afterReadGate(req.minSeq, o, () => {
-        const result = o.store.recall(toRecallQuery(req, o.clock.now(), o.maxRecallLimit));
-        return new RecallAnswer(o.domain, result.facts, Math.max(result.appliedSeq, o.position()));
-      });
-    }
-    case 'get': {
-      const req = parseGetRequest(body);
-      return afterReadGate(req.minSeq, o, () => {
-        const fact = o.store.getFact(req.factId);
-        if (!fact) throw new ShardmindError(ErrorCode.NOT_FOUND, `factId: no fact "${req.factId}" in the ${o.domain} shard`);
-        return { v: 1, domain: o.domain, fact: toWireFact(fact) };
-      });
-    }
-    case 'history': {
-      const req = parseHistoryRequest(body);
-      return afterReadGate(req.minSeq, o, () => ({
-        v: 1,
-        domain: o.domain,
-        facts: o.store.history(req.subject, req.predicate).map((f) => toWireFact(f)),
-      }));
     }
   }
 }

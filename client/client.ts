@@ -2,13 +2,17 @@
  * The TypeScript SDK: `connect()` returns a `ShardmindClient` that remembers and recalls over NATS. It makes opIds,
  * retries within a deadline (same opId, so a retried write is applied once), keeps read-your-writes sequences per
  * domain, and throws `ShardmindError` with the wire's code. Requests go to the router (`sm.mem.<op>`) unless the
- * call (or the client) says `direct`, then to the shard (`sm.shard.<domain>.<op>`).
+ * call (or the client) says `direct`, then to the shard (`sm.shard.<domain>.<op>`). A read with `maxStaleMs` and one
+ * known domain goes to the shard's replicas: the one on the client's own node (`sm.replica.<domain>.<op>.<node>`)
+ * when the client names its node and that node holds one, else any (`sm.replica.<domain>.<op>`).
  */
-import { connect as natsConnect, type NatsConnection } from 'nats';
+import { connect as natsConnect, ErrorCode as NatsErrorCode, NatsError, type NatsConnection } from 'nats';
 import {
   ErrorCode,
   ShardmindError,
   memSubject,
+  replicaNodeSubject,
+  replicaSubject,
   shardSubject,
   type ClassifyReply,
   type HistoryReply,
@@ -31,6 +35,7 @@ import type {
   Fact,
   FactInput,
   RecallQuery,
+  ReadRouting,
   RecallResult,
   RememberOptions,
   RememberResult,
@@ -42,6 +47,8 @@ import type {
 
 export const DEFAULT_TIMEOUT_MS = 2_000;
 export const DEFAULT_DEADLINE_MS = 10_000;
+/** After its node answered "no responders" for a domain's replica, the client asks any replica for this long. */
+const NO_LOCAL_REPLICA_RECHECK_MS = 30_000;
 
 /** How a call may be repeated: `idempotent` calls (reads, writes with an opId) on any retryable error; others
  * only when the server said it did nothing (NOT_LEADER, SHARD_MOVED, UNAVAILABLE, no responders). */
@@ -96,6 +103,8 @@ export class ShardmindClient {
   private readonly policy: RetryPolicy;
   private readonly onRetry: ConnectOptions['onRetry'];
   private closing: Promise<void> | undefined;
+  /** Domains whose replica is not on this client's node, until when (ms): replica reads go to any replica. */
+  private readonly noLocalReplica = new Map<string, number>();
 
   /** Task calls, through the router: a task follows its work from domain to domain. */
   readonly task = {
@@ -173,15 +182,20 @@ export class ShardmindClient {
       hops: query.hops,
       includeInactive: query.includeInactive,
       minSeq: this.seqs.minSeqFor(domains),
+      maxStaleMs: query.maxStaleMs,
     });
-    const subject = direct ? shardSubject(domains![0]!, 'recall') : memSubject('recall');
-    const reply = await this.call<RecallReply>(subject, body, 'idempotent');
+    const reply =
+      query.maxStaleMs !== undefined && domains?.length === 1
+        ? await this.callReplica<RecallReply>(domains[0]!, 'recall', body)
+        : await this.call<RecallReply>(direct ? shardSubject(domains![0]!, 'recall') : memSubject('recall'), body, 'idempotent');
     this.seqs.observeAll(reply.seqs);
     return {
       domains: reply.domains,
       facts: reply.facts.map((f: WireFact) => fromWireFact(f)),
       missing: reply.missing ?? [],
       seqs: reply.seqs ?? {},
+      ...(reply.servedBy === undefined ? {} : { servedBy: reply.servedBy }),
+      ...(reply.staleMs === undefined ? {} : { staleMs: reply.staleMs }),
     };
   }
 
@@ -206,28 +220,31 @@ export class ShardmindClient {
   }
 
   /** Every fact recorded about (subject, predicate) in one domain, oldest first: what was believed when. */
-  async history(subject: string, predicate: string | undefined, options: Routing & { domain: string }): Promise<Fact[]> {
+  async history(subject: string, predicate: string | undefined, options: ReadRouting & { domain: string }): Promise<Fact[]> {
     const body = defined({
       v: 1,
       subject,
       predicate,
       domain: options.domain,
       minSeq: this.seqs.minSeqFor([options.domain]),
+      maxStaleMs: options.maxStaleMs,
     });
-    const reply = await this.call<HistoryReply>(this.subject('history', options), body, 'idempotent');
+    const reply =
+      options.maxStaleMs !== undefined
+        ? await this.callReplica<HistoryReply>(options.domain, 'history', body)
+        : await this.call<HistoryReply>(this.subject('history', options), body, 'idempotent');
     return reply.facts.map((f: WireHistoryFact) => fromWireFact(f));
   }
 
   /** One fact by id, or undefined when the shard has none. The domain defaults to the fact id's. */
-  async get(factId: string, options: Routing = {}): Promise<Fact | undefined> {
+  async get(factId: string, options: ReadRouting = {}): Promise<Fact | undefined> {
     const domain = options.domain ?? domainOfFactId(factId);
-    const body = defined({ v: 1, factId, domain, minSeq: this.seqs.minSeqFor([domain]) });
+    const body = defined({ v: 1, factId, domain, minSeq: this.seqs.minSeqFor([domain]), maxStaleMs: options.maxStaleMs });
     try {
-      const reply = await this.call<{ v: 1; fact: WireHistoryFact }>(
-        this.subject('get', { ...options, domain }),
-        body,
-        'idempotent',
-      );
+      const reply =
+        options.maxStaleMs !== undefined
+          ? await this.callReplica<{ v: 1; fact: WireHistoryFact }>(domain, 'get', body)
+          : await this.call<{ v: 1; fact: WireHistoryFact }>(this.subject('get', { ...options, domain }), body, 'idempotent');
       return fromWireFact(reply.fact);
     } catch (err) {
       if (err instanceof ShardmindError && err.code === ErrorCode.NOT_FOUND) return undefined;
@@ -261,14 +278,42 @@ export class ShardmindClient {
   }
 
   private call<T>(subject: string, body: object, repeat: Repeat): Promise<T> {
+    return this.attempts(subject, repeat, (timeoutMs) => this.transport.request<T>(subject, body, timeoutMs));
+  }
+
+  /**
+   * A replica read: each attempt asks the replica on this client's node first (when the client names its node),
+   * and any replica when that node holds none (no responders, remembered for a while).
+   */
+  private callReplica<T>(domain: string, op: string, body: object): Promise<T> {
+    const any = replicaSubject(domain, op);
+    const node = this.node;
+    return this.attempts(any, 'idempotent', async (timeoutMs) => {
+      if (node !== undefined && (this.noLocalReplica.get(domain) ?? 0) <= Date.now()) {
+        try {
+          return await this.transport.request<T>(replicaNodeSubject(domain, op, node), body, timeoutMs);
+        } catch (err) {
+          if (!(err instanceof ShardmindError && isNoResponders(err.cause))) throw err;
+          this.noLocalReplica.set(domain, Date.now() + NO_LOCAL_REPLICA_RECHECK_MS);
+        }
+      }
+      return this.transport.request<T>(any, body, timeoutMs);
+    });
+  }
+
+  private attempts<T>(subject: string, repeat: Repeat, attempt: (timeoutMs: number) => Promise<T>): Promise<T> {
     if (this.closing) return Promise.reject(new ShardmindError(ErrorCode.UNAVAILABLE, 'client is closed', { retryable: false }));
-    return withRetry((remainingMs) => this.transport.request<T>(subject, body, Math.min(this.timeoutMs, remainingMs)), {
+    return withRetry((remainingMs) => attempt(Math.min(this.timeoutMs, remainingMs)), {
       deadline: Date.now() + this.deadlineMs,
       policy: this.policy,
       mayRetry: (err) => err.retryable && (repeat === 'idempotent' || isRefusal(err)),
       onRetry: (err, attempt) => this.onRetry?.({ subject, code: err.code, attempt }),
     });
   }
+}
+
+function isNoResponders(err: unknown): boolean {
+  return err instanceof NatsError && err.code === NatsErrorCode.NoResponders;
 }
 
 function taskMove(r: Partial<TaskObserveReply> & { task: string; domain: string }): TaskObservation {

@@ -4,6 +4,7 @@ export type {
   FactObject,
   FactInput,
   Routing,
+  ReadRouting,
   RememberOptions,
   RememberStatus,
   RememberResult,

@@ -53,6 +53,16 @@ export interface Routing {
   readonly direct?: boolean;
 }
 
+/**
+ * Where a read goes. With `maxStaleMs` and one known domain it goes to the shard's replicas
+ * (`sm.replica.<domain>.<op>`): the nearest replica that is at most that stale answers (a too-stale one passes it
+ * to the leader); without a known domain, to the router with `maxStaleMs`.
+ */
+export interface ReadRouting extends Routing {
+  /** How stale (ms) the answer may be; absent: the leader answers, as fresh as it gets. */
+  readonly maxStaleMs?: number;
+}
+
 export interface RememberOptions extends Routing {
   /** The task this fact was learned in; through the router it goes to the task's current domain. */
   readonly task?: string;
@@ -97,6 +107,8 @@ export interface RecallQuery {
   readonly hops?: number;
   readonly includeInactive?: boolean;
   readonly direct?: boolean;
+  /** Let a replica answer, at most this stale (ms); see `ReadRouting`. */
+  readonly maxStaleMs?: number;
 }
 
 export interface Source {
@@ -142,6 +154,9 @@ export interface RecallResult {
   readonly missing: readonly { readonly domain: string; readonly error: string }[];
   /** The sequence each domain's answer reflects. */
   readonly seqs: Readonly<Record<string, number>>;
+  /** A replica read: the node that answered, and its bound on how stale the answer may be (ms; 0 = the leader). */
+  readonly servedBy?: string;
+  readonly staleMs?: number;
 }
 
 export interface DomainScore {

@@ -16,6 +16,8 @@ export const DEFAULT_DATA_DIR = './.shardmind';
 export const DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024;
 export const DEFAULT_MIN_SEQ_WAIT_MS = 2_000;
 export const DEFAULT_MAX_RECALL_LIMIT = 100;
+/** Replica reads without `maxStaleMs` (see `LimitsConfig.replicaMaxStaleMs` for why 1000). */
+export const DEFAULT_REPLICA_MAX_STALE_MS = 1_000;
 export const DEFAULT_LEASE_MS = 1_500;
 export const DEFAULT_HEARTBEAT_MS = 250;
 export const DEFAULT_FANOUT_MARGIN = 0.25;
@@ -90,6 +92,7 @@ export function resolveConfig(input: ClusterConfigInput): ClusterConfig {
     maxPayloadBytes: input.limits?.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
     minSeqWaitMs: input.limits?.minSeqWaitMs ?? DEFAULT_MIN_SEQ_WAIT_MS,
     maxRecallLimit: input.limits?.maxRecallLimit ?? DEFAULT_MAX_RECALL_LIMIT,
+    replicaMaxStaleMs: input.limits?.replicaMaxStaleMs ?? DEFAULT_REPLICA_MAX_STALE_MS,
   };
   positiveInt('limits.maxPayloadBytes', limits.maxPayloadBytes);
   if (limits.maxPayloadBytes > MAX_PAYLOAD_CEILING) {
@@ -97,6 +100,9 @@ export function resolveConfig(input: ClusterConfigInput): ClusterConfig {
   }
   positiveInt('limits.minSeqWaitMs', limits.minSeqWaitMs);
   positiveInt('limits.maxRecallLimit', limits.maxRecallLimit);
+  if (!Number.isInteger(limits.replicaMaxStaleMs) || limits.replicaMaxStaleMs < 0) {
+    throw new ConfigError('limits.replicaMaxStaleMs', `must be a non-negative integer (ms), got ${String(limits.replicaMaxStaleMs)}`);
+  }
 
   const replication = {
     replicas: input.replication?.replicas ?? (nodes.length >= 3 ? 3 : 1),

@@ -50,6 +50,12 @@ export interface LimitsConfig {
   readonly minSeqWaitMs?: number;
   /** Most facts one recall returns. Default 100. */
   readonly maxRecallLimit?: number;
+  /**
+   * A read on `sm.replica.<domain>.<op>` without `maxStaleMs` may be this stale (ms). Default 1000: four of the
+   * default 250 ms heartbeats, so a caught-up follower qualifies between beats and under steady writes, and below
+   * the default 1500 ms lease, so a follower that stopped hearing its leader passes reads on before a failover.
+   */
+  readonly replicaMaxStaleMs?: number;
 }
 
 export interface ReplicationConfig {

@@ -4,7 +4,8 @@
  * garbage). This writes the same fields in the same order with the same encodings msgpackr picks under
  * `codec.ts`'s options (maps as map16, minimal ints, other numbers as float64, minimal string headers), so the
  * bytes are identical to `encodePayload({ v: 1, domains, facts: facts.map(toWireFact), seqs }, 'msgpack')` — the
- * tests hold it to that.
+ * tests hold it to that. A replica read's reply adds `servedBy` and `staleMs` after `seqs`, as the generic path
+ * would for `{ …, seqs, servedBy, staleMs }`.
  */
 import type { FactObject, RecalledFact, Source } from '../shards/index.ts';
 import { msToIso } from './convert.ts';
@@ -15,13 +16,19 @@ const CHUNK = 64 * 1024;
 let buf = Buffer.allocUnsafe(CHUNK);
 let pos = 0;
 
-/** `{ v: 1, domains: [domain], facts, seqs: { [domain]: seq } }` as msgpack. */
-export function packRecallReply(domain: string, facts: readonly RecalledFact[], seq: number): Uint8Array {
+/** Who answered a replica read, and its staleness bound (ms). */
+export interface PackedServed {
+  readonly servedBy: string;
+  readonly staleMs: number;
+}
+
+/** `{ v: 1, domains: [domain], facts, seqs: { [domain]: seq } }` (then `servedBy`, `staleMs` when given) as msgpack. */
+export function packRecallReply(domain: string, facts: readonly RecalledFact[], seq: number, served?: PackedServed): Uint8Array {
   // A retry after running out of room (a reply larger than what was left of the chunk) starts in a fresh one.
   for (let size = CHUNK; ; size *= 2) {
     const start = pos;
     try {
-      mapHeader(4);
+      mapHeader(served === undefined ? 4 : 6);
       str('v');
       num(1);
       str('domains');
@@ -34,6 +41,12 @@ export function packRecallReply(domain: string, facts: readonly RecalledFact[], 
       mapHeader(1);
       str(domain);
       num(seq);
+      if (served !== undefined) {
+        str('servedBy');
+        str(served.servedBy);
+        str('staleMs');
+        num(served.staleMs);
+      }
       return buf.subarray(start, pos);
     } catch (err) {
       if (!(err instanceof RangeError)) throw err;

@@ -4,6 +4,7 @@ export type { Encoding } from "./codec.ts";
 export { ErrorCode, RETRYABLE, ShardmindError, isErrorCode, badRequest, toWireError } from "./errors.ts";
 export { encodePayload, decodePayload, encodingOf, JSON_CONTENT_TYPE, CONTENT_TYPE_HEADER } from "./codec.ts";
 export { packRecallReply } from './fact-pack.ts';
+export type { PackedServed } from './fact-pack.ts';
 export { REPLY_TO_HEADER, ROUTER_NODE_HEADER, REFUSAL_CODES, isReplySubject } from './hand-off.ts';
 export {
   memSubject,
@@ -12,6 +13,10 @@ export {
   logStream,
   logSubject,
   heartbeatSubject,
+  replicaSubject,
+  replicaNodeSubject,
+  replicaQueue,
+  REPLICA_FORWARD_HEADER,
   EPOCH_BUCKET,
   ROUTER_QUEUE,
   DOMAIN_NAME,
@@ -32,6 +37,8 @@ export type {
   HistoryRequest,
   HistoryReply,
   GetRequest,
+  GetReply,
+  ReplicaServed,
   ClassifyRequest,
   ClassifyReply,
   TaskBeginRequest,
@@ -46,7 +53,7 @@ export { WIRE_VERSION } from './wire.ts';
 
 // The edge: request validation, field checkers, limits, reply envelope, wire ↔ shard conversions.
 export type { Check, StringRule, NumberRule } from './fields.ts';
-export type { ShardOp } from './validate.ts';
+export type { ShardOp, ReplicaOp } from './validate.ts';
 export type { WireHistoryFact } from './convert.ts';
 export {
   checkSize,
@@ -64,6 +71,8 @@ export {
   SHARD_REQUEST_PARSERS,
   SHARD_OPS,
   isShardOp,
+  REPLICA_OPS,
+  isReplicaOp,
 } from './validate.ts';
 export {
   describe,

@@ -7,6 +7,22 @@ export const ROUTER_QUEUE = 'sm-router';
 /** One shard directly: served by the shard's leader. */
 export const shardSubject = (domain: string, op: string): string => `sm.shard.${domain}.${op}`;
 
+/**
+ * Replica reads of one shard: `recall`, `get`, `history`, answered by a replica caught up enough (followers and
+ * the leader). `replicaSubject` reaches any of them (one queue group per domain: each request is answered once, by
+ * a replica NATS picks at random — nats-server 2.9 does not prefer one on the publisher's server);
+ * `replicaNodeSubject` reaches the replica on one node (no responders when that node holds none), which is how a
+ * caller reads from its own Mini.
+ */
+export const replicaSubject = (domain: string, op: string): string => `sm.replica.${domain}.${op}`;
+export const replicaNodeSubject = (domain: string, op: string, node: string): string => `sm.replica.${domain}.${op}.${node}`;
+export const replicaQueue = (domain: string): string => `sm-replica-${domain}`;
+/**
+ * Set by a replica that passes a read it is too stale to answer to the leader (`sm.shard.<domain>.<op>`); its value
+ * is the forwarding node. The leader's reply then says who served it, as a replica's does.
+ */
+export const REPLICA_FORWARD_HEADER = 'sm-replica-forwarded-by';
+
 /** Control of one host. */
 export const ctlSubject = (node: string, op: string): string => `sm.ctl.${node}.${op}`;
 

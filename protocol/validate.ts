@@ -60,6 +60,8 @@ const taskId = string({
 const halfLifeDays = number({ min: LIMITS.halfLifeDaysMin, max: LIMITS.halfLifeDaysMax });
 const recallLimit = number({ min: 1, max: LIMITS.recallLimit, integer: true });
 const hops = number({ min: 0, max: LIMITS.hops, integer: true });
+/** Replica reads: how stale the answer may be, in ms. */
+const maxStaleMs = number({ min: 0, max: Number.MAX_SAFE_INTEGER, integer: true });
 
 /** The body as an object with `v: 1`; the first check every parser makes. */
 function envelope(body: unknown): Record<string, unknown> {
@@ -146,6 +148,7 @@ export function parseRecallRequest(body: unknown): RecallRequest {
     hops: optional(hops)(b['hops'], 'hops'),
     includeInactive: optional(boolean)(b['includeInactive'], 'includeInactive'),
     minSeq: optional(seqMap)(b['minSeq'], 'minSeq'),
+    maxStaleMs: optional(maxStaleMs)(b['maxStaleMs'], 'maxStaleMs'),
   });
   if (req.query === undefined && req.subject === undefined) {
     throw badRequest('query', 'query or subject is required');
@@ -184,6 +187,7 @@ export function parseHistoryRequest(body: unknown): HistoryRequest {
     subject: name(b['subject'], 'subject'),
     predicate: optional(name)(b['predicate'], 'predicate'),
     minSeq: optional(seqMap)(b['minSeq'], 'minSeq'),
+    maxStaleMs: optional(maxStaleMs)(b['maxStaleMs'], 'maxStaleMs'),
   });
 }
 
@@ -194,6 +198,7 @@ export function parseGetRequest(body: unknown): GetRequest {
     v: 1,
     factId: id(b['factId'], 'factId'),
     minSeq: optional(seqMap)(b['minSeq'], 'minSeq'),
+    maxStaleMs: optional(maxStaleMs)(b['maxStaleMs'], 'maxStaleMs'),
   });
 }
 
@@ -243,4 +248,12 @@ export const SHARD_OPS = Object.keys(SHARD_REQUEST_PARSERS) as readonly ShardOp[
 
 export function isShardOp(op: string): op is ShardOp {
   return Object.hasOwn(SHARD_REQUEST_PARSERS, op);
+}
+
+/** The read ops, which replicas serve on `sm.replica.<domain>.<op>` (writes go to the leader only). */
+export const REPLICA_OPS = ['recall', 'get', 'history'] as const satisfies readonly ShardOp[];
+export type ReplicaOp = (typeof REPLICA_OPS)[number];
+
+export function isReplicaOp(op: string): op is ReplicaOp {
+  return (REPLICA_OPS as readonly string[]).includes(op);
 }

@@ -70,6 +70,18 @@ export interface RecallRequest {
   readonly includeInactive?: boolean;
   /** Read-your-writes: wait until each domain has applied at least this sequence. */
   readonly minSeq?: Readonly<Record<string, number>>;
+  /** Replica reads: how stale (ms) the answer may be; see `ReplicaServed`. */
+  readonly maxStaleMs?: number;
+}
+
+/**
+ * Added to a read's reply when it came through `sm.replica.<domain>.<op>`: the node that answered and its bound on
+ * how stale the answer may be (every write acknowledged more than `staleMs` before the answer is in it; 0 for the
+ * leader). Additive: a reply without them is a leader's reply to `sm.shard.<domain>.<op>`.
+ */
+export interface ReplicaServed {
+  readonly servedBy?: string;
+  readonly staleMs?: number;
 }
 
 export interface WireFact {
@@ -93,7 +105,7 @@ export interface WireFact {
   readonly score: number;
 }
 
-export interface RecallReply {
+export interface RecallReply extends ReplicaServed {
   readonly v: 1;
   /** Domains asked. */
   readonly domains: readonly string[];
@@ -136,9 +148,10 @@ export interface HistoryRequest {
   readonly subject: string;
   readonly predicate?: string;
   readonly minSeq?: Readonly<Record<string, number>>;
+  readonly maxStaleMs?: number;
 }
 
-export interface HistoryReply {
+export interface HistoryReply extends ReplicaServed {
   readonly v: 1;
   readonly domain: string;
   readonly facts: readonly Omit<WireFact, 'score' | 'effectiveConfidence'>[];
@@ -149,6 +162,13 @@ export interface GetRequest {
   readonly v: 1;
   readonly factId: string;
   readonly minSeq?: Readonly<Record<string, number>>;
+  readonly maxStaleMs?: number;
+}
+
+export interface GetReply extends ReplicaServed {
+  readonly v: 1;
+  readonly domain: string;
+  readonly fact: Omit<WireFact, 'score' | 'effectiveConfidence'>;
 }
 
 /** `sm.mem.classify`. */

@@ -1,0 +1,142 @@
+/**
+ * Replica reads: what every replica of a shard — followers and the leader — answers on `sm.replica.<domain>.<op>`
+ * (recall, get, history; one queue group per domain, so each request is answered once, by whichever replica NATS
+ * picks) and on `sm.replica.<domain>.<op>.<node>` (this node's replica only: how a caller reads from its own Mini —
+ * nats-server 2.9 picks queue subscribers at random across the cluster, not the one on the caller's server).
+ *
+ * A request says how stale its answer may be (`maxStaleMs`, default `limits.replicaMaxStaleMs`) and may carry
+ * `minSeq` (read-your-writes). A replica whose staleness bound (`freshness.ts`; 0 for a leader whose lease holds)
+ * is within `maxStaleMs` waits for `minSeq` (bounded, then TIMEOUT) and answers from its LMDB, adding `servedBy`
+ * and `staleMs` to the reply. One that is too stale does not answer from old state: it passes the request, bytes
+ * and headers unchanged plus `sm-replica-forwarded-by`, to the leader's subject with the client's reply subject,
+ * so the client still gets exactly one answer, from the leader (or the leader's refusals, as for a direct read).
+ * A router's hand-off (`sm-reply-to`, protocol/hand-off.ts) is honoured as the leader honours it, and travels with
+ * a forwarded request.
+ */
+import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from 'nats';
+import {
+  ErrorCode,
+  REPLICA_FORWARD_HEADER,
+  REPLICA_OPS,
+  ShardmindError,
+  checkSize,
+  decodePayload,
+  encodingOf,
+  errorReply,
+  isReplicaOp,
+  replicaNodeSubject,
+  replicaQueue,
+  replicaSubject,
+  shardSubject,
+  type Encoding,
+} from '../protocol/index.ts';
+import { handOffOf, respondHandedOff } from './respond.ts';
+import { onWire, parseRead, runRead, type ReadContext, type ReadRequest } from './shard-reads.ts';
+
+export interface ReplicaServiceOptions extends ReadContext {
+  readonly node: string;
+  readonly maxPayloadBytes: number;
+  readonly minSeqWaitMs: number;
+  /** `maxStaleMs` when a request does not say. */
+  readonly defaultMaxStaleMs: number;
+  /** This replica's staleness bound now, ms: 0 for a serving leader, `Infinity` when unknown. */
+  staleness(): number;
+  /**
+   * The leader's lease check, as for its own reads: undefined when it may answer now, else a promise that resolves
+   * once it may or rejects (NOT_LEADER). Followers have none.
+   */
+  readGate?(): Promise<void> | undefined;
+  /** Resolves once this replica has applied `seq`, or rejects with TIMEOUT. */
+  waitForSeq(seq: number, timeoutMs: number): Promise<void>;
+  onInternalError(err: unknown, op: string): void;
+}
+
+/**
+ * Subscribes this replica to `sm.replica.<domain>.*` (the domain's queue group) and `sm.replica.<domain>.*.<node>`;
+ * drain both to stop. The node subject is in a queue group of its own too, so that while one role's subscription
+ * drains and the next one's starts, a request is still answered once.
+ */
+export function serveReplica(nc: NatsConnection, o: ReplicaServiceOptions): Subscription[] {
+  const callback = (err: unknown, msg: Msg): void => {
+    if (err) return;
+    answer(nc, msg, o);
+  };
+  return [
+    nc.subscribe(replicaSubject(o.domain, '*'), { queue: replicaQueue(o.domain), callback }),
+    nc.subscribe(replicaNodeSubject(o.domain, '*', o.node), { queue: `${replicaQueue(o.domain)}-${o.node}`, callback }),
+  ];
+}
+
+/** Passed on to the leader: the caller's answer comes from there. */
+const FORWARDED = Symbol('forwarded');
+
+function answer(nc: NatsConnection, msg: Msg, o: ReplicaServiceOptions): void {
+  const encoding = encodingOf(msg.headers);
+  const handOff = handOffOf(msg, encoding);
+  const respond = (m: Msg, body: unknown, e: Encoding): boolean => respondHandedOff(nc, m, body, e, handOff);
+  // sm.replica.<domain>.<op>[.<node>]
+  const op = msg.subject.split('.', 4)[3] ?? '';
+  let reply: unknown;
+  try {
+    reply = handle(nc, msg, op, encoding, o);
+  } catch (err) {
+    reply = failure(err, op, o);
+  }
+  if (reply === FORWARDED) return;
+  if (reply instanceof Promise) {
+    reply.then(
+      (body: unknown) => void (body !== FORWARDED && msg.reply && respond(msg, onWire(body, encoding), encoding)),
+      (err: unknown) => void (msg.reply && respond(msg, failure(err, op, o), encoding)),
+    );
+  } else if (msg.reply) {
+    respond(msg, onWire(reply, encoding), encoding);
+  }
+}
+
+function failure(err: unknown, op: string, o: ReplicaServiceOptions): unknown {
+  if (!(err instanceof ShardmindError) || err.code === ErrorCode.INTERNAL) o.onInternalError(err, op);
+  return errorReply(err);
+}
+
+/** The reply, FORWARDED, or a promise of either. Throws bad requests (answered here: forwarding cannot fix them). */
+function handle(nc: NatsConnection, msg: Msg, op: string, encoding: Encoding, o: ReplicaServiceOptions): unknown {
+  checkSize(msg.data, o.maxPayloadBytes);
+  if (!isReplicaOp(op)) {
+    throw new ShardmindError(ErrorCode.BAD_REQUEST, `unknown op "${op}": a replica serves ${REPLICA_OPS.join(', ')}; writes go to sm.shard.${o.domain}.<op>`);
+  }
+  const read = parseRead(op, decodePayload(msg.data, encoding));
+  const maxStaleMs = read.req.maxStaleMs ?? o.defaultMaxStaleMs;
+  if (o.staleness() > maxStaleMs) return forward(nc, msg, op, o);
+  const seq = read.req.minSeq?.[o.domain];
+  const gate = o.readGate?.();
+  const needsSeq = seq !== undefined && seq > o.position();
+  if (gate === undefined && !needsSeq) return readNow(nc, msg, read, maxStaleMs, o);
+  const ready = (gate ?? Promise.resolve()).then(() => (needsSeq ? o.waitForSeq(seq, o.minSeqWaitMs) : undefined));
+  // The bound is checked again once the wait is over: it grows while a replica waits.
+  return ready.then(() => readNow(nc, msg, read, maxStaleMs, o));
+}
+
+/** Answers from this replica's store if it is still fresh enough, else passes the request to the leader. */
+function readNow(nc: NatsConnection, msg: Msg, read: ReadRequest, maxStaleMs: number, o: ReplicaServiceOptions): unknown {
+  const staleMs = o.staleness();
+  if (staleMs > maxStaleMs) return forward(nc, msg, read.op, o);
+  return runRead(read, o, { servedBy: o.node, staleMs: Math.ceil(staleMs) });
+}
+
+/**
+ * Republishes the request to the leader's subject with the caller's reply subject: the leader answers the caller
+ * directly (or its step-down responder or the shard guard refuses, retryably, as for a direct read).
+ */
+function forward(nc: NatsConnection, msg: Msg, op: string, o: ReplicaServiceOptions): typeof FORWARDED {
+  const h = natsHeaders();
+  if (msg.headers) for (const [k, vs] of msg.headers) for (const v of vs) h.append(k, v);
+  h.set(REPLICA_FORWARD_HEADER, o.node);
+  if (!msg.reply) return FORWARDED;
+  try {
+    nc.publish(shardSubject(o.domain, op), msg.data, { reply: msg.reply, headers: h });
+  } catch (err) {
+    // The connection is closing: the caller's retry (a timeout) covers it, as for any reply that cannot be sent.
+    o.onInternalError(err, `${op} (forward to the leader)`);
+  }
+  return FORWARDED;
+}
