@@ -120,7 +120,14 @@ function handle(nc: NatsConnection, msg: Msg, op: string, encoding: Encoding, o:
 function readNow(nc: NatsConnection, msg: Msg, read: ReadRequest, maxStaleMs: number, o: ReplicaServiceOptions): unknown {
   const staleMs = o.staleness();
   if (staleMs > maxStaleMs) return forward(nc, msg, read.op, o);
-  return runRead(read, o, { servedBy: o.node, staleMs: Math.ceil(staleMs) });
+  const served = { servedBy: o.node, staleMs: Math.ceil(staleMs) };
+  try {
+    return runRead(read, o, served);
+  } catch (err) {
+    // "No such fact" is an answer about the data: it says who gave it and how stale, as a found fact does.
+    if (err instanceof ShardmindError && err.code === ErrorCode.NOT_FOUND) return { ...errorReply(err), ...served };
+    throw err;
+  }
 }
 
 /**

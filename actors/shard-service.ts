@@ -88,21 +88,23 @@ function answer(nc: NatsConnection, msg: Msg, o: ShardServiceOptions): void {
   try {
     reply = handleNow(op, msg.data, encoding, o, served);
   } catch (err) {
-    reply = failure(err, op, o);
+    reply = failure(err, op, o, served);
   }
   // Reads whose gate is open and whose minSeq is applied answer in this very callback: no promise per request.
   if (reply instanceof Promise) {
     reply.then(
       (body: unknown) => void (msg.reply && respond(msg, onWire(body, encoding), encoding)),
-      (err: unknown) => void (msg.reply && respond(msg, failure(err, op, o), encoding)),
+      (err: unknown) => void (msg.reply && respond(msg, failure(err, op, o, served), encoding)),
     );
   } else if (msg.reply) {
     respond(msg, onWire(reply, encoding), encoding);
   }
 }
 
-function failure(err: unknown, op: string, o: ShardServiceOptions): unknown {
+/** The error reply; a forwarded replica read's NOT_FOUND says who answered, as a replica's does. */
+function failure(err: unknown, op: string, o: ShardServiceOptions, served?: Served): unknown {
   if (!(err instanceof ShardmindError) || err.code === ErrorCode.INTERNAL) o.onInternalError(err, op);
+  if (served !== undefined && err instanceof ShardmindError && err.code === ErrorCode.NOT_FOUND) return { ...errorReply(err), ...served };
   return errorReply(err);
 }
 
