@@ -31,6 +31,8 @@ export interface HostStatusReply {
   readonly shards: readonly ShardStatus[];
   /** Messages passed between this host's actors, by `<to>:<event>`. */
   readonly relay: Readonly<Record<string, number>>;
+  /** The host is stopping: it hands off what it leads and takes nothing new. */
+  readonly draining?: boolean;
 }
 
 export interface PingReply {

@@ -14,6 +14,7 @@ import { nodeByName, placementsOf, type ClusterConfig, type DomainConfig } from 
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { serveControl, type HostStatusReply } from './control.ts';
+import { handOffBeforeStopping } from './drain-hand-off.ts';
 import { Relay } from './relay.ts';
 import { ShardActor, type OpenStore, type ShardStatus } from './shard-actor.ts';
 import { serveShardGuard } from './shard-guard.ts';
@@ -232,6 +233,7 @@ export class Host {
       startedAt: new Date(this.startedAt).toISOString(),
       shards: [...this.actors.values()].map((a) => a.status()),
       relay: this.relay.stats(),
+      ...(this.drained ? { draining: true } : {}),
     };
   }
 
@@ -265,6 +267,19 @@ export class Host {
       // Services (the router) first: their in-flight requests to shards finish while the shards still serve.
       await this.servicesStarting;
       await Promise.allSettled(this.services.splice(0).map((s) => s.stop()));
+      // Then the shards this host leads go to caught-up standbys, so agents see a hand-off, not a lease expiry.
+      if (this.nc && !this.nc.isClosed()) {
+        await handOffBeforeStopping({
+          nc: this.nc,
+          node: this.o.node,
+          leading: [...this.actors.values()].filter((a) => a.state === 'leading'),
+          candidates: (domain) => {
+            const standbys = this.o.config.placement[domain]?.standbys ?? [];
+            return [...standbys, ...this.o.config.nodes.map((n) => n.name).filter((n) => !standbys.includes(n))];
+          },
+          log: this.log,
+        });
+      }
       for (const s of this.subscriptions) s.unsubscribe();
       this.subscriptions = [];
       this.sightings?.stop();

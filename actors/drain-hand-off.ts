@@ -1,0 +1,98 @@
+/**
+ * A host that is stopping (SIGTERM: a restart, an upgrade) first hands each shard it leads to a caught-up standby,
+ * with the hand-off a planned migration uses: the leader finishes in-flight writes, appends a hand-off marker
+ * naming the standby and follows; the standby, applying the marker, claims the next epoch and serves. Agents see a
+ * gap of tens of milliseconds instead of a lease running out and an election (seconds).
+ *
+ * Best effort and bounded: a shard with no standby ready (not following, too far behind, or itself stopping), or
+ * a hand-off that does not finish in time, is simply stopped, and its standby takes over when the lease lapses, as
+ * it did before this existed.
+ */
+import type { NatsConnection } from 'nats';
+import { ctlSubject, decodePayload, encodePayload, unwrapReply } from '../protocol/index.ts';
+import type { HostStatusReply } from './control.ts';
+
+/** A shard this host leads, as the drain sees it. */
+export interface LeadingShard {
+  readonly domain: string;
+  /** This leader's applied sequence (ShardActor.status().appliedSeq). */
+  status(): { readonly appliedSeq: number };
+  /** The planned hand-off (ShardActor.handOffTo): resolves once the marker is applied here. */
+  handOffTo(to: string): Promise<unknown>;
+}
+
+export interface DrainHandOffOptions {
+  readonly nc: NatsConnection;
+  readonly node: string;
+  readonly leading: readonly LeadingShard[];
+  /** Nodes that may take `domain`, best first (its placement standbys, then the rest). */
+  candidates(domain: string): readonly string[];
+  /** A standby more than this many entries behind is not chosen (it would keep the shard dark while it catches up). */
+  readonly maxLag?: number;
+  /** The whole hand-off, every shard in parallel; after it the host stops regardless. */
+  readonly timeoutMs?: number;
+  readonly log: (line: string) => void;
+}
+
+const DEFAULT_MAX_LAG = 256;
+const DEFAULT_TIMEOUT_MS = 4_000;
+const STATUS_TIMEOUT_MS = 500;
+
+/** Hands every leading shard to a ready standby; resolves (never rejects) once each has moved or been given up. */
+export async function handOffBeforeStopping(o: DrainHandOffOptions): Promise<void> {
+  const deadline = Date.now() + (o.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  await Promise.all(o.leading.map((shard) => handOffOne(o, shard, deadline)));
+}
+
+async function handOffOne(o: DrainHandOffOptions, shard: LeadingShard, deadline: number): Promise<void> {
+  const maxLag = o.maxLag ?? DEFAULT_MAX_LAG;
+  let to: string | undefined;
+  for (const node of o.candidates(shard.domain)) {
+    if (node === o.node) continue;
+    const s = (await status(o.nc, node))?.shards.find((x) => x.domain === shard.domain);
+    if (s?.state === 'following' && shard.status().appliedSeq - s.appliedSeq <= maxLag) {
+      to = node;
+      break;
+    }
+  }
+  if (to === undefined) {
+    o.log(`[${o.node}] stopping: no standby ready to take ${shard.domain}; it takes over when the lease lapses`);
+    return;
+  }
+  const started = Date.now();
+  try {
+    await withDeadline(shard.handOffTo(to), deadline, `the hand-off of ${shard.domain} to ${to}`);
+    // The marker is applied here; stay (and keep refusing with SHARD_MOVED) until the standby serves, so agents
+    // are told to retry rather than left without an answer.
+    for (;;) {
+      const s = (await status(o.nc, to))?.shards.find((x) => x.domain === shard.domain);
+      if (s?.state === 'leading') break;
+      if (Date.now() > deadline) throw new Error(`${to} did not start leading ${shard.domain} in time`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    o.log(`[${o.node}] stopping: handed ${shard.domain} to ${to} in ${Date.now() - started} ms`);
+  } catch (err) {
+    o.log(`[${o.node}] stopping: hand-off of ${shard.domain} to ${to} not finished (${(err as Error).message}); stopping anyway`);
+  }
+}
+
+/** A host's status, or undefined when it does not answer quickly or is itself stopping. */
+async function status(nc: NatsConnection, node: string): Promise<HostStatusReply | undefined> {
+  try {
+    const msg = await nc.request(ctlSubject(node, 'status'), encodePayload({ v: 1 }, 'msgpack'), { timeout: STATUS_TIMEOUT_MS });
+    const reply = unwrapReply<HostStatusReply>(decodePayload(msg.data, 'msgpack'));
+    return reply.draining ? undefined : reply;
+  } catch {
+    return undefined;
+  }
+}
+
+function withDeadline<T>(work: Promise<T>, deadline: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} took too long`)), Math.max(0, deadline - Date.now()));
+    work.then(
+      (v) => (clearTimeout(timer), resolve(v)),
+      (e: unknown) => (clearTimeout(timer), reject(e)),
+    );
+  });
+}
