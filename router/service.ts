@@ -43,7 +43,7 @@ import { fanOut, type Classifier } from './classifier.ts';
 import { LeaderBeats } from './leader-beats.ts';
 import { SharedLearning } from './learning.ts';
 import { createConfiguredClassifier } from './load-classifier.ts';
-import { ShardClient } from './shard-client.ts';
+import { ShardClient, type ReadRoute } from './shard-client.ts';
 import { TaskStore } from './task-store.ts';
 import { TaskService } from './tasks.ts';
 
@@ -238,6 +238,18 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
     throw new ShardmindError(ErrorCode.BAD_REQUEST, `domain: required, the fact id "${factId}" does not name one`);
   };
   const rawField = (body: unknown, field: string): unknown => (isRecord(body) ? body[field] : undefined);
+  /**
+   * A read that says how stale it may be goes to a replica (docs/protocol.md, Replica reads), the one on this
+   * router's Mini first when the placement puts a copy here; others go to the leader.
+   */
+  const routeOf = (maxStaleMs: number | undefined) =>
+    maxStaleMs === undefined
+      ? () => undefined
+      : (domain: string): ReadRoute => {
+          const p = config.placement[domain];
+          const here = p !== undefined && (p.leader === d.node || p.standbys.includes(d.node));
+          return here ? { replica: true, node: d.node } : { replica: true };
+        };
   const writeTimeout = Math.max(config.router.shardTimeoutMs, WRITE_TIMEOUT_FLOOR_MS);
 
   return {
@@ -262,19 +274,21 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
         // One shard answers it all: the request goes as it came (the shard ignores `domain` and `task` on a recall
         // and validates the rest the same way), and its reply is already the router's (same limit, same order), so
         // the shard sends it to the agent itself.
+        const route = routeOf(req.maxStaleMs);
         if (named.length === 1 && raw.encoding === 'msgpack') {
-          if (raw.reply === '' || !d.beats.heard(named[0]!)) return shards.forward(named[0]!, 'recall', raw.data);
+          const replica = route(named[0]!);
+          if (raw.reply === '' || replica || !d.beats.heard(named[0]!)) return shards.forward(named[0]!, 'recall', raw.data, undefined, replica);
           const h = headers();
           h.set(REPLY_TO_HEADER, raw.reply);
           h.set(ROUTER_NODE_HEADER, d.node);
           return new HandedOff(shards.handOff(named[0]!, 'recall', raw.data, h));
         }
-        return shards.recallMany(named, req, limit);
+        return shards.recallMany(named, req, limit, route);
       }
-      if (req.task) return shards.recallMany(await tasks.domainsOf(req.task), req, limit);
+      if (req.task) return shards.recallMany(await tasks.domainsOf(req.task), req, limit, routeOf(req.maxStaleMs));
       const distribution = await classifier.classify([req.query, req.subject, req.predicate].filter(Boolean).join(' '));
       const asked = fanOut(distribution, config.router.fanoutMargin, config.router.fanoutFloor);
-      return { ...(await shards.recallMany(asked, req, limit)), classification: distribution };
+      return { ...(await shards.recallMany(asked, req, limit, routeOf(req.maxStaleMs))), classification: distribution };
     },
 
     async classify(body) {
@@ -294,7 +308,8 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
 
     async get(body) {
       const req = parseGetRequest(body);
-      return shards.ask(domainOfFact(req.factId, rawField(body, 'domain')), 'get', req);
+      const domain = domainOfFact(req.factId, rawField(body, 'domain'));
+      return shards.ask(domain, 'get', req, undefined, routeOf(req.maxStaleMs)(domain));
     },
 
     async history(body) {
@@ -306,16 +321,20 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
           : (typeof named === 'string' ? [domainName(named, 'domain')] : list(domainName, LIMITS.domainsPerRequest)(named, 'domain')).map(
               requireDomain,
             );
-      const answers = await Promise.allSettled(asked.map((domain) => shards.ask<HistoryReply>(domain, 'history', req)));
+      const route = routeOf(req.maxStaleMs);
+      const answers = await Promise.allSettled(asked.map((domain) => shards.ask<HistoryReply>(domain, 'history', req, undefined, route(domain))));
       const facts: HistoryReply['facts'][number][] = [];
       const missing: { domain: string; error: string }[] = [];
+      let staleMs: number | undefined;
       answers.forEach((a, i) => {
-        if (a.status === 'fulfilled') facts.push(...a.value.facts);
-        else missing.push({ domain: asked[i]!, error: (a.reason as Error).message });
+        if (a.status === 'fulfilled') {
+          facts.push(...a.value.facts);
+          if (a.value.staleMs !== undefined) staleMs = Math.max(staleMs ?? 0, a.value.staleMs);
+        } else missing.push({ domain: asked[i]!, error: (a.reason as Error).message });
       });
       if (missing.length === asked.length) throw (answers[0] as PromiseRejectedResult).reason;
       facts.sort((a, b) => a.recordedAt.localeCompare(b.recordedAt));
-      return { v: 1, domains: asked, facts, ...(missing.length ? { missing } : {}) };
+      return { v: 1, domains: asked, facts, ...(missing.length ? { missing } : {}), ...(staleMs !== undefined ? { staleMs } : {}) };
     },
 
     async 'task.begin'(body) {

@@ -14,6 +14,8 @@ import {
   ShardmindError,
   decodePayload,
   encodePayload,
+  replicaNodeSubject,
+  replicaSubject,
   shardSubject,
   toWireError,
   unwrapReply,
@@ -32,6 +34,16 @@ class NoLeaderSubscribed extends ShardmindError {
   }
 }
 
+/**
+ * Where a read goes. The leader by default; a request that says how stale it may be (`maxStaleMs`) goes to a
+ * replica (`sm.replica.<domain>.<op>`), the one on `node` first when that Mini holds a copy.
+ */
+export interface ReadRoute {
+  readonly replica: true;
+  /** Try this Mini's replica first (no responders there: any replica). */
+  readonly node?: string;
+}
+
 export class ShardClient {
   private readonly mux: ReplyMux;
 
@@ -48,9 +60,9 @@ export class ShardClient {
    * again when the shard said it did nothing — no leader subscribed, NOT_LEADER, SHARD_MOVED: a failover or a
    * hand-off in progress — which is safe for writes too. A timeout is not retried: the write may have happened.
    */
-  async ask<T>(domain: string, op: string, body: object, timeoutMs = this.timeoutMs): Promise<T> {
+  async ask<T>(domain: string, op: string, body: object, timeoutMs = this.timeoutMs, route?: ReadRoute): Promise<T> {
     const payload = encodePayload(body, 'msgpack');
-    const reply = await this.retrying(timeoutMs, (left) => this.askOnce(domain, op, payload, left));
+    const reply = await this.retrying(timeoutMs, (left) => this.askOnce(domain, op, payload, left, route));
     return unwrapReply<T>(decodePayload(reply, 'msgpack'));
   }
 
@@ -58,8 +70,8 @@ export class ShardClient {
    * `ask` for a request that arrived as msgpack `payload` and goes on unchanged: resolves with the successful
    * reply's msgpack bytes, to be passed on as they are.
    */
-  async forward(domain: string, op: string, payload: Uint8Array, timeoutMs = this.timeoutMs): Promise<Uint8Array> {
-    return this.retrying(timeoutMs, (left) => this.askOnce(domain, op, payload, left));
+  async forward(domain: string, op: string, payload: Uint8Array, timeoutMs = this.timeoutMs, route?: ReadRoute): Promise<Uint8Array> {
+    return this.retrying(timeoutMs, (left) => this.askOnce(domain, op, payload, left, route));
   }
 
   /**
@@ -107,10 +119,22 @@ export class ShardClient {
     this.mux.close();
   }
 
-  private async askOnce(domain: string, op: string, payload: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+  private async askOnce(domain: string, op: string, payload: Uint8Array, timeoutMs: number, route?: ReadRoute): Promise<Uint8Array> {
+    if (route?.node !== undefined) {
+      // This Mini's replica first; "no responders" there means it holds none: any replica then, at once.
+      try {
+        return await this.askSubject(domain, replicaNodeSubject(domain, op, route.node), payload, timeoutMs);
+      } catch (err) {
+        if (!(err instanceof NoLeaderSubscribed)) throw err;
+      }
+    }
+    return this.askSubject(domain, route ? replicaSubject(domain, op) : shardSubject(domain, op), payload, timeoutMs);
+  }
+
+  private async askSubject(domain: string, subject: string, payload: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     let data: Uint8Array;
     try {
-      data = (await this.mux.request(shardSubject(domain, op), payload, timeoutMs)).data;
+      data = (await this.mux.request(subject, payload, timeoutMs)).data;
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code === '503') throw new NoLeaderSubscribed(domain, err);
@@ -128,19 +152,22 @@ export class ShardClient {
    * domain failed (then with the first domain's error: an answer made of nothing but gaps would read as "nothing
    * is known").
    */
-  async recallMany(domains: readonly string[], request: RecallRequest, limit: number): Promise<RecallReply> {
+  async recallMany(domains: readonly string[], request: RecallRequest, limit: number, route?: (domain: string) => ReadRoute | undefined): Promise<RecallReply> {
     // The shard knows its own domain and nothing of tasks: those fields stay at the router.
     const { domain: _domain, task: _task, ...body } = request;
-    const answers = await Promise.allSettled(domains.map((d) => this.ask<RecallReply>(d, 'recall', body)));
+    const answers = await Promise.allSettled(domains.map((d) => this.ask<RecallReply>(d, 'recall', body, this.timeoutMs, route?.(d))));
     const facts: WireFact[] = [];
     const missing: { domain: string; error: string }[] = [];
     const seqs: Record<string, number> = {};
+    // Replica answers each carry a staleness bound: the merged answer is as stale as its stalest part.
+    let staleMs: number | undefined;
     let firstError: unknown;
     answers.forEach((a, i) => {
       const domain = domains[i]!;
       if (a.status === 'fulfilled') {
         facts.push(...a.value.facts.map((f) => (f.domain ? f : { ...f, domain })));
         Object.assign(seqs, a.value.seqs ?? {});
+        if (a.value.staleMs !== undefined) staleMs = Math.max(staleMs ?? 0, a.value.staleMs);
       } else {
         firstError ??= a.reason;
         const e = toWireError(a.reason);
@@ -149,7 +176,7 @@ export class ShardClient {
     });
     if (domains.length > 0 && missing.length === domains.length) throw firstError;
     facts.sort((a, b) => b.score - a.score);
-    const reply: RecallReply = { v: 1, domains: [...domains], facts: facts.slice(0, limit), seqs };
+    const reply: RecallReply = { v: 1, domains: [...domains], facts: facts.slice(0, limit), seqs, ...(staleMs !== undefined ? { staleMs } : {}) };
     return missing.length > 0 ? { ...reply, missing } : reply;
   }
 }
