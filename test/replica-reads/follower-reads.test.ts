@@ -99,6 +99,19 @@ s('read-your-writes: written through the leader, read at once from a follower wi
   }
 });
 
+s('a client whose node holds no replica of the domain reads from any replica', async (ctx) => {
+  const client = await connect({ connection: ctx.conns[0]!, agent: 'elsewhere-agent', node: 'mini-9' });
+  ctx.clients.push(client);
+  const w = await client.remember({ text: 'written from a Mini without the shard', subject: 'elsewhere', predicate: 'noted', object: 'yes' }, { domain: DOMAIN, direct: true });
+  for (let i = 0; i < 5; i++) {
+    const r = await client.recall({ subject: 'elsewhere', domain: DOMAIN, maxStaleMs: 60_000 });
+    assert.ok(NODES.includes(r.servedBy as (typeof NODES)[number]), String(r.servedBy));
+    assert.equal(r.facts.map((f) => f.id), [w.factId]);
+  }
+  const history = await client.history('elsewhere', 'noted', { domain: DOMAIN, maxStaleMs: 60_000 });
+  assert.equal(history.map((f) => f.id), [w.factId]);
+});
+
 s('bad maxStaleMs is BAD_REQUEST naming the field, on the replica and the leader subjects, and changes nothing', async (ctx) => {
   const nc = ctx.conns[1]!;
   const tail = await streamTail(nc);
