@@ -172,6 +172,17 @@ t('bad input is still refused at the router edge and reaches no shard', async (c
   }
 });
 
+t('a malformed sm-reply-to is ignored: the shard answers the request’s own reply subject', async (ctx) => {
+  const nc = ctx.nc!;
+  for (const bad of ['has space', 'wild.*', 'gt.>', 'a..b', 'x'.repeat(600)]) {
+    const h = headers();
+    h.set(REPLY_TO_HEADER, bad);
+    const msg = await nc.request(shardSubject('calendar', 'recall'), encodePayload({ v: 1, query: 'meetings' }, 'msgpack'), { timeout: 5_000, headers: h });
+    const answer = decodePayload(msg.data, 'msgpack') as { facts?: unknown[] };
+    assert.ok(Array.isArray(answer.facts), `answered despite sm-reply-to ${JSON.stringify(bad.slice(0, 20))}`);
+  }
+});
+
 t('ShardClient.handOff: an old host answering the router, a refusal then an answer, and a clean hand-off', async (ctx) => {
   const nc = await connect({ servers: ctx.nats!.url });
   const shards = new ShardClient(nc, 800);
