@@ -11,6 +11,7 @@ import { episodeIdFor, factIdFor, factSeqIn, seqKey, seqOfFactId } from './ids.t
 import { NO_MERGE, type PostingIndex } from './postings.ts';
 import { decodeFact, encodeFact } from './fact-codec.ts';
 import type { KeyIndex } from './key-index.ts';
+import type { OpResults } from './op-results.ts';
 import {
   encodeEpisode,
   factTerms,
@@ -91,6 +92,7 @@ export class Applier {
     private readonly t: Tables,
     private readonly postings: PostingIndex,
     private readonly indexes: WriteIndexes,
+    private readonly ops: OpResults,
     private readonly options: ResolvedOptions,
     readonly state: StoreState,
   ) {}
@@ -101,10 +103,10 @@ export class Applier {
     // Every sequence moves the segment forward, duplicates included: start-up rebuilds the open segment of
     // `appliedSeq`, so an earlier segment must already be merged by then.
     this.postings.rollTo(seq);
-    const prior = this.t.ops.getBinary(opId);
+    const prior = this.ops.find(opId);
     if (prior !== undefined) {
       this.state.appliedSeq = seq;
-      return { ...decodeResult(prior, opId, this.options.domain), duplicate: true };
+      return { ...prior, duplicate: true };
     }
     let result: ApplyResult;
     try {
@@ -114,7 +116,7 @@ export class Applier {
       if (!(err instanceof ShardValidationError)) throw err;
       result = { seq, opId, status: 'rejected', error: { code: 'BAD_REQUEST', message: err.message } };
     }
-    this.t.ops.putSync(opId, encodeResult(result, this.options.domain));
+    this.ops.record(opId, result);
     this.state.appliedSeq = seq;
     return result;
   }
@@ -424,42 +426,4 @@ export class Applier {
     this.t.meta.putSync('leadership', encodeValue(mark));
     return { seq, opId: e.opId, status: 'marker' };
   }
-}
-
-/**
- * Results, keyed by opId (so the opId is not stored again). Most are a fact created at its own sequence: 10 bytes,
- * `[2, status code, seq as f64 LE]`, with the fact id derived from the domain and seq. The rest are a msgpack tuple
- * `[2, seq, status, factId, supersededIds, errorCode, errorMessage]`, absent as null. Never `duplicate`, which only
- * a repeat reports.
- */
-const STATUS_CODES: readonly ApplyResult['status'][] = ['created', 'reinforced', 'superseded_previous', 'recorded_superseded', 'retracted', 'forgotten', 'entity', 'marker', 'rejected'];
-const COMPACT = 2;
-
-export function encodeResult(r: ApplyResult, domain: string): Buffer {
-  if (r.error === undefined && r.supersededIds === undefined && r.factId === factIdFor(domain, r.seq)) {
-    const bytes = Buffer.allocUnsafe(10);
-    bytes[0] = COMPACT;
-    bytes[1] = STATUS_CODES.indexOf(r.status);
-    bytes.writeDoubleLE(r.seq, 2);
-    return bytes;
-  }
-  return encodeValue([2, r.seq, r.status, r.factId ?? null, r.supersededIds ?? null, r.error?.code ?? null, r.error?.message ?? null]);
-}
-
-type ResultTuple = [2, number, ApplyResult['status'], string | null, string[] | null, 'NOT_FOUND' | 'BAD_REQUEST' | null, string | null];
-
-export function decodeResult(bytes: Uint8Array, opId: string, domain: string): ApplyResult {
-  if (bytes[0] === COMPACT) {
-    const seq = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).readDoubleLE(2);
-    return { seq, opId, status: STATUS_CODES[bytes[1]!]!, factId: factIdFor(domain, seq) };
-  }
-  const t = decodeValue<ResultTuple>(bytes);
-  return {
-    seq: t[1],
-    opId,
-    status: t[2],
-    ...(t[3] !== null && { factId: t[3] }),
-    ...(t[4] !== null && { supersededIds: t[4] }),
-    ...(t[5] !== null && { error: { code: t[5], message: t[6] ?? '' } }),
-  };
 }

@@ -49,7 +49,7 @@ export { effectiveConfidence, combineConfidence, recencyWeight, DAY_MS } from '.
 export { tokenize, normalizeText } from './text.ts';
 export { factIdFor, seqOfFactId } from './ids.ts';
 // The index layout's sizes and the fact record format, for tests and tools that read a store's bytes.
-export { SEGMENT_SEQS, EPOCH_SEGMENTS, MERGE_SPAN } from './postings.ts';
+export { SEGMENT_SEQS, MERGE_SPAN } from './postings.ts';
 export { encodeFact, decodeFact, factByteLength, peekFact, readIdentityFields } from './fact-codec.ts';
 export type { FactNumbers, IdentityFields } from './fact-codec.ts';
 export { challengerWins } from './conflict.ts';

@@ -5,48 +5,55 @@
  * Why this shape: one LMDB put per (term, fact) costs ~1.5 µs of JS→native work and, at 1M facts, every put lands on
  * a different B-tree page, so each 1000-fact transaction copied ~10k pages; we measured ~30k facts/s that way. So
  * postings of the newest *segment* (SEGMENT_SEQS log sequences) live only in memory, and when the log crosses a
- * segment boundary the whole segment is merged into LMDB as one block per (term, segment), key
- * `epoch \x1f term \x1f segment` (see `blockKey`) — one put per distinct term instead of one per posting. The open
- * segment is
+ * segment boundary the whole segment is merged into LMDB as one block per (segment, term). The open segment is
  * derived data: at start-up it is rebuilt from the facts of that one segment (bounded, ≤ SEGMENT_SEQS facts), never
  * from the whole store. Segment boundaries depend only on sequence numbers, so the bytes do not depend on how the
  * log was cut into batches.
  *
- * Reads go newest first (open segment, then blocks by descending segment) and callers cap how many postings they
- * take per term: a query's work is bounded whatever the store's size, at the price of seeing only a term's newest
- * mentions. Document frequencies are counters (`df` table) updated at merge and on forget, plus the open segment's
- * counts; a reader that has found a word's df postings stops (older epochs hold none).
+ * Block keys are segment first (16 bytes: segment, then the term's identity from `hashTerm`, big-endian): a
+ * merge's keys are all above every stored key, so written in key order they are LMDB appends (MDB_APPEND) — no
+ * search, no split, no old page copied — instead of inserts spread over a tree that grows with the store (store
+ * format 2 keyed blocks term first within epochs of 8 segments; those puts were the largest single cost of the
+ * load). The price is on the read side: a term's blocks are one exact-key lookup per segment (~0.5–2 µs each, a
+ * miss the cheapest) instead of one range per epoch. Two terms whose identities collide in all 96 bits within one
+ * segment would share its block (see `term-table.ts`): an extra recall candidate, the same on every replica.
  *
- * The merge is spread over the first MERGE_SPAN sequences of the next segment: at 1M facts one merge is ~45k block
- * puts across the whole `blocks` B-tree, and done in one transaction it made that commit (and every write queued
- * behind it) take seconds. While the segment is merging it is `sealed`: its blocks are built once (in the order of
- * `SegmentPostings.blocks`), and after applying the k-th sequence of the new segment the first ⌈terms·(k+1)/MERGE_SPAN⌉ are written. How far the
- * merge got depends only on sequence numbers, so the bytes still do not depend on batching; the count written is
- * part of the stored state (`mergedTerms`), so a restart resumes at the same term. A forget finishes the merge
- * first (the blocks were built before it), and a sequence jumping past the window finishes it at once.
+ * Reads go newest first (open segment, then blocks by descending segment) and callers cap how many postings they
+ * take per term: a query's work is bounded by the cap and the number of segments, at the price of seeing only a
+ * term's newest mentions. Document frequencies are counters (`df` table) updated at merge and on forget, plus the
+ * open segment's counts; a reader that has found a word's df postings stops (older segments hold none).
+ *
+ * The merge is spread over the first MERGE_SPAN sequences of the next segment, so no one commit (and every write
+ * queued behind it) carries a whole segment's blocks. While the segment is merging it is `sealed`: its blocks are
+ * built once (in key order, `SegmentPostings.blocks`), and after applying the k-th sequence of the new segment the
+ * first ⌈blocks·(k+1)/MERGE_SPAN⌉ are written. How far the merge got depends only on sequence numbers, so the bytes
+ * still do not depend on batching; the count written is part of the stored state (`mergedTerms`), so a restart
+ * resumes at the same block. A forget finishes the merge first (the blocks were built before it), and a sequence
+ * jumping past the window finishes it at once.
  *
  * Reads racing a merge: until a merging batch commits, readers cannot see its blocks yet, so the sealed segment
  * stays readable from memory (and its blocks are skipped) until the merge is complete and committed.
  */
 import type { Database } from 'lmdb';
+import type { BlockTable } from './tables.ts';
 import { decodePostings, encodePostings, POSTING_BYTES, type PostingRun } from './codec.ts';
-import type { TermKind } from './records.ts';
-import { SegmentPostings, type Posting, type PostingVisitor } from './segment.ts';
+import { termParts, type TermKind } from './records.ts';
+import { BLOCK_KEY_BYTES, SegmentPostings, writeBlockKey, type Posting, type PostingVisitor, type SegmentBlocks } from './segment.ts';
+import { hashTerm, TERM_HASH } from './term-table.ts';
 
 export type { Posting } from './segment.ts';
 
 /**
- * 65536: at 1M facts a rare word's postings sit in one block per segment, and reading them (a seek per epoch, a
- * block per segment) was most of what a recall at 1M did beyond one at 10k; twice the segment halves that, and the
- * blocks written per fact (a segment's distinct terms grow slower than its facts). The price: the open segment
- * rebuilt at start-up is up to 65536 facts (~0.5 s), and it and the segment being merged are held in memory.
+ * 65536: at 1M facts a rare word's postings sit in one block per segment, and reading them (a lookup per segment)
+ * was most of what a recall at 1M did beyond one at 10k; twice the segment halves that, and the blocks written per
+ * fact (a segment's distinct terms grow slower than its facts). The price: the open segment rebuilt at start-up is
+ * up to 65536 facts (~0.5 s), and it and the segment being merged are held in memory.
  */
 export const SEGMENT_SEQS = 65536;
 /** Sequences of a new segment over which the previous one is merged into LMDB. */
 export const MERGE_SPAN = 2048;
 /** `mergedTerms` when no merge is under way. */
 export const NO_MERGE = -1;
-const SEGMENT_WIDTH = 8;
 export const TERM_SEPARATOR = '\x1f';
 
 /** Word terms carry text statistics; structural terms (subject, edge, identity lists) do not count toward df. */
@@ -58,42 +65,27 @@ export function segmentOf(seq: number): number {
   return Math.floor(seq / SEGMENT_SEQS);
 }
 
-/**
- * Blocks are grouped in epochs of EPOCH_SEGMENTS segments, epoch first in the key: a merge inserts into its own
- * epoch's part of the B-tree only, which holds at most EPOCH_SEGMENTS segments' blocks, and older epochs' pages are
- * never written again. With one tree of (term, segment) keys, every merge touched nearly every page of a tree that
- * grew with the store (~5 µs per block put at 1M facts, a fifth of the load). A read pays one range seek per epoch
- * it needs (newest first, stopping at the cap): four at 1M facts.
- */
-export const EPOCH_SEGMENTS = 8;
-const EPOCH_WIDTH = 4;
-
-const epochOf = (segment: number): number => Math.floor(segment / EPOCH_SEGMENTS);
-
-function epochPrefix(epoch: number): string {
-  return epoch.toString(36).padStart(EPOCH_WIDTH, '0') + TERM_SEPARATOR;
-}
-
-function blockKey(term: string, segment: number): string {
-  return epochPrefix(epochOf(segment)) + term + TERM_SEPARATOR + segment.toString(36).padStart(SEGMENT_WIDTH, '0');
-}
 
 const openSegmentFor = (segment: number): SegmentPostings => new SegmentPostings(segment, segment * SEGMENT_SEQS);
 
-/** A segment being merged: its blocks (in `SegmentPostings.blocks` order), the first `written` of them already put. */
+/** A segment being merged: its blocks (in key order), the first `written` of them already put. */
 interface Sealed {
   readonly postings: SegmentPostings;
-  readonly blocks: readonly { readonly term: string; readonly block: Buffer }[];
+  readonly blocks: SegmentBlocks;
   written: number;
 }
+
+const APPEND = { append: true } as const;
 
 export class PostingIndex {
   private open = openSegmentFor(0);
   /** The segment being merged (or merged but not yet committed), readable from memory meanwhile. */
   private sealed: Sealed | undefined;
+  /** The key being looked up: reads fill in the segment per lookup (recall is synchronous). */
+  private readonly key = Buffer.alloc(BLOCK_KEY_BYTES);
 
   constructor(
-    private readonly blocks: Database<Buffer, string>,
+    private readonly blocks: BlockTable,
     private readonly dfTable: Database<Buffer, string>,
   ) {}
 
@@ -115,12 +107,12 @@ export class PostingIndex {
   /** Blocks of the merging segment written so far, or NO_MERGE: stored with every batch's state. */
   mergedTerms(): number {
     const sealed = this.sealed;
-    return sealed === undefined || sealed.written === sealed.blocks.length ? NO_MERGE : sealed.written;
+    return sealed === undefined || sealed.written === sealed.blocks.count ? NO_MERGE : sealed.written;
   }
 
   /** A batch has committed: once the merge is complete, its blocks are readable and memory can let go. */
   committed(): void {
-    if (this.sealed !== undefined && this.sealed.written === this.sealed.blocks.length) this.sealed = undefined;
+    if (this.sealed !== undefined && this.sealed.written === this.sealed.blocks.count) this.sealed = undefined;
   }
 
   /**
@@ -137,23 +129,25 @@ export class PostingIndex {
       if (segment > open.segment + 1) this.finishMerge(); // jumped past the window
     }
     const sealed = this.sealed;
-    if (sealed === undefined || sealed.written === sealed.blocks.length) return;
+    if (sealed === undefined || sealed.written === sealed.blocks.count) return;
     const k = seq - segment * SEGMENT_SEQS;
-    const due = k + 1 >= MERGE_SPAN ? sealed.blocks.length : Math.ceil((sealed.blocks.length * (k + 1)) / MERGE_SPAN);
+    const due = k + 1 >= MERGE_SPAN ? sealed.blocks.count : Math.ceil((sealed.blocks.count * (k + 1)) / MERGE_SPAN);
     this.writeBlocks(sealed, due);
   }
 
   private finishMerge(): void {
-    if (this.sealed !== undefined) this.writeBlocks(this.sealed, this.sealed.blocks.length);
+    if (this.sealed !== undefined) this.writeBlocks(this.sealed, this.sealed.blocks.count);
   }
 
-  /** Puts blocks up to (not including) `end`, folding their counts into `df`. */
+  /** Appends blocks up to (not including) `end`, folding their counts into `df`. */
   private writeBlocks(sealed: Sealed, end: number): void {
-    const segment = sealed.postings.segment;
+    const blocks = sealed.blocks;
     for (let i = sealed.written; i < end; i++) {
-      const { term, block } = sealed.blocks[i]!;
-      this.blocks.putSync(blockKey(term, segment), block);
-      if (isWordTerm(term)) this.addDf(term, block.length / POSTING_BYTES);
+      // lmdb-js answers false (its types say void) when the key is not above the last one: never drop a block.
+      const appended: unknown = this.blocks.putSync(blocks.key(i), blocks.block(i), APPEND);
+      if (appended === false) throw new Error(`index block ${i} of segment ${sealed.postings.segment} is not above the stored blocks`);
+      const word = blocks.word(i);
+      if (word !== undefined) this.addDf(word, blocks.postings(i));
     }
     if (end > sealed.written) sealed.written = end;
   }
@@ -168,6 +162,19 @@ export class PostingIndex {
     this.open.addPart(kind, a, b, seq, tf, len);
   }
 
+  /** Fills `this.key` with `term`'s identity (the segment is set per lookup by `keyAt`). */
+  private keyFor(term: string): Buffer {
+    const { kind, a, b } = termParts(term);
+    const h = hashTerm(kind, a, b, TERM_HASH);
+    writeBlockKey(this.key, 0, 0, h[0]!, h[1]!, h[2]!);
+    return this.key;
+  }
+
+  private static keyAt(key: Buffer, segment: number): Buffer {
+    key.writeUInt32BE(segment, 0);
+    return key;
+  }
+
   /** Removes a fact's posting (forget): from memory if it is in the open segment, else rewrites its block. */
   remove(term: string, seq: number): void {
     // The merging segment's blocks were built before this forget: write them all, then edit like any block.
@@ -178,7 +185,7 @@ export class PostingIndex {
       this.open.remove(term, seq);
       return;
     }
-    const key = blockKey(term, segment);
+    const key = Buffer.from(PostingIndex.keyAt(this.keyFor(term), segment));
     const bytes = this.blocks.getBinary(key);
     if (bytes === undefined) return;
     const run = decodePostings(bytes);
@@ -202,17 +209,14 @@ export class PostingIndex {
     const sealed = this.sealed?.postings;
     if (sealed !== undefined) n += sealed.forNewest(term, cap - n, maxSeq, visit);
     if (n >= cap) return n;
-    const bounded = maxSeq !== Number.MAX_SAFE_INTEGER;
-    const top = bounded ? Math.min(segmentOf(maxSeq), this.open.segment) : this.open.segment;
-    const skip = sealed === undefined ? undefined : blockKey(term, sealed.segment);
-    for (let epoch = epochOf(top); epoch >= 0 && n < cap; epoch--) {
-      const low = epochPrefix(epoch) + term + TERM_SEPARATOR;
-      const hi = bounded && epoch === epochOf(top) ? blockKey(term, top) + '\uffff' : low + '\uffff';
-      for (const { key, value } of this.blocks.getRange({ start: hi, end: low, reverse: true })) {
-        if (key === skip) continue; // already read from `sealed`
-        n = visitNewest(value, cap, n, maxSeq, visit);
-        if (n >= cap) break;
-      }
+    // Blocks exist for the segments below the open one; the sealed one (if any) was read from memory above.
+    const top = Math.min(segmentOf(maxSeq), this.open.segment - 1);
+    if (top < 0) return n;
+    const key = this.keyFor(term);
+    for (let segment = top; segment >= 0 && n < cap; segment--) {
+      if (segment === sealed?.segment) continue;
+      const block = this.blocks.getBinaryFast(PostingIndex.keyAt(key, segment));
+      if (block !== undefined) n = visitNewest(block, cap, n, maxSeq, visit);
     }
     return n;
   }
@@ -224,14 +228,14 @@ export class PostingIndex {
 
   private unwrittenCount(term: string, maxSeq: number): number {
     const sealed = this.sealed;
-    if (sealed === undefined || sealed.written === sealed.blocks.length) return 0;
+    if (sealed === undefined || sealed.written === sealed.blocks.count) return 0;
     const i = sealed.postings.blockIndexOf(term);
-    return i < sealed.written ? 0 : visitNewest(sealed.blocks[i]!.block, Number.MAX_SAFE_INTEGER, 0, maxSeq, NO_VISIT);
+    return i < sealed.written ? 0 : visitNewest(sealed.blocks.block(i), Number.MAX_SAFE_INTEGER, 0, maxSeq, NO_VISIT);
   }
 
   /** Stored document frequencies are 4-byte big-endian counts. */
   private storedDf(term: string): number {
-    const bytes = this.dfTable.getBinary(term);
+    const bytes = this.dfTable.getBinaryFast(term);
     return bytes === undefined ? 0 : ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
   }
 

@@ -71,7 +71,7 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
     resetRelevance();
     for (let i = 0; i < words.length; i++) {
       const weight = idf.get(words[i]!) ?? 0;
-      // A word's document frequency counts all its postings: once that many are found, older epochs hold none.
+      // A word's document frequency counts all its postings: once that many are found, older segments hold none.
       const cap = Math.min(TERM_CAP, dfs[i]!);
       ctx.postings.forNewest(wordTerm(words[i]!), cap, maxSeq, (seq, tf, len) => addRelevance(seq, bm25With(weight, tf, len)));
     }

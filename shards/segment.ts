@@ -9,13 +9,15 @@
  * posting): one forward pass over the array, a counting sort by term id, writes every block into one buffer.
  */
 import { POSTING_BYTES } from './codec.ts';
-import { termName, termParts, type TermKind } from './records.ts';
+import { termParts, WORD, wordTerm, type TermKind } from './records.ts';
 import { TermTable } from './term-table.ts';
 
 const STRIDE = 5;
 const NONE = -1;
 /** A removed (forgotten) posting keeps its slot in the chain with this relative sequence. */
 const REMOVED = -1;
+/** A block key: segment, then the term's identity (`hashTerm`), each a big-endian uint32 (see `postings.ts`). */
+export const BLOCK_KEY_BYTES = 16;
 
 export interface Posting {
   readonly seq: number;
@@ -25,9 +27,43 @@ export interface Posting {
 
 export type PostingVisitor = (seq: number, tf: number, len: number) => void;
 
+/**
+ * A segment's blocks, ready to put: block i's key and bytes are views of two shared buffers, in ascending key
+ * order (so LMDB appends them), and `word(i)` is the word term a block counts toward document frequency.
+ */
+export class SegmentBlocks {
+  constructor(
+    readonly count: number,
+    private readonly keys: Buffer,
+    private readonly bytes: Buffer,
+    /** Block i spans bytes [ends[i - 1], ends[i]). */
+    private readonly ends: Float64Array,
+    private readonly words: readonly (string | undefined)[],
+  ) {}
+
+  key(i: number): Buffer {
+    return this.keys.subarray(i * BLOCK_KEY_BYTES, (i + 1) * BLOCK_KEY_BYTES);
+  }
+
+  block(i: number): Buffer {
+    return this.bytes.subarray(i === 0 ? 0 : this.ends[i - 1]!, this.ends[i]!);
+  }
+
+  postings(i: number): number {
+    return ((i === 0 ? this.ends[0]! : this.ends[i]! - this.ends[i - 1]!) / POSTING_BYTES) | 0;
+  }
+
+  /** The word term (`w:…`) of block i, or undefined for a structural term (subject, edge, object). */
+  word(i: number): string | undefined {
+    return this.words[i];
+  }
+}
+
 export class SegmentPostings {
   private readonly terms = new TermTable();
-  private readonly names: string[] = [];
+  /** Per term id: its identity (`hashTerm`: h1, h2, kind and length) and, for words, the term string. */
+  private ident: Int32Array = new Int32Array(1024 * 3);
+  private readonly words: (string | undefined)[] = [];
   private head: Int32Array = new Int32Array(1024);
   private live: Int32Array = new Int32Array(1024);
   private entries: Int32Array = new Int32Array(1024 * STRIDE);
@@ -51,7 +87,7 @@ export class SegmentPostings {
   addPart(kind: TermKind, a: string, b: string, seq: number, tf: number, len: number): void {
     let id = this.terms.get(kind, a, b);
     if (id === -1) {
-      id = this.newTerm(kind, a, b);
+      id = this.newTerm(kind, a);
       this.terms.setLast(id);
     }
     let at = this.used * STRIDE;
@@ -66,14 +102,19 @@ export class SegmentPostings {
     this.live[id]!++;
   }
 
-  private newTerm(kind: TermKind, a: string, b: string): number {
-    const id = this.names.length;
-    this.names.push(termName(kind, a, b));
+  /** A new term id for the term `terms.get` just looked up (its identity is still in the table's last hash). */
+  private newTerm(kind: TermKind, a: string): number {
+    const id = this.words.length;
+    this.words.push(kind === WORD ? wordTerm(a) : undefined);
     if (id === this.head.length) {
       this.head = grow(this.head);
       this.live = grow(this.live);
+      this.ident = grow(this.ident);
     }
     this.head[id] = NONE;
+    this.ident[id * 3] = this.terms.h1;
+    this.ident[id * 3 + 1] = this.terms.h2;
+    this.ident[id * 3 + 2] = this.terms.shape;
     return id;
   }
 
@@ -135,28 +176,32 @@ export class SegmentPostings {
 
   /**
    * Every term with live postings, each with its block (see `codec.ts`): 8 bytes per posting, ascending by seq —
-   * seq (6 bytes, big-endian), term frequency and document length, both saturating at 255. The blocks are views of
-   * one buffer. Terms come in the order of their oldest live posting: one pass over the postings instead of a sort
-   * of every term (~3 µs per fact at the time), and the same order however the segment was built (a rebuilt
-   * segment lacks only forgotten postings, which are removed here too), so a merge resumed after a restart writes
-   * the same blocks at the same sequences.
+   * seq (6 bytes, big-endian), term frequency and document length, both saturating at 255. Blocks come in the
+   * order of their keys (segment, then term identity): LMDB appends them to the end of the table instead of
+   * inserting each into a tree that grew with the store, and the order does not depend on how the segment was built
+   * (a rebuilt segment lacks only forgotten postings, which are left out here too), so a merge resumed after a
+   * restart writes the same blocks at the same sequences.
    */
-  blocks(): { term: string; block: Buffer }[] {
+  blocks(): SegmentBlocks {
     const e = this.entries;
-    const rank = new Int32Array(this.names.length).fill(-1);
-    const order: number[] = [];
-    for (let i = 0; i < this.used; i++) {
-      if (e[i * STRIDE + 2] === REMOVED) continue;
-      const id = e[i * STRIDE + 1]!;
-      if (rank[id] === -1) rank[id] = order.push(id) - 1;
-    }
-    this.rank = rank;
-    const cursor = new Float64Array(this.names.length);
+    const terms = this.words.length;
+    const order = this.sortedLiveTerms();
+    const rank = new Int32Array(terms).fill(-1);
+    const cursor = new Float64Array(terms);
+    const ends = new Float64Array(order.length);
+    const keys = Buffer.allocUnsafe(order.length * BLOCK_KEY_BYTES);
+    const words: (string | undefined)[] = new Array(order.length);
     let total = 0;
-    for (const id of order) {
+    for (let k = 0; k < order.length; k++) {
+      const id = order[k]!;
+      rank[id] = k;
       cursor[id] = total;
       total += this.live[id]! * POSTING_BYTES;
+      ends[k] = total;
+      words[k] = this.words[id];
+      writeBlockKey(keys, k * BLOCK_KEY_BYTES, this.segment, this.ident[id * 3]!, this.ident[id * 3 + 1]!, this.ident[id * 3 + 2]!);
     }
+    this.rank = rank;
     const out = Buffer.allocUnsafe(total);
     for (let i = 0; i < this.used; i++) {
       const rel = e[i * STRIDE + 2]!;
@@ -171,14 +216,41 @@ export class SegmentPostings {
       out[at + 6] = Math.min(255, e[i * STRIDE + 3]!);
       out[at + 7] = Math.min(255, e[i * STRIDE + 4]!);
     }
-    const blocks: { term: string; block: Buffer }[] = [];
-    let start = 0;
-    for (const id of order) {
-      const end = start + this.live[id]! * POSTING_BYTES;
-      blocks.push({ term: this.names[id]!, block: out.subarray(start, end) });
-      start = end;
+    return new SegmentBlocks(order.length, keys, out, ends, words);
+  }
+
+  /**
+   * The ids of the terms with live postings, ascending by identity (h1, h2, shape as unsigned numbers). Most of it
+   * is one native sort of numbers: h1 scaled above the id, which the id part then names; ids sharing an h1 (a few
+   * per segment) are put in order by the rest of their identity.
+   */
+  private sortedLiveTerms(): Int32Array {
+    const terms = this.words.length;
+    const ident = this.ident;
+    let n = 0;
+    for (let id = 0; id < terms; id++) if (this.live[id]! > 0) n++;
+    const order = new Int32Array(n);
+    const unsigned = (i: number): number => ident[i]! >>> 0;
+    if (terms <= ID_SPACE) {
+      const sortable = new Float64Array(n);
+      let k = 0;
+      for (let id = 0; id < terms; id++) if (this.live[id]! > 0) sortable[k++] = unsigned(id * 3) * ID_SPACE + id;
+      sortable.sort();
+      for (let i = 0; i < n; i++) order[i] = sortable[i]! % ID_SPACE;
+    } else {
+      let k = 0;
+      for (let id = 0; id < terms; id++) if (this.live[id]! > 0) order[k++] = id;
     }
-    return blocks;
+    const byIdentity = (x: number, y: number): number =>
+      unsigned(x * 3) - unsigned(y * 3) || unsigned(x * 3 + 1) - unsigned(y * 3 + 1) || unsigned(x * 3 + 2) - unsigned(y * 3 + 2);
+    if (terms > ID_SPACE) return order.sort(byIdentity);
+    for (let i = 0; i < n; ) {
+      let j = i + 1;
+      while (j < n && ident[order[j]! * 3] === ident[order[i]! * 3]) j++;
+      if (j - i > 1) order.subarray(i, j).sort(byIdentity);
+      i = j;
+    }
+    return order;
   }
 
   /** The index of `term`'s block in the last `blocks()` answer, or -1. */
@@ -186,6 +258,17 @@ export class SegmentPostings {
     const id = this.idOf(term);
     return id === undefined || this.rank === undefined ? -1 : this.rank[id] ?? -1;
   }
+}
+
+/** Term ids below this share a float64 with their h1 in `sortedLiveTerms` (2^21 · 2^32 = 2^53). */
+const ID_SPACE = 2 ** 21;
+
+/** Writes a block key: segment, h1, h2, shape, each a big-endian uint32 (see `postings.ts`). */
+export function writeBlockKey(out: Buffer, at: number, segment: number, h1: number, h2: number, shape: number): void {
+  out.writeUInt32BE(segment, at);
+  out.writeUInt32BE(h1 >>> 0, at + 4);
+  out.writeUInt32BE(h2 >>> 0, at + 8);
+  out.writeUInt32BE(shape >>> 0, at + 12);
 }
 
 function grow(a: Int32Array): Int32Array {

@@ -17,15 +17,16 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Applier, decodeResult, EMPTY_STATE, stateRecord, type StoreState, type WriteIndexes } from './apply.ts';
+import { Applier, EMPTY_STATE, stateRecord, type StoreState, type WriteIndexes } from './apply.ts';
 import { decodeValue, encodeValue } from './codec.ts';
 import { StoreFormatError } from './errors.ts';
 import { KeyIndex } from './key-index.ts';
+import { OpResults } from './op-results.ts';
 import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
 import { recallFacts } from './recall.ts';
 import { decodeFact, readIdentityFields, type IdentityFields } from './fact-codec.ts';
 import { forEachFactTermPart, identityHash, subjectPredicateHash, type TermKind } from './records.ts';
-import { FORMAT, openTables, TABLE_NAMES, type Tables } from './tables.ts';
+import { FORMAT, openTables, TABLE_NAMES, type Table, type Tables } from './tables.ts';
 import type {
   ApplyResult,
   Entity,
@@ -49,6 +50,7 @@ export class LmdbShardStore implements ShardStore {
   private readonly t: Tables;
   private readonly postings: PostingIndex;
   private readonly indexes: WriteIndexes = { identities: new KeyIndex(), activeValues: new KeyIndex() };
+  private readonly ops: OpResults;
   private applier: Applier;
   /** Committed state: what reads report. The applier's copy runs ahead while a batch is in its transaction. */
   private committed: StoreState;
@@ -62,8 +64,9 @@ export class LmdbShardStore implements ShardStore {
     this.t = openTables(this.options);
     this.checkFormat();
     this.postings = new PostingIndex(this.t.blocks, this.t.df);
+    this.ops = new OpResults(this.t.ops, this.domain);
     this.committed = this.readState();
-    this.applier = new Applier(this.t, this.postings, this.indexes, this.options, { ...this.committed });
+    this.applier = new Applier(this.t, this.postings, this.indexes, this.ops, this.options, { ...this.committed });
     this.rebuildDerived();
   }
 
@@ -77,10 +80,11 @@ export class LmdbShardStore implements ShardStore {
     throw new StoreFormatError(this.options.path, format ?? 1, FORMAT);
   }
 
-  /** What lives in memory and is derived from the stored facts: the open index segment and the write indexes. */
+  /** What lives in memory and is derived from the stored records: the open index segment, the write and op indexes. */
   private rebuildDerived(): void {
     this.rebuildOpenSegment();
     this.rebuildWriteIndexes();
+    this.ops.rebuild();
   }
 
   /**
@@ -168,7 +172,7 @@ export class LmdbShardStore implements ShardStore {
     } catch (err) {
       // The transaction did not commit: drop what ran ahead in memory and start again from what is on disk.
       this.committed = this.readState();
-      this.applier = new Applier(this.t, this.postings, this.indexes, this.options, { ...this.committed });
+      this.applier = new Applier(this.t, this.postings, this.indexes, this.ops, this.options, { ...this.committed });
       this.rebuildDerived();
       throw err;
     }
@@ -186,8 +190,7 @@ export class LmdbShardStore implements ShardStore {
   }
 
   resultOf(opId: string): ApplyResult | undefined {
-    const bytes = this.t.ops.getBinary(opId);
-    return bytes === undefined ? undefined : decodeResult(bytes, opId, this.domain);
+    return this.ops.find(opId);
   }
 
   recall(query: RecallQuery): RecallResult {
@@ -251,8 +254,9 @@ export class LmdbShardStore implements ShardStore {
     };
     for (const name of TABLE_NAMES) {
       add(Buffer.from(name));
-      for (const { key, value } of this.t[name].getRange({})) {
-        add(Buffer.from(String(key)));
+      for (const { key, value } of (this.t[name] as Table).getRange({})) {
+        // Block keys are raw bytes; the others are strings or sequence numbers.
+        add(Buffer.isBuffer(key) ? key : Buffer.from(String(key)));
         add(value);
       }
     }

@@ -8,10 +8,10 @@
  * |          | `format`                     | FORMAT (written at creation)  | once                      |
  * | facts    | creating seq (number key)    | Fact (`fact-codec.ts`)        | append (MDB_APPEND)       |
  * | episodes | `factId/seq36`               | Episode (see below)           | on reinforcement          |
- * | ops      | opId                         | ApplyResult                   | client order (see below)  |
+ * | ops      | applying seq (number key)    | opId hash, opId, ApplyResult  | append (MDB_APPEND)       |
  * | entities | entity id                    | Entity                        | upsert                    |
  * | aliases  | lower-cased alias or id      | entity id                     | upsert                    |
- * | blocks   | `epoch36 \x1f term \x1f seg36` | posting block                 | once per segment merge    |
+ * | blocks   | segment, term hash (16 bytes) | posting block                | append, per segment merge |
  * | df       | word term                    | document frequency (uint32)   | once per segment merge    |
  *
  * Which active fact has an identity, and which fact is the active value of a `one` (subject, predicate), are not
@@ -22,8 +22,9 @@
  * own fields until it is reinforced), so an assert writes no episode record; the first reinforcement writes the
  * creating episode and its own. That saved a put and an encoding per new fact.
  *
- * `ops` keys are the clients' opIds: time-ordered opIds (as the client SDK should generate) append; random ones
- * cost a random B-tree insert per write.
+ * `ops` records are keyed by the sequence that applied the op, not by the client's opId: an opId key was a random
+ * B-tree read and insert per write (clients' opIds need not be ordered). Which record holds an opId is an in-memory
+ * index (`op-results.ts`), rebuilt at open like the write indexes.
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { ResolvedOptions } from './validate.ts';
@@ -32,24 +33,29 @@ export const TABLE_NAMES = ['aliases', 'blocks', 'df', 'entities', 'episodes', '
 
 /**
  * The layout's version, stored as `meta/format`. 2: blocks keyed by epoch, df as uint32, no `ident` / `active`
- * tables. A store of another format is refused at open (rebuild it from the log).
+ * tables. 3: blocks keyed by (segment, term hash) and appended; op results keyed by sequence. A store of another
+ * format is refused at open (rebuild it from the log).
  */
-export const FORMAT = 2;
+export const FORMAT = 3;
 export type TableName = (typeof TABLE_NAMES)[number];
 
 export type Table = Database<Buffer, string>;
 /** Facts are keyed by their creating sequence: a number key looked up ~3× faster than the id string (measured). */
 export type FactTable = Database<Buffer, number>;
+/** Op results are keyed by the applying sequence. */
+export type OpTable = Database<Buffer, number>;
+/** Posting blocks are keyed by 16 raw bytes (see `postings.ts`). */
+export type BlockTable = Database<Buffer, Buffer>;
 
 export interface Tables {
   readonly env: RootDatabase<Buffer, string>;
   readonly meta: Table;
   readonly facts: FactTable;
   readonly episodes: Table;
-  readonly ops: Table;
+  readonly ops: OpTable;
   readonly entities: Table;
   readonly aliases: Table;
-  readonly blocks: Table;
+  readonly blocks: BlockTable;
   readonly df: Table;
 }
 
@@ -71,10 +77,10 @@ export function openTables(options: ResolvedOptions): Tables {
     meta: table('meta'),
     facts: env.openDB<Buffer, number>('facts', { encoding: 'binary' }),
     episodes: table('episodes'),
-    ops: table('ops'),
+    ops: env.openDB<Buffer, number>('ops', { encoding: 'binary' }),
     entities: table('entities'),
     aliases: table('aliases'),
-    blocks: table('blocks'),
+    blocks: env.openDB<Buffer, Buffer>('blocks', { encoding: 'binary', keyEncoding: 'binary' }),
     df: table('df'),
   };
 }

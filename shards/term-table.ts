@@ -20,10 +20,10 @@ export class TermTable {
   private slots: Int32Array;
   private mask: number;
   private count = 0;
-  // The last lookup's hashes, set by `hash` (two return values without an allocation).
-  private h1 = 0;
-  private h2 = 0;
-  private shape = 0;
+  /** The last lookup's term identity (see `hashTerm`): read it after `get` without hashing again. */
+  h1 = 0;
+  h2 = 0;
+  shape = 0;
 
   constructor(capacity = 4096) {
     this.slots = new Int32Array(capacity * SLOT).fill(EMPTY_ID);
@@ -67,32 +67,47 @@ export class TermTable {
   }
 
   private hash(kind: TermKind, a: string, b: string): void {
-    let h1 = Math.imul(0x811c9dc5 ^ kind, 0x01000193);
-    let h2 = Math.imul(0x9747b28c ^ kind, 0x5bd1e995);
-    for (let i = 0; i < a.length; i++) {
-      const c = a.charCodeAt(i);
+    const h = hashTerm(kind, a, b, TERM_HASH);
+    this.h1 = h[0]!;
+    this.h2 = h[1]!;
+    this.shape = h[2]!;
+  }
+}
+
+/** Scratch for `hashTerm` callers that hash one term at a time (the store is single-threaded). */
+export const TERM_HASH = new Int32Array(3);
+
+/**
+ * A term's identity within a segment: two independent 32-bit hashes of its kind and parts, and its kind and length
+ * (`kind << 24 | length`), written to `out[0..2]`. Deterministic on every machine: index block keys are made of it.
+ */
+export function hashTerm(kind: TermKind, a: string, b: string, out: Int32Array): Int32Array {
+  let h1 = Math.imul(0x811c9dc5 ^ kind, 0x01000193);
+  let h2 = Math.imul(0x9747b28c ^ kind, 0x5bd1e995);
+  for (let i = 0; i < a.length; i++) {
+    const c = a.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+    h2 ^= h2 >>> 13;
+  }
+  let length = a.length;
+  if (kind === SUBJECT_PREDICATE) {
+    h1 = Math.imul(h1 ^ 0x1f, 0x01000193);
+    h2 = Math.imul(h2 ^ 0x1f, 0x5bd1e995);
+    for (let i = 0; i < b.length; i++) {
+      const c = b.charCodeAt(i);
       h1 = Math.imul(h1 ^ c, 0x01000193);
       h2 = Math.imul(h2 ^ c, 0x5bd1e995);
       h2 ^= h2 >>> 13;
     }
-    let length = a.length;
-    if (kind === SUBJECT_PREDICATE) {
-      h1 = Math.imul(h1 ^ 0x1f, 0x01000193);
-      h2 = Math.imul(h2 ^ 0x1f, 0x5bd1e995);
-      for (let i = 0; i < b.length; i++) {
-        const c = b.charCodeAt(i);
-        h1 = Math.imul(h1 ^ c, 0x01000193);
-        h2 = Math.imul(h2 ^ c, 0x5bd1e995);
-        h2 ^= h2 >>> 13;
-      }
-      length += b.length + 1;
-    }
-    // Final mixing, so the low bits that pick the slot depend on every character.
-    h1 ^= h1 >>> 16;
-    h1 = Math.imul(h1, 0x85ebca6b);
-    h1 ^= h1 >>> 13;
-    this.h1 = h1;
-    this.h2 = h2;
-    this.shape = (kind << 24) | (length & 0xffffff);
+    length += b.length + 1;
   }
+  // Final mixing, so the low bits that pick the slot depend on every character.
+  h1 ^= h1 >>> 16;
+  h1 = Math.imul(h1, 0x85ebca6b);
+  h1 ^= h1 >>> 13;
+  out[0] = h1;
+  out[1] = h2;
+  out[2] = (kind << 24) | (length & 0xffffff);
+  return out;
 }

@@ -6,11 +6,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { EPOCH_SEGMENTS, openShardStore, SEGMENT_SEQS, type ApplyResult, type LogEntry, type ShardStore } from '../../shards/index.ts';
+import { openShardStore, SEGMENT_SEQS, type ApplyResult, type LogEntry, type ShardStore } from '../../shards/index.ts';
 import { DAY, PREDICATES, randomLog, T0, tempDir } from './helpers.ts';
 
-/** Index segments and epochs (`shards/postings.ts`): the cuts below land inside and just after them. */
-const EPOCH_SEQS = EPOCH_SEGMENTS * SEGMENT_SEQS;
+/** Index segments (`shards/postings.ts`): the cuts below land inside and just after them, several segments in. */
+const LATER_SEQS = 8 * SEGMENT_SEQS;
 
 type Log = { seq: number; entry: LogEntry }[];
 
@@ -31,13 +31,13 @@ function answers(store: ShardStore): unknown {
 }
 
 test('a store closed and reopened at many points applies the rest exactly like one never closed', async () => {
-  // 1% of steps jump 40k sequences: the log crosses index segments, merge windows and an epoch boundary.
+  // 1% of steps jump 40k sequences: the log crosses index segments and merge windows, many segments deep.
   const log = randomLog(4000, 13, 40_000);
   const last = log.at(-1)!.seq;
-  assert.ok(last > EPOCH_SEQS, `the log reaches the second epoch (last seq ${last})`);
+  assert.ok(last > LATER_SEQS, `the log reaches the ninth segment (last seq ${last})`);
   const firstAt = (seq: number): number => log.findIndex((x) => x.seq >= seq);
-  // Cuts: plain ones, one right after a segment boundary (inside its merge window) and one right after an epoch's.
-  const cuts = [...new Set([700, firstAt(SEGMENT_SEQS) + 1, 1500, firstAt(EPOCH_SEQS) + 1, 2600, 3333])].sort((a, b) => a - b);
+  // Cuts: plain ones, and ones right after a segment boundary (inside its merge window), early and later on.
+  const cuts = [...new Set([700, firstAt(SEGMENT_SEQS) + 1, 1500, firstAt(LATER_SEQS) + 1, 2600, 3333])].sort((a, b) => a - b);
   const dirs = [tempDir(), tempDir()];
   const opts = (path: string) => ({ path, domain: 'd', predicates: PREDICATES, durability: 'none' as const });
   const never = openShardStore(opts(dirs[0]!.path));
@@ -68,23 +68,27 @@ test('a store closed and reopened at many points applies the rest exactly like o
   }
 });
 
-test('a store of another format is refused at open, not misread', async () => {
-  const dir = tempDir();
-  const opts = { path: dir.path, domain: 'd', durability: 'none' as const };
-  try {
-    const store = openShardStore(opts);
-    await store.apply({ v: 1, op: 'assert', opId: 'a', recordedAt: T0, source: { agent: 'a' }, fact: { text: 'hello' } }, 1);
-    await store.close();
-    // Rewrite the format marker as an older version would have left it (format 1 wrote no marker).
-    const { open } = await import('lmdb');
-    const env = open({ path: dir.path, maxDbs: 16 });
-    const meta = env.openDB('meta', { encoding: 'binary' });
-    await meta.remove('format');
-    await env.close();
-    assert.throws(() => openShardStore(opts), /store format 1/);
-  } finally {
-    dir.remove();
-  }
-});
+for (const older of [1, 2]) {
+  test(`a store of another format (${older}) is refused at open, not misread`, async () => {
+    const dir = tempDir();
+    const opts = { path: dir.path, domain: 'd', durability: 'none' as const };
+    try {
+      const store = openShardStore(opts);
+      await store.apply({ v: 1, op: 'assert', opId: 'a', recordedAt: T0, source: { agent: 'a' }, fact: { text: 'hello' } }, 1);
+      await store.close();
+      // Rewrite the format marker as an older version would have left it (format 1 wrote no marker; the marker is a
+      // msgpack number, one byte for small ones).
+      const { open } = await import('lmdb');
+      const env = open({ path: dir.path, maxDbs: 16 });
+      const meta = env.openDB('meta', { encoding: 'binary' });
+      if (older === 1) await meta.remove('format');
+      else await meta.put('format', Buffer.from([older]));
+      await env.close();
+      assert.throws(() => openShardStore(opts), new RegExp(`store format ${older}, this version reads format 3`));
+    } finally {
+      dir.remove();
+    }
+  });
+}
 
 test.run();
