@@ -49,7 +49,8 @@ async function handOffOne(o: DrainHandOffOptions, shard: LeadingShard, deadline:
   let to: string | undefined;
   for (const node of o.candidates(shard.domain)) {
     if (node === o.node) continue;
-    const s = (await status(o.nc, node))?.shards.find((x) => x.domain === shard.domain);
+    const host = await status(o.nc, node);
+    const s = host?.draining ? undefined : host?.shards.find((x) => x.domain === shard.domain);
     if (s?.state === 'following' && shard.status().appliedSeq - s.appliedSeq <= maxLag) {
       to = node;
       break;
@@ -65,8 +66,10 @@ async function handOffOne(o: DrainHandOffOptions, shard: LeadingShard, deadline:
     // The marker is applied here; stay (and keep refusing with SHARD_MOVED) until the standby serves, so agents
     // are told to retry rather than left without an answer.
     for (;;) {
-      const s = (await status(o.nc, to))?.shards.find((x) => x.domain === shard.domain);
-      if (s?.state === 'leading') break;
+      const host = await status(o.nc, to);
+      if (host?.shards.find((x) => x.domain === shard.domain)?.state === 'leading') break;
+      // The whole cluster may be stopping at once: a standby that began stopping too will not serve; do not wait.
+      if (host?.draining) throw new Error(`${to} is stopping too`);
       if (Date.now() > deadline) throw new Error(`${to} did not start leading ${shard.domain} in time`);
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -76,12 +79,11 @@ async function handOffOne(o: DrainHandOffOptions, shard: LeadingShard, deadline:
   }
 }
 
-/** A host's status, or undefined when it does not answer quickly or is itself stopping. */
+/** A host's status, or undefined when it does not answer quickly. */
 async function status(nc: NatsConnection, node: string): Promise<HostStatusReply | undefined> {
   try {
     const msg = await nc.request(ctlSubject(node, 'status'), encodePayload({ v: 1 }, 'msgpack'), { timeout: STATUS_TIMEOUT_MS });
-    const reply = unwrapReply<HostStatusReply>(decodePayload(msg.data, 'msgpack'));
-    return reply.draining ? undefined : reply;
+    return unwrapReply<HostStatusReply>(decodePayload(msg.data, 'msgpack'));
   } catch {
     return undefined;
   }
