@@ -51,6 +51,33 @@ export class Minis {
     });
   }
 
+  /**
+   * Stops a Mini's host the way launchd or systemd would (SIGTERM: it hands what it leads to a standby first),
+   * starts it again and waits until it is ready. Resolves with how long the host took to exit.
+   */
+  async restart(mini: Mini, timeoutMs = 60_000): Promise<{ exitMs: number }> {
+    const started = Date.now();
+    await stopChild(this.children.get(mini)!);
+    const exitMs = Date.now() - started;
+    this.spawnHost(mini, join(this.dir, 'cluster.config.mjs'));
+    await this.waitReady(mini, Date.now() + timeoutMs);
+    return { exitMs };
+  }
+
+  /** Which Mini leads `domain` now, by asking every host. */
+  async leaderOf(domain: string): Promise<Mini | undefined> {
+    for (const mini of MINIS) {
+      try {
+        const reply = await this.nc!.request(ctlSubject(mini, 'status'), encodePayload({ v: 1 }, 'msgpack'), { timeout: 1_000 });
+        const status = decodePayload(reply.data, 'msgpack') as StatusReply;
+        if (status.shards.some((x) => x.domain === domain && x.state === 'leading')) return mini;
+      } catch {
+        // That Mini does not answer right now: it does not lead.
+      }
+    }
+    return undefined;
+  }
+
   /** The last output of a host, for failure messages. */
   log(mini: Mini): string {
     return this.logs.get(mini) ?? '';

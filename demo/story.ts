@@ -108,6 +108,34 @@ export async function tellStory(minis: Minis, n: Narrator): Promise<void> {
     n.detail(`→ ${quote(then.facts[0]?.text ?? '(nothing)')}`);
     check(then.facts.length === 1 && then.facts[0]!.text === pdfText, 'asOf the earlier time, the PDF preference is what was believed', then.facts);
     n.ok('the old belief is superseded, not deleted: history still answers "what did we believe then?"');
+
+    n.chapter('5. mini-1 restarts for an upgrade; nobody notices');
+    const local = await b.recall({ query: 'can I book a meeting at 9am?', domain: 'calendar', maxStaleMs: 2_000 });
+    n.say('Agent B @ mini-3', 'asks the calendar, content with an answer up to 2 s stale');
+    n.detail(`answered by ${local.servedBy}'s own replica (at most ${local.staleMs} ms behind the leader): ${quote(local.facts[0]?.text ?? '(nothing)')}`);
+    check(local.servedBy === 'mini-3' && local.facts[0]?.text === ruleText, "mini-3's replica answers its own agent", local);
+
+    // One write every 50 ms, through mini-1's restart.
+    const written: string[] = [];
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; writing; i++) {
+        const r = await c.remember({ text: `Calendar note ${i}, written while mini-1 restarts` }, { domain: 'calendar' });
+        written.push(r.factId);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    const { exitMs } = await minis.restart('mini-1');
+    writing = false;
+    await writer;
+    const leader = await minis.leaderOf('calendar');
+    n.say('mini-1', `is stopped with SIGTERM while Agent C keeps writing to the calendar, and comes back`);
+    n.detail(`mini-1 handed calendar to ${leader} and exited in ${exitMs} ms; Agent C made ${written.length} writes meanwhile, none failed`);
+    check(leader === 'mini-2', 'the calendar moves to its first standby, mini-2, before mini-1 exits', { leader });
+    const found = await Promise.all(written.map((id) => a.get(id).then((f) => (f ? id : undefined), () => undefined)));
+    const lost = written.filter((_, i) => found[i] === undefined);
+    check(written.length > 0 && lost.length === 0, 'every write made during the restart is there', { written: written.length, lost });
+    n.ok(`no write lost, no error seen; \`shardmind apply\` would move calendar back to mini-1`);
   } finally {
     await Promise.allSettled(agents.map((x) => x.close()));
   }
