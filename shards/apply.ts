@@ -14,16 +14,14 @@ import type { KeyIndex } from './key-index.ts';
 import type { OpResults } from './op-results.ts';
 import {
   encodeEpisode,
-  factTerms,
-  forEachFactTermPart,
   identityHash,
   isActive,
   sameIdentity,
   subjectPredicateHash,
   withChanges,
   type Episode,
-  type TermKind,
 } from './records.ts';
+import { FactTerms } from './fact-terms.ts';
 import type { Tables } from './tables.ts';
 import type {
   ApplyResult,
@@ -83,10 +81,8 @@ export interface WriteIndexes {
 const APPEND = { append: true } as const;
 
 export class Applier {
-  /** The sequence whose postings `addPosting` files (a bound method, so asserts allocate no closure). */
-  private addingSeq = 0;
-  private readonly addPosting = (kind: TermKind, a: string, b: string, tf: number, len: number): void =>
-    this.postings.addPart(kind, a, b, this.addingSeq, tf, len);
+  /** The index terms of the fact being filed, reused by every assert and forget. */
+  private readonly terms = new FactTerms();
 
   constructor(
     private readonly t: Tables,
@@ -242,8 +238,8 @@ export class Applier {
     this.state.episodes++;
     this.state.facts++;
     if (isActive(fact.status)) this.state.activeFacts++;
-    this.addingSeq = seq;
-    const length = forEachFactTermPart(fact, this.addPosting);
+    const length = this.terms.scan(fact);
+    this.postings.addFact(this.terms, seq);
     if (length > 0) {
       this.state.docs++;
       this.state.docLength += length;
@@ -348,8 +344,9 @@ export class Applier {
     const createdSeq = seqOfFactId(e.factId);
     if (f === undefined || createdSeq === undefined) return this.notFound(seq, e.opId, e.factId);
     if (f.status === 'forgotten') return { seq, opId: e.opId, status: 'forgotten', factId: f.id };
-    const { terms, length } = factTerms(f);
-    for (const p of terms) this.postings.remove(p.term, createdSeq);
+    const terms = this.terms;
+    const length = terms.scan(f);
+    for (let i = 0; i < terms.count; i++) this.postings.remove(terms.name(i), createdSeq);
     if (length > 0) {
       this.state.docs--;
       this.state.docLength -= length;

@@ -53,3 +53,6 @@ export { SEGMENT_SEQS, MERGE_SPAN } from './postings.ts';
 export { encodeFact, decodeFact, factByteLength, peekFact, readIdentityFields } from './fact-codec.ts';
 export type { FactNumbers, IdentityFields } from './fact-codec.ts';
 export { challengerWins } from './conflict.ts';
+// The index terms of a fact, hashed in one pass, and the hash they must agree with (readers hash query words).
+export { FactTerms } from './fact-terms.ts';
+export { hashTerm } from './term-table.ts';

@@ -37,7 +37,8 @@
 import type { Database } from 'lmdb';
 import type { BlockTable } from './tables.ts';
 import { decodePostings, encodePostings, POSTING_BYTES, type PostingRun } from './codec.ts';
-import { termParts, type TermKind } from './records.ts';
+import type { FactTerms } from './fact-terms.ts';
+import { termParts } from './records.ts';
 import { BLOCK_KEY_BYTES, SegmentPostings, writeBlockKey, type Posting, type PostingVisitor, type SegmentBlocks } from './segment.ts';
 import { hashTerm, TERM_HASH } from './term-table.ts';
 
@@ -94,13 +95,13 @@ export class PostingIndex {
    * stored state says the previous segment was part-merged (`mergedTerms` ≥ 0), `previous` re-adds that segment's
    * postings, and the merge resumes after the `mergedTerms` blocks already written.
    */
-  reset(seq: number, mergedTerms: number, previous: (add: (kind: TermKind, a: string, b: string, seq: number, tf: number, len: number) => void) => void): void {
+  reset(seq: number, mergedTerms: number, previous: (add: (terms: FactTerms, seq: number) => void) => void): void {
     const segment = segmentOf(seq);
     this.open = openSegmentFor(segment);
     this.sealed = undefined;
     if (mergedTerms === NO_MERGE || segment === 0) return;
     const postings = openSegmentFor(segment - 1);
-    previous((kind, a, b, s, tf, len) => postings.addPart(kind, a, b, s, tf, len));
+    previous((terms, s) => postings.addFact(terms, s));
     this.sealed = { postings, blocks: postings.blocks(), written: mergedTerms };
   }
 
@@ -152,14 +153,9 @@ export class PostingIndex {
     if (end > sealed.written) sealed.written = end;
   }
 
-  /** Adds a posting for a fact created at `seq` (ascending order within the open segment). */
-  add(term: string, seq: number, tf: number, len: number): void {
-    this.open.add(term, seq, tf, len);
-  }
-
-  /** `add` by the term's kind and parts (see `records.ts`). */
-  addPart(kind: TermKind, a: string, b: string, seq: number, tf: number, len: number): void {
-    this.open.addPart(kind, a, b, seq, tf, len);
+  /** Adds the postings of a fact created at `seq` (ascending order within the open segment). */
+  addFact(terms: FactTerms, seq: number): void {
+    this.open.addFact(terms, seq);
   }
 
   /** Fills `this.key` with `term`'s identity (the segment is set per lookup by `keyAt`). */

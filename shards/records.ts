@@ -5,7 +5,7 @@
 import { decodeValue, encodeValue } from './codec.ts';
 import { hashSeparator, hashString } from './key-index.ts';
 import { TERM_SEPARATOR } from './postings.ts';
-import { normalizeText, termFrequencies, tokenize } from './text.ts';
+import { normalizeText } from './text.ts';
 import type { Fact, FactObject, FactStatus, Source } from './types.ts';
 
 /** A raw observation with provenance: every assert leaves one, so a fact can say where it came from. */
@@ -117,54 +117,4 @@ export function termParts(term: string): { kind: TermKind; a: string; b: string 
       return { kind: SUBJECT_PREDICATE, a: body.slice(0, at), b: body.slice(at + 1) };
     }
   }
-}
-
-export interface TermPosting {
-  readonly term: string;
-  readonly tf: number;
-  readonly len: number;
-}
-
-/** Every index term a (not forgotten) fact is filed under. Used when forgetting and in tests. */
-export function factTerms(f: Pick<Fact, 'text' | 'subject' | 'predicate' | 'object'>): { terms: TermPosting[]; length: number } {
-  const terms: TermPosting[] = [];
-  const length = forEachFactTerm(f, (term, tf, len) => terms.push({ term, tf, len }));
-  return { terms, length };
-}
-
-/** Up to this many tokens, term frequencies are counted by scanning the token array instead of building a Map. */
-const SMALL_TEXT_TOKENS = 32;
-
-export type TermSink = (kind: TermKind, a: string, b: string, tf: number, len: number) => void;
-
-/**
- * Calls `emit` for every index term of a fact (words in first-occurrence order with their frequency, then subject,
- * subject+predicate, object entity) and returns the number of word tokens. The hot path of every assert, so it
- * allocates no per-term objects and no term strings (a concatenated key is a rope V8 must flatten to hash).
- */
-export function forEachFactTermPart(f: Pick<Fact, 'text' | 'subject' | 'predicate' | 'object'>, emit: TermSink): number {
-  const tokens = tokenize(f.text);
-  const len = tokens.length;
-  if (len <= SMALL_TEXT_TOKENS) {
-    outer: for (let i = 0; i < len; i++) {
-      const word = tokens[i]!;
-      for (let j = 0; j < i; j++) if (tokens[j] === word) continue outer;
-      let tf = 1;
-      for (let j = i + 1; j < len; j++) if (tokens[j] === word) tf++;
-      emit(WORD, word, '', tf, len);
-    }
-  } else {
-    for (const [word, tf] of termFrequencies(tokens)) emit(WORD, word, '', tf, len);
-  }
-  if (f.subject !== undefined) {
-    emit(SUBJECT, f.subject, '', 0, 0);
-    if (f.predicate !== undefined) emit(SUBJECT_PREDICATE, f.subject, f.predicate, 0, 0);
-  }
-  if (f.object !== undefined && typeof f.object !== 'string') emit(OBJECT_ENTITY, f.object.entity, '', 0, 0);
-  return len;
-}
-
-/** `forEachFactTermPart` with term strings: for forgetting and tests, not the load path. */
-export function forEachFactTerm(f: Pick<Fact, 'text' | 'subject' | 'predicate' | 'object'>, emit: (term: string, tf: number, len: number) => void): number {
-  return forEachFactTermPart(f, (kind, a, b, tf, len) => emit(termName(kind, a, b), tf, len));
 }

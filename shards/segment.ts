@@ -9,7 +9,8 @@
  * posting): one forward pass over the array, a counting sort by term id, writes every block into one buffer.
  */
 import { POSTING_BYTES } from './codec.ts';
-import { termParts, WORD, wordTerm, type TermKind } from './records.ts';
+import type { FactTerms } from './fact-terms.ts';
+import { termParts, WORD } from './records.ts';
 import { TermTable } from './term-table.ts';
 
 const STRIDE = 5;
@@ -77,19 +78,21 @@ export class SegmentPostings {
     private readonly base: number,
   ) {}
 
-  /** Adds a posting for a fact created at `seq` (ascending order within the segment). */
-  add(term: string, seq: number, tf: number, len: number): void {
-    const { kind, a, b } = termParts(term);
-    this.addPart(kind, a, b, seq, tf, len);
+  /** Adds the postings of a fact created at `seq` (ascending order within the segment): the load path. */
+  addFact(terms: FactTerms, seq: number): void {
+    const ident = terms.ident;
+    for (let i = 0; i < terms.count; i++) {
+      let id = this.terms.getHashed(ident[i * 3]!, ident[i * 3 + 1]!, ident[i * 3 + 2]!);
+      if (id === -1) {
+        // A word's string is its document-frequency key; structural terms need none.
+        id = this.newTerm(terms.kind[i] === WORD ? terms.name(i) : undefined);
+        this.terms.setLast(id);
+      }
+      this.post(id, seq, terms.tf[i]!, terms.kind[i] === WORD ? terms.length : 0);
+    }
   }
 
-  /** `add` by the term's kind and parts (see `records.ts`): the load path, no term string built per posting. */
-  addPart(kind: TermKind, a: string, b: string, seq: number, tf: number, len: number): void {
-    let id = this.terms.get(kind, a, b);
-    if (id === -1) {
-      id = this.newTerm(kind, a);
-      this.terms.setLast(id);
-    }
+  private post(id: number, seq: number, tf: number, len: number): void {
     let at = this.used * STRIDE;
     if (at === this.entries.length) this.entries = grow(this.entries);
     const e = this.entries;
@@ -102,10 +105,10 @@ export class SegmentPostings {
     this.live[id]!++;
   }
 
-  /** A new term id for the term `terms.get` just looked up (its identity is still in the table's last hash). */
-  private newTerm(kind: TermKind, a: string): number {
+  /** A new term id for the term the table just looked up (its identity is still the table's last). */
+  private newTerm(word: string | undefined): number {
     const id = this.words.length;
-    this.words.push(kind === WORD ? wordTerm(a) : undefined);
+    this.words.push(word);
     if (id === this.head.length) {
       this.head = grow(this.head);
       this.live = grow(this.live);

@@ -25,7 +25,8 @@ import { OpResults } from './op-results.ts';
 import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
 import { recallFacts } from './recall.ts';
 import { decodeFact, readIdentityFields, type IdentityFields } from './fact-codec.ts';
-import { forEachFactTermPart, identityHash, subjectPredicateHash, type TermKind } from './records.ts';
+import { FactTerms } from './fact-terms.ts';
+import { identityHash, subjectPredicateHash } from './records.ts';
 import { FORMAT, openTables, TABLE_NAMES, type Table, type Tables } from './tables.ts';
 import type {
   ApplyResult,
@@ -42,7 +43,7 @@ import type {
 } from './types.ts';
 import { resolveOptions, validateRecallQuery, type ResolvedOptions } from './validate.ts';
 
-type PartAdder = (kind: TermKind, a: string, b: string, seq: number, tf: number, len: number) => void;
+type FactAdder = (terms: FactTerms, seq: number) => void;
 
 export class LmdbShardStore implements ShardStore {
   readonly domain: string;
@@ -127,16 +128,18 @@ export class LmdbShardStore implements ShardStore {
     const seq = this.committed.appliedSeq;
     const segment = segmentOf(seq);
     this.postings.reset(seq, this.committed.mergedTerms, (add) => this.addSegmentPostings(segment - 1, segment, add));
-    this.addSegmentPostings(segment, undefined, (kind, a, b, s, tf, len) => this.postings.addPart(kind, a, b, s, tf, len));
+    this.addSegmentPostings(segment, undefined, (terms, s) => this.postings.addFact(terms, s));
   }
 
   /** Re-adds the postings of the facts created in segments [from, to) (to the end of the store when undefined). */
-  private addSegmentPostings(from: number, to: number | undefined, add: PartAdder): void {
+  private addSegmentPostings(from: number, to: number | undefined, add: FactAdder): void {
     const range = to === undefined ? { start: from * SEGMENT_SEQS } : { start: from * SEGMENT_SEQS, end: to * SEGMENT_SEQS };
+    const terms = new FactTerms();
     for (const { value } of this.t.facts.getRange(range)) {
       const f = decodeFact(value, this.domain);
       if (f.status === 'forgotten') continue;
-      forEachFactTermPart(f, (kind, a, b, tf, len) => add(kind, a, b, f.seq, tf, len));
+      terms.scan(f);
+      add(terms, f.seq);
     }
   }
 

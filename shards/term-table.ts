@@ -33,11 +33,20 @@ export class TermTable {
   /** The id of (kind, a, b), or -1. */
   get(kind: TermKind, a: string, b: string): number {
     this.hash(kind, a, b);
+    return this.getHashed(this.h1, this.h2, this.shape);
+  }
+
+  /** The id of the term with this identity (`hashTerm`), or -1; `setLast` files it under a new id. */
+  getHashed(h1: number, h2: number, shape: number): number {
+    this.h1 = h1;
+    this.h2 = h2;
+    this.shape = shape;
     const s = this.slots;
-    for (let i = this.h1 & this.mask; ; i = (i + 1) & this.mask) {
+    const mask = this.mask;
+    for (let i = h1 & mask; ; i = (i + 1) & mask) {
       const at = i * SLOT;
       const id = s[at + 3]!;
-      if (id === EMPTY_ID || (s[at] === this.h1 && s[at + 1] === this.h2 && s[at + 2] === this.shape)) return id;
+      if (id === EMPTY_ID || (s[at] === h1 && s[at + 1] === h2 && s[at + 2] === shape)) return id;
     }
   }
 

@@ -2,10 +2,11 @@
  * Text normalization shared by indexing and querying: the same tokenizer on both sides, or recall misses.
  */
 
-const MAX_TOKEN = 48;
+/** Longer tokens are cut to this many characters (after stemming). */
+export const MAX_TOKEN = 48;
 
 /** Words too common to say anything about relevance; dropping them also keeps the index small. */
-const STOPWORDS = new Set(
+export const STOPWORDS: ReadonlySet<string> = new Set(
   (
     'a an and are as at be but by for from has have he her his i if in into is it its me my no not of on or our ' +
     'she so that the their them then there these they this to was we were what when which who will with you your'
