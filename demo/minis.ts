@@ -20,7 +20,7 @@ export const MINIS = ['mini-1', 'mini-2', 'mini-3'] as const;
 export type Mini = (typeof MINIS)[number];
 
 interface StatusReply {
-  readonly shards: readonly { readonly domain: string; readonly state: string }[];
+  readonly shards: readonly { readonly domain: string; readonly state: string; readonly staleMs?: number }[];
 }
 
 export class Minis {
@@ -76,6 +76,20 @@ export class Minis {
       }
     }
     return undefined;
+  }
+
+  /**
+   * Waits until `mini`'s replica of `domain` has a staleness bound (a follower has none until it has heard a leased
+   * heartbeat of the current leader, a few hundred ms after the leader starts) and resolves with it.
+   */
+  async replicaBound(mini: Mini, domain: string, timeoutMs = 10_000): Promise<number> {
+    let bound: number | undefined;
+    await this.until(`${mini}'s ${domain} replica to hear its leader`, Date.now() + timeoutMs, async () => {
+      const reply = await this.nc!.request(ctlSubject(mini, 'status'), encodePayload({ v: 1 }, 'msgpack'), { timeout: 1_000 });
+      bound = (decodePayload(reply.data, 'msgpack') as StatusReply).shards.find((x) => x.domain === domain)?.staleMs;
+      return bound !== undefined;
+    });
+    return bound!;
   }
 
   /** The last output of a host, for failure messages. */

@@ -110,6 +110,8 @@ export async function tellStory(minis: Minis, n: Narrator): Promise<void> {
     n.ok('the old belief is superseded, not deleted: history still answers "what did we believe then?"');
 
     n.chapter('5. mini-1 restarts for an upgrade; nobody notices');
+    // A follower answers reads once it has heard the leader's heartbeat; the story so far took well under a second.
+    await minis.replicaBound('mini-3', 'calendar');
     const local = await b.recall({ query: 'can I book a meeting at 9am?', domain: 'calendar', maxStaleMs: 2_000 });
     n.say('Agent B @ mini-3', 'asks the calendar, content with an answer up to 2 s stale');
     n.detail(`answered by ${local.servedBy}'s own replica (at most ${local.staleMs} ms behind the leader): ${quote(local.facts[0]?.text ?? '(nothing)')}`);
