@@ -36,11 +36,14 @@ test('demo - tells the whole story, checks it, exits 0 and cleans up', async () 
     '• The user never takes meetings before 10am',
     '4. The user changes their mind; the past stays on record',
     'superseded_previous',
+    "5. mini-1 restarts for an upgrade; nobody notices",
+    "answered by mini-3's own replica",
+    'mini-1 handed calendar to mini-2',
     'The story came out as told.',
   ]) {
     assert.ok(out.includes(line), `missing "${line}" in:\n${out}`);
   }
-  assert.is(out.split('✓').length - 1, 6, 'six checked claims');
+  assert.is(out.split('✓').length - 1, 7, 'seven checked claims');
   assert.equal(demoDirs().filter((d) => !before.has(d)), []);
 });
 
