@@ -81,6 +81,8 @@ export interface WriteIndexes {
 const APPEND = { append: true } as const;
 
 export class Applier {
+  /** The id of the fact the entry being applied created, if it did (its op result then need not store it). */
+  private created: string | undefined;
   /** The index terms of the fact being filed, reused by every assert and forget. */
   private readonly terms = new FactTerms();
 
@@ -105,6 +107,7 @@ export class Applier {
       return { ...prior, duplicate: true };
     }
     let result: ApplyResult;
+    this.created = undefined;
     try {
       const entry = validateEntry(raw);
       result = this.dispatch(seq, entry);
@@ -112,7 +115,7 @@ export class Applier {
       if (!(err instanceof ShardValidationError)) throw err;
       result = { seq, opId, status: 'rejected', error: { code: 'BAD_REQUEST', message: err.message } };
     }
-    this.ops.record(opId, result);
+    this.ops.record(opId, result, result.factId !== undefined && result.factId === this.created);
     this.state.appliedSeq = seq;
     return result;
   }
@@ -184,6 +187,7 @@ export class Applier {
     }
 
     const id = factIdFor(this.options.domain, seq);
+    this.created = id;
     // A plain literal (absent optionals as undefined): encodeFact writes them as null, so the bytes are the same
     // as with the keys left out, and V8 does not clone objects for conditional spreads on this hot path.
     let fact: Fact = {

@@ -61,6 +61,8 @@ type Utf8Buffer = Buffer & {
 
 /** One buffer reused by every encode: the store copies the bytes into LMDB before the next encode. */
 let scratch = Buffer.allocUnsafeSlow(64 * 1024) as Utf8Buffer;
+/** Numbers go in through a DataView: inlined stores, where Buffer's write methods were a call each. */
+let view = new DataView(scratch.buffer, scratch.byteOffset, scratch.byteLength);
 
 /**
  * The fact's bytes. The returned view is only valid until the next `encodeFact` (the store puts it at once).
@@ -72,8 +74,12 @@ export function encodeFact(f: Fact): Buffer {
   const objectText = o === undefined ? undefined : typeof o === 'string' ? o : o.entity;
   const bound =
     STRINGS + 14 + 3 * (f.text.length + (f.subject?.length ?? 0) + (f.predicate?.length ?? 0) + (objectText?.length ?? 0) + source.agent.length + (source.task?.length ?? 0) + (source.node?.length ?? 0));
-  if (bound > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.max(bound, scratch.length * 2)) as Utf8Buffer;
+  if (bound > scratch.length) {
+    scratch = Buffer.allocUnsafeSlow(Math.max(bound, scratch.length * 2)) as Utf8Buffer;
+    view = new DataView(scratch.buffer, scratch.byteOffset, scratch.byteLength);
+  }
   const b = scratch;
+  const v = view;
   let flags = 0;
   if (f.subject !== undefined) flags |= HAS_SUBJECT;
   if (f.predicate !== undefined) flags |= HAS_PREDICATE;
@@ -86,18 +92,18 @@ export function encodeFact(f: Fact): Buffer {
   if (f.episodeId !== undefined) flags |= HAS_EPISODE;
   b[0] = VERSION;
   b[1] = STATUS_CODE[f.status];
-  b.writeUInt16LE(flags, 2);
-  b.writeDoubleLE(f.confidence, CONFIDENCE);
-  b.writeDoubleLE(f.halfLifeDays, HALF_LIFE);
-  b.writeDoubleLE(f.observedAt, OBSERVED_AT);
-  b.writeDoubleLE(f.validFrom, VALID_FROM);
-  b.writeDoubleLE(f.recordedAt, RECORDED_AT);
-  b.writeDoubleLE(f.reinforcedAt, REINFORCED_AT);
-  b.writeDoubleLE(f.seq, SEQ);
-  b.writeUInt32LE(f.confirmations, CONFIRMATIONS);
-  b.writeDoubleLE(f.validTo ?? 0, VALID_TO);
-  b.writeDoubleLE(f.latestValidFrom ?? 0, LATEST_VALID_FROM);
-  b.writeDoubleLE(f.invalidatedAt ?? 0, INVALIDATED_AT);
+  v.setUint16(2, flags, true);
+  v.setFloat64(CONFIDENCE, f.confidence, true);
+  v.setFloat64(HALF_LIFE, f.halfLifeDays, true);
+  v.setFloat64(OBSERVED_AT, f.observedAt, true);
+  v.setFloat64(VALID_FROM, f.validFrom, true);
+  v.setFloat64(RECORDED_AT, f.recordedAt, true);
+  v.setFloat64(REINFORCED_AT, f.reinforcedAt, true);
+  v.setFloat64(SEQ, f.seq, true);
+  v.setUint32(CONFIRMATIONS, f.confirmations, true);
+  v.setFloat64(VALID_TO, f.validTo ?? 0, true);
+  v.setFloat64(LATEST_VALID_FROM, f.latestValidFrom ?? 0, true);
+  v.setFloat64(INVALIDATED_AT, f.invalidatedAt ?? 0, true);
   let at = writeString(b, STRINGS, f.text);
   if (f.subject !== undefined) at = writeString(b, at, f.subject);
   if (f.predicate !== undefined) at = writeString(b, at, f.predicate);
@@ -118,7 +124,8 @@ function writeString(b: Utf8Buffer, at: number, s: string): number {
       b[at + 2 + i] = c;
     }
     if (i === s.length) {
-      b.writeUInt16LE(i, at);
+      b[at] = i;
+      b[at + 1] = 0;
       return at + 2 + i;
     }
   }

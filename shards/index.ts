@@ -27,6 +27,7 @@ export type {
   ShardStats,
   LeadershipMark,
   ShardStore,
+  ApplyBatchOptions,
 } from './types.ts';
 export type { Episode } from './records.ts';
 export type { Contender } from './conflict.ts';

@@ -55,10 +55,13 @@ export class OpResults {
     return found;
   }
 
-  /** Stores `result` (of the op `opId`, applied at `result.seq`, above every stored sequence). */
-  record(opId: string, result: ApplyResult): void {
+  /**
+   * Stores `result` (of the op `opId`, applied at `result.seq`, above every stored sequence). `createdHere`: its
+   * factId is the fact this op created (`factIdFor(domain, seq)`), which the record then leaves out.
+   */
+  record(opId: string, result: ApplyResult, createdHere: boolean): void {
     const hash = hashString(opId);
-    const appended: unknown = this.table.putSync(result.seq, encode(hash, opId, result, this.domain), APPEND);
+    const appended: unknown = this.table.putSync(result.seq, encode(hash, opId, result, createdHere), APPEND);
     if (appended === false) throw new Error(`op result at ${result.seq} is not above the stored ones`);
     this.bySeq.add(hash, result.seq);
   }
@@ -70,14 +73,14 @@ export class OpResults {
   }
 }
 
-function encode(hash: number, opId: string, r: ApplyResult, domain: string): Buffer {
-  const compact = r.error === undefined && r.supersededIds === undefined && r.factId === factIdFor(domain, r.seq);
+function encode(hash: number, opId: string, r: ApplyResult, createdHere: boolean): Buffer {
+  const compact = createdHere && r.error === undefined && r.supersededIds === undefined;
   const tuple = compact ? undefined : encodeValue([r.status, r.factId ?? null, r.supersededIds ?? null, r.error?.code ?? null, r.error?.message ?? null] satisfies ResultTuple);
   const bound = OPID + 2 + 3 * opId.length + 2 + (tuple?.length ?? 0);
   if (bound > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.max(bound, scratch.length * 2)) as Utf8Buffer;
   const b = scratch;
   b.writeInt32LE(hash, 0);
-  const n = b.utf8Write(opId, OPID + 2);
+  const n = writeUtf8(b, OPID + 2, opId);
   if (n > 0xffff) throw new RangeError(`opId of ${n} bytes exceeds the record format`);
   b.writeUInt16LE(n, OPID);
   let at = OPID + 2 + n;
@@ -90,6 +93,16 @@ function encode(hash: number, opId: string, r: ApplyResult, domain: string): Buf
     at += tuple.length;
   }
   return b.subarray(0, at);
+}
+
+/** UTF-8 of `s` at `at`: ASCII (nearly every opId) copied by hand, cheaper than the native call; same bytes. */
+function writeUtf8(b: Utf8Buffer, at: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128) return b.utf8Write(s, at);
+    b[at + i] = c;
+  }
+  return s.length;
 }
 
 function asBuffer(bytes: Uint8Array): Utf8Buffer {

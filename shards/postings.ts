@@ -10,13 +10,14 @@
  * from the whole store. Segment boundaries depend only on sequence numbers, so the bytes do not depend on how the
  * log was cut into batches.
  *
- * Block keys are segment first (16 bytes: segment, then the term's identity from `hashTerm`, big-endian): a
- * merge's keys are all above every stored key, so written in key order they are LMDB appends (MDB_APPEND) — no
- * search, no split, no old page copied — instead of inserts spread over a tree that grows with the store (store
- * format 2 keyed blocks term first within epochs of 8 segments; those puts were the largest single cost of the
- * load). The price is on the read side: a term's blocks are one exact-key lookup per segment (~0.5–2 µs each, a
- * miss the cheapest) instead of one range per epoch. Two terms whose identities collide in all 96 bits within one
- * segment would share its block (see `term-table.ts`): an extra recall candidate, the same on every replica.
+ * Blocks are keyed segment first (`block-layout.ts`): a segment's small blocks packed into buckets by the top bits
+ * of the term's hash, its large blocks under their own key. A merge's keys are all above every stored key, so
+ * written in key order they are LMDB appends (MDB_APPEND) — no search, no split, no old page copied — instead of
+ * inserts spread over a tree that grows with the store (store format 2 keyed blocks term first within epochs of 8
+ * segments, one put per (term, segment); those puts were the largest single cost of the load). The price is on the
+ * read side: a term's blocks are one bucket lookup per segment (plus one for a large block) instead of one range per
+ * epoch. Two terms whose identities (`hashTerm`) collide in all 96 bits within one segment would share its block:
+ * an extra recall candidate, the same on every replica.
  *
  * Reads go newest first (open segment, then blocks by descending segment) and callers cap how many postings they
  * take per term: a query's work is bounded by the cap and the number of segments, at the price of seeing only a
@@ -25,10 +26,10 @@
  *
  * The merge is spread over the first MERGE_SPAN sequences of the next segment, so no one commit (and every write
  * queued behind it) carries a whole segment's blocks. While the segment is merging it is `sealed`: its blocks are
- * built once (in key order, `SegmentPostings.blocks`), and after applying the k-th sequence of the new segment the
- * first ⌈blocks·(k+1)/MERGE_SPAN⌉ are written. How far the merge got depends only on sequence numbers, so the bytes
+ * built once (puts in key order, `SegmentPostings.blocks`), and after applying the k-th sequence of the new segment
+ * the first ⌈puts·(k+1)/MERGE_SPAN⌉ are written. How far the merge got depends only on sequence numbers, so the bytes
  * still do not depend on batching; the count written is part of the stored state (`mergedTerms`), so a restart
- * resumes at the same block. A forget finishes the merge first (the blocks were built before it), and a sequence
+ * resumes at the same put. A forget finishes the merge first (the blocks were built before it), and a sequence
  * jumping past the window finishes it at once.
  *
  * Reads racing a merge: until a merging batch commits, readers cannot see its blocks yet, so the sealed segment
@@ -39,7 +40,8 @@ import type { BlockTable } from './tables.ts';
 import { decodePostings, encodePostings, POSTING_BYTES, type PostingRun } from './codec.ts';
 import type { FactTerms } from './fact-terms.ts';
 import { termParts } from './records.ts';
-import { BLOCK_KEY_BYTES, SegmentPostings, writeBlockKey, type Posting, type PostingVisitor, type SegmentBlocks } from './segment.ts';
+import { bucketOf, bucketWithout, BUCKET_KEY_BYTES, findInBucket, LARGE, LARGE_KEY_BYTES, writeBucketKey, writeLargeKey, type BucketHit } from './block-layout.ts';
+import { SegmentPostings, type Posting, type PostingVisitor, type SegmentBlocks } from './segment.ts';
 import { hashTerm, TERM_HASH } from './term-table.ts';
 
 export type { Posting } from './segment.ts';
@@ -82,8 +84,11 @@ export class PostingIndex {
   private open = openSegmentFor(0);
   /** The segment being merged (or merged but not yet committed), readable from memory meanwhile. */
   private sealed: Sealed | undefined;
-  /** The key being looked up: reads fill in the segment per lookup (recall is synchronous). */
-  private readonly key = Buffer.alloc(BLOCK_KEY_BYTES);
+  /** Keys being looked up, reused (reads are synchronous). */
+  private readonly bucketKey = Buffer.alloc(BUCKET_KEY_BYTES);
+  private readonly largeKey = Buffer.alloc(LARGE_KEY_BYTES);
+  private readonly hit: BucketHit = { entry: -1, start: 0, end: 0 };
+  private readonly addDfOf = (word: string, postings: number): void => this.addDf(word, postings);
 
   constructor(
     private readonly blocks: BlockTable,
@@ -140,15 +145,14 @@ export class PostingIndex {
     if (this.sealed !== undefined) this.writeBlocks(this.sealed, this.sealed.blocks.count);
   }
 
-  /** Appends blocks up to (not including) `end`, folding their counts into `df`. */
+  /** Appends the puts up to (not including) `end`, folding their words' counts into `df`. */
   private writeBlocks(sealed: Sealed, end: number): void {
     const blocks = sealed.blocks;
-    for (let i = sealed.written; i < end; i++) {
+    for (let p = sealed.written; p < end; p++) {
       // lmdb-js answers false (its types say void) when the key is not above the last one: never drop a block.
-      const appended: unknown = this.blocks.putSync(blocks.key(i), blocks.block(i), APPEND);
-      if (appended === false) throw new Error(`index block ${i} of segment ${sealed.postings.segment} is not above the stored blocks`);
-      const word = blocks.word(i);
-      if (word !== undefined) this.addDf(word, blocks.postings(i));
+      const appended: unknown = this.blocks.putSync(blocks.key(p), blocks.value(p), APPEND);
+      if (appended === false) throw new Error(`index put ${p} of segment ${sealed.postings.segment} is not above the stored blocks`);
+      blocks.forEachWord(p, this.addDfOf);
     }
     if (end > sealed.written) sealed.written = end;
   }
@@ -156,19 +160,6 @@ export class PostingIndex {
   /** Adds the postings of a fact created at `seq` (ascending order within the open segment). */
   addFact(terms: FactTerms, seq: number): void {
     this.open.addFact(terms, seq);
-  }
-
-  /** Fills `this.key` with `term`'s identity (the segment is set per lookup by `keyAt`). */
-  private keyFor(term: string): Buffer {
-    const { kind, a, b } = termParts(term);
-    const h = hashTerm(kind, a, b, TERM_HASH);
-    writeBlockKey(this.key, 0, 0, h[0]!, h[1]!, h[2]!);
-    return this.key;
-  }
-
-  private static keyAt(key: Buffer, segment: number): Buffer {
-    key.writeUInt32BE(segment, 0);
-    return key;
   }
 
   /** Removes a fact's posting (forget): from memory if it is in the open segment, else rewrites its block. */
@@ -181,14 +172,33 @@ export class PostingIndex {
       this.open.remove(term, seq);
       return;
     }
-    const key = Buffer.from(PostingIndex.keyAt(this.keyFor(term), segment));
-    const bytes = this.blocks.getBinary(key);
-    if (bytes === undefined) return;
-    const run = decodePostings(bytes);
-    const kept = withoutSeq(run, seq);
-    if (kept.length === run.length) return;
-    if (kept.length === 0) this.blocks.removeSync(key);
-    else this.blocks.putSync(key, encodePostings(kept));
+    const { kind, a, b } = termParts(term);
+    const h = hashTerm(kind, a, b, TERM_HASH);
+    const [h1, h2, shape] = [h[0]!, h[1]!, h[2]!];
+    const bucketKey = Buffer.alloc(BUCKET_KEY_BYTES);
+    writeBucketKey(bucketKey, 0, segment, bucketOf(h1));
+    const bucket = this.blocks.getBinary(bucketKey);
+    if (bucket === undefined) return;
+    const hit = findInBucket(bucket, h1, h2, shape, { entry: -1, start: 0, end: 0 });
+    if (hit.entry < 0) return;
+    if (hit.start === LARGE) {
+      const key = Buffer.alloc(LARGE_KEY_BYTES);
+      writeLargeKey(key, 0, segment, h1, h2, shape);
+      const bytes = this.blocks.getBinary(key);
+      if (bytes === undefined) return;
+      const run = decodePostings(bytes);
+      const kept = withoutSeq(run, seq);
+      if (kept.length === run.length) return;
+      if (kept.length === 0) this.blocks.removeSync(key);
+      else this.blocks.putSync(key, encodePostings(kept));
+    } else {
+      let at = hit.start;
+      while (at < hit.end && seqAt(bucket, at) !== seq) at += POSTING_BYTES;
+      if (at >= hit.end) return;
+      const rest = bucketWithout(bucket, hit.entry, at);
+      if (rest === undefined) this.blocks.removeSync(bucketKey);
+      else this.blocks.putSync(bucketKey, rest);
+    }
     if (isWordTerm(term)) this.addDf(term, -1);
   }
 
@@ -208,11 +218,25 @@ export class PostingIndex {
     // Blocks exist for the segments below the open one; the sealed one (if any) was read from memory above.
     const top = Math.min(segmentOf(maxSeq), this.open.segment - 1);
     if (top < 0) return n;
-    const key = this.keyFor(term);
+    const { kind, a, b } = termParts(term);
+    const h = hashTerm(kind, a, b, TERM_HASH);
+    const h1 = h[0]!;
+    const h2 = h[1]!;
+    const shape = h[2]!;
     for (let segment = top; segment >= 0 && n < cap; segment--) {
       if (segment === sealed?.segment) continue;
-      const block = this.blocks.getBinaryFast(PostingIndex.keyAt(key, segment));
-      if (block !== undefined) n = visitNewest(block, cap, n, maxSeq, visit);
+      writeBucketKey(this.bucketKey, 0, segment, bucketOf(h1));
+      const bucket = this.blocks.getBinaryFast(this.bucketKey);
+      if (bucket === undefined) continue;
+      const hit = findInBucket(bucket, h1, h2, shape, this.hit);
+      if (hit.entry < 0) continue;
+      if (hit.start !== LARGE) {
+        n = visitNewest(bucket, hit.start, hit.end, cap, n, maxSeq, visit);
+        continue;
+      }
+      writeLargeKey(this.largeKey, 0, segment, h1, h2, shape);
+      const block = this.blocks.getBinaryFast(this.largeKey);
+      if (block !== undefined) n = visitNewest(block, 0, block.length, cap, n, maxSeq, visit);
     }
     return n;
   }
@@ -225,8 +249,10 @@ export class PostingIndex {
   private unwrittenCount(term: string, maxSeq: number): number {
     const sealed = this.sealed;
     if (sealed === undefined || sealed.written === sealed.blocks.count) return 0;
-    const i = sealed.postings.blockIndexOf(term);
-    return i < sealed.written ? 0 : visitNewest(sealed.blocks.block(i), Number.MAX_SAFE_INTEGER, 0, maxSeq, NO_VISIT);
+    const r = sealed.postings.blockIndexOf(term);
+    if (r < 0 || sealed.blocks.putOf(r) < sealed.written) return 0;
+    const block = sealed.blocks.block(r);
+    return visitNewest(block, 0, block.length, Number.MAX_SAFE_INTEGER, 0, maxSeq, NO_VISIT);
   }
 
   /** Stored document frequencies are 4-byte big-endian counts. */
@@ -239,9 +265,9 @@ export class PostingIndex {
     const next = this.storedDf(term) + delta;
     if (next <= 0) this.dfTable.removeSync(term);
     else {
-      const bytes = Buffer.allocUnsafe(4);
-      bytes.writeUInt32BE(next);
-      this.dfTable.putSync(term, bytes);
+      // LMDB copies the value at the put: one buffer serves every update.
+      DF_BYTES.writeUInt32BE(next);
+      this.dfTable.putSync(term, DF_BYTES);
     }
   }
 }
@@ -253,11 +279,17 @@ function withoutSeq(run: PostingRun, seq: number): PostingRun {
 }
 
 const NO_VISIT: PostingVisitor = () => undefined;
+const DF_BYTES = Buffer.alloc(4);
 
-/** Visits a block's postings (see `codec.ts`) newest first while `n` < `cap`; returns the new `n`. */
-function visitNewest(block: Uint8Array, cap: number, n: number, maxSeq: number, visit: PostingVisitor): number {
-  for (let at = block.length - POSTING_BYTES; at >= 0 && n < cap; at -= POSTING_BYTES) {
-    const seq = ((block[at]! << 8) | block[at + 1]!) * 0x100000000 + ((block[at + 2]! << 24) >>> 0) + ((block[at + 3]! << 16) | (block[at + 4]! << 8) | block[at + 5]!);
+/** The sequence of the posting at `at` (6 bytes, big-endian; see `codec.ts`). */
+function seqAt(block: Uint8Array, at: number): number {
+  return ((block[at]! << 8) | block[at + 1]!) * 0x100000000 + ((block[at + 2]! << 24) >>> 0) + ((block[at + 3]! << 16) | (block[at + 4]! << 8) | block[at + 5]!);
+}
+
+/** Visits the postings in bytes [start, end) of `block` newest first while `n` < `cap`; returns the new `n`. */
+function visitNewest(block: Uint8Array, start: number, end: number, cap: number, n: number, maxSeq: number, visit: PostingVisitor): number {
+  for (let at = end - POSTING_BYTES; at >= start && n < cap; at -= POSTING_BYTES) {
+    const seq = seqAt(block, at);
     if (seq > maxSeq) continue;
     visit(seq, block[at + 6]!, block[at + 7]!);
     n++;

@@ -12,13 +12,12 @@ import { POSTING_BYTES } from './codec.ts';
 import type { FactTerms } from './fact-terms.ts';
 import { termParts, WORD } from './records.ts';
 import { TermTable } from './term-table.ts';
+import { bucketBytes, bucketOf, BUCKET_KEY_BYTES, entryAt, LARGE, LARGE_KEY_BYTES, LARGE_POSTINGS, postingsStart, writeBucketKey, writeLargeKey, writeU32 } from './block-layout.ts';
 
 const STRIDE = 5;
 const NONE = -1;
 /** A removed (forgotten) posting keeps its slot in the chain with this relative sequence. */
 const REMOVED = -1;
-/** A block key: segment, then the term's identity (`hashTerm`), each a big-endian uint32 (see `postings.ts`). */
-export const BLOCK_KEY_BYTES = 16;
 
 export interface Posting {
   readonly seq: number;
@@ -29,34 +28,61 @@ export interface Posting {
 export type PostingVisitor = (seq: number, tf: number, len: number) => void;
 
 /**
- * A segment's blocks, ready to put: block i's key and bytes are views of two shared buffers, in ascending key
- * order (so LMDB appends them), and `word(i)` is the word term a block counts toward document frequency.
+ * A segment's blocks, ready to put (see `block-layout.ts`): per term (by rank, in identity order) its postings, and
+ * the puts that store them — buckets then large blocks, in ascending key order, so LMDB appends them.
  */
 export class SegmentBlocks {
   constructor(
+    /** Puts. */
     readonly count: number,
+    /** The first `buckets` puts are buckets; the rest are large blocks. */
+    private readonly buckets: number,
     private readonly keys: Buffer,
-    private readonly bytes: Buffer,
-    /** Block i spans bytes [ends[i - 1], ends[i]). */
+    private readonly keyEnds: Int32Array,
+    private readonly values: Buffer,
+    private readonly valueEnds: Float64Array,
+    /** Per put: the ranks of the terms it stores, [first, end) (a bucket skips its large terms). */
+    private readonly putRanks: Int32Array,
+    /** Per rank: the put that stores it, and whether it is large. */
+    private readonly putOfRank: Int32Array,
+    private readonly large: Uint8Array,
+    /** Per rank: its postings, bytes [ends[r - 1], ends[r]) of `postingBytes`. */
+    private readonly postingBytes: Buffer,
     private readonly ends: Float64Array,
     private readonly words: readonly (string | undefined)[],
   ) {}
 
-  key(i: number): Buffer {
-    return this.keys.subarray(i * BLOCK_KEY_BYTES, (i + 1) * BLOCK_KEY_BYTES);
+  key(p: number): Buffer {
+    return this.keys.subarray(p === 0 ? 0 : this.keyEnds[p - 1]!, this.keyEnds[p]!);
   }
 
-  block(i: number): Buffer {
-    return this.bytes.subarray(i === 0 ? 0 : this.ends[i - 1]!, this.ends[i]!);
+  value(p: number): Buffer {
+    // A large block's value is its postings as they are (no copy).
+    if (p >= this.buckets) return this.block(this.putRanks[p * 2]!);
+    return this.values.subarray(p === 0 ? 0 : this.valueEnds[p - 1]!, this.valueEnds[p]!);
   }
 
-  postings(i: number): number {
-    return ((i === 0 ? this.ends[0]! : this.ends[i]! - this.ends[i - 1]!) / POSTING_BYTES) | 0;
+  /** Calls `visit` with the word term and posting count of each word the put `p` stores (for document frequency). */
+  forEachWord(p: number, visit: (word: string, postings: number) => void): void {
+    const bucket = p < this.buckets;
+    for (let r = this.putRanks[p * 2]!; r < this.putRanks[p * 2 + 1]!; r++) {
+      if (bucket && this.large[r] === 1) continue;
+      const word = this.words[r];
+      if (word !== undefined) visit(word, this.postings(r));
+    }
   }
 
-  /** The word term (`w:…`) of block i, or undefined for a structural term (subject, edge, object). */
-  word(i: number): string | undefined {
-    return this.words[i];
+  /** The put that stores the term of rank `r`. */
+  putOf(r: number): number {
+    return this.putOfRank[r]!;
+  }
+
+  block(r: number): Buffer {
+    return this.postingBytes.subarray(r === 0 ? 0 : this.ends[r - 1]!, this.ends[r]!);
+  }
+
+  postings(r: number): number {
+    return ((this.ends[r]! - (r === 0 ? 0 : this.ends[r - 1]!)) / POSTING_BYTES) | 0;
   }
 }
 
@@ -189,20 +215,19 @@ export class SegmentPostings {
     const e = this.entries;
     const terms = this.words.length;
     const order = this.sortedLiveTerms();
+    const n = order.length;
     const rank = new Int32Array(terms).fill(-1);
     const cursor = new Float64Array(terms);
-    const ends = new Float64Array(order.length);
-    const keys = Buffer.allocUnsafe(order.length * BLOCK_KEY_BYTES);
-    const words: (string | undefined)[] = new Array(order.length);
+    const ends = new Float64Array(n);
+    const words: (string | undefined)[] = new Array(n);
     let total = 0;
-    for (let k = 0; k < order.length; k++) {
+    for (let k = 0; k < n; k++) {
       const id = order[k]!;
       rank[id] = k;
       cursor[id] = total;
       total += this.live[id]! * POSTING_BYTES;
       ends[k] = total;
       words[k] = this.words[id];
-      writeBlockKey(keys, k * BLOCK_KEY_BYTES, this.segment, this.ident[id * 3]!, this.ident[id * 3 + 1]!, this.ident[id * 3 + 2]!);
     }
     this.rank = rank;
     const out = Buffer.allocUnsafe(total);
@@ -214,12 +239,88 @@ export class SegmentPostings {
       cursor[id] = at + POSTING_BYTES;
       const seq = this.base + rel;
       const high = Math.floor(seq / 0x100000000);
-      out.writeUInt16BE(high, at);
-      out.writeUInt32BE(seq - high * 0x100000000, at + 2);
+      const low = seq - high * 0x100000000;
+      out[at] = high >>> 8;
+      out[at + 1] = high;
+      out[at + 2] = low >>> 24;
+      out[at + 3] = low >>> 16;
+      out[at + 4] = low >>> 8;
+      out[at + 5] = low;
       out[at + 6] = Math.min(255, e[i * STRIDE + 3]!);
       out[at + 7] = Math.min(255, e[i * STRIDE + 4]!);
     }
-    return new SegmentBlocks(order.length, keys, out, ends, words);
+    return this.pack(order, out, ends, words);
+  }
+
+  /** The puts of `blocks()`: each bucket's entries and small postings, then each large block under its own key. */
+  private pack(order: Int32Array, postingBytes: Buffer, ends: Float64Array, words: (string | undefined)[]): SegmentBlocks {
+    const n = order.length;
+    const ident = this.ident;
+    const postingsOf = (r: number): number => (ends[r]! - (r === 0 ? 0 : ends[r - 1]!)) / POSTING_BYTES;
+    const large = new Uint8Array(n);
+    let buckets = 0;
+    let larges = 0;
+    let bucketValueBytes = 0;
+    for (let r = 0; r < n; r++) {
+      const bucket = bucketOf(ident[order[r]! * 3]!);
+      if (r === 0 || bucket !== bucketOf(ident[order[r - 1]! * 3]!)) buckets++;
+      if (postingsOf(r) > LARGE_POSTINGS) {
+        large[r] = 1;
+        larges++;
+        bucketValueBytes += bucketBytes(1, 0) - bucketBytes(0, 0);
+      } else bucketValueBytes += bucketBytes(1, postingsOf(r) * POSTING_BYTES) - bucketBytes(0, 0);
+    }
+    const puts = buckets + larges;
+    const keys = Buffer.allocUnsafe(buckets * BUCKET_KEY_BYTES + larges * LARGE_KEY_BYTES);
+    const keyEnds = new Int32Array(puts);
+    const values = Buffer.allocUnsafe(buckets * bucketBytes(0, 0) + bucketValueBytes);
+    const valueEnds = new Float64Array(buckets);
+    const putRanks = new Int32Array(puts * 2);
+    const putOfRank = new Int32Array(n);
+    let p = 0;
+    let keyAt = 0;
+    let valueAt = 0;
+    for (let first = 0; first < n; ) {
+      const bucket = bucketOf(ident[order[first]! * 3]!);
+      let end = first + 1;
+      while (end < n && bucketOf(ident[order[end]! * 3]!) === bucket) end++;
+      keyAt = writeBucketKey(keys, keyAt, this.segment, bucket);
+      keyEnds[p] = keyAt;
+      writeU32(values, valueAt, end - first);
+      let postingAt = valueAt + postingsStart(end - first);
+      for (let r = first; r < end; r++) {
+        const id = order[r]!;
+        const entry = valueAt + entryAt(r - first);
+        writeU32(values, entry, ident[id * 3]!);
+        writeU32(values, entry + 4, ident[id * 3 + 1]!);
+        writeU32(values, entry + 8, ident[id * 3 + 2]!);
+        if (large[r] === 1) writeU32(values, entry + 12, LARGE);
+        else {
+          writeU32(values, entry + 12, postingsOf(r));
+          postingBytes.copy(values, postingAt, r === 0 ? 0 : ends[r - 1]!, ends[r]!);
+          postingAt += postingsOf(r) * POSTING_BYTES;
+          putOfRank[r] = p;
+        }
+      }
+      valueAt = postingAt;
+      valueEnds[p] = valueAt;
+      putRanks[p * 2] = first;
+      putRanks[p * 2 + 1] = end;
+      p++;
+      first = end;
+    }
+    // Large blocks after every bucket: their keys sort after the buckets' (tag 1 > 0), by identity.
+    for (let r = 0; r < n; r++) {
+      if (large[r] === 0) continue;
+      const id = order[r]!;
+      keyAt = writeLargeKey(keys, keyAt, this.segment, ident[id * 3]!, ident[id * 3 + 1]!, ident[id * 3 + 2]!);
+      keyEnds[p] = keyAt;
+      putRanks[p * 2] = r;
+      putRanks[p * 2 + 1] = r + 1;
+      putOfRank[r] = p;
+      p++;
+    }
+    return new SegmentBlocks(puts, buckets, keys, keyEnds, values, valueEnds, putRanks, putOfRank, large, postingBytes, ends, words);
   }
 
   /**
@@ -265,14 +366,6 @@ export class SegmentPostings {
 
 /** Term ids below this share a float64 with their h1 in `sortedLiveTerms` (2^21 · 2^32 = 2^53). */
 const ID_SPACE = 2 ** 21;
-
-/** Writes a block key: segment, h1, h2, shape, each a big-endian uint32 (see `postings.ts`). */
-export function writeBlockKey(out: Buffer, at: number, segment: number, h1: number, h2: number, shape: number): void {
-  out.writeUInt32BE(segment, at);
-  out.writeUInt32BE(h1 >>> 0, at + 4);
-  out.writeUInt32BE(h2 >>> 0, at + 8);
-  out.writeUInt32BE(shape >>> 0, at + 12);
-}
 
 function grow(a: Int32Array): Int32Array {
   const b = new Int32Array(a.length * 2);

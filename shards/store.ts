@@ -29,6 +29,7 @@ import { FactTerms } from './fact-terms.ts';
 import { identityHash, subjectPredicateHash } from './records.ts';
 import { FORMAT, openTables, TABLE_NAMES, type Table, type Tables } from './tables.ts';
 import type {
+  ApplyBatchOptions,
   ApplyResult,
   Entity,
   Fact,
@@ -44,6 +45,9 @@ import type {
 import { resolveOptions, validateRecallQuery, type ResolvedOptions } from './validate.ts';
 
 type FactAdder = (terms: FactTerms, seq: number) => void;
+
+/** `meta` key of the caller's hash of the entry at `appliedSeq` (`applyBatch`'s `tailHash`): not part of the digest. */
+const TAIL_KEY = 'tail';
 
 export class LmdbShardStore implements ShardStore {
   readonly domain: string;
@@ -143,7 +147,7 @@ export class LmdbShardStore implements ShardStore {
     }
   }
 
-  applyBatch(batch: readonly { readonly seq: number; readonly entry: LogEntry }[]): Promise<ApplyResult[]> {
+  applyBatch(batch: readonly { readonly seq: number; readonly entry: LogEntry }[], options: ApplyBatchOptions = {}): Promise<ApplyResult[]> {
     if (this.closed !== undefined) return Promise.reject(new Error(`shard store ${this.domain} is closed`));
     // Checked before the transaction starts: a throw inside it would leave half a batch to roll back.
     for (let i = 0; i < batch.length; i++) {
@@ -151,12 +155,12 @@ export class LmdbShardStore implements ShardStore {
       if (!Number.isSafeInteger(seq) || seq <= 0) return Promise.reject(new Error(`applyBatch: bad sequence ${seq}`));
       if (i > 0 && !(seq > batch[i - 1]!.seq)) return Promise.reject(new Error('applyBatch: sequences must increase'));
     }
-    const run = this.chain.then(() => this.commit(batch));
+    const run = this.chain.then(() => this.commit(batch, options.tailHash));
     this.chain = run.catch(() => undefined);
     return run;
   }
 
-  private async commit(batch: readonly { readonly seq: number; readonly entry: LogEntry }[]): Promise<ApplyResult[]> {
+  private async commit(batch: readonly { readonly seq: number; readonly entry: LogEntry }[], tailHash: string | undefined): Promise<ApplyResult[]> {
     const results: ApplyResult[] = [];
     const state = this.applier.state;
     try {
@@ -168,6 +172,7 @@ export class LmdbShardStore implements ShardStore {
         if (results.length > 0) {
           state.mergedTerms = this.postings.mergedTerms();
           this.t.meta.putSync('state', encodeValue(stateRecord(state)));
+          if (tailHash !== undefined) this.t.meta.putSync(TAIL_KEY, encodeValue({ seq: state.appliedSeq, hash: tailHash }));
           if (this.committed.appliedSeq === 0) this.t.meta.putSync('format', encodeValue(FORMAT));
         }
       });
@@ -242,6 +247,13 @@ export class LmdbShardStore implements ShardStore {
     return this.applier.getEntity(idOrAlias);
   }
 
+  tailHash(): string | undefined {
+    const bytes = this.t.meta.getBinary(TAIL_KEY);
+    if (bytes === undefined) return undefined;
+    const tail = decodeValue<{ seq: number; hash: string }>(bytes);
+    return tail.seq === this.committed.appliedSeq ? tail.hash : undefined;
+  }
+
   leadership(): LeadershipMark | undefined {
     const bytes = this.t.meta.getBinary('leadership');
     return bytes === undefined ? undefined : decodeValue<LeadershipMark>(bytes);
@@ -258,6 +270,7 @@ export class LmdbShardStore implements ShardStore {
     for (const name of TABLE_NAMES) {
       add(Buffer.from(name));
       for (const { key, value } of (this.t[name] as Table).getRange({})) {
+        if (name === 'meta' && key === TAIL_KEY) continue; // the caller's bookkeeping (`tailHash`), not memory
         // Block keys are raw bytes; the others are strings or sequence numbers.
         add(Buffer.isBuffer(key) ? key : Buffer.from(String(key)));
         add(value);

@@ -11,7 +11,7 @@
  * | ops      | applying seq (number key)    | opId hash, opId, ApplyResult  | append (MDB_APPEND)       |
  * | entities | entity id                    | Entity                        | upsert                    |
  * | aliases  | lower-cased alias or id      | entity id                     | upsert                    |
- * | blocks   | segment, term hash (16 bytes) | posting block                | append, per segment merge |
+ * | blocks   | segment + bucket / term hash | bucket of small blocks, or a large block | append, per merge |
  * | df       | word term                    | document frequency (uint32)   | once per segment merge    |
  *
  * Which active fact has an identity, and which fact is the active value of a `one` (subject, predicate), are not
@@ -33,10 +33,11 @@ export const TABLE_NAMES = ['aliases', 'blocks', 'df', 'entities', 'episodes', '
 
 /**
  * The layout's version, stored as `meta/format`. 2: blocks keyed by epoch, df as uint32, no `ident` / `active`
- * tables. 3: blocks keyed by (segment, term hash) and appended; op results keyed by sequence. A store of another
- * format is refused at open (rebuild it from the log).
+ * tables. 3: blocks keyed by (segment, term hash) and appended; op results keyed by sequence. 4: a segment's small
+ * blocks packed into hash buckets (`block-layout.ts`). A store of another format is refused at open (rebuild it
+ * from the log).
  */
-export const FORMAT = 3;
+export const FORMAT = 4;
 export type TableName = (typeof TABLE_NAMES)[number];
 
 export type Table = Database<Buffer, string>;

@@ -265,6 +265,14 @@ export interface LeadershipMark {
  * One domain's memory on one machine. Writes only through `applyBatch` (log order); reads any time.
  * Implementations: `LmdbShardStore` (the real one). Every implementation must pass `test/shards/contract.ts`.
  */
+export interface ApplyBatchOptions {
+  /**
+   * The caller's hash of the log entry at the batch's last sequence, kept with `appliedSeq` in the same transaction,
+   * so that a replica that restarts still knows what it applied last (actors check it against the log).
+   */
+  readonly tailHash?: string;
+}
+
 export interface ShardStore {
   readonly domain: string;
   /** Highest log sequence applied (0 when empty). Written in the same transaction as each change. */
@@ -273,7 +281,12 @@ export interface ShardStore {
    * Applies entries in one transaction and resolves once it is durable (per `durability`). Sequences must increase;
    * entries at or below `appliedSeq` are skipped (replay is idempotent). Deterministic: no clock, no randomness.
    */
-  applyBatch(batch: readonly { readonly seq: number; readonly entry: LogEntry }[]): Promise<ApplyResult[]>;
+  applyBatch(batch: readonly { readonly seq: number; readonly entry: LogEntry }[], options?: ApplyBatchOptions): Promise<ApplyResult[]>;
+  /**
+   * The `tailHash` recorded with the batch that brought the store to `appliedSeq`, or undefined when that batch
+   * carried none. Bookkeeping for the caller's log checks, not memory: it is not part of `digest()`.
+   */
+  tailHash(): string | undefined;
   /** `applyBatch` of one. */
   apply(entry: LogEntry, seq: number): Promise<ApplyResult>;
   /** The result an opId got when it was applied, for idempotent retries. */

@@ -61,4 +61,31 @@ test('forget of an unknown fact is rejected, of a forgotten one is a no-op', asy
   }
 });
 
+test('forget after the merge, from a word shared by many facts (a block with its own key) and a rare one (a bucket)', async () => {
+  const dir = tempDir();
+  const store = openShardStore({ path: dir.path, domain: 'email', durability: 'none' });
+  try {
+    // 60 facts share 'invoice': more postings than a bucket holds, so its block is stored under its own key.
+    const ids: string[] = [];
+    for (let i = 1; i <= 60; i++) ids.push((await store.apply(assertEntry({ text: `invoice number ${i} from vendor${i}` }), i)).factId!);
+    await store.apply(assertEntry({ text: 'later fact' }), 100_000);
+    const victim = ids[29]!;
+    assert.ok(store.recall({ query: 'invoice', now: T0, limit: 100 }).facts.some((f) => f.id === victim));
+    assert.is((await store.apply(entry({ op: 'forget', factId: victim }), 100_001)).status, 'forgotten');
+    const left = store.recall({ query: 'invoice', now: T0, limit: 100 }).facts.map((f) => f.id);
+    assert.is(left.length, 59);
+    assert.not.ok(left.includes(victim));
+    assert.is(store.recall({ query: 'vendor30', now: T0 }).facts.length, 0);
+    assert.is(store.recall({ query: 'vendor31', now: T0 }).facts.length, 1);
+    await store.close();
+    // The same answers after reopening (nothing of the forgotten posting was kept in memory only).
+    const reopened = openShardStore({ path: dir.path, domain: 'email', durability: 'none' });
+    assert.equal(reopened.recall({ query: 'invoice', now: T0, limit: 100 }).facts.map((f) => f.id), left);
+    await reopened.close();
+  } finally {
+    await store.close();
+    dir.remove();
+  }
+});
+
 test.run();
