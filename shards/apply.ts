@@ -9,7 +9,7 @@ import { combineConfidence, effectiveConfidence } from './decay.ts';
 import { ShardValidationError } from './errors.ts';
 import { episodeIdFor, factIdFor, factSeqIn, seqKey, seqOfFactId } from './ids.ts';
 import { NO_MERGE, type PostingIndex } from './postings.ts';
-import { decodeFact, encodeFact } from './fact-codec.ts';
+import { decodeFact, encodeFact, peekStanding, readIdentityFields, supersededBytes, type IdentityFields, type StandingNumbers } from './fact-codec.ts';
 import type { KeyIndex } from './key-index.ts';
 import type { OpResults } from './op-results.ts';
 import {
@@ -79,10 +79,15 @@ export interface WriteIndexes {
 }
 
 const APPEND = { append: true } as const;
+/** Scratch for reading a standing `one` value from its bytes (applying is synchronous). */
+const STANDING: StandingNumbers = { validFrom: 0, latestValidFrom: undefined, validTo: undefined, recordedAt: 0 };
+const IDENTITY: IdentityFields = { active: false, subject: undefined, predicate: undefined, object: undefined, objectIsEntity: false, text: '' };
 
 export class Applier {
   /** The id of the fact the entry being applied created, if it did (its op result then need not store it). */
   private created: string | undefined;
+  /** The standing value's bytes, found by `activeValueOf`. */
+  private incumbentBytes: Buffer | undefined;
   /** The index terms of the fact being filed, reused by every assert and forget. */
   private readonly terms = new FactTerms();
 
@@ -208,26 +213,35 @@ export class Applier {
       source: e.source,
       status: 'active',
       seq,
-      episodeId: episodeIdFor(id, seq),
+      // episodeIdFor(id, seq): the id's own sequence part, without formatting it again.
+      episodeId: id + '/' + id.slice(this.options.domain.length + 1, id.lastIndexOf(':')),
     };
 
     let result: ApplyResult = { seq, opId: e.opId, status: 'created', factId: id };
     if (subject !== undefined && f.predicate !== undefined && spec.cardinality === 'one') {
       const key = subjectPredicateHash(subject, f.predicate);
+      // The standing value is read from its bytes (no decoded fact): it is superseded by patching a copy of them.
       const incumbent = this.activeValueOf(key, subject, f.predicate);
-      if (incumbent !== undefined) {
-        const standing = { ...incumbent, validFrom: incumbent.latestValidFrom ?? incumbent.validFrom };
+      if (incumbent !== 0) {
+        const bytes = this.incumbentBytes!;
+        const s = peekStanding(bytes, STANDING);
+        const standingFrom = s.latestValidFrom ?? s.validFrom;
+        // The sources only decide a complete tie: decode them only then.
+        const tie = fact.validFrom === standingFrom && fact.recordedAt === s.recordedAt;
+        const standing = { validFrom: standingFrom, recordedAt: s.recordedAt, source: tie ? decodeFact(bytes, this.options.domain).source : fact.source };
         if (challengerWins(fact, standing)) {
-          const validTo = Math.min(incumbent.validTo ?? fact.validFrom, fact.validFrom);
-          this.putFact(withChanges(incumbent, { validTo, invalidatedAt: e.recordedAt, status: 'superseded' }));
-          this.releaseIdentity(incumbent);
+          const validTo = Math.min(s.validTo ?? fact.validFrom, fact.validFrom);
+          const i = IDENTITY;
+          const identity = identityHash(i.subject, i.predicate, i.object === undefined ? undefined : i.objectIsEntity ? { entity: i.object } : i.object, i.text);
+          this.t.facts.putSync(incumbent, supersededBytes(bytes, validTo, e.recordedAt));
+          this.indexes.identities.remove(identity, incumbent);
           this.state.activeFacts--;
-          this.indexes.activeValues.remove(key, incumbent.seq);
+          this.indexes.activeValues.remove(key, incumbent);
           this.indexes.activeValues.add(key, seq);
-          result = { seq, opId: e.opId, status: 'superseded_previous', factId: id, supersededIds: [incumbent.id] };
+          result = { seq, opId: e.opId, status: 'superseded_previous', factId: id, supersededIds: [factIdFor(this.options.domain, incumbent)] };
         } else {
           // The active value is valid later in world time: this one is history the moment it arrives.
-          const validTo = Math.max(fact.validFrom, Math.min(fact.validTo ?? standing.validFrom, standing.validFrom));
+          const validTo = Math.max(fact.validFrom, Math.min(fact.validTo ?? standingFrom, standingFrom));
           fact = withChanges(fact, { validTo, invalidatedAt: e.recordedAt, status: 'superseded' });
           result = { seq, opId: e.opId, status: 'recorded_superseded', factId: id };
         }
@@ -263,16 +277,20 @@ export class Applier {
     return found;
   }
 
-  /** The active value of a `one` (subject, predicate), if any. */
-  private activeValueOf(hash: number, subject: string, predicate: string): Fact | undefined {
-    let found: Fact | undefined;
-    this.indexes.activeValues.find(hash, (seq) => {
-      const f = this.factAt(seq);
-      if (f === undefined || !isActive(f.status) || f.subject !== subject || f.predicate !== predicate) return false;
-      found = f;
+  /**
+   * The sequence of the active value of a `one` (subject, predicate), or 0. Its bytes are left in `incumbentBytes`
+   * (lmdb-js's reused read buffer: valid until the next read) and its identity fields in IDENTITY.
+   */
+  private activeValueOf(hash: number, subject: string, predicate: string): number {
+    this.incumbentBytes = undefined;
+    return this.indexes.activeValues.find(hash, (seq) => {
+      const bytes = this.t.facts.getBinaryFast(seq);
+      if (bytes === undefined) return false;
+      const f = readIdentityFields(bytes, IDENTITY);
+      if (!f.active || f.subject !== subject || f.predicate !== predicate) return false;
+      this.incumbentBytes = bytes;
       return true;
     });
-    return found;
   }
 
   /** A fact left the active set (superseded, retracted, forgotten): its identity no longer reinforces it. */

@@ -289,3 +289,41 @@ export function readIdentityFields(bytes: Uint8Array, out: IdentityFields): Iden
 export function factSeqOf(bytes: Uint8Array): number {
   return asBuffer(bytes).readDoubleLE(SEQ);
 }
+
+/** What the `one`-predicate rule reads of the standing value (see `conflict.ts`), from its bytes. */
+export interface StandingNumbers {
+  validFrom: number;
+  latestValidFrom: number | undefined;
+  validTo: number | undefined;
+  recordedAt: number;
+}
+
+export function peekStanding(bytes: Uint8Array, out: StandingNumbers): StandingNumbers {
+  const b = asBuffer(bytes);
+  const flags = b.readUInt16LE(2);
+  out.validFrom = b.readDoubleLE(VALID_FROM);
+  out.latestValidFrom = flags & HAS_LATEST_VALID_FROM ? b.readDoubleLE(LATEST_VALID_FROM) : undefined;
+  out.validTo = flags & HAS_VALID_TO ? b.readDoubleLE(VALID_TO) : undefined;
+  out.recordedAt = b.readDoubleLE(RECORDED_AT);
+  return out;
+}
+
+let patched = Buffer.allocUnsafeSlow(4096);
+
+/**
+ * A fact's bytes with status `superseded`, `validTo` and `invalidatedAt` set: byte for byte what `encodeFact` gives
+ * for the decoded fact with those changes (the layout is fixed, so the rest is copied), without decoding its
+ * strings. The returned view is only valid until the next call.
+ */
+export function supersededBytes(bytes: Uint8Array, validTo: number, invalidatedAt: number): Buffer {
+  const b = asBuffer(bytes);
+  const length = factByteLength(b);
+  if (length > patched.length) patched = Buffer.allocUnsafeSlow(Math.max(length, patched.length * 2));
+  // Not `b.copy`: lmdb-js's reused read buffer overrides `length`, and copy then takes the whole buffer.
+  patched.set(b.subarray(0, length), 0);
+  patched[1] = STATUS_CODE.superseded;
+  patched.writeUInt16LE(patched.readUInt16LE(2) | HAS_VALID_TO | HAS_INVALIDATED_AT, 2);
+  patched.writeDoubleLE(validTo, VALID_TO);
+  patched.writeDoubleLE(invalidatedAt, INVALIDATED_AT);
+  return patched.subarray(0, length);
+}
