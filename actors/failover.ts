@@ -32,6 +32,8 @@ export interface ShardFailoverOptions {
   readonly storeEpoch: () => number;
   /** The sequence this node has applied (sent in heartbeats). */
   readonly position: () => number;
+  /** `entryHash` of the entry at `position()`, when this node knows it (carried by heartbeats). */
+  readonly positionHash?: () => string | undefined;
   /** Ask the shard machine to become leader (it catches up, appends the epoch marker, serves). */
   readonly promote: () => void;
   /** Tell the machine a newer leader exists (a heartbeat or claim of a later epoch): step down, like a fenced append. */
@@ -193,7 +195,7 @@ export class ShardFailover {
       clock: this.o.clock,
       heartbeatMs: this.o.heartbeatMs,
       // `lease`: followers trust a beat's seq for replica reads only while this leader's lease holds.
-      state: () => ({ epoch: this.leaderEpoch, seq: this.o.position(), lease: this.leaseValid() }),
+      state: () => ({ epoch: this.leaderEpoch, seq: this.o.position(), lease: this.leaseValid(), hash: this.o.positionHash?.() }),
       onRenew: (sentAt) => this.renew(sentAt),
       onError: (err) => this.o.log(`heartbeat failed: ${String(err)}`),
     });

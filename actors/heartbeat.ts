@@ -1,5 +1,5 @@
 /**
- * Shard leader heartbeats on core NATS `sm.hb.<domain>`: `{ v: 1, node, epoch, seq, at, lease }`, msgpack.
+ * Shard leader heartbeats on core NATS `sm.hb.<domain>`: `{ v: 1, node, epoch, seq, at, lease, hash? }`, msgpack.
  *
  * The publisher runs on the leader: every `heartbeatMs` it publishes, then flushes (a PING/PONG round trip to its
  * server); a flush that comes back renews the leader's lease from the send time. At most one flush is in flight, so
@@ -26,6 +26,11 @@ export interface Heartbeat {
    * by such beats (`freshness.ts`). Absent from hosts that predate replica reads: read as false.
    */
   readonly lease?: boolean;
+  /**
+   * `entryHash` of the leader's entry at `seq`, when it knows it. A follower at the same `seq` whose entry hashes
+   * differently applied something the log did not keep: it checks with the stream leader and rebuilds (decisions §16).
+   */
+  readonly hash?: string;
 }
 
 export interface HeartbeatPublisherOptions {
@@ -35,7 +40,7 @@ export interface HeartbeatPublisherOptions {
   readonly clock: TimerClock;
   readonly heartbeatMs: number;
   /** The leader's current epoch and applied sequence, read at each beat. */
-  readonly state: () => { readonly epoch: number; readonly seq: number; readonly lease?: boolean };
+  readonly state: () => { readonly epoch: number; readonly seq: number; readonly lease?: boolean; readonly hash?: string };
   /** A beat sent at `sentAt` made the round trip: renew the lease. */
   readonly onRenew: (sentAt: number) => void;
   /** A publish or flush failed (connection closed). Logged by the caller; beating goes on. */
@@ -73,8 +78,16 @@ export class HeartbeatPublisher {
     this.timer = this.o.clock.setTimeout(() => this.beat(), this.o.heartbeatMs);
     if (this.flushing || this.o.nc.isClosed()) return;
     const sentAt = this.o.clock.now();
-    const { epoch, seq, lease } = this.o.state();
-    const hb: Heartbeat = { v: 1, node: this.o.node, epoch, seq, at: new Date(sentAt).toISOString(), lease: lease === true };
+    const { epoch, seq, lease, hash } = this.o.state();
+    const hb: Heartbeat = {
+      v: 1,
+      node: this.o.node,
+      epoch,
+      seq,
+      at: new Date(sentAt).toISOString(),
+      lease: lease === true,
+      ...(hash !== undefined ? { hash } : {}),
+    };
     try {
       this.o.nc.publish(heartbeatSubject(this.o.domain), encodePayload(hb, 'msgpack'));
     } catch (err) {
@@ -153,5 +166,6 @@ export function parseHeartbeat(data: Uint8Array): Heartbeat | undefined {
   const b = body as Record<string, unknown>;
   if (b['v'] !== 1 || typeof b['node'] !== 'string' || typeof b['at'] !== 'string') return undefined;
   if (!Number.isInteger(b['epoch']) || !Number.isInteger(b['seq'])) return undefined;
-  return { v: 1, node: b['node'], epoch: b['epoch'] as number, seq: b['seq'] as number, at: b['at'], lease: b['lease'] === true };
+  const hash = typeof b['hash'] === 'string' && b['hash'].length <= 128 ? { hash: b['hash'] } : {};
+  return { v: 1, node: b['node'], epoch: b['epoch'] as number, seq: b['seq'] as number, at: b['at'], lease: b['lease'] === true, ...hash };
 }

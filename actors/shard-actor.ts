@@ -119,7 +119,7 @@ export class ShardActor implements ShardRuntime {
   private intakeStoppedAt = 0;
   private stopRefusing: (() => void) | undefined;
   private claimFailures = 0;
-  /** `entryHash` of the last entry applied here, when known (not across a restart): checked against `Sm-Prev`. */
+  /** `entryHash` of the last entry applied here, when known (kept in the store across restarts): checked against `Sm-Prev`. */
   private lastHash: { readonly seq: number; readonly hash: string } | undefined;
   /** Set when this replica applied an entry the log did not keep: the next catch-up rebuilds it from seq 1. */
   private rebuildReason: string | undefined;
@@ -141,6 +141,7 @@ export class ShardActor implements ShardRuntime {
       rank: o.failover.rank,
       storeEpoch: () => this.store?.leadership()?.epoch ?? 0,
       position: () => this.position,
+      positionHash: () => (this.lastHash?.seq === this.position ? this.lastHash.hash : undefined),
       promote: () => this.command({ type: 'PROMOTE' }),
       deposed: (detail) => this.command({ type: 'FENCED', detail }),
       log: (line) => this.log(line),
@@ -312,7 +313,10 @@ export class ShardActor implements ShardRuntime {
     }
     this.position = this.store.appliedSeq;
     this.epoch = this.store.leadership()?.epoch ?? 0;
-    this.lastHash = undefined;
+    // What this replica applied last, as recorded with it (none for a store written before tails were kept): the
+    // chain check, the check before claiming and the leader's heartbeats compare against it, restart or not.
+    const tail = this.store.tailHash();
+    this.lastHash = tail === undefined || this.position === 0 ? undefined : { seq: this.position, hash: tail };
     // A (re)opened store starts with no staleness bound: nothing is known about it until the next heartbeat.
     this.freshness = new FreshnessTracker(this.timerClock, { epoch: this.epoch, appliedSeq: this.position });
   }
@@ -501,7 +505,7 @@ export class ShardActor implements ShardRuntime {
 
   follow(send: (e: ShardEvent) => void): () => void {
     const stopWatching = this.watchLeaderWhenDue();
-    const stopBeats = this.trackFreshness();
+    const stopBeats = this.trackFreshness((detail) => send({ type: 'TAIL_ENDED', detail }));
     this.startReplicaReads(() => this.freshness?.staleness() ?? Number.POSITIVE_INFINITY);
     const stop = new AbortController();
     const onAbort = (): void => stop.abort();
@@ -589,7 +593,10 @@ export class ShardActor implements ShardRuntime {
       else this.log(`seq ${r.seq} is not a log entry; skipped`);
     }
     const store = this.requireStore();
-    if (entries.length > 0) await store.applyBatch(entries);
+    // The batch's last entry's hash is kept with it, so that after a restart the chain check still knows the tail.
+    const lastRecord = batch[batch.length - 1];
+    const tailHash = lastRecord !== undefined && lastRecord.seq === entries[entries.length - 1]?.seq ? lastRecord.hash : undefined;
+    if (entries.length > 0) await store.applyBatch(entries, tailHash === undefined ? undefined : { tailHash });
     // A rebuild replaced the store while this batch was applied (to the old one): nothing here is this replica's now.
     if (store !== this.store) return;
     // After the apply, so a promotion triggered by a hand-off marker starts from a store that has it.
@@ -646,13 +653,13 @@ export class ShardActor implements ShardRuntime {
   }
 
   /** Asks the stream leader for the entry at this replica's position; throws (a rebuild due) when it differs. */
-  private async checkAppliedTail(): Promise<void> {
+  private async checkAppliedTail(when = 'checked before claiming'): Promise<void> {
     const mine = this.lastHash;
     if (mine === undefined || mine.seq !== this.position || this.position === 0) return;
     const logged = await this.logHashAt(mine.seq);
     if (logged === undefined) throw new Error(`cannot check the entry at seq ${mine.seq} against the log now`);
     if (logged === mine.hash) return;
-    this.rebuildReason = `the entry this replica applied at seq ${mine.seq} is not the one the log kept (checked before claiming)`;
+    this.rebuildReason = `the entry this replica applied at seq ${mine.seq} is not the one the log kept (${when})`;
     throw new Error(this.rebuildReason);
   }
 
@@ -713,8 +720,12 @@ export class ShardActor implements ShardRuntime {
     this.replicaDrained = withinDrainCap(drained);
   }
 
-  /** While following: feeds the leader's heartbeats to the staleness bound. Returns the stop. */
-  private trackFreshness(): () => void {
+  /**
+   * While following: feeds the leader's heartbeats to the staleness bound, and compares the leader's entry at its
+   * `seq` with this replica's (`diverged` when the stream leader confirms they differ). Returns the stop.
+   */
+  private trackFreshness(diverged: (detail: string) => void): () => void {
+    let checking = false;
     const monitor = new HeartbeatMonitor({
       nc: this.o.nc,
       domain: this.domain,
@@ -724,6 +735,19 @@ export class ShardActor implements ShardRuntime {
       onHeartbeat: (hb, receivedAt) => {
         if (hb.node === this.o.node) return;
         this.freshness?.onHeartbeat({ epoch: hb.epoch, seq: hb.seq, sentAt: Date.parse(hb.at), lease: hb.lease === true }, receivedAt);
+        // The chain check (checkChain) sees a message the log did not keep only when the next entry arrives; on an
+        // idle shard the leader's beat says what the entry at this replica's position should be, so it is caught now.
+        const mine = this.lastHash;
+        if (checking || hb.hash === undefined || !hb.lease || hb.seq !== this.position || mine?.seq !== this.position || mine.hash === hb.hash) return;
+        checking = true;
+        void this.checkAppliedTail(`the leader's heartbeat names another entry at seq ${hb.seq}`).then(
+          () => (checking = false),
+          (err: unknown) => {
+            checking = false;
+            // Only a confirmed difference sets rebuildReason; "cannot ask the log now" is left to the next beat.
+            if (this.rebuildReason !== undefined) diverged(`leader ${hb.node}'s beat: ${(err as Error).message}`);
+          },
+        );
       },
     });
     monitor.start();

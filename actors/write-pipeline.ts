@@ -210,7 +210,11 @@ export class WritePipeline {
       if (run.length === 0) return;
       let results: ApplyResult[];
       try {
-        results = await this.o.store.applyBatch(run.map((p) => ({ seq: p.seq, entry: p.entry })));
+        // The last entry's hash goes with it, so this replica still knows its tail after a restart.
+        results = await this.o.store.applyBatch(
+          run.map((p) => ({ seq: p.seq, entry: p.entry })),
+          { tailHash: run[run.length - 1]!.hash },
+        );
       } catch (err) {
         const failure = new ShardmindError(ErrorCode.UNAVAILABLE, `LMDB apply failed: ${(err as Error).message}`, { cause: err });
         for (const p of run) p.reject(failure);

@@ -65,7 +65,7 @@ t('heartbeats - each beat that makes the round trip renews the lease; followers 
     node: 'mini-1',
     clock,
     heartbeatMs: 250,
-    state: () => ({ epoch, seq: 42 }),
+    state: () => ({ epoch, seq: 42, hash: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4' }),
     onRenew: (sentAt) => lease.renew(sentAt),
   });
   const seen: Heartbeat[] = [];
@@ -83,6 +83,7 @@ t('heartbeats - each beat that makes the round trip renews the lease; followers 
   await until(() => lease.leaseUntil === start + 1350, 2_000, 'the first renewal');
   await until(() => seen.length === 1, 2_000, 'the first heartbeat');
   assert.equal([seen[0]!.node, seen[0]!.epoch, seen[0]!.seq], ['mini-1', 3, 42]);
+  assert.is(seen[0]!.hash, 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4', 'a beat names the hash of the entry at its seq');
   clock.advance(250);
   await until(() => lease.leaseUntil === start + 250 + 1350, 2_000, 'the second renewal');
   epoch = 2; // a deposed leader's beats
