@@ -27,6 +27,8 @@ export interface ShardStatusWire {
   readonly leaseUntil?: string;
   readonly leadingSince?: string;
   readonly lastError?: string;
+  /** A follower's replica-read staleness bound (ms), when it has one. */
+  readonly staleMs?: number;
 }
 
 export interface HostStatusWire {

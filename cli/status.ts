@@ -1,7 +1,8 @@
 /**
  * `shardmind status [--config FILE] [--servers URL,…] [--nodes a,b] [--json]`: asks every node's
  * `sm.ctl.<node>.status` at once and prints one row per domain × node — role, machine state, applied sequence,
- * lag behind the stream's tail (from the stream leader), epoch, and how long ago the leader's heartbeat was heard.
+ * lag behind the stream's tail (from the stream leader), epoch, how long ago the leader's heartbeat was heard, and
+ * how stale a replica read answered there may be.
  */
 import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
@@ -41,6 +42,11 @@ export interface StatusRow {
   readonly lag: number | undefined;
   readonly epoch: number | undefined;
   readonly lastHeartbeat: string;
+  /**
+   * How stale a replica read answered here may be (ms): 0 for a leader, the follower's bound from the leader's
+   * heartbeats, undefined when it has none (it passes replica reads to the leader) or does not serve them.
+   */
+  readonly staleMs: number | undefined;
 }
 
 /** One row per domain × node (nodes that did not answer get one row saying so). */
@@ -48,7 +54,7 @@ export function statusRows(statuses: readonly NodeStatus[], tails: ReadonlyMap<s
   const rows: StatusRow[] = [];
   for (const s of statuses) {
     if (!s.ok) {
-      rows.push({ domain: '-', node: s.node, role: 'unreachable', state: s.error, appliedSeq: undefined, lag: undefined, epoch: undefined, lastHeartbeat: '-' });
+      rows.push({ domain: '-', node: s.node, role: 'unreachable', state: s.error, appliedSeq: undefined, lag: undefined, epoch: undefined, lastHeartbeat: '-', staleMs: undefined });
       continue;
     }
     for (const shard of s.status.shards) {
@@ -62,6 +68,7 @@ export function statusRows(statuses: readonly NodeStatus[], tails: ReadonlyMap<s
         lag: tail !== undefined ? Math.max(0, tail - shard.appliedSeq) : shard.lag,
         epoch: shard.epoch,
         lastHeartbeat: shard.lastHeartbeatAt ? `${Math.max(0, now - Date.parse(shard.lastHeartbeatAt))} ms ago` : '-',
+        staleMs: shard.state === 'leading' ? 0 : shard.staleMs,
       });
     }
   }
@@ -78,8 +85,8 @@ export function renderTable(header: readonly string[], rows: readonly (readonly 
 export function renderStatus(rows: readonly StatusRow[]): string {
   const show = (n: number | undefined): string => (n === undefined ? '-' : String(n));
   return renderTable(
-    ['DOMAIN', 'NODE', 'ROLE', 'STATE', 'APPLIED', 'LAG', 'EPOCH', 'LAST HEARTBEAT'],
-    rows.map((r) => [r.domain, r.node, r.role, r.state, show(r.appliedSeq), show(r.lag), show(r.epoch), r.lastHeartbeat]),
+    ['DOMAIN', 'NODE', 'ROLE', 'STATE', 'APPLIED', 'LAG', 'EPOCH', 'LAST HEARTBEAT', 'STALE MS'],
+    rows.map((r) => [r.domain, r.node, r.role, r.state, show(r.appliedSeq), show(r.lag), show(r.epoch), r.lastHeartbeat, show(r.staleMs)]),
   );
 }
 
