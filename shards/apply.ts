@@ -12,6 +12,7 @@ import { NO_MERGE, type PostingIndex } from './postings.ts';
 import { decodeFact, encodeFact, peekStanding, readIdentityFields, supersededBytes, type IdentityFields, type StandingNumbers } from './fact-codec.ts';
 import type { KeyIndex } from './key-index.ts';
 import type { OpResults } from './op-results.ts';
+import type { ScoreNumbers } from './score-numbers.ts';
 import {
   encodeEpisode,
   identityHash,
@@ -76,6 +77,8 @@ export function stateRecord(s: StoreState): StoreState {
 export interface WriteIndexes {
   readonly identities: KeyIndex;
   readonly activeValues: KeyIndex;
+  /** Every fact's scoring numbers, for recall (`score-numbers.ts`): set whenever a fact record is written. */
+  readonly scores: ScoreNumbers;
 }
 
 const APPEND = { append: true } as const;
@@ -154,14 +157,22 @@ export class Applier {
   }
 
   private putFact(f: Fact): void {
-    this.t.facts.putSync(f.seq, encodeFact(f));
+    this.putFactBytes(f.seq, encodeFact(f));
+  }
+
+  /** Every rewrite of a fact record goes through here, so its scoring numbers follow. */
+  private putFactBytes(seq: number, bytes: Buffer): void {
+    this.t.facts.putSync(seq, bytes);
+    this.indexes.scores.set(seq, bytes);
   }
 
   /** A new fact's id is above every stored one (time-ordered ids): LMDB appends it without a search or a split. */
   private appendFact(f: Fact): void {
+    const bytes = encodeFact(f);
     // lmdb-js answers false (its types say void) when the key is not above the last one; never drop a fact silently.
-    const appended: unknown = this.t.facts.putSync(f.seq, encodeFact(f), APPEND);
+    const appended: unknown = this.t.facts.putSync(f.seq, bytes, APPEND);
     if (appended === false) throw new Error(`fact ${f.id} is not above the stored facts`);
+    this.indexes.scores.set(f.seq, bytes);
   }
 
   private resolveEntity(idOrAlias: string): string {
@@ -233,7 +244,7 @@ export class Applier {
           const validTo = Math.min(s.validTo ?? fact.validFrom, fact.validFrom);
           const i = IDENTITY;
           const identity = identityHash(i.subject, i.predicate, i.object === undefined ? undefined : i.objectIsEntity ? { entity: i.object } : i.object, i.text);
-          this.t.facts.putSync(incumbent, supersededBytes(bytes, validTo, e.recordedAt));
+          this.putFactBytes(incumbent, supersededBytes(bytes, validTo, e.recordedAt));
           this.indexes.identities.remove(identity, incumbent);
           this.state.activeFacts--;
           this.indexes.activeValues.remove(key, incumbent);

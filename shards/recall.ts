@@ -16,6 +16,7 @@ import { effectiveConfidence, recencyWeight } from './decay.ts';
 import type { PostingIndex } from './postings.ts';
 import { decodeFact, factByteLength, peekFact, type FactNumbers } from './fact-codec.ts';
 import { objectEntityTerm, subjectPredicateTerm, subjectTerm, wordTerm } from './records.ts';
+import type { ScoreNumbers } from './score-numbers.ts';
 import type { Tables } from './tables.ts';
 import { termFrequencies, tokenize } from './text.ts';
 import type { Fact, RecallQuery, RecalledFact } from './types.ts';
@@ -45,6 +46,8 @@ export interface RecallContext {
   readonly docLength: number;
   /** The committed sequence: postings above it belong to a batch still committing, and reads leave them out. */
   readonly appliedSeq: number;
+  /** Every fact's scoring numbers in memory, when they are those of this snapshot (`score-numbers.ts`). */
+  readonly scores: ScoreNumbers | undefined;
   resolveEntity(idOrAlias: string): string;
 }
 
@@ -93,14 +96,24 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
   for (const w of words) textBound += (idf.get(w) ?? 0) * (K1 + 1);
   textBound = words.length === 0 ? 1 : textBound * (1 + 1e-9);
   const n = Math.min(candidates.length, fetchCap(limit));
+  const scores = ctx.scores;
+  const fromMemory = scores !== undefined && q.asOf === undefined;
   for (let i = 0; i < n; i++) {
     const c = candidates[i]!;
     const full = best.length === limit && !expanding;
     if (full && !textScoredLater && c.relevance < best[limit - 1]!) break;
-    // The bytes are lmdb-js's reused read buffer: read what is needed before the next read.
-    const bytes = ctx.t.facts.getBinaryFast(c.seq);
-    if (bytes === undefined) continue;
-    const numbers = peekFact(bytes, PEEKED);
+    // Scored from memory when it can (no `asOf`: that reads times only the records hold), else from the record's
+    // bytes — lmdb-js's reused read buffer: read what is needed before the next read.
+    let bytes: Buffer | undefined;
+    let numbers: FactNumbers;
+    if (fromMemory) {
+      if (!scores.read(c.seq, PEEKED)) continue;
+      numbers = PEEKED;
+    } else {
+      bytes = ctx.t.facts.getBinaryFast(c.seq);
+      if (bytes === undefined) continue;
+      numbers = peekFact(bytes, PEEKED);
+    }
     if (!visible(numbers, q, at)) continue;
     const effective = effectiveConfidence(numbers, at);
     if (effective < floor) continue;
@@ -126,7 +139,7 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
     if (expanding) seen.add(c.seq); // only graph expansion asks
     // A fact that enters the top k keeps a copy of its bytes, so the answer needs no second lookup.
     const entered = keepBest(best, score, limit);
-    scored.push({ seq: c.seq, score, effective, fact, bytes: entered && fact === undefined ? Buffer.from(bytes.subarray(0, factByteLength(bytes))) : undefined });
+    scored.push({ seq: c.seq, score, effective, fact, bytes: entered && fact === undefined && bytes !== undefined ? Buffer.from(bytes.subarray(0, factByteLength(bytes))) : undefined });
   }
   scored.sort((a, b) => b.score - a.score || b.seq - a.seq);
   const direct: RecalledFact[] = [];

@@ -22,6 +22,7 @@ import { decodeValue, encodeValue } from './codec.ts';
 import { StoreFormatError } from './errors.ts';
 import { KeyIndex } from './key-index.ts';
 import { OpResults } from './op-results.ts';
+import { ScoreNumbers } from './score-numbers.ts';
 import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
 import { recallFacts } from './recall.ts';
 import { decodeFact, readIdentityFields, type IdentityFields } from './fact-codec.ts';
@@ -54,7 +55,7 @@ export class LmdbShardStore implements ShardStore {
   private readonly options: ResolvedOptions;
   private readonly t: Tables;
   private readonly postings: PostingIndex;
-  private readonly indexes: WriteIndexes = { identities: new KeyIndex(), activeValues: new KeyIndex() };
+  private readonly indexes: WriteIndexes = { identities: new KeyIndex(), activeValues: new KeyIndex(), scores: new ScoreNumbers() };
   private readonly ops: OpResults;
   private applier: Applier;
   /** Committed state: what reads report. The applier's copy runs ahead while a batch is in its transaction. */
@@ -93,17 +94,19 @@ export class LmdbShardStore implements ShardStore {
   }
 
   /**
-   * The write indexes from every active fact: one pass over the facts at open (about a second per million facts
-   * on these machines, see docs/decisions.md). A `one` predicate's active value is its (subject, predicate)'s only
-   * active fact, so the same specs give the same index a replica that never restarted holds.
+   * The write indexes from every active fact, and every fact's scoring numbers: one pass over the facts at open
+   * (a few seconds per million facts on these machines, see docs/decisions.md). A `one` predicate's active value is
+   * its (subject, predicate)'s only active fact, so the same specs give the same index a replica that never restarted holds.
    */
   private rebuildWriteIndexes(): void {
-    const { identities, activeValues } = this.indexes;
+    const { identities, activeValues, scores } = this.indexes;
     identities.clear();
     activeValues.clear();
+    scores.clear();
     const predicates = this.options.predicates;
     const fields: IdentityFields = { active: false, subject: undefined, predicate: undefined, object: undefined, objectIsEntity: false, text: '' };
     for (const { key, value } of this.t.facts.getRange({})) {
+      scores.set(key, value);
       const f = readIdentityFields(value, fields);
       if (!f.active) continue;
       const object: FactObject | undefined = f.object === undefined ? undefined : f.objectIsEntity ? { entity: f.object } : f.object;
@@ -216,6 +219,8 @@ export class LmdbShardStore implements ShardStore {
         docs: s.docs,
         docLength: s.docLength,
         appliedSeq: s.appliedSeq,
+        // The in-memory numbers are the applier's: only a snapshot at the applier's own sequence may use them.
+        scores: s.appliedSeq === this.applier.state.appliedSeq ? this.indexes.scores : undefined,
         resolveEntity: (x) => this.resolveEntity(x),
       },
       q,
