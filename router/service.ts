@@ -185,7 +185,9 @@ async function answer(
     if (handled instanceof HandedOff) {
       // Not awaited: a router stopping does not wait out the window in which a refusal could still come back.
       handled.fallback.then(
-        (bytes) => bytes && send(bytes),
+        (bytes) => {
+          if (bytes !== undefined) send(bytes);
+        },
         (err: unknown) => send(failed(err)),
       );
       return;
