@@ -172,7 +172,7 @@ export class Applier {
     // lmdb-js answers false (its types say void) when the key is not above the last one; never drop a fact silently.
     const appended: unknown = this.t.facts.putSync(f.seq, bytes, APPEND);
     if (appended === false) throw new Error(`fact ${f.id} is not above the stored facts`);
-    this.indexes.scores.set(f.seq, bytes);
+    this.indexes.scores.setNumbers(f.seq, f);
   }
 
   private resolveEntity(idOrAlias: string): string {
@@ -278,6 +278,7 @@ export class Applier {
 
   /** The active fact with this identity: candidates by hash from memory, confirmed against the stored fact. */
   private activeWithIdentity(hash: number, subject: string | undefined, predicate: string | undefined, object: FactObject | undefined, text: string): Fact | undefined {
+    if (!this.indexes.identities.has(hash)) return undefined; // a new fact, nearly always
     let found: Fact | undefined;
     this.indexes.identities.find(hash, (seq) => {
       const f = this.factAt(seq);
@@ -294,6 +295,7 @@ export class Applier {
    */
   private activeValueOf(hash: number, subject: string, predicate: string): number {
     this.incumbentBytes = undefined;
+    if (!this.indexes.activeValues.has(hash)) return 0;
     return this.indexes.activeValues.find(hash, (seq) => {
       const bytes = this.t.facts.getBinaryFast(seq);
       if (bytes === undefined) return false;

@@ -50,6 +50,13 @@ export class KeyIndex {
     this.count++;
   }
 
+  /** Whether any sequence is filed under `hash`: lets callers skip building a visitor for the common miss. */
+  has(hash: number): boolean {
+    const mask = this.mask;
+    for (let i = hash & mask; this.seqs[i] !== EMPTY; i = (i + 1) & mask) if (this.hashes[i] === hash) return true;
+    return false;
+  }
+
   /** Calls `visit` with each sequence filed under `hash` until it returns true; returns that sequence, or 0. */
   find(hash: number, visit: (seq: number) => boolean): number {
     const mask = this.mask;

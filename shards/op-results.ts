@@ -45,8 +45,10 @@ export class OpResults {
 
   /** The result the op `opId` got when first applied, or undefined. */
   find(opId: string): ApplyResult | undefined {
+    const hash = hashString(opId);
+    if (!this.bySeq.has(hash)) return undefined; // a new op, nearly always
     let found: ApplyResult | undefined;
-    this.bySeq.find(hashString(opId), (seq) => {
+    this.bySeq.find(hash, (seq) => {
       const bytes = this.table.getBinaryFast(seq);
       if (bytes === undefined || !sameOpId(bytes, opId)) return false;
       found = decode(bytes, seq, opId, this.domain);

@@ -58,9 +58,35 @@ export function isActive(status: FactStatus): boolean {
 export function identityHash(subject: string | undefined, predicate: string | undefined, object: FactObject | undefined, text: string): number {
   let h = hashSeparator(hashString(subject ?? ''));
   h = hashSeparator(hashString(predicate ?? '', h));
-  if (object === undefined) return hashString(normalizeText(text), Math.imul(h ^ 35 /* # */, 0x01000193));
-  if (typeof object === 'string') return hashString(normalizeText(object), Math.imul(h ^ 61 /* = */, 0x01000193));
+  if (object === undefined) return hashNormalized(text, Math.imul(h ^ 35 /* # */, 0x01000193));
+  if (typeof object === 'string') return hashNormalized(object, Math.imul(h ^ 61 /* = */, 0x01000193));
   return hashString(object.entity, Math.imul(h ^ 64 /* @ */, 0x01000193));
+}
+
+/**
+ * `hashString(normalizeText(s), h)` without building the normalized string when `s` is ASCII (nearly always):
+ * lower-case, runs of whitespace as one space, none at either end — what `normalizeText` does to ASCII.
+ */
+function hashNormalized(s: string, seed: number): number {
+  let h = seed;
+  let space = false;
+  let started = false;
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c >= 128) return hashString(normalizeText(s), seed);
+    if (c === 32 || (c >= 9 && c <= 13)) {
+      space = started;
+      continue;
+    }
+    if (space) {
+      h = Math.imul(h ^ 32, 0x01000193);
+      space = false;
+    }
+    if (c >= 65 && c <= 90) c += 32;
+    h = Math.imul(h ^ c, 0x01000193);
+    started = true;
+  }
+  return h;
 }
 
 export function sameIdentity(f: Fact, subject: string | undefined, predicate: string | undefined, object: FactObject | undefined, text: string): boolean {

@@ -39,10 +39,14 @@ export class ScoreNumbers {
 
   /** Files the numbers in a fact record just written at `seq` (its creating sequence). */
   set(seq: number, bytes: Buffer): void {
+    this.setNumbers(seq, peekFact(bytes, SCRATCH));
+  }
+
+  /** `set` from the fact (or its peeked numbers) itself: a new fact's, without reading back its bytes. */
+  setNumbers(seq: number, n: Pick<FactNumbers, 'status' | 'confidence' | 'halfLifeDays' | 'reinforcedAt' | 'recordedAt'>): void {
     const p = Math.floor(seq / PAGE);
     const page = (this.pages[p] ??= new Float64Array(PAGE * STRIDE));
     const at = (seq - p * PAGE) * STRIDE;
-    const n = peekFact(bytes, SCRATCH);
     page[at] = STATUS_CODE[n.status] + 1;
     page[at + 1] = n.confidence;
     page[at + 2] = n.halfLifeDays;
