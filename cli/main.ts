@@ -15,6 +15,7 @@ import { statusCommand } from './status.ts';
 import { migrateCommand } from './migrate.ts';
 import { applyCommand } from './apply.ts';
 import { natsConfigCommand } from './nats-config.ts';
+import { recallCommand, rememberCommand } from './memory.ts';
 import { demoCommand } from '../demo/index.ts';
 
 export const COMMANDS: Readonly<Record<string, Command>> = {
@@ -24,6 +25,8 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   migrate: migrateCommand,
   apply: applyCommand,
   'nats-config': natsConfigCommand,
+  remember: rememberCommand,
+  recall: recallCommand,
   demo: demoCommand,
 };
 

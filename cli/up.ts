@@ -95,7 +95,11 @@ shardmind is up.
             sm.shard.<domain>.<op> (one shard: remember, recall, get, history, forget, retract)
   data:     ${dataDir}
 
-Try it with the nats CLI (JSON in, JSON out):
+Try it from this checkout:
+  npx shardmind remember --servers ${url} "The user prefers PDF attachments over links"
+  npx shardmind recall --servers ${url} "attachment or link?"
+
+Or with the nats CLI (JSON in, JSON out):
   nats -s ${url} req sm.mem.remember -H 'content-type:application/json' '${remember}'
   nats -s ${url} req sm.mem.recall -H 'content-type:application/json' '${recall}'
   nats -s ${url} req sm.shard.${d}.recall -H 'content-type:application/json' '${recall}'

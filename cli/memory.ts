@@ -1,0 +1,176 @@
+/**
+ * `shardmind remember` and `shardmind recall`: the memory from a terminal, through the router and the TypeScript
+ * client (Debian's nats-server package ships no `nats` CLI to poke it with). For people checking what the agents
+ * know, and for scripts (`--json`).
+ *
+ *   shardmind remember "The user never takes meetings before 10am" --subject user --predicate earliest_meeting_time --object 10:00
+ *   shardmind recall "can I book a 9am call?" [--domain calendar] [--as-of 2026-11-01T00:00:00Z] [--limit 5]
+ */
+import { connect, type RecalledFact, type ShardmindClient } from '../client/index.ts';
+import { ShardmindError } from '../protocol/index.ts';
+import { intFlag, orConfigError, parseCommandFlags, UsageError } from './args.ts';
+import { loadConfig } from '../config/index.ts';
+import type { Command } from './command.ts';
+import { renderTable, stdio, type Io } from './status.ts';
+
+const CONNECTION = '[--config FILE] [--servers URL,…] [--agent NAME] [--node NAME] [--json]';
+const REMEMBER_USAGE = `usage: shardmind remember TEXT [--domain D] [--subject S] [--predicate P] [--object O] [--confidence 0..1] ${CONNECTION}
+
+Stores one fact. Without --domain the router classifies the text. Prints the domain, the status and the fact id.`;
+const RECALL_USAGE = `usage: shardmind recall [QUERY] [--domain D[,D…]] [--subject S] [--predicate P] [--as-of ISO] [--limit N]
+                       [--max-stale-ms MS] ${CONNECTION}
+
+Asks what is known, best first. Without --domain the router decides which domains to ask. --as-of: what was
+believed at that time. --max-stale-ms: a replica may answer, at most that stale (the one on --node first).`;
+
+const CONNECTION_FLAGS = {
+  config: { type: 'string' },
+  servers: { type: 'string' },
+  agent: { type: 'string' },
+  node: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+export async function runRemember(argv: readonly string[], io: Io = stdio): Promise<number> {
+  const parsed = parseCommandFlags(
+    argv,
+    {
+      ...CONNECTION_FLAGS,
+      domain: { type: 'string' },
+      subject: { type: 'string' },
+      predicate: { type: 'string' },
+      object: { type: 'string' },
+      confidence: { type: 'string' },
+    },
+    REMEMBER_USAGE,
+    io,
+    1,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals } = parsed;
+  const text = positionals[0];
+  if (text === undefined || text.trim() === '') return usage(io, 'TEXT: the fact to remember is required', REMEMBER_USAGE);
+  let confidence: number | undefined;
+  if (values.confidence !== undefined) {
+    confidence = Number(values.confidence);
+    if (!(confidence >= 0 && confidence <= 1)) return usage(io, `--confidence: "${values.confidence}" must be a number in 0..1`, REMEMBER_USAGE);
+  }
+  return withClient(io, values, async (memory) => {
+    const r = await memory.remember(
+      {
+        text,
+        ...(values.subject !== undefined ? { subject: values.subject } : {}),
+        ...(values.predicate !== undefined ? { predicate: values.predicate } : {}),
+        ...(values.object !== undefined ? { object: values.object } : {}),
+        ...(confidence !== undefined ? { confidence } : {}),
+      },
+      values.domain !== undefined ? { domain: values.domain } : {},
+    );
+    if (values.json) io.out(`${JSON.stringify(r)}\n`);
+    else io.out(`${r.domain}: ${r.status} ${r.factId} (seq ${r.seq})${r.superseded.length ? `, closes ${r.superseded.join(', ')}` : ''}\n`);
+  });
+}
+
+export async function runRecall(argv: readonly string[], io: Io = stdio): Promise<number> {
+  const parsed = parseCommandFlags(
+    argv,
+    {
+      ...CONNECTION_FLAGS,
+      domain: { type: 'string' },
+      subject: { type: 'string' },
+      predicate: { type: 'string' },
+      'as-of': { type: 'string' },
+      limit: { type: 'string' },
+      'max-stale-ms': { type: 'string' },
+    },
+    RECALL_USAGE,
+    io,
+    1,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals } = parsed;
+  const query = positionals[0];
+  if ((query === undefined || query.trim() === '') && values.subject === undefined) {
+    return usage(io, 'QUERY or --subject: say what to recall', RECALL_USAGE);
+  }
+  let asOf: Date | undefined;
+  let limit: number | undefined;
+  let maxStaleMs: number | undefined;
+  try {
+    if (values['as-of'] !== undefined) {
+      asOf = new Date(values['as-of']);
+      if (Number.isNaN(asOf.getTime())) throw new UsageError(`--as-of: "${values['as-of']}" is not a date (ISO 8601, e.g. 2026-11-01T00:00:00Z)`);
+    }
+    if (values.limit !== undefined) limit = intFlag('limit', values.limit, 10, 1, 1000);
+    if (values['max-stale-ms'] !== undefined) maxStaleMs = intFlag('max-stale-ms', values['max-stale-ms'], 0, 0, 86_400_000);
+  } catch (err) {
+    if (err instanceof UsageError) return usage(io, err.message, RECALL_USAGE);
+    throw err;
+  }
+  const domains = values.domain?.split(',').map((d) => d.trim()).filter(Boolean);
+  return withClient(io, values, async (memory) => {
+    const r = await memory.recall({
+      ...(query !== undefined ? { query } : {}),
+      ...(domains !== undefined ? { domain: domains.length === 1 ? domains[0]! : domains } : {}),
+      ...(values.subject !== undefined ? { subject: values.subject } : {}),
+      ...(values.predicate !== undefined ? { predicate: values.predicate } : {}),
+      ...(asOf !== undefined ? { asOf } : {}),
+      ...(limit !== undefined ? { limit } : {}),
+      ...(maxStaleMs !== undefined ? { maxStaleMs } : {}),
+    });
+    if (values.json) {
+      io.out(`${JSON.stringify(r)}\n`);
+      return;
+    }
+    const served = r.servedBy !== undefined ? ` (answered by ${r.servedBy}, at most ${r.staleMs} ms stale)` : '';
+    io.out(`asked ${r.domains.join(', ')}${served}: ${r.facts.length} fact${r.facts.length === 1 ? '' : 's'}\n`);
+    for (const m of r.missing) io.out(`  (no answer from ${m.domain}: ${m.error})\n`);
+    if (r.facts.length > 0) io.out(renderTable(['SCORE', 'CONF', 'DOMAIN', 'FACT', 'ID'], r.facts.map(row)));
+  });
+}
+
+function row(f: RecalledFact): string[] {
+  return [f.score.toFixed(3), f.effectiveConfidence.toFixed(2), f.domain, f.text.length > 80 ? `${f.text.slice(0, 77)}…` : f.text, f.id];
+}
+
+function usage(io: Io, message: string, text: string): number {
+  io.err(`${message}\n${text}\n`);
+  return 2;
+}
+
+/** Connects a client to the cluster (--servers, or every NATS URL in the config), runs `work`; errors are exit 1. */
+async function withClient(
+  io: Io,
+  values: { config?: string; servers?: string; agent?: string; node?: string },
+  work: (memory: ShardmindClient) => Promise<void>,
+): Promise<number> {
+  const servers = await orConfigError(io, async () => {
+    const given = (values.servers ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+    return given.length > 0 ? given : [...new Set((await loadConfig(values.config)).nodes.flatMap((n) => n.nats))];
+  });
+  if (servers === 1) return 1;
+  let memory: ShardmindClient | undefined;
+  try {
+    memory = await connect({ servers, agent: values.agent ?? 'shardmind-cli', ...(values.node !== undefined ? { node: values.node } : {}) });
+    await work(memory);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof ShardmindError)) throw err;
+    io.err(`${err.code}: ${err.message}\n`);
+    return 1;
+  } finally {
+    await memory?.close();
+  }
+}
+
+export const rememberCommand: Command = {
+  summary: 'store one fact through the router (prints its domain, status and id)',
+  usage: REMEMBER_USAGE,
+  run: (args) => runRemember(args),
+};
+
+export const recallCommand: Command = {
+  summary: 'ask what is known, best first (through the router; --as-of for what was believed then)',
+  usage: RECALL_USAGE,
+  run: (args) => runRecall(args),
+};
