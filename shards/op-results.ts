@@ -2,20 +2,22 @@
  * Op results: what each applied op got, so a retried op (same opId) gets its first answer again, marked
  * `duplicate`.
  *
- * Why keyed by sequence: keyed by the client's opId, every write cost a random B-tree read (the dedupe check) and a
- * random insert, ~2.5 µs of a fact's load time. Here a result is appended (MDB_APPEND) at the sequence that applied
- * it, and which sequence holds an opId is an in-memory multimap from a 32-bit hash of the opId (`key-index.ts`),
- * rebuilt at open from the hash stored at the front of every record — derived data, so it cannot change the bytes
- * on disk. A hash hit is confirmed against the opId in the record: a collision costs a read, never a wrong answer.
+ * Why grouped by sequence: keyed by the client's opId, every write cost a random B-tree read (the dedupe check) and
+ * a random insert, ~2.5 µs of a fact's load time; keyed by sequence and appended, still a put (~0.5 µs) per op.
+ * Here the results of GROUP consecutive sequences share one record, keyed by `seq / GROUP` and built in memory: a
+ * batch puts each group it touched once, at its end (`flush`), the first time as an append. A group's bytes are its
+ * entries in sequence order however the log was batched. Which sequence holds an opId is an in-memory multimap from
+ * a 32-bit hash of the opId (`key-index.ts`), rebuilt at open from the hashes stored in the entries — derived data,
+ * so it cannot change the bytes on disk. A hash hit is confirmed against the opId in the entry: a collision costs a
+ * read, never a wrong answer.
  *
- * Record bytes (little-endian):
- * | offset | field                                                                                      |
- * |--------|--------------------------------------------------------------------------------------------|
- * | 0      | u32 hash of the opId (`hashString`)                                                        |
- * | 4      | u16 byte length n of the opId, then its UTF-8                                              |
- * | 6 + n  | u8 form: COMPACT (then u8 status: a fact created at this sequence, its id follows from it) |
- * |        | or TUPLE (then msgpack `[status, factId, supersededIds, errorCode, errorMessage]`, absent as null) |
- * The sequence is the key, and `duplicate` is never stored (only a repeat reports it).
+ * Entry bytes (little-endian), one after another in a group:
+ * | field                                                                                             |
+ * |---------------------------------------------------------------------------------------------------|
+ * | u8 seq % GROUP, u32 hash of the opId (`hashString`), u16 byte length n of the opId, its UTF-8      |
+ * | u8 form: COMPACT then u8 status (a fact created at this sequence: its id follows from it), or      |
+ * | TUPLE then u16 length and msgpack `[status, factId, supersededIds, errorCode, errorMessage]`       |
+ * `duplicate` is never stored (only a repeat reports it).
  */
 import { decodeValue, encodeValue } from './codec.ts';
 import { factIdFor } from './ids.ts';
@@ -26,17 +28,21 @@ import type { ApplyResult } from './types.ts';
 const STATUS_CODES: readonly ApplyResult['status'][] = ['created', 'reinforced', 'superseded_previous', 'recorded_superseded', 'retracted', 'forgotten', 'entity', 'marker', 'rejected'];
 const COMPACT = 0;
 const TUPLE = 1;
-const OPID = 4;
+/** Sequences per record. */
+export const GROUP = 64;
 const APPEND = { append: true } as const;
 
 type ResultTuple = [ApplyResult['status'], string | null, readonly string[] | null, 'NOT_FOUND' | 'BAD_REQUEST' | null, string | null];
 type Utf8Buffer = Buffer & { utf8Write(s: string, offset: number): number; utf8Slice(start: number, end: number): string };
 
-/** One buffer reused by every encode: LMDB copies the bytes at the put. */
-let scratch = Buffer.allocUnsafeSlow(4096) as Utf8Buffer;
-
 export class OpResults {
   private readonly bySeq = new KeyIndex();
+  /** The group being filled (-1: none) and its bytes so far, stored (`stored`) and flushed unless `dirty`. */
+  private group = -1;
+  private bytes = Buffer.allocUnsafeSlow(4096) as Utf8Buffer;
+  private length = 0;
+  private stored = false;
+  private dirty = false;
 
   constructor(
     private readonly table: OpTable,
@@ -49,52 +55,125 @@ export class OpResults {
     if (!this.bySeq.has(hash)) return undefined; // a new op, nearly always
     let found: ApplyResult | undefined;
     this.bySeq.find(hash, (seq) => {
-      const bytes = this.table.getBinaryFast(seq);
-      if (bytes === undefined || !sameOpId(bytes, opId)) return false;
-      found = decode(bytes, seq, opId, this.domain);
-      return true;
+      const group = Math.floor(seq / GROUP);
+      const bytes = group === this.group ? this.bytes.subarray(0, this.length) : this.table.getBinary(group);
+      if (bytes === undefined) return false;
+      found = findEntry(bytes, seq - group * GROUP, opId, seq, this.domain);
+      return found !== undefined;
     });
     return found;
   }
 
   /**
-   * Stores `result` (of the op `opId`, applied at `result.seq`, above every stored sequence). `createdHere`: its
-   * factId is the fact this op created (`factIdFor(domain, seq)`), which the record then leaves out.
+   * Records `result` (of the op `opId`, applied at `result.seq`, above every recorded sequence). `createdHere`: its
+   * factId is the fact this op created (`factIdFor(domain, seq)`), which the entry then leaves out. Stored by the
+   * next `flush`.
    */
   record(opId: string, result: ApplyResult, createdHere: boolean): void {
+    const seq = result.seq;
+    const group = Math.floor(seq / GROUP);
+    if (group !== this.group) this.startGroup(group);
     const hash = hashString(opId);
-    const appended: unknown = this.table.putSync(result.seq, encode(hash, opId, result, createdHere), APPEND);
-    if (appended === false) throw new Error(`op result at ${result.seq} is not above the stored ones`);
-    this.bySeq.add(hash, result.seq);
+    const compact = createdHere && result.error === undefined && result.supersededIds === undefined;
+    const tuple = compact ? undefined : encodeValue([result.status, result.factId ?? null, result.supersededIds ?? null, result.error?.code ?? null, result.error?.message ?? null] satisfies ResultTuple);
+    if (tuple !== undefined && tuple.length > 0xffff) throw new RangeError(`op result of ${tuple.length} bytes exceeds the record format`);
+    this.reserve(1 + 4 + 2 + 3 * opId.length + 1 + 2 + (tuple?.length ?? 1));
+    const b = this.bytes;
+    let at = this.length;
+    b[at++] = seq - group * GROUP;
+    b.writeInt32LE(hash, at);
+    at += 4;
+    const n = writeUtf8(b, at + 2, opId);
+    if (n > 0xffff) throw new RangeError(`opId of ${n} bytes exceeds the record format`);
+    b.writeUInt16LE(n, at);
+    at += 2 + n;
+    if (tuple === undefined) {
+      b[at++] = COMPACT;
+      b[at++] = STATUS_CODES.indexOf(result.status);
+    } else {
+      b[at++] = TUPLE;
+      b.writeUInt16LE(tuple.length, at);
+      tuple.copy(b, at + 2);
+      at += 2 + tuple.length;
+    }
+    this.length = at;
+    this.dirty = true;
+    this.bySeq.add(hash, seq);
+  }
+
+  /** Puts the group being filled, if it changed: at the end of every batch, inside its transaction. */
+  flush(): void {
+    if (!this.dirty) return;
+    const value = this.bytes.subarray(0, this.length);
+    if (this.stored) this.table.putSync(this.group, value);
+    else {
+      // lmdb-js answers false (its types say void) when the key is not above the last one: never drop results.
+      const appended: unknown = this.table.putSync(this.group, value, APPEND);
+      if (appended === false) throw new Error(`op results of group ${this.group} are not above the stored ones`);
+      this.stored = true;
+    }
+    this.dirty = false;
   }
 
   /** Rebuilds the opId index from the stored records (at open, and after a failed batch). */
   rebuild(): void {
     this.bySeq.clear();
-    for (const { key, value } of this.table.getRange({})) this.bySeq.add(value.readInt32LE(0), key);
+    this.group = -1;
+    this.length = 0;
+    this.stored = false;
+    this.dirty = false;
+    for (const { key, value } of this.table.getRange({})) {
+      for (let at = 0; at < value.length; at = entryEnd(value, at)) this.bySeq.add(value.readInt32LE(at + 1), key * GROUP + value[at]!);
+    }
+  }
+
+  private startGroup(group: number): void {
+    this.flush();
+    this.group = group;
+    const stored = this.table.getBinary(group);
+    this.stored = stored !== undefined;
+    this.length = 0;
+    if (stored !== undefined) {
+      this.reserve(stored.length);
+      this.bytes.set(stored, 0);
+      this.length = stored.length;
+    }
+  }
+
+  private reserve(more: number): void {
+    if (this.length + more <= this.bytes.length) return;
+    const grown = Buffer.allocUnsafeSlow(Math.max(this.length + more, this.bytes.length * 2)) as Utf8Buffer;
+    this.bytes.copy(grown, 0, 0, this.length);
+    this.bytes = grown;
   }
 }
 
-function encode(hash: number, opId: string, r: ApplyResult, createdHere: boolean): Buffer {
-  const compact = createdHere && r.error === undefined && r.supersededIds === undefined;
-  const tuple = compact ? undefined : encodeValue([r.status, r.factId ?? null, r.supersededIds ?? null, r.error?.code ?? null, r.error?.message ?? null] satisfies ResultTuple);
-  const bound = OPID + 2 + 3 * opId.length + 2 + (tuple?.length ?? 0);
-  if (bound > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.max(bound, scratch.length * 2)) as Utf8Buffer;
-  const b = scratch;
-  b.writeInt32LE(hash, 0);
-  const n = writeUtf8(b, OPID + 2, opId);
-  if (n > 0xffff) throw new RangeError(`opId of ${n} bytes exceeds the record format`);
-  b.writeUInt16LE(n, OPID);
-  let at = OPID + 2 + n;
-  if (tuple === undefined) {
-    b[at++] = COMPACT;
-    b[at++] = STATUS_CODES.indexOf(r.status);
-  } else {
-    b[at++] = TUPLE;
-    tuple.copy(b, at);
-    at += tuple.length;
+/** Where the entry starting at `at` ends. */
+function entryEnd(b: Buffer, at: number): number {
+  const afterId = at + 7 + b.readUInt16LE(at + 5);
+  return b[afterId] === COMPACT ? afterId + 2 : afterId + 3 + b.readUInt16LE(afterId + 1);
+}
+
+/** The result in a group's entry for `slot`, if its opId is `opId`. */
+function findEntry(bytes: Uint8Array, slot: number, opId: string, seq: number, domain: string): ApplyResult | undefined {
+  const b = asBuffer(bytes);
+  for (let at = 0; at < b.length; at = entryEnd(b, at)) {
+    if (b[at] !== slot) continue;
+    const n = b.readUInt16LE(at + 5);
+    if (b.utf8Slice(at + 7, at + 7 + n) !== opId) return undefined;
+    const form = at + 7 + n;
+    if (b[form] === COMPACT) return { seq, opId, status: STATUS_CODES[b[form + 1]!]!, factId: factIdFor(domain, seq) };
+    const t = decodeValue<ResultTuple>(b.subarray(form + 3, form + 3 + b.readUInt16LE(form + 1)));
+    return {
+      seq,
+      opId,
+      status: t[0],
+      ...(t[1] !== null && { factId: t[1] }),
+      ...(t[2] !== null && { supersededIds: t[2] }),
+      ...(t[3] !== null && { error: { code: t[3], message: t[4] ?? '' } }),
+    };
   }
-  return b.subarray(0, at);
+  return undefined;
 }
 
 /** UTF-8 of `s` at `at`: ASCII (nearly every opId) copied by hand, cheaper than the native call; same bytes. */
@@ -109,25 +188,4 @@ function writeUtf8(b: Utf8Buffer, at: number, s: string): number {
 
 function asBuffer(bytes: Uint8Array): Utf8Buffer {
   return (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) as Utf8Buffer;
-}
-
-function sameOpId(bytes: Uint8Array, opId: string): boolean {
-  const b = asBuffer(bytes);
-  const n = b.readUInt16LE(OPID);
-  return b.utf8Slice(OPID + 2, OPID + 2 + n) === opId;
-}
-
-function decode(bytes: Uint8Array, seq: number, opId: string, domain: string): ApplyResult {
-  const b = asBuffer(bytes);
-  const at = OPID + 2 + b.readUInt16LE(OPID);
-  if (b[at] === COMPACT) return { seq, opId, status: STATUS_CODES[b[at + 1]!]!, factId: factIdFor(domain, seq) };
-  const t = decodeValue<ResultTuple>(b.subarray(at + 1));
-  return {
-    seq,
-    opId,
-    status: t[0],
-    ...(t[1] !== null && { factId: t[1] }),
-    ...(t[2] !== null && { supersededIds: t[2] }),
-    ...(t[3] !== null && { error: { code: t[3], message: t[4] ?? '' } }),
-  };
 }

@@ -173,6 +173,7 @@ export class LmdbShardStore implements ShardStore {
           results.push(this.applier.apply(seq, entry));
         }
         if (results.length > 0) {
+          this.ops.flush();
           state.mergedTerms = this.postings.mergedTerms();
           this.t.meta.putSync('state', encodeValue(stateRecord(state)));
           if (tailHash !== undefined) this.t.meta.putSync(TAIL_KEY, encodeValue({ seq: state.appliedSeq, hash: tailHash }));

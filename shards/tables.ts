@@ -8,7 +8,7 @@
  * |          | `format`                     | FORMAT (written at creation)  | once                      |
  * | facts    | creating seq (number key)    | Fact (`fact-codec.ts`)        | append (MDB_APPEND)       |
  * | episodes | `factId/seq36`               | Episode (see below)           | on reinforcement          |
- * | ops      | applying seq (number key)    | opId hash, opId, ApplyResult  | append (MDB_APPEND)       |
+ * | ops      | applying seq / 64 (number)   | per seq: opId hash, opId, ApplyResult | append, once per batch |
  * | entities | entity id                    | Entity                        | upsert                    |
  * | aliases  | lower-cased alias or id      | entity id                     | upsert                    |
  * | blocks   | segment + bucket / term hash | bucket of small blocks, or a large block | append, per merge |
@@ -22,9 +22,9 @@
  * own fields until it is reinforced), so an assert writes no episode record; the first reinforcement writes the
  * creating episode and its own. That saved a put and an encoding per new fact.
  *
- * `ops` records are keyed by the sequence that applied the op, not by the client's opId: an opId key was a random
- * B-tree read and insert per write (clients' opIds need not be ordered). Which record holds an opId is an in-memory
- * index (`op-results.ts`), rebuilt at open like the write indexes.
+ * `ops` records are keyed by the sequences that applied the ops (64 to a record), not by the client's opId: an opId
+ * key was a random B-tree read and insert per write (clients' opIds need not be ordered). Which record holds an
+ * opId is an in-memory index (`op-results.ts`), rebuilt at open like the write indexes.
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { ResolvedOptions } from './validate.ts';
@@ -34,16 +34,16 @@ export const TABLE_NAMES = ['aliases', 'blocks', 'df', 'entities', 'episodes', '
 /**
  * The layout's version, stored as `meta/format`. 2: blocks keyed by epoch, df as uint32, no `ident` / `active`
  * tables. 3: blocks keyed by (segment, term hash) and appended; op results keyed by sequence. 4: a segment's small
- * blocks packed into hash buckets (`block-layout.ts`). A store of another format is refused at open (rebuild it
- * from the log).
+ * blocks packed into hash buckets (`block-layout.ts`). 5: op results grouped 64 sequences to a record
+ * (`op-results.ts`). A store of another format is refused at open (rebuild it from the log).
  */
-export const FORMAT = 4;
+export const FORMAT = 5;
 export type TableName = (typeof TABLE_NAMES)[number];
 
 export type Table = Database<Buffer, string>;
 /** Facts are keyed by their creating sequence: a number key looked up ~3× faster than the id string (measured). */
 export type FactTable = Database<Buffer, number>;
-/** Op results are keyed by the applying sequence. */
+/** Op results are keyed by the applying sequence / 64. */
 export type OpTable = Database<Buffer, number>;
 /** Posting blocks are keyed by 16 raw bytes (see `postings.ts`). */
 export type BlockTable = Database<Buffer, Buffer>;

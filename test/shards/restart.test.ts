@@ -68,7 +68,7 @@ test('a store closed and reopened at many points applies the rest exactly like o
   }
 });
 
-for (const older of [1, 2, 3]) {
+for (const older of [1, 2, 3, 4]) {
   test(`a store of another format (${older}) is refused at open, not misread`, async () => {
     const dir = tempDir();
     const opts = { path: dir.path, domain: 'd', durability: 'none' as const };
@@ -84,7 +84,7 @@ for (const older of [1, 2, 3]) {
       if (older === 1) await meta.remove('format');
       else await meta.put('format', Buffer.from([older]));
       await env.close();
-      assert.throws(() => openShardStore(opts), new RegExp(`store format ${older}, this version reads format 4`));
+      assert.throws(() => openShardStore(opts), new RegExp(`store format ${older}, this version reads format 5`));
     } finally {
       dir.remove();
     }
