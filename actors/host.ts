@@ -42,6 +42,8 @@ export interface HostOptions {
   readonly openStore: OpenStore;
   /** Overrides the node's `nats` URLs (tests, `up`). */
   readonly servers?: readonly string[];
+  /** NATS user and password, on a cluster that requires them (user `host`). */
+  readonly credentials?: { readonly user: string; readonly pass: string };
   readonly clock?: Clock;
   /** Where log lines go; stderr by default. */
   readonly log?: (line: string) => void;
@@ -103,6 +105,7 @@ export class Host {
       // Every write is a JetStream publish (a request): building a stack trace per request for a timeout that
       // almost never happens costs ~8% of the host's CPU.
       noAsyncTraces: true,
+      ...(this.o.credentials ? { user: this.o.credentials.user, pass: this.o.credentials.pass } : {}),
     });
     this.nc = nc;
     this.watchConnection(nc).catch(() => undefined);

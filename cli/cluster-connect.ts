@@ -4,6 +4,7 @@
  */
 import { connect, type NatsConnection } from 'nats';
 import { loadConfig, type ClusterConfig } from '../config/index.ts';
+import { natsCredentialsFromEnv } from './nats-auth.ts';
 
 export interface ClusterTarget {
   readonly config: ClusterConfig | undefined;
@@ -29,5 +30,6 @@ export async function resolveTarget(o: { config?: string; servers?: string; node
 }
 
 export async function connectCluster(servers: readonly string[], name: string): Promise<NatsConnection> {
-  return connect({ servers: [...servers], name, timeout: 5_000, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+  // On a cluster that requires it, as SHARDMIND_NATS_USER (`operator`) with SHARDMIND_NATS_PASSWORD (cli/nats-auth.ts).
+  return connect({ servers: [...servers], name, timeout: 5_000, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...(natsCredentialsFromEnv() ?? {}) });
 }

@@ -8,6 +8,7 @@ import { openShardStore } from '../shards/index.ts';
 import { parseFlags, UsageError } from './args.ts';
 import type { Command } from './command.ts';
 import { runUntilSignal } from './lifecycle.ts';
+import { natsCredentialsFromEnv } from './nats-auth.ts';
 import { HOST_SERVICES } from './services.ts';
 
 const USAGE = `usage: shardmind host --node NAME [--config FILE]
@@ -25,7 +26,15 @@ export const hostCommand: Command = {
     const config = await loadConfig(values.config ?? DEFAULT_CONFIG_PATH);
     nodeByName(config, values.node);
     const log = (line: string): void => void process.stderr.write(`${new Date().toISOString().slice(11, 23)} ${line}\n`);
-    const host = new Host({ config, node: values.node, openStore: openShardStore, services: HOST_SERVICES, log });
+    const credentials = natsCredentialsFromEnv();
+    const host = new Host({
+      config,
+      node: values.node,
+      openStore: openShardStore,
+      services: HOST_SERVICES,
+      log,
+      ...(credentials ? { credentials } : {}),
+    });
     const placed = placementsOf(config, values.node);
     log(`[${values.node}] starting ${placed.map((p) => `${p.domain.name} (${p.role})`).join(', ') || 'no shards'}; data in ${config.dataDir}`);
     const stopped = runUntilSignal(() => host.drain(), log);

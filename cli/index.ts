@@ -23,3 +23,5 @@ export { runMigrate, migrateShard, renderProgress, migrateCommand } from './migr
 export { runRemember, runRecall, rememberCommand, recallCommand } from './memory.ts';
 export { runApply, planPlacement, renderPlan, executePlan, applyCommand } from './apply.ts';
 export { runNatsConfig, natsConfigFor, natsServerPlan, natsConfigCommand } from './nats-config.ts';
+export { authorizationBlock, natsCredentialsFromEnv, PASSWORD_ENV, USER_ENV, USER_PASSWORD_ENV, ROLE_PERMISSIONS } from './nats-auth.ts';
+export type { NatsRole } from './nats-auth.ts';

@@ -10,6 +10,7 @@ import { connect, type RecalledFact, type ShardmindClient } from '../client/inde
 import { ShardmindError } from '../protocol/index.ts';
 import { intFlag, orConfigError, parseCommandFlags, UsageError } from './args.ts';
 import { loadConfig } from '../config/index.ts';
+import { natsCredentialsFromEnv } from './nats-auth.ts';
 import type { Command } from './command.ts';
 import { renderTable, stdio, type Io } from './status.ts';
 
@@ -151,7 +152,12 @@ async function withClient(
   if (servers === 1) return 1;
   let memory: ShardmindClient | undefined;
   try {
-    memory = await connect({ servers, agent: values.agent ?? 'shardmind-cli', ...(values.node !== undefined ? { node: values.node } : {}) });
+    memory = await connect({
+      servers,
+      agent: values.agent ?? 'shardmind-cli',
+      ...(values.node !== undefined ? { node: values.node } : {}),
+      ...(natsCredentialsFromEnv() ?? {}),
+    });
     await work(memory);
     return 0;
   } catch (err) {

@@ -9,6 +9,7 @@ import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
 import { ConfigError, loadConfig, nodeByName } from '../config/index.ts';
 import type { ClusterConfig, NodeConfig } from '../config/index.ts';
+import { authorizationBlock, PASSWORD_ENV, USER_ENV, USER_PASSWORD_ENV } from './nats-auth.ts';
 import { natsServerConfig } from './nats-server.ts';
 
 export const DEFAULT_NATS_CLIENT_PORT = 4222;
@@ -43,7 +44,7 @@ export function natsServerPlan(config: ClusterConfig, node: NodeConfig): NatsSer
  * @example
  * writeFileSync('mini-1.conf', natsConfigFor(await loadConfig(), 'mini-1'));
  */
-export function natsConfigFor(config: ClusterConfig, nodeName: string): string {
+export function natsConfigFor(config: ClusterConfig, nodeName: string, options: { readonly auth?: boolean } = {}): string {
   const node = nodeByName(config, nodeName);
   const plan = natsServerPlan(config, node);
   const peers = config.nodes.filter((n) => n.name !== node.name);
@@ -57,10 +58,14 @@ export function natsConfigFor(config: ClusterConfig, nodeName: string): string {
     port: plan.port,
     storeDir: plan.storeDir,
     ...(routes.length > 0 ? { cluster: { name: config.cluster.name, port: plan.clusterPort, routes } } : {}),
+    ...(options.auth ? { authorization: authorizationBlock() } : {}),
   });
 }
 
-const USAGE = 'usage: shardmind nats-config --node NAME [--config FILE] [--out FILE]';
+const USAGE = `usage: shardmind nats-config --node NAME [--config FILE] [--out FILE] [--auth]
+
+--auth: clients must log in as host, agent or operator (passwords from the server's environment:
+${Object.values(PASSWORD_ENV).join(', ')}); shardmind processes connect as $${USER_ENV} / $${USER_PASSWORD_ENV}.`;
 
 /** The command. Prints the config, or writes it to `--out`; returns the exit code. */
 export async function runNatsConfig(
@@ -72,7 +77,7 @@ export async function runNatsConfig(
 ): Promise<number> {
   const parsed = parseCommandFlags(
     argv,
-    { node: { type: 'string' }, config: { type: 'string' }, out: { type: 'string' } },
+    { node: { type: 'string' }, config: { type: 'string' }, out: { type: 'string' }, auth: { type: 'boolean' } },
     USAGE,
     io,
   );
@@ -85,7 +90,7 @@ export async function runNatsConfig(
   const node = values.node;
   return orConfigError(io, async () => {
     const config = await loadConfig(values.config);
-    const text = natsConfigFor(config, node);
+    const text = natsConfigFor(config, node, { auth: values.auth === true });
     if (values.out) {
       mkdirSync(dirname(resolve(values.out)), { recursive: true });
       writeFileSync(values.out, text);

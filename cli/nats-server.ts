@@ -23,6 +23,8 @@ export interface NatsServerConfigOptions {
   readonly httpPort?: number;
   /** Largest message the server accepts; shardmind keeps its own request limit below this. */
   readonly maxPayload?: number;
+  /** An `authorization { … }` block (cli/nats-auth.ts), verbatim. */
+  readonly authorization?: string;
 }
 
 /** The nats-server config file text for one server. */
@@ -35,6 +37,7 @@ export function natsServerConfig(o: NatsServerConfigOptions): string {
     `max_payload: ${o.maxPayload ?? 1048576}`,
   ];
   if (o.httpPort) lines.push(`http_port: ${o.httpPort}`);
+  if (o.authorization) lines.push(o.authorization);
   lines.push(`jetstream {`, `  store_dir: ${JSON.stringify(o.storeDir)}`, `}`);
   if (o.cluster) {
     lines.push(
@@ -84,6 +87,8 @@ export interface StartNatsOptions {
   /** Where JetStream keeps its files; a fresh temp dir when omitted (and removed on stop). */
   readonly storeDir?: string;
   readonly cluster?: NatsServerConfigOptions['cluster'];
+  /** An `authorization { … }` block (`authorizationBlock()`); its passwords come from this process's environment. */
+  readonly authorization?: string;
   /** How long to wait for the server to accept connections. */
   readonly readyTimeoutMs?: number;
   /** Forward the server's log to this process's stderr. */
@@ -100,7 +105,7 @@ export class NatsServerProcess {
     readonly name: string,
     readonly port: number,
     readonly storeDir: string,
-    private readonly configPath: string,
+    readonly configPath: string,
     private readonly ownsDir: string | undefined,
     private readonly verbose: boolean,
   ) {}
@@ -187,7 +192,10 @@ export async function startNatsServer(o: StartNatsOptions = {}): Promise<NatsSer
   mkdirSync(base, { recursive: true });
   const storeDir = join(base, 'jetstream');
   const configPath = join(base, `${name}.conf`);
-  writeFileSync(configPath, natsServerConfig({ name, port, storeDir, ...(o.cluster ? { cluster: o.cluster } : {}) }));
+  writeFileSync(
+    configPath,
+    natsServerConfig({ name, port, storeDir, ...(o.cluster ? { cluster: o.cluster } : {}), ...(o.authorization ? { authorization: o.authorization } : {}) }),
+  );
   const server = new NatsServerProcess(name, port, storeDir, configPath, ownsDir, o.verbose ?? false);
   await server.start(o.readyTimeoutMs);
   return server;

@@ -80,7 +80,13 @@ export async function connect(options: ConnectOptions): Promise<ShardmindClient>
     // An agent outlives server restarts: keep reconnecting (calls meanwhile fail over to retries, then errors).
     // No async traces: nats.js would capture a stack per request for a timeout that almost never happens (the
     // host measured ~8% of its CPU in that); a timeout still says which subject and how long.
-    nc = await natsConnect({ servers, name: `shardmind-client:${options.agent}`, maxReconnectAttempts: -1, noAsyncTraces: true });
+    nc = await natsConnect({
+      servers,
+      name: `shardmind-client:${options.agent}`,
+      maxReconnectAttempts: -1,
+      noAsyncTraces: true,
+      ...(options.user !== undefined ? { user: options.user, pass: options.pass ?? '' } : {}),
+    });
   } catch (cause) {
     const message = cause instanceof Error ? cause.message : String(cause);
     throw new ShardmindError(ErrorCode.UNAVAILABLE, `cannot connect to NATS at ${servers.join(', ')}: ${message}`, {

@@ -11,6 +11,9 @@ export interface ConnectOptions {
   readonly servers?: string | readonly string[];
   /** Use this NATS connection instead of opening one (the client then does not close it). */
   readonly connection?: NatsConnection;
+  /** NATS user and password, on a cluster that requires them (`shardmind nats-config --auth`: user `agent`). */
+  readonly user?: string;
+  readonly pass?: string;
   /** Who is speaking: recorded as the source of every fact this client remembers. */
   readonly agent: string;
   /** The Mini the agent runs on, recorded with its facts. */

@@ -8,7 +8,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
-import { freePort, NatsServerProcess, waitForJetStream, runNatsConfig, natsConfigFor } from '../../cli/index.ts';
+import { spawnSync } from 'node:child_process';
+import { freePort, NatsServerProcess, waitForJetStream, runNatsConfig, natsConfigFor, PASSWORD_ENV } from '../../cli/index.ts';
 import { resolveConfig, ConfigError, type ClusterConfigInput } from '../../config/index.ts';
 
 async function loopbackInput(dataDir: string): Promise<ClusterConfigInput> {
@@ -117,6 +118,25 @@ test('nats-config - the command writes --out from a config file, and names the f
     assert.match(err.join(''), 'mini-9');
     const noServer = resolveConfig({ ...input, nodes: input.nodes.map((n) => ({ name: n.name, nats: n.nats })) });
     assert.throws(() => natsConfigFor(noServer, 'mini-1'), (e: unknown) => e instanceof ConfigError && e.field === 'nodes[0].natsServer');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('nats-config --auth - nats-server accepts the authorization block, and refuses to start without the passwords', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shardmind-nats-auth-'));
+  try {
+    const config = resolveConfig(await loopbackInput(dir));
+    const file = join(dir, 'mini-1.conf');
+    writeFileSync(file, natsConfigFor(config, 'mini-1', { auth: true }));
+    const text = readFileSync(file, 'utf8');
+    assert.match(text, /authorization \{/);
+    const check = (env: NodeJS.ProcessEnv) => spawnSync('nats-server', ['-c', file, '-t'], { encoding: 'utf8', env });
+    const withPasswords = check({ ...process.env, ...Object.fromEntries(Object.values(PASSWORD_ENV).map((k) => [k, 'secret'])) });
+    assert.is(withPasswords.status, 0, withPasswords.stderr + withPasswords.stdout);
+    const without = check(Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SHARDMIND_'))));
+    assert.is.not(without.status, 0);
+    assert.match(without.stderr + without.stdout, /SHARDMIND_HOST_PASSWORD/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

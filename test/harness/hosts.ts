@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import type { HostStatusReply } from '../../actors/index.ts';
 import type { ClusterConfigInput } from '../../config/index.ts';
+import { natsCredentialsFromEnv } from '../../cli/index.ts';
 import { ctlSubject, decodePayload, encodePayload } from '../../protocol/index.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -169,7 +170,7 @@ export class HostCluster {
     private readonly dir: string,
     private readonly servers: readonly string[],
     nodes: readonly string[],
-    env: Readonly<Record<string, string>>,
+    private readonly env: Readonly<Record<string, string>>,
     verbose: boolean,
     nodeArgs: readonly string[] = [],
   ) {
@@ -185,7 +186,8 @@ export class HostCluster {
 
   /** The harness's own NATS connection (control requests); closed by `stop()`. */
   connection(): Promise<NatsConnection> {
-    this.nc ??= connect({ servers: [...this.servers], maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    // On a cluster that requires a login, as the hosts log in (`env` carries SHARDMIND_NATS_USER/PASSWORD).
+    this.nc ??= connect({ servers: [...this.servers], maxReconnectAttempts: -1, reconnectTimeWait: 100, ...(natsCredentialsFromEnv(this.env) ?? {}) });
     return this.nc;
   }
 

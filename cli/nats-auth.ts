@@ -1,0 +1,66 @@
+/**
+ * Who may do what on the cluster's NATS, for a cluster that is not alone on its network. Three users, each with
+ * the subjects its role needs and nothing more:
+ * - `host`: every shardmind host (shards, routers, JetStream): everything.
+ * - `agent`: the memory API only — the router (`sm.mem.>`), one shard's ops (`sm.shard.<domain>.<op>`), replica
+ *   reads (`sm.replica.>`) — and replies to its own inbox. It cannot append to a shard's log (`sm.log.>`), forge a
+ *   leader's heartbeat (`sm.hb.>`), reach JetStream's API, or command a host (`sm.ctl.>`).
+ * - `operator`: what an agent may, plus host control and reading stream state (`shardmind status`, `migrate`,
+ *   `apply`).
+ *
+ * Passwords never sit in a file: the server config refers to environment variables, which nats-server resolves at
+ * start and refuses to start without. Every shardmind process (host, CLI, the TypeScript client through
+ * `natsCredentialsFromEnv`) connects as `SHARDMIND_NATS_USER` with `SHARDMIND_NATS_PASSWORD` when they are set.
+ */
+import { SHARD_OPS } from '../protocol/index.ts';
+
+export type NatsRole = 'host' | 'agent' | 'operator';
+
+/** The environment variable the server config reads a role's password from. */
+export const PASSWORD_ENV: Readonly<Record<NatsRole, string>> = {
+  host: 'SHARDMIND_HOST_PASSWORD',
+  agent: 'SHARDMIND_AGENT_PASSWORD',
+  operator: 'SHARDMIND_OPERATOR_PASSWORD',
+};
+
+/** The environment variables a shardmind process connects with. */
+export const USER_ENV = 'SHARDMIND_NATS_USER';
+export const USER_PASSWORD_ENV = 'SHARDMIND_NATS_PASSWORD';
+
+interface Permissions {
+  readonly publish: readonly string[];
+  readonly subscribe: readonly string[];
+}
+
+const AGENT: Permissions = {
+  publish: ['sm.mem.>', ...SHARD_OPS.map((op) => `sm.shard.*.${op}`), 'sm.replica.>'],
+  subscribe: ['_INBOX.>'],
+};
+
+/** Each role's allowed subjects; `host` is unrestricted. */
+export const ROLE_PERMISSIONS: Readonly<Record<Exclude<NatsRole, 'host'>, Permissions>> = {
+  agent: AGENT,
+  operator: {
+    publish: [...AGENT.publish, 'sm.ctl.>', '$JS.API.INFO', '$JS.API.STREAM.INFO.>', '$JS.API.STREAM.NAMES', '$JS.API.STREAM.MSG.GET.>'],
+    subscribe: AGENT.subscribe,
+  },
+};
+
+/** The `authorization { … }` block of a nats-server config (2.9+), passwords as environment references. */
+export function authorizationBlock(): string {
+  const list = (xs: readonly string[]): string => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`;
+  const user = (role: NatsRole): string => {
+    const base = `    { user: ${JSON.stringify(role)}, password: $${PASSWORD_ENV[role]}`;
+    if (role === 'host') return `${base} }`;
+    const p = ROLE_PERMISSIONS[role];
+    return `${base},\n      permissions: { publish: { allow: ${list(p.publish)} }, subscribe: { allow: ${list(p.subscribe)} } } }`;
+  };
+  return ['authorization {', '  users: [', user('host'), user('agent'), user('operator'), '  ]', '}'].join('\n');
+}
+
+/** `{ user, pass }` from `SHARDMIND_NATS_USER` / `SHARDMIND_NATS_PASSWORD`, or undefined when they are unset. */
+export function natsCredentialsFromEnv(env: NodeJS.ProcessEnv = process.env): { user: string; pass: string } | undefined {
+  const user = env[USER_ENV];
+  const pass = env[USER_PASSWORD_ENV];
+  return user && pass !== undefined ? { user, pass } : undefined;
+}
