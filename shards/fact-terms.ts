@@ -26,17 +26,25 @@ for (let c = 48; c <= 57; c++) ASCII_WORD[c] = 1;
 for (let c = 65; c <= 90; c++) ASCII_WORD[c] = 1;
 for (let c = 97; c <= 122; c++) ASCII_WORD[c] = 1;
 
-/** Stopwords as numbers (7 bits per lower-case ASCII character), so a token is checked without a string. */
+/**
+ * Stopwords as small integers, so a token is checked without a string: 6 bits per character (tokens are lower-case
+ * letters and digits), at most 5 characters — under 2^30, a V8 small integer the set hashes cheaply.
+ */
 const STOP_KEYS = new Set<number>();
 let maxStopword = 0;
 for (const w of STOPWORDS) {
-  STOP_KEYS.add(packAscii(w, 0, w.length));
+  STOP_KEYS.add(packToken(w, 0, w.length));
   maxStopword = Math.max(maxStopword, w.length);
 }
+if (maxStopword > 5) throw new Error('stopwords longer than 5 characters do not fit packToken');
 
-function packAscii(s: string, start: number, end: number): number {
+/** [0-9] → 1..10, [a-z] (either case) → 11..36, per character, 6 bits each. */
+function packToken(s: string, start: number, end: number): number {
   let key = 0;
-  for (let i = start; i < end; i++) key = key * 128 + lower(s.charCodeAt(i));
+  for (let i = start; i < end; i++) {
+    const c = lower(s.charCodeAt(i));
+    key = key * 64 + (c <= 57 ? c - 47 : c - 86);
+  }
   return key;
 }
 
@@ -129,7 +137,7 @@ export class FactTerms {
       const c = text.charCodeAt(start);
       if (c < 48 || c > 57) return;
     }
-    if (n <= maxStopword && STOP_KEYS.has(packAscii(text, start, end))) return;
+    if (n <= maxStopword && STOP_KEYS.has(packToken(text, start, end))) return;
     let take = n;
     let addY = 0;
     if (n > 3 && lower(text.charCodeAt(end - 1)) === 115 /* s */) {

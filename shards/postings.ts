@@ -89,6 +89,12 @@ export class PostingIndex {
   private readonly largeKey = Buffer.alloc(LARGE_KEY_BYTES);
   private readonly hit: BucketHit = { entry: -1, start: 0, end: 0 };
   private readonly addDfOf = (word: string, postings: number): void => this.addDf(word, postings);
+  /**
+   * The write path's document frequencies: what it last wrote per word, so a merge reads the `df` table only for
+   * words it has not seen (each merge updates most of a segment's vocabulary). Never used by readers, whose snapshot
+   * may be older; dropped by `reset` (open, and after a failed batch) and when it grows past DF_CACHE_WORDS.
+   */
+  private readonly dfWritten = new Map<string, number>();
 
   constructor(
     private readonly blocks: BlockTable,
@@ -104,6 +110,7 @@ export class PostingIndex {
     const segment = segmentOf(seq);
     this.open = openSegmentFor(segment);
     this.sealed = undefined;
+    this.dfWritten.clear();
     if (mergedTerms === NO_MERGE || segment === 0) return;
     const postings = openSegmentFor(segment - 1);
     previous((terms, s) => postings.addFact(terms, s));
@@ -262,7 +269,9 @@ export class PostingIndex {
   }
 
   private addDf(term: string, delta: number): void {
-    const next = this.storedDf(term) + delta;
+    const next = (this.dfWritten.get(term) ?? this.storedDf(term)) + delta;
+    if (this.dfWritten.size >= DF_CACHE_WORDS) this.dfWritten.clear();
+    this.dfWritten.set(term, next);
     if (next <= 0) this.dfTable.removeSync(term);
     else {
       // LMDB copies the value at the put: one buffer serves every update.
@@ -279,6 +288,7 @@ function withoutSeq(run: PostingRun, seq: number): PostingRun {
 }
 
 const NO_VISIT: PostingVisitor = () => undefined;
+const DF_CACHE_WORDS = 1 << 18;
 const DF_BYTES = Buffer.alloc(4);
 
 /** The sequence of the posting at `at` (6 bytes, big-endian; see `codec.ts`). */

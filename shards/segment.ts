@@ -91,8 +91,11 @@ export class SegmentPostings {
   /** Per term id: its identity (`hashTerm`: h1, h2, kind and length) and, for words, the term string. */
   private ident: Int32Array = new Int32Array(1024 * 3);
   private readonly words: (string | undefined)[] = [];
-  private head: Int32Array = new Int32Array(1024);
-  private live: Int32Array = new Int32Array(1024);
+  /**
+   * Per term id, side by side (one cache line per posting added): [2·id] the index of its newest posting (the head
+   * of its chain), [2·id + 1] its live postings.
+   */
+  private chains: Int32Array = new Int32Array(2048);
   private entries: Int32Array = new Int32Array(1024 * STRIDE);
   private used = 0;
   /** Per term id, its block's index in the last `blocks()` answer (-1: none). */
@@ -122,25 +125,24 @@ export class SegmentPostings {
     let at = this.used * STRIDE;
     if (at === this.entries.length) this.entries = grow(this.entries);
     const e = this.entries;
-    e[at++] = this.head[id]!;
+    e[at++] = this.chains[id * 2]!;
     e[at++] = id;
     e[at++] = seq - this.base;
     e[at++] = tf;
     e[at] = len;
-    this.head[id] = this.used++;
-    this.live[id]!++;
+    this.chains[id * 2] = this.used++;
+    this.chains[id * 2 + 1]!++;
   }
 
   /** A new term id for the term the table just looked up (its identity is still the table's last). */
   private newTerm(word: string | undefined): number {
     const id = this.words.length;
     this.words.push(word);
-    if (id === this.head.length) {
-      this.head = grow(this.head);
-      this.live = grow(this.live);
+    if (id * 2 === this.chains.length) {
+      this.chains = grow(this.chains);
       this.ident = grow(this.ident);
     }
-    this.head[id] = NONE;
+    this.chains[id * 2] = NONE;
     this.ident[id * 3] = this.terms.h1;
     this.ident[id * 3 + 1] = this.terms.h2;
     this.ident[id * 3 + 2] = this.terms.shape;
@@ -158,10 +160,10 @@ export class SegmentPostings {
     const id = this.idOf(term);
     if (id === undefined) return false;
     const rel = seq - this.base;
-    for (let i = this.head[id]!; i !== NONE; i = this.entries[i * STRIDE]!) {
+    for (let i = this.chains[id * 2]!; i !== NONE; i = this.entries[i * STRIDE]!) {
       if (this.entries[i * STRIDE + 2] === rel) {
         this.entries[i * STRIDE + 2] = REMOVED;
-        this.live[id]!--;
+        this.chains[id * 2 + 1]!--;
         return true;
       }
     }
@@ -174,13 +176,13 @@ export class SegmentPostings {
     if (id === undefined) return 0;
     // Postings above maxSeq are the newest, at the head of the chain: only those are walked.
     let above = 0;
-    for (let i = this.head[id]!; i !== NONE; i = this.entries[i * STRIDE]!) {
+    for (let i = this.chains[id * 2]!; i !== NONE; i = this.entries[i * STRIDE]!) {
       const rel = this.entries[i * STRIDE + 2]!;
       if (rel === REMOVED) continue;
       if (this.base + rel <= maxSeq) break;
       above++;
     }
-    return this.live[id]! - above;
+    return this.chains[id * 2 + 1]! - above;
   }
 
   /**
@@ -192,7 +194,7 @@ export class SegmentPostings {
     if (id === undefined || cap <= 0) return 0;
     const e = this.entries;
     let n = 0;
-    for (let i = this.head[id]!; i !== NONE; i = e[i * STRIDE]!) {
+    for (let i = this.chains[id * 2]!; i !== NONE; i = e[i * STRIDE]!) {
       const rel = e[i * STRIDE + 2]!;
       if (rel === REMOVED) continue;
       const seq = this.base + rel;
@@ -225,7 +227,7 @@ export class SegmentPostings {
       const id = order[k]!;
       rank[id] = k;
       cursor[id] = total;
-      total += this.live[id]! * POSTING_BYTES;
+      total += this.chains[id * 2 + 1]! * POSTING_BYTES;
       ends[k] = total;
       words[k] = this.words[id];
     }
@@ -332,18 +334,18 @@ export class SegmentPostings {
     const terms = this.words.length;
     const ident = this.ident;
     let n = 0;
-    for (let id = 0; id < terms; id++) if (this.live[id]! > 0) n++;
+    for (let id = 0; id < terms; id++) if (this.chains[id * 2 + 1]! > 0) n++;
     const order = new Int32Array(n);
     const unsigned = (i: number): number => ident[i]! >>> 0;
     if (terms <= ID_SPACE) {
       const sortable = new Float64Array(n);
       let k = 0;
-      for (let id = 0; id < terms; id++) if (this.live[id]! > 0) sortable[k++] = unsigned(id * 3) * ID_SPACE + id;
+      for (let id = 0; id < terms; id++) if (this.chains[id * 2 + 1]! > 0) sortable[k++] = unsigned(id * 3) * ID_SPACE + id;
       sortable.sort();
       for (let i = 0; i < n; i++) order[i] = sortable[i]! % ID_SPACE;
     } else {
       let k = 0;
-      for (let id = 0; id < terms; id++) if (this.live[id]! > 0) order[k++] = id;
+      for (let id = 0; id < terms; id++) if (this.chains[id * 2 + 1]! > 0) order[k++] = id;
     }
     const byIdentity = (x: number, y: number): number =>
       unsigned(x * 3) - unsigned(y * 3) || unsigned(x * 3 + 1) - unsigned(y * 3 + 1) || unsigned(x * 3 + 2) - unsigned(y * 3 + 2);
