@@ -25,3 +25,4 @@ export { runApply, planPlacement, renderPlan, executePlan, applyCommand } from '
 export { runNatsConfig, natsConfigFor, natsServerPlan, natsConfigCommand } from './nats-config.ts';
 export { authorizationBlock, natsCredentialsFromEnv, PASSWORD_ENV, USER_ENV, USER_PASSWORD_ENV, ROLE_PERMISSIONS } from './nats-auth.ts';
 export type { NatsRole } from './nats-auth.ts';
+export { runMcp, McpServer, MCP_TOOLS, MCP_PROTOCOL_VERSIONS, mcpCommand } from './mcp.ts';

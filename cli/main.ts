@@ -16,6 +16,7 @@ import { migrateCommand } from './migrate.ts';
 import { applyCommand } from './apply.ts';
 import { natsConfigCommand } from './nats-config.ts';
 import { recallCommand, rememberCommand } from './memory.ts';
+import { mcpCommand } from './mcp.ts';
 import { demoCommand } from '../demo/index.ts';
 
 export const COMMANDS: Readonly<Record<string, Command>> = {
@@ -27,6 +28,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   'nats-config': natsConfigCommand,
   remember: rememberCommand,
   recall: recallCommand,
+  mcp: mcpCommand,
   demo: demoCommand,
 };
 

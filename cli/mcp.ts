@@ -1,0 +1,287 @@
+/**
+ * `shardmind mcp`: the memory as a Model Context Protocol server on stdio, so any MCP-capable agent (desktop
+ * assistants, IDE agents) gets the cluster's shared memory with one line of its config — where the MCP reference
+ * memory server keeps one JSON file per machine (and loses writes when two processes share it: `npm run bench`).
+ *
+ * JSON-RPC 2.0, one message per line (the MCP stdio transport): `initialize`, `ping`, `tools/list`, `tools/call`.
+ * Tools: `remember`, `recall`, `history`, `forget`, each a call through the router with the TypeScript client, so
+ * retries, idempotent writes and read-your-writes come with it. A failed call is a tool result with `isError` and
+ * the shardmind error code, not a protocol error. Logs go to stderr; stdout carries protocol messages only.
+ */
+import { createInterface } from 'node:readline';
+import { connect, type RecalledFact, type ShardmindClient } from '../client/index.ts';
+import { loadConfig } from '../config/index.ts';
+import { ErrorCode, ShardmindError } from '../protocol/index.ts';
+import { orConfigError, parseCommandFlags } from './args.ts';
+import type { Command } from './command.ts';
+import { natsCredentialsFromEnv } from './nats-auth.ts';
+import { stdio, type Io } from './status.ts';
+
+const USAGE = `usage: shardmind mcp [--config FILE] [--servers URL,…] [--agent NAME] [--node NAME]
+
+Serves the memory to an MCP client on stdin/stdout (tools: remember, recall, history, forget). Example entry for
+an MCP client's config:  { "command": "npx", "args": ["shardmind", "mcp", "--servers", "nats://mini-1:4222"] }`;
+
+/** Protocol versions this server speaks (the tool messages it uses are the same in all of them), newest first. */
+export const MCP_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
+
+const str = { type: 'string' } as const;
+
+/** The tools, as `tools/list` describes them (JSON Schema inputs). */
+export const MCP_TOOLS = [
+  {
+    name: 'remember',
+    description:
+      'Store a fact in the shared memory. Without domain the router files it under the best-matching domain. A new value of a ' +
+      'one-valued (subject, predicate) supersedes the old one; the old one stays in history.',
+    inputSchema: {
+      type: 'object',
+      properties: {
+        text: { type: 'string', description: 'The fact, in a sentence.' },
+        subject: { ...str, description: 'What it is about, e.g. "user".' },
+        predicate: { ...str, description: 'The relation, e.g. "prefers_attachment_format".' },
+        object: { ...str, description: 'The value, e.g. "pdf".' },
+        confidence: { type: 'number', minimum: 0, maximum: 1 },
+        domain: { ...str, description: 'calendar, email, files, … (optional).' },
+      },
+      required: ['text'],
+    },
+  },
+  {
+    name: 'recall',
+    description: 'Ask the shared memory what is known, best first (relevance × confidence after decay × recency).',
+    inputSchema: {
+      type: 'object',
+      properties: {
+        query: { ...str, description: 'What you want to know, in words.' },
+        subject: str,
+        predicate: str,
+        domain: str,
+        asOf: { ...str, description: 'ISO 8601: what was believed at that time.' },
+        limit: { type: 'integer', minimum: 1, maximum: 100 },
+      },
+    },
+  },
+  {
+    name: 'history',
+    description: 'Everything ever recorded about (subject, predicate) in one domain, oldest first, with what superseded what.',
+    inputSchema: {
+      type: 'object',
+      properties: { subject: str, predicate: str, domain: str },
+      required: ['subject', 'domain'],
+    },
+  },
+  {
+    name: 'forget',
+    description: 'Remove a fact (by id, from recall) at the user’s request: its text is deleted, a tombstone stays.',
+    inputSchema: { type: 'object', properties: { factId: str }, required: ['factId'] },
+  },
+] as const;
+
+type JsonRpcId = string | number | null;
+interface JsonRpcMessage {
+  readonly jsonrpc?: unknown;
+  readonly id?: JsonRpcId;
+  readonly method?: unknown;
+  readonly params?: unknown;
+}
+
+/** A JSON-RPC error the protocol defines (not a tool failure). */
+class RpcError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const PARSE_ERROR = -32700;
+const INVALID_REQUEST = -32600;
+const METHOD_NOT_FOUND = -32601;
+const INVALID_PARAMS = -32602;
+
+type ToolResult = { content: { type: 'text'; text: string }[]; isError?: boolean };
+
+/** Answers MCP messages with `memory`; `send` writes one message. Exported for tests that skip stdio. */
+export class McpServer {
+  constructor(
+    private readonly memory: ShardmindClient,
+    private readonly send: (message: object) => void,
+  ) {}
+
+  /** Handles one line of input; never throws. */
+  async line(text: string): Promise<void> {
+    if (text.trim() === '') return;
+    let msg: JsonRpcMessage;
+    try {
+      msg = JSON.parse(text) as JsonRpcMessage;
+    } catch {
+      this.send({ jsonrpc: '2.0', id: null, error: { code: PARSE_ERROR, message: 'not JSON' } });
+      return;
+    }
+    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
+      this.send({ jsonrpc: '2.0', id: null, error: { code: INVALID_REQUEST, message: 'a message is a JSON object' } });
+      return;
+    }
+    const isRequest = msg.id !== undefined && msg.id !== null;
+    try {
+      if (msg.jsonrpc !== '2.0' || typeof msg.method !== 'string') throw new RpcError(INVALID_REQUEST, 'expected {"jsonrpc":"2.0","method":…}');
+      const result = await this.dispatch(msg.method, msg.params);
+      if (isRequest) this.send({ jsonrpc: '2.0', id: msg.id, result });
+    } catch (err) {
+      // Notifications get no answer, not even an error (JSON-RPC 2.0).
+      if (!isRequest) return;
+      const e = err instanceof RpcError ? err : new RpcError(-32603, (err as Error)?.message ?? String(err));
+      this.send({ jsonrpc: '2.0', id: msg.id, error: { code: e.code, message: e.message } });
+    }
+  }
+
+  private async dispatch(method: string, params: unknown): Promise<object> {
+    switch (method) {
+      case 'initialize': {
+        const asked = isObject(params) ? params['protocolVersion'] : undefined;
+        const protocolVersion = MCP_PROTOCOL_VERSIONS.find((v) => v === asked) ?? MCP_PROTOCOL_VERSIONS[0];
+        return {
+          protocolVersion,
+          capabilities: { tools: { listChanged: false } },
+          serverInfo: { name: 'shardmind', version: '0.1.0' },
+          instructions: 'Shared memory for the agents of this cluster: recall before acting, remember what you learn.',
+        };
+      }
+      case 'ping':
+        return {};
+      case 'tools/list':
+        return { tools: MCP_TOOLS };
+      case 'tools/call': {
+        if (!isObject(params) || typeof params['name'] !== 'string') throw new RpcError(INVALID_PARAMS, 'tools/call needs {"name", "arguments"}');
+        const args = params['arguments'] ?? {};
+        if (!isObject(args)) throw new RpcError(INVALID_PARAMS, 'arguments: an object');
+        return this.call(params['name'], args);
+      }
+      default:
+        if (method.startsWith('notifications/')) return {};
+        throw new RpcError(METHOD_NOT_FOUND, `no method ${method}`);
+    }
+  }
+
+  private async call(name: string, a: Record<string, unknown>): Promise<ToolResult> {
+    if (!MCP_TOOLS.some((t) => t.name === name)) throw new RpcError(INVALID_PARAMS, `no tool ${name}; tools: ${MCP_TOOLS.map((t) => t.name).join(', ')}`);
+    try {
+      switch (name) {
+        case 'remember': {
+          const r = await this.memory.remember(
+            {
+              text: required(a, 'text'),
+              ...optional(a, 'subject', 'predicate', 'object'),
+              ...(a['confidence'] !== undefined ? { confidence: a['confidence'] as number } : {}),
+            },
+            typeof a['domain'] === 'string' ? { domain: a['domain'] } : {},
+          );
+          const closes = r.superseded.length > 0 ? `; it supersedes ${r.superseded.join(', ')}` : '';
+          return text(`Remembered in ${r.domain} (${r.status}, id ${r.factId})${closes}.`);
+        }
+        case 'recall': {
+          const asOf = typeof a['asOf'] === 'string' ? new Date(a['asOf']) : undefined;
+          if (asOf !== undefined && Number.isNaN(asOf.getTime())) return failure('BAD_REQUEST', `asOf: "${String(a['asOf'])}" is not an ISO 8601 time`);
+          const r = await this.memory.recall({
+            ...optional(a, 'query', 'subject', 'predicate', 'domain'),
+            ...(asOf ? { asOf } : {}),
+            ...(typeof a['limit'] === 'number' ? { limit: a['limit'] } : {}),
+          });
+          return text(JSON.stringify({ domains: r.domains, facts: r.facts.map(brief), ...(r.missing.length ? { missing: r.missing } : {}) }, null, 1));
+        }
+        case 'history': {
+          const facts = await this.memory.history(required(a, 'subject'), typeof a['predicate'] === 'string' ? a['predicate'] : undefined, {
+            domain: required(a, 'domain'),
+          });
+          return text(JSON.stringify(facts.map((f) => ({ id: f.id, text: f.text, status: f.status, validFrom: f.validFrom, validTo: f.validTo })), null, 1));
+        }
+        default: {
+          const r = await this.memory.forget(required(a, 'factId'));
+          return text(`Forgot ${r.factId} in ${r.domain} (${r.status}).`);
+        }
+      }
+    } catch (err) {
+      if (err instanceof ShardmindError) return failure(err.code, err.message);
+      throw err;
+    }
+  }
+}
+
+function brief(f: RecalledFact): object {
+  return {
+    id: f.id,
+    domain: f.domain,
+    text: f.text,
+    ...(f.subject !== undefined ? { subject: f.subject, predicate: f.predicate, object: f.object } : {}),
+    confidence: Number(f.effectiveConfidence.toFixed(3)),
+    validFrom: f.validFrom,
+    ...(f.validTo !== undefined ? { validTo: f.validTo } : {}),
+    learnedBy: f.source.agent,
+  };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function required(a: Record<string, unknown>, field: string): string {
+  const v = a[field];
+  if (typeof v !== 'string' || v === '') throw new ShardmindError(ErrorCode.BAD_REQUEST, `${field}: required, a string`);
+  return v;
+}
+
+function optional(a: Record<string, unknown>, ...fields: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of fields) if (typeof a[f] === 'string') out[f] = a[f];
+  return out;
+}
+
+const text = (t: string): ToolResult => ({ content: [{ type: 'text', text: t }] });
+const failure = (code: string, message: string): ToolResult => ({ content: [{ type: 'text', text: `${code}: ${message}` }], isError: true });
+
+export async function runMcp(argv: readonly string[], io: Io = stdio): Promise<number> {
+  const parsed = parseCommandFlags(
+    argv,
+    { config: { type: 'string' }, servers: { type: 'string' }, agent: { type: 'string' }, node: { type: 'string' } },
+    USAGE,
+    io,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
+  const servers = await orConfigError(io, async () => {
+    const given = (values.servers ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+    return given.length > 0 ? given : [...new Set((await loadConfig(values.config)).nodes.flatMap((n) => n.nats))];
+  });
+  if (servers === 1) return 1;
+  let memory: ShardmindClient;
+  try {
+    memory = await connect({
+      servers,
+      agent: values.agent ?? 'mcp-agent',
+      ...(values.node !== undefined ? { node: values.node } : {}),
+      ...(natsCredentialsFromEnv() ?? {}),
+    });
+  } catch (err) {
+    io.err(`shardmind mcp: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const server = new McpServer(memory, (m) => void process.stdout.write(`${JSON.stringify(m)}\n`));
+  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+  const pending = new Set<Promise<void>>();
+  for await (const line of lines) {
+    const p = server.line(line).finally(() => pending.delete(p));
+    pending.add(p);
+  }
+  // stdin closed: the client is gone. Finish what was asked, then leave.
+  await Promise.allSettled([...pending]);
+  await memory.close();
+  return 0;
+}
+
+export const mcpCommand: Command = {
+  summary: 'serve the memory to MCP clients on stdio (tools: remember, recall, history, forget)',
+  usage: USAGE,
+  run: (args) => runMcp(args),
+};

@@ -1,0 +1,147 @@
+/**
+ * `shardmind mcp` against the official MCP client (`@modelcontextprotocol/sdk`, installed with the reference memory
+ * server the bench compares against): it spawns the command as a real child process on stdio, as an MCP host does,
+ * lists the tools and calls them against a real nats-server and host. Two agents on two MCP servers share what they
+ * learn; a change of mind supersedes and stays in history; bad arguments are tool errors, not crashes; and raw
+ * protocol garbage gets JSON-RPC errors while the server keeps serving.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
+import type { ClusterConfigInput } from '../../config/index.ts';
+import shipped from '../../cluster.config.ts';
+import { startHosts, type HostCluster } from '../harness/hosts.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const MAIN = join(ROOT, 'cli', 'main.ts');
+
+interface Ctx {
+  nats?: NatsServerProcess;
+  hosts?: HostCluster;
+  clients: Client[];
+}
+
+const t = suite<Ctx>('mcp', { clients: [] });
+
+function config(url: string): ClusterConfigInput {
+  return {
+    ...shipped,
+    cluster: { name: 'mcp-test' },
+    nodes: [{ name: 'mini-1', nats: [url] }],
+    placement: Object.fromEntries(shipped.domains.map((d) => [d.name, { leader: 'mini-1', standbys: [] }])),
+    replication: { replicas: 1, leaseMs: 1500, heartbeatMs: 250 },
+  };
+}
+
+async function mcpClient(ctx: Ctx, agent: string): Promise<Client> {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: ['--import', 'tsx', MAIN, 'mcp', '--servers', ctx.nats!.url, '--agent', agent],
+    cwd: ROOT,
+    stderr: 'pipe',
+  });
+  const client = new Client({ name: `test-${agent}`, version: '1.0.0' });
+  await client.connect(transport);
+  ctx.clients.push(client);
+  return client;
+}
+
+type CallResult = { content: { type: string; text: string }[]; isError?: boolean };
+const textOf = (r: unknown): string => (r as CallResult).content.map((c) => c.text).join('');
+
+t.before(async (ctx) => {
+  ctx.nats = await startNatsServer();
+  ctx.hosts = await startHosts({ config: config(ctx.nats.url) });
+});
+
+t.after(async (ctx) => {
+  await Promise.allSettled(ctx.clients.map((c) => c.close()));
+  await ctx.hosts?.stop();
+  await ctx.nats?.destroy();
+});
+
+t('an MCP client lists the tools; two agents share what one learns; history keeps the old value', async (ctx) => {
+  const a = await mcpClient(ctx, 'desktop-agent');
+  const b = await mcpClient(ctx, 'ide-agent');
+  const tools = (await a.listTools()).tools.map((x) => x.name).sort();
+  assert.equal(tools, ['forget', 'history', 'recall', 'remember']);
+
+  const stored = await a.callTool({
+    name: 'remember',
+    arguments: { text: 'The user prefers PDF attachments over links', subject: 'user', predicate: 'prefers_attachment_format', object: 'pdf', domain: 'email' },
+  });
+  assert.not.ok((stored as CallResult).isError, textOf(stored));
+  assert.match(textOf(stored), /^Remembered in email \(created, id email:\S+\)\.$/);
+
+  const found = JSON.parse(textOf(await b.callTool({ name: 'recall', arguments: { query: 'attachment or link?', domain: 'email' } }))) as {
+    facts: { text: string; learnedBy: string }[];
+  };
+  assert.equal([found.facts[0]?.text, found.facts[0]?.learnedBy], ['The user prefers PDF attachments over links', 'desktop-agent']);
+
+  const changed = await b.callTool({
+    name: 'remember',
+    arguments: { text: 'The user now prefers links to shared files', subject: 'user', predicate: 'prefers_attachment_format', object: 'link', domain: 'email' },
+  });
+  assert.match(textOf(changed), /superseded_previous.*it supersedes email:/);
+  const history = JSON.parse(textOf(await a.callTool({ name: 'history', arguments: { subject: 'user', predicate: 'prefers_attachment_format', domain: 'email' } }))) as {
+    text: string;
+    status: string;
+  }[];
+  assert.equal(
+    history.map((h) => [h.text, h.status]),
+    [
+      ['The user prefers PDF attachments over links', 'superseded'],
+      ['The user now prefers links to shared files', 'active'],
+    ],
+  );
+});
+
+t('bad arguments are tool errors with the shardmind code; the server keeps serving', async (ctx) => {
+  const a = await mcpClient(ctx, 'careless-agent');
+  const missing = (await a.callTool({ name: 'remember', arguments: {} })) as CallResult;
+  assert.is(missing.isError, true);
+  assert.match(textOf(missing), /^BAD_REQUEST: text: required/);
+  const badTime = (await a.callTool({ name: 'recall', arguments: { query: 'x', asOf: 'yesterday' } })) as CallResult;
+  assert.is(badTime.isError, true);
+  assert.match(textOf(badTime), /^BAD_REQUEST: asOf/);
+  const noDomain = (await a.callTool({ name: 'recall', arguments: { query: 'x', domain: 'nowhere' } })) as CallResult;
+  assert.is(noDomain.isError, true);
+  assert.match(textOf(noDomain), /^UNKNOWN_DOMAIN/);
+  assert.not.ok(((await a.callTool({ name: 'recall', arguments: { query: 'anything' } })) as CallResult).isError);
+});
+
+t('raw protocol garbage gets JSON-RPC errors, notifications get no answer, and end of input ends the process', async (ctx) => {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'mcp', '--servers', ctx.nats!.url], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const replies: Record<string, any>[] = [];
+  createInterface({ input: child.stdout! }).on('line', (l) => replies.push(JSON.parse(l)));
+  const exited = new Promise<number | null>((r) => child.once('exit', r));
+  child.stdin!.write('this is not json\n');
+  child.stdin!.write('[1,2]\n');
+  child.stdin!.write(`${JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'no/such' })}\n`);
+  child.stdin!.write(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
+  child.stdin!.write(`${JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'nope' } })}\n`);
+  child.stdin!.write(`${JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'ping' })}\n`);
+  child.stdin!.end();
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  assert.is(await exited, 0, 'the server exits cleanly once its input ends');
+  clearTimeout(timer);
+  // Requests are answered concurrently, so replies may come in any order: JSON-RPC matches them by id.
+  const byId = [...replies].sort((x, y) => (x['id'] ?? -1) - (y['id'] ?? -1));
+  assert.equal(
+    byId.map((r) => [r['id'], r['error']?.code ?? 'ok']),
+    [
+      [null, -32700],
+      [null, -32600],
+      [1, -32601],
+      [2, -32602],
+      [3, 'ok'],
+    ],
+  );
+});
+
+t.run();
