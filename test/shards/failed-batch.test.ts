@@ -24,40 +24,44 @@ async function feed(store: ShardStore, log: Log, batch: number): Promise<ApplyRe
   return out;
 }
 
-test('a batch that throws midway changes nothing; the store goes on like one that never saw it', async () => {
-  const log = randomLog(2400, 21);
-  const dirs = [tempDir(), tempDir()];
-  const opts = (path: string) => ({ path, domain: 'd', predicates: PREDICATES, durability: 'none' as const });
-  const clean = openShardStore(opts(dirs[0]!.path));
-  const failed = openShardStore(opts(dirs[1]!.path));
-  try {
-    const head = log.slice(0, 1200);
-    const tail = log.slice(1200);
-    await feed(clean, head, 100);
-    await feed(failed, head, 100);
-    const before = failed.digest();
-    // The failing batch holds real entries (creates, reinforcements, supersedes …) ahead of the one that throws.
-    const doomed = [...tail.slice(0, 300), exploding(tail[299]!.seq + 1)];
-    let threw = false;
+// Durability `none` commits a batch in a synchronous transaction, the others in an lmdb-js child transaction on
+// its write thread (`shards/store.ts`): both must abort cleanly.
+for (const durability of ['none', 'meta'] as const) {
+  test(`a batch that throws midway changes nothing; the store goes on like one that never saw it (durability ${durability})`, async () => {
+    const log = randomLog(2400, 21);
+    const dirs = [tempDir(), tempDir()];
+    const opts = (path: string) => ({ path, domain: 'd', predicates: PREDICATES, durability });
+    const clean = openShardStore(opts(dirs[0]!.path));
+    const failed = openShardStore(opts(dirs[1]!.path));
     try {
-      await failed.applyBatch(doomed);
-    } catch (err) {
-      threw = /injected failure/.test(String(err));
+      const head = log.slice(0, 1200);
+      const tail = log.slice(1200);
+      await feed(clean, head, 100);
+      await feed(failed, head, 100);
+      const before = failed.digest();
+      // The failing batch holds real entries (creates, reinforcements, supersedes …) ahead of the one that throws.
+      const doomed = [...tail.slice(0, 300), exploding(tail[299]!.seq + 1)];
+      let threw = false;
+      try {
+        await failed.applyBatch(doomed);
+      } catch (err) {
+        threw = /injected failure/.test(String(err));
+      }
+      assert.ok(threw, 'the failing batch rejects with its error');
+      assert.is(failed.appliedSeq, head.at(-1)!.seq);
+      assert.is(failed.digest(), before, 'nothing of the failed batch reached LMDB');
+      // Same results entry by entry, same bytes, same answers as the store that never saw the failure.
+      assert.equal(await feed(failed, tail, 100), await feed(clean, tail, 100));
+      assert.is(failed.digest(), clean.digest());
+      const q = { query: 'pdf report coffee', now: T0 + 100 * DAY, limit: 30 };
+      assert.equal(failed.recall(q), clean.recall(q));
+      assert.equal(failed.history('s3', 'p0'), clean.history('s3', 'p0'));
+    } finally {
+      await clean.close();
+      await failed.close();
+      for (const d of dirs) d.remove();
     }
-    assert.ok(threw, 'the failing batch rejects with its error');
-    assert.is(failed.appliedSeq, head.at(-1)!.seq);
-    assert.is(failed.digest(), before, 'nothing of the failed batch reached LMDB');
-    // Same results entry by entry, same bytes, same answers as the store that never saw the failure.
-    assert.equal(await feed(failed, tail, 100), await feed(clean, tail, 100));
-    assert.is(failed.digest(), clean.digest());
-    const q = { query: 'pdf report coffee', now: T0 + 100 * DAY, limit: 30 };
-    assert.equal(failed.recall(q), clean.recall(q));
-    assert.equal(failed.history('s3', 'p0'), clean.history('s3', 'p0'));
-  } finally {
-    await clean.close();
-    await failed.close();
-    for (const d of dirs) d.remove();
-  }
-});
+  });
+}
 
 test.run();

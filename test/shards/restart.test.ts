@@ -30,43 +30,46 @@ function answers(store: ShardStore): unknown {
   };
 }
 
-test('a store closed and reopened at many points applies the rest exactly like one never closed', async () => {
-  // 1% of steps jump 40k sequences: the log crosses index segments and merge windows, many segments deep.
-  const log = randomLog(4000, 13, 40_000);
-  const last = log.at(-1)!.seq;
-  assert.ok(last > LATER_SEQS, `the log reaches the ninth segment (last seq ${last})`);
-  const firstAt = (seq: number): number => log.findIndex((x) => x.seq >= seq);
-  // Cuts: plain ones, and ones right after a segment boundary (inside its merge window), early and later on.
-  const cuts = [...new Set([700, firstAt(SEGMENT_SEQS) + 1, 1500, firstAt(LATER_SEQS) + 1, 2600, 3333])].sort((a, b) => a - b);
-  const dirs = [tempDir(), tempDir()];
-  const opts = (path: string) => ({ path, domain: 'd', predicates: PREDICATES, durability: 'none' as const });
-  const never = openShardStore(opts(dirs[0]!.path));
-  let restarted = openShardStore(opts(dirs[1]!.path));
-  try {
-    const expected = await feed(never, log, 50);
-    const got: ApplyResult[] = [];
-    let from = 0;
-    for (const cut of [...cuts, log.length]) {
-      got.push(...(await feed(restarted, log.slice(from, cut), 37)));
-      from = cut;
+// Durability `none` commits in a synchronous transaction, the others on lmdb-js's write thread: both ways.
+for (const durability of ['none', 'meta'] as const) {
+  test(`a store closed and reopened at many points applies the rest exactly like one never closed (durability ${durability})`, async () => {
+    // 1% of steps jump 40k sequences: the log crosses index segments and merge windows, many segments deep.
+    const log = randomLog(4000, 13, 40_000);
+    const last = log.at(-1)!.seq;
+    assert.ok(last > LATER_SEQS, `the log reaches the ninth segment (last seq ${last})`);
+    const firstAt = (seq: number): number => log.findIndex((x) => x.seq >= seq);
+    // Cuts: plain ones, and ones right after a segment boundary (inside its merge window), early and later on.
+    const cuts = [...new Set([700, firstAt(SEGMENT_SEQS) + 1, 1500, firstAt(LATER_SEQS) + 1, 2600, 3333])].sort((a, b) => a - b);
+    const dirs = [tempDir(), tempDir()];
+    const opts = (path: string) => ({ path, domain: 'd', predicates: PREDICATES, durability });
+    const never = openShardStore(opts(dirs[0]!.path));
+    let restarted = openShardStore(opts(dirs[1]!.path));
+    try {
+      const expected = await feed(never, log, 50);
+      const got: ApplyResult[] = [];
+      let from = 0;
+      for (const cut of [...cuts, log.length]) {
+        got.push(...(await feed(restarted, log.slice(from, cut), 37)));
+        from = cut;
+        await restarted.close();
+        restarted = openShardStore(opts(dirs[1]!.path));
+        assert.is(restarted.appliedSeq, log[cut - 1]!.seq);
+      }
+      assert.equal(got, expected, 'every entry got the same result');
+      assert.ok(expected.some((r) => r.status === 'reinforced') && expected.some((r) => r.status === 'superseded_previous'), 'the log exercises the identity and one-value indexes');
+      assert.is(restarted.digest(), never.digest());
+      assert.equal(answers(restarted), answers(never));
+      // And both keep going the same way after the last restart.
+      const more = randomLog(300, 17).map((x, i) => ({ seq: last + 1 + i, entry: { ...x.entry, opId: `more-${i}` } as LogEntry }));
+      assert.equal(await feed(restarted, more, 64), await feed(never, more, 300));
+      assert.is(restarted.digest(), never.digest());
+    } finally {
+      await never.close();
       await restarted.close();
-      restarted = openShardStore(opts(dirs[1]!.path));
-      assert.is(restarted.appliedSeq, log[cut - 1]!.seq);
+      for (const d of dirs) d.remove();
     }
-    assert.equal(got, expected, 'every entry got the same result');
-    assert.ok(expected.some((r) => r.status === 'reinforced') && expected.some((r) => r.status === 'superseded_previous'), 'the log exercises the identity and one-value indexes');
-    assert.is(restarted.digest(), never.digest());
-    assert.equal(answers(restarted), answers(never));
-    // And both keep going the same way after the last restart.
-    const more = randomLog(300, 17).map((x, i) => ({ seq: last + 1 + i, entry: { ...x.entry, opId: `more-${i}` } as LogEntry }));
-    assert.equal(await feed(restarted, more, 64), await feed(never, more, 300));
-    assert.is(restarted.digest(), never.digest());
-  } finally {
-    await never.close();
-    await restarted.close();
-    for (const d of dirs) d.remove();
-  }
-});
+  });
+}
 
 for (const older of [1, 2, 3, 4]) {
   test(`a store of another format (${older}) is refused at open, not misread`, async () => {
