@@ -248,16 +248,23 @@ export class PostingIndex {
     return n;
   }
 
-  /** Documents containing a word term (merged counter + open segment + the merging segment's unwritten blocks). */
-  df(term: string, maxSeq = Number.MAX_SAFE_INTEGER): number {
-    return this.storedDf(term) + this.open.count(term, maxSeq) + this.unwrittenCount(term, maxSeq);
+  /**
+   * Documents containing a word term (merged counter + open segment + the merging segment's unwritten blocks), as
+   * of a reader's snapshot: its `appliedSeq` (`maxSeq`) and stored `mergedTerms` — while a merging batch commits,
+   * the merge has got further in memory than in the snapshot, whose stored counters lack the blocks written since.
+   */
+  df(term: string, maxSeq: number, snapshotMerged: number): number {
+    return this.storedDf(term) + this.open.count(term, maxSeq) + this.unwrittenCount(term, maxSeq, snapshotMerged);
   }
 
-  private unwrittenCount(term: string, maxSeq: number): number {
+  private unwrittenCount(term: string, maxSeq: number, snapshotMerged: number): number {
     const sealed = this.sealed;
-    if (sealed === undefined || sealed.written === sealed.blocks.count) return 0;
+    if (sealed === undefined) return 0;
+    // How many puts the snapshot holds: none if it predates the seal, all if its merge is over.
+    const written = maxSeq < (sealed.postings.segment + 1) * SEGMENT_SEQS ? 0 : snapshotMerged === NO_MERGE ? sealed.blocks.count : snapshotMerged;
+    if (written === sealed.blocks.count) return 0;
     const r = sealed.postings.blockIndexOf(term);
-    if (r < 0 || sealed.blocks.putOf(r) < sealed.written) return 0;
+    if (r < 0 || sealed.blocks.putOf(r) < written) return 0;
     const block = sealed.blocks.block(r);
     return visitNewest(block, 0, block.length, Number.MAX_SAFE_INTEGER, 0, maxSeq, NO_VISIT);
   }

@@ -230,6 +230,7 @@ export class LmdbShardStore implements ShardStore {
         docs: s.docs,
         docLength: s.docLength,
         appliedSeq: s.appliedSeq,
+        mergedTerms: s.mergedTerms,
         // The in-memory numbers are the applier's: only a snapshot at the applier's own sequence may use them.
         scores: s.appliedSeq === this.applier.state.appliedSeq ? this.indexes.scores : undefined,
         resolveEntity: (x) => this.resolveEntity(x),

@@ -7,7 +7,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openShardStore, type LogEntry, type ShardStore } from '../../shards/index.ts';
+import { openShardStore, SEGMENT_SEQS, type LogEntry, type ShardStore } from '../../shards/index.ts';
 import { DAY, PREDICATES, T0, tempDir } from './helpers.ts';
 
 function asserts(from: number, n: number): { seq: number; entry: LogEntry }[] {
@@ -64,6 +64,41 @@ test('reads racing a commit see the state before the batch or after it, never a 
       observed += during.length;
     }
     assert.ok(observed > 0, 'a read landed while a batch was committing');
+  } finally {
+    await store.close();
+    dir.remove();
+  }
+});
+
+test('reads racing the commits of an index merge (a segment sealed, its blocks and document frequencies written over several batches) see one state', async () => {
+  const dir = tempDir();
+  const store = openShardStore({ path: dir.path, domain: 'd', predicates: PREDICATES, durability: 'meta' });
+  const applier = (store as unknown as { applier: { state: { appliedSeq: number } } });
+  try {
+    let seq = 1;
+    const start = SEGMENT_SEQS - 500;
+    for (; seq < start; seq += 8000) await store.applyBatch(asserts(seq, Math.min(8000, start - seq)));
+    // Batches of 700 from 500 before the boundary: the first seals the segment and starts its merge, the next ones
+    // carry it on (each writes its share of the blocks and their words' document frequencies), the fourth ends it.
+    let observed = 0;
+    for (let round = 0; round < 4; round++) {
+      const before = reads(store);
+      const pending = store.applyBatch(asserts(seq, 700));
+      seq += 700;
+      let done = false;
+      void pending.then(() => (done = true));
+      const during: unknown[] = [];
+      while (!done) {
+        if (applier.applier.state.appliedSeq > store.appliedSeq) during.push(reads(store));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await pending;
+      const after = reads(store);
+      const json = (x: unknown): string => JSON.stringify(x);
+      for (const r of during) assert.ok(json(r) === json(before) || json(r) === json(after), `round ${round}: a read during the commit answers from one state`);
+      observed += during.length;
+    }
+    assert.ok(observed > 0, 'reads landed while merging batches were committing');
   } finally {
     await store.close();
     dir.remove();
