@@ -17,6 +17,7 @@ import { applyCommand } from './apply.ts';
 import { natsConfigCommand } from './nats-config.ts';
 import { recallCommand, rememberCommand } from './memory.ts';
 import { mcpCommand } from './mcp.ts';
+import { benchCommand } from './bench.ts';
 import { demoCommand } from '../demo/index.ts';
 
 export const COMMANDS: Readonly<Record<string, Command>> = {
@@ -29,6 +30,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   remember: rememberCommand,
   recall: recallCommand,
   mcp: mcpCommand,
+  bench: benchCommand,
   demo: demoCommand,
 };
 
