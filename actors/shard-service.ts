@@ -22,6 +22,9 @@ import {
   parseForgetRequest,
   parseRememberRequest,
   parseRetractRequest,
+  parseEntityRequest,
+  parseLookupRequest,
+  toWireEntity,
   rememberReply,
   shardSubject,
   toFactInput,
@@ -34,6 +37,7 @@ import {
 import type {
   ApplyResult,
   AssertEntry,
+  EntityEntry,
   ForgetEntry,
   LogEntry,
   RetractEntry,
@@ -158,6 +162,31 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: 
         factId: req.factId,
       };
       return o.submit(entry).then((r) => writeReply(o.domain, r));
+    }
+    case 'entity': {
+      const req = parseEntityRequest(body);
+      const entry: EntityEntry = {
+        v: 1,
+        opId: req.opId ?? newOpId(o),
+        recordedAt: o.clock.now(),
+        source: source(o, req.agent, undefined, undefined),
+        op: 'entity',
+        entity: req.entity,
+      };
+      return o.submit(entry).then((r) => {
+        if (r.status === 'rejected') throw new ShardmindError(ErrorCode.BAD_REQUEST, r.error?.message ?? 'the entity was rejected');
+        const entity = o.store.getEntity(req.entity.id);
+        if (!entity) throw new ShardmindError(ErrorCode.INTERNAL, `entity ${req.entity.id} applied but not found`);
+        return { v: 1, domain: o.domain, seq: r.seq, entity: toWireEntity(entity), ...(r.duplicate ? { duplicate: true } : {}) };
+      });
+    }
+    case 'lookup': {
+      const req = parseLookupRequest(body);
+      return afterReadGate(req.minSeq, o, () => {
+        const entity = o.store.getEntity(req.entity);
+        if (!entity) throw new ShardmindError(ErrorCode.NOT_FOUND, `entity: no entity "${req.entity}" (by id or alias) in the ${o.domain} shard`);
+        return { v: 1, domain: o.domain, entity: toWireEntity(entity) };
+      });
     }
     case 'retract': {
       const req = parseRetractRequest(body);

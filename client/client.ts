@@ -15,6 +15,7 @@ import {
   replicaSubject,
   shardSubject,
   type ClassifyReply,
+  type WireEntity,
   type HistoryReply,
   type RecallReply,
   type RememberReply,
@@ -32,6 +33,10 @@ import { Transport } from './transport.ts';
 import type {
   ConnectOptions,
   DomainScore,
+  Entity,
+  EntityInput,
+  EntityResult,
+  EntityView,
   Fact,
   FactInput,
   RecallQuery,
@@ -205,6 +210,35 @@ export class ShardmindClient {
     };
   }
 
+  /**
+   * Creates or updates an entity — one global id, its aliases and attributes — in every domain (or the ones named),
+   * so a recall or lookup by any of its names finds it there. Retried with the same opId, applied once per domain.
+   */
+  async entity(input: EntityInput, options: { domain?: string | readonly string[]; opId?: string } = {}): Promise<EntityResult> {
+    const opId = options.opId ?? this.opIds.next();
+    const body = defined({ v: 1, agent: this.agent, opId, domain: options.domain, entity: input });
+    const reply = await this.call<{ domains: string[]; entity: WireEntity; seqs: Record<string, number>; missing?: EntityResult['missing'] }>(
+      memSubject('entity'),
+      body,
+      'idempotent',
+    );
+    this.seqs.observeAll(reply.seqs);
+    return { domains: reply.domains, entity: fromWireEntity(reply.entity), missing: reply.missing ?? [] };
+  }
+
+  /** An entity by id or alias: each domain's view (empty when no domain knows it). */
+  async lookup(idOrAlias: string, options: { domain?: string | readonly string[] } = {}): Promise<EntityView[]> {
+    const domains = options.domain === undefined ? undefined : typeof options.domain === 'string' ? [options.domain] : [...options.domain];
+    const body = defined({ v: 1, entity: idOrAlias, domain: options.domain, minSeq: this.seqs.minSeqFor(domains) });
+    try {
+      const reply = await this.call<{ views: (WireEntity & { domain: string })[] }>(memSubject('lookup'), body, 'idempotent');
+      return reply.views.map((v) => ({ domain: v.domain, ...fromWireEntity(v) }));
+    } catch (err) {
+      if (err instanceof ShardmindError && err.code === ErrorCode.NOT_FOUND) return [];
+      throw err;
+    }
+  }
+
   /** Removes a fact's text at the user's request (a tombstone stays). The domain defaults to the fact id's. */
   async forget(factId: string, options: Routing & { opId?: string } = {}): Promise<WriteResult> {
     const domain = options.domain ?? domainOfFactId(factId);
@@ -338,4 +372,15 @@ export function domainOfFactId(factId: string): string {
     throw new ShardmindError(ErrorCode.BAD_REQUEST, `factId: "${factId}" has no domain prefix; pass { domain }`);
   }
   return factId.slice(0, i);
+}
+
+function fromWireEntity(e: WireEntity): Entity {
+  return {
+    id: e.id,
+    name: e.name,
+    ...(e.type !== undefined ? { type: e.type } : {}),
+    aliases: e.aliases,
+    attributes: e.attributes,
+    updatedAt: new Date(e.updatedAt),
+  };
 }

@@ -19,6 +19,10 @@ export type {
   TaskInfo,
   TaskStart,
   TaskObservation,
+  EntityInput,
+  Entity,
+  EntityResult,
+  EntityView,
 } from './types.ts';
 export type { RetryPolicy } from './retry.ts';
 export type { OpIdSource } from './op-id.ts';

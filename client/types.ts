@@ -182,3 +182,35 @@ export interface TaskObservation extends TaskInfo {
   /** Facts from the new domain that bear on the task (empty unless rerouted). */
   readonly context: readonly RecalledFact[];
 }
+
+/** An entity to create or update: one global id across shards; aliases and attributes merge with what is there. */
+export interface EntityInput {
+  readonly id: string;
+  readonly name?: string;
+  readonly type?: string;
+  /** Other names it goes by ("Bob", "bob@example.com"): a recall or lookup by any of them finds it. */
+  readonly aliases?: readonly string[];
+  readonly attributes?: Readonly<Record<string, string | number | boolean>>;
+}
+
+export interface Entity {
+  readonly id: string;
+  readonly name: string;
+  readonly type?: string;
+  readonly aliases: readonly string[];
+  readonly attributes: Readonly<Record<string, string | number | boolean>>;
+  readonly updatedAt: Date;
+}
+
+export interface EntityResult {
+  /** Domains that took the write (every domain unless the call named some). */
+  readonly domains: readonly string[];
+  /** The entity as the first of them now holds it. */
+  readonly entity: Entity;
+  readonly missing: readonly { readonly domain: string; readonly error: string }[];
+}
+
+/** One domain's view of an entity. */
+export interface EntityView extends Entity {
+  readonly domain: string;
+}

@@ -2,10 +2,11 @@
  * Wire ↔ shard conversions. The wire speaks ISO-8601 strings and the contract's field names; `shards/` speaks
  * epoch milliseconds. Inputs here were already validated by `validate.ts`, so a bad timestamp is a bug (INTERNAL).
  */
-import type { ApplyResult, Fact, FactInput, RecallQuery, RecalledFact } from '../shards/index.ts';
+import type { ApplyResult, Entity, Fact, FactInput, RecallQuery, RecalledFact } from '../shards/index.ts';
 import { ErrorCode, ShardmindError } from './errors.ts';
 import { timestampMs } from './fields.ts';
 import type {
+  WireEntity,
   RecallRequest,
   RememberReply,
   RememberStatus,
@@ -181,4 +182,16 @@ function requireFactId(r: ApplyResult): string {
     throw new ShardmindError(ErrorCode.INTERNAL, `apply result for ${r.opId} (${r.status}) has no factId`);
   }
   return r.factId;
+}
+
+/** An entity as the wire shows it (times as ISO strings). */
+export function toWireEntity(e: Entity): WireEntity {
+  return defined<WireEntity>({
+    id: e.id,
+    name: e.name,
+    type: e.type,
+    aliases: [...e.aliases],
+    attributes: { ...e.attributes },
+    updatedAt: msToIso(e.updatedAt),
+  });
 }

@@ -22,6 +22,9 @@ export const LIMITS = {
   recallLimit: 1_000,
   /** Graph expansion hops. */
   hops: 3,
+  /** An entity's aliases (the store keeps at most 100) and attributes. */
+  entityAliases: 100,
+  entityAttributes: 64,
   /** A fact's half-life: one day to a century. */
   halfLifeDaysMin: 1 / 24,
   halfLifeDaysMax: 36_500,

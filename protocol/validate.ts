@@ -30,6 +30,9 @@ import {
 import { LIMITS, TASK_ID } from './limits.ts';
 import type {
   ClassifyRequest,
+  EntityRequest,
+  LookupRequest,
+  WireEntityInput,
   ForgetRequest,
   GetRequest,
   HistoryRequest,
@@ -202,6 +205,55 @@ export function parseGetRequest(body: unknown): GetRequest {
   });
 }
 
+function parseEntityInput(value: unknown, path: string): WireEntityInput {
+  const e = record(value, path);
+  const aliases = optional(list(name, LIMITS.entityAliases))(e['aliases'], `${path}.aliases`);
+  let attributes: Record<string, string | number | boolean> | undefined;
+  if (e['attributes'] !== undefined && e['attributes'] !== null) {
+    const a = record(e['attributes'], `${path}.attributes`);
+    const keys = Object.keys(a);
+    if (keys.length > LIMITS.entityAttributes) throw badRequest(`${path}.attributes`, `has ${keys.length} keys; at most ${LIMITS.entityAttributes}`);
+    attributes = {};
+    for (const k of keys) {
+      name(k, `${path}.attributes key`);
+      const v = a[k];
+      if (typeof v === 'string') attributes[k] = literal(v, `${path}.attributes.${k}`);
+      else if (typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) attributes[k] = v;
+      else throw badRequest(`${path}.attributes.${k}`, `must be a string, a finite number or a boolean, got ${describe(v)}`);
+    }
+  }
+  return compact<WireEntityInput>({
+    id: name(e['id'], `${path}.id`),
+    name: optional(name)(e['name'], `${path}.name`),
+    type: optional(name)(e['type'], `${path}.type`),
+    aliases,
+    attributes,
+  });
+}
+
+/** `entity`: create or update an entity (aliases and attributes merge). */
+export function parseEntityRequest(body: unknown): EntityRequest {
+  const b = envelope(body);
+  return compact<EntityRequest>({
+    v: 1,
+    agent: id(b['agent'], 'agent'),
+    opId: optional(id)(b['opId'], 'opId'),
+    domain: optional(parseDomains)(b['domain'], 'domain'),
+    entity: parseEntityInput(b['entity'], 'entity'),
+  });
+}
+
+/** `lookup`: an entity by id or alias. */
+export function parseLookupRequest(body: unknown): LookupRequest {
+  const b = envelope(body);
+  return compact<LookupRequest>({
+    v: 1,
+    entity: name(b['entity'], 'entity'),
+    domain: optional(parseDomains)(b['domain'], 'domain'),
+    minSeq: optional(seqMap)(b['minSeq'], 'minSeq'),
+  });
+}
+
 /** `classify`: which domains a text belongs to. */
 export function parseClassifyRequest(body: unknown): ClassifyRequest {
   const b = envelope(body);
@@ -241,6 +293,8 @@ export const SHARD_REQUEST_PARSERS = {
   retract: parseRetractRequest,
   history: parseHistoryRequest,
   get: parseGetRequest,
+  entity: parseEntityRequest,
+  lookup: parseLookupRequest,
 } as const;
 
 export type ShardOp = keyof typeof SHARD_REQUEST_PARSERS;

@@ -171,6 +171,61 @@ export interface GetReply extends ReplicaServed {
   readonly fact: Omit<WireFact, 'score' | 'effectiveConfidence'>;
 }
 
+/**
+ * `sm.shard.<domain>.entity` (or `sm.mem.entity`, every domain unless it names some): create or update an entity —
+ * one global id across shards ("bob-smith"), a display name, a type, aliases (other names it is recalled by), and
+ * attributes. Aliases and attributes merge with what the shard has; nothing is removed.
+ */
+export interface EntityRequest {
+  readonly v: 1;
+  readonly agent: string;
+  readonly opId?: string;
+  /** On the router: a name, a list, or absent (every domain: an entity's identity is global). */
+  readonly domain?: string | readonly string[];
+  readonly entity: WireEntityInput;
+}
+
+export interface WireEntityInput {
+  readonly id: string;
+  readonly name?: string;
+  readonly type?: string;
+  readonly aliases?: readonly string[];
+  readonly attributes?: Readonly<Record<string, string | number | boolean>>;
+}
+
+export interface WireEntity {
+  readonly id: string;
+  readonly name: string;
+  readonly type?: string;
+  readonly aliases: readonly string[];
+  readonly attributes: Readonly<Record<string, string | number | boolean>>;
+  readonly updatedAt: string;
+}
+
+/** A shard's answer to `entity`: the entity as it now stands there. */
+export interface EntityReply {
+  readonly v: 1;
+  readonly domain: string;
+  readonly seq: number;
+  readonly entity: WireEntity;
+  readonly duplicate?: boolean;
+}
+
+/** `sm.shard.<domain>.lookup` (or `sm.mem.lookup`): an entity by id or by any of its aliases. */
+export interface LookupRequest {
+  readonly v: 1;
+  /** The id or an alias. */
+  readonly entity: string;
+  readonly domain?: string | readonly string[];
+  readonly minSeq?: Readonly<Record<string, number>>;
+}
+
+export interface LookupReply {
+  readonly v: 1;
+  readonly domain: string;
+  readonly entity: WireEntity;
+}
+
 /** `sm.mem.classify`. */
 export interface ClassifyRequest {
   readonly v: 1;

@@ -27,15 +27,20 @@ import {
   parseRecallRequest,
   parseRememberRequest,
   parseRetractRequest,
+  parseEntityRequest,
+  parseLookupRequest,
   parseTaskBeginRequest,
   parseTaskEndRequest,
   parseTaskObserveRequest,
   parseTaskRerouteRequest,
   LIMITS,
   REPLY_TO_HEADER,
+  toWireError,
   ROUTER_NODE_HEADER,
   type Encoding,
+  type EntityReply,
   type HistoryReply,
+  type LookupReply,
   type RecallReply,
   type RememberReply,
 } from '../protocol/index.ts';
@@ -314,6 +319,28 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
       return shards.ask(domain, 'get', req, undefined, routeOf(req.maxStaleMs)(domain));
     },
 
+    /**
+     * An entity is one identity across shards: without `domain` it is written to every domain, each keeping its
+     * own view. The reply lists each domain's result; a domain that failed is in `missing` (the call fails only if
+     * every domain did), and the caller may repeat it with the same opId.
+     */
+    async entity(body) {
+      const req = parseEntityRequest(body);
+      const asked = domainsOf(req.domain);
+      const { domain: _domain, ...forShard } = req;
+      const answers = await Promise.allSettled(asked.map((domain) => shards.ask<EntityReply>(domain, 'entity', forShard, writeTimeout)));
+      return merged(asked, answers, (replies) => ({ entity: replies[0]!.entity, seqs: Object.fromEntries(replies.map((r) => [r.domain, r.seq])) }));
+    },
+
+    /** An entity by id or alias, from the named domains or all of them: each domain's view. */
+    async lookup(body) {
+      const req = parseLookupRequest(body);
+      const asked = domainsOf(req.domain);
+      const { domain: _domain, ...forShard } = req;
+      const answers = await Promise.allSettled(asked.map((domain) => shards.ask<LookupReply>(domain, 'lookup', forShard)));
+      return merged(asked, answers, (replies) => ({ views: replies.map((r) => ({ domain: r.domain, ...r.entity })) }), true);
+    },
+
     async history(body) {
       const req = parseHistoryRequest(body);
       const named = rawField(body, 'domain');
@@ -366,6 +393,39 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
       return tasks.get(req.task);
     },
   };
+
+  /** The domains a request names (a name or a list), or every configured domain. */
+  function domainsOf(named: string | readonly string[] | undefined): string[] {
+    if (named === undefined) return [...d.domains];
+    return (typeof named === 'string' ? [named] : [...new Set(named)]).map(requireDomain);
+  }
+
+  /**
+   * Per-domain answers as one reply: `body(fulfilled)`, the domains that answered, and those that failed (`missing`).
+   * Throws when none answered. With `notFoundIsMissing`, a NOT_FOUND is "not there", left out of `missing`.
+   */
+  function merged<T extends { domain: string }>(
+    asked: readonly string[],
+    answers: readonly PromiseSettledResult<T>[],
+    body: (fulfilled: T[]) => object,
+    notFoundIsMissing = false,
+  ): object {
+    const fulfilled: T[] = [];
+    const missing: { domain: string; error: string }[] = [];
+    answers.forEach((a, i) => {
+      if (a.status === 'fulfilled') fulfilled.push(a.value);
+      else {
+        const e = toWireError(a.reason);
+        if (!(notFoundIsMissing && e.code === ErrorCode.NOT_FOUND)) missing.push({ domain: asked[i]!, error: `${e.code}: ${e.message}` });
+      }
+    });
+    if (fulfilled.length === 0) {
+      // Nothing answered: a real failure says more than "not found here".
+      const reasons = answers.map((a) => (a as PromiseRejectedResult).reason as unknown);
+      throw reasons.find((r) => toWireError(r).code !== ErrorCode.NOT_FOUND) ?? reasons[0];
+    }
+    return { v: 1, domains: fulfilled.map((r) => r.domain), ...body(fulfilled), ...(missing.length ? { missing } : {}) };
+  }
 
   async function top(text: string): Promise<string> {
     const distribution = await classifier.classify(text);

@@ -139,6 +139,16 @@ const WRONG_TYPES: Record<ShardOp, { body: object; field: string }[]> = {
     { body: { v: 1, factId: true }, field: 'factId' },
     { body: { v: 1 }, field: 'factId' },
   ],
+  entity: [
+    { body: { v: 1, agent: 'tester', entity: { id: 'bob', aliases: 'Bob' } }, field: 'entity.aliases' },
+    { body: { v: 1, agent: 'tester', entity: { id: 'bob', attributes: { tz: { zone: 'PT' } } } }, field: 'entity.attributes.tz' },
+    { body: { v: 1, agent: 'tester', entity: { name: 'Bob' } }, field: 'entity.id' },
+    { body: { v: 1, entity: { id: 'bob' } }, field: 'agent' },
+  ],
+  lookup: [
+    { body: { v: 1, entity: 7 }, field: 'entity' },
+    { body: { v: 1 }, field: 'entity' },
+  ],
 };
 
 /** A valid body for each op, for the unknown-domain case. */
@@ -149,6 +159,8 @@ const VALID: Record<ShardOp, object> = {
   retract: { v: 1, agent: 'tester', factId: 'nope:1:0' },
   history: { v: 1, subject: 'user' },
   get: { v: 1, factId: 'nope:1:0' },
+  entity: { v: 1, agent: 'tester', entity: { id: 'bob' } },
+  lookup: { v: 1, entity: 'bob' },
 };
 
 const each = (fn: (domain: string, op: ShardOp) => Promise<void>) => async () => {
