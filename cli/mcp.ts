@@ -4,7 +4,7 @@
  * memory server keeps one JSON file per machine (and loses writes when two processes share it: `npm run bench`).
  *
  * JSON-RPC 2.0, one message per line (the MCP stdio transport): `initialize`, `ping`, `tools/list`, `tools/call`.
- * Tools: `remember`, `recall`, `history`, `forget`, each a call through the router with the TypeScript client, so
+ * Tools: `remember`, `recall`, `history`, `entity`, `lookup`, `forget`, each a call through the router with the TypeScript client, so
  * retries, idempotent writes and read-your-writes come with it. A failed call is a tool result with `isError` and
  * the shardmind error code, not a protocol error. Logs go to stderr; stdout carries protocol messages only.
  */
@@ -19,7 +19,7 @@ import { stdio, type Io } from './status.ts';
 
 const USAGE = `usage: shardmind mcp [--config FILE] [--servers URL,…] [--agent NAME] [--node NAME]
 
-Serves the memory to an MCP client on stdin/stdout (tools: remember, recall, history, forget). Example entry for
+Serves the memory to an MCP client on stdin/stdout (tools: remember, recall, history, entity, lookup, forget). Example entry for
 an MCP client's config:  { "command": "npx", "args": ["shardmind", "mcp", "--servers", "nats://mini-1:4222"] }`;
 
 /** Protocol versions this server speaks (the tool messages it uses are the same in all of them), newest first. */
@@ -70,6 +70,28 @@ export const MCP_TOOLS = [
       properties: { subject: str, predicate: str, domain: str },
       required: ['subject', 'domain'],
     },
+  },
+  {
+    name: 'entity',
+    description:
+      'Describe a person, place or thing once for every domain: a stable id (used as subject in facts), its display name, type, ' +
+      'the other names it goes by (aliases: "Bob", "bob@example.com") and attributes. Aliases and attributes merge with what is known.',
+    inputSchema: {
+      type: 'object',
+      properties: {
+        id: { ...str, description: 'Stable id, e.g. "bob-smith".' },
+        name: str,
+        type: { ...str, description: 'person, project, place, …' },
+        aliases: { type: 'array', items: { type: 'string' } },
+        attributes: { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] } },
+      },
+      required: ['id'],
+    },
+  },
+  {
+    name: 'lookup',
+    description: 'Find an entity by its id or any alias: what each domain knows of it.',
+    inputSchema: { type: 'object', properties: { name: { ...str, description: 'The id or an alias.' } }, required: ['name'] },
   },
   {
     name: 'forget',
@@ -197,6 +219,20 @@ export class McpServer {
           });
           return text(JSON.stringify(facts.map((f) => ({ id: f.id, text: f.text, status: f.status, validFrom: f.validFrom, validTo: f.validTo })), null, 1));
         }
+        case 'entity': {
+          const r = await this.memory.entity({
+            id: required(a, 'id'),
+            ...optional(a, 'name', 'type'),
+            ...(a['aliases'] !== undefined ? { aliases: a['aliases'] as string[] } : {}),
+            ...(a['attributes'] !== undefined ? { attributes: a['attributes'] as Record<string, string> } : {}),
+          });
+          return text(`${r.entity.id} (${r.entity.name}) is known in ${r.domains.join(', ')} as ${[r.entity.id, ...r.entity.aliases].join(', ')}.`);
+        }
+        case 'lookup': {
+          const views = await this.memory.lookup(required(a, 'name'));
+          if (views.length === 0) return text(`Nothing is known of "${String(a['name'])}".`);
+          return text(JSON.stringify(views, null, 1));
+        }
         default: {
           const r = await this.memory.forget(required(a, 'factId'));
           return text(`Forgot ${r.factId} in ${r.domain} (${r.status}).`);
@@ -281,7 +317,7 @@ export async function runMcp(argv: readonly string[], io: Io = stdio): Promise<n
 }
 
 export const mcpCommand: Command = {
-  summary: 'serve the memory to MCP clients on stdio (tools: remember, recall, history, forget)',
+  summary: 'serve the memory to MCP clients on stdio (remember, recall, history, entity, lookup, forget)',
   usage: USAGE,
   run: (args) => runMcp(args),
 };

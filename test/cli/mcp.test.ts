@@ -69,7 +69,7 @@ t('an MCP client lists the tools; two agents share what one learns; history keep
   const a = await mcpClient(ctx, 'desktop-agent');
   const b = await mcpClient(ctx, 'ide-agent');
   const tools = (await a.listTools()).tools.map((x) => x.name).sort();
-  assert.equal(tools, ['forget', 'history', 'recall', 'remember']);
+  assert.equal(tools, ['entity', 'forget', 'history', 'lookup', 'recall', 'remember']);
 
   const stored = await a.callTool({
     name: 'remember',
@@ -88,6 +88,10 @@ t('an MCP client lists the tools; two agents share what one learns; history keep
     arguments: { text: 'The user now prefers links to shared files', subject: 'user', predicate: 'prefers_attachment_format', object: 'link', domain: 'email' },
   });
   assert.match(textOf(changed), /superseded_previous.*it supersedes email:/);
+  const described = await a.callTool({ name: 'entity', arguments: { id: 'user', name: 'The user', type: 'person', aliases: ['me', 'the boss'] } });
+  assert.match(textOf(described), /^user \(The user\) is known in calendar, email, files as user, me, the boss\.$/);
+  const views = JSON.parse(textOf(await b.callTool({ name: 'lookup', arguments: { name: 'the boss' } }))) as { domain: string; id: string }[];
+  assert.equal(views.map((v) => [v.domain, v.id]).sort(), [['calendar', 'user'], ['email', 'user'], ['files', 'user']]);
   const history = JSON.parse(textOf(await a.callTool({ name: 'history', arguments: { subject: 'user', predicate: 'prefers_attachment_format', domain: 'email' } }))) as {
     text: string;
     status: string;
