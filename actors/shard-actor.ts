@@ -27,6 +27,7 @@ import { FreshnessTracker } from './freshness.ts';
 import { HeartbeatMonitor } from './heartbeat.ts';
 import { shardMachine, type ShardEvent, type ShardRuntime, type ShardState } from './shard-machine.ts';
 import { WritePipeline } from './write-pipeline.ts';
+import { publishChanges } from './change-feed.ts';
 import { entryHash } from './log-codec.ts';
 
 /** Opens one shard's store: `openShardStore` from `shards/` in production. */
@@ -412,6 +413,7 @@ export class ShardActor implements ShardRuntime {
         this.lastHash = { seq, hash };
         this.advance(seq);
       },
+      onCommitted: (applied) => publishChanges(this.o.nc, this.domain, applied),
     });
     this.pipeline = pipeline;
     // The KV bucket may not be writable yet (a cluster that just started): retry until it answers.

@@ -41,6 +41,8 @@ export interface WritePipelineOptions {
   readonly publishTimeoutMs?: number;
   /** After every LMDB commit, with the highest sequence now applied and the `entryHash` of its entry. */
   onApplied(seq: number, hash: string): void;
+  /** After every LMDB commit, once its writers have their replies: what each entry did (the change feed). */
+  onCommitted?(applied: readonly { entry: LogEntry; result: ApplyResult }[]): void;
 }
 
 interface Pending {
@@ -224,12 +226,16 @@ export class WritePipeline {
       const last = run[run.length - 1]!;
       this.nextApply = last.seq + 1;
       const bySeq = new Map(results.map((r) => [r.seq, r]));
+      const applied: { entry: LogEntry; result: ApplyResult }[] = [];
       for (const p of run) {
         const r = bySeq.get(p.seq) ?? this.o.store.resultOf(p.entry.opId);
-        if (r) p.resolve(r);
-        else p.reject(new ShardmindError(ErrorCode.INTERNAL, `seq ${p.seq} was applied without a result`));
+        if (r) {
+          p.resolve(r);
+          applied.push({ entry: p.entry, result: r });
+        } else p.reject(new ShardmindError(ErrorCode.INTERNAL, `seq ${p.seq} was applied without a result`));
       }
       this.o.onApplied(last.seq, last.hash);
+      this.o.onCommitted?.(applied);
     }
   }
 

@@ -3,7 +3,7 @@
  * the subjects its role needs and nothing more:
  * - `host`: every shardmind host (shards, routers, JetStream): everything.
  * - `agent`: the memory API only — the router (`sm.mem.>`), one shard's ops (`sm.shard.<domain>.<op>`), replica
- *   reads (`sm.replica.>`) — and replies to its own inbox. It cannot append to a shard's log (`sm.log.>`), forge a
+ *   reads (`sm.replica.>`) — replies to its own inbox, and the change feed (`sm.evt.>`, to listen). It cannot append to a shard's log (`sm.log.>`), forge a
  *   leader's heartbeat (`sm.hb.>`), reach JetStream's API, or command a host (`sm.ctl.>`).
  * - `operator`: what an agent may, plus host control and reading stream state (`shardmind status`, `migrate`,
  *   `apply`).
@@ -34,7 +34,7 @@ interface Permissions {
 
 const AGENT: Permissions = {
   publish: ['sm.mem.>', ...SHARD_OPS.map((op) => `sm.shard.*.${op}`), 'sm.replica.>'],
-  subscribe: ['_INBOX.>'],
+  subscribe: ['_INBOX.>', 'sm.evt.>'],
 };
 
 /** Each role's allowed subjects; `host` is unrestricted. */

@@ -11,9 +11,12 @@ import {
   ErrorCode,
   ShardmindError,
   memSubject,
+  eventSubject,
+  decodePayload,
   replicaNodeSubject,
   replicaSubject,
   shardSubject,
+  type ChangeFeedMessage,
   type ClassifyReply,
   type WireEntity,
   type HistoryReply,
@@ -31,6 +34,7 @@ import { DEFAULT_RETRY_POLICY, isRefusal, withRetry, type RetryPolicy } from './
 import { SeqTracker } from './seq-tracker.ts';
 import { Transport } from './transport.ts';
 import type {
+  Change,
   ConnectOptions,
   DomainScore,
   Entity,
@@ -47,6 +51,7 @@ import type {
   Routing,
   TaskObservation,
   TaskStart,
+  WatchOptions,
   WriteResult,
 } from './types.ts';
 
@@ -296,6 +301,37 @@ export class ShardmindClient {
   async classify(text: string): Promise<DomainScore[]> {
     const reply = await this.call<ClassifyReply>(memSubject('classify'), { v: 1, text }, 'idempotent');
     return reply.domains.map((d) => ({ domain: d.domain, p: d.p }));
+  }
+
+  /**
+   * Calls `onChange` for every change the shards' leaders announce (`sm.evt.<domain>`): what any agent remembers,
+   * forgets, retracts or says about an entity, as it is committed. At most once — `onGap` says when a stretch went
+   * by unannounced. Returns the stop.
+   * @example
+   * const stop = memory.watch({ domain: 'email', subject: 'user' }, (c) => console.log(c.agent, c.status, c.text));
+   */
+  watch(options: WatchOptions, onChange: (change: Change) => void): () => void {
+    const lastToSeq = new Map<string, number>();
+    const sub = this.connection.subscribe(eventSubject(options.domain ?? '*'), {
+      callback: (err, msg) => {
+        if (err) return;
+        let m: ChangeFeedMessage;
+        try {
+          m = decodePayload(msg.data, 'msgpack') as ChangeFeedMessage;
+        } catch {
+          return; // not ours
+        }
+        if (m?.v !== 1 || !Array.isArray(m.events)) return;
+        const last = lastToSeq.get(m.domain);
+        if (last !== undefined && m.fromSeq > last + 1) options.onGap?.({ domain: m.domain, fromSeq: last + 1, toSeq: m.fromSeq - 1 });
+        if (last === undefined || m.toSeq > last) lastToSeq.set(m.domain, m.toSeq);
+        for (const e of m.events) {
+          if (options.subject !== undefined && e.subject !== options.subject) continue;
+          onChange({ domain: m.domain, ...e });
+        }
+      },
+    });
+    return () => sub.unsubscribe();
   }
 
   /** The highest sequence this client has seen for a domain (its read-your-writes floor). */

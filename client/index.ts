@@ -23,6 +23,8 @@ export type {
   Entity,
   EntityResult,
   EntityView,
+  Change,
+  WatchOptions,
 } from './types.ts';
 export type { RetryPolicy } from './retry.ts';
 export type { OpIdSource } from './op-id.ts';

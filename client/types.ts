@@ -214,3 +214,37 @@ export interface EntityResult {
 export interface EntityView extends Entity {
   readonly domain: string;
 }
+
+/** One change another agent (or this one) made, as the shard's leader announced it (`watch`). */
+export interface Change {
+  readonly domain: string;
+  readonly seq: number;
+  /** assert (a remember), forget, retract, reinforce, entity. */
+  readonly op: string;
+  /** created, reinforced, superseded_previous, recorded_superseded, forgotten, retracted, entity. */
+  readonly status: string;
+  readonly factId?: string;
+  readonly text?: string;
+  readonly subject?: string;
+  readonly predicate?: string;
+  readonly object?: FactObject;
+  /** Facts this change closed. */
+  readonly superseded?: readonly string[];
+  readonly entity?: string;
+  readonly agent: string;
+  readonly node?: string;
+  readonly task?: string;
+}
+
+export interface WatchOptions {
+  /** One domain; all of them when absent. */
+  readonly domain?: string;
+  /** Only changes about this subject (an entity id, as written). */
+  readonly subject?: string;
+  /**
+   * Called when a stretch of a domain's log went by unannounced to this watcher (a missed message, a change of
+   * leader): read the memory itself for `fromSeq..toSeq` if it matters. The first message of each domain only
+   * starts the count.
+   */
+  readonly onGap?: (gap: { readonly domain: string; readonly fromSeq: number; readonly toSeq: number }) => void;
+}

@@ -33,6 +33,9 @@ export const logSubject = (domain: string): string => `sm.log.${domain}`;
 /** Domain names are subject tokens and stream name parts: keep them to this. */
 export const DOMAIN_NAME = /^[a-z][a-z0-9_]{0,31}$/;
 
+/** A shard's change feed: what each commit changed, published by the leader (actors/change-feed.ts). */
+export const eventSubject = (domain: string): string => `sm.evt.${domain}`;
+
 /** A shard leader's heartbeat (core NATS, not stored): `{ v: 1, node, epoch, seq, at }`. */
 export const heartbeatSubject = (domain: string): string => `sm.hb.${domain}`;
 

@@ -226,6 +226,39 @@ export interface LookupReply {
   readonly entity: WireEntity;
 }
 
+/**
+ * One change on `sm.evt.<domain>` (messages carry `{ v: 1, domain, events: [...] }`, one per commit). At most once:
+ * `seq` lets a watcher see what it missed.
+ */
+export interface WireChangeEvent {
+  readonly seq: number;
+  /** The log entry's op: assert (a remember), forget, retract, reinforce, entity. */
+  readonly op: string;
+  /** What it did: created, reinforced, superseded_previous, recorded_superseded, forgotten, retracted, entity. */
+  readonly status: string;
+  readonly factId?: string;
+  readonly text?: string;
+  readonly subject?: string;
+  readonly predicate?: string;
+  readonly object?: WireObject;
+  /** Facts this one closed. */
+  readonly superseded?: readonly string[];
+  /** The entity id an `entity` change wrote. */
+  readonly entity?: string;
+  readonly agent: string;
+  readonly node?: string;
+  readonly task?: string;
+}
+
+export interface ChangeFeedMessage {
+  readonly v: 1;
+  readonly domain: string;
+  /** The commit's log range: contiguous from one message to the next unless one was missed or the leader changed. */
+  readonly fromSeq: number;
+  readonly toSeq: number;
+  readonly events: readonly WireChangeEvent[];
+}
+
 /** `sm.mem.classify`. */
 export interface ClassifyRequest {
   readonly v: 1;

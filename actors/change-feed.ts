@@ -1,0 +1,66 @@
+/**
+ * The change feed: after each LMDB commit the leader publishes what it changed on `sm.evt.<domain>` (core NATS), so
+ * an agent that cares — "tell me when anyone learns something about the user" — hears it at once instead of polling.
+ * One message per commit (a batch of events, so a busy shard sends few messages), msgpack:
+ * `{ v: 1, domain, fromSeq, toSeq, events: [{ seq, op, status, factId?, text?, subject?, predicate?, object?, agent,
+ * node?, task?, superseded?, entity? }] }`. Only what agents did (remember, forget, retract, entity); leadership
+ * markers, retried duplicates and rejected entries are left out of `events`, but not out of the range.
+ *
+ * Delivery is at most once (core NATS: a watcher that is away misses what happened meanwhile). Commits' ranges are
+ * contiguous, so a watcher that sees `fromSeq` past the last `toSeq` + 1 — a missed message, or a change of leader
+ * (whose epoch marker is appended outside the write pipeline) — knows to read the memory itself (recall, history)
+ * for that stretch. Only the leader publishes, so each change is announced once.
+ */
+import type { NatsConnection } from 'nats';
+import { encodePayload, eventSubject, type ChangeFeedMessage, type WireChangeEvent } from '../protocol/index.ts';
+import type { ApplyResult, LogEntry } from '../shards/index.ts';
+
+/** Publishes one commit's changes. Never throws: the feed is best effort, the write already happened. */
+export function publishChanges(nc: NatsConnection, domain: string, applied: readonly { entry: LogEntry; result: ApplyResult }[]): void {
+  const first = applied[0];
+  const last = applied[applied.length - 1];
+  if (first === undefined || last === undefined) return;
+  const events: WireChangeEvent[] = [];
+  for (const { entry, result } of applied) {
+    const event = changeEvent(entry, result);
+    if (event) events.push(event);
+  }
+  // Sent even with no events (a commit of markers only): watchers follow the ranges to tell a gap from a quiet log.
+  const message: ChangeFeedMessage = { v: 1, domain, fromSeq: first.result.seq, toSeq: last.result.seq, events };
+  try {
+    nc.publish(eventSubject(domain), encodePayload(message, 'msgpack'));
+  } catch {
+    // The connection is closing: nobody is listening through it any more.
+  }
+}
+
+function changeEvent(entry: LogEntry, r: ApplyResult): WireChangeEvent | undefined {
+  if (r.status === 'rejected' || r.status === 'marker' || r.duplicate) return undefined;
+  const who = {
+    agent: entry.source.agent,
+    ...(entry.source.node !== undefined ? { node: entry.source.node } : {}),
+    ...(entry.source.task !== undefined ? { task: entry.source.task } : {}),
+  };
+  const base = { seq: r.seq, op: entry.op, status: r.status, ...(r.factId !== undefined ? { factId: r.factId } : {}), ...who };
+  switch (entry.op) {
+    case 'assert': {
+      const f = entry.fact;
+      return {
+        ...base,
+        text: f.text,
+        ...(f.subject !== undefined ? { subject: f.subject } : {}),
+        ...(f.predicate !== undefined ? { predicate: f.predicate } : {}),
+        ...(f.object !== undefined ? { object: f.object } : {}),
+        ...(r.supersededIds && r.supersededIds.length > 0 ? { superseded: [...r.supersededIds] } : {}),
+      };
+    }
+    case 'entity':
+      return { ...base, entity: entry.entity.id };
+    case 'forget':
+    case 'retract':
+    case 'reinforce':
+      return base;
+    default:
+      return undefined;
+  }
+}
