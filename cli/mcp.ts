@@ -4,7 +4,8 @@
  * memory server keeps one JSON file per machine (and loses writes when two processes share it: `npm run bench`).
  *
  * JSON-RPC 2.0, one message per line (the MCP stdio transport): `initialize`, `ping`, `tools/list`, `tools/call`.
- * Tools: `remember`, `recall`, `history`, `entity`, `lookup`, `forget`, each a call through the router with the TypeScript client, so
+ * Tools: `remember`, `recall`, `history`, `entity`, `lookup`, `forget`, `task_begin`, `task_observe`, `task_end`, each a
+ * call through the router with the TypeScript client, so
  * retries, idempotent writes and read-your-writes come with it. A failed call is a tool result with `isError` and
  * the shardmind error code, not a protocol error. Logs go to stderr; stdout carries protocol messages only.
  */
@@ -19,7 +20,8 @@ import { stdio, type Io } from './status.ts';
 
 const USAGE = `usage: shardmind mcp [--config FILE] [--servers URL,…] [--agent NAME] [--node NAME]
 
-Serves the memory to an MCP client on stdin/stdout (tools: remember, recall, history, entity, lookup, forget). Example entry for
+Serves the memory to an MCP client on stdin/stdout (tools: remember, recall, history, entity, lookup, forget,
+task_begin, task_observe, task_end). Example entry for
 an MCP client's config:  { "command": "npx", "args": ["shardmind", "mcp", "--servers", "nats://mini-1:4222"] }`;
 
 /** Protocol versions this server speaks (the tool messages it uses are the same in all of them), newest first. */
@@ -43,6 +45,7 @@ export const MCP_TOOLS = [
         object: { ...str, description: 'The value, e.g. "pdf".' },
         confidence: { type: 'number', minimum: 0, maximum: 1 },
         domain: { ...str, description: 'calendar, email, files, … (optional).' },
+        task: { ...str, description: 'A task id from task_begin: the fact goes to the task’s current domain.' },
       },
       required: ['text'],
     },
@@ -59,6 +62,7 @@ export const MCP_TOOLS = [
         domain: str,
         asOf: { ...str, description: 'ISO 8601: what was believed at that time.' },
         limit: { type: 'integer', minimum: 1, maximum: 100 },
+        task: { ...str, description: 'A task id: recall from every domain the task has been in, its current one first.' },
       },
     },
   },
@@ -92,6 +96,25 @@ export const MCP_TOOLS = [
     name: 'lookup',
     description: 'Find an entity by its id or any alias: what each domain knows of it.',
     inputSchema: { type: 'object', properties: { name: { ...str, description: 'The id or an alias.' } }, required: ['name'] },
+  },
+  {
+    name: 'task_begin',
+    description:
+      'Start a task (e.g. "reply to Dana about the Q3 report"): the memory picks its domain and returns what that domain knows ' +
+      'that bears on it. Pass the task id to remember/recall, and tell task_observe what you learn along the way.',
+    inputSchema: { type: 'object', properties: { text: str, domain: str }, required: ['text'] },
+  },
+  {
+    name: 'task_observe',
+    description:
+      'Tell a task what you just saw. When the evidence says the work moved to another domain (an email turned into a meeting ' +
+      'request), the task re-routes and returns what the new domain knows (e.g. "no meetings before 10am").',
+    inputSchema: { type: 'object', properties: { task: str, text: str }, required: ['task', 'text'] },
+  },
+  {
+    name: 'task_end',
+    description: 'End a task.',
+    inputSchema: { type: 'object', properties: { task: str }, required: ['task'] },
   },
   {
     name: 'forget',
@@ -198,7 +221,7 @@ export class McpServer {
               ...optional(a, 'subject', 'predicate', 'object'),
               ...(a['confidence'] !== undefined ? { confidence: a['confidence'] as number } : {}),
             },
-            typeof a['domain'] === 'string' ? { domain: a['domain'] } : {},
+            { ...optional(a, 'domain', 'task') },
           );
           const closes = r.superseded.length > 0 ? `; it supersedes ${r.superseded.join(', ')}` : '';
           return text(`Remembered in ${r.domain} (${r.status}, id ${r.factId})${closes}.`);
@@ -207,7 +230,7 @@ export class McpServer {
           const asOf = typeof a['asOf'] === 'string' ? new Date(a['asOf']) : undefined;
           if (asOf !== undefined && Number.isNaN(asOf.getTime())) return failure('BAD_REQUEST', `asOf: "${String(a['asOf'])}" is not an ISO 8601 time`);
           const r = await this.memory.recall({
-            ...optional(a, 'query', 'subject', 'predicate', 'domain'),
+            ...optional(a, 'query', 'subject', 'predicate', 'domain', 'task'),
             ...(asOf ? { asOf } : {}),
             ...(typeof a['limit'] === 'number' ? { limit: a['limit'] } : {}),
           });
@@ -232,6 +255,18 @@ export class McpServer {
           const views = await this.memory.lookup(required(a, 'name'));
           if (views.length === 0) return text(`Nothing is known of "${String(a['name'])}".`);
           return text(JSON.stringify(views, null, 1));
+        }
+        case 'task_begin': {
+          const r = await this.memory.task.begin(required(a, 'text'), optional(a, 'domain'));
+          return text(JSON.stringify({ task: r.task, domain: r.domain, context: r.context.map(brief) }, null, 1));
+        }
+        case 'task_observe': {
+          const r = await this.memory.task.observe(required(a, 'task'), required(a, 'text'));
+          return text(JSON.stringify({ task: r.task, domain: r.domain, rerouted: r.rerouted, context: r.context.map(brief) }, null, 1));
+        }
+        case 'task_end': {
+          await this.memory.task.end(required(a, 'task'));
+          return text(`Task ${String(a['task'])} ended.`);
         }
         default: {
           const r = await this.memory.forget(required(a, 'factId'));
@@ -317,7 +352,7 @@ export async function runMcp(argv: readonly string[], io: Io = stdio): Promise<n
 }
 
 export const mcpCommand: Command = {
-  summary: 'serve the memory to MCP clients on stdio (remember, recall, history, entity, lookup, forget)',
+  summary: 'serve the memory to MCP clients on stdio (remember, recall, history, entity, lookup, forget, tasks)',
   usage: USAGE,
   run: (args) => runMcp(args),
 };

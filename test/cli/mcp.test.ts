@@ -69,7 +69,7 @@ t('an MCP client lists the tools; two agents share what one learns; history keep
   const a = await mcpClient(ctx, 'desktop-agent');
   const b = await mcpClient(ctx, 'ide-agent');
   const tools = (await a.listTools()).tools.map((x) => x.name).sort();
-  assert.equal(tools, ['entity', 'forget', 'history', 'lookup', 'recall', 'remember']);
+  assert.equal(tools, ['entity', 'forget', 'history', 'lookup', 'recall', 'remember', 'task_begin', 'task_end', 'task_observe']);
 
   const stored = await a.callTool({
     name: 'remember',
@@ -103,6 +103,31 @@ t('an MCP client lists the tools; two agents share what one learns; history keep
       ['The user now prefers links to shared files', 'active'],
     ],
   );
+});
+
+t('a task through MCP: it starts in email and re-routes to calendar, bringing the 10am rule along', async (ctx) => {
+  const a = await mcpClient(ctx, 'task-agent');
+  const rule = await a.callTool({
+    name: 'remember',
+    arguments: { text: 'The user never takes meetings before 10am', subject: 'user', predicate: 'earliest_meeting_time', object: '10:00', domain: 'calendar' },
+  });
+  assert.not.ok((rule as CallResult).isError, textOf(rule));
+  const begun = JSON.parse(textOf(await a.callTool({ name: 'task_begin', arguments: { text: "Reply to Dana's email about the Q3 report" } }))) as { task: string; domain: string };
+  assert.is(begun.domain, 'email');
+  const observe = async (text: string) =>
+    JSON.parse(textOf(await a.callTool({ name: 'task_observe', arguments: { task: begun.task, text } }))) as {
+      domain: string;
+      rerouted: { from: string; to: string } | null;
+      context: { text: string }[];
+    };
+  const first = await observe('Dana would rather meet in person next week to go over it');
+  assert.is(first.rerouted, null);
+  const second = await observe('Find a 30 minute slot on Tuesday or Wednesday and send her an invite');
+  assert.equal(second.rerouted, { from: 'email', to: 'calendar' });
+  assert.ok(second.context.some((f) => f.text === 'The user never takes meetings before 10am'), JSON.stringify(second.context));
+  const booked = await a.callTool({ name: 'remember', arguments: { text: 'Meeting with Dana booked for Tuesday 11am', task: begun.task } });
+  assert.match(textOf(booked), /^Remembered in calendar/, 'a fact remembered in the task goes to its current domain');
+  assert.match(textOf(await a.callTool({ name: 'task_end', arguments: { task: begun.task } })), /ended/);
 });
 
 t('bad arguments are tool errors with the shardmind code; the server keeps serving', async (ctx) => {
