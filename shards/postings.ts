@@ -22,7 +22,8 @@
  * Reads go newest first (open segment, then blocks by descending segment) and callers cap how many postings they
  * take per term: a query's work is bounded by the cap and the number of segments, at the price of seeing only a
  * term's newest mentions. Document frequencies are counters (`df` table) updated at merge and on forget, plus the
- * open segment's counts; a reader that has found a word's df postings stops (older segments hold none).
+ * open segment's counts; a reader that has found a word's df postings stops (older segments hold none). A word's
+ * df record also marks which segments hold a block of it, so a reader looks only in those.
  *
  * The merge is spread over the first MERGE_SPAN sequences of the next segment, so no one commit (and every write
  * queued behind it) carries a whole segment's blocks. While the segment is merging it is `sealed`: its blocks are
@@ -40,7 +41,7 @@ import type { BlockTable } from './tables.ts';
 import { decodePostings, encodePostings, POSTING_BYTES, type PostingRun } from './codec.ts';
 import type { FactTerms } from './fact-terms.ts';
 import { termParts } from './records.ts';
-import { bucketOf, bucketWithout, BUCKET_KEY_BYTES, findInBucket, LARGE, LARGE_KEY_BYTES, writeBucketKey, writeLargeKey, type BucketHit } from './block-layout.ts';
+import { bucketOf, bucketWithout, BUCKET_KEY_BYTES, findInBucket, LARGE, LARGE_KEY_BYTES, readU32, writeBucketKey, writeLargeKey, writeU32, type BucketHit } from './block-layout.ts';
 import { SegmentPostings, type Posting, type PostingVisitor, type SegmentBlocks } from './segment.ts';
 import { hashTerm, TERM_HASH } from './term-table.ts';
 
@@ -88,13 +89,15 @@ export class PostingIndex {
   private readonly bucketKey = Buffer.alloc(BUCKET_KEY_BYTES);
   private readonly largeKey = Buffer.alloc(LARGE_KEY_BYTES);
   private readonly hit: BucketHit = { entry: -1, start: 0, end: 0 };
-  private readonly addDfOf = (word: string, postings: number): void => this.addDf(word, postings);
+  /** The segment whose blocks `writeBlocks` is putting (its words' df records get its bit). */
+  private merging = 0;
+  private readonly addDfOf = (word: string, postings: number): void => this.addDf(word, postings, this.merging);
   /**
-   * The write path's document frequencies: what it last wrote per word, so a merge reads the `df` table only for
-   * words it has not seen (each merge updates most of a segment's vocabulary). Never used by readers, whose snapshot
-   * may be older; dropped by `reset` (open, and after a failed batch) and when it grows past DF_CACHE_WORDS.
+   * The write path's df records: what it last wrote per word, so a merge reads the `df` table only for words it has
+   * not seen (each merge updates most of a segment's vocabulary). Never used by readers, whose snapshot may be
+   * older; dropped by `reset` (open, and after a failed batch) and when it grows past DF_CACHE_WORDS.
    */
-  private readonly dfWritten = new Map<string, number>();
+  private readonly dfWritten = new Map<string, Buffer>();
 
   constructor(
     private readonly blocks: BlockTable,
@@ -155,6 +158,7 @@ export class PostingIndex {
   /** Appends the puts up to (not including) `end`, folding their words' counts into `df`. */
   private writeBlocks(sealed: Sealed, end: number): void {
     const blocks = sealed.blocks;
+    this.merging = sealed.postings.segment;
     for (let p = sealed.written; p < end; p++) {
       // lmdb-js answers false (its types say void) when the key is not above the last one: never drop a block.
       const appended: unknown = this.blocks.putSync(blocks.key(p), blocks.value(p), APPEND);
@@ -206,7 +210,7 @@ export class PostingIndex {
       if (rest === undefined) this.blocks.removeSync(bucketKey);
       else this.blocks.putSync(bucketKey, rest);
     }
-    if (isWordTerm(term)) this.addDf(term, -1);
+    if (isWordTerm(term)) this.addDf(term, -1, undefined);
   }
 
   /** Postings of `term`, newest first, at most `cap`, with seq ≤ `maxSeq` when given. */
@@ -230,8 +234,13 @@ export class PostingIndex {
     const h1 = h[0]!;
     const h2 = h[1]!;
     const shape = h[2]!;
+    // A word's df record says which segments hold a block of it: a rare word costs a lookup per segment it is in,
+    // not one per segment of the store. (A copy: the lookups below reuse lmdb-js's read buffer.)
+    const segments = isWordTerm(term) ? this.dfTable.getBinary(term) : undefined;
+    if (isWordTerm(term) && segments === undefined) return n;
     for (let segment = top; segment >= 0 && n < cap; segment--) {
       if (segment === sealed?.segment) continue;
+      if (segments !== undefined && !hasSegment(segments, segment)) continue;
       writeBucketKey(this.bucketKey, 0, segment, bucketOf(h1));
       const bucket = this.blocks.getBinaryFast(this.bucketKey);
       if (bucket === undefined) continue;
@@ -269,21 +278,27 @@ export class PostingIndex {
     return visitNewest(block, 0, block.length, Number.MAX_SAFE_INTEGER, 0, maxSeq, NO_VISIT);
   }
 
-  /** Stored document frequencies are 4-byte big-endian counts. */
+  /** A word's df record: its document frequency (u32 BE), then a bitmap of the segments holding a block of it. */
   private storedDf(term: string): number {
     const bytes = this.dfTable.getBinaryFast(term);
-    return bytes === undefined ? 0 : ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
+    return bytes === undefined ? 0 : readU32(bytes, 0);
   }
 
-  private addDf(term: string, delta: number): void {
-    const next = (this.dfWritten.get(term) ?? this.storedDf(term)) + delta;
+  /** Adds `delta` to a word's document frequency and, for a merge, marks `segment` as holding a block of it. */
+  private addDf(term: string, delta: number, segment: number | undefined): void {
+    const current = this.dfWritten.get(term) ?? this.dfTable.getBinary(term) ?? NO_DF;
+    const next = Buffer.alloc(segment === undefined ? current.length : Math.max(current.length, 4 + (segment >> 3) + 1));
+    current.copy(next);
+    const count = readU32(current, 0) + delta;
+    writeU32(next, 0, Math.max(0, count));
+    if (segment !== undefined) next[4 + (segment >> 3)] = next[4 + (segment >> 3)]! | (1 << (segment & 7));
     if (this.dfWritten.size >= DF_CACHE_WORDS) this.dfWritten.clear();
-    this.dfWritten.set(term, next);
-    if (next <= 0) this.dfTable.removeSync(term);
-    else {
-      // LMDB copies the value at the put: one buffer serves every update.
-      DF_BYTES.writeUInt32BE(next);
-      this.dfTable.putSync(term, DF_BYTES);
+    if (count <= 0) {
+      this.dfWritten.set(term, NO_DF);
+      this.dfTable.removeSync(term);
+    } else {
+      this.dfWritten.set(term, next);
+      this.dfTable.putSync(term, next);
     }
   }
 }
@@ -296,7 +311,13 @@ function withoutSeq(run: PostingRun, seq: number): PostingRun {
 
 const NO_VISIT: PostingVisitor = () => undefined;
 const DF_CACHE_WORDS = 1 << 18;
-const DF_BYTES = Buffer.alloc(4);
+/** The df record of a word with none. */
+const NO_DF = Buffer.alloc(4);
+
+function hasSegment(record: Uint8Array, segment: number): boolean {
+  const at = 4 + (segment >> 3);
+  return at < record.length && (record[at]! & (1 << (segment & 7))) !== 0;
+}
 
 /** The sequence of the posting at `at` (6 bytes, big-endian; see `codec.ts`). */
 function seqAt(block: Uint8Array, at: number): number {

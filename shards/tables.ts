@@ -12,7 +12,7 @@
  * | entities | entity id                    | Entity                        | upsert                    |
  * | aliases  | lower-cased alias or id      | entity id                     | upsert                    |
  * | blocks   | segment + bucket / term hash | bucket of small blocks, or a large block | append, per merge |
- * | df       | word term                    | document frequency (uint32)   | once per segment merge    |
+ * | df       | word term                    | df (uint32) + segment bitmap  | once per segment merge    |
  *
  * Which active fact has an identity, and which fact is the active value of a `one` (subject, predicate), are not
  * tables: they are derived from the facts and kept in memory for the write path (`key-index.ts`), rebuilt when the
@@ -35,9 +35,10 @@ export const TABLE_NAMES = ['aliases', 'blocks', 'df', 'entities', 'episodes', '
  * The layout's version, stored as `meta/format`. 2: blocks keyed by epoch, df as uint32, no `ident` / `active`
  * tables. 3: blocks keyed by (segment, term hash) and appended; op results keyed by sequence. 4: a segment's small
  * blocks packed into hash buckets (`block-layout.ts`). 5: op results grouped 64 sequences to a record
- * (`op-results.ts`). A store of another format is refused at open (rebuild it from the log).
+ * (`op-results.ts`). 6: a word's df record carries a bitmap of the segments holding a block of it. A store of
+ * another format is refused at open (rebuild it from the log).
  */
-export const FORMAT = 5;
+export const FORMAT = 6;
 export type TableName = (typeof TABLE_NAMES)[number];
 
 export type Table = Database<Buffer, string>;
