@@ -4,7 +4,7 @@
  * it cannot append to a shard's log, forge a heartbeat or command a host; an `operator` runs `shardmind status`;
  * no password or a wrong one is refused. Passwords live in the environment, never in the config file.
  */
-import { suite } from 'uvu';
+import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -33,8 +33,6 @@ interface Ctx {
   host?: NatsConnection;
 }
 
-const t = suite<Ctx>('nats auth');
-
 function config(url: string): ClusterConfigInput {
   return {
     ...shipped,
@@ -45,7 +43,8 @@ function config(url: string): ClusterConfigInput {
   };
 }
 
-t.before(async (ctx) => {
+/** Starts the cluster (uvu swallows a `before` hook's error, so setup runs inside the test, where errors show). */
+async function start(ctx: Ctx): Promise<void> {
   // nats-server reads the passwords from its environment (it is spawned with this process's).
   for (const [role, env] of Object.entries(PASSWORD_ENV)) process.env[env] = PASSWORDS[role as keyof typeof PASSWORDS];
   ctx.nats = await startNatsServer({ authorization: authorizationBlock() });
@@ -54,22 +53,22 @@ t.before(async (ctx) => {
     env: { [USER_ENV]: 'host', [USER_PASSWORD_ENV]: PASSWORDS.host },
   });
   ctx.host = await natsConnect({ servers: ctx.nats.url, user: 'host', pass: PASSWORDS.host });
-});
+}
 
-t.after(async (ctx) => {
+async function stop(ctx: Ctx): Promise<void> {
   await ctx.host?.close();
   await ctx.hosts?.stop();
   await ctx.nats?.destroy();
   for (const env of Object.values(PASSWORD_ENV)) delete process.env[env];
-});
+}
 
-t('the config file names the environment variables, never a password', (ctx) => {
+function configHasNoPassword(ctx: Ctx): void {
   const text = readFileSync(ctx.nats!.configPath, 'utf8');
   for (const env of Object.values(PASSWORD_ENV)) assert.ok(text.includes(`$${env}`), env);
   for (const p of Object.values(PASSWORDS)) assert.not.ok(text.includes(p));
-});
+}
 
-t('an agent uses the memory API; it cannot write the log, forge a heartbeat or command a host', async (ctx) => {
+async function agentIsConfined(ctx: Ctx): Promise<void> {
   const url = ctx.nats!.url;
   const memory = await connect({ servers: url, agent: 'agent-a', user: 'agent', pass: PASSWORDS.agent });
   try {
@@ -109,9 +108,9 @@ t('an agent uses the memory API; it cannot write the log, forge a heartbeat or c
   } finally {
     await agent.close();
   }
-});
+}
 
-t('an operator runs shardmind status; no password or a wrong one is refused', async (ctx) => {
+async function operatorAndStrangers(ctx: Ctx): Promise<void> {
   const url = ctx.nats!.url;
   process.env[USER_ENV] = 'operator';
   process.env[USER_PASSWORD_ENV] = PASSWORDS.operator;
@@ -133,6 +132,18 @@ t('an operator runs shardmind status; no password or a wrong one is refused', as
     );
     assert.match(refused, /Authorization Violation/i);
   }
+}
+
+test('a login cluster: no password in the file; agents confined to the memory API; operators run status; strangers refused', async () => {
+  const ctx: Ctx = {};
+  try {
+    await start(ctx);
+    configHasNoPassword(ctx);
+    await agentIsConfined(ctx);
+    await operatorAndStrangers(ctx);
+  } finally {
+    await stop(ctx);
+  }
 });
 
-t.run();
+test.run();

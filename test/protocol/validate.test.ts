@@ -263,8 +263,8 @@ test('envelope helpers - errorReply and unwrapReply round trip a typed error', (
   rejects(() => unwrapReply('nope'), ErrorCode.INTERNAL);
 });
 
-test('shard ops - the six shard subjects each have a parser', () => {
-  assert.equal([...SHARD_OPS], ['remember', 'recall', 'forget', 'retract', 'history', 'get']);
+test('shard ops - the eight shard subjects each have a parser', () => {
+  assert.equal([...SHARD_OPS], ['remember', 'recall', 'forget', 'retract', 'history', 'get', 'entity', 'lookup']);
   assert.ok(isShardOp('recall'));
   assert.not.ok(isShardOp('toString'));
   assert.not.ok(isShardOp('classify'));
