@@ -3,8 +3,8 @@
  *
  * Why this shape: a `Map<term, number[]>` of growing arrays cost ~0.5 µs per posting (array growth, one array per
  * term, and the garbage of both) — a fifth of the load time. Here a term is interned once per segment to a small
- * integer (`term-table.ts`), and its postings go into chunks carved from one flat Int32Array: 2 postings in a
- * term's first chunk, then 4, 8 and 16 per chunk, each chunk linked to the term's previous one. A posting is 3
+ * integer (`term-table.ts`); its first posting sits beside its entry in `chains`, the rest go into chunks carved
+ * from one flat Int32Array: 2 postings in a term's first chunk, then 4, 8 and 16, each linked to the previous one. A posting is 3
  * int32s: its sequence relative to the segment's first, term frequency and document length. Reads want a term's
  * newest postings first, and walk its chunks from the newest; a reader taking 96 postings touches a few cache lines
  * per chunk instead of one per posting (with one posting per link, walking a common word's postings in a 65k-fact
@@ -22,7 +22,7 @@ const HEADER = 4;
 const POSTING = 3;
 const FIRST_CHUNK = 2;
 const MAX_CHUNK = 16;
-const CHAIN = 4;
+const CHAIN = 8;
 /** A removed (forgotten) posting keeps its slot in the chain with this relative sequence. */
 const REMOVED = -1;
 
@@ -99,8 +99,10 @@ export class SegmentPostings {
   private ident: Int32Array = new Int32Array(1024 * 3);
   private readonly words: (string | undefined)[] = [];
   /**
-   * Per term id, side by side (CHAIN int32s): its newest chunk (NONE: none yet), the postings in it, its capacity,
-   * and the term's live postings.
+   * Per term id, side by side (CHAIN int32s, two terms to a cache line): its newest chunk (NONE: none yet), the
+   * postings in it, its capacity, the term's live postings, its first posting (relative sequence, tf, len) and how
+   * many postings it has had. The first posting lives here, not in a chunk: most terms of a segment get one or two,
+   * and a posting written where the term's lookup already is costs no cache miss.
    */
   private chains: Int32Array = new Int32Array(1024 * CHAIN);
   /** The chunks (see HEADER), allocated one after another. */
@@ -132,6 +134,14 @@ export class SegmentPostings {
   private post(id: number, seq: number, tf: number, len: number): void {
     // Everything the write needs to know is in `chains` (one cache line): the chunk's own header is only written.
     const chains = this.chains;
+    const t = id * CHAIN;
+    chains[t + 3]!++;
+    if (chains[t + 7]!++ === 0) {
+      chains[t + 4] = seq - this.base;
+      chains[t + 5] = tf;
+      chains[t + 6] = len;
+      return;
+    }
     let c = chains[id * CHAIN]!;
     let n = chains[id * CHAIN + 1]!;
     if (c === NONE || n === chains[id * CHAIN + 2]) {
@@ -144,8 +154,7 @@ export class SegmentPostings {
     pool[at + 1] = tf;
     pool[at + 2] = len;
     pool[c + 1] = n + 1;
-    this.chains[id * CHAIN + 1] = n + 1;
-    this.chains[id * CHAIN + 3]!++;
+    chains[t + 1] = n + 1;
   }
 
   /** Starts a new newest chunk for term `id` after `previous` (twice its capacity, up to MAX_CHUNK). */
@@ -200,6 +209,12 @@ export class SegmentPostings {
         return true;
       }
     }
+    const t = id * CHAIN;
+    if (this.chains[t + 7]! > 0 && this.chains[t + 4] === rel) {
+      this.chains[t + 4] = REMOVED;
+      this.chains[t + 3]!--;
+      return true;
+    }
     return false;
   }
 
@@ -211,15 +226,20 @@ export class SegmentPostings {
     let above = 0;
     const pool = this.pool;
     const limit = maxSeq - this.base;
-    walk: for (let c = this.chains[id * CHAIN]!; c !== NONE; c = pool[c]!) {
-      for (let i = pool[c + 1]! - 1; i >= 0; i--) {
-        const rel = pool[c + HEADER + i * POSTING]!;
-        if (rel === REMOVED) continue;
-        if (rel <= limit) break walk;
-        above++;
+    const t = id * CHAIN;
+    walk: {
+      for (let c = this.chains[t]!; c !== NONE; c = pool[c]!) {
+        for (let i = pool[c + 1]! - 1; i >= 0; i--) {
+          const rel = pool[c + HEADER + i * POSTING]!;
+          if (rel === REMOVED) continue;
+          if (rel <= limit) break walk;
+          above++;
+        }
       }
+      const first = this.chains[t + 4]!;
+      if (this.chains[t + 7]! > 0 && first !== REMOVED && first > limit) above++;
     }
-    return this.chains[id * CHAIN + 3]! - above;
+    return this.chains[t + 3]! - above;
   }
 
   /**
@@ -241,6 +261,12 @@ export class SegmentPostings {
         visit(seq, pool[at + 1]!, pool[at + 2]!);
         if (++n === cap) return n;
       }
+    }
+    const t = id * CHAIN;
+    const first = this.chains[t + 4]!;
+    if (this.chains[t + 7]! > 0 && first !== REMOVED && this.base + first <= maxSeq) {
+      visit(this.base + first, this.chains[t + 5]!, this.chains[t + 6]!);
+      n++;
     }
     return n;
   }
@@ -274,7 +300,18 @@ export class SegmentPostings {
     // One pass over the chunks in the order they were allocated — a term's in ascending order — writing each posting
     // at its term's cursor: sequential reads, where walking each term's chunks in block order was a miss per chunk.
     const cursor = new Float64Array(terms);
-    for (let k = 0; k < n; k++) cursor[order[k]!] = k === 0 ? 0 : ends[k - 1]!;
+    const chains = this.chains;
+    // Each term's first posting (its oldest) opens its block.
+    for (let k = 0; k < n; k++) {
+      const id = order[k]!;
+      let at = k === 0 ? 0 : ends[k - 1]!;
+      const first = chains[id * CHAIN + 4]!;
+      if (first !== REMOVED) {
+        writePosting(out, at, this.base + first, chains[id * CHAIN + 5]!, chains[id * CHAIN + 6]!);
+        at += POSTING_BYTES;
+      }
+      cursor[id] = at;
+    }
     for (let c = 0; c < this.poolUsed; c += HEADER + pool[c + 2]! * POSTING) {
       const id = pool[c + 3]!;
       if (rank[id] === -1) continue;
@@ -283,17 +320,7 @@ export class SegmentPostings {
         const p = c + HEADER + i * POSTING;
         const rel = pool[p]!;
         if (rel === REMOVED) continue;
-        const seq = this.base + rel;
-        const high = Math.floor(seq / 0x100000000);
-        const low = seq - high * 0x100000000;
-        out[at] = high >>> 8;
-        out[at + 1] = high;
-        out[at + 2] = low >>> 24;
-        out[at + 3] = low >>> 16;
-        out[at + 4] = low >>> 8;
-        out[at + 5] = low;
-        out[at + 6] = Math.min(255, pool[p + 1]!);
-        out[at + 7] = Math.min(255, pool[p + 2]!);
+        writePosting(out, at, this.base + rel, pool[p + 1]!, pool[p + 2]!);
         at += POSTING_BYTES;
       }
       cursor[id] = at;
@@ -411,6 +438,20 @@ export class SegmentPostings {
     const id = this.idOf(term);
     return id === undefined || this.rank === undefined ? -1 : this.rank[id] ?? -1;
   }
+}
+
+/** A posting's 8 bytes (see `codec.ts`): seq (6 bytes, big-endian), then tf and length saturating at 255. */
+function writePosting(out: Buffer, at: number, seq: number, tf: number, len: number): void {
+  const high = Math.floor(seq / 0x100000000);
+  const low = seq - high * 0x100000000;
+  out[at] = high >>> 8;
+  out[at + 1] = high;
+  out[at + 2] = low >>> 24;
+  out[at + 3] = low >>> 16;
+  out[at + 4] = low >>> 8;
+  out[at + 5] = low;
+  out[at + 6] = Math.min(255, tf);
+  out[at + 7] = Math.min(255, len);
 }
 
 /** Term ids below this share a float64 with their h1 in `sortedLiveTerms` (2^21 · 2^32 = 2^53). */
