@@ -26,3 +26,4 @@ export { runNatsConfig, natsConfigFor, natsServerPlan, natsConfigCommand } from 
 export { authorizationBlock, natsCredentialsFromEnv, PASSWORD_ENV, USER_ENV, USER_PASSWORD_ENV, ROLE_PERMISSIONS } from './nats-auth.ts';
 export type { NatsRole } from './nats-auth.ts';
 export { runMcp, McpServer, MCP_TOOLS, MCP_PROTOCOL_VERSIONS, mcpCommand } from './mcp.ts';
+export { PASSWORD_RULE } from './nats-auth.ts';

@@ -9,7 +9,8 @@
  *   `apply`).
  *
  * Passwords never sit in a file: the server config refers to environment variables, which nats-server resolves at
- * start and refuses to start without. Every shardmind process (host, CLI, the TypeScript client through
+ * start and refuses to start without. nats-server parses the variable's value as a config token, so a password must
+ * start with a letter and hold only letters, digits, `_` and `-` (`PASSWORD_RULE`; e.g. `sm` + 48 hex digits). Every shardmind process (host, CLI, the TypeScript client through
  * `natsCredentialsFromEnv`) connects as `SHARDMIND_NATS_USER` with `SHARDMIND_NATS_PASSWORD` when they are set.
  */
 import { SHARD_OPS } from '../protocol/index.ts';
@@ -22,6 +23,9 @@ export const PASSWORD_ENV: Readonly<Record<NatsRole, string>> = {
   agent: 'SHARDMIND_AGENT_PASSWORD',
   operator: 'SHARDMIND_OPERATOR_PASSWORD',
 };
+
+/** What nats-server reads back as a plain string from an environment reference. */
+export const PASSWORD_RULE = /^[A-Za-z][A-Za-z0-9_-]{11,}$/;
 
 /** The environment variables a shardmind process connects with. */
 export const USER_ENV = 'SHARDMIND_NATS_USER';

@@ -9,7 +9,7 @@ import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
 import { ConfigError, loadConfig, nodeByName } from '../config/index.ts';
 import type { ClusterConfig, NodeConfig } from '../config/index.ts';
-import { authorizationBlock, PASSWORD_ENV, USER_ENV, USER_PASSWORD_ENV } from './nats-auth.ts';
+import { authorizationBlock, PASSWORD_ENV, PASSWORD_RULE, USER_ENV, USER_PASSWORD_ENV } from './nats-auth.ts';
 import { natsServerConfig } from './nats-server.ts';
 
 export const DEFAULT_NATS_CLIENT_PORT = 4222;
@@ -65,7 +65,8 @@ export function natsConfigFor(config: ClusterConfig, nodeName: string, options: 
 const USAGE = `usage: shardmind nats-config --node NAME [--config FILE] [--out FILE] [--auth]
 
 --auth: clients must log in as host, agent or operator (passwords from the server's environment:
-${Object.values(PASSWORD_ENV).join(', ')}); shardmind processes connect as $${USER_ENV} / $${USER_PASSWORD_ENV}.`;
+${Object.values(PASSWORD_ENV).join(', ')}: a letter, then letters, digits, _ or -; e.g.
+sm$(openssl rand -hex 24)); shardmind processes connect as $${USER_ENV} / $${USER_PASSWORD_ENV}.`;
 
 /** The command. Prints the config, or writes it to `--out`; returns the exit code. */
 export async function runNatsConfig(
@@ -91,6 +92,15 @@ export async function runNatsConfig(
   return orConfigError(io, async () => {
     const config = await loadConfig(values.config);
     const text = natsConfigFor(config, node, { auth: values.auth === true });
+    if (values.auth) {
+      // A password nats-server would misread (it parses the value as a config token) fails only when it starts.
+      for (const env of Object.values(PASSWORD_ENV)) {
+        const value = process.env[env];
+        if (value !== undefined && !PASSWORD_RULE.test(value)) {
+          io.err(`warning: $${env} must start with a letter and hold only letters, digits, _ and - (12+ characters), or nats-server will not start\n`);
+        }
+      }
+    }
     if (values.out) {
       mkdirSync(dirname(resolve(values.out)), { recursive: true });
       writeFileSync(values.out, text);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
 import { spawnSync } from 'node:child_process';
-import { freePort, NatsServerProcess, waitForJetStream, runNatsConfig, natsConfigFor, PASSWORD_ENV } from '../../cli/index.ts';
+import { freePort, NatsServerProcess, waitForJetStream, runNatsConfig, natsConfigFor, PASSWORD_ENV, PASSWORD_RULE } from '../../cli/index.ts';
 import { resolveConfig, ConfigError, type ClusterConfigInput } from '../../config/index.ts';
 
 async function loopbackInput(dataDir: string): Promise<ClusterConfigInput> {
@@ -137,6 +137,12 @@ test('nats-config --auth - nats-server accepts the authorization block, and refu
     const without = check(Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SHARDMIND_'))));
     assert.is.not(without.status, 0);
     assert.match(without.stderr + without.stdout, /SHARDMIND_HOST_PASSWORD/);
+    // nats-server parses the value as a config token: PASSWORD_RULE is what it reads back as a string.
+    const digitFirst = check({ ...process.env, ...Object.fromEntries(Object.values(PASSWORD_ENV).map((k) => [k, '4a5b6c7d8e9f0a1b'])) });
+    assert.is.not(digitFirst.status, 0);
+    assert.match(digitFirst.stderr + digitFirst.stdout, /could not be parsed/);
+    assert.not.ok(PASSWORD_RULE.test('4a5b6c7d8e9f0a1b'));
+    assert.ok(PASSWORD_RULE.test('sm4a5b6c7d8e9f0a1b'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
