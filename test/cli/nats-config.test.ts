@@ -138,10 +138,10 @@ test('nats-config --auth - nats-server accepts the authorization block, and refu
     assert.is.not(without.status, 0);
     assert.match(without.stderr + without.stdout, /SHARDMIND_HOST_PASSWORD/);
     // nats-server parses the value as a config token: PASSWORD_RULE is what it reads back as a string.
-    const digitFirst = check({ ...process.env, ...Object.fromEntries(Object.values(PASSWORD_ENV).map((k) => [k, '4a5b6c7d8e9f0a1b'])) });
+    const digitFirst = check({ ...process.env, ...Object.fromEntries(Object.values(PASSWORD_ENV).map((k) => [k, '4e59a6b7c8d9f0a1'])) });
     assert.is.not(digitFirst.status, 0);
     assert.match(digitFirst.stderr + digitFirst.stdout, /could not be parsed/);
-    assert.not.ok(PASSWORD_RULE.test('4a5b6c7d8e9f0a1b'));
+    assert.not.ok(PASSWORD_RULE.test('4e59a6b7c8d9f0a1'));
     assert.ok(PASSWORD_RULE.test('sm4a5b6c7d8e9f0a1b'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
