@@ -25,7 +25,7 @@ import shipped from '../../cluster.config.ts';
 import { startHosts, type HostCluster } from '../harness/hosts.ts';
 
 // nats-server parses an environment variable's value as a config token: it must start with a letter (a hex string
-// starting with a digit is read as a number and fails to parse — how this test first flaked, 2 runs in 7).
+// like 4e59… reads as a number and fails to parse — how this test first flaked, 2 runs in 7).
 const password = (): string => `p${randomBytes(12).toString('hex')}`;
 const PASSWORDS = { host: password(), agent: password(), operator: password() };
 
