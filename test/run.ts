@@ -70,6 +70,11 @@ function runFile(file: string): Promise<FileResult> {
       }
       // uvu's Total counts the tests that ran; skipped ones are reported apart.
       let failed = Math.max(0, total - passed);
+      // uvu's runner returns from a `finally`, so an error thrown by a `before` hook vanishes: no test runs, none
+      // is marked failed, nothing is printed. Say so, or the file just reads "0 passed".
+      if (failed > 0 && !out.includes('FAIL')) {
+        process.stdout.write(`${rel}: ${failed} test(s) did not run and uvu printed no error: a before hook probably threw (uvu hides it)\n`);
+      }
       // uvu exits non-zero on failure; a non-zero exit with a clean summary still means something broke.
       if (failed === 0 && code !== 0) failed = 1;
       resolve({ file: rel, passed, failed, skipped, ms: Date.now() - started });
