@@ -33,3 +33,12 @@ export async function connectCluster(servers: readonly string[], name: string): 
   // On a cluster that requires it, as SHARDMIND_NATS_USER (`operator`) with SHARDMIND_NATS_PASSWORD (cli/nats-auth.ts).
   return connect({ servers: [...servers], name, timeout: 5_000, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...(natsCredentialsFromEnv() ?? {}) });
 }
+
+/** Where an agent-side command (`remember`, `recall`, `mcp`) connects: `--servers`, or every NATS URL in the config. */
+export async function agentServers(o: { config?: string; servers?: string }): Promise<string[]> {
+  const given = (o.servers ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  return given.length > 0 ? given : [...new Set((await loadConfig(o.config)).nodes.flatMap((n) => n.nats))];
+}

@@ -11,7 +11,7 @@
  */
 import { createInterface } from 'node:readline';
 import { connect, type RecalledFact, type ShardmindClient } from '../client/index.ts';
-import { loadConfig } from '../config/index.ts';
+import { agentServers } from './cluster-connect.ts';
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
@@ -321,10 +321,7 @@ export async function runMcp(argv: readonly string[], io: Io = stdio): Promise<n
   );
   if (typeof parsed === 'number') return parsed;
   const { values } = parsed;
-  const servers = await orConfigError(io, async () => {
-    const given = (values.servers ?? '').split(',').map((x) => x.trim()).filter(Boolean);
-    return given.length > 0 ? given : [...new Set((await loadConfig(values.config)).nodes.flatMap((n) => n.nats))];
-  });
+  const servers = await orConfigError(io, () => agentServers(values));
   if (servers === 1) return 1;
   let memory: ShardmindClient;
   try {

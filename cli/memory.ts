@@ -9,7 +9,7 @@
 import { connect, type RecalledFact, type ShardmindClient } from '../client/index.ts';
 import { ShardmindError } from '../protocol/index.ts';
 import { intFlag, orConfigError, parseCommandFlags, UsageError } from './args.ts';
-import { loadConfig } from '../config/index.ts';
+import { agentServers } from './cluster-connect.ts';
 import { natsCredentialsFromEnv } from './nats-auth.ts';
 import type { Command } from './command.ts';
 import { renderTable, stdio, type Io } from './status.ts';
@@ -145,10 +145,7 @@ async function withClient(
   values: { config?: string; servers?: string; agent?: string; node?: string },
   work: (memory: ShardmindClient) => Promise<void>,
 ): Promise<number> {
-  const servers = await orConfigError(io, async () => {
-    const given = (values.servers ?? '').split(',').map((x) => x.trim()).filter(Boolean);
-    return given.length > 0 ? given : [...new Set((await loadConfig(values.config)).nodes.flatMap((n) => n.nats))];
-  });
+  const servers = await orConfigError(io, () => agentServers(values));
   if (servers === 1) return 1;
   let memory: ShardmindClient | undefined;
   try {
