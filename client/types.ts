@@ -3,7 +3,7 @@
  * The wire shapes (ISO strings, `v: 1`) are in `protocol/wire.ts`; `client/convert.ts` maps between them.
  */
 import type { NatsConnection } from 'nats';
-import type { Encoding } from '../protocol/index.ts';
+import type { Encoding, WireChangeEvent } from '../protocol/index.ts';
 import type { RetryPolicy } from './retry.ts';
 
 export interface ConnectOptions {
@@ -215,25 +215,13 @@ export interface EntityView extends Entity {
   readonly domain: string;
 }
 
-/** One change another agent (or this one) made, as the shard's leader announced it (`watch`). */
-export interface Change {
+/**
+ * One change another agent (or this one) made, as the shard's leader announced it (`watch`): the wire's event
+ * (`op`, `status`, `factId`, `text`, `subject`, `predicate`, `object`, `superseded`, `entity`, `agent`, `node`,
+ * `task`; docs/protocol.md, the change feed) with the domain it happened in.
+ */
+export interface Change extends WireChangeEvent {
   readonly domain: string;
-  readonly seq: number;
-  /** assert (a remember), forget, retract, reinforce, entity. */
-  readonly op: string;
-  /** created, reinforced, superseded_previous, recorded_superseded, forgotten, retracted, entity. */
-  readonly status: string;
-  readonly factId?: string;
-  readonly text?: string;
-  readonly subject?: string;
-  readonly predicate?: string;
-  readonly object?: FactObject;
-  /** Facts this change closed. */
-  readonly superseded?: readonly string[];
-  readonly entity?: string;
-  readonly agent: string;
-  readonly node?: string;
-  readonly task?: string;
 }
 
 export interface WatchOptions {

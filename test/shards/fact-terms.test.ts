@@ -7,6 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FactTerms, hashTerm, tokenize, type Fact } from '../../shards/index.ts';
+import { prng } from './helpers.ts';
 
 type Fields = Pick<Fact, 'text' | 'subject' | 'predicate' | 'object'>;
 
@@ -56,17 +57,6 @@ const PIECES = [
   'über', 'café', 'naïve', '\u212a', '😀', 'mañana', 'x1', '3d', 'it\'s', 'e-mail', 'co_op',
 ];
 const SEPARATORS = [' ', '  ', ', ', '. ', '!', '-', '\n', '\t', '/', '(', ')', '"'];
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('the in-place scan gives the terms tokenize and hashTerm define, on ASCII and non-ASCII text', () => {
   const random = prng(5);
