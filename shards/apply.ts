@@ -2,6 +2,11 @@
  * Applying log entries: the only code that changes a shard. Runs inside one LMDB write transaction per batch and is
  * deterministic — it reads only the entry, its sequence and the store (no clock, no randomness), so the same entries
  * in the same order leave the same bytes on every replica, whatever the batch boundaries.
+ *
+ * A log message is one entry or a group of them (`BatchEntry`, the leader's group commit). Each entry takes one
+ * store *position*, which keys everything it writes (fact ids, episodes, postings, op results); positions equal log
+ * sequences until a batch puts several entries under one sequence (see `StoreState.offset`). Results carry the log
+ * sequence, which is what clients compare with `appliedSeq`.
  */
 import { decodeValue, encodeValue } from './codec.ts';
 import { challengerWins } from './conflict.ts';
@@ -32,18 +37,28 @@ import type {
   Fact,
   FactObject,
   ForgetEntry,
+  BatchEntry,
   LogEntry,
+  LogMessage,
   MarkerEntry,
   PredicateSpec,
   ReinforceEntry,
   RetractEntry,
   LeadershipMark,
 } from './types.ts';
-import { DEFAULT_CONFIDENCE, validateEntry, type ResolvedOptions } from './validate.ts';
+import { batchProblem, DEFAULT_CONFIDENCE, validateEntry, type ResolvedOptions } from './validate.ts';
 
 /** Counters and the applied sequence, stored together as `meta/state` in every batch's transaction. */
 export interface StoreState {
+  /** The last log sequence applied. */
   appliedSeq: number;
+  /**
+   * How far store positions run ahead of log sequences. Facts, episodes, postings and op results are keyed by
+   * position: the message at log sequence s takes positions s + offset … s + offset + k − 1 (k: the entries of a
+   * batch, else 1), then offset grows by k − 1. 0 until the log holds a batch, so a log without batches keys
+   * everything by its sequence, as stores always did.
+   */
+  offset: number;
   facts: number;
   activeFacts: number;
   entities: number;
@@ -55,11 +70,21 @@ export interface StoreState {
   mergedTerms: number;
 }
 
-export const EMPTY_STATE: StoreState = { appliedSeq: 0, facts: 0, activeFacts: 0, entities: 0, episodes: 0, docs: 0, docLength: 0, mergedTerms: NO_MERGE };
+export const EMPTY_STATE: StoreState = { appliedSeq: 0, offset: 0, facts: 0, activeFacts: 0, entities: 0, episodes: 0, docs: 0, docLength: 0, mergedTerms: NO_MERGE };
 
-export function stateRecord(s: StoreState): StoreState {
+/** The last store position used: reads bound postings and fact keys by it. */
+export function appliedPosition(s: StoreState): number {
+  return s.appliedSeq + s.offset;
+}
+
+/**
+ * The stored form. `offset` is written only once a batch has made it non-zero, so a store fed no batches holds the
+ * bytes it always did (and one written before batches existed reads offset 0).
+ */
+export function stateRecord(s: StoreState): Partial<StoreState> {
   return {
     appliedSeq: s.appliedSeq,
+    ...(s.offset !== 0 && { offset: s.offset }),
     facts: s.facts,
     activeFacts: s.activeFacts,
     entities: s.entities,
@@ -89,6 +114,8 @@ const IDENTITY: IdentityFields = { active: false, subject: undefined, predicate:
 export class Applier {
   /** The id of the fact the entry being applied created, if it did (its op result then need not store it). */
   private created: string | undefined;
+  /** The log sequence of the message being applied: every result of it carries this one, not a store position. */
+  private seq = 0;
   /** The standing value's bytes, found by `activeValueOf`. */
   private incumbentBytes: Buffer | undefined;
   /** The index terms of the fact being filed, reused by every assert and forget. */
@@ -103,45 +130,64 @@ export class Applier {
     readonly state: StoreState,
   ) {}
 
-  /** Applies one entry at `seq` (already known to be above appliedSeq). Never throws for bad entries. */
-  apply(seq: number, raw: LogEntry): ApplyResult {
-    const opId = typeof raw?.opId === 'string' && raw.opId !== '' ? raw.opId : `seq:${seqKey(seq)}`;
-    // Every sequence moves the segment forward, duplicates included: start-up rebuilds the open segment of
-    // `appliedSeq`, so an earlier segment must already be merged by then.
-    this.postings.rollTo(seq);
+  /**
+   * Applies the log message at `seq` (already known to be above appliedSeq), pushing one result per op onto
+   * `results`: a plain entry, or each entry of a batch at consecutive store positions. A malformed batch (see
+   * `batchProblem`) is one rejected op. Never throws for bad entries.
+   */
+  applyMessage(seq: number, message: LogMessage, results: ApplyResult[]): void {
+    this.seq = seq;
+    const first = seq + this.state.offset;
+    if (isBatch(message)) {
+      const problem = batchProblem(message);
+      if (problem !== undefined) results.push(this.applyAt(first, message, problem));
+      else {
+        const entries = message.entries;
+        for (let i = 0; i < entries.length; i++) results.push(this.applyAt(first + i, entries[i]!, undefined));
+        this.state.offset += entries.length - 1;
+      }
+    } else results.push(this.applyAt(first, message, undefined));
+    this.state.appliedSeq = seq;
+  }
+
+  /** Applies one op at store position `pos`; `malformed`: what is wrong with it, already known (a bad batch). */
+  private applyAt(pos: number, raw: LogEntry | BatchEntry, malformed: string | undefined): ApplyResult {
+    const opId = typeof raw?.opId === 'string' && raw.opId !== '' ? raw.opId : `seq:${seqKey(pos)}`;
+    // Every position moves the segment forward, duplicates included: start-up rebuilds the open segment of the
+    // applied position, so an earlier segment must already be merged by then.
+    this.postings.rollTo(pos);
     const prior = this.ops.find(opId);
-    if (prior !== undefined) {
-      this.state.appliedSeq = seq;
-      return { ...prior, duplicate: true };
-    }
+    if (prior !== undefined) return { ...prior, duplicate: true };
     let result: ApplyResult;
     this.created = undefined;
-    try {
-      const entry = validateEntry(raw);
-      result = this.dispatch(seq, entry);
-    } catch (err) {
-      if (!(err instanceof ShardValidationError)) throw err;
-      result = { seq, opId, status: 'rejected', error: { code: 'BAD_REQUEST', message: err.message } };
+    if (malformed !== undefined) result = { seq: this.seq, opId, status: 'rejected', error: { code: 'BAD_REQUEST', message: malformed } };
+    else {
+      try {
+        const entry = validateEntry(raw);
+        result = this.dispatch(pos, entry);
+      } catch (err) {
+        if (!(err instanceof ShardValidationError)) throw err;
+        result = { seq: this.seq, opId, status: 'rejected', error: { code: 'BAD_REQUEST', message: err.message } };
+      }
     }
-    this.ops.record(opId, result, result.factId !== undefined && result.factId === this.created);
-    this.state.appliedSeq = seq;
+    this.ops.record(opId, result, pos, result.factId !== undefined && result.factId === this.created);
     return result;
   }
 
-  private dispatch(seq: number, e: LogEntry): ApplyResult {
+  private dispatch(pos: number, e: LogEntry): ApplyResult {
     switch (e.op) {
       case 'assert':
-        return this.assert(seq, e);
+        return this.assert(pos, e);
       case 'reinforce':
-        return this.reinforceById(seq, e);
+        return this.reinforceById(pos, e);
       case 'retract':
-        return this.retract(seq, e);
+        return this.retract(e);
       case 'forget':
-        return this.forget(seq, e);
+        return this.forget(e);
       case 'entity':
-        return this.upsertEntity(seq, e);
+        return this.upsertEntity(e);
       case 'marker':
-        return this.marker(seq, e);
+        return this.marker(e);
     }
   }
 
@@ -150,7 +196,7 @@ export class Applier {
     return seq === undefined ? undefined : this.factAt(seq);
   }
 
-  /** The fact created at `seq`. */
+  /** The fact created at store position `seq`. */
   factAt(seq: number): Fact | undefined {
     const bytes = this.t.facts.getBinaryFast(seq);
     return bytes === undefined ? undefined : decodeFact(bytes, this.options.domain);
@@ -186,7 +232,7 @@ export class Applier {
     return (predicate !== undefined ? this.options.predicates[predicate] : undefined) ?? this.options.defaultPredicate;
   }
 
-  private assert(seq: number, e: AssertEntry): ApplyResult {
+  private assert(pos: number, e: AssertEntry): ApplyResult {
     const f = e.fact;
     const subject = f.subject === undefined ? undefined : this.resolveEntity(f.subject);
     const object: FactObject | undefined =
@@ -198,11 +244,11 @@ export class Applier {
     const identity = identityHash(subject, f.predicate, object, f.text);
     const same = this.activeWithIdentity(identity, subject, f.predicate, object, f.text);
     if (same !== undefined) {
-      this.reinforce(same, seq, e, confidence, observedAt, f.text, f.validFrom ?? observedAt);
-      return { seq, opId: e.opId, status: 'reinforced', factId: same.id };
+      this.reinforce(same, pos, e, confidence, observedAt, f.text, f.validFrom ?? observedAt);
+      return { seq: this.seq, opId: e.opId, status: 'reinforced', factId: same.id };
     }
 
-    const id = factIdFor(this.options.domain, seq);
+    const id = factIdFor(this.options.domain, pos);
     this.created = id;
     // A plain literal (absent optionals as undefined): encodeFact writes them as null, so the bytes are the same
     // as with the keys left out, and V8 does not clone objects for conditional spreads on this hot path.
@@ -223,12 +269,12 @@ export class Applier {
       confirmations: 1,
       source: e.source,
       status: 'active',
-      seq,
-      // episodeIdFor(id, seq): the id's own sequence part, without formatting it again.
+      seq: pos,
+      // episodeIdFor(id, pos): the id's own sequence part, without formatting it again.
       episodeId: id + '/' + id.slice(this.options.domain.length + 1, id.lastIndexOf(':')),
     };
 
-    let result: ApplyResult = { seq, opId: e.opId, status: 'created', factId: id };
+    let result: ApplyResult = { seq: this.seq, opId: e.opId, status: 'created', factId: id };
     if (subject !== undefined && f.predicate !== undefined && spec.cardinality === 'one') {
       const key = subjectPredicateHash(subject, f.predicate);
       // The standing value is read from its bytes (no decoded fact): it is superseded by patching a copy of them.
@@ -248,27 +294,27 @@ export class Applier {
           this.indexes.identities.remove(identity, incumbent);
           this.state.activeFacts--;
           this.indexes.activeValues.remove(key, incumbent);
-          this.indexes.activeValues.add(key, seq);
-          result = { seq, opId: e.opId, status: 'superseded_previous', factId: id, supersededIds: [factIdFor(this.options.domain, incumbent)] };
+          this.indexes.activeValues.add(key, pos);
+          result = { seq: this.seq, opId: e.opId, status: 'superseded_previous', factId: id, supersededIds: [factIdFor(this.options.domain, incumbent)] };
         } else {
           // The active value is valid later in world time: this one is history the moment it arrives.
           const validTo = Math.max(fact.validFrom, Math.min(fact.validTo ?? standingFrom, standingFrom));
           fact = withChanges(fact, { validTo, invalidatedAt: e.recordedAt, status: 'superseded' });
-          result = { seq, opId: e.opId, status: 'recorded_superseded', factId: id };
+          result = { seq: this.seq, opId: e.opId, status: 'recorded_superseded', factId: id };
         }
       } else {
-        this.indexes.activeValues.add(key, seq);
+        this.indexes.activeValues.add(key, pos);
       }
     }
 
     this.appendFact(fact);
-    if (isActive(fact.status)) this.indexes.identities.add(identity, seq);
+    if (isActive(fact.status)) this.indexes.identities.add(identity, pos);
     // The creating observation is the fact record itself until the fact first changes confidence (see `reinforce`).
     this.state.episodes++;
     this.state.facts++;
     if (isActive(fact.status)) this.state.activeFacts++;
     const length = this.terms.scan(fact);
-    this.postings.addFact(this.terms, seq);
+    this.postings.addFact(this.terms, pos);
     if (length > 0) {
       this.state.docs++;
       this.state.docLength += length;
@@ -311,8 +357,8 @@ export class Applier {
     this.indexes.identities.remove(identityHash(f.subject, f.predicate, f.object, f.text), f.seq);
   }
 
-  private putEpisode(factId: string, seq: number, e: LogEntry, text: string, observedAt: number, confidence: number): void {
-    const ep: Episode = { id: episodeIdFor(factId, seq), factId, seq, text, source: e.source, observedAt, recordedAt: e.recordedAt, confidence };
+  private putEpisode(factId: string, pos: number, e: LogEntry, text: string, observedAt: number, confidence: number): void {
+    const ep: Episode = { id: episodeIdFor(factId, pos), factId, seq: pos, text, source: e.source, observedAt, recordedAt: e.recordedAt, confidence };
     this.t.episodes.putSync(ep.id, encodeEpisode(ep));
     this.state.episodes++;
   }
@@ -321,7 +367,7 @@ export class Applier {
    * Independent evidence: the old confidence, decayed to the new observation, combined with the new one. An
    * observation older than the last reinforcement does not decay the old value (time never runs backwards here).
    */
-  private reinforce(f: Fact, seq: number, e: LogEntry, confidence: number, observedAt: number, text: string, validFrom?: number): void {
+  private reinforce(f: Fact, pos: number, e: LogEntry, confidence: number, observedAt: number, text: string, validFrom?: number): void {
     // A fact seen once holds its creating observation (text, source, times, confidence — none of which change until
     // now); before the first reinforcement overwrites the confidence, that observation becomes an episode record.
     if (f.confirmations === 1) {
@@ -338,26 +384,26 @@ export class Applier {
         ...(latest > f.validFrom && { latestValidFrom: latest }),
       }),
     );
-    this.putEpisode(f.id, seq, e, text, observedAt, confidence);
+    this.putEpisode(f.id, pos, e, text, observedAt, confidence);
   }
 
-  private notFound(seq: number, opId: string, factId: string): ApplyResult {
-    return { seq, opId, status: 'rejected', factId, error: { code: 'NOT_FOUND', message: `no fact ${factId} in domain ${this.options.domain}` } };
+  private notFound(opId: string, factId: string): ApplyResult {
+    return { seq: this.seq, opId, status: 'rejected', factId, error: { code: 'NOT_FOUND', message: `no fact ${factId} in domain ${this.options.domain}` } };
   }
 
-  private reinforceById(seq: number, e: ReinforceEntry): ApplyResult {
+  private reinforceById(pos: number, e: ReinforceEntry): ApplyResult {
     const f = this.getFact(e.factId);
-    if (f === undefined || f.status === 'forgotten') return this.notFound(seq, e.opId, e.factId);
+    if (f === undefined || f.status === 'forgotten') return this.notFound(e.opId, e.factId);
     if (!isActive(f.status)) {
-      return { seq, opId: e.opId, status: 'rejected', factId: f.id, error: { code: 'BAD_REQUEST', message: `fact ${f.id} is ${f.status}, not active` } };
+      return { seq: this.seq, opId: e.opId, status: 'rejected', factId: f.id, error: { code: 'BAD_REQUEST', message: `fact ${f.id} is ${f.status}, not active` } };
     }
-    this.reinforce(f, seq, e, e.confidence ?? DEFAULT_CONFIDENCE, e.observedAt ?? e.recordedAt, f.text);
-    return { seq, opId: e.opId, status: 'reinforced', factId: f.id };
+    this.reinforce(f, pos, e, e.confidence ?? DEFAULT_CONFIDENCE, e.observedAt ?? e.recordedAt, f.text);
+    return { seq: this.seq, opId: e.opId, status: 'reinforced', factId: f.id };
   }
 
-  private retract(seq: number, e: RetractEntry): ApplyResult {
+  private retract(e: RetractEntry): ApplyResult {
     const f = this.getFact(e.factId);
-    if (f === undefined || f.status === 'forgotten') return this.notFound(seq, e.opId, e.factId);
+    if (f === undefined || f.status === 'forgotten') return this.notFound(e.opId, e.factId);
     if (isActive(f.status)) {
       const validTo = Math.max(f.validFrom, e.validTo ?? e.recordedAt);
       this.putFact(withChanges(f, { validTo: Math.min(validTo, f.validTo ?? validTo), invalidatedAt: e.recordedAt, status: 'retracted' }));
@@ -365,7 +411,7 @@ export class Applier {
       this.clearActivePointer(f);
       this.releaseIdentity(f);
     }
-    return { seq, opId: e.opId, status: 'retracted', factId: f.id };
+    return { seq: this.seq, opId: e.opId, status: 'retracted', factId: f.id };
   }
 
   private clearActivePointer(f: Fact): void {
@@ -374,11 +420,11 @@ export class Applier {
   }
 
   /** The text leaves the fact, every index entry and every episode; a tombstone with ids and times stays. */
-  private forget(seq: number, e: ForgetEntry): ApplyResult {
+  private forget(e: ForgetEntry): ApplyResult {
     const f = this.getFact(e.factId);
     const createdSeq = seqOfFactId(e.factId);
-    if (f === undefined || createdSeq === undefined) return this.notFound(seq, e.opId, e.factId);
-    if (f.status === 'forgotten') return { seq, opId: e.opId, status: 'forgotten', factId: f.id };
+    if (f === undefined || createdSeq === undefined) return this.notFound(e.opId, e.factId);
+    if (f.status === 'forgotten') return { seq: this.seq, opId: e.opId, status: 'forgotten', factId: f.id };
     const terms = this.terms;
     const length = terms.scan(f);
     for (let i = 0; i < terms.count; i++) this.postings.remove(terms.name(i), createdSeq);
@@ -413,7 +459,7 @@ export class Applier {
       seq: f.seq,
     };
     this.putFact(tombstone);
-    return { seq, opId: e.opId, status: 'forgotten', factId: f.id };
+    return { seq: this.seq, opId: e.opId, status: 'forgotten', factId: f.id };
   }
 
   getEntity(idOrAlias: string): Entity | undefined {
@@ -426,7 +472,7 @@ export class Applier {
   }
 
   /** Upsert: name and type replace, aliases union (in first-seen order), attributes merge key by key. */
-  private upsertEntity(seq: number, e: EntityEntry): ApplyResult {
+  private upsertEntity(e: EntityEntry): ApplyResult {
     const input = e.entity;
     const bytes = this.t.entities.getBinary(input.id);
     const old = bytes === undefined ? undefined : decodeValue<Entity>(bytes);
@@ -450,12 +496,17 @@ export class Applier {
     const id = encodeValue(entity.id);
     this.t.aliases.putSync(entity.id.toLowerCase(), id);
     for (const a of aliases) this.t.aliases.putSync(a.toLowerCase(), id);
-    return { seq, opId: e.opId, status: 'entity' };
+    return { seq: this.seq, opId: e.opId, status: 'entity' };
   }
 
-  private marker(seq: number, e: MarkerEntry): ApplyResult {
-    const mark: LeadershipMark = { kind: e.kind, epoch: e.epoch, node: e.node, ...(e.to !== undefined && { to: e.to }), seq };
+  private marker(e: MarkerEntry): ApplyResult {
+    const mark: LeadershipMark = { kind: e.kind, epoch: e.epoch, node: e.node, ...(e.to !== undefined && { to: e.to }), seq: this.seq };
     this.t.meta.putSync('leadership', encodeValue(mark));
-    return { seq, opId: e.opId, status: 'marker' };
+    return { seq: this.seq, opId: e.opId, status: 'marker' };
   }
+}
+
+/** A grouped message (group commit), told apart from an entry by its op; anything else applies as an entry. */
+function isBatch(message: LogMessage): message is BatchEntry {
+  return typeof message === 'object' && message !== null && message.op === 'batch';
 }

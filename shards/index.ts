@@ -15,6 +15,8 @@ export type {
   EntityEntry,
   MarkerEntry,
   LogEntry,
+  BatchEntry,
+  LogMessage,
   ApplyStatus,
   ApplyResult,
   FactStatus,
@@ -44,6 +46,8 @@ export {
   DEFAULT_PREDICATE,
   DEFAULT_RECALL_FLOOR,
   MAX_LIMIT,
+  MAX_BATCH_ENTRIES,
+  batchProblem,
   MAX_TEXT_BYTES,
 } from './validate.ts';
 export { effectiveConfidence, combineConfidence, recencyWeight, DAY_MS } from './decay.ts';

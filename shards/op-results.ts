@@ -1,12 +1,14 @@
 /**
  * Op results: what each applied op got, so a retried op (same opId) gets its first answer again, marked
- * `duplicate`.
+ * `duplicate`. Ops are filed by store position (`apply.ts`); a result reports the log sequence of its message, which
+ * trails the position by the store's offset once the log held batches, so an entry stores that difference when it
+ * is not 0.
  *
  * Why grouped by sequence: keyed by the client's opId, every write cost a random B-tree read (the dedupe check) and
  * a random insert, ~2.5 µs of a fact's load time; keyed by sequence and appended, still a put (~0.5 µs) per op.
- * Here the results of GROUP consecutive sequences share one record, keyed by `seq / GROUP` and built in memory: a
+ * Here the results of GROUP consecutive positions share one record, keyed by `position / GROUP` and built in memory: a
  * batch puts each group it touched once, at its end (`flush`), the first time as an append. A group's bytes are its
- * entries in sequence order however the log was batched. Which sequence holds an opId is an in-memory multimap from
+ * entries in position order however the log was batched. Which position holds an opId is an in-memory multimap from
  * a 32-bit hash of the opId (`key-index.ts`), rebuilt at open from the hashes stored in the entries — derived data,
  * so it cannot change the bytes on disk. A hash hit is confirmed against the opId in the entry: a collision costs a
  * read, never a wrong answer.
@@ -15,8 +17,9 @@
  * | field                                                                                             |
  * |---------------------------------------------------------------------------------------------------|
  * | u8 seq % GROUP, u32 hash of the opId (`hashString`), u16 byte length n of the opId, its UTF-8      |
- * | u8 form: COMPACT then u8 status (a fact created at this sequence: its id follows from it), or      |
+ * | u8 form: COMPACT then u8 status (a fact created at this position: its id follows from it), or      |
  * | TUPLE then u16 length and msgpack `[status, factId, supersededIds, errorCode, errorMessage]`       |
+ * | (form | SHIFTED: the same, preceded by u48 position − log sequence)                               |
  * `duplicate` is never stored (only a repeat reports it).
  */
 import { decodeValue, encodeValue } from './codec.ts';
@@ -28,6 +31,8 @@ import type { ApplyResult } from './types.ts';
 const STATUS_CODES: readonly ApplyResult['status'][] = ['created', 'reinforced', 'superseded_previous', 'recorded_superseded', 'retracted', 'forgotten', 'entity', 'marker', 'rejected'];
 const COMPACT = 0;
 const TUPLE = 1;
+/** Flag on the form byte: the entry's log sequence is its position minus the u48 after the form byte. */
+const SHIFTED = 2;
 /** Sequences per record. */
 export const GROUP = 64;
 const APPEND = { append: true } as const;
@@ -54,51 +59,53 @@ export class OpResults {
     const hash = hashString(opId);
     if (!this.bySeq.has(hash)) return undefined; // a new op, nearly always
     let found: ApplyResult | undefined;
-    this.bySeq.find(hash, (seq) => {
-      const group = Math.floor(seq / GROUP);
+    this.bySeq.find(hash, (pos) => {
+      const group = Math.floor(pos / GROUP);
       const bytes = group === this.group ? this.bytes.subarray(0, this.length) : this.table.getBinary(group);
       if (bytes === undefined) return false;
-      found = findEntry(bytes, seq - group * GROUP, opId, seq, this.domain);
+      found = findEntry(bytes, pos - group * GROUP, opId, pos, this.domain);
       return found !== undefined;
     });
     return found;
   }
 
   /**
-   * Records `result` (of the op `opId`, applied at `result.seq`, above every recorded sequence). `createdHere`: its
-   * factId is the fact this op created (`factIdFor(domain, seq)`), which the entry then leaves out. Stored by the
-   * next `flush`.
+   * Records `result` of the op `opId`, applied at store position `pos` (above every recorded one; `result.seq` is
+   * the log sequence, at most `pos`). `createdHere`: its factId is the fact this op created (`factIdFor(domain,
+   * pos)`), which the entry then leaves out. Stored by the next `flush`.
    */
-  record(opId: string, result: ApplyResult, createdHere: boolean): void {
-    const seq = result.seq;
-    const group = Math.floor(seq / GROUP);
+  record(opId: string, result: ApplyResult, pos: number, createdHere: boolean): void {
+    const group = Math.floor(pos / GROUP);
     if (group !== this.group) this.startGroup(group);
     const hash = hashString(opId);
+    const shift = pos - result.seq;
     const compact = createdHere && result.error === undefined && result.supersededIds === undefined;
     const tuple = compact ? undefined : encodeValue([result.status, result.factId ?? null, result.supersededIds ?? null, result.error?.code ?? null, result.error?.message ?? null] satisfies ResultTuple);
     if (tuple !== undefined && tuple.length > 0xffff) throw new RangeError(`op result of ${tuple.length} bytes exceeds the record format`);
-    this.reserve(1 + 4 + 2 + 3 * opId.length + 1 + 2 + (tuple?.length ?? 1));
+    this.reserve(1 + 4 + 2 + 3 * opId.length + 1 + 6 + 2 + (tuple?.length ?? 1));
     const b = this.bytes;
     let at = this.length;
-    b[at++] = seq - group * GROUP;
+    b[at++] = pos - group * GROUP;
     b.writeInt32LE(hash, at);
     at += 4;
     const n = writeUtf8(b, at + 2, opId);
     if (n > 0xffff) throw new RangeError(`opId of ${n} bytes exceeds the record format`);
     b.writeUInt16LE(n, at);
     at += 2 + n;
-    if (tuple === undefined) {
-      b[at++] = COMPACT;
-      b[at++] = STATUS_CODES.indexOf(result.status);
-    } else {
-      b[at++] = TUPLE;
+    b[at++] = (tuple === undefined ? COMPACT : TUPLE) | (shift !== 0 ? SHIFTED : 0);
+    if (shift !== 0) {
+      b.writeUIntLE(shift, at, 6);
+      at += 6;
+    }
+    if (tuple === undefined) b[at++] = STATUS_CODES.indexOf(result.status);
+    else {
       b.writeUInt16LE(tuple.length, at);
       tuple.copy(b, at + 2);
       at += 2 + tuple.length;
     }
     this.length = at;
     this.dirty = true;
-    this.bySeq.add(hash, seq);
+    this.bySeq.add(hash, pos);
   }
 
   /** Puts the group being filled, if it changed: at the end of every batch, inside its transaction. */
@@ -150,20 +157,26 @@ export class OpResults {
 
 /** Where the entry starting at `at` ends. */
 function entryEnd(b: Buffer, at: number): number {
-  const afterId = at + 7 + b.readUInt16LE(at + 5);
-  return b[afterId] === COMPACT ? afterId + 2 : afterId + 3 + b.readUInt16LE(afterId + 1);
+  const formAt = at + 7 + b.readUInt16LE(at + 5);
+  const form = b[formAt]!;
+  const body = formAt + 1 + ((form & SHIFTED) !== 0 ? 6 : 0);
+  return (form & TUPLE) === 0 ? body + 1 : body + 2 + b.readUInt16LE(body);
 }
 
-/** The result in a group's entry for `slot`, if its opId is `opId`. */
-function findEntry(bytes: Uint8Array, slot: number, opId: string, seq: number, domain: string): ApplyResult | undefined {
+/** The result in a group's entry for `slot` (store position `pos`), if its opId is `opId`. */
+function findEntry(bytes: Uint8Array, slot: number, opId: string, pos: number, domain: string): ApplyResult | undefined {
   const b = asBuffer(bytes);
   for (let at = 0; at < b.length; at = entryEnd(b, at)) {
     if (b[at] !== slot) continue;
     const n = b.readUInt16LE(at + 5);
     if (b.utf8Slice(at + 7, at + 7 + n) !== opId) return undefined;
-    const form = at + 7 + n;
-    if (b[form] === COMPACT) return { seq, opId, status: STATUS_CODES[b[form + 1]!]!, factId: factIdFor(domain, seq) };
-    const t = decodeValue<ResultTuple>(b.subarray(form + 3, form + 3 + b.readUInt16LE(form + 1)));
+    const formAt = at + 7 + n;
+    const form = b[formAt]!;
+    const shifted = (form & SHIFTED) !== 0;
+    const seq = shifted ? pos - b.readUIntLE(formAt + 1, 6) : pos;
+    const body = formAt + 1 + (shifted ? 6 : 0);
+    if ((form & TUPLE) === 0) return { seq, opId, status: STATUS_CODES[b[body]!]!, factId: factIdFor(domain, pos) };
+    const t = decodeValue<ResultTuple>(b.subarray(body + 2, body + 2 + b.readUInt16LE(body)));
     return {
       seq,
       opId,

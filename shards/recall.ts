@@ -44,8 +44,8 @@ export interface RecallContext {
   readonly recallFloor: number;
   readonly docs: number;
   readonly docLength: number;
-  /** The committed sequence: postings above it belong to a batch still committing, and reads leave them out. */
-  readonly appliedSeq: number;
+  /** The committed store position: postings above it belong to a batch still committing, and reads leave them out. */
+  readonly appliedPosition: number;
   /** The snapshot's progress through an index merge (`postings.ts`), for document frequencies. */
   readonly mergedTerms: number;
   /** Every fact's scoring numbers in memory, when they are those of this snapshot (`score-numbers.ts`). */
@@ -59,9 +59,9 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
   const limit = q.limit ?? DEFAULT_LIMIT;
   const subject = q.subject === undefined ? undefined : ctx.resolveEntity(q.subject);
   const words = [...new Set(tokenize(q.query ?? ''))].slice(0, MAX_QUERY_TERMS);
-  const maxSeq = q.asOf === undefined ? ctx.appliedSeq : lastSeqRecordedBy(ctx, q.asOf);
+  const maxSeq = q.asOf === undefined ? ctx.appliedPosition : lastSeqRecordedBy(ctx, q.asOf);
   const avgLength = ctx.docs > 0 ? ctx.docLength / ctx.docs : 1;
-  const dfs = words.map((w) => ctx.postings.df(wordTerm(w), ctx.appliedSeq, ctx.mergedTerms));
+  const dfs = words.map((w) => ctx.postings.df(wordTerm(w), ctx.appliedPosition, ctx.mergedTerms));
   const idf = new Map(words.map((w, i) => [w, inverseDocumentFrequency(ctx.docs, dfs[i]!)]));
   const bm25With = (weight: number, tf: number, len: number): number => weight * ((tf * (K1 + 1)) / (tf + K1 * (1 - B + (B * len) / avgLength)));
   const bm25 = (tf: number, len: number, w: string): number => bm25With(idf.get(w) ?? 0, tf, len);
@@ -238,7 +238,7 @@ function expand(ctx: RecallContext, q: RecallQuery, direct: RecalledFact[], seen
       if (visited.has(entity)) continue;
       visited.add(entity);
       for (const term of [subjectTerm(entity), objectEntityTerm(entity)]) {
-        for (const p of ctx.postings.newest(term, HOP_FACTS_PER_ENTITY, ctx.appliedSeq)) {
+        for (const p of ctx.postings.newest(term, HOP_FACTS_PER_ENTITY, ctx.appliedPosition)) {
           const f = readFact(ctx, p.seq);
           if (f === undefined || seen.has(f.seq) || !visible(f, q, at)) continue;
           const scored = score(f, base * HOP_DECAY ** hop, at, floor, hop);
@@ -269,7 +269,7 @@ function entitiesOf(facts: readonly Fact[]): string[] {
  */
 function lastSeqRecordedBy(ctx: RecallContext, time: number): number {
   let lo = 0;
-  let hi = ctx.appliedSeq;
+  let hi = ctx.appliedPosition;
   while (lo < hi) {
     const mid = Math.ceil((lo + hi) / 2);
     const first = firstFactFrom(ctx, mid);

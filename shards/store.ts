@@ -19,7 +19,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Applier, EMPTY_STATE, stateRecord, type StoreState, type WriteIndexes } from './apply.ts';
+import { Applier, appliedPosition, EMPTY_STATE, stateRecord, type StoreState, type WriteIndexes } from './apply.ts';
 import { decodeValue, encodeValue } from './codec.ts';
 import { StoreFormatError } from './errors.ts';
 import { KeyIndex } from './key-index.ts';
@@ -38,7 +38,7 @@ import type {
   Fact,
   FactObject,
   LeadershipMark,
-  LogEntry,
+  LogMessage,
   RecallQuery,
   RecallResult,
   ShardStats,
@@ -134,9 +134,9 @@ export class LmdbShardStore implements ShardStore {
    * so are the previous segment's while it is still being merged.
    */
   private rebuildOpenSegment(): void {
-    const seq = this.committed.appliedSeq;
-    const segment = segmentOf(seq);
-    this.postings.reset(seq, this.committed.mergedTerms, (add) => this.addSegmentPostings(segment - 1, segment, add));
+    const pos = appliedPosition(this.committed);
+    const segment = segmentOf(pos);
+    this.postings.reset(pos, this.committed.mergedTerms, (add) => this.addSegmentPostings(segment - 1, segment, add));
     this.addSegmentPostings(segment, undefined, (terms, s) => this.postings.addFact(terms, s));
   }
 
@@ -152,7 +152,7 @@ export class LmdbShardStore implements ShardStore {
     }
   }
 
-  applyBatch(batch: readonly { readonly seq: number; readonly entry: LogEntry }[], options: ApplyBatchOptions = {}): Promise<ApplyResult[]> {
+  applyBatch(batch: readonly { readonly seq: number; readonly entry: LogMessage }[], options: ApplyBatchOptions = {}): Promise<ApplyResult[]> {
     if (this.closed !== undefined) return Promise.reject(new Error(`shard store ${this.domain} is closed`));
     // Checked before the transaction starts: a throw inside it would leave half a batch to roll back.
     for (let i = 0; i < batch.length; i++) {
@@ -165,16 +165,17 @@ export class LmdbShardStore implements ShardStore {
     return run;
   }
 
-  private async commit(batch: readonly { readonly seq: number; readonly entry: LogEntry }[], tailHash: string | undefined): Promise<ApplyResult[]> {
+  private async commit(batch: readonly { readonly seq: number; readonly entry: LogMessage }[], tailHash: string | undefined): Promise<ApplyResult[]> {
     const results: ApplyResult[] = [];
     const state = this.applier.state;
     try {
       const run = (): void => {
+        const before = state.appliedSeq;
         for (const { seq, entry } of batch) {
           if (seq <= state.appliedSeq) continue;
-          results.push(this.applier.apply(seq, entry));
+          this.applier.applyMessage(seq, entry, results);
         }
-        if (results.length > 0) {
+        if (state.appliedSeq !== before) {
           this.ops.flush();
           state.mergedTerms = this.postings.mergedTerms();
           this.t.meta.putSync('state', encodeValue(stateRecord(state)));
@@ -203,12 +204,15 @@ export class LmdbShardStore implements ShardStore {
     return results;
   }
 
-  async apply(entry: LogEntry, seq: number): Promise<ApplyResult> {
+  async apply(entry: LogMessage, seq: number): Promise<ApplyResult> {
     const [result] = await this.applyBatch([{ seq, entry }]);
     if (result !== undefined) return result;
-    // At or below appliedSeq: replay. Report what that opId got, if it is ours.
-    const prior = this.resultOf(entry.opId);
-    return prior !== undefined ? { ...prior, duplicate: true } : { seq, opId: entry.opId, status: 'rejected', duplicate: true, error: { code: 'BAD_REQUEST', message: `sequence ${seq} was already applied` } };
+    // At or below appliedSeq: replay. Report what that opId (a batch's first entry's) got, if it is ours.
+    const inner: unknown = entry.op === 'batch' ? entry.entries : undefined;
+    const first = Array.isArray(inner) ? (inner[0] as { opId?: unknown } | undefined) : entry;
+    const opId = typeof first?.opId === 'string' ? first.opId : entry.opId;
+    const prior = this.resultOf(opId);
+    return prior !== undefined ? { ...prior, duplicate: true } : { seq, opId, status: 'rejected', duplicate: true, error: { code: 'BAD_REQUEST', message: `sequence ${seq} was already applied` } };
   }
 
   resultOf(opId: string): ApplyResult | undefined {
@@ -229,7 +233,7 @@ export class LmdbShardStore implements ShardStore {
         recallFloor: this.options.recallFloor,
         docs: s.docs,
         docLength: s.docLength,
-        appliedSeq: s.appliedSeq,
+        appliedPosition: appliedPosition(s),
         mergedTerms: s.mergedTerms,
         // The in-memory numbers are the applier's: only a snapshot at the applier's own sequence may use them.
         scores: s.appliedSeq === this.applier.state.appliedSeq ? this.indexes.scores : undefined,
@@ -253,7 +257,7 @@ export class LmdbShardStore implements ShardStore {
     const s = this.resolveEntity(subject);
     const term = predicate === undefined ? `s:${s}` : `p:${s}\x1f${predicate}`;
     const facts: Fact[] = [];
-    for (const p of this.postings.newest(term, Number.MAX_SAFE_INTEGER, this.readState().appliedSeq)) {
+    for (const p of this.postings.newest(term, Number.MAX_SAFE_INTEGER, appliedPosition(this.readState()))) {
       const f = this.applier.factAt(p.seq);
       if (f !== undefined) facts.push(f);
     }

@@ -4,11 +4,11 @@
  *
  * | table    | key                          | value                         | insert pattern            |
  * |----------|------------------------------|-------------------------------|---------------------------|
- * | meta     | `state`, `leadership`        | counters + appliedSeq, marker | overwrite                 |
+ * | meta     | `state`, `leadership`        | counters, appliedSeq, offset; marker | overwrite          |
  * |          | `format`                     | FORMAT (written at creation)  | once                      |
- * | facts    | creating seq (number key)    | Fact (`fact-codec.ts`)        | append (MDB_APPEND)       |
- * | episodes | `factId/seq36`               | Episode (see below)           | on reinforcement          |
- * | ops      | applying seq / 64 (number)   | per seq: opId hash, opId, ApplyResult | append, once per batch |
+ * | facts    | creating position (number)   | Fact (`fact-codec.ts`)        | append (MDB_APPEND)       |
+ * | episodes | `factId/position36`          | Episode (see below)           | on reinforcement          |
+ * | ops      | applying position / 64       | per position: opId hash, opId, ApplyResult | append, per batch |
  * | entities | entity id                    | Entity                        | upsert                    |
  * | aliases  | lower-cased alias or id      | entity id                     | upsert                    |
  * | blocks   | segment + bucket / term hash | bucket of small blocks, or a large block | append, per merge |
@@ -17,6 +17,9 @@
  * Which active fact has an identity, and which fact is the active value of a `one` (subject, predicate), are not
  * tables: they are derived from the facts and kept in memory for the write path (`key-index.ts`), rebuilt when the
  * store opens. As tables they cost a random B-tree read and write per fact (see docs/decisions.md).
+ *
+ * Records are keyed by store *position*, which is the log sequence until the log holds grouped messages (a batch at
+ * log sequence s takes a position per entry; `StoreState.offset` in `apply.ts`).
  *
  * A fact seen once is its own episode (the creating observation's text, source, times and confidence are the fact's
  * own fields until it is reinforced), so an assert writes no episode record; the first reinforcement writes the

@@ -115,6 +115,22 @@ export interface MarkerEntry extends EntryBase {
 
 export type LogEntry = AssertEntry | ReinforceEntry | RetractEntry | ForgetEntry | EntityEntry | MarkerEntry;
 
+/**
+ * Several writes the leader grouped into one log message (group commit); applied in order, one store position each.
+ * A batch is not a LogEntry: a batch nested inside a batch is a rejected inner entry.
+ */
+export interface BatchEntry {
+  readonly v: 1;
+  readonly op: 'batch';
+  /** Only a fallback label for a malformed batch's result; each inner entry has its own opId. */
+  readonly opId: string;
+  readonly recordedAt: number;
+  readonly entries: readonly LogEntry[];
+}
+
+/** What one log message holds: one entry, or a group of them. */
+export type LogMessage = LogEntry | BatchEntry;
+
 export type ApplyStatus =
   | 'created'
   | 'reinforced'
@@ -128,6 +144,10 @@ export type ApplyStatus =
   | 'rejected';
 
 export interface ApplyResult {
+  /**
+   * The LOG sequence of the message that carried the op (every entry of a batch shares it): clients compare it with
+   * `appliedSeq` for read-your-writes, so it never counts store positions.
+   */
   readonly seq: number;
   readonly opId: string;
   readonly status: ApplyStatus;
@@ -174,7 +194,10 @@ export interface Fact {
   readonly confirmations: number;
   readonly source: Source;
   readonly status: FactStatus;
-  /** The log sequence that created it. */
+  /**
+   * The store position that created it; equal to the log sequence until the log holds grouped writes (a batch at
+   * log sequence s takes one position per entry, so later positions run ahead of their sequences).
+   */
   readonly seq: number;
   /** The episode (raw observation) it came from. */
   readonly episodeId?: string;
@@ -278,17 +301,22 @@ export interface ShardStore {
   /** Highest log sequence applied (0 when empty). Written in the same transaction as each change. */
   readonly appliedSeq: number;
   /**
-   * Applies entries in one transaction and resolves once it is durable (per `durability`). Sequences must increase;
-   * entries at or below `appliedSeq` are skipped (replay is idempotent). Deterministic: no clock, no randomness.
+   * Applies log messages in one transaction and resolves once it is durable (per `durability`). Sequences must
+   * increase; messages at or below `appliedSeq` are skipped (replay is idempotent). Deterministic: no clock, no
+   * randomness. Results are flat, in input order: one per plain entry, one per inner entry of a batch (all with the
+   * batch's log sequence), one `rejected` for a malformed batch.
    */
-  applyBatch(batch: readonly { readonly seq: number; readonly entry: LogEntry }[], options?: ApplyBatchOptions): Promise<ApplyResult[]>;
+  applyBatch(batch: readonly { readonly seq: number; readonly entry: LogMessage }[], options?: ApplyBatchOptions): Promise<ApplyResult[]>;
   /**
    * The `tailHash` recorded with the batch that brought the store to `appliedSeq`, or undefined when that batch
    * carried none. Bookkeeping for the caller's log checks, not memory: it is not part of `digest()`.
    */
   tailHash(): string | undefined;
-  /** `applyBatch` of one. */
-  apply(entry: LogEntry, seq: number): Promise<ApplyResult>;
+  /**
+   * `applyBatch` of one message. For a batch, the result of its first entry (`applyBatch` gives them all); at or
+   * below `appliedSeq`, what that (first) opId got, marked `duplicate`.
+   */
+  apply(entry: LogMessage, seq: number): Promise<ApplyResult>;
   /** The result an opId got when it was applied, for idempotent retries. */
   resultOf(opId: string): ApplyResult | undefined;
   recall(q: RecallQuery): RecallResult;

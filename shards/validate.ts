@@ -3,12 +3,14 @@
  * so bad writes never reach the log), recall queries and store options. Each error names the field.
  */
 import { ShardValidationError } from './errors.ts';
-import type { EntityInput, FactInput, LogEntry, PredicateSpec, RecallQuery, ShardStoreOptions } from './types.ts';
+import type { BatchEntry, EntityInput, FactInput, LogEntry, PredicateSpec, RecallQuery, ShardStoreOptions } from './types.ts';
 
 export const MAX_TEXT_BYTES = 16 * 1024;
 export const MAX_NAME_LENGTH = 200;
 export const MAX_LIMIT = 1000;
 export const MAX_HOPS = 3;
+/** Most entries one grouped log message (`BatchEntry`) may hold: a larger one is rejected whole. */
+export const MAX_BATCH_ENTRIES = 4096;
 
 export const DEFAULT_CONFIDENCE = 0.8;
 export const DEFAULT_PREDICATE: PredicateSpec = { cardinality: 'many', halfLifeDays: 30 };
@@ -119,6 +121,7 @@ export function validateEntityInput(entity: unknown, field = 'entity'): asserts 
 export function validateEntry(entry: unknown): LogEntry {
   if (!isObject(entry)) fail('entry', 'must be an object');
   if (entry['v'] !== 1) fail('v', 'must be 1');
+  if (entry['op'] === 'batch') fail('op', "'batch' is a log message, not an entry: batches do not nest");
   name(entry['opId'], 'opId');
   time(entry['recordedAt'], 'recordedAt');
   const source = entry['source'];
@@ -155,6 +158,18 @@ export function validateEntry(entry: unknown): LogEntry {
       fail('op', "must be one of 'assert', 'reinforce', 'retract', 'forget', 'entity', 'marker'");
   }
   return entry as unknown as LogEntry;
+}
+
+/**
+ * What is wrong with a batch's envelope (`entries` not an array, empty, or over MAX_BATCH_ENTRIES), or undefined.
+ * Its inner entries are checked one by one as they apply: a bad one is rejected alone.
+ */
+export function batchProblem(batch: BatchEntry): string | undefined {
+  const entries: unknown = batch.entries;
+  if (!Array.isArray(entries)) return 'batch entries must be an array';
+  if (entries.length === 0) return 'batch entries must not be empty';
+  if (entries.length > MAX_BATCH_ENTRIES) return `batch entries must be at most ${MAX_BATCH_ENTRIES} (got ${entries.length})`;
+  return undefined;
 }
 
 export function validateRecallQuery(q: unknown): RecallQuery {
