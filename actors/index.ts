@@ -13,7 +13,7 @@ export { systemClock } from './clock.ts';
 export { Relay } from './relay.ts';
 export { ShardActor } from './shard-actor.ts';
 export { shardMachine } from './shard-machine.ts';
-export { WritePipeline, APPLY_BATCH } from './write-pipeline.ts';
+export { WritePipeline, APPLY_BATCH, GROUP_WHEN_IN_FLIGHT, MAX_GROUP_ENTRIES, MAX_GROUP_BYTES } from './write-pipeline.ts';
 export {
   ensureLogStream,
   logTail,
@@ -22,7 +22,7 @@ export {
   WRONG_LAST_SEQUENCE,
   DUPLICATE_WINDOW_MS,
 } from './log-stream.ts';
-export { encodeEntry, decodeEntry, entryHash, PREV_HEADER } from './log-codec.ts';
+export { encodeEntry, encodeBatch, decodeEntry, entriesOf, entryHash, PREV_HEADER } from './log-codec.ts';
 export { SHARD_GUARD_QUEUE } from './shard-guard.ts';
 export { LeaderSightings } from './leader-sightings.ts';
 // Failover (issue 5): leases, heartbeats, epoch claims, and the per-shard seam the shard actor calls.

@@ -1,30 +1,70 @@
 /**
- * How log entries sit in a shard's JetStream stream: plain msgpack of the `LogEntry` (with `v: 1`), readable by
- * any language's msgpack library. A message that does not decode to an entry is skipped by every replica alike.
+ * How log entries sit in a shard's JetStream stream: plain msgpack, readable by any language's msgpack library.
+ * A message holds one `LogEntry` (with `v: 1`), or a group of them — `{ v: 1, op: 'batch', opId, recordedAt,
+ * entries: [LogEntry…] }` — when the leader grouped concurrent writes into one append (group commit, decisions §26).
+ * A message that does not decode to either is skipped by every replica alike; the store judges each entry inside.
  */
 import { createHash } from 'node:crypto';
 import { Packr } from 'msgpackr';
-import type { LogEntry } from '../shards/index.ts';
+import type { BatchEntry, LogEntry, LogMessage } from '../shards/index.ts';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' });
 
-const OPS = new Set(['assert', 'reinforce', 'retract', 'forget', 'entity', 'marker']);
+const OPS = new Set(['assert', 'reinforce', 'retract', 'forget', 'entity', 'marker', 'batch']);
 
-export function encodeEntry(entry: LogEntry): Uint8Array {
+export function encodeEntry(entry: LogMessage): Uint8Array {
   return packr.pack(entry);
 }
 
-/** The entry, or undefined when the bytes are not a version-1 log entry (a foreign or corrupt message). */
-export function decodeEntry(data: Uint8Array): LogEntry | undefined {
+/**
+ * The bytes of `{ v: 1, op: 'batch', opId, recordedAt, entries }` built from entries already encoded one by one
+ * (msgpack composes: an array is its header followed by its items' bytes), so grouping costs no second encoding.
+ * `decodeEntry` of the result gives the same value as `encodeEntry` of the object would.
+ */
+export function encodeBatch(opId: string, recordedAt: number, encodedEntries: readonly Uint8Array[]): Uint8Array {
+  const head = packr.pack({ v: 1, op: 'batch', opId, recordedAt });
+  const n = encodedEntries.length;
+  // The head is a map of 4 (msgpackr writes map16, `de 00 04`; a fixmap `84` is handled too); the batch is the
+  // same map with a fifth key, `entries`, last.
+  const fixmap = head[0] === 0x84;
+  if (!fixmap && !(head[0] === 0xde && head[1] === 0 && head[2] === 4)) throw new Error('unexpected msgpack map header for a batch');
+  const key = packr.pack('entries');
+  const arrayHeader = n < 16 ? [0x90 | n] : n < 0x10000 ? [0xdc, n >> 8, n & 0xff] : [0xdd, (n >>> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
+  let size = head.length + key.length + arrayHeader.length;
+  for (const e of encodedEntries) size += e.length;
+  const out = new Uint8Array(size);
+  out.set(head, 0);
+  if (fixmap) out[0] = 0x85;
+  else out[2] = 5;
+  let at = head.length;
+  out.set(key, at);
+  at += key.length;
+  out.set(arrayHeader, at);
+  at += arrayHeader.length;
+  for (const e of encodedEntries) {
+    out.set(e, at);
+    at += e.length;
+  }
+  return out;
+}
+
+/** The entry or group, or undefined when the bytes are not a version-1 log message (a foreign or corrupt one). */
+export function decodeEntry(data: Uint8Array): LogMessage | undefined {
   try {
-    const value = packr.unpack(data) as Partial<LogEntry> | null;
+    const value = packr.unpack(data) as Partial<LogEntry> | Partial<BatchEntry> | null;
     if (!value || typeof value !== 'object' || value.v !== 1) return undefined;
     if (typeof value.op !== 'string' || !OPS.has(value.op) || typeof value.opId !== 'string') return undefined;
     if (typeof value.recordedAt !== 'number') return undefined;
-    return value as LogEntry;
+    return value as LogMessage;
   } catch {
     return undefined;
   }
+}
+
+/** The entries a log message carries, in order: itself, or a group's members (whatever their shape; the store judges). */
+export function entriesOf(message: LogMessage): readonly LogEntry[] {
+  if (message.op !== 'batch') return [message];
+  return Array.isArray(message.entries) ? message.entries : [];
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { RetentionPolicy, StorageType, DiscardPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from 'nats';
 import { logStream, logSubject } from '../protocol/index.ts';
-import type { LogEntry } from '../shards/index.ts';
+import type { LogMessage } from '../shards/index.ts';
 import { decodeEntry, entryHash, PREV_HEADER } from './log-codec.ts';
 
 /** How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate append. */
@@ -53,7 +53,7 @@ export async function logTail(jsm: JetStreamManager, domain: string): Promise<nu
 /** One message of the log; `entry` is undefined for bytes that are not a log entry (skipped by every replica). */
 export interface LogRecord {
   readonly seq: number;
-  readonly entry: LogEntry | undefined;
+  readonly entry: LogMessage | undefined;
   /** `entryHash` of the message's bytes. */
   readonly hash: string;
   /** Its `Sm-Prev` header: the appender's `entryHash` of the entry at `seq - 1`, when it knew it. */

@@ -11,7 +11,7 @@ import { createActor, type Actor } from 'xstate';
 import type { JetStreamClient, JetStreamManager, NatsConnection, Subscription } from 'nats';
 import { ErrorCode, ShardmindError, logStream, logSubject } from '../protocol/index.ts';
 import { DEFAULT_REPLICA_MAX_STALE_MS, type DomainConfig } from '../config/index.ts';
-import { StoreFormatError, type LogEntry, type MarkerEntry, type ShardStore, type ShardStoreOptions } from '../shards/index.ts';
+import { StoreFormatError, type LogMessage, type MarkerEntry, type ShardStore, type ShardStoreOptions } from '../shards/index.ts';
 import type { Clock } from './clock.ts';
 import { ensureLogStream, logTail, readLog, type LogRecord } from './log-stream.ts';
 import { SeqWaiters } from './seq-waiters.ts';
@@ -28,7 +28,7 @@ import { HeartbeatMonitor } from './heartbeat.ts';
 import { shardMachine, type ShardEvent, type ShardRuntime, type ShardState } from './shard-machine.ts';
 import { WritePipeline } from './write-pipeline.ts';
 import { publishChanges } from './change-feed.ts';
-import { entryHash } from './log-codec.ts';
+import { entriesOf, entryHash } from './log-codec.ts';
 
 /** Opens one shard's store: `openShardStore` from `shards/` in production. */
 export type OpenStore = (o: ShardStoreOptions) => Promise<ShardStore> | ShardStore;
@@ -589,7 +589,7 @@ export class ShardActor implements ShardRuntime {
     if (first !== undefined && first.seq !== this.position + 1) {
       throw new Error(`log read of ${this.domain}: batch starts at seq ${first.seq}, this replica is at ${this.position}`);
     }
-    const entries: { seq: number; entry: LogEntry }[] = [];
+    const entries: { seq: number; entry: LogMessage }[] = [];
     for (const r of batch) {
       if (r.entry) entries.push({ seq: r.seq, entry: r.entry });
       else this.log(`seq ${r.seq} is not a log entry; skipped`);
@@ -602,10 +602,13 @@ export class ShardActor implements ShardRuntime {
     // A rebuild replaced the store while this batch was applied (to the old one): nothing here is this replica's now.
     if (store !== this.store) return;
     // After the apply, so a promotion triggered by a hand-off marker starts from a store that has it.
-    for (const { seq, entry } of entries) {
-      if (entry.op !== 'marker') continue;
-      this.freshness?.onEpoch(entry.epoch);
-      this.failover.onMarker(entry, seq);
+    for (const { seq, entry: message } of entries) {
+      // The leader appends markers alone, but a marker inside a group is a marker all the same.
+      for (const entry of entriesOf(message)) {
+        if (entry.op !== 'marker') continue;
+        this.freshness?.onEpoch(entry.epoch);
+        this.failover.onMarker(entry, seq);
+      }
     }
     this.followLag = pending;
     const last = batch[batch.length - 1];

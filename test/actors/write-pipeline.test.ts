@@ -1,7 +1,8 @@
 /**
  * The leader's write pipeline against a real nats-server and a real LMDB store: many appends in flight stay in
- * order and apply once; a rival's append fences it; a JetStream-level duplicate, an append no stream takes (503) and
- * an append never acknowledged (timeout) ask for a resync instead.
+ * order and apply once; concurrent writes are grouped into few log messages that a follower replays to the same
+ * content; a rival's append fences it; a JetStream-level duplicate, an append no stream takes (503) and an append
+ * never acknowledged (timeout) ask for a resync instead.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -10,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { startNatsServer, waitForJetStream, type NatsServerProcess } from '../../cli/index.ts';
-import { encodeEntry, ensureLogStream, WritePipeline, type PipelineBreak } from '../../actors/index.ts';
+import { decodeEntry, encodeEntry, ensureLogStream, WritePipeline, type PipelineBreak } from '../../actors/index.ts';
 import { logSubject, ShardmindError } from '../../protocol/index.ts';
 import { openShardStore, type AssertEntry, type ShardStore } from '../../shards/index.ts';
 
@@ -51,7 +52,7 @@ function assertEntry(opId: string, text: string): AssertEntry {
   return { v: 1, op: 'assert', opId, recordedAt: 1_764_000_000_000, source: { agent: 'test' }, fact: { text } };
 }
 
-function open(ctx: Ctx, domain: string, store: ShardStore, lastSeq = 0) {
+function open(ctx: Ctx, domain: string, store: ShardStore, lastSeq = 0, group = true) {
   const breaks: PipelineBreak[] = [];
   let applied = 0;
   const p = new WritePipeline({
@@ -59,15 +60,30 @@ function open(ctx: Ctx, domain: string, store: ShardStore, lastSeq = 0) {
     subject: logSubject(domain),
     store,
     lastSeq,
+    group,
     onApplied: (seq) => (applied = seq),
   });
   p.onBroken((why) => breaks.push(why));
   return { p, breaks, applied: () => applied };
 }
 
-pipeline('200 concurrent writes get contiguous sequences and each is applied once', async (ctx) => {
+async function streamMessages(ctx: Ctx, domain: string): Promise<number> {
+  const info = await (await ctx.nc!.jetstreamManager({ checkAPI: false })).streams.info(`SM_LOG_${domain.toUpperCase()}`);
+  return info.state.messages;
+}
+
+/** Every message of the domain's log, in order, as a follower reads them. */
+async function readLog(ctx: Ctx, domain: string): Promise<{ seq: number; data: Uint8Array }[]> {
+  const jsm = await ctx.nc!.jetstreamManager({ checkAPI: false });
+  const n = await streamMessages(ctx, domain);
+  const out: { seq: number; data: Uint8Array }[] = [];
+  for (let seq = 1; seq <= n; seq++) out.push({ seq, data: (await jsm.streams.getMessage(`SM_LOG_${domain.toUpperCase()}`, { seq })).data });
+  return out;
+}
+
+pipeline('without grouping, 200 concurrent writes get contiguous sequences and each is applied once', async (ctx) => {
   const { domain, store } = await fresh(ctx);
-  const { p, breaks, applied } = open(ctx, domain, store);
+  const { p, breaks, applied } = open(ctx, domain, store, 0, false);
   const results = await Promise.all(Array.from({ length: 200 }, (_, i) => p.submit(assertEntry(`op-${i}`, `fact number ${i}`))));
   assert.equal(results.map((r) => r.seq), Array.from({ length: 200 }, (_, i) => i + 1));
   assert.ok(results.every((r) => r.status === 'created'));
@@ -79,6 +95,52 @@ pipeline('200 concurrent writes get contiguous sequences and each is applied onc
   assert.is(again.duplicate, true);
   p.close();
   await p.settled();
+});
+
+pipeline('concurrent writes are grouped into few log messages; a follower replaying them gets the same memory', async (ctx) => {
+  const { domain, store } = await fresh(ctx);
+  const { p, breaks, applied } = open(ctx, domain, store);
+  const n = 300;
+  const results = await Promise.all(Array.from({ length: n }, (_, i) => p.submit(assertEntry(`g-${i}`, `grouped fact ${i}`))));
+  assert.equal(breaks, []);
+  assert.ok(results.every((r) => r.status === 'created'), 'every write created its fact');
+  assert.is(new Set(results.map((r) => r.factId)).size, n, 'each write has its own fact');
+  const messages = await streamMessages(ctx, domain);
+  assert.ok(messages < n / 4, `${n} writes went out as ${messages} log messages`);
+  assert.is(store.appliedSeq, messages);
+  assert.is(applied(), messages);
+  // Each result names the log sequence that holds it (read-your-writes compares it with appliedSeq).
+  const log = await readLog(ctx, domain);
+  for (const [i, r] of results.entries()) {
+    const message = decodeEntry(log[r.seq - 1]!.data);
+    const opIds = message?.op === 'batch' ? message.entries.map((e) => e.opId) : [message?.opId];
+    assert.ok(opIds.includes(`g-${i}`), `g-${i} is in the message at seq ${r.seq}`);
+  }
+  // A follower applies the same messages and ends with the same content.
+  const follower = await openShardStore({ path: join(ctx.dir!, `${domain}-follower`), domain, durability: 'none' });
+  ctx.stores.push(follower);
+  const replayed = await follower.applyBatch(log.map((m) => ({ seq: m.seq, entry: decodeEntry(m.data)! })));
+  assert.is(replayed.length, n);
+  assert.is(follower.digest(), store.digest());
+  assert.equal(follower.getFact(results[123]!.factId!)?.text, 'grouped fact 123');
+  // A retry of a grouped write is answered from its first result.
+  const again = await p.submit(assertEntry('g-42', 'grouped fact 42'));
+  assert.is(again.duplicate, true);
+  assert.is(again.factId, results[42]!.factId);
+  p.close();
+  await p.settled();
+});
+
+pipeline('a lone writer is never held back: sequential writes each take the next sequence', async (ctx) => {
+  const { domain, store } = await fresh(ctx);
+  const { p } = open(ctx, domain, store);
+  for (let i = 1; i <= 5; i++) {
+    const r = await p.submit(assertEntry(`solo-${i}`, `alone ${i}`));
+    assert.is(r.seq, i);
+  }
+  assert.is(await streamMessages(ctx, domain), 5);
+  const log = await readLog(ctx, domain);
+  assert.ok(log.every((m) => decodeEntry(m.data)?.op === 'assert'), 'a single write is a plain entry in the log');
 });
 
 pipeline('the same opId submitted twice at once is appended once', async (ctx) => {
@@ -96,7 +158,7 @@ pipeline('a rival append fences the pipeline: writes behind it get NOT_LEADER an
   const { p, breaks } = open(ctx, domain, store);
   await p.submit(assertEntry('before', 'first'));
   await ctx.nc!.jetstream().publish(logSubject(domain), encodeEntry(assertEntry('rival', 'from elsewhere')), { expect: { lastSequence: 1 } });
-  const outcomes = await Promise.allSettled([p.submit(assertEntry('a', 'a')), p.submit(assertEntry('b', 'b'))]);
+  const outcomes = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => p.submit(assertEntry(`behind-${i}`, `behind ${i}`))));
   for (const o of outcomes) {
     assert.is(o.status, 'rejected');
     assert.instance((o as PromiseRejectedResult).reason, ShardmindError);
@@ -114,8 +176,9 @@ pipeline('a rival append fences the pipeline: writes behind it get NOT_LEADER an
 pipeline('a JetStream duplicate inside the pipeline asks for a resync, not a fence', async (ctx) => {
   const { domain, store } = await fresh(ctx);
   // A previous leader appended "ghost" but this store never applied it; the new pipeline starts at the tail.
+  // Ungrouped, so "ghost" goes out as its own message under its own Msg-Id, which JetStream has seen.
   await ctx.nc!.jetstream().publish(logSubject(domain), encodeEntry(assertEntry('ghost', 'left behind')), { msgID: 'ghost' });
-  const { p, breaks } = open(ctx, domain, store, 1);
+  const { p, breaks } = open(ctx, domain, store, 1, false);
   const outcomes = await Promise.allSettled([p.submit(assertEntry('ghost', 'left behind')), p.submit(assertEntry('next', 'behind it'))]);
   assert.ok(outcomes.every((o) => o.status === 'rejected'));
   await p.settled();
