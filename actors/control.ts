@@ -6,6 +6,8 @@
  * - `follow {domain}` — start tailing a domain not placed here (a migration target: add before remove);
  * - `unfollow {domain}` — stop a follower (after a migration, or when the config no longer places it here);
  * - `handoff {domain, to}` — the leader finishes in-flight writes, appends a hand-off marker naming `to`, follows.
+ * - `compact {domain}` — the leader snapshots its store into the domain's snapshot bucket, then purges the log below
+ *   it (`compaction.ts`); answers when both are done. NOT_LEADER on a host that does not lead it.
  * Every op answers; errors are error replies.
  */
 import type { Msg, NatsConnection, Subscription } from 'nats';
@@ -21,6 +23,7 @@ import {
 } from '../protocol/index.ts';
 import { respond } from './respond.ts';
 import type { ShardStatus } from './shard-actor.ts';
+import type { CompactReport } from './compaction.ts';
 
 /** What `sm.ctl.<node>.status` answers. */
 export interface HostStatusReply {
@@ -70,6 +73,7 @@ export interface ControlOptions {
   follow(domain: string): ShardStatus;
   unfollow(domain: string): Promise<{ readonly v: 1; readonly node: string; readonly domain: string; readonly stopped: boolean }>;
   handoff(domain: string, to: string): Promise<HandoffReply>;
+  compact(domain: string): Promise<CompactReport>;
 }
 
 /** Subscribes the control subjects; unsubscribe the results to stop. */
@@ -92,6 +96,7 @@ export function serveControl(nc: NatsConnection, o: ControlOptions): Subscriptio
       if (typeof to !== 'string' || to === '') throw badRequest('to', 'must name the node to hand the shard to');
       return o.handoff(domainOf(b), to);
     }),
+    serve('compact', (b) => o.compact(domainOf(b))),
   ];
 }
 

@@ -10,7 +10,7 @@
  * process.once('SIGTERM', () => void host.drain());
  */
 import { connect, type JetStreamClient, type JetStreamManager, type NatsConnection, type Subscription } from 'nats';
-import { nodeByName, placementsOf, type ClusterConfig, type DomainConfig } from '../config/index.ts';
+import { compactionOf, nodeByName, placementsOf, type ClusterConfig, type DomainConfig } from '../config/index.ts';
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { serveControl, type HostStatusReply } from './control.ts';
@@ -129,6 +129,7 @@ export class Host {
         follow: (domain) => this.follow(domain),
         unfollow: (domain) => this.unfollow(domain),
         handoff: async (domain, to) => ({ v: 1, node, domain, to, ...(await this.actorOf(domain).handOffTo(to)) }),
+        compact: (domain) => this.compact(domain),
       }),
     );
     this.links = { nc, js, jsm, epochs };
@@ -170,6 +171,7 @@ export class Host {
         ...(this.sightings ? { sightings: this.sightings } : {}),
       },
       limits: config.limits,
+      compaction: compactionOf(config, domain.name),
       clock: this.clock,
       openStore: this.o.openStore,
       log: this.log,
@@ -205,6 +207,18 @@ export class Host {
     this.unregister.delete(domain);
     await actor.stop();
     return { v: 1, node: this.o.node, domain, stopped: true };
+  }
+
+  /** `sm.ctl.<node>.compact`: snapshot and compact a domain this host leads. */
+  compact(domain: string): ReturnType<ShardActor['compact']> {
+    if (!this.o.config.domains.some((d) => d.name === domain)) {
+      return Promise.reject(new ShardmindError(ErrorCode.UNKNOWN_DOMAIN, `domain "${domain}" is not in the cluster config`));
+    }
+    if (this.drained) return Promise.reject(new ShardmindError(ErrorCode.UNAVAILABLE, `host ${this.o.node} is stopping`));
+    const actor = this.actors.get(domain);
+    if (!actor) return Promise.reject(new ShardmindError(ErrorCode.NOT_LEADER, `${this.o.node} holds no ${domain} shard: compact on its leader`));
+    this.log(`[${this.o.node}] compact ${domain} (control command)`);
+    return actor.compact();
   }
 
   private actorOf(domain: string): ShardActor {

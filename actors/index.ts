@@ -8,6 +8,15 @@ export type { ShardEvent, ShardState, ShardRuntime, ShardContext, ShardMachineIn
 export type { PipelineBreak, WritePipelineOptions } from './write-pipeline.ts';
 export type { LogRecord, LogReadOptions } from './log-stream.ts';
 export type { Sighting } from './leader-sightings.ts';
+// Log compaction by snapshot: the leader's compaction, the snapshot bucket, bootstrap of a replica from it.
+export type { CompactReport, CompactOptions } from './compaction.ts';
+export type { SnapshotMeta, StoredSnapshot } from './snapshot-bucket.ts';
+export type { StoreFacts } from './snapshot-file.ts';
+export { compactShard } from './compaction.ts';
+export { SnapshotBucket, snapshotName } from './snapshot-bucket.ts';
+export { copyStore, inspectStoreCopy, StoreCopyError } from './snapshot-file.ts';
+export { installNewestSnapshot, clearInstallLeftovers } from './snapshot-install.ts';
+export { CompactionTrigger } from './compaction-trigger.ts';
 export { Host, shardAddress } from './host.ts';
 export { systemClock } from './clock.ts';
 export { Relay } from './relay.ts';
@@ -17,6 +26,8 @@ export { WritePipeline, APPLY_BATCH, GROUP_WHEN_IN_FLIGHT, MAX_GROUP_ENTRIES, MA
 export {
   ensureLogStream,
   logTail,
+  logBounds,
+  LogCompactedError,
   readLog,
   apiErrorCode,
   WRONG_LAST_SEQUENCE,

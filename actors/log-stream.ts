@@ -50,6 +50,30 @@ export async function logTail(jsm: JetStreamManager, domain: string): Promise<nu
   return info.state.last_seq;
 }
 
+/**
+ * The stream's first and last sequences, as its leader knows them. After a compaction the log starts past seq 1:
+ * `firstSeq` is the oldest entry still held (`lastSeq + 1` when every entry was purged; 0 for a stream never written).
+ */
+export async function logBounds(jsm: JetStreamManager, domain: string): Promise<{ firstSeq: number; lastSeq: number }> {
+  const info = await jsm.streams.info(logStream(domain));
+  return { firstSeq: info.state.first_seq, lastSeq: info.state.last_seq };
+}
+
+/**
+ * A replica needs an entry the log no longer holds (compacted away): it must bootstrap from a snapshot
+ * (`snapshot-install.ts`) before it can catch up. The shard machine moves to `bootstrapping` on it.
+ */
+export class LogCompactedError extends Error {
+  override readonly name = 'LogCompactedError';
+  constructor(
+    readonly domain: string,
+    readonly needed: number,
+    readonly firstSeq: number,
+  ) {
+    super(`the ${domain} log starts at seq ${firstSeq}; this replica needs seq ${needed}: bootstrapping from a snapshot`);
+  }
+}
+
 /** One message of the log; `entry` is undefined for bytes that are not a log entry (skipped by every replica). */
 export interface LogRecord {
   readonly seq: number;
@@ -138,7 +162,8 @@ export async function readLog(js: JetStreamClient, domain: string, o: LogReadOpt
       if (next === STOPPED || next.done) break;
       const m = next.value;
       arm();
-      // The log is contiguous from seq 1 (no limits, nothing deleted). A seq already read is a redelivery; a jump
+      // The log is contiguous (no limits, nothing deleted; a compaction removes only a prefix, which a read from below
+      // it meets as a jump, and the catch-up then finds the log compacted). A seq already read is a redelivery; a jump
       // is a message the consumer lost (seen after a paused server resumed). Applying past a hole would let this
       // replica diverge silently at the same appliedSeq, so stop and let the caller re-read from what it applied.
       if (m.seq <= lastSeq) continue;

@@ -13,7 +13,11 @@ import { ErrorCode, ShardmindError, logStream, logSubject } from '../protocol/in
 import { DEFAULT_REPLICA_MAX_STALE_MS, type DomainConfig } from '../config/index.ts';
 import { StoreFormatError, type LogMessage, type MarkerEntry, type ShardStore, type ShardStoreOptions } from '../shards/index.ts';
 import type { Clock } from './clock.ts';
-import { ensureLogStream, logTail, readLog, type LogRecord } from './log-stream.ts';
+import { ensureLogStream, logBounds, logTail, readLog, LogCompactedError, type LogRecord } from './log-stream.ts';
+import { compactShard, type CompactReport } from './compaction.ts';
+import { CompactionTrigger } from './compaction-trigger.ts';
+import { SnapshotBucket } from './snapshot-bucket.ts';
+import { clearInstallLeftovers, installNewestSnapshot } from './snapshot-install.ts';
 import { SeqWaiters } from './seq-waiters.ts';
 import type { Relay } from './relay.ts';
 import type { LeaderSightings, Sighting } from './leader-sightings.ts';
@@ -67,6 +71,11 @@ export interface ShardActorOptions {
     /** Replica reads without `maxStaleMs` may be this stale. Default `DEFAULT_REPLICA_MAX_STALE_MS`. */
     readonly replicaMaxStaleMs?: number;
   };
+  /**
+   * Log compaction (config `compaction`): the automatic trigger's threshold (0: off), the entries kept below a
+   * snapshot, the snapshots kept. Default: no automatic trigger, 1000 kept, 2 snapshots.
+   */
+  readonly compaction?: { readonly everyEntries: number; readonly retainEntries: number; readonly keepSnapshots: number };
   readonly clock: Clock;
   readonly openStore: OpenStore;
   readonly log: (line: string) => void;
@@ -98,6 +107,8 @@ const RETRY_MIN_MS = 100;
 /** Longest wait for the leader's subscription to drain when it stops serving. */
 const INTAKE_DRAIN_MAX_MS = 2_000;
 const RETRY_MAX_MS = 2_000;
+/** Longest back-off between bootstrap attempts (no snapshot yet, a download that failed). */
+const BOOTSTRAP_RETRY_MAX_MS = 5_000;
 
 export class ShardActor implements ShardRuntime {
   private actor: Actor<typeof shardMachine> | undefined;
@@ -129,6 +140,11 @@ export class ShardActor implements ShardRuntime {
   private replicaDrained: Promise<void> = Promise.resolve();
   /** This replica's staleness bound, from the leader's heartbeats (kept while following). */
   private freshness: FreshnessTracker | undefined;
+  /** The compaction under way on this leader (commanded or automatic): one at a time. */
+  private compacting: Promise<CompactReport> | undefined;
+  /** The leader's automatic compaction trigger, while leading. */
+  private compactionTrigger: CompactionTrigger | undefined;
+  private bootstrapFailures = 0;
 
   constructor(private readonly o: ShardActorOptions) {
     this.failover = new ShardFailover({
@@ -268,6 +284,42 @@ export class ShardActor implements ShardRuntime {
     });
   }
 
+  /**
+   * `sm.ctl.<node>.compact`, and the automatic trigger: snapshot this leader's store into the domain's snapshot
+   * bucket, then purge the log below it (`compaction.ts`). A compaction under way is joined, not repeated.
+   */
+  compact(): Promise<CompactReport> {
+    if (this.compacting) return this.compacting;
+    if (this.state !== 'leading' || !this.store) {
+      return Promise.reject(new ShardmindError(ErrorCode.NOT_LEADER, `${this.o.node} does not lead ${this.domain} (${this.state}): compact on its leader`));
+    }
+    const { path, ...storeOptions } = this.storeOptions();
+    const c = this.compactionSettings;
+    const run = compactShard({
+      js: this.o.js,
+      jsm: this.o.jsm,
+      domain: this.domain,
+      node: this.o.node,
+      replicas: this.o.replicas,
+      storePath: path,
+      storeOptions,
+      retainEntries: c.retainEntries,
+      keepSnapshots: c.keepSnapshots,
+      logHashAt: (seq) => this.logHashAt(seq),
+      clock: this.o.clock,
+      log: (line) => this.log(line),
+    }).finally(() => {
+      this.compacting = undefined;
+    });
+    this.compacting = this.track(run);
+    run.then((r) => this.compactionTrigger?.compacted(r.seq), () => undefined);
+    return run;
+  }
+
+  private get compactionSettings(): { everyEntries: number; retainEntries: number; keepSnapshots: number } {
+    return this.o.compaction ?? { everyEntries: 0, retainEntries: 1_000, keepSnapshots: 2 };
+  }
+
   status(): ShardStatus {
     const state = this.state;
     const lastError = this.actor?.getSnapshot().context.lastError;
@@ -303,6 +355,8 @@ export class ShardActor implements ShardRuntime {
   }
 
   private async openLocalStore(): Promise<void> {
+    // A snapshot install that a crash interrupted leaves its download and the store it replaced beside the store.
+    clearInstallLeftovers(this.storeOptions().path);
     try {
       this.store = await this.o.openStore(this.storeOptions());
     } catch (err) {
@@ -335,13 +389,20 @@ export class ShardActor implements ShardRuntime {
   }
 
   async catchUp(): Promise<void> {
+    let compacted: LogCompactedError | undefined;
     await this.retrying('catch up', async () => {
       const why = this.rebuildReason;
       if (why !== undefined) {
         this.rebuildReason = undefined;
         await this.rebuildStore(why);
       }
-      const tail = await logTail(this.o.jsm, this.domain);
+      const { firstSeq, lastSeq: tail } = await logBounds(this.o.jsm, this.domain);
+      // The log was compacted past what this replica needs next (a newcomer, a wiped or rebuilt replica, one that was
+      // down through a compaction): it bootstraps from a snapshot (the machine's `bootstrapping` state), not the log.
+      if (firstSeq > this.position + 1) {
+        compacted = new LogCompactedError(this.domain, this.position + 1, firstSeq);
+        return;
+      }
       await this.track(
         readLog(this.o.js, this.domain, {
           fromSeq: this.position + 1,
@@ -352,6 +413,47 @@ export class ShardActor implements ShardRuntime {
       );
       if (this.position < tail && !this.abort.signal.aborted) throw new Error(`read stopped at ${this.position} of ${tail}`);
     });
+    if (compacted && !this.abort.signal.aborted) throw compacted;
+  }
+
+  /**
+   * Installs the domain's newest snapshot in place of this replica's store (`snapshot-install.ts`: downloaded,
+   * verified, swapped atomically), reopens it, and leaves the rest to the next catch-up (from the snapshot's seq + 1).
+   */
+  async bootstrap(): Promise<void> {
+    if (this.bootstrapFailures > 0) {
+      await abortableDelay(Math.min(RETRY_MIN_MS * 2 ** this.bootstrapFailures, BOOTSTRAP_RETRY_MAX_MS), this.abort.signal);
+    }
+    if (this.abort.signal.aborted) return;
+    const work = (async () => {
+      const { firstSeq } = await logBounds(this.o.jsm, this.domain);
+      const bucket = await SnapshotBucket.open(this.o.js, this.domain, this.o.replicas);
+      const { path, ...storeOptions } = this.storeOptions();
+      await installNewestSnapshot({
+        bucket,
+        storePath: path,
+        storeOptions,
+        logFirstSeq: firstSeq,
+        position: this.position,
+        closeStore: async () => {
+          await this.store?.close();
+          this.store = undefined;
+        },
+        log: (line) => this.log(line),
+      });
+      // Stopping meanwhile: drain closes what is open, and opens nothing new.
+      if (this.abort.signal.aborted) return;
+      await this.openLocalStore();
+      this.advance(this.position);
+    })();
+    try {
+      // Tracked: a drain waits for an install under way before it closes the store.
+      await this.track(work);
+      this.bootstrapFailures = 0;
+    } catch (err) {
+      this.bootstrapFailures++;
+      throw err;
+    }
   }
 
   async claim(): Promise<void> {
@@ -476,7 +578,11 @@ export class ShardActor implements ShardRuntime {
     this.startReplicaReads(() => 0, () => this.readGate());
     // Heartbeats, the lease, and stepping down when a later epoch shows up (issue 5).
     this.failover.startLeading(this.epoch);
-    const stopHeartbeat = (): void => this.failover.stopLeading();
+    const trigger = this.startCompactionTrigger();
+    const stopHeartbeat = (): void => {
+      trigger.stop();
+      this.failover.stopLeading();
+    };
     this.log(`serving sm.shard.${this.domain}.* at epoch ${this.epoch}, seq ${this.position}`);
     pipeline.onBroken((why) => {
       if (left) return;
@@ -680,8 +786,24 @@ export class ShardActor implements ShardRuntime {
 
   private advance(seq: number): void {
     if (seq > this.position) this.position = seq;
+    this.compactionTrigger?.onApplied(this.position);
     this.freshness?.onApplied(this.position);
     this.waiters.advanced();
+  }
+
+  /** The leader's automatic compaction (config `compaction.everyEntries`); stopped when it stops leading. */
+  private startCompactionTrigger(): CompactionTrigger {
+    this.compactionTrigger?.stop();
+    const trigger = new CompactionTrigger({
+      everyEntries: this.compactionSettings.everyEntries,
+      clock: this.o.clock,
+      newestSnapshotSeq: async () => (await (await SnapshotBucket.open(this.o.js, this.domain, this.o.replicas)).newest())?.meta.seq ?? 0,
+      compact: async () => (await this.compact()).seq,
+      log: (line) => this.log(line),
+    });
+    this.compactionTrigger = trigger;
+    trigger.start();
+    return trigger;
   }
 
   /** The clock of heartbeats and leases (real time unless a test injects one). */

@@ -4,6 +4,7 @@
  * so the states can be named in every log line and tested on their own.
  *
  *   starting → catchingUp → claiming → leading ⇄ (resync) catchingUp
+ *              catchingUp ⇄ bootstrapping   (the log was compacted below what this replica needs next)
  *                         ↘ following → (PROMOTE) catchingUp → claiming → leading
  *   leading → (FENCED) following        leading → (HANDOFF) handingOff → following
  *   any → (STOP) stopping → stopped     any work failing → failed
@@ -32,6 +33,7 @@ export type ShardEvent =
 export type ShardState =
   | 'starting'
   | 'catchingUp'
+  | 'bootstrapping'
   | 'claiming'
   | 'leading'
   | 'following'
@@ -54,6 +56,12 @@ export interface ShardRuntime {
    * just caught up to, and apply it. Rejects with NOT_LEADER when fenced (someone appended since).
    */
   claim(): Promise<void>;
+  /**
+   * The log no longer holds the entry this replica needs next (`catchUp` rejected with `LogCompactedError`): install
+   * the domain's newest snapshot in place of the store (verified, swapped atomically), so that the next catch-up
+   * starts from the snapshot's sequence + 1. Backs off itself when it fails again and again.
+   */
+  bootstrap(): Promise<void>;
   /** Serve the shard's subjects until the returned cleanup runs; report FENCED/RESYNC/FAILED. */
   lead(send: (e: ShardEvent) => void): () => void;
   /** Tail the log into LMDB until the cleanup runs; report TAIL_ENDED/FAILED. */
@@ -87,6 +95,7 @@ export const shardMachine = setup({
   actors: {
     open: fromPromise<void, { runtime: ShardRuntime }>(({ input }) => input.runtime.open()),
     catchUp: fromPromise<void, { runtime: ShardRuntime }>(({ input }) => input.runtime.catchUp()),
+    bootstrap: fromPromise<void, { runtime: ShardRuntime }>(({ input }) => input.runtime.bootstrap()),
     claim: fromPromise<void, { runtime: ShardRuntime }>(({ input }) => input.runtime.claim()),
     handOff: fromPromise<void, { runtime: ShardRuntime; to: string }>(({ input }) => input.runtime.handOff(input.to)),
     drain: fromPromise<void, { runtime: ShardRuntime }>(({ input }) => input.runtime.drain()),
@@ -98,6 +107,7 @@ export const shardMachine = setup({
   guards: {
     wantsLead: ({ context }) => context.wantsLead,
     fenced: (_, params: { error: unknown }) => (params.error as { code?: string } | null)?.code === 'NOT_LEADER',
+    logCompacted: (_, params: { error: unknown }) => (params.error as { name?: string } | null)?.name === 'LogCompactedError',
   },
 }).createMachine({
   id: 'shard',
@@ -122,7 +132,24 @@ export const shardMachine = setup({
         src: 'catchUp',
         input: ({ context }) => ({ runtime: context.runtime }),
         onDone: [{ guard: 'wantsLead', target: 'claiming' }, { target: 'following' }],
-        onError: { target: 'failed', actions: assign({ lastError: ({ event }) => describeError(event.error) }) },
+        onError: [
+          {
+            guard: { type: 'logCompacted', params: ({ event }) => ({ error: event.error }) },
+            target: 'bootstrapping',
+            actions: assign({ lastError: ({ event }) => describeError(event.error) }),
+          },
+          { target: 'failed', actions: assign({ lastError: ({ event }) => describeError(event.error) }) },
+        ],
+      },
+    },
+    bootstrapping: {
+      on: { PROMOTE: { actions: assign({ wantsLead: true }) } },
+      invoke: {
+        src: 'bootstrap',
+        input: ({ context }) => ({ runtime: context.runtime }),
+        onDone: { target: 'catchingUp', actions: assign({ lastError: undefined }) },
+        // No snapshot yet, or a bad one: catching up finds the log compacted again and comes back (bootstrap backs off).
+        onError: { target: 'catchingUp', actions: assign({ lastError: ({ event }) => `bootstrap failed: ${describeError(event.error)}` }) },
       },
     },
     claiming: {

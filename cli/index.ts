@@ -20,6 +20,8 @@ export type { NatsServerPlan } from './nats-config.ts';
 export { ctlRequest, clusterStatus, domainViews } from './control-client.ts';
 export { runStatus, statusRows, renderStatus, streamTails, statusCommand } from './status.ts';
 export { runMigrate, migrateShard, renderProgress, migrateCommand } from './migrate.ts';
+export type { CompactResult, CompactOptions } from './compact.ts';
+export { runCompact, compactDomain, compactCommand } from './compact.ts';
 export { runRemember, runRecall, rememberCommand, recallCommand } from './memory.ts';
 export { runApply, planPlacement, renderPlan, executePlan, applyCommand } from './apply.ts';
 export { runNatsConfig, natsConfigFor, natsServerPlan, natsConfigCommand } from './nats-config.ts';

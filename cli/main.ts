@@ -13,6 +13,7 @@ import { hostCommand } from './host.ts';
 import { upCommand } from './up.ts';
 import { statusCommand } from './status.ts';
 import { migrateCommand } from './migrate.ts';
+import { compactCommand } from './compact.ts';
 import { applyCommand } from './apply.ts';
 import { natsConfigCommand } from './nats-config.ts';
 import { recallCommand, rememberCommand } from './memory.ts';
@@ -25,6 +26,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   host: hostCommand,
   status: statusCommand,
   migrate: migrateCommand,
+  compact: compactCommand,
   apply: applyCommand,
   'nats-config': natsConfigCommand,
   remember: rememberCommand,

@@ -6,6 +6,7 @@ export type {
   LimitsConfig,
   ReplicationConfig,
   RouterConfig,
+  CompactionConfig,
   ClusterConfigInput,
   ClusterConfig,
 } from './types.ts';
@@ -16,6 +17,7 @@ export {
   singleNodeConfig,
   nodeByName,
   placementsOf,
+  compactionOf,
   ConfigError,
   NODE_NAME,
   DEFAULT_CONFIG_PATH,
@@ -28,4 +30,7 @@ export {
   DEFAULT_LEASE_MS,
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_PREDICATE,
+  DEFAULT_COMPACT_EVERY_ENTRIES,
+  DEFAULT_COMPACT_RETAIN_ENTRIES,
+  DEFAULT_KEEP_SNAPSHOTS,
 } from './load.ts';

@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
 import { DOMAIN_NAME } from '../protocol/index.ts';
 import type { PredicateSpec } from '../shards/index.ts';
-import type { ClusterConfig, ClusterConfigInput, DomainConfig, NodeConfig, PlacementConfig } from './types.ts';
+import type { ClusterConfig, ClusterConfigInput, CompactionConfig, DomainConfig, NodeConfig, PlacementConfig } from './types.ts';
 
 export const DEFAULT_CONFIG_PATH = './cluster.config.ts';
 export const DEFAULT_CLUSTER_NAME = 'shardmind';
@@ -24,6 +24,10 @@ export const DEFAULT_FANOUT_MARGIN = 0.25;
 export const DEFAULT_FANOUT_FLOOR = 0.15;
 export const DEFAULT_REROUTE_MARGIN = 0.2;
 export const DEFAULT_SHARD_TIMEOUT_MS = 1_500;
+/** Compaction (see `CompactionConfig`): a snapshot every 100k entries, 1000 kept below it, two snapshots kept. */
+export const DEFAULT_COMPACT_EVERY_ENTRIES = 100_000;
+export const DEFAULT_COMPACT_RETAIN_ENTRIES = 1_000;
+export const DEFAULT_KEEP_SNAPSHOTS = 2;
 export const DEFAULT_PREDICATE: PredicateSpec = { cardinality: 'many', halfLifeDays: 30 };
 /** NATS' default max_payload is 1 MiB; a request limit above it could never be reached. */
 export const MAX_PAYLOAD_CEILING = 1024 * 1024;
@@ -132,6 +136,15 @@ export function resolveConfig(input: ClusterConfigInput): ClusterConfig {
   unitInterval('router.rerouteMargin', router.rerouteMargin);
   positiveInt('router.shardTimeoutMs', router.shardTimeoutMs);
 
+  const compaction = resolveCompaction('compaction', input.compaction, {
+    everyEntries: DEFAULT_COMPACT_EVERY_ENTRIES,
+    retainEntries: DEFAULT_COMPACT_RETAIN_ENTRIES,
+    keepSnapshots: DEFAULT_KEEP_SNAPSHOTS,
+  });
+  domains.forEach((d, i) => {
+    if (d.compaction !== undefined) resolveCompaction(`domains[${i}].compaction`, d.compaction, compaction);
+  });
+
   const dataDir = input.dataDir ?? DEFAULT_DATA_DIR;
   if (typeof dataDir !== 'string' || dataDir === '') throw new ConfigError('dataDir', 'must be a non-empty path');
   const clusterName = input.cluster?.name ?? DEFAULT_CLUSTER_NAME;
@@ -139,7 +152,39 @@ export function resolveConfig(input: ClusterConfigInput): ClusterConfig {
     throw new ConfigError('cluster.name', `"${String(clusterName)}" must match ${NODE_NAME}`);
   }
 
-  return { cluster: { name: clusterName }, nodes, domains, placement, dataDir, limits, replication, router };
+  return { cluster: { name: clusterName }, nodes, domains, placement, dataDir, limits, replication, router, compaction };
+}
+
+/**
+ * One domain's compaction settings: its own fields over the cluster's (`false` on either disables the automatic
+ * trigger; `shardmind compact` still works).
+ *
+ * @example
+ * const { everyEntries } = compactionOf(config, 'email'); // 0: never automatically
+ */
+export function compactionOf(config: ClusterConfig, domain: string): Required<CompactionConfig> {
+  const own = config.domains.find((d) => d.name === domain)?.compaction;
+  return resolveCompaction(`compaction of ${domain}`, own, config.compaction);
+}
+
+/** Fills a compaction block from `base`, then validates it; `false` keeps `base` with the trigger off. */
+function resolveCompaction(field: string, input: CompactionConfig | false | undefined, base: Required<CompactionConfig>): Required<CompactionConfig> {
+  if (input === false) return { ...base, everyEntries: 0 };
+  if (input === undefined) return base;
+  if (input === null || typeof input !== 'object') throw new ConfigError(field, 'must be { everyEntries, retainEntries, keepSnapshots } or false');
+  const out = {
+    everyEntries: input.everyEntries ?? base.everyEntries,
+    retainEntries: input.retainEntries ?? base.retainEntries,
+    keepSnapshots: input.keepSnapshots ?? base.keepSnapshots,
+  };
+  if (typeof out.everyEntries !== 'number' || !Number.isInteger(out.everyEntries) || out.everyEntries < 0) {
+    throw new ConfigError(`${field}.everyEntries`, `${String(out.everyEntries)} must be a non-negative integer (0 disables automatic compaction)`);
+  }
+  // At least the snapshot's own entry stays in the log: a replica installing it checks the next entry's chain
+  // against it, and a leader checks its tail against the log before it claims.
+  positiveInt(`${field}.retainEntries`, out.retainEntries);
+  positiveInt(`${field}.keepSnapshots`, out.keepSnapshots);
+  return out;
 }
 
 /**

@@ -34,6 +34,8 @@ export interface DomainConfig {
   readonly predicates?: Readonly<Record<string, PredicateSpec>>;
   /** Rules for predicates not listed. Default `{ cardinality: 'many', halfLifeDays: 30 }`. */
   readonly defaultPredicate?: PredicateSpec;
+  /** This domain's log compaction, over the cluster's `compaction` field by field; `false` disables it here. */
+  readonly compaction?: CompactionConfig | false;
 }
 
 export interface PlacementConfig {
@@ -67,6 +69,26 @@ export interface ReplicationConfig {
   readonly heartbeatMs?: number;
 }
 
+/**
+ * Log compaction by snapshot (docs/operations.md, "Log compaction"): the leader copies its store into the domain's
+ * snapshot bucket and purges the log below it, so the log (and a new replica's catch-up) stops growing with the
+ * shard's whole history. `shardmind compact <domain>` does it on demand whatever these say.
+ */
+export interface CompactionConfig {
+  /**
+   * Compact automatically once this many entries were applied since the newest snapshot. Default 100000; 0
+   * disables the automatic trigger.
+   */
+  readonly everyEntries?: number;
+  /**
+   * Entries kept in the log below the snapshot's sequence (≥ 1), so a replica a little behind catches up from the
+   * log instead of downloading a snapshot. Default 1000.
+   */
+  readonly retainEntries?: number;
+  /** Snapshots kept per domain (≥ 1); older ones are deleted after each compaction. Default 2. */
+  readonly keepSnapshots?: number;
+}
+
 export interface RouterConfig {
   /** Recall fans out to every domain with p ≥ top.p − margin … Default 0.25. */
   readonly fanoutMargin?: number;
@@ -90,6 +112,8 @@ export interface ClusterConfigInput {
   readonly limits?: LimitsConfig;
   readonly replication?: ReplicationConfig;
   readonly router?: RouterConfig;
+  /** Log compaction for every domain (a domain may override it); `false` disables the automatic trigger. */
+  readonly compaction?: CompactionConfig | false;
 }
 
 /** A validated config with every default filled in. */
@@ -102,6 +126,8 @@ export interface ClusterConfig {
   readonly limits: Required<LimitsConfig>;
   readonly replication: Required<ReplicationConfig>;
   readonly router: Required<Omit<RouterConfig, 'classifierModule'>> & { readonly classifierModule?: string };
+  /** The cluster-wide compaction settings, defaults filled (`compactionOf` merges a domain's own). */
+  readonly compaction: Required<CompactionConfig>;
 }
 
 /** Identity helper that gives `cluster.config.ts` its types. */

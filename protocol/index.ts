@@ -13,6 +13,7 @@ export {
   logStream,
   logSubject,
   heartbeatSubject,
+  snapshotBucket,
   eventSubject,
   replicaSubject,
   replicaNodeSubject,

@@ -30,6 +30,12 @@ export const ctlSubject = (node: string, op: string): string => `sm.ctl.${node}.
 export const logStream = (domain: string): string => `SM_LOG_${domain.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`;
 export const logSubject = (domain: string): string => `sm.log.${domain}`;
 
+/**
+ * A shard's snapshots (log compaction): JetStream Object Store bucket, one object per snapshot, replicated like the
+ * log. The log below the newest snapshot's sequence may be purged; a replica that needs it bootstraps from here.
+ */
+export const snapshotBucket = (domain: string): string => `sm_snap_${domain}`;
+
 /** Domain names are subject tokens and stream name parts: keep them to this. */
 export const DOMAIN_NAME = /^[a-z][a-z0-9_]{0,31}$/;
 

@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createActor } from 'xstate';
-import { shardMachine, type ShardEvent, type ShardRuntime } from '../../actors/index.ts';
+import { LogCompactedError, shardMachine, type ShardEvent, type ShardRuntime } from '../../actors/index.ts';
 
 class ScriptedRuntime implements ShardRuntime {
   readonly calls: string[] = [];
@@ -18,8 +18,24 @@ class ScriptedRuntime implements ShardRuntime {
     this.calls.push('open');
     return this.openResult;
   }
+  /** Errors the next catch-ups throw, in order (then they succeed). */
+  catchUpErrors: unknown[] = [];
   async catchUp(): Promise<void> {
     this.calls.push('catchUp');
+    const err = this.catchUpErrors.shift();
+    if (err) throw err;
+  }
+  bootstrapError: unknown;
+  /** When set, the next bootstrap waits for it. */
+  bootstrapGate: Promise<void> | undefined;
+  async bootstrap(): Promise<void> {
+    this.calls.push('bootstrap');
+    const gate = this.bootstrapGate;
+    this.bootstrapGate = undefined;
+    await gate;
+    const err = this.bootstrapError;
+    this.bootstrapError = undefined;
+    if (err) throw err;
   }
   claimError: unknown;
   async claim(): Promise<void> {
@@ -69,6 +85,39 @@ test('shard machine - a standby opens, catches up, then follows', async () => {
   const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: false } }).start();
   await until(actor, 'following');
   assert.equal(rt.calls, ['open', 'catchUp', 'follow']);
+  actor.stop();
+});
+
+test('shard machine - a replica the log was compacted past bootstraps from a snapshot, then catches up and follows', async () => {
+  const rt = new ScriptedRuntime();
+  rt.catchUpErrors = [new LogCompactedError('email', 1, 501)];
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: false } }).start();
+  await until(actor, 'following');
+  assert.equal(rt.calls, ['open', 'catchUp', 'bootstrap', 'catchUp', 'follow']);
+  actor.stop();
+});
+
+test('shard machine - a failed bootstrap goes back through catch-up and tries again; a won claim meanwhile still leads', async () => {
+  const rt = new ScriptedRuntime();
+  rt.catchUpErrors = [new LogCompactedError('email', 1, 501), new LogCompactedError('email', 1, 501)];
+  rt.bootstrapError = new Error('no snapshot yet');
+  let open!: () => void;
+  rt.bootstrapGate = new Promise((resolve) => (open = resolve));
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: false } }).start();
+  await until(actor, 'bootstrapping');
+  actor.send({ type: 'PROMOTE' });
+  open();
+  await until(actor, 'leading');
+  assert.equal(rt.calls, ['open', 'catchUp', 'bootstrap', 'catchUp', 'bootstrap', 'catchUp', 'claim', 'lead']);
+  actor.stop();
+});
+
+test('shard machine - a catch-up that fails for another reason still fails the actor', async () => {
+  const rt = new ScriptedRuntime();
+  rt.catchUpErrors = [new Error('disk full')];
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: false } }).start();
+  await until(actor, 'failed');
+  assert.equal(rt.calls, ['open', 'catchUp']);
   actor.stop();
 });
 

@@ -1,0 +1,133 @@
+/**
+ * Log compaction by snapshot, leader side: copy the store at its applied sequence `s`, check that the copy's last
+ * entry is the log's, upload it to the domain's snapshot bucket, confirm it is stored, and only then purge the log
+ * below `s` (keeping `retainEntries` before it, so replicas a little behind catch up from the log rather than a
+ * download). Old snapshots beyond `keepSnapshots` are deleted last.
+ *
+ * Why the leader takes it: every entry a leader applied is one the log acknowledged (its pipeline applies only what
+ * JetStream acked, in order), so its copy cannot hold an entry the log did not keep — a follower's can, briefly
+ * (see docs/decisions.md §16). The copy itself is LMDB's, on lmdb-js's worker thread, and the reading of it is in a
+ * worker thread (snapshot-file.ts): the leader's event loop only streams the file to JetStream.
+ *
+ * No acknowledged write is lost: an acknowledged write is in the log at some seq ≤ the leader's applied position
+ * when it is acknowledged; the purge removes only entries ≤ `s`, and runs after the snapshot holding all of them is
+ * stored (every chunk and the meta message are acknowledged, replicated publishes) and listed back.
+ */
+import { rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { JetStreamClient, JetStreamManager } from 'nats';
+import { ErrorCode, ShardmindError, logStream } from '../protocol/index.ts';
+import type { ShardStoreOptions } from '../shards/index.ts';
+import type { Clock } from './clock.ts';
+import { SnapshotBucket, type SnapshotMeta } from './snapshot-bucket.ts';
+import { copyStore, fileBytes, inspectStoreCopy } from './snapshot-file.ts';
+
+export interface CompactOptions {
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly domain: string;
+  readonly node: string;
+  /** Replicas of the snapshot bucket (the log's). */
+  readonly replicas: number;
+  /** The open store's directory, and the options to open a copy of it with. */
+  readonly storePath: string;
+  readonly storeOptions: Omit<ShardStoreOptions, 'path'>;
+  /** Entries kept in the log below the snapshot's sequence. */
+  readonly retainEntries: number;
+  /** Snapshots kept in the bucket (≥ 1). */
+  readonly keepSnapshots: number;
+  /** `entryHash` of the log's entry at `seq`, from the stream leader (undefined when it cannot say). */
+  logHashAt(seq: number): Promise<string | undefined>;
+  readonly clock: Clock;
+  log(line: string): void;
+}
+
+/** What `sm.ctl.<node>.compact` answers. */
+export interface CompactReport {
+  readonly v: 1;
+  readonly domain: string;
+  readonly node: string;
+  /** The snapshot's sequence (0: the store was empty, nothing was done). */
+  readonly seq: number;
+  readonly snapshot?: string;
+  readonly bytes?: number;
+  /** The log's first sequence after the purge, and how many entries the purge removed. */
+  readonly firstSeq: number;
+  readonly purged: number;
+  /** Older snapshots deleted. */
+  readonly pruned: readonly string[];
+  readonly ms: number;
+}
+
+/** Takes a snapshot of the store and purges the log below it. Throws `ShardmindError` when it cannot. */
+export async function compactShard(o: CompactOptions): Promise<CompactReport> {
+  const started = o.clock.now();
+  const stream = logStream(o.domain);
+  // Beside the store (no extension: lmdb-js would take the path for a file); uploaded, then removed.
+  const copyDir = join(dirname(o.storePath), `${o.domain}-snapshot`);
+  try {
+    const file = await copyStore(o.storePath, copyDir);
+    const facts = await inspectStoreCopy(copyDir, o.storeOptions);
+    if (facts.appliedSeq === 0) {
+      const info = await o.jsm.streams.info(stream);
+      return { v: 1, domain: o.domain, node: o.node, seq: 0, firstSeq: info.state.first_seq, purged: 0, pruned: [], ms: o.clock.now() - started };
+    }
+    if (facts.tailHash === undefined || facts.format === undefined) {
+      throw new ShardmindError(ErrorCode.INTERNAL, `the ${o.domain} store at seq ${facts.appliedSeq} has no recorded tail hash or format; not compacting`);
+    }
+    // The copy's last entry must be the log's own: the snapshot's tail hash is where every installing replica's chain
+    // check starts.
+    const logged = await o.logHashAt(facts.appliedSeq);
+    if (logged === undefined) throw new ShardmindError(ErrorCode.UNAVAILABLE, `cannot read seq ${facts.appliedSeq} of ${stream} to check the snapshot`);
+    if (logged !== facts.tailHash) {
+      throw new ShardmindError(ErrorCode.INTERNAL, `the ${o.domain} store's entry at seq ${facts.appliedSeq} is not the log's; not compacting`);
+    }
+    const meta: SnapshotMeta = {
+      v: 1,
+      domain: o.domain,
+      seq: facts.appliedSeq,
+      tailHash: facts.tailHash,
+      format: facts.format,
+      digest: facts.digest,
+      epoch: facts.epoch,
+      node: o.node,
+      takenAt: new Date(o.clock.now()).toISOString(),
+      bytes: fileBytes(file),
+    };
+    const bucket = await SnapshotBucket.open(o.js, o.domain, o.replicas);
+    const stored = await bucket.put(file, meta);
+    // Stored and readable: listed back with the same content digest before a single entry is purged.
+    const back = await bucket.stat(stored.name);
+    if (!back || back.objectDigest !== stored.objectDigest || back.meta.seq !== meta.seq) {
+      throw new ShardmindError(ErrorCode.UNAVAILABLE, `snapshot ${stored.name} of ${o.domain} could not be read back; the log was not purged`);
+    }
+    const keepFrom = Math.max(1, meta.seq + 1 - o.retainEntries);
+    const before = await o.jsm.streams.info(stream);
+    let purged = 0;
+    if (keepFrom > before.state.first_seq) {
+      // `seq`: removes every message below it, keeps it and later.
+      purged = (await o.jsm.streams.purge(stream, { seq: keepFrom })).purged;
+    }
+    const after = await o.jsm.streams.info(stream);
+    const pruned = await bucket.prune(Math.max(1, o.keepSnapshots));
+    const report: CompactReport = {
+      v: 1,
+      domain: o.domain,
+      node: o.node,
+      seq: meta.seq,
+      snapshot: stored.name,
+      bytes: meta.bytes,
+      firstSeq: after.state.first_seq,
+      purged,
+      pruned,
+      ms: o.clock.now() - started,
+    };
+    o.log(`compacted: snapshot ${stored.name} (${meta.bytes} bytes) at seq ${meta.seq}; log starts at ${report.firstSeq} (${purged} purged)`);
+    return report;
+  } catch (err) {
+    if (err instanceof ShardmindError) throw err;
+    throw new ShardmindError(ErrorCode.UNAVAILABLE, `compacting ${o.domain} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  } finally {
+    rmSync(copyDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * Where a shard's snapshots live: the JetStream Object Store bucket `sm_snap_<domain>` (replicated like the log),
+ * one object per snapshot, named by the log sequence it holds, with what a replica needs to trust it in the object's
+ * metadata. Upload streams the LMDB copy from disk; download streams it to disk (nats.js checks the object's
+ * SHA-256 as it reads). Works on nats-server 2.9.x: Object Store needs 2.6.3, and the metadata travels in the
+ * object's own meta message, not in stream metadata (2.10).
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { JetStreamClient, ObjectInfo, ObjectStore } from 'nats';
+import { ErrorCode, ShardmindError, snapshotBucket } from '../protocol/index.ts';
+
+/** What a snapshot is, as stored with it. Every field is checked by the replica that installs it. */
+export interface SnapshotMeta {
+  readonly v: 1;
+  readonly domain: string;
+  /** The log sequence the store had applied: the snapshot holds every entry up to and including it. */
+  readonly seq: number;
+  /** `entryHash` of the log entry at `seq` (the store's `tailHash()`): the chain check's start after install. */
+  readonly tailHash: string;
+  /** The store's layout version (`meta/format`): a replica of another format cannot use the file. */
+  readonly format: number;
+  /** The store's content digest (`ShardStore.digest()`): equal on every replica at `seq`. */
+  readonly digest: string;
+  /** The latest leadership marker in the store, and the node that took the snapshot. */
+  readonly epoch: number;
+  readonly node: string;
+  readonly takenAt: string;
+  /** Size of the LMDB file in bytes. */
+  readonly bytes: number;
+}
+
+/** A snapshot as listed: its metadata and the object's name and SHA-256 (checked on download). */
+export interface StoredSnapshot {
+  readonly name: string;
+  readonly meta: SnapshotMeta;
+  readonly objectDigest: string;
+}
+
+/** Object names sort by sequence (zero-padded) so a listing reads oldest first. */
+export function snapshotName(seq: number): string {
+  return `snapshot-${String(seq).padStart(15, '0')}`;
+}
+
+export class SnapshotBucket {
+  private constructor(
+    readonly domain: string,
+    private readonly os: ObjectStore,
+  ) {}
+
+  /** Opens (creating on first use) the domain's bucket with `replicas` copies. */
+  static async open(js: JetStreamClient, domain: string, replicas: number): Promise<SnapshotBucket> {
+    try {
+      const os = await js.views.os(snapshotBucket(domain), { replicas, description: `shardmind snapshots of ${domain}` });
+      return new SnapshotBucket(domain, os);
+    } catch (err) {
+      throw new ShardmindError(ErrorCode.UNAVAILABLE, `cannot open the snapshot bucket of ${domain}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    }
+  }
+
+  /**
+   * Uploads the LMDB file at `file` as the snapshot `meta` describes, and returns it as stored once JetStream has
+   * acknowledged every chunk and the meta message (each an acknowledged, replicated publish).
+   */
+  async put(file: string, meta: SnapshotMeta): Promise<StoredSnapshot> {
+    const body = Readable.toWeb(createReadStream(file)) as unknown as ReadableStream<Uint8Array>;
+    const info = await this.os.put({ name: snapshotName(meta.seq), description: `${this.domain} at seq ${meta.seq}`, metadata: toMetadata(meta) }, body);
+    return { name: info.name, meta, objectDigest: info.digest };
+  }
+
+  /** Every readable snapshot, oldest first; objects whose metadata is not a snapshot's are left out. */
+  async list(): Promise<StoredSnapshot[]> {
+    const infos = await this.os.list();
+    const out: StoredSnapshot[] = [];
+    for (const info of infos) {
+      const s = fromInfo(this.domain, info);
+      if (s) out.push(s);
+    }
+    return out.sort((a, b) => a.meta.seq - b.meta.seq);
+  }
+
+  /** The newest snapshot, if any. */
+  async newest(): Promise<StoredSnapshot | undefined> {
+    return (await this.list()).at(-1);
+  }
+
+  /** The stored object's info now (undefined when missing): proof that an upload is readable. */
+  async stat(name: string): Promise<StoredSnapshot | undefined> {
+    const info = await this.os.info(name);
+    return info ? fromInfo(this.domain, info) : undefined;
+  }
+
+  /**
+   * Streams the snapshot to `file`. Rejects when the object is missing, short, or its SHA-256 differs from the one
+   * stored with it (nats.js checks it while reading and fails the stream).
+   */
+  async download(s: StoredSnapshot, file: string): Promise<void> {
+    const result = await this.os.get(s.name);
+    if (!result) throw new ShardmindError(ErrorCode.NOT_FOUND, `snapshot ${s.name} of ${this.domain} is gone`);
+    if (result.info.digest !== s.objectDigest) {
+      throw new ShardmindError(ErrorCode.UNAVAILABLE, `snapshot ${s.name} of ${this.domain} was replaced while it was read`);
+    }
+    await pipeline(Readable.fromWeb(result.data as unknown as WebReadableStream<Uint8Array>), createWriteStream(file));
+    const failed = await result.error;
+    if (failed) throw failed;
+  }
+
+  /** Deletes all but the newest `keep` snapshots; returns the names deleted. */
+  async prune(keep: number): Promise<string[]> {
+    const all = await this.list();
+    const old = all.slice(0, Math.max(0, all.length - keep));
+    for (const s of old) await this.os.delete(s.name);
+    return old.map((s) => s.name);
+  }
+}
+
+function toMetadata(meta: SnapshotMeta): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(meta)) out[k] = String(v);
+  return out;
+}
+
+/** Reads a snapshot's metadata back; undefined when a field is missing or malformed (not a snapshot of this domain). */
+function fromInfo(domain: string, info: ObjectInfo): StoredSnapshot | undefined {
+  const m = info.metadata ?? {};
+  const int = (k: string): number | undefined => {
+    const n = Number(m[k]);
+    return m[k] !== undefined && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+  };
+  const seq = int('seq');
+  const format = int('format');
+  const epoch = int('epoch');
+  const bytes = int('bytes');
+  const { tailHash, digest, node, takenAt } = m;
+  if (info.deleted || m['domain'] !== domain || m['v'] !== '1') return undefined;
+  if (seq === undefined || format === undefined || epoch === undefined || bytes === undefined) return undefined;
+  if (!tailHash || !digest || node === undefined || takenAt === undefined) return undefined;
+  return {
+    name: info.name,
+    objectDigest: info.digest,
+    meta: { v: 1, domain, seq, tailHash, format, digest, epoch, node, takenAt, bytes },
+  };
+}
