@@ -26,6 +26,7 @@ import {
   subjectPredicateHash,
   withChanges,
   type Episode,
+  type Mutable,
 } from './records.ts';
 import { FactTerms } from './fact-terms.ts';
 import type { Tables } from './tables.ts';
@@ -114,6 +115,8 @@ const IDENTITY: IdentityFields = { active: false, subject: undefined, predicate:
 export class Applier {
   /** The id of the fact the entry being applied created, if it did (its op result then need not store it). */
   private created: string | undefined;
+  /** The fact being created by `assert` (see there); the fields it does not set are the same for every new fact. */
+  private readonly draft: Mutable<Fact>;
   /** The log sequence of the message being applied: every result of it carries this one, not a store position. */
   private seq = 0;
   /** The standing value's bytes, found by `activeValueOf`. */
@@ -128,7 +131,32 @@ export class Applier {
     private readonly ops: OpResults,
     private readonly options: ResolvedOptions,
     readonly state: StoreState,
-  ) {}
+  ) {
+    this.draft = {
+      id: '',
+      domain: options.domain,
+      text: '',
+      subject: undefined,
+      predicate: undefined,
+      object: undefined,
+      confidence: 0,
+      halfLifeDays: 0,
+      observedAt: 0,
+      validFrom: 0,
+      validTo: undefined,
+      latestValidFrom: undefined,
+      recordedAt: 0,
+      invalidatedAt: undefined,
+      reinforcedAt: 0,
+      confirmations: 1,
+      source: { agent: '' },
+      status: 'active',
+      seq: 0,
+      // The record only notes that a new fact has an episode (its creating observation): `decodeFact` names it from
+      // the fact's id.
+      episodeId: '',
+    };
+  }
 
   /**
    * Applies the log message at `seq` (already known to be above appliedSeq), pushing one result per op onto
@@ -236,7 +264,7 @@ export class Applier {
     const f = e.fact;
     const subject = f.subject === undefined ? undefined : this.resolveEntity(f.subject);
     const object: FactObject | undefined =
-      f.object === undefined || typeof f.object === 'string' ? f.object : { entity: this.resolveEntity(f.object.entity) };
+      f.object === undefined || typeof f.object === 'string' ? f.object : resolvedObject(f.object, this.resolveEntity(f.object.entity));
     const observedAt = f.observedAt ?? e.recordedAt;
     const confidence = f.confidence ?? DEFAULT_CONFIDENCE;
     const spec = this.spec(f.predicate);
@@ -250,29 +278,25 @@ export class Applier {
 
     const id = factIdFor(this.options.domain, pos);
     this.created = id;
-    // A plain literal (absent optionals as undefined): encodeFact writes them as null, so the bytes are the same
-    // as with the keys left out, and V8 does not clone objects for conditional spreads on this hot path.
-    let fact: Fact = {
-      id,
-      domain: this.options.domain,
-      text: f.text,
-      subject,
-      predicate: f.predicate,
-      object,
-      confidence,
-      halfLifeDays: f.halfLifeDays ?? spec.halfLifeDays,
-      observedAt,
-      validFrom: f.validFrom ?? observedAt,
-      validTo: f.validTo,
-      recordedAt: e.recordedAt,
-      reinforcedAt: observedAt,
-      confirmations: 1,
-      source: e.source,
-      status: 'active',
-      seq: pos,
-      // episodeIdFor(id, pos): the id's own sequence part, without formatting it again.
-      episodeId: id + '/' + id.slice(this.options.domain.length + 1, id.lastIndexOf(':')),
-    };
+    // Filled in place (absent optionals as undefined: encodeFact writes them as null, so the bytes are the same as with
+    // the keys left out). The fact is encoded, scanned for terms and dropped, so one object serves every assert: a
+    // literal per fact, with its boxed numbers, was the largest allocation of the load.
+    const draft = this.draft;
+    draft.id = id;
+    draft.text = f.text;
+    draft.subject = subject;
+    draft.predicate = f.predicate;
+    draft.object = object;
+    draft.confidence = confidence;
+    draft.halfLifeDays = f.halfLifeDays ?? spec.halfLifeDays;
+    draft.observedAt = observedAt;
+    draft.validFrom = f.validFrom ?? observedAt;
+    draft.validTo = f.validTo;
+    draft.recordedAt = e.recordedAt;
+    draft.reinforcedAt = observedAt;
+    draft.source = e.source;
+    draft.seq = pos;
+    let fact: Fact = draft;
 
     let result: ApplyResult = { seq: this.seq, opId: e.opId, status: 'created', factId: id };
     if (subject !== undefined && f.predicate !== undefined && spec.cardinality === 'one') {
@@ -509,4 +533,9 @@ export class Applier {
 /** A grouped message (group commit), told apart from an entry by its op; anything else applies as an entry. */
 function isBatch(message: LogMessage): message is BatchEntry {
   return typeof message === 'object' && message !== null && message.op === 'batch';
+}
+
+/** The entity object of a fact, the input's own when its entity id needed no resolving (no object per fact). */
+function resolvedObject(input: { readonly entity: string }, entity: string): FactObject {
+  return entity === input.entity ? input : { entity };
 }

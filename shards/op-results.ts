@@ -54,9 +54,15 @@ export class OpResults {
     private readonly domain: string,
   ) {}
 
+  /** The opId `find` hashed last and its hash: `record` of the same op (the applier's next call) reuses it. */
+  private lastOpId = '';
+  private lastHash = 0;
+
   /** The result the op `opId` got when first applied, or undefined. */
   find(opId: string): ApplyResult | undefined {
     const hash = hashString(opId);
+    this.lastOpId = opId;
+    this.lastHash = hash;
     if (!this.bySeq.has(hash)) return undefined; // a new op, nearly always
     let found: ApplyResult | undefined;
     this.bySeq.find(hash, (pos) => {
@@ -77,7 +83,7 @@ export class OpResults {
   record(opId: string, result: ApplyResult, pos: number, createdHere: boolean): void {
     const group = Math.floor(pos / GROUP);
     if (group !== this.group) this.startGroup(group);
-    const hash = hashString(opId);
+    const hash = opId === this.lastOpId ? this.lastHash : hashString(opId);
     const shift = pos - result.seq;
     const compact = createdHere && result.error === undefined && result.supersededIds === undefined;
     const tuple = compact ? undefined : encodeValue([result.status, result.factId ?? null, result.supersededIds ?? null, result.error?.code ?? null, result.error?.message ?? null] satisfies ResultTuple);

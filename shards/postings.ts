@@ -42,7 +42,7 @@ import { decodePostings, encodePostings, POSTING_BYTES, type PostingRun } from '
 import type { FactTerms } from './fact-terms.ts';
 import { termParts } from './records.ts';
 import { bucketOf, bucketWithout, BUCKET_KEY_BYTES, findInBucket, LARGE, LARGE_KEY_BYTES, readU32, writeBucketKey, writeLargeKey, writeU32, type BucketHit } from './block-layout.ts';
-import { SegmentPostings, type Posting, type PostingVisitor, type SegmentBlocks } from './segment.ts';
+import { SegmentPostings, type Posting, type PostingVisitor, type SegmentBlocks, type SegmentSize } from './segment.ts';
 import { hashTerm, TERM_HASH } from './term-table.ts';
 
 export type { Posting } from './segment.ts';
@@ -70,7 +70,7 @@ export function segmentOf(seq: number): number {
 }
 
 
-const openSegmentFor = (segment: number): SegmentPostings => new SegmentPostings(segment, segment * SEGMENT_SEQS);
+const openSegmentFor = (segment: number, expected?: SegmentSize): SegmentPostings => new SegmentPostings(segment, segment * SEGMENT_SEQS, expected);
 
 /** A segment being merged: its blocks (in key order), the first `written` of them already put. */
 interface Sealed {
@@ -141,7 +141,7 @@ export class PostingIndex {
       this.finishMerge();
       const open = this.open;
       this.sealed = { postings: open, blocks: open.blocks(), written: 0 };
-      this.open = openSegmentFor(segment);
+      this.open = openSegmentFor(segment, open.size());
       if (segment > open.segment + 1) this.finishMerge(); // jumped past the window
     }
     const sealed = this.sealed;

@@ -20,7 +20,7 @@ export interface Episode {
   readonly confidence: number;
 }
 
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+export type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 export function sourceRecord(s: Source): Source {
   const out: Mutable<Source> = { agent: s.agent };

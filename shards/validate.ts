@@ -36,68 +36,76 @@ function fail(field: string, problem: string): never {
   throw new ShardValidationError(field, problem);
 }
 
-function name(x: unknown, field: string): string {
-  if (typeof x !== 'string' || x.length === 0) fail(field, 'must be a non-empty string');
-  if (x.length > MAX_NAME_LENGTH) fail(field, `must be at most ${MAX_NAME_LENGTH} characters`);
-  if (hasControl(x)) fail(field, 'must not contain control characters');
+// The helpers take a field and a suffix (`fact` + `.subject`) joined only when they fail: building the name of every
+// field checked was a string per field of every entry applied.
+function name(x: unknown, field: string, sub = ''): string {
+  if (typeof x !== 'string' || x.length === 0) fail(field + sub, 'must be a non-empty string');
+  if (x.length > MAX_NAME_LENGTH) fail(field + sub, `must be at most ${MAX_NAME_LENGTH} characters`);
+  if (hasControl(x)) fail(field + sub, 'must not contain control characters');
   return x;
 }
 
-function optionalName(x: unknown, field: string): void {
-  if (x !== undefined) name(x, field);
+function optionalName(x: unknown, field: string, sub = ''): void {
+  if (x !== undefined) name(x, field, sub);
 }
 
-function time(x: unknown, field: string): void {
-  if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0) fail(field, 'must be epoch milliseconds (a non-negative integer)');
+function time(x: unknown, field: string, sub = ''): void {
+  if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0) fail(field + sub, 'must be epoch milliseconds (a non-negative integer)');
 }
 
-function optionalTime(x: unknown, field: string): void {
-  if (x !== undefined) time(x, field);
+function optionalTime(x: unknown, field: string, sub = ''): void {
+  if (x !== undefined) time(x, field, sub);
 }
 
-function confidence(x: unknown, field: string): void {
+function confidence(x: unknown, field: string, sub = ''): void {
   if (x === undefined) return;
-  if (typeof x !== 'number' || !(x > 0 && x <= 1)) fail(field, 'must be a number in (0, 1]');
+  if (typeof x !== 'number' || !(x > 0 && x <= 1)) fail(field + sub, 'must be a number in (0, 1]');
 }
 
-function halfLife(x: unknown, field: string): void {
+function halfLife(x: unknown, field: string, sub = ''): void {
   if (x === undefined) return;
-  if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) fail(field, 'must be a positive number of days');
+  if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) fail(field + sub, 'must be a positive number of days');
+}
+
+/** `s.trim() === ''` without trimming a copy: a text starting with a printable ASCII character (nearly all) is not blank. */
+function isBlank(s: string): boolean {
+  const c = s.length === 0 ? 0 : s.charCodeAt(0);
+  return c > 32 && c < 127 ? false : s.trim().length === 0;
 }
 
 export function validateFactInput(fact: unknown, field = 'fact'): asserts fact is FactInput {
   if (!isObject(fact)) fail(field, 'must be an object');
   const text = fact['text'];
-  if (typeof text !== 'string' || text.trim().length === 0) fail(`${field}.text`, 'must be a non-empty string');
+  if (typeof text !== 'string' || isBlank(text)) fail(`${field}.text`, 'must be a non-empty string');
   // A UTF-16 unit is at most 3 UTF-8 bytes: only long texts need counting.
   if (text.length * 3 > MAX_TEXT_BYTES && Buffer.byteLength(text) > MAX_TEXT_BYTES) fail(`${field}.text`, `must be at most ${MAX_TEXT_BYTES} bytes`);
-  optionalName(fact['subject'], `${field}.subject`);
-  optionalName(fact['predicate'], `${field}.predicate`);
+  optionalName(fact['subject'], field, '.subject');
+  optionalName(fact['predicate'], field, '.predicate');
   if (fact['predicate'] !== undefined && fact['subject'] === undefined) fail(`${field}.subject`, 'is required when predicate is given');
   const object = fact['object'];
   if (object !== undefined) {
     if (typeof object === 'string') {
-      if (object.length === 0 || Buffer.byteLength(object) > 1024) fail(`${field}.object`, 'must be 1..1024 bytes');
+      if (object.length === 0 || (object.length * 3 > 1024 && Buffer.byteLength(object) > 1024)) fail(`${field}.object`, 'must be 1..1024 bytes');
     } else if (isObject(object)) {
-      name(object['entity'], `${field}.object.entity`);
+      name(object['entity'], field, '.object.entity');
     } else fail(`${field}.object`, 'must be a string or { entity: string }');
     if (fact['predicate'] === undefined) fail(`${field}.predicate`, 'is required when object is given');
   }
-  confidence(fact['confidence'], `${field}.confidence`);
-  optionalTime(fact['observedAt'], `${field}.observedAt`);
-  optionalTime(fact['validFrom'], `${field}.validFrom`);
-  optionalTime(fact['validTo'], `${field}.validTo`);
+  confidence(fact['confidence'], field, '.confidence');
+  optionalTime(fact['observedAt'], field, '.observedAt');
+  optionalTime(fact['validFrom'], field, '.validFrom');
+  optionalTime(fact['validTo'], field, '.validTo');
   const validTo = fact['validTo'] as number | undefined;
   const validFrom = (fact['validFrom'] ?? fact['observedAt']) as number | undefined;
   if (validTo !== undefined && validFrom !== undefined && validTo <= validFrom) fail(`${field}.validTo`, 'must be after validFrom');
-  halfLife(fact['halfLifeDays'], `${field}.halfLifeDays`);
+  halfLife(fact['halfLifeDays'], field, '.halfLifeDays');
 }
 
 export function validateEntityInput(entity: unknown, field = 'entity'): asserts entity is EntityInput {
   if (!isObject(entity)) fail(field, 'must be an object');
-  name(entity['id'], `${field}.id`);
-  optionalName(entity['name'], `${field}.name`);
-  optionalName(entity['type'], `${field}.type`);
+  name(entity['id'], field, '.id');
+  optionalName(entity['name'], field, '.name');
+  optionalName(entity['type'], field, '.type');
   const aliases = entity['aliases'];
   if (aliases !== undefined) {
     if (!Array.isArray(aliases) || aliases.length > 100) fail(`${field}.aliases`, 'must be an array of at most 100 names');
@@ -203,7 +211,7 @@ export interface ResolvedOptions {
 function predicateSpec(x: unknown, field: string): PredicateSpec {
   if (!isObject(x)) fail(field, 'must be an object');
   if (x['cardinality'] !== 'one' && x['cardinality'] !== 'many') fail(`${field}.cardinality`, "must be 'one' or 'many'");
-  halfLife(x['halfLifeDays'], `${field}.halfLifeDays`);
+  halfLife(x['halfLifeDays'], field, '.halfLifeDays');
   if (x['halfLifeDays'] === undefined) fail(`${field}.halfLifeDays`, 'is required');
   return { cardinality: x['cardinality'], halfLifeDays: x['halfLifeDays'] as number };
 }
