@@ -7,17 +7,22 @@ import {
   ErrorCode,
   ShardmindError,
   packRecallReply,
+  packRecallTable,
   parseGetRequest,
   parseHistoryRequest,
+  parseRecallLayout,
   parseRecallRequest,
+  recallTableBody,
   toRecallQuery,
   toWireFact,
   type Encoding,
   type GetRequest,
   type HistoryRequest,
   type PackedServed,
+  type RecallLayout,
   type RecallReply,
   type RecallRequest,
+  type RecallTableReply,
   type ReplicaOp,
 } from '../protocol/index.ts';
 import type { RecalledFact, ShardStore } from '../shards/index.ts';
@@ -35,7 +40,7 @@ export interface ReadContext {
 
 /** A parsed read request, by op. */
 export type ReadRequest =
-  | { readonly op: 'recall'; readonly req: RecallRequest }
+  | { readonly op: 'recall'; readonly req: RecallRequest; readonly layout: RecallLayout }
   | { readonly op: 'get'; readonly req: GetRequest }
   | { readonly op: 'history'; readonly req: HistoryRequest };
 
@@ -43,7 +48,7 @@ export type ReadRequest =
 export function parseRead(op: ReplicaOp, body: unknown): ReadRequest {
   switch (op) {
     case 'recall':
-      return { op, req: parseRecallRequest(body) };
+      return { op, req: parseRecallRequest(body), layout: parseRecallLayout(body) };
     case 'get':
       return { op, req: parseGetRequest(body) };
     case 'history':
@@ -62,7 +67,7 @@ export function runRead(r: ReadRequest, o: ReadContext, served: Served): unknown
   switch (r.op) {
     case 'recall': {
       const result = o.store.recall(toRecallQuery(r.req, o.clock.now(), o.maxRecallLimit));
-      return new RecallAnswer(o.domain, result.facts, Math.max(result.appliedSeq, o.position()), served);
+      return new RecallAnswer(o.domain, result.facts, Math.max(result.appliedSeq, o.position()), served, r.layout);
     }
     case 'get': {
       const fact = o.store.getFact(r.req.factId);
@@ -81,7 +86,7 @@ export function runRead(r: ReadRequest, o: ReadContext, served: Served): unknown
 
 /**
  * What a recall found, turned into its reply only once the encoding is known: msgpack is written straight from
- * the store's facts (`packRecallReply`, no `toWireFact` objects), JSON goes through the wire objects.
+ * the store's facts (`packRecallReply`, `packRecallTable`: no intermediate objects), JSON goes through objects.
  */
 export class RecallAnswer {
   constructor(
@@ -89,9 +94,11 @@ export class RecallAnswer {
     readonly facts: readonly RecalledFact[],
     readonly seq: number,
     readonly served: Served = undefined,
+    readonly layout: RecallLayout = 'objects',
   ) {}
 
-  body(): RecallReply {
+  body(): RecallReply | RecallTableReply {
+    if (this.layout === 'table') return recallTableBody(this.domain, this.facts, this.seq, this.served);
     return {
       v: 1,
       domains: [this.domain],
@@ -102,6 +109,7 @@ export class RecallAnswer {
   }
 
   packed(): Uint8Array {
+    if (this.layout === 'table') return packRecallTable(this.domain, this.facts, this.seq, this.served);
     return packRecallReply(this.domain, this.facts, this.seq, this.served);
   }
 }

@@ -3,7 +3,8 @@
  * Starts a nats-server, a host (and a router process for `*_router` ops) under `--cpu-prof`, preloads `facts`
  * facts (default 10000), restarts the host so its profile starts after the preload, runs `op` (recall_direct, remember_direct, recall_router, remember_router) with 64 in
  * flight for `seconds` (default 8), then prints throughput, CPU µs per operation by process, and each profiled
- * process's hottest functions by self time.
+ * process's hottest functions by self time. `SM_PROFILE=0` runs the same loop without `--cpu-prof` (the profiler
+ * itself costs the host CPU per op) and prints only the throughput and CPU figures.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +26,7 @@ const INCLUSIVE = (process.env['SM_PROFILE_FUNCTIONS'] ?? 'processMsg,answer,han
   .split(',')
   .filter(Boolean);
 const seconds = Number(secondsArg);
+const profiling = process.env['SM_PROFILE'] !== '0';
 const cleanup = new Cleanup();
 const profDirs: string[] = [];
 const removeProfiles = (): void => {
@@ -46,7 +48,8 @@ try {
   const host = await startBenchHost(ctx);
   // The host serves sm.mem.* itself when it runs a router; only otherwise is one started beside it.
   const hostRoutes = await waitForRouter(nc);
-  const routerPid = opName.endsWith('_router') && !hostRoutes ? await startRouterProcess(ctx, host, { cpuProfDir: routerProf }) : undefined;
+  const routerPid =
+    opName.endsWith('_router') && !hostRoutes ? await startRouterProcess(ctx, host, profiling ? { cpuProfDir: routerProf } : {}) : undefined;
   const target = shardmindTarget(nc, {
     router: hostRoutes || routerPid !== undefined,
     processes: () => ({ host: host.pid, 'nats-server': nats.pid!, ...(routerPid ? { router: routerPid } : {}) }),
@@ -54,7 +57,7 @@ try {
   const op = target.ops.find((o) => o.name === opName);
   if (!op) throw new Error(`unknown op ${opName}: one of ${target.ops.map((o) => o.name).join(', ')}`);
   await target.preload(0, facts);
-  await host.restart({ cpuProfDir: hostProf }); // profile the measured loop, not the preload
+  await host.restart(profiling ? { cpuProfDir: hostProf } : {}); // measure (and profile) the loop, not the preload
   let i = op.kind === 'remember' ? 300_000_000 : 0;
   const measuredFrom = monotonicUs();
   const r = await withCpu({ ...target.processes(), bench: 'self' }, () =>
@@ -70,8 +73,8 @@ try {
     log(`${name}: inclusive time of the request path's parts:`);
     for (const l of inclusiveTimes(dir, INCLUSIVE, measuredFrom)) log(`  ${l}`);
   };
-  show('host', hostProf);
-  if (routerPid) show('router', routerProf);
+  if (profiling) show('host', hostProf);
+  if (profiling && routerPid) show('router', routerProf);
 } finally {
   await cleanup.run();
   // SM_PROFILE_KEEP=1 keeps the .cpuprofile files (to open in a profiler UI).

@@ -1,11 +1,13 @@
 /**
- * shardmind as the bench measures it: raw NATS requests (msgpack, no SDK) to one shard's leader
- * (`sm.shard.bench.<op>`) and through the router (`sm.mem.<op>`), over the same workload as the Redis peer; and
+ * shardmind as the bench measures it: raw NATS requests (msgpack, no SDK connection) to one shard's leader
+ * (`sm.shard.bench.<op>`) and through the router (`sm.mem.<op>`), over the same workload as the Redis peer, a
+ * recall's reply turned into facts by the SDK's own conversion, as an agent's recall would be; and
  * the lost-writes check — two writers on their own connections remember at once, the host is restarted, and every
  * acknowledged fact is read back by id.
  */
 import { connect, type NatsConnection } from 'nats';
-import { decodePayload, encodePayload, memSubject, shardSubject } from '../protocol/index.ts';
+import { fromRecallReply } from '../client/index.ts';
+import { decodePayload, encodePayload, memSubject, shardSubject, type RecallReply, type RecallTableReply } from '../protocol/index.ts';
 import type { BenchContext } from './context.ts';
 import type { LostWrites } from './peers/server-memory.ts';
 import type { MemoryTarget, TargetOp } from './target.ts';
@@ -62,8 +64,9 @@ export function rememberBody(i: number, agent = 'bench'): Record<string, unknown
   };
 }
 
+/** A recall as the TypeScript client sends it: the table layout (decisions §28). */
 function recallBody(i: number, stored: number): Record<string, unknown> {
-  return { v: 1, agent: 'bench', domain: BENCH_DOMAIN, query: queryAt(i, stored).text, limit: RECALL_LIMIT };
+  return { v: 1, agent: 'bench', domain: BENCH_DOMAIN, query: queryAt(i, stored).text, limit: RECALL_LIMIT, layout: 'table' };
 }
 
 /** Runs `op(i)` for i in [from, to) with `inFlight` outstanding; throws on the first failure. */
@@ -77,8 +80,10 @@ export async function pump(from: number, to: number, inFlight: number, op: (i: n
 
 export function shardmindTarget(nc: NatsConnection, opts: { readonly router: boolean; processes(): Readonly<Record<string, number>> }): MemoryTarget {
   const direct = (op: string): string => shardSubject(BENCH_DOMAIN, op);
+  // The reply is turned into the client's facts (dates and all) by the client's own code: the work an agent's
+  // recall does on its side, whichever layout the answer came in.
   const recall = (subject: string) => async (i: number, stored: number): Promise<number> =>
-    (await call(nc, subject, recallBody(i, stored))).facts?.length ?? 0;
+    fromRecallReply((await call(nc, subject, recallBody(i, stored))) as unknown as RecallReply | RecallTableReply).facts.length;
   const remember = (subject: string) => async (i: number): Promise<number> => {
     await call(nc, subject, rememberBody(i));
     return 1;

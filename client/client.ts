@@ -20,7 +20,6 @@ import {
   type ClassifyReply,
   type WireEntity,
   type HistoryReply,
-  type RecallReply,
   type RememberReply,
   type TaskBeginReply,
   type TaskObserveReply,
@@ -30,6 +29,7 @@ import {
 } from '../protocol/index.ts';
 import { defined, fromRememberReply, fromWireFact, fromWriteReply, toWireFactInput } from './convert.ts';
 import { createOpIdSource, type OpIdSource } from './op-id.ts';
+import { fromRecallReply, type AnyRecallReply } from './recall-reply.ts';
 import { DEFAULT_RETRY_POLICY, isRefusal, withRetry, type RetryPolicy } from './retry.ts';
 import { SeqTracker } from './seq-tracker.ts';
 import { Transport } from './transport.ts';
@@ -96,6 +96,7 @@ export async function connect(options: ConnectOptions): Promise<ShardmindClient>
       maxReconnectAttempts: -1,
       noAsyncTraces: true,
       ...(options.user !== undefined ? { user: options.user, pass: options.pass ?? '' } : {}),
+      ...(options.tls !== undefined ? { tls: { ...options.tls } } : {}),
     });
   } catch (cause) {
     const message = cause instanceof Error ? cause.message : String(cause);
@@ -199,20 +200,15 @@ export class ShardmindClient {
       includeInactive: query.includeInactive,
       minSeq: this.seqs.minSeqFor(domains),
       maxStaleMs: query.maxStaleMs,
+      // Rows instead of a map per fact (half the bytes); a router merging several shards still answers with maps.
+      layout: 'table',
     });
     const reply =
       query.maxStaleMs !== undefined && domains?.length === 1
-        ? await this.callReplica<RecallReply>(domains[0]!, 'recall', body)
-        : await this.call<RecallReply>(direct ? shardSubject(domains![0]!, 'recall') : memSubject('recall'), body, 'idempotent');
+        ? await this.callReplica<AnyRecallReply>(domains[0]!, 'recall', body)
+        : await this.call<AnyRecallReply>(direct ? shardSubject(domains![0]!, 'recall') : memSubject('recall'), body, 'idempotent');
     this.seqs.observeAll(reply.seqs);
-    return {
-      domains: reply.domains,
-      facts: reply.facts.map((f: WireFact) => fromWireFact(f)),
-      missing: reply.missing ?? [],
-      seqs: reply.seqs ?? {},
-      ...(reply.servedBy === undefined ? {} : { servedBy: reply.servedBy }),
-      ...(reply.staleMs === undefined ? {} : { staleMs: reply.staleMs }),
-    };
+    return fromRecallReply(reply);
   }
 
   /**

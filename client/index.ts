@@ -30,5 +30,6 @@ export type { RetryPolicy } from './retry.ts';
 export type { OpIdSource } from './op-id.ts';
 export { connect, ShardmindClient, domainOfFactId, DEFAULT_TIMEOUT_MS, DEFAULT_DEADLINE_MS } from './client.ts';
 export { createOpIdSource } from './op-id.ts';
+export { fromRecallReply } from './recall-reply.ts';
 export { backoffDelay, withRetry, DEFAULT_RETRY_POLICY } from './retry.ts';
 export { ShardmindError, ErrorCode } from '../protocol/index.ts';

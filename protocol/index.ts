@@ -5,6 +5,8 @@ export { ErrorCode, RETRYABLE, ShardmindError, isErrorCode, badRequest, toWireEr
 export { encodePayload, decodePayload, encodingOf, JSON_CONTENT_TYPE, CONTENT_TYPE_HEADER } from "./codec.ts";
 export { packRecallReply } from './fact-pack.ts';
 export type { PackedServed } from './fact-pack.ts';
+export { RECALL_TABLE_COLUMNS, packRecallTable, parseRecallLayout, recallTableBody } from './fact-table.ts';
+export type { RecallTableColumn } from './fact-table.ts';
 export { REPLY_TO_HEADER, ROUTER_NODE_HEADER, REFUSAL_CODES, isReplySubject } from './hand-off.ts';
 export {
   memSubject,
@@ -33,6 +35,9 @@ export type {
   RecallRequest,
   WireFact,
   RecallReply,
+  RecallLayout,
+  RecallTableReply,
+  WireTableCell,
   ForgetRequest,
   RetractRequest,
   WriteReply,

@@ -72,7 +72,15 @@ export interface RecallRequest {
   readonly minSeq?: Readonly<Record<string, number>>;
   /** Replica reads: how stale (ms) the answer may be; see `ReplicaServed`. */
   readonly maxStaleMs?: number;
+  /**
+   * How the reply lists its facts: `"objects"` (default, `RecallReply`) or `"table"` (`RecallTableReply`). Read by
+   * the shard that answers; `parseRecallRequest` leaves it out, so a router asking several shards gets objects to
+   * merge (and answers with objects), while a recall it hands to one shard is answered in the table layout.
+   */
+  readonly layout?: RecallLayout;
 }
+
+export type RecallLayout = 'objects' | 'table';
 
 /**
  * Added to a read's reply when it came through `sm.replica.<domain>.<op>`: the node that answered and its bound on
@@ -114,6 +122,24 @@ export interface RecallReply extends ReplicaServed {
   readonly missing?: readonly { readonly domain: string; readonly error: string }[];
   /** Sequence each domain's answer reflects. */
   readonly seqs?: Readonly<Record<string, number>>;
+}
+
+/** One value in a `RecallTableReply` row: a string, a number, an entity reference, or null (absent). */
+export type WireTableCell = string | number | WireObject | null;
+
+/**
+ * A recall reply in the table layout (`layout: "table"`, answered by a shard): one row per fact, best first, its
+ * values in the order `columns` names them (`protocol/fact-table.ts`: id, text, subject, predicate, object,
+ * confidence, effectiveConfidence, score, validFrom, validTo, observedAt, recordedAt, invalidatedAt, reinforcedAt,
+ * confirmations, status, agent, task, node). Timestamps are integer epoch milliseconds; null is an absent value;
+ * every fact is from `domains[0]`; `agent`, `task`, `node` are the fact's `source`. A reader finds columns by name.
+ */
+export interface RecallTableReply extends ReplicaServed {
+  readonly v: 1;
+  readonly domains: readonly string[];
+  readonly columns: readonly string[];
+  readonly rows: readonly (readonly WireTableCell[])[];
+  readonly seqs: Readonly<Record<string, number>>;
 }
 
 /** `sm.shard.<domain>.forget`: remove a fact's text (the user asked); a tombstone stays. */

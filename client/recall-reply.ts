@@ -1,0 +1,96 @@
+/**
+ * A recall reply, in either layout, as the client's `RecallResult`. The client asks for the table layout
+ * (`layout: "table"`, decisions §28); a shard answers with it, while a router that merged several shards, or a
+ * host too old to know the field, answers with a map per fact. Table rows become facts directly — timestamps are
+ * epoch milliseconds, so a `Date` costs no parsing, where the object layout's ISO strings must be parsed (most of
+ * what converting that layout costs).
+ */
+import { RECALL_TABLE_COLUMNS, type RecallReply, type RecallTableReply, type WireFact, type WireTableCell } from '../protocol/index.ts';
+import { fromWireFact } from './convert.ts';
+import type { FactObject, FactStatus, RecalledFact, RecallResult, Source } from './types.ts';
+
+export type AnyRecallReply = RecallReply | RecallTableReply;
+
+export function isRecallTable(reply: AnyRecallReply): reply is RecallTableReply {
+  return (reply as RecallTableReply).rows !== undefined;
+}
+
+/** The facts, domains and sequences of a recall reply; `missing` and `seqs` default to empty. */
+export function fromRecallReply(reply: AnyRecallReply): RecallResult {
+  const table = isRecallTable(reply);
+  return {
+    domains: reply.domains,
+    facts: table ? tableFacts(reply) : reply.facts.map((f: WireFact) => fromWireFact(f)),
+    missing: (table ? undefined : reply.missing) ?? [],
+    seqs: reply.seqs ?? {},
+    ...(reply.servedBy === undefined ? {} : { servedBy: reply.servedBy }),
+    ...(reply.staleMs === undefined ? {} : { staleMs: reply.staleMs }),
+  };
+}
+
+// Where each known column sits in a reply: found by name, so a reply from a shard that added or reordered
+// columns still reads (a column it lacks reads as absent).
+const ID = 0;
+const TEXT = 1;
+const SUBJECT = 2;
+const PREDICATE = 3;
+const OBJECT = 4;
+const CONFIDENCE = 5;
+const EFFECTIVE_CONFIDENCE = 6;
+const SCORE = 7;
+const VALID_FROM = 8;
+const VALID_TO = 9;
+const OBSERVED_AT = 10;
+const RECORDED_AT = 11;
+const INVALIDATED_AT = 12;
+const REINFORCED_AT = 13;
+const CONFIRMATIONS = 14;
+const STATUS = 15;
+const AGENT = 16;
+const TASK = 17;
+const NODE = 18;
+
+/** For each of `RECALL_TABLE_COLUMNS`, its index in `columns` (-1 when absent). */
+function columnPositions(columns: readonly string[]): number[] {
+  return RECALL_TABLE_COLUMNS.map((name, i) => (columns[i] === name ? i : columns.indexOf(name)));
+}
+
+function tableFacts(reply: RecallTableReply): RecalledFact[] {
+  const at = columnPositions(reply.columns);
+  const domain = reply.domains[0] ?? '';
+  const cell = (row: readonly WireTableCell[], column: number): WireTableCell | undefined => {
+    const i = at[column]!;
+    return i < 0 ? undefined : (row[i] ?? undefined);
+  };
+  return reply.rows.map((row) => {
+    const f: Record<string, unknown> = { id: cell(row, ID), domain, text: cell(row, TEXT) };
+    const subject = cell(row, SUBJECT);
+    if (subject !== undefined) f['subject'] = subject;
+    const predicate = cell(row, PREDICATE);
+    if (predicate !== undefined) f['predicate'] = predicate;
+    const object = cell(row, OBJECT) as FactObject | undefined;
+    if (object !== undefined) f['object'] = object;
+    f['confidence'] = cell(row, CONFIDENCE);
+    f['validFrom'] = new Date(cell(row, VALID_FROM) as number);
+    const validTo = cell(row, VALID_TO);
+    if (validTo !== undefined) f['validTo'] = new Date(validTo as number);
+    f['observedAt'] = new Date(cell(row, OBSERVED_AT) as number);
+    f['recordedAt'] = new Date(cell(row, RECORDED_AT) as number);
+    const invalidatedAt = cell(row, INVALIDATED_AT);
+    if (invalidatedAt !== undefined) f['invalidatedAt'] = new Date(invalidatedAt as number);
+    f['reinforcedAt'] = new Date(cell(row, REINFORCED_AT) as number);
+    f['confirmations'] = cell(row, CONFIRMATIONS);
+    f['status'] = cell(row, STATUS) as FactStatus;
+    f['source'] = source(cell(row, AGENT), cell(row, TASK), cell(row, NODE));
+    f['effectiveConfidence'] = cell(row, EFFECTIVE_CONFIDENCE);
+    f['score'] = cell(row, SCORE);
+    return f as unknown as RecalledFact;
+  });
+}
+
+function source(agent: WireTableCell | undefined, task: WireTableCell | undefined, node: WireTableCell | undefined): Source {
+  const s: { agent: string; task?: string; node?: string } = { agent: agent as string };
+  if (task !== undefined) s.task = task as string;
+  if (node !== undefined) s.node = node as string;
+  return s;
+}
