@@ -44,6 +44,8 @@ export interface HostOptions {
   readonly servers?: readonly string[];
   /** NATS user and password, on a cluster that requires them (user `host`). */
   readonly credentials?: { readonly user: string; readonly pass: string };
+  /** TLS, on a cluster whose servers require it (`nats-config --tls`): the CA the servers' certificates chain to. */
+  readonly tls?: { readonly caFile: string };
   readonly clock?: Clock;
   /** Where log lines go; stderr by default. */
   readonly log?: (line: string) => void;
@@ -106,6 +108,7 @@ export class Host {
       // almost never happens costs ~8% of the host's CPU.
       noAsyncTraces: true,
       ...(this.o.credentials ? { user: this.o.credentials.user, pass: this.o.credentials.pass } : {}),
+      ...(this.o.tls ? { tls: { caFile: this.o.tls.caFile } } : {}),
     });
     this.nc = nc;
     this.watchConnection(nc).catch(() => undefined);

@@ -4,7 +4,7 @@
  */
 import { connect, type NatsConnection } from 'nats';
 import { loadConfig, type ClusterConfig } from '../config/index.ts';
-import { natsCredentialsFromEnv } from './nats-auth.ts';
+import { natsConnectOptionsFromEnv } from './nats-tls.ts';
 
 export interface ClusterTarget {
   readonly config: ClusterConfig | undefined;
@@ -30,8 +30,9 @@ export async function resolveTarget(o: { config?: string; servers?: string; node
 }
 
 export async function connectCluster(servers: readonly string[], name: string): Promise<NatsConnection> {
-  // On a cluster that requires it, as SHARDMIND_NATS_USER (`operator`) with SHARDMIND_NATS_PASSWORD (cli/nats-auth.ts).
-  return connect({ servers: [...servers], name, timeout: 5_000, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...(natsCredentialsFromEnv() ?? {}) });
+  // On a cluster that requires it, as SHARDMIND_NATS_USER (`operator`) with SHARDMIND_NATS_PASSWORD (cli/nats-auth.ts),
+  // over TLS verified against SHARDMIND_NATS_CA (cli/nats-tls.ts).
+  return connect({ servers: [...servers], name, timeout: 5_000, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...natsConnectOptionsFromEnv() });
 }
 
 /** Where an agent-side command (`remember`, `recall`, `mcp`) connects: `--servers`, or every NATS URL in the config. */

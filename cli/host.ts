@@ -9,6 +9,7 @@ import { parseFlags, UsageError } from './args.ts';
 import type { Command } from './command.ts';
 import { runUntilSignal } from './lifecycle.ts';
 import { natsCredentialsFromEnv } from './nats-auth.ts';
+import { natsTlsFromEnv } from './nats-tls.ts';
 import { HOST_SERVICES } from './services.ts';
 
 const USAGE = `usage: shardmind host --node NAME [--config FILE]
@@ -27,6 +28,7 @@ export const hostCommand: Command = {
     nodeByName(config, values.node);
     const log = (line: string): void => void process.stderr.write(`${new Date().toISOString().slice(11, 23)} ${line}\n`);
     const credentials = natsCredentialsFromEnv();
+    const tls = natsTlsFromEnv()?.tls;
     const host = new Host({
       config,
       node: values.node,
@@ -34,6 +36,7 @@ export const hostCommand: Command = {
       services: HOST_SERVICES,
       log,
       ...(credentials ? { credentials } : {}),
+      ...(tls ? { tls } : {}),
     });
     const placed = placementsOf(config, values.node);
     log(`[${values.node}] starting ${placed.map((p) => `${p.domain.name} (${p.role})`).join(', ') || 'no shards'}; data in ${config.dataDir}`);

@@ -27,5 +27,7 @@ export { runApply, planPlacement, renderPlan, executePlan, applyCommand } from '
 export { runNatsConfig, natsConfigFor, natsServerPlan, natsConfigCommand } from './nats-config.ts';
 export { authorizationBlock, natsCredentialsFromEnv, PASSWORD_ENV, USER_ENV, USER_PASSWORD_ENV, ROLE_PERMISSIONS } from './nats-auth.ts';
 export type { NatsRole } from './nats-auth.ts';
+export type { TlsFiles } from './nats-tls.ts';
+export { CA_ENV, TLS_FILES, clientTlsBlock, makeCertificates, natsConnectOptionsFromEnv, natsTlsFromEnv, routeTlsBlock, tlsFilesIn } from './nats-tls.ts';
 export { runMcp, McpServer, MCP_TOOLS, MCP_PROTOCOL_VERSIONS, mcpCommand } from './mcp.ts';
 export { PASSWORD_RULE } from './nats-auth.ts';

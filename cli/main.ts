@@ -16,6 +16,7 @@ import { migrateCommand } from './migrate.ts';
 import { compactCommand } from './compact.ts';
 import { applyCommand } from './apply.ts';
 import { natsConfigCommand } from './nats-config.ts';
+import { natsTlsCommand } from './nats-tls.ts';
 import { recallCommand, rememberCommand } from './memory.ts';
 import { mcpCommand } from './mcp.ts';
 import { benchCommand } from './bench.ts';
@@ -29,6 +30,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   compact: compactCommand,
   apply: applyCommand,
   'nats-config': natsConfigCommand,
+  'nats-tls': natsTlsCommand,
   remember: rememberCommand,
   recall: recallCommand,
   mcp: mcpCommand,

@@ -15,7 +15,7 @@ import { agentServers } from './cluster-connect.ts';
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
-import { natsCredentialsFromEnv } from './nats-auth.ts';
+import { natsConnectOptionsFromEnv } from './nats-tls.ts';
 import { stdio, type Io } from './status.ts';
 
 const USAGE = `usage: shardmind mcp [--config FILE] [--servers URL,…] [--agent NAME] [--node NAME]
@@ -329,7 +329,7 @@ export async function runMcp(argv: readonly string[], io: Io = stdio): Promise<n
       servers,
       agent: values.agent ?? 'mcp-agent',
       ...(values.node !== undefined ? { node: values.node } : {}),
-      ...(natsCredentialsFromEnv() ?? {}),
+      ...natsConnectOptionsFromEnv(),
     });
   } catch (err) {
     io.err(`shardmind mcp: ${(err as Error).message}\n`);

@@ -10,7 +10,7 @@ import { connect, type RecalledFact, type ShardmindClient } from '../client/inde
 import { ShardmindError } from '../protocol/index.ts';
 import { intFlag, orConfigError, parseCommandFlags, UsageError } from './args.ts';
 import { agentServers } from './cluster-connect.ts';
-import { natsCredentialsFromEnv } from './nats-auth.ts';
+import { natsConnectOptionsFromEnv } from './nats-tls.ts';
 import type { Command } from './command.ts';
 import { renderTable, stdio, type Io } from './status.ts';
 
@@ -153,7 +153,7 @@ async function withClient(
       servers,
       agent: values.agent ?? 'shardmind-cli',
       ...(values.node !== undefined ? { node: values.node } : {}),
-      ...(natsCredentialsFromEnv() ?? {}),
+      ...natsConnectOptionsFromEnv(),
     });
     await work(memory);
     return 0;

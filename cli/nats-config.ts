@@ -11,6 +11,7 @@ import { ConfigError, loadConfig, nodeByName } from '../config/index.ts';
 import type { ClusterConfig, NodeConfig } from '../config/index.ts';
 import { authorizationBlock, PASSWORD_ENV, PASSWORD_RULE, USER_ENV, USER_PASSWORD_ENV } from './nats-auth.ts';
 import { natsServerConfig } from './nats-server.ts';
+import { CA_ENV, clientTlsBlock, routeTlsBlock, tlsFilesIn } from './nats-tls.ts';
 
 export const DEFAULT_NATS_CLIENT_PORT = 4222;
 export const DEFAULT_NATS_CLUSTER_PORT = 6222;
@@ -44,7 +45,7 @@ export function natsServerPlan(config: ClusterConfig, node: NodeConfig): NatsSer
  * @example
  * writeFileSync('mini-1.conf', natsConfigFor(await loadConfig(), 'mini-1'));
  */
-export function natsConfigFor(config: ClusterConfig, nodeName: string, options: { readonly auth?: boolean } = {}): string {
+export function natsConfigFor(config: ClusterConfig, nodeName: string, options: { readonly auth?: boolean; readonly tlsDir?: string } = {}): string {
   const node = nodeByName(config, nodeName);
   const plan = natsServerPlan(config, node);
   const peers = config.nodes.filter((n) => n.name !== node.name);
@@ -59,14 +60,24 @@ export function natsConfigFor(config: ClusterConfig, nodeName: string, options: 
     storeDir: plan.storeDir,
     ...(routes.length > 0 ? { cluster: { name: config.cluster.name, port: plan.clusterPort, routes } } : {}),
     ...(options.auth ? { authorization: authorizationBlock() } : {}),
+    ...(options.tlsDir !== undefined ? { tls: tlsBlocks(options.tlsDir) } : {}),
   });
 }
 
-const USAGE = `usage: shardmind nats-config --node NAME [--config FILE] [--out FILE] [--auth]
+function tlsBlocks(dir: string): { client: string; route: string } {
+  const files = tlsFilesIn(dir);
+  return { client: clientTlsBlock(files), route: routeTlsBlock(files) };
+}
+
+const USAGE = `usage: shardmind nats-config --node NAME [--config FILE] [--out FILE] [--auth] [--tls DIR]
 
 --auth: clients must log in as host, agent or operator (passwords from the server's environment:
 ${Object.values(PASSWORD_ENV).join(', ')}: a letter, then letters, digits, _ or -; e.g.
-sm$(openssl rand -hex 24)); shardmind processes connect as $${USER_ENV} / $${USER_PASSWORD_ENV}.`;
+sm$(openssl rand -hex 24)); shardmind processes connect as $${USER_ENV} / $${USER_PASSWORD_ENV}.
+
+--tls DIR: the client port and the routes between Minis use TLS with DIR/ca.pem, DIR/server-cert.pem and
+DIR/server-key.pem (make them with: shardmind nats-tls --dir DIR --host <this Mini's host>); shardmind processes
+verify the servers against the CA file in $${CA_ENV}.`;
 
 /** The command. Prints the config, or writes it to `--out`; returns the exit code. */
 export async function runNatsConfig(
@@ -78,7 +89,7 @@ export async function runNatsConfig(
 ): Promise<number> {
   const parsed = parseCommandFlags(
     argv,
-    { node: { type: 'string' }, config: { type: 'string' }, out: { type: 'string' }, auth: { type: 'boolean' } },
+    { node: { type: 'string' }, config: { type: 'string' }, out: { type: 'string' }, auth: { type: 'boolean' }, tls: { type: 'string' } },
     USAGE,
     io,
   );
@@ -91,7 +102,14 @@ export async function runNatsConfig(
   const node = values.node;
   return orConfigError(io, async () => {
     const config = await loadConfig(values.config);
-    const text = natsConfigFor(config, node, { auth: values.auth === true });
+    let text: string;
+    try {
+      text = natsConfigFor(config, node, { auth: values.auth === true, ...(values.tls !== undefined ? { tlsDir: values.tls } : {}) });
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+      io.err(`${(err as Error).message}\n`);
+      return 1;
+    }
     if (values.auth) {
       // A password nats-server would misread (it parses the value as a config token) fails only when it starts.
       for (const env of Object.values(PASSWORD_ENV)) {

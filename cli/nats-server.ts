@@ -25,6 +25,8 @@ export interface NatsServerConfigOptions {
   readonly maxPayload?: number;
   /** An `authorization { … }` block (cli/nats-auth.ts), verbatim. */
   readonly authorization?: string;
+  /** TLS (cli/nats-tls.ts): the client port's `tls { … }` block and the routes' one inside `cluster { … }`, verbatim. */
+  readonly tls?: { readonly client: string; readonly route?: string };
 }
 
 /** The nats-server config file text for one server. */
@@ -38,6 +40,7 @@ export function natsServerConfig(o: NatsServerConfigOptions): string {
   ];
   if (o.httpPort) lines.push(`http_port: ${o.httpPort}`);
   if (o.authorization) lines.push(o.authorization);
+  if (o.tls) lines.push(o.tls.client);
   lines.push(`jetstream {`, `  store_dir: ${JSON.stringify(o.storeDir)}`, `}`);
   if (o.cluster) {
     lines.push(
@@ -48,6 +51,7 @@ export function natsServerConfig(o: NatsServerConfigOptions): string {
       `  routes: [`,
       ...o.cluster.routes.map((r) => `    ${JSON.stringify(r)}`),
       `  ]`,
+      ...(o.tls?.route ? [o.tls.route] : []),
       `}`,
     );
   }
@@ -89,6 +93,8 @@ export interface StartNatsOptions {
   readonly cluster?: NatsServerConfigOptions['cluster'];
   /** An `authorization { … }` block (`authorizationBlock()`); its passwords come from this process's environment. */
   readonly authorization?: string;
+  /** TLS blocks (`clientTlsBlock()`, `routeTlsBlock()`). */
+  readonly tls?: NatsServerConfigOptions['tls'];
   /** How long to wait for the server to accept connections. */
   readonly readyTimeoutMs?: number;
   /** Forward the server's log to this process's stderr. */
@@ -194,7 +200,14 @@ export async function startNatsServer(o: StartNatsOptions = {}): Promise<NatsSer
   const configPath = join(base, `${name}.conf`);
   writeFileSync(
     configPath,
-    natsServerConfig({ name, port, storeDir, ...(o.cluster ? { cluster: o.cluster } : {}), ...(o.authorization ? { authorization: o.authorization } : {}) }),
+    natsServerConfig({
+      name,
+      port,
+      storeDir,
+      ...(o.cluster ? { cluster: o.cluster } : {}),
+      ...(o.authorization ? { authorization: o.authorization } : {}),
+      ...(o.tls ? { tls: o.tls } : {}),
+    }),
   );
   const server = new NatsServerProcess(name, port, storeDir, configPath, ownsDir, o.verbose ?? false);
   await server.start(o.readyTimeoutMs);
@@ -216,7 +229,7 @@ export class NatsCluster {
 }
 
 /** Starts `size` routed nats-servers (3 for replication tests) and waits until all accept connections. */
-export async function startNatsCluster(size = 3, o: { verbose?: boolean; name?: string } = {}): Promise<NatsCluster> {
+export async function startNatsCluster(size = 3, o: { verbose?: boolean; name?: string; tls?: NatsServerConfigOptions['tls'] } = {}): Promise<NatsCluster> {
   const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
   const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
   const routes = clusterPorts.map((p) => `nats-route://127.0.0.1:${p}`);
@@ -228,6 +241,7 @@ export async function startNatsCluster(size = 3, o: { verbose?: boolean; name?: 
         port,
         cluster: { name: clusterName, port: clusterPorts[i]!, routes: routes.filter((_, j) => j !== i) },
         ...(o.verbose !== undefined ? { verbose: o.verbose } : {}),
+        ...(o.tls ? { tls: o.tls } : {}),
       }),
     ),
   );

@@ -14,6 +14,11 @@ export interface ConnectOptions {
   /** NATS user and password, on a cluster that requires them (`shardmind nats-config --auth`: user `agent`). */
   readonly user?: string;
   readonly pass?: string;
+  /**
+   * TLS, on a cluster whose servers require it (`shardmind nats-config --tls`): `caFile` is the cluster CA the
+   * servers' certificates chain to (`ca.pem`); a client certificate is not needed.
+   */
+  readonly tls?: { readonly caFile?: string; readonly certFile?: string; readonly keyFile?: string };
   /** Who is speaking: recorded as the source of every fact this client remembers. */
   readonly agent: string;
   /** The Mini the agent runs on, recorded with its facts. */

@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import type { HostStatusReply } from '../../actors/index.ts';
 import type { ClusterConfigInput } from '../../config/index.ts';
-import { natsCredentialsFromEnv } from '../../cli/index.ts';
+import { natsConnectOptionsFromEnv } from '../../cli/index.ts';
 import { ctlSubject, decodePayload, encodePayload } from '../../protocol/index.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -187,7 +187,7 @@ export class HostCluster {
   /** The harness's own NATS connection (control requests); closed by `stop()`. */
   connection(): Promise<NatsConnection> {
     // On a cluster that requires a login, as the hosts log in (`env` carries SHARDMIND_NATS_USER/PASSWORD).
-    this.nc ??= connect({ servers: [...this.servers], maxReconnectAttempts: -1, reconnectTimeWait: 100, ...(natsCredentialsFromEnv(this.env) ?? {}) });
+    this.nc ??= connect({ servers: [...this.servers], maxReconnectAttempts: -1, reconnectTimeWait: 100, ...natsConnectOptionsFromEnv(this.env) });
     return this.nc;
   }
 
