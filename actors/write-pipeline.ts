@@ -38,7 +38,7 @@ export const DEFAULT_PUBLISH_TIMEOUT_MS = 5_000;
 export const GROUP_WHEN_IN_FLIGHT = 8;
 /** Most writes in one grouped log message. */
 export const MAX_GROUP_ENTRIES = 256;
-/** Most bytes of one grouped log message: well under nats-server's default `max_payload` of 1 MB. */
+/** Most bytes of one grouped log message: half nats-server's default `max_payload` of 1 MB (less if it is set lower). */
 export const MAX_GROUP_BYTES = 512 * 1024;
 
 export type PipelineBreak =
@@ -95,6 +95,8 @@ export class WritePipeline {
   private queuedBytes = 0;
   private flushScheduled = false;
   private readonly groupWhenInFlight: number;
+  /** `MAX_GROUP_BYTES`, or half the server's `max_payload` when that is smaller: a group must fit in one message. */
+  private readonly maxGroupBytes: number;
   private publishing = 0;
   private applying: Promise<void> | undefined;
   private broken: PipelineBreak | undefined;
@@ -112,6 +114,8 @@ export class WritePipeline {
     this.nextApply = o.lastSeq + 1;
     this.appender = new LogAppender(o.nc, o.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS);
     this.groupWhenInFlight = Math.max(1, o.groupWhenInFlight ?? GROUP_WHEN_IN_FLIGHT);
+    const serverMax = o.nc.info?.max_payload;
+    this.maxGroupBytes = serverMax !== undefined && serverMax > 0 ? Math.min(MAX_GROUP_BYTES, Math.floor(serverMax / 2)) : MAX_GROUP_BYTES;
   }
 
   /** Appends and applies the entry; resolves with its applied result. A known opId returns the first result. */
@@ -147,7 +151,7 @@ export class WritePipeline {
       this.flushQueued();
       this.appendMessage([pending]);
     } else {
-      if (this.queuedBytes + pending.bytes.length > MAX_GROUP_BYTES) this.flushQueued();
+      if (this.queuedBytes + pending.bytes.length > this.maxGroupBytes) this.flushQueued();
       this.queued.push(pending);
       this.queuedBytes += pending.bytes.length;
       if (this.queued.length >= MAX_GROUP_ENTRIES) this.flushQueued();

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { startNatsServer, waitForJetStream, type NatsServerProcess } from '../../cli/index.ts';
-import { decodeEntry, encodeEntry, ensureLogStream, WritePipeline, type PipelineBreak } from '../../actors/index.ts';
+import { decodeEntry, encodeEntry, ensureLogStream, MAX_GROUP_BYTES, WritePipeline, type PipelineBreak } from '../../actors/index.ts';
 import { logSubject, ShardmindError } from '../../protocol/index.ts';
 import { openShardStore, type AssertEntry, type ShardStore } from '../../shards/index.ts';
 
@@ -127,6 +127,21 @@ pipeline('concurrent writes are grouped into few log messages; a follower replay
   const again = await p.submit(assertEntry('g-42', 'grouped fact 42'));
   assert.is(again.duplicate, true);
   assert.is(again.factId, results[42]!.factId);
+  p.close();
+  await p.settled();
+});
+
+pipeline('a group never outgrows one message: large writes split into several, each under the byte cap', async (ctx) => {
+  const { domain, store } = await fresh(ctx);
+  const { p, breaks } = open(ctx, domain, store);
+  const big = (i: number): string => `large fact ${i} ${'x'.repeat(12_000)}`;
+  const results = await Promise.all(Array.from({ length: 100 }, (_, i) => p.submit(assertEntry(`big-${i}`, big(i)))));
+  assert.equal(breaks, []);
+  assert.ok(results.every((r) => r.status === 'created'));
+  const log = await readLog(ctx, domain);
+  assert.ok(log.length >= 3, `~1.2 MB of writes went out as ${log.length} messages`);
+  for (const m of log) assert.ok(m.data.length <= MAX_GROUP_BYTES + 1024, `a message of ${m.data.length} bytes`);
+  assert.is(store.getFact(results[99]!.factId!)?.text, big(99));
   p.close();
   await p.settled();
 });
