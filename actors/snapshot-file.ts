@@ -42,7 +42,11 @@ export class StoreCopyError extends Error {
 export async function copyStore(storePath: string, toDir: string): Promise<string> {
   rmSync(toDir, { recursive: true, force: true });
   mkdirSync(toDir, { recursive: true });
-  const env = open({ path: storePath });
+  // Read-only, or lmdb-js opens the main database in a synchronous write transaction on this thread — which waits for
+  // LMDB's writer lock while lmdb-js's write thread holds it waiting for this thread to run the store's batch: a
+  // deadlock (seen: the leader froze at the first compaction under load). The copy itself takes the writer lock
+  // only for a moment, on lmdb-js's worker thread, to read the meta pages.
+  const env = open({ path: storePath, readOnly: true });
   try {
     await env.backup(toDir, false);
   } finally {
