@@ -58,34 +58,35 @@ function columnPositions(columns: readonly string[]): number[] {
 function tableFacts(reply: RecallTableReply): RecalledFact[] {
   const at = columnPositions(reply.columns);
   const domain = reply.domains[0] ?? '';
-  const cell = (row: readonly WireTableCell[], column: number): WireTableCell | undefined => {
-    const i = at[column]!;
-    return i < 0 ? undefined : (row[i] ?? undefined);
-  };
   return reply.rows.map((row) => {
-    const f: Record<string, unknown> = { id: cell(row, ID), domain, text: cell(row, TEXT) };
-    const subject = cell(row, SUBJECT);
+    const f: Record<string, unknown> = { id: cell(row, at[ID]!), domain, text: cell(row, at[TEXT]!) };
+    const subject = cell(row, at[SUBJECT]!);
     if (subject !== undefined) f['subject'] = subject;
-    const predicate = cell(row, PREDICATE);
+    const predicate = cell(row, at[PREDICATE]!);
     if (predicate !== undefined) f['predicate'] = predicate;
-    const object = cell(row, OBJECT) as FactObject | undefined;
+    const object = cell(row, at[OBJECT]!) as FactObject | undefined;
     if (object !== undefined) f['object'] = object;
-    f['confidence'] = cell(row, CONFIDENCE);
-    f['validFrom'] = new Date(cell(row, VALID_FROM) as number);
-    const validTo = cell(row, VALID_TO);
+    f['confidence'] = cell(row, at[CONFIDENCE]!);
+    f['validFrom'] = new Date(cell(row, at[VALID_FROM]!) as number);
+    const validTo = cell(row, at[VALID_TO]!);
     if (validTo !== undefined) f['validTo'] = new Date(validTo as number);
-    f['observedAt'] = new Date(cell(row, OBSERVED_AT) as number);
-    f['recordedAt'] = new Date(cell(row, RECORDED_AT) as number);
-    const invalidatedAt = cell(row, INVALIDATED_AT);
+    f['observedAt'] = new Date(cell(row, at[OBSERVED_AT]!) as number);
+    f['recordedAt'] = new Date(cell(row, at[RECORDED_AT]!) as number);
+    const invalidatedAt = cell(row, at[INVALIDATED_AT]!);
     if (invalidatedAt !== undefined) f['invalidatedAt'] = new Date(invalidatedAt as number);
-    f['reinforcedAt'] = new Date(cell(row, REINFORCED_AT) as number);
-    f['confirmations'] = cell(row, CONFIRMATIONS);
-    f['status'] = cell(row, STATUS) as FactStatus;
-    f['source'] = source(cell(row, AGENT), cell(row, TASK), cell(row, NODE));
-    f['effectiveConfidence'] = cell(row, EFFECTIVE_CONFIDENCE);
-    f['score'] = cell(row, SCORE);
+    f['reinforcedAt'] = new Date(cell(row, at[REINFORCED_AT]!) as number);
+    f['confirmations'] = cell(row, at[CONFIRMATIONS]!);
+    f['status'] = cell(row, at[STATUS]!) as FactStatus;
+    f['source'] = source(cell(row, at[AGENT]!), cell(row, at[TASK]!), cell(row, at[NODE]!));
+    f['effectiveConfidence'] = cell(row, at[EFFECTIVE_CONFIDENCE]!);
+    f['score'] = cell(row, at[SCORE]!);
     return f as unknown as RecalledFact;
   });
+}
+
+/** The row's value at position `i` (-1: the reply has no such column); null reads as absent. */
+function cell(row: readonly WireTableCell[], i: number): WireTableCell | undefined {
+  return i < 0 ? undefined : (row[i] ?? undefined);
 }
 
 function source(agent: WireTableCell | undefined, task: WireTableCell | undefined, node: WireTableCell | undefined): Source {

@@ -120,18 +120,33 @@ export class MsgpackWriter {
   int(n: number): void {
     if ((n <= 0xffffffff && n >= -0x80000000) || !Number.isSafeInteger(n)) return this.num(n);
     this.need(9);
-    const high = Math.floor(n / 0x100000000);
-    this.buf[this.pos++] = n > 0 ? 0xcf : 0xd3;
-    this.buf.writeInt32BE(high | 0, this.pos);
-    this.buf.writeUInt32BE(n - high * 0x100000000, this.pos + 4);
-    this.pos += 8;
+    const buf = this.buf;
+    let p = this.pos;
+    const high = Math.floor(n / 0x100000000) | 0;
+    const low = n - high * 0x100000000;
+    buf[p++] = n > 0 ? 0xcf : 0xd3;
+    buf[p++] = high >>> 24;
+    buf[p++] = (high >>> 16) & 0xff;
+    buf[p++] = (high >>> 8) & 0xff;
+    buf[p++] = high & 0xff;
+    buf[p++] = low >>> 24;
+    buf[p++] = (low >>> 16) & 0xff;
+    buf[p++] = (low >>> 8) & 0xff;
+    buf[p++] = low & 0xff;
+    this.pos = p;
   }
 
-  /** A string with the smallest header for its UTF-8 length; short ASCII strings byte by byte. */
+  /**
+   * A string with the smallest header for its UTF-8 length; ASCII strings under 256 characters byte by byte
+   * (cheaper than `Buffer.write` at the lengths of a fact's fields).
+   */
   str(s: string): void {
     const length = s.length;
-    if (length < 0x20) {
-      this.need(1 + length);
+    if (length < 0x100) {
+      const header = length < 0x20 ? 1 : 2;
+      this.need(header + length);
+      const buf = this.buf;
+      const at = this.pos + header;
       let ascii = true;
       for (let i = 0; i < length; i++) {
         const c = s.charCodeAt(i);
@@ -139,11 +154,15 @@ export class MsgpackWriter {
           ascii = false;
           break;
         }
-        this.buf[this.pos + 1 + i] = c;
+        buf[at + i] = c;
       }
       if (ascii) {
-        this.buf[this.pos] = 0xa0 | length;
-        this.pos += 1 + length;
+        if (header === 1) buf[this.pos] = 0xa0 | length;
+        else {
+          buf[this.pos] = 0xd9;
+          buf[this.pos + 1] = length;
+        }
+        this.pos = at + length;
         return;
       }
     }
