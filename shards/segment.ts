@@ -116,6 +116,8 @@ export class SegmentPostings {
   private poolUsed = 0;
   /** Per term id, its block's index in the last `blocks()` answer (-1: none). */
   private rank: Int32Array | undefined;
+  /** The term ids of the fact being filed (`addFact`). */
+  private ids = new Int32Array(64);
 
   constructor(
     readonly segment: number,
@@ -141,13 +143,21 @@ export class SegmentPostings {
 
   /** Adds the postings of a fact created at `seq` (ascending order within the segment): the load path. */
   addFact(terms: FactTerms, seq: number): void {
+    const n = terms.count;
     const ident = terms.ident;
-    for (let i = 0; i < terms.count; i++) {
-      let id = this.terms.getHashed(ident[i * 3]!, ident[i * 3 + 1]!, ident[i * 3 + 2]!);
+    if (n > this.ids.length) this.ids = new Int32Array(n * 2);
+    const ids = this.ids;
+    // Every lookup first, then every posting: each is usually a cache miss in tables of tens of thousands of terms,
+    // and a loop of lookups alone lets the processor wait for several at once, where one loop doing both waited for
+    // each in turn. A term not found is looked up again (cache-hot now) before it is filed, in case an earlier term
+    // of this fact had the same identity.
+    for (let i = 0; i < n; i++) ids[i] = this.terms.getHashed(ident[i * 3]!, ident[i * 3 + 1]!, ident[i * 3 + 2]!);
+    for (let i = 0; i < n; i++) {
+      let id = ids[i]!;
+      if (id === -1) id = this.terms.getHashed(ident[i * 3]!, ident[i * 3 + 1]!, ident[i * 3 + 2]!);
       if (id === -1) {
         // A word's string is its document-frequency key; structural terms need none.
-        id = this.newTerm(terms.kind[i] === WORD ? terms.name(i) : undefined);
-        this.terms.setLast(id);
+        id = this.newTerm(terms.kind[i] === WORD ? terms.name(i) : undefined, ident[i * 3]!, ident[i * 3 + 1]!, ident[i * 3 + 2]!);
       }
       this.post(id, seq, terms.tf[i]!, terms.kind[i] === WORD ? terms.length : 0);
     }
@@ -195,8 +205,8 @@ export class SegmentPostings {
     return c;
   }
 
-  /** A new term id for the term the table just looked up (its identity is still the table's last). */
-  private newTerm(word: string | undefined): number {
+  /** A new term id for the term with this identity (`hashTerm`), filed in the term table. */
+  private newTerm(word: string | undefined, h1: number, h2: number, shape: number): number {
     const id = this.words.length;
     this.words.push(word);
     if (id * CHAIN === this.chains.length) {
@@ -204,9 +214,10 @@ export class SegmentPostings {
       this.ident = grow(this.ident);
     }
     this.chains[id * CHAIN] = NONE;
-    this.ident[id * 3] = this.terms.h1;
-    this.ident[id * 3 + 1] = this.terms.h2;
-    this.ident[id * 3 + 2] = this.terms.shape;
+    this.ident[id * 3] = h1;
+    this.ident[id * 3 + 1] = h2;
+    this.ident[id * 3 + 2] = shape;
+    this.terms.add(h1, h2, shape, id);
     return id;
   }
 

@@ -20,10 +20,6 @@ export class TermTable {
   private slots: Int32Array;
   private mask: number;
   private count = 0;
-  /** The last lookup's term identity (see `hashTerm`): read it after `get` without hashing again. */
-  h1 = 0;
-  h2 = 0;
-  shape = 0;
 
   constructor(capacity = 4096) {
     this.slots = new Int32Array(capacity * SLOT).fill(EMPTY_ID);
@@ -32,15 +28,12 @@ export class TermTable {
 
   /** The id of (kind, a, b), or -1. */
   get(kind: TermKind, a: string, b: string): number {
-    this.hash(kind, a, b);
-    return this.getHashed(this.h1, this.h2, this.shape);
+    const h = hashTerm(kind, a, b, TERM_HASH);
+    return this.getHashed(h[0]!, h[1]!, h[2]!);
   }
 
-  /** The id of the term with this identity (`hashTerm`), or -1; `setLast` files it under a new id. */
+  /** The id of the term with this identity (`hashTerm`), or -1; `add` files it under a new id. */
   getHashed(h1: number, h2: number, shape: number): number {
-    this.h1 = h1;
-    this.h2 = h2;
-    this.shape = shape;
     const s = this.slots;
     const mask = this.mask;
     for (let i = h1 & mask; ; i = (i + 1) & mask) {
@@ -50,10 +43,10 @@ export class TermTable {
     }
   }
 
-  /** Files (kind, a, b) under `id`; call right after a `get` of the same term that answered -1. */
-  setLast(id: number): void {
+  /** Files the term with this identity under `id`; it must not be in the table (a lookup answered -1). */
+  add(h1: number, h2: number, shape: number, id: number): void {
     if ((this.count + 1) * 2 > this.mask + 1) this.grow();
-    this.place(this.h1, this.h2, this.shape, id);
+    this.place(h1, h2, shape, id);
     this.count++;
   }
 
@@ -73,13 +66,6 @@ export class TermTable {
     this.slots = new Int32Array(old.length * 2).fill(EMPTY_ID);
     this.mask = (this.slots.length / SLOT) - 1;
     for (let at = 0; at < old.length; at += SLOT) if (old[at + 3] !== EMPTY_ID) this.place(old[at]!, old[at + 1]!, old[at + 2]!, old[at + 3]!);
-  }
-
-  private hash(kind: TermKind, a: string, b: string): void {
-    const h = hashTerm(kind, a, b, TERM_HASH);
-    this.h1 = h[0]!;
-    this.h2 = h[1]!;
-    this.shape = h[2]!;
   }
 }
 
