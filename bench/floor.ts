@@ -7,6 +7,9 @@
  * - JetStream publish-ack: a 200-byte publish to an R1 file stream, awaited until the server acks. nats-server
  *   2.9 acks before it fsyncs (it syncs every ~2 min), so this is not a durable write on its own.
  * - append + fdatasync: a 200-byte append to a file in the bench's temp dir, then fdatasync — one durable write.
+ * - echo that appends (child process): each request appended to JetStream by the responder before it answers — a
+ *   remember's message shape with no work in it, one append per request (no grouping). Not a target's floor: it
+ *   shows what the shape itself allows on this machine, next to the raw publish rate the throughput target uses.
  */
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -26,6 +29,8 @@ export interface FloorResult {
   readonly echoInProcess: FloorFigure;
   readonly jsPublish: FloorFigure;
   readonly fdatasync: FloorFigure;
+  /** Request → the responder appends it to JetStream → reply after the ack (`append-responder.ts`). */
+  readonly appendEcho?: FloorFigure;
   /** p50 of echo + JetStream ack + fdatasync: the floor for one durable remember. */
   readonly rememberFloorP50us: number;
   readonly payloadBytes: number;
@@ -104,11 +109,37 @@ export async function measureFloor(ctx: BenchContext, probes: FloorProbes): Prom
   const jsPublish = await figure('JetStream publish-ack (R1 file)', probes.jsPublish);
   const fdatasync = await figure('append 200 B + fdatasync', probes.fdatasync);
 
+  // A remember's shape with nothing in it: the responder appends each request to JetStream, then answers.
+  await (await nc.jetstreamManager({ checkAPI: false })).streams.add({
+    name: 'BENCH_FLOOR_APPEND',
+    subjects: ['bench.floor.append.log'],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    num_replicas: 1,
+  });
+  ctx.cleanup.add('delete stream BENCH_FLOOR_APPEND', async () => {
+    if (!nc.isClosed()) await (await nc.jetstreamManager({ checkAPI: false })).streams.delete('BENCH_FLOOR_APPEND').catch(() => undefined);
+  });
+  const appender = ctx.cleanup.spawn(process.execPath, [
+    '--import',
+    'tsx',
+    join(import.meta.dirname, 'append-responder.ts'),
+    ctx.natsUrl,
+    'bench.floor.append',
+    'bench.floor.append.log',
+  ]);
+  await waitForLine(appender, /^ready$/, 15_000);
+  const appendEcho = await figure('echo that appends to JetStream (child process)', () => nc.request('bench.floor.append', PAYLOAD, { timeout: 5_000 }), {
+    appender: appender.pid!,
+  });
+  appender.kill('SIGTERM');
+
   return {
     echo,
     echoInProcess,
     jsPublish,
     fdatasync,
+    appendEcho,
     rememberFloorP50us: echo.seq.p50us + jsPublish.seq.p50us + fdatasync.seq.p50us,
     payloadBytes: PAYLOAD.length,
   };

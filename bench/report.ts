@@ -53,6 +53,8 @@ export function computeRatios(r: BenchResults): Record<string, number> {
     redis_remember_p50: p50Ratio(at(r.redis, 'remember'), f.rememberFloorP50us),
     redis_remember_tput: ratio(at(r.redis, 'remember')?.tput[64]?.opsPerSec ?? NaN, f.jsPublish.tput.opsPerSec),
     redis_recall_tput: ratio(at(r.redis, 'recall')?.tput[64]?.opsPerSec ?? NaN, f.echo.tput.opsPerSec),
+    // Not a target: what a service that appends each request on its own reaches, against the same raw publish rate.
+    append_echo_tput: ratio(f.appendEcho?.tput.opsPerSec ?? NaN, f.jsPublish.tput.opsPerSec),
   };
 }
 
@@ -101,6 +103,7 @@ export function markdownTable(r: BenchResults): string {
     floorRow('NATS echo, same process', f.echoInProcess);
     floorRow('JetStream publish-ack, R1 file (remember tput floor)', f.jsPublish);
     floorRow('append 200 B + fdatasync', f.fdatasync);
+    if (f.appendEcho) floorRow('echo that appends each request to JetStream, child process (a remember\'s shape, ungrouped)', f.appendEcho);
     lines.push(`| floor: echo + JetStream ack + fdatasync (remember floor) | | ${us(f.rememberFloorP50us)} | | | | | | | | |`);
   }
   const sysRows = (system: string, sizes: readonly SizeFigures[] | undefined): void => {
