@@ -22,6 +22,8 @@ const STOPPED: unique symbol = Symbol('stopped');
 const CLOSE_WAIT_MS = 2_000;
 /** JetStream's "stream name already in use" (with a different config). */
 const STREAM_NAME_IN_USE = 10058;
+/** JetStream's "stream not found". */
+const STREAM_NOT_FOUND = 10059;
 
 /** Creates the domain's log stream if it is missing. Several hosts may race: creating an identical stream twice is fine. */
 export async function ensureLogStream(jsm: JetStreamManager, domain: string, replicas: number): Promise<void> {
@@ -57,6 +59,16 @@ export async function logTail(jsm: JetStreamManager, domain: string): Promise<nu
 export async function logBounds(jsm: JetStreamManager, domain: string): Promise<{ firstSeq: number; lastSeq: number }> {
   const info = await jsm.streams.info(logStream(domain));
   return { firstSeq: info.state.first_seq, lastSeq: info.state.last_seq };
+}
+
+/** Whether entries were purged from the start of the log (a compaction ran); false when the stream does not exist. */
+export async function logWasCompacted(jsm: JetStreamManager, domain: string): Promise<boolean> {
+  try {
+    return (await logBounds(jsm, domain)).firstSeq > 1;
+  } catch (err) {
+    if (apiErrorCode(err) === STREAM_NOT_FOUND) return false;
+    throw err;
+  }
 }
 
 /**

@@ -13,7 +13,7 @@ import { ErrorCode, ShardmindError, logStream, logSubject } from '../protocol/in
 import { DEFAULT_REPLICA_MAX_STALE_MS, type DomainConfig } from '../config/index.ts';
 import { StoreFormatError, type LogMessage, type MarkerEntry, type ShardStore, type ShardStoreOptions } from '../shards/index.ts';
 import type { Clock } from './clock.ts';
-import { ensureLogStream, logBounds, logTail, readLog, LogCompactedError, type LogRecord } from './log-stream.ts';
+import { ensureLogStream, logBounds, logTail, logWasCompacted, readLog, LogCompactedError, type LogRecord } from './log-stream.ts';
 import { compactShard, type CompactReport } from './compaction.ts';
 import { CompactionTrigger } from './compaction-trigger.ts';
 import { SnapshotBucket } from './snapshot-bucket.ts';
@@ -360,8 +360,13 @@ export class ShardActor implements ShardRuntime {
     try {
       this.store = await this.o.openStore(this.storeOptions());
     } catch (err) {
-      // Written by another version in another layout: the replica is derived from the log, so rebuild it.
+      // Written by another version in another layout: the replica is derived from the log, so rebuild it — unless the
+      // log was compacted: then the log alone cannot rebuild it, and the snapshots are in that other layout too.
+      // Keep the store for the version that can read it (or a converter) rather than delete the only full copy here.
       if (!(err instanceof StoreFormatError)) throw err;
+      if (await this.logCompacted()) {
+        throw new Error(`${err.message}; the ${this.domain} log was compacted, so it cannot be rebuilt from the log: the store is kept (run the version that wrote it, or convert it)`);
+      }
       this.log(`rebuilding this replica from the log: ${err.message}`);
       rmSync(err.path, { recursive: true, force: true });
       this.store = await this.o.openStore(this.storeOptions());
@@ -374,6 +379,15 @@ export class ShardActor implements ShardRuntime {
     this.lastHash = tail === undefined || this.position === 0 ? undefined : { seq: this.position, hash: tail };
     // A (re)opened store starts with no staleness bound: nothing is known about it until the next heartbeat.
     this.freshness = new FreshnessTracker(this.timerClock, { epoch: this.epoch, appliedSeq: this.position });
+  }
+
+  /** Whether the log was compacted, asked until JetStream answers (false when stopping). */
+  private async logCompacted(): Promise<boolean> {
+    let compacted = false;
+    await this.retrying('read where the log starts', async () => {
+      compacted = await logWasCompacted(this.o.jsm, this.domain);
+    });
+    return compacted;
   }
 
   /**
@@ -445,6 +459,15 @@ export class ShardActor implements ShardRuntime {
       if (this.abort.signal.aborted) return;
       await this.openLocalStore();
       this.advance(this.position);
+      // A replica replaying the log tells failover of each marker it applies; one installed from a snapshot learns of
+      // the snapshot's last marker here: a hand-off to this node that is still the log's last word promotes it.
+      const mark = this.store?.leadership();
+      if (mark?.kind === 'handoff' && mark.to === this.o.node) {
+        this.failover.onMarker(
+          { v: 1, op: 'marker', kind: 'handoff', epoch: mark.epoch, node: mark.node, to: mark.to, opId: `snapshot-handoff-${mark.seq}`, recordedAt: 0, source: { agent: 'shardmind', node: mark.node } },
+          mark.seq,
+        );
+      }
     })();
     try {
       // Tracked: a drain waits for an install under way before it closes the store.
