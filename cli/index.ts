@@ -22,7 +22,7 @@ export { runStatus, statusRows, renderStatus, streamTails, statusCommand } from 
 export { runMigrate, migrateShard, renderProgress, migrateCommand } from './migrate.ts';
 export type { CompactResult, CompactOptions } from './compact.ts';
 export { runCompact, compactDomain, compactCommand } from './compact.ts';
-export { runRemember, runRecall, rememberCommand, recallCommand } from './memory.ts';
+export { runRemember, runRecall, runHistory, runForget, rememberCommand, recallCommand, historyCommand, forgetCommand } from './memory.ts';
 export { runApply, planPlacement, renderPlan, executePlan, applyCommand } from './apply.ts';
 export { runNatsConfig, natsConfigFor, natsServerPlan, natsConfigCommand } from './nats-config.ts';
 export { authorizationBlock, natsCredentialsFromEnv, PASSWORD_ENV, USER_ENV, USER_PASSWORD_ENV, ROLE_PERMISSIONS } from './nats-auth.ts';

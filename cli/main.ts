@@ -17,7 +17,7 @@ import { compactCommand } from './compact.ts';
 import { applyCommand } from './apply.ts';
 import { natsConfigCommand } from './nats-config.ts';
 import { natsTlsCommand } from './nats-tls.ts';
-import { recallCommand, rememberCommand } from './memory.ts';
+import { forgetCommand, historyCommand, recallCommand, rememberCommand } from './memory.ts';
 import { mcpCommand } from './mcp.ts';
 import { benchCommand } from './bench.ts';
 import { demoCommand } from '../demo/index.ts';
@@ -33,6 +33,8 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   'nats-tls': natsTlsCommand,
   remember: rememberCommand,
   recall: recallCommand,
+  history: historyCommand,
+  forget: forgetCommand,
   mcp: mcpCommand,
   bench: benchCommand,
   demo: demoCommand,

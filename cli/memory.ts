@@ -1,12 +1,14 @@
 /**
- * `shardmind remember` and `shardmind recall`: the memory from a terminal, through the router and the TypeScript
- * client (Debian's nats-server package ships no `nats` CLI to poke it with). For people checking what the agents
- * know, and for scripts (`--json`).
+ * `shardmind remember`, `recall`, `history` and `forget`: the memory from a terminal, through the router and the
+ * TypeScript client (Debian's nats-server package ships no `nats` CLI to poke it with). For people checking what
+ * the agents know, correcting it when the user asks, and for scripts (`--json`).
  *
  *   shardmind remember "The user never takes meetings before 10am" --subject user --predicate earliest_meeting_time --object 10:00
  *   shardmind recall "can I book a 9am call?" [--domain calendar] [--as-of 2026-11-01T00:00:00Z] [--limit 5]
+ *   shardmind history user --predicate earliest_meeting_time --domain calendar
+ *   shardmind forget calendar:000000002a:0
  */
-import { connect, type RecalledFact, type ShardmindClient } from '../client/index.ts';
+import { connect, type Fact, type RecalledFact, type ShardmindClient } from '../client/index.ts';
 import { ShardmindError } from '../protocol/index.ts';
 import { intFlag, orConfigError, parseCommandFlags, UsageError } from './args.ts';
 import { agentServers } from './cluster-connect.ts';
@@ -23,6 +25,15 @@ const RECALL_USAGE = `usage: shardmind recall [QUERY] [--domain D[,D…]] [--sub
 
 Asks what is known, best first. Without --domain the router decides which domains to ask. --as-of: what was
 believed at that time. --max-stale-ms: a replica may answer, at most that stale (the one on --node first).`;
+
+const HISTORY_USAGE = `usage: shardmind history SUBJECT --domain D [--predicate P] ${CONNECTION}
+
+Every fact ever recorded about SUBJECT (and PREDICATE) in domain D, oldest first, superseded and retracted ones
+included: when each was true (valid from / to), when it was learned, who learned it, and its status.`;
+const FORGET_USAGE = `usage: shardmind forget FACT_ID [--domain D] ${CONNECTION}
+
+Removes the fact's text from the memory and its index (the user asked us to forget it); a tombstone stays so the
+forgetting replicates and history shows it happened. The domain comes from the id unless given.`;
 
 const CONNECTION_FLAGS = {
   config: { type: 'string' },
@@ -130,6 +141,43 @@ export async function runRecall(argv: readonly string[], io: Io = stdio): Promis
   });
 }
 
+export async function runHistory(argv: readonly string[], io: Io = stdio): Promise<number> {
+  const parsed = parseCommandFlags(argv, { ...CONNECTION_FLAGS, domain: { type: 'string' }, predicate: { type: 'string' } }, HISTORY_USAGE, io, 1);
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals } = parsed;
+  const subject = positionals[0];
+  if (subject === undefined || subject.trim() === '') return usage(io, 'SUBJECT: whose history to show is required', HISTORY_USAGE);
+  if (values.domain === undefined) return usage(io, '--domain: history reads one domain (e.g. --domain calendar)', HISTORY_USAGE);
+  const domain = values.domain;
+  return withClient(io, values, async (memory) => {
+    const facts = await memory.history(subject, values.predicate, { domain });
+    if (values.json) {
+      io.out(`${JSON.stringify(facts)}\n`);
+      return;
+    }
+    io.out(`${facts.length} fact${facts.length === 1 ? '' : 's'} about ${subject}${values.predicate ? ` / ${values.predicate}` : ''} in ${domain}\n`);
+    if (facts.length > 0) io.out(renderTable(['VALID FROM', 'VALID TO', 'STATUS', 'BY', 'FACT', 'ID'], facts.map(historyRow)));
+  });
+}
+
+export async function runForget(argv: readonly string[], io: Io = stdio): Promise<number> {
+  const parsed = parseCommandFlags(argv, { ...CONNECTION_FLAGS, domain: { type: 'string' } }, FORGET_USAGE, io, 1);
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals } = parsed;
+  const factId = positionals[0];
+  if (factId === undefined || factId.trim() === '') return usage(io, 'FACT_ID: the fact to forget is required (recall shows ids)', FORGET_USAGE);
+  return withClient(io, values, async (memory) => {
+    const r = await memory.forget(factId, values.domain !== undefined ? { domain: values.domain } : {});
+    if (values.json) io.out(`${JSON.stringify(r)}\n`);
+    else io.out(`${r.domain}: ${r.status} ${r.factId} (seq ${r.seq})${r.duplicate ? ', already forgotten' : ''}\n`);
+  });
+}
+
+function historyRow(f: Fact): string[] {
+  const day = (d: Date | undefined): string => (d === undefined ? '-' : d.toISOString().slice(0, 16).replace('T', ' '));
+  return [day(f.validFrom), day(f.validTo), f.status, f.source.agent, f.text.length > 60 ? `${f.text.slice(0, 57)}…` : f.text, f.id];
+}
+
 function row(f: RecalledFact): string[] {
   return [f.score.toFixed(3), f.effectiveConfidence.toFixed(2), f.domain, f.text.length > 80 ? `${f.text.slice(0, 77)}…` : f.text, f.id];
 }
@@ -170,6 +218,18 @@ export const rememberCommand: Command = {
   summary: 'store one fact through the router (prints its domain, status and id)',
   usage: REMEMBER_USAGE,
   run: (args) => runRemember(args),
+};
+
+export const historyCommand: Command = {
+  summary: 'every fact ever recorded about a subject in a domain, oldest first, with when it was true',
+  usage: HISTORY_USAGE,
+  run: (args) => runHistory(args),
+};
+
+export const forgetCommand: Command = {
+  summary: 'remove a fact from the memory at the user\'s request (a tombstone stays)',
+  usage: FORGET_USAGE,
+  run: (args) => runForget(args),
 };
 
 export const recallCommand: Command = {

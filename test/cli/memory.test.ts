@@ -1,11 +1,13 @@
 /**
- * `shardmind remember` and `shardmind recall` against a real nats-server and a real host process (which runs the
- * router): a fact stored, classified and found again, as text and as JSON; `--as-of` answers what was believed
- * before a change; bad flags are usage errors (exit 2) that send nothing; no cluster is exit 1 with the error code.
+ * `shardmind remember`, `recall`, `history` and `forget` against a real nats-server and a real host process (which
+ * runs the router): a fact stored, classified and found again, as text and as JSON; `--as-of` answers what was
+ * believed before a change; history shows both values with when each was true; a forgotten fact leaves recall and
+ * its text leaves history; bad flags are usage errors (exit 2) that send nothing; no cluster is exit 1 with the
+ * error code.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runRecall, runRemember, startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
+import { runForget, runHistory, runRecall, runRemember, startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
 import type { ClusterConfigInput } from '../../config/index.ts';
 import shipped from '../../cluster.config.ts';
 import { startHosts, type HostCluster } from '../harness/hosts.ts';
@@ -83,6 +85,43 @@ t('remember then recall, as text and as JSON; --as-of answers what was believed 
   );
 });
 
+t('history shows every value with when it was true; forget removes a fact from recall and its text from history', async (ctx) => {
+  const servers = ['--servers', ctx.nats!.url];
+  const history = capture();
+  assert.is(await runHistory(['user', '--predicate', 'prefers_attachment_format', '--domain', 'email', '--json', ...servers], history.io), 0, history.err.join(''));
+  const facts = JSON.parse(history.out.join('')) as { id: string; text: string; status: string; validTo?: string }[];
+  assert.equal(
+    facts.map((f) => [f.text, f.status, f.validTo !== undefined]),
+    [
+      ['The user prefers PDF attachments over links', 'superseded', true],
+      ['The user now prefers links to shared files', 'active', false],
+    ],
+  );
+  const table = capture();
+  assert.is(await runHistory(['user', '--domain', 'email', ...servers], table.io), 0, table.err.join(''));
+  assert.match(table.out.join(''), /^2 facts about user in email\n/);
+  assert.match(table.out.join(''), /VALID FROM\s+VALID TO\s+STATUS\s+BY\s+FACT\s+ID/);
+
+  const current = facts[1]!;
+  const forget = capture();
+  assert.is(await runForget([current.id, ...servers], forget.io), 0, forget.err.join(''));
+  assert.match(forget.out.join(''), new RegExp(`^email: forgotten ${current.id} \\(seq \\d+\\)\n$`));
+  const again = capture();
+  assert.is(await runForget([current.id, ...servers], again.io), 0, again.err.join(''));
+  assert.match(again.out.join(''), new RegExp(`^email: forgotten ${current.id} `), 'forgetting twice is harmless');
+
+  const recall = capture();
+  assert.is(await runRecall(['links to shared files', '--domain', 'email', '--json', ...servers], recall.io), 0);
+  assert.not.ok(recall.out.join('').includes('links to shared files'), 'a forgotten fact is not recalled');
+  const after = capture();
+  assert.is(await runHistory(['user', '--predicate', 'prefers_attachment_format', '--domain', 'email', '--json', ...servers], after.io), 0);
+  assert.not.ok(after.out.join('').includes('links to shared files'), 'its text is gone from history too');
+
+  const unknown = capture();
+  assert.is(await runForget(['email:zzzzzzzzzz:0', ...servers], unknown.io), 1);
+  assert.match(unknown.err.join(''), /^NOT_FOUND: /);
+});
+
 t('bad flags are usage errors that send nothing; an unreachable cluster is exit 1 with the error', async (ctx) => {
   const servers = ['--servers', ctx.nats!.url];
   for (const [run, args, why] of [
@@ -92,6 +131,9 @@ t('bad flags are usage errors that send nothing; an unreachable cluster is exit 
     [runRecall, ['x', '--as-of', 'yesterday', ...servers], /--as-of: "yesterday" is not a date/],
     [runRecall, ['x', '--limit', '0', ...servers], /--limit: "0" must be an integer in 1..1000/],
     [runRecall, ['x', '--bogus', ...servers], /Unknown option '--bogus'/],
+    [runHistory, ['user', ...servers], /--domain: history reads one domain/],
+    [runHistory, ['--domain', 'email', ...servers], /SUBJECT: whose history to show is required/],
+    [runForget, [...servers], /FACT_ID: the fact to forget is required/],
   ] as const) {
     const c = capture();
     assert.is(await run([...args], c.io), 2, `${args.join(' ')} → exit 2`);
