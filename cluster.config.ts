@@ -211,4 +211,10 @@ export default defineConfig({
   limits: { maxPayloadBytes: 64 * 1024, minSeqWaitMs: 2000, maxRecallLimit: 100 },
   replication: { leaseMs: 1500, heartbeatMs: 250 },
   router: { fanoutMargin: 0.25, fanoutFloor: 0.15, rerouteMargin: 0.2, shardTimeoutMs: 1500 },
+  // Log compaction (docs/operations.md, "Log compaction"): a domain's leader snapshots its store into the JetStream
+  // Object Store `sm_snap_<domain>` and purges the log below it once `everyEntries` log messages were applied since
+  // the last snapshot (0 or `false`: only `shardmind compact <domain>` does it). `retainEntries` (≥ 1) stay in the log
+  // below the snapshot so a replica a little behind catches up from the log; `keepSnapshots` (≥ 1) are kept. A
+  // domain may override any field with its own `compaction: { … }`, or turn its trigger off with `compaction: false`.
+  compaction: { everyEntries: 100_000, retainEntries: 1_000, keepSnapshots: 2 },
 });
