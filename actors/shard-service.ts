@@ -83,7 +83,6 @@ function answer(nc: NatsConnection, msg: Msg, o: ShardServiceOptions): void {
   const encoding = encodingOf(msg.headers);
   // A router that handed this request on asks for the answer to go straight to the agent (protocol/hand-off.ts).
   const handOff = handOffOf(msg, encoding);
-  const respond = (m: Msg, body: unknown, e: Encoding): boolean => respondHandedOff(nc, m, body, e, handOff);
   const op = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
   // A replica read that a follower found itself too stale for: the reply says the leader served it, as fresh.
   const forwardedBy = msg.headers?.get(REPLICA_FORWARD_HEADER);
@@ -94,14 +93,15 @@ function answer(nc: NatsConnection, msg: Msg, o: ShardServiceOptions): void {
   } catch (err) {
     reply = failure(err, op, o, served);
   }
-  // Reads whose gate is open and whose minSeq is applied answer in this very callback: no promise per request.
+  // Reads whose gate is open and whose minSeq is applied answer in this very callback: no promise (and no closure:
+  // under tsx each one created also names itself) per request.
   if (reply instanceof Promise) {
     reply.then(
-      (body: unknown) => void (msg.reply && respond(msg, onWire(body, encoding), encoding)),
-      (err: unknown) => void (msg.reply && respond(msg, failure(err, op, o, served), encoding)),
+      (body: unknown) => void (msg.reply && respondHandedOff(nc, msg, onWire(body, encoding), encoding, handOff)),
+      (err: unknown) => void (msg.reply && respondHandedOff(nc, msg, failure(err, op, o, served), encoding, handOff)),
     );
   } else if (msg.reply) {
-    respond(msg, onWire(reply, encoding), encoding);
+    respondHandedOff(nc, msg, onWire(reply, encoding), encoding, handOff);
   }
 }
 
@@ -133,7 +133,8 @@ function unknownOp(op: string): ShardmindError {
 function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: Served): unknown {
   if (isReplicaOp(op)) {
     const read = parseRead(op, body);
-    return afterReadGate(read.req.minSeq, o, () => runRead(read, o, served));
+    const wait = readWait(read.req.minSeq, o);
+    return wait === undefined ? runRead(read, o, served) : wait.then(() => runRead(read, o, served));
   }
   switch (op) {
     case 'remember': {
@@ -182,11 +183,13 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: 
     }
     case 'lookup': {
       const req = parseLookupRequest(body);
-      return afterReadGate(req.minSeq, o, () => {
+      const lookup = (): unknown => {
         const entity = o.store.getEntity(req.entity);
         if (!entity) throw new ShardmindError(ErrorCode.NOT_FOUND, `entity: no entity "${req.entity}" (by id or alias) in the ${o.domain} shard`);
         return { v: 1, domain: o.domain, entity: toWireEntity(entity) };
-      });
+      };
+      const wait = readWait(req.minSeq, o);
+      return wait === undefined ? lookup() : wait.then(lookup);
     }
     case 'retract': {
       const req = parseRetractRequest(body);
@@ -205,17 +208,14 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: 
 }
 
 /**
- * Before every read: the lease check, then read-your-writes. Runs `read` at once when neither has to wait (the
- * common case), after them otherwise.
+ * Before every read: the lease check, then read-your-writes. Undefined when neither has to wait (the common case:
+ * the read runs at once), otherwise a promise that resolves when the read may run.
  */
-function afterReadGate(minSeq: Readonly<Record<string, number>> | undefined, o: ShardServiceOptions, read: () => unknown): unknown {
+function readWait(minSeq: Readonly<Record<string, number>> | undefined, o: ShardServiceOptions): Promise<void> | undefined {
   const seq = minSeq?.[o.domain];
   const gate = o.readGate?.();
-  if (gate === undefined) {
-    if (seq === undefined || seq <= o.position()) return read();
-    return o.waitForSeq(seq, o.minSeqWaitMs).then(read);
-  }
-  return gate.then(() => (seq !== undefined && seq > o.position() ? o.waitForSeq(seq, o.minSeqWaitMs).then(read) : read()));
+  if (gate === undefined) return seq === undefined || seq <= o.position() ? undefined : o.waitForSeq(seq, o.minSeqWaitMs);
+  return gate.then(() => (seq !== undefined && seq > o.position() ? o.waitForSeq(seq, o.minSeqWaitMs) : undefined));
 }
 
 function newOpId(o: ShardServiceOptions): string {
