@@ -36,6 +36,8 @@ export interface CompactOptions {
   readonly retainEntries: number;
   /** Snapshots kept in the bucket (≥ 1). */
   readonly keepSnapshots: number;
+  /** The connection's flush: paces the upload (see `SnapshotBucket.put`). */
+  flush?(): Promise<void>;
   /** `entryHash` of the log's entry at `seq`, from the stream leader (undefined when it cannot say). */
   logHashAt(seq: number): Promise<string | undefined>;
   readonly clock: Clock;
@@ -94,7 +96,7 @@ export async function compactShard(o: CompactOptions): Promise<CompactReport> {
       takenAt: new Date(o.clock.now()).toISOString(),
       bytes: fileBytes(file),
     };
-    const bucket = await SnapshotBucket.open(o.js, o.domain, o.replicas);
+    const bucket = await SnapshotBucket.open(o.js, o.domain, o.replicas, o.flush ? () => o.flush!() : undefined);
     const stored = await bucket.put(file, meta);
     // Stored and readable: listed back with the same content digest before a single entry is purged.
     const back = await bucket.stat(stored.name);

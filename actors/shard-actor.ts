@@ -306,6 +306,7 @@ export class ShardActor implements ShardRuntime {
       retainEntries: c.retainEntries,
       keepSnapshots: c.keepSnapshots,
       logHashAt: (seq) => this.logHashAt(seq),
+      flush: () => this.o.nc.flush(),
       clock: this.o.clock,
       log: (line) => this.log(line),
     }).finally(() => {

@@ -5,7 +5,8 @@
  * SHA-256 as it reads). Works on nats-server 2.9.x: Object Store needs 2.6.3, and the metadata travels in the
  * object's own meta message, not in stream metadata (2.10).
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
@@ -39,6 +40,13 @@ export interface StoredSnapshot {
   readonly objectDigest: string;
 }
 
+/** Bytes read from the file per chunk handed to nats.js (its own chunks are 128 KiB). */
+const READ_BYTES = 128 * 1024;
+/** Bytes uploaded between two waits for the server to have taken them (see `put`). */
+const PACE_BYTES = 8 * 1024 * 1024;
+/** Each chunk's acknowledgement may take this long: JetStream stores a large object behind other writes. */
+const CHUNK_ACK_TIMEOUT_MS = 30_000;
+
 /** Object names sort by sequence (zero-padded) so a listing reads oldest first. */
 export function snapshotName(seq: number): string {
   return `snapshot-${String(seq).padStart(15, '0')}`;
@@ -48,13 +56,17 @@ export class SnapshotBucket {
   private constructor(
     readonly domain: string,
     private readonly os: ObjectStore,
+    private readonly flush: (() => Promise<void>) | undefined,
   ) {}
 
-  /** Opens (creating on first use) the domain's bucket with `replicas` copies. */
-  static async open(js: JetStreamClient, domain: string, replicas: number): Promise<SnapshotBucket> {
+  /**
+   * Opens (creating on first use) the domain's bucket with `replicas` copies. `flush` (the connection's) paces
+   * uploads; without it an upload hands nats.js the whole file at once.
+   */
+  static async open(js: JetStreamClient, domain: string, replicas: number, flush?: () => Promise<void>): Promise<SnapshotBucket> {
     try {
       const os = await js.views.os(snapshotBucket(domain), { replicas, description: `shardmind snapshots of ${domain}` });
-      return new SnapshotBucket(domain, os);
+      return new SnapshotBucket(domain, os, flush);
     } catch (err) {
       throw new ShardmindError(ErrorCode.UNAVAILABLE, `cannot open the snapshot bucket of ${domain}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
     }
@@ -65,9 +77,40 @@ export class SnapshotBucket {
    * acknowledged every chunk and the meta message (each an acknowledged, replicated publish).
    */
   async put(file: string, meta: SnapshotMeta): Promise<StoredSnapshot> {
-    const body = Readable.toWeb(createReadStream(file)) as unknown as ReadableStream<Uint8Array>;
-    const info = await this.os.put({ name: snapshotName(meta.seq), description: `${this.domain} at seq ${meta.seq}`, metadata: toMetadata(meta) }, body);
-    return { name: info.name, meta, objectDigest: info.digest };
+    const handle = await openFile(file, 'r');
+    let offset = 0;
+    let sinceFlush = 0;
+    const flush = this.flush;
+    // nats.js publishes each chunk as soon as it has read it and awaits the acks only at the end, each with its own
+    // timeout from the moment it was sent: handed a 100 MB file at once, it queued all of it in memory and the last
+    // chunks' acks came close to the default 5 s. Reading waits for the server to have taken every PACE_BYTES.
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (flush && sinceFlush >= PACE_BYTES) {
+          await flush();
+          sinceFlush = 0;
+        }
+        const buf = Buffer.allocUnsafe(READ_BYTES);
+        const { bytesRead } = await handle.read(buf, 0, READ_BYTES, offset);
+        if (bytesRead === 0) {
+          controller.close();
+          return;
+        }
+        offset += bytesRead;
+        sinceFlush += bytesRead;
+        controller.enqueue(buf.subarray(0, bytesRead));
+      },
+    });
+    try {
+      const info = await this.os.put(
+        { name: snapshotName(meta.seq), description: `${this.domain} at seq ${meta.seq}`, metadata: toMetadata(meta) },
+        body,
+        { timeout: CHUNK_ACK_TIMEOUT_MS },
+      );
+      return { name: info.name, meta, objectDigest: info.digest };
+    } finally {
+      await handle.close();
+    }
   }
 
   /** Every readable snapshot, oldest first; objects whose metadata is not a snapshot's are left out. */

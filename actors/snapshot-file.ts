@@ -69,7 +69,9 @@ export function fileBytes(file: string): number {
 export function inspectStoreCopy(dir: string, options: Omit<ShardStoreOptions, 'path'>): Promise<StoreFacts> {
   const worker = new URL('./snapshot-inspect-worker.ts', import.meta.url).href;
   // Workers do not inherit tsx's loader for a .ts entry: load it through tsx's API, as the host itself runs.
-  const boot = `import('tsx/esm/api').then(({ tsImport }) => tsImport(${JSON.stringify(worker)}, ${JSON.stringify(import.meta.url)}))`;
+  // Resolved here, not in the worker: an eval'd worker resolves bare specifiers from the process's cwd.
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(tsx)}).then(({ tsImport }) => tsImport(${JSON.stringify(worker)}, ${JSON.stringify(import.meta.url)}))`;
   return new Promise((resolve, reject) => {
     const w = new Worker(boot, { eval: true, workerData: { dir, options } });
     let settled = false;
