@@ -48,9 +48,13 @@ export function factAt(i: number): BenchFact {
   return { text: words.join(' '), words, subject, predicate, object };
 }
 
-/** The i-th recall query against a store holding facts 0..stored-1: three words of one of them. */
+/**
+ * The i-th recall query against a store holding facts 0..stored-1: three words of one of them — the first three
+ * of `factAt(from).words`, made without the rest of the fact (the load generator's own work is not what the bench
+ * measures).
+ */
 export function queryAt(i: number, stored: number): { readonly words: readonly string[]; readonly text: string; readonly from: number } {
   const from = mix(i, 201) % Math.max(1, stored);
-  const words = factAt(from).words.slice(0, WORDS_PER_QUERY);
+  const words = Array.from({ length: WORDS_PER_QUERY }, (_, j) => word(mix(from, j + 1) % VOCABULARY));
   return { words, text: words.join(' '), from };
 }
