@@ -3,7 +3,8 @@
  * position in the log, the leader's write pipeline and subscription, and the follower's tail. The machine decides
  * when each piece runs; this file is how. It is the folder's engine file (hence its size): the pieces it wires —
  * `write-pipeline`, `log-stream`, `shard-service`, `failover`, `step-down-responder`, `replica-service`,
- * `freshness` — live in their own files.
+ * `freshness`, and log compaction: `compaction` (the leader's snapshot and purge), `compaction-trigger`,
+ * `snapshot-install` (the `bootstrapping` state's work) — live in their own files.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
