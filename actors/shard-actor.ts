@@ -443,7 +443,8 @@ export class ShardActor implements ShardRuntime {
     if (this.abort.signal.aborted) return;
     const work = (async () => {
       const { firstSeq } = await logBounds(this.o.jsm, this.domain);
-      const bucket = await SnapshotBucket.open(this.o.js, this.domain, this.o.replicas);
+      const bucket = await SnapshotBucket.find(this.o.js, this.o.jsm, this.domain, this.o.replicas);
+      if (!bucket) throw new ShardmindError(ErrorCode.UNAVAILABLE, `the ${this.domain} log starts at seq ${firstSeq} and there is no snapshot bucket to start from`);
       const { path, ...storeOptions } = this.storeOptions();
       await installNewestSnapshot({
         bucket,
@@ -822,7 +823,7 @@ export class ShardActor implements ShardRuntime {
     const trigger = new CompactionTrigger({
       everyEntries: this.compactionSettings.everyEntries,
       clock: this.o.clock,
-      newestSnapshotSeq: async () => (await (await SnapshotBucket.open(this.o.js, this.domain, this.o.replicas)).newest())?.meta.seq ?? 0,
+      newestSnapshotSeq: async () => (await (await SnapshotBucket.find(this.o.js, this.o.jsm, this.domain, this.o.replicas))?.newest())?.meta.seq ?? 0,
       compact: async () => (await this.compact()).seq,
       log: (line) => this.log(line),
     });

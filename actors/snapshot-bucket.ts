@@ -10,7 +10,7 @@ import { open as openFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import type { JetStreamClient, ObjectInfo, ObjectStore } from 'nats';
+import type { JetStreamClient, JetStreamManager, ObjectInfo, ObjectStore } from 'nats';
 import { ErrorCode, ShardmindError, snapshotBucket } from '../protocol/index.ts';
 
 /** What a snapshot is, as stored with it. Every field is checked by the replica that installs it. */
@@ -46,6 +46,9 @@ const READ_BYTES = 128 * 1024;
 const PACE_BYTES = 8 * 1024 * 1024;
 /** Each chunk's acknowledgement may take this long: JetStream stores a large object behind other writes. */
 const CHUNK_ACK_TIMEOUT_MS = 30_000;
+
+/** JetStream's "stream not found". */
+const STREAM_NOT_FOUND = 10059;
 
 /** Object names sort by sequence (zero-padded) so a listing reads oldest first. */
 export function snapshotName(seq: number): string {
@@ -111,6 +114,21 @@ export class SnapshotBucket {
     } finally {
       await handle.close();
     }
+  }
+
+  /**
+   * The domain's bucket if it exists, without creating it: a replica looking for a snapshot, or a leader asking where
+   * the newest one is, must not add a replicated stream per domain that never compacted.
+   */
+  static async find(js: JetStreamClient, jsm: JetStreamManager, domain: string, replicas: number): Promise<SnapshotBucket | undefined> {
+    try {
+      // nats.js names an Object Store's stream `OBJ_<bucket>`.
+      await jsm.streams.info(`OBJ_${snapshotBucket(domain)}`);
+    } catch (err) {
+      if ((err as { api_error?: { err_code?: number } }).api_error?.err_code === STREAM_NOT_FOUND) return undefined;
+      throw err;
+    }
+    return SnapshotBucket.open(js, domain, replicas);
   }
 
   /** Every readable snapshot, oldest first; objects whose metadata is not a snapshot's are left out. */
