@@ -1,8 +1,8 @@
 /**
  * `shardmind status [--config FILE] [--servers URL,…] [--nodes a,b] [--json]`: asks every node's
  * `sm.ctl.<node>.status` at once and prints one row per domain × node — role, machine state, applied sequence,
- * lag behind the stream's tail (from the stream leader), epoch, how long ago the leader's heartbeat was heard, and
- * how stale a replica read answered there may be.
+ * lag behind the stream's tail (from the stream leader), where the log now starts (past 1 once it was compacted),
+ * epoch, how long ago the leader's heartbeat was heard, and how stale a replica read answered there may be.
  */
 import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
@@ -18,19 +18,31 @@ export interface Io {
 
 export const stdio: Io = { out: (s) => void process.stdout.write(s), err: (s) => void process.stderr.write(s) };
 
-/** The stream's last sequence per domain, from each stream's leader; domains whose stream is unreachable are left out. */
-export async function streamTails(jsm: JetStreamManager, domains: Iterable<string>): Promise<Map<string, number>> {
-  const tails = new Map<string, number>();
+/** A log's first and last sequence, from its stream's leader. */
+export interface LogBounds {
+  readonly first: number;
+  readonly last: number;
+}
+
+/** Each domain's log bounds; domains whose stream is unreachable are left out. */
+export async function streamBounds(jsm: JetStreamManager, domains: Iterable<string>): Promise<Map<string, LogBounds>> {
+  const bounds = new Map<string, LogBounds>();
   await Promise.all(
     [...domains].map(async (d) => {
       try {
-        tails.set(d, (await jsm.streams.info(logStream(d))).state.last_seq);
+        const { state } = await jsm.streams.info(logStream(d));
+        bounds.set(d, { first: state.first_seq, last: state.last_seq });
       } catch {
         // No stream yet, or no JetStream quorum: the table shows the replica's own view.
       }
     }),
   );
-  return tails;
+  return bounds;
+}
+
+/** The stream's last sequence per domain, from each stream's leader; domains whose stream is unreachable are left out. */
+export async function streamTails(jsm: JetStreamManager, domains: Iterable<string>): Promise<Map<string, number>> {
+  return new Map([...(await streamBounds(jsm, domains))].map(([d, b]) => [d, b.last]));
 }
 
 export interface StatusRow {
@@ -40,6 +52,8 @@ export interface StatusRow {
   readonly state: string;
   readonly appliedSeq: number | undefined;
   readonly lag: number | undefined;
+  /** The log's first sequence: 1 until a compaction purged what a snapshot holds. */
+  readonly logFrom: number | undefined;
   readonly epoch: number | undefined;
   readonly lastHeartbeat: string;
   /**
@@ -50,15 +64,16 @@ export interface StatusRow {
 }
 
 /** One row per domain × node (nodes that did not answer get one row saying so). */
-export function statusRows(statuses: readonly NodeStatus[], tails: ReadonlyMap<string, number>, now: number): StatusRow[] {
+export function statusRows(statuses: readonly NodeStatus[], logs: ReadonlyMap<string, LogBounds>, now: number): StatusRow[] {
   const rows: StatusRow[] = [];
   for (const s of statuses) {
     if (!s.ok) {
-      rows.push({ domain: '-', node: s.node, role: 'unreachable', state: s.error, appliedSeq: undefined, lag: undefined, epoch: undefined, lastHeartbeat: '-', staleMs: undefined });
+      rows.push({ domain: '-', node: s.node, role: 'unreachable', state: s.error, appliedSeq: undefined, lag: undefined, logFrom: undefined, epoch: undefined, lastHeartbeat: '-', staleMs: undefined });
       continue;
     }
     for (const shard of s.status.shards) {
-      const tail = tails.get(shard.domain) ?? shard.streamLastSeq;
+      const log = logs.get(shard.domain);
+      const tail = log?.last ?? shard.streamLastSeq;
       rows.push({
         domain: shard.domain,
         node: s.node,
@@ -66,6 +81,7 @@ export function statusRows(statuses: readonly NodeStatus[], tails: ReadonlyMap<s
         state: shard.state,
         appliedSeq: shard.appliedSeq,
         lag: tail !== undefined ? Math.max(0, tail - shard.appliedSeq) : shard.lag,
+        logFrom: log?.first,
         epoch: shard.epoch,
         lastHeartbeat: shard.lastHeartbeatAt ? `${Math.max(0, now - Date.parse(shard.lastHeartbeatAt))} ms ago` : '-',
         staleMs: shard.state === 'leading' ? 0 : shard.staleMs,
@@ -85,8 +101,8 @@ export function renderTable(header: readonly string[], rows: readonly (readonly 
 export function renderStatus(rows: readonly StatusRow[]): string {
   const show = (n: number | undefined): string => (n === undefined ? '-' : String(n));
   return renderTable(
-    ['DOMAIN', 'NODE', 'ROLE', 'STATE', 'APPLIED', 'LAG', 'EPOCH', 'LAST HEARTBEAT', 'STALE MS'],
-    rows.map((r) => [r.domain, r.node, r.role, r.state, show(r.appliedSeq), show(r.lag), show(r.epoch), r.lastHeartbeat, show(r.staleMs)]),
+    ['DOMAIN', 'NODE', 'ROLE', 'STATE', 'APPLIED', 'LAG', 'LOG FROM', 'EPOCH', 'LAST HEARTBEAT', 'STALE MS'],
+    rows.map((r) => [r.domain, r.node, r.role, r.state, show(r.appliedSeq), show(r.lag), show(r.logFrom), show(r.epoch), r.lastHeartbeat, show(r.staleMs)]),
   );
 }
 
@@ -115,9 +131,10 @@ export async function runStatus(argv: readonly string[], io: Io = stdio): Promis
     const domains = new Set<string>(target.config?.domains.map((d) => d.name) ?? []);
     for (const s of statuses) if (s.ok) for (const sh of s.status.shards) domains.add(sh.domain);
     const jsm = await nc.jetstreamManager({ checkAPI: false, timeout: 1_500 });
-    const tails = await streamTails(jsm, domains);
-    const rows = statusRows(statuses, tails, Date.now());
-    if (values.json) io.out(JSON.stringify({ v: 1, nodes: statuses, tails: Object.fromEntries(tails), rows }) + '\n');
+    const logs = await streamBounds(jsm, domains);
+    const rows = statusRows(statuses, logs, Date.now());
+    const tails = Object.fromEntries([...logs].map(([d, b]) => [d, b.last]));
+    if (values.json) io.out(JSON.stringify({ v: 1, nodes: statuses, tails, rows }) + '\n');
     else io.out(renderStatus(rows));
     return statuses.every((s) => s.ok) ? 0 : 1;
   } finally {

@@ -65,20 +65,21 @@ t('status - one row per domain × node with role, state, applied seq, lag and ep
   }
   const c = capture();
   assert.is(await runStatus(['--servers', url, '--nodes', 'mini-1,mini-2', '--json'], c.io), 0, c.err.join(''));
-  const report = JSON.parse(c.out.join('')) as { rows: { domain: string; node: string; role: string; state: string; appliedSeq: number; lag: number; epoch: number; staleMs?: number }[]; tails: Record<string, number> };
+  const report = JSON.parse(c.out.join('')) as { rows: { domain: string; node: string; role: string; state: string; appliedSeq: number; lag: number; logFrom: number; epoch: number; staleMs?: number }[]; tails: Record<string, number> };
   const row = (d: string, n: string) => report.rows.find((r) => r.domain === d && r.node === n);
   assert.equal([row('email', 'mini-1')?.role, row('email', 'mini-1')?.state], ['leader', 'leading']);
   assert.equal([row('email', 'mini-2')?.role, row('email', 'mini-2')?.state], ['follower', 'following']);
   assert.equal([row('files', 'mini-2')?.role, row('files', 'mini-1')], ['leader', undefined]);
   assert.ok((report.tails['email'] ?? 0) >= 6, 'epoch marker + 5 writes');
   assert.is(row('email', 'mini-1')?.lag, 0);
+  assert.is(row('email', 'mini-1')?.logFrom, 1, 'the log starts at 1 until it is compacted');
   assert.is(row('email', 'mini-1')?.staleMs, 0, 'a leader answers replica reads fresh');
   assert.ok((row('email', 'mini-1')?.epoch ?? 0) >= 1);
 
   const text = capture();
   assert.is(await runStatus(['--servers', url, '--nodes', 'mini-1,mini-2'], text.io), 0);
   const lines = text.out.join('').trim().split('\n');
-  assert.match(lines[0]!, /^DOMAIN\s+NODE\s+ROLE\s+STATE\s+APPLIED\s+LAG\s+EPOCH\s+LAST HEARTBEAT\s+STALE MS$/);
+  assert.match(lines[0]!, /^DOMAIN\s+NODE\s+ROLE\s+STATE\s+APPLIED\s+LAG\s+LOG FROM\s+EPOCH\s+LAST HEARTBEAT\s+STALE MS$/);
   assert.is(lines.length, 2 + 3, 'header, rule, three shard rows');
 
   const missing = capture();
