@@ -10,7 +10,7 @@ import type { BatchEntry, LogEntry, LogMessage } from '../shards/index.ts';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' });
 
-const OPS = new Set(['assert', 'reinforce', 'retract', 'forget', 'entity', 'marker', 'batch']);
+const OPS = new Set(['assert', 'reinforce', 'retract', 'forget', 'entity', 'marker', 'prune', 'batch']);
 
 export function encodeEntry(entry: LogMessage): Uint8Array {
   return packr.pack(entry);

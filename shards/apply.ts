@@ -10,7 +10,7 @@
  */
 import { decodeValue, encodeValue } from './codec.ts';
 import { challengerWins } from './conflict.ts';
-import { combineConfidence, effectiveConfidence } from './decay.ts';
+import { combineConfidence, DAY_MS, effectiveConfidence } from './decay.ts';
 import { ShardValidationError } from './errors.ts';
 import { episodeIdFor, factIdFor, factSeqIn, seqKey, seqOfFactId } from './ids.ts';
 import { NO_MERGE, type PostingIndex } from './postings.ts';
@@ -38,6 +38,7 @@ import type {
   Fact,
   FactObject,
   ForgetEntry,
+  PruneEntry,
   BatchEntry,
   LogEntry,
   LogMessage,
@@ -216,6 +217,8 @@ export class Applier {
         return this.upsertEntity(e);
       case 'marker':
         return this.marker(e);
+      case 'prune':
+        return this.prune(e);
     }
   }
 
@@ -448,7 +451,31 @@ export class Applier {
     const f = this.getFact(e.factId);
     const createdSeq = seqOfFactId(e.factId);
     if (f === undefined || createdSeq === undefined) return this.notFound(e.opId, e.factId);
-    if (f.status === 'forgotten') return { seq: this.seq, opId: e.opId, status: 'forgotten', factId: f.id };
+    if (f.status !== 'forgotten') this.forgetFact(f, createdSeq, e.recordedAt);
+    return { seq: this.seq, opId: e.opId, status: 'forgotten', factId: f.id };
+  }
+
+  /**
+   * Compacts the memory over a range of positions (see `PruneEntry`): closed facts older than `inactiveDays`, and
+   * with `decayedBelow` active ones decayed below it, are forgotten. Times are the entry's, never the clock's.
+   */
+  private prune(e: PruneEntry): ApplyResult {
+    const closedBefore = e.recordedAt - e.inactiveDays * DAY_MS;
+    // Chosen first, forgotten after: a tombstone rewrites the record, which a cursor over the table must not see.
+    const chosen: { fact: Fact; position: number }[] = [];
+    for (const { key, value } of this.t.facts.getRange({ start: e.fromPosition, end: e.toPosition })) {
+      const f = decodeFact(value, this.options.domain);
+      if (f.status === 'forgotten') continue;
+      const closedLongAgo = !isActive(f.status) && (f.invalidatedAt ?? f.recordedAt) < closedBefore;
+      const decayedAway = isActive(f.status) && e.decayedBelow !== undefined && effectiveConfidence(f, e.recordedAt) < e.decayedBelow;
+      if (closedLongAgo || decayedAway) chosen.push({ fact: f, position: key });
+    }
+    for (const { fact, position } of chosen) this.forgetFact(fact, position, e.recordedAt);
+    return { seq: this.seq, opId: e.opId, status: 'pruned', pruned: chosen.length };
+  }
+
+  /** Removes a fact's text from the store and the index, leaving a tombstone (`forget`, `prune`). */
+  private forgetFact(f: Fact, createdSeq: number, recordedAt: number): void {
     const terms = this.terms;
     const length = terms.scan(f);
     for (let i = 0; i < terms.count; i++) this.postings.remove(terms.name(i), createdSeq);
@@ -475,7 +502,7 @@ export class Applier {
       validFrom: f.validFrom,
       ...(f.validTo !== undefined && { validTo: f.validTo }),
       recordedAt: f.recordedAt,
-      invalidatedAt: f.invalidatedAt ?? e.recordedAt,
+      invalidatedAt: f.invalidatedAt ?? recordedAt,
       reinforcedAt: f.reinforcedAt,
       confirmations: f.confirmations,
       source: f.source,
@@ -483,7 +510,6 @@ export class Applier {
       seq: f.seq,
     };
     this.putFact(tombstone);
-    return { seq: this.seq, opId: e.opId, status: 'forgotten', factId: f.id };
   }
 
   getEntity(idOrAlias: string): Entity | undefined {

@@ -28,7 +28,8 @@ import { hashString, KeyIndex } from './key-index.ts';
 import type { OpTable } from './tables.ts';
 import type { ApplyResult } from './types.ts';
 
-const STATUS_CODES: readonly ApplyResult['status'][] = ['created', 'reinforced', 'superseded_previous', 'recorded_superseded', 'retracted', 'forgotten', 'entity', 'marker', 'rejected'];
+// Append only: a record's code is its index here.
+const STATUS_CODES: readonly ApplyResult['status'][] = ['created', 'reinforced', 'superseded_previous', 'recorded_superseded', 'retracted', 'forgotten', 'entity', 'marker', 'rejected', 'pruned'];
 const COMPACT = 0;
 const TUPLE = 1;
 /** Flag on the form byte: the entry's log sequence is its position minus the u48 after the form byte. */

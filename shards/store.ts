@@ -304,6 +304,7 @@ export class LmdbShardStore implements ShardStore {
     const s = this.committed;
     return {
       appliedSeq: s.appliedSeq,
+      lastPosition: appliedPosition(s),
       facts: s.facts,
       activeFacts: s.activeFacts,
       entities: s.entities,

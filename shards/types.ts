@@ -113,7 +113,23 @@ export interface MarkerEntry extends EntryBase {
   readonly to?: string;
 }
 
-export type LogEntry = AssertEntry | ReinforceEntry | RetractEntry | ForgetEntry | EntityEntry | MarkerEntry;
+/**
+ * Compaction of the memory itself (DESIGN: facts leave history "until compaction"): every fact stored at a position
+ * in [`fromPosition`, `toPosition`) that is closed — superseded or retracted — more than `inactiveDays` before
+ * `recordedAt`, or (with `decayedBelow`) active but decayed below that confidence at `recordedAt`, is forgotten as
+ * `forget` forgets one: its text leaves the store and the index, a tombstone stays. Deterministic: it reads only the
+ * entry and the store. The leader appends it in ranges (`MAX_PRUNE_SPAN` positions at most) so no one transaction
+ * holds the writer long.
+ */
+export interface PruneEntry extends EntryBase {
+  readonly op: 'prune';
+  readonly fromPosition: number;
+  readonly toPosition: number;
+  readonly inactiveDays: number;
+  readonly decayedBelow?: number;
+}
+
+export type LogEntry = AssertEntry | ReinforceEntry | RetractEntry | ForgetEntry | EntityEntry | MarkerEntry | PruneEntry;
 
 /**
  * Several writes the leader grouped into one log message (group commit); applied in order, one store position each.
@@ -140,6 +156,8 @@ export type ApplyStatus =
   | 'forgotten'
   | 'entity'
   | 'marker'
+  /** A prune ran over its range (`pruned`: how many facts it forgot). */
+  | 'pruned'
   /** A deterministic no-op: the entry referred to something that does not exist (see `error`). */
   | 'rejected';
 
@@ -157,6 +175,8 @@ export interface ApplyResult {
   /** True when the opId had been applied before: the original result is returned and nothing changes. */
   readonly duplicate?: boolean;
   readonly error?: { readonly code: 'NOT_FOUND' | 'BAD_REQUEST'; readonly message: string };
+  /** A prune's count of facts forgotten (the live result only: a retried prune's stored result omits it). */
+  readonly pruned?: number;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -267,6 +287,8 @@ export interface ShardStoreOptions {
 
 export interface ShardStats {
   readonly appliedSeq: number;
+  /** The last store position used (equal to `appliedSeq` until the log holds grouped writes): prune ranges end here. */
+  readonly lastPosition: number;
   readonly facts: number;
   readonly activeFacts: number;
   readonly entities: number;

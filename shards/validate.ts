@@ -126,6 +126,9 @@ export function validateEntityInput(entity: unknown, field = 'entity'): asserts 
  * Checks a log entry's shape. Throws `ShardValidationError` naming the field; returns the entry typed.
  * @example validateEntry({ v: 1, op: 'assert', opId, recordedAt: Date.now(), source: { agent: 'a' }, fact: { text } })
  */
+/** Most store positions one prune entry covers: its whole range is one transaction's work. */
+export const MAX_PRUNE_SPAN = 65_536;
+
 export function validateEntry(entry: unknown): LogEntry {
   if (!isObject(entry)) fail('entry', 'must be an object');
   if (entry['v'] !== 1) fail('v', 'must be 1');
@@ -156,6 +159,17 @@ export function validateEntry(entry: unknown): LogEntry {
     case 'entity':
       validateEntityInput(entry['entity']);
       break;
+    case 'prune': {
+      const from = entry['fromPosition'];
+      const to = entry['toPosition'];
+      if (typeof from !== 'number' || !Number.isSafeInteger(from) || from < 1) fail('fromPosition', 'must be a positive integer');
+      if (typeof to !== 'number' || !Number.isSafeInteger(to) || to <= from) fail('toPosition', 'must be an integer above fromPosition');
+      if (to - from > MAX_PRUNE_SPAN) fail('toPosition', `a prune covers at most ${MAX_PRUNE_SPAN} positions`);
+      const days = entry['inactiveDays'];
+      if (typeof days !== 'number' || !Number.isFinite(days) || days < 0) fail('inactiveDays', 'must be a number of days ≥ 0');
+      if (entry['decayedBelow'] !== undefined) confidence(entry['decayedBelow'], 'decayedBelow');
+      break;
+    }
     case 'marker':
       if (entry['kind'] !== 'epoch' && entry['kind'] !== 'handoff') fail('kind', "must be 'epoch' or 'handoff'");
       if (typeof entry['epoch'] !== 'number' || !Number.isSafeInteger(entry['epoch']) || entry['epoch'] < 0) fail('epoch', 'must be a non-negative integer');
@@ -163,7 +177,7 @@ export function validateEntry(entry: unknown): LogEntry {
       optionalName(entry['to'], 'to');
       break;
     default:
-      fail('op', "must be one of 'assert', 'reinforce', 'retract', 'forget', 'entity', 'marker'");
+      fail('op', "must be one of 'assert', 'reinforce', 'retract', 'forget', 'entity', 'marker', 'prune'");
   }
   return entry as unknown as LogEntry;
 }
