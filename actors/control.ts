@@ -8,6 +8,8 @@
  * - `handoff {domain, to}` — the leader finishes in-flight writes, appends a hand-off marker naming `to`, follows.
  * - `compact {domain}` — the leader snapshots its store into the domain's snapshot bucket, then purges the log below
  *   it (`compaction.ts`); answers when both are done. NOT_LEADER on a host that does not lead it.
+ * - `prune {domain, inactiveDays?, decayedBelow?}` — the leader forgets facts closed more than `inactiveDays` ago
+ *   and/or active ones decayed below `decayedBelow` (the memory's own compaction); NOT_LEADER elsewhere.
  * Every op answers; errors are error replies.
  */
 import type { Msg, NatsConnection, Subscription } from 'nats';
@@ -22,7 +24,7 @@ import {
   isRecord,
 } from '../protocol/index.ts';
 import { respond } from './respond.ts';
-import type { ShardStatus } from './shard-actor.ts';
+import type { PruneReport, ShardStatus } from './shard-actor.ts';
 import type { CompactReport } from './compaction.ts';
 
 /** What `sm.ctl.<node>.status` answers. */
@@ -74,6 +76,13 @@ export interface ControlOptions {
   unfollow(domain: string): Promise<{ readonly v: 1; readonly node: string; readonly domain: string; readonly stopped: boolean }>;
   handoff(domain: string, to: string): Promise<HandoffReply>;
   compact(domain: string): Promise<CompactReport>;
+  prune(domain: string, o: PruneOptions): Promise<PruneReport>;
+}
+
+/** What to prune: at least one of the two. */
+export interface PruneOptions {
+  readonly inactiveDays?: number;
+  readonly decayedBelow?: number;
 }
 
 /** Subscribes the control subjects; unsubscribe the results to stop. */
@@ -97,6 +106,7 @@ export function serveControl(nc: NatsConnection, o: ControlOptions): Subscriptio
       return o.handoff(domainOf(b), to);
     }),
     serve('compact', (b) => o.compact(domainOf(b))),
+    serve('prune', (b) => o.prune(domainOf(b), pruneOptionsOf(b))),
   ];
 }
 
@@ -110,6 +120,19 @@ async function reply(msg: Msg, answer: (body: Record<string, unknown>) => unknow
     body = errorReply(e);
   }
   respond(msg, body);
+}
+
+function pruneOptionsOf(body: Record<string, unknown>): PruneOptions {
+  const days = body['inactiveDays'];
+  const below = body['decayedBelow'];
+  if (days !== undefined && (typeof days !== 'number' || !Number.isFinite(days) || days < 0)) {
+    throw badRequest('inactiveDays', 'must be a number of days ≥ 0');
+  }
+  if (below !== undefined && (typeof below !== 'number' || !(below > 0 && below <= 1))) {
+    throw badRequest('decayedBelow', 'must be a confidence in (0, 1]');
+  }
+  if (days === undefined && below === undefined) throw badRequest('inactiveDays', 'say what to prune: inactiveDays, decayedBelow, or both');
+  return { ...(days !== undefined ? { inactiveDays: days } : {}), ...(below !== undefined ? { decayedBelow: below } : {}) };
 }
 
 function domainOf(body: Record<string, unknown>): string {

@@ -13,10 +13,10 @@ import { connect, type JetStreamClient, type JetStreamManager, type NatsConnecti
 import { compactionOf, nodeByName, placementsOf, type ClusterConfig, type DomainConfig } from '../config/index.ts';
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import { systemClock, type Clock } from './clock.ts';
-import { serveControl, type HostStatusReply } from './control.ts';
+import { serveControl, type HostStatusReply, type PruneOptions } from './control.ts';
 import { handOffBeforeStopping } from './drain-hand-off.ts';
 import { Relay } from './relay.ts';
-import { ShardActor, type OpenStore, type ShardStatus } from './shard-actor.ts';
+import { ShardActor, type OpenStore, type PruneReport, type ShardStatus } from './shard-actor.ts';
 import { serveShardGuard } from './shard-guard.ts';
 import { LeaderSightings } from './leader-sightings.ts';
 import { EpochRegistry } from './epoch.ts';
@@ -133,6 +133,7 @@ export class Host {
         unfollow: (domain) => this.unfollow(domain),
         handoff: async (domain, to) => ({ v: 1, node, domain, to, ...(await this.actorOf(domain).handOffTo(to)) }),
         compact: (domain) => this.compact(domain),
+        prune: (domain, o) => this.prune(domain, o),
       }),
     );
     this.links = { nc, js, jsm, epochs };
@@ -222,6 +223,18 @@ export class Host {
     if (!actor) return Promise.reject(new ShardmindError(ErrorCode.NOT_LEADER, `${this.o.node} holds no ${domain} shard: compact on its leader`));
     this.log(`[${this.o.node}] compact ${domain} (control command)`);
     return actor.compact();
+  }
+
+  /** `sm.ctl.<node>.prune`: forget what the domain's memory no longer needs, on the leader. */
+  prune(domain: string, o: PruneOptions): Promise<PruneReport> {
+    if (!this.o.config.domains.some((d) => d.name === domain)) {
+      return Promise.reject(new ShardmindError(ErrorCode.UNKNOWN_DOMAIN, `domain "${domain}" is not in the cluster config`));
+    }
+    if (this.drained) return Promise.reject(new ShardmindError(ErrorCode.UNAVAILABLE, `host ${this.o.node} is stopping`));
+    const actor = this.actors.get(domain);
+    if (!actor) return Promise.reject(new ShardmindError(ErrorCode.NOT_LEADER, `${this.o.node} holds no ${domain} shard: prune on its leader`));
+    this.log(`[${this.o.node}] prune ${domain} (control command)`);
+    return actor.prune(o);
   }
 
   private actorOf(domain: string): ShardActor {

@@ -1,9 +1,9 @@
 /** The host and its shard actors: shards run over NATS, with a fenced, pipelined write path into JetStream. */
 export type { HostOptions, HostService, HostServiceContext, StartHostService } from './host.ts';
 export type { Clock } from './clock.ts';
-export type { HostStatusReply, PingReply } from './control.ts';
+export type { HostStatusReply, PingReply, PruneOptions } from './control.ts';
 export type { RelayMessage, RelayObserver } from './relay.ts';
-export type { ShardActorOptions, ShardStatus, OpenStore } from './shard-actor.ts';
+export type { ShardActorOptions, ShardStatus, OpenStore, PruneReport, CompactionSettings } from './shard-actor.ts';
 export type { ShardEvent, ShardState, ShardRuntime, ShardContext, ShardMachineInput } from './shard-machine.ts';
 export type { PipelineBreak, WritePipelineOptions } from './write-pipeline.ts';
 export type { LogRecord, LogReadOptions } from './log-stream.ts';

@@ -12,7 +12,7 @@ import { createActor, type Actor } from 'xstate';
 import type { JetStreamClient, JetStreamManager, NatsConnection, Subscription } from 'nats';
 import { ErrorCode, ShardmindError, logStream, logSubject } from '../protocol/index.ts';
 import { DEFAULT_REPLICA_MAX_STALE_MS, type DomainConfig } from '../config/index.ts';
-import { StoreFormatError, type LogMessage, type MarkerEntry, type ShardStore, type ShardStoreOptions } from '../shards/index.ts';
+import { MAX_PRUNE_SPAN, StoreFormatError, type LogMessage, type MarkerEntry, type ShardStore, type ShardStoreOptions } from '../shards/index.ts';
 import type { Clock } from './clock.ts';
 import { ensureLogStream, logBounds, logTail, logWasCompacted, readLog, LogCompactedError, type LogRecord } from './log-stream.ts';
 import { compactShard, type CompactReport } from './compaction.ts';
@@ -34,6 +34,30 @@ import { shardMachine, type ShardEvent, type ShardRuntime, type ShardState } fro
 import { WritePipeline } from './write-pipeline.ts';
 import { publishChanges } from './change-feed.ts';
 import { entriesOf, entryHash } from './log-codec.ts';
+
+/** A domain's compaction settings, resolved (`compactionOf` in config/). */
+export interface CompactionSettings {
+  readonly everyEntries: number;
+  readonly retainEntries: number;
+  readonly keepSnapshots: number;
+  /** Before each compaction, prune facts closed more than this many days ago (0: keep them). */
+  readonly pruneInactiveDays?: number;
+  /** Before each compaction, prune active facts decayed below this confidence (0: keep them). */
+  readonly pruneDecayedBelow?: number;
+}
+
+/** What a prune did (`sm.ctl.<node>.prune`, and before a compaction when the config asks). */
+export interface PruneReport {
+  readonly v: 1;
+  readonly domain: string;
+  readonly node: string;
+  /** Facts forgotten. */
+  readonly pruned: number;
+  /** Store positions examined (1 … the last one when the prune began), in `ranges` log entries. */
+  readonly positions: number;
+  readonly ranges: number;
+  readonly ms: number;
+}
 
 /** Opens one shard's store: `openShardStore` from `shards/` in production. */
 export type OpenStore = (o: ShardStoreOptions) => Promise<ShardStore> | ShardStore;
@@ -76,7 +100,7 @@ export interface ShardActorOptions {
    * Log compaction (config `compaction`): the automatic trigger's threshold (0: off), the entries kept below a
    * snapshot, the snapshots kept. Default: no automatic trigger, 1000 kept, 2 snapshots.
    */
-  readonly compaction?: { readonly everyEntries: number; readonly retainEntries: number; readonly keepSnapshots: number };
+  readonly compaction?: CompactionSettings;
   readonly clock: Clock;
   readonly openStore: OpenStore;
   readonly log: (line: string) => void;
@@ -296,7 +320,16 @@ export class ShardActor implements ShardRuntime {
     }
     const { path, ...storeOptions } = this.storeOptions();
     const c = this.compactionSettings;
-    const run = compactShard({
+    // The memory's own compaction first (config `pruneInactiveDays` / `pruneDecayedBelow`), so the snapshot is of
+    // what remains.
+    const pruneFirst =
+      (c.pruneInactiveDays ?? 0) > 0 || (c.pruneDecayedBelow ?? 0) > 0
+        ? this.prune({
+            ...((c.pruneInactiveDays ?? 0) > 0 ? { inactiveDays: c.pruneInactiveDays! } : {}),
+            ...((c.pruneDecayedBelow ?? 0) > 0 ? { decayedBelow: c.pruneDecayedBelow! } : {}),
+          })
+        : Promise.resolve(undefined);
+    const run = pruneFirst.then(() => compactShard({
       js: this.o.js,
       jsm: this.o.jsm,
       domain: this.domain,
@@ -310,7 +343,7 @@ export class ShardActor implements ShardRuntime {
       flush: () => this.o.nc.flush(),
       clock: this.o.clock,
       log: (line) => this.log(line),
-    }).finally(() => {
+    })).finally(() => {
       this.compacting = undefined;
     });
     this.compacting = this.track(run);
@@ -318,7 +351,45 @@ export class ShardActor implements ShardRuntime {
     return run;
   }
 
-  private get compactionSettings(): { everyEntries: number; retainEntries: number; keepSnapshots: number } {
+  /**
+   * Compacts the memory itself (`PruneEntry`): the leader appends prune entries over every store position up to the
+   * last one now, `MAX_PRUNE_SPAN` at a time, all stamped with one time, so every replica forgets the same facts.
+   * `inactiveDays` (closed facts older than that) defaults to never; `decayedBelow` to keeping decayed facts.
+   */
+  async prune(o: { readonly inactiveDays?: number; readonly decayedBelow?: number }): Promise<PruneReport> {
+    const notLeading = (): ShardmindError =>
+      new ShardmindError(ErrorCode.NOT_LEADER, `${this.o.node} does not lead ${this.domain} (${this.state}): prune on its leader`);
+    if (this.state !== 'leading' || !this.store) throw notLeading();
+    const startedAt = this.o.clock.now();
+    const last = this.store.stats().lastPosition;
+    let pruned = 0;
+    let ranges = 0;
+    for (let from = 1; from <= last; from += MAX_PRUNE_SPAN) {
+      const pipeline = this.pipeline;
+      if (this.state !== 'leading' || !pipeline) throw notLeading();
+      const r = await this.track(
+        pipeline.submit({
+          v: 1,
+          op: 'prune',
+          opId: `prune-${this.domain}-${this.o.node}-${startedAt}-${from}`,
+          recordedAt: startedAt,
+          source: { agent: 'shardmind', node: this.o.node },
+          fromPosition: from,
+          toPosition: Math.min(from + MAX_PRUNE_SPAN, last + 1),
+          // Days: "never" is a span longer than any clock has run.
+          inactiveDays: o.inactiveDays ?? 1e9,
+          ...(o.decayedBelow !== undefined ? { decayedBelow: o.decayedBelow } : {}),
+        }),
+      );
+      pruned += r.pruned ?? 0;
+      ranges++;
+    }
+    const report: PruneReport = { v: 1, domain: this.domain, node: this.o.node, pruned, positions: last, ranges, ms: this.o.clock.now() - startedAt };
+    this.log(`pruned ${pruned} facts over ${last} positions (${ranges} entries) in ${report.ms} ms`);
+    return report;
+  }
+
+  private get compactionSettings(): CompactionSettings {
     return this.o.compaction ?? { everyEntries: 0, retainEntries: 1_000, keepSnapshots: 2 };
   }
 

@@ -23,6 +23,8 @@ export type { LogBounds } from './status.ts';
 export { runMigrate, migrateShard, renderProgress, migrateCommand } from './migrate.ts';
 export type { CompactResult, CompactOptions } from './compact.ts';
 export { runCompact, compactDomain, compactCommand } from './compact.ts';
+export { runPrune, pruneDomain, pruneCommand } from './prune.ts';
+export type { PruneResult, PruneDomainOptions } from './prune.ts';
 export { runRemember, runRecall, runHistory, runForget, rememberCommand, recallCommand, historyCommand, forgetCommand } from './memory.ts';
 export { runApply, planPlacement, renderPlan, executePlan, applyCommand } from './apply.ts';
 export { runNatsConfig, natsConfigFor, natsServerPlan, natsConfigCommand } from './nats-config.ts';

@@ -14,6 +14,7 @@ import { upCommand } from './up.ts';
 import { statusCommand } from './status.ts';
 import { migrateCommand } from './migrate.ts';
 import { compactCommand } from './compact.ts';
+import { pruneCommand } from './prune.ts';
 import { applyCommand } from './apply.ts';
 import { natsConfigCommand } from './nats-config.ts';
 import { natsTlsCommand } from './nats-tls.ts';
@@ -28,6 +29,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   status: statusCommand,
   migrate: migrateCommand,
   compact: compactCommand,
+  prune: pruneCommand,
   apply: applyCommand,
   'nats-config': natsConfigCommand,
   'nats-tls': natsTlsCommand,

@@ -140,6 +140,8 @@ export function resolveConfig(input: ClusterConfigInput): ClusterConfig {
     everyEntries: DEFAULT_COMPACT_EVERY_ENTRIES,
     retainEntries: DEFAULT_COMPACT_RETAIN_ENTRIES,
     keepSnapshots: DEFAULT_KEEP_SNAPSHOTS,
+    pruneInactiveDays: 0,
+    pruneDecayedBelow: 0,
   });
   domains.forEach((d, i) => {
     if (d.compaction !== undefined) resolveCompaction(`domains[${i}].compaction`, d.compaction, compaction);
@@ -171,11 +173,13 @@ export function compactionOf(config: ClusterConfig, domain: string): Required<Co
 function resolveCompaction(field: string, input: CompactionConfig | false | undefined, base: Required<CompactionConfig>): Required<CompactionConfig> {
   if (input === false) return { ...base, everyEntries: 0 };
   if (input === undefined) return base;
-  if (input === null || typeof input !== 'object') throw new ConfigError(field, 'must be { everyEntries, retainEntries, keepSnapshots } or false');
+  if (input === null || typeof input !== 'object') throw new ConfigError(field, 'must be { everyEntries, retainEntries, keepSnapshots, pruneInactiveDays, pruneDecayedBelow } or false');
   const out = {
     everyEntries: input.everyEntries ?? base.everyEntries,
     retainEntries: input.retainEntries ?? base.retainEntries,
     keepSnapshots: input.keepSnapshots ?? base.keepSnapshots,
+    pruneInactiveDays: input.pruneInactiveDays ?? base.pruneInactiveDays,
+    pruneDecayedBelow: input.pruneDecayedBelow ?? base.pruneDecayedBelow,
   };
   if (typeof out.everyEntries !== 'number' || !Number.isInteger(out.everyEntries) || out.everyEntries < 0) {
     throw new ConfigError(`${field}.everyEntries`, `${String(out.everyEntries)} must be a non-negative integer (0 disables automatic compaction)`);
@@ -184,6 +188,12 @@ function resolveCompaction(field: string, input: CompactionConfig | false | unde
   // against it, and a leader checks its tail against the log before it claims.
   positiveInt(`${field}.retainEntries`, out.retainEntries);
   positiveInt(`${field}.keepSnapshots`, out.keepSnapshots);
+  if (typeof out.pruneInactiveDays !== 'number' || !Number.isFinite(out.pruneInactiveDays) || out.pruneInactiveDays < 0) {
+    throw new ConfigError(`${field}.pruneInactiveDays`, `${String(out.pruneInactiveDays)} must be a number of days ≥ 0 (0 keeps every closed fact)`);
+  }
+  if (typeof out.pruneDecayedBelow !== 'number' || !(out.pruneDecayedBelow >= 0 && out.pruneDecayedBelow < 1)) {
+    throw new ConfigError(`${field}.pruneDecayedBelow`, `${String(out.pruneDecayedBelow)} must be a confidence in [0, 1) (0 keeps decayed facts)`);
+  }
   return out;
 }
 

@@ -87,6 +87,16 @@ export interface CompactionConfig {
   readonly retainEntries?: number;
   /** Snapshots kept per domain (≥ 1); older ones are deleted after each compaction. Default 2. */
   readonly keepSnapshots?: number;
+  /**
+   * Before each compaction, forget facts superseded or retracted more than this many days ago (their text leaves
+   * the store; history keeps what was believed more recently). Default 0: keep every closed fact.
+   */
+  readonly pruneInactiveDays?: number;
+  /**
+   * Before each compaction, forget active facts whose confidence has decayed below this (they left recall long
+   * ago). Default 0: keep them.
+   */
+  readonly pruneDecayedBelow?: number;
 }
 
 export interface RouterConfig {

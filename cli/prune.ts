@@ -1,0 +1,125 @@
+/**
+ * `shardmind prune <domain> --inactive-days N [--decayed-below C]`: the memory's own compaction, on demand. Facts
+ * superseded or retracted more than N days ago, and (with `--decayed-below`) active facts whose confidence has
+ * decayed below C, are forgotten on every replica: their text leaves the store, recall and history; tombstones stay.
+ * Finds the domain's leader (`sm.ctl.<node>.status`) and asks it (`sm.ctl.<leader>.prune`). The config's
+ * `compaction.pruneInactiveDays` / `pruneDecayedBelow` do the same before every compaction.
+ */
+import type { NatsConnection } from 'nats';
+import { DOMAIN_NAME, ErrorCode, ShardmindError } from '../protocol/index.ts';
+import { orConfigError, parseCommandFlags } from './args.ts';
+import type { Command } from './command.ts';
+import { connectCluster, resolveTarget } from './cluster-connect.ts';
+import { clusterStatus, ctlRequest, domainViews } from './control-client.ts';
+import { stdio, type Io } from './status.ts';
+
+/** What the leader answers (actors/shard-actor.ts `PruneReport`). */
+export interface PruneResult {
+  readonly domain: string;
+  readonly node: string;
+  readonly pruned: number;
+  readonly positions: number;
+  readonly ranges: number;
+  readonly ms: number;
+}
+
+export interface PruneDomainOptions {
+  readonly domain: string;
+  readonly nodes: readonly string[];
+  readonly domains?: readonly string[];
+  readonly inactiveDays?: number;
+  readonly decayedBelow?: number;
+  /** How long to look for a leader. Default 10 s. */
+  readonly leaderWaitMs?: number;
+  /** How long the leader may take. Default 120 s. */
+  readonly timeoutMs?: number;
+}
+
+/** Asks the domain's leader to prune; throws `ShardmindError` (BAD_REQUEST, UNKNOWN_DOMAIN, UNAVAILABLE, …). */
+export async function pruneDomain(nc: NatsConnection, o: PruneDomainOptions): Promise<PruneResult> {
+  if (o.domains && !o.domains.includes(o.domain)) {
+    throw new ShardmindError(ErrorCode.UNKNOWN_DOMAIN, `domain "${o.domain}" is not in the cluster config (${o.domains.join(', ')})`);
+  }
+  const body = {
+    domain: o.domain,
+    ...(o.inactiveDays !== undefined ? { inactiveDays: o.inactiveDays } : {}),
+    ...(o.decayedBelow !== undefined ? { decayedBelow: o.decayedBelow } : {}),
+  };
+  const deadline = Date.now() + (o.leaderWaitMs ?? 10_000);
+  for (;;) {
+    const leader = domainViews(await clusterStatus(nc, o.nodes, 1_000)).get(o.domain)?.leader;
+    if (leader) return ctlRequest<PruneResult>(nc, leader, 'prune', body, o.timeoutMs ?? 120_000);
+    if (Date.now() > deadline) {
+      throw new ShardmindError(ErrorCode.UNAVAILABLE, `no node leads ${o.domain} (asked ${o.nodes.join(', ')}); try again once it has a leader`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const USAGE = `usage: shardmind prune <domain> [--inactive-days N] [--decayed-below C] [--config FILE] [--servers URL,…] [--nodes NAME,…] [--json]
+
+Forgets, on every replica, facts superseded or retracted more than N days ago (--inactive-days) and active facts
+whose confidence decayed below C (--decayed-below, 0 < C ≤ 1). At least one of the two. Their text leaves the
+store, recall and history; a tombstone stays under each id. There is no undo.`;
+
+export async function runPrune(argv: readonly string[], io: Io = stdio): Promise<number> {
+  const parsed = parseCommandFlags(
+    argv,
+    {
+      config: { type: 'string' },
+      servers: { type: 'string' },
+      nodes: { type: 'string' },
+      json: { type: 'boolean' },
+      'inactive-days': { type: 'string' },
+      'decayed-below': { type: 'string' },
+    },
+    USAGE,
+    io,
+    1,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals } = parsed;
+  const domain = positionals[0];
+  const usage = (message: string): number => {
+    io.err(`${message}\n${USAGE}\n`);
+    return 2;
+  };
+  if (!domain) return usage('<domain> is required');
+  if (!DOMAIN_NAME.test(domain)) return usage(`<domain>: "${domain}" must match ${DOMAIN_NAME}`);
+  const days = values['inactive-days'] === undefined ? undefined : Number(values['inactive-days']);
+  const below = values['decayed-below'] === undefined ? undefined : Number(values['decayed-below']);
+  if (days === undefined && below === undefined) return usage('say what to prune: --inactive-days N, --decayed-below C, or both');
+  if (days !== undefined && !(Number.isFinite(days) && days >= 0)) return usage(`--inactive-days: "${values['inactive-days']}" must be a number of days ≥ 0`);
+  if (below !== undefined && !(below > 0 && below <= 1)) return usage(`--decayed-below: "${values['decayed-below']}" must be a confidence in (0, 1]`);
+  const target = await orConfigError(io, () => resolveTarget(values));
+  if (target === 1) return 1;
+  let nc: NatsConnection | undefined;
+  try {
+    nc = await connectCluster(target.servers, 'shardmind prune');
+    const r = await pruneDomain(nc, {
+      domain,
+      nodes: target.nodes,
+      ...(target.config ? { domains: target.config.domains.map((d) => d.name) } : {}),
+      ...(days !== undefined ? { inactiveDays: days } : {}),
+      ...(below !== undefined ? { decayedBelow: below } : {}),
+    });
+    if (values.json) io.out(`${JSON.stringify(r)}\n`);
+    else io.out(`${domain}: ${r.node} forgot ${r.pruned} fact${r.pruned === 1 ? '' : 's'} (${r.positions} positions in ${r.ranges} log entries, ${r.ms} ms)\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof ShardmindError) {
+      io.err(`prune failed: ${err.code}: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    await nc?.close();
+  }
+}
+
+/** The dispatcher row (`cli/main.ts`). */
+export const pruneCommand: Command = {
+  summary: 'forget facts closed long ago or decayed away, on every replica (the memory\'s own compaction)',
+  usage: USAGE,
+  run: (args) => runPrune(args),
+};
