@@ -216,5 +216,7 @@ export default defineConfig({
   // the last snapshot (0 or `false`: only `shardmind compact <domain>` does it). `retainEntries` (≥ 1) stay in the log
   // below the snapshot so a replica a little behind catches up from the log; `keepSnapshots` (≥ 1) are kept. A
   // domain may override any field with its own `compaction: { … }`, or turn its trigger off with `compaction: false`.
-  compaction: { everyEntries: 100_000, retainEntries: 1_000, keepSnapshots: 2 },
+  // `pruneInactiveDays` / `pruneDecayedBelow` (0: off) first forget facts closed more than that many days ago, or
+  // decayed below that confidence (`shardmind prune` does it on demand).
+  compaction: { everyEntries: 100_000, retainEntries: 1_000, keepSnapshots: 2, pruneInactiveDays: 0, pruneDecayedBelow: 0 },
 });
