@@ -4,7 +4,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { ShardStore, ShardStoreOptions } from '../../shards/index.ts';
+import type { LogMessage, ShardStore, ShardStoreOptions } from '../../shards/index.ts';
 import { assertEntry, DAY, entry, T0, tempDir } from './helpers.ts';
 
 export type OpenStore = (options: Omit<ShardStoreOptions, 'path'> & { path: string }) => ShardStore;
@@ -231,6 +231,38 @@ export function shardStoreContract(name: string, open: OpenStore): void {
     ctx.store = open({ path: ctx.dir.path, domain: 'email', predicates: PREDICATES, durability: 'none' });
     assert.equal(texts(), ['the hangar door code changed', 'the hangar lights are on a timer']);
     assert.is(ctx.store.history('user').length, 1);
+  });
+
+  test('a grouped log message applies each entry in order; every result carries the message\'s log sequence', async (ctx) => {
+    const entries = [
+      assertEntry({ text: 'prefers pdf', subject: 'user', predicate: 'prefers_format', object: 'pdf', validFrom: T0 }),
+      assertEntry({ text: 'prefers links', subject: 'user', predicate: 'prefers_format', object: 'link', validFrom: T0 + DAY }, { recordedAt: T0 + 1 }),
+      entry({ op: 'retract', factId: 'email:nope:0' }),
+    ];
+    const batch: LogMessage = { v: 1, op: 'batch', opId: 'group-1', recordedAt: T0, entries };
+    const results = await ctx.store.applyBatch([{ seq: 1, entry: batch }]);
+    assert.equal(results.map((r) => [r.seq, r.opId, r.status]), [
+      [1, entries[0]!.opId, 'created'],
+      [1, entries[1]!.opId, 'superseded_previous'],
+      [1, entries[2]!.opId, 'rejected'],
+    ]);
+    assert.equal(results[1]!.supersededIds, [results[0]!.factId]);
+    assert.is(ctx.store.appliedSeq, 1);
+    assert.equal(ctx.store.resultOf(entries[1]!.opId), results[1]);
+    assert.equal(ctx.store.history('user', 'prefers_format').map((f) => f.status), ['superseded', 'active']);
+    // Replayed, it changes nothing; the next message's fact gets an id of its own.
+    assert.equal(await ctx.store.applyBatch([{ seq: 1, entry: batch }]), []);
+    const next = await ctx.store.apply(assertEntry({ text: 'a later fact' }), 2);
+    assert.ok(!results.some((r) => r.factId === next.factId));
+    assert.is(ctx.store.getFact(next.factId!)?.text, 'a later fact');
+  });
+
+  test('a malformed grouped message is one rejected op, with the message\'s opId', async (ctx) => {
+    const empty = { v: 1, op: 'batch', opId: 'group-empty', recordedAt: T0, entries: [] } as unknown as LogMessage;
+    const results = await ctx.store.applyBatch([{ seq: 1, entry: empty }]);
+    assert.is(results.length, 1);
+    assert.equal([results[0]!.seq, results[0]!.opId, results[0]!.status, results[0]!.error?.code], [1, 'group-empty', 'rejected', 'BAD_REQUEST']);
+    assert.is(ctx.store.appliedSeq, 1);
   });
 
   test.run();
