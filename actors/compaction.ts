@@ -67,8 +67,11 @@ export async function compactShard(o: CompactOptions): Promise<CompactReport> {
   const stream = logStream(o.domain);
   // Beside the store (no extension: lmdb-js would take the path for a file); uploaded, then removed.
   const copyDir = join(dirname(o.storePath), `${o.domain}-snapshot`);
+  // Which step failed goes into the error: "TIMEOUT" alone does not tell an operator where to look.
+  let step = 'copy the store';
   try {
     const file = await copyStore(o.storePath, copyDir);
+    step = 'read the copy';
     const facts = await inspectStoreCopy(copyDir, o.storeOptions);
     if (facts.appliedSeq === 0) {
       const info = await o.jsm.streams.info(stream);
@@ -79,6 +82,7 @@ export async function compactShard(o: CompactOptions): Promise<CompactReport> {
     }
     // The copy's last entry must be the log's own: the snapshot's tail hash is where every installing replica's chain
     // check starts.
+    step = 'check the copy against the log';
     const logged = await o.logHashAt(facts.appliedSeq);
     if (logged === undefined) throw new ShardmindError(ErrorCode.UNAVAILABLE, `cannot read seq ${facts.appliedSeq} of ${stream} to check the snapshot`);
     if (logged !== facts.tailHash) {
@@ -96,13 +100,17 @@ export async function compactShard(o: CompactOptions): Promise<CompactReport> {
       takenAt: new Date(o.clock.now()).toISOString(),
       bytes: fileBytes(file),
     };
+    step = 'open the snapshot bucket';
     const bucket = await SnapshotBucket.open(o.js, o.domain, o.replicas, o.flush ? () => o.flush!() : undefined);
-    const stored = await bucket.put(file, meta);
+    step = 'upload the snapshot';
+    const stored = await uploadWithRetry(bucket, file, meta, o.log);
+    step = 'read the snapshot back';
     // Stored and readable: listed back with the same content digest before a single entry is purged.
     const back = await bucket.stat(stored.name);
     if (!back || back.objectDigest !== stored.objectDigest || back.meta.seq !== meta.seq) {
       throw new ShardmindError(ErrorCode.UNAVAILABLE, `snapshot ${stored.name} of ${o.domain} could not be read back; the log was not purged`);
     }
+    step = 'purge the log';
     const keepFrom = Math.max(1, meta.seq + 1 - o.retainEntries);
     const before = await o.jsm.streams.info(stream);
     let purged = 0;
@@ -111,6 +119,7 @@ export async function compactShard(o: CompactOptions): Promise<CompactReport> {
       purged = (await o.jsm.streams.purge(stream, { seq: keepFrom })).purged;
     }
     const after = await o.jsm.streams.info(stream);
+    step = 'delete older snapshots';
     const pruned = await bucket.prune(Math.max(1, o.keepSnapshots));
     const report: CompactReport = {
       v: 1,
@@ -128,8 +137,29 @@ export async function compactShard(o: CompactOptions): Promise<CompactReport> {
     return report;
   } catch (err) {
     if (err instanceof ShardmindError) throw err;
-    throw new ShardmindError(ErrorCode.UNAVAILABLE, `compacting ${o.domain} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    throw new ShardmindError(ErrorCode.UNAVAILABLE, `compacting ${o.domain} failed (${step}): ${(err as Error)?.message ?? String(err)}`, { cause: err });
   } finally {
     rmSync(copyDir, { recursive: true, force: true });
+  }
+}
+
+/** Upload attempts when JetStream does not acknowledge in time. */
+const UPLOAD_ATTEMPTS = 3;
+
+/**
+ * `bucket.put`, tried again when JetStream times out: the first compaction of a domain creates its bucket, an R3
+ * stream whose Raft group may still be electing a leader when the first chunks arrive (seen on a loaded 3-node
+ * test cluster: the upload's acks timed out, the next try went through). Putting the same name again replaces
+ * the object, so a retry cannot leave two snapshots at one sequence.
+ */
+async function uploadWithRetry(bucket: SnapshotBucket, file: string, meta: SnapshotMeta, log: (line: string) => void) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await bucket.put(file, meta);
+    } catch (err) {
+      const timedOut = (err as { code?: unknown })?.code === 'TIMEOUT' || /TIMEOUT|timed out/i.test((err as Error)?.message ?? '');
+      if (!timedOut || attempt >= UPLOAD_ATTEMPTS) throw err;
+      log(`snapshot upload of ${meta.domain} at seq ${meta.seq} timed out (attempt ${attempt}); trying again`);
+    }
   }
 }
