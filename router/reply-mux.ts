@@ -42,11 +42,7 @@ export class ReplyMux {
   private readonly prefix: string;
   private sub: Subscription | undefined;
   private readonly waiting = new Map<number, Waiting>();
-  /**
-   * Swept in insertion order, stopping at the first entry still in its window. Reads and writes hand off with
-   * different windows, so a write's longer window can hold back the quiet settling of reads sent after it: harmless,
-   * nothing waits on a quiet settle (the agent already has its answer), and a bounce still settles at once.
-   */
+  /** Insertion order is deadline order: every hand-off of one mux uses the same window. */
   private readonly bounces = new Map<number, Bounce>();
   private sweeper: NodeJS.Timeout | undefined;
   private nextToken = 1;
