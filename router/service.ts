@@ -260,21 +260,9 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
   const writeTimeout = Math.max(config.router.shardTimeoutMs, WRITE_TIMEOUT_FLOOR_MS);
 
   return {
-    async remember(body, raw) {
+    async remember(body) {
       const req = parseRememberRequest(body);
       const domain = requireDomain(req.domain ?? (req.task ? (await tasks.domainsOf(req.task))[0]! : await top(req.fact.text)));
-      // Without a task the router needs nothing from the reply: the request goes on as it came (the shard accepts a
-      // `domain` naming itself, and the router has validated the rest the same way) and the shard answers the agent
-      // itself, as a one-domain recall does (§19). A task's write waits for its fact id, so the router answers that.
-      if (!req.task && raw.encoding === 'msgpack' && raw.reply !== '' && d.beats.heard(domain)) {
-        // An agent's own choice of domain teaches the classifier; the example's Nats-Msg-Id (the opId) keeps a
-        // retried write from teaching twice, so it need not wait to learn whether the write was a duplicate.
-        if (req.domain) d.later(teach(req.fact.text, domain, req.agent, req.opId));
-        const h = headers();
-        h.set(REPLY_TO_HEADER, raw.reply);
-        h.set(ROUTER_NODE_HEADER, d.node);
-        return new HandedOff(shards.handOff(domain, 'remember', raw.data, h, writeTimeout));
-      }
       const { domain: _named, ...forShard } = req;
       const reply = await shards.ask<RememberReply>(domain, 'remember', forShard, writeTimeout);
       if (req.task) await tasks.remembered(req.task, domain, reply.factId, req.fact.text);

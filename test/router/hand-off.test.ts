@@ -1,7 +1,7 @@
 /**
- * The router's hand-off (protocol/hand-off.ts): a recall routed to one shard, and a remember outside a task, are
- * answered by the shard itself, on the agent's reply subject, with the router's `sm-router-node`; what the shard
- * refuses comes back to the router, which asks again or answers with the error. First against real hosts, then `ShardClient.handOff` against responders
+ * The router's hand-off (protocol/hand-off.ts): a recall routed to one shard is answered by the shard itself, on the
+ * agent's reply subject, with the router's `sm-router-node`; what the shard refuses comes back to the router, which
+ * asks again or answers with the error. First against real hosts, then `ShardClient.handOff` against responders
  * on a real nats-server that answer the way an old host (no hand-off) or a refusing one does.
  */
 import { suite } from 'uvu';
@@ -135,52 +135,6 @@ t('a one-domain recall is handed to the shard, which answers the agent directly 
   }
 });
 
-t('a remember outside a task is handed to the shard too; a retry is a duplicate; a task write is answered by the router', async (ctx) => {
-  const nc = ctx.nc!;
-  const seen: Msg[] = [];
-  const spy = nc.subscribe(shardSubject('calendar', 'remember'), { callback: (_e, m) => seen.push(m) });
-  await nc.flush();
-  try {
-    const body = { v: 1, agent: 'a', opId: 'handed-remember-1', domain: 'calendar', fact: { text: 'The user blocks Fridays for deep work' } };
-    const { inbox, reply } = await requestOn(nc, memSubject('remember'), body);
-    await nc.flush();
-    const answer = decodePayload(reply.data, 'msgpack') as { status: string; factId: string; domain: string; seq: number };
-    assert.is(answer.status, 'created');
-    assert.is(answer.domain, 'calendar');
-    assert.is(reply.headers?.get(ROUTER_NODE_HEADER), 'mini-1', 'the reply names the router that took the request');
-    assert.is(seen.length, 1);
-    assert.is(seen[0]!.headers?.get(REPLY_TO_HEADER), inbox, 'the shard was asked to answer the agent itself');
-
-    // The same opId again, handed off the same way: applied once.
-    const again = decodePayload((await requestOn(nc, memSubject('remember'), body)).reply.data, 'msgpack') as { factId: string; duplicate?: boolean };
-    assert.equal([again.factId, again.duplicate], [answer.factId, true]);
-
-    // A classified write (no domain) is handed off to the domain the router chose.
-    seen.length = 0;
-    const classified = decodePayload(
-      (await requestOn(nc, memSubject('remember'), { v: 1, agent: 'a', fact: { text: 'Move the Tuesday 3pm meeting with Dana to Wednesday' } })).reply.data,
-      'msgpack',
-    ) as { domain: string; status: string };
-    assert.equal([classified.domain, classified.status], ['calendar', 'created']);
-    assert.is(seen[0]?.headers?.get(REPLY_TO_HEADER) !== undefined && seen[0]?.headers?.get(REPLY_TO_HEADER) !== '', true);
-
-    // Inside a task the router needs the fact id for the task: it asks the shard and answers the agent itself.
-    const task = decodePayload(
-      (await nc.request(memSubject('task.begin'), encodePayload({ v: 1, agent: 'a', text: 'plan the offsite agenda', domain: 'calendar' }, 'msgpack'), { timeout: 5_000 })).data,
-      'msgpack',
-    ) as { task: string };
-    seen.length = 0;
-    const inTask = decodePayload(
-      (await requestOn(nc, memSubject('remember'), { v: 1, agent: 'a', task: task.task, fact: { text: 'The offsite is in Lisbon' } })).reply.data,
-      'msgpack',
-    ) as { status: string };
-    assert.is(inTask.status, 'created');
-    assert.is(seen[0]?.headers?.get(REPLY_TO_HEADER) ?? '', '', 'a task write is not handed off');
-  } finally {
-    spy.unsubscribe();
-  }
-});
-
 t('a refusal comes back to the router: with no leader the agent gets a retryable error from the router', async (ctx) => {
   // The shard guard refuses once a lease has passed without a files leader; before that nobody answers at all,
   // and then a handed-off request gets no reply (the agent's own timeout covers it; docs/protocol.md).
@@ -191,20 +145,14 @@ t('a refusal comes back to the router: with no leader the agent gets a retryable
     if (Date.now() > deadline) throw new Error('the shard guard never refused files');
     await new Promise((r) => setTimeout(r, 100));
   }
-  // The router asks a write's shard for at least 5 s (a JetStream append can take that long), a read's for 600 ms.
-  for (const [op, body, routerTimeoutMs] of [
-    ['recall', { v: 1, agent: 'b', domain: 'files', query: 'quarterly report' }, 600],
-    ['remember', { v: 1, agent: 'b', domain: 'files', fact: { text: 'The Q3 report lives in the finance folder' } }, 5_000],
-  ] as const) {
-    const started = Date.now();
-    const { reply } = await requestOn(ctx.nc!, memSubject(op), body);
-    const answer = decodePayload(reply.data, 'msgpack') as { error?: { code: string; retryable: boolean } };
-    assert.ok(answer.error, `${op}: an error reply`);
-    assert.ok(answer.error!.code === ErrorCode.NOT_LEADER || answer.error!.code === ErrorCode.UNAVAILABLE, answer.error!.code);
-    assert.is(answer.error!.retryable, true);
-    assert.is(reply.headers?.get(ROUTER_NODE_HEADER), 'mini-1');
-    assert.ok(Date.now() - started < routerTimeoutMs + 2_000, `${op}: answered within the router timeout, not the agent's`);
-  }
+  const started = Date.now();
+  const { reply } = await requestOn(ctx.nc!, memSubject('recall'), { v: 1, agent: 'b', domain: 'files', query: 'quarterly report' });
+  const answer = decodePayload(reply.data, 'msgpack') as { error?: { code: string; retryable: boolean } };
+  assert.ok(answer.error, 'an error reply');
+  assert.ok(answer.error!.code === ErrorCode.NOT_LEADER || answer.error!.code === ErrorCode.UNAVAILABLE, answer.error!.code);
+  assert.is(answer.error!.retryable, true);
+  assert.is(reply.headers?.get(ROUTER_NODE_HEADER), 'mini-1');
+  assert.ok(Date.now() - started < 3_000, 'answered within the router timeout, not the agent timeout');
 });
 
 t('bad input is still refused at the router edge and reaches no shard', async (ctx) => {
