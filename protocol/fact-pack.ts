@@ -23,25 +23,35 @@ export interface PackedServed {
 export function packRecallReply(domain: string, facts: readonly RecalledFact[], seq: number, served?: PackedServed): Uint8Array {
   return w.written(() => {
     w.mapHeader(served === undefined ? 4 : 6);
-    w.str('v');
-    w.num(1);
-    w.str('domains');
-    w.arrayHeader(1);
-    w.str(domain);
+    packReplyHead(w, domain);
     w.str('facts');
     w.arrayHeader(facts.length);
     for (const f of facts) fact(f);
-    w.str('seqs');
-    w.mapHeader(1);
-    w.str(domain);
-    w.num(seq);
-    if (served !== undefined) {
-      w.str('servedBy');
-      w.str(served.servedBy);
-      w.str('staleMs');
-      w.num(served.staleMs);
-    }
+    packReplyTail(w, domain, seq, served);
   });
+}
+
+/** The fields every one-shard recall reply starts with, whatever its layout: `v`, `domains: [domain]`. */
+export function packReplyHead(w: MsgpackWriter, domain: string): void {
+  w.str('v');
+  w.num(1);
+  w.str('domains');
+  w.arrayHeader(1);
+  w.str(domain);
+}
+
+/** …and ends with: `seqs: { [domain]: seq }`, then a replica's `servedBy` and `staleMs`. */
+export function packReplyTail(w: MsgpackWriter, domain: string, seq: number, served: PackedServed | undefined): void {
+  w.str('seqs');
+  w.mapHeader(1);
+  w.str(domain);
+  w.num(seq);
+  if (served !== undefined) {
+    w.str('servedBy');
+    w.str(served.servedBy);
+    w.str('staleMs');
+    w.num(served.staleMs);
+  }
 }
 
 /** One fact in `toWireFact`'s field order, optional fields only when present. */

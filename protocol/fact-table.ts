@@ -9,7 +9,7 @@
  */
 import type { RecalledFact } from '../shards/index.ts';
 import { badRequest } from './errors.ts';
-import type { PackedServed } from './fact-pack.ts';
+import { packReplyHead, packReplyTail, type PackedServed } from './fact-pack.ts';
 import { MsgpackWriter } from './msgpack-writer.ts';
 import type { RecallLayout, RecallTableReply, WireTableCell } from './wire.ts';
 
@@ -87,25 +87,12 @@ const w = new MsgpackWriter();
 export function packRecallTable(domain: string, facts: readonly RecalledFact[], seq: number, served?: PackedServed): Uint8Array {
   return w.written(() => {
     w.mapHeader(served === undefined ? 5 : 7);
-    w.str('v');
-    w.num(1);
-    w.str('domains');
-    w.arrayHeader(1);
-    w.str(domain);
+    packReplyHead(w, domain);
     w.raw(COLUMNS);
     w.str('rows');
     w.arrayHeader(facts.length);
     for (const f of facts) packRow(f);
-    w.str('seqs');
-    w.mapHeader(1);
-    w.str(domain);
-    w.num(seq);
-    if (served !== undefined) {
-      w.str('servedBy');
-      w.str(served.servedBy);
-      w.str('staleMs');
-      w.num(served.staleMs);
-    }
+    packReplyTail(w, domain, seq, served);
   });
 }
 
