@@ -30,25 +30,27 @@ export function fromRecallReply(reply: AnyRecallReply): RecallResult {
 
 // Where each known column sits in a reply: found by name, so a reply from a shard that added or reordered
 // columns still reads (a column it lacks reads as absent).
-const ID = 0;
-const TEXT = 1;
-const SUBJECT = 2;
-const PREDICATE = 3;
-const OBJECT = 4;
-const CONFIDENCE = 5;
-const EFFECTIVE_CONFIDENCE = 6;
-const SCORE = 7;
-const VALID_FROM = 8;
-const VALID_TO = 9;
-const OBSERVED_AT = 10;
-const RECORDED_AT = 11;
-const INVALIDATED_AT = 12;
-const REINFORCED_AT = 13;
-const CONFIRMATIONS = 14;
-const STATUS = 15;
-const AGENT = 16;
-const TASK = 17;
-const NODE = 18;
+// Indexes into `columnPositions`' answer, derived from the column list so that one list says the order.
+const at = (name: (typeof RECALL_TABLE_COLUMNS)[number]): number => RECALL_TABLE_COLUMNS.indexOf(name);
+const ID = at('id');
+const TEXT = at('text');
+const SUBJECT = at('subject');
+const PREDICATE = at('predicate');
+const OBJECT = at('object');
+const CONFIDENCE = at('confidence');
+const EFFECTIVE_CONFIDENCE = at('effectiveConfidence');
+const SCORE = at('score');
+const VALID_FROM = at('validFrom');
+const VALID_TO = at('validTo');
+const OBSERVED_AT = at('observedAt');
+const RECORDED_AT = at('recordedAt');
+const INVALIDATED_AT = at('invalidatedAt');
+const REINFORCED_AT = at('reinforcedAt');
+const CONFIRMATIONS = at('confirmations');
+const STATUS = at('status');
+const AGENT = at('agent');
+const TASK = at('task');
+const NODE = at('node');
 
 /** For each of `RECALL_TABLE_COLUMNS`, its index in `columns` (-1 when absent). */
 function columnPositions(columns: readonly string[]): number[] {

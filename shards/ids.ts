@@ -1,11 +1,12 @@
 /**
- * Time-ordered identifiers. A fact id embeds the log sequence that created it, zero-padded, so new facts sort after
- * old ones and LMDB inserts append (random-order keys loaded 4× slower and used 2.6× the disk on these machines).
+ * Time-ordered identifiers. A fact id embeds the store position that created it (the log sequence until the log
+ * holds grouped writes, see `apply.ts`), zero-padded, so new facts sort after old ones and LMDB inserts append
+ * (random-order keys loaded 4× slower and used 2.6× the disk on these machines).
  */
 
 const SEQ_WIDTH = 10;
 
-/** Log sequence as fixed-width base36: 36^10 ≈ 3.6e15 > Number.MAX_SAFE_INTEGER / 2.5, ample for a stream. */
+/** A store position (or log sequence) as fixed-width base36: 36^10 ≈ 3.6e15 > Number.MAX_SAFE_INTEGER / 2.5. */
 export function seqKey(seq: number): string {
   return seq.toString(36).padStart(SEQ_WIDTH, '0');
 }

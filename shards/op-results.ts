@@ -4,8 +4,8 @@
  * trails the position by the store's offset once the log held batches, so an entry stores that difference when it
  * is not 0.
  *
- * Why grouped by sequence: keyed by the client's opId, every write cost a random B-tree read (the dedupe check) and
- * a random insert, ~2.5 µs of a fact's load time; keyed by sequence and appended, still a put (~0.5 µs) per op.
+ * Why grouped by position: keyed by the client's opId, every write cost a random B-tree read (the dedupe check) and
+ * a random insert, ~2.5 µs of a fact's load time; keyed by position and appended, still a put (~0.5 µs) per op.
  * Here the results of GROUP consecutive positions share one record, keyed by `position / GROUP` and built in memory: a
  * batch puts each group it touched once, at its end (`flush`), the first time as an append. A group's bytes are its
  * entries in position order however the log was batched. Which position holds an opId is an in-memory multimap from
@@ -16,7 +16,7 @@
  * Entry bytes (little-endian), one after another in a group:
  * | field                                                                                             |
  * |---------------------------------------------------------------------------------------------------|
- * | u8 seq % GROUP, u32 hash of the opId (`hashString`), u16 byte length n of the opId, its UTF-8      |
+ * | u8 position % GROUP, u32 hash of the opId (`hashString`), u16 byte length n of the opId, its UTF-8      |
  * | u8 form: COMPACT then u8 status (a fact created at this position: its id follows from it), or      |
  * | TUPLE then u16 length and msgpack `[status, factId, supersededIds, errorCode, errorMessage]`       |
  * | (form | SHIFTED: the same, preceded by u48 position − log sequence)                               |
@@ -34,7 +34,7 @@ const COMPACT = 0;
 const TUPLE = 1;
 /** Flag on the form byte: the entry's log sequence is its position minus the u48 after the form byte. */
 const SHIFTED = 2;
-/** Sequences per record. */
+/** Positions per record. */
 export const GROUP = 64;
 const APPEND = { append: true } as const;
 

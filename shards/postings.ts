@@ -259,7 +259,7 @@ export class PostingIndex {
 
   /**
    * Documents containing a word term (merged counter + open segment + the merging segment's unwritten blocks), as
-   * of a reader's snapshot: its `appliedSeq` (`maxSeq`) and stored `mergedTerms` — while a merging batch commits,
+   * of a reader's snapshot: its applied position (`maxSeq`) and stored `mergedTerms` — while a merging batch commits,
    * the merge has got further in memory than in the snapshot, whose stored counters lack the blocks written since.
    */
   df(term: string, maxSeq: number, snapshotMerged: number): number {

@@ -221,9 +221,9 @@ export class LmdbShardStore implements ShardStore {
 
   recall(query: RecallQuery): RecallResult {
     const q = validateRecallQuery(query);
-    // The counters and appliedSeq of the LMDB snapshot this read sees — not `this.committed`, which trails a commit
-    // the write thread has already made visible: postings above the snapshot's appliedSeq (a batch still
-    // committing) are left out, and those up to it always have their facts.
+    // The counters and applied position of the LMDB snapshot this read sees — not `this.committed`, which trails a
+    // commit the write thread has already made visible: postings above the snapshot's applied position (a batch
+    // still committing) are left out, and those up to it always have their facts.
     const s = this.readState();
     const facts = recallFacts(
       {

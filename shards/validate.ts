@@ -122,13 +122,13 @@ export function validateEntityInput(entity: unknown, field = 'entity'): asserts 
   }
 }
 
+/** Most store positions one prune entry covers: its whole range is one transaction's work. */
+export const MAX_PRUNE_SPAN = 65_536;
+
 /**
  * Checks a log entry's shape. Throws `ShardValidationError` naming the field; returns the entry typed.
  * @example validateEntry({ v: 1, op: 'assert', opId, recordedAt: Date.now(), source: { agent: 'a' }, fact: { text } })
  */
-/** Most store positions one prune entry covers: its whole range is one transaction's work. */
-export const MAX_PRUNE_SPAN = 65_536;
-
 export function validateEntry(entry: unknown): LogEntry {
   if (!isObject(entry)) fail('entry', 'must be an object');
   if (entry['v'] !== 1) fail('v', 'must be 1');
@@ -187,6 +187,7 @@ export function validateEntry(entry: unknown): LogEntry {
  * Its inner entries are checked one by one as they apply: a bad one is rejected alone.
  */
 export function batchProblem(batch: BatchEntry): string | undefined {
+  if (batch.v !== 1) return 'batch v must be 1';
   const entries: unknown = batch.entries;
   if (!Array.isArray(entries)) return 'batch entries must be an array';
   if (entries.length === 0) return 'batch entries must not be empty';
