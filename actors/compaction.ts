@@ -61,12 +61,19 @@ export interface CompactReport {
   readonly ms: number;
 }
 
+/**
+ * Where a compaction copies the store: beside it (no extension: lmdb-js would take the path for a file); uploaded,
+ * then removed — and removed at the next start if a crash came first.
+ */
+export function snapshotCopyDir(storePath: string, domain: string): string {
+  return join(dirname(storePath), `${domain}-snapshot`);
+}
+
 /** Takes a snapshot of the store and purges the log below it. Throws `ShardmindError` when it cannot. */
 export async function compactShard(o: CompactOptions): Promise<CompactReport> {
   const started = o.clock.now();
   const stream = logStream(o.domain);
-  // Beside the store (no extension: lmdb-js would take the path for a file); uploaded, then removed.
-  const copyDir = join(dirname(o.storePath), `${o.domain}-snapshot`);
+  const copyDir = snapshotCopyDir(o.storePath, o.domain);
   // Which step failed goes into the error: "TIMEOUT" alone does not tell an operator where to look.
   let step = 'copy the store';
   try {

@@ -128,8 +128,9 @@ function pruneOptionsOf(body: Record<string, unknown>): PruneOptions {
   if (days !== undefined && (typeof days !== 'number' || !Number.isFinite(days) || days < 0)) {
     throw badRequest('inactiveDays', 'must be a number of days ≥ 0');
   }
-  if (below !== undefined && (typeof below !== 'number' || !(below > 0 && below <= 1))) {
-    throw badRequest('decayedBelow', 'must be a confidence in (0, 1]');
+  // Below 1, as in the config: at 1 nearly every active fact would go, and there is no undo.
+  if (below !== undefined && (typeof below !== 'number' || !(below > 0 && below < 1))) {
+    throw badRequest('decayedBelow', 'must be a confidence in (0, 1)');
   }
   if (days === undefined && below === undefined) throw badRequest('inactiveDays', 'say what to prune: inactiveDays, decayedBelow, or both');
   return { ...(days !== undefined ? { inactiveDays: days } : {}), ...(below !== undefined ? { decayedBelow: below } : {}) };

@@ -215,26 +215,24 @@ export class Host {
 
   /** `sm.ctl.<node>.compact`: snapshot and compact a domain this host leads. */
   compact(domain: string): ReturnType<ShardActor['compact']> {
-    if (!this.o.config.domains.some((d) => d.name === domain)) {
-      return Promise.reject(new ShardmindError(ErrorCode.UNKNOWN_DOMAIN, `domain "${domain}" is not in the cluster config`));
-    }
-    if (this.drained) return Promise.reject(new ShardmindError(ErrorCode.UNAVAILABLE, `host ${this.o.node} is stopping`));
-    const actor = this.actors.get(domain);
-    if (!actor) return Promise.reject(new ShardmindError(ErrorCode.NOT_LEADER, `${this.o.node} holds no ${domain} shard: compact on its leader`));
-    this.log(`[${this.o.node}] compact ${domain} (control command)`);
-    return actor.compact();
+    return this.onLeader(domain, 'compact', (actor) => actor.compact());
   }
 
   /** `sm.ctl.<node>.prune`: forget what the domain's memory no longer needs, on the leader. */
   prune(domain: string, o: PruneOptions): Promise<PruneReport> {
+    return this.onLeader(domain, 'prune', (actor) => actor.prune(o));
+  }
+
+  /** Runs a leader-only control `op` on this host's shard of `domain` (which refuses it unless it leads). */
+  private onLeader<T>(domain: string, op: string, work: (actor: ShardActor) => Promise<T>): Promise<T> {
     if (!this.o.config.domains.some((d) => d.name === domain)) {
       return Promise.reject(new ShardmindError(ErrorCode.UNKNOWN_DOMAIN, `domain "${domain}" is not in the cluster config`));
     }
     if (this.drained) return Promise.reject(new ShardmindError(ErrorCode.UNAVAILABLE, `host ${this.o.node} is stopping`));
     const actor = this.actors.get(domain);
-    if (!actor) return Promise.reject(new ShardmindError(ErrorCode.NOT_LEADER, `${this.o.node} holds no ${domain} shard: prune on its leader`));
-    this.log(`[${this.o.node}] prune ${domain} (control command)`);
-    return actor.prune(o);
+    if (!actor) return Promise.reject(new ShardmindError(ErrorCode.NOT_LEADER, `${this.o.node} holds no ${domain} shard: ${op} on its leader`));
+    this.log(`[${this.o.node}] ${op} ${domain} (control command)`);
+    return work(actor);
   }
 
   private actorOf(domain: string): ShardActor {

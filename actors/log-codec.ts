@@ -21,6 +21,8 @@ export function encodeEntry(entry: LogMessage): Uint8Array {
  * (msgpack composes: an array is its header followed by its items' bytes), so grouping costs no second encoding.
  * `decodeEntry` of the result gives the same value as `encodeEntry` of the object would.
  */
+const ENTRIES_KEY = packr.pack('entries');
+
 export function encodeBatch(opId: string, recordedAt: number, encodedEntries: readonly Uint8Array[]): Uint8Array {
   const head = packr.pack({ v: 1, op: 'batch', opId, recordedAt });
   const n = encodedEntries.length;
@@ -28,7 +30,7 @@ export function encodeBatch(opId: string, recordedAt: number, encodedEntries: re
   // same map with a fifth key, `entries`, last.
   const fixmap = head[0] === 0x84;
   if (!fixmap && !(head[0] === 0xde && head[1] === 0 && head[2] === 4)) throw new Error('unexpected msgpack map header for a batch');
-  const key = packr.pack('entries');
+  const key = ENTRIES_KEY;
   const arrayHeader = n < 16 ? [0x90 | n] : n < 0x10000 ? [0xdc, n >> 8, n & 0xff] : [0xdd, (n >>> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
   let size = head.length + key.length + arrayHeader.length;
   for (const e of encodedEntries) size += e.length;
@@ -61,10 +63,19 @@ export function decodeEntry(data: Uint8Array): LogMessage | undefined {
   }
 }
 
-/** The entries a log message carries, in order: itself, or a group's members (whatever their shape; the store judges). */
+/**
+ * The entries a log message carries, in order: itself, or a group's members that are objects (the store judges the
+ * rest of their shape; a member that is not even an object is nothing a caller can look into).
+ */
 export function entriesOf(message: LogMessage): readonly LogEntry[] {
   if (message.op !== 'batch') return [message];
-  return Array.isArray(message.entries) ? message.entries : [];
+  if (!Array.isArray(message.entries)) return [];
+  const members: unknown[] = message.entries;
+  return members.every(isEntryObject) ? (members as LogEntry[]) : (members.filter(isEntryObject) as LogEntry[]);
+}
+
+function isEntryObject(x: unknown): boolean {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
 /**

@@ -15,7 +15,7 @@ import { DEFAULT_REPLICA_MAX_STALE_MS, type DomainConfig } from '../config/index
 import { MAX_PRUNE_SPAN, StoreFormatError, type LogMessage, type MarkerEntry, type ShardStore, type ShardStoreOptions } from '../shards/index.ts';
 import type { Clock } from './clock.ts';
 import { ensureLogStream, logBounds, logTail, logWasCompacted, readLog, LogCompactedError, type LogRecord } from './log-stream.ts';
-import { compactShard, type CompactReport } from './compaction.ts';
+import { compactShard, snapshotCopyDir, type CompactReport } from './compaction.ts';
 import { CompactionTrigger } from './compaction-trigger.ts';
 import { SnapshotBucket } from './snapshot-bucket.ts';
 import { clearInstallLeftovers, installNewestSnapshot } from './snapshot-install.ts';
@@ -428,8 +428,10 @@ export class ShardActor implements ShardRuntime {
   }
 
   private async openLocalStore(): Promise<void> {
-    // A snapshot install that a crash interrupted leaves its download and the store it replaced beside the store.
+    // A snapshot install that a crash interrupted leaves its download and the store it replaced beside the store;
+    // a compaction leaves its copy of the store.
     clearInstallLeftovers(this.storeOptions().path);
+    rmSync(snapshotCopyDir(this.storeOptions().path, this.domain), { recursive: true, force: true });
     try {
       this.store = await this.o.openStore(this.storeOptions());
     } catch (err) {
@@ -465,10 +467,12 @@ export class ShardActor implements ShardRuntime {
 
   /**
    * This replica applied an entry the log did not keep (see `applyRecords`): its LMDB cannot be trusted from that
-   * point, and LMDB cannot take one entry back, so it is wiped and replayed from the log's first entry.
+   * point, and LMDB cannot take one entry back, so it is wiped and replayed from the log's first entry (or, once the log was compacted, bootstraps from the newest snapshot).
    */
   private async rebuildStore(why: string): Promise<void> {
     this.log(`rebuilding this replica from the log: ${why}`);
+    // A compaction that began while this node led may still be copying the store's directory: let it finish first.
+    await this.compacting?.catch(() => undefined);
     await this.store?.close();
     this.store = undefined;
     rmSync(this.storeOptions().path, { recursive: true, force: true });
@@ -513,6 +517,8 @@ export class ShardActor implements ShardRuntime {
     }
     if (this.abort.signal.aborted) return;
     const work = (async () => {
+      // A compaction that began while this node led may still be copying the store it is about to replace.
+      await this.compacting?.catch(() => undefined);
       const { firstSeq } = await logBounds(this.o.jsm, this.domain);
       const bucket = await SnapshotBucket.find(this.o.js, this.o.jsm, this.domain, this.o.replicas);
       if (!bucket) throw new ShardmindError(ErrorCode.UNAVAILABLE, `the ${this.domain} log starts at seq ${firstSeq} and there is no snapshot bucket to start from`);
@@ -808,7 +814,8 @@ export class ShardActor implements ShardRuntime {
     for (const { seq, entry: message } of entries) {
       // The leader appends markers alone, but a marker inside a group is a marker all the same.
       for (const entry of entriesOf(message)) {
-        if (entry.op !== 'marker') continue;
+        // Only a marker the store could have accepted moves failover state (a malformed one was applied as a rejection).
+        if (entry.op !== 'marker' || typeof entry.epoch !== 'number' || typeof entry.node !== 'string') continue;
         this.freshness?.onEpoch(entry.epoch);
         this.failover.onMarker(entry, seq);
       }

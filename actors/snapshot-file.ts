@@ -16,6 +16,9 @@ import { Worker } from 'node:worker_threads';
 import { open } from 'lmdb';
 import type { ShardStoreOptions } from '../shards/index.ts';
 
+/** Longest a store copy's inspection may take: seconds at a million facts, so minutes means it is stuck. */
+const INSPECT_TIMEOUT_MS = 5 * 60_000;
+
 /** The data file of an LMDB environment directory. */
 export const DATA_FILE = 'data.mdb';
 
@@ -75,8 +78,18 @@ export function inspectStoreCopy(dir: string, options: Omit<ShardStoreOptions, '
   return new Promise((resolve, reject) => {
     const w = new Worker(boot, { eval: true, workerData: { dir, options } });
     let settled = false;
-    w.once('message', (m: { ok: true; facts: StoreFacts } | { ok: false; error: string }) => {
+    // A wedged worker must not hold a compaction (and every later one, and the host's drain) forever.
+    const deadline = setTimeout(() => {
+      if (settled) return;
       settled = true;
+      void w.terminate();
+      reject(new StoreCopyError(`inspecting ${dir}: no answer within ${INSPECT_TIMEOUT_MS / 1000} s`));
+    }, INSPECT_TIMEOUT_MS);
+    deadline.unref();
+    w.once('message', (m: { ok: true; facts: StoreFacts } | { ok: false; error: string }) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
       if (m.ok) resolve(m.facts);
       else reject(new StoreCopyError(m.error));
       void w.terminate();
@@ -84,11 +97,13 @@ export function inspectStoreCopy(dir: string, options: Omit<ShardStoreOptions, '
     w.once('error', (err) => {
       if (settled) return;
       settled = true;
+      clearTimeout(deadline);
       reject(new StoreCopyError(`inspecting ${dir} failed: ${err.message}`));
     });
     w.once('exit', (code) => {
       if (settled) return;
       settled = true;
+      clearTimeout(deadline);
       reject(new StoreCopyError(`inspecting ${dir}: the worker exited (${code}) without an answer`));
     });
   });

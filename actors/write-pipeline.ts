@@ -1,11 +1,13 @@
 /**
  * The leader's fenced, pipelined write path: dedup by opId → append to the shard's stream with
- * `Nats-Expected-Last-Sequence` (each append expects the one before it: previous + 1) and `Nats-Msg-Id` = opId →
+ * `Nats-Expected-Last-Sequence` (each append expects the one before it: previous + 1) and `Nats-Msg-Id` = the
+ * write's opId (a group's is `group:<first opId>:<n>`, so within a group the store's opId check is what dedups) →
  * apply acknowledged entries to LMDB in sequence order, grouped into one transaction per contiguous run.
  *
  * Group commit (decisions §26): while `GROUP_WHEN_IN_FLIGHT` appends await their acks, new writes wait and then go
  * out together as ONE log message (`{ op: 'batch', entries }`), so under load one JetStream append, one ack and one
- * hash cover many writes. A lone writer never waits: with nothing in flight its entry is appended in the same tick.
+ * hash cover many writes. A lone writer never waits: with fewer appends in flight than that, its entry goes out at the
+ * end of the current tick (a microtask), with whatever else arrived in the same socket read.
  * Leadership markers always travel alone, so a marker's sequence is its own.
  *
  * Many appends are in flight at once; one connection keeps their publish order, and JetStream checks each
@@ -336,16 +338,18 @@ export class WritePipeline {
       }
       const last = run[run.length - 1]!;
       this.nextApply = last.seq + 1;
-      // The store answers one result per entry, in order: each member takes the next one that is its own.
+      // The store answers one result per entry, in order: each member takes the next one that is its own. The change
+      // feed gets the entries as the log holds them (decoded), like every replica's store.
       const applied: { entry: LogEntry; result: ApplyResult }[] = [];
       let i = 0;
       for (const a of run) {
-        for (const p of a.members) {
+        const logged = entriesOf(a.message);
+        for (const [k, p] of a.members.entries()) {
           const candidate = results[i];
           const r = candidate !== undefined && candidate.opId === p.entry.opId ? (i++, candidate) : this.o.store.resultOf(p.entry.opId);
           if (r) {
             p.resolve(r);
-            applied.push({ entry: p.entry, result: r });
+            applied.push({ entry: logged[k] ?? p.entry, result: r });
           } else p.reject(new ShardmindError(ErrorCode.INTERNAL, `seq ${a.seq} was applied without a result for ${p.entry.opId}`));
         }
       }

@@ -9,7 +9,7 @@ import { DOMAIN_NAME, ErrorCode, ShardmindError } from '../protocol/index.ts';
 import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
-import { clusterStatus, ctlRequest, domainViews } from './control-client.ts';
+import { ctlRequest, waitForLeader } from './control-client.ts';
 import { stdio, type Io } from './status.ts';
 
 /** What the leader answers (actors/compaction.ts `CompactReport`), read leniently as every wire type is. */
@@ -42,15 +42,8 @@ export async function compactDomain(nc: NatsConnection, o: CompactOptions): Prom
   if (o.domains && !o.domains.includes(o.domain)) {
     throw new ShardmindError(ErrorCode.UNKNOWN_DOMAIN, `domain "${o.domain}" is not in the cluster config (${o.domains.join(', ')})`);
   }
-  const deadline = Date.now() + (o.leaderWaitMs ?? 10_000);
-  for (;;) {
-    const leader = domainViews(await clusterStatus(nc, o.nodes, 1_000)).get(o.domain)?.leader;
-    if (leader) return ctlRequest<CompactResult>(nc, leader, 'compact', { domain: o.domain }, o.timeoutMs ?? 300_000);
-    if (Date.now() > deadline) {
-      throw new ShardmindError(ErrorCode.UNAVAILABLE, `no node leads ${o.domain} (asked ${o.nodes.join(', ')}); try again once it has a leader`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const leader = await waitForLeader(nc, o.nodes, o.domain, o.leaderWaitMs);
+  return ctlRequest<CompactResult>(nc, leader, 'compact', { domain: o.domain }, o.timeoutMs ?? 300_000);
 }
 
 const USAGE = 'usage: shardmind compact <domain> [--config FILE] [--servers URL,…] [--nodes NAME,…] [--timeout MS] [--json]';

@@ -132,3 +132,19 @@ export function domainViews(statuses: readonly NodeStatus[]): Map<string, Domain
   }
   return out;
 }
+
+/**
+ * The node that leads `domain` now, asking every node's status until one does (a failover may be under way);
+ * UNAVAILABLE after `waitMs`. What `compact` and `prune` send their control op to.
+ */
+export async function waitForLeader(nc: NatsConnection, nodes: readonly string[], domain: string, waitMs = 10_000): Promise<string> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const leader = domainViews(await clusterStatus(nc, nodes, 1_000)).get(domain)?.leader;
+    if (leader) return leader;
+    if (Date.now() > deadline) {
+      throw new ShardmindError(ErrorCode.UNAVAILABLE, `no node leads ${domain} (asked ${nodes.join(', ')}); try again once it has a leader`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

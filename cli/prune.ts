@@ -10,7 +10,7 @@ import { DOMAIN_NAME, ErrorCode, ShardmindError } from '../protocol/index.ts';
 import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
-import { clusterStatus, ctlRequest, domainViews } from './control-client.ts';
+import { ctlRequest, waitForLeader } from './control-client.ts';
 import { stdio, type Io } from './status.ts';
 
 /** What the leader answers (actors/shard-actor.ts `PruneReport`). */
@@ -45,22 +45,15 @@ export async function pruneDomain(nc: NatsConnection, o: PruneDomainOptions): Pr
     ...(o.inactiveDays !== undefined ? { inactiveDays: o.inactiveDays } : {}),
     ...(o.decayedBelow !== undefined ? { decayedBelow: o.decayedBelow } : {}),
   };
-  const deadline = Date.now() + (o.leaderWaitMs ?? 10_000);
-  for (;;) {
-    const leader = domainViews(await clusterStatus(nc, o.nodes, 1_000)).get(o.domain)?.leader;
-    if (leader) return ctlRequest<PruneResult>(nc, leader, 'prune', body, o.timeoutMs ?? 120_000);
-    if (Date.now() > deadline) {
-      throw new ShardmindError(ErrorCode.UNAVAILABLE, `no node leads ${o.domain} (asked ${o.nodes.join(', ')}); try again once it has a leader`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const leader = await waitForLeader(nc, o.nodes, o.domain, o.leaderWaitMs);
+  return ctlRequest<PruneResult>(nc, leader, 'prune', body, o.timeoutMs ?? 120_000);
 }
 
 const USAGE = `usage: shardmind prune <domain> [--inactive-days N] [--decayed-below C] [--config FILE] [--servers URL,…] [--nodes NAME,…] [--json]
 
-Forgets, on every replica, facts superseded or retracted more than N days ago (--inactive-days) and active facts
-whose confidence decayed below C (--decayed-below, 0 < C ≤ 1). At least one of the two. Their text leaves the
-store, recall and history; a tombstone stays under each id. There is no undo.`;
+Forgets, on every replica, facts superseded or retracted more than N days ago (--inactive-days; 0 forgets every
+closed fact) and active facts whose confidence decayed below C (--decayed-below, 0 < C < 1). At least one of the
+two. Their text leaves the store, recall and history; a tombstone stays under each id. There is no undo.`;
 
 export async function runPrune(argv: readonly string[], io: Io = stdio): Promise<number> {
   const parsed = parseCommandFlags(
@@ -90,7 +83,7 @@ export async function runPrune(argv: readonly string[], io: Io = stdio): Promise
   const below = values['decayed-below'] === undefined ? undefined : Number(values['decayed-below']);
   if (days === undefined && below === undefined) return usage('say what to prune: --inactive-days N, --decayed-below C, or both');
   if (days !== undefined && !(Number.isFinite(days) && days >= 0)) return usage(`--inactive-days: "${values['inactive-days']}" must be a number of days ≥ 0`);
-  if (below !== undefined && !(below > 0 && below <= 1)) return usage(`--decayed-below: "${values['decayed-below']}" must be a confidence in (0, 1]`);
+  if (below !== undefined && !(below > 0 && below < 1)) return usage(`--decayed-below: "${values['decayed-below']}" must be a confidence in (0, 1)`);
   const target = await orConfigError(io, () => resolveTarget(values));
   if (target === 1) return 1;
   let nc: NatsConnection | undefined;

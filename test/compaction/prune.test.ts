@@ -63,7 +63,7 @@ test('prune - the leader and its standby forget what was closed or decayed away;
       for (const [args, why] of [
         [['email', ...target], /say what to prune/],
         [['email', '--inactive-days=-3', ...target], /--inactive-days: "-3" must be a number of days ≥ 0/],
-        [['email', '--decayed-below', '2', ...target], /--decayed-below: "2" must be a confidence in \(0, 1\]/],
+        [['email', '--decayed-below', '1', ...target], /--decayed-below: "1" must be a confidence in \(0, 1\)/],
         [['no such', '--inactive-days', '1', ...target], /<domain>: "no such" must match/],
       ] as const) {
         const r = await cli(runPrune, [...args]);
