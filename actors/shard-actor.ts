@@ -467,7 +467,8 @@ export class ShardActor implements ShardRuntime {
 
   /**
    * This replica applied an entry the log did not keep (see `applyRecords`): its LMDB cannot be trusted from that
-   * point, and LMDB cannot take one entry back, so it is wiped and replayed from the log's first entry (or, once the log was compacted, bootstraps from the newest snapshot).
+   * point, and LMDB cannot take one entry back, so it is wiped and replayed from the log's first entry (or, once the
+   * log was compacted, bootstraps from the newest snapshot).
    */
   private async rebuildStore(why: string): Promise<void> {
     this.log(`rebuilding this replica from the log: ${why}`);
