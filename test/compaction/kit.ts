@@ -6,23 +6,16 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as natsConnect, type NatsConnection } from 'nats';
-import { startNatsCluster, waitForJetStream, type NatsCluster } from '../../cli/index.ts';
 import { connect } from '../../client/index.ts';
 import type { ClusterConfigInput, DomainConfig } from '../../config/index.ts';
 import { SnapshotBucket, type StoredSnapshot } from '../../actors/index.ts';
 import { logStream } from '../../protocol/index.ts';
-import { startHosts, type HostCluster } from '../harness/hosts.ts';
-import type { Ack } from '../failover/fault-kit.ts';
+import { startThreeMinis, type Ack, type FaultCluster } from '../failover/fault-kit.ts';
 
 export const NODES = ['mini-1', 'mini-2', 'mini-3'] as const;
 
-export interface CompactionCluster {
-  readonly nats: NatsCluster;
-  readonly hosts: HostCluster;
-  readonly nc: NatsConnection;
-  readonly config: ClusterConfigInput;
-  destroy(): Promise<void>;
-}
+/** A compaction test's cluster: the fault tests' three Minis. */
+export type CompactionCluster = FaultCluster;
 
 /**
  * Three Minis. `email`: led by mini-1, both others standing by, manual compaction only, one log message kept below
@@ -39,36 +32,8 @@ export function compactionConfig(urls: readonly string[], extra: { domains?: Dom
   };
 }
 
-export async function startCompactionCluster(configOf: (urls: readonly string[]) => ClusterConfigInput): Promise<CompactionCluster> {
-  const nats = await startNatsCluster(3);
-  let hosts: HostCluster | undefined;
-  let nc: NatsConnection | undefined;
-  try {
-    nc = await natsConnect({ servers: nats.urls, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-    await waitForJetStream(nc);
-    const config = configOf(nats.urls);
-    hosts = await startHosts({ config, readyTimeoutMs: 60_000 });
-    const h = hosts;
-    const c = nc;
-    let destroyed: Promise<void> | undefined;
-    return {
-      nats,
-      hosts: h,
-      nc: c,
-      config,
-      destroy: () =>
-        (destroyed ??= (async () => {
-          await h.stop().catch(() => undefined);
-          await c.close().catch(() => undefined);
-          await nats.destroy();
-        })()),
-    };
-  } catch (err) {
-    await hosts?.stop().catch(() => undefined);
-    await nc?.close().catch(() => undefined);
-    await nats.destroy();
-    throw err;
-  }
+export function startCompactionCluster(configOf: (urls: readonly string[]) => ClusterConfigInput): Promise<CompactionCluster> {
+  return startThreeMinis(configOf);
 }
 
 /**

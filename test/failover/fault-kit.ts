@@ -56,13 +56,21 @@ export interface FaultClusterOptions {
 }
 
 export async function startFaultCluster(o: FaultClusterOptions = {}): Promise<FaultCluster> {
+  return startThreeMinis((urls) => threeMiniConfig(urls, o));
+}
+
+/**
+ * Three routed nats-servers, the config `configOf` makes for their URLs, and a host process per Mini in it; the
+ * test's own connection once JetStream answers. On a failure midway, what was started is stopped.
+ */
+export async function startThreeMinis(configOf: (urls: readonly string[]) => ClusterConfigInput): Promise<FaultCluster> {
   const nats = await startNatsCluster(3);
   let hosts: HostCluster | undefined;
   let nc: NatsConnection | undefined;
   try {
     nc = await natsConnect({ servers: nats.urls, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
     await waitForJetStream(nc);
-    const config = threeMiniConfig(nats.urls, o);
+    const config = configOf(nats.urls);
     hosts = await startHosts({ config, readyTimeoutMs: 60_000 });
     const h = hosts;
     const c = nc;

@@ -4,17 +4,10 @@
  * reproducible case.
  */
 import type { RecalledFact } from '../../shards/index.ts';
+import { prng } from '../../bench/store-workload.ts';
 
-/** A deterministic PRNG, so a failure names a reproducible case. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic PRNG (the store bench's mulberry32), so a failure names a reproducible case. */
+export { prng };
 
 export const TEXTS = [
   '',

@@ -5,6 +5,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FactInput, LogEntry, Source } from '../../shards/index.ts';
+import { prng } from '../../bench/store-workload.ts';
+
+/** The store bench's seeded PRNG (mulberry32): one definition for the bench's loads and these tests. */
+export { prng };
 
 export const DAY = 86_400_000;
 export const T0 = Date.UTC(2026, 10, 24);
@@ -30,16 +34,6 @@ export function entry<E extends LogEntry>(e: Omit<E, 'v' | 'opId' | 'source' | '
   return { v: 1, opId: `op-${++counter}`, recordedAt: T0, source: { agent: 'agent-a' }, ...e } as LogEntry;
 }
 
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export const PREDICATES = { p0: { cardinality: 'one', halfLifeDays: 10 }, p1: { cardinality: 'one', halfLifeDays: 30 } } as const;
 
