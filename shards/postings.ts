@@ -44,6 +44,7 @@ import { termParts } from './records.ts';
 import { bucketOf, bucketWithout, BUCKET_KEY_BYTES, findInBucket, LARGE, LARGE_KEY_BYTES, readU32, writeBucketKey, writeLargeKey, writeU32, type BucketHit } from './block-layout.ts';
 import { SegmentPostings, type Posting, type PostingVisitor, type SegmentBlocks, type SegmentSize } from './segment.ts';
 import { hashTerm, TERM_HASH } from './term-table.ts';
+import { MERGED_CACHE_POSTINGS, MergedPostingsCache } from './merged-postings.ts';
 
 export type { Posting } from './segment.ts';
 
@@ -98,6 +99,12 @@ export class PostingIndex {
    * older; dropped by `reset` (open, and after a failed batch) and when it grows past DF_CACHE_WORDS.
    */
   private readonly dfWritten = new Map<string, Buffer>();
+  /** Terms' decoded postings in the committed merged segments (read side, `merged-postings.ts`). */
+  private readonly merged = new MergedPostingsCache();
+  /** Terms whose merged blocks a batch not yet committed has rewritten (forget): readers skip `merged` for them. */
+  private readonly removing = new Set<string>();
+  /** Terms forgotten since the open segment was sealed: its blocks, built before, still hold their postings. */
+  private readonly removedSinceSeal = new Set<string>();
 
   constructor(
     private readonly blocks: BlockTable,
@@ -114,7 +121,12 @@ export class PostingIndex {
     this.open = openSegmentFor(segment);
     this.sealed = undefined;
     this.dfWritten.clear();
-    if (mergedTerms === NO_MERGE || segment === 0) return;
+    this.removing.clear();
+    this.removedSinceSeal.clear();
+    const part = mergedTerms !== NO_MERGE && segment > 0;
+    // With no merged segment yet, the decoded postings follow every merge from the first (`complete`).
+    this.merged.reset(segment - (part ? 1 : 0) === 0);
+    if (!part) return;
     const postings = openSegmentFor(segment - 1);
     previous((terms, s) => postings.addFact(terms, s));
     this.sealed = { postings, blocks: postings.blocks(), written: mergedTerms };
@@ -128,7 +140,15 @@ export class PostingIndex {
 
   /** A batch has committed: once the merge is complete, its blocks are readable and memory can let go. */
   committed(): void {
-    if (this.sealed !== undefined && this.sealed.written === this.sealed.blocks.count) this.sealed = undefined;
+    const sealed = this.sealed;
+    if (sealed !== undefined && sealed.written === sealed.blocks.count) {
+      // Readers now take the merged segment from its blocks: the decoded postings take it in too.
+      for (const term of this.removing) this.removedSinceSeal.add(term);
+      this.merged.advance(sealed.postings.segment - 1, this.open.segment - 1, sealed.blocks, this.removedSinceSeal);
+      this.sealed = undefined;
+    }
+    for (const term of this.removing) this.merged.invalidate(term);
+    this.removing.clear();
   }
 
   /**
@@ -141,6 +161,7 @@ export class PostingIndex {
       this.finishMerge();
       const open = this.open;
       this.sealed = { postings: open, blocks: open.blocks(), written: 0 };
+      this.removedSinceSeal.clear();
       this.open = openSegmentFor(segment, open.size());
       if (segment > open.segment + 1) this.finishMerge(); // jumped past the window
     }
@@ -183,6 +204,10 @@ export class PostingIndex {
       this.open.remove(term, seq);
       return;
     }
+    // Its merged block changes: the decoded copy goes now and again at commit (readers meanwhile use their snapshot).
+    this.merged.invalidate(term);
+    this.removing.add(term);
+    this.removedSinceSeal.add(term);
     const { kind, a, b } = termParts(term);
     const h = hashTerm(kind, a, b, TERM_HASH);
     const [h1, h2, shape] = [h[0]!, h[1]!, h[2]!];
@@ -229,6 +254,32 @@ export class PostingIndex {
     // Blocks exist for the segments below the open one; the sealed one (if any) was read from memory above.
     const top = Math.min(segmentOf(maxSeq), this.open.segment - 1);
     if (top < 0) return n;
+    // The committed merged segments (below the sealed one, if any): when the reader sees all of them and needs no
+    // more than an entry holds, the decoded entry answers (`merged-postings.ts`); a term being forgotten in a batch
+    // not yet committed is read from the reader's own snapshot.
+    const mergedTop = (sealed?.segment ?? this.open.segment) - 1;
+    if (cap - n <= MERGED_CACHE_POSTINGS && segmentOf(maxSeq + 1) > mergedTop && !this.removing.has(term)) {
+      if (mergedTop < 0) return n;
+      let entry = this.merged.get(term, mergedTop);
+      if (entry === undefined) {
+        if (isWordTerm(term) && this.merged.lacks(term)) return n;
+        this.merged.begin();
+        this.readBlocks(term, mergedTop, MERGED_CACHE_POSTINGS, 0, Number.MAX_SAFE_INTEGER, undefined, this.merged.collect);
+        entry = this.merged.finish(term, mergedTop);
+      }
+      const postings = entry.postings;
+      const end = Math.min(entry.count, cap - n);
+      for (let i = 0; i < end; i++) {
+        const x = postings[i * 2 + 1]!;
+        visit(postings[i * 2]!, x >>> 8, x & 255);
+      }
+      return n + end;
+    }
+    return this.readBlocks(term, top, cap, n, maxSeq, sealed?.segment, visit);
+  }
+
+  /** Visits `term`'s postings in the blocks of segments `top` down to 0 (but `skip`), newest first, while `n` < `cap`. */
+  private readBlocks(term: string, top: number, cap: number, n: number, maxSeq: number, skip: number | undefined, visit: PostingVisitor): number {
     const { kind, a, b } = termParts(term);
     const h = hashTerm(kind, a, b, TERM_HASH);
     const h1 = h[0]!;
@@ -239,7 +290,7 @@ export class PostingIndex {
     const segments = isWordTerm(term) ? this.dfTable.getBinary(term) : undefined;
     if (isWordTerm(term) && segments === undefined) return n;
     for (let segment = top; segment >= 0 && n < cap; segment--) {
-      if (segment === sealed?.segment) continue;
+      if (segment === skip) continue;
       if (segments !== undefined && !hasSegment(segments, segment)) continue;
       writeBucketKey(this.bucketKey, 0, segment, bucketOf(h1));
       const bucket = this.blocks.getBinaryFast(this.bucketKey);

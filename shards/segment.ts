@@ -79,6 +79,14 @@ export class SegmentBlocks {
     }
   }
 
+  /** Calls `visit` with each word term of the segment and its block (postings ascending by sequence, `codec.ts`). */
+  forEachWordBlock(visit: (word: string, block: Buffer) => void): void {
+    for (let r = 0; r < this.ends.length; r++) {
+      const word = this.words[r];
+      if (word !== undefined) visit(word, this.block(r));
+    }
+  }
+
   /** The put that stores the term of rank `r`. */
   putOf(r: number): number {
     return this.putOfRank[r]!;

@@ -1,0 +1,145 @@
+/**
+ * A term's newest postings across the merged segments, decoded, in memory: what a recall at 100k–1M facts read from
+ * LMDB for every query word.
+ *
+ * Why: below the open segment a term's postings are one bucket lookup per merged segment holding it (plus one for a
+ * large block), each a B-tree descent into a table that grows with the store, a copy of a few hundred bytes to a few
+ * KB and a directory scan. At 1M facts a free-text recall spent ~20 µs of its ~105 there (a word outside the
+ * commonest few hundred sits in up to 15 segments), where a 10k store, all of it in the open segment, spent nothing.
+ * Merged blocks do not change once their merge has committed (only `forget` and `prune` rewrite them, through
+ * `PostingIndex.remove`), so a term's newest postings below the open segment are the same for every reader until the
+ * next merge: they are kept here.
+ *
+ * An entry holds the newest MERGED_CACHE_POSTINGS postings of a term in the segments up to `top` (all of them when it
+ * has fewer), newest first, and answers readers whose merged range ends at `top` and who need at most that many.
+ * When a merge commits, entries move to the new `top` and a word's entry takes the merged segment's postings first
+ * (from the blocks just written, in memory), so the words are not read again. While the cache has followed every
+ * merge since the store had none (`complete`: a store loaded in this process), it holds every word that has merged
+ * postings, and a word it lacks has none. Otherwise (a store reopened with merged segments, or after the entries
+ * passed MAX_BYTES and were dropped) a term is read from the blocks on first use and kept. Structural terms (subject
+ * lists) are always read on first use and dropped at each merge.
+ *
+ * Entries are derived data, never stored: invalidated for a term on forget, all dropped on a failed batch and at open.
+ */
+import type { SegmentBlocks } from './segment.ts';
+import { POSTING_BYTES } from './codec.ts';
+
+/** Postings kept per term: recall's per-term cap (TERM_CAP in `recall.ts`); smaller caps are served too. */
+export const MERGED_CACHE_POSTINGS = 96;
+/** Memory the entries may take before they are all dropped (~16 bytes a posting plus the Map's entry). */
+const MAX_BYTES = 64 * 2 ** 20;
+const ENTRY_OVERHEAD = 150;
+
+export interface MergedPostings {
+  /** The highest merged segment the entry covers. */
+  top: number;
+  readonly count: number;
+  /** Per posting, newest first: its sequence, then tf × 256 + document length (as blocks store them, ≤ 255 each). */
+  readonly postings: Float64Array;
+}
+
+/** `top` of an entry that answers no reader (see `invalidate`). */
+const STALE = -2;
+const NO_POSTINGS = new Float64Array(0);
+const entryBytes = (term: string, count: number): number => ENTRY_OVERHEAD + term.length * 2 + count * 16;
+
+export class MergedPostingsCache {
+  private readonly entries = new Map<string, MergedPostings>();
+  private bytes = 0;
+  /** Every word with merged postings has an entry (see the header). */
+  private complete = false;
+  /** Filled by `collect` (reads are synchronous), then copied to the entry's exact size. */
+  private readonly collecting = new Float64Array(MERGED_CACHE_POSTINGS * 2);
+  private collected = 0;
+
+  /** Drops every entry; `complete` when there are no merged segments yet. */
+  reset(complete: boolean): void {
+    this.entries.clear();
+    this.bytes = 0;
+    this.complete = complete;
+  }
+
+  /** The entry for `term` if it covers exactly the merged segments up to `top`. */
+  get(term: string, top: number): MergedPostings | undefined {
+    const e = this.entries.get(term);
+    return e !== undefined && e.top === top ? e : undefined;
+  }
+
+  /** True when `word` (a word term) certainly has no merged postings: no entry, not even a stale one, while complete. */
+  lacks(word: string): boolean {
+    return this.complete && !this.entries.has(word);
+  }
+
+  /** Starts collecting a term's postings (newest first, through `collect`, at most MERGED_CACHE_POSTINGS). */
+  begin(): void {
+    this.collected = 0;
+  }
+
+  readonly collect = (seq: number, tf: number, len: number): void => {
+    const i = this.collected++ * 2;
+    this.collecting[i] = seq;
+    this.collecting[i + 1] = tf * 256 + len;
+  };
+
+  /** Files what was collected since `begin` as `term`'s entry for the segments up to `top`. */
+  finish(term: string, top: number): MergedPostings {
+    return this.file(term, { top, count: this.collected, postings: this.collecting.slice(0, this.collected * 2) });
+  }
+
+  /**
+   * A merge has committed: the merged segments now end at `newTop` instead of `oldTop`, and `segment` is the one
+   * merged. Entries move to `newTop`, a word's with the segment's newest postings first; a word in `changed` (its
+   * block was rewritten after the blocks were built: forget) is dropped instead.
+   */
+  advance(oldTop: number, newTop: number, segment: SegmentBlocks, changed: ReadonlySet<string>): void {
+    for (const [term, e] of this.entries) {
+      if (e.top === oldTop) e.top = newTop;
+      else if (e.top !== STALE) this.invalidate(term);
+    }
+    segment.forEachWordBlock((word, block) => {
+      const old = this.entries.get(word);
+      if (changed.has(word)) return; // invalidated below
+      if (old === undefined ? !this.complete : old.top !== newTop) return;
+      const fresh = Math.min(MERGED_CACHE_POSTINGS, block.length / POSTING_BYTES);
+      const kept = old === undefined ? 0 : Math.min(old.count, MERGED_CACHE_POSTINGS - fresh);
+      const postings = new Float64Array((fresh + kept) * 2);
+      for (let i = 0, at = block.length - POSTING_BYTES; i < fresh; i++, at -= POSTING_BYTES) {
+        postings[i * 2] = seqAt(block, at);
+        postings[i * 2 + 1] = block[at + 6]! * 256 + block[at + 7]!;
+      }
+      if (kept > 0) postings.set(old!.postings.subarray(0, kept * 2), fresh * 2);
+      this.file(word, { top: newTop, count: fresh + kept, postings });
+    });
+    for (const word of changed) this.invalidate(word);
+  }
+
+  /**
+   * `term`'s merged blocks changed (forget): its entry goes — while complete, it stays as a stale mark, so the word
+   * is read again on its next use instead of being taken for one without merged postings.
+   */
+  invalidate(term: string): void {
+    const old = this.entries.get(term);
+    if (old !== undefined) this.drop(term, old);
+    if (this.complete) this.file(term, { top: STALE, count: 0, postings: NO_POSTINGS });
+  }
+
+  private drop(term: string, e: MergedPostings): void {
+    this.bytes -= entryBytes(term, e.count);
+    this.entries.delete(term);
+  }
+
+  private file(term: string, entry: MergedPostings): MergedPostings {
+    const old = this.entries.get(term);
+    if (old !== undefined) this.drop(term, old);
+    const size = entryBytes(term, entry.count);
+    if (this.bytes + size > MAX_BYTES) this.reset(false);
+    this.entries.set(term, entry);
+    this.bytes += size;
+    return entry;
+  }
+}
+
+/** The sequence of the posting at `at` (6 bytes, big-endian; see `codec.ts`). */
+function seqAt(block: Uint8Array, at: number): number {
+  return ((block[at]! << 8) | block[at + 1]!) * 0x100000000 + ((block[at + 2]! << 24) >>> 0) + ((block[at + 3]! << 16) | (block[at + 4]! << 8) | block[at + 5]!);
+}
