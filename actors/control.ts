@@ -38,6 +38,11 @@ export interface HostStatusReply {
   readonly relay: Readonly<Record<string, number>>;
   /** The host is stopping: it hands off what it leads and takes nothing new. */
   readonly draining?: boolean;
+  /**
+   * The log level this host's build understands (`log-level.ts`). Absent from hosts that predate levels: leaders
+   * count them as level 1 (`replica-levels.ts`).
+   */
+  readonly logLevel?: number;
 }
 
 export interface PingReply {

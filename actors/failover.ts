@@ -51,6 +51,8 @@ export interface ShardFailoverOptions {
    * `onMarker`, it keeps a replica that replays history from acting on an old hand-off to itself.
    */
   readonly logTail?: () => Promise<number>;
+  /** The log level this node's build understands, advertised in its heartbeats (`log-level.ts`). Default 1. */
+  readonly logLevel?: number;
 }
 
 /** What `status` shows about leadership, from this node's point of view. */
@@ -194,6 +196,7 @@ export class ShardFailover {
       node: this.o.node,
       clock: this.o.clock,
       heartbeatMs: this.o.heartbeatMs,
+      ...(this.o.logLevel !== undefined ? { level: this.o.logLevel } : {}),
       // `lease`: followers trust a beat's seq for replica reads only while this leader's lease holds.
       state: () => ({ epoch: this.leaderEpoch, seq: this.o.position(), lease: this.leaseValid(), hash: this.o.positionHash?.() }),
       onRenew: (sentAt) => this.renew(sentAt),

@@ -1,5 +1,5 @@
 /**
- * Shard leader heartbeats on core NATS `sm.hb.<domain>`: `{ v: 1, node, epoch, seq, at, lease, hash? }`, msgpack.
+ * Shard leader heartbeats on core NATS `sm.hb.<domain>`: `{ v: 1, node, epoch, seq, at, lease, hash?, level }`, msgpack.
  *
  * The publisher runs on the leader: every `heartbeatMs` it publishes, then flushes (a PING/PONG round trip to its
  * server); a flush that comes back renews the leader's lease from the send time. At most one flush is in flight, so
@@ -31,6 +31,11 @@ export interface Heartbeat {
    * differently applied something the log did not keep: it checks with the stream leader and rebuilds (decisions §16).
    */
   readonly hash?: string;
+  /**
+   * The log level the leader's build understands (`log-level.ts`); absent from hosts that predate levels: read as 1.
+   * What it may append is lower while a replica understands less (`replica-levels.ts`).
+   */
+  readonly level?: number;
 }
 
 export interface HeartbeatPublisherOptions {
@@ -39,6 +44,8 @@ export interface HeartbeatPublisherOptions {
   readonly node: string;
   readonly clock: TimerClock;
   readonly heartbeatMs: number;
+  /** The log level this leader's build understands, advertised in every beat. Default 1 (as before levels). */
+  readonly level?: number;
   /** The leader's current epoch and applied sequence, read at each beat. */
   readonly state: () => { readonly epoch: number; readonly seq: number; readonly lease?: boolean; readonly hash?: string };
   /** A beat sent at `sentAt` made the round trip: renew the lease. */
@@ -87,6 +94,7 @@ export class HeartbeatPublisher {
       at: new Date(sentAt).toISOString(),
       lease: lease === true,
       ...(hash !== undefined ? { hash } : {}),
+      level: this.o.level ?? 1,
     };
     try {
       this.o.nc.publish(heartbeatSubject(this.o.domain), encodePayload(hb, 'msgpack'));
@@ -167,5 +175,6 @@ export function parseHeartbeat(data: Uint8Array): Heartbeat | undefined {
   if (b['v'] !== 1 || typeof b['node'] !== 'string' || typeof b['at'] !== 'string') return undefined;
   if (!Number.isInteger(b['epoch']) || !Number.isInteger(b['seq'])) return undefined;
   const hash = typeof b['hash'] === 'string' && b['hash'].length <= 128 ? { hash: b['hash'] } : {};
-  return { v: 1, node: b['node'], epoch: b['epoch'] as number, seq: b['seq'] as number, at: b['at'], lease: b['lease'] === true, ...hash };
+  const level = Number.isInteger(b['level']) && (b['level'] as number) >= 1 ? (b['level'] as number) : 1;
+  return { v: 1, node: b['node'], epoch: b['epoch'] as number, seq: b['seq'] as number, at: b['at'], lease: b['lease'] === true, ...hash, level };
 }

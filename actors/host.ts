@@ -21,6 +21,7 @@ import { serveShardGuard } from './shard-guard.ts';
 import { LeaderSightings } from './leader-sightings.ts';
 import { EpochRegistry } from './epoch.ts';
 import { standbyRank } from './lease.ts';
+import { hostLogLevel } from './log-level.ts';
 
 /** Something else a host runs on its connection (the router): started after the shard actors, stopped first. */
 export interface HostService {
@@ -53,6 +54,11 @@ export interface HostOptions {
   readonly services?: readonly StartHostService[];
   /** How long to wait for JetStream at start. Default 30 s. */
   readonly jetStreamTimeoutMs?: number;
+  /**
+   * Tests only: run as a build that understands this log level (below `LOG_LEVEL`) — an older build, simulated.
+   * Default: `SHARDMIND_SIMULATE_LOG_LEVEL`, else `LOG_LEVEL` (`log-level.ts`).
+   */
+  readonly logLevel?: number;
 }
 
 /** States in which a shard actor serves its role. */
@@ -74,12 +80,14 @@ export class Host {
   private readonly clock: Clock;
   private readonly log: (line: string) => void;
   private readonly startedAt: number;
+  private readonly logLevel: number;
 
   constructor(private readonly o: HostOptions) {
     nodeByName(o.config, o.node); // a node that is not in the config is a usage error: fail before connecting
     this.clock = o.clock ?? systemClock;
     this.log = o.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.startedAt = this.clock.now();
+    this.logLevel = o.logLevel ?? hostLogLevel();
   }
 
   get node(): string {
@@ -180,6 +188,8 @@ export class Host {
       openStore: this.o.openStore,
       log: this.log,
       relay: { relay: this.relay, address: shardAddress(domain.name) },
+      logLevel: this.logLevel,
+      peers: config.nodes.map((n) => n.name),
     });
     this.actors.set(domain.name, actor);
     this.unregister.set(domain.name, this.relay.register(shardAddress(domain.name), (e) => actor.send(e)));
@@ -265,6 +275,7 @@ export class Host {
       shards: [...this.actors.values()].map((a) => a.status()),
       relay: this.relay.stats(),
       ...(this.drained ? { draining: true } : {}),
+      logLevel: this.logLevel,
     };
   }
 

@@ -34,6 +34,19 @@ export {
   DUPLICATE_WINDOW_MS,
 } from './log-stream.ts';
 export { encodeEntry, encodeBatch, decodeEntry, entriesOf, entryHash, PREV_HEADER } from './log-codec.ts';
+// Log levels: what each build understands, the halt of a replica that meets more, the leader's census of its replicas.
+export type { ReplicaLevelsOptions, ReplicaLevelsStatus } from './replica-levels.ts';
+export {
+  LOG_LEVEL,
+  LEVEL_HEADER,
+  SIMULATED_LEVEL_ENV,
+  appendLevel,
+  bodyLevel,
+  parseLevelHeader,
+  hostLogLevel,
+  NeedsUpgradeError,
+} from './log-level.ts';
+export { ReplicaLevels, advertisedLevel } from './replica-levels.ts';
 export { SHARD_GUARD_QUEUE } from './shard-guard.ts';
 export { LeaderSightings } from './leader-sightings.ts';
 // Failover (issue 5): leases, heartbeats, epoch claims, and the per-shard seam the shard actor calls.

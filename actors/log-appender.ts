@@ -7,6 +7,7 @@
  */
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from 'nats';
 import { PREV_HEADER } from './log-codec.ts';
+import { LEVEL_HEADER } from './log-level.ts';
 
 export interface AppendAck {
   readonly seq: number;
@@ -56,14 +57,16 @@ export class LogAppender {
   /**
    * Publishes `data` expecting the stream's last sequence to be `expectedLastSeq`; `done` is called exactly once.
    * `prev`, when known, is the hash of the entry at `expectedLastSeq` (the `Sm-Prev` header, see `log-codec.ts`).
+   * `level` is the log level the message needs (`log-level.ts`): sent as `Sm-Level` when above 1 (absent means 1).
    */
-  append(subject: string, data: Uint8Array, msgId: string, expectedLastSeq: number, done: AppendDone, prev?: string): void {
+  append(subject: string, data: Uint8Array, msgId: string, expectedLastSeq: number, done: AppendDone, prev?: string, level = 1): void {
     if (this.closed) return done(new AppendError('the log appender is closed'), undefined);
     const token = this.nextToken++;
     const h = headers();
     h.set(MSG_ID_HEADER, msgId);
     h.set(EXPECTED_LAST_SEQ_HEADER, String(expectedLastSeq));
     if (prev !== undefined) h.set(PREV_HEADER, prev);
+    if (level > 1) h.set(LEVEL_HEADER, String(level));
     this.waiting.set(token, { done, deadline: Date.now() + this.timeoutMs });
     try {
       this.nc.publish(subject, data, { reply: this.prefix + token, headers: h });

@@ -7,6 +7,7 @@ import { RetentionPolicy, StorageType, DiscardPolicy, type ConsumerMessages, typ
 import { logStream, logSubject } from '../protocol/index.ts';
 import type { LogMessage } from '../shards/index.ts';
 import { decodeEntry, entryHash, PREV_HEADER } from './log-codec.ts';
+import { LEVEL_HEADER, parseLevelHeader } from './log-level.ts';
 
 /** How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate append. */
 export const DUPLICATE_WINDOW_MS = 120_000;
@@ -94,6 +95,8 @@ export interface LogRecord {
   readonly hash: string;
   /** Its `Sm-Prev` header: the appender's `entryHash` of the entry at `seq - 1`, when it knew it. */
   readonly prev: string | undefined;
+  /** Its `Sm-Level` header: the log level the message needs (1 when absent, `log-level.ts`). */
+  readonly level: number;
 }
 
 export interface LogReadOptions {
@@ -184,7 +187,13 @@ export async function readLog(js: JetStreamClient, domain: string, o: LogReadOpt
         break;
       }
       lastSeq = m.seq;
-      batch.push({ seq: m.seq, entry: decodeEntry(m.data), hash: entryHash(m.data), prev: m.headers?.get(PREV_HEADER) || undefined });
+      batch.push({
+        seq: m.seq,
+        entry: decodeEntry(m.data),
+        hash: entryHash(m.data),
+        prev: m.headers?.get(PREV_HEADER) || undefined,
+        level: parseLevelHeader(m.headers?.get(LEVEL_HEADER)),
+      });
       const pending = m.info.pending;
       const done = o.untilSeq !== undefined && m.seq >= o.untilSeq;
       if (batch.length >= READ_BATCH || pending === 0 || done) {

@@ -34,6 +34,8 @@ import { shardMachine, type ShardEvent, type ShardRuntime, type ShardState } fro
 import { WritePipeline } from './write-pipeline.ts';
 import { publishChanges } from './change-feed.ts';
 import { entriesOf, entryHash } from './log-codec.ts';
+import { bodyLevel, LOG_LEVEL, NeedsUpgradeError, upgradeRequired } from './log-level.ts';
+import { ReplicaLevels, type ReplicaLevelsStatus } from './replica-levels.ts';
 
 /** A domain's compaction settings, resolved (`compactionOf` in config/). */
 export interface CompactionSettings {
@@ -109,6 +111,10 @@ export interface ShardActorOptions {
    * so they are counted and observable with every other inter-actor message. Default: straight to this actor.
    */
   readonly relay?: { readonly relay: Relay; readonly address: string };
+  /** The log level this replica understands and may write (`log-level.ts`). Default `LOG_LEVEL`. */
+  readonly logLevel?: number;
+  /** The cluster's other nodes: the leader asks them which log level their replicas understand. Default none. */
+  readonly peers?: readonly string[];
 }
 
 export interface ShardStatus {
@@ -126,6 +132,13 @@ export interface ShardStatus {
   readonly leadingSince?: string;
   /** Follower: its replica-read staleness bound now (ms); absent while it has none. */
   readonly staleMs?: number;
+  /** The log level this replica understands (absent from hosts that predate levels: they understand 1). */
+  readonly logLevel?: number;
+  /** Leader: the highest level every replica heard from understands (it appends no higher), and each one's level. */
+  readonly writeLevel?: ReplicaLevelsStatus['writeLevel'];
+  readonly replicaLevels?: ReplicaLevelsStatus['replicaLevels'];
+  /** Follower: the log level the leader's heartbeats advertise. */
+  readonly leaderLogLevel?: number;
 }
 
 const RETRY_MIN_MS = 100;
@@ -170,6 +183,10 @@ export class ShardActor implements ShardRuntime {
   /** The leader's automatic compaction trigger, while leading. */
   private compactionTrigger: CompactionTrigger | undefined;
   private bootstrapFailures = 0;
+  /** While leading: which log level every replica understands (decides grouping and prune). */
+  private replicaLevels: ReplicaLevels | undefined;
+  /** While following: the level the leader's heartbeats advertise. */
+  private leaderLogLevel: number | undefined;
 
   constructor(private readonly o: ShardActorOptions) {
     this.failover = new ShardFailover({
@@ -191,7 +208,13 @@ export class ShardActor implements ShardRuntime {
       // and a hand-off to this node counts only while it is the log's tail (not when replaying history).
       confirmQuorum: () => logTail(this.o.jsm, this.domain),
       logTail: () => logTail(this.o.jsm, this.domain),
+      logLevel: this.logLevel,
     });
+  }
+
+  /** The log level this replica understands and may write. */
+  private get logLevel(): number {
+    return this.o.logLevel ?? LOG_LEVEL;
   }
 
   get domain(): string {
@@ -212,7 +235,7 @@ export class ShardActor implements ShardRuntime {
         const state = String(snap.value);
         if (state === last) return;
         last = state;
-        const why = snap.context.lastError && (state === 'failed' || state === 'catchingUp') ? ` (${snap.context.lastError})` : '';
+        const why = snap.context.lastError && (state === 'failed' || state === 'catchingUp' || state === 'needsUpgrade') ? ` (${snap.context.lastError})` : '';
         this.log(`→ ${state}${why}`);
       },
       error: (err) => this.log(`machine error: ${String(err)}`),
@@ -327,6 +350,11 @@ export class ShardActor implements ShardRuntime {
         ? this.prune({
             ...((c.pruneInactiveDays ?? 0) > 0 ? { inactiveDays: c.pruneInactiveDays! } : {}),
             ...((c.pruneDecayedBelow ?? 0) > 0 ? { decayedBelow: c.pruneDecayedBelow! } : {}),
+          }).catch((err: unknown) => {
+            // A replica that does not understand prune yet: compact what there is, prune once every Mini is upgraded.
+            if ((err as ShardmindError | null)?.code !== ErrorCode.UPGRADE_REQUIRED) throw err;
+            this.log(`compacting without the configured prune: ${(err as Error).message}`);
+            return undefined;
           })
         : Promise.resolve(undefined);
     const run = pruneFirst.then(() => compactShard({
@@ -360,6 +388,10 @@ export class ShardActor implements ShardRuntime {
     const notLeading = (): ShardmindError =>
       new ShardmindError(ErrorCode.NOT_LEADER, `${this.o.node} does not lead ${this.domain} (${this.state}): prune on its leader`);
     if (this.state !== 'leading' || !this.store) throw notLeading();
+    // Every replica must understand prune entries (level 2) or it would skip or halt on them; the pipeline refuses
+    // them too, this says which shard.
+    const writeLevel = this.pipeline?.writeLevel ?? 1;
+    if (writeLevel < 2) throw upgradeRequired('prune', 2, writeLevel, this.domain);
     const startedAt = this.o.clock.now();
     const last = this.store.stats().lastPosition;
     let pruned = 0;
@@ -407,6 +439,9 @@ export class ShardActor implements ShardRuntime {
       lag: state === 'leading' ? (this.pipeline?.depth ?? 0) : this.followLag,
       ...(lastError ? { lastError } : {}),
       ...this.followerStaleness(state),
+      logLevel: this.logLevel,
+      ...(state === 'leading' && this.replicaLevels ? this.replicaLevels.status() : {}),
+      ...(state === 'following' && this.leaderLogLevel !== undefined ? { leaderLogLevel: this.leaderLogLevel } : {}),
     };
   }
 
@@ -482,6 +517,7 @@ export class ShardActor implements ShardRuntime {
 
   async catchUp(): Promise<void> {
     let compacted: LogCompactedError | undefined;
+    let halted: NeedsUpgradeError | undefined;
     await this.retrying('catch up', async () => {
       const why = this.rebuildReason;
       if (why !== undefined) {
@@ -495,16 +531,24 @@ export class ShardActor implements ShardRuntime {
         compacted = new LogCompactedError(this.domain, this.position + 1, firstSeq);
         return;
       }
-      await this.track(
-        readLog(this.o.js, this.domain, {
-          fromSeq: this.position + 1,
-          untilSeq: tail,
-          signal: this.abort.signal,
-          onBatch: (batch, pending) => this.applyRecords(batch, pending),
-        }),
-      );
+      try {
+        await this.track(
+          readLog(this.o.js, this.domain, {
+            fromSeq: this.position + 1,
+            untilSeq: tail,
+            signal: this.abort.signal,
+            onBatch: (batch, pending) => this.applyRecords(batch, pending),
+          }),
+        );
+      } catch (err) {
+        // Not a transient failure: reading again would stop at the same message.
+        if (!(err instanceof NeedsUpgradeError)) throw err;
+        halted = err;
+        return;
+      }
       if (this.position < tail && !this.abort.signal.aborted) throw new Error(`read stopped at ${this.position} of ${tail}`);
     });
+    if (halted && !this.abort.signal.aborted) throw halted;
     if (compacted && !this.abort.signal.aborted) throw compacted;
   }
 
@@ -614,6 +658,8 @@ export class ShardActor implements ShardRuntime {
       subject: logSubject(this.domain),
       store: this.requireStore(),
       lastSeq: this.position,
+      // Level 1 until the census (started in `lead`) has heard the replicas: a marker and plain writes are level 1.
+      logLevel: 1,
       ...(this.lastHash?.seq === this.position ? { lastHash: this.lastHash.hash } : {}),
       onApplied: (seq, hash) => {
         this.lastHash = { seq, hash };
@@ -683,7 +729,9 @@ export class ShardActor implements ShardRuntime {
     // Heartbeats, the lease, and stepping down when a later epoch shows up (issue 5).
     this.failover.startLeading(this.epoch);
     const trigger = this.startCompactionTrigger();
+    const levels = this.startReplicaLevels(pipeline);
     const stopHeartbeat = (): void => {
+      levels.stop();
       trigger.stop();
       this.failover.stopLeading();
     };
@@ -734,7 +782,9 @@ export class ShardActor implements ShardRuntime {
           if (!stop.signal.aborted) send({ type: 'TAIL_ENDED', detail: 'the log tail ended' });
         },
         (err: unknown) => {
-          if (!stop.signal.aborted) send({ type: 'TAIL_ENDED', detail: `tail failed: ${(err as Error)?.message ?? String(err)}` });
+          if (stop.signal.aborted) return;
+          if (err instanceof NeedsUpgradeError) send({ type: 'NEEDS_UPGRADE', detail: err.message });
+          else send({ type: 'TAIL_ENDED', detail: `tail failed: ${(err as Error)?.message ?? String(err)}` });
         },
       ),
     );
@@ -792,6 +842,15 @@ export class ShardActor implements ShardRuntime {
   // ---- helpers -------------------------------------------------------------------------------------------------
 
   private async applyRecords(batch: readonly LogRecord[], pending: number): Promise<void> {
+    // A message above this build's log level: apply what comes before it, nothing from it, and stop (`needsUpgrade`).
+    const above = batch.findIndex((r) => r.level > this.logLevel || (r.entry !== undefined && bodyLevel(r.entry) > this.logLevel));
+    if (above >= 0) {
+      const r = batch[above]!;
+      if (above > 0) await this.applyRecords(batch.slice(0, above), pending + batch.length - above);
+      const halt = new NeedsUpgradeError(this.domain, r.seq, Math.max(r.level, r.entry ? bodyLevel(r.entry) : 1), this.logLevel);
+      this.log(`${halt.message}: applied up to seq ${this.position}, stopping here until this host runs a build that understands it`);
+      throw halt;
+    }
     await this.checkChain(batch);
     // Applied entries are contiguous from seq 1: a batch that starts past this replica's position comes from a read
     // that outlived a rebuild or a restart of the position (e.g. a stopped tail whose apply was still under way).
@@ -896,6 +955,32 @@ export class ShardActor implements ShardRuntime {
     this.waiters.advanced();
   }
 
+  /**
+   * While leading: asks the other nodes which log level their replicas of this domain understand, and lets the
+   * pipeline write at the highest level all of them do (`replica-levels.ts`). Stopped when it stops leading.
+   */
+  private startReplicaLevels(pipeline: WritePipeline): ReplicaLevels {
+    this.replicaLevels?.stop();
+    const leaseMs = this.o.failover.leaseMs;
+    const levels = new ReplicaLevels({
+      nc: this.o.nc,
+      domain: this.domain,
+      peers: (this.o.peers ?? []).filter((n) => n !== this.o.node),
+      ownLevel: this.logLevel,
+      clock: this.timerClock,
+      intervalMs: Math.max(1_000, leaseMs),
+      windowMs: 3 * Math.max(1_000, leaseMs),
+      requestTimeoutMs: Math.max(500, leaseMs / 2),
+      onChange: (level) => {
+        this.log(`replicas understand log level ${level}: ${level >= 2 ? 'grouping writes, prune allowed' : 'one write per message, prune refused'}`);
+        pipeline.useLogLevel(level);
+      },
+    });
+    this.replicaLevels = levels;
+    levels.start();
+    return levels;
+  }
+
   /** The leader's automatic compaction (config `compaction.everyEntries`); stopped when it stops leading. */
   private startCompactionTrigger(): CompactionTrigger {
     this.compactionTrigger?.stop();
@@ -966,6 +1051,7 @@ export class ShardActor implements ShardRuntime {
       minEpoch: () => 0,
       onHeartbeat: (hb, receivedAt) => {
         if (hb.node === this.o.node) return;
+        this.leaderLogLevel = hb.level;
         this.freshness?.onHeartbeat({ epoch: hb.epoch, seq: hb.seq, sentAt: Date.parse(hb.at), lease: hb.lease === true }, receivedAt);
         // The chain check (checkChain) sees a message the log did not keep only when the next entry arrives; on an
         // idle shard the leader's beat says what the entry at this replica's position should be, so it is caught now.

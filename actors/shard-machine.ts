@@ -7,10 +7,15 @@
  *              catchingUp ⇄ bootstrapping   (the log was compacted below what this replica needs next)
  *                         ↘ following → (PROMOTE) catchingUp → claiming → leading
  *   leading → (FENCED) following        leading → (HANDOFF) handingOff → following
+ *   catchingUp, following → needsUpgrade   (the log holds a message above this build's log level: it stops there)
  *   any → (STOP) stopping → stopped     any work failing → failed
  *
  * Replica reads (`sm.replica.<domain>.*`, `replica-service.ts`) are served in `leading` and `following` only: a
  * replica that is catching up, claiming or handing off answers none (another replica, or the leader, does).
+ *
+ * `needsUpgrade` (log levels, `log-level.ts`) is a halt, not a failure: the replica applied everything before the
+ * message it cannot read and nothing from it, serves nothing, watches no lease (so it never claims: it could not
+ * catch up), and says why in `lastError`. Only STOP leaves it; the upgraded build, restarted, continues from there.
  *
  * Issue 5 (failover, migration) plugs in here: `PROMOTE` is what a standby sends itself after it wins an epoch
  * claim; `HANDOFF` is what `migrate` sends the leader; `claimEpoch` in the runtime is where the KV claim goes.
@@ -28,6 +33,8 @@ export type ShardEvent =
   | { type: 'RESYNC'; detail: string }
   /** A follower's tail broke (connection, consumer): catch up and tail again. */
   | { type: 'TAIL_ENDED'; detail: string }
+  /** A follower's tail met a log message above this build's level: stop there. */
+  | { type: 'NEEDS_UPGRADE'; detail: string }
   | { type: 'FAILED'; detail: string };
 
 export type ShardState =
@@ -38,6 +45,7 @@ export type ShardState =
   | 'leading'
   | 'following'
   | 'handingOff'
+  | 'needsUpgrade'
   | 'stopping'
   | 'stopped'
   | 'failed';
@@ -48,7 +56,8 @@ export interface ShardRuntime {
   open(): Promise<void>;
   /**
    * Replay the log from `appliedSeq + 1` to the stream's current tail — or, when this replica was found to hold an
-   * entry the log did not keep (its `Sm-Prev` chain broke), wipe its LMDB and replay from seq 1.
+   * entry the log did not keep (its `Sm-Prev` chain broke), wipe its LMDB and replay from seq 1. Rejects with
+   * `NeedsUpgradeError` at a message above this build's log level, having applied everything before it.
    */
   catchUp(): Promise<void>;
   /**
@@ -64,7 +73,7 @@ export interface ShardRuntime {
   bootstrap(): Promise<void>;
   /** Serve the shard's subjects until the returned cleanup runs; report FENCED/RESYNC/FAILED. */
   lead(send: (e: ShardEvent) => void): () => void;
-  /** Tail the log into LMDB until the cleanup runs; report TAIL_ENDED/FAILED. */
+  /** Tail the log into LMDB until the cleanup runs; report TAIL_ENDED/NEEDS_UPGRADE/FAILED. */
   follow(send: (e: ShardEvent) => void): () => void;
   /** Finish in-flight writes, append a hand-off marker naming `to`. */
   handOff(to: string): Promise<void>;
@@ -108,6 +117,7 @@ export const shardMachine = setup({
     wantsLead: ({ context }) => context.wantsLead,
     fenced: (_, params: { error: unknown }) => (params.error as { code?: string } | null)?.code === 'NOT_LEADER',
     logCompacted: (_, params: { error: unknown }) => (params.error as { name?: string } | null)?.name === 'LogCompactedError',
+    needsUpgrade: (_, params: { error: unknown }) => (params.error as { name?: string } | null)?.name === 'NeedsUpgradeError',
   },
 }).createMachine({
   id: 'shard',
@@ -136,6 +146,11 @@ export const shardMachine = setup({
           {
             guard: { type: 'logCompacted', params: ({ event }) => ({ error: event.error }) },
             target: 'bootstrapping',
+            actions: assign({ lastError: ({ event }) => describeError(event.error) }),
+          },
+          {
+            guard: { type: 'needsUpgrade', params: ({ event }) => ({ error: event.error }) },
+            target: 'needsUpgrade',
             actions: assign({ lastError: ({ event }) => describeError(event.error) }),
           },
           { target: 'failed', actions: assign({ lastError: ({ event }) => describeError(event.error) }) },
@@ -195,7 +210,13 @@ export const shardMachine = setup({
       on: {
         PROMOTE: { target: 'catchingUp', actions: assign({ wantsLead: true }) },
         TAIL_ENDED: { target: 'catchingUp', actions: assign({ lastError: ({ event }) => event.detail }) },
+        NEEDS_UPGRADE: { target: 'needsUpgrade', actions: assign({ lastError: ({ event }) => event.detail }) },
       },
+    },
+    needsUpgrade: {
+      // Holds nothing open but the store (drain closes it on STOP). A promotion cannot be honoured: this replica
+      // cannot apply the log past where it stopped, so it cannot lead.
+      on: { PROMOTE: {} },
     },
     stopping: {
       on: { STOP: {}, FAILED: {} },

@@ -25,6 +25,7 @@ import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import type { ApplyResult, LogEntry, LogMessage, ShardStore } from '../shards/index.ts';
 import { LogAppender, type AppendAck, type AppendError } from './log-appender.ts';
 import { decodeEntry, encodeBatch, encodeEntry, entriesOf, entryHash } from './log-codec.ts';
+import { appendLevel, LOG_LEVEL, upgradeRequired } from './log-level.ts';
 import { WRONG_LAST_SEQUENCE } from './log-stream.ts';
 
 /** Most acknowledged log messages applied in one LMDB transaction (fewer when they are groups: see `APPLY_ENTRIES`). */
@@ -62,6 +63,11 @@ export interface WritePipelineOptions {
   readonly groupWhenInFlight?: number;
   /** False appends every write as its own message, as before group commit (for comparisons). Default true. */
   readonly group?: boolean;
+  /**
+   * The highest log level this pipeline may append (`log-level.ts`), until `useLogLevel` changes it. Below 2 it
+   * neither groups nor takes `prune` entries. Default `LOG_LEVEL`.
+   */
+  readonly logLevel?: number;
   /** After every LMDB commit, with the highest sequence now applied and the `entryHash` of its entry. */
   onApplied(seq: number, hash: string): void;
   /** After every LMDB commit, once its writers have their replies: what each entry did (the change feed). */
@@ -109,6 +115,9 @@ export class WritePipeline {
   private readonly appender: LogAppender;
   /** `entryHash` of the last entry submitted (the next append's `Sm-Prev`); undefined until known. */
   private chainHash: string | undefined;
+  /** The log level every replica understands (`useLogLevel`), and whether that, and the options, allow grouping. */
+  private level = 1;
+  private grouping = false;
 
   constructor(private readonly o: WritePipelineOptions) {
     this.chainHash = o.lastHash;
@@ -118,6 +127,26 @@ export class WritePipeline {
     this.groupWhenInFlight = Math.max(1, o.groupWhenInFlight ?? GROUP_WHEN_IN_FLIGHT);
     const serverMax = o.nc.info?.max_payload;
     this.maxGroupBytes = serverMax !== undefined && serverMax > 0 ? Math.min(MAX_GROUP_BYTES, Math.floor(serverMax / 2)) : MAX_GROUP_BYTES;
+    this.useLogLevel(o.logLevel ?? LOG_LEVEL);
+  }
+
+  /**
+   * The highest log level every replica understands now (the leader's census, `replica-levels.ts`): below 2 writes
+   * go out one per message and `prune` is refused. Writes already waiting to be grouped go out one by one.
+   */
+  useLogLevel(level: number): void {
+    this.level = level;
+    this.grouping = this.o.group !== false && level >= 2;
+    if (this.grouping || this.queued.length === 0) return;
+    const waiting = this.queued;
+    this.queued = [];
+    this.queuedBytes = 0;
+    for (const p of waiting) this.appendMessage([p]);
+  }
+
+  /** The highest log level this pipeline appends now. */
+  get writeLevel(): number {
+    return this.level;
   }
 
   /** Appends and applies the entry; resolves with its applied result. A known opId returns the first result. */
@@ -127,6 +156,11 @@ export class WritePipeline {
     const running = this.inFlight.get(entry.opId);
     if (running) return running.then((r) => ({ ...r, duplicate: true }));
     if (this.broken || this.closed) return Promise.reject(notLeader('this shard actor is stepping down'));
+    // Not grouping means a replica may not understand level 2: then only level-1 entries are taken (plain writes
+    // never get past the first test while grouping).
+    if (!this.grouping && appendLevel(1, entry.op) > this.level) {
+      return Promise.reject(upgradeRequired(`a ${entry.op} entry`, appendLevel(1, entry.op), this.level));
+    }
 
     const opId = entry.opId;
     const bytes = encodeEntry(entry);
@@ -146,7 +180,7 @@ export class WritePipeline {
       };
     });
     this.inFlight.set(opId, result);
-    if (this.o.group === false) {
+    if (!this.grouping) {
       this.appendMessage([pending]);
     } else if (entry.op === 'marker') {
       // A marker is appended alone and in order: what was submitted before it goes first.
@@ -209,7 +243,7 @@ export class WritePipeline {
     const append: Append = { message, members, expected, hash, seq: 0 };
     this.publishing++;
     const msgId = members.length === 1 ? first.entry.opId : message.opId;
-    this.appender.append(this.o.subject, bytes, msgId, expected, (err, ack) => this.appended(append, err, ack), prev);
+    this.appender.append(this.o.subject, bytes, msgId, expected, (err, ack) => this.appended(append, err, ack), prev, appendLevel(members.length, first.entry.op));
   }
 
   /** JetStream's answer to one append, in append order (one connection, one stream). */

@@ -29,6 +29,10 @@ export interface ShardStatusWire {
   readonly lastError?: string;
   /** A follower's replica-read staleness bound (ms), when it has one. */
   readonly staleMs?: number;
+  /** The log level the replica's build understands; absent from hosts that predate levels (they understand 1). */
+  readonly logLevel?: number;
+  /** Leader: the highest log level every replica understands (what it writes at most). */
+  readonly writeLevel?: number;
 }
 
 export interface HostStatusWire {

@@ -2,7 +2,9 @@
  * `shardmind status [--config FILE] [--servers URL,…] [--nodes a,b] [--json]`: asks every node's
  * `sm.ctl.<node>.status` at once and prints one row per domain × node — role, machine state, applied sequence,
  * lag behind the stream's tail (from the stream leader), where the log now starts (past 1 once it was compacted),
- * epoch, how long ago the leader's heartbeat was heard, and how stale a replica read answered there may be.
+ * epoch, how long ago the leader's heartbeat was heard, how stale a replica read answered there may be, and the log
+ * level the replica's build understands (a leader's also says the level it writes at while a replica understands
+ * less). Below the table, one line per replica stopped at a log message its build cannot read ("needs upgrade").
  */
 import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
@@ -61,6 +63,12 @@ export interface StatusRow {
    * heartbeats, undefined when it has none (it passes replica reads to the leader) or does not serve them.
    */
   readonly staleMs: number | undefined;
+  /** The log level the replica's build understands (1 for hosts that predate levels); undefined when unreachable. */
+  readonly level: number | undefined;
+  /** Leader: the highest level every replica understands, which it writes at most. */
+  readonly writeLevel: number | undefined;
+  /** Why the replica stopped, when its state is `needsUpgrade` (or another halt with a reason). */
+  readonly note: string | undefined;
 }
 
 /** One row per domain × node (nodes that did not answer get one row saying so). */
@@ -68,7 +76,7 @@ export function statusRows(statuses: readonly NodeStatus[], logs: ReadonlyMap<st
   const rows: StatusRow[] = [];
   for (const s of statuses) {
     if (!s.ok) {
-      rows.push({ domain: '-', node: s.node, role: 'unreachable', state: s.error, appliedSeq: undefined, lag: undefined, logFrom: undefined, epoch: undefined, lastHeartbeat: '-', staleMs: undefined });
+      rows.push({ domain: '-', node: s.node, role: 'unreachable', state: s.error, appliedSeq: undefined, lag: undefined, logFrom: undefined, epoch: undefined, lastHeartbeat: '-', staleMs: undefined, level: undefined, writeLevel: undefined, note: undefined });
       continue;
     }
     for (const shard of s.status.shards) {
@@ -85,6 +93,9 @@ export function statusRows(statuses: readonly NodeStatus[], logs: ReadonlyMap<st
         epoch: shard.epoch,
         lastHeartbeat: shard.lastHeartbeatAt ? `${Math.max(0, now - Date.parse(shard.lastHeartbeatAt))} ms ago` : '-',
         staleMs: shard.state === 'leading' ? 0 : shard.staleMs,
+        level: shard.logLevel ?? 1,
+        writeLevel: shard.state === 'leading' ? shard.writeLevel : undefined,
+        note: shard.state === 'needsUpgrade' || shard.state === 'failed' ? shard.lastError : undefined,
       });
     }
   }
@@ -100,10 +111,15 @@ export function renderTable(header: readonly string[], rows: readonly (readonly 
 
 export function renderStatus(rows: readonly StatusRow[]): string {
   const show = (n: number | undefined): string => (n === undefined ? '-' : String(n));
-  return renderTable(
-    ['DOMAIN', 'NODE', 'ROLE', 'STATE', 'APPLIED', 'LAG', 'LOG FROM', 'EPOCH', 'LAST HEARTBEAT', 'STALE MS'],
-    rows.map((r) => [r.domain, r.node, r.role, r.state, show(r.appliedSeq), show(r.lag), show(r.logFrom), show(r.epoch), r.lastHeartbeat, show(r.staleMs)]),
+  // A leader held below its own level by a replica says so: that is why it neither groups nor prunes.
+  const level = (r: StatusRow): string =>
+    r.level !== undefined && r.writeLevel !== undefined && r.writeLevel < r.level ? `${r.level} (writes ${r.writeLevel})` : show(r.level);
+  const table = renderTable(
+    ['DOMAIN', 'NODE', 'ROLE', 'STATE', 'APPLIED', 'LAG', 'LOG FROM', 'EPOCH', 'LAST HEARTBEAT', 'STALE MS', 'LEVEL'],
+    rows.map((r) => [r.domain, r.node, r.role, r.state, show(r.appliedSeq), show(r.lag), show(r.logFrom), show(r.epoch), r.lastHeartbeat, show(r.staleMs), level(r)]),
   );
+  const notes = rows.filter((r) => r.note !== undefined).map((r) => `${r.node} ${r.domain} ${r.state}: ${r.note}\n`);
+  return notes.length === 0 ? table : `${table}\n${notes.join('')}`;
 }
 
 const USAGE = 'usage: shardmind status [--config FILE] [--servers URL,…] [--nodes NAME,…] [--json] [--timeout MS]';

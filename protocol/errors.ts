@@ -24,6 +24,11 @@ export const ErrorCode = {
   FORBIDDEN: 'FORBIDDEN',
   /** A bug on our side; the message says what. */
   INTERNAL: 'INTERNAL',
+  /**
+   * A replica of the shard runs a build too old for this (e.g. `prune` while a Mini still runs an older shardmind):
+   * upgrade every Mini that holds the domain, then retry.
+   */
+  UPGRADE_REQUIRED: 'UPGRADE_REQUIRED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -40,6 +45,7 @@ export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   NOT_FOUND: false,
   FORBIDDEN: false,
   INTERNAL: false,
+  UPGRADE_REQUIRED: false,
 };
 
 export interface WireError {

@@ -79,7 +79,7 @@ t('status - one row per domain × node with role, state, applied seq, lag and ep
   const text = capture();
   assert.is(await runStatus(['--servers', url, '--nodes', 'mini-1,mini-2'], text.io), 0);
   const lines = text.out.join('').trim().split('\n');
-  assert.match(lines[0]!, /^DOMAIN\s+NODE\s+ROLE\s+STATE\s+APPLIED\s+LAG\s+LOG FROM\s+EPOCH\s+LAST HEARTBEAT\s+STALE MS$/);
+  assert.match(lines[0]!, /^DOMAIN\s+NODE\s+ROLE\s+STATE\s+APPLIED\s+LAG\s+LOG FROM\s+EPOCH\s+LAST HEARTBEAT\s+STALE MS\s+LEVEL$/);
   assert.is(lines.length, 2 + 3, 'header, rule, three shard rows');
 
   const missing = capture();

@@ -63,7 +63,10 @@ export async function startFaultCluster(o: FaultClusterOptions = {}): Promise<Fa
  * Three routed nats-servers, the config `configOf` makes for their URLs, and a host process per Mini in it; the
  * test's own connection once JetStream answers. On a failure midway, what was started is stopped.
  */
-export async function startThreeMinis(configOf: (urls: readonly string[]) => ClusterConfigInput): Promise<FaultCluster> {
+export async function startThreeMinis(
+  configOf: (urls: readonly string[]) => ClusterConfigInput,
+  o: { readonly envOf?: (node: string) => Readonly<Record<string, string>> | undefined } = {},
+): Promise<FaultCluster> {
   const nats = await startNatsCluster(3);
   let hosts: HostCluster | undefined;
   let nc: NatsConnection | undefined;
@@ -71,7 +74,7 @@ export async function startThreeMinis(configOf: (urls: readonly string[]) => Clu
     nc = await natsConnect({ servers: nats.urls, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
     await waitForJetStream(nc);
     const config = configOf(nats.urls);
-    hosts = await startHosts({ config, readyTimeoutMs: 60_000 });
+    hosts = await startHosts({ config, readyTimeoutMs: 60_000, ...(o.envOf ? { envOf: o.envOf } : {}) });
     const h = hosts;
     const c = nc;
     let destroyed: Promise<void> | undefined;

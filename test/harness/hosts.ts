@@ -40,6 +40,8 @@ export interface StartHostsOptions {
   readonly readyTimeoutMs?: number;
   /** Extra environment for the host processes. */
   readonly env?: Readonly<Record<string, string>>;
+  /** Extra environment for one node's host process, over `env` (e.g. a simulated older build). */
+  readonly envOf?: (node: string) => Readonly<Record<string, string>> | undefined;
   /** Extra Node flags for the host processes (`['--cpu-prof', '--cpu-prof-dir=/tmp/prof']`). */
   readonly nodeArgs?: readonly string[];
   /** Echo hosts' stderr to this process's stderr (also when `SM_TEST_VERBOSE=1`). */
@@ -54,6 +56,8 @@ export class HostProcess {
   private child: ChildProcess | undefined;
   private exited: Promise<number | null> = Promise.resolve(null);
   private log = '';
+  /** This host's own extra environment, over the cluster's (`setEnv`). */
+  private ownEnv: Readonly<Record<string, string>> = {};
 
   constructor(
     readonly node: string,
@@ -73,14 +77,24 @@ export class HostProcess {
 
   /** Spawns the host (no-op when running) and waits until it is ready. */
   async start(readyTimeoutMs = 30_000): Promise<void> {
-    if (!this.running) this.spawn();
+    this.launch();
     await this.waitReady(readyTimeoutMs);
+  }
+
+  /** Spawns the host (no-op when running) without waiting: for a host that is not expected to become ready. */
+  launch(): void {
+    if (!this.running) this.spawn();
+  }
+
+  /** The extra environment of this host's next start, over the cluster's (replaces what was set before). */
+  setEnv(env: Readonly<Record<string, string>>): void {
+    this.ownEnv = env;
   }
 
   private spawn(): void {
     const child = spawn(process.execPath, [...this.nodeArgs, '--import', 'tsx', MAIN, 'host', '--node', this.node, '--config', this.cluster.configPath], {
       cwd: ROOT,
-      env: { ...process.env, ...this.env },
+      env: { ...process.env, ...this.env, ...this.ownEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
@@ -226,6 +240,7 @@ export async function startHosts(o: StartHostsOptions): Promise<HostCluster> {
   const servers = [...new Set(o.config.nodes.flatMap((n) => n.nats))];
   const verbose = o.verbose ?? process.env['SM_TEST_VERBOSE'] === '1';
   const cluster = new HostCluster(configPath, dataDir, dir, servers, nodes, o.env ?? {}, verbose, o.nodeArgs ?? []);
+  for (const h of cluster.hosts) h.setEnv(o.envOf?.(h.node) ?? {});
   try {
     await Promise.all(cluster.hosts.map((h) => h.start(o.readyTimeoutMs)));
   } catch (err) {

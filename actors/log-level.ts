@@ -1,0 +1,99 @@
+/**
+ * Log levels: which kinds of log message a build understands, so that a rolling upgrade cannot make replicas drift.
+ *
+ * - Level 1: the entries of the first release — `assert`, `reinforce`, `retract`, `forget`, `entity`, `marker`.
+ * - Level 2: group commit's `batch` messages (decisions §26) and `prune` entries (§31).
+ *
+ * Every appended message says the level it needs in the `Sm-Level` header (absent: 1), so the body's bytes and
+ * `entryHash` are what they always were. A replica that meets a message above the level it understands stops there
+ * (`NeedsUpgradeError`, the shard machine's `needsUpgrade` state) instead of skipping it; a leader appends a level
+ * only when every replica it hears from understands it (`replica-levels.ts`). The role CockroachDB's cluster version
+ * and Kafka's `inter.broker.protocol.version` play, decided from what the replicas advertise rather than set by hand.
+ */
+import { ErrorCode, ShardmindError } from '../protocol/index.ts';
+import type { LogMessage } from '../shards/index.ts';
+import { entriesOf } from './log-codec.ts';
+
+/** The highest log level this build reads and writes. */
+export const LOG_LEVEL = 2;
+
+/** The header an append carries with the level its message needs; absent means 1 (every message before levels). */
+export const LEVEL_HEADER = 'Sm-Level';
+
+/**
+ * For tests only: a host started with this set to a lower level advertises and understands only that level — how
+ * the tests run an older build honestly (it halts where that build would, writes what that build would). Never set
+ * it in production: a host that understands less than it could only stops sooner.
+ */
+export const SIMULATED_LEVEL_ENV = 'SHARDMIND_SIMULATE_LOG_LEVEL';
+
+/** The level each entry op first appeared at. An op not listed is foreign: the store rejects it (level 1 behaviour). */
+const OP_LEVEL: Readonly<Record<string, number>> = {
+  assert: 1,
+  reinforce: 1,
+  retract: 1,
+  forget: 1,
+  entity: 1,
+  marker: 1,
+  batch: 2,
+  prune: 2,
+};
+
+/** The level of a message of `count` writes whose (first) entry's op is `op`: what the leader puts in `Sm-Level`. */
+export function appendLevel(count: number, op: string): number {
+  return count > 1 ? OP_LEVEL['batch']! : (OP_LEVEL[op] ?? 1);
+}
+
+/** The level a decoded message's body needs: a group is at least `batch`'s, and as high as its highest member. */
+export function bodyLevel(message: LogMessage): number {
+  if (message.op !== 'batch') return OP_LEVEL[message.op] ?? 1;
+  let level = OP_LEVEL['batch']!;
+  for (const e of entriesOf(message)) level = Math.max(level, OP_LEVEL[e.op] ?? 1);
+  return level;
+}
+
+/** `Sm-Level` as read: a positive integer, or 1 when absent or malformed (then the body alone decides). */
+export function parseLevelHeader(value: string | undefined): number {
+  if (value === undefined || value === '') return 1;
+  const n = Number(value);
+  return Number.isInteger(n) && n >= 1 ? n : 1;
+}
+
+/**
+ * The level this host runs at: `LOG_LEVEL`, or the lower one `SHARDMIND_SIMULATE_LOG_LEVEL` asks for (tests).
+ * A value that is not an integer in 1…LOG_LEVEL is a usage error.
+ */
+export function hostLogLevel(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[SIMULATED_LEVEL_ENV];
+  if (raw === undefined || raw === '') return LOG_LEVEL;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > LOG_LEVEL) {
+    throw new Error(`${SIMULATED_LEVEL_ENV}=${raw}: must be an integer from 1 to ${LOG_LEVEL} (it simulates an older build in tests)`);
+  }
+  return n;
+}
+
+/**
+ * A replica met a log message above the level it understands. It applied everything before `seq` and nothing from
+ * it: an upgraded build continues from there. The shard machine moves to `needsUpgrade` on it.
+ */
+export class NeedsUpgradeError extends Error {
+  override readonly name = 'NeedsUpgradeError';
+  constructor(
+    readonly domain: string,
+    readonly seq: number,
+    readonly level: number,
+    readonly understood: number,
+  ) {
+    super(`needs upgrade: log at level ${level} (seq ${seq}), this build understands ${understood}`);
+  }
+}
+
+/** Why a leader refuses a write of `level`: a replica it hears from understands only `writeLevel`. */
+export function upgradeRequired(what: string, level: number, writeLevel: number, domain?: string): ShardmindError {
+  const shard = domain === undefined ? 'this shard' : domain;
+  return new ShardmindError(
+    ErrorCode.UPGRADE_REQUIRED,
+    `${what} needs log level ${level}, but a replica of ${shard} understands only level ${writeLevel}: upgrade every Mini that holds ${shard} (\`shardmind status\` shows each one's LEVEL), then retry`,
+  );
+}

@@ -1,0 +1,270 @@
+/**
+ * Log levels piece by piece (the three-Mini scenario is test/failover/log-levels.test.ts): what level a message
+ * needs, the shard machine's `needsUpgrade` halt, the leader's census of its replicas' levels (against a real
+ * nats-server, with hosts' status replies answered on real subscriptions), and the write pipeline at level 1 and 2
+ * (real JetStream, real LMDB): no groups and no prune at 1, groups that say `Sm-Level: 2` at 2.
+ */
+import { suite, test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createActor } from 'xstate';
+import { connect, type NatsConnection, type Subscription } from 'nats';
+import { startNatsServer, waitForJetStream, type NatsServerProcess } from '../../cli/index.ts';
+import {
+  appendLevel,
+  bodyLevel,
+  decodeEntry,
+  ensureLogStream,
+  hostLogLevel,
+  LEVEL_HEADER,
+  LOG_LEVEL,
+  systemTimerClock,
+  NeedsUpgradeError,
+  parseLevelHeader,
+  ReplicaLevels,
+  shardMachine,
+  SIMULATED_LEVEL_ENV,
+  WritePipeline,
+  type ShardEvent,
+  type ShardRuntime,
+} from '../../actors/index.ts';
+import { ctlSubject, encodePayload, logStream, logSubject, ShardmindError } from '../../protocol/index.ts';
+import { openShardStore, type AssertEntry, type LogMessage, type PruneEntry, type ShardStore } from '../../shards/index.ts';
+
+const source = { agent: 'test' };
+
+test('log level - plain entries and markers need level 1; groups and prune need 2; the header defaults to 1', () => {
+  assert.is(LOG_LEVEL, 2);
+  for (const op of ['assert', 'reinforce', 'retract', 'forget', 'entity', 'marker']) assert.is(appendLevel(1, op), 1, op);
+  assert.is(appendLevel(1, 'prune'), 2);
+  assert.is(appendLevel(3, 'assert'), 2, 'a group of plain writes is a batch');
+  const plain = { v: 1, op: 'assert', opId: 'a', recordedAt: 1, source, fact: { text: 'x' } } as LogMessage;
+  const batch = { v: 1, op: 'batch', opId: 'g', recordedAt: 1, entries: [plain, plain] } as LogMessage;
+  assert.is(bodyLevel(plain), 1);
+  assert.is(bodyLevel(batch), 2);
+  assert.is(parseLevelHeader(undefined), 1);
+  assert.is(parseLevelHeader(''), 1);
+  assert.is(parseLevelHeader('3'), 3);
+  assert.is(parseLevelHeader('two'), 1, 'a malformed header leaves the body to decide');
+  assert.is(hostLogLevel({}), LOG_LEVEL);
+  assert.is(hostLogLevel({ [SIMULATED_LEVEL_ENV]: '1' }), 1);
+  assert.throws(() => hostLogLevel({ [SIMULATED_LEVEL_ENV]: String(LOG_LEVEL + 1) }), /must be an integer from 1 to 2/);
+  assert.is(new NeedsUpgradeError('email', 41, 2, 1).message, 'needs upgrade: log at level 2 (seq 41), this build understands 1');
+});
+
+// ---- the machine ------------------------------------------------------------------------------------------------
+
+class HaltingRuntime implements ShardRuntime {
+  readonly calls: string[] = [];
+  catchUpError: unknown;
+  followSend: ((e: ShardEvent) => void) | undefined;
+  async open(): Promise<void> {
+    this.calls.push('open');
+  }
+  async catchUp(): Promise<void> {
+    this.calls.push('catchUp');
+    const err = this.catchUpError;
+    this.catchUpError = undefined;
+    if (err) throw err;
+  }
+  async bootstrap(): Promise<void> {
+    this.calls.push('bootstrap');
+  }
+  async claim(): Promise<void> {
+    this.calls.push('claim');
+  }
+  lead(): () => void {
+    this.calls.push('lead');
+    return () => this.calls.push('lead:cleanup');
+  }
+  follow(send: (e: ShardEvent) => void): () => void {
+    this.calls.push('follow');
+    this.followSend = send;
+    return () => this.calls.push('follow:cleanup');
+  }
+  async handOff(): Promise<void> {
+    this.calls.push('handOff');
+  }
+  async drain(): Promise<void> {
+    this.calls.push('drain');
+  }
+}
+
+async function until(actor: { getSnapshot(): { value: unknown } }, state: string): Promise<void> {
+  const deadline = Date.now() + 2_000;
+  while (actor.getSnapshot().value !== state) {
+    if (Date.now() > deadline) throw new Error(`still ${String(actor.getSnapshot().value)}, wanted ${state}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+test('shard machine - a catch-up that meets a newer log level halts in needsUpgrade: no claim, PROMOTE ignored, STOP drains', async () => {
+  const rt = new HaltingRuntime();
+  rt.catchUpError = new NeedsUpgradeError('email', 7, 2, 1);
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: true } }).start();
+  await until(actor, 'needsUpgrade');
+  assert.is(actor.getSnapshot().context.lastError, 'needs upgrade: log at level 2 (seq 7), this build understands 1');
+  actor.send({ type: 'PROMOTE' });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.is(actor.getSnapshot().value, 'needsUpgrade');
+  assert.equal(rt.calls, ['open', 'catchUp'], 'a placed leader that cannot catch up never claims');
+  actor.send({ type: 'STOP' });
+  await until(actor, 'stopped');
+  assert.equal(rt.calls, ['open', 'catchUp', 'drain']);
+});
+
+test('shard machine - a follower whose tail meets a newer log level stops following and halts', async () => {
+  const rt = new HaltingRuntime();
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: false } }).start();
+  await until(actor, 'following');
+  rt.followSend!({ type: 'NEEDS_UPGRADE', detail: 'needs upgrade: log at level 3 (seq 9), this build understands 2' });
+  await until(actor, 'needsUpgrade');
+  assert.equal(rt.calls, ['open', 'catchUp', 'follow', 'follow:cleanup']);
+  assert.match(actor.getSnapshot().context.lastError ?? '', /level 3 \(seq 9\)/);
+  actor.stop();
+});
+
+// ---- against a real nats-server ---------------------------------------------------------------------------------
+
+interface Ctx {
+  server?: NatsServerProcess;
+  nc?: NatsConnection;
+  dir?: string;
+  stores: ShardStore[];
+  subs: Subscription[];
+  n: number;
+}
+
+const live = suite<Ctx>('log levels on NATS', { stores: [], subs: [], n: 0 });
+
+live.before(async (ctx) => {
+  ctx.server = await startNatsServer();
+  ctx.nc = await connect({ servers: ctx.server.url });
+  await waitForJetStream(ctx.nc);
+  ctx.dir = mkdtempSync(join(tmpdir(), 'sm-levels-'));
+});
+
+live.after(async (ctx) => {
+  for (const s of ctx.subs) s.unsubscribe();
+  for (const s of ctx.stores) await s.close();
+  await ctx.nc?.close();
+  await ctx.server?.destroy();
+  if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true });
+});
+
+/** A host's `status` reply on a real subscription: `reply()` says what it answers now (undefined: silence). */
+function fakeHost(ctx: Ctx, node: string, reply: () => Record<string, unknown> | undefined): void {
+  ctx.subs.push(
+    ctx.nc!.subscribe(ctlSubject(node, 'status'), {
+      callback: (_, m) => {
+        const body = reply();
+        if (body) m.respond(encodePayload({ v: 1, node, ...body }, 'msgpack'));
+      },
+    }),
+  );
+}
+
+/** Waits (real time: the census asks real subscriptions) until the census changed `n` times, to `want`. */
+async function settle(levels: ReplicaLevels, want: number, changes: number[], n: number): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (levels.writeLevel !== want || changes.length < n) {
+    if (Date.now() > deadline) throw new Error(`level ${levels.writeLevel} after ${JSON.stringify(changes)}, wanted ${want}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+live('replica levels - an old build (no level advertised) holds the leader at 1; once silent past the window it no longer does', async (ctx) => {
+  const shards = [{ domain: 'email', state: 'following' }];
+  let oldUp = true;
+  fakeHost(ctx, 'r-new', () => ({ shards, logLevel: 2 }));
+  fakeHost(ctx, 'r-old', () => (oldUp ? { shards } : undefined));
+  fakeHost(ctx, 'r-other', () => ({ shards: [{ domain: 'files', state: 'following' }] }));
+  const changes: number[] = [];
+  const levels = new ReplicaLevels({
+    nc: ctx.nc!,
+    domain: 'email',
+    peers: ['r-new', 'r-old', 'r-other', 'r-absent'],
+    ownLevel: 2,
+    clock: systemTimerClock,
+    intervalMs: 100,
+    windowMs: 400,
+    requestTimeoutMs: 100,
+    onChange: (level) => changes.push(level),
+  });
+  levels.start();
+  try {
+    // The first round waits for the absent host's request to time out, then decides.
+    const deadline = Date.now() + 3_000;
+    while (levels.status().replicaLevels['r-old'] === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(levels.status(), { writeLevel: 1, replicaLevels: { 'r-new': 2, 'r-old': 1 } }, 'a host holding no email replica does not count');
+    assert.equal(changes, [], 'level 1 is where a leader starts: nothing changed');
+    oldUp = false;
+    await settle(levels, 2, changes, 1);
+    assert.equal(changes, [2]);
+    assert.equal(levels.status().replicaLevels, { 'r-new': 2 });
+    oldUp = true;
+    await settle(levels, 1, changes, 2);
+    assert.equal(changes, [2, 1], 'heard again, the old build holds the level down again');
+  } finally {
+    levels.stop();
+  }
+});
+
+async function freshShard(ctx: Ctx): Promise<{ domain: string; store: ShardStore }> {
+  const domain = `l${++ctx.n}`;
+  await ensureLogStream(await ctx.nc!.jetstreamManager({ checkAPI: false }), domain, 1);
+  const store = await openShardStore({ path: join(ctx.dir!, domain), domain, durability: 'none' });
+  ctx.stores.push(store);
+  return { domain, store };
+}
+
+function assertEntry(opId: string): AssertEntry {
+  return { v: 1, op: 'assert', opId, recordedAt: 1_764_000_000_000, source, fact: { text: `note ${opId}` } };
+}
+
+function pruneEntry(opId: string): PruneEntry {
+  return { v: 1, op: 'prune', opId, recordedAt: 1_764_000_000_000, source, fromPosition: 1, toPosition: 2, inactiveDays: 1e9 };
+}
+
+async function logged(ctx: Ctx, domain: string): Promise<{ op: string | undefined; level: string | undefined }[]> {
+  const jsm = await ctx.nc!.jetstreamManager({ checkAPI: false });
+  const n = (await jsm.streams.info(logStream(domain))).state.last_seq;
+  const out: { op: string | undefined; level: string | undefined }[] = [];
+  for (let seq = 1; seq <= n; seq++) {
+    const m = await jsm.streams.getMessage(logStream(domain), { seq });
+    out.push({ op: decodeEntry(m.data)?.op, level: m.header?.get(LEVEL_HEADER) || undefined });
+  }
+  return out;
+}
+
+live('write pipeline - at level 1 it appends one write per message and refuses prune; raised to 2 it groups and says so', async (ctx) => {
+  const { domain, store } = await freshShard(ctx);
+  const p = new WritePipeline({ nc: ctx.nc!, subject: logSubject(domain), store, lastSeq: 0, logLevel: 1, onApplied: () => undefined });
+  try {
+    await Promise.all(Array.from({ length: 60 }, (_, i) => p.submit(assertEntry(`one-${i}`))));
+    const refused = await p.submit(pruneEntry('prune-1')).then(() => undefined, (e: unknown) => e);
+    assert.instance(refused, ShardmindError);
+    assert.is((refused as ShardmindError).code, 'UPGRADE_REQUIRED');
+    let log = await logged(ctx, domain);
+    assert.is(log.length, 60, 'one message per write');
+    assert.ok(log.every((m) => m.op === 'assert' && m.level === undefined));
+
+    p.useLogLevel(2);
+    assert.is(p.writeLevel, 2);
+    await Promise.all(Array.from({ length: 60 }, (_, i) => p.submit(assertEntry(`two-${i}`))));
+    await p.submit(pruneEntry('prune-2'));
+    log = (await logged(ctx, domain)).slice(60);
+    assert.ok(log.length < 61, `grouped: ${log.length} messages for 61 writes`);
+    assert.ok(log.some((m) => m.op === 'batch'));
+    assert.ok(log.filter((m) => m.op === 'batch' || m.op === 'prune').every((m) => m.level === '2'), 'groups and prune say level 2');
+    assert.ok(log.filter((m) => m.op === 'assert').every((m) => m.level === undefined), 'a lone plain write stays level 1');
+  } finally {
+    p.close();
+    await p.settled();
+  }
+});
+
+test.run();
+live.run();
