@@ -36,6 +36,8 @@ export interface CompactOptions {
   readonly retainEntries: number;
   /** Snapshots kept in the bucket (≥ 1). */
   readonly keepSnapshots: number;
+  /** The log level of this build, recorded in the snapshot (`SnapshotMeta.logLevel`). */
+  readonly logLevel?: number;
   /** The connection's flush: paces the upload (see `SnapshotBucket.put`). */
   flush?(): Promise<void>;
   /** `entryHash` of the log's entry at `seq`, from the stream leader (undefined when it cannot say). */
@@ -106,6 +108,7 @@ export async function compactShard(o: CompactOptions): Promise<CompactReport> {
       node: o.node,
       takenAt: new Date(o.clock.now()).toISOString(),
       bytes: fileBytes(file),
+      ...(o.logLevel !== undefined ? { logLevel: o.logLevel } : {}),
     };
     step = 'open the snapshot bucket';
     const bucket = await SnapshotBucket.open(o.js, o.domain, o.replicas, o.flush ? () => o.flush!() : undefined);

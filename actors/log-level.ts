@@ -75,7 +75,8 @@ export function hostLogLevel(env: NodeJS.ProcessEnv = process.env): number {
 
 /**
  * A replica met a log message above the level it understands. It applied everything before `seq` and nothing from
- * it: an upgraded build continues from there. The shard machine moves to `needsUpgrade` on it.
+ * it: an upgraded build continues from there. The shard machine moves to `needsUpgrade` on it. Also what a bootstrap
+ * meets when the newest snapshot was taken by a build of a higher level (it installs nothing).
  */
 export class NeedsUpgradeError extends Error {
   override readonly name = 'NeedsUpgradeError';
@@ -84,8 +85,10 @@ export class NeedsUpgradeError extends Error {
     readonly seq: number,
     readonly level: number,
     readonly understood: number,
+    /** What is at that level: a log message, or the snapshot a bootstrap would install. */
+    readonly source: 'log' | 'snapshot' = 'log',
   ) {
-    super(`needs upgrade: log at level ${level} (seq ${seq}), this build understands ${understood}`);
+    super(`needs upgrade: ${source} at level ${level} (seq ${seq}), this build understands ${understood}`);
   }
 }
 

@@ -367,6 +367,7 @@ export class ShardActor implements ShardRuntime {
       storeOptions,
       retainEntries: c.retainEntries,
       keepSnapshots: c.keepSnapshots,
+      logLevel: this.logLevel,
       logHashAt: (seq) => this.logHashAt(seq),
       flush: () => this.o.nc.flush(),
       clock: this.o.clock,
@@ -567,6 +568,9 @@ export class ShardActor implements ShardRuntime {
       const { firstSeq } = await logBounds(this.o.jsm, this.domain);
       const bucket = await SnapshotBucket.find(this.o.js, this.o.jsm, this.domain, this.o.replicas);
       if (!bucket) throw new ShardmindError(ErrorCode.UNAVAILABLE, `the ${this.domain} log starts at seq ${firstSeq} and there is no snapshot bucket to start from`);
+      // A snapshot holds what every message up to its taker's log level did: a build that understands less stops here.
+      const newest = (await bucket.newest())?.meta;
+      if (newest && (newest.logLevel ?? 2) > this.logLevel) throw new NeedsUpgradeError(this.domain, newest.seq, newest.logLevel ?? 2, this.logLevel, 'snapshot');
       const { path, ...storeOptions } = this.storeOptions();
       await installNewestSnapshot({
         bucket,
@@ -843,7 +847,11 @@ export class ShardActor implements ShardRuntime {
 
   private async applyRecords(batch: readonly LogRecord[], pending: number): Promise<void> {
     // A message above this build's log level: apply what comes before it, nothing from it, and stop (`needsUpgrade`).
-    const above = batch.findIndex((r) => r.level > this.logLevel || (r.entry !== undefined && bodyLevel(r.entry) > this.logLevel));
+    // Its header says so; a body this build decodes can only be above it when the build runs below `LOG_LEVEL` (tests
+    // simulating an older build, or a header-less group from a leader before levels).
+    const understood = this.logLevel;
+    const checkBody = understood < LOG_LEVEL;
+    const above = batch.findIndex((r) => r.level > understood || (checkBody && r.entry !== undefined && bodyLevel(r.entry) > understood));
     if (above >= 0) {
       const r = batch[above]!;
       if (above > 0) await this.applyRecords(batch.slice(0, above), pending + batch.length - above);

@@ -7,7 +7,8 @@
  *              catchingUp ⇄ bootstrapping   (the log was compacted below what this replica needs next)
  *                         ↘ following → (PROMOTE) catchingUp → claiming → leading
  *   leading → (FENCED) following        leading → (HANDOFF) handingOff → following
- *   catchingUp, following → needsUpgrade   (the log holds a message above this build's log level: it stops there)
+ *   catchingUp, following, bootstrapping → needsUpgrade   (a log message, or the snapshot to install, is above
+ *                                                           this build's log level: it stops there)
  *   any → (STOP) stopping → stopped     any work failing → failed
  *
  * Replica reads (`sm.replica.<domain>.*`, `replica-service.ts`) are served in `leading` and `following` only: a
@@ -163,8 +164,16 @@ export const shardMachine = setup({
         src: 'bootstrap',
         input: ({ context }) => ({ runtime: context.runtime }),
         onDone: { target: 'catchingUp', actions: assign({ lastError: undefined }) },
-        // No snapshot yet, or a bad one: catching up finds the log compacted again and comes back (bootstrap backs off).
-        onError: { target: 'catchingUp', actions: assign({ lastError: ({ event }) => `bootstrap failed: ${describeError(event.error)}` }) },
+        onError: [
+          {
+            // The snapshot was taken by a build of a higher log level: installing it would be meeting what it did.
+            guard: { type: 'needsUpgrade', params: ({ event }) => ({ error: event.error }) },
+            target: 'needsUpgrade',
+            actions: assign({ lastError: ({ event }) => describeError(event.error) }),
+          },
+          // No snapshot yet, or a bad one: catching up finds the log compacted again and comes back (bootstrap backs off).
+          { target: 'catchingUp', actions: assign({ lastError: ({ event }) => `bootstrap failed: ${describeError(event.error)}` }) },
+        ],
       },
     },
     claiming: {

@@ -31,6 +31,12 @@ export interface SnapshotMeta {
   readonly takenAt: string;
   /** Size of the LMDB file in bytes. */
   readonly bytes: number;
+  /**
+   * The log level of the build that took it (`log-level.ts`): the store may hold what messages up to that level did,
+   * so a replica that understands less does not install it (it stops in `needsUpgrade`). Absent from snapshots taken
+   * before levels: every such build understood level 2 (compaction came after group commit).
+   */
+  readonly logLevel?: number;
 }
 
 /** A snapshot as listed: its metadata and the object's name and SHA-256 (checked on download). */
@@ -194,6 +200,7 @@ function fromInfo(domain: string, info: ObjectInfo): StoredSnapshot | undefined 
   const format = int('format');
   const epoch = int('epoch');
   const bytes = int('bytes');
+  const logLevel = int('logLevel');
   const { tailHash, digest, node, takenAt } = m;
   if (info.deleted || m['domain'] !== domain || m['v'] !== '1') return undefined;
   if (seq === undefined || format === undefined || epoch === undefined || bytes === undefined) return undefined;
@@ -201,6 +208,6 @@ function fromInfo(domain: string, info: ObjectInfo): StoredSnapshot | undefined 
   return {
     name: info.name,
     objectDigest: info.digest,
-    meta: { v: 1, domain, seq, tailHash, format, digest, epoch, node, takenAt, bytes },
+    meta: { v: 1, domain, seq, tailHash, format, digest, epoch, node, takenAt, bytes, ...(logLevel !== undefined && logLevel >= 1 ? { logLevel } : {}) },
   };
 }

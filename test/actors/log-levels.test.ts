@@ -19,6 +19,7 @@ import {
   ensureLogStream,
   hostLogLevel,
   LEVEL_HEADER,
+  LogCompactedError,
   LOG_LEVEL,
   systemTimerClock,
   NeedsUpgradeError,
@@ -69,8 +70,10 @@ class HaltingRuntime implements ShardRuntime {
     this.catchUpError = undefined;
     if (err) throw err;
   }
+  bootstrapError: unknown;
   async bootstrap(): Promise<void> {
     this.calls.push('bootstrap');
+    if (this.bootstrapError) throw this.bootstrapError;
   }
   async claim(): Promise<void> {
     this.calls.push('claim');
@@ -123,6 +126,17 @@ test('shard machine - a follower whose tail meets a newer log level stops follow
   await until(actor, 'needsUpgrade');
   assert.equal(rt.calls, ['open', 'catchUp', 'follow', 'follow:cleanup']);
   assert.match(actor.getSnapshot().context.lastError ?? '', /level 3 \(seq 9\)/);
+  actor.stop();
+});
+
+test('shard machine - a bootstrap whose snapshot was taken at a higher log level halts instead of installing it', async () => {
+  const rt = new HaltingRuntime();
+  rt.catchUpError = new LogCompactedError('email', 1, 500);
+  rt.bootstrapError = new NeedsUpgradeError('email', 499, 2, 1, 'snapshot');
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: false } }).start();
+  await until(actor, 'needsUpgrade');
+  assert.equal(rt.calls, ['open', 'catchUp', 'bootstrap']);
+  assert.is(actor.getSnapshot().context.lastError, 'needs upgrade: snapshot at level 2 (seq 499), this build understands 1');
   actor.stop();
 });
 
