@@ -103,8 +103,16 @@ export class PostingIndex {
   private readonly merged = new MergedPostingsCache();
   /** Terms whose merged blocks a batch not yet committed has rewritten (forget): readers skip `merged` for them. */
   private readonly removing = new Set<string>();
-  /** Terms forgotten since the open segment was sealed: its blocks, built before, still hold their postings. */
-  private readonly removedSinceSeal = new Set<string>();
+  /**
+   * Merges finished in memory whose batch has not committed yet, oldest first (a batch may cross several segment
+   * boundaries): `merged` takes them in at commit, and is not used meanwhile.
+   */
+  private readonly uncommittedMerges: Sealed[] = [];
+  /**
+   * Terms forgotten since `merged` last took in a merge: the blocks built at seal may still hold their postings, so
+   * their entries are invalidated instead of extended.
+   */
+  private readonly removedSinceAdvance = new Set<string>();
 
   constructor(
     private readonly blocks: BlockTable,
@@ -122,7 +130,8 @@ export class PostingIndex {
     this.sealed = undefined;
     this.dfWritten.clear();
     this.removing.clear();
-    this.removedSinceSeal.clear();
+    this.removedSinceAdvance.clear();
+    this.uncommittedMerges.length = 0;
     const part = mergedTerms !== NO_MERGE && segment > 0;
     // With no merged segment yet, the decoded postings follow every merge from the first (`complete`).
     this.merged.reset(segment - (part ? 1 : 0) === 0);
@@ -140,13 +149,19 @@ export class PostingIndex {
 
   /** A batch has committed: once the merge is complete, its blocks are readable and memory can let go. */
   committed(): void {
-    const sealed = this.sealed;
-    if (sealed !== undefined && sealed.written === sealed.blocks.count) {
-      // Readers now take the merged segment from its blocks: the decoded postings take it in too.
-      for (const term of this.removing) this.removedSinceSeal.add(term);
-      this.merged.advance(sealed.postings.segment - 1, this.open.segment - 1, sealed.blocks, this.removedSinceSeal);
+    const done = this.uncommittedMerges;
+    if (this.sealed !== undefined && this.sealed.written === this.sealed.blocks.count) {
+      done.push(this.sealed);
       this.sealed = undefined;
     }
+    // Readers now take the merged segments from their blocks: the decoded postings take them in too.
+    const last = (this.sealed?.postings.segment ?? this.open.segment) - 1;
+    for (let i = 0; i < done.length; i++) {
+      const top = i + 1 < done.length ? done[i + 1]!.postings.segment - 1 : last;
+      this.merged.advance(done[i]!.postings.segment - 1, top, done[i]!.blocks, this.removedSinceAdvance);
+    }
+    if (done.length > 0) this.removedSinceAdvance.clear();
+    done.length = 0;
     for (const term of this.removing) this.merged.invalidate(term);
     this.removing.clear();
   }
@@ -159,9 +174,9 @@ export class PostingIndex {
     const segment = segmentOf(seq);
     if (segment > this.open.segment) {
       this.finishMerge();
+      if (this.sealed !== undefined) this.uncommittedMerges.push(this.sealed);
       const open = this.open;
       this.sealed = { postings: open, blocks: open.blocks(), written: 0 };
-      this.removedSinceSeal.clear();
       this.open = openSegmentFor(segment, open.size());
       if (segment > open.segment + 1) this.finishMerge(); // jumped past the window
     }
@@ -207,7 +222,7 @@ export class PostingIndex {
     // Its merged block changes: the decoded copy goes now and again at commit (readers meanwhile use their snapshot).
     this.merged.invalidate(term);
     this.removing.add(term);
-    this.removedSinceSeal.add(term);
+    this.removedSinceAdvance.add(term);
     const { kind, a, b } = termParts(term);
     const h = hashTerm(kind, a, b, TERM_HASH);
     const [h1, h2, shape] = [h[0]!, h[1]!, h[2]!];
@@ -258,7 +273,7 @@ export class PostingIndex {
     // more than an entry holds, the decoded entry answers (`merged-postings.ts`); a term being forgotten in a batch
     // not yet committed is read from the reader's own snapshot.
     const mergedTop = (sealed?.segment ?? this.open.segment) - 1;
-    if (cap - n <= MERGED_CACHE_POSTINGS && segmentOf(maxSeq + 1) > mergedTop && !this.removing.has(term)) {
+    if (cap - n <= MERGED_CACHE_POSTINGS && segmentOf(maxSeq + 1) > mergedTop && this.uncommittedMerges.length === 0 && !this.removing.has(term)) {
       if (mergedTop < 0) return n;
       let entry = this.merged.get(term, mergedTop);
       if (entry === undefined) {
