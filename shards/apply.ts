@@ -15,6 +15,7 @@ import { ShardValidationError } from './errors.ts';
 import { episodeIdFor, factIdFor, factSeqIn, seqKey, seqOfFactId } from './ids.ts';
 import { NO_MERGE, type PostingIndex } from './postings.ts';
 import { decodeFact, encodeFact, peekStanding, readIdentityFields, supersededBytes, type IdentityFields, type StandingNumbers } from './fact-codec.ts';
+import type { FactChanges } from './fact-changes.ts';
 import type { KeyIndex } from './key-index.ts';
 import type { OpResults } from './op-results.ts';
 import type { ScoreNumbers } from './score-numbers.ts';
@@ -70,9 +71,11 @@ export interface StoreState {
   docLength: number;
   /** Blocks of the segment being merged already written, or NO_MERGE (see `postings.ts`). */
   mergedTerms: number;
+  /** Changes to stored facts so far: the key of the last one (`fact-changes.ts`). */
+  changes: number;
 }
 
-export const EMPTY_STATE: StoreState = { appliedSeq: 0, offset: 0, facts: 0, activeFacts: 0, entities: 0, episodes: 0, docs: 0, docLength: 0, mergedTerms: NO_MERGE };
+export const EMPTY_STATE: StoreState = { appliedSeq: 0, offset: 0, facts: 0, activeFacts: 0, entities: 0, episodes: 0, docs: 0, docLength: 0, mergedTerms: NO_MERGE, changes: 0 };
 
 /** The last store position used: reads bound postings and fact keys by it. */
 export function appliedPosition(s: StoreState): number {
@@ -94,6 +97,7 @@ export function stateRecord(s: StoreState): Partial<StoreState> {
     docs: s.docs,
     docLength: s.docLength,
     mergedTerms: s.mergedTerms,
+    changes: s.changes,
   };
 }
 
@@ -130,6 +134,7 @@ export class Applier {
     private readonly postings: PostingIndex,
     private readonly indexes: WriteIndexes,
     private readonly ops: OpResults,
+    private readonly changes: FactChanges,
     private readonly options: ResolvedOptions,
     readonly state: StoreState,
   ) {
@@ -227,19 +232,23 @@ export class Applier {
     return seq === undefined ? undefined : this.factAt(seq);
   }
 
-  /** The fact created at store position `seq`. */
+  /** The fact created at store position `seq`, as it now stands. */
   factAt(seq: number): Fact | undefined {
-    const bytes = this.t.facts.getBinaryFast(seq);
+    const bytes = this.changes.read(seq);
     return bytes === undefined ? undefined : decodeFact(bytes, this.options.domain);
   }
 
-  private putFact(f: Fact): void {
-    this.putFactBytes(f.seq, encodeFact(f));
+  /** A stored fact changed (numbers only: status, times, confidence …): see `changeFactBytes`. */
+  private changeFact(f: Fact): void {
+    this.changeFactBytes(f.seq, encodeFact(f));
   }
 
-  /** Every rewrite of a fact record goes through here, so its scoring numbers follow. */
-  private putFactBytes(seq: number, bytes: Buffer): void {
-    this.t.facts.putSync(seq, bytes);
+  /**
+   * Every change to a stored fact goes through here, so its scoring numbers follow. The record is not rewritten:
+   * the change is appended (`fact-changes.ts`), so only forgetting (which must remove the text) writes an old page.
+   */
+  private changeFactBytes(seq: number, bytes: Buffer): void {
+    this.changes.record(++this.state.changes, bytes);
     this.indexes.scores.set(seq, bytes);
   }
 
@@ -317,7 +326,7 @@ export class Applier {
           const validTo = Math.min(s.validTo ?? fact.validFrom, fact.validFrom);
           const i = IDENTITY;
           const identity = identityHash(i.subject, i.predicate, i.object === undefined ? undefined : i.objectIsEntity ? { entity: i.object } : i.object, i.text);
-          this.putFactBytes(incumbent, supersededBytes(bytes, validTo, e.recordedAt));
+          this.changeFactBytes(incumbent, supersededBytes(bytes, validTo, e.recordedAt));
           this.indexes.identities.remove(identity, incumbent);
           this.state.activeFacts--;
           this.indexes.activeValues.remove(key, incumbent);
@@ -364,13 +373,13 @@ export class Applier {
 
   /**
    * The sequence of the active value of a `one` (subject, predicate), or 0. Its bytes are left in `incumbentBytes`
-   * (lmdb-js's reused read buffer: valid until the next read) and its identity fields in IDENTITY.
+   * (a reused read buffer: valid until the next read) and its identity fields in IDENTITY.
    */
   private activeValueOf(hash: number, subject: string, predicate: string): number {
     this.incumbentBytes = undefined;
     if (!this.indexes.activeValues.has(hash)) return 0;
     return this.indexes.activeValues.find(hash, (seq) => {
-      const bytes = this.t.facts.getBinaryFast(seq);
+      const bytes = this.changes.read(seq);
       if (bytes === undefined) return false;
       const f = readIdentityFields(bytes, IDENTITY);
       if (!f.active || f.subject !== subject || f.predicate !== predicate) return false;
@@ -403,7 +412,7 @@ export class Applier {
     }
     const old = effectiveConfidence(f, observedAt);
     const latest = Math.max(f.latestValidFrom ?? f.validFrom, validFrom ?? f.validFrom);
-    this.putFact(
+    this.changeFact(
       withChanges(f, {
         confidence: combineConfidence(old, confidence),
         reinforcedAt: Math.max(f.reinforcedAt, observedAt),
@@ -433,7 +442,7 @@ export class Applier {
     if (f === undefined || f.status === 'forgotten') return this.notFound(e.opId, e.factId);
     if (isActive(f.status)) {
       const validTo = Math.max(f.validFrom, e.validTo ?? e.recordedAt);
-      this.putFact(withChanges(f, { validTo: Math.min(validTo, f.validTo ?? validTo), invalidatedAt: e.recordedAt, status: 'retracted' }));
+      this.changeFact(withChanges(f, { validTo: Math.min(validTo, f.validTo ?? validTo), invalidatedAt: e.recordedAt, status: 'retracted' }));
       this.state.activeFacts--;
       this.clearActivePointer(f);
       this.releaseIdentity(f);
@@ -464,7 +473,7 @@ export class Applier {
     // Chosen first, forgotten after: a tombstone rewrites the record, which a cursor over the table must not see.
     const chosen: { fact: Fact; position: number }[] = [];
     for (const { key, value } of this.t.facts.getRange({ start: e.fromPosition, end: e.toPosition })) {
-      const f = decodeFact(value, this.options.domain);
+      const f = decodeFact(this.changes.current(key, value), this.options.domain);
       if (f.status === 'forgotten') continue;
       const closedLongAgo = !isActive(f.status) && (f.invalidatedAt ?? f.recordedAt) < closedBefore;
       const decayedAway = isActive(f.status) && e.decayedBelow !== undefined && effectiveConfidence(f, e.recordedAt) < e.decayedBelow;
@@ -509,7 +518,11 @@ export class Applier {
       status: 'forgotten',
       seq: f.seq,
     };
-    this.putFact(tombstone);
+    // The text leaves the record itself; the tombstone's header is also its newest change, so no older change
+    // (superseded, reinforced …) is read over it.
+    const bytes = encodeFact(tombstone);
+    this.t.facts.putSync(f.seq, bytes);
+    this.changeFactBytes(f.seq, bytes);
   }
 
   getEntity(idOrAlias: string): Entity | undefined {

@@ -308,6 +308,15 @@ export function peekStanding(bytes: Uint8Array, out: StandingNumbers): StandingN
   return out;
 }
 
+/** The fixed part of a record: version, status, flags and every number. A change never alters the strings after it. */
+export const HEADER_BYTES = STRINGS;
+
+/** `record` (a writable copy) with `header` (a changed copy's first HEADER_BYTES) put over its own: see `fact-changes.ts`. */
+export function withHeader(record: Buffer, header: Uint8Array): Buffer {
+  record.set(header.subarray(0, HEADER_BYTES), 0);
+  return record;
+}
+
 let patched = Buffer.allocUnsafeSlow(4096);
 
 /**

@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { Applier, appliedPosition, EMPTY_STATE, stateRecord, type StoreState, type WriteIndexes } from './apply.ts';
 import { decodeValue, encodeValue } from './codec.ts';
 import { StoreFormatError } from './errors.ts';
+import { FactChanges } from './fact-changes.ts';
 import { KeyIndex } from './key-index.ts';
 import { OpResults } from './op-results.ts';
 import { ScoreNumbers } from './score-numbers.ts';
@@ -59,6 +60,9 @@ export class LmdbShardStore implements ShardStore {
   private readonly postings: PostingIndex;
   private readonly indexes: WriteIndexes = { identities: new KeyIndex(), activeValues: new KeyIndex(), scores: new ScoreNumbers() };
   private readonly ops: OpResults;
+  private readonly changes: FactChanges;
+  /** The tables as readers see them: fact records with their changes applied. */
+  private readonly readerTables: Tables;
   private applier: Applier;
   /** Committed state: what reads report. The applier's copy runs ahead while a batch is in its transaction. */
   private committed: StoreState;
@@ -73,8 +77,10 @@ export class LmdbShardStore implements ShardStore {
     this.checkFormat();
     this.postings = new PostingIndex(this.t.blocks, this.t.df);
     this.ops = new OpResults(this.t.ops, this.domain);
+    this.changes = new FactChanges(this.t.facts, this.t.changes);
+    this.readerTables = { ...this.t, facts: this.changes.reads() };
     this.committed = this.readState();
-    this.applier = new Applier(this.t, this.postings, this.indexes, this.ops, this.options, { ...this.committed });
+    this.applier = new Applier(this.t, this.postings, this.indexes, this.ops, this.changes, this.options, { ...this.committed });
     this.rebuildDerived();
   }
 
@@ -90,6 +96,7 @@ export class LmdbShardStore implements ShardStore {
 
   /** What lives in memory and is derived from the stored records: the open index segment, the write and op indexes. */
   private rebuildDerived(): void {
+    this.changes.rebuild();
     this.rebuildOpenSegment();
     this.rebuildWriteIndexes();
     this.ops.rebuild();
@@ -108,8 +115,9 @@ export class LmdbShardStore implements ShardStore {
     const predicates = this.options.predicates;
     const fields: IdentityFields = { active: false, subject: undefined, predicate: undefined, object: undefined, objectIsEntity: false, text: '' };
     for (const { key, value } of this.t.facts.getRange({})) {
-      scores.set(key, value);
-      const f = readIdentityFields(value, fields);
+      const bytes = this.changes.current(key, value);
+      scores.set(key, bytes);
+      const f = readIdentityFields(bytes, fields);
       if (!f.active) continue;
       const object: FactObject | undefined = f.object === undefined ? undefined : f.objectIsEntity ? { entity: f.object } : f.object;
       identities.add(identityHash(f.subject, f.predicate, object, f.text), key);
@@ -195,7 +203,7 @@ export class LmdbShardStore implements ShardStore {
     } catch (err) {
       // The transaction did not commit: drop what ran ahead in memory and start again from what is on disk.
       this.committed = this.readState();
-      this.applier = new Applier(this.t, this.postings, this.indexes, this.ops, this.options, { ...this.committed });
+      this.applier = new Applier(this.t, this.postings, this.indexes, this.ops, this.changes, this.options, { ...this.committed });
       this.rebuildDerived();
       throw err;
     }
@@ -227,7 +235,7 @@ export class LmdbShardStore implements ShardStore {
     const s = this.readState();
     const facts = recallFacts(
       {
-        t: this.t,
+        t: this.readerTables,
         postings: this.postings,
         domain: this.domain,
         recallFloor: this.options.recallFloor,

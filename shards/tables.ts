@@ -13,6 +13,7 @@
  * | aliases  | lower-cased alias or id      | entity id                     | upsert                    |
  * | blocks   | segment + bucket / term hash | bucket of small blocks, or a large block | append, per merge |
  * | df       | word term                    | df (uint32) + segment bitmap  | once per segment merge    |
+ * | changes  | change number (StoreState.changes) | a changed fact's header (`fact-changes.ts`) | append |
  *
  * Which active fact has an identity, and which fact is the active value of a `one` (subject, predicate), are not
  * tables: they are derived from the facts and kept in memory for the write path (`key-index.ts`), rebuilt when the
@@ -32,16 +33,17 @@
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { ResolvedOptions } from './validate.ts';
 
-export const TABLE_NAMES = ['aliases', 'blocks', 'df', 'entities', 'episodes', 'facts', 'meta', 'ops'] as const;
+export const TABLE_NAMES = ['aliases', 'blocks', 'changes', 'df', 'entities', 'episodes', 'facts', 'meta', 'ops'] as const;
 
 /**
  * The layout's version, stored as `meta/format`. 2: blocks keyed by epoch, df as uint32, no `ident` / `active`
  * tables. 3: blocks keyed by (segment, term hash) and appended; op results keyed by sequence. 4: a segment's small
  * blocks packed into hash buckets (`block-layout.ts`). 5: op results grouped 64 sequences to a record
- * (`op-results.ts`). 6: a word's df record carries a bitmap of the segments holding a block of it. A store of
- * another format is refused at open (rebuild it from the log).
+ * (`op-results.ts`). 6: a word's df record carries a bitmap of the segments holding a block of it. 7: a change to a
+ * stored fact is appended to `changes` instead of rewriting its record (`fact-changes.ts`). A store of another format
+ * is refused at open (rebuild it from the log).
  */
-export const FORMAT = 6;
+export const FORMAT = 7;
 export type TableName = (typeof TABLE_NAMES)[number];
 
 export type Table = Database<Buffer, string>;
@@ -49,6 +51,8 @@ export type Table = Database<Buffer, string>;
 export type FactTable = Database<Buffer, number>;
 /** Op results are keyed by the applying sequence / 64. */
 export type OpTable = Database<Buffer, number>;
+/** Fact changes are keyed by their number. */
+export type ChangeTable = Database<Buffer, number>;
 /** Posting blocks are keyed by 16 raw bytes (see `postings.ts`). */
 export type BlockTable = Database<Buffer, Buffer>;
 
@@ -62,6 +66,7 @@ export interface Tables {
   readonly aliases: Table;
   readonly blocks: BlockTable;
   readonly df: Table;
+  readonly changes: ChangeTable;
 }
 
 export function openTables(options: ResolvedOptions): Tables {
@@ -87,5 +92,6 @@ export function openTables(options: ResolvedOptions): Tables {
     aliases: table('aliases'),
     blocks: env.openDB<Buffer, Buffer>('blocks', { encoding: 'binary', keyEncoding: 'binary' }),
     df: table('df'),
+    changes: env.openDB<Buffer, number>('changes', { encoding: 'binary' }),
   };
 }

@@ -1,0 +1,114 @@
+/**
+ * Changes to stored facts are appended to `changes` (`shards/fact-changes.ts`), never written over the fact's own
+ * record — except forgetting, which must remove the text. Every read (getFact, history, recall with and without
+ * `asOf`, a reopened store) sees the fact as it now stands.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { open } from 'lmdb';
+import { openShardStore, type Fact, type LogEntry } from '../../shards/index.ts';
+import { assertEntry, DAY, entry, PREDICATES, T0, tempDir } from './helpers.ts';
+
+/** The raw records of the `facts` and `changes` tables (the store must be closed). */
+async function rawTables(path: string): Promise<{ facts: Map<number, Buffer>; changes: Buffer[] }> {
+  const env = open({ path, maxDbs: 16 });
+  try {
+    const facts = new Map<number, Buffer>();
+    for (const { key, value } of env.openDB<Buffer, number>('facts', { encoding: 'binary' }).getRange({})) facts.set(key, Buffer.from(value));
+    const changes: Buffer[] = [];
+    for (const { value } of env.openDB<Buffer, number>('changes', { encoding: 'binary' }).getRange({})) changes.push(Buffer.from(value));
+    return { facts, changes };
+  } finally {
+    await env.close();
+  }
+}
+
+test('superseding, reinforcing and retracting append changes; the records stay as first written; every read sees the change', async () => {
+  const dir = tempDir();
+  const opts = { path: dir.path, domain: 'd', predicates: PREDICATES, durability: 'none' as const };
+  try {
+    const log: LogEntry[] = [
+      assertEntry({ text: 'ada lives in oslo', subject: 'ada', predicate: 'p0', object: 'oslo', validFrom: T0 }, { recordedAt: T0 }),
+      assertEntry({ text: 'bob drinks tea', subject: 'bob', predicate: 'drinks', object: 'tea' }, { recordedAt: T0 + 1 }),
+      assertEntry({ text: 'kim likes maps' }, { recordedAt: T0 + 2 }),
+    ];
+    let store = openShardStore(opts);
+    for (let i = 0; i < log.length; i++) await store.apply(log[i]!, i + 1);
+    await store.close();
+    const before = await rawTables(dir.path);
+    assert.is(before.changes.length, 0);
+
+    store = openShardStore(opts);
+    const later: LogEntry[] = [
+      assertEntry({ text: 'ada lives in paris', subject: 'ada', predicate: 'p0', object: 'paris', validFrom: T0 + 10 * DAY }, { recordedAt: T0 + 10 * DAY }),
+      assertEntry({ text: 'bob drinks tea', subject: 'bob', predicate: 'drinks', object: 'tea', confidence: 0.9 }, { recordedAt: T0 + 11 * DAY }),
+      entry({ op: 'retract', factId: 'd:0000000003:0', recordedAt: T0 + 12 * DAY }),
+    ];
+    const results = [];
+    for (let i = 0; i < later.length; i++) results.push(await store.apply(later[i]!, 4 + i));
+    assert.equal(results.map((r) => r.status), ['superseded_previous', 'reinforced', 'retracted']);
+
+    const check = (label: string) => {
+      const oslo = store.getFact('d:0000000001:0')!;
+      assert.is(oslo.status, 'superseded', label);
+      assert.is(oslo.validTo, T0 + 10 * DAY, label);
+      assert.is(oslo.invalidatedAt, T0 + 10 * DAY, label);
+      const tea = store.getFact('d:0000000002:0')!;
+      assert.is(tea.confirmations, 2, label);
+      assert.ok(tea.confidence > 0.9, label);
+      assert.is(store.getFact('d:0000000003:0')!.status, 'retracted', label);
+      assert.equal(store.history('ada', 'p0').map((f: Fact) => [f.object, f.status]), [['oslo', 'superseded'], ['paris', 'active']], label);
+      // Before the change, oslo was the value; after it, paris. Recall filters on the changed times.
+      const asOf = store.recall({ query: 'ada lives', subject: 'ada', asOf: T0 + 5 * DAY, now: T0 + 20 * DAY, limit: 5 });
+      assert.equal(asOf.facts.map((f) => f.object), ['oslo'], label);
+      const now = store.recall({ query: 'ada lives', subject: 'ada', now: T0 + 20 * DAY, limit: 5 });
+      assert.equal(now.facts.map((f) => f.object), ['paris'], label);
+      const inactive = store.recall({ query: 'kim maps', includeInactive: true, now: T0 + 20 * DAY, limit: 5 });
+      assert.equal(inactive.facts.map((f) => f.status), ['retracted'], label);
+    };
+    check('live');
+    const digest = store.digest();
+    await store.close();
+
+    const after = await rawTables(dir.path);
+    assert.is(after.changes.length, 3, 'one change record per change');
+    for (const [seq, bytes] of before.facts) assert.ok(after.facts.get(seq)!.equals(bytes), `record ${seq} was not rewritten`);
+
+    store = openShardStore(opts);
+    check('reopened');
+    assert.is(store.digest(), digest);
+    await store.close();
+  } finally {
+    dir.remove();
+  }
+});
+
+test('forgetting a changed fact rewrites its record without the text and leaves no text in the changes', async () => {
+  const dir = tempDir();
+  const opts = { path: dir.path, domain: 'd', predicates: PREDICATES, durability: 'none' as const };
+  try {
+    const store = openShardStore(opts);
+    await store.apply(assertEntry({ text: 'ada secret zebra code', subject: 'ada', predicate: 'p0', object: 'zebra' }, { recordedAt: T0 }), 1);
+    await store.apply(assertEntry({ text: 'ada secret zebra code', subject: 'ada', predicate: 'p0', object: 'zebra' }, { recordedAt: T0 + 1 }), 2);
+    await store.apply(assertEntry({ text: 'ada open lion', subject: 'ada', predicate: 'p0', object: 'lion', validFrom: T0 + DAY }, { recordedAt: T0 + DAY }), 3);
+    assert.is(store.getFact('d:0000000001:0')!.status, 'superseded');
+    const forgotten = await store.apply(entry({ op: 'forget', factId: 'd:0000000001:0', recordedAt: T0 + 2 * DAY }), 4);
+    assert.is(forgotten.status, 'forgotten');
+    const f = store.getFact('d:0000000001:0')!;
+    assert.is(f.status, 'forgotten');
+    assert.is(f.text, '');
+    assert.equal(store.history('ada', 'p0').map((x) => x.object), ['lion'], 'a forgotten fact leaves the index');
+    assert.equal(store.recall({ query: 'zebra', includeInactive: true, now: T0 + 3 * DAY }).facts, []);
+    await store.close();
+    const raw = await rawTables(dir.path);
+    assert.is(raw.changes.length, 3, 'reinforced, superseded, forgotten');
+    for (const bytes of [...raw.facts.values(), ...raw.changes]) assert.not.ok(bytes.toString('latin1').includes('zebra'));
+    const reopened = openShardStore(opts);
+    assert.is(reopened.getFact('d:0000000001:0')!.status, 'forgotten');
+    await reopened.close();
+  } finally {
+    dir.remove();
+  }
+});
+
+test.run();
