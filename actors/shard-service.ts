@@ -21,10 +21,12 @@ import {
   isShardOp,
   parseForgetRequest,
   parseRememberRequest,
+  parseRememberBatchRequest,
   parseRetractRequest,
   parseEntityRequest,
   parseLookupRequest,
   toWireEntity,
+  toWireError,
   rememberReply,
   shardSubject,
   toFactInput,
@@ -32,6 +34,7 @@ import {
   REPLICA_FORWARD_HEADER,
   SHARD_OPS,
   type Encoding,
+  type RememberBatchReply,
   type ShardOp,
 } from '../protocol/index.ts';
 import type {
@@ -152,6 +155,27 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: 
       };
       return o.submit(entry).then((r) => rememberReply(o.domain, r));
     }
+    case 'remember_batch': {
+      const { req, items } = parseRememberBatchRequest(body);
+      if (req.domain !== undefined && req.domain !== o.domain) {
+        throw new ShardmindError(ErrorCode.BAD_REQUEST, `domain: this is the "${o.domain}" shard, the request names "${req.domain}"`);
+      }
+      const recordedAt = o.clock.now();
+      // Submitted in one go, so the pipeline puts them in as few log messages as it can (often one group).
+      const outcomes = items.map((item): Promise<ApplyResult> | ShardmindError => {
+        if (item instanceof ShardmindError) return item;
+        const entry: AssertEntry = {
+          v: 1,
+          opId: item.opId ?? newOpId(o),
+          recordedAt,
+          source: source(o, req.agent, item.task, req.node),
+          op: 'assert',
+          fact: toFactInput(item.fact),
+        };
+        return o.submit(entry);
+      });
+      return batchReply(o.domain, outcomes);
+    }
     case 'forget': {
       const req = parseForgetRequest(body);
       const entry: ForgetEntry = {
@@ -205,6 +229,37 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: 
       return o.submit(entry).then((r) => writeReply(o.domain, r));
     }
   }
+}
+
+/**
+ * The batch's reply once every item has settled. An item's own refusal (a bad fact, a rejected apply) stays in its
+ * slot; a failure that is the shard's (not leading any more, a log or disk error) fails the whole reply, so the
+ * client retries the batch — the items that landed then answer from the log as duplicates, applied once.
+ */
+async function batchReply(domain: string, outcomes: readonly (Promise<ApplyResult> | ShardmindError)[]): Promise<RememberBatchReply> {
+  const settled = await Promise.allSettled(outcomes);
+  const results: RememberBatchReply['results'][number][] = [];
+  for (const s of settled) {
+    if (s.status === 'rejected') {
+      const err: unknown = s.reason;
+      if (!(err instanceof ShardmindError) || err.retryable || err.code === ErrorCode.INTERNAL) throw err;
+      results.push({ error: toWireError(err) });
+      continue;
+    }
+    const value = s.value;
+    if (value instanceof ShardmindError) {
+      results.push({ error: toWireError(value) });
+      continue;
+    }
+    try {
+      const { v: _v, domain: _d, ...result } = rememberReply(domain, value);
+      results.push(result);
+    } catch (err) {
+      if (!(err instanceof ShardmindError) || err.code === ErrorCode.INTERNAL) throw err;
+      results.push({ error: toWireError(err) });
+    }
+  }
+  return { v: 1, domain, results };
 }
 
 /**

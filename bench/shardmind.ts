@@ -3,10 +3,12 @@
  * (`sm.shard.bench.<op>`) and through the router (`sm.mem.<op>`), over the same workload as the Redis peer, a
  * recall's reply turned into facts by the SDK's own conversion, as an agent's recall would be; and
  * the lost-writes check — two writers on their own connections remember at once, the host is restarted, and every
- * acknowledged fact is read back by id.
+ * acknowledged fact is read back by id. One more op, `remember_sdk`, remembers through the TypeScript SDK on the
+ * same connection: concurrent calls to one shard travel as `remember_batch` requests (client/remember-batcher.ts),
+ * which the raw ops do not do.
  */
 import { connect, type NatsConnection } from 'nats';
-import { fromRecallReply } from '../client/index.ts';
+import { connect as connectClient, fromRecallReply, type FactInput, type ShardmindClient } from '../client/index.ts';
 import { decodePayload, encodePayload, memSubject, shardSubject, type RecallReply, type RecallTableReply } from '../protocol/index.ts';
 import type { BenchContext } from './context.ts';
 import type { LostWrites } from './peers/server-memory.ts';
@@ -88,9 +90,17 @@ export function shardmindTarget(nc: NatsConnection, opts: { readonly router: boo
     await call(nc, subject, rememberBody(i));
     return 1;
   };
+  let sdk: Promise<ShardmindClient> | undefined;
+  const rememberSdk = async (i: number): Promise<number> => {
+    sdk ??= connectClient({ connection: nc, agent: 'bench', direct: true, timeoutMs: TIMEOUT_MS, deadlineMs: RETRY_BUDGET_MS });
+    const b = rememberBody(i);
+    await (await sdk).remember(b['fact'] as FactInput, { domain: BENCH_DOMAIN, opId: b['opId'] as string });
+    return 1;
+  };
   const ops: TargetOp[] = [
     { name: 'recall_direct', kind: 'recall', run: recall(direct('recall')) },
     { name: 'remember_direct', kind: 'remember', run: remember(direct('remember')) },
+    { name: 'remember_sdk', kind: 'remember', run: rememberSdk },
   ];
   if (opts.router) {
     ops.push(
@@ -103,7 +113,7 @@ export function shardmindTarget(nc: NatsConnection, opts: { readonly router: boo
     ops,
     processes: opts.processes,
     preload: (from, to) => pump(from, to, PRELOAD_IN_FLIGHT, (i) => call(nc, direct('remember'), rememberBody(i))),
-    close: async () => undefined,
+    close: async () => void (await sdk)?.close(),
   };
 }
 

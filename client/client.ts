@@ -29,6 +29,7 @@ import {
 } from '../protocol/index.ts';
 import { defined, fromRememberReply, fromWireFact, fromWriteReply, toWireFactInput } from './convert.ts';
 import { createOpIdSource, type OpIdSource } from './op-id.ts';
+import { RememberBatcher } from './remember-batcher.ts';
 import { fromRecallReply, type AnyRecallReply } from './recall-reply.ts';
 import { DEFAULT_RETRY_POLICY, isRefusal, withRetry, type RetryPolicy } from './retry.ts';
 import { SeqTracker } from './seq-tracker.ts';
@@ -122,6 +123,8 @@ export class ShardmindClient {
   private closing: Promise<void> | undefined;
   /** Domains whose replica is not on this client's node, until when (ms): replica reads go to any replica. */
   private readonly noLocalReplica = new Map<string, number>();
+  /** Concurrent direct remembers to one shard, sent together (undefined when `batchRemember: false`). */
+  private readonly batcher: RememberBatcher | undefined;
 
   /** Task calls, through the router: a task follows its work from domain to domain. */
   readonly task = {
@@ -159,23 +162,52 @@ export class ShardmindClient {
     this.direct = options.direct ?? false;
     this.policy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.onRetry = options.onRetry;
+    this.batcher =
+      options.batchRemember === false
+        ? undefined
+        : new RememberBatcher((domain, op, body) => this.call(shardSubject(domain, op), body, 'idempotent'), { agent: this.agent, node: this.node });
   }
 
-  /** Remembers a fact. Without a domain (and not `direct`) the router classifies it. */
+  /**
+   * Remembers a fact. Without a domain (and not `direct`) the router classifies it. Direct remembers to one shard
+   * that are outstanding at the same time go in one request (`remember_batch`, see `remember-batcher.ts`), each
+   * still with its own opId, result and error.
+   */
   async remember(fact: FactInput, options: RememberOptions = {}): Promise<RememberResult> {
     const opId = options.opId ?? this.opIds.next();
-    const body = defined({
-      v: 1,
-      agent: this.agent,
-      node: this.node,
-      task: options.task,
-      domain: options.domain,
-      opId,
-      fact: toWireFactInput(fact),
-    });
-    const reply = await this.call<RememberReply>(this.subject('remember', options), body, 'idempotent');
+    let reply: RememberReply;
+    if (this.batcher !== undefined && (options.direct ?? this.direct) && options.domain !== undefined) {
+      reply = await this.batcher.remember(options.domain, defined({ opId, task: options.task, fact: toWireFactInput(fact) }));
+    } else {
+      const body = defined({
+        v: 1,
+        agent: this.agent,
+        node: this.node,
+        task: options.task,
+        domain: options.domain,
+        opId,
+        fact: toWireFactInput(fact),
+      });
+      reply = await this.call<RememberReply>(this.subject('remember', options), body, 'idempotent');
+    }
     this.seqs.observe(reply.domain, reply.seq);
     return fromRememberReply(reply, opId);
+  }
+
+  /**
+   * Remembers several facts at once: a result or an error per fact, in order (one bad fact fails only itself).
+   * Direct to a shard they travel in as few requests as the payload limit allows; through the router, as
+   * concurrent requests.
+   */
+  rememberMany(facts: readonly FactInput[], options: Omit<RememberOptions, 'opId'> = {}): Promise<(RememberResult | ShardmindError)[]> {
+    return Promise.all(
+      facts.map((f) =>
+        this.remember(f, options).catch((err: unknown) => {
+          if (err instanceof ShardmindError) return err;
+          throw err;
+        }),
+      ),
+    );
   }
 
   /** Recalls facts, best first; waits (bounded, on the shard) until this client's own writes are visible. */

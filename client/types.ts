@@ -31,6 +31,11 @@ export interface ConnectOptions {
   readonly encoding?: Encoding;
   /** Talk to shards directly (`sm.shard.<domain>.<op>`) instead of through the router. Default false. */
   readonly direct?: boolean;
+  /**
+   * Direct remembers to one shard that are outstanding at once go in one `remember_batch` request (default true).
+   * A lone call is never delayed. False sends one request per call.
+   */
+  readonly batchRemember?: boolean;
   readonly retry?: Partial<RetryPolicy>;
   /** Called before each retry (for logging). */
   readonly onRetry?: (info: { readonly subject: string; readonly code: string; readonly attempt: number }) => void;

@@ -30,6 +30,9 @@ export type {
   WireObject,
   WireFactInput,
   RememberRequest,
+  RememberBatchRequest,
+  RememberBatchItem,
+  RememberBatchReply,
   RememberStatus,
   RememberReply,
   RecallRequest,
@@ -73,6 +76,7 @@ export type { WireHistoryFact } from './convert.ts';
 export {
   checkSize,
   parseRememberRequest,
+  parseRememberBatchRequest,
   parseRecallRequest,
   parseForgetRequest,
   parseRetractRequest,

@@ -18,6 +18,8 @@ export const LIMITS = {
   literalChars: 2_048,
   /** Domains named in one recall, and entries in one `minSeq` map. */
   domainsPerRequest: 64,
+  /** Items in one `remember_batch` (the request must also fit the payload limit). */
+  batchItems: 256,
   /** Upper bound of `recall.limit` at the edge; shards may clamp lower (`limits.maxRecallLimit`). */
   recallLimit: 1_000,
   /** Graph expansion hops. */

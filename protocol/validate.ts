@@ -37,6 +37,8 @@ import type {
   GetRequest,
   HistoryRequest,
   RecallRequest,
+  RememberBatchItem,
+  RememberBatchRequest,
   RememberRequest,
   RetractRequest,
   TaskBeginRequest,
@@ -126,6 +128,40 @@ export function parseRememberRequest(body: unknown): RememberRequest {
     opId: optional(id)(b['opId'], 'opId'),
     fact: parseFact(b['fact'], 'fact'),
   });
+}
+
+/**
+ * `remember_batch`: the envelope is checked as a whole (a bad `agent`, or `items` that is not a list of 1 to
+ * LIMITS.batchItems, fails the request); each item is checked on its own, so one bad fact fails only itself — its
+ * slot holds the error, and the others are remembered.
+ */
+export function parseRememberBatchRequest(body: unknown): { readonly req: Omit<RememberBatchRequest, 'items'>; readonly items: readonly (RememberBatchItem | ShardmindError)[] } {
+  const b = envelope(body);
+  const req = compact<Omit<RememberBatchRequest, 'items'>>({
+    v: 1,
+    agent: id(b['agent'], 'agent'),
+    node: optional(id)(b['node'], 'node'),
+    domain: optional(domainName)(b['domain'], 'domain'),
+  });
+  const raw = b['items'];
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > LIMITS.batchItems) {
+    throw badRequest('items', `must be a list of 1 to ${LIMITS.batchItems} items, got ${Array.isArray(raw) ? `${raw.length} items` : describe(raw)}`);
+  }
+  const items = raw.map((item: unknown, i): RememberBatchItem | ShardmindError => {
+    const path = `items[${i}]`;
+    try {
+      if (!isRecord(item)) throw badRequest(path, `must be an object with a "fact", got ${describe(item)}`);
+      return compact<RememberBatchItem>({
+        opId: optional(id)(item['opId'], `${path}.opId`),
+        task: optional(taskId)(item['task'], `${path}.task`),
+        fact: parseFact(item['fact'], `${path}.fact`),
+      });
+    } catch (err) {
+      if (err instanceof ShardmindError) return err;
+      throw err;
+    }
+  });
+  return { req, items };
 }
 
 function parseDomains(value: unknown, path: string): string | string[] {
@@ -288,6 +324,7 @@ export function parseTaskEndRequest(body: unknown): TaskEndRequest {
 /** The ops a shard serves on `sm.shard.<domain>.<op>`, each with its parser. */
 export const SHARD_REQUEST_PARSERS = {
   remember: parseRememberRequest,
+  remember_batch: parseRememberBatchRequest,
   recall: parseRecallRequest,
   forget: parseForgetRequest,
   retract: parseRetractRequest,

@@ -39,6 +39,36 @@ export interface RememberRequest {
   readonly fact: WireFactInput;
 }
 
+/**
+ * `sm.shard.<domain>.remember_batch`: several remembers in one request — a bulk import, or what the SDK sends when
+ * many `remember` calls to one shard are outstanding at once (client/remember-batcher.ts). Each item is its own
+ * write: its own opId (retried alone or with the batch, applied once), its own result or error.
+ */
+export interface RememberBatchRequest {
+  readonly v: 1;
+  readonly agent: string;
+  readonly node?: string;
+  readonly domain?: string;
+  readonly items: readonly RememberBatchItem[];
+}
+
+export interface RememberBatchItem {
+  readonly opId?: string;
+  readonly task?: string;
+  readonly fact: WireFactInput;
+}
+
+/**
+ * One result per item, in order: the item's remember reply without `v` and `domain`, or `{ error }` when that item
+ * was refused for itself (a bad fact). A refusal that concerns the whole shard (NOT_LEADER, UNAVAILABLE, …) is the
+ * reply's error instead, so the client retries the batch; the items that did land answer as duplicates.
+ */
+export interface RememberBatchReply {
+  readonly v: 1;
+  readonly domain: string;
+  readonly results: readonly (Omit<RememberReply, 'v' | 'domain'> | { readonly error: { readonly code: string; readonly message: string } })[];
+}
+
 export type RememberStatus = 'created' | 'reinforced' | 'superseded_previous' | 'recorded_superseded';
 
 export interface RememberReply {

@@ -118,6 +118,13 @@ const WRONG_TYPES: Record<ShardOp, { body: object; field: string }[]> = {
     { body: { v: 2, agent: 'tester', fact: { text: CANARY } }, field: 'v' },
     { body: { v: 1, agent: 'tester', opId: 'has spaces', fact: { text: CANARY } }, field: 'opId' },
   ],
+  remember_batch: [
+    { body: { v: 1, agent: ['tester'], items: [{ fact: { text: CANARY } }] }, field: 'agent' },
+    { body: { v: 1, agent: 'tester', items: { fact: { text: CANARY } } }, field: 'items' },
+    { body: { v: 1, agent: 'tester', items: [] }, field: 'items' },
+    { body: { v: 1, agent: 'tester', items: Array.from({ length: 257 }, () => ({ fact: { text: 'x' } })) }, field: 'items' },
+    { body: { v: 2, agent: 'tester', items: [{ fact: { text: CANARY } }] }, field: 'v' },
+  ],
   recall: [
     { body: { v: 1, query: 42 }, field: 'query' },
     { body: { v: 1, query: CANARY, limit: 'ten' }, field: 'limit' },
@@ -154,6 +161,7 @@ const WRONG_TYPES: Record<ShardOp, { body: object; field: string }[]> = {
 /** A valid body for each op, for the unknown-domain case. */
 const VALID: Record<ShardOp, object> = {
   remember: { v: 1, agent: 'tester', fact: { text: CANARY } },
+  remember_batch: { v: 1, agent: 'tester', items: [{ fact: { text: CANARY } }] },
   recall: { v: 1, query: CANARY },
   forget: { v: 1, agent: 'tester', factId: 'nope:1:0' },
   retract: { v: 1, agent: 'tester', factId: 'nope:1:0' },

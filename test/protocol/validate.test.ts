@@ -15,6 +15,7 @@ import {
   parseHistoryRequest,
   parseRecallRequest,
   parseRememberRequest,
+  parseRememberBatchRequest,
   parseRetractRequest,
   parseTaskBeginRequest,
   parseTaskEndRequest,
@@ -263,11 +264,25 @@ test('envelope helpers - errorReply and unwrapReply round trip a typed error', (
   rejects(() => unwrapReply('nope'), ErrorCode.INTERNAL);
 });
 
-test('shard ops - the eight shard subjects each have a parser', () => {
-  assert.equal([...SHARD_OPS], ['remember', 'recall', 'forget', 'retract', 'history', 'get', 'entity', 'lookup']);
+test('shard ops - the nine shard subjects each have a parser', () => {
+  assert.equal([...SHARD_OPS], ['remember', 'remember_batch', 'recall', 'forget', 'retract', 'history', 'get', 'entity', 'lookup']);
   assert.ok(isShardOp('recall'));
   assert.not.ok(isShardOp('toString'));
   assert.not.ok(isShardOp('classify'));
+});
+
+test('remember_batch - a bad envelope fails the request, a bad item only its slot', () => {
+  const fact = { text: 'The user prefers PDF attachments' };
+  assert.throws(() => parseRememberBatchRequest({ v: 1, agent: 'a', items: [] }), (e: ShardmindError) => e.message.startsWith('items:'));
+  assert.throws(() => parseRememberBatchRequest({ v: 1, items: [{ fact }] }), (e: ShardmindError) => e.message.startsWith('agent:'));
+  assert.throws(() => parseRememberBatchRequest({ v: 1, agent: 'a', items: Array.from({ length: 257 }, () => ({ fact })) }), /1 to 256 items, got 257/);
+  const { req, items } = parseRememberBatchRequest({ v: 1, agent: 'a', node: 'mini-1', items: [{ fact, opId: 'op-1', task: 't-1' }, 'nope', { fact: { text: '' } }, { fact, unknown: 1 }] });
+  assert.equal(req, { v: 1, agent: 'a', node: 'mini-1' });
+  assert.equal(items[0], { opId: 'op-1', task: 't-1', fact });
+  assert.instance(items[1], ShardmindError);
+  assert.ok((items[1] as ShardmindError).message.startsWith('items[1]:'), (items[1] as ShardmindError).message);
+  assert.ok((items[2] as ShardmindError).message.startsWith('items[2].fact.text'), (items[2] as ShardmindError).message);
+  assert.equal(items[3], { fact });
 });
 
 test.run();
