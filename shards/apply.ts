@@ -16,6 +16,7 @@ import { episodeIdFor, factIdFor, factSeqIn, seqKey, seqOfFactId } from './ids.t
 import { NO_MERGE, type PostingIndex } from './postings.ts';
 import { decodeFact, encodeFact, peekStanding, readIdentityFields, supersededBytes, type IdentityFields, type StandingNumbers } from './fact-codec.ts';
 import type { FactChanges } from './fact-changes.ts';
+import type { FactGroups } from './fact-groups.ts';
 import type { KeyIndex } from './key-index.ts';
 import type { OpResults } from './op-results.ts';
 import type { ScoreNumbers } from './score-numbers.ts';
@@ -112,7 +113,6 @@ export interface WriteIndexes {
   readonly scores: ScoreNumbers;
 }
 
-const APPEND = { append: true } as const;
 /** Scratch for reading a standing `one` value from its bytes (applying is synchronous). */
 const STANDING: StandingNumbers = { validFrom: 0, latestValidFrom: undefined, validTo: undefined, recordedAt: 0 };
 const IDENTITY: IdentityFields = { active: false, subject: undefined, predicate: undefined, object: undefined, objectIsEntity: false, text: '' };
@@ -134,6 +134,7 @@ export class Applier {
     private readonly postings: PostingIndex,
     private readonly indexes: WriteIndexes,
     private readonly ops: OpResults,
+    private readonly facts: FactGroups,
     private readonly changes: FactChanges,
     private readonly options: ResolvedOptions,
     readonly state: StoreState,
@@ -254,10 +255,7 @@ export class Applier {
 
   /** A new fact's id is above every stored one (time-ordered ids): LMDB appends it without a search or a split. */
   private appendFact(f: Fact): void {
-    const bytes = encodeFact(f);
-    // lmdb-js answers false (its types say void) when the key is not above the last one; never drop a fact silently.
-    const appended: unknown = this.t.facts.putSync(f.seq, bytes, APPEND);
-    if (appended === false) throw new Error(`fact ${f.id} is not above the stored facts`);
+    this.facts.append(f.seq, encodeFact(f));
     this.indexes.scores.setNumbers(f.seq, f);
   }
 
@@ -404,12 +402,8 @@ export class Applier {
    * observation older than the last reinforcement does not decay the old value (time never runs backwards here).
    */
   private reinforce(f: Fact, pos: number, e: LogEntry, confidence: number, observedAt: number, text: string, validFrom?: number): void {
-    // A fact seen once holds its creating observation (text, source, times, confidence — none of which change until
-    // now); before the first reinforcement overwrites the confidence, that observation becomes an episode record.
-    if (f.confirmations === 1) {
-      const first: Episode = { id: episodeIdFor(f.id, f.seq), factId: f.id, seq: f.seq, text: f.text, source: f.source, observedAt: f.observedAt, recordedAt: f.recordedAt, confidence: f.confidence };
-      this.t.episodes.putSync(first.id, encodeEpisode(first));
-    }
+    // The creating observation needs no episode record: the fact's record keeps it (text, source, times, confidence)
+    // as first written, since changes are appended beside it (`fact-changes.ts`).
     const old = effectiveConfidence(f, observedAt);
     const latest = Math.max(f.latestValidFrom ?? f.validFrom, validFrom ?? f.validFrom);
     this.changeFact(
@@ -471,8 +465,10 @@ export class Applier {
   private prune(e: PruneEntry): ApplyResult {
     const closedBefore = e.recordedAt - e.inactiveDays * DAY_MS;
     // Chosen first, forgotten after: a tombstone rewrites the record, which a cursor over the table must not see.
+    // The facts of this batch so far are stored first, so the scan sees them.
+    this.facts.flush();
     const chosen: { fact: Fact; position: number }[] = [];
-    for (const { key, value } of this.t.facts.getRange({ start: e.fromPosition, end: e.toPosition })) {
+    for (const [key, value] of this.facts.entries(e.fromPosition, e.toPosition)) {
       const f = decodeFact(this.changes.current(key, value), this.options.domain);
       if (f.status === 'forgotten') continue;
       const closedLongAgo = !isActive(f.status) && (f.invalidatedAt ?? f.recordedAt) < closedBefore;
@@ -521,7 +517,7 @@ export class Applier {
     // The text leaves the record itself; the tombstone's header is also its newest change, so no older change
     // (superseded, reinforced …) is read over it.
     const bytes = encodeFact(tombstone);
-    this.t.facts.putSync(f.seq, bytes);
+    this.facts.rewrite(f.seq, bytes);
     this.changeFactBytes(f.seq, bytes);
   }
 

@@ -19,6 +19,7 @@
  * so it reads the fact as of its own snapshot (change records are never removed).
  */
 import { factByteLength, factSeqOf, HEADER_BYTES, withHeader } from './fact-codec.ts';
+import type { FactGroups } from './fact-groups.ts';
 import { KeyIndex } from './key-index.ts';
 import type { ChangeTable, FactTable } from './tables.ts';
 
@@ -31,7 +32,7 @@ export class FactChanges {
   private scratch = Buffer.allocUnsafeSlow(4096);
 
   constructor(
-    private readonly facts: FactTable,
+    private readonly facts: FactGroups,
     private readonly table: ChangeTable,
   ) {}
 
@@ -50,11 +51,17 @@ export class FactChanges {
   }
 
   /**
-   * The record of the fact created at `seq` as it now stands, or undefined. Without changes it is lmdb-js's reused
-   * read buffer, else this object's scratch: either way valid only until the next read.
+   * The applier's read: the record of the fact created at `seq` as it now stands, or undefined. Without changes it
+   * is a reused read buffer, else this object's scratch: either way valid only until the next read.
    */
   read(seq: number): Buffer | undefined {
-    const bytes = this.facts.getBinaryFast(seq);
+    const bytes = this.facts.read(seq);
+    return bytes === undefined || !this.byFact.has(seq) ? bytes : this.withNewest(seq, bytes);
+  }
+
+  /** A reader's `read`: what its snapshot holds. */
+  private readStored(seq: number): Buffer | undefined {
+    const bytes = this.facts.stored(seq);
     return bytes === undefined || !this.byFact.has(seq) ? bytes : this.withNewest(seq, bytes);
   }
 
@@ -65,21 +72,28 @@ export class FactChanges {
 
   /**
    * The facts table as recall reads it (`RecallContext.t.facts`): each record as it stands in the reader's snapshot.
-   * It answers the reads recall makes — `getBinaryFast`, `getBinary`, `getRange` — and has no other method, so a
-   * new kind of read fails loudly instead of missing the changes.
+   * It answers the reads recall makes — `getBinaryFast`, `getBinary`, `getRange` (start, end, limit) — keyed by
+   * position, and has no other method, so a new kind of read fails loudly instead of missing the layout.
    */
   reads(): FactTable {
-    const facts = this.facts;
     const reads = {
-      getBinaryFast: (seq: number) => this.read(seq),
+      getBinaryFast: (seq: number) => this.readStored(seq),
       getBinary: (seq: number) => {
-        const bytes = this.read(seq);
+        const bytes = this.readStored(seq);
         return bytes === undefined ? undefined : Buffer.from(bytes.subarray(0, factByteLength(bytes)));
       },
-      getRange: (options: Parameters<FactTable['getRange']>[0]) =>
-        facts.getRange(options).map(({ key, value }) => ({ key, value: this.byFact.has(key) ? Buffer.from(this.withNewest(key, value)) : value })),
+      getRange: (options: { start?: number; end?: number; limit?: number } = {}) => this.range(options),
     };
     return reads as unknown as FactTable;
+  }
+
+  private *range(options: { start?: number; end?: number; limit?: number }): Generator<{ key: number; value: Buffer }> {
+    let left = options.limit ?? Number.MAX_SAFE_INTEGER;
+    if (left <= 0) return;
+    for (const [key, value] of this.facts.entries(options.start, options.end)) {
+      yield { key, value: this.byFact.has(key) ? Buffer.from(this.withNewest(key, value)) : value };
+      if (--left === 0) return;
+    }
   }
 
   private withNewest(seq: number, bytes: Buffer): Buffer {

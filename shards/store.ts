@@ -23,6 +23,7 @@ import { Applier, appliedPosition, EMPTY_STATE, stateRecord, type StoreState, ty
 import { decodeValue, encodeValue } from './codec.ts';
 import { StoreFormatError } from './errors.ts';
 import { FactChanges } from './fact-changes.ts';
+import { FactGroups } from './fact-groups.ts';
 import { KeyIndex } from './key-index.ts';
 import { OpResults } from './op-results.ts';
 import { ScoreNumbers } from './score-numbers.ts';
@@ -60,6 +61,7 @@ export class LmdbShardStore implements ShardStore {
   private readonly postings: PostingIndex;
   private readonly indexes: WriteIndexes = { identities: new KeyIndex(), activeValues: new KeyIndex(), scores: new ScoreNumbers() };
   private readonly ops: OpResults;
+  private readonly facts: FactGroups;
   private readonly changes: FactChanges;
   /** The tables as readers see them: fact records with their changes applied. */
   private readonly readerTables: Tables;
@@ -77,10 +79,11 @@ export class LmdbShardStore implements ShardStore {
     this.checkFormat();
     this.postings = new PostingIndex(this.t.blocks, this.t.df);
     this.ops = new OpResults(this.t.ops, this.domain);
-    this.changes = new FactChanges(this.t.facts, this.t.changes);
+    this.facts = new FactGroups(this.t.facts);
+    this.changes = new FactChanges(this.facts, this.t.changes);
     this.readerTables = { ...this.t, facts: this.changes.reads() };
     this.committed = this.readState();
-    this.applier = new Applier(this.t, this.postings, this.indexes, this.ops, this.changes, this.options, { ...this.committed });
+    this.applier = new Applier(this.t, this.postings, this.indexes, this.ops, this.facts, this.changes, this.options, { ...this.committed });
     this.rebuildDerived();
   }
 
@@ -96,6 +99,7 @@ export class LmdbShardStore implements ShardStore {
 
   /** What lives in memory and is derived from the stored records: the open index segment, the write and op indexes. */
   private rebuildDerived(): void {
+    this.facts.reset();
     this.changes.rebuild();
     this.rebuildOpenSegment();
     this.rebuildWriteIndexes();
@@ -114,7 +118,7 @@ export class LmdbShardStore implements ShardStore {
     scores.clear();
     const predicates = this.options.predicates;
     const fields: IdentityFields = { active: false, subject: undefined, predicate: undefined, object: undefined, objectIsEntity: false, text: '' };
-    for (const { key, value } of this.t.facts.getRange({})) {
+    for (const [key, value] of this.facts.entries()) {
       const bytes = this.changes.current(key, value);
       scores.set(key, bytes);
       const f = readIdentityFields(bytes, fields);
@@ -150,9 +154,8 @@ export class LmdbShardStore implements ShardStore {
 
   /** Re-adds the postings of the facts created in segments [from, to) (to the end of the store when undefined). */
   private addSegmentPostings(from: number, to: number | undefined, add: FactAdder): void {
-    const range = to === undefined ? { start: from * SEGMENT_SEQS } : { start: from * SEGMENT_SEQS, end: to * SEGMENT_SEQS };
     const terms = new FactTerms();
-    for (const { value } of this.t.facts.getRange(range)) {
+    for (const [, value] of this.facts.entries(from * SEGMENT_SEQS, to === undefined ? undefined : to * SEGMENT_SEQS)) {
       const f = decodeFact(value, this.domain);
       if (f.status === 'forgotten') continue;
       terms.scan(f);
@@ -185,6 +188,7 @@ export class LmdbShardStore implements ShardStore {
         }
         if (state.appliedSeq !== before) {
           this.ops.flush();
+          this.facts.flush();
           state.mergedTerms = this.postings.mergedTerms();
           this.t.meta.putSync('state', encodeValue(stateRecord(state)));
           if (tailHash !== undefined) this.t.meta.putSync(TAIL_KEY, encodeValue({ seq: state.appliedSeq, hash: tailHash }));
@@ -203,7 +207,7 @@ export class LmdbShardStore implements ShardStore {
     } catch (err) {
       // The transaction did not commit: drop what ran ahead in memory and start again from what is on disk.
       this.committed = this.readState();
-      this.applier = new Applier(this.t, this.postings, this.indexes, this.ops, this.changes, this.options, { ...this.committed });
+      this.applier = new Applier(this.t, this.postings, this.indexes, this.ops, this.facts, this.changes, this.options, { ...this.committed });
       this.rebuildDerived();
       throw err;
     }

@@ -6,7 +6,7 @@
  * |----------|------------------------------|-------------------------------|---------------------------|
  * | meta     | `state`, `leadership`        | counters, appliedSeq, offset; marker | overwrite          |
  * |          | `format`                     | FORMAT (written at creation)  | once                      |
- * | facts    | creating position (number)   | Fact (`fact-codec.ts`)        | append (MDB_APPEND)       |
+ * | facts    | creating position / 16       | 16 positions' Facts (`fact-groups.ts`) | append, per batch |
  * | episodes | `factId/position36`          | Episode (see below)           | on reinforcement          |
  * | ops      | applying position / 64       | per position: opId hash, opId, ApplyResult | append, per batch |
  * | entities | entity id                    | Entity                        | upsert                    |
@@ -22,9 +22,9 @@
  * Records are keyed by store *position*, which is the log sequence until the log holds grouped messages (a batch at
  * log sequence s takes a position per entry; `StoreState.offset` in `apply.ts`).
  *
- * A fact seen once is its own episode (the creating observation's text, source, times and confidence are the fact's
- * own fields until it is reinforced), so an assert writes no episode record; the first reinforcement writes the
- * creating episode and its own. That saved a put and an encoding per new fact.
+ * A fact's record is its creating episode (the observation's text, source, times and confidence are its fields as
+ * first written, and changes are appended beside it), so an assert writes no episode record and a reinforcement
+ * writes only its own. That saved a put and an encoding per new fact, and one per first reinforcement.
  *
  * `ops` records are keyed by the sequences that applied the ops (64 to a record), not by the client's opId: an opId
  * key was a random B-tree read and insert per write (clients' opIds need not be ordered). Which record holds an
@@ -40,14 +40,15 @@ export const TABLE_NAMES = ['aliases', 'blocks', 'changes', 'df', 'entities', 'e
  * tables. 3: blocks keyed by (segment, term hash) and appended; op results keyed by sequence. 4: a segment's small
  * blocks packed into hash buckets (`block-layout.ts`). 5: op results grouped 64 sequences to a record
  * (`op-results.ts`). 6: a word's df record carries a bitmap of the segments holding a block of it. 7: a change to a
- * stored fact is appended to `changes` instead of rewriting its record (`fact-changes.ts`). A store of another format
- * is refused at open (rebuild it from the log).
+ * stored fact is appended to `changes` instead of rewriting its record (`fact-changes.ts`). 8: the records of 16
+ * positions share one value (`fact-groups.ts`); no episode record for a fact's creating observation. A store of
+ * another format is refused at open (rebuild it from the log).
  */
-export const FORMAT = 7;
+export const FORMAT = 8;
 export type TableName = (typeof TABLE_NAMES)[number];
 
 export type Table = Database<Buffer, string>;
-/** Facts are keyed by their creating sequence: a number key looked up ~3× faster than the id string (measured). */
+/** Facts are keyed by their creating position / FACT_GROUP (a number key: looked up ~3× faster than a string, measured). */
 export type FactTable = Database<Buffer, number>;
 /** Op results are keyed by the applying sequence / 64. */
 export type OpTable = Database<Buffer, number>;

@@ -9,12 +9,19 @@ import { open } from 'lmdb';
 import { openShardStore, type Fact, type LogEntry } from '../../shards/index.ts';
 import { assertEntry, DAY, entry, PREDICATES, T0, tempDir } from './helpers.ts';
 
-/** The raw records of the `facts` and `changes` tables (the store must be closed). */
+/** The raw fact records by position and the `changes` records (the store must be closed). */
 async function rawTables(path: string): Promise<{ facts: Map<number, Buffer>; changes: Buffer[] }> {
   const env = open({ path, maxDbs: 16 });
   try {
     const facts = new Map<number, Buffer>();
-    for (const { key, value } of env.openDB<Buffer, number>('facts', { encoding: 'binary' }).getRange({})) facts.set(key, Buffer.from(value));
+    // Groups of 16 positions (`shards/fact-groups.ts`): 16 u32 end offsets, then the records.
+    for (const { key, value } of env.openDB<Buffer, number>('facts', { encoding: 'binary' }).getRange({})) {
+      for (let slot = 0; slot < 16; slot++) {
+        const start = slot === 0 ? 0 : value.readUInt32LE((slot - 1) * 4);
+        const end = value.readUInt32LE(slot * 4);
+        if (end > start) facts.set(key * 16 + slot, Buffer.from(value.subarray(64 + start, 64 + end)));
+      }
+    }
     const changes: Buffer[] = [];
     for (const { value } of env.openDB<Buffer, number>('changes', { encoding: 'binary' }).getRange({})) changes.push(Buffer.from(value));
     return { facts, changes };
@@ -102,6 +109,7 @@ test('forgetting a changed fact rewrites its record without the text and leaves 
     await store.close();
     const raw = await rawTables(dir.path);
     assert.is(raw.changes.length, 3, 'reinforced, superseded, forgotten');
+    assert.is(raw.facts.size, 2, 'zebra (reinforced once) and lion');
     for (const bytes of [...raw.facts.values(), ...raw.changes]) assert.not.ok(bytes.toString('latin1').includes('zebra'));
     const reopened = openShardStore(opts);
     assert.is(reopened.getFact('d:0000000001:0')!.status, 'forgotten');

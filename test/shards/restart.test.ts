@@ -71,7 +71,7 @@ for (const durability of ['none', 'meta'] as const) {
   });
 }
 
-for (const older of [1, 2, 3, 4, 5, 6]) {
+for (const older of [1, 2, 3, 4, 5, 6, 7]) {
   test(`a store of another format (${older}) is refused at open, not misread`, async () => {
     const dir = tempDir();
     const opts = { path: dir.path, domain: 'd', durability: 'none' as const };
@@ -87,7 +87,7 @@ for (const older of [1, 2, 3, 4, 5, 6]) {
       if (older === 1) await meta.remove('format');
       else await meta.put('format', Buffer.from([older]));
       await env.close();
-      assert.throws(() => openShardStore(opts), new RegExp(`store format ${older}, this version reads format 7`));
+      assert.throws(() => openShardStore(opts), new RegExp(`store format ${older}, this version reads format 8`));
     } finally {
       dir.remove();
     }
