@@ -252,14 +252,14 @@ async function batchReply(domain: string, outcomes: readonly (Promise<ApplyResul
       continue;
     }
     try {
-      const { v: _v, domain: _d, ...result } = rememberReply(domain, value);
+      const { v: _v, ...result } = rememberReply(domain, value);
       results.push(result);
     } catch (err) {
       if (!(err instanceof ShardmindError) || err.code === ErrorCode.INTERNAL) throw err;
       results.push({ error: toWireError(err) });
     }
   }
-  return { v: 1, domain, results };
+  return { v: 1, results };
 }
 
 /**

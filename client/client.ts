@@ -29,7 +29,7 @@ import {
 } from '../protocol/index.ts';
 import { defined, fromRememberReply, fromWireFact, fromWriteReply, toWireFactInput } from './convert.ts';
 import { createOpIdSource, type OpIdSource } from './op-id.ts';
-import { RememberBatcher } from './remember-batcher.ts';
+import { RememberBatcher, type BatchTarget } from './remember-batcher.ts';
 import { fromRecallReply, type AnyRecallReply } from './recall-reply.ts';
 import { DEFAULT_RETRY_POLICY, isRefusal, withRetry, type RetryPolicy } from './retry.ts';
 import { SeqTracker } from './seq-tracker.ts';
@@ -165,29 +165,22 @@ export class ShardmindClient {
     this.batcher =
       options.batchRemember === false
         ? undefined
-        : new RememberBatcher((domain, op, body) => this.call(shardSubject(domain, op), body, 'idempotent'), { agent: this.agent, node: this.node });
+        : new RememberBatcher((subject, body) => this.call(subject, body, 'idempotent'), { agent: this.agent, node: this.node });
   }
 
   /**
-   * Remembers a fact. Without a domain (and not `direct`) the router classifies it. Direct remembers to one shard
-   * that are outstanding at the same time go in one request (`remember_batch`, see `remember-batcher.ts`), each
-   * still with its own opId, result and error.
+   * Remembers a fact. Without a domain (and not `direct`) the router classifies it. Remembers bound for the same
+   * place (a shard, or the router with the same `domain`) that are outstanding at the same time go in one request
+   * (`remember_batch`, see `remember-batcher.ts`), each still with its own opId, result and error.
    */
   async remember(fact: FactInput, options: RememberOptions = {}): Promise<RememberResult> {
     const opId = options.opId ?? this.opIds.next();
+    const item = defined({ opId, task: options.task, fact: toWireFactInput(fact) });
     let reply: RememberReply;
-    if (this.batcher !== undefined && (options.direct ?? this.direct) && options.domain !== undefined) {
-      reply = await this.batcher.remember(options.domain, defined({ opId, task: options.task, fact: toWireFactInput(fact) }));
+    if (this.batcher !== undefined) {
+      reply = await this.batcher.remember(this.batchTarget(options), item);
     } else {
-      const body = defined({
-        v: 1,
-        agent: this.agent,
-        node: this.node,
-        task: options.task,
-        domain: options.domain,
-        opId,
-        fact: toWireFactInput(fact),
-      });
+      const body = defined({ v: 1, agent: this.agent, node: this.node, domain: options.domain, ...item });
       reply = await this.call<RememberReply>(this.subject('remember', options), body, 'idempotent');
     }
     this.seqs.observe(reply.domain, reply.seq);
@@ -371,6 +364,15 @@ export class ShardmindClient {
   close(): Promise<void> {
     this.closing ??= this.ownsConnection && !this.connection.isClosed() ? this.connection.drain() : Promise.resolve();
     return this.closing;
+  }
+
+  /** Where a remember goes, for the batcher: the shard when direct, else the router (per named domain). */
+  private batchTarget(routing: Routing): BatchTarget {
+    const domain = routing.domain;
+    if (routing.direct ?? this.direct) {
+      return { key: `shard ${domain}`, single: this.subject('remember', routing), batch: this.subject('remember_batch', routing), domain };
+    }
+    return { key: `mem ${domain ?? ''}`, single: memSubject('remember'), batch: memSubject('remember_batch'), ...(domain === undefined ? {} : { domain }) };
   }
 
   private subject(op: string, routing: Routing): string {

@@ -1,8 +1,9 @@
 /**
- * Puts concurrent `remember` calls to one shard into one request (`remember_batch`), the way a Pub/Sub or Kafka
- * producer batches publishes — but with no linger: a call is never held back to wait for company.
+ * Puts concurrent `remember` calls bound for the same place (one shard, or the router with the same `domain`) into
+ * one request (`remember_batch`), the way a Pub/Sub or Kafka producer batches publishes — but with no linger: a
+ * call is never held back to wait for company.
  *
- * While fewer than `maxInFlight` requests to the shard are outstanding, what was called in the current tick goes
+ * While fewer than `maxInFlight` requests to that place are outstanding, what was called in the current tick goes
  * out at the end of it (one call alone goes as a plain `remember`, exactly the bytes it always was). Calls made
  * while that many are outstanding wait for one to come back and then go together. An agent process with many
  * tasks writing at once sends a few requests instead of one per fact; the shard then puts them in one log message
@@ -16,8 +17,19 @@
 import { defined } from './convert.ts';
 import { ErrorCode, LIMITS, ShardmindError, type RememberBatchItem, type RememberBatchReply, type RememberReply } from '../protocol/index.ts';
 
-/** What the batcher sends through: the client's retrying request to a shard's op. */
-export type ShardRequest = <T>(domain: string, op: 'remember' | 'remember_batch', body: object) => Promise<T>;
+/** What the batcher sends through: the client's retrying request. */
+export type BatchRequest = <T>(subject: string, body: object) => Promise<T>;
+
+/** Where a call goes: a shard (`sm.shard.<domain>.*`) or the router (`sm.mem.*`, with or without a domain). */
+export interface BatchTarget {
+  /** Calls with the same key may share a request. */
+  readonly key: string;
+  /** The subject of a plain `remember`. */
+  readonly single: string;
+  /** The subject of `remember_batch`. */
+  readonly batch: string;
+  readonly domain?: string;
+}
 
 /** Requests to one shard outstanding before further calls wait to go together. */
 export const BATCH_IN_FLIGHT = 2;
@@ -32,6 +44,7 @@ interface Waiting {
 }
 
 interface ShardQueue {
+  readonly target: BatchTarget;
   waiting: Waiting[];
   inFlight: number;
   flushScheduled: boolean;
@@ -39,35 +52,35 @@ interface ShardQueue {
 
 export class RememberBatcher {
   private readonly queues = new Map<string, ShardQueue>();
-  /** Set once a host answered that it does not know `remember_batch`: every call goes alone from then on. */
-  private unsupported = false;
+  /** Subjects whose server answered that it does not know `remember_batch`: calls to them go alone from then on. */
+  private readonly unsupported = new Set<string>();
 
   constructor(
-    private readonly request: ShardRequest,
+    private readonly request: BatchRequest,
     private readonly sender: { readonly agent: string; readonly node: string | undefined },
     private readonly maxInFlight = BATCH_IN_FLIGHT,
   ) {}
 
-  remember(domain: string, item: RememberBatchItem): Promise<RememberReply> {
-    let q = this.queues.get(domain);
+  remember(target: BatchTarget, item: RememberBatchItem): Promise<RememberReply> {
+    let q = this.queues.get(target.key);
     if (q === undefined) {
-      q = { waiting: [], inFlight: 0, flushScheduled: false };
-      this.queues.set(domain, q);
+      q = { target, waiting: [], inFlight: 0, flushScheduled: false };
+      this.queues.set(target.key, q);
     }
     const queue = q;
     return new Promise<RememberReply>((resolve, reject) => {
       queue.waiting.push({ item, bytes: estimateBytes(item), resolve, reject });
-      if (queue.inFlight < this.maxInFlight) this.scheduleFlush(domain, queue);
+      if (queue.inFlight < this.maxInFlight) this.scheduleFlush(queue);
     });
   }
 
   /** At the end of this tick, so calls made together go together. */
-  private scheduleFlush(domain: string, q: ShardQueue): void {
+  private scheduleFlush(q: ShardQueue): void {
     if (q.flushScheduled) return;
     q.flushScheduled = true;
     queueMicrotask(() => {
       q.flushScheduled = false;
-      while (q.waiting.length > 0 && q.inFlight < this.maxInFlight) this.send(domain, q, this.take(q));
+      while (q.waiting.length > 0 && q.inFlight < this.maxInFlight) this.send(q, this.take(q));
     });
   }
 
@@ -84,25 +97,26 @@ export class RememberBatcher {
     return q.waiting.splice(0, n);
   }
 
-  private send(domain: string, q: ShardQueue, batch: Waiting[]): void {
+  private send(q: ShardQueue, batch: Waiting[]): void {
     q.inFlight++;
-    const sent = batch.length === 1 || this.unsupported ? this.sendEach(domain, batch) : this.sendBatch(domain, batch);
+    const sent = batch.length === 1 || this.unsupported.has(q.target.batch) ? this.sendEach(q.target, batch) : this.sendBatch(q.target, batch);
     void sent.finally(() => {
       q.inFlight--;
-      if (q.waiting.length > 0) this.scheduleFlush(domain, q);
-      else if (q.inFlight === 0) this.queues.delete(domain);
+      if (q.waiting.length > 0) this.scheduleFlush(q);
+      else if (q.inFlight === 0) this.queues.delete(q.target.key);
     });
   }
 
-  private async sendBatch(domain: string, batch: Waiting[]): Promise<void> {
-    const body = defined({ v: 1, agent: this.sender.agent, node: this.sender.node, domain, items: batch.map((w) => w.item) });
+  private async sendBatch(target: BatchTarget, batch: Waiting[]): Promise<void> {
+    const { agent, node } = this.sender;
+    const body = defined({ v: 1, agent, node, domain: target.domain, items: batch.map((w) => w.item) });
     let reply: RememberBatchReply;
     try {
-      reply = await this.request<RememberBatchReply>(domain, 'remember_batch', body);
+      reply = await this.request<RememberBatchReply>(target.batch, body);
     } catch (err) {
       if (isUnknownBatchOp(err)) {
-        this.unsupported = true;
-        return this.sendEach(domain, batch);
+        this.unsupported.add(target.batch);
+        return this.sendEach(target, batch);
       }
       for (const w of batch) w.reject(err);
       return;
@@ -111,19 +125,15 @@ export class RememberBatcher {
       const slot = reply.results[i];
       if (slot === undefined) w.reject(new ShardmindError(ErrorCode.INTERNAL, `remember_batch answered ${reply.results.length} results for ${batch.length} items`));
       else if ('error' in slot) w.reject(new ShardmindError(slot.error.code as ErrorCode, slot.error.message));
-      else w.resolve({ v: 1, domain: reply.domain, ...slot });
+      else w.resolve({ v: 1, ...slot });
     }
   }
 
   /** Each call as its own `remember`, all at once. */
-  private async sendEach(domain: string, batch: Waiting[]): Promise<void> {
+  private async sendEach(target: BatchTarget, batch: Waiting[]): Promise<void> {
+    const { agent, node } = this.sender;
     await Promise.all(
-      batch.map((w) =>
-        this.request<RememberReply>(domain, 'remember', defined({ v: 1, agent: this.sender.agent, node: this.sender.node, domain, ...w.item })).then(
-          w.resolve,
-          w.reject,
-        ),
-      ),
+      batch.map((w) => this.request<RememberReply>(target.single, defined({ v: 1, agent, node, domain: target.domain, ...w.item })).then(w.resolve, w.reject)),
     );
   }
 }
@@ -138,5 +148,5 @@ function estimateBytes(item: RememberBatchItem): number {
 }
 
 function isUnknownBatchOp(err: unknown): boolean {
-  return err instanceof ShardmindError && err.code === ErrorCode.BAD_REQUEST && err.message.includes('unknown op "remember_batch"');
+  return err instanceof ShardmindError && err.code === ErrorCode.BAD_REQUEST && /unknown (op|operation)\b.*remember_batch/.test(err.message);
 }

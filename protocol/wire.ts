@@ -40,9 +40,10 @@ export interface RememberRequest {
 }
 
 /**
- * `sm.shard.<domain>.remember_batch`: several remembers in one request — a bulk import, or what the SDK sends when
- * many `remember` calls to one shard are outstanding at once (client/remember-batcher.ts). Each item is its own
- * write: its own opId (retried alone or with the batch, applied once), its own result or error.
+ * `sm.shard.<domain>.remember_batch` / `sm.mem.remember_batch`: several remembers in one request — a bulk import, or
+ * what the SDK sends when many `remember` calls are outstanding at once (client/remember-batcher.ts). Each item is
+ * its own write: its own opId (retried alone or with the batch, applied once), its own result or error. Through the
+ * router an item without `domain` goes to its task's domain, or where the classifier puts its text.
  */
 export interface RememberBatchRequest {
   readonly v: 1;
@@ -59,14 +60,14 @@ export interface RememberBatchItem {
 }
 
 /**
- * One result per item, in order: the item's remember reply without `v` and `domain`, or `{ error }` when that item
- * was refused for itself (a bad fact). A refusal that concerns the whole shard (NOT_LEADER, UNAVAILABLE, …) is the
- * reply's error instead, so the client retries the batch; the items that did land answer as duplicates.
+ * One result per item, in order: the item's remember reply without `v` (with its `domain`: through the router the
+ * items of one batch may land in different domains), or `{ error }` when that item was refused for itself (a bad
+ * fact). A refusal that concerns a whole shard (NOT_LEADER, UNAVAILABLE, …) is the reply's error instead, so the
+ * client retries the batch; the items that did land answer as duplicates.
  */
 export interface RememberBatchReply {
   readonly v: 1;
-  readonly domain: string;
-  readonly results: readonly (Omit<RememberReply, 'v' | 'domain'> | { readonly error: { readonly code: string; readonly message: string } })[];
+  readonly results: readonly (Omit<RememberReply, 'v'> | { readonly error: { readonly code: string; readonly message: string } })[];
 }
 
 export type RememberStatus = 'created' | 'reinforced' | 'superseded_previous' | 'recorded_superseded';

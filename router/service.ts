@@ -26,6 +26,7 @@ import {
   parseHistoryRequest,
   parseRecallRequest,
   parseRememberRequest,
+  parseRememberBatchRequest,
   parseRetractRequest,
   parseEntityRequest,
   parseLookupRequest,
@@ -43,6 +44,8 @@ import {
   type LookupReply,
   type RecallReply,
   type RememberReply,
+  type RememberBatchItem,
+  type RememberBatchReply,
 } from '../protocol/index.ts';
 import { fanOut, type Classifier } from './classifier.ts';
 import { LeaderBeats } from './leader-beats.ts';
@@ -271,6 +274,50 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
       // that dies before it loses the example just as one dying between the apply and an awaited publish did).
       if (req.domain && !reply.duplicate) d.later(teach(req.fact.text, domain, req.agent, req.opId));
       return reply;
+    },
+
+    /**
+     * Each item goes where a `remember` of it would (the request's domain, else its task's, else the classifier's
+     * pick); the items bound for one shard go to it as one `remember_batch`, all shards at once. A shard's failure
+     * fails the request (the client retries it whole; what landed answers as duplicates), an item's stays its own.
+     */
+    async remember_batch(body) {
+      const { req, items } = parseRememberBatchRequest(body);
+      const named = req.domain === undefined ? undefined : requireDomain(req.domain);
+      const results: RememberBatchReply['results'][number][] = new Array(items.length);
+      const domainOf: (string | undefined)[] = new Array(items.length);
+      await Promise.all(
+        items.map(async (item, i) => {
+          if (item instanceof ShardmindError) return void (results[i] = { error: toWireError(item) });
+          try {
+            domainOf[i] = requireDomain(named ?? (item.task ? (await tasks.domainsOf(item.task))[0]! : await top(item.fact.text)));
+          } catch (err) {
+            if (!(err instanceof ShardmindError) || err.retryable) throw err;
+            results[i] = { error: toWireError(err) };
+          }
+        }),
+      );
+      // In item order: a shard applies its items in the order they came, as it would their remembers one by one.
+      const byDomain = new Map<string, number[]>();
+      for (const [i, domain] of domainOf.entries()) if (domain !== undefined) byDomain.set(domain, [...(byDomain.get(domain) ?? []), i]);
+      await Promise.all(
+        [...byDomain].map(async ([domain, indexes]) => {
+          const forShard = { v: 1, agent: req.agent, node: req.node, items: indexes.map((i) => items[i] as RememberBatchItem) };
+          const reply = await shards.ask<RememberBatchReply>(domain, 'remember_batch', forShard, writeTimeout);
+          for (const [k, i] of indexes.entries()) {
+            results[i] = reply.results[k] ?? { error: toWireError(new ShardmindError(ErrorCode.INTERNAL, `the ${domain} shard answered ${reply.results.length} results for ${indexes.length} items`)) };
+          }
+        }),
+      );
+      // As for one remember: the task notes what was learned in it (in item order), and only an agent's own choice
+      // of domain teaches the classifier.
+      for (const [i, item] of items.entries()) {
+        const r = results[i];
+        if (item instanceof ShardmindError || r === undefined || 'error' in r) continue;
+        if (item.task) await tasks.remembered(item.task, r.domain, r.factId, item.fact.text);
+        if (named && !r.duplicate) d.later(teach(item.fact.text, r.domain, req.agent, item.opId));
+      }
+      return { v: 1, results };
     },
 
     async recall(body, raw) {

@@ -1,7 +1,8 @@
 /**
  * `remember_batch` and the SDK's batching of concurrent remembers, against a real host on a real nats-server:
  * concurrent calls travel in few requests and land in few log messages, each with its own result; a lone call is a
- * plain `remember`; one bad fact fails only itself and changes nothing; a retried batch is applied once; batches
+ * plain `remember`; through the router each item goes where its remember would (named domain, task, classifier);
+ * one bad fact fails only itself and changes nothing; a retried batch is applied once; batches
  * stay under the payload limit; and the batcher falls back to one request per call for a host without the op.
  */
 import { suite } from 'uvu';
@@ -121,9 +122,9 @@ batch('a retried batch is applied once; a repeated opId inside a batch is a dupl
     ],
   };
   const first = await rawBatch(ctx.nc, 'files', body);
-  assert.is(first.domain, 'files');
   assert.is(first.results.length, 4);
-  const [a, b, again, bad] = first.results as (Omit<RememberReply, 'v' | 'domain'> & { error?: { code: string; message: string } })[];
+  const [a, b, again, bad] = first.results as (Omit<RememberReply, 'v'> & { error?: { code: string; message: string } })[];
+  assert.is(a!.domain, 'files');
   assert.is(a!.status, 'created');
   assert.is(b!.status, 'created');
   assert.is(again!.factId, a!.factId);
@@ -133,7 +134,7 @@ batch('a retried batch is applied once; a repeated opId inside a batch is a dupl
   const seq = await lastSeq(ctx.nc, 'files');
   const retried = await rawBatch(ctx.nc, 'files', body);
   assert.is(await lastSeq(ctx.nc, 'files'), seq, 'the retry appended nothing');
-  const [ra, rb] = retried.results as Omit<RememberReply, 'v' | 'domain'>[];
+  const [ra, rb] = retried.results as Omit<RememberReply, 'v'>[];
   assert.is(ra!.factId, a!.factId);
   assert.is(ra!.duplicate, true);
   assert.is(rb!.factId, b!.factId);
@@ -148,6 +149,31 @@ batch('large facts are split into requests under the payload limit', async (ctx)
   s.stop();
   assert.is(new Set(results.map((r) => r.factId)).size, 8);
   assert.ok(s.counts.remember + s.counts.batch >= 3, `8 facts of ~15 KB in ${JSON.stringify(s.counts)}`);
+});
+
+batch('through the router: concurrent remembers go as remember_batch, each item where a remember of it would go', async (ctx) => {
+  const routed = await connect({ connection: ctx.nc, agent: 'agent-r', node: NODE });
+  const { task } = await routed.task.begin('answer the email thread', { domain: 'email' });
+  const counts = { remember: 0, batch: 0 };
+  const subs = [
+    ctx.nc.subscribe('sm.mem.remember', { callback: () => void counts.remember++ }),
+    ctx.nc.subscribe('sm.mem.remember_batch', { callback: () => void counts.batch++ }),
+  ];
+  await ctx.nc.flush();
+  const named = Array.from({ length: 4 }, (_, i) => routed.remember({ text: `Routed fact ${i} for the files shard` }, { domain: 'files' }));
+  const inTask = Array.from({ length: 4 }, (_, i) => routed.remember({ text: `Task fact ${i} learned while answering` }, { task }));
+  const classified = Array.from({ length: 4 }, (_, i) => routed.remember({ text: `calendar things: standup number ${i} moved` }));
+  const [n, t, c] = await Promise.all([Promise.all(named), Promise.all(inTask), Promise.all(classified)]);
+  await ctx.nc.flush();
+  subs.forEach((sub) => sub.unsubscribe());
+  assert.ok(n.every((r) => r.domain === 'files' && r.status === 'created'), JSON.stringify(n));
+  assert.ok(t.every((r) => r.domain === 'email' && r.status === 'created'), JSON.stringify(t));
+  assert.ok(c.every((r) => r.domain === 'calendar' && r.status === 'created'), JSON.stringify(c));
+  assert.ok(counts.batch >= 1 && counts.batch + counts.remember < 12, JSON.stringify(counts));
+  // A recall in the task finds what was learned in it.
+  const { facts } = await routed.recall({ query: 'task fact learned while answering', task, limit: 10 });
+  assert.is(facts.filter((f) => t.some((r) => r.factId === f.id)).length, 4);
+  await routed.task.end(task);
 });
 
 batch('batchRemember: false sends one request per call', async (ctx) => {
@@ -166,19 +192,21 @@ const fallback = suite('the batcher and a host without remember_batch');
 fallback('an unknown-op answer turns batching off and each call is sent alone', async () => {
   const sent: string[] = [];
   let seq = 0;
-  const request = async <T>(domain: string, op: 'remember' | 'remember_batch', body: object): Promise<T> => {
-    sent.push(op);
-    if (op === 'remember_batch') throw new ShardmindError(ErrorCode.BAD_REQUEST, 'unknown op "remember_batch": a shard serves remember, recall');
-    const opId = (body as { opId: string }).opId;
+  const request = async <T>(subject: string, body: object): Promise<T> => {
+    sent.push(subject);
+    if (subject.endsWith('remember_batch')) throw new ShardmindError(ErrorCode.BAD_REQUEST, 'unknown op "remember_batch": a shard serves remember, recall');
+    const { opId, domain } = body as { opId: string; domain: string };
     return { v: 1, domain, seq: ++seq, factId: `${domain}:${seq}:0`, status: 'created', opId } as T;
   };
   const batcher = new RememberBatcher(request, { agent: 'a', node: undefined });
-  const replies = await Promise.all([1, 2, 3].map((i) => batcher.remember('email', { opId: `op-${i}`, fact: { text: `fact ${i}` } })));
-  assert.equal(sent, ['remember_batch', 'remember', 'remember', 'remember']);
+  const email = { key: 'shard email', single: 'sm.shard.email.remember', batch: 'sm.shard.email.remember_batch', domain: 'email' };
+  const replies = await Promise.all([1, 2, 3].map((i) => batcher.remember(email, { opId: `op-${i}`, fact: { text: `fact ${i}` } })));
+  assert.equal(sent, ['sm.shard.email.remember_batch', 'sm.shard.email.remember', 'sm.shard.email.remember', 'sm.shard.email.remember']);
   assert.equal(replies.map((r) => r.seq).sort(), [1, 2, 3]);
+  assert.ok(replies.every((r) => r.domain === 'email'));
   sent.length = 0;
-  await Promise.all([4, 5].map((i) => batcher.remember('email', { opId: `op-${i}`, fact: { text: `fact ${i}` } })));
-  assert.equal(sent, ['remember', 'remember'], 'no second try of the batch op');
+  await Promise.all([4, 5].map((i) => batcher.remember(email, { opId: `op-${i}`, fact: { text: `fact ${i}` } })));
+  assert.equal(sent, ['sm.shard.email.remember', 'sm.shard.email.remember'], 'no second try of the batch op');
 });
 
 fallback.run();
