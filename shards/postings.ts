@@ -328,8 +328,8 @@ export class PostingIndex {
    * of a reader's snapshot: its applied position (`maxSeq`) and stored `mergedTerms` — while a merging batch commits,
    * the merge has got further in memory than in the snapshot, whose stored counters lack the blocks written since.
    */
-  df(term: string, maxSeq: number, snapshotMerged: number): number {
-    return this.storedDf(term) + this.open.count(term, maxSeq) + this.unwrittenCount(term, maxSeq, snapshotMerged);
+  df(term: string, maxSeq: number, snapshotMerged: number, current = false): number {
+    return this.storedDf(term, current) + this.open.count(term, maxSeq) + this.unwrittenCount(term, maxSeq, snapshotMerged);
   }
 
   private unwrittenCount(term: string, maxSeq: number, snapshotMerged: number): number {
@@ -345,8 +345,10 @@ export class PostingIndex {
   }
 
   /** A word's df record: its document frequency (u32 BE), then a bitmap of the segments holding a block of it. */
-  private storedDf(term: string): number {
-    const bytes = this.dfTable.getBinaryFast(term);
+  private storedDf(term: string, current: boolean): number {
+    // A reader whose snapshot is the write path's own state (`current`: no batch in flight) takes the record the
+    // write path last wrote when it has it (in memory; at 1M facts the df table's pages are cold).
+    const bytes = (current ? this.dfWritten.get(term) : undefined) ?? this.dfTable.getBinaryFast(term);
     return bytes === undefined ? 0 : readU32(bytes, 0);
   }
 

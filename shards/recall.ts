@@ -61,7 +61,7 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
   const words = [...new Set(tokenize(q.query ?? ''))].slice(0, MAX_QUERY_TERMS);
   const maxSeq = q.asOf === undefined ? ctx.appliedPosition : lastSeqRecordedBy(ctx, q.asOf);
   const avgLength = ctx.docs > 0 ? ctx.docLength / ctx.docs : 1;
-  const dfs = words.map((w) => ctx.postings.df(wordTerm(w), ctx.appliedPosition, ctx.mergedTerms));
+  const dfs = words.map((w) => ctx.postings.df(wordTerm(w), ctx.appliedPosition, ctx.mergedTerms, ctx.scores !== undefined));
   const idf = new Map(words.map((w, i) => [w, inverseDocumentFrequency(ctx.docs, dfs[i]!)]));
   const bm25With = (weight: number, tf: number, len: number): number => weight * ((tf * (K1 + 1)) / (tf + K1 * (1 - B + (B * len) / avgLength)));
   const bm25 = (tf: number, len: number, w: string): number => bm25With(idf.get(w) ?? 0, tf, len);
