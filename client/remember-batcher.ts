@@ -54,6 +54,8 @@ export class RememberBatcher {
   private readonly queues = new Map<string, ShardQueue>();
   /** Subjects whose server answered that it does not know `remember_batch`: calls to them go alone from then on. */
   private readonly unsupported = new Set<string>();
+  /** A smaller byte budget for a place whose hosts refused a batch as too large (their `maxPayloadBytes` is lower). */
+  private readonly budgets = new Map<string, number>();
 
   constructor(
     private readonly request: BatchRequest,
@@ -84,13 +86,14 @@ export class RememberBatcher {
     });
   }
 
-  /** The next batch: in call order, at most LIMITS.batchItems items and MAX_BATCH_BYTES (at least one item). */
+  /** The next batch: in call order, at most LIMITS.batchItems items and the byte budget (at least one item). */
   private take(q: ShardQueue): Waiting[] {
+    const budget = this.budgets.get(q.target.batch) ?? MAX_BATCH_BYTES;
     let n = 0;
     let bytes = 0;
     while (n < q.waiting.length && n < LIMITS.batchItems) {
       const next = q.waiting[n]!.bytes;
-      if (n > 0 && bytes + next > MAX_BATCH_BYTES) break;
+      if (n > 0 && bytes + next > budget) break;
       bytes += next;
       n++;
     }
@@ -117,6 +120,16 @@ export class RememberBatcher {
       if (isUnknownBatchOp(err)) {
         this.unsupported.add(target.batch);
         return this.sendEach(target, batch);
+      }
+      if (err instanceof ShardmindError && err.code === ErrorCode.TOO_LARGE && batch.length > 1) {
+        // The hosts take smaller requests than the default: remember their limit, send the halves.
+        const limit = /the limit is (\d+) bytes/.exec(err.message);
+        const estimate = batch.reduce((sum, w) => sum + w.bytes, 0);
+        this.budgets.set(target.batch, limit ? Math.max(1024, Math.floor(Number(limit[1]) * 0.75)) : Math.max(1024, Math.floor(estimate / 2)));
+        const half = Math.ceil(batch.length / 2);
+        const parts = [batch.slice(0, half), batch.slice(half)];
+        await Promise.all(parts.map((part) => (part.length === 1 ? this.sendEach(target, part) : this.sendBatch(target, part))));
+        return;
       }
       for (const w of batch) w.reject(err);
       return;

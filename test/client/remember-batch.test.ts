@@ -209,4 +209,27 @@ fallback('an unknown-op answer turns batching off and each call is sent alone', 
   assert.equal(sent, ['sm.shard.email.remember', 'sm.shard.email.remember'], 'no second try of the batch op');
 });
 
+fallback('a batch refused as too large is sent in halves, and later batches stay under the limit it named', async () => {
+  const sizes: number[] = [];
+  let seq = 0;
+  const request = async <T>(subject: string, body: object): Promise<T> => {
+    const items = (body as { items?: { opId: string }[] }).items;
+    const n = items?.length ?? 1;
+    sizes.push(n);
+    if (n > 4) throw new ShardmindError(ErrorCode.TOO_LARGE, `payload is ${n * 1000} bytes; the limit is 4096 bytes`);
+    const reply = (opId: string) => ({ domain: 'email', seq: ++seq, factId: `email:${seq}:0`, status: 'created', opId });
+    return (items ? { v: 1, results: items.map((i) => reply(i.opId)) } : { v: 1, ...reply((body as { opId: string }).opId) }) as T;
+  };
+  const batcher = new RememberBatcher(request, { agent: 'a', node: undefined });
+  const email = { key: 'shard email', single: 'sm.shard.email.remember', batch: 'sm.shard.email.remember_batch', domain: 'email' };
+  const text = 'x'.repeat(300); // ~1 KB estimated each
+  const first = await Promise.all(Array.from({ length: 10 }, (_, i) => batcher.remember(email, { opId: `a-${i}`, fact: { text } })));
+  assert.is(new Set(first.map((r) => r.seq)).size, 10, 'every call answered once');
+  assert.is(sizes[0], 10);
+  assert.ok(sizes.slice(1).every((n) => n <= 5), JSON.stringify(sizes));
+  sizes.length = 0;
+  await Promise.all(Array.from({ length: 10 }, (_, i) => batcher.remember(email, { opId: `b-${i}`, fact: { text } })));
+  assert.ok(sizes.every((n) => n <= 4), `after the refusal batches fit 4096 bytes: ${JSON.stringify(sizes)}`);
+});
+
 fallback.run();
