@@ -24,6 +24,9 @@
 import type { SegmentBlocks } from './segment.ts';
 import { POSTING_BYTES } from './codec.ts';
 
+/** Word terms (`w:…`, see `records.ts`): the only ones a segment's blocks name by string. */
+const isWordTerm = (term: string): boolean => term.charCodeAt(0) === 119 && term.charCodeAt(1) === 58;
+
 /** Postings kept per term: recall's per-term cap (TERM_CAP in `recall.ts`); smaller caps are served too. */
 export const MERGED_CACHE_POSTINGS = 96;
 /** Memory the entries may take before they are all dropped (~16 bytes a posting plus the Map's entry). */
@@ -93,7 +96,8 @@ export class MergedPostingsCache {
    */
   advance(oldTop: number, newTop: number, segment: SegmentBlocks, changed: ReadonlySet<string>): void {
     for (const [term, e] of this.entries) {
-      if (e.top === oldTop) e.top = newTop;
+      // Only words are taken in from the merged segment below: any other term's entry may now lack postings.
+      if (e.top === oldTop && isWordTerm(term)) e.top = newTop;
       else if (e.top !== STALE) this.invalidate(term);
     }
     segment.forEachWordBlock((word, block) => {

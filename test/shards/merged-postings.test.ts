@@ -82,10 +82,16 @@ test('answers with the decoded merged postings are those of a store just opened,
 
     const live = openShardStore({ path: loaded.path, domain: 't', durability: 'none' });
     stores.push(live);
-    await live.applyBatch(head);
-    await live.applyBatch([windowForget]);
-    await live.applyBatch(tail);
     const qs = queries(T0 + last);
+    // Read between loads too: what recall kept must follow the merges that come after it.
+    const firstSegment = log.findIndex((x) => x.seq >= SEGMENT_SEQS + MERGE_SPAN);
+    await live.applyBatch(head.slice(0, firstSegment));
+    for (const q of qs) live.recall(q);
+    await live.applyBatch(head.slice(firstSegment));
+    for (const q of qs) live.recall(q);
+    await live.applyBatch([windowForget]);
+    for (const q of qs) live.recall(q);
+    await live.applyBatch(tail);
     const before = qs.map((q) => answer(live, q));
     assert.ok(before.filter((a) => a !== '[]').length >= qs.length - 1, 'the queries find facts');
     // Forget facts that were recalled, from segments merged long before.
