@@ -86,6 +86,21 @@ batch('concurrent remembers go in few requests and few log messages, each with i
   assert.ok(facts.some((f) => f.id === results[59]!.factId));
 });
 
+batch('rememberMany of 600 facts: at most 256 per request, every fact answered in order', async (ctx) => {
+  const s = await spy(ctx.nc, 'files');
+  const facts = Array.from({ length: 600 }, (_, i) => ({ text: `Imported file note ${i}` }));
+  const out = await ctx.client.rememberMany(facts, { domain: 'files' });
+  await ctx.nc.flush();
+  s.stop();
+  assert.is(out.length, 600);
+  assert.ok(out.every((r) => !(r instanceof ShardmindError) && r.status === 'created'));
+  const ids = out.map((r) => (r as { factId: string }).factId);
+  assert.is(new Set(ids).size, 600);
+  const seqs = out.map((r) => (r as { seq: number }).seq);
+  assert.ok(seqs.every((q, i) => i === 0 || q >= seqs[i - 1]!), 'applied in the order given');
+  assert.ok(s.counts.batch >= 3 && s.counts.batch + s.counts.remember <= 4, JSON.stringify(s.counts));
+});
+
 batch('a lone remember is a plain remember request', async (ctx) => {
   const s = await spy(ctx.nc, 'email');
   await ctx.client.remember({ text: 'A single fact, alone' }, { domain: 'email' });
