@@ -45,6 +45,7 @@ import { bucketOf, bucketWithout, BUCKET_KEY_BYTES, findInBucket, LARGE, LARGE_K
 import { SegmentPostings, type Posting, type PostingVisitor, type SegmentBlocks, type SegmentSize } from './segment.ts';
 import { hashTerm, TERM_HASH } from './term-table.ts';
 import { MERGED_CACHE_POSTINGS, MergedPostingsCache } from './merged-postings.ts';
+import { FactWords } from './fact-words.ts';
 
 export type { Posting } from './segment.ts';
 
@@ -103,6 +104,8 @@ export class PostingIndex {
   private readonly merged = new MergedPostingsCache();
   /** Terms whose merged blocks a batch not yet committed has rewritten (forget): readers skip `merged` for them. */
   private readonly removing = new Set<string>();
+  /** Every fact's words as short hashes (`fact-words.ts`): subject-filtered recall bounds its candidates with them. */
+  readonly words = new FactWords();
   /**
    * Merges finished in memory whose batch has not committed yet, oldest first (a batch may cross several segment
    * boundaries): `merged` takes them in at commit, and is not used meanwhile.
@@ -135,6 +138,8 @@ export class PostingIndex {
     const part = mergedTerms !== NO_MERGE && segment > 0;
     // With no merged segment yet, the decoded postings follow every merge from the first (`complete`).
     this.merged.reset(segment - (part ? 1 : 0) === 0);
+    // The caller re-adds the open segment's facts; older ones are read from their records when first needed.
+    this.words.reset(segment * SEGMENT_SEQS);
     if (!part) return;
     const postings = openSegmentFor(segment - 1);
     previous((terms, s) => postings.addFact(terms, s));
@@ -204,9 +209,10 @@ export class PostingIndex {
     if (end > sealed.written) sealed.written = end;
   }
 
-  /** Adds the postings of a fact created at `seq` (ascending order within the open segment). */
+  /** Adds the postings of a fact created at `seq` (ascending order within the open segment), and its words. */
   addFact(terms: FactTerms, seq: number): void {
     this.open.addFact(terms, seq);
+    this.words.add(seq, terms);
   }
 
   /** Removes a fact's posting (forget): from memory if it is in the open segment, else rewrites its block. */

@@ -15,7 +15,9 @@ import { addRelevance, bestCandidates, resetRelevance, type Candidate } from './
 import { effectiveConfidence, recencyWeight } from './decay.ts';
 import type { PostingIndex } from './postings.ts';
 import { decodeFact, factByteLength, peekFact, type FactNumbers } from './fact-codec.ts';
-import { objectEntityTerm, subjectPredicateTerm, subjectTerm, wordTerm } from './records.ts';
+import { TOO_MANY, wordHash } from './fact-words.ts';
+import { objectEntityTerm, subjectPredicateTerm, subjectTerm, termParts, wordTerm } from './records.ts';
+import { hashTerm, TERM_HASH } from './term-table.ts';
 import type { ScoreNumbers } from './score-numbers.ts';
 import type { Tables } from './tables.ts';
 import { termFrequencies, tokenize } from './text.ts';
@@ -100,7 +102,10 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
   const n = Math.min(candidates.length, fetchCap(limit));
   const scores = ctx.scores;
   const fromMemory = scores !== undefined && q.asOf === undefined;
-  for (let i = 0; i < n; i++) {
+  // A subject filter's candidates are scored from memory, and read only where they may enter (`scoreByWords`).
+  const byWords = textScoredLater && fromMemory && q.predicate === undefined;
+  if (byWords) scoreByWords(ctx, q, { candidates, n, words, idf, bm25With, at, floor, limit, expanding, scored, best, seen });
+  for (let i = 0; i < n && !byWords; i++) {
     const c = candidates[i]!;
     const full = best.length === limit && !expanding;
     if (full && !textScoredLater && c.relevance < best[limit - 1]!) break;
@@ -152,6 +157,114 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
   }
   const expanded = expand(ctx, q, direct, seen, at, floor);
   return expanded.length === 0 ? direct : [...direct, ...expanded].sort(byScore).slice(0, limit);
+}
+
+/** What a recall's scoring shares with `scoreByWords`. */
+interface Scoring {
+  readonly candidates: readonly Candidate[];
+  readonly n: number;
+  readonly words: readonly string[];
+  readonly idf: ReadonlyMap<string, number>;
+  readonly bm25With: (weight: number, tf: number, len: number) => number;
+  readonly at: number;
+  readonly floor: number;
+  readonly limit: number;
+  readonly expanding: boolean;
+  readonly scored: Scored[];
+  readonly best: number[];
+  readonly seen: Set<number>;
+}
+
+/**
+ * A subject filter's candidates, scored from memory: their text relevance is bounded by their words' hashes
+ * (`fact-words.ts`), and they are read only when that bound can still reach the top k. (A function of its own:
+ * inside `recallFacts` it made V8 compile the free-text path worse.)
+ */
+function scoreByWords(ctx: RecallContext, q: RecallQuery, s: Scoring): void {
+  const { candidates, n, words, idf, bm25With, at, floor, limit, expanding, scored, best, seen } = s;
+  const scores = ctx.scores!;
+  const hashes = words.map((w) => wordHash(wordIdentity(w)));
+  const weights = words.map((w) => idf.get(w) ?? 0);
+  const pending: Pending[] = [];
+  for (let i = 0; i < n; i++) {
+    const seq = candidates[i]!.seq;
+    if (!scores.read(seq, PEEKED) || !visible(PEEKED, q, at)) continue;
+    const effective = effectiveConfidence(PEEKED, at);
+    if (effective < floor) continue;
+    const recency = recencyWeight(PEEKED.recordedAt, at);
+    const bound = words.length === 0 ? 1 : relevanceBound(ctx, seq, hashes, weights, bm25With);
+    if (bound === SUBJECT_MATCH_RELEVANCE || words.length === 0) {
+      // No query word (certain: a word always has the same hash), or no words asked: the relevance is exact.
+      const score = bound * effective * recency;
+      if (expanding) seen.add(seq);
+      keepBest(best, score, limit);
+      scored.push({ seq, score, effective, fact: undefined, bytes: undefined });
+    } else pending.push({ seq, bound: bound * effective * recency, effective, recency });
+  }
+  // Best bound first: once the k-th best score beats the next bound, no later candidate can enter.
+  pending.sort((a, b) => b.bound - a.bound || b.seq - a.seq);
+  for (const c of pending) {
+    if (best.length === limit && !expanding && c.bound < best[limit - 1]!) break;
+    const fact = readFact(ctx, c.seq)!;
+    const tokens = tokenize(fact.text);
+    let sum = 0;
+    for (const [w, tf] of termFrequencies(tokens)) if (idf.has(w)) sum += bm25With(idf.get(w) ?? 0, tf, tokens.length);
+    const score = (sum + SUBJECT_MATCH_RELEVANCE) * c.effective * c.recency;
+    if (expanding) seen.add(c.seq);
+    keepBest(best, score, limit);
+    scored.push({ seq: c.seq, score, effective: c.effective, fact, bytes: undefined });
+  }
+}
+
+interface Pending {
+  readonly seq: number;
+  /** Its score's upper bound: relevance bound × effective confidence × recency. */
+  readonly bound: number;
+  readonly effective: number;
+  readonly recency: number;
+}
+
+const WORDS_AT = { pool: new Uint8Array(0), at: 0 };
+
+/**
+ * A subject-filtered candidate's text relevance bound from its words' hashes: SUBJECT_MATCH_RELEVANCE exactly when it
+ * holds no query word, else the BM25 sum its hashes give (its relevance, unless hashes collide), with a margin for
+ * the order of addition; a word whose frequency or length saturated counts at its largest. Unknown facts (no entry,
+ * too many words) get the loosest bound, so they are read.
+ */
+function relevanceBound(ctx: RecallContext, seq: number, hashes: readonly number[], weights: readonly number[], bm25With: (weight: number, tf: number, len: number) => number): number {
+  let loose = SUBJECT_MATCH_RELEVANCE;
+  for (const w of weights) loose += w * (K1 + 1);
+  loose *= 1 + 1e-9;
+  if (!ctx.postings.words.find(seq, (from, to, add) => readTexts(ctx, from, to, add), WORDS_AT)) return loose;
+  const { pool, at } = WORDS_AT;
+  const len = pool[at]!;
+  const n = pool[at + 1]!;
+  if (n === TOO_MANY) return loose;
+  let sum = 0;
+  let any = false;
+  for (let j = 0; j < hashes.length; j++) {
+    const h = hashes[j]!;
+    for (let o = at + 2, end = at + 2 + n * 3; o < end; o += 3) {
+      if (((pool[o]! << 8) | pool[o + 1]!) !== h) continue;
+      const tf = pool[o + 2]!;
+      any = true;
+      sum += tf >= 255 || len >= 255 ? weights[j]! * (K1 + 1) : bm25With(weights[j]!, tf, len);
+      break;
+    }
+  }
+  return any ? (sum + SUBJECT_MATCH_RELEVANCE) * (1 + 1e-9) : SUBJECT_MATCH_RELEVANCE;
+}
+
+/** The texts of the facts created in [from, to), for `fact-words.ts` to file what was indexed before this process. */
+function readTexts(ctx: RecallContext, from: number, to: number, add: (seq: number, text: string) => void): void {
+  for (const { key, value } of ctx.t.facts.getRange({ start: from, end: to })) add(key, decodeFact(value, ctx.domain).text);
+}
+
+/** A query word's identity hash (h1 of `hashTerm`), as the index files it. */
+function wordIdentity(word: string): number {
+  const { kind, a, b } = termParts(wordTerm(word));
+  return hashTerm(kind, a, b, TERM_HASH)[0]!;
 }
 
 interface Scored {

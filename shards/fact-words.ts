@@ -1,0 +1,126 @@
+/**
+ * Per fact, its words as short hashes with their frequencies, and its length in words: enough for a subject-filtered
+ * recall to bound each candidate's text relevance without reading the candidate.
+ *
+ * Why: a subject filter takes the subject's newest facts, up to max(40, 4 × limit) of them, and their text relevance
+ * (BM25 over the query words) came from reading, decoding and tokenizing each. At 10k facts a subject has a handful;
+ * at 1M most have 40, each a random read of a large file: ~230 µs a query against ~35 at 10k, and as a fifth of the
+ * bench's queries they set where the median falls. With these, a candidate whose words hold none of the query's has
+ * relevance SUBJECT_MATCH_RELEVANCE exactly (a word's hash is always the same, so "absent" is certain), and one that
+ * may hold some has a bound that is its relevance unless two words' 16-bit hashes collide; only candidates whose
+ * bound can still reach the top k are read, scored from their record as before. The answers do not change.
+ *
+ * Layout: pages of PAGE sequences, each a byte pool and, per sequence, where its entry starts (0: none). An entry is
+ * the length in words (saturating at 255), the number of distinct words n (at most MAX_WORDS kept: a fact with more
+ * is marked and always read), then n × (hash: u16, tf: u8 saturating at 255). ~30 bytes a fact.
+ *
+ * Filled as facts are indexed (`PostingIndex.addFact`: the load path, the open segment at open); facts indexed before
+ * this process opened the store are filled a page at a time from their records on first use (`fillPage`). Derived
+ * data: never stored, dropped whenever the open segment is rebuilt (at open, after a failed batch).
+ */
+import { FactTerms } from './fact-terms.ts';
+import { WORD } from './records.ts';
+
+const PAGE = 4096;
+const MAX_WORDS = 64;
+const SATURATED = 255;
+/** An entry's n when the fact had more than MAX_WORDS distinct words: nothing is known, the record is read. */
+export const TOO_MANY = 255;
+
+export const wordHash = (h1: number): number => (h1 >>> 16) & 0xffff;
+
+interface Page {
+  /** Per sequence in the page: its entry's offset + 1, or 0. */
+  readonly starts: Int32Array;
+  pool: Uint8Array;
+  used: number;
+  /** True once every fact of the page indexed before `completeFrom` has been filled from its record. */
+  filled: boolean;
+}
+
+/** Reads the records of facts [from, to) and calls `add` with each one's sequence and text. */
+export type PageReader = (from: number, to: number, add: (seq: number, text: string) => void) => void;
+
+const scanned = new FactTerms();
+
+export class FactWords {
+  private pages: (Page | undefined)[] = [];
+  /** Facts at or after this position were all indexed by this process (`add`); older ones come from their records. */
+  private completeFrom = 0;
+
+  /** Starts over: facts from `completeFrom` on will be added as they are indexed. */
+  reset(completeFrom: number): void {
+    this.pages = [];
+    this.completeFrom = completeFrom;
+  }
+
+  /** Files the words of the fact created at `seq` (its terms just scanned). */
+  add(seq: number, terms: FactTerms): void {
+    const page = this.pageFor(seq);
+    let n = 0;
+    for (let i = 0; i < terms.count; i++) if (terms.kind[i] === WORD) n++;
+    const at = this.reserve(page, 2 + Math.min(n, MAX_WORDS) * 3);
+    const pool = page.pool;
+    pool[at] = Math.min(SATURATED, terms.length);
+    if (n > MAX_WORDS) {
+      pool[at + 1] = TOO_MANY;
+      page.used = at + 2;
+    } else {
+      pool[at + 1] = n;
+      let o = at + 2;
+      for (let i = 0; i < terms.count; i++) {
+        if (terms.kind[i] !== WORD) continue;
+        const h = wordHash(terms.ident[i * 3]!);
+        pool[o] = h >>> 8;
+        pool[o + 1] = h & 0xff;
+        pool[o + 2] = Math.min(SATURATED, terms.tf[i]!);
+        o += 3;
+      }
+      page.used = o;
+    }
+    page.starts[seq - Math.floor(seq / PAGE) * PAGE] = at + 1;
+  }
+
+  /**
+   * Where the entry of the fact created at `seq` is: `out.pool` and `out.at` (its length byte), or false when there
+   * is none. `read` fills the page from its records first when facts before `completeFrom` may be missing.
+   */
+  find(seq: number, read: PageReader, out: { pool: Uint8Array; at: number }): boolean {
+    const p = Math.floor(seq / PAGE);
+    let page = this.pages[p];
+    if (seq < this.completeFrom && (page === undefined || !page.filled)) {
+      page = this.fillPage(p, read);
+    }
+    if (page === undefined) return false;
+    const start = page.starts[seq - p * PAGE]!;
+    if (start === 0) return false;
+    out.pool = page.pool;
+    out.at = start - 1;
+    return true;
+  }
+
+  private fillPage(p: number, read: PageReader): Page {
+    const page = this.pageFor(p * PAGE);
+    read(p * PAGE, Math.min((p + 1) * PAGE, this.completeFrom), (seq, text) => {
+      if (page.starts[seq - p * PAGE] !== 0) return;
+      scanned.scan({ text, subject: undefined, predicate: undefined, object: undefined });
+      this.add(seq, scanned);
+    });
+    page.filled = true;
+    return page;
+  }
+
+  private pageFor(seq: number): Page {
+    const p = Math.floor(seq / PAGE);
+    return (this.pages[p] ??= { starts: new Int32Array(PAGE), pool: new Uint8Array(PAGE * 24), used: 0, filled: false });
+  }
+
+  private reserve(page: Page, bytes: number): number {
+    if (page.used + bytes > page.pool.length) {
+      const grown = new Uint8Array(Math.max(page.pool.length * 2, page.used + bytes));
+      grown.set(page.pool.subarray(0, page.used));
+      page.pool = grown;
+    }
+    return page.used;
+  }
+}
