@@ -118,8 +118,9 @@ export class FactGroups {
 
   private startGroup(group: number): void {
     this.flush();
+    // Facts are appended in order: a group above the one just filled is not stored yet (no lookup).
+    const stored = this.group >= 0 && group > this.group ? undefined : this.table.getBinary(group);
     this.group = group;
-    const stored = this.table.getBinary(group);
     this.inTable = stored !== undefined;
     this.length = DIRECTORY;
     this.bytes.fill(0, 0, DIRECTORY);

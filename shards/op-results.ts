@@ -143,8 +143,9 @@ export class OpResults {
 
   private startGroup(group: number): void {
     this.flush();
+    // Groups fill in order: one above the group just filled is not stored yet (no lookup).
+    const stored = this.group >= 0 && group > this.group ? undefined : this.table.getBinary(group);
     this.group = group;
-    const stored = this.table.getBinary(group);
     this.stored = stored !== undefined;
     this.length = 0;
     if (stored !== undefined) {
