@@ -146,6 +146,8 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
     if (expanding) seen.add(c.seq); // only graph expansion asks
     // A fact that enters the top k keeps a copy of its bytes, so the answer needs no second lookup.
     const entered = keepBest(best, score, limit);
+    // One that did not enter (nor ties the k-th, which its sequence may still beat) can never be among the k best.
+    if (!entered && score !== best[limit - 1]) continue;
     scored.push({ seq: c.seq, score, effective, fact, bytes: entered && fact === undefined && bytes !== undefined ? Buffer.from(bytes.subarray(0, factByteLength(bytes))) : undefined });
   }
   scored.sort((a, b) => b.score - a.score || b.seq - a.seq);
@@ -197,8 +199,7 @@ function scoreByWords(ctx: RecallContext, q: RecallQuery, s: Scoring): void {
       // No query word (certain: a word always has the same hash), or no words asked: the relevance is exact.
       const score = bound * effective * recency;
       if (expanding) seen.add(seq);
-      keepBest(best, score, limit);
-      scored.push({ seq, score, effective, fact: undefined, bytes: undefined });
+      if (keepBest(best, score, limit) || score === best[limit - 1]) scored.push({ seq, score, effective, fact: undefined, bytes: undefined });
     } else pending.push({ seq, bound: bound * effective * recency, effective, recency });
   }
   // Best bound first: once the k-th best score beats the next bound, no later candidate can enter.
@@ -211,8 +212,7 @@ function scoreByWords(ctx: RecallContext, q: RecallQuery, s: Scoring): void {
     for (const [w, tf] of termFrequencies(tokens)) if (idf.has(w)) sum += bm25With(idf.get(w) ?? 0, tf, tokens.length);
     const score = (sum + SUBJECT_MATCH_RELEVANCE) * c.effective * c.recency;
     if (expanding) seen.add(c.seq);
-    keepBest(best, score, limit);
-    scored.push({ seq: c.seq, score, effective: c.effective, fact, bytes: undefined });
+    if (keepBest(best, score, limit) || score === best[limit - 1]) scored.push({ seq: c.seq, score, effective: c.effective, fact, bytes: undefined });
   }
 }
 
