@@ -39,7 +39,7 @@ for (let run = 0; run < RUNS; run++) {
     if (COUNT) {
       // The store's tables are private; a measuring tool may look inside.
       const t = (store as unknown as { t: Record<string, Countable> & { env: { transactionSync: (f: () => unknown) => unknown } } }).t;
-      for (const name of ['facts', 'episodes', 'ops', 'blocks', 'df', 'meta', 'entities', 'aliases']) {
+      for (const name of ['facts', 'changes', 'episodes', 'ops', 'blocks', 'df', 'meta', 'entities', 'aliases']) {
         const table = t[name]!;
         const put = table.putSync.bind(table);
         const remove = table.removeSync.bind(table);
