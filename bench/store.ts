@@ -14,9 +14,10 @@
  * messages of 16, as the log holds them after group commit, over the first 200k facts (500k without --quick), beside
  * `load_facts_per_s_plain_first`, the same facts as plain entries), `load_cpu_us_per_fact`, `recall_p50_us_10k` and
  * `recall_p50_us_1m` (from the alternated phase), `recall_cpu_us_10k`/`_1m` (median CPU per query), the ratio of
- * each, `rss_mb_1m` (before the 10k store opens), `open_ms` (reopening the 1M store rebuilds its in-memory
- * indexes), the synced load rate, and the machine's `load_average`. `--quick` runs fewer queries but still reaches
- * 1M facts.
+ * each, `recall_cpu_us_text_*`/`recall_cpu_us_subject_*` (median CPU of free-text and of subject-filtered queries,
+ * for reading where the time goes; not part of the ratio), `rss_mb_1m` (before the 10k store opens), `open_ms`
+ * (reopening the 1M store rebuilds its in-memory indexes), the synced load rate, and the machine's `load_average`.
+ * `--quick` runs fewer queries but still reaches 1M facts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -68,6 +69,9 @@ interface Timings {
   wallUs: number[];
   cpuUs: number[];
   hits: number;
+  /** CPU per query by kind (free text, or filtered by subject): where a size's time goes. */
+  textCpuUs?: number[];
+  subjectCpuUs?: number[];
 }
 
 function timeRecall(store: ShardStore, q: RecallQuery, into: Timings): void {
@@ -77,6 +81,7 @@ function timeRecall(store: ShardStore, q: RecallQuery, into: Timings): void {
   into.wallUs.push((performance.now() - t) * 1000);
   const used = process.cpuUsage(cpu);
   into.cpuUs.push(used.user + used.system);
+  (q.subject === undefined ? into.textCpuUs : into.subjectCpuUs)?.push(used.user + used.system);
 }
 
 const summarize = (t: Timings, n: number) => {
@@ -130,8 +135,8 @@ try {
   await load(small, new Workload(42), 0, SMALL);
   gc();
   const sides = [
-    { store: small, facts: SMALL, t: { wallUs: [], cpuUs: [], hits: 0 } as Timings },
-    { store: large, facts: LARGE, t: { wallUs: [], cpuUs: [], hits: 0 } as Timings },
+    { store: small, facts: SMALL, t: { wallUs: [], cpuUs: [], hits: 0, textCpuUs: [], subjectCpuUs: [] } as Timings },
+    { store: large, facts: LARGE, t: { wallUs: [], cpuUs: [], hits: 0, textCpuUs: [], subjectCpuUs: [] } as Timings },
   ];
   // Warm-up on both, then each query (the same text, subject filter and limit; `now` is each store's present) on one
   // size then the other, the order swapping every query.
@@ -156,6 +161,13 @@ try {
     [`recall_cpu_us_${label(LARGE)}`]: l.cpu,
     [`rss_mb_${label(LARGE)}`]: rssLarge,
     [`data_mb_${label(LARGE)}`]: bytesLarge,
+    // Not part of the ratio: the median CPU of each kind of query (a fifth of them filter by subject).
+    ...Object.fromEntries(
+      sides.flatMap((side) => [
+        [`recall_cpu_us_text_${label(side.facts)}`, Math.round(percentile(sortedCopy(side.t.textCpuUs ?? []), 50))],
+        [`recall_cpu_us_subject_${label(side.facts)}`, Math.round(percentile(sortedCopy(side.t.subjectCpuUs ?? []), 50))],
+      ]),
+    ),
     recall_ratio_1m_10k: Number((l.p50 / s.p50).toFixed(2)),
     recall_cpu_ratio_1m_10k: Number((l.cpu / s.cpu).toFixed(2)),
   });
