@@ -166,7 +166,7 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: 
         if (item instanceof ShardmindError) return item;
         const entry: AssertEntry = {
           v: 1,
-          opId: item.opId ?? newOpId(o),
+          opId: item.opId,
           recordedAt,
           source: source(o, req.agent, item.task, req.node),
           op: 'assert',

@@ -15,7 +15,7 @@
  * op": the batcher then sends each call alone from then on.
  */
 import { defined } from './convert.ts';
-import { ErrorCode, LIMITS, ShardmindError, type RememberBatchItem, type RememberBatchReply, type RememberReply } from '../protocol/index.ts';
+import { ErrorCode, LIMITS, ShardmindError, isRecord, type RememberBatchItem, type RememberBatchReply, type RememberReply } from '../protocol/index.ts';
 
 /** What the batcher sends through: the client's retrying request. */
 export type BatchRequest = <T>(subject: string, body: object) => Promise<T>;
@@ -35,6 +35,8 @@ export interface BatchTarget {
 export const BATCH_IN_FLIGHT = 2;
 /** A batch's estimated size stays under this: the hosts' default payload limit is 64 KiB. */
 export const MAX_BATCH_BYTES = 48 * 1024;
+/** After a place answered "unknown op" for `remember_batch`, how long its calls go alone before the op is tried again. */
+export const RETRY_BATCH_OP_MS = 60_000;
 
 interface Waiting {
   readonly item: RememberBatchItem;
@@ -52,8 +54,11 @@ interface ShardQueue {
 
 export class RememberBatcher {
   private readonly queues = new Map<string, ShardQueue>();
-  /** Subjects whose server answered that it does not know `remember_batch`: calls to them go alone from then on. */
-  private readonly unsupported = new Set<string>();
+  /**
+   * Subjects whose server answered that it does not know `remember_batch`, until when (ms): calls to them go alone
+   * meanwhile, and the op is tried again after that (a rolling upgrade reaches them).
+   */
+  private readonly unsupported = new Map<string, number>();
   /** A smaller byte budget for a place whose hosts refused a batch as too large (their `maxPayloadBytes` is lower). */
   private readonly budgets = new Map<string, number>();
 
@@ -102,12 +107,19 @@ export class RememberBatcher {
 
   private send(q: ShardQueue, batch: Waiting[]): void {
     q.inFlight++;
-    const sent = batch.length === 1 || this.unsupported.has(q.target.batch) ? this.sendEach(q.target, batch) : this.sendBatch(q.target, batch);
-    void sent.finally(() => {
-      q.inFlight--;
-      if (q.waiting.length > 0) this.scheduleFlush(q);
-      else if (q.inFlight === 0) this.queues.delete(q.target.key);
-    });
+    const alone = batch.length === 1 || (this.unsupported.get(q.target.batch) ?? 0) > Date.now();
+    const sent = alone ? this.sendEach(q.target, batch) : this.sendBatch(q.target, batch);
+    void sent
+      // Whatever went wrong, nobody is left waiting: a caller not answered by now gets the error.
+      .catch((err: unknown) => {
+        const e = err instanceof ShardmindError ? err : new ShardmindError(ErrorCode.INTERNAL, `remember_batch: ${(err as Error).message}`, { cause: err });
+        for (const w of batch) w.reject(e);
+      })
+      .finally(() => {
+        q.inFlight--;
+        if (q.waiting.length > 0) this.scheduleFlush(q);
+        else if (q.inFlight === 0) this.queues.delete(q.target.key);
+      });
   }
 
   private async sendBatch(target: BatchTarget, batch: Waiting[]): Promise<void> {
@@ -118,7 +130,7 @@ export class RememberBatcher {
       reply = await this.request<RememberBatchReply>(target.batch, body);
     } catch (err) {
       if (isUnknownBatchOp(err)) {
-        this.unsupported.add(target.batch);
+        this.unsupported.set(target.batch, Date.now() + RETRY_BATCH_OP_MS);
         return this.sendEach(target, batch);
       }
       if (err instanceof ShardmindError && err.code === ErrorCode.TOO_LARGE && batch.length > 1) {
@@ -134,11 +146,19 @@ export class RememberBatcher {
       for (const w of batch) w.reject(err);
       return;
     }
+    const results: readonly unknown[] = Array.isArray(reply?.results) ? reply.results : [];
     for (const [i, w] of batch.entries()) {
-      const slot = reply.results[i];
-      if (slot === undefined) w.reject(new ShardmindError(ErrorCode.INTERNAL, `remember_batch answered ${reply.results.length} results for ${batch.length} items`));
-      else if ('error' in slot) w.reject(new ShardmindError(slot.error.code as ErrorCode, slot.error.message));
-      else w.resolve({ v: 1, ...slot });
+      const slot = results[i];
+      if (!isRecord(slot)) {
+        w.reject(new ShardmindError(ErrorCode.INTERNAL, `remember_batch answered ${results.length} results for ${batch.length} items`));
+      } else if (isRecord(slot['error'])) {
+        const e = slot['error'];
+        w.reject(new ShardmindError(String(e['code']) as ErrorCode, String(e['message'])));
+      } else if (typeof slot['factId'] === 'string' && typeof slot['seq'] === 'number' && typeof slot['domain'] === 'string') {
+        w.resolve({ v: 1, ...(slot as Omit<RememberReply, 'v'>) });
+      } else {
+        w.reject(new ShardmindError(ErrorCode.INTERNAL, `remember_batch answered an item with neither a result nor an error`));
+      }
     }
   }
 
@@ -151,13 +171,17 @@ export class RememberBatcher {
   }
 }
 
-/** An upper bound of the item's msgpack size without encoding it: UTF-8 is at most 3 bytes per UTF-16 unit. */
+/**
+ * An upper bound of the item's msgpack size without encoding it: the text's exact UTF-8 length (it is most of an
+ * item), ids (ASCII by the wire's rules) at their length, names at 3 bytes per UTF-16 unit (UTF-8's worst), and
+ * room for the keys, the timestamps and the numbers.
+ */
 function estimateBytes(item: RememberBatchItem): number {
   const f = item.fact;
-  let chars = f.text.length + (f.subject?.length ?? 0) + (f.predicate?.length ?? 0) + (item.opId?.length ?? 0) + (item.task?.length ?? 0);
-  if (typeof f.object === 'string') chars += f.object.length;
-  else if (f.object !== undefined) chars += f.object.entity.length;
-  return chars * 3 + 160;
+  let names = (f.subject?.length ?? 0) + (f.predicate?.length ?? 0);
+  if (typeof f.object === 'string') names += f.object.length;
+  else if (f.object !== undefined) names += f.object.entity.length;
+  return Buffer.byteLength(f.text) + item.opId.length + (item.task?.length ?? 0) + names * 3 + 96 + (f.observedAt || f.validFrom || f.validTo ? 96 : 0);
 }
 
 function isUnknownBatchOp(err: unknown): boolean {

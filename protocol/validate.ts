@@ -132,8 +132,8 @@ export function parseRememberRequest(body: unknown): RememberRequest {
 
 /**
  * `remember_batch`: the envelope is checked as a whole (a bad `agent`, or `items` that is not a list of 1 to
- * LIMITS.batchItems, fails the request); each item is checked on its own, so one bad fact fails only itself — its
- * slot holds the error, and the others are remembered.
+ * LIMITS.batchItems, fails the request); each item is checked on its own, so one bad item (a bad fact, no `opId`)
+ * fails only itself — its slot holds the error, and the others are remembered.
  */
 export function parseRememberBatchRequest(body: unknown): { readonly req: Omit<RememberBatchRequest, 'items'>; readonly items: readonly (RememberBatchItem | ShardmindError)[] } {
   const b = envelope(body);
@@ -151,8 +151,11 @@ export function parseRememberBatchRequest(body: unknown): { readonly req: Omit<R
     const path = `items[${i}]`;
     try {
       if (!isRecord(item)) throw badRequest(path, `must be an object with a "fact", got ${describe(item)}`);
+      // Required here, unlike on a lone remember: a batch that failed midway is retried whole, and only the items'
+      // own opIds keep the ones that had landed from being applied twice.
+      if (item['opId'] === undefined || item['opId'] === null) throw badRequest(`${path}.opId`, 'is required in a batch (a retried batch is applied once by its items\' opIds)');
       return compact<RememberBatchItem>({
-        opId: optional(id)(item['opId'], `${path}.opId`),
+        opId: id(item['opId'], `${path}.opId`),
         task: optional(taskId)(item['task'], `${path}.task`),
         fact: parseFact(item['fact'], `${path}.fact`),
       });

@@ -54,7 +54,8 @@ export interface RememberBatchRequest {
 }
 
 export interface RememberBatchItem {
-  readonly opId?: string;
+  /** Required: a batch retried after a failure midway is applied once only by its items' opIds. */
+  readonly opId: string;
   readonly task?: string;
   readonly fact: WireFactInput;
 }

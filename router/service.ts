@@ -303,20 +303,48 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
       await Promise.all(
         [...byDomain].map(async ([domain, indexes]) => {
           const forShard = { v: 1, agent: req.agent, node: req.node, items: indexes.map((i) => items[i] as RememberBatchItem) };
-          const reply = await shards.ask<RememberBatchReply>(domain, 'remember_batch', forShard, writeTimeout);
+          let reply: RememberBatchReply;
+          try {
+            reply = await shards.ask<RememberBatchReply>(domain, 'remember_batch', forShard, writeTimeout);
+          } catch (err) {
+            if (!isUnknownOp(err, 'remember_batch')) throw err;
+            // A shard host from before remember_batch (a rolling upgrade): its items one by one.
+            reply = { v: 1, results: await rememberEach(domain, forShard) };
+          }
           for (const [k, i] of indexes.entries()) {
-            results[i] = reply.results[k] ?? { error: toWireError(new ShardmindError(ErrorCode.INTERNAL, `the ${domain} shard answered ${reply.results.length} results for ${indexes.length} items`)) };
+            const r = reply.results[k];
+            results[i] = isRecord(r)
+              ? r
+              : { error: toWireError(new ShardmindError(ErrorCode.INTERNAL, `the ${domain} shard answered ${reply.results.length} results for ${indexes.length} items`)) };
           }
         }),
       );
-      // As for one remember: the task notes what was learned in it (in item order), and only an agent's own choice
-      // of domain teaches the classifier.
+      // As for one remember: each task notes what was learned in it (one load and save per task, in item order; a
+      // task that fails its bookkeeping fails its own items, whose retry answers as duplicates and notes them
+      // again), and only an agent's own choice of domain teaches the classifier.
+      const byTask = new Map<string, number[]>();
       for (const [i, item] of items.entries()) {
         const r = results[i];
         if (item instanceof ShardmindError || r === undefined || 'error' in r) continue;
-        if (item.task) await tasks.remembered(item.task, r.domain, r.factId, item.fact.text);
+        if (item.task) byTask.set(item.task, [...(byTask.get(item.task) ?? []), i]);
         if (named && !r.duplicate) d.later(teach(item.fact.text, r.domain, req.agent, item.opId));
       }
+      await Promise.all(
+        [...byTask].map(async ([task, indexes]) => {
+          try {
+            await tasks.rememberedMany(
+              task,
+              indexes.map((i) => {
+                const r = results[i] as RememberReply;
+                return { domain: r.domain, factId: r.factId, text: (items[i] as RememberBatchItem).fact.text };
+              }),
+            );
+          } catch (err) {
+            if (!(err instanceof ShardmindError)) throw err;
+            for (const i of indexes) results[i] = { error: toWireError(err) };
+          }
+        }),
+      );
       return { v: 1, results };
     },
 
@@ -474,6 +502,21 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
     return { v: 1, domains: fulfilled.map((r) => r.domain), ...body(fulfilled), ...(missing.length ? { missing } : {}) };
   }
 
+  /** A batch's items as single remembers, for a shard host that predates `remember_batch`. */
+  async function rememberEach(domain: string, batch: { agent: string; node?: string | undefined; items: RememberBatchItem[] }): Promise<RememberBatchReply['results'][number][]> {
+    return Promise.all(
+      batch.items.map(async (item) => {
+        try {
+          const { v: _v, ...r } = await shards.ask<RememberReply>(domain, 'remember', { v: 1, agent: batch.agent, node: batch.node, ...item }, writeTimeout);
+          return r;
+        } catch (err) {
+          if (!(err instanceof ShardmindError) || err.retryable) throw err;
+          return { error: toWireError(err) };
+        }
+      }),
+    );
+  }
+
   async function top(text: string): Promise<string> {
     const distribution = await classifier.classify(text);
     return distribution[0]!.domain;
@@ -486,6 +529,11 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
       d.log(`classifier: could not record a labelled example: ${(err as Error).message}`);
     }
   }
+}
+
+/** A host's answer that it does not serve `op` (a build from before it). */
+function isUnknownOp(err: unknown, op: string): boolean {
+  return err instanceof ShardmindError && err.code === ErrorCode.BAD_REQUEST && err.message.includes(`unknown op "${op}"`);
 }
 
 /** The recall reply, plus the distribution when the router chose the domains. */

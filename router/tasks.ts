@@ -110,7 +110,16 @@ export class TaskService {
 
   /** Notes in the task's history that a fact was remembered in it. */
   async remembered(id: string, domain: string, factId: string, text: string): Promise<void> {
-    const view = stepTask(await this.d.store.load(id), [{ type: 'REMEMBERED', at: this.d.now(), domain, factId, text }]);
+    await this.rememberedMany(id, [{ domain, factId, text }]);
+  }
+
+  /** Notes several remembered facts in one load and save (a `remember_batch`'s items of one task), in order. */
+  async rememberedMany(id: string, facts: readonly { domain: string; factId: string; text: string }[]): Promise<void> {
+    const at = this.d.now();
+    const view = stepTask(
+      await this.d.store.load(id),
+      facts.map((f) => ({ type: 'REMEMBERED' as const, at, domain: f.domain, factId: f.factId, text: f.text })),
+    );
     await this.d.store.save(id, view.persisted);
   }
 

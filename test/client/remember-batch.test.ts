@@ -98,7 +98,7 @@ batch('rememberMany of 600 facts: at most 256 per request, every fact answered i
   assert.is(new Set(ids).size, 600);
   const seqs = out.map((r) => (r as { seq: number }).seq);
   assert.ok(seqs.every((q, i) => i === 0 || q >= seqs[i - 1]!), 'applied in the order given');
-  assert.ok(s.counts.batch >= 3 && s.counts.batch + s.counts.remember <= 4, JSON.stringify(s.counts));
+  assert.equal(s.counts, { remember: 0, batch: 3 }, '256 + 256 + 88');
 });
 
 batch('a lone remember is a plain remember request', async (ctx) => {
@@ -133,12 +133,15 @@ batch('a retried batch is applied once; a repeated opId inside a batch is a dupl
       { opId: 'retry-1', fact: { text: 'The report lives in the shared drive' } },
       { opId: 'retry-2', task: 'task-9', fact: { text: 'Invoices are filed by month', subject: 'invoices', predicate: 'filed_by', object: 'month' } },
       { opId: 'retry-1', fact: { text: 'The report lives in the shared drive' } },
-      { fact: { text: 42 } },
+      { opId: 'retry-4', fact: { text: 42 } },
+      { fact: { text: 'No opId, so a retry could apply it twice' } },
     ],
   };
   const first = await rawBatch(ctx.nc, 'files', body);
-  assert.is(first.results.length, 4);
-  const [a, b, again, bad] = first.results as (Omit<RememberReply, 'v'> & { error?: { code: string; message: string } })[];
+  assert.is(first.results.length, 5);
+  const [a, b, again, bad, noOpId] = first.results as (Omit<RememberReply, 'v'> & { error?: { code: string; message: string } })[];
+  assert.is(noOpId!.error?.code, ErrorCode.BAD_REQUEST);
+  assert.ok(noOpId!.error!.message.includes('items[4].opId'), noOpId!.error!.message);
   assert.is(a!.domain, 'files');
   assert.is(a!.status, 'created');
   assert.is(b!.status, 'created');
@@ -237,7 +240,7 @@ fallback('a batch refused as too large is sent in halves, and later batches stay
   };
   const batcher = new RememberBatcher(request, { agent: 'a', node: undefined });
   const email = { key: 'shard email', single: 'sm.shard.email.remember', batch: 'sm.shard.email.remember_batch', domain: 'email' };
-  const text = 'x'.repeat(300); // ~1 KB estimated each
+  const text = 'x'.repeat(1000); // ~1.1 KB estimated each
   const first = await Promise.all(Array.from({ length: 10 }, (_, i) => batcher.remember(email, { opId: `a-${i}`, fact: { text } })));
   assert.is(new Set(first.map((r) => r.seq)).size, 10, 'every call answered once');
   assert.is(sizes[0], 10);
@@ -245,6 +248,31 @@ fallback('a batch refused as too large is sent in halves, and later batches stay
   sizes.length = 0;
   await Promise.all(Array.from({ length: 10 }, (_, i) => batcher.remember(email, { opId: `b-${i}`, fact: { text } })));
   assert.ok(sizes.every((n) => n <= 4), `after the refusal batches fit 4096 bytes: ${JSON.stringify(sizes)}`);
+});
+
+fallback('a malformed batch reply fails its callers with INTERNAL, never leaves one waiting or crashes', async () => {
+  const replies: unknown[] = [{ v: 1, results: [null, { error: 'not an object' }] }, { v: 1 }, { v: 1, results: [{ domain: 'email', seq: 1, factId: 'email:1:0', status: 'created' }] }];
+  let unhandled = 0;
+  const onUnhandled = (): void => void unhandled++;
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    for (const reply of replies) {
+      const batcher = new RememberBatcher(async <T>() => reply as T, { agent: 'a', node: undefined });
+      const email = { key: 'shard email', single: 'sm.shard.email.remember', batch: 'sm.shard.email.remember_batch', domain: 'email' };
+      const settled = await Promise.allSettled([1, 2].map((i) => batcher.remember(email, { opId: `op-${i}`, fact: { text: `fact ${i}` } })));
+      for (const [i, r] of settled.entries()) {
+        if (reply === replies[2] && i === 0) assert.is(r.status, 'fulfilled');
+        else {
+          assert.is(r.status, 'rejected', JSON.stringify(reply));
+          assert.is(((r as PromiseRejectedResult).reason as ShardmindError).code, ErrorCode.INTERNAL);
+        }
+      }
+    }
+    await new Promise((r) => setImmediate(r));
+    assert.is(unhandled, 0);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
 });
 
 fallback.run();

@@ -161,7 +161,7 @@ const WRONG_TYPES: Record<ShardOp, { body: object; field: string }[]> = {
 /** A valid body for each op, for the unknown-domain case. */
 const VALID: Record<ShardOp, object> = {
   remember: { v: 1, agent: 'tester', fact: { text: CANARY } },
-  remember_batch: { v: 1, agent: 'tester', items: [{ fact: { text: CANARY } }] },
+  remember_batch: { v: 1, agent: 'tester', items: [{ opId: 'canary-1', fact: { text: CANARY } }] },
   recall: { v: 1, query: CANARY },
   forget: { v: 1, agent: 'tester', factId: 'nope:1:0' },
   retract: { v: 1, agent: 'tester', factId: 'nope:1:0' },

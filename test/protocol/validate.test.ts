@@ -276,13 +276,19 @@ test('remember_batch - a bad envelope fails the request, a bad item only its slo
   assert.throws(() => parseRememberBatchRequest({ v: 1, agent: 'a', items: [] }), (e: ShardmindError) => e.message.startsWith('items:'));
   assert.throws(() => parseRememberBatchRequest({ v: 1, items: [{ fact }] }), (e: ShardmindError) => e.message.startsWith('agent:'));
   assert.throws(() => parseRememberBatchRequest({ v: 1, agent: 'a', items: Array.from({ length: 257 }, () => ({ fact })) }), /1 to 256 items, got 257/);
-  const { req, items } = parseRememberBatchRequest({ v: 1, agent: 'a', node: 'mini-1', items: [{ fact, opId: 'op-1', task: 't-1' }, 'nope', { fact: { text: '' } }, { fact, unknown: 1 }] });
+  const { req, items } = parseRememberBatchRequest({
+    v: 1,
+    agent: 'a',
+    node: 'mini-1',
+    items: [{ fact, opId: 'op-1', task: 't-1' }, 'nope', { opId: 'op-2', fact: { text: '' } }, { opId: 'op-3', fact, unknown: 1 }, { fact }],
+  });
   assert.equal(req, { v: 1, agent: 'a', node: 'mini-1' });
   assert.equal(items[0], { opId: 'op-1', task: 't-1', fact });
   assert.instance(items[1], ShardmindError);
   assert.ok((items[1] as ShardmindError).message.startsWith('items[1]:'), (items[1] as ShardmindError).message);
   assert.ok((items[2] as ShardmindError).message.startsWith('items[2].fact.text'), (items[2] as ShardmindError).message);
-  assert.equal(items[3], { fact });
+  assert.equal(items[3], { opId: 'op-3', fact });
+  assert.ok((items[4] as ShardmindError).message.startsWith('items[4].opId: is required'), (items[4] as ShardmindError).message);
 });
 
 test.run();
