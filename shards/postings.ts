@@ -21,7 +21,8 @@
  *
  * Reads go newest first (open segment, then blocks by descending segment) and callers cap how many postings they
  * take per term: a query's work is bounded by the cap and the number of segments, at the price of seeing only a
- * term's newest mentions. Document frequencies are counters (`df` table) updated at merge and on forget, plus the
+ * term's newest mentions. Below the open segment a term's newest postings are kept decoded in memory once read, and
+ * follow each merge (`merged-postings.ts`), so a query word costs no block lookups however many segments it is in. Document frequencies are counters (`df` table) updated at merge and on forget, plus the
  * open segment's counts; a reader that has found a word's df postings stops (older segments hold none). A word's
  * df record also marks which segments hold a block of it, so a reader looks only in those.
  *
