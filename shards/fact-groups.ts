@@ -46,7 +46,8 @@ export class FactGroups {
     if (group !== this.group) this.startGroup(group);
     const slot = seq - group * FACT_GROUP;
     const start = this.length - DIRECTORY;
-    if (this.bytes.readUInt32LE(slot * 4) !== start) throw new Error(`fact ${seq} is not above the stored facts`);
+    // The slots before this one must end where the records do: none at or after it is filled.
+    if ((slot === 0 ? 0 : this.bytes.readUInt32LE((slot - 1) * 4)) !== start) throw new Error(`fact ${seq} is not above the stored facts`);
     if (this.length + record.length > this.bytes.length) this.grow(this.length + record.length);
     record.copy(this.bytes, this.length);
     this.length += record.length;
