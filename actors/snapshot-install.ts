@@ -19,6 +19,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSy
 import { dirname, join } from 'node:path';
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import type { ShardStoreOptions } from '../shards/index.ts';
+import { NeedsUpgradeError } from './log-level.ts';
 import type { SnapshotBucket, SnapshotMeta } from './snapshot-bucket.ts';
 import { DATA_FILE, inspectStoreCopy } from './snapshot-file.ts';
 
@@ -31,6 +32,13 @@ export interface InstallOptions {
   readonly logFirstSeq: number;
   /** This replica's applied sequence: a snapshot not past it is of no use. */
   readonly position: number;
+  /**
+   * The log level this build understands. A snapshot holds what every message up to its seq did, at the level of
+   * the build that took it (`SnapshotMeta.logLevel`, absent: 2): one above this is refused with `NeedsUpgradeError`
+   * before anything is downloaded. Checked on the very listing that is installed, so a compaction in between cannot
+   * slip an unchecked snapshot in.
+   */
+  readonly logLevel: number;
   /** Closes the current store (called once the new one is verified, right before the swap). */
   closeStore(): Promise<void>;
   log(line: string): void;
@@ -54,6 +62,8 @@ export async function installNewestSnapshot(o: InstallOptions): Promise<Snapshot
     throw new ShardmindError(ErrorCode.UNAVAILABLE, `the ${o.bucket.domain} log starts at seq ${o.logFirstSeq} and there is no snapshot to start from`);
   }
   const { meta } = newest;
+  const level = meta.logLevel ?? 2;
+  if (level > o.logLevel) throw new NeedsUpgradeError(o.bucket.domain, meta.seq, level, o.logLevel, 'snapshot');
   if (meta.seq + 1 < o.logFirstSeq) {
     throw new ShardmindError(ErrorCode.UNAVAILABLE, `the newest ${o.bucket.domain} snapshot (seq ${meta.seq}) does not reach the log, which starts at seq ${o.logFirstSeq}`);
   }

@@ -2,7 +2,8 @@
  * Snapshots end to end without hosts, on a real nats-server and real LMDB files: a copy of an open store taken while
  * it is written holds one committed state; a snapshot that does not hold what its metadata says is refused and the
  * replica's store is left as it was; a good one replaces the store whole (same seq, tail hash, digest); what an
- * interrupted install leaves beside the store is cleared.
+ * interrupted install leaves beside the store is cleared; a snapshot taken at a higher log level than the replica
+ * understands is refused before anything is downloaded.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { startNatsServer, waitForJetStream, type NatsServerProcess } from '../../cli/index.ts';
-import { SnapshotBucket, clearInstallLeftovers, copyStore, inspectStoreCopy, installNewestSnapshot, type SnapshotMeta } from '../../actors/index.ts';
+import { NeedsUpgradeError, SnapshotBucket, clearInstallLeftovers, copyStore, inspectStoreCopy, installNewestSnapshot, type SnapshotMeta } from '../../actors/index.ts';
 import { openShardStore, type AssertEntry, type ShardStore } from '../../shards/index.ts';
 
 interface Ctx {
@@ -96,6 +97,7 @@ t('a snapshot that does not hold what it says is refused and the store is left a
       storeOptions: { domain: 'email' },
       logFirstSeq: 100,
       position: 30,
+      logLevel: 2,
       closeStore: async () => {
         closed++;
         await replica.close();
@@ -113,7 +115,7 @@ t('a snapshot that does not hold what it says is refused and the store is left a
 
     // A snapshot that stops short of the log is of no use either.
     await bucket.put(file, meta);
-    const short = await installNewestSnapshot({ bucket, storePath: replicaPath, storeOptions: { domain: 'email' }, logFirstSeq: 500, position: 30, closeStore: async () => void closed++, log: () => undefined }).then(
+    const short = await installNewestSnapshot({ bucket, storePath: replicaPath, storeOptions: { domain: 'email' }, logFirstSeq: 500, position: 30, logLevel: 2, closeStore: async () => void closed++, log: () => undefined }).then(
       () => undefined,
       (e: unknown) => e as { code?: string; message: string },
     );
@@ -130,6 +132,59 @@ t('a snapshot that does not hold what it says is refused and the store is left a
     assert.is(reopened.digest(), leader.digest());
     await reopened.close();
     assert.equal(readdirSync(ctx.dir).filter((n) => n.startsWith('replica-')), [], 'nothing left beside the store');
+  } finally {
+    await leader.close();
+    await replica.close();
+  }
+});
+
+t('a snapshot taken at a higher log level than the replica understands is refused on the listing it would install', async (ctx) => {
+  const js = ctx.nc.jetstream();
+  const bucket = await SnapshotBucket.open(js, 'levels', 1);
+  const leaderPath = join(ctx.dir, 'levels-leader');
+  const leader = await storeWith(leaderPath, 60);
+  const file = await copyStore(leaderPath, join(ctx.dir, 'levels-leader-copy'));
+  const facts = await inspectStoreCopy(join(ctx.dir, 'levels-leader-copy'), { domain: 'email' });
+  const meta: SnapshotMeta = {
+    v: 1, domain: 'levels', seq: facts.appliedSeq, tailHash: facts.tailHash!, format: facts.format!, digest: facts.digest,
+    epoch: 0, node: 'mini-1', takenAt: new Date().toISOString(), bytes: 0,
+  };
+  const replicaPath = join(ctx.dir, 'levels-replica');
+  const replica = await storeWith(replicaPath, 10);
+  const replicaDigest = replica.digest();
+  let closed = 0;
+  const install = (logLevel: number) =>
+    installNewestSnapshot({
+      bucket,
+      storePath: replicaPath,
+      storeOptions: { domain: 'email' },
+      logFirstSeq: 40,
+      position: 10,
+      logLevel,
+      closeStore: async () => {
+        closed++;
+        await replica.close();
+      },
+      log: () => undefined,
+    });
+  try {
+    // No logLevel in the metadata: taken after group commit, so level 2.
+    await bucket.put(file, meta);
+    const refused = await install(1).then(() => undefined, (e: unknown) => e);
+    assert.instance(refused, NeedsUpgradeError);
+    assert.is((refused as NeedsUpgradeError).message, `needs upgrade: snapshot at level 2 (seq ${meta.seq}), this build understands 1`);
+    await bucket.put(file, { ...meta, logLevel: 3 });
+    const newer = await install(2).then(() => undefined, (e: unknown) => e);
+    assert.instance(newer, NeedsUpgradeError);
+    assert.is((newer as NeedsUpgradeError).level, 3);
+    assert.is(closed, 0, 'the store was not closed');
+    assert.is(replica.digest(), replicaDigest, 'nor changed');
+    assert.not.ok(existsSync(`${replicaPath}-incoming`), 'nothing was downloaded');
+
+    await bucket.put(file, { ...meta, logLevel: 1 });
+    const installed = await install(1);
+    assert.is(installed.seq, 60, 'a snapshot at the level the replica understands installs');
+    assert.is(closed, 1);
   } finally {
     await leader.close();
     await replica.close();
