@@ -9,6 +9,12 @@
  * stays silent longer (stopped, unreachable) no longer holds the level down. Such a replica, if it runs a build that
  * knows levels, stops at the first message above its level when it comes back (`needsUpgrade`) rather than drift.
  *
+ * How a census starts: with nothing heard, every peer counts as level 1 (any of them may hold a replica, by placement
+ * or a `follow`) until it has answered — with its level, or with no replica of the domain — or until a whole
+ * `windowMs` has passed since the census began. A peer whose first status request times out (a loaded old build
+ * answering late) thus still holds a new leader at 1; the price is that a Mini that is down when leadership changes
+ * delays level 2 by about one window. With no peers (a single Mini) the level is this build's at once.
+ *
  * The level is decided when what was heard changes, never per write: `onChange` hands it to the pipeline.
  */
 import type { NatsConnection } from 'nats';
@@ -25,12 +31,17 @@ export interface ReplicaLevelsOptions {
   readonly clock: TimerClock;
   /** How often the peers are asked. */
   readonly intervalMs: number;
-  /** How long a replica counts after it was last heard. */
+  /**
+   * How long a replica counts after it was last heard; also how long, from the census's start, a peer not heard yet
+   * counts as level 1.
+   */
   readonly windowMs: number;
   /** How long one status request may take. */
   readonly requestTimeoutMs: number;
-  /** The level changed (also called once the first round is in, when it differs from 1). */
+  /** The level changed (also called once it first differs from 1). */
   readonly onChange: (level: number) => void;
+  /** Where a failing `onChange` or round is reported (the census goes on). */
+  readonly log: (line: string) => void;
 }
 
 /** What `status` shows of the census, on the leader. */
@@ -52,9 +63,14 @@ export function advertisedLevel(reply: unknown, domain: string): number | undefi
 
 export class ReplicaLevels {
   private readonly heard = new Map<string, { readonly level: number; readonly at: number }>();
+  /** Peers that have not answered since the census began: each counts as level 1 until `windowMs` after `startedAt`. */
+  private readonly unheard = new Set<string>();
+  private startedAt = 0;
   private level = 1;
   private timer: TimerHandle | undefined;
   private running = false;
+  /** Bumped by each `start`: a round still awaiting answers from before a stop never reschedules itself. */
+  private generation = 0;
 
   constructor(private readonly o: ReplicaLevelsOptions) {}
 
@@ -62,8 +78,13 @@ export class ReplicaLevels {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.generation++;
+    this.startedAt = this.o.clock.now();
+    this.heard.clear();
+    this.unheard.clear();
+    for (const peer of this.o.peers) this.unheard.add(peer);
     if (this.o.peers.length === 0) this.decide();
-    else void this.round();
+    else void this.round(this.generation);
   }
 
   /** Stops asking. Idempotent. */
@@ -83,17 +104,25 @@ export class ReplicaLevels {
     return { writeLevel: this.level, replicaLevels };
   }
 
-  private async round(): Promise<void> {
-    await Promise.all(this.o.peers.map((peer) => this.ask(peer)));
-    if (!this.running) return;
-    this.decide();
-    this.timer = this.o.clock.setTimeout(() => void this.round(), this.o.intervalMs);
+  /** One round of asking, then the decision; whatever happens, the next round is scheduled while running. */
+  private async round(generation: number): Promise<void> {
+    try {
+      await Promise.all(this.o.peers.map((peer) => this.ask(peer)));
+      if (this.running && generation === this.generation) this.decide();
+    } catch (err) {
+      this.o.log(`log-level census of ${this.o.domain}: a round failed: ${(err as Error)?.stack ?? String(err)}`);
+    } finally {
+      if (this.running && generation === this.generation) {
+        this.timer = this.o.clock.setTimeout(() => void this.round(generation), this.o.intervalMs);
+      }
+    }
   }
 
   private async ask(peer: string): Promise<void> {
     try {
       const m = await this.o.nc.request(ctlSubject(peer, 'status'), encodePayload({ v: 1 }, 'msgpack'), { timeout: this.o.requestTimeoutMs });
       const level = advertisedLevel(unwrapReply(decodePayload(m.data, 'msgpack')), this.o.domain);
+      this.unheard.delete(peer);
       if (level === undefined) this.heard.delete(peer);
       else this.heard.set(peer, { level, at: this.o.clock.now() });
     } catch {
@@ -109,8 +138,14 @@ export class ReplicaLevels {
   private decide(): void {
     let level = this.o.ownLevel;
     for (const [, h] of this.live()) level = Math.min(level, h.level);
+    // Not heard yet and the census younger than a window: possibly an old build answering late.
+    if (this.unheard.size > 0 && this.o.clock.now() - this.startedAt < this.o.windowMs) level = Math.min(level, 1);
     if (level === this.level) return;
     this.level = level;
-    this.o.onChange(level);
+    try {
+      this.o.onChange(level);
+    } catch (err) {
+      this.o.log(`log-level census of ${this.o.domain}: applying level ${level} failed: ${(err as Error)?.stack ?? String(err)}`);
+    }
   }
 }

@@ -568,9 +568,6 @@ export class ShardActor implements ShardRuntime {
       const { firstSeq } = await logBounds(this.o.jsm, this.domain);
       const bucket = await SnapshotBucket.find(this.o.js, this.o.jsm, this.domain, this.o.replicas);
       if (!bucket) throw new ShardmindError(ErrorCode.UNAVAILABLE, `the ${this.domain} log starts at seq ${firstSeq} and there is no snapshot bucket to start from`);
-      // A snapshot holds what every message up to its taker's log level did: a build that understands less stops here.
-      const newest = (await bucket.newest())?.meta;
-      if (newest && (newest.logLevel ?? 2) > this.logLevel) throw new NeedsUpgradeError(this.domain, newest.seq, newest.logLevel ?? 2, this.logLevel, 'snapshot');
       const { path, ...storeOptions } = this.storeOptions();
       await installNewestSnapshot({
         bucket,
@@ -578,6 +575,8 @@ export class ShardActor implements ShardRuntime {
         storeOptions,
         logFirstSeq: firstSeq,
         position: this.position,
+        // A snapshot taken by a build of a higher level is refused (NeedsUpgradeError: the machine's needsUpgrade).
+        logLevel: this.logLevel,
         closeStore: async () => {
           await this.store?.close();
           this.store = undefined;
@@ -983,6 +982,7 @@ export class ShardActor implements ShardRuntime {
         this.log(`replicas understand log level ${level}: ${level >= 2 ? 'grouping writes, prune allowed' : 'one write per message, prune refused'}`);
         pipeline.useLogLevel(level);
       },
+      log: (line) => this.log(line),
     });
     this.replicaLevels = levels;
     levels.start();

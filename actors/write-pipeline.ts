@@ -132,7 +132,8 @@ export class WritePipeline {
 
   /**
    * The highest log level every replica understands now (the leader's census, `replica-levels.ts`): below 2 writes
-   * go out one per message and `prune` is refused. Writes already waiting to be grouped go out one by one.
+   * go out one per message and `prune` is refused. Writes already waiting to be grouped go out one by one, except
+   * those that alone need more than `level` (a `prune` taken while grouping): they get UPGRADE_REQUIRED.
    */
   useLogLevel(level: number): void {
     this.level = level;
@@ -141,7 +142,11 @@ export class WritePipeline {
     const waiting = this.queued;
     this.queued = [];
     this.queuedBytes = 0;
-    for (const p of waiting) this.appendMessage([p]);
+    for (const p of waiting) {
+      const needs = appendLevel(1, p.entry.op);
+      if (needs > level) p.reject(upgradeRequired(`a ${p.entry.op} entry`, needs, level));
+      else this.appendMessage([p]);
+    }
   }
 
   /** The highest log level this pipeline appends now. */

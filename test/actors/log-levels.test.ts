@@ -1,8 +1,9 @@
 /**
  * Log levels piece by piece (the three-Mini scenario is test/failover/log-levels.test.ts): what level a message
  * needs, the shard machine's `needsUpgrade` halt, the leader's census of its replicas' levels (against a real
- * nats-server, with hosts' status replies answered on real subscriptions), and the write pipeline at level 1 and 2
- * (real JetStream, real LMDB): no groups and no prune at 1, groups that say `Sm-Level: 2` at 2.
+ * nats-server, with hosts' status replies answered on real subscriptions, its rounds driven by a manual clock), and
+ * the write pipeline at level 1 and 2 (real JetStream, real LMDB): no groups and no prune at 1, groups that say
+ * `Sm-Level: 2` at 2, and a prune still waiting to be grouped when the level drops is refused.
  */
 import { suite, test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -21,7 +22,7 @@ import {
   LEVEL_HEADER,
   LogCompactedError,
   LOG_LEVEL,
-  systemTimerClock,
+  ManualClock,
   NeedsUpgradeError,
   parseLevelHeader,
   ReplicaLevels,
@@ -168,61 +169,173 @@ live.after(async (ctx) => {
   if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true });
 });
 
-/** A host's `status` reply on a real subscription: `reply()` says what it answers now (undefined: silence). */
-function fakeHost(ctx: Ctx, node: string, reply: () => Record<string, unknown> | undefined): void {
-  ctx.subs.push(
-    ctx.nc!.subscribe(ctlSubject(node, 'status'), {
+/**
+ * A host's `status` reply on a real subscription: `reply()` says what it answers now (undefined: silence, the request
+ * times out), `lateMs()` how late it answers. `down()` unsubscribes (a stopped host: no responders), `up()` again.
+ */
+function fakeHost(
+  ctx: Ctx,
+  node: string,
+  reply: () => Record<string, unknown> | undefined,
+  lateMs: () => number = () => 0,
+): { up(): void; down(): void } {
+  let sub: Subscription | undefined;
+  const up = (): void => {
+    sub = ctx.nc!.subscribe(ctlSubject(node, 'status'), {
       callback: (_, m) => {
         const body = reply();
-        if (body) m.respond(encodePayload({ v: 1, node, ...body }, 'msgpack'));
+        if (!body) return;
+        const answer = (): void => {
+          try {
+            m.respond(encodePayload({ v: 1, node, ...body }, 'msgpack'));
+          } catch {
+            // A late answer after the suite closed its connection: nobody is asking any more.
+          }
+        };
+        const late = lateMs();
+        if (late > 0) setTimeout(answer, late);
+        else answer();
       },
-    }),
-  );
+    });
+    ctx.subs.push(sub);
+  };
+  up();
+  return { up, down: () => sub?.unsubscribe() };
 }
 
-/** Waits (real time: the census asks real subscriptions) until the census changed `n` times, to `want`. */
-async function settle(levels: ReplicaLevels, want: number, changes: number[], n: number): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (levels.writeLevel !== want || changes.length < n) {
-    if (Date.now() > deadline) throw new Error(`level ${levels.writeLevel} after ${JSON.stringify(changes)}, wanted ${want}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+// The census's rounds are driven by a manual clock: only its status requests (with a generous timeout) take real time.
+const CENSUS = { intervalMs: 100, windowMs: 400, requestTimeoutMs: 1_000 };
 
-live('replica levels - an old build (no level advertised) holds the leader at 1; once silent past the window it no longer does', async (ctx) => {
-  const shards = [{ domain: 'email', state: 'following' }];
-  let oldUp = true;
-  fakeHost(ctx, 'r-new', () => ({ shards, logLevel: 2 }));
-  fakeHost(ctx, 'r-old', () => (oldUp ? { shards } : undefined));
-  fakeHost(ctx, 'r-other', () => ({ shards: [{ domain: 'files', state: 'following' }] }));
+/** A census on a manual clock that records its changes and its log lines. */
+function census(ctx: Ctx, peers: string[], onChange?: (level: number) => void): { levels: ReplicaLevels; clock: ManualClock; changes: number[]; lines: string[] } {
+  const clock = new ManualClock(0);
   const changes: number[] = [];
+  const lines: string[] = [];
   const levels = new ReplicaLevels({
     nc: ctx.nc!,
     domain: 'email',
-    peers: ['r-new', 'r-old', 'r-other', 'r-absent'],
+    peers,
     ownLevel: 2,
-    clock: systemTimerClock,
-    intervalMs: 100,
-    windowMs: 400,
-    requestTimeoutMs: 100,
-    onChange: (level) => changes.push(level),
+    clock,
+    ...CENSUS,
+    onChange: (level) => {
+      changes.push(level);
+      onChange?.(level);
+    },
+    log: (line) => lines.push(line),
   });
-  levels.start();
+  return { levels, clock, changes, lines };
+}
+
+/**
+ * Waits (real time: the census asks real subscriptions) until the round under way has decided and scheduled the next
+ * one; with `advanceMs`, first moves the manual clock that far, which starts that next round.
+ */
+async function round(c: { clock: ManualClock }, advanceMs = 0): Promise<void> {
+  if (advanceMs > 0) c.clock.advance(advanceMs);
+  const deadline = Date.now() + 5_000;
+  while (c.clock.pending !== 1) {
+    if (Date.now() > deadline) throw new Error(`the census did not schedule its next round (at ${c.clock.now()} ms)`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const emailShards = [{ domain: 'email', state: 'following' }];
+
+live('replica levels - a new census counts a peer it has not heard yet as level 1: an old build answering late its first time does not let the leader write level 2', async (ctx) => {
+  let asked = 0;
+  fakeHost(ctx, 'late-new', () => ({ shards: emailShards, logLevel: 2 }));
+  // An old build (no logLevel) on a loaded Mini: its first answer comes after the request timed out.
+  fakeHost(ctx, 'late-old', () => ({ shards: emailShards }), () => (asked++ === 0 ? 1_500 : 0));
+  const c = census(ctx, ['late-new', 'late-old']);
+  c.levels.start();
   try {
-    // The first round waits for the absent host's request to time out, then decides.
-    const deadline = Date.now() + 3_000;
-    while (levels.status().replicaLevels['r-old'] === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    assert.equal(levels.status(), { writeLevel: 1, replicaLevels: { 'r-new': 2, 'r-old': 1 } }, 'a host holding no email replica does not count');
-    assert.equal(changes, [], 'level 1 is where a leader starts: nothing changed');
-    oldUp = false;
-    await settle(levels, 2, changes, 1);
-    assert.equal(changes, [2]);
-    assert.equal(levels.status().replicaLevels, { 'r-new': 2 });
-    oldUp = true;
-    await settle(levels, 1, changes, 2);
-    assert.equal(changes, [2, 1], 'heard again, the old build holds the level down again');
+    await round(c);
+    assert.equal(c.levels.status(), { writeLevel: 1, replicaLevels: { 'late-new': 2 } }, 'not heard yet, late-old still holds the level at 1');
+    assert.equal(c.changes, []);
+    await round(c, CENSUS.intervalMs);
+    assert.equal(c.levels.status(), { writeLevel: 1, replicaLevels: { 'late-new': 2, 'late-old': 1 } });
+    assert.equal(c.changes, [], 'never level 2 while the old build is up');
   } finally {
-    levels.stop();
+    c.levels.stop();
+  }
+});
+
+live('replica levels - a peer silent since the census began holds the level at 1 for one window; a host without the domain does not; with no peers the level is the build\'s at once', async (ctx) => {
+  fakeHost(ctx, 'quiet-new', () => ({ shards: emailShards, logLevel: 2 }));
+  fakeHost(ctx, 'quiet-other', () => ({ shards: [{ domain: 'files', state: 'following' }], logLevel: 2 }));
+  // 'quiet-down' never answers: no host listens there (a Mini that is down when leadership changes).
+  const c = census(ctx, ['quiet-new', 'quiet-other', 'quiet-down']);
+  c.levels.start();
+  try {
+    await round(c);
+    for (let at = CENSUS.intervalMs; at < CENSUS.windowMs; at += CENSUS.intervalMs) {
+      assert.is(c.levels.writeLevel, 1, `still level 1 at ${c.clock.now()} ms`);
+      await round(c, CENSUS.intervalMs);
+    }
+    assert.is(c.levels.writeLevel, 1, `still level 1 at ${c.clock.now()} ms`);
+    assert.equal(c.changes, []);
+    await round(c, CENSUS.intervalMs);
+    assert.is(c.clock.now(), CENSUS.windowMs);
+    assert.equal(c.levels.status(), { writeLevel: 2, replicaLevels: { 'quiet-new': 2 } }, 'silent for a whole window since the census began');
+    assert.equal(c.changes, [2]);
+  } finally {
+    c.levels.stop();
+  }
+
+  const alone = census(ctx, []);
+  alone.levels.start();
+  assert.is(alone.levels.writeLevel, 2, 'a single Mini writes level 2 at once');
+  assert.equal(alone.changes, [2]);
+  assert.is(alone.clock.pending, 0, 'and asks no one');
+  alone.levels.stop();
+});
+
+live('replica levels - an old build (no level advertised) holds the leader at 1; once silent past the window it no longer does', async (ctx) => {
+  fakeHost(ctx, 'r-new', () => ({ shards: emailShards, logLevel: 2 }));
+  const old = fakeHost(ctx, 'r-old', () => ({ shards: emailShards }));
+  fakeHost(ctx, 'r-other', () => ({ shards: [{ domain: 'files', state: 'following' }] }));
+  const c = census(ctx, ['r-new', 'r-old', 'r-other']);
+  c.levels.start();
+  try {
+    await round(c);
+    assert.equal(c.levels.status(), { writeLevel: 1, replicaLevels: { 'r-new': 2, 'r-old': 1 } }, 'a host holding no email replica does not count');
+    assert.equal(c.changes, [], 'level 1 is where a leader starts: nothing changed');
+    old.down();
+    // Last heard at 0: it counts through 400 ms (the window), and no longer at the round after.
+    while (c.clock.now() < CENSUS.windowMs) await round(c, CENSUS.intervalMs);
+    assert.is(c.levels.writeLevel, 1);
+    await round(c, CENSUS.intervalMs);
+    assert.equal(c.changes, [2]);
+    assert.equal(c.levels.status().replicaLevels, { 'r-new': 2 });
+    old.up();
+    await round(c, CENSUS.intervalMs);
+    assert.equal(c.changes, [2, 1], 'heard again, the old build holds the level down again');
+  } finally {
+    c.levels.stop();
+  }
+});
+
+live('replica levels - a throwing onChange is logged and the census goes on (no unhandled rejection)', async (ctx) => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  fakeHost(ctx, 'throw-new', () => ({ shards: emailShards, logLevel: 2 }));
+  const c = census(ctx, ['throw-new'], () => {
+    throw new Error('the pipeline is gone');
+  });
+  c.levels.start();
+  try {
+    await round(c);
+    assert.is(c.levels.writeLevel, 2);
+    assert.equal(c.changes, [2]);
+    assert.ok(c.lines.some((l) => l.includes('applying level 2 failed') && l.includes('the pipeline is gone')), c.lines.join('\n'));
+    await round(c, CENSUS.intervalMs);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(unhandled, []);
+  } finally {
+    c.levels.stop();
+    process.off('unhandledRejection', onUnhandled);
   }
 });
 
@@ -274,6 +387,30 @@ live('write pipeline - at level 1 it appends one write per message and refuses p
     assert.ok(log.some((m) => m.op === 'batch'));
     assert.ok(log.filter((m) => m.op === 'batch' || m.op === 'prune').every((m) => m.level === '2'), 'groups and prune say level 2');
     assert.ok(log.filter((m) => m.op === 'assert').every((m) => m.level === undefined), 'a lone plain write stays level 1');
+  } finally {
+    p.close();
+    await p.settled();
+  }
+});
+
+live('write pipeline - a prune taken while grouping is refused, not appended at level 2, when the level drops before it goes out', async (ctx) => {
+  const { domain, store } = await freshShard(ctx);
+  // One append in flight is enough to hold writes back: what is submitted in one tick waits to be grouped.
+  const p = new WritePipeline({ nc: ctx.nc!, subject: logSubject(domain), store, lastSeq: 0, logLevel: 2, groupWhenInFlight: 1, onApplied: () => undefined });
+  try {
+    const first = p.submit(assertEntry('queued-1'));
+    const prune = p.submit(pruneEntry('queued-prune')).then(() => undefined, (e: unknown) => e);
+    const last = p.submit(assertEntry('queued-2'));
+    // The census hears a level-1 replica before the queue is flushed.
+    p.useLogLevel(1);
+    await Promise.all([first, last]);
+    const refused = await prune;
+    assert.instance(refused, ShardmindError);
+    assert.is((refused as ShardmindError).code, 'UPGRADE_REQUIRED');
+    assert.equal(await logged(ctx, domain), [
+      { op: 'assert', level: undefined },
+      { op: 'assert', level: undefined },
+    ], 'the plain writes went out one by one; no level-2 message');
   } finally {
     p.close();
     await p.settled();
