@@ -12,20 +12,20 @@
  *
  * An entry holds the newest MERGED_CACHE_POSTINGS postings of a term in the segments up to `top` (all of them when it
  * has fewer), newest first, and answers readers whose merged range ends at `top` and who need at most that many.
- * When a merge commits, entries move to the new `top` and a word's entry takes the merged segment's postings first
- * (from the blocks just written, in memory), so the words are not read again. While the cache has followed every
- * merge since the store had none (`complete`: a store loaded in this process), it holds every word that has merged
- * postings, and a word it lacks has none. Otherwise (a store reopened with merged segments, or after the entries
- * passed MAX_BYTES and were dropped) a term is read from the blocks on first use and kept. Structural terms (subject
- * lists) are always read on first use and dropped at each merge.
+ * When a merge commits, entries move to the new `top`, each taking the merged segment's postings of its term first
+ * (from the blocks just written, in memory), so no term is read again. While the cache has followed every merge
+ * since the store had none (`complete`: a store loaded in this process), it holds every word and subject term (what
+ * free-text and subject-filtered recalls ask for) that has merged postings, and one it lacks has none. Otherwise (a
+ * store reopened with merged segments, or after the entries passed MAX_BYTES and were dropped), and for other terms,
+ * a term is read from the blocks on first use and kept.
  *
  * Entries are derived data, never stored: invalidated for a term on forget, all dropped on a failed batch and at open.
  */
 import type { SegmentBlocks } from './segment.ts';
 import { POSTING_BYTES } from './codec.ts';
 
-/** Word terms (`w:…`, see `records.ts`): the only ones a segment's blocks name by string. */
-const isWordTerm = (term: string): boolean => term.charCodeAt(0) === 119 && term.charCodeAt(1) === 58;
+/** Word and subject terms (`w:…`, `s:…`, see `records.ts`): the ones a segment's blocks name by string. */
+export const isNamedTerm = (term: string): boolean => (term.charCodeAt(0) === 119 || term.charCodeAt(0) === 115) && term.charCodeAt(1) === 58;
 
 /** Postings kept per term: recall's per-term cap (TERM_CAP in `recall.ts`); smaller caps are served too. */
 export const MERGED_CACHE_POSTINGS = 96;
@@ -68,9 +68,9 @@ export class MergedPostingsCache {
     return e !== undefined && e.top === top ? e : undefined;
   }
 
-  /** True when `word` (a word term) certainly has no merged postings: no entry, not even a stale one, while complete. */
-  lacks(word: string): boolean {
-    return this.complete && !this.entries.has(word);
+  /** True when `term` certainly has no merged postings: a word or subject term without an entry, while complete. */
+  lacks(term: string): boolean {
+    return this.complete && isNamedTerm(term) && !this.entries.has(term);
   }
 
   /** Starts collecting a term's postings (newest first, through `collect`, at most MERGED_CACHE_POSTINGS). */
@@ -94,27 +94,27 @@ export class MergedPostingsCache {
    * merged. Entries move to `newTop`, a word's with the segment's newest postings first; a word in `changed` (its
    * block was rewritten after the blocks were built: forget) is dropped instead.
    */
-  advance(oldTop: number, newTop: number, segment: SegmentBlocks, changed: ReadonlySet<string>): void {
+  advance(oldTop: number, newTop: number, segment: SegmentBlocks, rankOf: (term: string) => number, changed: ReadonlySet<string>): void {
+    // Entries for the segments up to oldTop move to newTop, those of terms in the merged segment with its postings
+    // first (filed after the walk: re-filing a key while iterating the Map would visit it again).
+    const extend: [string, MergedPostings, number][] = [];
     for (const [term, e] of this.entries) {
-      // Only words are taken in from the merged segment below: any other term's entry may now lack postings.
-      if (e.top === oldTop && isWordTerm(term)) e.top = newTop;
-      else if (e.top !== STALE) this.invalidate(term);
-    }
-    segment.forEachWordBlock((word, block) => {
-      const old = this.entries.get(word);
-      if (changed.has(word)) return; // invalidated below
-      if (old === undefined ? !this.complete : old.top !== newTop) return;
-      const fresh = Math.min(MERGED_CACHE_POSTINGS, block.length / POSTING_BYTES);
-      const kept = old === undefined ? 0 : Math.min(old.count, MERGED_CACHE_POSTINGS - fresh);
-      const postings = new Float64Array((fresh + kept) * 2);
-      for (let i = 0, at = block.length - POSTING_BYTES; i < fresh; i++, at -= POSTING_BYTES) {
-        postings[i * 2] = seqAt(block, at);
-        postings[i * 2 + 1] = block[at + 6]! * 256 + block[at + 7]!;
+      if (e.top !== oldTop || changed.has(term)) {
+        if (e.top !== STALE) this.invalidate(term);
+        continue;
       }
-      if (kept > 0) postings.set(old!.postings.subarray(0, kept * 2), fresh * 2);
-      this.file(word, { top: newTop, count: fresh + kept, postings });
-    });
-    for (const word of changed) this.invalidate(word);
+      const r = rankOf(term);
+      if (r < 0) e.top = newTop;
+      else extend.push([term, e, r]);
+    }
+    for (const [term, old, r] of extend) this.file(term, withNewer(segment.block(r), old, newTop));
+    // While complete, every word and subject term of the merged segment gets an entry.
+    if (this.complete) {
+      segment.forEachNamedBlock((term, block) => {
+        if (!this.entries.has(term) && !changed.has(term)) this.file(term, withNewer(block, undefined, newTop));
+      });
+    }
+    for (const term of changed) this.invalidate(term);
   }
 
   /**
@@ -141,6 +141,19 @@ export class MergedPostingsCache {
     this.bytes += size;
     return entry;
   }
+}
+
+/** An entry for segments up to `top`: `block`'s postings (ascending, `codec.ts`) newest first, then `old`'s. */
+function withNewer(block: Buffer, old: MergedPostings | undefined, top: number): MergedPostings {
+  const fresh = Math.min(MERGED_CACHE_POSTINGS, block.length / POSTING_BYTES);
+  const kept = old === undefined ? 0 : Math.min(old.count, MERGED_CACHE_POSTINGS - fresh);
+  const postings = new Float64Array((fresh + kept) * 2);
+  for (let i = 0, at = block.length - POSTING_BYTES; i < fresh; i++, at -= POSTING_BYTES) {
+    postings[i * 2] = seqAt(block, at);
+    postings[i * 2 + 1] = block[at + 6]! * 256 + block[at + 7]!;
+  }
+  if (kept > 0) postings.set(old!.postings.subarray(0, kept * 2), fresh * 2);
+  return { top, count: fresh + kept, postings };
 }
 
 /** The sequence of the posting at `at` (6 bytes, big-endian; see `codec.ts`). */

@@ -164,7 +164,8 @@ export class PostingIndex {
     const last = (this.sealed?.postings.segment ?? this.open.segment) - 1;
     for (let i = 0; i < done.length; i++) {
       const top = i + 1 < done.length ? done[i + 1]!.postings.segment - 1 : last;
-      this.merged.advance(done[i]!.postings.segment - 1, top, done[i]!.blocks, this.removedSinceAdvance);
+      const postings = done[i]!.postings;
+      this.merged.advance(postings.segment - 1, top, done[i]!.blocks, (term) => postings.blockIndexOf(term), this.removedSinceAdvance);
     }
     if (done.length > 0) this.removedSinceAdvance.clear();
     done.length = 0;
@@ -284,7 +285,7 @@ export class PostingIndex {
       if (mergedTop < 0) return n;
       let entry = this.merged.get(term, mergedTop);
       if (entry === undefined) {
-        if (isWordTerm(term) && this.merged.lacks(term)) return n;
+        if (this.merged.lacks(term)) return n;
         this.merged.begin();
         this.readBlocks(term, mergedTop, MERGED_CACHE_POSTINGS, 0, Number.MAX_SAFE_INTEGER, undefined, this.merged.collect);
         entry = this.merged.finish(term, mergedTop);

@@ -12,7 +12,7 @@
  */
 import { POSTING_BYTES } from './codec.ts';
 import type { FactTerms } from './fact-terms.ts';
-import { termParts, WORD } from './records.ts';
+import { SUBJECT, termParts, WORD } from './records.ts';
 import { TermTable } from './term-table.ts';
 import { bucketBytes, bucketOf, BUCKET_KEY_BYTES, entryAt, LARGE, LARGE_KEY_BYTES, LARGE_POSTINGS, postingsStart, writeBucketKey, writeLargeKey, writeU32 } from './block-layout.ts';
 
@@ -57,6 +57,8 @@ export class SegmentBlocks {
     private readonly postingBytes: Buffer,
     private readonly ends: Float64Array,
     private readonly words: readonly (string | undefined)[],
+    /** Per rank: the term string of a subject term (a subject's facts, what a subject filter reads), else undefined. */
+    private readonly subjects: readonly (string | undefined)[],
   ) {}
 
   key(p: number): Buffer {
@@ -79,11 +81,14 @@ export class SegmentBlocks {
     }
   }
 
-  /** Calls `visit` with each word term of the segment and its block (postings ascending by sequence, `codec.ts`). */
-  forEachWordBlock(visit: (word: string, block: Buffer) => void): void {
+  /**
+   * Calls `visit` with each word and subject term of the segment and its block (postings ascending by sequence,
+   * `codec.ts`): the terms named by string here (others only by their hash).
+   */
+  forEachNamedBlock(visit: (term: string, block: Buffer) => void): void {
     for (let r = 0; r < this.ends.length; r++) {
-      const word = this.words[r];
-      if (word !== undefined) visit(word, this.block(r));
+      const term = this.words[r] ?? this.subjects[r];
+      if (term !== undefined) visit(term, this.block(r));
     }
   }
 
@@ -112,6 +117,8 @@ export class SegmentPostings {
   /** Per term id: its identity (`hashTerm`: h1, h2, kind and length) and, for words, the term string. */
   private ident: Int32Array;
   private readonly words: (string | undefined)[] = [];
+  /** Term id → the term string of each subject term (recall keeps subject lists decoded through merges). */
+  private readonly subjectNames = new Map<number, string>();
   /**
    * Per term id, side by side (CHAIN int32s, two terms to a cache line): its newest chunk (NONE: none yet), the
    * postings in it, its capacity, the term's live postings, its first posting (relative sequence, tf, len) and how
@@ -166,6 +173,7 @@ export class SegmentPostings {
       if (id === -1) {
         // A word's string is its document-frequency key; structural terms need none.
         id = this.newTerm(terms.kind[i] === WORD ? terms.name(i) : undefined, ident[i * 3]!, ident[i * 3 + 1]!, ident[i * 3 + 2]!);
+        if (terms.kind[i] === SUBJECT) this.subjectNames.set(id, terms.name(i));
       }
       this.post(id, seq, terms.tf[i]!, terms.kind[i] === WORD ? terms.length : 0);
     }
@@ -366,11 +374,13 @@ export class SegmentPostings {
       }
       cursor[id] = at;
     }
-    return this.pack(order, out, ends, words);
+    const subjects: (string | undefined)[] = new Array(n);
+    for (const [id, name] of this.subjectNames) if (rank[id] !== -1) subjects[rank[id]!] = name;
+    return this.pack(order, out, ends, words, subjects);
   }
 
   /** The puts of `blocks()`: each bucket's entries and small postings, then each large block under its own key. */
-  private pack(order: Int32Array, postingBytes: Buffer, ends: Float64Array, words: (string | undefined)[]): SegmentBlocks {
+  private pack(order: Int32Array, postingBytes: Buffer, ends: Float64Array, words: (string | undefined)[], subjects: (string | undefined)[]): SegmentBlocks {
     const n = order.length;
     const ident = this.ident;
     const postingsOf = (r: number): number => (ends[r]! - (r === 0 ? 0 : ends[r - 1]!)) / POSTING_BYTES;
@@ -437,7 +447,7 @@ export class SegmentPostings {
       putOfRank[r] = p;
       p++;
     }
-    return new SegmentBlocks(puts, buckets, keys, keyEnds, values, valueEnds, putRanks, putOfRank, large, postingBytes, ends, words);
+    return new SegmentBlocks(puts, buckets, keys, keyEnds, values, valueEnds, putRanks, putOfRank, large, postingBytes, ends, words, subjects);
   }
 
   /**

@@ -42,6 +42,7 @@ function queries(now: number): RecallQuery[] {
   for (let i = 0; i < WORDS.length; i += 3) out.push({ query: `${WORDS[i]} ${WORDS[WORDS.length - 1 - i]}`, now, limit: 10 });
   for (let i = 0; i < WORDS.length; i += 7) out.push({ query: WORDS[i]!, now, limit: 30 });
   for (let s = 0; s < SUBJECTS; s += 4) out.push({ query: `${WORDS[s]} ${WORDS[20 + s]}`, subject: `person-${s}`, now, limit: 10 });
+  for (let s = 0; s < SUBJECTS; s += 5) out.push({ query: WORDS[s + 1]!, subject: `person-${s}`, predicate: `rel${s % 3}`, now, limit: 10 });
   out.push({ query: 'word1 word2 word3', now, hops: 1, limit: 5 });
   return out;
 }
