@@ -549,8 +549,23 @@ export class ShardActor implements ShardRuntime {
       }
       if (this.position < tail && !this.abort.signal.aborted) throw new Error(`read stopped at ${this.position} of ${tail}`);
     });
-    if (halted && !this.abort.signal.aborted) throw halted;
+    if (halted && !this.abort.signal.aborted) {
+      this.noteHaltWithWonEpoch(halted);
+      throw halted;
+    }
     if (compacted && !this.abort.signal.aborted) throw compacted;
+  }
+
+  /**
+   * A standby that won an epoch (a lapsed lease, a hand-off) and then halts in `needsUpgrade` on its way to leading
+   * never appends its marker nor beats: the other standbys wait out that epoch's lease before the next claim. Said
+   * plainly, since it looks like a slow failover.
+   */
+  private noteHaltWithWonEpoch(halt: NeedsUpgradeError): void {
+    if (!this.failover.hasWonEpoch) return;
+    this.log(
+      `won an epoch of ${this.domain} but cannot lead: ${halt.message}; failover waits about one lease (${this.o.failover.leaseMs} ms) until another standby claims the next epoch`,
+    );
   }
 
   /**
@@ -603,6 +618,7 @@ export class ShardActor implements ShardRuntime {
       this.bootstrapFailures = 0;
     } catch (err) {
       this.bootstrapFailures++;
+      if (err instanceof NeedsUpgradeError) this.noteHaltWithWonEpoch(err);
       throw err;
     }
   }
