@@ -15,7 +15,7 @@ import { addRelevance, bestCandidates, resetRelevance, type Candidate } from './
 import { effectiveConfidence, recencyWeight } from './decay.ts';
 import type { PostingIndex } from './postings.ts';
 import { decodeFact, factByteLength, peekFact, type FactNumbers } from './fact-codec.ts';
-import { TOO_MANY, wordHash } from './fact-words.ts';
+import { TOO_MANY, wordHash, type PageReader } from './fact-words.ts';
 import { objectEntityTerm, subjectPredicateTerm, subjectTerm, termParts, wordTerm } from './records.ts';
 import { hashTerm, TERM_HASH } from './term-table.ts';
 import type { ScoreNumbers } from './score-numbers.ts';
@@ -185,8 +185,15 @@ interface Scoring {
 function scoreByWords(ctx: RecallContext, q: RecallQuery, s: Scoring): void {
   const { candidates, n, words, idf, bm25With, at, floor, limit, expanding, scored, best, seen } = s;
   const scores = ctx.scores!;
-  const hashes = words.map((w) => wordHash(wordIdentity(w)));
   const weights = words.map((w) => idf.get(w) ?? 0);
+  let loose = SUBJECT_MATCH_RELEVANCE;
+  for (const w of weights) loose += w * (K1 + 1);
+  const queryWords: QueryWords = {
+    hashes: words.map((w) => wordHash(wordIdentity(w))),
+    weights,
+    loose: loose * (1 + 1e-9),
+    readTexts: (from, to, add) => readTexts(ctx, from, to, add),
+  };
   const pending: Pending[] = [];
   for (let i = 0; i < n; i++) {
     const seq = candidates[i]!.seq;
@@ -194,7 +201,7 @@ function scoreByWords(ctx: RecallContext, q: RecallQuery, s: Scoring): void {
     const effective = effectiveConfidence(PEEKED, at);
     if (effective < floor) continue;
     const recency = recencyWeight(PEEKED.recordedAt, at);
-    const bound = words.length === 0 ? 1 : relevanceBound(ctx, seq, hashes, weights, bm25With);
+    const bound = words.length === 0 ? 1 : relevanceBound(ctx, seq, queryWords, bm25With);
     if (bound === SUBJECT_MATCH_RELEVANCE || words.length === 0) {
       // No query word (certain: a word always has the same hash), or no words asked: the relevance is exact.
       const score = bound * effective * recency;
@@ -226,17 +233,24 @@ interface Pending {
 
 const WORDS_AT = { pool: new Uint8Array(0), at: 0 };
 
+/** A subject-filtered query's words as `relevanceBound` needs them, built once per query. */
+interface QueryWords {
+  readonly hashes: readonly number[];
+  readonly weights: readonly number[];
+  /** The bound of a fact nothing is known about: every word at its largest (idf × (k1 + 1)). */
+  readonly loose: number;
+  readonly readTexts: PageReader;
+}
+
 /**
  * A subject-filtered candidate's text relevance bound from its words' hashes: SUBJECT_MATCH_RELEVANCE exactly when it
  * holds no query word, else the BM25 sum its hashes give (its relevance, unless hashes collide), with a margin for
  * the order of addition; a word whose frequency or length saturated counts at its largest. Unknown facts (no entry,
  * too many words) get the loosest bound, so they are read.
  */
-function relevanceBound(ctx: RecallContext, seq: number, hashes: readonly number[], weights: readonly number[], bm25With: (weight: number, tf: number, len: number) => number): number {
-  let loose = SUBJECT_MATCH_RELEVANCE;
-  for (const w of weights) loose += w * (K1 + 1);
-  loose *= 1 + 1e-9;
-  if (!ctx.postings.words.find(seq, (from, to, add) => readTexts(ctx, from, to, add), WORDS_AT)) return loose;
+function relevanceBound(ctx: RecallContext, seq: number, b: QueryWords, bm25With: (weight: number, tf: number, len: number) => number): number {
+  const { hashes, weights, loose } = b;
+  if (!ctx.postings.words.find(seq, b.readTexts, WORDS_AT)) return loose;
   const { pool, at } = WORDS_AT;
   const len = pool[at]!;
   const n = pool[at + 1]!;
