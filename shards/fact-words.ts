@@ -99,6 +99,20 @@ export class FactWords {
     return true;
   }
 
+  /** Reads the first byte of each of the first `n` candidates' entries (see `ScoreNumbers.touch`); fills nothing. */
+  touch(candidates: readonly { readonly seq: number }[], n: number): number {
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      const seq = candidates[i]!.seq;
+      const p = Math.floor(seq / PAGE);
+      const page = this.pages[p];
+      if (page === undefined) continue;
+      const start = page.starts[seq - p * PAGE]!;
+      if (start > 0) sum += page.pool[start - 1]!;
+    }
+    return sum;
+  }
+
   private fillPage(p: number, read: PageReader): Page {
     const page = this.pageFor(p * PAGE);
     read(p * PAGE, Math.min((p + 1) * PAGE, this.completeFrom), (seq, text) => {

@@ -55,6 +55,23 @@ export class ScoreNumbers {
   }
 
   /**
+   * Reads each of the first `n` candidates' entries, in a loop that does nothing else: at 1M facts each is a cache
+   * miss, and independent loads in a short loop are waited for together instead of one by one.
+   */
+  touch(candidates: readonly { readonly seq: number }[], n: number): number {
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      const seq = candidates[i]!.seq;
+      const p = Math.floor(seq / PAGE);
+      const page = this.pages[p];
+      // Both ends of the entry: 40 bytes straddle two cache lines more often than not.
+      const at = (seq - p * PAGE) * STRIDE;
+      if (page !== undefined) sum += page[at]! + page[at + STRIDE - 1]!;
+    }
+    return sum;
+  }
+
+  /**
    * Fills `out`'s status, confidence, halfLifeDays, reinforcedAt and recordedAt for the fact created at `seq`;
    * false when there is none. (The other fields are left as they are: recall reads them only for `asOf`, which
    * reads records.)
