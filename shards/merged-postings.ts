@@ -111,7 +111,9 @@ export class MergedPostingsCache {
     // While complete, every word and subject term of the merged segment gets an entry.
     if (this.complete) {
       segment.forEachNamedBlock((term, block) => {
-        if (!this.entries.has(term) && !changed.has(term)) this.file(term, withNewer(block, undefined, newTop));
+        // (Checked per term: filing may pass MAX_BYTES and drop everything, and then a new entry from this segment
+        // alone would lack the older segments' postings.)
+        if (this.complete && !this.entries.has(term) && !changed.has(term)) this.file(term, withNewer(block, undefined, newTop));
       });
     }
     for (const term of changed) this.invalidate(term);
