@@ -265,13 +265,15 @@ function relevanceBound(ctx: RecallContext, seq: number, b: QueryWords, bm25With
   let any = false;
   for (let j = 0; j < hashes.length; j++) {
     const h = hashes[j]!;
+    // Every word with this hash, not the first: two words' hashes may collide, and BM25 grows with the frequency,
+    // so only the highest is a bound.
+    let tf = -1;
     for (let o = at + 2, end = at + 2 + n * 3; o < end; o += 3) {
-      if (((pool[o]! << 8) | pool[o + 1]!) !== h) continue;
-      const tf = pool[o + 2]!;
-      any = true;
-      sum += tf >= 255 || len >= 255 ? weights[j]! * (K1 + 1) : bm25With(weights[j]!, tf, len);
-      break;
+      if (((pool[o]! << 8) | pool[o + 1]!) === h && pool[o + 2]! > tf) tf = pool[o + 2]!;
     }
+    if (tf < 0) continue;
+    any = true;
+    sum += tf >= 255 || len >= 255 ? weights[j]! * (K1 + 1) : bm25With(weights[j]!, tf, len);
   }
   return any ? (sum + SUBJECT_MATCH_RELEVANCE) * (1 + 1e-9) : SUBJECT_MATCH_RELEVANCE;
 }

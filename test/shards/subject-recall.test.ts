@@ -82,4 +82,29 @@ test('subject-filtered recall from the words in memory answers as reading every 
   }
 });
 
+test('a query word whose 16-bit hash collides with another word of the fact does not lower its bound (the best answer stays)', async () => {
+  // "q3wc8k" and "zebrafish" share their word hash: the fact's first word with that hash occurs once, the query's
+  // word three times, so a bound from the first match fell below the fact's relevance and the fact was passed over.
+  const dir = tempDir();
+  const store = openShardStore({ path: dir.path, domain: 'd', durability: 'none' });
+  try {
+    const assertAt = (seq: number, text: string, subject?: string): { seq: number; entry: LogEntry } => ({
+      seq,
+      entry: { v: 1, op: 'assert', opId: `op-${seq}`, recordedAt: T0 + seq, source, fact: { text, ...(subject !== undefined && { subject }) } },
+    });
+    await store.applyBatch([
+      assertAt(1, 'q3wc8k zebrafish zebrafish zebrafish', 'sam'),
+      assertAt(2, 'zebrafish other', 'sam'),
+      ...Array.from({ length: 20 }, (_, i) => assertAt(3 + i, `filler text number ${i}`)),
+    ]);
+    const now = T0 + 86_400_000;
+    const best = store.recall({ subject: 'sam', query: 'zebrafish', now, limit: 1 }).facts.map((f) => f.text);
+    assert.equal(best, ['q3wc8k zebrafish zebrafish zebrafish']);
+    assert.equal(answer(store, { subject: 'sam', query: 'zebrafish', now, limit: 1 }), answer(store, { subject: 'sam', query: 'zebrafish', now, limit: 1, asOf: now }));
+  } finally {
+    await store.close();
+    dir.remove();
+  }
+});
+
 test.run();
