@@ -228,13 +228,17 @@ export class Applier {
     }
   }
 
-  getFact(id: string): Fact | undefined {
+  /**
+   * The fact with this id as the batch being applied left it, its uncommitted changes included: for applying only.
+   * Readers take facts from their snapshot (`LmdbShardStore.getFact`).
+   */
+  private getFact(id: string): Fact | undefined {
     const seq = factSeqIn(this.options.domain, id);
     return seq === undefined ? undefined : this.factAt(seq);
   }
 
-  /** The fact created at store position `seq`, as it now stands. */
-  factAt(seq: number): Fact | undefined {
+  /** The fact created at store position `seq`, as it now stands in the applier's transaction. */
+  private factAt(seq: number): Fact | undefined {
     const bytes = this.changes.read(seq);
     return bytes === undefined ? undefined : decodeFact(bytes, this.options.domain);
   }

@@ -31,6 +31,7 @@ import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
 import { recallFacts } from './recall.ts';
 import { decodeFact, readIdentityFields, type IdentityFields } from './fact-codec.ts';
 import { FactTerms } from './fact-terms.ts';
+import { factSeqIn } from './ids.ts';
 import { identityHash, subjectPredicateHash } from './records.ts';
 import { FORMAT, openTables, TABLE_NAMES, type Table, type Tables } from './tables.ts';
 import type {
@@ -262,7 +263,17 @@ export class LmdbShardStore implements ShardStore {
   }
 
   getFact(id: string): Fact | undefined {
-    return this.applier.getFact(id);
+    const seq = factSeqIn(this.domain, id);
+    return seq === undefined ? undefined : this.storedFact(seq);
+  }
+
+  /**
+   * The fact created at `seq` as this read's LMDB snapshot holds it: record and changes both from the snapshot, not
+   * the applier's (whose group of facts being filled may hold a batch still committing).
+   */
+  private storedFact(seq: number): Fact | undefined {
+    const bytes = this.changes.readStored(seq);
+    return bytes === undefined ? undefined : decodeFact(bytes, this.domain);
   }
 
   history(subject: string, predicate?: string): Fact[] {
@@ -270,7 +281,7 @@ export class LmdbShardStore implements ShardStore {
     const term = predicate === undefined ? `s:${s}` : `p:${s}\x1f${predicate}`;
     const facts: Fact[] = [];
     for (const p of this.postings.newest(term, Number.MAX_SAFE_INTEGER, appliedPosition(this.readState()))) {
-      const f = this.applier.factAt(p.seq);
+      const f = this.storedFact(p.seq);
       if (f !== undefined) facts.push(f);
     }
     return facts.sort((a, b) => a.validFrom - b.validFrom || a.recordedAt - b.recordedAt || a.seq - b.seq);

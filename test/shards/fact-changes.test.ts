@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { open } from 'lmdb';
-import { openShardStore, type Fact, type LogEntry } from '../../shards/index.ts';
+import { openShardStore, type Fact, type LogEntry, type ShardStore } from '../../shards/index.ts';
 import { assertEntry, DAY, entry, PREDICATES, T0, tempDir } from './helpers.ts';
 
 /** The raw fact records by position and the `changes` records (the store must be closed). */
@@ -116,6 +116,62 @@ test('forgetting a changed fact rewrites its record without the text and leaves 
     await reopened.close();
   } finally {
     dir.remove();
+  }
+});
+
+test('a fact changed thousands of times reads about as fast as one changed once, and its neighbours as fast as without it', async () => {
+  // Each change used to file one more entry under the fact's position in one in-memory multimap: its linear-probing
+  // cluster grew with every reinforcement, and every read of the fact (and of positions whose slots it covered) walked
+  // it. The reference is a store with the same facts and no hot one.
+  const hotDir = tempDir();
+  const plainDir = tempDir();
+  const id = (position: number): string => `d:${position.toString(36).padStart(10, '0')}:0`;
+  const REINFORCEMENTS = 12_000;
+  const open = (path: string): ShardStore => openShardStore({ path, domain: 'd', durability: 'none' });
+  let hot: ShardStore | undefined;
+  let plain: ShardStore | undefined;
+  try {
+    hot = open(hotDir.path);
+    plain = open(plainDir.path);
+    // Positions 1–200: facts, 1 and 2 reinforced once; then, in `hot` only, 1 again REINFORCEMENTS times.
+    for (const store of [hot, plain]) {
+      await store.applyBatch(Array.from({ length: 200 }, (_, i) => ({ seq: i + 1, entry: assertEntry({ text: `fact number ${i + 1}`, subject: `s${i % 7}` }, { recordedAt: T0 + i }) })));
+      await store.apply(entry({ op: 'reinforce', factId: id(1), recordedAt: T0 + DAY }), 201);
+      await store.apply(entry({ op: 'reinforce', factId: id(2), recordedAt: T0 + DAY }), 202);
+    }
+    for (let seq = 202; seq < 202 + REINFORCEMENTS; ) {
+      await hot.applyBatch(Array.from({ length: 1000 }, () => ({ seq: ++seq, entry: entry({ op: 'reinforce', factId: id(1), recordedAt: T0 + DAY + seq }) })));
+    }
+    /** The least time of several runs of `n` reads (µs per read): interference only ever adds. */
+    const perRead = (store: ShardStore, factId: string, n = 400): number => {
+      let best = Number.POSITIVE_INFINITY;
+      for (let run = 0; run < 15; run++) {
+        const start = performance.now();
+        for (let i = 0; i < n; i++) store.getFact(factId);
+        best = Math.min(best, ((performance.now() - start) * 1000) / n);
+      }
+      return best;
+    };
+    const check = (label: string, hot: ShardStore, plain: ShardStore): void => {
+      assert.is(hot.getFact(id(1))!.confirmations, REINFORCEMENTS + 2, label);
+      for (const store of [hot, plain]) for (const position of [1, 2, 3]) perRead(store, id(position)); // warm-up
+      const slow: string[] = [];
+      for (const position of [1, 2, 3, 150]) {
+        const withHot = perRead(hot, id(position));
+        const without = perRead(plain, id(position));
+        if (withHot > without * 3) slow.push(`fact ${position}: ${withHot.toFixed(1)} µs per read, ${without.toFixed(1)} µs in a store without the hot fact`);
+      }
+      assert.equal(slow, [], label);
+    };
+    check('live', hot, plain);
+    await hot.close();
+    hot = open(hotDir.path);
+    check('reopened', hot, plain);
+  } finally {
+    await hot?.close();
+    await plain?.close();
+    hotDir.remove();
+    plainDir.remove();
   }
 });
 

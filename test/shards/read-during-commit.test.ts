@@ -105,4 +105,59 @@ test('reads racing the commits of an index merge (a segment sealed, its blocks a
   }
 });
 
+test('getFact and history during a commit that forgets a fact in the group of 16 being filled and creates another answer from the committed state', async () => {
+  // The group being filled is held in memory by the applier (`shards/fact-groups.ts`): a reader must not see it,
+  // since the changes it reads over a record come from its own snapshot.
+  const dir = tempDir();
+  const store = openShardStore({ path: dir.path, domain: 'd', durability: 'meta' });
+  const applier = (store as unknown as { applier: { state: { appliedSeq: number } } });
+  const id = (position: number): string => `d:${position.toString(36).padStart(10, '0')}:0`;
+  const source = { agent: 'a' };
+  try {
+    let observed = 0;
+    for (let round = 0; round < 100 && observed < 3; round++) {
+      const base = 16 * (round + 1); // the first position of a group
+      const subject = `ada${round}`;
+      await store.applyBatch([
+        { seq: base, entry: { v: 1, op: 'assert', opId: `a${round}`, recordedAt: T0, source, fact: { text: 'ada drinks green tea', subject, predicate: 'drinks', object: 'green tea' } } },
+        { seq: base + 1, entry: { v: 1, op: 'reinforce', opId: `r${round}`, recordedAt: T0 + 1, source, factId: id(base) } },
+      ]);
+      const before = JSON.stringify(store.getFact(id(base)));
+      const historyBefore = store.history(subject).map((f) => JSON.stringify(f));
+      assert.is(store.getFact(id(base))?.confirmations, 2);
+      const pending = store.applyBatch([
+        { seq: base + 2, entry: { v: 1, op: 'forget', opId: `g${round}`, recordedAt: T0 + 2, source, factId: id(base) } },
+        { seq: base + 3, entry: { v: 1, op: 'assert', opId: `b${round}`, recordedAt: T0 + 3, source, fact: { text: 'bob likes maps', subject: `bob${round}` } } },
+      ]);
+      let done = false;
+      void pending.then(() => (done = true), () => (done = true));
+      while (!done) {
+        if (applier.applier.state.appliedSeq > store.appliedSeq) {
+          observed++;
+          // Before the write thread makes the commit visible, exactly the state before the batch.
+          const during = JSON.stringify(store.getFact(id(base)));
+          const history = store.history(subject);
+          const created = store.getFact(id(base + 3));
+          const visible = store.recall({ subject: `bob${round}`, now: T0 + 10 }).appliedSeq >= base + 3;
+          if (!visible) {
+            assert.is(during, before, `round ${round}: getFact of the fact being forgotten`);
+            assert.is(created, undefined, `round ${round}: a fact of the batch still committing`);
+            // The facts history finds are read as before the batch. (It may already miss the one being forgotten:
+            // the open index segment's postings are in memory and the forget removed its posting there.)
+            for (const f of history) assert.ok(historyBefore.includes(JSON.stringify(f)), `round ${round}: history reads ${f.id} as before the batch`);
+          }
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await pending;
+      assert.is(store.getFact(id(base))?.status, 'forgotten');
+      assert.is(store.getFact(id(base + 3))?.text, 'bob likes maps');
+    }
+    assert.ok(observed > 0, 'a read landed while a batch was committing');
+  } finally {
+    await store.close();
+    dir.remove();
+  }
+});
+
 test.run();
