@@ -15,7 +15,7 @@ export type { StoreFacts } from './snapshot-file.ts';
 export { compactShard } from './compaction.ts';
 export { SnapshotBucket, snapshotName } from './snapshot-bucket.ts';
 export { copyStore, inspectStoreCopy, StoreCopyError } from './snapshot-file.ts';
-export { installNewestSnapshot, clearInstallLeftovers } from './snapshot-install.ts';
+export { installNewestSnapshot, clearInstallLeftovers, SnapshotFormatError } from './snapshot-install.ts';
 export { CompactionTrigger } from './compaction-trigger.ts';
 export { Host, shardAddress } from './host.ts';
 export { systemClock } from './clock.ts';

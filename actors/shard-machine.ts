@@ -119,6 +119,7 @@ export const shardMachine = setup({
     fenced: (_, params: { error: unknown }) => (params.error as { code?: string } | null)?.code === 'NOT_LEADER',
     logCompacted: (_, params: { error: unknown }) => (params.error as { name?: string } | null)?.name === 'LogCompactedError',
     needsUpgrade: (_, params: { error: unknown }) => (params.error as { name?: string } | null)?.name === 'NeedsUpgradeError',
+    snapshotFormat: (_, params: { error: unknown }) => (params.error as { name?: string } | null)?.name === 'SnapshotFormatError',
   },
 }).createMachine({
   id: 'shard',
@@ -169,6 +170,12 @@ export const shardMachine = setup({
             // The snapshot was taken by a build of a higher log level: installing it would be meeting what it did.
             guard: { type: 'needsUpgrade', params: ({ event }) => ({ error: event.error }) },
             target: 'needsUpgrade',
+            actions: assign({ lastError: ({ event }) => describeError(event.error) }),
+          },
+          {
+            // The snapshot is of another store format (refused before downloading): no retry can install it.
+            guard: { type: 'snapshotFormat', params: ({ event }) => ({ error: event.error }) },
+            target: 'failed',
             actions: assign({ lastError: ({ event }) => describeError(event.error) }),
           },
           // No snapshot yet, or a bad one: catching up finds the log compacted again and comes back (bootstrap backs off).

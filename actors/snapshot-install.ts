@@ -18,7 +18,7 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
-import type { ShardStoreOptions } from '../shards/index.ts';
+import { FORMAT, type ShardStoreOptions } from '../shards/index.ts';
 import { NeedsUpgradeError } from './log-level.ts';
 import type { SnapshotBucket, SnapshotMeta } from './snapshot-bucket.ts';
 import { DATA_FILE, inspectStoreCopy } from './snapshot-file.ts';
@@ -44,6 +44,28 @@ export interface InstallOptions {
   log(line: string): void;
 }
 
+/**
+ * The newest snapshot is of another store format than this build reads. Installing it is impossible and retrying
+ * does not help (until a replica of this version takes a snapshot, which a failed bootstrap cannot wait for), so the
+ * shard machine fails on it with this message rather than back off and try again.
+ */
+export class SnapshotFormatError extends Error {
+  override readonly name = 'SnapshotFormatError';
+  constructor(
+    readonly domain: string,
+    readonly snapshot: string,
+    readonly seq: number,
+    readonly found: number,
+    readonly expected: number,
+  ) {
+    const remedy =
+      found > expected
+        ? 'upgrade shardmind on this Mini'
+        : `run the version that took it, or restart this shard once a replica on this version has taken a newer snapshot`;
+    super(`the newest ${domain} snapshot ${snapshot} (seq ${seq}) is store format ${found}, this version reads format ${expected}: not downloaded; ${remedy}`);
+  }
+}
+
 // Not `<store>.incoming`: lmdb-js takes a path with an extension for a file, not an environment directory. Domain
 // names hold no `-`, so these never collide with another domain's store.
 const incomingDir = (storePath: string): string => `${storePath}-incoming`;
@@ -64,6 +86,9 @@ export async function installNewestSnapshot(o: InstallOptions): Promise<Snapshot
   const { meta } = newest;
   const level = meta.logLevel ?? 2;
   if (level > o.logLevel) throw new NeedsUpgradeError(o.bucket.domain, meta.seq, level, o.logLevel, 'snapshot');
+  // A snapshot is a byte copy of a store: one of another layout would be downloaded only for the check after it to
+  // refuse it, again at every retry. Refused from its metadata instead, and for good (the shard fails).
+  if (meta.format !== FORMAT) throw new SnapshotFormatError(o.bucket.domain, newest.name, meta.seq, meta.format, FORMAT);
   if (meta.seq + 1 < o.logFirstSeq) {
     throw new ShardmindError(ErrorCode.UNAVAILABLE, `the newest ${o.bucket.domain} snapshot (seq ${meta.seq}) does not reach the log, which starts at seq ${o.logFirstSeq}`);
   }

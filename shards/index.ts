@@ -57,6 +57,8 @@ export { tokenize, normalizeText } from './text.ts';
 export { factIdFor, seqOfFactId } from './ids.ts';
 // The index layout's sizes and the fact record format, for tests and tools that read a store's bytes.
 export { SEGMENT_SEQS, MERGE_SPAN } from './postings.ts';
+// The store layout this version reads and writes (`meta/format`): a snapshot of another one cannot be installed.
+export { FORMAT } from './tables.ts';
 export { encodeFact, decodeFact, factByteLength, peekFact, readIdentityFields } from './fact-codec.ts';
 export type { FactNumbers, IdentityFields } from './fact-codec.ts';
 export { challengerWins } from './conflict.ts';

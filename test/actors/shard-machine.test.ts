@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createActor } from 'xstate';
-import { LogCompactedError, shardMachine, type ShardEvent, type ShardRuntime } from '../../actors/index.ts';
+import { LogCompactedError, shardMachine, SnapshotFormatError, type ShardEvent, type ShardRuntime } from '../../actors/index.ts';
 
 class ScriptedRuntime implements ShardRuntime {
   readonly calls: string[] = [];
@@ -109,6 +109,17 @@ test('shard machine - a failed bootstrap goes back through catch-up and tries ag
   open();
   await until(actor, 'leading');
   assert.equal(rt.calls, ['open', 'catchUp', 'bootstrap', 'catchUp', 'bootstrap', 'catchUp', 'claim', 'lead']);
+  actor.stop();
+});
+
+test('shard machine - a bootstrap refused for a snapshot of another store format fails the actor, naming both formats, and does not try again', async () => {
+  const rt = new ScriptedRuntime();
+  rt.catchUpErrors = [new LogCompactedError('email', 1, 501), new LogCompactedError('email', 1, 501)];
+  rt.bootstrapError = new SnapshotFormatError('email', 'email-0000000500', 500, 6, 8);
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: false } }).start();
+  await until(actor, 'failed');
+  assert.equal(rt.calls, ['open', 'catchUp', 'bootstrap']);
+  assert.match(String(actor.getSnapshot().context.lastError), 'store format 6, this version reads format 8');
   actor.stop();
 });
 

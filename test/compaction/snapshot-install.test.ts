@@ -3,7 +3,7 @@
  * it is written holds one committed state; a snapshot that does not hold what its metadata says is refused and the
  * replica's store is left as it was; a good one replaces the store whole (same seq, tail hash, digest); what an
  * interrupted install leaves beside the store is cleared; a snapshot taken at a higher log level than the replica
- * understands is refused before anything is downloaded.
+ * understands is refused before anything is downloaded, and so is one of another store format.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { startNatsServer, waitForJetStream, type NatsServerProcess } from '../../cli/index.ts';
-import { NeedsUpgradeError, SnapshotBucket, clearInstallLeftovers, copyStore, inspectStoreCopy, installNewestSnapshot, type SnapshotMeta } from '../../actors/index.ts';
-import { openShardStore, type AssertEntry, type ShardStore } from '../../shards/index.ts';
+import { NeedsUpgradeError, SnapshotBucket, SnapshotFormatError, clearInstallLeftovers, copyStore, inspectStoreCopy, installNewestSnapshot, type SnapshotMeta } from '../../actors/index.ts';
+import { FORMAT, openShardStore, type AssertEntry, type ShardStore } from '../../shards/index.ts';
 
 interface Ctx {
   server: NatsServerProcess;
@@ -184,6 +184,60 @@ t('a snapshot taken at a higher log level than the replica understands is refuse
     await bucket.put(file, { ...meta, logLevel: 1 });
     const installed = await install(1);
     assert.is(installed.seq, 60, 'a snapshot at the level the replica understands installs');
+    assert.is(closed, 1);
+  } finally {
+    await leader.close();
+    await replica.close();
+  }
+});
+
+t('a snapshot of another store format is refused on its metadata, before anything is downloaded', async (ctx) => {
+  const js = ctx.nc.jetstream();
+  const bucket = await SnapshotBucket.open(js, 'formats', 1);
+  const leaderPath = join(ctx.dir, 'formats-leader');
+  const leader = await storeWith(leaderPath, 60);
+  const file = await copyStore(leaderPath, join(ctx.dir, 'formats-leader-copy'));
+  const facts = await inspectStoreCopy(join(ctx.dir, 'formats-leader-copy'), { domain: 'email' });
+  const meta: SnapshotMeta = {
+    v: 1, domain: 'formats', seq: facts.appliedSeq, tailHash: facts.tailHash!, format: facts.format!, digest: facts.digest,
+    epoch: 0, node: 'mini-1', takenAt: new Date().toISOString(), bytes: 0,
+  };
+  const replicaPath = join(ctx.dir, 'formats-replica');
+  const replica = await storeWith(replicaPath, 10);
+  const replicaDigest = replica.digest();
+  let closed = 0;
+  const logged: string[] = [];
+  const install = () =>
+    installNewestSnapshot({
+      bucket,
+      storePath: replicaPath,
+      storeOptions: { domain: 'email' },
+      logFirstSeq: 40,
+      position: 10,
+      logLevel: 2,
+      closeStore: async () => {
+        closed++;
+        await replica.close();
+      },
+      log: (line) => logged.push(line),
+    });
+  try {
+    assert.is(facts.format, FORMAT);
+    for (const format of [FORMAT - 2, FORMAT + 1]) {
+      await bucket.put(file, { ...meta, format });
+      const refused = await install().then(() => undefined, (e: unknown) => e);
+      assert.instance(refused, SnapshotFormatError);
+      assert.match((refused as Error).message, `is store format ${format}, this version reads format ${FORMAT}`);
+      assert.match((refused as Error).message, format > FORMAT ? 'upgrade shardmind' : 'run the version that took it');
+    }
+    assert.equal(logged.filter((line) => line.startsWith('downloading')), [], 'nothing was downloaded');
+    assert.not.ok(existsSync(`${replicaPath}-incoming`));
+    assert.is(closed, 0, 'the store was not closed');
+    assert.is(replica.digest(), replicaDigest, 'nor changed');
+
+    await bucket.put(file, meta);
+    const installed = await install();
+    assert.is(installed.seq, 60, 'a snapshot of this format installs');
     assert.is(closed, 1);
   } finally {
     await leader.close();
