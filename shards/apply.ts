@@ -66,6 +66,10 @@ export interface StoreState {
   facts: number;
   activeFacts: number;
   entities: number;
+  /**
+   * Observations kept: each fact's creating one (held by its record) and each reinforcement's episode record. A
+   * forgotten fact's are gone, the creating one included.
+   */
   episodes: number;
   /** Facts with indexed words, and the sum of their lengths: BM25's average document length. */
   docs: number;
@@ -347,7 +351,7 @@ export class Applier {
 
     this.appendFact(fact);
     if (isActive(fact.status)) this.indexes.identities.add(identity, pos);
-    // The creating observation is the fact record itself until the fact first changes confidence (see `reinforce`).
+    // The creating observation is an episode too: the fact's record keeps it as first written (see `reinforce`).
     this.state.episodes++;
     this.state.facts++;
     if (isActive(fact.status)) this.state.activeFacts++;
@@ -496,6 +500,8 @@ export class Applier {
       this.t.episodes.removeSync(key);
       this.state.episodes--;
     }
+    // And the creating observation, counted when the fact was created: its text leaves the record below.
+    this.state.episodes--;
     if (isActive(f.status)) this.state.activeFacts--;
     this.clearActivePointer(f);
     this.releaseIdentity(f);

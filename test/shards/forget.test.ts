@@ -88,4 +88,26 @@ test('forget after the merge, from a word shared by many facts (a block with its
   }
 });
 
+test('stats count episodes as the observations kept: forgetting a fact takes its creating observation and its reinforcements away', async () => {
+  const dir = tempDir();
+  const store = openShardStore({ path: dir.path, domain: 'd', durability: 'none' });
+  try {
+    const episodes = (): number => store.stats().episodes;
+    await store.apply(assertEntry({ text: 'kim likes maps' }, { recordedAt: T0 }), 1);
+    await store.apply(assertEntry({ text: 'lee likes tea' }, { recordedAt: T0 }), 2);
+    assert.is(episodes(), 2, 'two facts, each its creating observation');
+    await store.apply(entry({ op: 'reinforce', factId: 'd:0000000001:0', recordedAt: T0 + 1 }), 3);
+    assert.is(episodes(), 3);
+    await store.apply(entry({ op: 'forget', factId: 'd:0000000001:0', recordedAt: T0 + 2 }), 4);
+    assert.is(episodes(), 1, 'the forgotten fact kept neither its reinforcement nor its creating observation');
+    await store.apply(entry({ op: 'forget', factId: 'd:0000000002:0', recordedAt: T0 + 3 }), 5);
+    assert.is(episodes(), 0, 'a fact never reinforced: its creating observation goes');
+    await store.apply(entry({ op: 'forget', factId: 'd:0000000002:0', recordedAt: T0 + 4 }), 6);
+    assert.is(episodes(), 0, 'forgetting it again changes nothing');
+  } finally {
+    await store.close();
+    dir.remove();
+  }
+});
+
 test.run();
