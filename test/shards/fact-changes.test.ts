@@ -159,7 +159,7 @@ test('a fact changed thousands of times reads about as fast as one changed once,
       for (const position of [1, 2, 3, 150]) {
         const withHot = perRead(hot, id(position));
         const without = perRead(plain, id(position));
-        if (withHot > without * 3) slow.push(`fact ${position}: ${withHot.toFixed(1)} µs per read, ${without.toFixed(1)} µs in a store without the hot fact`);
+        if (withHot > without * 5) slow.push(`fact ${position}: ${withHot.toFixed(1)} µs per read, ${without.toFixed(1)} µs in a store without the hot fact`);
       }
       assert.equal(slow, [], label);
     };
