@@ -8,8 +8,8 @@
  * which the raw ops do not do.
  */
 import { connect, type NatsConnection } from 'nats';
-import { connect as connectClient, fromRecallReply, type FactInput, type ShardmindClient } from '../client/index.ts';
-import { decodePayload, encodePayload, memSubject, shardSubject, type RecallReply, type RecallTableReply } from '../protocol/index.ts';
+import { connect as connectClient, fromRecallReply, ShardmindError, Transport, type FactInput, type ShardmindClient } from '../client/index.ts';
+import { memSubject, shardSubject, type RecallReply, type RecallTableReply } from '../protocol/index.ts';
 import type { BenchContext } from './context.ts';
 import type { LostWrites } from './peers/server-memory.ts';
 import type { MemoryTarget, TargetOp } from './target.ts';
@@ -22,7 +22,6 @@ const TIMEOUT_MS = 10_000;
 const PRELOAD_IN_FLIGHT = 256;
 
 interface ReplyBody {
-  readonly error?: { readonly code: string; readonly message: string; readonly retryable?: boolean };
   readonly facts?: readonly unknown[];
   readonly factId?: string;
   readonly seq?: number;
@@ -36,21 +35,26 @@ const RETRY_BACKOFF_MS = [10, 50, 100, 250, 500, 1000] as const;
 /** Counts of retried attempts by error code, for the report (a retry is part of the latency it lands in). */
 export const retries: Record<string, number> = {};
 
+/** One transport per connection: the SDK's own (`client/transport.ts`), so a request costs what an agent's does. */
+const transports = new WeakMap<NatsConnection, Transport>();
+
 /**
- * One request, msgpack both ways. A retryable error reply (NOT_LEADER, UNAVAILABLE, …) is retried with backoff
- * within RETRY_BUDGET_MS, as a real client would; anything else is thrown with its code.
+ * One request, msgpack both ways, through the SDK's transport (one reply subscription per connection, the reply
+ * decoded and its error envelope unwrapped). A retryable error (NOT_LEADER, UNAVAILABLE, a timeout, …) is retried
+ * with backoff within RETRY_BUDGET_MS, as a real client would; anything else is thrown with its code.
  */
-export async function call(nc: NatsConnection, subject: string, body: unknown): Promise<ReplyBody> {
-  const data = encodePayload(body, 'msgpack');
+export async function call(nc: NatsConnection, subject: string, body: object): Promise<ReplyBody> {
+  let transport = transports.get(nc);
+  if (transport === undefined) transports.set(nc, (transport = new Transport(nc, 'msgpack')));
   const deadline = Date.now() + RETRY_BUDGET_MS;
   for (let attempt = 0; ; attempt++) {
-    const msg = await nc.request(subject, data, { timeout: TIMEOUT_MS });
-    const reply = decodePayload(msg.data, 'msgpack') as ReplyBody;
-    if (!reply.error) return reply;
-    if (!reply.error.retryable || Date.now() > deadline) {
-      throw new Error(`${subject}: ${reply.error.code}: ${reply.error.message}`);
+    try {
+      return await transport.request<ReplyBody>(subject, body, TIMEOUT_MS);
+    } catch (err) {
+      if (!(err instanceof ShardmindError)) throw err;
+      if (!err.retryable || Date.now() > deadline) throw new Error(`${subject}: ${err.code}: ${err.message}`);
+      retries[err.code] = (retries[err.code] ?? 0) + 1;
     }
-    retries[reply.error.code] = (retries[reply.error.code] ?? 0) + 1;
     await new Promise((r) => setTimeout(r, RETRY_BACKOFF_MS[Math.min(attempt, RETRY_BACKOFF_MS.length - 1)]));
   }
 }

@@ -31,5 +31,6 @@ export type { OpIdSource } from './op-id.ts';
 export { connect, ShardmindClient, domainOfFactId, DEFAULT_TIMEOUT_MS, DEFAULT_DEADLINE_MS } from './client.ts';
 export { createOpIdSource } from './op-id.ts';
 export { fromRecallReply } from './recall-reply.ts';
+export { Transport } from './transport.ts';
 export { backoffDelay, withRetry, DEFAULT_RETRY_POLICY } from './retry.ts';
 export { ShardmindError, ErrorCode } from '../protocol/index.ts';

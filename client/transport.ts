@@ -2,7 +2,8 @@
  * One request on the wire: encode (msgpack, or JSON with its content-type header), NATS request/reply, decode,
  * unwrap the error envelope. NATS's own failures become ShardmindErrors so the retry loop sees one kind of error:
  * no responders → UNAVAILABLE (nothing was delivered, so always safe to retry), no reply in time → TIMEOUT (the
- * request may or may not have been applied).
+ * request may or may not have been applied). Requests go out over one reply subscription (`reply-inbox.ts`), not
+ * `nc.request`, whose every successful call also built an error nobody reads.
  */
 import { ErrorCode as NatsErrorCode, NatsError, headers, type MsgHdrs, type NatsConnection } from 'nats';
 import {
@@ -15,14 +16,17 @@ import {
   unwrapReply,
   type Encoding,
 } from '../protocol/index.ts';
+import { ReplyInbox } from './reply-inbox.ts';
 
 export class Transport {
   private readonly jsonHeaders: MsgHdrs | undefined;
+  private readonly inbox: ReplyInbox;
 
   constructor(
-    private readonly nc: NatsConnection,
+    nc: NatsConnection,
     readonly encoding: Encoding,
   ) {
+    this.inbox = new ReplyInbox(nc);
     if (encoding === 'json') {
       this.jsonHeaders = headers();
       this.jsonHeaders.set(CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE);
@@ -34,10 +38,7 @@ export class Transport {
     const data = encodePayload(body, this.encoding);
     let reply;
     try {
-      reply = await this.nc.request(subject, data, {
-        timeout: Math.max(1, Math.round(timeoutMs)),
-        ...(this.jsonHeaders ? { headers: this.jsonHeaders } : {}),
-      });
+      reply = await this.inbox.request(subject, data, Math.max(1, Math.round(timeoutMs)), this.jsonHeaders);
     } catch (err) {
       throw fromNatsError(err, subject, timeoutMs);
     }

@@ -1,0 +1,90 @@
+/**
+ * The client's requests over one reply subscription: each request publishes with a reply subject carrying a token
+ * (`<inbox>.<token>`), and one wildcard subscription hands each reply to its waiter. This is what `nc.request`
+ * does, minus a cost every agent paid on every call: nats.js 2.29 settles each *successful* request by also
+ * building a `NatsError` (a stack capture) to reject a promise nobody reads — about a sixth of a recalling agent's
+ * CPU, and garbage besides (decisions §38; the router's `ReplyMux` avoids it the same way, §15).
+ *
+ * Failures come out as the `NatsError`s `nc.request` gives (`NoResponders`, `Timeout`, `ConnectionClosed`), built
+ * only when they happen, so the transport maps them to ShardmindErrors exactly as before.
+ */
+import { ErrorCode as NatsErrorCode, NatsError, createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
+
+interface Waiting {
+  readonly resolve: (m: Msg) => void;
+  readonly reject: (e: NatsError) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** What a connection says about its inboxes: a caller's own connection may use a prefix its permissions allow. */
+interface InboxOptions {
+  readonly options?: { readonly inboxPrefix?: string };
+}
+
+export class ReplyInbox {
+  private readonly prefix: string;
+  private sub: Subscription | undefined;
+  private readonly waiting = new Map<number, Waiting>();
+  private nextToken = 1;
+
+  constructor(private readonly nc: NatsConnection) {
+    this.prefix = `${createInbox((nc as InboxOptions).options?.inboxPrefix)}.`;
+  }
+
+  /** Publishes `data` to `subject` and resolves with the reply, or rejects with nats.js's error for the failure. */
+  request(subject: string, data: Uint8Array, timeoutMs: number, headers: MsgHdrs | undefined): Promise<Msg> {
+    try {
+      this.subscribe();
+    } catch (err) {
+      return Promise.reject(err as NatsError); // the connection is closed or draining
+    }
+    const token = this.nextToken++;
+    return new Promise<Msg>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(token);
+        reject(NatsError.errorForCode(NatsErrorCode.Timeout));
+      }, timeoutMs);
+      this.waiting.set(token, { resolve, reject, timer });
+      try {
+        this.nc.publish(subject, data, { reply: this.prefix + token, ...(headers === undefined ? {} : { headers }) });
+      } catch (err) {
+        clearTimeout(timer);
+        this.waiting.delete(token);
+        reject(err as NatsError);
+      }
+    });
+  }
+
+  /**
+   * Subscribed on first use. When the subscription ends (the connection closed or drained), whatever still waits
+   * fails at once, as `nc.request`'s waiters do, rather than at its timeout.
+   */
+  private subscribe(): void {
+    if (this.sub !== undefined && !this.sub.isClosed()) return;
+    const sub = this.nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => void (err ? undefined : this.onReply(msg)) });
+    this.sub = sub;
+    void sub.closed.then(() => this.failAll(sub));
+  }
+
+  private failAll(sub: Subscription): void {
+    if (this.sub !== sub) return;
+    this.sub = undefined;
+    const left = [...this.waiting.values()];
+    this.waiting.clear();
+    for (const w of left) {
+      clearTimeout(w.timer);
+      w.reject(NatsError.errorForCode(NatsErrorCode.ConnectionClosed));
+    }
+  }
+
+  private onReply(msg: Msg): void {
+    const token = Number(msg.subject.slice(this.prefix.length));
+    const w = this.waiting.get(token);
+    if (w === undefined) return; // timed out already
+    this.waiting.delete(token);
+    clearTimeout(w.timer);
+    // As nats.js reads it: only an empty message with status 503 is "no responders"; any other is the reply.
+    if (msg.data.length === 0 && msg.headers?.code === 503) w.reject(NatsError.errorForCode(NatsErrorCode.NoResponders));
+    else w.resolve(msg);
+  }
+}
