@@ -6,6 +6,9 @@
  *   also serves from another process. The in-process echo is measured too, to show what the process hop costs.
  * - JetStream publish-ack: a 200-byte publish to an R1 file stream, awaited until the server acks. nats-server
  *   2.9 acks before it fsyncs (it syncs every ~2 min), so this is not a durable write on its own.
+ * Every floor request goes out the way the SDK's do (`client/reply-inbox.ts`: one reply subscription, no
+ * `nc.request`/`js.publish`, whose successful calls each build an error nobody reads), so a ratio compares
+ * shardmind with NATS at the same client cost, not with a slower client.
  * - append + fdatasync: a 200-byte append to a file in the bench's temp dir, then fdatasync — one durable write.
  * - echo that appends (child process): each request appended to JetStream by the responder before it answers — a
  *   remember's message shape with no work in it, one append per request (no grouping). Not a target's floor: it
@@ -14,6 +17,7 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, RetentionPolicy, StorageType } from 'nats';
+import { ReplyInbox } from '../client/index.ts';
 import type { BenchContext } from './context.ts';
 import { waitForLine } from './cleanup.ts';
 import { cpuText, withCpu, type ProcessSet } from './cpu.ts';
@@ -31,6 +35,9 @@ export interface FloorResult {
   readonly fdatasync: FloorFigure;
   /** Request → the responder appends it to JetStream → reply after the ack (`append-responder.ts`). */
   readonly appendEcho?: FloorFigure;
+  /** The same echo and publish through nats.js's own `nc.request` / `js.publish` (for comparison, not a floor). */
+  readonly echoRequestApi?: FloorFigure;
+  readonly jsPublishApi?: FloorFigure;
   /** p50 of echo + JetStream ack + fdatasync: the floor for one durable remember. */
   readonly rememberFloorP50us: number;
   readonly payloadBytes: number;
@@ -70,20 +77,28 @@ export async function startFloorProbes(ctx: BenchContext): Promise<FloorProbes> 
   ctx.cleanup.add('delete stream BENCH_FLOOR', async () => {
     if (!nc.isClosed()) await jsm.streams.delete('BENCH_FLOOR').catch(() => undefined);
   });
-  const js = nc.jetstream();
+  const inbox = new ReplyInbox(nc);
 
   const fh = await open(join(ctx.cleanup.tempDir('floor'), 'append.log'), 'a');
   ctx.cleanup.add('close append.log', () => fh.close().catch(() => undefined));
 
   return {
-    echo: () => nc.request('bench.floor.echo', PAYLOAD, { timeout: 5_000 }),
-    jsPublish: () => js.publish('bench.floor.js', PAYLOAD),
+    echo: () => inbox.request('bench.floor.echo', PAYLOAD, 5_000, undefined),
+    jsPublish: () => publishAcked(inbox, 'bench.floor.js'),
     fdatasync: async () => {
       await fh.write(PAYLOAD);
       await fh.datasync();
     },
     echoPid: child.pid!,
   };
+}
+
+/** A plain publish whose reply is JetStream's ack, read as `js.publish` reads it: an `error` in the ack throws. */
+async function publishAcked(inbox: ReplyInbox, subject: string): Promise<number> {
+  const reply = await inbox.request(subject, PAYLOAD, 5_000, undefined);
+  const ack = JSON.parse(new TextDecoder().decode(reply.data)) as { seq?: number; error?: { description?: string } };
+  if (ack.error !== undefined || typeof ack.seq !== 'number') throw new Error(`JetStream did not ack: ${ack.error?.description ?? 'no sequence'}`);
+  return ack.seq;
 }
 
 export async function measureFloor(ctx: BenchContext, probes: FloorProbes): Promise<FloorResult> {
@@ -103,10 +118,15 @@ export async function measureFloor(ctx: BenchContext, probes: FloorProbes): Prom
   ctx.cleanup.add('close in-process echo connection', () => responder.close());
   responder.subscribe('bench.floor.echo.local', { callback: (_e, m) => m.respond(m.data) });
   await responder.flush();
-  const echoInProcess = await figure('echo (in process)', () => nc.request('bench.floor.echo.local', PAYLOAD, { timeout: 5_000 }));
+  const inbox = new ReplyInbox(nc);
+  const echoInProcess = await figure('echo (in process)', () => inbox.request('bench.floor.echo.local', PAYLOAD, 5_000, undefined));
   await responder.close();
 
   const jsPublish = await figure('JetStream publish-ack (R1 file)', probes.jsPublish);
+  // What the floor was before (decisions §38): nats.js's request and publish APIs, each success building an error.
+  const echoRequestApi = await figure('echo through nc.request (child process)', () => nc.request('bench.floor.echo', PAYLOAD, { timeout: 5_000 }), { echo: probes.echoPid });
+  const js = nc.jetstream();
+  const jsPublishApi = await figure('JetStream publish-ack through js.publish', () => js.publish('bench.floor.js', PAYLOAD));
   const fdatasync = await figure('append 200 B + fdatasync', probes.fdatasync);
 
   // A remember's shape with nothing in it: the responder appends each request to JetStream, then answers.
@@ -129,7 +149,7 @@ export async function measureFloor(ctx: BenchContext, probes: FloorProbes): Prom
     'bench.floor.append.log',
   ]);
   await waitForLine(appender, /^ready$/, 15_000);
-  const appendEcho = await figure('echo that appends to JetStream (child process)', () => nc.request('bench.floor.append', PAYLOAD, { timeout: 5_000 }), {
+  const appendEcho = await figure('echo that appends to JetStream (child process)', () => inbox.request('bench.floor.append', PAYLOAD, 5_000, undefined), {
     appender: appender.pid!,
   });
   appender.kill('SIGTERM');
@@ -140,6 +160,8 @@ export async function measureFloor(ctx: BenchContext, probes: FloorProbes): Prom
     jsPublish,
     fdatasync,
     appendEcho,
+    echoRequestApi,
+    jsPublishApi,
     rememberFloorP50us: echo.seq.p50us + jsPublish.seq.p50us + fdatasync.seq.p50us,
     payloadBytes: PAYLOAD.length,
   };

@@ -106,6 +106,8 @@ export function markdownTable(r: BenchResults): string {
     floorRow('NATS echo, same process', f.echoInProcess);
     floorRow('JetStream publish-ack, R1 file (remember tput floor)', f.jsPublish);
     floorRow('append 200 B + fdatasync', f.fdatasync);
+    if (f.echoRequestApi) floorRow('NATS echo through nats.js `nc.request` (not a floor: what it was until §38)', f.echoRequestApi);
+    if (f.jsPublishApi) floorRow('JetStream publish-ack through nats.js `js.publish` (not a floor: what it was until §38)', f.jsPublishApi);
     if (f.appendEcho) floorRow('echo that appends each request to JetStream, child process (a remember\'s shape, ungrouped)', f.appendEcho);
     lines.push(`| floor: echo + JetStream ack + fdatasync (remember floor) | | ${us(f.rememberFloorP50us)} | | | | | | | | |`);
   }

@@ -32,5 +32,6 @@ export { connect, ShardmindClient, domainOfFactId, DEFAULT_TIMEOUT_MS, DEFAULT_D
 export { createOpIdSource } from './op-id.ts';
 export { fromRecallReply } from './recall-reply.ts';
 export { Transport } from './transport.ts';
+export { ReplyInbox } from './reply-inbox.ts';
 export { backoffDelay, withRetry, DEFAULT_RETRY_POLICY } from './retry.ts';
 export { ShardmindError, ErrorCode } from '../protocol/index.ts';
