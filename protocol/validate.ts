@@ -173,24 +173,41 @@ function parseDomains(value: unknown, path: string): string | string[] {
   throw badRequest(path, `must be a domain name or a list of them, got ${describe(value)}`);
 }
 
+/** A recall's optional fields' checks, made once: every shard read and routed recall runs them. */
+const recallChecks = {
+  id: optional(id),
+  taskId: optional(taskId),
+  text: optional(text),
+  domains: optional(parseDomains),
+  name: optional(name),
+  timestamp: optional(timestamp),
+  unit: optional(unit),
+  limit: optional(recallLimit),
+  hops: optional(hops),
+  boolean: optional(boolean),
+  seqMap: optional(seqMap),
+  maxStaleMs: optional(maxStaleMs),
+};
+
 /** `recall`: `query` or `subject` is required. */
 export function parseRecallRequest(body: unknown): RecallRequest {
   const b = envelope(body);
+  const c = recallChecks;
   const req = compact<RecallRequest>({
     v: 1,
-    agent: optional(id)(b['agent'], 'agent'),
-    task: optional(taskId)(b['task'], 'task'),
-    query: optional(text)(b['query'], 'query'),
-    domain: optional(parseDomains)(b['domain'], 'domain'),
-    subject: optional(name)(b['subject'], 'subject'),
-    predicate: optional(name)(b['predicate'], 'predicate'),
-    asOf: optional(timestamp)(b['asOf'], 'asOf'),
-    minConfidence: optional(unit)(b['minConfidence'], 'minConfidence'),
-    limit: optional(recallLimit)(b['limit'], 'limit'),
-    hops: optional(hops)(b['hops'], 'hops'),
-    includeInactive: optional(boolean)(b['includeInactive'], 'includeInactive'),
-    minSeq: optional(seqMap)(b['minSeq'], 'minSeq'),
-    maxStaleMs: optional(maxStaleMs)(b['maxStaleMs'], 'maxStaleMs'),
+    agent: c.id(b['agent'], 'agent'),
+    task: c.taskId(b['task'], 'task'),
+    query: c.text(b['query'], 'query'),
+    domain: c.domains(b['domain'], 'domain'),
+    subject: c.name(b['subject'], 'subject'),
+    predicate: c.name(b['predicate'], 'predicate'),
+    asOf: c.timestamp(b['asOf'], 'asOf'),
+    minConfidence: c.unit(b['minConfidence'], 'minConfidence'),
+    limit: c.limit(b['limit'], 'limit'),
+    hops: c.hops(b['hops'], 'hops'),
+    includeInactive: c.boolean(b['includeInactive'], 'includeInactive'),
+    minSeq: c.seqMap(b['minSeq'], 'minSeq'),
+    maxStaleMs: c.maxStaleMs(b['maxStaleMs'], 'maxStaleMs'),
   });
   if (req.query === undefined && req.subject === undefined) {
     throw badRequest('query', 'query or subject is required');
