@@ -738,6 +738,7 @@ export class ShardActor implements ShardRuntime {
       ...this.o.limits,
       store: this.requireStore(),
       submit: (entry) => pipeline.submit(entry),
+      write: (entry, done) => pipeline.write(entry, done),
       waitForSeq: (seq, ms) => this.waiters.waitFor(seq, ms),
       position: () => this.position,
       readGate: () => this.readGate(),

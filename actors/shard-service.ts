@@ -60,6 +60,11 @@ export interface ShardServiceOptions {
   readonly store: ShardStore;
   /** The write pipeline: append, apply, resolve with the applied result. */
   submit(entry: LogEntry): Promise<ApplyResult>;
+  /**
+   * The same with a callback (`WritePipeline.write`), called exactly once: a lone write's request is answered from
+   * it without a promise per request. Without it, writes go through `submit`.
+   */
+  write?(entry: LogEntry, done: (err: ShardmindError | undefined, result: ApplyResult | undefined) => void): void;
   /** Resolves once this replica has applied `seq`, or rejects with TIMEOUT. */
   waitForSeq(seq: number, timeoutMs: number): Promise<void>;
   /** The sequence reads reflect. */
@@ -97,8 +102,10 @@ function answer(nc: NatsConnection, msg: Msg, o: ShardServiceOptions): void {
     reply = failure(err, op, o, served);
   }
   // Reads whose gate is open and whose minSeq is applied answer in this very callback: no promise (and no closure:
-  // under tsx each one created also names itself) per request.
-  if (reply instanceof Promise) {
+  // under tsx each one created also names itself) per request. A write is answered from the pipeline's callback.
+  if (reply instanceof WriteAnswer) {
+    reply.send(o, (body) => void (msg.reply && respondHandedOff(nc, msg, body, encoding, handOff)), (err) => failure(err, op, o, served));
+  } else if (reply instanceof Promise) {
     reply.then(
       (body: unknown) => void (msg.reply && respondHandedOff(nc, msg, onWire(body, encoding), encoding, handOff)),
       (err: unknown) => void (msg.reply && respondHandedOff(nc, msg, failure(err, op, o, served), encoding, handOff)),
@@ -117,8 +124,44 @@ function failure(err: unknown, op: string, o: ShardServiceOptions, served?: Serv
 
 /** One request, decoded and answered. Exported for actor-level tests that bypass NATS. */
 export async function handle(op: string, data: Uint8Array, encoding: Encoding, o: ShardServiceOptions): Promise<unknown> {
-  const reply = await handleNow(op, data, encoding, o);
+  const now = handleNow(op, data, encoding, o);
+  const reply = await (now instanceof WriteAnswer ? now.promise(o) : now);
   return reply instanceof RecallAnswer ? reply.body() : reply;
+}
+
+/**
+ * A write to submit, and how its result becomes the reply: returned instead of a promise so that the request is
+ * answered from the pipeline's callback (`ShardServiceOptions.write`).
+ */
+class WriteAnswer {
+  constructor(
+    readonly entry: LogEntry,
+    /** The reply to the applied result; may throw (a rejected entity) to answer with an error. */
+    readonly toReply: (r: ApplyResult) => unknown,
+  ) {}
+
+  /** Submits the write and calls `reply` once with the reply body, or with `onError`'s body for an error. */
+  send(o: ShardServiceOptions, reply: (body: unknown) => void, onError: (err: unknown) => unknown): void {
+    if (o.write === undefined) {
+      this.promise(o).then(reply, (err: unknown) => reply(onError(err)));
+      return;
+    }
+    const toReply = this.toReply;
+    o.write(this.entry, (err, r) => {
+      if (err !== undefined || r === undefined) return reply(onError(err));
+      let body: unknown;
+      try {
+        body = toReply(r);
+      } catch (thrown) {
+        body = onError(thrown);
+      }
+      reply(body);
+    });
+  }
+
+  promise(o: ShardServiceOptions): Promise<unknown> {
+    return o.submit(this.entry).then(this.toReply);
+  }
 }
 
 /** The reply, or a promise of it when the request has to wait (a write, the lease, `minSeq`). Throws bad requests. */
@@ -153,7 +196,7 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: 
         op: 'assert',
         fact: toFactInput(req.fact),
       };
-      return o.submit(entry).then((r) => rememberReply(o.domain, r));
+      return new WriteAnswer(entry, (r) => rememberReply(o.domain, r));
     }
     case 'remember_batch': {
       const { req, items } = parseRememberBatchRequest(body);
@@ -186,7 +229,7 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: 
         op: 'forget',
         factId: req.factId,
       };
-      return o.submit(entry).then((r) => writeReply(o.domain, r));
+      return new WriteAnswer(entry, (r) => writeReply(o.domain, r));
     }
     case 'entity': {
       const req = parseEntityRequest(body);
@@ -198,7 +241,7 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: 
         op: 'entity',
         entity: req.entity,
       };
-      return o.submit(entry).then((r) => {
+      return new WriteAnswer(entry, (r) => {
         if (r.status === 'rejected') throw new ShardmindError(ErrorCode.BAD_REQUEST, r.error?.message ?? 'the entity was rejected');
         const entity = o.store.getEntity(req.entity.id);
         if (!entity) throw new ShardmindError(ErrorCode.INTERNAL, `entity ${req.entity.id} applied but not found`);
@@ -226,7 +269,7 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: 
         factId: req.factId,
         ...(req.validTo === undefined ? {} : { validTo: Date.parse(req.validTo) }),
       };
-      return o.submit(entry).then((r) => writeReply(o.domain, r));
+      return new WriteAnswer(entry, (r) => writeReply(o.domain, r));
     }
   }
 }

@@ -78,9 +78,22 @@ function envelope(body: unknown): Record<string, unknown> {
 /** Copies only the fields that are present, so absent optionals stay absent (not `undefined` keys). */
 function compact<T extends object>(fields: T): T {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fields)) if (v !== undefined) out[k] = v;
+  // `for…in` over a literal's own keys, not `Object.entries`: no array of pairs per request.
+  for (const k in fields) {
+    const v = fields[k];
+    if (v !== undefined) out[k] = v;
+  }
   return out as T;
 }
+
+// Optional checkers made once, not per request (`optional(x)` builds a closure): a remember is checked with nine.
+const optionalId = optional(id);
+const optionalTaskId = optional(taskId);
+const optionalDomainName = optional(domainName);
+const optionalName = optional(name);
+const optionalUnit = optional(unit);
+const optionalTimestamp = optional(timestamp);
+const optionalHalfLifeDays = optional(halfLifeDays);
 
 function parseObject(value: unknown, path: string): WireObject {
   if (typeof value === 'string') return literal(value, path);
@@ -88,18 +101,20 @@ function parseObject(value: unknown, path: string): WireObject {
   throw badRequest(path, `must be a string or { "entity": "<id>" }, got ${describe(value)}`);
 }
 
+const optionalObject = optional(parseObject);
+
 function parseFact(value: unknown, path: string): WireFactInput {
   const f = record(value, path);
   const fact = compact<WireFactInput>({
     text: text(f['text'], `${path}.text`),
-    subject: optional(name)(f['subject'], `${path}.subject`),
-    predicate: optional(name)(f['predicate'], `${path}.predicate`),
-    object: optional(parseObject)(f['object'], `${path}.object`),
-    confidence: optional(unit)(f['confidence'], `${path}.confidence`),
-    observedAt: optional(timestamp)(f['observedAt'], `${path}.observedAt`),
-    validFrom: optional(timestamp)(f['validFrom'], `${path}.validFrom`),
-    validTo: optional(timestamp)(f['validTo'], `${path}.validTo`),
-    halfLifeDays: optional(halfLifeDays)(f['halfLifeDays'], `${path}.halfLifeDays`),
+    subject: optionalName(f['subject'], `${path}.subject`),
+    predicate: optionalName(f['predicate'], `${path}.predicate`),
+    object: optionalObject(f['object'], `${path}.object`),
+    confidence: optionalUnit(f['confidence'], `${path}.confidence`),
+    observedAt: optionalTimestamp(f['observedAt'], `${path}.observedAt`),
+    validFrom: optionalTimestamp(f['validFrom'], `${path}.validFrom`),
+    validTo: optionalTimestamp(f['validTo'], `${path}.validTo`),
+    halfLifeDays: optionalHalfLifeDays(f['halfLifeDays'], `${path}.halfLifeDays`),
   });
   // A predicate without a subject has nothing to hang on; an object needs both to be an edge.
   if (fact.predicate !== undefined && fact.subject === undefined) {
@@ -122,10 +137,10 @@ export function parseRememberRequest(body: unknown): RememberRequest {
   return compact<RememberRequest>({
     v: 1,
     agent: id(b['agent'], 'agent'),
-    node: optional(id)(b['node'], 'node'),
-    task: optional(taskId)(b['task'], 'task'),
-    domain: optional(domainName)(b['domain'], 'domain'),
-    opId: optional(id)(b['opId'], 'opId'),
+    node: optionalId(b['node'], 'node'),
+    task: optionalTaskId(b['task'], 'task'),
+    domain: optionalDomainName(b['domain'], 'domain'),
+    opId: optionalId(b['opId'], 'opId'),
     fact: parseFact(b['fact'], 'fact'),
   });
 }
@@ -140,8 +155,8 @@ export function parseRememberBatchRequest(body: unknown): { readonly req: Omit<R
   const req = compact<Omit<RememberBatchRequest, 'items'>>({
     v: 1,
     agent: id(b['agent'], 'agent'),
-    node: optional(id)(b['node'], 'node'),
-    domain: optional(domainName)(b['domain'], 'domain'),
+    node: optionalId(b['node'], 'node'),
+    domain: optionalDomainName(b['domain'], 'domain'),
   });
   const raw = b['items'];
   if (!Array.isArray(raw) || raw.length === 0 || raw.length > LIMITS.batchItems) {
@@ -156,7 +171,7 @@ export function parseRememberBatchRequest(body: unknown): { readonly req: Omit<R
       if (item['opId'] === undefined || item['opId'] === null) throw badRequest(`${path}.opId`, 'is required in a batch (a retried batch is applied once by its items\' opIds)');
       return compact<RememberBatchItem>({
         opId: id(item['opId'], `${path}.opId`),
-        task: optional(taskId)(item['task'], `${path}.task`),
+        task: optionalTaskId(item['task'], `${path}.task`),
         fact: parseFact(item['fact'], `${path}.fact`),
       });
     } catch (err) {

@@ -131,6 +131,56 @@ pipeline('concurrent writes are grouped into few log messages; a follower replay
   await p.settled();
 });
 
+pipeline('write(): each callback is called once; the same opId in flight hears the first result as a duplicate; a throwing callback does not keep its commit-mates from theirs; the change feed comes after the replies', async (ctx) => {
+  const { domain, store } = await fresh(ctx);
+  const order: string[] = [];
+  const p = new WritePipeline({
+    nc: ctx.nc!,
+    subject: logSubject(domain),
+    store,
+    lastSeq: 0,
+    onApplied: () => undefined,
+    onCommitted: (applied) => order.push(`feed ${applied.length}`),
+  });
+  const calls = new Map<string, { err: unknown; seq?: number; duplicate?: boolean }[]>();
+  const done = (key: string) => (err: unknown, r: { seq: number; duplicate?: boolean } | undefined): void => {
+    order.push(key);
+    const list = calls.get(key) ?? [];
+    list.push({ err, ...(r ? { seq: r.seq, ...(r.duplicate ? { duplicate: true } : {}) } : {}) });
+    calls.set(key, list);
+  };
+  const uncaught: unknown[] = [];
+  const onUncaught = (err: unknown): void => void uncaught.push(err);
+  process.on('uncaughtException', onUncaught);
+  try {
+    p.write(assertEntry('w-0', 'callback fact 0'), (err, r) => {
+      done('first')(err, r);
+      throw new Error('a caller that throws');
+    });
+    p.write(assertEntry('w-0', 'callback fact 0'), done('same opId'));
+    for (let i = 1; i < 20; i++) p.write(assertEntry(`w-${i}`, `callback fact ${i}`), done(`w-${i}`));
+    const deadline = Date.now() + 10_000;
+    while (!order.some((o) => o.startsWith('feed')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  } finally {
+    process.off('uncaughtException', onUncaught);
+  }
+  assert.equal(calls.get('first'), [{ err: undefined, seq: calls.get('first')![0]!.seq }]);
+  assert.equal(calls.get('same opId'), [{ err: undefined, seq: calls.get('first')![0]!.seq, duplicate: true }]);
+  for (let i = 1; i < 20; i++) assert.is(calls.get(`w-${i}`)?.length, 1, `w-${i} heard once`);
+  assert.ok(calls.get('w-19')![0]!.err === undefined, 'a write after the throwing one still got its result');
+  assert.is((uncaught[0] as Error | undefined)?.message, 'a caller that throws', 'the throw surfaces, outside the pipeline');
+  // Every reply of the commit went out before its change feed was published.
+  const feedAt = order.findIndex((o) => o.startsWith('feed'));
+  assert.ok(feedAt >= 21, `the change feed came after the replies: ${order.slice(0, 3).join(', ')}…`);
+  // A known opId answers at once, from the store.
+  let again: { seq: number; duplicate?: boolean } | undefined;
+  p.write(assertEntry('w-3', 'callback fact 3'), (_err, r) => (again = r));
+  assert.is(again?.duplicate, true);
+  assert.is(again?.seq, calls.get('w-3')![0]!.seq);
+  p.close();
+  await p.settled();
+});
+
 pipeline('a group never outgrows one message: large writes split into several, each under the byte cap', async (ctx) => {
   const { domain, store } = await fresh(ctx);
   const { p, breaks } = open(ctx, domain, store);
