@@ -10,9 +10,12 @@
  * may hold some has a bound that is its relevance unless two words' 16-bit hashes collide; only candidates whose
  * bound can still reach the top k are read, scored from their record as before. The answers do not change.
  *
- * Layout: pages of PAGE sequences, each a byte pool and, per sequence, where its entry starts (0: none). An entry is
- * the length in words (saturating at 255), the number of distinct words n (at most MAX_WORDS kept: a fact with more
- * is marked and always read), then n × (hash: u16, tf: u8 saturating at 255). ~30 bytes a fact.
+ * Layout: pages of PAGE sequences, each a fixed slot of SLOT bytes per sequence: a tag (none, inline, elsewhere),
+ * then the entry — the length in words (saturating at 255), the number of distinct words n (at most MAX_WORDS kept:
+ * a fact with more is marked and always read), then n × (hash: u16, tf: u8 saturating at 255). An entry of up to
+ * INLINE words sits in its slot; a longer one in the page's pool, its offset in the slot. ~48 bytes a fact.
+ * Why fixed slots: at 1M facts a subject filter's 40 candidates are scattered over the store, and each was a cache
+ * (and TLB) miss for its offset and another for its entry; one slot is one miss.
  *
  * Filled as facts are indexed (`PostingIndex.addFact`: the load path, the open segment at open); facts indexed before
  * this process opened the store are filled a page at a time from their records on first use (`fillPage`). Derived
@@ -26,12 +29,20 @@ const MAX_WORDS = 64;
 const SATURATED = 255;
 /** An entry's n when the fact had more than MAX_WORDS distinct words: nothing is known, the record is read. */
 export const TOO_MANY = 255;
+/** Bytes per sequence: a tag, then an entry of up to INLINE words (or where it is). */
+const SLOT = 48;
+const INLINE = Math.floor((SLOT - 3) / 3);
+/** A slot's tag. */
+const NONE = 0;
+const HERE = 1;
+const ELSEWHERE = 2;
 
 export const wordHash = (h1: number): number => (h1 >>> 16) & 0xffff;
 
 interface Page {
-  /** Per sequence in the page: its entry's offset + 1, or 0. */
-  readonly starts: Int32Array;
+  /** SLOT bytes per sequence of the page: tag, then the entry (HERE) or its u32 offset in `pool` (ELSEWHERE). */
+  readonly slots: Uint8Array;
+  /** Entries of more than INLINE words. */
   pool: Uint8Array;
   used: number;
   /** True once every fact of the page indexed before `completeFrom` has been filled from its record. */
@@ -59,26 +70,35 @@ export class FactWords {
     const page = this.pageFor(seq);
     let n = 0;
     for (let i = 0; i < terms.count; i++) if (terms.kind[i] === WORD) n++;
-    const at = this.reserve(page, 2 + Math.min(n, MAX_WORDS) * 3);
-    const pool = page.pool;
-    pool[at] = Math.min(SATURATED, terms.length);
+    const slot = (seq - Math.floor(seq / PAGE) * PAGE) * SLOT;
+    let out = page.slots;
+    let at = slot + 1;
+    if (n > INLINE && n <= MAX_WORDS) {
+      at = this.reserve(page, 2 + n * 3);
+      out = page.pool;
+      page.used = at + 2 + n * 3;
+      const slots = page.slots;
+      slots[slot] = ELSEWHERE;
+      slots[slot + 1] = at >>> 24;
+      slots[slot + 2] = (at >>> 16) & 0xff;
+      slots[slot + 3] = (at >>> 8) & 0xff;
+      slots[slot + 4] = at & 0xff;
+    } else page.slots[slot] = HERE;
+    out[at] = Math.min(SATURATED, terms.length);
     if (n > MAX_WORDS) {
-      pool[at + 1] = TOO_MANY;
-      page.used = at + 2;
-    } else {
-      pool[at + 1] = n;
-      let o = at + 2;
-      for (let i = 0; i < terms.count; i++) {
-        if (terms.kind[i] !== WORD) continue;
-        const h = wordHash(terms.ident[i * 3]!);
-        pool[o] = h >>> 8;
-        pool[o + 1] = h & 0xff;
-        pool[o + 2] = Math.min(SATURATED, terms.tf[i]!);
-        o += 3;
-      }
-      page.used = o;
+      out[at + 1] = TOO_MANY;
+      return;
     }
-    page.starts[seq - Math.floor(seq / PAGE) * PAGE] = at + 1;
+    out[at + 1] = n;
+    let o = at + 2;
+    for (let i = 0; i < terms.count; i++) {
+      if (terms.kind[i] !== WORD) continue;
+      const h = wordHash(terms.ident[i * 3]!);
+      out[o] = h >>> 8;
+      out[o + 1] = h & 0xff;
+      out[o + 2] = Math.min(SATURATED, terms.tf[i]!);
+      o += 3;
+    }
   }
 
   /**
@@ -92,14 +112,21 @@ export class FactWords {
       page = this.fillPage(p, read);
     }
     if (page === undefined) return false;
-    const start = page.starts[seq - p * PAGE]!;
-    if (start === 0) return false;
+    const slots = page.slots;
+    const slot = (seq - p * PAGE) * SLOT;
+    const tag = slots[slot]!;
+    if (tag === HERE) {
+      out.pool = slots;
+      out.at = slot + 1;
+      return true;
+    }
+    if (tag === NONE) return false;
     out.pool = page.pool;
-    out.at = start - 1;
+    out.at = ((slots[slot + 1]! << 24) >>> 0) + ((slots[slot + 2]! << 16) | (slots[slot + 3]! << 8) | slots[slot + 4]!);
     return true;
   }
 
-  /** Reads the first byte of each of the first `n` candidates' entries (see `ScoreNumbers.touch`); fills nothing. */
+  /** Reads the first bytes of each of the first `n` candidates' slots (see `ScoreNumbers.touch`); fills nothing. */
   touch(candidates: readonly { readonly seq: number }[], n: number): number {
     let sum = 0;
     for (let i = 0; i < n; i++) {
@@ -107,8 +134,9 @@ export class FactWords {
       const p = Math.floor(seq / PAGE);
       const page = this.pages[p];
       if (page === undefined) continue;
-      const start = page.starts[seq - p * PAGE]!;
-      if (start > 0) sum += page.pool[start - 1]!;
+      const slot = (seq - p * PAGE) * SLOT;
+      // Both ends: a slot straddles two cache lines more often than not.
+      sum += page.slots[slot]! + page.slots[slot + SLOT - 1]!;
     }
     return sum;
   }
@@ -116,7 +144,7 @@ export class FactWords {
   private fillPage(p: number, read: PageReader): Page {
     const page = this.pageFor(p * PAGE);
     read(p * PAGE, Math.min((p + 1) * PAGE, this.completeFrom), (seq, text) => {
-      if (page.starts[seq - p * PAGE] !== 0) return;
+      if (page.slots[(seq - p * PAGE) * SLOT] !== NONE) return;
       scanned.scan({ text, subject: undefined, predicate: undefined, object: undefined });
       this.add(seq, scanned);
     });
@@ -126,12 +154,12 @@ export class FactWords {
 
   private pageFor(seq: number): Page {
     const p = Math.floor(seq / PAGE);
-    return (this.pages[p] ??= { starts: new Int32Array(PAGE), pool: new Uint8Array(PAGE * 24), used: 0, filled: false });
+    return (this.pages[p] ??= { slots: new Uint8Array(PAGE * SLOT), pool: new Uint8Array(0), used: 0, filled: false });
   }
 
   private reserve(page: Page, bytes: number): number {
     if (page.used + bytes > page.pool.length) {
-      const grown = new Uint8Array(Math.max(page.pool.length * 2, page.used + bytes));
+      const grown = new Uint8Array(Math.max(page.pool.length * 2, page.used + bytes, 4096));
       grown.set(page.pool.subarray(0, page.used));
       page.pool = grown;
     }

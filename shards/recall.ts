@@ -73,7 +73,9 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
   const textScoredLater = subject !== undefined;
   if (subject !== undefined) {
     const list = q.predicate !== undefined ? subjectPredicateTerm(subject, q.predicate) : subjectTerm(subject);
-    candidates = ctx.postings.newest(list, FILTER_CAP, maxSeq).map((p) => ({ seq: p.seq, relevance: 0 }));
+    // Only the first fetchCap are scored: taking more (up to FILTER_CAP) was work for nothing, most at 1M facts.
+    const filtered: Candidate[] = (candidates = []);
+    ctx.postings.forNewest(list, Math.min(FILTER_CAP, fetchCap(limit)), maxSeq, (seq) => void filtered.push({ seq, relevance: 0 }));
   } else {
     resetRelevance();
     for (let i = 0; i < words.length; i++) {
