@@ -36,13 +36,20 @@ const ENTRY_OVERHEAD = 150;
 export interface MergedPostings {
   /** The highest merged segment the entry covers. */
   top: number;
-  readonly count: number;
-  /** Per posting, newest first: its sequence, then tf × 256 + document length (as blocks store them, ≤ 255 each). */
-  readonly postings: Float64Array;
+  count: number;
+  /**
+   * Per posting, newest first from `start`: its sequence, then tf × 256 + document length (as blocks store them,
+   * ≤ 255 each). An entry holding MERGED_CACHE_POSTINGS is a ring: the i-th newest is at (start + i) % count, so a
+   * merge writes only its own postings over the oldest ones instead of shifting the rest. Otherwise start is 0.
+   */
+  postings: Float64Array;
+  start: number;
 }
 
 /** `top` of an entry that answers no reader (see `invalidate`). */
 const STALE = -2;
+/** `top` of an entry `advance` is moving to the new top (it answers no reader meanwhile). */
+const MOVING = -3;
 const NO_POSTINGS = new Float64Array(0);
 const entryBytes = (term: string, count: number): number => ENTRY_OVERHEAD + term.length * 2 + count * 16;
 
@@ -86,37 +93,86 @@ export class MergedPostingsCache {
 
   /** Files what was collected since `begin` as `term`'s entry for the segments up to `top`. */
   finish(term: string, top: number): MergedPostings {
-    return this.file(term, { top, count: this.collected, postings: this.collecting.slice(0, this.collected * 2) });
+    return this.file(term, { top, count: this.collected, postings: this.collecting.slice(0, this.collected * 2), start: 0 });
   }
 
   /**
    * A merge has committed: the merged segments now end at `newTop` instead of `oldTop`, and `segment` is the one
    * merged. Entries move to `newTop`, a word's with the segment's newest postings first; a word in `changed` (its
    * block was rewritten after the blocks were built: forget) is dropped instead.
+   *
+   * Entries are extended in place (a full entry is a ring: the merge writes its own postings over the oldest): a
+   * new array and a Map delete and set per term and merge were most of a merge's cost on the load path (~130 ms a
+   * segment, against ~45 now), and their garbage outlived the young generation. Word and subject entries find their block by the term string the segment names them by
+   * (no hashing); other terms, and a named one the segment did not name (it holds none, or a term sharing its
+   * identity), by `rankOf`.
    */
   advance(oldTop: number, newTop: number, segment: SegmentBlocks, rankOf: (term: string) => number, changed: ReadonlySet<string>): void {
-    // Entries for the segments up to oldTop move to newTop, those of terms in the merged segment with its postings
-    // first (filed after the walk: re-filing a key while iterating the Map would visit it again).
-    const extend: [string, MergedPostings, number][] = [];
+    // Entries for the segments up to oldTop move to newTop; a named term's waits (MOVING) for the walk over the
+    // segment's named blocks. Others are dropped.
     for (const [term, e] of this.entries) {
       if (e.top !== oldTop || changed.has(term)) {
+        // (Invalidating re-files a stale mark, which this walk then visits again and leaves.)
         if (e.top !== STALE) this.invalidate(term);
         continue;
       }
+      if (isNamedTerm(term)) e.top = MOVING;
+      else {
+        const r = rankOf(term);
+        if (r < 0) e.top = newTop;
+        else this.extend(term, e, segment.block(r), newTop);
+      }
+    }
+    segment.forEachNamedBlock((term, block) => {
+      const e = this.entries.get(term);
+      if (e === undefined) {
+        // While complete, every word and subject term of the merged segment gets an entry. (Checked per term:
+        // extending may pass MAX_BYTES and drop everything, and then a new entry from this segment alone would lack
+        // the older segments' postings.)
+        if (this.complete && !changed.has(term)) this.file(term, withNewer(block, newTop));
+      } else if (e.top === MOVING) this.extend(term, e, block, newTop);
+    });
+    for (const [term, e] of this.entries) {
+      if (e.top !== MOVING) continue;
       const r = rankOf(term);
       if (r < 0) e.top = newTop;
-      else extend.push([term, e, r]);
-    }
-    for (const [term, old, r] of extend) this.file(term, withNewer(segment.block(r), old, newTop));
-    // While complete, every word and subject term of the merged segment gets an entry.
-    if (this.complete) {
-      segment.forEachNamedBlock((term, block) => {
-        // (Checked per term: filing may pass MAX_BYTES and drop everything, and then a new entry from this segment
-        // alone would lack the older segments' postings.)
-        if (this.complete && !this.entries.has(term) && !changed.has(term)) this.file(term, withNewer(block, undefined, newTop));
-      });
+      else this.extend(term, e, segment.block(r), newTop);
     }
     for (const term of changed) this.invalidate(term);
+  }
+
+  /** Moves `e` (filed under `term`) to `top` with `block`'s postings (ascending, `codec.ts`) before its own. */
+  private extend(term: string, e: MergedPostings, block: Buffer, top: number): void {
+    const fresh = Math.min(MERGED_CACHE_POSTINGS, block.length / POSTING_BYTES);
+    const count = Math.min(MERGED_CACHE_POSTINGS, e.count + fresh);
+    let postings = e.postings;
+    let start: number;
+    if (e.count === MERGED_CACHE_POSTINGS) {
+      // A full ring: the fresh postings take the oldest ones' places, just before the newest.
+      start = e.start - fresh;
+      if (start < 0) start += MERGED_CACHE_POSTINGS;
+    } else {
+      // Growing: a new array, the fresh postings first, then the old ones (which are in order from 0).
+      start = 0;
+      const old = postings;
+      postings = new Float64Array(count * 2);
+      for (let i = (count - fresh) * 2 - 1; i >= 0; i--) postings[fresh * 2 + i] = old[i]!;
+    }
+    for (let i = 0, at = block.length - POSTING_BYTES, p = start; i < fresh; i++, at -= POSTING_BYTES) {
+      postings[p * 2] = seqAt(block, at);
+      postings[p * 2 + 1] = block[at + 6]! * 256 + block[at + 7]!;
+      if (++p === count) p = 0;
+    }
+    this.bytes += (count - e.count) * 16;
+    e.top = top;
+    e.count = count;
+    e.postings = postings;
+    e.start = start;
+    if (this.bytes > MAX_BYTES) {
+      this.reset(false);
+      this.entries.set(term, e);
+      this.bytes = entryBytes(term, count);
+    }
   }
 
   /**
@@ -126,7 +182,7 @@ export class MergedPostingsCache {
   invalidate(term: string): void {
     const old = this.entries.get(term);
     if (old !== undefined) this.drop(term, old);
-    if (this.complete) this.file(term, { top: STALE, count: 0, postings: NO_POSTINGS });
+    if (this.complete) this.file(term, { top: STALE, count: 0, postings: NO_POSTINGS, start: 0 });
   }
 
   private drop(term: string, e: MergedPostings): void {
@@ -145,17 +201,15 @@ export class MergedPostingsCache {
   }
 }
 
-/** An entry for segments up to `top`: `block`'s postings (ascending, `codec.ts`) newest first, then `old`'s. */
-function withNewer(block: Buffer, old: MergedPostings | undefined, top: number): MergedPostings {
-  const fresh = Math.min(MERGED_CACHE_POSTINGS, block.length / POSTING_BYTES);
-  const kept = old === undefined ? 0 : Math.min(old.count, MERGED_CACHE_POSTINGS - fresh);
-  const postings = new Float64Array((fresh + kept) * 2);
-  for (let i = 0, at = block.length - POSTING_BYTES; i < fresh; i++, at -= POSTING_BYTES) {
+/** An entry for segments up to `top` from `block`'s postings (ascending, `codec.ts`), newest first. */
+function withNewer(block: Buffer, top: number): MergedPostings {
+  const count = Math.min(MERGED_CACHE_POSTINGS, block.length / POSTING_BYTES);
+  const postings = new Float64Array(count * 2);
+  for (let i = 0, at = block.length - POSTING_BYTES; i < count; i++, at -= POSTING_BYTES) {
     postings[i * 2] = seqAt(block, at);
     postings[i * 2 + 1] = block[at + 6]! * 256 + block[at + 7]!;
   }
-  if (kept > 0) postings.set(old!.postings.subarray(0, kept * 2), fresh * 2);
-  return { top, count: fresh + kept, postings };
+  return { top, count, postings, start: 0 };
 }
 
 /** The sequence of the posting at `at` (6 bytes, big-endian; see `codec.ts`). */

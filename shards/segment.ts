@@ -36,7 +36,9 @@ export type PostingVisitor = (seq: number, tf: number, len: number) => void;
 
 /**
  * A segment's blocks, ready to put (see `block-layout.ts`): per term (by rank, in identity order) its postings, and
- * the puts that store them — buckets then large blocks, in ascending key order, so LMDB appends them.
+ * the puts that store them — buckets then large blocks, in ascending key order, so LMDB appends them. A small term's
+ * postings sit inside its bucket's value and a large term's after every bucket, in one buffer: each posting is
+ * written once, where it is stored.
  */
 export class SegmentBlocks {
   constructor(
@@ -46,6 +48,7 @@ export class SegmentBlocks {
     private readonly buckets: number,
     private readonly keys: Buffer,
     private readonly keyEnds: Int32Array,
+    /** The buckets' values one after another, then the large blocks' postings. */
     private readonly values: Buffer,
     private readonly valueEnds: Float64Array,
     /** Per put: the ranks of the terms it stores, [first, end) (a bucket skips its large terms). */
@@ -53,9 +56,9 @@ export class SegmentBlocks {
     /** Per rank: the put that stores it, and whether it is large. */
     private readonly putOfRank: Int32Array,
     private readonly large: Uint8Array,
-    /** Per rank: its postings, bytes [ends[r - 1], ends[r]) of `postingBytes`. */
-    private readonly postingBytes: Buffer,
-    private readonly ends: Float64Array,
+    /** Per rank: where its postings start in `values`, and how many there are. */
+    private readonly starts: Float64Array,
+    private readonly counts: Int32Array,
     private readonly words: readonly (string | undefined)[],
     /** Per rank: the term string of a subject term (a subject's facts, what a subject filter reads), else undefined. */
     private readonly subjects: readonly (string | undefined)[],
@@ -77,7 +80,7 @@ export class SegmentBlocks {
     for (let r = this.putRanks[p * 2]!; r < this.putRanks[p * 2 + 1]!; r++) {
       if (bucket && this.large[r] === 1) continue;
       const word = this.words[r];
-      if (word !== undefined) visit(word, this.postings(r));
+      if (word !== undefined) visit(word, this.counts[r]!);
     }
   }
 
@@ -86,7 +89,7 @@ export class SegmentBlocks {
    * `codec.ts`): the terms named by string here (others only by their hash).
    */
   forEachNamedBlock(visit: (term: string, block: Buffer) => void): void {
-    for (let r = 0; r < this.ends.length; r++) {
+    for (let r = 0; r < this.counts.length; r++) {
       const term = this.words[r] ?? this.subjects[r];
       if (term !== undefined) visit(term, this.block(r));
     }
@@ -98,11 +101,12 @@ export class SegmentBlocks {
   }
 
   block(r: number): Buffer {
-    return this.postingBytes.subarray(r === 0 ? 0 : this.ends[r - 1]!, this.ends[r]!);
+    const start = this.starts[r]!;
+    return this.values.subarray(start, start + this.counts[r]! * POSTING_BYTES);
   }
 
   postings(r: number): number {
-    return ((this.ends[r]! - (r === 0 ? 0 : this.ends[r - 1]!)) / POSTING_BYTES) | 0;
+    return this.counts[r]!;
   }
 }
 
@@ -327,86 +331,59 @@ export class SegmentPostings {
    * inserting each into a tree that grew with the store, and the order does not depend on how the segment was built
    * (a rebuilt segment lacks only forgotten postings, which are left out here too), so a merge resumed after a
    * restart writes the same blocks at the same sequences.
+   *
+   * The puts' layout is laid out first (bucket directories, and where each term's postings go), then every posting
+   * is written once, straight to its place in the value that stores it: building the blocks in a buffer of their
+   * own and copying each small one into its bucket was a third of a segment's seal.
    */
   blocks(): SegmentBlocks {
     const terms = this.words.length;
     const order = this.sortedLiveTerms();
     const n = order.length;
-    const rank = new Int32Array(terms).fill(-1);
-    const ends = new Float64Array(n);
-    const words: (string | undefined)[] = new Array(n);
-    let total = 0;
-    for (let k = 0; k < n; k++) {
-      const id = order[k]!;
-      rank[id] = k;
-      total += this.chains[id * CHAIN + 3]! * POSTING_BYTES;
-      ends[k] = total;
-      words[k] = this.words[id];
-    }
-    this.rank = rank;
-    const out = Buffer.allocUnsafe(total);
-    const pool = this.pool;
-    // One pass over the chunks in the order they were allocated — a term's in ascending order — writing each posting
-    // at its term's cursor: sequential reads, where walking each term's chunks in block order was a miss per chunk.
-    const cursor = new Float64Array(terms);
     const chains = this.chains;
-    // Each term's first posting (its oldest) opens its block.
-    for (let k = 0; k < n; k++) {
-      const id = order[k]!;
-      let at = k === 0 ? 0 : ends[k - 1]!;
-      const first = chains[id * CHAIN + 4]!;
-      if (first !== REMOVED) {
-        writePosting(out, at, this.base + first, chains[id * CHAIN + 5]!, chains[id * CHAIN + 6]!);
-        at += POSTING_BYTES;
-      }
-      cursor[id] = at;
-    }
-    for (let c = 0; c < this.poolUsed; c += HEADER + pool[c + 2]! * POSTING) {
-      const id = pool[c + 3]!;
-      if (rank[id] === -1) continue;
-      let at = cursor[id]!;
-      for (let i = 0, used = pool[c + 1]!; i < used; i++) {
-        const p = c + HEADER + i * POSTING;
-        const rel = pool[p]!;
-        if (rel === REMOVED) continue;
-        writePosting(out, at, this.base + rel, pool[p + 1]!, pool[p + 2]!);
-        at += POSTING_BYTES;
-      }
-      cursor[id] = at;
-    }
-    const subjects: (string | undefined)[] = new Array(n);
-    for (const [id, name] of this.subjectNames) if (rank[id] !== -1) subjects[rank[id]!] = name;
-    return this.pack(order, out, ends, words, subjects);
-  }
-
-  /** The puts of `blocks()`: each bucket's entries and small postings, then each large block under its own key. */
-  private pack(order: Int32Array, postingBytes: Buffer, ends: Float64Array, words: (string | undefined)[], subjects: (string | undefined)[]): SegmentBlocks {
-    const n = order.length;
     const ident = this.ident;
-    const postingsOf = (r: number): number => (ends[r]! - (r === 0 ? 0 : ends[r - 1]!)) / POSTING_BYTES;
+    const rank = new Int32Array(terms).fill(-1);
+    const counts = new Int32Array(n);
     const large = new Uint8Array(n);
+    const words: (string | undefined)[] = new Array(n);
     let buckets = 0;
     let larges = 0;
     let bucketValueBytes = 0;
-    for (let r = 0; r < n; r++) {
-      const bucket = bucketOf(ident[order[r]! * 3]!);
-      if (r === 0 || bucket !== bucketOf(ident[order[r - 1]! * 3]!)) buckets++;
-      if (postingsOf(r) > LARGE_POSTINGS) {
+    let largeBytes = 0;
+    for (let r = 0, last = -1; r < n; r++) {
+      const id = order[r]!;
+      rank[id] = r;
+      words[r] = this.words[id];
+      const live = chains[id * CHAIN + 3]!;
+      counts[r] = live;
+      const bucket = bucketOf(ident[id * 3]!);
+      if (bucket !== last) {
+        buckets++;
+        last = bucket;
+        bucketValueBytes += bucketBytes(0, 0);
+      }
+      if (live > LARGE_POSTINGS) {
         large[r] = 1;
         larges++;
         bucketValueBytes += bucketBytes(1, 0) - bucketBytes(0, 0);
-      } else bucketValueBytes += bucketBytes(1, postingsOf(r) * POSTING_BYTES) - bucketBytes(0, 0);
+        largeBytes += live * POSTING_BYTES;
+      } else bucketValueBytes += bucketBytes(1, live * POSTING_BYTES) - bucketBytes(0, 0);
     }
+    this.rank = rank;
     const puts = buckets + larges;
     const keys = Buffer.allocUnsafe(buckets * BUCKET_KEY_BYTES + larges * LARGE_KEY_BYTES);
     const keyEnds = new Int32Array(puts);
-    const values = Buffer.allocUnsafe(buckets * bucketBytes(0, 0) + bucketValueBytes);
+    const values = Buffer.allocUnsafe(bucketValueBytes + largeBytes);
     const valueEnds = new Float64Array(buckets);
     const putRanks = new Int32Array(puts * 2);
     const putOfRank = new Int32Array(n);
+    const starts = new Float64Array(n);
+    // Bucket by bucket: its key, its directory, and where each of its terms' postings go (a large term's after
+    // every bucket, in rank order).
     let p = 0;
     let keyAt = 0;
     let valueAt = 0;
+    let largeAt = bucketValueBytes;
     for (let first = 0; first < n; ) {
       const bucket = bucketOf(ident[order[first]! * 3]!);
       let end = first + 1;
@@ -421,11 +398,14 @@ export class SegmentPostings {
         writeU32(values, entry, ident[id * 3]!);
         writeU32(values, entry + 4, ident[id * 3 + 1]!);
         writeU32(values, entry + 8, ident[id * 3 + 2]!);
-        if (large[r] === 1) writeU32(values, entry + 12, LARGE);
-        else {
-          writeU32(values, entry + 12, postingsOf(r));
-          postingBytes.copy(values, postingAt, r === 0 ? 0 : ends[r - 1]!, ends[r]!);
-          postingAt += postingsOf(r) * POSTING_BYTES;
+        if (large[r] === 1) {
+          writeU32(values, entry + 12, LARGE);
+          starts[r] = largeAt;
+          largeAt += counts[r]! * POSTING_BYTES;
+        } else {
+          writeU32(values, entry + 12, counts[r]!);
+          starts[r] = postingAt;
+          postingAt += counts[r]! * POSTING_BYTES;
           putOfRank[r] = p;
         }
       }
@@ -447,34 +427,74 @@ export class SegmentPostings {
       putOfRank[r] = p;
       p++;
     }
-    return new SegmentBlocks(puts, buckets, keys, keyEnds, values, valueEnds, putRanks, putOfRank, large, postingBytes, ends, words, subjects);
+    // The postings, each written at its term's cursor. Each term's first posting (its oldest) opens its block; then
+    // one pass over the chunks in the order they were allocated — a term's in ascending order: sequential reads,
+    // where walking each term's chunks in block order was a miss per chunk.
+    const cursor = new Float64Array(terms);
+    for (let r = 0; r < n; r++) {
+      const id = order[r]!;
+      let at = starts[r]!;
+      const first = chains[id * CHAIN + 4]!;
+      if (first !== REMOVED) {
+        writePosting(values, at, this.base + first, chains[id * CHAIN + 5]!, chains[id * CHAIN + 6]!);
+        at += POSTING_BYTES;
+      }
+      cursor[id] = at;
+    }
+    const pool = this.pool;
+    for (let c = 0; c < this.poolUsed; c += HEADER + pool[c + 2]! * POSTING) {
+      const id = pool[c + 3]!;
+      if (rank[id] === -1) continue;
+      let at = cursor[id]!;
+      for (let i = 0, used = pool[c + 1]!; i < used; i++) {
+        const q = c + HEADER + i * POSTING;
+        const rel = pool[q]!;
+        if (rel === REMOVED) continue;
+        writePosting(values, at, this.base + rel, pool[q + 1]!, pool[q + 2]!);
+        at += POSTING_BYTES;
+      }
+      cursor[id] = at;
+    }
+    const subjects: (string | undefined)[] = new Array(n);
+    for (const [id, name] of this.subjectNames) if (rank[id] !== -1) subjects[rank[id]!] = name;
+    return new SegmentBlocks(puts, buckets, keys, keyEnds, values, valueEnds, putRanks, putOfRank, large, starts, counts, words, subjects);
   }
 
   /**
-   * The ids of the terms with live postings, ascending by identity (h1, h2, shape as unsigned numbers). Most of it
-   * is one native sort of numbers: h1 scaled above the id, which the id part then names; ids sharing an h1 (a few
-   * per segment) are put in order by the rest of their identity.
+   * The ids of the terms with live postings, ascending by identity (h1, h2, shape as unsigned numbers): a stable
+   * radix sort on h1 (three passes of 11 bits; a comparison sort of the segment's ~70k terms was ~15 ms a seal),
+   * then ids sharing an h1 (a few per segment) are put in order by the rest of their identity.
    */
   private sortedLiveTerms(): Int32Array {
     const terms = this.words.length;
     const ident = this.ident;
+    const chains = this.chains;
     let n = 0;
-    for (let id = 0; id < terms; id++) if (this.chains[id * CHAIN + 3]! > 0) n++;
-    const order = new Int32Array(n);
-    const unsigned = (i: number): number => ident[i]! >>> 0;
-    if (terms <= ID_SPACE) {
-      const sortable = new Float64Array(n);
-      let k = 0;
-      for (let id = 0; id < terms; id++) if (this.chains[id * CHAIN + 3]! > 0) sortable[k++] = unsigned(id * 3) * ID_SPACE + id;
-      sortable.sort();
-      for (let i = 0; i < n; i++) order[i] = sortable[i]! % ID_SPACE;
-    } else {
-      let k = 0;
-      for (let id = 0; id < terms; id++) if (this.chains[id * CHAIN + 3]! > 0) order[k++] = id;
+    for (let id = 0; id < terms; id++) if (chains[id * CHAIN + 3]! > 0) n++;
+    let order = new Int32Array(n);
+    let other = new Int32Array(n);
+    let k = 0;
+    for (let id = 0; id < terms; id++) if (chains[id * CHAIN + 3]! > 0) order[k++] = id;
+    const counts = new Int32Array(RADIX);
+    for (let shift = 0; shift < 32; shift += RADIX_BITS) {
+      counts.fill(0);
+      for (let i = 0; i < n; i++) counts[(ident[order[i]! * 3]! >>> shift) & (RADIX - 1)]!++;
+      for (let d = 0, at = 0; d < RADIX; d++) {
+        const c = counts[d]!;
+        counts[d] = at;
+        at += c;
+      }
+      for (let i = 0; i < n; i++) {
+        const id = order[i]!;
+        other[counts[(ident[id * 3]! >>> shift) & (RADIX - 1)]!++] = id;
+      }
+      const t = order;
+      order = other;
+      other = t;
     }
+    const unsigned = (i: number): number => ident[i]! >>> 0;
     const byIdentity = (x: number, y: number): number =>
       unsigned(x * 3) - unsigned(y * 3) || unsigned(x * 3 + 1) - unsigned(y * 3 + 1) || unsigned(x * 3 + 2) - unsigned(y * 3 + 2);
-    if (terms > ID_SPACE) return order.sort(byIdentity);
     for (let i = 0; i < n; ) {
       let j = i + 1;
       while (j < n && ident[order[j]! * 3] === ident[order[i]! * 3]) j++;
@@ -505,8 +525,9 @@ function writePosting(out: Buffer, at: number, seq: number, tf: number, len: num
   out[at + 7] = Math.min(255, len);
 }
 
-/** Term ids below this share a float64 with their h1 in `sortedLiveTerms` (2^21 · 2^32 = 2^53). */
-const ID_SPACE = 2 ** 21;
+/** `sortedLiveTerms` sorts by h1 RADIX_BITS bits at a time (11, 11, then the top 10). */
+const RADIX_BITS = 11;
+const RADIX = 1 << RADIX_BITS;
 
 function powerOfTwoAtLeast(n: number): number {
   return 2 ** Math.ceil(Math.log2(n));
