@@ -20,7 +20,7 @@ import { objectEntityTerm, subjectPredicateTerm, subjectTerm, termParts, wordTer
 import { hashTerm, TERM_HASH } from './term-table.ts';
 import type { ScoreNumbers } from './score-numbers.ts';
 import type { Tables } from './tables.ts';
-import { termFrequencies, tokenize } from './text.ts';
+import { tokenize } from './text.ts';
 import type { Fact, RecallQuery, RecalledFact } from './types.ts';
 import { DEFAULT_LIMIT } from './validate.ts';
 
@@ -66,7 +66,6 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
   const dfs = words.map((w) => ctx.postings.df(wordTerm(w), ctx.appliedPosition, ctx.mergedTerms, ctx.scores !== undefined));
   const idf = new Map(words.map((w, i) => [w, inverseDocumentFrequency(ctx.docs, dfs[i]!)]));
   const bm25With = (weight: number, tf: number, len: number): number => weight * ((tf * (K1 + 1)) / (tf + K1 * (1 - B + (B * len) / avgLength)));
-  const bm25 = (tf: number, len: number, w: string): number => bm25With(idf.get(w) ?? 0, tf, len);
 
   // Candidates: a subject (and predicate) list when filtering by subject, else the query words' posting lists.
   let candidates: Candidate[];
@@ -139,10 +138,7 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
       if (textScoredLater) {
         if (words.length === 0) relevance = 1;
         else {
-          const tokens = tokenize(f.text);
-          let sum = 0;
-          for (const [w, tf] of termFrequencies(tokens)) if (idf.has(w)) sum += bm25(tf, tokens.length, w);
-          relevance = sum + SUBJECT_MATCH_RELEVANCE;
+          relevance = textRelevance(tokenize(f.text), idf, bm25With) + SUBJECT_MATCH_RELEVANCE;
         }
       }
     }
@@ -222,13 +218,30 @@ function scoreByWords(ctx: RecallContext, q: RecallQuery, s: Scoring): void {
   for (const c of pending) {
     if (best.length === limit && !expanding && c.bound < best[limit - 1]!) break;
     const fact = readFact(ctx, c.seq)!;
-    const tokens = tokenize(fact.text);
-    let sum = 0;
-    for (const [w, tf] of termFrequencies(tokens)) if (idf.has(w)) sum += bm25With(idf.get(w) ?? 0, tf, tokens.length);
-    const score = (sum + SUBJECT_MATCH_RELEVANCE) * c.effective * c.recency;
+    const score = (textRelevance(tokenize(fact.text), idf, bm25With) + SUBJECT_MATCH_RELEVANCE) * c.effective * c.recency;
     if (expanding) seen.add(c.seq);
     if (keepBest(best, score, limit) || score === best[limit - 1]) scored.push({ seq: c.seq, score, effective: c.effective, fact, bytes: undefined });
   }
+}
+
+/**
+ * A fact's BM25 relevance to the query words from its tokens: each query word it holds, in the order the words first
+ * occur in the text, with its frequency — the sum over its term frequencies, added in the same order (so to the same
+ * bits), without a map of every token (a fact has ~10 tokens, a query a few words).
+ */
+function textRelevance(tokens: readonly string[], idf: ReadonlyMap<string, number>, bm25With: (weight: number, tf: number, len: number) => number): number {
+  let sum = 0;
+  const counted: string[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    const w = tokens[i]!;
+    const weight = idf.get(w);
+    if (weight === undefined || counted.includes(w)) continue;
+    counted.push(w);
+    let tf = 1;
+    for (let j = i + 1; j < tokens.length; j++) if (tokens[j] === w) tf++;
+    sum += bm25With(weight, tf, tokens.length);
+  }
+  return sum;
 }
 
 interface Pending {
