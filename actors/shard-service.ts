@@ -104,7 +104,7 @@ function answer(nc: NatsConnection, msg: Msg, o: ShardServiceOptions): void {
   // Reads whose gate is open and whose minSeq is applied answer in this very callback: no promise (and no closure:
   // under tsx each one created also names itself) per request. A write is answered from the pipeline's callback.
   if (reply instanceof WriteAnswer) {
-    reply.send(o, (body) => void (msg.reply && respondHandedOff(nc, msg, body, encoding, handOff)), (err) => failure(err, op, o, served));
+    reply.send(o, (err, body) => void (msg.reply && respondHandedOff(nc, msg, err === undefined ? body : failure(err, op, o, served), encoding, handOff)));
   } else if (reply instanceof Promise) {
     reply.then(
       (body: unknown) => void (msg.reply && respondHandedOff(nc, msg, onWire(body, encoding), encoding, handOff)),
@@ -129,39 +129,114 @@ export async function handle(op: string, data: Uint8Array, encoding: Encoding, o
   return reply instanceof RecallAnswer ? reply.body() : reply;
 }
 
-/**
- * A write to submit, and how its result becomes the reply: returned instead of a promise so that the request is
- * answered from the pipeline's callback (`ShardServiceOptions.write`).
- */
-class WriteAnswer {
-  constructor(
-    readonly entry: LogEntry,
-    /** The reply to the applied result; may throw (a rejected entity) to answer with an error. */
-    readonly toReply: (r: ApplyResult) => unknown,
-  ) {}
+/** How a write's request hears its outcome: the error, or (when `err` is undefined) the reply body. */
+type Answered = (err: unknown, body: unknown) => void;
 
-  /** Submits the write and calls `reply` once with the reply body, or with `onError`'s body for an error. */
-  send(o: ShardServiceOptions, reply: (body: unknown) => void, onError: (err: unknown) => unknown): void {
-    if (o.write === undefined) {
-      this.promise(o).then(reply, (err: unknown) => reply(onError(err)));
-      return;
-    }
+/**
+ * Writes to submit, and how their results become the reply: returned instead of a promise so that the request is
+ * answered from the pipeline's callbacks (`ShardServiceOptions.write`), without a promise per write.
+ */
+abstract class WriteAnswer {
+  /** Submits the writes and calls `answered` once. */
+  abstract send(o: ShardServiceOptions, answered: Answered): void;
+
+  promise(o: ShardServiceOptions): Promise<unknown> {
+    return new Promise((resolve, reject) => this.send(o, (err, body) => (err === undefined ? resolve(body) : reject(err))));
+  }
+}
+
+/** One write (remember, forget, retract, entity): its reply is made from its applied result. */
+class OneWrite extends WriteAnswer {
+  constructor(
+    private readonly entry: LogEntry,
+    /** The reply to the applied result; may throw (a rejected entity) to answer with an error. */
+    private readonly toReply: (r: ApplyResult) => unknown,
+  ) {
+    super();
+  }
+
+  send(o: ShardServiceOptions, answered: Answered): void {
     const toReply = this.toReply;
-    o.write(this.entry, (err, r) => {
-      if (err !== undefined || r === undefined) return reply(onError(err));
+    submitWrite(o, this.entry, (err, r) => {
+      if (err !== undefined || r === undefined) return answered(err ?? new ShardmindError(ErrorCode.INTERNAL, 'a write settled without a result'), undefined);
       let body: unknown;
       try {
         body = toReply(r);
       } catch (thrown) {
-        body = onError(thrown);
+        return answered(thrown, undefined);
       }
-      reply(body);
+      answered(undefined, body);
     });
   }
+}
 
-  promise(o: ShardServiceOptions): Promise<unknown> {
-    return o.submit(this.entry).then(this.toReply);
+/**
+ * A `remember_batch`: every item submitted in one go (so the pipeline puts them in as few log messages as it can,
+ * often one group), the reply made once the last has settled. An item's own refusal (a bad fact, a rejected apply)
+ * stays in its slot; a failure that is the shard's (not leading any more, a log or disk error) fails the whole
+ * request, so the client retries the batch — the items that landed then answer from the log as duplicates.
+ */
+class BatchWrite extends WriteAnswer {
+  constructor(
+    private readonly domain: string,
+    /** Per item: its entry, or the error that refused it before it was submitted. */
+    private readonly items: readonly (AssertEntry | ShardmindError)[],
+  ) {
+    super();
   }
+
+  send(o: ShardServiceOptions, answered: Answered): void {
+    const n = this.items.length;
+    const outcomes: (ApplyResult | ShardmindError | undefined)[] = new Array(n);
+    let left = n;
+    let failed: unknown;
+    if (n === 0) return this.finish(outcomes, undefined, answered);
+    const settleItem = (i: number, outcome: ApplyResult | ShardmindError): void => {
+      outcomes[i] = outcome;
+      if (--left === 0) this.finish(outcomes, failed, answered);
+    };
+    for (let i = 0; i < n; i++) {
+      const item = this.items[i]!;
+      if (item instanceof ShardmindError) {
+        settleItem(i, item);
+        continue;
+      }
+      submitWrite(o, item, (err, r) => {
+        if (err !== undefined || r === undefined) {
+          // The shard's failure (NOT_LEADER, a disk error, an internal one) fails the request, not just the item.
+          if (!(err instanceof ShardmindError) || err.retryable || err.code === ErrorCode.INTERNAL) failed ??= err ?? new ShardmindError(ErrorCode.INTERNAL, 'a write settled without a result');
+          settleItem(i, err instanceof ShardmindError ? err : new ShardmindError(ErrorCode.INTERNAL, String(err)));
+        } else settleItem(i, r);
+      });
+    }
+  }
+
+  private finish(outcomes: readonly (ApplyResult | ShardmindError | undefined)[], failed: unknown, answered: Answered): void {
+    if (failed !== undefined) return answered(failed, undefined);
+    const results: RememberBatchReply['results'][number][] = [];
+    for (const outcome of outcomes) {
+      if (outcome === undefined) continue;
+      if (outcome instanceof ShardmindError) {
+        results.push({ error: toWireError(outcome) });
+        continue;
+      }
+      try {
+        const { v: _v, ...result } = rememberReply(this.domain, outcome);
+        results.push(result);
+      } catch (err) {
+        if (!(err instanceof ShardmindError) || err.code === ErrorCode.INTERNAL) return answered(err, undefined);
+        results.push({ error: toWireError(err) });
+      }
+    }
+    const reply: RememberBatchReply = { v: 1, results };
+    answered(undefined, reply);
+  }
+}
+
+/** A write through the pipeline's callback when the options have one, else through `submit`. */
+function submitWrite(o: ShardServiceOptions, entry: LogEntry, done: (err: unknown, r: ApplyResult | undefined) => void): void {
+  if (o.write !== undefined) o.write(entry, done);
+  else o.submit(entry).then((r) => done(undefined, r), (err: unknown) => done(err ?? new ShardmindError(ErrorCode.INTERNAL, 'a write failed without a reason'), undefined));
 }
 
 /** The reply, or a promise of it when the request has to wait (a write, the lease, `minSeq`). Throws bad requests. */
@@ -196,7 +271,7 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: 
         op: 'assert',
         fact: toFactInput(req.fact),
       };
-      return new WriteAnswer(entry, (r) => rememberReply(o.domain, r));
+      return new OneWrite(entry, (r) => rememberReply(o.domain, r));
     }
     case 'remember_batch': {
       const { req, items } = parseRememberBatchRequest(body);
@@ -204,20 +279,12 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: 
         throw new ShardmindError(ErrorCode.BAD_REQUEST, `domain: this is the "${o.domain}" shard, the request names "${req.domain}"`);
       }
       const recordedAt = o.clock.now();
-      // Submitted in one go, so the pipeline puts them in as few log messages as it can (often one group).
-      const outcomes = items.map((item): Promise<ApplyResult> | ShardmindError => {
-        if (item instanceof ShardmindError) return item;
-        const entry: AssertEntry = {
-          v: 1,
-          opId: item.opId,
-          recordedAt,
-          source: source(o, req.agent, item.task, req.node),
-          op: 'assert',
-          fact: toFactInput(item.fact),
-        };
-        return o.submit(entry);
-      });
-      return batchReply(o.domain, outcomes);
+      const entries = items.map((item): AssertEntry | ShardmindError =>
+        item instanceof ShardmindError
+          ? item
+          : { v: 1, opId: item.opId, recordedAt, source: source(o, req.agent, item.task, req.node), op: 'assert', fact: toFactInput(item.fact) },
+      );
+      return new BatchWrite(o.domain, entries);
     }
     case 'forget': {
       const req = parseForgetRequest(body);
@@ -229,7 +296,7 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: 
         op: 'forget',
         factId: req.factId,
       };
-      return new WriteAnswer(entry, (r) => writeReply(o.domain, r));
+      return new OneWrite(entry, (r) => writeReply(o.domain, r));
     }
     case 'entity': {
       const req = parseEntityRequest(body);
@@ -241,7 +308,7 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: 
         op: 'entity',
         entity: req.entity,
       };
-      return new WriteAnswer(entry, (r) => {
+      return new OneWrite(entry, (r) => {
         if (r.status === 'rejected') throw new ShardmindError(ErrorCode.BAD_REQUEST, r.error?.message ?? 'the entity was rejected');
         const entity = o.store.getEntity(req.entity.id);
         if (!entity) throw new ShardmindError(ErrorCode.INTERNAL, `entity ${req.entity.id} applied but not found`);
@@ -269,40 +336,9 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: 
         factId: req.factId,
         ...(req.validTo === undefined ? {} : { validTo: Date.parse(req.validTo) }),
       };
-      return new WriteAnswer(entry, (r) => writeReply(o.domain, r));
+      return new OneWrite(entry, (r) => writeReply(o.domain, r));
     }
   }
-}
-
-/**
- * The batch's reply once every item has settled. An item's own refusal (a bad fact, a rejected apply) stays in its
- * slot; a failure that is the shard's (not leading any more, a log or disk error) fails the whole reply, so the
- * client retries the batch — the items that landed then answer from the log as duplicates, applied once.
- */
-async function batchReply(domain: string, outcomes: readonly (Promise<ApplyResult> | ShardmindError)[]): Promise<RememberBatchReply> {
-  const settled = await Promise.allSettled(outcomes);
-  const results: RememberBatchReply['results'][number][] = [];
-  for (const s of settled) {
-    if (s.status === 'rejected') {
-      const err: unknown = s.reason;
-      if (!(err instanceof ShardmindError) || err.retryable || err.code === ErrorCode.INTERNAL) throw err;
-      results.push({ error: toWireError(err) });
-      continue;
-    }
-    const value = s.value;
-    if (value instanceof ShardmindError) {
-      results.push({ error: toWireError(value) });
-      continue;
-    }
-    try {
-      const { v: _v, ...result } = rememberReply(domain, value);
-      results.push(result);
-    } catch (err) {
-      if (!(err instanceof ShardmindError) || err.code === ErrorCode.INTERNAL) throw err;
-      results.push({ error: toWireError(err) });
-    }
-  }
-  return { v: 1, results };
 }
 
 /**
