@@ -53,6 +53,9 @@ function lower(c: number): number {
 }
 
 const Y = 121;
+/** `hashTerm`'s starting states for a WORD term. */
+const H1_WORD = Math.imul(0x811c9dc5 ^ WORD, 0x01000193);
+const H2_WORD = Math.imul(0x9747b28c ^ WORD, 0x5bd1e995);
 
 export type FactTermFields = Pick<Fact, 'text' | 'subject' | 'predicate' | 'object'>;
 
@@ -105,78 +108,117 @@ export class FactTerms {
     return 'w:' + (this.addY[i] === 1 ? word + 'y' : word);
   }
 
-  /** False (having filed nothing) when the text is not all ASCII. */
+  /**
+   * False (having filed nothing) when the text is not all ASCII. One pass over the characters: each token is
+   * lower-cased, packed for the stopword check and hashed as it is read, keeping the hash states before its last
+   * three characters (and after MAX_TOKEN of them), so that once its end is known the stem's hash is one of those
+   * states (plus a 'y'). Going over each token again to pack and hash it was a third of the scan.
+   */
   private scanAscii(text: string): boolean {
-    let start = -1;
-    for (let i = 0; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      if (c >= 128) {
-        this.count = 0;
-        this.length = 0;
-        if (++this.stamp === 0x7fffffff) {
-          this.stamps.fill(0);
-          this.stamp = 1;
-        }
-        return false;
+    const length = text.length;
+    let i = 0;
+    while (i < length) {
+      let c = text.charCodeAt(i);
+      if (c >= 128) return this.notAscii();
+      if (ASCII_WORD[c] === 0) {
+        i++;
+        continue;
       }
-      if (ASCII_WORD[c] === 1) {
-        if (start < 0) start = i;
-      } else if (start >= 0) {
-        this.asciiToken(text, start, i);
-        start = -1;
+      const start = i;
+      let h1 = H1_WORD;
+      let h2 = H2_WORD;
+      // The states after all but the token's last 1, 2 and 3 characters, and after MAX_TOKEN of them.
+      let h1Less1 = 0;
+      let h2Less1 = 0;
+      let h1Less2 = 0;
+      let h2Less2 = 0;
+      let h1Less3 = 0;
+      let h2Less3 = 0;
+      let h1Max = 0;
+      let h2Max = 0;
+      let key = 0;
+      // The last three characters, lower-cased (last1 the last).
+      let last1 = 0;
+      let last2 = 0;
+      let last3 = 0;
+      for (;;) {
+        const lc = c >= 65 && c <= 90 ? c + 32 : c;
+        const k = i - start;
+        if (k < maxStopword) key = key * 64 + (lc <= 57 ? lc - 47 : lc - 86);
+        h1Less3 = h1Less2;
+        h2Less3 = h2Less2;
+        h1Less2 = h1Less1;
+        h2Less2 = h2Less1;
+        h1Less1 = h1;
+        h2Less1 = h2;
+        h1 = Math.imul(h1 ^ lc, 0x01000193);
+        h2 = Math.imul(h2 ^ lc, 0x5bd1e995);
+        h2 ^= h2 >>> 13;
+        if (k + 1 === MAX_TOKEN) {
+          h1Max = h1;
+          h2Max = h2;
+        }
+        last3 = last2;
+        last2 = last1;
+        last1 = lc;
+        if (++i === length) break;
+        c = text.charCodeAt(i);
+        // (A character at or above 128 ends the token; the outer loop then gives up on the text.)
+        if (c >= 128 || ASCII_WORD[c] === 0) break;
+      }
+      // `text.ts`'s rules: digits-only singles, stopwords, plural stem, length cap.
+      const n = i - start;
+      if (n < 2 && (last1 < 48 || last1 > 57)) continue;
+      if (n <= maxStopword && STOP_KEYS.has(key)) continue;
+      let take = n;
+      let addY = 0;
+      if (n > 3 && last1 === 115 /* s */ && last2 !== 115 /* s */ && last2 !== 117 /* u */ && last2 !== 105 /* i */) {
+        if (n > 4 && last2 === 101 /* e */ && last3 === 105 /* i */) {
+          take = n - 3;
+          addY = 1;
+          h1 = h1Less3;
+          h2 = h2Less3;
+        } else {
+          take = n - 1;
+          h1 = h1Less1;
+          h2 = h2Less1;
+        }
+      }
+      if (take + addY > MAX_TOKEN) {
+        take = MAX_TOKEN;
+        addY = 0;
+        h1 = h1Max;
+        h2 = h2Max;
+      }
+      // The rest of hashTerm(WORD, stem, ''): the 'y' of a stem, then the final mixing.
+      if (addY === 1) {
+        h1 = Math.imul(h1 ^ Y, 0x01000193);
+        h2 = Math.imul(h2 ^ Y, 0x5bd1e995);
+        h2 ^= h2 >>> 13;
+      }
+      h1 ^= h1 >>> 16;
+      h1 = Math.imul(h1, 0x85ebca6b);
+      h1 ^= h1 >>> 13;
+      const t = this.word(h1, h2, (WORD << 24) | (take + addY));
+      if (t >= 0) {
+        this.start[t] = start;
+        this.take[t] = take;
+        this.addY[t] = addY;
+        this.a[t] = undefined;
       }
     }
-    if (start >= 0) this.asciiToken(text, start, text.length);
     return true;
   }
 
-  /** `text.ts`'s rules on text[start, end), lower-cased: digits-only singles, stopwords, plural stem, length cap. */
-  private asciiToken(text: string, start: number, end: number): void {
-    const n = end - start;
-    if (n < 2) {
-      const c = text.charCodeAt(start);
-      if (c < 48 || c > 57) return;
+  /** Undoes what a scan of ASCII text filed before meeting another character. */
+  private notAscii(): false {
+    this.count = 0;
+    this.length = 0;
+    if (++this.stamp === 0x7fffffff) {
+      this.stamps.fill(0);
+      this.stamp = 1;
     }
-    if (n <= maxStopword && STOP_KEYS.has(packToken(text, start, end))) return;
-    let take = n;
-    let addY = 0;
-    if (n > 3 && lower(text.charCodeAt(end - 1)) === 115 /* s */) {
-      const before = lower(text.charCodeAt(end - 2));
-      if (before !== 115 /* s */ && before !== 117 /* u */ && before !== 105 /* i */) {
-        if (n > 4 && before === 101 /* e */ && lower(text.charCodeAt(end - 3)) === 105 /* i */) {
-          take = n - 3;
-          addY = 1;
-        } else take = n - 1;
-      }
-    }
-    if (take + addY > MAX_TOKEN) {
-      take = MAX_TOKEN;
-      addY = 0;
-    }
-    // hashTerm(WORD, stem, '') over the characters in place.
-    let h1 = Math.imul(0x811c9dc5 ^ WORD, 0x01000193);
-    let h2 = Math.imul(0x9747b28c ^ WORD, 0x5bd1e995);
-    for (let i = start; i < start + take; i++) {
-      const c = lower(text.charCodeAt(i));
-      h1 = Math.imul(h1 ^ c, 0x01000193);
-      h2 = Math.imul(h2 ^ c, 0x5bd1e995);
-      h2 ^= h2 >>> 13;
-    }
-    if (addY === 1) {
-      h1 = Math.imul(h1 ^ Y, 0x01000193);
-      h2 = Math.imul(h2 ^ Y, 0x5bd1e995);
-      h2 ^= h2 >>> 13;
-    }
-    h1 ^= h1 >>> 16;
-    h1 = Math.imul(h1, 0x85ebca6b);
-    h1 ^= h1 >>> 13;
-    const i = this.word(h1, h2, (WORD << 24) | (take + addY));
-    if (i >= 0) {
-      this.start[i] = start;
-      this.take[i] = take;
-      this.addY[i] = addY;
-      this.a[i] = undefined;
-    }
+    return false;
   }
 
   private scanStrings(text: string): void {
