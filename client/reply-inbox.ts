@@ -56,24 +56,27 @@ export class ReplyInbox {
   }
 
   /**
-   * Subscribed on first use. When the subscription ends (the connection closed or drained), whatever still waits
-   * fails at once, as `nc.request`'s waiters do, rather than at its timeout.
+   * Subscribed on first use. When the subscription ends — the connection closed or drained, or the server refused it
+   * (a permission violation: a login whose subscribe rights do not cover this inbox) — whatever still waits fails at
+   * once with that error, as `nc.request`'s waiters do, rather than at its timeout; the next request subscribes anew.
    */
   private subscribe(): void {
     if (this.sub !== undefined && !this.sub.isClosed()) return;
-    const sub = this.nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => void (err ? undefined : this.onReply(msg)) });
+    const sub: Subscription = this.nc.subscribe(`${this.prefix}*`, {
+      callback: (err, msg) => void (err ? this.failAll(sub, err) : this.onReply(msg)),
+    });
     this.sub = sub;
-    void sub.closed.then(() => this.failAll(sub));
+    void sub.closed.then(() => this.failAll(sub, NatsError.errorForCode(NatsErrorCode.ConnectionClosed)));
   }
 
-  private failAll(sub: Subscription): void {
+  private failAll(sub: Subscription, err: NatsError): void {
     if (this.sub !== sub) return;
     this.sub = undefined;
     const left = [...this.waiting.values()];
     this.waiting.clear();
     for (const w of left) {
       clearTimeout(w.timer);
-      w.reject(NatsError.errorForCode(NatsErrorCode.ConnectionClosed));
+      w.reject(err);
     }
   }
 

@@ -112,4 +112,30 @@ t('closing the connection fails waiting requests at once, and later ones too', a
   assert.is((await natsFailure(inbox.request('inbox.echo', utf8.encode('0'), 2_000, undefined))).code, NatsErrorCode.ConnectionClosed);
 });
 
+t('a reply subscription the server refuses fails the waiting request with that error, not at its timeout', async () => {
+  // A login that may subscribe only to `_INBOX.>` and `inbox.>`, on a connection whose inboxes are elsewhere.
+  const nats = await startNatsServer({
+    authorization: [
+      'authorization {',
+      '  users: [ { user: "u", password: "pw-inbox-test", permissions: { publish: { allow: [">"] }, subscribe: { allow: ["_INBOX.>", "inbox.>"] } } } ]',
+      '}',
+    ].join('\n'),
+  });
+  const login = { servers: nats.url, user: 'u', pass: 'pw-inbox-test' };
+  const responder = await connect(login);
+  const nc = await connect({ ...login, inboxPrefix: 'elsewhere' });
+  try {
+    responder.subscribe('inbox.echo', { callback: (_e, m) => void m.respond(m.data) });
+    await responder.flush();
+    const started = Date.now();
+    const err = await natsFailure(new ReplyInbox(nc).request('inbox.echo', utf8.encode('x'), 10_000, undefined));
+    assert.is(err.code, NatsErrorCode.PermissionsViolation);
+    assert.ok(Date.now() - started < 5_000, 'failed when refused, not at its timeout');
+  } finally {
+    await nc.close();
+    await responder.close();
+    await nats.destroy();
+  }
+});
+
 t.run();
