@@ -229,7 +229,7 @@ function scoreByWords(ctx: RecallContext, q: RecallQuery, s: Scoring): void {
  * occur in the text, with its frequency — the sum over its term frequencies, added in the same order (so to the same
  * bits), without a map of every token (a fact has ~10 tokens, a query a few words).
  */
-function textRelevance(tokens: readonly string[], idf: ReadonlyMap<string, number>, bm25With: (weight: number, tf: number, len: number) => number): number {
+export function textRelevance(tokens: readonly string[], idf: ReadonlyMap<string, number>, bm25With: (weight: number, tf: number, len: number) => number): number {
   let sum = 0;
   const counted: string[] = [];
   for (let i = 0; i < tokens.length; i++) {
