@@ -1,5 +1,5 @@
 /**
- * `node --import tsx --expose-gc bench/recall-ab.ts DIR [DIR …] [--facts N] [--small N] [--queries N] [--profile FILE] [--only N] [--kind text|subject] [--dump FILE] [--ready FILE]`:
+ * `node --import tsx --expose-gc bench/recall-ab.ts DIR [DIR …] [--facts N] [--small N] [--queries N] [--profile FILE] [--only N] [--kind text|subject] [--dump FILE] [--ready FILE] [--reopen]`:
  * the recall half of `bench:store` for one or more copies of `shards/` in one process, to compare read paths.
  *
  * Each copy loads a small (10k) and a large (1M) store with the bench's facts (`store-workload.ts`), as `bench:store`
@@ -31,6 +31,7 @@ const profileAt = args.indexOf('--profile');
 const PROFILE = profileAt < 0 ? undefined : args[profileAt + 1];
 /** `--only N`: time (and profile) the stores of N facts only. */
 const ONLY = option('only', 0);
+const REOPEN = args.includes('--reopen');
 /** `--kind text|subject`: only that kind of query. */
 const kindAt = args.indexOf('--kind');
 const KIND = kindAt < 0 ? undefined : args[kindAt + 1];
@@ -63,9 +64,15 @@ try {
     const shards = (await import(`${code.startsWith('/') ? code : join(process.cwd(), code)}/index.ts`)) as Shards;
     for (const facts of [SMALL, LARGE]) {
       const dir = mkdtempSync(join(tmpdir(), 'shardmind-bench-recall-ab-'));
-      const store = shards.openShardStore({ path: dir, domain: 'bench', predicates: onePredicates, durability: 'none' });
-      sides.push({ name: `${code}@${facts}`, facts, store, dir, cpu: [], text: [], subject: [] });
+      const open = (): ShardStore => shards.openShardStore({ path: dir, domain: 'bench', predicates: onePredicates, durability: 'none' });
+      let store = open();
       await load(store, facts);
+      // `--reopen`: queried as a restarted replica would be (its in-memory read data filled from the records on use).
+      if (REOPEN) {
+        await store.close();
+        store = open();
+      }
+      sides.push({ name: `${code}@${facts}`, facts, store, dir, cpu: [], text: [], subject: [] });
     }
   }
   (globalThis as { gc?: () => void }).gc?.();
