@@ -239,7 +239,10 @@ function submitWrite(o: ShardServiceOptions, entry: LogEntry, done: (err: unknow
   else o.submit(entry).then((r) => done(undefined, r), (err: unknown) => done(err ?? new ShardmindError(ErrorCode.INTERNAL, 'a write failed without a reason'), undefined));
 }
 
-/** The reply, or a promise of it when the request has to wait (a write, the lease, `minSeq`). Throws bad requests. */
+/**
+ * The reply; a promise of it when a read has to wait (the lease, `minSeq`); or, for a write, a `WriteAnswer` that
+ * submits it and answers from the pipeline's callback. Throws bad requests.
+ */
 function handleNow(op: string, data: Uint8Array, encoding: Encoding, o: ShardServiceOptions, served?: Served): unknown {
   checkSize(data, o.maxPayloadBytes);
   if (!isShardOp(op)) throw unknownOp(op);
