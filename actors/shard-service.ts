@@ -28,6 +28,7 @@ import {
   toWireEntity,
   toWireError,
   rememberReply,
+  packRememberReply,
   shardSubject,
   toFactInput,
   writeReply,
@@ -126,6 +127,7 @@ function failure(err: unknown, op: string, o: ShardServiceOptions, served?: Serv
 export async function handle(op: string, data: Uint8Array, encoding: Encoding, o: ShardServiceOptions): Promise<unknown> {
   const now = handleNow(op, data, encoding, o);
   const reply = await (now instanceof WriteAnswer ? now.promise(o) : now);
+  if (reply instanceof Uint8Array) return decodePayload(reply, encoding);
   return reply instanceof RecallAnswer ? reply.body() : reply;
 }
 
@@ -246,7 +248,7 @@ function submitWrite(o: ShardServiceOptions, entry: LogEntry, done: (err: unknow
 function handleNow(op: string, data: Uint8Array, encoding: Encoding, o: ShardServiceOptions, served?: Served): unknown {
   checkSize(data, o.maxPayloadBytes);
   if (!isShardOp(op)) throw unknownOp(op);
-  return handleBody(op, decodePayload(data, encoding), o, served);
+  return handleBody(op, decodePayload(data, encoding), encoding, o, served);
 }
 
 function unknownOp(op: string): ShardmindError {
@@ -254,7 +256,7 @@ function unknownOp(op: string): ShardmindError {
 }
 
 /** A decoded request body, validated and answered (or a promise of the answer). */
-function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: Served): unknown {
+function handleBody(op: ShardOp, body: unknown, encoding: Encoding, o: ShardServiceOptions, served: Served): unknown {
   if (isReplicaOp(op)) {
     const read = parseRead(op, body);
     const wait = readWait(read.req.minSeq, o);
@@ -274,7 +276,8 @@ function handleBody(op: ShardOp, body: unknown, o: ShardServiceOptions, served: 
         op: 'assert',
         fact: toFactInput(req.fact),
       };
-      return new OneWrite(entry, (r) => rememberReply(o.domain, r));
+      // In msgpack the reply is written straight to bytes (the same bytes): 64 of them go out per commit under load.
+      return new OneWrite(entry, encoding === 'msgpack' ? (r) => packRememberReply(o.domain, r) : (r) => rememberReply(o.domain, r));
     }
     case 'remember_batch': {
       const { req, items } = parseRememberBatchRequest(body);

@@ -177,7 +177,7 @@ export function writeReply(domain: string, r: ApplyResult): WriteReply {
   });
 }
 
-function requireFactId(r: ApplyResult): string {
+export function requireFactId(r: ApplyResult): string {
   if (r.factId === undefined) {
     throw new ShardmindError(ErrorCode.INTERNAL, `apply result for ${r.opId} (${r.status}) has no factId`);
   }

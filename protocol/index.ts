@@ -4,6 +4,7 @@ export type { Encoding } from "./codec.ts";
 export { ErrorCode, RETRYABLE, ShardmindError, isErrorCode, badRequest, toWireError } from "./errors.ts";
 export { encodePayload, decodePayload, encodingOf, JSON_CONTENT_TYPE, CONTENT_TYPE_HEADER } from "./codec.ts";
 export { packRecallReply } from './fact-pack.ts';
+export { packRememberReply } from './remember-reply-pack.ts';
 export type { PackedServed } from './fact-pack.ts';
 export { RECALL_TABLE_COLUMNS, packRecallTable, parseRecallLayout, recallTableBody } from './fact-table.ts';
 export type { RecallTableColumn } from './fact-table.ts';
