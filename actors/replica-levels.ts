@@ -71,6 +71,8 @@ export class ReplicaLevels {
   private running = false;
   /** Bumped by each `start`: a round still awaiting answers from before a stop never reschedules itself. */
   private generation = 0;
+  /** Callers of `settled()` waiting for the census to finish its first window. */
+  private settleWaiters: Array<(level: number) => void> = [];
 
   constructor(private readonly o: ReplicaLevelsOptions) {}
 
@@ -87,11 +89,36 @@ export class ReplicaLevels {
     else void this.round(this.generation);
   }
 
-  /** Stops asking. Idempotent. */
+  /** Stops asking. Idempotent. Whoever waits in `settled()` gets the level as it stands. */
   stop(): void {
     this.running = false;
     if (this.timer !== undefined) this.o.clock.clearTimeout(this.timer);
     this.timer = undefined;
+    this.releaseSettleWaiters();
+  }
+
+  /**
+   * Whether the census is still young: a peer has not answered yet and a whole window has not passed since it began,
+   * so the level may be held at 1 only for want of an answer.
+   */
+  get settling(): boolean {
+    return this.running && this.unheard.size > 0 && this.o.clock.now() - this.startedAt < this.o.windowMs;
+  }
+
+  /**
+   * The level once the census has settled (every peer answered, or a window passed and a round decided): at once when
+   * it has. Why: an operation that needs a level (prune) right after a leader starts should wait for the answers
+   * rather than be refused because a peer was slow to answer its first status request.
+   */
+  settled(): Promise<number> {
+    if (!this.settling) return Promise.resolve(this.level);
+    return new Promise((resolve) => this.settleWaiters.push(resolve));
+  }
+
+  private releaseSettleWaiters(): void {
+    const waiters = this.settleWaiters;
+    this.settleWaiters = [];
+    for (const resolve of waiters) resolve(this.level);
   }
 
   get writeLevel(): number {
@@ -139,13 +166,16 @@ export class ReplicaLevels {
     let level = this.o.ownLevel;
     for (const [, h] of this.live()) level = Math.min(level, h.level);
     // Not heard yet and the census younger than a window: possibly an old build answering late.
-    if (this.unheard.size > 0 && this.o.clock.now() - this.startedAt < this.o.windowMs) level = Math.min(level, 1);
-    if (level === this.level) return;
-    this.level = level;
-    try {
-      this.o.onChange(level);
-    } catch (err) {
-      this.o.log(`log-level census of ${this.o.domain}: applying level ${level} failed: ${(err as Error)?.stack ?? String(err)}`);
+    const young = this.unheard.size > 0 && this.o.clock.now() - this.startedAt < this.o.windowMs;
+    if (young) level = Math.min(level, 1);
+    if (level !== this.level) {
+      this.level = level;
+      try {
+        this.o.onChange(level);
+      } catch (err) {
+        this.o.log(`log-level census of ${this.o.domain}: applying level ${level} failed: ${(err as Error)?.stack ?? String(err)}`);
+      }
     }
+    if (!young) this.releaseSettleWaiters();
   }
 }

@@ -390,7 +390,10 @@ export class ShardActor implements ShardRuntime {
       new ShardmindError(ErrorCode.NOT_LEADER, `${this.o.node} does not lead ${this.domain} (${this.state}): prune on its leader`);
     if (this.state !== 'leading' || !this.store) throw notLeading();
     // Every replica must understand prune entries (level 2) or it would skip or halt on them; the pipeline refuses
-    // them too, this says which shard.
+    // them too, this says which shard. A census still waiting for a peer's first answer (a leader that just started)
+    // is waited for, at most about a window, rather than read as a refusal.
+    await this.replicaLevels?.settled();
+    if (this.state !== 'leading' || !this.store) throw notLeading();
     const writeLevel = this.pipeline?.writeLevel ?? 1;
     if (writeLevel < 2) throw upgradeRequired('prune', 2, writeLevel, this.domain);
     const startedAt = this.o.clock.now();

@@ -267,18 +267,30 @@ live('replica levels - a peer silent since the census began holds the level at 1
   // 'quiet-down' never answers: no host listens there (a Mini that is down when leadership changes).
   const c = census(ctx, ['quiet-new', 'quiet-other', 'quiet-down']);
   c.levels.start();
+  // What prune waits for: the level once the census has settled, not the 1 it holds while a peer is unheard.
+  let settledAt: number | undefined;
+  const settled = c.levels.settled().then((level) => {
+    settledAt = c.clock.now();
+    return level;
+  });
   try {
     await round(c);
     for (let at = CENSUS.intervalMs; at < CENSUS.windowMs; at += CENSUS.intervalMs) {
       assert.is(c.levels.writeLevel, 1, `still level 1 at ${c.clock.now()} ms`);
+      assert.ok(c.levels.settling, `still settling at ${c.clock.now()} ms`);
       await round(c, CENSUS.intervalMs);
     }
     assert.is(c.levels.writeLevel, 1, `still level 1 at ${c.clock.now()} ms`);
     assert.equal(c.changes, []);
+    assert.is(settledAt, undefined, 'settled() waits while the census is young');
     await round(c, CENSUS.intervalMs);
     assert.is(c.clock.now(), CENSUS.windowMs);
     assert.equal(c.levels.status(), { writeLevel: 2, replicaLevels: { 'quiet-new': 2 } }, 'silent for a whole window since the census began');
     assert.equal(c.changes, [2]);
+    assert.is(await settled, 2, 'settled() gives the level decided once the window passed');
+    assert.is(settledAt, CENSUS.windowMs);
+    assert.not.ok(c.levels.settling);
+    assert.is(await c.levels.settled(), 2, 'and at once afterwards');
   } finally {
     c.levels.stop();
   }
