@@ -88,6 +88,8 @@ export type WriteDone = (err: ShardmindError | undefined, result: ApplyResult | 
 class Pending {
   /** Callers that submitted the same opId while this write was in flight: they hear its result as a duplicate. */
   private also: WriteDone[] | undefined;
+  /** Answered already: a write hears exactly one outcome, whichever path reaches it first. */
+  private settled = false;
 
   constructor(
     readonly entry: LogEntry,
@@ -102,12 +104,16 @@ class Pending {
   }
 
   resolve(r: ApplyResult): void {
+    if (this.settled) return;
+    this.settled = true;
     this.inFlight.delete(this.entry.opId);
     settle(this.done, undefined, r);
     if (this.also) for (const d of this.also) settle(d, undefined, { ...r, duplicate: true });
   }
 
   reject(e: ShardmindError): void {
+    if (this.settled) return;
+    this.settled = true;
     this.inFlight.delete(this.entry.opId);
     settle(this.done, e, undefined);
     if (this.also) for (const d of this.also) settle(d, e, undefined);
@@ -125,21 +131,41 @@ function settle(done: WriteDone, err: ShardmindError | undefined, result: ApplyR
   }
 }
 
-/** One log message on its way: appended expecting `expected`, acknowledged at `seq`, then applied. */
+/**
+ * One log message on its way, appended expecting `expected`. Its hash and its decoded form are worked out once its
+ * bytes are on their way to JetStream (`prepare`), while the ack is awaited.
+ */
 interface Append {
-  /** What the store applies: decoded from the appended bytes, so the leader applies exactly what followers read. */
-  readonly message: LogMessage;
+  readonly bytes: Uint8Array;
+  /** Its `Nats-Msg-Id`: a lone write's opId, a group's `group:<first opId>:<n>`. */
+  readonly msgId: string;
   readonly members: readonly Pending[];
   readonly expected: number;
-  readonly hash: string;
-  seq: number;
+  /** What the store applies: decoded from the appended bytes, so the leader applies exactly what followers read. */
+  message: LogMessage | undefined;
+  /** `entryHash(bytes)`: the next append's `Sm-Prev`, and this replica's tail hash once applied. */
+  hash: string | undefined;
+  /** The bytes did not decode to these members (a bug, never expected): what the members were told. */
+  failure: ShardmindError | undefined;
+}
+
+/** A message JetStream acknowledged at `seq`, decoded, waiting for its turn to be applied. */
+interface Acked {
+  readonly append: Append;
+  readonly message: LogMessage;
+  readonly seq: number;
+}
+
+/** `append.hash`, computed on first use. */
+function hashOf(append: Append): string {
+  return (append.hash ??= entryHash(append.bytes));
 }
 
 export class WritePipeline {
   private nextExpected: number;
   private nextApply: number;
   private readonly inFlight = new Map<string, Pending>();
-  private readonly acked = new Map<number, Append>();
+  private readonly acked = new Map<number, Acked>();
   /** Writes held back while appends are in flight, in submit order; `queuedBytes` is their encoded size. */
   private queued: Pending[] = [];
   private queuedBytes = 0;
@@ -155,8 +181,12 @@ export class WritePipeline {
   private settledWaiters: (() => void)[] = [];
   private brokenListener: ((why: PipelineBreak) => void) | undefined;
   private readonly appender: LogAppender;
-  /** `entryHash` of the last entry submitted (the next append's `Sm-Prev`); undefined until known. */
+  /**
+   * `entryHash` of the last entry submitted (the next append's `Sm-Prev`), undefined until known; or, while
+   * `lastAppend` is set, of the entry before it: the last message appended, whose hash is not worked out yet.
+   */
   private chainHash: string | undefined;
+  private lastAppend: Append | undefined;
   /** The log level every replica understands (`useLogLevel`), and whether that, and the options, allow grouping. */
   private level = 1;
   private grouping = false;
@@ -263,26 +293,41 @@ export class WritePipeline {
       return;
     }
     const first = members[0]!;
-    const bytes =
-      members.length === 1
-        ? first.bytes
-        : encodeBatch(`group:${first.entry.opId}:${members.length}`, first.entry.recordedAt, members.map((p) => p.bytes));
-    // The leader applies exactly the bytes followers decode, so every replica's LMDB gets the same input.
-    const message = decodeEntry(bytes);
-    if (!message || entriesOf(message).length !== members.length) {
-      const failure = new ShardmindError(ErrorCode.INTERNAL, `log message for ${first.entry.opId} does not round-trip`);
-      for (const p of members) p.reject(failure);
-      return;
-    }
+    const msgId = members.length === 1 ? first.entry.opId : `group:${first.entry.opId}:${members.length}`;
+    const bytes = members.length === 1 ? first.bytes : encodeBatch(msgId, first.entry.recordedAt, members.map((p) => p.bytes));
     const expected = this.nextExpected++;
     // Messages are appended in order, each expecting the one before: the previous message is its predecessor.
-    const prev = this.chainHash;
-    const hash = entryHash(bytes);
-    this.chainHash = hash;
-    const append: Append = { message, members, expected, hash, seq: 0 };
+    const prev = this.lastAppend !== undefined ? hashOf(this.lastAppend) : this.chainHash;
+    const append: Append = { bytes, msgId, members, expected, message: undefined, hash: undefined, failure: undefined };
+    this.lastAppend = append;
     this.publishing++;
-    const msgId = members.length === 1 ? first.entry.opId : message.opId;
     this.appender.append(this.o.subject, bytes, msgId, expected, (err, ack) => this.appended(append, err, ack), prev, appendLevel(members.length, first.entry.op));
+    // nats.js writes the publish to the socket in a microtask it queued just now; this one runs after it, so the
+    // hash and the decode below run while the ack is awaited instead of before the message leaves.
+    queueMicrotask(() => this.prepare(append));
+  }
+
+  /**
+   * Hashes the message and decodes it, as every follower will. The leader applies exactly the bytes followers
+   * decode, so every replica's LMDB gets the same input. Bytes that do not decode to their members cannot happen
+   * with `encodeEntry`'s own output; if they ever did, the message is in the log already and every replica skips
+   * it alike, so the members are told INTERNAL and the pipeline asks for a resync (catch up from the log, as a
+   * follower reads it). Idempotent; the decoded message, or undefined when it cannot be applied.
+   */
+  private prepare(append: Append): LogMessage | undefined {
+    if (append.message !== undefined || append.failure !== undefined) return append.message;
+    if (append === this.lastAppend) {
+      // Its hash is all the next append needs of it: keep that, not the bytes.
+      this.chainHash = hashOf(append);
+      this.lastAppend = undefined;
+    }
+    hashOf(append);
+    const message = decodeEntry(append.bytes);
+    if (message && entriesOf(message).length === append.members.length) return (append.message = message);
+    append.failure = new ShardmindError(ErrorCode.INTERNAL, `log message ${append.msgId} does not round-trip`);
+    this.breakWith({ kind: 'resync', detail: append.failure.message });
+    rejectAll(append, append.failure);
+    return undefined;
   }
 
   /** JetStream's answer to one append, in append order (one connection, one stream). */
@@ -297,18 +342,20 @@ export class WritePipeline {
       }
       rejectAll(append, notLeader('this shard actor lost the right to append'));
     } else if (ack.duplicate) {
-      this.breakWith({ kind: 'resync', detail: `JetStream reported ${append.message.opId} as a duplicate of seq ${ack.seq}` });
+      this.breakWith({ kind: 'resync', detail: `JetStream reported ${append.msgId} as a duplicate of seq ${ack.seq}` });
       rejectAll(append, notLeader('the write was already in the log; retry to read its result'));
     } else if (ack.seq !== expected + 1) {
       this.breakWith({ kind: 'resync', detail: `append expected seq ${expected + 1}, got ${ack.seq}` });
       rejectAll(append, notLeader('the log moved under this leader'));
-    } else if (this.broken) {
-      // In the log, but after the break: whoever catches up applies it; the client's retry reads the result.
-      rejectAll(append, notLeader('this shard actor is stepping down'));
     } else {
-      append.seq = ack.seq;
-      this.acked.set(ack.seq, append);
-      this.kickApply();
+      const message = this.broken ? undefined : this.prepare(append);
+      if (message === undefined) {
+        // In the log, but after the break: whoever catches up applies it; the client's retry reads the result.
+        rejectAll(append, notLeader('this shard actor is stepping down'));
+      } else {
+        this.acked.set(ack.seq, { append, message, seq: ack.seq });
+        this.kickApply();
+      }
     }
     // An ack frees a slot: what waited meanwhile goes out as one group.
     if (this.publishing < this.groupWhenInFlight) this.flushQueued();
@@ -386,14 +433,14 @@ export class WritePipeline {
   /** Applies contiguous acknowledged runs from `nextApply`, one transaction each. */
   private async applyRuns(): Promise<void> {
     for (;;) {
-      const run: Append[] = [];
+      const run: Acked[] = [];
       let entries = 0;
       for (let s = this.nextApply; run.length < APPLY_BATCH && entries < APPLY_ENTRIES; s++) {
         const a = this.acked.get(s);
         if (!a) break;
         this.acked.delete(s);
         run.push(a);
-        entries += a.members.length;
+        entries += a.append.members.length;
       }
       if (run.length === 0) return;
       let results: ApplyResult[];
@@ -401,11 +448,11 @@ export class WritePipeline {
         // The last message's hash goes with it, so this replica still knows its tail after a restart.
         results = await this.o.store.applyBatch(
           run.map((a) => ({ seq: a.seq, entry: a.message })),
-          { tailHash: run[run.length - 1]!.hash },
+          { tailHash: hashOf(run[run.length - 1]!.append) },
         );
       } catch (err) {
         const failure = new ShardmindError(ErrorCode.UNAVAILABLE, `LMDB apply failed: ${(err as Error).message}`, { cause: err });
-        for (const a of run) rejectAll(a, failure);
+        for (const a of run) rejectAll(a.append, failure);
         this.breakWith({ kind: 'failed', detail: failure.message });
         return;
       }
@@ -417,7 +464,7 @@ export class WritePipeline {
       let i = 0;
       for (const a of run) {
         const logged = entriesOf(a.message);
-        for (const [k, p] of a.members.entries()) {
+        for (const [k, p] of a.append.members.entries()) {
           const candidate = results[i];
           const r = candidate !== undefined && candidate.opId === p.entry.opId ? (i++, candidate) : this.o.store.resultOf(p.entry.opId);
           if (r) {
@@ -426,7 +473,7 @@ export class WritePipeline {
           } else p.reject(new ShardmindError(ErrorCode.INTERNAL, `seq ${a.seq} was applied without a result for ${p.entry.opId}`));
         }
       }
-      this.o.onApplied(last.seq, last.hash);
+      this.o.onApplied(last.seq, hashOf(last.append));
       // The change feed waits until the replies above are on the wire (they go out in microtasks; an immediate runs
       // after them): with 64 writers in one commit, encoding its events first held every reply back ~0.2 ms.
       const onCommitted = this.o.onCommitted;
@@ -440,7 +487,7 @@ export class WritePipeline {
     if (this.broken || this.closed) this.appender.close();
     if (this.broken) {
       // Acked entries stranded behind a gap never reach LMDB through this pipeline: the caller retries.
-      for (const a of this.acked.values()) rejectAll(a, notLeader('this shard actor is stepping down'));
+      for (const a of this.acked.values()) rejectAll(a.append, notLeader('this shard actor is stepping down'));
       this.acked.clear();
       if (!this.brokenReported && this.brokenListener) {
         this.brokenReported = true;

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { startNatsServer, waitForJetStream, type NatsServerProcess } from '../../cli/index.ts';
-import { decodeEntry, encodeEntry, ensureLogStream, MAX_GROUP_BYTES, WritePipeline, type PipelineBreak } from '../../actors/index.ts';
+import { decodeEntry, encodeEntry, ensureLogStream, entryHash, MAX_GROUP_BYTES, PREV_HEADER, WritePipeline, type PipelineBreak } from '../../actors/index.ts';
 import { logSubject, ShardmindError } from '../../protocol/index.ts';
 import { openShardStore, type AssertEntry, type ShardStore } from '../../shards/index.ts';
 
@@ -73,11 +73,14 @@ async function streamMessages(ctx: Ctx, domain: string): Promise<number> {
 }
 
 /** Every message of the domain's log, in order, as a follower reads them. */
-async function readLog(ctx: Ctx, domain: string): Promise<{ seq: number; data: Uint8Array }[]> {
+async function readLog(ctx: Ctx, domain: string): Promise<{ seq: number; data: Uint8Array; prev: string | undefined }[]> {
   const jsm = await ctx.nc!.jetstreamManager({ checkAPI: false });
   const n = await streamMessages(ctx, domain);
-  const out: { seq: number; data: Uint8Array }[] = [];
-  for (let seq = 1; seq <= n; seq++) out.push({ seq, data: (await jsm.streams.getMessage(`SM_LOG_${domain.toUpperCase()}`, { seq })).data });
+  const out: { seq: number; data: Uint8Array; prev: string | undefined }[] = [];
+  for (let seq = 1; seq <= n; seq++) {
+    const m = await jsm.streams.getMessage(`SM_LOG_${domain.toUpperCase()}`, { seq });
+    out.push({ seq, data: m.data, prev: m.header.get(PREV_HEADER) || undefined });
+  }
   return out;
 }
 
@@ -290,6 +293,41 @@ pipeline('an append nobody acknowledges times out into a resync, and a late ack 
   await ctx.nc!.flush();
   assert.is(store.appliedSeq, 0);
   silent.unsubscribe();
+});
+
+pipeline('each append names the hash of the message before it (Sm-Prev), lone and grouped; the tail hash is the last one\'s', async (ctx) => {
+  const { domain, store } = await fresh(ctx);
+  const tails: [number, string][] = [];
+  const p = new WritePipeline({ nc: ctx.nc!, subject: logSubject(domain), store, lastSeq: 0, onApplied: (seq, hash) => void tails.push([seq, hash]) });
+  for (let i = 0; i < 3; i++) await p.submit(assertEntry(`chain-${i}`, `lone ${i}`));
+  await Promise.all(Array.from({ length: 40 }, (_, i) => p.submit(assertEntry(`chain-g-${i}`, `grouped ${i}`))));
+  await p.submit(assertEntry('chain-last', 'lone again'));
+  const log = await readLog(ctx, domain);
+  assert.ok(log.length < 44, `the concurrent writes were grouped (${log.length} messages)`);
+  assert.is(log[0]!.prev, undefined, 'the first append knows no predecessor');
+  for (let k = 1; k < log.length; k++) assert.is(log[k]!.prev, entryHash(log[k - 1]!.data), `Sm-Prev of seq ${k + 1}`);
+  const last = log[log.length - 1]!;
+  assert.equal(tails[tails.length - 1], [last.seq, entryHash(last.data)]);
+});
+
+pipeline('a message that does not decode as it was encoded fails its write with INTERNAL and asks for a resync', async (ctx) => {
+  const { domain, store } = await fresh(ctx);
+  const { p, breaks } = open(ctx, domain, store);
+  // A log message needs a numeric recordedAt to decode (as every follower decodes it): this one cannot round-trip.
+  const bad = { ...assertEntry('odd', 'recorded when?'), recordedAt: 'yesterday' } as unknown as AssertEntry;
+  const err = await p.submit(bad).then(
+    () => undefined,
+    (e: ShardmindError) => e,
+  );
+  assert.instance(err, ShardmindError);
+  assert.is(err!.code, 'INTERNAL');
+  await p.settled();
+  assert.is(breaks[0]?.kind, 'resync', JSON.stringify(breaks));
+  assert.is(store.appliedSeq, 0, 'the leader applied nothing it could not decode');
+  await p.submit(assertEntry('after', 'behind the break')).then(
+    () => assert.unreachable('a pipeline that asked for a resync takes no writes'),
+    (e: ShardmindError) => assert.is(e.code, 'NOT_LEADER'),
+  );
 });
 
 pipeline.run();
