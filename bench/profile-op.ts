@@ -1,10 +1,15 @@
 /**
- * `node --import tsx bench/profile-op.ts <op> [facts] [seconds]`: where one shardmind operation spends its CPU.
- * Starts a nats-server, a host (and a router process for `*_router` ops) under `--cpu-prof`, preloads `facts`
- * facts (default 10000), restarts the host so its profile starts after the preload, runs `op` (recall_direct, remember_direct, remember_sdk, recall_router, remember_router) with 64 in
+ * `node --import tsx bench/profile-op.ts <op> [facts] [seconds] [inFlight]`: where one shardmind operation spends
+ * its CPU. Starts a nats-server, a host (and a router process for `*_router` ops) under `--cpu-prof`, preloads
+ * `facts` facts (default 10000), restarts the host so its profile starts after the preload, runs `op`
+ * (recall_direct, remember_direct, remember_sdk, recall_router, remember_router) with `inFlight` (default 64) in
  * flight for `seconds` (default 8), then prints throughput, CPU µs per operation by process, and each profiled
  * process's hottest functions by self time. `SM_PROFILE=0` runs the same loop without `--cpu-prof` (the profiler
  * itself costs the host CPU per op) and prints only the throughput and CPU figures.
+ *
+ * `inFlight` 1 is the sequential loop the latency targets use, paired as the bench pairs it (`measureSequential`):
+ * after each op the floor's operations for that kind run once (echo; for a remember also a JetStream publish-ack
+ * and a 200-byte append + fdatasync), and the p50 of each is printed beside the op's, from the same seconds.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,9 +22,11 @@ import { cpuText, withCpu } from './cpu.ts';
 import { startBenchHost, startRouterProcess, waitForRouter } from './host.ts';
 import { inclusiveTimes, monotonicUs, summarizeByModule, summarizeProfiles } from './profile.ts';
 import { shardmindTarget } from './shardmind.ts';
-import { measureConcurrent } from './stats.ts';
+import { startFloorProbes } from './floor.ts';
+import { LatencyRecorder, measureConcurrent, type LatencySummary } from './stats.ts';
 
-const [opName = 'recall_direct', factsArg = '10000', secondsArg = '8'] = process.argv.slice(2);
+const [opName = 'recall_direct', factsArg = '10000', secondsArg = '8', inFlightArg = '64'] = process.argv.slice(2);
+const inFlight = Math.max(1, Number(inFlightArg));
 const facts = Number(factsArg);
 /** Functions whose inclusive time is printed: the stages of a request on the host and in the router. */
 const INCLUSIVE = (process.env['SM_PROFILE_FUNCTIONS'] ?? 'processMsg,answer,handleNow,handleBody,decodePayload,recall,packRecallReply,respond,encodePayload,submit,applyRuns,forward,ask')
@@ -50,6 +57,7 @@ try {
   const hostRoutes = await waitForRouter(nc);
   const routerPid =
     opName.endsWith('_router') && !hostRoutes ? await startRouterProcess(ctx, host, profiling ? { cpuProfDir: routerProf } : {}) : undefined;
+  const probes = inFlight === 1 ? await startFloorProbes(ctx) : undefined;
   const target = shardmindTarget(nc, {
     router: hostRoutes || routerPid !== undefined,
     processes: () => ({ host: host.pid, 'nats-server': nats.pid!, ...(routerPid ? { router: routerPid } : {}) }),
@@ -60,10 +68,18 @@ try {
   await host.restart(profiling ? { cpuProfDir: hostProf } : {}); // measure (and profile) the loop, not the preload
   let i = op.kind === 'remember' ? 300_000_000 : 0;
   const measuredFrom = monotonicUs();
-  const r = await withCpu({ ...target.processes(), bench: 'self' }, () =>
-    measureConcurrent(() => op.run(i++, facts), 64, { count: 10_000_000, maxMs: seconds * 1000, warmup: 64 }),
-  );
-  log(`${opName} @${facts}: ${r.opsPerSec.toFixed(0)} ops/s at 64, p50 ${r.p50us.toFixed(0)} µs, ${r.errors} errors; CPU µs/op: ${cpuText(r.cpuUsPerOp)}`);
+  if (probes) {
+    const floor: Record<string, () => Promise<unknown>> = op.kind === 'remember' ? { echo: probes.echo, 'JetStream ack': probes.jsPublish, fdatasync: probes.fdatasync } : { echo: probes.echo };
+    const r = await withCpu({ ...target.processes(), bench: 'self' }, () => pairedSequential(() => op.run(i++, facts), floor, seconds * 1000));
+    const floorP50 = Object.values(r.floor).reduce((sum, f) => sum + f.p50us, 0);
+    const parts = Object.entries(r.floor).map(([name, f]) => `${name} ${f.p50us.toFixed(0)}`).join(' + ');
+    log(`${opName} @${facts}, sequential: p50 ${r.p50us.toFixed(0)} µs, p99 ${r.p99us.toFixed(0)} µs over ${r.n}; floor same loop ${floorP50.toFixed(0)} µs (${parts}): ${(r.p50us / floorP50).toFixed(2)}×; CPU µs/op: ${cpuText(r.cpuUsPerOp)}`);
+  } else {
+    const r = await withCpu({ ...target.processes(), bench: 'self' }, () =>
+      measureConcurrent(() => op.run(i++, facts), inFlight, { count: 10_000_000, maxMs: seconds * 1000, warmup: 64 }),
+    );
+    log(`${opName} @${facts}: ${r.opsPerSec.toFixed(0)} ops/s at ${inFlight}, p50 ${r.p50us.toFixed(0)} µs, ${r.errors} errors; CPU µs/op: ${cpuText(r.cpuUsPerOp)}`);
+  }
   await cleanup.run(); // stops the host and router gracefully, so they write their profiles
   const show = (name: string, dir: string): void => {
     log(`${name}: busy time by module (the measured loop only):`);
@@ -80,4 +96,30 @@ try {
   // SM_PROFILE_KEEP=1 keeps the .cpuprofile files (to open in a profiler UI).
   if (process.env['SM_PROFILE_KEEP']) process.stderr.write(`profiles kept in ${profDirs.join(' ')}\n`);
   else removeProfiles();
+}
+
+/**
+ * `op` one at a time for `ms` (after 100 unrecorded), each followed by one call of every floor operation, timed
+ * apart: the op's latencies and each floor operation's, from the same seconds (the CPU figures count both).
+ */
+async function pairedSequential(
+  op: () => Promise<unknown>,
+  floor: Readonly<Record<string, () => Promise<unknown>>>,
+  ms: number,
+): Promise<LatencySummary & { readonly floor: Readonly<Record<string, LatencySummary>> }> {
+  for (let k = 0; k < 100; k++) await op();
+  const rec = new LatencyRecorder();
+  const floorRecs = Object.entries(floor).map(([name, f]) => [name, f, new LatencyRecorder()] as const);
+  const deadline = performance.now() + ms;
+  while (performance.now() < deadline) {
+    const t0 = performance.now();
+    await op();
+    rec.record((performance.now() - t0) * 1000);
+    for (const [, f, r] of floorRecs) {
+      const t1 = performance.now();
+      await f();
+      r.record((performance.now() - t1) * 1000);
+    }
+  }
+  return { ...rec.summary(), floor: Object.fromEntries(floorRecs.map(([name, , r]) => [name, r.summary()])) };
 }
