@@ -3,8 +3,9 @@
  *
  * Why this shape: a `Map<term, number[]>` of growing arrays cost ~0.5 µs per posting (array growth, one array per
  * term, and the garbage of both) — a fifth of the load time. Here a term is interned once per segment to a small
- * integer (`term-table.ts`); its first posting sits beside its entry in `chains`, the rest go into chunks carved
- * from one flat Int32Array: 2 postings in a term's first chunk, then 4, 8 and 16, each linked to the previous one. A posting is 3
+ * integer and a slot of a hash table keyed by its identity (`hashTerm`), which also holds its first posting; the rest
+ * go into chunks carved from one flat Int32Array: 2 postings in a term's first chunk, then 4, 8 and 16 each, each
+ * linked to the previous one. A posting is 3
  * int32s: its sequence relative to the segment's first, term frequency and document length. Reads want a term's
  * newest postings first, and walk its chunks from the newest; a reader taking 96 postings touches a few cache lines
  * per chunk instead of one per posting (with one posting per link, walking a common word's postings in a 65k-fact
@@ -13,16 +14,25 @@
 import { POSTING_BYTES } from './codec.ts';
 import type { FactTerms } from './fact-terms.ts';
 import { SUBJECT, termParts, WORD } from './records.ts';
-import { TermTable } from './term-table.ts';
+import { hashTerm, TERM_HASH } from './term-table.ts';
 import { bucketBytes, bucketOf, BUCKET_KEY_BYTES, entryAt, LARGE, LARGE_KEY_BYTES, LARGE_POSTINGS, postingsStart, writeBucketKey, writeLargeKey, writeU32 } from './block-layout.ts';
 
 const NONE = -1;
-/** A chunk: previous chunk (or NONE), postings used, capacity, term id; then `capacity` postings of POSTING int32s. */
-const HEADER = 4;
+/** A chunk: previous chunk (or NONE), capacity, term id; then `capacity` postings of POSTING int32s. */
+const HEADER = 3;
 const POSTING = 3;
+/** Chunk capacities: 2, 4, 8, then 16 each (`chunkFill` and `chunkCapacity` count on it). */
 const FIRST_CHUNK = 2;
 const MAX_CHUNK = 16;
-const CHAIN = 8;
+/** A term's slot (see `SegmentPostings.slots`): h1, h2, shape, then these. */
+const SLOT = 8;
+const ID = 3;
+const CHUNK = 4;
+const HAD = 5;
+const FIRST = 6;
+const FIRST_TF_LEN = 7;
+/** The id of an empty slot. */
+const EMPTY = -1;
 /** A removed (forgotten) posting keeps its slot in the chain with this relative sequence. */
 const REMOVED = -1;
 
@@ -117,26 +127,34 @@ export interface SegmentSize {
 }
 
 export class SegmentPostings {
-  private readonly terms: TermTable;
-  /** Per term id: its identity (`hashTerm`: h1, h2, kind and length) and, for words, the term string. */
-  private ident: Int32Array;
+  /**
+   * The term table and each term's chain head in one: an open-addressing hash table of SLOT int32s a term (32
+   * bytes, two to a cache line) — its identity (`hashTerm`: h1, h2, kind and length), its id, its newest chunk (or
+   * NONE), how many postings it has had, and its first posting (relative sequence, then tf | length << 16). Filing
+   * a posting of a term the table already holds touches that one line and the place the posting goes: with the
+   * table (id by identity) and the chain heads (by id) apart, a rare term cost two cache misses before its posting
+   * was written. How full its newest chunk is follows from how many postings it has had (the chunk sizes are fixed),
+   * so a chunk's header is written only when it is started.
+   */
+  private slots: Int32Array;
+  private mask: number;
+  /** Per term id: its slot (moves when the table grows). */
+  private slotOf: Int32Array;
+  /** Per term id: the word's string, for words (document-frequency keys); undefined for structural terms. */
   private readonly words: (string | undefined)[] = [];
   /** Term id → the term string of each subject term (recall keeps subject lists decoded through merges). */
   private readonly subjectNames = new Map<number, string>();
-  /**
-   * Per term id, side by side (CHAIN int32s, two terms to a cache line): its newest chunk (NONE: none yet), the
-   * postings in it, its capacity, the term's live postings, its first posting (relative sequence, tf, len) and how
-   * many postings it has had. The first posting lives here, not in a chunk: most terms of a segment get one or two,
-   * and a posting written where the term's lookup already is costs no cache miss.
-   */
-  private chains: Int32Array;
+  /** Term id → its postings marked removed (forget): rare, so not a field of every slot. */
+  private readonly removed = new Map<number, number>();
   /** The chunks (see HEADER), allocated one after another. */
   private pool: Int32Array;
   private poolUsed = 0;
   /** Per term id, its block's index in the last `blocks()` answer (-1: none). */
   private rank: Int32Array | undefined;
-  /** The term ids of the fact being filed (`addFact`). */
-  private ids = new Int32Array(64);
+  /** The slots of the fact being filed (`addFact`): ≥ 0 found, else ~ the empty slot the search ended at. */
+  private found = new Int32Array(64);
+  /** Times the table grew: slots found before a growth are stale. */
+  private growths = 0;
 
   constructor(
     readonly segment: number,
@@ -149,9 +167,9 @@ export class SegmentPostings {
     expected?: SegmentSize,
   ) {
     const terms = powerOfTwoAtLeast(Math.max(1024, expected?.terms ?? 0));
-    this.terms = new TermTable(terms * 2);
-    this.ident = new Int32Array(terms * 3);
-    this.chains = new Int32Array(terms * CHAIN);
+    this.slots = new Int32Array(terms * 2 * SLOT).fill(EMPTY);
+    this.mask = terms * 2 - 1;
+    this.slotOf = new Int32Array(terms);
     this.pool = new Int32Array(powerOfTwoAtLeast(Math.max(64 * 1024, expected?.pool ?? 0)));
   }
 
@@ -164,40 +182,54 @@ export class SegmentPostings {
   addFact(terms: FactTerms, seq: number): void {
     const n = terms.count;
     const ident = terms.ident;
-    if (n > this.ids.length) this.ids = new Int32Array(n * 2);
-    const ids = this.ids;
-    // Every lookup first, then every posting: each is usually a cache miss in tables of tens of thousands of terms,
+    if (n > this.found.length) this.found = new Int32Array(n * 2);
+    const found = this.found;
+    // Every lookup first, then every posting: each is usually a cache miss in a table of tens of thousands of terms,
     // and a loop of lookups alone lets the processor wait for several at once, where one loop doing both waited for
     // each in turn. A term not found is looked up again (cache-hot now) before it is filed, in case an earlier term
-    // of this fact had the same identity.
-    for (let i = 0; i < n; i++) ids[i] = this.terms.getHashed(ident[i * 3]!, ident[i * 3 + 1]!, ident[i * 3 + 2]!);
+    // of this fact had the same identity; so is every term after the table grew.
+    for (let i = 0; i < n; i++) found[i] = this.find(ident[i * 3]!, ident[i * 3 + 1]!, ident[i * 3 + 2]!);
+    const growths = this.growths;
     for (let i = 0; i < n; i++) {
-      let id = ids[i]!;
-      if (id === -1) id = this.terms.getHashed(ident[i * 3]!, ident[i * 3 + 1]!, ident[i * 3 + 2]!);
-      if (id === -1) {
+      let slot = found[i]!;
+      if (slot < 0 || this.growths !== growths) slot = this.find(ident[i * 3]!, ident[i * 3 + 1]!, ident[i * 3 + 2]!);
+      if (slot < 0) {
         // A word's string is its document-frequency key; structural terms need none.
-        id = this.newTerm(terms.kind[i] === WORD ? terms.name(i) : undefined, ident[i * 3]!, ident[i * 3 + 1]!, ident[i * 3 + 2]!);
-        if (terms.kind[i] === SUBJECT) this.subjectNames.set(id, terms.name(i));
+        slot = this.newTerm(~slot, terms.kind[i] === WORD ? terms.name(i) : undefined, ident[i * 3]!, ident[i * 3 + 1]!, ident[i * 3 + 2]!);
+        if (terms.kind[i] === SUBJECT) this.subjectNames.set(this.slots[slot * SLOT + ID]!, terms.name(i));
       }
-      this.post(id, seq, terms.tf[i]!, terms.kind[i] === WORD ? terms.length : 0);
+      this.post(slot, seq, terms.tf[i]!, terms.kind[i] === WORD ? terms.length : 0);
     }
   }
 
-  private post(id: number, seq: number, tf: number, len: number): void {
-    // Everything the write needs to know is in `chains` (one cache line): the chunk's own header is only written.
-    const chains = this.chains;
-    const t = id * CHAIN;
-    chains[t + 3]!++;
-    if (chains[t + 7]!++ === 0) {
-      chains[t + 4] = seq - this.base;
-      chains[t + 5] = tf;
-      chains[t + 6] = len;
+  /** The slot of the term with this identity, or ~ the empty slot where it would go. */
+  private find(h1: number, h2: number, shape: number): number {
+    const s = this.slots;
+    const mask = this.mask;
+    for (let i = h1 & mask; ; i = (i + 1) & mask) {
+      const at = i * SLOT;
+      if (s[at + ID] === EMPTY) return ~i;
+      if (s[at] === h1 && s[at + 1] === h2 && s[at + 2] === shape) return i;
+    }
+  }
+
+  private post(slot: number, seq: number, tf: number, len: number): void {
+    const s = this.slots;
+    const t = slot * SLOT;
+    const had = s[t + HAD]!;
+    s[t + HAD] = had + 1;
+    if (had === 0) {
+      // tf and length are below 2^16: a text is at most MAX_TEXT_BYTES (16 KiB), so it has fewer tokens than that.
+      s[t + FIRST] = seq - this.base;
+      s[t + FIRST_TF_LEN] = tf | (len << 16);
       return;
     }
-    let c = chains[id * CHAIN]!;
-    let n = chains[id * CHAIN + 1]!;
-    if (c === NONE || n === chains[id * CHAIN + 2]) {
-      c = this.newChunk(id, c);
+    let c = s[t + CHUNK]!;
+    // `had - 1` postings are in chunks: the newest chunk's fill and capacity follow from that count.
+    let n = had === 1 ? 0 : chunkFill(had - 1);
+    if (had === 1 || n === chunkCapacity(had - 1)) {
+      c = this.newChunk(s[t + ID]!, c, had === 1 ? FIRST_CHUNK : Math.min(MAX_CHUNK, chunkCapacity(had - 1) * 2));
+      s[t + CHUNK] = c;
       n = 0;
     }
     const pool = this.pool;
@@ -205,94 +237,122 @@ export class SegmentPostings {
     pool[at] = seq - this.base;
     pool[at + 1] = tf;
     pool[at + 2] = len;
-    pool[c + 1] = n + 1;
-    chains[t + 1] = n + 1;
   }
 
-  /** Starts a new newest chunk for term `id` after `previous` (twice its capacity, up to MAX_CHUNK). */
-  private newChunk(id: number, previous: number): number {
-    const capacity = previous === NONE ? FIRST_CHUNK : Math.min(MAX_CHUNK, this.chains[id * CHAIN + 2]! * 2);
+  /** Starts a new chunk of `capacity` postings for term `id` after `previous`; returns where it starts. */
+  private newChunk(id: number, previous: number, capacity: number): number {
     const size = HEADER + capacity * POSTING;
     while (this.poolUsed + size > this.pool.length) this.pool = grow(this.pool);
     const c = this.poolUsed;
     this.poolUsed += size;
     this.pool[c] = previous;
-    this.pool[c + 1] = 0;
-    this.pool[c + 2] = capacity;
-    this.pool[c + 3] = id;
-    this.chains[id * CHAIN] = c;
-    this.chains[id * CHAIN + 2] = capacity;
+    this.pool[c + 1] = capacity;
+    this.pool[c + 2] = id;
     return c;
   }
 
-  /** A new term id for the term with this identity (`hashTerm`), filed in the term table. */
-  private newTerm(word: string | undefined, h1: number, h2: number, shape: number): number {
+  /** Files a new term in the empty slot `slot` (found by `find`) under the next id; returns its slot. */
+  private newTerm(slot: number, word: string | undefined, h1: number, h2: number, shape: number): number {
     const id = this.words.length;
     this.words.push(word);
-    if (id * CHAIN === this.chains.length) {
-      this.chains = grow(this.chains);
-      this.ident = grow(this.ident);
+    if ((id + 1) * 2 > this.mask + 1) {
+      this.growTable();
+      slot = ~this.find(h1, h2, shape);
     }
-    this.chains[id * CHAIN] = NONE;
-    this.ident[id * 3] = h1;
-    this.ident[id * 3 + 1] = h2;
-    this.ident[id * 3 + 2] = shape;
-    this.terms.add(h1, h2, shape, id);
-    return id;
+    if (id === this.slotOf.length) this.slotOf = grow(this.slotOf);
+    const s = this.slots;
+    const t = slot * SLOT;
+    s[t] = h1;
+    s[t + 1] = h2;
+    s[t + 2] = shape;
+    s[t + ID] = id;
+    s[t + CHUNK] = NONE;
+    s[t + HAD] = 0;
+    this.slotOf[id] = slot;
+    return slot;
   }
 
-  private idOf(term: string): number | undefined {
+  private growTable(): void {
+    const old = this.slots;
+    this.slots = new Int32Array(old.length * 2).fill(EMPTY);
+    this.mask = this.mask * 2 + 1;
+    this.growths++;
+    for (let at = 0; at < old.length; at += SLOT) {
+      if (old[at + ID] === EMPTY) continue;
+      const slot = ~this.find(old[at]!, old[at + 1]!, old[at + 2]!);
+      this.slots.set(old.subarray(at, at + SLOT), slot * SLOT);
+      this.slotOf[old[at + ID]!] = slot;
+    }
+  }
+
+  /** The slot of `term`, or -1. */
+  private slotOfTerm(term: string): number {
     const { kind, a, b } = termParts(term);
-    const id = this.terms.get(kind, a, b);
-    return id === -1 ? undefined : id;
+    const h = hashTerm(kind, a, b, TERM_HASH);
+    const slot = this.find(h[0]!, h[1]!, h[2]!);
+    return slot < 0 ? -1 : slot;
+  }
+
+  /** A term's live postings: those it has had less the removed ones. */
+  private live(t: number): number {
+    const had = this.slots[t + HAD]!;
+    return this.removed.size === 0 ? had : had - (this.removed.get(this.slots[t + ID]!) ?? 0);
   }
 
   /** Marks a fact's posting removed; false when the term has no posting for `seq` here. */
   remove(term: string, seq: number): boolean {
-    const id = this.idOf(term);
-    if (id === undefined) return false;
+    const slot = this.slotOfTerm(term);
+    if (slot < 0) return false;
+    const s = this.slots;
+    const t = slot * SLOT;
     const rel = seq - this.base;
     const pool = this.pool;
-    for (let c = this.chains[id * CHAIN]!; c !== NONE; c = pool[c]!) {
-      for (let i = pool[c + 1]! - 1; i >= 0; i--) {
+    let found = false;
+    const had = s[t + HAD]!;
+    walk: for (let c = s[t + CHUNK]!, used = had > 1 ? chunkFill(had - 1) : 0; c !== NONE; c = pool[c]!, used = c === NONE ? 0 : pool[c + 1]!) {
+      for (let i = used - 1; i >= 0; i--) {
         const at = c + HEADER + i * POSTING;
         if (pool[at] !== rel) continue;
         pool[at] = REMOVED;
-        this.chains[id * CHAIN + 3]!--;
-        return true;
+        found = true;
+        break walk;
       }
     }
-    const t = id * CHAIN;
-    if (this.chains[t + 7]! > 0 && this.chains[t + 4] === rel) {
-      this.chains[t + 4] = REMOVED;
-      this.chains[t + 3]!--;
-      return true;
+    if (!found && had > 0 && s[t + FIRST] === rel) {
+      s[t + FIRST] = REMOVED;
+      found = true;
     }
-    return false;
+    if (found) {
+      const id = s[t + ID]!;
+      this.removed.set(id, (this.removed.get(id) ?? 0) + 1);
+    }
+    return found;
   }
 
   /** Live postings of `term` in this segment. */
   count(term: string, maxSeq = Number.MAX_SAFE_INTEGER): number {
-    const id = this.idOf(term);
-    if (id === undefined) return 0;
+    const slot = this.slotOfTerm(term);
+    if (slot < 0) return 0;
     // Postings above maxSeq are the newest, in the newest chunks: only those are walked.
     let above = 0;
+    const s = this.slots;
     const pool = this.pool;
     const limit = maxSeq - this.base;
-    const t = id * CHAIN;
+    const t = slot * SLOT;
+    const had = s[t + HAD]!;
     walk: {
-      for (let c = this.chains[t]!; c !== NONE; c = pool[c]!) {
-        for (let i = pool[c + 1]! - 1; i >= 0; i--) {
+      for (let c = s[t + CHUNK]!, used = had > 1 ? chunkFill(had - 1) : 0; c !== NONE; c = pool[c]!, used = c === NONE ? 0 : pool[c + 1]!) {
+        for (let i = used - 1; i >= 0; i--) {
           const rel = pool[c + HEADER + i * POSTING]!;
           if (rel === REMOVED) continue;
           if (rel <= limit) break walk;
           above++;
         }
       }
-      const first = this.chains[t + 4]!;
-      if (this.chains[t + 7]! > 0 && first !== REMOVED && first > limit) above++;
+      const first = s[t + FIRST]!;
+      if (had > 0 && first !== REMOVED && first > limit) above++;
     }
-    return this.chains[t + 3]! - above;
+    return this.live(t) - above;
   }
 
   /**
@@ -300,12 +360,15 @@ export class SegmentPostings {
    * it visited. Reads without building posting objects (recall's hot path).
    */
   forNewest(term: string, cap: number, maxSeq: number, visit: PostingVisitor): number {
-    const id = this.idOf(term);
-    if (id === undefined || cap <= 0) return 0;
+    const slot = this.slotOfTerm(term);
+    if (slot < 0 || cap <= 0) return 0;
+    const s = this.slots;
     const pool = this.pool;
+    const t = slot * SLOT;
+    const had = s[t + HAD]!;
     let n = 0;
-    for (let c = this.chains[id * CHAIN]!; c !== NONE; c = pool[c]!) {
-      for (let i = pool[c + 1]! - 1; i >= 0; i--) {
+    for (let c = s[t + CHUNK]!, used = had > 1 ? chunkFill(had - 1) : 0; c !== NONE; c = pool[c]!, used = c === NONE ? 0 : pool[c + 1]!) {
+      for (let i = used - 1; i >= 0; i--) {
         const at = c + HEADER + i * POSTING;
         const rel = pool[at]!;
         if (rel === REMOVED) continue;
@@ -315,10 +378,10 @@ export class SegmentPostings {
         if (++n === cap) return n;
       }
     }
-    const t = id * CHAIN;
-    const first = this.chains[t + 4]!;
-    if (this.chains[t + 7]! > 0 && first !== REMOVED && this.base + first <= maxSeq) {
-      visit(this.base + first, this.chains[t + 5]!, this.chains[t + 6]!);
+    const first = s[t + FIRST]!;
+    if (had > 0 && first !== REMOVED && this.base + first <= maxSeq) {
+      const tfLen = s[t + FIRST_TF_LEN]!;
+      visit(this.base + first, tfLen & 0xffff, tfLen >>> 16);
       n++;
     }
     return n;
@@ -338,25 +401,44 @@ export class SegmentPostings {
    */
   blocks(): SegmentBlocks {
     const terms = this.words.length;
+    // `order`: the live terms' slots in identity order.
     const order = this.sortedLiveTerms();
     const n = order.length;
-    const chains = this.chains;
-    const ident = this.ident;
+    const s = this.slots;
     const rank = new Int32Array(terms).fill(-1);
     const counts = new Int32Array(n);
     const large = new Uint8Array(n);
     const words: (string | undefined)[] = new Array(n);
+    // What the passes below need of each term, read from its slot once (one cache line each, in hash order) into
+    // arrays by rank: identity, id, first posting; and by id, its newest chunk and how many postings that holds.
+    const idents = new Int32Array(n * 3);
+    const ids = new Int32Array(n);
+    const firsts = new Int32Array(n);
+    const firstTfLens = new Int32Array(n);
+    const newest = new Int32Array(terms);
+    const newestFill = new Int32Array(terms);
     let buckets = 0;
     let larges = 0;
     let bucketValueBytes = 0;
     let largeBytes = 0;
     for (let r = 0, last = -1; r < n; r++) {
-      const id = order[r]!;
+      const t = order[r]! * SLOT;
+      const id = s[t + ID]!;
+      const h1 = s[t]!;
+      idents[r * 3] = h1;
+      idents[r * 3 + 1] = s[t + 1]!;
+      idents[r * 3 + 2] = s[t + 2]!;
+      ids[r] = id;
+      firsts[r] = s[t + FIRST]!;
+      firstTfLens[r] = s[t + FIRST_TF_LEN]!;
+      const had = s[t + HAD]!;
+      newest[id] = s[t + CHUNK]!;
+      newestFill[id] = had > 1 ? chunkFill(had - 1) : 0;
       rank[id] = r;
       words[r] = this.words[id];
-      const live = chains[id * CHAIN + 3]!;
+      const live = this.live(t);
       counts[r] = live;
-      const bucket = bucketOf(ident[id * 3]!);
+      const bucket = bucketOf(h1);
       if (bucket !== last) {
         buckets++;
         last = bucket;
@@ -385,19 +467,18 @@ export class SegmentPostings {
     let valueAt = 0;
     let largeAt = bucketValueBytes;
     for (let first = 0; first < n; ) {
-      const bucket = bucketOf(ident[order[first]! * 3]!);
+      const bucket = bucketOf(idents[first * 3]!);
       let end = first + 1;
-      while (end < n && bucketOf(ident[order[end]! * 3]!) === bucket) end++;
+      while (end < n && bucketOf(idents[end * 3]!) === bucket) end++;
       keyAt = writeBucketKey(keys, keyAt, this.segment, bucket);
       keyEnds[p] = keyAt;
       writeU32(values, valueAt, end - first);
       let postingAt = valueAt + postingsStart(end - first);
       for (let r = first; r < end; r++) {
-        const id = order[r]!;
         const entry = valueAt + entryAt(r - first);
-        writeU32(values, entry, ident[id * 3]!);
-        writeU32(values, entry + 4, ident[id * 3 + 1]!);
-        writeU32(values, entry + 8, ident[id * 3 + 2]!);
+        writeU32(values, entry, idents[r * 3]!);
+        writeU32(values, entry + 4, idents[r * 3 + 1]!);
+        writeU32(values, entry + 8, idents[r * 3 + 2]!);
         if (large[r] === 1) {
           writeU32(values, entry + 12, LARGE);
           starts[r] = largeAt;
@@ -419,8 +500,7 @@ export class SegmentPostings {
     // Large blocks after every bucket: their keys sort after the buckets' (tag 1 > 0), by identity.
     for (let r = 0; r < n; r++) {
       if (large[r] === 0) continue;
-      const id = order[r]!;
-      keyAt = writeLargeKey(keys, keyAt, this.segment, ident[id * 3]!, ident[id * 3 + 1]!, ident[id * 3 + 2]!);
+      keyAt = writeLargeKey(keys, keyAt, this.segment, idents[r * 3]!, idents[r * 3 + 1]!, idents[r * 3 + 2]!);
       keyEnds[p] = keyAt;
       putRanks[p * 2] = r;
       putRanks[p * 2 + 1] = r + 1;
@@ -429,24 +509,26 @@ export class SegmentPostings {
     }
     // The postings, each written at its term's cursor. Each term's first posting (its oldest) opens its block; then
     // one pass over the chunks in the order they were allocated — a term's in ascending order: sequential reads,
-    // where walking each term's chunks in block order was a miss per chunk.
+    // where walking each term's chunks in block order was a miss per chunk. A chunk is full unless it is its term's
+    // newest (`newest`, `newestFill`).
     const cursor = new Float64Array(terms);
     for (let r = 0; r < n; r++) {
-      const id = order[r]!;
       let at = starts[r]!;
-      const first = chains[id * CHAIN + 4]!;
+      const first = firsts[r]!;
       if (first !== REMOVED) {
-        writePosting(values, at, this.base + first, chains[id * CHAIN + 5]!, chains[id * CHAIN + 6]!);
+        const tfLen = firstTfLens[r]!;
+        writePosting(values, at, this.base + first, tfLen & 0xffff, tfLen >>> 16);
         at += POSTING_BYTES;
       }
-      cursor[id] = at;
+      cursor[ids[r]!] = at;
     }
     const pool = this.pool;
-    for (let c = 0; c < this.poolUsed; c += HEADER + pool[c + 2]! * POSTING) {
-      const id = pool[c + 3]!;
+    for (let c = 0; c < this.poolUsed; c += HEADER + pool[c + 1]! * POSTING) {
+      const id = pool[c + 2]!;
       if (rank[id] === -1) continue;
+      const used = newest[id] === c ? newestFill[id]! : pool[c + 1]!;
       let at = cursor[id]!;
-      for (let i = 0, used = pool[c + 1]!; i < used; i++) {
+      for (let i = 0; i < used; i++) {
         const q = c + HEADER + i * POSTING;
         const rel = pool[q]!;
         if (rel === REMOVED) continue;
@@ -461,43 +543,57 @@ export class SegmentPostings {
   }
 
   /**
-   * The ids of the terms with live postings, ascending by identity (h1, h2, shape as unsigned numbers): a stable
+   * The slots of the terms with live postings, ascending by identity (h1, h2, shape as unsigned numbers): a stable
    * radix sort on h1 (three passes of 11 bits; a comparison sort of the segment's ~70k terms was ~15 ms a seal),
-   * then ids sharing an h1 (a few per segment) are put in order by the rest of their identity.
+   * then slots sharing an h1 (a few per segment) are put in order by the rest of their identity.
    */
   private sortedLiveTerms(): Int32Array {
-    const terms = this.words.length;
-    const ident = this.ident;
-    const chains = this.chains;
+    const s = this.slots;
+    const slots = this.mask + 1;
+    // One pass over the table (sequential), each live term's slot and h1 side by side, so the passes read compact
+    // arrays instead of a line of the table per term.
+    let order = new Int32Array(this.words.length);
+    let h1s = new Int32Array(this.words.length);
     let n = 0;
-    for (let id = 0; id < terms; id++) if (chains[id * CHAIN + 3]! > 0) n++;
-    let order = new Int32Array(n);
+    const anyRemoved = this.removed.size > 0;
+    for (let i = 0; i < slots; i++) {
+      const t = i * SLOT;
+      if (s[t + ID] === EMPTY || (anyRemoved && this.live(t) === 0)) continue;
+      order[n] = i;
+      h1s[n++] = s[t]!;
+    }
+    order = order.subarray(0, n);
+    h1s = h1s.subarray(0, n);
     let other = new Int32Array(n);
-    let k = 0;
-    for (let id = 0; id < terms; id++) if (chains[id * CHAIN + 3]! > 0) order[k++] = id;
+    let otherH1s = new Int32Array(n);
     const counts = new Int32Array(RADIX);
     for (let shift = 0; shift < 32; shift += RADIX_BITS) {
       counts.fill(0);
-      for (let i = 0; i < n; i++) counts[(ident[order[i]! * 3]! >>> shift) & (RADIX - 1)]!++;
+      for (let i = 0; i < n; i++) counts[(h1s[i]! >>> shift) & (RADIX - 1)]!++;
       for (let d = 0, at = 0; d < RADIX; d++) {
         const c = counts[d]!;
         counts[d] = at;
         at += c;
       }
       for (let i = 0; i < n; i++) {
-        const id = order[i]!;
-        other[counts[(ident[id * 3]! >>> shift) & (RADIX - 1)]!++] = id;
+        const h1 = h1s[i]!;
+        const to = counts[(h1 >>> shift) & (RADIX - 1)]!++;
+        other[to] = order[i]!;
+        otherH1s[to] = h1;
       }
-      const t = order;
+      let t = order;
       order = other;
       other = t;
+      t = h1s;
+      h1s = otherH1s;
+      otherH1s = t;
     }
-    const unsigned = (i: number): number => ident[i]! >>> 0;
+    const unsigned = (i: number): number => s[i]! >>> 0;
     const byIdentity = (x: number, y: number): number =>
-      unsigned(x * 3) - unsigned(y * 3) || unsigned(x * 3 + 1) - unsigned(y * 3 + 1) || unsigned(x * 3 + 2) - unsigned(y * 3 + 2);
+      unsigned(x * SLOT) - unsigned(y * SLOT) || unsigned(x * SLOT + 1) - unsigned(y * SLOT + 1) || unsigned(x * SLOT + 2) - unsigned(y * SLOT + 2);
     for (let i = 0; i < n; ) {
       let j = i + 1;
-      while (j < n && ident[order[j]! * 3] === ident[order[i]! * 3]) j++;
+      while (j < n && h1s[j] === h1s[i]) j++;
       if (j - i > 1) order.subarray(i, j).sort(byIdentity);
       i = j;
     }
@@ -506,9 +602,22 @@ export class SegmentPostings {
 
   /** The index of `term`'s block in the last `blocks()` answer, or -1. */
   blockIndexOf(term: string): number {
-    const id = this.idOf(term);
-    return id === undefined || this.rank === undefined ? -1 : this.rank[id] ?? -1;
+    const slot = this.slotOfTerm(term);
+    return slot < 0 || this.rank === undefined ? -1 : this.rank[this.slots[slot * SLOT + ID]!] ?? -1;
   }
+}
+
+/** Postings in a term's newest chunk when `chunked` of its postings are in chunks (≥ 1; see FIRST_CHUNK). */
+function chunkFill(chunked: number): number {
+  if (chunked <= 2) return chunked;
+  if (chunked <= 6) return chunked - 2;
+  if (chunked <= 14) return chunked - 6;
+  return ((chunked - 15) & (MAX_CHUNK - 1)) + 1;
+}
+
+/** The capacity of a term's newest chunk when `chunked` of its postings are in chunks (≥ 1). */
+function chunkCapacity(chunked: number): number {
+  return chunked <= 2 ? 2 : chunked <= 6 ? 4 : chunked <= 14 ? 8 : MAX_CHUNK;
 }
 
 /** A posting's 8 bytes (see `codec.ts`): seq (6 bytes, big-endian), then tf and length saturating at 255. */
