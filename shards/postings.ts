@@ -364,7 +364,20 @@ export class PostingIndex {
 
   /** Adds `delta` to a word's document frequency and, for a merge, marks `segment` as holding a block of it. */
   private addDf(term: string, delta: number, segment: number | undefined): void {
-    const current = this.dfWritten.get(term) ?? this.dfTable.getBinary(term) ?? NO_DF;
+    const held = this.dfWritten.get(term);
+    if (held !== undefined && held !== NO_DF) {
+      const count = readU32(held, 0) + delta;
+      const at = segment === undefined ? 0 : 4 + (segment >> 3);
+      if (count > 0 && at < held.length) {
+        // The same bytes, changed in place: the held record is the write path's own (LMDB copied it when it was
+        // put), so a merge allocates nothing and sets no map entry for the ~20k words it updates.
+        writeU32(held, 0, count);
+        if (segment !== undefined) held[at] = held[at]! | (1 << (segment & 7));
+        this.dfTable.putSync(term, held);
+        return;
+      }
+    }
+    const current = held ?? this.dfTable.getBinary(term) ?? NO_DF;
     // allocUnsafe: small buffers come from Node's pool (an ArrayBuffer each was ~1 µs and GC pressure per update).
     const next = Buffer.allocUnsafe(segment === undefined ? current.length : Math.max(current.length, 4 + (segment >> 3) + 1));
     // A few bytes: a loop costs less than Buffer's copy and fill calls (a merge updates ~20k words).
