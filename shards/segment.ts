@@ -280,7 +280,7 @@ export class SegmentPostings {
     for (let at = 0; at < old.length; at += SLOT) {
       if (old[at + ID] === EMPTY) continue;
       const slot = ~this.find(old[at]!, old[at + 1]!, old[at + 2]!);
-      this.slots.set(old.subarray(at, at + SLOT), slot * SLOT);
+      for (let k = 0; k < SLOT; k++) this.slots[slot * SLOT + k] = old[at + k]!;
       this.slotOf[old[at + ID]!] = slot;
     }
   }
