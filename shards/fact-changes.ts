@@ -32,6 +32,9 @@ import type { ChangeTable, FactTable } from './tables.ts';
 
 const APPEND = { append: true } as const;
 
+/** Positions per page of the changed-facts bitmap (8 KB). */
+const CHANGED_PAGE = 65536;
+
 /** `KeyIndex.find`'s visitor taking the first entry: a fact has one. */
 const FIRST = (): boolean => true;
 
@@ -40,6 +43,12 @@ export class FactChanges {
   private readonly newest = new KeyIndex();
   /** Change key → the key of the same fact's change before it, 0 for its first. */
   private previous = new Uint32Array(1024);
+  /**
+   * One bit per fact position: set when the fact has any change. Most facts have none (a recall's answers at 1M:
+   * ~2%), and the bitmap (125 KB a million positions, cached) answers that without a probe of `newest`, a cache
+   * miss at 1M facts. Pages of CHANGED_PAGE positions, allocated as changes arrive, so a sparse log pays little.
+   */
+  private changed: (Uint32Array | undefined)[] = [];
   /** A fact's bytes with a change's header over them: valid until the next read that needs one. */
   private scratch = Buffer.allocUnsafeSlow(4096);
 
@@ -52,6 +61,7 @@ export class FactChanges {
   rebuild(): void {
     this.newest.clear();
     this.previous = new Uint32Array(1024);
+    this.changed = [];
     for (const { key, value } of this.table.getRange({})) this.link(factSeqOf(value), key);
   }
 
@@ -74,6 +84,17 @@ export class FactChanges {
     if (before !== 0) this.newest.remove(seq, before);
     this.newest.add(seq, key);
     this.previous[key] = before;
+    const page = (this.changed[Math.floor(seq / CHANGED_PAGE)] ??= new Uint32Array(CHANGED_PAGE / 32));
+    const bit = seq % CHANGED_PAGE;
+    page[bit >>> 5] = page[bit >>> 5]! | (1 << (bit & 31));
+  }
+
+  /** Whether the fact at `seq` has a change at all (maybe one a reader's snapshot does not hold yet). */
+  private hasChanges(seq: number): boolean {
+    const page = this.changed[Math.floor(seq / CHANGED_PAGE)];
+    if (page === undefined) return false;
+    const bit = seq % CHANGED_PAGE;
+    return (page[bit >>> 5]! & (1 << (bit & 31))) !== 0;
   }
 
   /**
@@ -96,6 +117,7 @@ export class FactChanges {
 
   /** `bytes` (the stored record of the fact at `seq`, from any read) with its newest change this transaction sees applied. */
   current(seq: number, bytes: Buffer): Buffer {
+    if (!this.hasChanges(seq)) return bytes;
     const key = this.newest.find(seq, FIRST);
     return key === 0 ? bytes : this.withNewest(key, bytes);
   }
@@ -121,7 +143,7 @@ export class FactChanges {
     let left = options.limit ?? Number.MAX_SAFE_INTEGER;
     if (left <= 0) return;
     for (const [key, value] of this.facts.entries(options.start, options.end)) {
-      const newest = this.newest.find(key, FIRST);
+      const newest = this.hasChanges(key) ? this.newest.find(key, FIRST) : 0;
       yield { key, value: newest === 0 ? value : Buffer.from(this.withNewest(newest, value)) };
       if (--left === 0) return;
     }
