@@ -126,6 +126,10 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
       numbers = peekFact(bytes, PEEKED);
     }
     if (!visible(numbers, q, at)) continue;
+    // Effective confidence never exceeds the stored one and recency never exceeds 1, so relevance × confidence
+    // bounds the score (rounding is monotonic): below the k-th best it could neither enter nor tie, and its decay
+    // need not be computed. (Not for subject filters, whose relevance is known only later.)
+    if (full && !textScoredLater && c.relevance * numbers.confidence < best[limit - 1]!) continue;
     const effective = effectiveConfidence(numbers, at);
     if (effective < floor) continue;
     const recency = recencyWeight(numbers.recordedAt, at);
