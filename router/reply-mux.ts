@@ -78,11 +78,20 @@ export class ReplyMux {
    * quietly: the normal case, the answer went where it was sent. Throws only if the publish itself fails.
    */
   handOff(subject: string, data: Uint8Array, headers: MsgHdrs, windowMs: number): Promise<Msg | undefined> {
+    return new Promise<Msg | undefined>((settle) => this.handOffThen(subject, data, headers, windowMs, settle));
+  }
+
+  /**
+   * `handOff` with a callback instead of a promise (the router's common recall makes none per request): `settle`
+   * is called once, with what came back, or with undefined once the window has passed quietly. Throws if the
+   * publish itself fails, before anything is registered.
+   */
+  handOffThen(subject: string, data: Uint8Array, headers: MsgHdrs, windowMs: number, settle: (m: Msg | undefined) => void): void {
     this.subscribe();
     const token = this.nextToken++;
     this.nc.publish(subject, data, { reply: this.prefix + token, headers });
     this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
-    return new Promise<Msg | undefined>((settle) => this.bounces.set(token, { deadline: Date.now() + windowMs, settle }));
+    this.bounces.set(token, { deadline: Date.now() + windowMs, settle });
   }
 
   /** Fails every request still waiting and drops the subscription. */

@@ -115,10 +115,11 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
 
   const inFlight = new Set<Promise<void>>();
   const nodeHeaders = replyHeaders(options.node);
+  const quick = quickRecall({ config, shards, beats, node: options.node, nodeHeaders, log });
   const sub: Subscription = nc.subscribe(memSubject('>'), {
     queue: ROUTER_QUEUE,
     callback: (err, msg) => {
-      if (err) return;
+      if (err || quick(msg)) return;
       const p = answer(msg, handlers, config.limits.maxPayloadBytes, nodeHeaders, log).finally(() => inFlight.delete(p));
       inFlight.add(p);
     },
@@ -181,10 +182,8 @@ async function answer(
   const encoding = encodingOf(msg.headers);
   const op = msg.subject.slice('sm.mem.'.length);
   let reply: object | Uint8Array;
-  const failed = (err: unknown): object => {
-    if (!(err instanceof ShardmindError) || err.code === ErrorCode.INTERNAL) log(`${op} failed: ${(err as Error).stack ?? err}`);
-    return errorReply(err);
-  };
+  const failed = (err: unknown): object => failure(err, op, log);
+  const send = (reply: object | Uint8Array): void => sendReply(msg, reply, encoding, nodeHeaders[encoding], op, log);
   try {
     const handler = Object.hasOwn(handlers, op) ? handlers[op] : undefined;
     if (!handler) throw new ShardmindError(ErrorCode.BAD_REQUEST, `unknown op "${op}"; known: ${Object.keys(handlers).join(', ')}`);
@@ -205,15 +204,76 @@ async function answer(
     reply = failed(err);
   }
   send(reply);
+}
 
-  function send(reply: object | Uint8Array): void {
-    if (!msg.reply) return;
-    try {
-      msg.respond(reply instanceof Uint8Array ? reply : encodePayload(reply, encoding), { headers: nodeHeaders[encoding] });
-    } catch (err) {
-      log(`${op}: could not send the reply: ${(err as Error).message}`);
-    }
+/** The error reply for `err`; an unexpected error is logged with its stack. */
+function failure(err: unknown, op: string, log: (l: string) => void): object {
+  if (!(err instanceof ShardmindError) || err.code === ErrorCode.INTERNAL) log(`${op} failed: ${(err as Error).stack ?? err}`);
+  return errorReply(err);
+}
+
+/** Answers the request (if it has a reply subject) with `reply`'s bytes, or the body encoded. Never throws. */
+function sendReply(msg: Msg, reply: object | Uint8Array, encoding: Encoding, headers: MsgHdrs, op: string, log: (l: string) => void): void {
+  if (!msg.reply) return;
+  try {
+    msg.respond(reply instanceof Uint8Array ? reply : encodePayload(reply, encoding), { headers });
+  } catch (err) {
+    log(`${op}: could not send the reply: ${(err as Error).message}`);
   }
+}
+
+const RECALL_SUBJECT = memSubject('recall');
+
+/**
+ * The router's most common request, handed to its shard in the subscription's own callback: a msgpack recall
+ * naming one known domain (a string) whose leader is heard, not asking for a replica. The general path (`answer`
+ * and the `recall` handler) does the same with two async functions, a promise per hand-off and closures that tsx
+ * names on every call — ~10 µs more of a sequential recall here. `quick(msg)` returns false, having done nothing,
+ * for any other request and for one it cannot read: the general path then answers it, with the error it always
+ * gave.
+ */
+function quickRecall(d: {
+  readonly config: ClusterConfig;
+  readonly shards: ShardClient;
+  readonly beats: LeaderBeats;
+  readonly node: string;
+  readonly nodeHeaders: Record<Encoding, MsgHdrs>;
+  readonly log: (line: string) => void;
+}): (msg: Msg) => boolean {
+  const known = new Set(d.config.domains.map((x) => x.name));
+  const maxPayloadBytes = d.config.limits.maxPayloadBytes;
+  // What the shard's answer to a request that came back to the router (a refusal retried, an old host) becomes.
+  const bounced = (msg: Msg, reply: Promise<Uint8Array>): void => {
+    reply.then(
+      (bytes) => sendReply(msg, bytes, 'msgpack', d.nodeHeaders.msgpack, 'recall', d.log),
+      (err: unknown) => sendReply(msg, failure(err, 'recall', d.log), 'msgpack', d.nodeHeaders.msgpack, 'recall', d.log),
+    );
+  };
+  return (msg) => {
+    const reply = msg.reply;
+    if (!reply || msg.subject !== RECALL_SUBJECT || encodingOf(msg.headers) !== 'msgpack') return false;
+    const data = msg.data;
+    if (data.length === 0 || data.length > maxPayloadBytes) return false;
+    let domain: unknown;
+    try {
+      const req = parseRecallRequest(decodePayload(data, 'msgpack'));
+      if (req.maxStaleMs !== undefined) return false;
+      domain = req.domain;
+    } catch {
+      return false;
+    }
+    if (typeof domain !== 'string' || !known.has(domain) || !d.beats.heard(domain)) return false;
+    const h = headers();
+    h.set(REPLY_TO_HEADER, reply);
+    h.set(ROUTER_NODE_HEADER, d.node);
+    try {
+      d.shards.handOffThen(domain, 'recall', data, h, (fallback) => bounced(msg, fallback));
+    } catch (err) {
+      // The publish failed (the connection is closing): answered as the general path answers it.
+      sendReply(msg, failure(err, 'recall', d.log), 'msgpack', d.nodeHeaders.msgpack, 'recall', d.log);
+    }
+    return true;
+  };
 }
 
 interface HandlerDeps {

@@ -6,7 +6,7 @@
  * successful reply's bytes undecoded, so a router answering from one shard can pass them on as they are, and
  * `handOff` lets the shard answer the agent itself (protocol/hand-off.ts).
  */
-import type { MsgHdrs, NatsConnection } from 'nats';
+import type { Msg, MsgHdrs, NatsConnection } from 'nats';
 import { ReplyMux } from './reply-mux.ts';
 import {
   ErrorCode,
@@ -84,7 +84,23 @@ export class ShardClient {
   async handOff(domain: string, op: string, payload: Uint8Array, headers: MsgHdrs, timeoutMs = this.timeoutMs): Promise<Uint8Array | undefined> {
     const deadline = Date.now() + timeoutMs;
     const bounced = await this.mux.handOff(shardSubject(domain, op), payload, headers, timeoutMs);
-    if (bounced === undefined) return undefined;
+    return bounced === undefined ? undefined : this.afterBounce(domain, op, payload, bounced, deadline, timeoutMs);
+  }
+
+  /**
+   * `handOff` without a promise per request (the router's common recall): `onBounce` is called only when the answer
+   * came back to the router after all, with what `handOff` would have resolved or rejected with then. Throws if the
+   * publish fails.
+   */
+  handOffThen(domain: string, op: string, payload: Uint8Array, headers: MsgHdrs, onBounce: (reply: Promise<Uint8Array>) => void, timeoutMs = this.timeoutMs): void {
+    const deadline = Date.now() + timeoutMs;
+    this.mux.handOffThen(shardSubject(domain, op), payload, headers, timeoutMs, (bounced) => {
+      if (bounced !== undefined) onBounce(this.afterBounce(domain, op, payload, bounced, deadline, timeoutMs));
+    });
+  }
+
+  /** What a handed-off request that came back becomes: the shard's success, a retry after a refusal, or the error. */
+  private async afterBounce(domain: string, op: string, payload: Uint8Array, bounced: Msg, deadline: number, timeoutMs: number): Promise<Uint8Array> {
     const nobody = bounced.data.length === 0 && bounced.headers?.code === 503;
     if (!nobody) {
       if (isPlainSuccess(bounced.data)) return bounced.data;

@@ -17,6 +17,7 @@ import {
   decodePayload,
   encodePayload,
   errorReply,
+  heartbeatSubject,
   memSubject,
   shardSubject,
 } from '../../protocol/index.ts';
@@ -153,6 +154,26 @@ t('a refusal comes back to the router: with no leader the agent gets a retryable
   assert.is(answer.error!.retryable, true);
   assert.is(reply.headers?.get(ROUTER_NODE_HEADER), 'mini-1');
   assert.ok(Date.now() - started < 3_000, 'answered within the router timeout, not the agent timeout');
+});
+
+t('a refusal of a request handed off while a leader is heard comes back to the router, which answers the agent', async (ctx) => {
+  // Beats on sm.hb.files that the hosts cannot read (so mini-1's guard still refuses files as leaderless) make the
+  // router hear a leader: it hands the recall off, the guard's NOT_LEADER comes back to the router, which asks
+  // again within its timeout and answers the agent with the refusal itself.
+  const nc = ctx.nc!;
+  const beat = setInterval(() => nc.publish(heartbeatSubject('files'), new Uint8Array([0xc0])), 100);
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    const { reply } = await requestOn(nc, memSubject('recall'), { v: 1, agent: 'b', domain: 'files', query: 'quarterly report' });
+    const answer = decodePayload(reply.data, 'msgpack') as { error?: { code: string; retryable: boolean } };
+    assert.is(answer.error?.code, ErrorCode.NOT_LEADER);
+    assert.is(answer.error!.retryable, true);
+    assert.is(reply.headers?.get(ROUTER_NODE_HEADER), 'mini-1');
+    assert.ok(Date.now() - started < 3_000, 'answered within the router timeout, not the agent timeout');
+  } finally {
+    clearInterval(beat);
+  }
 });
 
 t('bad input is still refused at the router edge and reaches no shard', async (ctx) => {
