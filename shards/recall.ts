@@ -206,10 +206,13 @@ function scoreByWords(ctx: RecallContext, q: RecallQuery, s: Scoring): void {
   for (let i = 0; i < n; i++) {
     const seq = candidates[i]!.seq;
     if (!scores.read(seq, PEEKED) || !visible(PEEKED, q, at)) continue;
+    const bound = words.length === 0 ? 1 : relevanceBound(ctx, seq, queryWords, bm25With);
+    // Below the k-th best so far even at its stored confidence and full recency: it can neither enter now nor, as
+    // the k-th best only rises, after the pending ones are read (the same bound as the free-text loop's).
+    if (best.length === limit && !expanding && bound * PEEKED.confidence < best[limit - 1]!) continue;
     const effective = effectiveConfidence(PEEKED, at);
     if (effective < floor) continue;
     const recency = recencyWeight(PEEKED.recordedAt, at);
-    const bound = words.length === 0 ? 1 : relevanceBound(ctx, seq, queryWords, bm25With);
     if (bound === SUBJECT_MATCH_RELEVANCE || words.length === 0) {
       // No query word (certain: a word always has the same hash), or no words asked: the relevance is exact.
       const score = bound * effective * recency;
