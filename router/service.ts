@@ -242,6 +242,10 @@ function quickRecall(d: {
 }): (msg: Msg) => boolean {
   const known = new Set(d.config.domains.map((x) => x.name));
   const maxPayloadBytes = d.config.limits.maxPayloadBytes;
+  // One set of hand-off headers, its reply subject replaced per request: a publish encodes them at once, and
+  // nothing keeps them (a bounce is asked again without them), so none is built per request.
+  const handOffHeaders = headers();
+  handOffHeaders.set(ROUTER_NODE_HEADER, d.node);
   // What the shard's answer to a request that came back to the router (a refusal retried, an old host) becomes.
   const bounced = (msg: Msg, reply: Promise<Uint8Array>): void => {
     reply.then(
@@ -263,11 +267,9 @@ function quickRecall(d: {
       return false;
     }
     if (typeof domain !== 'string' || !known.has(domain) || !d.beats.heard(domain)) return false;
-    const h = headers();
-    h.set(REPLY_TO_HEADER, reply);
-    h.set(ROUTER_NODE_HEADER, d.node);
+    handOffHeaders.set(REPLY_TO_HEADER, reply);
     try {
-      d.shards.handOffThen(domain, 'recall', data, h, (fallback) => bounced(msg, fallback));
+      d.shards.handOffThen(domain, 'recall', data, handOffHeaders, (fallback) => bounced(msg, fallback));
     } catch (err) {
       // The publish failed (the connection is closing): answered as the general path answers it.
       sendReply(msg, failure(err, 'recall', d.log), 'msgpack', d.nodeHeaders.msgpack, 'recall', d.log);
