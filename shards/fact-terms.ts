@@ -113,9 +113,11 @@ export class FactTerms {
 
   /**
    * False (having filed nothing) when the text is not all ASCII. One pass over the characters: each token is
-   * lower-cased, packed for the stopword check and hashed as it is read, keeping the hash states before its last
-   * three characters (and after MAX_TOKEN of them), so that once its end is known the stem's hash is one of those
-   * states (plus a 'y'). Going over each token again to pack and hash it was a third of the scan.
+   * lower-cased, packed for the stopword check and hashed as it is read; once its end is known, a token whose stem
+   * is shorter than itself (a plural, or longer than MAX_TOKEN) is hashed again from its stem's characters. Going
+   * over each token again was a third of the scan; keeping the hash states before its last three characters
+   * instead (so no token needed a second pass) cost every character of every token more than the rare second
+   * pass does.
    */
   private scanAscii(text: string): boolean {
     const length = text.length;
@@ -130,40 +132,13 @@ export class FactTerms {
       const start = i;
       let h1 = H1_WORD;
       let h2 = H2_WORD;
-      // The states after all but the token's last 1, 2 and 3 characters, and after MAX_TOKEN of them.
-      let h1Less1 = 0;
-      let h2Less1 = 0;
-      let h1Less2 = 0;
-      let h2Less2 = 0;
-      let h1Less3 = 0;
-      let h2Less3 = 0;
-      let h1Max = 0;
-      let h2Max = 0;
       let key = 0;
-      // The last three characters, lower-cased (last1 the last).
-      let last1 = 0;
-      let last2 = 0;
-      let last3 = 0;
       for (;;) {
         const lc = c >= 65 && c <= 90 ? c + 32 : c;
-        const k = i - start;
-        if (k < maxStopword) key = key * 64 + (lc <= 57 ? lc - 47 : lc - 86);
-        h1Less3 = h1Less2;
-        h2Less3 = h2Less2;
-        h1Less2 = h1Less1;
-        h2Less2 = h2Less1;
-        h1Less1 = h1;
-        h2Less1 = h2;
+        if (i - start < maxStopword) key = key * 64 + (lc <= 57 ? lc - 47 : lc - 86);
         h1 = Math.imul(h1 ^ lc, 0x01000193);
         h2 = Math.imul(h2 ^ lc, 0x5bd1e995);
         h2 ^= h2 >>> 13;
-        if (k + 1 === MAX_TOKEN) {
-          h1Max = h1;
-          h2Max = h2;
-        }
-        last3 = last2;
-        last2 = last1;
-        last1 = lc;
         if (++i === length) break;
         c = text.charCodeAt(i);
         // (A character at or above 128 ends the token; the outer loop then gives up on the text.)
@@ -171,34 +146,41 @@ export class FactTerms {
       }
       // `text.ts`'s rules: digits-only singles, stopwords, plural stem, length cap.
       const n = i - start;
+      const last1 = lower(text.charCodeAt(i - 1));
       if (n < 2 && (last1 < 48 || last1 > 57)) continue;
       if (n <= maxStopword && STOP_KEYS.has(key)) continue;
       let take = n;
       let addY = 0;
-      if (n > 3 && last1 === 115 /* s */ && last2 !== 115 /* s */ && last2 !== 117 /* u */ && last2 !== 105 /* i */) {
-        if (n > 4 && last2 === 101 /* e */ && last3 === 105 /* i */) {
-          take = n - 3;
-          addY = 1;
-          h1 = h1Less3;
-          h2 = h2Less3;
-        } else {
-          take = n - 1;
-          h1 = h1Less1;
-          h2 = h2Less1;
+      if (n > 3 && last1 === 115 /* s */) {
+        const last2 = lower(text.charCodeAt(i - 2));
+        if (last2 !== 115 /* s */ && last2 !== 117 /* u */ && last2 !== 105 /* i */) {
+          if (n > 4 && last2 === 101 /* e */ && lower(text.charCodeAt(i - 3)) === 105 /* i */) {
+            take = n - 3;
+            addY = 1;
+          } else take = n - 1;
         }
       }
       if (take + addY > MAX_TOKEN) {
         take = MAX_TOKEN;
         addY = 0;
-        h1 = h1Max;
-        h2 = h2Max;
       }
-      // The rest of hashTerm(WORD, stem, ''): the 'y' of a stem, then the final mixing.
-      if (addY === 1) {
-        h1 = Math.imul(h1 ^ Y, 0x01000193);
-        h2 = Math.imul(h2 ^ Y, 0x5bd1e995);
-        h2 ^= h2 >>> 13;
+      if (take !== n) {
+        // The stem's hash, from its characters (then the 'y' of a stem).
+        h1 = H1_WORD;
+        h2 = H2_WORD;
+        for (let k = start; k < start + take; k++) {
+          const lc = lower(text.charCodeAt(k));
+          h1 = Math.imul(h1 ^ lc, 0x01000193);
+          h2 = Math.imul(h2 ^ lc, 0x5bd1e995);
+          h2 ^= h2 >>> 13;
+        }
+        if (addY === 1) {
+          h1 = Math.imul(h1 ^ Y, 0x01000193);
+          h2 = Math.imul(h2 ^ Y, 0x5bd1e995);
+          h2 ^= h2 >>> 13;
+        }
       }
+      // The rest of hashTerm(WORD, stem, ''): the final mixing.
       h1 ^= h1 >>> 16;
       h1 = Math.imul(h1, 0x85ebca6b);
       h1 ^= h1 >>> 13;
