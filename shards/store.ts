@@ -132,7 +132,9 @@ export class LmdbShardStore implements ShardStore {
       const object: FactObject | undefined = f.object === undefined ? undefined : f.objectIsEntity ? { entity: f.object } : f.object;
       identities.add(identityHash(f.subject, f.predicate, object, f.text), key);
       if (f.subject === undefined || f.predicate === undefined) continue;
-      if ((predicates[f.predicate] ?? this.options.defaultPredicate).cardinality === 'one') {
+      // Own keys only, as apply's lookup: a predicate named like an Object member (`constructor`) has no spec of its own.
+      const spec = Object.hasOwn(predicates, f.predicate) ? predicates[f.predicate] : undefined;
+      if ((spec ?? this.options.defaultPredicate).cardinality === 'one') {
         activeValues.add(subjectPredicateHash(f.subject, f.predicate), key);
       }
     }

@@ -236,7 +236,8 @@ export function resolveOptions(options: ShardStoreOptions): ResolvedOptions {
   if (!isObject(options)) fail('options', 'must be an object');
   if (typeof options.path !== 'string' || options.path === '') fail('path', 'must be a directory path');
   if (typeof options.domain !== 'string' || !DOMAIN.test(options.domain)) fail('domain', 'must match [a-z0-9][a-z0-9_-]{0,63}');
-  const predicates: Record<string, PredicateSpec> = {};
+  // No prototype: a predicate named `constructor` or `toString` is looked up as a name, never as Object's member.
+  const predicates = Object.create(null) as Record<string, PredicateSpec>;
   for (const [p, spec] of Object.entries(options.predicates ?? {})) predicates[p] = predicateSpec(spec, `predicates.${p}`);
   const defaultPredicate = options.defaultPredicate === undefined ? DEFAULT_PREDICATE : predicateSpec(options.defaultPredicate, 'defaultPredicate');
   const recallFloor = options.recallFloor ?? DEFAULT_RECALL_FLOOR;
