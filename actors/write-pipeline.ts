@@ -310,9 +310,10 @@ export class WritePipeline {
   /**
    * Hashes the message and decodes it, as every follower will. The leader applies exactly the bytes followers
    * decode, so every replica's LMDB gets the same input. Bytes that do not decode to their members cannot happen
-   * with `encodeEntry`'s own output; if they ever did, the message is in the log already and every replica skips
-   * it alike, so the members are told INTERNAL and the pipeline asks for a resync (catch up from the log, as a
-   * follower reads it). Idempotent; the decoded message, or undefined when it cannot be applied.
+   * with `encodeEntry`'s own output; if they ever did, the message is in the log already, so the pipeline asks for a
+   * resync (catch up from the log, as a follower reads it) and the members are told what every replica will do with
+   * it: INTERNAL when it does not decode (all skip it), NOT_LEADER when it decoded to other members (all apply
+   * those: a retry reads its result). Idempotent; the decoded message, or undefined when it cannot be applied.
    */
   private prepare(append: Append): LogMessage | undefined {
     if (append.message !== undefined || append.failure !== undefined) return append.message;
@@ -324,7 +325,11 @@ export class WritePipeline {
     hashOf(append);
     const message = decodeEntry(append.bytes);
     if (message && entriesOf(message).length === append.members.length) return (append.message = message);
-    append.failure = new ShardmindError(ErrorCode.INTERNAL, `log message ${append.msgId} does not round-trip`);
+    // Undecodable: no replica applies it, so INTERNAL is the truth. Decoded to other members: followers apply what
+    // decoded, and so will this leader once it resyncs, so the writer is told to retry and reads its result.
+    append.failure = message
+      ? notLeader(`log message ${append.msgId} decoded to ${entriesOf(message).length} entries, not ${append.members.length}: retry to read the result`)
+      : new ShardmindError(ErrorCode.INTERNAL, `log message ${append.msgId} does not round-trip`);
     this.breakWith({ kind: 'resync', detail: append.failure.message });
     rejectAll(append, append.failure);
     return undefined;
