@@ -214,6 +214,10 @@ const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.
 const line = (r: string[]): string => r.map((c, i) => c.padStart(widths[i]!)).join('  ');
 console.log(line(header));
 for (const r of rows) console.log(line(r));
+// Why a middle size can read slower than 1M: it is timed alone while the store grows, the two ends side by side.
+if (rows.length > 2) {
+  console.log('(sizes between 10k and the largest: measured alone as the store grows, after 50 warm-up queries; 10k and the largest: alternated query by query after the load — compare those two)');
+}
 summary['load_durability'] = 'none';
 // Other work on the machine skews every figure above: report the 1-minute load average at the end.
 summary['load_average'] = Number(loadavg()[0]!.toFixed(2));
