@@ -71,8 +71,35 @@ export function findNatsServer(): string | undefined {
   return r.status === 0 ? candidate : undefined;
 }
 
-/** A port that was free a moment ago on 127.0.0.1. */
+/**
+ * A port that was free a moment ago on 127.0.0.1.
+ *
+ * Picked below the OS's ephemeral range (Linux 32768–60999, macOS 49152–65535), not with `listen(0)`: a port the
+ * kernel hands out for `listen(0)` comes from the same range as the local ports of outgoing connections, so between
+ * closing the probe and nats-server binding it, a route or client connection could take it — a 3-node cluster opens
+ * dozens of those while its servers start, and CI once lost a run to exactly that.
+ */
 export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = LOW_PORT_MIN + Math.floor(Math.random() * (LOW_PORT_MAX - LOW_PORT_MIN));
+    if (await canListen(port)) return port;
+  }
+  return listenAny();
+}
+
+const LOW_PORT_MIN = 20_000;
+const LOW_PORT_MAX = 32_000;
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+function listenAny(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();
@@ -83,6 +110,18 @@ export async function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** `count` distinct free ports. */
+async function freePorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await freePort());
+  return [...ports];
+}
+
+/** A start that failed because another process bound the port first: worth retrying on fresh ports. */
+function lostPortRace(err: unknown): boolean {
+  return err instanceof Error && /exited during start/.test(err.message) && /address already in use/i.test(err.message);
 }
 
 export interface StartNatsOptions {
@@ -99,7 +138,12 @@ export interface StartNatsOptions {
   readonly readyTimeoutMs?: number;
   /** Forward the server's log to this process's stderr. */
   readonly verbose?: boolean;
+  /** Internal: how many times a lost port race has been retried. */
+  readonly portAttempt?: number;
 }
+
+/** What nats-server 2.9 and newer log once every listener is up. */
+const READY_LINE = 'Server is ready';
 
 /** A running nats-server child process. `stop()` is idempotent; `kill()` sends a raw signal (fault tests). */
 export class NatsServerProcess {
@@ -136,17 +180,22 @@ export class NatsServerProcess {
     const child = spawn(bin, ['-c', this.configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.log = '';
+    let ready = false;
     const onData = (b: Buffer): void => {
       this.log = (this.log + b.toString()).slice(-8192);
+      if (!ready && this.log.includes(READY_LINE)) ready = true;
       if (this.verbose) process.stderr.write(`[${this.name}] ${b}`);
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    // 'close', not 'exit': it comes after the pipes are drained, so a failed start's log holds the server's last words.
+    this.exited = new Promise((resolve) => child.once('close', (code) => resolve(code)));
     const deadline = Date.now() + readyTimeoutMs;
     let early = false;
     void this.exited.then(() => (early = true));
-    while (!(await canConnect(this.port))) {
+    // Ready means the server said so and its port answers. The port alone is not enough: another process already
+    // listening there would answer while this server exits with "address already in use".
+    while (!(ready && !early && (await canConnect(this.port)))) {
       if (early) throw new Error(`nats-server ${this.name} exited during start:\n${this.log}`);
       if (Date.now() > deadline) {
         await this.stop();
@@ -210,7 +259,16 @@ export async function startNatsServer(o: StartNatsOptions = {}): Promise<NatsSer
     }),
   );
   const server = new NatsServerProcess(name, port, storeDir, configPath, ownsDir, o.verbose ?? false);
-  await server.start(o.readyTimeoutMs);
+  try {
+    await server.start(o.readyTimeoutMs);
+  } catch (err) {
+    await server.destroy();
+    // A port we picked ourselves may have been taken in the moment after the probe: pick again.
+    if (o.port === undefined && lostPortRace(err) && (o.portAttempt ?? 1) < 3) {
+      return startNatsServer({ ...o, portAttempt: (o.portAttempt ?? 1) + 1 });
+    }
+    throw err;
+  }
   return server;
 }
 
@@ -230,22 +288,30 @@ export class NatsCluster {
 
 /** Starts `size` routed nats-servers (3 for replication tests) and waits until all accept connections. */
 export async function startNatsCluster(size = 3, o: { verbose?: boolean; name?: string; tls?: NatsServerConfigOptions['tls'] } = {}): Promise<NatsCluster> {
-  const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
-  const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
-  const routes = clusterPorts.map((p) => `nats-route://127.0.0.1:${p}`);
-  const clusterName = o.name ?? `sm-cluster-${ports[0]}`;
-  const servers = await Promise.all(
-    ports.map((port, i) =>
-      startNatsServer({
-        name: `n${i + 1}`,
-        port,
-        cluster: { name: clusterName, port: clusterPorts[i]!, routes: routes.filter((_, j) => j !== i) },
-        ...(o.verbose !== undefined ? { verbose: o.verbose } : {}),
-        ...(o.tls ? { tls: o.tls } : {}),
-      }),
-    ),
-  );
-  return new NatsCluster(servers);
+  for (let attempt = 1; ; attempt++) {
+    const ports = await freePorts(size * 2);
+    const clientPorts = ports.slice(0, size);
+    const clusterPorts = ports.slice(size);
+    const routes = clusterPorts.map((p) => `nats-route://127.0.0.1:${p}`);
+    const clusterName = o.name ?? `sm-cluster-${clientPorts[0]}`;
+    const started = await Promise.allSettled(
+      clientPorts.map((port, i) =>
+        startNatsServer({
+          name: `n${i + 1}`,
+          port,
+          cluster: { name: clusterName, port: clusterPorts[i]!, routes: routes.filter((_, j) => j !== i) },
+          ...(o.verbose !== undefined ? { verbose: o.verbose } : {}),
+          ...(o.tls ? { tls: o.tls } : {}),
+        }),
+      ),
+    );
+    const servers = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    if (servers.length === size) return new NatsCluster(servers);
+    // Never leave half a cluster running: stop the servers that did start, then retry or report the first failure.
+    await Promise.all(servers.map((s) => s.destroy()));
+    const failure = started.find((r): r is PromiseRejectedResult => r.status === 'rejected')!.reason as unknown;
+    if (attempt >= 3 || !lostPortRace(failure)) throw failure;
+  }
 }
 
 function canConnect(port: number): Promise<boolean> {
