@@ -6,9 +6,15 @@
 
 const SEQ_WIDTH = 10;
 
+/** Zero runs by length, for `seqKey`. */
+const ZEROS = Array.from({ length: SEQ_WIDTH + 1 }, (_, n) => '0'.repeat(n));
+
 /** A store position (or log sequence) as fixed-width base36: 36^10 ≈ 3.6e15 > Number.MAX_SAFE_INTEGER / 2.5. */
 export function seqKey(seq: number): string {
-  return seq.toString(36).padStart(SEQ_WIDTH, '0');
+  // The same string as `padStart(SEQ_WIDTH, '0')`, without its intermediate strings (every new fact's id is built
+  // here: ~0.1 → ~0.06 µs an id).
+  const digits = seq.toString(36);
+  return digits.length >= SEQ_WIDTH ? digits : ZEROS[SEQ_WIDTH - digits.length]! + digits;
 }
 
 /** `<domain>:<seq base36, 10 wide>:<index>` — unique across shards, ordered by creation. */
