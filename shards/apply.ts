@@ -13,6 +13,7 @@ import { challengerWins } from './conflict.ts';
 import { combineConfidence, DAY_MS, effectiveConfidence } from './decay.ts';
 import { ShardValidationError } from './errors.ts';
 import { episodeIdFor, factIdFor, factSeqIn, seqKey, seqOfFactId } from './ids.ts';
+import { hashString } from './key-index.ts';
 import { NO_MERGE, type PostingIndex } from './postings.ts';
 import { decodeFact, encodeFact, peekStanding, readIdentityFields, supersededBytes, type IdentityFields, type StandingNumbers } from './fact-codec.ts';
 import type { FactChanges } from './fact-changes.ts';
@@ -117,6 +118,14 @@ export interface WriteIndexes {
   readonly scores: ScoreNumbers;
 }
 
+/**
+ * Entries `prefetch` looks at a time: their opId and identity hashes are computed and their slots in the write
+ * indexes loaded together, and those cache lines stay in the processor's caches until the entries apply.
+ */
+export const PREFETCH_ENTRIES = 64;
+const AHEAD_OP = 1;
+const AHEAD_IDENTITY = 2;
+
 /** Scratch for reading a standing `one` value from its bytes (applying is synchronous). */
 const STANDING: StandingNumbers = { validFrom: 0, latestValidFrom: undefined, validTo: undefined, recordedAt: 0 };
 const IDENTITY: IdentityFields = { active: false, subject: undefined, predicate: undefined, object: undefined, objectIsEntity: false, text: '' };
@@ -138,6 +147,20 @@ export class Applier {
    * predicate named like an `Object.prototype` member has no spec either.
    */
   private readonly specs: ReadonlyMap<string, PredicateSpec>;
+  /**
+   * What `prefetch` computed for the next entries, in the order they will apply: the entries themselves (to match
+   * them), which hashes are known, each opId's `hashString` and each fact's `identityHash` (of its subject and object
+   * as written: `assert` takes it only when resolving entities changed neither).
+   */
+  private readonly ahead: unknown[] = [];
+  private readonly aheadKnown = new Uint8Array(PREFETCH_ENTRIES);
+  private readonly aheadOps = new Int32Array(PREFETCH_ENTRIES);
+  private readonly aheadIdentities = new Int32Array(PREFETCH_ENTRIES);
+  private aheadNext = 0;
+  /** The identity hash `prefetch` computed for the entry being applied, if any. */
+  private identityAhead: number | undefined;
+  /** The touched slots' sum: kept, so the loads that bring them into the caches are not optimized away. */
+  touched = 0;
 
   constructor(
     private readonly t: Tables,
@@ -189,20 +212,105 @@ export class Applier {
       if (problem !== undefined) results.push(this.applyAt(first, message, problem));
       else {
         const entries = message.entries;
-        for (let i = 0; i < entries.length; i++) results.push(this.applyAt(first + i, entries[i]!, undefined));
+        for (let i = 0; i < entries.length; i++) {
+          if (i % PREFETCH_ENTRIES === 0) this.prefetchEntries(entries, i);
+          results.push(this.applyAt(first + i, entries[i]!, undefined));
+        }
         this.state.offset += entries.length - 1;
       }
     } else results.push(this.applyAt(first, message, undefined));
     this.state.appliedSeq = seq;
   }
 
+  /**
+   * Before applying `messages` from index `from` (those above appliedSeq): computes the hashes of up to
+   * PREFETCH_ENTRIES plain entries and loads the write indexes' slots they will look up, all in one loop. At 1M
+   * facts the opId and identity tables are 16 MB each, and their lookups, one per entry as it applied, were each a
+   * cache miss waited for alone (~0.35 µs a fact in the profile); loaded together, the misses overlap. Returns the
+   * index of the first message not covered: a grouped message prefetches its own entries as it applies.
+   */
+  prefetch(messages: readonly { readonly seq: number; readonly entry: LogMessage }[], from: number): number {
+    this.ahead.length = 0;
+    this.aheadNext = 0;
+    let m = from;
+    for (; m < messages.length && this.ahead.length < PREFETCH_ENTRIES; m++) {
+      const { seq, entry } = messages[m]!;
+      if (seq <= this.state.appliedSeq) continue;
+      if (isBatch(entry)) {
+        if (this.ahead.length === 0) return m + 1;
+        break;
+      }
+      this.aheadOf(entry);
+    }
+    this.touchAhead();
+    return m;
+  }
+
+  /** `prefetch` for the entries of a grouped message, from index `from`. */
+  private prefetchEntries(entries: readonly unknown[], from: number): void {
+    this.ahead.length = 0;
+    this.aheadNext = 0;
+    for (let i = from; i < entries.length && i < from + PREFETCH_ENTRIES; i++) this.aheadOf(entries[i]);
+    this.touchAhead();
+  }
+
+  /**
+   * Loads the slots of every hash computed ahead, in a loop of nothing else: with the hashing between them, each
+   * load was still a miss waited for alone; back to back, the processor has many in flight at once.
+   */
+  private touchAhead(): void {
+    const ops = this.ops;
+    const identities = this.indexes.identities;
+    const known = this.aheadKnown;
+    let touched = 0;
+    for (let k = 0; k < this.ahead.length; k++) {
+      if ((known[k]! & AHEAD_OP) !== 0) touched += ops.touch(this.aheadOps[k]!);
+      if ((known[k]! & AHEAD_IDENTITY) !== 0) touched += identities.touch(this.aheadIdentities[k]!);
+    }
+    this.touched += touched;
+  }
+
+  /** Files `raw` as the next entry to apply, with the hashes it will need (nothing is validated yet: only typed reads). */
+  private aheadOf(raw: unknown): void {
+    const k = this.ahead.length;
+    this.ahead.push(raw);
+    let known = 0;
+    if (typeof raw === 'object' && raw !== null) {
+      const e = raw as { opId?: unknown; op?: unknown; fact?: unknown };
+      if (typeof e.opId === 'string' && e.opId !== '') {
+        const hash = hashString(e.opId);
+        this.aheadOps[k] = hash;
+        known |= AHEAD_OP;
+      }
+      const f = e.op === 'assert' && typeof e.fact === 'object' && e.fact !== null ? (e.fact as Record<string, unknown>) : undefined;
+      if (f !== undefined && typeof f['text'] === 'string') {
+        const { subject, predicate, object } = f;
+        const objectOk = object === undefined || typeof object === 'string' || (typeof object === 'object' && object !== null && typeof (object as { entity?: unknown }).entity === 'string');
+        if ((subject === undefined || typeof subject === 'string') && (predicate === undefined || typeof predicate === 'string') && objectOk) {
+          const hash = identityHash(subject, predicate, object as FactObject | undefined, f['text']);
+          this.aheadIdentities[k] = hash;
+          known |= AHEAD_IDENTITY;
+        }
+      }
+    }
+    this.aheadKnown[k] = known;
+  }
+
   /** Applies one op at store position `pos`; `malformed`: what is wrong with it, already known (a bad batch). */
   private applyAt(pos: number, raw: LogEntry | BatchEntry, malformed: string | undefined): ApplyResult {
     const opId = typeof raw?.opId === 'string' && raw.opId !== '' ? raw.opId : `seq:${seqKey(pos)}`;
+    // The hashes `prefetch` computed for this entry, if it is the next one it saw.
+    let known = 0;
+    const k = this.aheadNext;
+    if (k < this.ahead.length && this.ahead[k] === raw) {
+      known = this.aheadKnown[k]!;
+      this.aheadNext = k + 1;
+    }
+    this.identityAhead = (known & AHEAD_IDENTITY) !== 0 ? this.aheadIdentities[k]! : undefined;
     // Every position moves the segment forward, duplicates included: start-up rebuilds the open segment of the
     // applied position, so an earlier segment must already be merged by then.
     this.postings.rollTo(pos);
-    const prior = this.ops.find(opId);
+    const prior = (known & AHEAD_OP) !== 0 ? this.ops.find(opId, this.aheadOps[k]!) : this.ops.find(opId);
     if (prior !== undefined) return { ...prior, duplicate: true };
     let result: ApplyResult;
     this.created = undefined;
@@ -294,7 +402,9 @@ export class Applier {
     const confidence = f.confidence ?? DEFAULT_CONFIDENCE;
     const spec = this.spec(f.predicate);
 
-    const identity = identityHash(subject, f.predicate, object, f.text);
+    // Computed ahead (`prefetch`) from the subject and object as written: the same arguments unless an alias resolved.
+    const ahead = this.identityAhead;
+    const identity = ahead !== undefined && subject === f.subject && object === f.object ? ahead : identityHash(subject, f.predicate, object, f.text);
     const same = this.activeWithIdentity(identity, subject, f.predicate, object, f.text);
     if (same !== undefined) {
       this.reinforce(same, pos, e, confidence, observedAt, f.text, f.validFrom ?? observedAt);

@@ -59,9 +59,8 @@ export class OpResults {
   private lastOpId = '';
   private lastHash = 0;
 
-  /** The result the op `opId` got when first applied, or undefined. */
-  find(opId: string): ApplyResult | undefined {
-    const hash = hashString(opId);
+  /** The result the op `opId` got when first applied, or undefined. `hash`: its `hashString`, when already known. */
+  find(opId: string, hash = hashString(opId)): ApplyResult | undefined {
     this.lastOpId = opId;
     this.lastHash = hash;
     if (!this.bySeq.has(hash)) return undefined; // a new op, nearly always
@@ -74,6 +73,11 @@ export class OpResults {
       return found !== undefined;
     });
     return found;
+  }
+
+  /** Loads the index slot where `find` will look for an opId of this hash (see `KeyIndex.touch`). */
+  touch(hash: number): number {
+    return this.bySeq.touch(hash);
   }
 
   /**

@@ -218,8 +218,11 @@ export class LmdbShardStore implements ShardStore {
     try {
       const run = (): void => {
         const before = state.appliedSeq;
-        for (const { seq, entry } of batch) {
+        // The applier computes the next entries' hashes ahead and loads its index slots for them together (`prefetch`).
+        for (let i = 0, prefetched = 0; i < batch.length; i++) {
+          const { seq, entry } = batch[i]!;
           if (seq <= state.appliedSeq) continue;
+          if (i >= prefetched) prefetched = this.applier.prefetch(batch, i);
           this.applier.applyMessage(seq, entry, results);
         }
         if (state.appliedSeq !== before) {
