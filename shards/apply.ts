@@ -152,7 +152,9 @@ export class Applier {
    * them), which hashes are known, each opId's `hashString` and each fact's `identityHash` (of its subject and object
    * as written: `assert` takes it only when resolving entities changed neither).
    */
-  private readonly ahead: unknown[] = [];
+  private readonly ahead: unknown[] = new Array<unknown>(PREFETCH_ENTRIES).fill(undefined);
+  /** How many of `ahead` are this round's (a count, not the array's length: setting that freed its store each round). */
+  private aheadCount = 0;
   private readonly aheadKnown = new Uint8Array(PREFETCH_ENTRIES);
   private readonly aheadOps = new Int32Array(PREFETCH_ENTRIES);
   private readonly aheadIdentities = new Int32Array(PREFETCH_ENTRIES);
@@ -230,14 +232,14 @@ export class Applier {
    * index of the first message not covered: a grouped message prefetches its own entries as it applies.
    */
   prefetch(messages: readonly { readonly seq: number; readonly entry: LogMessage }[], from: number): number {
-    this.ahead.length = 0;
+    this.aheadCount = 0;
     this.aheadNext = 0;
     let m = from;
-    for (; m < messages.length && this.ahead.length < PREFETCH_ENTRIES; m++) {
+    for (; m < messages.length && this.aheadCount < PREFETCH_ENTRIES; m++) {
       const { seq, entry } = messages[m]!;
       if (seq <= this.state.appliedSeq) continue;
       if (isBatch(entry)) {
-        if (this.ahead.length === 0) return m + 1;
+        if (this.aheadCount === 0) return m + 1;
         break;
       }
       this.aheadOf(entry);
@@ -248,7 +250,7 @@ export class Applier {
 
   /** `prefetch` for the entries of a grouped message, from index `from`. */
   private prefetchEntries(entries: readonly unknown[], from: number): void {
-    this.ahead.length = 0;
+    this.aheadCount = 0;
     this.aheadNext = 0;
     for (let i = from; i < entries.length && i < from + PREFETCH_ENTRIES; i++) this.aheadOf(entries[i]);
     this.touchAhead();
@@ -263,7 +265,7 @@ export class Applier {
     const identities = this.indexes.identities;
     const known = this.aheadKnown;
     let touched = 0;
-    for (let k = 0; k < this.ahead.length; k++) {
+    for (let k = 0; k < this.aheadCount; k++) {
       if ((known[k]! & AHEAD_OP) !== 0) touched += ops.touch(this.aheadOps[k]!);
       if ((known[k]! & AHEAD_IDENTITY) !== 0) touched += identities.touch(this.aheadIdentities[k]!);
     }
@@ -272,8 +274,8 @@ export class Applier {
 
   /** Files `raw` as the next entry to apply, with the hashes it will need (nothing is validated yet: only typed reads). */
   private aheadOf(raw: unknown): void {
-    const k = this.ahead.length;
-    this.ahead.push(raw);
+    const k = this.aheadCount++;
+    this.ahead[k] = raw;
     let known = 0;
     if (typeof raw === 'object' && raw !== null) {
       const e = raw as { opId?: unknown; op?: unknown; fact?: unknown };
@@ -302,7 +304,7 @@ export class Applier {
     // The hashes `prefetch` computed for this entry, if it is the next one it saw.
     let known = 0;
     const k = this.aheadNext;
-    if (k < this.ahead.length && this.ahead[k] === raw) {
+    if (k < this.aheadCount && this.ahead[k] === raw) {
       known = this.aheadKnown[k]!;
       this.aheadNext = k + 1;
     }
