@@ -45,7 +45,7 @@ import { termParts } from './records.ts';
 import { bucketOf, bucketWithout, BUCKET_KEY_BYTES, findInBucket, LARGE, LARGE_KEY_BYTES, readU32, writeBucketKey, writeLargeKey, writeU32, type BucketHit } from './block-layout.ts';
 import { SegmentPostings, type Posting, type PostingVisitor, type SegmentBlocks, type SegmentSize } from './segment.ts';
 import { hashTerm, TERM_HASH } from './term-table.ts';
-import { MERGED_CACHE_POSTINGS, MergedPostingsCache } from './merged-postings.ts';
+import { MERGED_CACHE_POSTINGS, MergedPostingsCache, type MergedVisitor } from './merged-postings.ts';
 import { FactWords } from './fact-words.ts';
 
 export type { Posting } from './segment.ts';
@@ -268,8 +268,11 @@ export class PostingIndex {
     return out;
   }
 
-  /** `newest` without building posting objects: calls `visit` for each; returns how many. */
-  forNewest(term: string, cap: number, maxSeq: number, visit: PostingVisitor): number {
+  /**
+   * `newest` without building posting objects: calls `visit` for each; returns how many. With `visitMerged`, the
+   * postings a decoded entry answers (`merged-postings.ts`) are handed over as one run instead.
+   */
+  forNewest(term: string, cap: number, maxSeq: number, visit: PostingVisitor, visitMerged?: MergedVisitor): number {
     let n = this.open.forNewest(term, cap, maxSeq, visit);
     const sealed = this.sealed?.postings;
     if (sealed !== undefined) n += sealed.forNewest(term, cap - n, maxSeq, visit);
@@ -292,6 +295,10 @@ export class PostingIndex {
       }
       const postings = entry.postings;
       const end = Math.min(entry.count, cap - n);
+      if (visitMerged !== undefined) {
+        visitMerged(postings, entry.start, entry.count, end);
+        return n + end;
+      }
       // Newest first from `start`, wrapping around (see `MergedPostings`).
       for (let i = 0, at = entry.start; i < end; i++) {
         const x = postings[at * 2 + 1]!;

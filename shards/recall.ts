@@ -17,6 +17,7 @@ import type { PostingIndex } from './postings.ts';
 import { decodeFact, factByteLength, peekFact, type FactNumbers } from './fact-codec.ts';
 import { TOO_MANY, wordHash, type PageReader } from './fact-words.ts';
 import { objectEntityTerm, subjectPredicateTerm, subjectTerm, termParts, wordTerm } from './records.ts';
+import type { MergedVisitor } from './merged-postings.ts';
 import { hashTerm, TERM_HASH } from './term-table.ts';
 import type { ScoreNumbers } from './score-numbers.ts';
 import type { Tables } from './tables.ts';
@@ -74,14 +75,21 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
     const list = q.predicate !== undefined ? subjectPredicateTerm(subject, q.predicate) : subjectTerm(subject);
     // Only the first fetchCap are scored: taking more (up to FILTER_CAP) was work for nothing, most at 1M facts.
     const filtered: Candidate[] = (candidates = []);
-    ctx.postings.forNewest(list, Math.min(FILTER_CAP, fetchCap(limit)), maxSeq, (seq) => void filtered.push({ seq, relevance: 0 }));
+    ctx.postings.forNewest(list, Math.min(FILTER_CAP, fetchCap(limit)), maxSeq, (seq) => void filtered.push({ seq, relevance: 0 }), (postings, start, count, take) => {
+      for (let i = 0, at = start; i < take; i++) {
+        filtered.push({ seq: postings[at * 2]!, relevance: 0 });
+        if (++at === count) at = 0;
+      }
+    });
   } else {
     resetRelevance();
     for (let i = 0; i < words.length; i++) {
       const weight = idf.get(words[i]!) ?? 0;
       // A word's document frequency counts all its postings: once that many are found, older segments hold none.
       const cap = Math.min(TERM_CAP, dfs[i]!);
-      ctx.postings.forNewest(wordTerm(words[i]!), cap, maxSeq, (seq, tf, len) => addRelevance(seq, bm25With(weight, tf, len)));
+      mergedWeight = weight;
+      mergedAvgLength = avgLength;
+      ctx.postings.forNewest(wordTerm(words[i]!), cap, maxSeq, (seq, tf, len) => addRelevance(seq, bm25With(weight, tf, len)), addMergedPostings);
     }
     candidates = bestCandidates(fetchCap(limit));
   }
@@ -166,6 +174,27 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
   return expanded.length === 0 ? direct : [...direct, ...expanded].sort(byScore).slice(0, limit);
 }
 
+/** The word `addMergedPostings` sums for: its weight and the corpus's average length (recall is synchronous). */
+let mergedWeight = 0;
+let mergedAvgLength = 1;
+
+/**
+ * A query word's postings below the open segment, decoded (`merged-postings.ts`), summed in a loop of their own: at 1M
+ * facts ~100 of a query's ~275 postings come from there, and at 10k none. The same BM25 operations as `bm25With`, added
+ * in the same order (newest first), so the same sums.
+ */
+const addMergedPostings: MergedVisitor = (postings, start, count, take) => {
+  const weight = mergedWeight;
+  const avgLength = mergedAvgLength;
+  for (let i = 0, at = start; i < take; i++) {
+    const x = postings[at * 2 + 1]!;
+    const tf = x >>> 8;
+    const len = x & 255;
+    addRelevance(postings[at * 2]!, weight * ((tf * (K1 + 1)) / (tf + K1 * (1 - B + (B * len) / avgLength))));
+    if (++at === count) at = 0;
+  }
+};
+
 /** What a recall's scoring shares with `scoreByWords`. */
 interface Scoring {
   readonly candidates: readonly Candidate[];
@@ -203,33 +232,50 @@ function scoreByWords(ctx: RecallContext, q: RecallQuery, s: Scoring): void {
   // Each candidate's numbers and words are a cache miss at 1M facts: loaded together first, they are waited for once.
   scores.touch(candidates, n);
   ctx.postings.words.touch(candidates, n);
+  // Candidates holding no query word (relevance exactly SUBJECT_MATCH_RELEVANCE), by index, scored after the others.
+  let plain = 0;
   for (let i = 0; i < n; i++) {
     const seq = candidates[i]!.seq;
     if (!scores.read(seq, PEEKED) || !visible(PEEKED, q, at)) continue;
     const bound = words.length === 0 ? 1 : relevanceBound(ctx, seq, queryWords, bm25With);
-    // Below the k-th best so far even at its stored confidence and full recency: it can neither enter now nor, as
-    // the k-th best only rises, after the pending ones are read (the same bound as the free-text loop's).
-    if (best.length === limit && !expanding && bound * PEEKED.confidence < best[limit - 1]!) continue;
+    if (bound === SUBJECT_MATCH_RELEVANCE || words.length === 0) {
+      // No query word (certain: a word always has the same hash), or no words asked: the relevance is exact.
+      PLAIN[plain++] = i;
+      continue;
+    }
     const effective = effectiveConfidence(PEEKED, at);
     if (effective < floor) continue;
     const recency = recencyWeight(PEEKED.recordedAt, at);
-    if (bound === SUBJECT_MATCH_RELEVANCE || words.length === 0) {
-      // No query word (certain: a word always has the same hash), or no words asked: the relevance is exact.
-      const score = bound * effective * recency;
-      if (expanding) seen.add(seq);
-      if (keepBest(best, score, limit) || score === best[limit - 1]) scored.push({ seq, score, effective, fact: undefined, bytes: undefined });
-    } else pending.push({ seq, bound: bound * effective * recency, effective, recency });
+    pending.push({ seq, bound: bound * effective * recency, effective, recency });
   }
   // Best bound first: once the k-th best score beats the next bound, no later candidate can enter.
   pending.sort((a, b) => b.bound - a.bound || b.seq - a.seq);
   for (const c of pending) {
     if (best.length === limit && !expanding && c.bound < best[limit - 1]!) break;
     const fact = readFact(ctx, c.seq)!;
-    const score = (textRelevance(tokenize(fact.text), idf, bm25With) + SUBJECT_MATCH_RELEVANCE) * c.effective * c.recency;
+    const score = (relevanceOfTokens(tokenize(fact.text), words, weights, bm25With) + SUBJECT_MATCH_RELEVANCE) * c.effective * c.recency;
     if (expanding) seen.add(c.seq);
     if (keepBest(best, score, limit) || score === best[limit - 1]) scored.push({ seq: c.seq, score, effective: c.effective, fact, bytes: undefined });
   }
+  // Then the rest, whose scores are known without reading them. After the others their decay is mostly not needed:
+  // those that hold query words usually fill the top k with scores that relevance x stored confidence cannot reach.
+  // (The top k does not depend on the order candidates are scored in: whatever is skipped or not kept had k better.)
+  for (let j = 0; j < plain; j++) {
+    const seq = candidates[PLAIN[j]!]!.seq;
+    scores.read(seq, PEEKED);
+    const bound = words.length === 0 ? 1 : SUBJECT_MATCH_RELEVANCE;
+    // Below the k-th best even at its stored confidence and full recency: it can neither enter nor tie.
+    if (best.length === limit && !expanding && bound * PEEKED.confidence < best[limit - 1]!) continue;
+    const effective = effectiveConfidence(PEEKED, at);
+    if (effective < floor) continue;
+    const score = bound * effective * recencyWeight(PEEKED.recordedAt, at);
+    if (expanding) seen.add(seq);
+    if (keepBest(best, score, limit) || score === best[limit - 1]) scored.push({ seq, score, effective, fact: undefined, bytes: undefined });
+  }
 }
+
+/** Indices of a subject filter's candidates that hold no query word (`scoreByWords`; at most MAX_FETCH). */
+const PLAIN = new Int32Array(MAX_FETCH);
 
 /**
  * A fact's BM25 relevance to the query words from its tokens: each query word it holds, in the order the words first
@@ -237,16 +283,26 @@ function scoreByWords(ctx: RecallContext, q: RecallQuery, s: Scoring): void {
  * bits), without a map of every token (a fact has ~10 tokens, a query a few words).
  */
 export function textRelevance(tokens: readonly string[], idf: ReadonlyMap<string, number>, bm25With: (weight: number, tf: number, len: number) => number): number {
+  return relevanceOfTokens(tokens, [...idf.keys()], [...idf.values()], bm25With);
+}
+
+/**
+ * `textRelevance` with the query's distinct words (at most 32) and their weights as arrays: a token is compared with
+ * each word (a query has a few) instead of being looked up in a map, and the words already counted are bits.
+ */
+function relevanceOfTokens(tokens: readonly string[], words: readonly string[], weights: readonly number[], bm25With: (weight: number, tf: number, len: number) => number): number {
+  if (words.length > 32) throw new RangeError('too many query words');
   let sum = 0;
-  const counted: string[] = [];
+  let counted = 0;
   for (let i = 0; i < tokens.length; i++) {
     const w = tokens[i]!;
-    const weight = idf.get(w);
-    if (weight === undefined || counted.includes(w)) continue;
-    counted.push(w);
+    let k = 0;
+    while (k < words.length && words[k] !== w) k++;
+    if (k === words.length || (counted & (1 << k)) !== 0) continue;
+    counted |= 1 << k;
     let tf = 1;
     for (let j = i + 1; j < tokens.length; j++) if (tokens[j] === w) tf++;
-    sum += bm25With(weight, tf, tokens.length);
+    sum += bm25With(weights[k]!, tf, tokens.length);
   }
   return sum;
 }
