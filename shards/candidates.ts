@@ -8,6 +8,8 @@
  * relevance descending, then sequence descending — so results do not change.
  */
 
+import type { MergedVisitor } from './merged-postings.ts';
+
 const CAPACITY = 4096; // > 2 × the most candidates a query can have (16 words × 96 postings)
 const MASK = CAPACITY - 1;
 
@@ -44,6 +46,40 @@ export function addRelevance(seq: number, relevance: number): void {
   sums[i] = 0 + relevance;
   used[count++] = i;
 }
+
+const K1 = 1.2;
+const B = 0.75;
+
+/** A word's BM25 term for a fact with `tf` occurrences in `len` words (recall's; one function, so the same bits). */
+export function bm25(weight: number, tf: number, len: number, avgLength: number): number {
+  return weight * ((tf * (K1 + 1)) / (tf + K1 * (1 - B + (B * len) / avgLength)));
+}
+
+/** The word `addMergedRun` sums for: its weight and the corpus's average length. */
+let runWeight = 0;
+let runAvgLength = 1;
+
+/** Starts a query word whose decoded merged postings `addMergedRun` will receive. */
+export function startRun(weight: number, avgLength: number): void {
+  runWeight = weight;
+  runAvgLength = avgLength;
+}
+
+/**
+ * `addRelevance` of each of a decoded merged entry's `take` newest postings (`MergedVisitor`, `merged-postings.ts`),
+ * newest first, with its BM25 term: at 1M facts ~100 of a query's ~275 postings come from there (none at 10k), and
+ * summing them in this loop costs less than a call per posting through the caller's closures. The same terms, added
+ * in the same order, as the per-posting visitor: the same sums.
+ */
+export const addMergedRun: MergedVisitor = (postings, start, count, take) => {
+  const weight = runWeight;
+  const avgLength = runAvgLength;
+  for (let i = 0, at = start; i < take; i++) {
+    const x = postings[at * 2 + 1]!;
+    addRelevance(postings[at * 2]!, bm25(weight, x >>> 8, x & 255, avgLength));
+    if (++at === count) at = 0;
+  }
+};
 
 /** Candidates' relevance and sequence while selecting (reused). */
 const selRel = new Float64Array(CAPACITY);

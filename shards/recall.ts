@@ -11,13 +11,12 @@
  * distinctive facts are always found. For agent memory, which is read for what is true now, that is the right end
  * to give up.
  */
-import { addRelevance, bestCandidates, resetRelevance, type Candidate } from './candidates.ts';
+import { addMergedRun, addRelevance, bestCandidates, bm25, resetRelevance, startRun, type Candidate } from './candidates.ts';
 import { effectiveConfidence, recencyWeight } from './decay.ts';
 import type { PostingIndex } from './postings.ts';
 import { decodeFact, factByteLength, peekFact, type FactNumbers } from './fact-codec.ts';
 import { TOO_MANY, wordHash, type PageReader } from './fact-words.ts';
 import { objectEntityTerm, subjectPredicateTerm, subjectTerm, termParts, wordTerm } from './records.ts';
-import type { MergedVisitor } from './merged-postings.ts';
 import { hashTerm, TERM_HASH } from './term-table.ts';
 import type { ScoreNumbers } from './score-numbers.ts';
 import type { Tables } from './tables.ts';
@@ -38,7 +37,6 @@ const HOP_DECAY = 0.5;
 /** A subject-filtered fact that shares no word with the query still counts a little: the subject matched. */
 const SUBJECT_MATCH_RELEVANCE = 0.1;
 const K1 = 1.2;
-const B = 0.75;
 
 export interface RecallContext {
   readonly t: Tables;
@@ -66,7 +64,7 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
   const avgLength = ctx.docs > 0 ? ctx.docLength / ctx.docs : 1;
   const dfs = words.map((w) => ctx.postings.df(wordTerm(w), ctx.appliedPosition, ctx.mergedTerms, ctx.scores !== undefined));
   const idf = new Map(words.map((w, i) => [w, inverseDocumentFrequency(ctx.docs, dfs[i]!)]));
-  const bm25With = (weight: number, tf: number, len: number): number => weight * ((tf * (K1 + 1)) / (tf + K1 * (1 - B + (B * len) / avgLength)));
+  const bm25With = (weight: number, tf: number, len: number): number => bm25(weight, tf, len, avgLength);
 
   // Candidates: a subject (and predicate) list when filtering by subject, else the query words' posting lists.
   let candidates: Candidate[];
@@ -87,9 +85,9 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
       const weight = idf.get(words[i]!) ?? 0;
       // A word's document frequency counts all its postings: once that many are found, older segments hold none.
       const cap = Math.min(TERM_CAP, dfs[i]!);
-      mergedWeight = weight;
-      mergedAvgLength = avgLength;
-      ctx.postings.forNewest(wordTerm(words[i]!), cap, maxSeq, (seq, tf, len) => addRelevance(seq, bm25With(weight, tf, len)), addMergedPostings);
+      // Postings below the open segment come as runs of the decoded entries, summed in a loop (`addMergedRun`).
+      startRun(weight, avgLength);
+      ctx.postings.forNewest(wordTerm(words[i]!), cap, maxSeq, (seq, tf, len) => addRelevance(seq, bm25With(weight, tf, len)), addMergedRun);
     }
     candidates = bestCandidates(fetchCap(limit));
   }
@@ -173,27 +171,6 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
   const expanded = expand(ctx, q, direct, seen, at, floor);
   return expanded.length === 0 ? direct : [...direct, ...expanded].sort(byScore).slice(0, limit);
 }
-
-/** The word `addMergedPostings` sums for: its weight and the corpus's average length (recall is synchronous). */
-let mergedWeight = 0;
-let mergedAvgLength = 1;
-
-/**
- * A query word's postings below the open segment, decoded (`merged-postings.ts`), summed in a loop of their own: at 1M
- * facts ~100 of a query's ~275 postings come from there, and at 10k none. The same BM25 operations as `bm25With`, added
- * in the same order (newest first), so the same sums.
- */
-const addMergedPostings: MergedVisitor = (postings, start, count, take) => {
-  const weight = mergedWeight;
-  const avgLength = mergedAvgLength;
-  for (let i = 0, at = start; i < take; i++) {
-    const x = postings[at * 2 + 1]!;
-    const tf = x >>> 8;
-    const len = x & 255;
-    addRelevance(postings[at * 2]!, weight * ((tf * (K1 + 1)) / (tf + K1 * (1 - B + (B * len) / avgLength))));
-    if (++at === count) at = 0;
-  }
-};
 
 /** What a recall's scoring shares with `scoreByWords`. */
 interface Scoring {
