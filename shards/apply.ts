@@ -18,6 +18,7 @@ import { NO_MERGE, type PostingIndex } from './postings.ts';
 import { decodeFact, encodeFact, peekStanding, readIdentityFields, supersededBytes, type IdentityFields, type StandingNumbers } from './fact-codec.ts';
 import type { FactChanges } from './fact-changes.ts';
 import type { FactGroups } from './fact-groups.ts';
+import type { ActiveRecords } from './active-records.ts';
 import type { KeyIndex } from './key-index.ts';
 import type { OpResults } from './op-results.ts';
 import type { ScoreNumbers } from './score-numbers.ts';
@@ -114,6 +115,8 @@ export function stateRecord(s: StoreState): Partial<StoreState> {
 export interface WriteIndexes {
   readonly identities: KeyIndex;
   readonly activeValues: KeyIndex;
+  /** The active values' records, so superseding one needs no read of the store (`active-records.ts`). */
+  readonly activeRecords: ActiveRecords;
   /** Every fact's scoring numbers, for recall (`score-numbers.ts`): set whenever a fact record is written. */
   readonly scores: ScoreNumbers;
 }
@@ -376,12 +379,15 @@ export class Applier {
   private changeFactBytes(seq: number, bytes: Buffer): void {
     this.changes.record(++this.state.changes, bytes);
     this.indexes.scores.set(seq, bytes);
+    this.indexes.activeRecords.change(seq, bytes);
   }
 
   /** A new fact's id is above every stored one (time-ordered ids): LMDB appends it without a search or a split. */
-  private appendFact(f: Fact): void {
-    this.facts.append(f.seq, encodeFact(f));
+  private appendFact(f: Fact): Buffer {
+    const record = encodeFact(f);
+    this.facts.append(f.seq, record);
     this.indexes.scores.setNumbers(f.seq, f);
+    return record;
   }
 
   private resolveEntity(idOrAlias: string): string {
@@ -436,6 +442,8 @@ export class Applier {
     let fact: Fact = draft;
 
     let result: ApplyResult = { seq: this.seq, opId: e.opId, status: 'created', factId: id };
+    // Whether this fact becomes the active value of its `one` (subject, predicate): its record is then kept.
+    let activeValue = false;
     if (subject !== undefined && f.predicate !== undefined && spec.cardinality === 'one') {
       const key = subjectPredicateHash(subject, f.predicate);
       // The standing value is read from its bytes (no decoded fact): it is superseded by patching a copy of them.
@@ -455,7 +463,9 @@ export class Applier {
           this.indexes.identities.remove(identity, incumbent);
           this.state.activeFacts--;
           this.indexes.activeValues.remove(key, incumbent);
+          this.indexes.activeRecords.drop(incumbent);
           this.indexes.activeValues.add(key, pos);
+          activeValue = true;
           result = { seq: this.seq, opId: e.opId, status: 'superseded_previous', factId: id, supersededIds: [factIdFor(this.options.domain, incumbent)] };
         } else {
           // The active value is valid later in world time: this one is history the moment it arrives.
@@ -465,10 +475,12 @@ export class Applier {
         }
       } else {
         this.indexes.activeValues.add(key, pos);
+        activeValue = true;
       }
     }
 
-    this.appendFact(fact);
+    const record = this.appendFact(fact);
+    if (activeValue) this.indexes.activeRecords.keep(pos, record);
     if (isActive(fact.status)) this.indexes.identities.add(identity, pos);
     // The creating observation is an episode too: the fact's record keeps it as first written (see `reinforce`).
     this.state.episodes++;
@@ -504,7 +516,7 @@ export class Applier {
     this.incumbentBytes = undefined;
     if (!this.indexes.activeValues.has(hash)) return 0;
     return this.indexes.activeValues.find(hash, (seq) => {
-      const bytes = this.changes.read(seq);
+      const bytes = this.indexes.activeRecords.get(seq) ?? this.changes.read(seq);
       if (bytes === undefined) return false;
       const f = readIdentityFields(bytes, IDENTITY);
       if (!f.active || f.subject !== subject || f.predicate !== predicate) return false;
@@ -574,6 +586,7 @@ export class Applier {
   private clearActivePointer(f: Fact): void {
     if (f.subject === undefined || f.predicate === undefined) return;
     this.indexes.activeValues.remove(subjectPredicateHash(f.subject, f.predicate), f.seq);
+    this.indexes.activeRecords.drop(f.seq);
   }
 
   /** The text leaves the fact, every index entry and every episode; a tombstone with ids and times stays. */

@@ -19,6 +19,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ActiveRecords } from './active-records.ts';
 import { Applier, appliedPosition, EMPTY_STATE, stateRecord, type StoreState, type WriteIndexes } from './apply.ts';
 import { decodeValue, encodeValue } from './codec.ts';
 import { StoreFormatError } from './errors.ts';
@@ -60,7 +61,7 @@ export class LmdbShardStore implements ShardStore {
   private readonly options: ResolvedOptions;
   private readonly t: Tables;
   private readonly postings: PostingIndex;
-  private readonly indexes: WriteIndexes = { identities: new KeyIndex(), activeValues: new KeyIndex(), scores: new ScoreNumbers() };
+  private readonly indexes: WriteIndexes = { identities: new KeyIndex(), activeValues: new KeyIndex(), activeRecords: new ActiveRecords(), scores: new ScoreNumbers() };
   private readonly ops: OpResults;
   private readonly facts: FactGroups;
   private readonly changes: FactChanges;
@@ -118,9 +119,10 @@ export class LmdbShardStore implements ShardStore {
    * its (subject, predicate)'s only active fact, so the same specs give the same index a replica that never restarted holds.
    */
   private rebuildWriteIndexes(): void {
-    const { identities, activeValues, scores } = this.indexes;
+    const { identities, activeValues, activeRecords, scores } = this.indexes;
     identities.clear();
     activeValues.clear();
+    activeRecords.clear();
     scores.clear();
     const predicates = this.options.predicates;
     const fields: IdentityFields = { active: false, subject: undefined, predicate: undefined, object: undefined, objectIsEntity: false, text: '' };
@@ -136,6 +138,7 @@ export class LmdbShardStore implements ShardStore {
       const spec = Object.hasOwn(predicates, f.predicate) ? predicates[f.predicate] : undefined;
       if ((spec ?? this.options.defaultPredicate).cardinality === 'one') {
         activeValues.add(subjectPredicateHash(f.subject, f.predicate), key);
+        activeRecords.keep(key, bytes);
       }
     }
   }
