@@ -138,8 +138,6 @@ export interface StartNatsOptions {
   readonly readyTimeoutMs?: number;
   /** Forward the server's log to this process's stderr. */
   readonly verbose?: boolean;
-  /** Internal: how many times a lost port race has been retried. */
-  readonly portAttempt?: number;
 }
 
 /** What nats-server 2.9 and newer log once every listener is up. */
@@ -182,8 +180,10 @@ export class NatsServerProcess {
     this.log = '';
     let ready = false;
     const onData = (b: Buffer): void => {
-      this.log = (this.log + b.toString()).slice(-8192);
-      if (!ready && this.log.includes(READY_LINE)) ready = true;
+      const joined = this.log + b.toString();
+      // Looked for before the log is cut to its tail: a read that brings more than the tail after the line must not lose it.
+      if (!ready && joined.includes(READY_LINE)) ready = true;
+      this.log = joined.slice(-8192);
       if (this.verbose) process.stderr.write(`[${this.name}] ${b}`);
     };
     child.stdout?.on('data', onData);
@@ -239,7 +239,14 @@ export class NatsServerProcess {
 }
 
 /** Starts one nats-server with JetStream. */
-export async function startNatsServer(o: StartNatsOptions = {}): Promise<NatsServerProcess> {
+export function startNatsServer(o: StartNatsOptions = {}): Promise<NatsServerProcess> {
+  return startNatsServerAttempt(o, 1);
+}
+
+/** How many times a start on ports we picked is tried when another process takes a port first. */
+const PORT_RACE_ATTEMPTS = 3;
+
+async function startNatsServerAttempt(o: StartNatsOptions, attempt: number): Promise<NatsServerProcess> {
   const port = o.port ?? (await freePort());
   const name = o.name ?? `sm-${port}`;
   const ownsDir = o.storeDir ? undefined : mkdtempSync(join(tmpdir(), 'shardmind-nats-'));
@@ -264,9 +271,7 @@ export async function startNatsServer(o: StartNatsOptions = {}): Promise<NatsSer
   } catch (err) {
     await server.destroy();
     // A port we picked ourselves may have been taken in the moment after the probe: pick again.
-    if (o.port === undefined && lostPortRace(err) && (o.portAttempt ?? 1) < 3) {
-      return startNatsServer({ ...o, portAttempt: (o.portAttempt ?? 1) + 1 });
-    }
+    if (o.port === undefined && lostPortRace(err) && attempt < PORT_RACE_ATTEMPTS) return startNatsServerAttempt(o, attempt + 1);
     throw err;
   }
   return server;
@@ -310,7 +315,7 @@ export async function startNatsCluster(size = 3, o: { verbose?: boolean; name?: 
     // Never leave half a cluster running: stop the servers that did start, then retry or report the first failure.
     await Promise.all(servers.map((s) => s.destroy()));
     const failure = started.find((r): r is PromiseRejectedResult => r.status === 'rejected')!.reason as unknown;
-    if (attempt >= 3 || !lostPortRace(failure)) throw failure;
+    if (attempt >= PORT_RACE_ATTEMPTS || !lostPortRace(failure)) throw failure;
   }
 }
 
