@@ -47,7 +47,8 @@ export function addRelevance(seq: number, relevance: number): void {
   used[count++] = i;
 }
 
-const K1 = 1.2;
+/** BM25's term-frequency saturation; a word's term never exceeds `weight × (K1 + 1)`, recall's upper bounds use that. */
+export const K1 = 1.2;
 const B = 0.75;
 
 /** A word's BM25 term for a fact with `tf` occurrences in `len` words (recall's; one function, so the same bits). */

@@ -11,7 +11,7 @@
  * distinctive facts are always found. For agent memory, which is read for what is true now, that is the right end
  * to give up.
  */
-import { addMergedRun, addRelevance, bestCandidates, bm25, resetRelevance, startRun, type Candidate } from './candidates.ts';
+import { addMergedRun, addRelevance, bestCandidates, bm25, K1, resetRelevance, startRun, type Candidate } from './candidates.ts';
 import { effectiveConfidence, recencyWeight } from './decay.ts';
 import type { PostingIndex } from './postings.ts';
 import { decodeFact, factByteLength, peekFact, type FactNumbers } from './fact-codec.ts';
@@ -36,7 +36,6 @@ const HOP_FACTS_PER_ENTITY = 32;
 const HOP_DECAY = 0.5;
 /** A subject-filtered fact that shares no word with the query still counts a little: the subject matched. */
 const SUBJECT_MATCH_RELEVANCE = 0.1;
-const K1 = 1.2;
 
 export interface RecallContext {
   readonly t: Tables;
