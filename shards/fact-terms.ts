@@ -28,15 +28,32 @@ for (let c = 97; c <= 122; c++) ASCII_WORD[c] = 1;
 
 /**
  * Stopwords as small integers, so a token is checked without a string: 6 bits per character (tokens are lower-case
- * letters and digits), at most 5 characters — under 2^30, a V8 small integer the set hashes cheaply.
+ * letters and digits), at most 5 characters — under 2^30. They sit in a small open-addressing table (key + 1 per
+ * slot, 0 for none; ~70 keys in 512 slots, so a token that is not one usually stops at its first, empty slot): a
+ * `Set<number>` lookup per token was ~0.12 µs of a fact's scan at 1M facts (profile), this is a multiply and a read.
  */
-const STOP_KEYS = new Set<number>();
+const STOP_BITS = 9;
+const STOP_MASK = (1 << STOP_BITS) - 1;
+const STOP_TABLE = new Int32Array(1 << STOP_BITS);
+const stopSlot = (key: number): number => Math.imul(key, 0x9e3779b1) >>> (32 - STOP_BITS);
 let maxStopword = 0;
 for (const w of STOPWORDS) {
-  STOP_KEYS.add(packToken(w, 0, w.length));
+  const key = packToken(w, 0, w.length);
+  let i = stopSlot(key);
+  while (STOP_TABLE[i] !== 0 && STOP_TABLE[i] !== key + 1) i = (i + 1) & STOP_MASK;
+  STOP_TABLE[i] = key + 1;
   maxStopword = Math.max(maxStopword, w.length);
 }
 if (maxStopword > 5) throw new Error('stopwords longer than 5 characters do not fit packToken');
+
+/** Whether `key` (`packToken` of a token of at most 5 characters) is a stopword's. */
+function isStopKey(key: number): boolean {
+  for (let i = stopSlot(key); ; i = (i + 1) & STOP_MASK) {
+    const v = STOP_TABLE[i]!;
+    if (v === 0) return false;
+    if (v === key + 1) return true;
+  }
+}
 
 /** [0-9] → 1..10, [a-z] (either case) → 11..36, per character, 6 bits each. */
 function packToken(s: string, start: number, end: number): number {
@@ -148,7 +165,7 @@ export class FactTerms {
       const n = i - start;
       const last1 = lower(text.charCodeAt(i - 1));
       if (n < 2 && (last1 < 48 || last1 > 57)) continue;
-      if (n <= maxStopword && STOP_KEYS.has(key)) continue;
+      if (n <= maxStopword && isStopKey(key)) continue;
       let take = n;
       let addY = 0;
       if (n > 3 && last1 === 115 /* s */) {
