@@ -168,6 +168,8 @@ export class PostingIndex {
       this.merged.advance(postings.segment - 1, top, done[i]!.blocks, (term) => postings.blockIndexOf(term), this.removedSinceAdvance);
     }
     if (done.length > 0) this.removedSinceAdvance.clear();
+    // Those segments are read from their blocks now: their arrays may serve the next open segment.
+    for (const d of done) d.postings.release();
     done.length = 0;
     for (const term of this.removing) this.merged.invalidate(term);
     this.removing.clear();
