@@ -4,7 +4,7 @@
  *
  * Why in memory and not in LMDB: those keys are content, so every insert and removal landed on a random B-tree page;
  * at 1M facts that was two random reads, two or three random writes and a page copied per write for every fact —
- * most of the load's cost. Here an entry is 16 bytes and a lookup a few array reads. The index is derived data: it
+ * most of the load's cost. Here an entry is 8 bytes and a lookup a few array reads. The index is derived data: it
  * is rebuilt from the facts when the store opens (see `store.ts`), never stored, so it cannot change the bytes on
  * disk. Only hashes are kept (no strings for the garbage collector to trace): a hit is a candidate the caller
  * confirms by reading the fact, so a hash collision costs a read, never a wrong answer.
@@ -46,7 +46,14 @@ export class KeyIndex {
   }
 
   add(hash: number, seq: number): void {
-    if (!(seq > 0 && seq <= MAX_KEY_INDEX_SEQ)) throw new RangeError(`KeyIndex holds sequences 1..${MAX_KEY_INDEX_SEQ}, not ${seq}`);
+    if (!(seq > 0 && seq <= MAX_KEY_INDEX_SEQ)) {
+      if (!(seq > 0)) throw new RangeError(`KeyIndex: ${seq} is not a store position (they start at 1)`);
+      // Thrown inside the apply's transaction, which then rolls back: the store stays as it was (decisions §47).
+      throw new RangeError(
+        `store position ${seq} is past the last one this store can index (${MAX_KEY_INDEX_SEQ}): ` +
+          `this domain has used up its 2^32 positions, and nothing more can be applied to it`,
+      );
+    }
     if ((this.count + 1) * 2 > this.mask + 1) this.grow();
     const s = this.slots;
     const mask = this.mask;
