@@ -50,7 +50,7 @@ export class KeyIndex {
       if (!(seq > 0)) throw new RangeError(`KeyIndex: ${seq} is not a store position (they start at 1)`);
       // Thrown inside the apply's transaction, which then rolls back: the store stays as it was (decisions §47).
       throw new RangeError(
-        `store position ${seq} is past the last one this store can index (${MAX_KEY_INDEX_SEQ}): ` +
+        `store position or change number ${seq} is past the last one this store can index (${MAX_KEY_INDEX_SEQ}): ` +
           `this domain has used up its 2^32 positions, and nothing more can be applied to it`,
       );
     }

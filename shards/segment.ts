@@ -181,6 +181,7 @@ export class SegmentPostings {
       // A released segment's arrays (see `release`): the pool needs no clearing (a chunk is written before it is
       // read), the table does.
       spareArrays = undefined;
+      this.reusedArrays = true;
       this.slots = spare.slots.fill(EMPTY);
       this.slotOf = spare.slotOf;
       this.pool = spare.pool;
@@ -191,6 +192,9 @@ export class SegmentPostings {
     }
     this.mask = terms - 1;
   }
+
+  /** Whether this segment was built on a released segment's arrays (tests check the reuse really happens). */
+  readonly reusedArrays: boolean = false;
 
   /**
    * This segment will not be read again (its merge committed and the merged postings took it in: `PostingIndex`):

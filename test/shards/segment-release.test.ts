@@ -3,6 +3,9 @@
  * open segment does not fault in fresh pages. The later segment must hold only its own postings (the reused pool is
  * not cleared: every chunk is written before it is read), and the released one must refuse any further use rather
  * than answer from arrays that now belong to another segment.
+ *
+ * The spare arrays are module state: this file runs in its own process (test/run.ts), so no other test's segments
+ * take or leave them.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -39,6 +42,7 @@ test('a segment built on released arrays holds only its own postings; the releas
 
   // Same expected size: takes the released arrays.
   const second = new SegmentPostings(2, 2 * SEGMENT, size);
+  assert.ok(second.reusedArrays, 'the second segment took the released arrays (the speed-up this test is for)');
   fill(second, 2 * SEGMENT, 1000, 'beta');
   assert.equal(newest(second, 'w:alpha3'), []);
   assert.equal(newest(second, 's:alpha-s1'), []);
