@@ -58,11 +58,32 @@ export class FactWords {
   private pages: (Page | undefined)[] = [];
   /** Facts at or after this position were all indexed by this process (`add`); older ones come from their records. */
   private completeFrom = 0;
+  /** The first page `fillNext` has not looked at. */
+  private nextToFill = 0;
 
   /** Starts over: facts from `completeFrom` on will be added as they are indexed. */
   reset(completeFrom: number): void {
     this.pages = [];
     this.completeFrom = completeFrom;
+    this.nextToFill = 0;
+  }
+
+  /**
+   * Fills the next page of facts indexed before this process opened the store, as a recall's `find` would on first
+   * use; false when no page is left to fill. A reopened store does this before queries ask (`ShardStore.warmUp`):
+   * filling a page reads its 4096 records, milliseconds a subject-filtered recall would otherwise wait for.
+   */
+  fillNext(read: PageReader): boolean {
+    const pages = Math.ceil(this.completeFrom / PAGE);
+    while (this.nextToFill < pages) {
+      const p = this.nextToFill++;
+      const page = this.pages[p];
+      if (page === undefined || !page.filled) {
+        this.fillPage(p, read);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Files the words of the fact created at `seq` (its terms just scanned). */

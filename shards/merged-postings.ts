@@ -76,6 +76,14 @@ export class MergedPostingsCache {
     this.complete = complete;
   }
 
+  /**
+   * Whether warming (`PostingIndex.warmMerged`) may add entries: up to half the memory budget, so that what queries
+   * ask for later still fits without dropping every entry.
+   */
+  roomToWarm(): boolean {
+    return this.bytes < MAX_BYTES / 2;
+  }
+
   /** The entry for `term` if it covers exactly the merged segments up to `top`. */
   get(term: string, top: number): MergedPostings | undefined {
     const e = this.entries.get(term);

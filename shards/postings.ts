@@ -312,6 +312,22 @@ export class PostingIndex {
     return this.readBlocks(term, top, cap, n, maxSeq, sealed?.segment, visit);
   }
 
+  /**
+   * Reads `term`'s merged postings into the decoded entries now, exactly as a recall's first use of it would (the
+   * same read, under the same conditions, giving the same entry), so a reopened store's first queries find it there.
+   * False once the entries have no room left to warm (`MergedPostingsCache.roomToWarm`).
+   */
+  warmMerged(term: string): boolean {
+    if (!this.merged.roomToWarm()) return false;
+    const mergedTop = (this.sealed?.postings.segment ?? this.open.segment) - 1;
+    if (mergedTop < 0 || this.uncommittedMerges.length > 0 || this.removing.has(term)) return true;
+    if (this.merged.get(term, mergedTop) !== undefined || this.merged.lacks(term)) return true;
+    this.merged.begin();
+    this.readBlocks(term, mergedTop, MERGED_CACHE_POSTINGS, 0, Number.MAX_SAFE_INTEGER, undefined, this.merged.collect);
+    this.merged.finish(term, mergedTop);
+    return true;
+  }
+
   /** Visits `term`'s postings in the blocks of segments `top` down to 0 (but `skip`), newest first, while `n` < `cap`. */
   private readBlocks(term: string, top: number, cap: number, n: number, maxSeq: number, skip: number | undefined, visit: PostingVisitor): number {
     const { kind, a, b } = termParts(term);

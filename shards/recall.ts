@@ -334,7 +334,12 @@ function relevanceBound(ctx: RecallContext, seq: number, b: QueryWords, bm25With
 
 /** The texts of the facts created in [from, to), for `fact-words.ts` to file what was indexed before this process. */
 function readTexts(ctx: RecallContext, from: number, to: number, add: (seq: number, text: string) => void): void {
-  for (const { key, value } of ctx.t.facts.getRange({ start: from, end: to })) add(key, decodeFact(value, ctx.domain).text);
+  readFactTexts(ctx.t, ctx.domain, from, to, add);
+}
+
+/** `readTexts` from the reader tables alone (`ShardStore.warmUp`). */
+export function readFactTexts(t: Tables, domain: string, from: number, to: number, add: (seq: number, text: string) => void): void {
+  for (const { key, value } of t.facts.getRange({ start: from, end: to })) add(key, decodeFact(value, domain).text);
 }
 
 /** A query word's identity hash (h1 of `hashTerm`), as the index files it. */

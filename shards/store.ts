@@ -29,11 +29,13 @@ import { KeyIndex } from './key-index.ts';
 import { OpResults } from './op-results.ts';
 import { ScoreNumbers } from './score-numbers.ts';
 import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
-import { recallFacts } from './recall.ts';
+import { readFactTexts, recallFacts } from './recall.ts';
 import { decodeFact, readIdentityFields, type IdentityFields } from './fact-codec.ts';
 import { FactTerms } from './fact-terms.ts';
 import { factSeqIn } from './ids.ts';
-import { identityHash, subjectPredicateHash } from './records.ts';
+import { identityHash, subjectPredicateHash, subjectTerm } from './records.ts';
+import { MERGED_CACHE_POSTINGS } from './merged-postings.ts';
+import { readU32 } from './block-layout.ts';
 import { FORMAT, openTables, TABLE_NAMES, type Table, type Tables } from './tables.ts';
 import type {
   ApplyBatchOptions,
@@ -77,6 +79,10 @@ export class LmdbShardStore implements ShardStore {
   /** `resolveEntity` for recall's context, made once (a closure per recall also costs tsx's naming of it). */
   private readonly resolveForRecall = (idOrAlias: string): string => this.resolveEntity(idOrAlias);
   private closed: Promise<void> | undefined;
+  /** How far `warmUp` has got: its phase, and the last key of that phase's table it warmed. */
+  private readonly warming: { phase: number; after: string | undefined; subject: number } = { phase: WARM_COMMON_WORDS, after: undefined, subject: 0 };
+  /** The active facts' subjects when the store opened (`warmUp`); dropped once warmed. */
+  private subjectsToWarm: string[] = [];
 
   constructor(options: ShardStoreOptions) {
     this.options = resolveOptions(options);
@@ -126,11 +132,13 @@ export class LmdbShardStore implements ShardStore {
     scores.clear();
     const predicates = this.options.predicates;
     const fields: IdentityFields = { active: false, subject: undefined, predicate: undefined, object: undefined, objectIsEntity: false, text: '' };
+    const subjects = new Set<string>();
     for (const [key, value] of this.facts.entries()) {
       const bytes = this.changes.current(key, value);
       scores.set(key, bytes);
       const f = readIdentityFields(bytes, fields);
       if (!f.active) continue;
+      if (f.subject !== undefined) subjects.add(f.subject);
       const object: FactObject | undefined = f.object === undefined ? undefined : f.objectIsEntity ? { entity: f.object } : f.object;
       identities.add(identityHash(f.subject, f.predicate, object, f.text), key);
       if (f.subject === undefined || f.predicate === undefined) continue;
@@ -141,6 +149,8 @@ export class LmdbShardStore implements ShardStore {
         activeRecords.keep(key, bytes);
       }
     }
+    // The subjects `warmUp` reads as subject filters (not every subject is an entity record).
+    this.subjectsToWarm = [...subjects];
   }
 
   get appliedSeq(): number {
@@ -378,6 +388,55 @@ export class LmdbShardStore implements ShardStore {
     };
   }
 
+  /**
+   * Warms in this order, most queries' needs first: words whose postings fill a query's per-word cap (the common
+   * ones, every free-text query's), then every active fact's subject as a subject filter, then the other words, then
+   * the fact words of facts older than this process. Each step is what a recall's first use of the term or fact would do.
+   */
+  warmUp(until: number): boolean {
+    if (this.closed !== undefined) return false;
+    const w = this.warming;
+    while (w.phase !== WARM_DONE) {
+      if (performance.now() >= until) return true;
+      if (w.phase === WARM_SUBJECTS) {
+        const subject = this.subjectsToWarm[w.subject++];
+        if (subject === undefined) {
+          this.subjectsToWarm = [];
+          w.phase = WARM_OTHER_WORDS;
+        } else if (!this.postings.warmMerged(subjectTerm(subject))) w.phase = WARM_FACT_WORDS;
+        continue;
+      }
+      if (w.phase === WARM_FACT_WORDS) {
+        if (!this.postings.words.fillNext((from, to, add) => readFactTexts(this.readerTables, this.domain, from, to, add))) w.phase = WARM_DONE;
+        continue;
+      }
+      let keys = 0;
+      let full = false;
+      for (const { key, value } of this.t.df.getRange({ start: w.after, limit: WARM_KEYS })) {
+        keys++;
+        const name = key as string;
+        if (name === w.after) continue;
+        w.after = name;
+        // A word's df record: its document frequency first (`postings.ts`).
+        const common = readU32(value as Buffer, 0) >= MERGED_CACHE_POSTINGS;
+        if (common !== (w.phase === WARM_COMMON_WORDS)) continue;
+        if (!this.postings.warmMerged(name)) {
+          // The decoded postings have no more room to warm: the fact words are still worth filling.
+          full = true;
+          break;
+        }
+        if (performance.now() >= until) return true;
+      }
+      if (full) {
+        w.phase = WARM_FACT_WORDS;
+      } else if (keys < WARM_KEYS) {
+        w.phase = w.phase === WARM_COMMON_WORDS ? WARM_SUBJECTS : WARM_FACT_WORDS;
+        w.after = undefined;
+      }
+    }
+    return false;
+  }
+
   close(): Promise<void> {
     this.closed ??= this.chain.then(() => this.t.env.close());
     return this.closed;
@@ -389,6 +448,15 @@ function dataBytes(dir: string): number {
   for (const name of readdirSync(dir)) total += statSync(join(dir, name)).size;
   return total;
 }
+
+/** `warmUp`'s phases, in order. */
+const WARM_COMMON_WORDS = 0;
+const WARM_SUBJECTS = 1;
+const WARM_OTHER_WORDS = 2;
+const WARM_FACT_WORDS = 3;
+const WARM_DONE = 4;
+/** Keys read from a table per range (a range reads on past where a time slice ends: kept short). */
+const WARM_KEYS = 64;
 
 /** Opens (creating if needed) the shard store at `options.path`. Throws `ShardValidationError` on bad options, `StoreFormatError` for a store of another layout. */
 export function openShardStore(options: ShardStoreOptions): ShardStore {

@@ -342,6 +342,14 @@ export interface ShardStore {
   /** The result an opId got when it was applied, for idempotent retries. */
   resultOf(opId: string): ApplyResult | undefined;
   recall(q: RecallQuery): RecallResult;
+  /**
+   * Does, until `until` (a `performance.now()` time), work a reopened store's first recalls would otherwise do as
+   * they go: each word's and subject's postings in the merged index segments read into memory, the words of facts
+   * older than this process filed. Until then a 1M-fact store reopened (a restart, a failover) answered its first
+   * thousands of recalls ~2× slower than one that had been serving. True while some is left: call again later (the
+   * shard host does, between requests). Changes nothing stored and no answer.
+   */
+  warmUp(until: number): boolean;
   getFact(id: string): Fact | undefined;
   /** Every fact ever recorded for (subject, predicate), oldest first by validFrom then recordedAt. */
   history(subject: string, predicate?: string): Fact[];
