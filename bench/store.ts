@@ -16,7 +16,9 @@
  * `recall_p50_us_1m` (from the alternated phase), `recall_cpu_us_10k`/`_1m` (median CPU per query), the ratio of
  * each, `recall_cpu_us_text_*`/`recall_cpu_us_subject_*` (median CPU of free-text and of subject-filtered queries,
  * for reading where the time goes; not part of the ratio), `rss_mb_1m` (before the 10k store opens), `open_ms`
- * (reopening the 1M store rebuilds its in-memory indexes), the synced load rate, and the machine's `load_average`.
+ * (reopening the 1M store rebuilds its in-memory indexes), `warm_ms`/`warm_cpu_ms` (`ShardStore.warmUp` to the end
+ * on the reopened store), `recall_p50_us_1m_reopened_warmed` and `recall_p50_us_1m_reopened` (the first 1500
+ * recalls after reopening, with and without warming; measured alone), the synced load rate, and the machine's `load_average`.
  * `--quick` runs fewer queries but still reaches 1M facts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -36,6 +38,8 @@ const GROUP = 16;
 // Queries per side in the alternated phase; p50 of a few hundred moved ±50% between runs on the shared machine.
 const QUERIES = QUICK ? 1500 : 3000;
 const GROWTH_QUERIES = QUICK ? 500 : 1000;
+/** Queries timed on the reopened large store, warmed and not: its first ones, where first-use reads fall. */
+const REOPEN_QUERIES = 1500;
 
 const label = (n: number): string => (n >= 1_000_000 ? `${n / 1_000_000}m` : `${n / 1000}k`);
 const nowAt = (facts: number): number => T0 + facts * 50;
@@ -180,7 +184,26 @@ try {
   const reopened = openShardStore({ path: largeDir, domain: 'bench', predicates: onePredicates, durability: 'none' });
   summary['open_ms'] = Math.round(performance.now() - openStarted);
   summary['open_facts'] = reopened.stats().facts;
+  // A reopened store (a restart, a failover) reads each query word's and subject's merged postings on first use
+  // unless `warmUp` has: recall just after opening, warmed (as the shard host does, in slices) and not. Measured
+  // alone, one store after the other, so drift on the machine is not cancelled as in the alternated phase.
+  const warmStarted = performance.now();
+  const warmCpu = process.cpuUsage();
+  while (reopened.warmUp(performance.now() + 4));
+  const warmUsed = process.cpuUsage(warmCpu);
+  summary['warm_ms'] = Math.round(performance.now() - warmStarted);
+  summary['warm_cpu_ms'] = Math.round((warmUsed.user + warmUsed.system) / 1000);
+  const afterOpen = (store: ShardStore): number => {
+    const t: Timings = { wallUs: [], cpuUs: [], hits: 0 };
+    const reopenQueries = new Workload(11);
+    for (let i = 0; i < REOPEN_QUERIES; i++) timeRecall(store, { ...reopenQueries.query(0), now: nowAt(LARGE) }, t);
+    return summarize(t, REOPEN_QUERIES).p50;
+  };
+  summary[`recall_p50_us_${label(LARGE)}_reopened_warmed`] = afterOpen(reopened);
   await reopened.close();
+  const unwarmed = openShardStore({ path: largeDir, domain: 'bench', predicates: onePredicates, durability: 'none' });
+  summary[`recall_p50_us_${label(LARGE)}_reopened`] = afterOpen(unwarmed);
+  await unwarmed.close();
 
   // The same load as grouped log messages (group commit: GROUP client writes to a message): the store applies each
   // inner entry at its own position, so the work per fact is the same; measured on the first facts of the workload.
