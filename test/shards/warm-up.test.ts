@@ -9,6 +9,8 @@ import * as assert from 'uvu/assert';
 import { openShardStore, SEGMENT_SEQS, tokenize, type LogEntry, type RecallQuery, type ShardStore } from '../../shards/index.ts';
 import type { PostingIndex } from '../../shards/postings.ts';
 import type { MergedPostingsCache } from '../../shards/merged-postings.ts';
+import { readFactTexts } from '../../shards/recall.ts';
+import type { Tables } from '../../shards/tables.ts';
 import { prng, T0, tempDir } from './helpers.ts';
 
 const WORDS = Array.from({ length: 24 }, (_, i) => `word${String.fromCharCode(97 + i)}x`);
@@ -85,10 +87,10 @@ test('a reopened store, warmed, holds every word and subject in memory and answe
     assert.ok(slices >= 1);
     for (const t of terms) assert.ok(merged.get(t, mergedTop) !== undefined, `${t} is decoded after warming`);
     // Every page of facts older than this process has its words filed.
-    const words = postings.words as unknown as { pages: ({ filled: boolean } | undefined)[]; completeFrom: number };
+    const words = postings.words as unknown as { pages: ({ filledTo: number } | undefined)[]; completeFrom: number };
     const olderPages = Math.ceil(words.completeFrom / 4096);
     assert.ok(olderPages > 10, 'facts older than the process span many pages');
-    for (let p = 0; p < olderPages; p++) assert.ok(words.pages[p]?.filled, `page ${p} of fact words is filled`);
+    for (let p = 0; p < olderPages; p++) assert.ok((words.pages[p]?.filledTo ?? 0) >= Math.min((p + 1) * 4096, words.completeFrom), `page ${p} of fact words is filled`);
 
     assert.equal(answers(store), before, 'the same answers once warmed');
     assert.is(store.warmUp(performance.now() + 50), false, 'nothing left to warm');
@@ -98,6 +100,15 @@ test('a reopened store, warmed, holds every word and subject in memory and answe
     // Unwarmed, the same answers too (the first-use reads the warming stands in for).
     store = openShardStore({ path: dir.path, domain: 't', durability: 'none' });
     assert.equal(answers(store), before, 'the same answers unwarmed');
+    await store.close();
+
+    // A page of fact words part-filled ahead (a quarter at a time), the rest by a recall's first use: the same answers.
+    store = openShardStore({ path: dir.path, domain: 't', durability: 'none' });
+    const reader = (store as unknown as { readerTables: Tables }).readerTables;
+    const partWords = internals(store).postings.words;
+    assert.ok(partWords.fillNext((from, to, add) => readFactTexts(reader, 't', from, to, add)));
+    assert.is((partWords as unknown as { pages: ({ filledTo: number } | undefined)[] }).pages[0]?.filledTo, 1024);
+    assert.equal(answers(store), before, 'the same answers with a page part-filled');
   } finally {
     await store?.close();
     dir.remove();
