@@ -102,12 +102,12 @@ test('a reopened store, warmed, holds every word and subject in memory and answe
     assert.equal(answers(store), before, 'the same answers unwarmed');
     await store.close();
 
-    // A page of fact words part-filled ahead (a quarter at a time), the rest by a recall's first use: the same answers.
+    // A page of fact words part-filled ahead (an eighth at a time), the rest by a recall's first use: the same answers.
     store = openShardStore({ path: dir.path, domain: 't', durability: 'none' });
     const reader = (store as unknown as { readerTables: Tables }).readerTables;
     const partWords = internals(store).postings.words;
     assert.ok(partWords.fillNext((from, to, add) => readFactTexts(reader, 't', from, to, add)));
-    assert.is((partWords as unknown as { pages: ({ filledTo: number } | undefined)[] }).pages[0]?.filledTo, 1024);
+    assert.is((partWords as unknown as { pages: ({ filledTo: number } | undefined)[] }).pages[0]?.filledTo, 512);
     assert.equal(answers(store), before, 'the same answers with a page part-filled');
   } finally {
     await store?.close();
