@@ -285,6 +285,12 @@ export function readIdentityFields(bytes: Uint8Array, out: IdentityFields): Iden
   return out;
 }
 
+/** A fact's text from its bytes, without decoding the rest (`decodeFact(bytes).text`). */
+export function readFactText(bytes: Uint8Array): string {
+  const b = asBuffer(bytes);
+  return b.utf8Slice(STRINGS + 2, STRINGS + 2 + b.readUInt16LE(STRINGS));
+}
+
 /** The creating sequence stored in a fact's bytes. */
 export function factSeqOf(bytes: Uint8Array): number {
   return asBuffer(bytes).readDoubleLE(SEQ);

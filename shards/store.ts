@@ -407,7 +407,7 @@ export class LmdbShardStore implements ShardStore {
         continue;
       }
       if (w.phase === WARM_FACT_WORDS) {
-        if (!this.postings.words.fillNext((from, to, add) => readFactTexts(this.readerTables, this.domain, from, to, add))) w.phase = WARM_DONE;
+        if (!this.postings.words.fillNext((from, to, add) => readFactTexts(this.readerTables, from, to, add))) w.phase = WARM_DONE;
         continue;
       }
       let keys = 0;

@@ -3,6 +3,7 @@
  * absent, the header numbers recall peeks match, and the record length is found inside a longer reused buffer.
  */
 import { test } from 'uvu';
+import { readFactText } from '../../shards/fact-codec.ts';
 import * as assert from 'uvu/assert';
 import { decodeFact, encodeFact, factByteLength, factIdFor, peekFact, readIdentityFields, type Fact, type FactNumbers, type IdentityFields } from '../../shards/index.ts';
 
@@ -54,6 +55,14 @@ test('the numbers recall peeks and the record length, read inside a longer buffe
       invalidatedAt: f.invalidatedAt,
       reinforcedAt: f.reinforcedAt,
     });
+  }
+});
+
+test('the text alone, as decoding gives it (filling fact words reads only that)', () => {
+  for (const f of variants) {
+    const bytes = Buffer.from(encodeFact(f));
+    assert.is(readFactText(bytes), decodeFact(bytes, f.domain).text);
+    assert.is(readFactText(bytes), f.text);
   }
 });
 

@@ -106,7 +106,7 @@ test('a reopened store, warmed, holds every word and subject in memory and answe
     store = openShardStore({ path: dir.path, domain: 't', durability: 'none' });
     const reader = (store as unknown as { readerTables: Tables }).readerTables;
     const partWords = internals(store).postings.words;
-    assert.ok(partWords.fillNext((from, to, add) => readFactTexts(reader, 't', from, to, add)));
+    assert.ok(partWords.fillNext((from, to, add) => readFactTexts(reader, from, to, add)));
     assert.is((partWords as unknown as { pages: ({ filledTo: number } | undefined)[] }).pages[0]?.filledTo, 512);
     assert.equal(answers(store), before, 'the same answers with a page part-filled');
   } finally {
