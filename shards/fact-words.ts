@@ -18,7 +18,8 @@
  * (and TLB) miss for its offset and another for its entry; one slot is one miss.
  *
  * Filled as facts are indexed (`PostingIndex.addFact`: the load path, the open segment at open); facts indexed before
- * this process opened the store are filled a page at a time from their records on first use (`fillPage`). Derived
+ * this process opened the store are filled a page at a time from their records on first use (`fillPage`), or ahead
+ * of use, 512 facts a step, by a reopened store's warming (`fillNext`, `warm-up.ts`). Derived
  * data: never stored, dropped whenever the open segment is rebuilt (at open, after a failed batch).
  */
 import { FactTerms } from './fact-terms.ts';

@@ -17,7 +17,8 @@
  * since the store had none (`complete`: a store loaded in this process), it holds every word and subject term (what
  * free-text and subject-filtered recalls ask for) that has merged postings, and one it lacks has none. Otherwise (a
  * store reopened with merged segments, or after the entries passed MAX_BYTES and were dropped), and for other terms,
- * a term is read from the blocks on first use and kept.
+ * a term is read from the blocks on first use and kept — or ahead of use, by a reopened store's warming
+ * (`warm-up.ts`, `PostingIndex.warmMerged`).
  *
  * Entries are derived data, never stored: invalidated for a term on forget, all dropped on a failed batch and at open.
  */
@@ -77,8 +78,9 @@ export class MergedPostingsCache {
   }
 
   /**
-   * Whether warming (`PostingIndex.warmMerged`) may add entries: up to half the memory budget, so that what queries
-   * ask for later still fits without dropping every entry.
+   * Whether warming (`PostingIndex.warmMerged`) may add entries: up to half the memory budget. The rest is for what
+   * queries ask for later (subject and predicate lists, words not warmed) and for warmed entries growing as later
+   * merges extend them toward MERGED_CACHE_POSTINGS: past MAX_BYTES every entry is dropped.
    */
   roomToWarm(): boolean {
     return this.bytes < MAX_BYTES / 2;

@@ -45,7 +45,7 @@ import { termParts } from './records.ts';
 import { bucketOf, bucketWithout, BUCKET_KEY_BYTES, findInBucket, LARGE, LARGE_KEY_BYTES, readU32, writeBucketKey, writeLargeKey, writeU32, type BucketHit } from './block-layout.ts';
 import { SegmentPostings, type Posting, type PostingVisitor, type SegmentBlocks, type SegmentSize } from './segment.ts';
 import { hashTerm, TERM_HASH } from './term-table.ts';
-import { MERGED_CACHE_POSTINGS, MergedPostingsCache, type MergedVisitor } from './merged-postings.ts';
+import { MERGED_CACHE_POSTINGS, MergedPostingsCache, type MergedPostings, type MergedVisitor } from './merged-postings.ts';
 import { FactWords } from './fact-words.ts';
 
 export type { Posting } from './segment.ts';
@@ -57,6 +57,8 @@ export type { Posting } from './segment.ts';
  * up to 65536 facts (~0.5 s), and it and the segment being merged are held in memory.
  */
 export const SEGMENT_SEQS = 65536;
+/** df records `warmWords` reads per range. */
+const WARM_RANGE = 64;
 /** Sequences of a new segment over which the previous one is merged into LMDB. */
 export const MERGE_SPAN = 2048;
 /** `mergedTerms` when no merge is under way. */
@@ -286,15 +288,10 @@ export class PostingIndex {
     // more than an entry holds, the decoded entry answers (`merged-postings.ts`); a term being forgotten in a batch
     // not yet committed is read from the reader's own snapshot.
     const mergedTop = (sealed?.segment ?? this.open.segment) - 1;
-    if (cap - n <= MERGED_CACHE_POSTINGS && segmentOf(maxSeq + 1) > mergedTop && this.uncommittedMerges.length === 0 && !this.removing.has(term)) {
+    if (cap - n <= MERGED_CACHE_POSTINGS && segmentOf(maxSeq + 1) > mergedTop && this.mergedUsable(term)) {
       if (mergedTop < 0) return n;
-      let entry = this.merged.get(term, mergedTop);
-      if (entry === undefined) {
-        if (this.merged.lacks(term)) return n;
-        this.merged.begin();
-        this.readBlocks(term, mergedTop, MERGED_CACHE_POSTINGS, 0, Number.MAX_SAFE_INTEGER, undefined, this.merged.collect);
-        entry = this.merged.finish(term, mergedTop);
-      }
+      const entry = this.mergedEntry(term, mergedTop);
+      if (entry === undefined) return n;
       const postings = entry.postings;
       const end = Math.min(entry.count, cap - n);
       if (visitMerged !== undefined) {
@@ -313,19 +310,54 @@ export class PostingIndex {
   }
 
   /**
-   * Reads `term`'s merged postings into the decoded entries now, exactly as a recall's first use of it would (the
-   * same read, under the same conditions, giving the same entry), so a reopened store's first queries find it there.
+   * Whether the decoded entries may answer for `term` now: no finished merge awaits its commit (`merged` takes it in
+   * then) and no batch in flight has rewritten the term's blocks (forget). A reader must also see every merged segment.
+   */
+  private mergedUsable(term: string): boolean {
+    return this.uncommittedMerges.length === 0 && !this.removing.has(term);
+  }
+
+  /** `term`'s decoded entry for the merged segments up to `mergedTop`, read from the blocks on first use; undefined when it certainly has none. */
+  private mergedEntry(term: string, mergedTop: number): MergedPostings | undefined {
+    const entry = this.merged.get(term, mergedTop);
+    if (entry !== undefined) return entry;
+    if (this.merged.lacks(term)) return undefined;
+    this.merged.begin();
+    this.readBlocks(term, mergedTop, MERGED_CACHE_POSTINGS, 0, Number.MAX_SAFE_INTEGER, undefined, this.merged.collect);
+    return this.merged.finish(term, mergedTop);
+  }
+
+  /**
+   * Reads `term`'s merged postings into the decoded entries now, as a recall's first use of it would (`forNewest`:
+   * the same read under the same conditions, so the same entry), so a reopened store's first queries find it there.
    * False once the entries have no room left to warm (`MergedPostingsCache.roomToWarm`).
    */
   warmMerged(term: string): boolean {
     if (!this.merged.roomToWarm()) return false;
     const mergedTop = (this.sealed?.postings.segment ?? this.open.segment) - 1;
-    if (mergedTop < 0 || this.uncommittedMerges.length > 0 || this.removing.has(term)) return true;
-    if (this.merged.get(term, mergedTop) !== undefined || this.merged.lacks(term)) return true;
-    this.merged.begin();
-    this.readBlocks(term, mergedTop, MERGED_CACHE_POSTINGS, 0, Number.MAX_SAFE_INTEGER, undefined, this.merged.collect);
-    this.merged.finish(term, mergedTop);
+    if (mergedTop >= 0 && this.mergedUsable(term)) this.mergedEntry(term, mergedTop);
     return true;
+  }
+
+  /**
+   * Warms (`warmMerged`) the words of the df table in key order after `after`, either those whose df reaches a
+   * query's per-word cap (`common`: every free-text query brings some) or the others, until `until` (a
+   * `performance.now()` time). Returns where to go on from, whether the table is through, and whether the entries
+   * ran out of room.
+   */
+  warmWords(common: boolean, after: string | undefined, until: number): { after: string | undefined; done: boolean; full: boolean } {
+    let keys = 0;
+    // A short range: it reads on past the end of the slice.
+    for (const { key, value } of this.dfTable.getRange({ start: after, limit: WARM_RANGE })) {
+      keys++;
+      if (key === after) continue;
+      after = key;
+      // A df record starts with the word's document frequency (see `storedDf`).
+      if ((readU32(value, 0) >= MERGED_CACHE_POSTINGS) !== common) continue;
+      if (!this.warmMerged(key)) return { after, done: false, full: true };
+      if (performance.now() >= until) return { after, done: false, full: false };
+    }
+    return { after, done: keys < WARM_RANGE, full: false };
   }
 
   /** Visits `term`'s postings in the blocks of segments `top` down to 0 (but `skip`), newest first, while `n` < `cap`. */

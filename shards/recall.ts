@@ -202,7 +202,7 @@ function scoreByWords(ctx: RecallContext, q: RecallQuery, s: Scoring): void {
     hashes: words.map((w) => wordHash(wordIdentity(w))),
     weights,
     loose: loose * (1 + 1e-9),
-    readTexts: (from, to, add) => readTexts(ctx, from, to, add),
+    readTexts: (from, to, add) => readFactTexts(ctx.t, from, to, add),
   };
   const pending: Pending[] = [];
   // Each candidate's numbers and words are a cache miss at 1M facts: loaded together first, they are waited for once.
@@ -333,11 +333,6 @@ function relevanceBound(ctx: RecallContext, seq: number, b: QueryWords, bm25With
 }
 
 /** The texts of the facts created in [from, to), for `fact-words.ts` to file what was indexed before this process. */
-function readTexts(ctx: RecallContext, from: number, to: number, add: (seq: number, text: string) => void): void {
-  readFactTexts(ctx.t, from, to, add);
-}
-
-/** `readTexts` from the reader tables alone (`ShardStore.warmUp`). */
 export function readFactTexts(t: Tables, from: number, to: number, add: (seq: number, text: string) => void): void {
   // Only the text: decoding whole facts was a third of filling fact words at open's pace.
   for (const { key, value } of t.facts.getRange({ start: from, end: to })) add(key, readFactText(value));

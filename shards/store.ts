@@ -33,9 +33,8 @@ import { readFactTexts, recallFacts } from './recall.ts';
 import { decodeFact, readIdentityFields, type IdentityFields } from './fact-codec.ts';
 import { FactTerms } from './fact-terms.ts';
 import { factSeqIn } from './ids.ts';
-import { identityHash, subjectPredicateHash, subjectTerm } from './records.ts';
-import { MERGED_CACHE_POSTINGS } from './merged-postings.ts';
-import { readU32 } from './block-layout.ts';
+import { identityHash, subjectPredicateHash } from './records.ts';
+import { StoreWarmer } from './warm-up.ts';
 import { FORMAT, openTables, TABLE_NAMES, type Table, type Tables } from './tables.ts';
 import type {
   ApplyBatchOptions,
@@ -79,10 +78,8 @@ export class LmdbShardStore implements ShardStore {
   /** `resolveEntity` for recall's context, made once (a closure per recall also costs tsx's naming of it). */
   private readonly resolveForRecall = (idOrAlias: string): string => this.resolveEntity(idOrAlias);
   private closed: Promise<void> | undefined;
-  /** How far `warmUp` has got: its phase, and the last key of that phase's table it warmed. */
-  private readonly warming: { phase: number; after: string | undefined; subject: number } = { phase: WARM_COMMON_WORDS, after: undefined, subject: 0 };
-  /** The active facts' subjects when the store opened (`warmUp`); dropped once warmed. */
-  private subjectsToWarm: string[] = [];
+  /** `warmUp`'s progress (`warm-up.ts`). */
+  private readonly warmer: StoreWarmer;
 
   constructor(options: ShardStoreOptions) {
     this.options = resolveOptions(options);
@@ -97,7 +94,10 @@ export class LmdbShardStore implements ShardStore {
     this.readerTables = { ...this.t, facts: this.changes.reads() };
     this.committed = this.readState();
     this.applier = new Applier(this.t, this.postings, this.indexes, this.ops, this.facts, this.changes, this.options, { ...this.committed });
-    this.rebuildDerived();
+    // The subjects of the active facts, gathered while the write indexes are rebuilt, for warming (`warm-up.ts`).
+    const subjects = new Set<string>();
+    this.rebuildDerived(subjects);
+    this.warmer = new StoreWarmer(this.postings, (from, to, add) => readFactTexts(this.readerTables, from, to, add), [...subjects]);
   }
 
   /** A store written with another layout cannot be read correctly: refuse it (the log rebuilds a replica). */
@@ -111,11 +111,11 @@ export class LmdbShardStore implements ShardStore {
   }
 
   /** What lives in memory and is derived from the stored records: the open index segment, the write and op indexes. */
-  private rebuildDerived(): void {
+  private rebuildDerived(subjects?: Set<string>): void {
     this.facts.reset();
     this.changes.rebuild();
     this.rebuildOpenSegment();
-    this.rebuildWriteIndexes();
+    this.rebuildWriteIndexes(subjects);
     this.ops.rebuild();
   }
 
@@ -123,8 +123,9 @@ export class LmdbShardStore implements ShardStore {
    * The write indexes from every active fact, and every fact's scoring numbers: one pass over the facts at open
    * (a few seconds per million facts on these machines, see docs/decisions.md). A `one` predicate's active value is
    * its (subject, predicate)'s only active fact, so the same specs give the same index a replica that never restarted holds.
+   * At open, also gathers the active facts' subjects into `subjects` (for warming).
    */
-  private rebuildWriteIndexes(): void {
+  private rebuildWriteIndexes(subjects: Set<string> | undefined): void {
     const { identities, activeValues, activeRecords, scores } = this.indexes;
     identities.clear();
     activeValues.clear();
@@ -132,13 +133,12 @@ export class LmdbShardStore implements ShardStore {
     scores.clear();
     const predicates = this.options.predicates;
     const fields: IdentityFields = { active: false, subject: undefined, predicate: undefined, object: undefined, objectIsEntity: false, text: '' };
-    const subjects = new Set<string>();
     for (const [key, value] of this.facts.entries()) {
       const bytes = this.changes.current(key, value);
       scores.set(key, bytes);
       const f = readIdentityFields(bytes, fields);
       if (!f.active) continue;
-      if (f.subject !== undefined) subjects.add(f.subject);
+      if (subjects !== undefined && f.subject !== undefined) subjects.add(f.subject);
       const object: FactObject | undefined = f.object === undefined ? undefined : f.objectIsEntity ? { entity: f.object } : f.object;
       identities.add(identityHash(f.subject, f.predicate, object, f.text), key);
       if (f.subject === undefined || f.predicate === undefined) continue;
@@ -149,8 +149,6 @@ export class LmdbShardStore implements ShardStore {
         activeRecords.keep(key, bytes);
       }
     }
-    // The subjects `warmUp` reads as subject filters (not every subject is an entity record).
-    this.subjectsToWarm = [...subjects];
   }
 
   get appliedSeq(): number {
@@ -261,6 +259,8 @@ export class LmdbShardStore implements ShardStore {
       this.committed = this.readState();
       this.applier = new Applier(this.t, this.postings, this.indexes, this.ops, this.facts, this.changes, this.options, { ...this.committed });
       this.rebuildDerived();
+      // That dropped what warming had read: it starts over on the next `warmUp`.
+      this.warmer.restart();
       throw err;
     }
     this.committed = { ...state };
@@ -388,53 +388,8 @@ export class LmdbShardStore implements ShardStore {
     };
   }
 
-  /**
-   * Warms in this order, most queries' needs first: words whose postings fill a query's per-word cap (the common
-   * ones, every free-text query's), then every active fact's subject as a subject filter, then the other words, then
-   * the fact words of facts older than this process. Each step is what a recall's first use of the term or fact would do.
-   */
   warmUp(until: number): boolean {
-    if (this.closed !== undefined) return false;
-    const w = this.warming;
-    while (w.phase !== WARM_DONE) {
-      if (performance.now() >= until) return true;
-      if (w.phase === WARM_SUBJECTS) {
-        const subject = this.subjectsToWarm[w.subject++];
-        if (subject === undefined) {
-          this.subjectsToWarm = [];
-          w.phase = WARM_OTHER_WORDS;
-        } else if (!this.postings.warmMerged(subjectTerm(subject))) w.phase = WARM_FACT_WORDS;
-        continue;
-      }
-      if (w.phase === WARM_FACT_WORDS) {
-        if (!this.postings.words.fillNext((from, to, add) => readFactTexts(this.readerTables, from, to, add))) w.phase = WARM_DONE;
-        continue;
-      }
-      let keys = 0;
-      let full = false;
-      for (const { key, value } of this.t.df.getRange({ start: w.after, limit: WARM_KEYS })) {
-        keys++;
-        const name = key as string;
-        if (name === w.after) continue;
-        w.after = name;
-        // A word's df record: its document frequency first (`postings.ts`).
-        const common = readU32(value as Buffer, 0) >= MERGED_CACHE_POSTINGS;
-        if (common !== (w.phase === WARM_COMMON_WORDS)) continue;
-        if (!this.postings.warmMerged(name)) {
-          // The decoded postings have no more room to warm: the fact words are still worth filling.
-          full = true;
-          break;
-        }
-        if (performance.now() >= until) return true;
-      }
-      if (full) {
-        w.phase = WARM_FACT_WORDS;
-      } else if (keys < WARM_KEYS) {
-        w.phase = w.phase === WARM_COMMON_WORDS ? WARM_SUBJECTS : WARM_FACT_WORDS;
-        w.after = undefined;
-      }
-    }
-    return false;
+    return this.closed === undefined && this.warmer.warm(until);
   }
 
   close(): Promise<void> {
@@ -448,15 +403,6 @@ function dataBytes(dir: string): number {
   for (const name of readdirSync(dir)) total += statSync(join(dir, name)).size;
   return total;
 }
-
-/** `warmUp`'s phases, in order. */
-const WARM_COMMON_WORDS = 0;
-const WARM_SUBJECTS = 1;
-const WARM_OTHER_WORDS = 2;
-const WARM_FACT_WORDS = 3;
-const WARM_DONE = 4;
-/** Keys read from a table per range (a range reads on past where a time slice ends: kept short). */
-const WARM_KEYS = 64;
 
 /** Opens (creating if needed) the shard store at `options.path`. Throws `ShardValidationError` on bad options, `StoreFormatError` for a store of another layout. */
 export function openShardStore(options: ShardStoreOptions): ShardStore {

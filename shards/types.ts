@@ -343,11 +343,12 @@ export interface ShardStore {
   resultOf(opId: string): ApplyResult | undefined;
   recall(q: RecallQuery): RecallResult;
   /**
-   * Does, until `until` (a `performance.now()` time), work a reopened store's first recalls would otherwise do as
-   * they go: each word's and subject's postings in the merged index segments read into memory, the words of facts
-   * older than this process filed. Until then a 1M-fact store reopened (a restart, a failover) answered its first
-   * thousands of recalls ~2× slower than one that had been serving. True while some is left: call again later (the
-   * shard host does, between requests). Changes nothing stored and no answer.
+   * Does, until `until` (a `performance.now()` time), reads a reopened store's first recalls would otherwise do on
+   * first use: common words' merged postings decoded into memory, then subjects' and other words' (up to half the
+   * decoded postings' budget), then the words of facts older than this process. Unwarmed, a 1M-fact store reopened
+   * (a restart, a failover) answered its first 1500 recalls at p50 88–95 µs against 67–68 warmed, mean 154–177
+   * against 87–91. True while some is left: call again later (the shard host does, between requests). Changes
+   * nothing stored and no answer. After a failed batch, which drops what was read, it starts over.
    */
   warmUp(until: number): boolean;
   getFact(id: string): Fact | undefined;

@@ -1,12 +1,12 @@
 /**
  * `ShardStore.warmUp`: a reopened store does ahead of time what its first recalls would do on first use (each word's
  * and subject's merged postings decoded into memory, the words of facts older than the process filed). It must end,
- * give up its slice on time, fill what it says it fills, and change no answer — also while batches that merge
- * segments are applied between its slices.
+ * stop when its slice is up and go on from there, fill what it says it fills, and change no answer — also while
+ * batches that merge segments and forget facts commit between and during its slices.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openShardStore, SEGMENT_SEQS, tokenize, type LogEntry, type RecallQuery, type ShardStore } from '../../shards/index.ts';
+import { factIdFor, openShardStore, SEGMENT_SEQS, tokenize, type LogEntry, type RecallQuery, type ShardStore } from '../../shards/index.ts';
 import type { PostingIndex } from '../../shards/postings.ts';
 import type { MergedPostingsCache } from '../../shards/merged-postings.ts';
 import { readFactTexts } from '../../shards/recall.ts';
@@ -79,12 +79,12 @@ test('a reopened store, warmed, holds every word and subject in memory and answe
     assert.ok(mergedTop >= 2, 'the store has merged segments');
     const terms = [...WORDS.map((w) => `w:${tokenize(w)[0]!}`), ...Array.from({ length: SUBJECTS }, (_, s) => `s:person-${s}`)];
     assert.ok(terms.every((t) => merged.get(t, mergedTop) === undefined), 'nothing is decoded before warming');
-    // A slice whose time is already up does nothing and says work is left.
+    // A slice whose time is already up still takes one step (so warming ends however short its slices): one word.
     assert.is(store.warmUp(performance.now() - 1), true);
-    assert.ok(terms.every((t) => merged.get(t, mergedTop) === undefined), 'a slice out of time did nothing');
+    assert.is((merged as unknown as { entries: Map<string, unknown> }).entries.size, 1, 'a slice out of time took one step');
 
-    const slices = warmFully(store);
-    assert.ok(slices >= 1);
+    // Slices far too short for the work: it stops part-way through and goes on where it stopped.
+    assert.ok(warmFully(store, 0.01) > 1, 'warming took more than one slice');
     for (const t of terms) assert.ok(merged.get(t, mergedTop) !== undefined, `${t} is decoded after warming`);
     // Every page of facts older than this process has its words filed.
     const words = postings.words as unknown as { pages: ({ filledTo: number } | undefined)[]; completeFrom: number };
@@ -115,34 +115,58 @@ test('a reopened store, warmed, holds every word and subject in memory and answe
   }
 });
 
-test('warming between batches that merge segments changes no answer', async () => {
+test('warming while batches that merge segments and forget facts commit changes no answer', async () => {
   const dirs = [tempDir(), tempDir()];
   const stores: ShardStore[] = [];
+  const open = (dir: { path: string }): ShardStore => {
+    // The default durability: a batch commits asynchronously, so warming and recall run while it is in flight.
+    const store = openShardStore({ path: dir.path, domain: 't' });
+    stores.push(store);
+    return store;
+  };
+  const close = async (store: ShardStore): Promise<void> => {
+    stores.splice(stores.indexOf(store), 1);
+    await store.close();
+  };
   try {
     const first = facts(1, FACTS, STEP, 41);
-    const lastSeq = first.at(-1)!.seq;
-    // Past the open segment and the next: each of these batches crosses a segment boundary, so merges run and commit.
-    const later = facts(lastSeq + 1, 600, Math.ceil((2.2 * SEGMENT_SEQS) / 600), 77);
-    const batches = [later.slice(0, 200), later.slice(200, 400), later.slice(400)];
+    let seq = first.at(-1)!.seq;
+    const forget = (i: number): { seq: number; entry: LogEntry } => ({
+      seq: ++seq,
+      entry: { v: 1, op: 'forget', opId: `f-${i}`, recordedAt: T0 + seq * 1000, source, factId: factIdFor('t', first[i]!.seq) },
+    });
+    // Each batch forgets facts in merged segments (their blocks are rewritten) and crosses a segment boundary.
+    const batches: { seq: number; entry: LogEntry }[][] = [];
+    for (let k = 0; k < 6; k++) {
+      const batch = [forget(k * 37), forget(k * 37 + 5)];
+      const more = facts(seq + 1, 100, Math.ceil((0.7 * SEGMENT_SEQS) / 100), 77 + k);
+      seq = more.at(-1)!.seq;
+      batch.push(...more, forget(k * 37 + 11));
+      batches.push(batch);
+    }
 
     // The reference: the whole log applied by one process that never closed its store.
-    const reference = openShardStore({ path: dirs[0]!.path, domain: 't', durability: 'none' });
-    stores.push(reference);
+    const reference = open(dirs[0]!);
     await reference.applyBatch(first);
     for (const b of batches) await reference.applyBatch(b);
 
-    let store = openShardStore({ path: dirs[1]!.path, domain: 't', durability: 'none' });
+    let store = open(dirs[1]!);
     await store.applyBatch(first);
-    await store.close();
-    store = openShardStore({ path: dirs[1]!.path, domain: 't', durability: 'none' });
-    stores.push(store);
+    await close(store);
+    store = open(dirs[1]!);
+    let inFlight = 0;
     for (const b of batches) {
-      // A slice before the batch, one while its commit is in flight, then the batch lands.
-      store.warmUp(performance.now() + 1);
-      const applying = store.applyBatch(b);
-      store.warmUp(performance.now() + 1);
+      let settled = false;
+      const applying = store.applyBatch(b).finally(() => (settled = true));
+      // Warm slices and recalls until the batch has committed, yielding to let it.
+      while (!settled) {
+        if (store.warmUp(performance.now() + 0.2)) inFlight++;
+        store.recall({ query: 'wordax wordbx', now: NOW });
+        await new Promise((r) => setImmediate(r));
+      }
       await applying;
     }
+    assert.ok(inFlight > 0, 'warming ran while batches were in flight');
     warmFully(store);
     assert.equal(answers(store), answers(reference));
     assert.is(store.digest(), reference.digest(), 'warming wrote nothing');
