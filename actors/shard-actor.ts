@@ -32,6 +32,7 @@ import { FreshnessTracker } from './freshness.ts';
 import { HeartbeatMonitor } from './heartbeat.ts';
 import { shardMachine, type ShardEvent, type ShardRuntime, type ShardState } from './shard-machine.ts';
 import { WritePipeline } from './write-pipeline.ts';
+import { warmInTurn } from './store-warming.ts';
 import { publishChanges } from './change-feed.ts';
 import { entriesOf, entryHash } from './log-codec.ts';
 import { bodyLevel, LOG_LEVEL, NeedsUpgradeError, upgradeRequired } from './log-level.ts';
@@ -142,8 +143,6 @@ export interface ShardStatus {
 }
 
 const RETRY_MIN_MS = 100;
-/** The longest a slice of warming a reopened store's caches holds the event loop (`warmStore`). */
-const WARM_SLICE_MS = 4;
 /** Longest wait for the leader's subscription to drain when it stops serving. */
 const INTAKE_DRAIN_MAX_MS = 2_000;
 const RETRY_MAX_MS = 2_000;
@@ -499,28 +498,20 @@ export class ShardActor implements ShardRuntime {
   }
 
   /**
-   * Warms the just-opened store's read caches a slice at a time between other work (`ShardStore.warmUp`): reopened
-   * after a restart, a failover or a snapshot install, a 1M-fact store otherwise answered its first thousands of
-   * recalls ~2× slower, each query word and subject read from the index blocks on first use (docs/decisions.md §48).
-   * A slice holds the event loop for at most WARM_SLICE_MS; requests and the log are served between slices.
+   * Warms the just-opened store's read caches a slice at a time between other work (`ShardStore.warmUp`, queued
+   * with every other store of this process: `store-warming.ts`): reopened after a restart, a failover or a snapshot
+   * install, a 1M-fact store otherwise answered its first recalls slower while each query word and subject was read
+   * from the index blocks on first use (docs/decisions.md §48).
    */
   private warmStore(store: ShardStore): void {
-    const started = performance.now();
-    let slices = 0;
-    const step = (): void => {
-      if (this.store !== store) return;
-      let more: boolean;
-      try {
-        more = store.warmUp(performance.now() + WARM_SLICE_MS);
-      } catch (err) {
-        this.log(`warming the store stopped: ${(err as Error)?.message ?? String(err)}`);
-        return;
-      }
-      slices++;
-      if (more) setImmediate(step).unref();
-      else if (slices > 1) this.log(`store warmed in ${Math.round(performance.now() - started)} ms (${slices} slices)`);
-    };
-    setImmediate(step).unref();
+    warmInTurn({
+      store,
+      wanted: () => this.store === store && !this.abort.signal.aborted,
+      ended: (ms, slices) => {
+        if (slices > 1) this.log(`warming the store ended after ${Math.round(ms)} ms of slices (${slices})`);
+      },
+      failed: (err) => this.log(`warming the store stopped: ${(err as Error)?.message ?? String(err)}`),
+    });
   }
 
   /** Whether the log was compacted, asked until JetStream answers (false when stopping). */
