@@ -11,7 +11,8 @@
  *
  * Most queries' needs first:
  * 1. words whose df reaches a query's per-word cap (common words, which every free-text query brings);
- * 2. the subjects of the active facts when the store opened (subject filters; not every subject is an entity record);
+ * 2. the subjects of the newest active facts when the store opened (the last 2 × SEGMENT_SEQS positions: subject
+ *    filters ask mostly for what is recent, and not every subject is an entity record);
  * 3. the other words, in key order;
  * 4. the words of the facts older than this process, 512 facts a step.
  * The first three stop once the decoded entries fill half their budget (`MergedPostingsCache.roomToWarm`). Each
@@ -30,7 +31,7 @@ export class StoreWarmer {
   /** The next of `subjects` to warm. */
   private subject = 0;
 
-  /** `subjects`: the active facts' subjects when the store opened; dropped once the subjects phase is past. */
+  /** `subjects`: the newest active facts' subjects when the store opened; dropped once the subjects phase is past. */
   constructor(
     private readonly postings: PostingIndex,
     private readonly readTexts: PageReader,
