@@ -346,8 +346,8 @@ export interface ShardStore {
    * Does, until `until` (a `performance.now()` time), reads a reopened store's first recalls would otherwise do on
    * first use: common words' merged postings decoded into memory, then subjects' and other words' (up to half the
    * decoded postings' budget), then the words of facts older than this process. Unwarmed, a 1M-fact store reopened
-   * (a restart, a failover) answered its first 1500 recalls at p50 88–95 µs against 67–68 warmed, mean 154–177
-   * against 87–91. True while some is left: call again later (the shard host does, between requests). Changes
+   * (a restart, a failover) answered its first 1500 recalls at a mean of 154–177 µs against 79–118 warmed, p99
+   * 351–1004 against 208–263. Takes one step at least, so it ends however short the slices. True while some is left: call again later (the shard host does, between requests). Changes
    * nothing stored and no answer. After a failed batch, which drops what was read, it starts over.
    */
   warmUp(until: number): boolean;

@@ -6,8 +6,8 @@
  * `complete`) and every fact's words (`fact-words.ts`). One reopened — after a restart, a failover or a snapshot
  * install, when a shard is most in demand — holds neither, and each query word or subject is read from its blocks on
  * first use (~65–150 µs at 1M facts), each page of fact words from its 4096 records (~6 ms). Measured at 1M facts,
- * the first 1500 recalls after reopening: p50 67–68 µs warmed against 88–95 unwarmed, mean 87–91 against 154–177
- * (docs/decisions.md §48).
+ * the first 1500 recalls after reopening: mean 79–118 µs warmed against 154–177 unwarmed, p99 208–263 against
+ * 351–1004 (docs/decisions.md §48).
  *
  * Most queries' needs first:
  * 1. words whose df reaches a query's per-word cap (common words, which every free-text query brings);
