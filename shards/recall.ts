@@ -334,7 +334,7 @@ function relevanceBound(ctx: RecallContext, seq: number, b: QueryWords, bm25With
 
 /** The texts of the facts created in [from, to), for `fact-words.ts` to file what was indexed before this process. */
 export function readFactTexts(t: Tables, from: number, to: number, add: (seq: number, text: string) => void): void {
-  // Only the text: decoding whole facts was a third of filling fact words at open's pace.
+  // Only the text: decoding whole facts was a third of the time a page of fact words took to fill.
   for (const { key, value } of t.facts.getRange({ start: from, end: to })) add(key, readFactText(value));
 }
 
