@@ -16,7 +16,8 @@
  * (from the blocks just written, in memory), so no term is read again. While the cache has followed every merge
  * since the store had none (`complete`: a store loaded in this process), it holds every word and subject term (what
  * free-text and subject-filtered recalls ask for) that has merged postings, and one it lacks has none. Otherwise (a
- * store reopened with merged segments, or after the entries passed MAX_BYTES and were dropped), and for other terms,
+ * store reopened with merged segments, or after words' and subjects' entries alone passed MAX_BYTES and every entry
+ * was dropped — other terms' entries go first, `dropUnnamed`), and for other terms,
  * a term is read from the blocks on first use and kept — or ahead of use, by a reopened store's warming
  * (`warm-up.ts`, `PostingIndex.warmMerged`).
  *
@@ -187,9 +188,12 @@ export class MergedPostingsCache {
     e.postings = postings;
     e.start = start;
     if (this.bytes > MAX_BYTES) {
-      this.reset(false);
-      this.entries.set(term, e);
-      this.bytes = entryBytes(term, count);
+      this.dropUnnamed();
+      if (this.bytes > MAX_BYTES) {
+        this.reset(false);
+        this.entries.set(term, e);
+        this.bytes = entryBytes(term, count);
+      }
     }
   }
 
@@ -203,6 +207,18 @@ export class MergedPostingsCache {
     if (this.complete) this.file(term, { top: STALE, count: 0, postings: NO_POSTINGS, start: 0 });
   }
 
+  /**
+   * Past the budget, the entries of terms other than words and subjects go first (subject-and-predicate lists, object
+   * entities: read on first use, and never taken as absent by `lacks`), so a complete cache stays complete and a
+   * long-serving store does not fall back to reading every query word from its blocks. Only when words and subjects
+   * alone pass the budget does every entry go (`reset(false)`).
+   */
+  private dropUnnamed(): void {
+    this.entries.forEach((e, term) => {
+      if (!isNamedTerm(term)) this.drop(term, e);
+    });
+  }
+
   private drop(term: string, e: MergedPostings): void {
     this.bytes -= entryBytes(term, e.count);
     this.entries.delete(term);
@@ -212,6 +228,7 @@ export class MergedPostingsCache {
     const old = this.entries.get(term);
     if (old !== undefined) this.drop(term, old);
     const size = entryBytes(term, entry.count);
+    if (this.bytes + size > MAX_BYTES) this.dropUnnamed();
     if (this.bytes + size > MAX_BYTES) this.reset(false);
     this.entries.set(term, entry);
     this.bytes += size;
