@@ -18,7 +18,8 @@
  * for reading where the time goes; not part of the ratio), `rss_mb_1m` (before the 10k store opens), `open_ms`
  * (reopening the 1M store rebuilds its in-memory indexes), `warm_ms`/`warm_cpu_ms` (`ShardStore.warmUp` to the end
  * on the reopened store), `recall_{p50,p99,mean}_us_1m_reopened_warmed` and `…_reopened` (the first 1500 recalls
- * after reopening, warmed and not; measured alone, warmed first, each after a full GC — the tail and mean move most), the synced load rate, and the machine's `load_average`.
+ * after reopening, warmed and not; measured alone, warmed first, each after a full GC — the tail and mean move
+ * most), the synced load rate, and the machine's `load_average`.
  * `--quick` runs fewer queries but still reaches 1M facts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
