@@ -140,6 +140,8 @@ export interface ShardStatus {
   readonly replicaLevels?: ReplicaLevelsStatus['replicaLevels'];
   /** Follower: the log level the leader's heartbeats advertise. */
   readonly leaderLogLevel?: number;
+  /** The open store's read caches: being warmed since it opened (`ShardStore.warmUp`), or warm. */
+  readonly warmUp?: 'warming' | 'warm';
 }
 
 const RETRY_MIN_MS = 100;
@@ -156,6 +158,8 @@ export class ShardActor implements ShardRuntime {
   private subscription: Subscription | undefined;
   private intakeDrained: Promise<void> = Promise.resolve();
   private readonly abort = new AbortController();
+  /** `status().warmUp`: set when a store opens, until the next one does (`warmStore`). */
+  private warmState: 'warming' | 'warm' | undefined;
   private readonly tasks = new Set<Promise<unknown>>();
   private readonly waiters = new SeqWaiters(() => this.position);
   private position = 0;
@@ -447,6 +451,7 @@ export class ShardActor implements ShardRuntime {
       logLevel: this.logLevel,
       ...(state === 'leading' && this.replicaLevels ? this.replicaLevels.status() : {}),
       ...(state === 'following' && this.leaderLogLevel !== undefined ? { leaderLogLevel: this.leaderLogLevel } : {}),
+      ...(this.store !== undefined && this.warmState !== undefined ? { warmUp: this.warmState } : {}),
     };
   }
 
@@ -504,13 +509,18 @@ export class ShardActor implements ShardRuntime {
    * from the index blocks on first use (docs/decisions.md §48).
    */
   private warmStore(store: ShardStore): void {
+    this.warmState = 'warming';
     warmInTurn({
       store,
       wanted: () => this.store === store && !this.abort.signal.aborted,
       ended: (ms, slices) => {
+        if (this.store === store) this.warmState = 'warm';
         if (slices > 1) this.log(`warming the store ended after ${Math.round(ms)} ms of slices (${slices})`);
       },
-      failed: (err) => this.log(`warming the store stopped: ${(err as Error)?.message ?? String(err)}`),
+      failed: (err) => {
+        if (this.store === store) this.warmState = undefined;
+        this.log(`warming the store stopped: ${(err as Error)?.message ?? String(err)}`);
+      },
     });
   }
 

@@ -33,6 +33,8 @@ export interface ShardStatusWire {
   readonly logLevel?: number;
   /** Leader: the highest log level every replica understands (what it writes at most). */
   readonly writeLevel?: number;
+  /** The store's read caches since it opened: being warmed between requests, or warm (absent from older hosts). */
+  readonly warmUp?: 'warming' | 'warm';
 }
 
 export interface HostStatusWire {

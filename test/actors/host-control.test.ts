@@ -98,6 +98,9 @@ control('follow - a node with no placement starts tailing the domain and catches
     const s = shard(ctx.b!.status());
     return s && s.state === 'following' && s.appliedSeq >= leaderSeq ? s : undefined;
   });
+  // The store b opened is warmed between requests (`ShardStore.warmUp`), and the status says when it is done.
+  await until('b to warm its store', () => (shard(ctx.b!.status())?.warmUp === 'warm' ? true : undefined));
+  assert.is(shard(ctx.a!.status())?.warmUp, 'warm', "a's store is warm too");
   const da = await ctl(ctx.nc!, 'a', 'digest', { domain: 'email' });
   const db = await ctl(ctx.nc!, 'b', 'digest', { domain: 'email' });
   assert.is(db['appliedSeq'], da['appliedSeq']);
