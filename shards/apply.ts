@@ -383,11 +383,9 @@ export class Applier {
   }
 
   /** A new fact's id is above every stored one (time-ordered ids): LMDB appends it without a search or a split. */
-  private appendFact(f: Fact): Buffer {
-    const record = encodeFact(f);
-    this.facts.append(f.seq, record);
+  private appendFact(f: Fact): void {
+    this.facts.appendFact(f);
     this.indexes.scores.setNumbers(f.seq, f);
-    return record;
   }
 
   private resolveEntity(idOrAlias: string): string {
@@ -479,8 +477,8 @@ export class Applier {
       }
     }
 
-    const record = this.appendFact(fact);
-    if (activeValue) this.indexes.activeRecords.keep(pos, record);
+    this.appendFact(fact);
+    if (activeValue) this.indexes.activeRecords.keep(pos, this.facts.newest());
     if (isActive(fact.status)) this.indexes.identities.add(identity, pos);
     // The creating observation is an episode too: the fact's record keeps it as first written (see `reinforce`).
     this.state.episodes++;

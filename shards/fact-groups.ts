@@ -15,6 +15,8 @@
  * The group being filled lives here between batches, as the op results' does (`op-results.ts`); the applier reads
  * its own facts through it (`read`), readers only what is stored (`stored`), since they may be a commit behind.
  */
+import type { Fact } from './types.ts';
+import { encodedFactBound, encodeFactInto } from './fact-codec.ts';
 import type { FactTable } from './tables.ts';
 
 /** Positions per group. */
@@ -26,7 +28,11 @@ export class FactGroups {
   /** The group being filled (-1: none), its bytes so far, whether it is stored at all and whether as it is now. */
   private group = -1;
   private bytes = Buffer.allocUnsafeSlow(64 * 1024);
+  /** Over `bytes`: a new fact is encoded straight into the group (`appendFact`). */
+  private view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
   private length = DIRECTORY;
+  /** Where the record `appendFact` filed last starts in `bytes` (`newest`). */
+  private newestStart = 0;
   private inTable = false;
   private dirty = false;
 
@@ -40,19 +46,40 @@ export class FactGroups {
     this.dirty = false;
   }
 
-  /** Files a new fact's record at `seq`, above every stored fact. Stored by the next `flush`. */
-  append(seq: number, record: Buffer): void {
+  /**
+   * Files a new fact's record (`encodeFact`'s bytes) at its position, above every stored fact; stored by the next
+   * `flush`. Encoded straight into the group: a scratch buffer, a view of it and a copy per fact cost ~0.3 µs.
+   * `newest` answers the record until the group next changes.
+   */
+  appendFact(f: Fact): void {
+    const start = this.slotStart(f.seq, encodedFactBound(f));
+    const end = encodeFactInto(f, this.bytes, this.view, this.length);
+    this.filed(f.seq, start, end - this.length);
+  }
+
+  /** The record `appendFact` filed last: a view, valid until the group changes. */
+  newest(): Buffer {
+    return this.bytes.subarray(this.newestStart, this.length);
+  }
+
+  /** Starts filing a record of at most `bound` bytes at `seq`: where it starts, relative to the records. */
+  private slotStart(seq: number, bound: number): number {
     const group = Math.floor(seq / FACT_GROUP);
     if (group !== this.group) this.startGroup(group);
     const slot = seq - group * FACT_GROUP;
     const start = this.length - DIRECTORY;
     // The slots before this one must end where the records do: none at or after it is filled.
     if ((slot === 0 ? 0 : this.bytes.readUInt32LE((slot - 1) * 4)) !== start) throw new Error(`fact ${seq} is not above the stored facts`);
-    if (this.length + record.length > this.bytes.length) this.grow(this.length + record.length);
-    // `set`, not Buffer's `copy`: its argument handling cost more than copying a record's bytes.
-    this.bytes.set(record, this.length);
-    this.length += record.length;
-    for (let s = slot; s < FACT_GROUP; s++) this.bytes.writeUInt32LE(start + record.length, s * 4);
+    if (this.length + bound > this.bytes.length) this.grow(this.length + bound);
+    return start;
+  }
+
+  /** The record of `length` bytes at `seq` is in place after the others: the directory follows. */
+  private filed(seq: number, start: number, length: number): void {
+    const slot = seq - this.group * FACT_GROUP;
+    this.newestStart = this.length;
+    this.length += length;
+    for (let s = slot; s < FACT_GROUP; s++) this.bytes.writeUInt32LE(start + length, s * 4);
     this.dirty = true;
   }
 
@@ -137,6 +164,7 @@ export class FactGroups {
     const grown = Buffer.allocUnsafeSlow(Math.max(size, this.bytes.length * 2));
     this.bytes.copy(grown, 0, 0, this.length);
     this.bytes = grown;
+    this.view = new DataView(grown.buffer, grown.byteOffset, grown.byteLength);
   }
 }
 
