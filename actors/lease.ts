@@ -7,6 +7,12 @@
  *
  * Followers watch heartbeats on their own clock. Standby `rank` i waits an extra i × heartbeatMs before it claims,
  * so the first live standby in preference order usually wins the race and the others see its heartbeats first.
+ *
+ * A silence is judged only after the event loop has read its sockets: the watcher's timer runs in the timers phase,
+ * and after a synchronous stretch longer than the lease (a large store opening) the beats that arrived meanwhile are
+ * still unread. So an expiry is re-checked once more on `setImmediate`, which runs after the poll phase: nats.js hands
+ * a socket's data to its parser in microtasks drained right after that data event, and a heartbeat subscription's
+ * callback runs inside the parse, so by then every beat that was waiting has been heard.
  */
 import type { TimerClock, TimerHandle } from './timers.ts';
 
@@ -48,6 +54,16 @@ export interface LeaseWatcherOptions {
   readonly rank?: number;
   /** Called once per silence; `heard()` or `rearm()` arms it again. Errors it throws are the caller's bug. */
   readonly onExpired: () => void;
+  /**
+   * Runs `fn` once the event loop has read pending I/O (default `setImmediate`); returns a cancel. A `ManualClock`
+   * test passes `(fn) => (fn(), () => {})` to judge at once.
+   */
+  readonly afterPendingIo?: (fn: () => void) => () => void;
+}
+
+function afterPendingIo(fn: () => void): () => void {
+  const handle = setImmediate(fn);
+  return () => clearImmediate(handle);
 }
 
 /**
@@ -62,6 +78,8 @@ export interface LeaseWatcherOptions {
 export class LeaseWatcher {
   private lastSeen = 0;
   private timer: TimerHandle | undefined;
+  /** Cancels the re-check of an expiry queued behind pending I/O. */
+  private cancelVerdict: (() => void) | undefined;
   private rank: number;
   private running = false;
   private fired = false;
@@ -117,6 +135,8 @@ export class LeaseWatcher {
     this.running = false;
     if (this.timer !== undefined) this.o.clock.clearTimeout(this.timer);
     this.timer = undefined;
+    this.cancelVerdict?.();
+    this.cancelVerdict = undefined;
   }
 
   private schedule(): void {
@@ -128,6 +148,22 @@ export class LeaseWatcher {
 
   private check(): void {
     this.timer = undefined;
+    if (!this.running || this.fired || this.cancelVerdict) return;
+    if (!this.expired()) {
+      this.schedule();
+      return;
+    }
+    // Silent on the timer's reading; ask again once the sockets have been read (see the header).
+    let judged = false;
+    const cancel = (this.o.afterPendingIo ?? afterPendingIo)(() => {
+      judged = true;
+      this.cancelVerdict = undefined;
+      this.verdict();
+    });
+    if (!judged) this.cancelVerdict = cancel;
+  }
+
+  private verdict(): void {
     if (!this.running || this.fired) return;
     if (!this.expired()) {
       this.schedule();

@@ -3,6 +3,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LeaderLease, LeaseWatcher, standbyRank, ManualClock } from '../../actors/index.ts';
 
+/** On a manual clock nothing is waiting in a socket: judge a silence at once. */
+const judgeNow = (fn: () => void): (() => void) => (fn(), () => {});
+
 test('leader lease - runs from the send time, less the drift margin, and never moves back', () => {
   const lease = new LeaderLease(1500, 150);
   assert.is(lease.valid(0), false, 'no lease before the first renewal');
@@ -19,7 +22,7 @@ test('leader lease - runs from the send time, less the drift margin, and never m
 test('lease watcher - fires once after leaseMs of silence, not before', () => {
   const clock = new ManualClock(10_000);
   let fired = 0;
-  const w = new LeaseWatcher({ clock, leaseMs: 1500, heartbeatMs: 250, rank: 0, onExpired: () => fired++ });
+  const w = new LeaseWatcher({ clock, afterPendingIo: judgeNow, leaseMs: 1500, heartbeatMs: 250, rank: 0, onExpired: () => fired++ });
   w.start();
   clock.advance(1500);
   assert.is(fired, 0, 'exactly leaseMs is not past the lease');
@@ -37,7 +40,7 @@ test('lease watcher - fires once after leaseMs of silence, not before', () => {
 test('lease watcher - heartbeats keep it quiet; silence after the last one counts from it', () => {
   const clock = new ManualClock(0);
   let firedAt = -1;
-  const w = new LeaseWatcher({ clock, leaseMs: 1500, heartbeatMs: 250, onExpired: () => (firedAt = clock.now()) });
+  const w = new LeaseWatcher({ clock, afterPendingIo: judgeNow, leaseMs: 1500, heartbeatMs: 250, onExpired: () => (firedAt = clock.now()) });
   w.start();
   for (let i = 0; i < 20; i++) {
     clock.advance(250);
@@ -56,7 +59,7 @@ test('lease watcher - standby rank i waits i heartbeats longer', () => {
   const firedAt: number[] = [];
   const watchers = [0, 1, 2].map(
     (rank) =>
-      new LeaseWatcher({ clock, leaseMs: 1500, heartbeatMs: 250, rank, onExpired: () => (firedAt[rank] = clock.now()) }),
+      new LeaseWatcher({ clock, afterPendingIo: judgeNow, leaseMs: 1500, heartbeatMs: 250, rank, onExpired: () => (firedAt[rank] = clock.now()) }),
   );
   for (const w of watchers) w.start();
   clock.advance(3_000);
