@@ -237,10 +237,13 @@ export class WritePipeline {
    * duplicate, a refusal), otherwise when the write's commit is synced.
    */
   write(entry: LogEntry, done: WriteDone): void {
-    const prior = this.o.store.resultOf(entry.opId);
-    if (prior) return settle(done, undefined, { ...prior, duplicate: true });
+    // In flight first: the store knows a write's result as soon as its transaction has run, before the commit is
+    // durable, and a write leaves `inFlight` only once its commit resolved. A retry in that window hears the result
+    // with the original, when it is synced.
     const running = this.inFlight.get(entry.opId);
     if (running) return running.follow(done);
+    const prior = this.o.store.resultOf(entry.opId);
+    if (prior) return settle(done, undefined, { ...prior, duplicate: true });
     if (this.broken || this.closed) return settle(done, notLeader('this shard actor is stepping down'), undefined);
     // Not grouping means a replica may not understand level 2: then only level-1 entries are taken (plain writes
     // never get past the first test while grouping).

@@ -330,4 +330,42 @@ pipeline('a message that does not decode as it was encoded fails its write with 
   );
 });
 
+pipeline('a retry that arrives while its write commits hears the result only after the original, once the commit is durable', async (ctx) => {
+  // Default durability: the commit is fsynced on lmdb-js's write thread, and the store already knows the op's result
+  // (filled inside the transaction) while it waits. A retry in that window must follow the original, not be answered
+  // from a result that is not durable yet (review-session10 finding 8).
+  const domain = `p${++ctx.n}`;
+  await ensureLogStream(await ctx.nc!.jetstreamManager({ checkAPI: false }), domain, 1);
+  const store = await openShardStore({ path: join(ctx.dir!, domain), domain });
+  ctx.stores.push(store);
+  const { p, breaks } = open(ctx, domain, store);
+  let windows = 0;
+  for (let attempt = 0; attempt < 20 && windows < 3; attempt++) {
+    const opId = `r-${attempt}`;
+    const answers: string[] = [];
+    let committedWhenOriginalAnswered = -1;
+    p.write(assertEntry(opId, `retried fact ${attempt}`), (err) => {
+      answers.push(err ? `original failed: ${err.message}` : 'original');
+      committedWhenOriginalAnswered = store.appliedSeq;
+    });
+    // Each turn of the event loop, look for the window: the store has the result, the original has no answer yet.
+    while (answers.length === 0) {
+      if (store.resultOf(opId) !== undefined) {
+        windows++;
+        p.write(assertEntry(opId, `retried fact ${attempt}`), (err, r) => answers.push(err ? `retry failed: ${err.message}` : `retry${r?.duplicate ? ' (duplicate)' : ''}`));
+        break;
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    await p.settled();
+    if (answers.length === 1) continue; // the commit finished within one turn: no window this time
+    assert.equal(answers, ['original', 'retry (duplicate)'], `attempt ${attempt}: the retry is answered after the original`);
+    assert.ok(committedWhenOriginalAnswered > 0);
+  }
+  assert.ok(windows > 0, 'a retry arrived while a commit was in flight at least once');
+  assert.equal(breaks, []);
+  p.close();
+  await p.settled();
+});
+
 pipeline.run();
