@@ -22,7 +22,9 @@ import {
   encodingOf,
   errorReply,
   isRecord,
+  readHeaders,
 } from '../protocol/index.ts';
+import { detached, guarded, ReportThrottle, stderrReport, type GuardReport } from './guarded.ts';
 import { respond } from './respond.ts';
 import type { PruneReport, ShardStatus } from './shard-actor.ts';
 import type { CompactReport } from './compaction.ts';
@@ -82,6 +84,8 @@ export interface ControlOptions {
   handoff(domain: string, to: string): Promise<HandoffReply>;
   compact(domain: string): Promise<CompactReport>;
   prune(domain: string, o: PruneOptions): Promise<PruneReport>;
+  /** Where a command that escaped its error reply (a bug) is reported; stderr by default. */
+  readonly report?: GuardReport;
 }
 
 /** What to prune: at least one of the two. */
@@ -92,12 +96,16 @@ export interface PruneOptions {
 
 /** Subscribes the control subjects; unsubscribe the results to stop. */
 export function serveControl(nc: NatsConnection, o: ControlOptions): Subscription[] {
+  const throttle = new ReportThrottle(o.report ?? stderrReport);
   const serve = (op: string, answer: (body: Record<string, unknown>) => unknown): Subscription =>
     nc.subscribe(ctlSubject(o.node, op), {
-      callback: (err, msg) => {
-        if (err || !msg.reply) return;
-        void reply(msg, answer);
-      },
+      callback: guarded(
+        `control ${op}`,
+        (msg) => {
+          if (msg.reply) detached(reply(msg, answer), `control ${op}`, throttle);
+        },
+        throttle,
+      ),
     });
   return [
     serve('status', () => o.status()),
@@ -116,15 +124,19 @@ export function serveControl(nc: NatsConnection, o: ControlOptions): Subscriptio
 }
 
 async function reply(msg: Msg, answer: (body: Record<string, unknown>) => unknown): Promise<void> {
+  // Headers are read once, here: nats.js throws on every read of a header block it cannot decode.
+  const read = readHeaders(msg);
+  const encoding = read.ok ? encodingOf(read.headers) : 'msgpack';
   let body: unknown;
   try {
-    const decoded = msg.data.length === 0 ? {} : decodePayload(msg.data, encodingOf(msg.headers));
+    if (!read.ok) throw read.error;
+    const decoded = msg.data.length === 0 ? {} : decodePayload(msg.data, encoding);
     if (!isRecord(decoded)) throw badRequest('body', 'must be an object');
     body = await answer(decoded);
   } catch (e) {
     body = errorReply(e);
   }
-  respond(msg, body);
+  respond(msg, body, encoding);
 }
 
 function pruneOptionsOf(body: Record<string, unknown>): PruneOptions {

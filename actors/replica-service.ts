@@ -13,7 +13,7 @@
  * A router's hand-off (`sm-reply-to`, protocol/hand-off.ts) is honoured as the leader honours it, and travels with
  * a forwarded request.
  */
-import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from 'nats';
+import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 import {
   ErrorCode,
   REPLICA_FORWARD_HEADER,
@@ -24,13 +24,15 @@ import {
   encodingOf,
   errorReply,
   isReplicaOp,
+  readHeaders,
   replicaNodeSubject,
   replicaQueue,
   replicaSubject,
   shardSubject,
   type Encoding,
 } from '../protocol/index.ts';
-import { handOffOf, respondHandedOff } from './respond.ts';
+import { detached, guarded, ReportThrottle } from './guarded.ts';
+import { handOffOf, respond as respondPlain, respondHandedOff } from './respond.ts';
 import { onWire, parseRead, runRead, type ReadContext, type ReadRequest } from './shard-reads.ts';
 
 export interface ReplicaServiceOptions extends ReadContext {
@@ -57,10 +59,9 @@ export interface ReplicaServiceOptions extends ReadContext {
  * drains and the next one's starts, a request is still answered once.
  */
 export function serveReplica(nc: NatsConnection, o: ReplicaServiceOptions): Subscription[] {
-  const callback = (err: unknown, msg: Msg): void => {
-    if (err) return;
-    answer(nc, msg, o);
-  };
+  // What the guard catches is a bug (a request that escaped every error reply): the actor's log, throttled.
+  const throttle = new ReportThrottle((err, where) => o.onInternalError(err, where));
+  const callback = guarded(`replica ${o.domain}`, (msg) => answer(nc, msg, o, throttle), throttle);
   return [
     nc.subscribe(replicaSubject(o.domain, '*'), { queue: replicaQueue(o.domain), callback }),
     nc.subscribe(replicaNodeSubject(o.domain, '*', o.node), { queue: `${replicaQueue(o.domain)}-${o.node}`, callback }),
@@ -70,24 +71,31 @@ export function serveReplica(nc: NatsConnection, o: ReplicaServiceOptions): Subs
 /** Passed on to the leader: the caller's answer comes from there. */
 const FORWARDED = Symbol('forwarded');
 
-function answer(nc: NatsConnection, msg: Msg, o: ReplicaServiceOptions): void {
-  const encoding = encodingOf(msg.headers);
-  const handOff = handOffOf(msg, encoding);
+function answer(nc: NatsConnection, msg: Msg, o: ReplicaServiceOptions, throttle: ReportThrottle): void {
+  // Headers are read once, here: nats.js throws on every read of a header block it cannot decode.
+  const read = readHeaders(msg);
+  if (!read.ok) {
+    if (msg.reply) respondPlain(msg, errorReply(read.error), 'msgpack');
+    return;
+  }
+  const encoding = encodingOf(read.headers);
+  const handOff = handOffOf(read.headers, encoding);
   const respond = (m: Msg, body: unknown, e: Encoding): boolean => respondHandedOff(nc, m, body, e, handOff);
   // sm.replica.<domain>.<op>[.<node>]
   const op = msg.subject.split('.', 4)[3] ?? '';
   let reply: unknown;
   try {
-    reply = handle(nc, msg, op, encoding, o);
+    reply = handle(nc, msg, read.headers, op, encoding, o);
   } catch (err) {
     reply = failure(err, op, o);
   }
   if (reply === FORWARDED) return;
   if (reply instanceof Promise) {
-    reply.then(
+    const answered = reply.then(
       (body: unknown) => void (body !== FORWARDED && msg.reply && respond(msg, onWire(body, encoding), encoding)),
       (err: unknown) => void (msg.reply && respond(msg, failure(err, op, o), encoding)),
     );
+    detached(answered, `replica ${o.domain} ${op}`, throttle);
   } else if (msg.reply) {
     respond(msg, onWire(reply, encoding), encoding);
   }
@@ -99,27 +107,27 @@ function failure(err: unknown, op: string, o: ReplicaServiceOptions): unknown {
 }
 
 /** The reply, FORWARDED, or a promise of either. Throws bad requests (answered here: forwarding cannot fix them). */
-function handle(nc: NatsConnection, msg: Msg, op: string, encoding: Encoding, o: ReplicaServiceOptions): unknown {
+function handle(nc: NatsConnection, msg: Msg, h: MsgHdrs | undefined, op: string, encoding: Encoding, o: ReplicaServiceOptions): unknown {
   checkSize(msg.data, o.maxPayloadBytes);
   if (!isReplicaOp(op)) {
     throw new ShardmindError(ErrorCode.BAD_REQUEST, `unknown op "${op}": a replica serves ${REPLICA_OPS.join(', ')}; writes go to sm.shard.${o.domain}.<op>`);
   }
   const read = parseRead(op, decodePayload(msg.data, encoding));
   const maxStaleMs = read.req.maxStaleMs ?? o.defaultMaxStaleMs;
-  if (o.staleness() > maxStaleMs) return forward(nc, msg, op, o);
+  if (o.staleness() > maxStaleMs) return forward(nc, msg, h, op, o);
   const seq = read.req.minSeq?.[o.domain];
   const gate = o.readGate?.();
   const needsSeq = seq !== undefined && seq > o.position();
-  if (gate === undefined && !needsSeq) return readNow(nc, msg, read, maxStaleMs, o);
+  if (gate === undefined && !needsSeq) return readNow(nc, msg, h, read, maxStaleMs, o);
   const ready = (gate ?? Promise.resolve()).then(() => (needsSeq ? o.waitForSeq(seq, o.minSeqWaitMs) : undefined));
   // The bound is checked again once the wait is over: it grows while a replica waits.
-  return ready.then(() => readNow(nc, msg, read, maxStaleMs, o));
+  return ready.then(() => readNow(nc, msg, h, read, maxStaleMs, o));
 }
 
 /** Answers from this replica's store if it is still fresh enough, else passes the request to the leader. */
-function readNow(nc: NatsConnection, msg: Msg, read: ReadRequest, maxStaleMs: number, o: ReplicaServiceOptions): unknown {
+function readNow(nc: NatsConnection, msg: Msg, h: MsgHdrs | undefined, read: ReadRequest, maxStaleMs: number, o: ReplicaServiceOptions): unknown {
   const staleMs = o.staleness();
-  if (staleMs > maxStaleMs) return forward(nc, msg, read.op, o);
+  if (staleMs > maxStaleMs) return forward(nc, msg, h, read.op, o);
   const served = { servedBy: o.node, staleMs: Math.ceil(staleMs) };
   try {
     return runRead(read, o, served);
@@ -134,11 +142,11 @@ function readNow(nc: NatsConnection, msg: Msg, read: ReadRequest, maxStaleMs: nu
  * Republishes the request to the leader's subject with the caller's reply subject: the leader answers the caller
  * directly (or its step-down responder or the shard guard refuses, retryably, as for a direct read).
  */
-function forward(nc: NatsConnection, msg: Msg, op: string, o: ReplicaServiceOptions): typeof FORWARDED {
-  const h = natsHeaders();
-  if (msg.headers) for (const [k, vs] of msg.headers) for (const v of vs) h.append(k, v);
-  h.set(REPLICA_FORWARD_HEADER, o.node);
+function forward(nc: NatsConnection, msg: Msg, received: MsgHdrs | undefined, op: string, o: ReplicaServiceOptions): typeof FORWARDED {
   if (!msg.reply) return FORWARDED;
+  const h = natsHeaders();
+  if (received) for (const [k, vs] of received) for (const v of vs) h.append(k, v);
+  h.set(REPLICA_FORWARD_HEADER, o.node);
   try {
     nc.publish(shardSubject(o.domain, op), msg.data, { reply: msg.reply, headers: h });
   } catch (err) {

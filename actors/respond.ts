@@ -16,16 +16,18 @@ import {
   encodePayload,
   encodingOf,
   errorReply,
+  headersOrNone,
   isErrorReply,
   isReplySubject,
   type Encoding,
 } from '../protocol/index.ts';
 
 /**
- * Sends the reply (in `encoding` when the caller already read it from the request); false when it could not be
- * sent. A body that is already bytes (a recall's msgpack, written straight from the store) is sent as it is.
+ * Sends the reply (in `encoding` when the caller already read it from the request; msgpack when the request's headers
+ * cannot be read); false when it could not be sent. A body that is already bytes (a recall's msgpack, written
+ * straight from the store) is sent as it is.
  */
-export function respond(msg: Msg, body: unknown, encoding: Encoding = encodingOf(msg.headers)): boolean {
+export function respond(msg: Msg, body: unknown, encoding: Encoding = encodingOf(headersOrNone(msg))): boolean {
   const json = encoding === 'json';
   let data: Uint8Array;
   try {
@@ -58,9 +60,10 @@ const handOffHeaders = new Map<string, MsgHdrs>();
 /**
  * The hand-off a request asks for, or undefined when it asks for none or for one that cannot be honoured (a
  * malformed `sm-reply-to` is ignored: the answer then goes to the request's own reply subject, as without it).
+ * `h` is the request's headers as the handler read them once (`readHeaders`): nats.js throws on each read of
+ * headers it cannot decode.
  */
-export function handOffOf(msg: Msg, encoding: Encoding): HandOff | undefined {
-  const h = msg.headers;
+export function handOffOf(h: MsgHdrs | undefined, encoding: Encoding): HandOff | undefined {
   if (h === undefined) return undefined;
   const to = h.get(REPLY_TO_HEADER);
   if (to === '' || !isReplySubject(to)) return undefined;

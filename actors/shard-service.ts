@@ -9,7 +9,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Msg, NatsConnection, Subscription } from 'nats';
-import { handOffOf, respondHandedOff } from './respond.ts';
+import { detached, guarded, ReportThrottle } from './guarded.ts';
+import { handOffOf, respond, respondHandedOff } from './respond.ts';
 import {
   ErrorCode,
   ShardmindError,
@@ -25,6 +26,7 @@ import {
   parseRetractRequest,
   parseEntityRequest,
   parseLookupRequest,
+  readHeaders,
   toWireEntity,
   toWireError,
   rememberReply,
@@ -80,21 +82,25 @@ export interface ShardServiceOptions {
 
 /** Subscribes the leader to its shard's subjects; `unsubscribe()` or `drain()` on the result stops intake. */
 export function serveShard(nc: NatsConnection, o: ShardServiceOptions): Subscription {
-  return nc.subscribe(shardSubject(o.domain, '*'), {
-    callback: (err, msg) => {
-      if (err) return;
-      answer(nc, msg, o);
-    },
-  });
+  // What the guard catches is a bug (a request that escaped every error reply): the actor's log, throttled.
+  const throttle = new ReportThrottle((err, where) => o.onInternalError(err, where));
+  const where = `shard ${o.domain}`;
+  return nc.subscribe(shardSubject(o.domain, '*'), { callback: guarded(where, (msg) => answer(nc, msg, o, throttle), throttle) });
 }
 
-function answer(nc: NatsConnection, msg: Msg, o: ShardServiceOptions): void {
-  const encoding = encodingOf(msg.headers);
+function answer(nc: NatsConnection, msg: Msg, o: ShardServiceOptions, throttle: ReportThrottle): void {
+  // Headers are read once, here: nats.js throws on every read of a header block it cannot decode.
+  const read = readHeaders(msg);
+  if (!read.ok) {
+    if (msg.reply) respond(msg, errorReply(read.error), 'msgpack');
+    return;
+  }
+  const encoding = encodingOf(read.headers);
   // A router that handed this request on asks for the answer to go straight to the agent (protocol/hand-off.ts).
-  const handOff = handOffOf(msg, encoding);
+  const handOff = handOffOf(read.headers, encoding);
   const op = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
   // A replica read that a follower found itself too stale for: the reply says the leader served it, as fresh.
-  const forwardedBy = msg.headers?.get(REPLICA_FORWARD_HEADER);
+  const forwardedBy = read.headers?.get(REPLICA_FORWARD_HEADER);
   const served: Served = forwardedBy ? { servedBy: o.node, staleMs: 0 } : undefined;
   let reply: unknown;
   try {
@@ -107,10 +113,11 @@ function answer(nc: NatsConnection, msg: Msg, o: ShardServiceOptions): void {
   if (reply instanceof WriteAnswer) {
     reply.send(o, (err, body) => void (msg.reply && respondHandedOff(nc, msg, err === undefined ? body : failure(err, op, o, served), encoding, handOff)));
   } else if (reply instanceof Promise) {
-    reply.then(
+    const answered = reply.then(
       (body: unknown) => void (msg.reply && respondHandedOff(nc, msg, onWire(body, encoding), encoding, handOff)),
       (err: unknown) => void (msg.reply && respondHandedOff(nc, msg, failure(err, op, o, served), encoding, handOff)),
     );
+    detached(answered, `shard ${o.domain} ${op}`, throttle);
   } else if (msg.reply) {
     respondHandedOff(nc, msg, onWire(reply, encoding), encoding, handOff);
   }
