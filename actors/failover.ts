@@ -41,11 +41,20 @@ export interface ShardFailoverOptions {
   readonly log: (line: string) => void;
   /**
    * Optional proof that the cluster's majority is still reachable, run after each heartbeat's flush and before the
-   * lease is renewed: e.g. `() => logTail(jsm, domain)` (stream info is answered by the stream's Raft leader). A
-   * flush only proves the local nats-server is there; in a network split that server may be on the minority side,
-   * and a leader there must let its lease lapse rather than keep answering reads. Rejecting means "do not renew".
+   * lease is renewed: `() => logTail(jsm, domain)` (stream info is answered by the stream's Raft leader), resolving
+   * to the log's tail (checked against `appendedThrough`). A flush only proves the local nats-server is there; in a
+   * network split that server may be on the minority side, and a leader there must let its lease lapse rather than
+   * keep answering reads. Rejecting means "do not renew".
    */
-  readonly confirmQuorum?: () => Promise<unknown>;
+  readonly confirmQuorum?: () => Promise<number>;
+  /**
+   * The sequence of the last message this leader appended (acknowledged or still in flight; the log's tail when it
+   * took over): the pipeline's expectation for its next append, less one. A quorum check that reports a later tail
+   * means another node appended, e.g. a standby that could not hear this leader's beats (a partial partition) and
+   * claimed: this node is deposed at once, instead of answering reads from a history that is no longer the log's
+   * until its next write is fenced.
+   */
+  readonly appendedThrough?: () => number | undefined;
   /**
    * The stream's last sequence from its leader (`() => logTail(jsm, domain)`): with the marker's seq passed to
    * `onMarker`, it keeps a replica that replays history from acting on an old hand-off to itself.
@@ -228,8 +237,15 @@ export class ShardFailover {
     if (this.confirming) return;
     this.confirming = true;
     confirm().then(
-      () => {
+      (tail) => {
         this.confirming = false;
+        // Read after the tail arrived: what this leader appended only grows, so its own appends in flight when the
+        // tail was read are covered.
+        const mine = this.o.appendedThrough?.();
+        if (mine !== undefined && tail > mine) {
+          this.depose(`the log's tail is seq ${tail}, past seq ${mine}, the last this leader appended: another node appended`);
+          return;
+        }
         if (this.quorumLost) this.o.log('quorum check passes again: renewing the lease');
         this.quorumLost = false;
         this.renewConfirmed(sentAt);

@@ -212,6 +212,8 @@ export class ShardActor implements ShardRuntime {
       // A renewal must reach the stream's Raft leader (a leader on the minority side of a split lets its lease lapse),
       // and a hand-off to this node counts only while it is the log's tail (not when replaying history).
       confirmQuorum: () => logTail(this.o.jsm, this.domain),
+      // A tail past this leader's own appends means another node appended (it could not hear this leader): depose.
+      appendedThrough: () => this.pipeline?.appendedThrough,
       logTail: () => logTail(this.o.jsm, this.domain),
       logLevel: this.logLevel,
     });

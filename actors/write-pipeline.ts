@@ -389,6 +389,14 @@ export class WritePipeline {
     return this.publishing + this.acked.size + this.queued.length;
   }
 
+  /**
+   * The sequence of the last message this pipeline appended, acknowledged or still in flight (the log's tail it took
+   * over at, before its first append). A log whose tail is past it was appended to by someone else.
+   */
+  get appendedThrough(): number {
+    return this.nextExpected;
+  }
+
   /** The highest sequence this pipeline has applied. */
   get appliedSeq(): number {
     return this.nextApply - 1;

@@ -42,8 +42,8 @@ function node(
   domain: string,
   name: string,
   rank = 0,
-  confirmQuorum?: () => Promise<unknown>,
-  more: { storeEpoch?: () => number; logTail?: () => Promise<number> } = {},
+  confirmQuorum?: () => Promise<number>,
+  more: { storeEpoch?: () => number; logTail?: () => Promise<number>; appendedThrough?: () => number } = {},
 ) {
   const events = { promoted: 0, deposed: [] as string[], logs: [] as string[] };
   const f = new ShardFailover({
@@ -62,6 +62,7 @@ function node(
     log: (l) => void events.logs.push(l),
     ...(confirmQuorum ? { confirmQuorum } : {}),
     ...(more.logTail ? { logTail: more.logTail } : {}),
+    ...(more.appendedThrough ? { appendedThrough: more.appendedThrough } : {}),
   });
   return { f, events };
 }
@@ -223,6 +224,7 @@ t('a leader whose quorum check fails gets no lease (reads stop), and gets it bac
   let reachable = false;
   const a = node(ctx, 'quorum', 'a', 0, async () => {
     if (!reachable) throw new Error('stream leader unreachable');
+    return 7;
   });
   try {
     a.f.startLeading((await a.f.takeEpoch())!);
@@ -230,6 +232,30 @@ t('a leader whose quorum check fails gets no lease (reads stop), and gets it bac
     assert.ok(a.events.logs.some((l) => l.includes('quorum check fails')));
     reachable = true;
     assert.ok(await a.f.waitForLease(1_000));
+  } finally {
+    a.f.close();
+  }
+});
+
+t('a leader whose quorum check reports a tail past its own appends is deposed; its own appends in flight are not', async (ctx) => {
+  let tail = 7;
+  let appended = 7;
+  const a = node(ctx, 'foreign-append', 'a', 0, async () => tail, { appendedThrough: () => appended });
+  try {
+    a.f.startLeading((await a.f.takeEpoch())!);
+    assert.ok(await a.f.waitForLease(1_000));
+    // Its own append in flight: sent (appendedThrough 8) and already in the log's tail.
+    appended = 8;
+    tail = 8;
+    const quiet = Date.now() + 300;
+    await until(() => Date.now() > quiet || a.events.deposed.length > 0, 1_000, 'a few renewals');
+    assert.equal(a.events.deposed, []);
+    assert.ok(a.f.leaseValid());
+    // Someone else appended seq 9 (a standby that could not hear this leader, on the far side of a cut route).
+    tail = 9;
+    await until(() => a.events.deposed.length > 0, 1_000, 'a to be deposed');
+    assert.match(a.events.deposed[0]!, /tail is seq 9, past seq 8/);
+    assert.not.ok(a.f.leaseValid(), 'no lease: reads stop');
   } finally {
     a.f.close();
   }
