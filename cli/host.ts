@@ -2,11 +2,13 @@
  * `shardmind host --node NAME [--config FILE]`: runs one Mini of a real cluster — the shard actors
  * `cluster.config.ts` places on NAME, connected to that node's NATS URLs — until SIGINT/SIGTERM, then drains.
  */
+import { join } from 'node:path';
 import { Host } from '../actors/index.ts';
 import { DEFAULT_CONFIG_PATH, loadConfig, nodeByName, placementsOf } from '../config/index.ts';
 import { openShardStore } from '../shards/index.ts';
 import { parseFlags, UsageError } from './args.ts';
 import type { Command } from './command.ts';
+import { DataDirLockedError, lockDataDir } from './data-lock.ts';
 import { runUntilSignal } from './lifecycle.ts';
 import { natsCredentialsFromEnv } from './nats-auth.ts';
 import { natsTlsFromEnv } from './nats-tls.ts';
@@ -27,6 +29,15 @@ export const hostCommand: Command = {
     const config = await loadConfig(values.config ?? DEFAULT_CONFIG_PATH);
     nodeByName(config, values.node);
     const log = (line: string): void => void process.stderr.write(`${new Date().toISOString().slice(11, 23)} ${line}\n`);
+    // One host per node's data: a second one would be a second leader of the same stores (cli/data-lock.ts).
+    let lock;
+    try {
+      lock = lockDataDir(join(config.dataDir, values.node), `shardmind host --node ${values.node}`);
+    } catch (err) {
+      if (!(err instanceof DataDirLockedError)) throw err;
+      log(`[${values.node}] could not start: ${err.message}`);
+      return 1;
+    }
     const credentials = natsCredentialsFromEnv();
     const tls = natsTlsFromEnv()?.tls;
     const host = new Host({
@@ -46,9 +57,11 @@ export const hostCommand: Command = {
     } catch (err) {
       log(`[${values.node}] could not start: ${(err as Error).message}`);
       await host.drain();
+      lock.release();
       return 1;
     }
     await stopped;
+    lock.release();
     return 0;
   },
 };

@@ -15,6 +15,7 @@ import { DEFAULT_CONFIG_PATH, DEFAULT_DATA_DIR, loadConfig, singleNodeConfig } f
 import { openShardStore } from '../shards/index.ts';
 import { intFlag, parseFlags } from './args.ts';
 import type { Command } from './command.ts';
+import { DataDirLockedError, lockDataDir, type DataLock } from './data-lock.ts';
 import { runUntilSignal } from './lifecycle.ts';
 import { HOST_SERVICES } from './services.ts';
 import { findNatsServer, natsServerInstallHint, startNatsServer } from './nats-server.ts';
@@ -56,12 +57,23 @@ export const upCommand: Command = {
     const config = await loadConfig(values.config ?? (shipped ? SHIPPED_CONFIG : DEFAULT_CONFIG_PATH));
     if (shipped) log(`no ${DEFAULT_CONFIG_PATH} here: using the shipped config (${SHIPPED_CONFIG})`);
     const dataDir = resolve(values.data ?? (shipped ? DEFAULT_DATA_DIR : config.dataDir));
+    // Before anything in it is opened: a second `up` on the same data would run a second nats-server on the same
+    // JetStream store and a second leader of every domain (cli/data-lock.ts).
+    let lock: DataLock;
+    try {
+      lock = lockDataDir(dataDir, 'shardmind up');
+    } catch (err) {
+      if (!(err instanceof DataDirLockedError)) throw err;
+      log(`shardmind up: ${err.message}`);
+      return 1;
+    }
     const server = await startNatsServer({ name: 'shardmind', port, storeDir: join(dataDir, 'nats') });
     const embedded = singleNodeConfig({ ...config, dataDir }, UP_NODE, server.url);
     const host = new Host({ config: embedded, node: UP_NODE, openStore: openShardStore, services: HOST_SERVICES, log });
     const shutdown = async (): Promise<void> => {
       await host.drain();
       await server.stop();
+      lock.release();
       log('shardmind stopped; data kept in ' + dataDir);
     };
     const stopped = runUntilSignal(shutdown, log);

@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,6 +95,13 @@ test('shardmind up - serves JSON remember/recall, drains on SIGINT, keeps the da
     assert.is(await busy.exited, 1);
     assert.match(busy.output(), new RegExp(`port ${port} is already in use.*--port ${port + 1}`));
 
+    // The same data on another port: refused before a second nats-server or leader touches it (cli/data-lock.ts).
+    const otherPort = await freePort();
+    busy = startUp(['--port', String(otherPort), '--data', dir]);
+    assert.is(await busy.exited, 1, busy.output());
+    assert.match(busy.output(), new RegExp(`is in use by shardmind up \\(pid ${up.child.pid}`));
+    assert.is(await portOpen(otherPort), false, 'no second nats-server');
+
     up.child.kill('SIGINT');
     assert.is(await up.exited, 0, up.output());
     assert.match(up.output(), /draining/);
@@ -106,6 +113,7 @@ test('shardmind up - serves JSON remember/recall, drains on SIGINT, keeps the da
     assert.is((again['facts'] as { id: string }[])[0]?.id, r['factId'] as string);
     up.child.kill('SIGTERM');
     assert.is(await up.exited, 0, up.output());
+    assert.is(existsSync(join(dir, 'shardmind.lock')), false, 'the lock is released on a drained stop');
   } finally {
     // SIGTERM, not SIGKILL: `up` then stops the nats-server it started too.
     for (const u of [up, busy]) {
