@@ -437,7 +437,9 @@ export class Applier {
     draft.reinforcedAt = observedAt;
     draft.source = e.source;
     draft.seq = pos;
-    let fact: Fact = draft;
+    draft.invalidatedAt = undefined;
+    draft.status = 'active';
+    const fact: Fact = draft;
 
     let result: ApplyResult = { seq: this.seq, opId: e.opId, status: 'created', factId: id };
     // Whether this fact becomes the active value of its `one` (subject, predicate): its record is then kept.
@@ -468,7 +470,10 @@ export class Applier {
         } else {
           // The active value is valid later in world time: this one is history the moment it arrives.
           const validTo = Math.max(fact.validFrom, Math.min(fact.validTo ?? standingFrom, standingFrom));
-          fact = withChanges(fact, { validTo, invalidatedAt: e.recordedAt, status: 'superseded' });
+          // On the draft itself, not a copy with the changes: the encoder's loads see one shape (`encodeFact`'s NORMAL).
+          draft.validTo = validTo;
+          draft.invalidatedAt = e.recordedAt;
+          draft.status = 'superseded';
           result = { seq: this.seq, opId: e.opId, status: 'recorded_superseded', factId: id };
         }
       } else {

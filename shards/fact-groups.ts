@@ -69,7 +69,7 @@ export class FactGroups {
     const slot = seq - group * FACT_GROUP;
     const start = this.length - DIRECTORY;
     // The slots before this one must end where the records do: none at or after it is filled.
-    if ((slot === 0 ? 0 : this.bytes.readUInt32LE((slot - 1) * 4)) !== start) throw new Error(`fact ${seq} is not above the stored facts`);
+    if ((slot === 0 ? 0 : this.view.getUint32((slot - 1) * 4, true)) !== start) throw new Error(`fact ${seq} is not above the stored facts`);
     if (this.length + bound > this.bytes.length) this.grow(this.length + bound);
     return start;
   }
@@ -79,7 +79,8 @@ export class FactGroups {
     const slot = seq - this.group * FACT_GROUP;
     this.newestStart = this.length;
     this.length += length;
-    for (let s = slot; s < FACT_GROUP; s++) this.bytes.writeUInt32LE(start + length, s * 4);
+    // Through the DataView (inlined stores): Buffer's writeUInt32LE was a call each, ~8 a fact.
+    for (let s = slot; s < FACT_GROUP; s++) this.view.setUint32(s * 4, start + length, true);
     this.dirty = true;
   }
 
