@@ -3,6 +3,7 @@ export type { Classifier, DomainProbability, NaiveBayesOptions } from './classif
 export type { CreateClassifier } from './load-classifier.ts';
 export type { LabelledExample, SharedLearningOptions } from './learning.ts';
 export type { Router, RouterOptions, RouterRecallReply } from './service.ts';
+export type { SubscriptionCallback } from './guarded.ts';
 export type { TaskContext, TaskEvent, TaskHistoryEntry, TaskInput, TaskState } from './task-machine.ts';
 export type { TaskView } from './task-store.ts';
 export type { TaskSummary, TaskMove } from './tasks.ts';
@@ -17,3 +18,5 @@ export { ReplyMux, RequestFailed } from './reply-mux.ts';
 export { taskMachine, evidenceShares, overtakingDomain, DEFAULT_EVIDENCE_DECAY } from './task-machine.ts';
 export { TaskStore, TASK_BUCKET, newTask, stepTask } from './task-store.ts';
 export { TaskService, CONTEXT_LIMIT, CONTEXT_SUBJECTS } from './tasks.ts';
+export { LeaderBeats } from './leader-beats.ts';
+export { guarded } from './guarded.ts';

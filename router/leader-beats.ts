@@ -6,6 +6,7 @@
  */
 import type { NatsConnection, Subscription } from 'nats';
 import { heartbeatSubject } from '../protocol/index.ts';
+import { guarded } from './guarded.ts';
 
 const PREFIX = heartbeatSubject('');
 
@@ -15,15 +16,27 @@ export class LeaderBeats {
 
   constructor(
     nc: NatsConnection,
+    /**
+     * The configured domains: only their beats are kept. Anyone allowed to publish on `sm.hb.*` could otherwise grow
+     * the map by a key per made-up subject.
+     */
+    private readonly domains: ReadonlySet<string>,
     /** How long a heartbeat counts: the failover lease (a leader silent longer is being replaced). */
     private readonly leaseMs: number,
     private readonly now: () => number = Date.now,
+    log: (line: string) => void = (line) => console.error(`[leader-beats] ${line}`),
   ) {
     this.sub = nc.subscribe(heartbeatSubject('*'), {
-      callback: (err, msg) => {
-        if (!err) this.heardAt.set(msg.subject.slice(PREFIX.length), this.now());
-      },
+      callback: guarded('leader heartbeats', log, (msg) => {
+        const domain = msg.subject.slice(PREFIX.length);
+        if (this.domains.has(domain)) this.heardAt.set(domain, this.now());
+      }),
     });
+  }
+
+  /** How many domains have been heard at all (never more than the configured ones). */
+  get tracked(): number {
+    return this.heardAt.size;
   }
 
   /** Whether a leader of `domain` has been heard within the lease. */

@@ -5,12 +5,16 @@
  * *successful* request, a few percent of a router's CPU per recall.
  *
  * "No responders" arrives as it does for `nc.request`: an empty status message with code 503, which a request
- * here rejects with an error whose `code` is '503'; a timeout rejects with code 'TIMEOUT'.
+ * here rejects with an error whose `code` is '503'; a timeout rejects with code 'TIMEOUT'. A reply is handed on
+ * as nats.js received it, and its `headers` throw when the block is malformed (anyone can publish to an inbox):
+ * read them with `headersOrNone`.
  *
  * `handOff` is a request whose answer goes elsewhere (protocol/hand-off.ts): usually nothing comes back, so its
  * waiters are not timers but entries swept a few times a second; only a bounce (a refusal, a 503) resolves one.
  */
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
+import { headersOrNone } from '../protocol/index.ts';
+import { guarded } from './guarded.ts';
 
 /** Why a request got no reply, with the `code` nats.js's own errors use ('503', 'TIMEOUT', 'CONNECTION_CLOSED'). */
 export class RequestFailed extends Error {
@@ -47,7 +51,11 @@ export class ReplyMux {
   private sweeper: NodeJS.Timeout | undefined;
   private nextToken = 1;
 
-  constructor(private readonly nc: NatsConnection) {
+  constructor(
+    private readonly nc: NatsConnection,
+    /** Where a reply that could not be handled is reported. */
+    private readonly log: (line: string) => void = (line) => console.error(`[reply-mux] ${line}`),
+  ) {
     this.prefix = `${createInbox()}.`;
   }
 
@@ -116,7 +124,7 @@ export class ReplyMux {
 
   /** Subscribed on first use: a router that never asks a shard holds no subscription. */
   private subscribe(): void {
-    this.sub ??= this.nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => void (err ? undefined : this.onReply(msg)) });
+    this.sub ??= this.nc.subscribe(`${this.prefix}*`, { callback: guarded('shard replies', this.log, (msg) => this.onReply(msg)) });
   }
 
   private sweep(): void {
@@ -144,7 +152,8 @@ export class ReplyMux {
     if (w === undefined) return; // timed out already
     this.waiting.delete(token);
     clearTimeout(w.timer);
-    if (msg.data.length === 0 && msg.headers?.code === 503) {
+    // A reply whose headers do not decode counts as having none: its body decides (and nats.js would throw here).
+    if (msg.data.length === 0 && headersOrNone(msg)?.code === 503) {
       w.reject(new RequestFailed('503', `no responders on ${msg.subject}`));
     } else {
       w.resolve(msg);

@@ -17,6 +17,7 @@ import {
   encodePayload,
   encodingOf,
   errorReply,
+  readHeaders,
   isRecord,
   list,
   memSubject,
@@ -40,6 +41,7 @@ import {
   ROUTER_NODE_HEADER,
   type Encoding,
   type EntityReply,
+  type HeadersRead,
   type HistoryReply,
   type LookupReply,
   type RecallReply,
@@ -48,6 +50,7 @@ import {
   type RememberBatchReply,
 } from '../protocol/index.ts';
 import { fanOut, type Classifier } from './classifier.ts';
+import { guarded } from './guarded.ts';
 import { LeaderBeats } from './leader-beats.ts';
 import { SharedLearning } from './learning.ts';
 import { createConfiguredClassifier } from './load-classifier.ts';
@@ -92,7 +95,7 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
   const replicas = config.replication.replicas;
   const learning = await SharedLearning.start(nc, classifier, { replicas, log });
   const store = await TaskStore.open(nc, { replicas });
-  const shards = new ShardClient(nc, config.router.shardTimeoutMs);
+  const shards = new ShardClient(nc, config.router.shardTimeoutMs, log);
   const domains = new Set(config.domains.map((d) => d.name));
   const tasks = new TaskService({
     store,
@@ -110,7 +113,7 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
     background.add(p);
     void p.finally(() => background.delete(p));
   };
-  const beats = new LeaderBeats(nc, config.replication.leaseMs, now);
+  const beats = new LeaderBeats(nc, domains, config.replication.leaseMs, now, log);
   const handlers = memoryHandlers({ config, classifier, shards, tasks, learning, domains, log, later, node: options.node, beats });
 
   const inFlight = new Set<Promise<void>>();
@@ -118,11 +121,15 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
   const quick = quickRecall({ config, shards, beats, node: options.node, nodeHeaders, log });
   const sub: Subscription = nc.subscribe(memSubject('>'), {
     queue: ROUTER_QUEUE,
-    callback: (err, msg) => {
-      if (err || quick(msg)) return;
-      const p = answer(msg, handlers, config.limits.maxPayloadBytes, nodeHeaders, log).finally(() => inFlight.delete(p));
+    callback: guarded('sm.mem', log, (msg) => {
+      // Read once: nats.js decodes headers on access and throws on a malformed block, again on every access.
+      const read = readHeaders(msg);
+      if (read.ok && quick(msg, read.headers)) return;
+      const p: Promise<void> = answer(msg, read, handlers, config.limits.maxPayloadBytes, nodeHeaders, log)
+        .catch((err: unknown) => log(`${msg.subject}: unanswered, the handler failed: ${(err as Error)?.stack ?? String(err)}`))
+        .finally(() => inFlight.delete(p));
       inFlight.add(p);
-    },
+    }),
   });
 
   let stopping: Promise<void> | undefined;
@@ -172,19 +179,25 @@ function replyHeaders(node: string): Record<Encoding, MsgHdrs> {
   return { msgpack, json };
 }
 
+/**
+ * Answers one request. `read` is its headers as read once by the callback; malformed ones are a BAD_REQUEST, sent in
+ * msgpack (the content type is among what could not be read).
+ */
 async function answer(
   msg: Msg,
+  read: HeadersRead<MsgHdrs>,
   handlers: Record<string, Handler>,
   maxPayloadBytes: number,
   nodeHeaders: Record<Encoding, MsgHdrs>,
   log: (l: string) => void,
 ): Promise<void> {
-  const encoding = encodingOf(msg.headers);
+  const encoding = read.ok ? encodingOf(read.headers) : 'msgpack';
   const op = msg.subject.slice('sm.mem.'.length);
   let reply: object | Uint8Array;
   const failed = (err: unknown): object => failure(err, op, log);
   const send = (reply: object | Uint8Array): void => sendReply(msg, reply, encoding, nodeHeaders[encoding], op, log);
   try {
+    if (!read.ok) throw read.error;
     const handler = Object.hasOwn(handlers, op) ? handlers[op] : undefined;
     if (!handler) throw new ShardmindError(ErrorCode.BAD_REQUEST, `unknown op "${op}"; known: ${Object.keys(handlers).join(', ')}`);
     checkSize(msg.data, maxPayloadBytes);
@@ -230,7 +243,7 @@ const RECALL_SUBJECT = memSubject('recall');
  * and the `recall` handler) does the same with two async functions, a promise per hand-off and closures that tsx
  * names on every call — ~10 µs more of a sequential recall here. `quick(msg)` returns false, having done nothing,
  * for any other request and for one it cannot read: the general path then answers it, with the error it always
- * gave.
+ * gave. `headers` are the request's, already read (the caller answers malformed ones itself).
  */
 function quickRecall(d: {
   readonly config: ClusterConfig;
@@ -239,7 +252,7 @@ function quickRecall(d: {
   readonly node: string;
   readonly nodeHeaders: Record<Encoding, MsgHdrs>;
   readonly log: (line: string) => void;
-}): (msg: Msg) => boolean {
+}): (msg: Msg, headers: MsgHdrs | undefined) => boolean {
   const known = new Set(d.config.domains.map((x) => x.name));
   const maxPayloadBytes = d.config.limits.maxPayloadBytes;
   // One set of hand-off headers, its reply subject replaced per request: a publish encodes them at once, and
@@ -253,9 +266,9 @@ function quickRecall(d: {
       (err: unknown) => sendReply(msg, failure(err, 'recall', d.log), 'msgpack', d.nodeHeaders.msgpack, 'recall', d.log),
     );
   };
-  return (msg) => {
+  return (msg, headers) => {
     const reply = msg.reply;
-    if (!reply || msg.subject !== RECALL_SUBJECT || encodingOf(msg.headers) !== 'msgpack') return false;
+    if (!reply || msg.subject !== RECALL_SUBJECT || encodingOf(headers) !== 'msgpack') return false;
     const data = msg.data;
     if (data.length === 0 || data.length > maxPayloadBytes) return false;
     let domain: unknown;

@@ -14,6 +14,7 @@ import {
   ShardmindError,
   decodePayload,
   encodePayload,
+  headersOrNone,
   replicaNodeSubject,
   replicaSubject,
   shardSubject,
@@ -51,8 +52,9 @@ export class ShardClient {
     nc: NatsConnection,
     /** Per request, per shard. */
     readonly timeoutMs: number,
+    log?: (line: string) => void,
   ) {
-    this.mux = new ReplyMux(nc);
+    this.mux = new ReplyMux(nc, log);
   }
 
   /**
@@ -101,7 +103,7 @@ export class ShardClient {
 
   /** What a handed-off request that came back becomes: the shard's success, a retry after a refusal, or the error. */
   private async afterBounce(domain: string, op: string, payload: Uint8Array, bounced: Msg, deadline: number, timeoutMs: number): Promise<Uint8Array> {
-    const nobody = bounced.data.length === 0 && bounced.headers?.code === 503;
+    const nobody = bounced.data.length === 0 && headersOrNone(bounced)?.code === 503;
     if (!nobody) {
       if (isPlainSuccess(bounced.data)) return bounced.data;
       try {

@@ -1,13 +1,15 @@
 /**
  * The router's requests to shards over one reply subscription: a reply reaches its own waiter, "no responders"
  * and a timeout fail with nats.js's codes ('503', 'TIMEOUT'), a late reply is ignored, and closing fails what
- * still waits. A real nats-server.
+ * still waits; a reply with a malformed header block (anyone can publish to an inbox) is read by its body and does not
+ * deafen the connection. A real nats-server.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect, type NatsConnection } from 'nats';
 import { startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
 import { ReplyMux, RequestFailed } from '../../router/index.ts';
+import { MALFORMED_HEADER_BLOCK, publishRaw } from '../harness/raw-publish.ts';
 
 interface Ctx {
   nats?: NatsServerProcess;
@@ -28,6 +30,10 @@ t.before(async (ctx) => {
     callback: (_e, m) => void setTimeout(() => m.respond(m.data), Number(text(m.data))),
   });
   ctx.responder.subscribe('mux.silent', { callback: () => undefined });
+  // Answers through a raw client, with a header block nats.js throws on when the receiver reads `msg.headers`.
+  ctx.responder.subscribe('mux.malformed', {
+    callback: (_e, m) => void publishRaw(ctx.nats!.url, m.reply!, '', MALFORMED_HEADER_BLOCK, m.data).catch(() => undefined),
+  });
   await ctx.responder.flush();
 });
 
@@ -61,6 +67,18 @@ t('no responders is code 503, a timeout is code TIMEOUT and its late reply is dr
   // The late echo arrives while this next request waits: it must not be taken for this one's reply.
   const next = await mux.request('mux.echo', utf8.encode('300'), 2_000);
   assert.is(text(next.data), '300');
+  mux.close();
+});
+
+t('a reply with malformed headers is read by its body, and the connection keeps reading', async (ctx) => {
+  const logged: string[] = [];
+  const mux = new ReplyMux(ctx.nc!, (line) => logged.push(line));
+  const odd = await mux.request('mux.malformed', utf8.encode('body'), 3_000);
+  assert.is(text(odd.data), 'body');
+  // An empty one is not taken for "no responders" (its status cannot be read): it is an empty reply.
+  assert.is((await mux.request('mux.malformed', new Uint8Array(0), 3_000)).data.length, 0);
+  assert.is(text((await mux.request('mux.echo', utf8.encode('0'), 2_000)).data), '0');
+  assert.equal(logged, []);
   mux.close();
 });
 
