@@ -17,7 +17,7 @@ import type { Command } from './command.ts';
 import { renderTable, stdio, type Io } from './status.ts';
 
 const CONNECTION = '[--config FILE] [--servers URL,…] [--agent NAME] [--node NAME] [--json]';
-const REMEMBER_USAGE = `usage: shardmind remember TEXT [--domain D] [--subject S] [--predicate P] [--object O] [--confidence 0..1] ${CONNECTION}
+const REMEMBER_USAGE = `usage: shardmind remember TEXT [--domain D] [--subject S] [--predicate P] [--object O] [--confidence (0, 1]] ${CONNECTION}
 
 Stores one fact. Without --domain the router classifies the text. Prints the domain, the status and the fact id.`;
 const RECALL_USAGE = `usage: shardmind recall [QUERY] [--domain D[,D…]] [--subject S] [--predicate P] [--as-of ISO] [--limit N]
@@ -65,7 +65,7 @@ export async function runRemember(argv: readonly string[], io: Io = stdio): Prom
   let confidence: number | undefined;
   if (values.confidence !== undefined) {
     confidence = Number(values.confidence);
-    if (!(confidence >= 0 && confidence <= 1)) return usage(io, `--confidence: "${values.confidence}" must be a number in 0..1`, REMEMBER_USAGE);
+    if (!(confidence > 0 && confidence <= 1)) return usage(io, `--confidence: "${values.confidence}" must be a number in (0, 1]`, REMEMBER_USAGE);
   }
   return withClient(io, values, async (memory) => {
     const r = await memory.remember(

@@ -7,6 +7,9 @@
  */
 import { badRequest } from './errors.ts';
 import { CONTROL_CHARS, LIMITS, SAFE_ID } from './limits.ts';
+
+/** A surrogate code unit not part of a pair: with the `u` flag, paired ones read as one astral code point. */
+const LONE_SURROGATE = /\p{Cs}/u;
 import { DOMAIN_NAME } from './subjects.ts';
 
 /** A checker: raw value and its path in, typed value out, or a BAD_REQUEST thrown. */
@@ -67,6 +70,9 @@ export function string(rule: StringRule): Check<string> {
       return fail(path, `must be ${rule.patternHint ?? `match ${String(rule.pattern)}`}`, value);
     }
     if (!rule.pattern && CONTROL_CHARS.test(value)) return fail(path, 'must not contain control characters', value);
+    // A lone UTF-16 surrogate (JSON's "\ud800") has no UTF-8 form: msgpack would store it as U+FFFD, so the text read
+    // back would not be the text sent.
+    if (!rule.pattern && LONE_SURROGATE.test(value)) return fail(path, 'must be valid Unicode (it holds a lone UTF-16 surrogate)', value);
     return value;
   };
 }
@@ -93,11 +99,13 @@ export interface NumberRule {
   readonly min: number;
   readonly max: number;
   readonly integer?: boolean;
+  /** How the range reads in an error, when `min..max` would not read well (a fraction like 1/24). */
+  readonly range?: string;
 }
 
 /** A finite number (an integer when asked) in `min..max` inclusive. */
 export function number(rule: NumberRule): Check<number> {
-  const range = `${rule.min}..${rule.max === Number.MAX_SAFE_INTEGER ? '' : rule.max}`;
+  const range = rule.range ?? `${rule.min}..${rule.max === Number.MAX_SAFE_INTEGER ? '' : rule.max}`;
   const rulename = rule.integer ? `an integer in ${range}` : `a number in ${range}`;
   return (value, path) => {
     const ok =
@@ -110,8 +118,14 @@ export function number(rule: NumberRule): Check<number> {
   };
 }
 
-/** A probability or confidence. */
+/** A probability or a minimum confidence. */
 export const unit = number({ min: 0, max: 1 });
+/**
+ * A fact's confidence: above 0 and at most 1, as the store requires (`shards/validate.ts`). Checked here so a 0 is
+ * refused before the write reaches the log, not after.
+ */
+export const confidence: Check<number> = (value, path) =>
+  typeof value === 'number' && value > 0 && value <= 1 ? value : fail(path, 'must be a number in (0, 1]', value);
 /** A log sequence number. */
 export const seq = number({ min: 0, max: Number.MAX_SAFE_INTEGER, integer: true });
 

@@ -25,6 +25,7 @@ import {
   timestamp,
   timestampMs,
   unit,
+  confidence,
   describe,
 } from './fields.ts';
 import { LIMITS, TASK_ID } from './limits.ts';
@@ -62,7 +63,7 @@ const taskId = string({
   pattern: TASK_ID,
   patternHint: 'a task id of letters, digits and _ - =',
 });
-const halfLifeDays = number({ min: LIMITS.halfLifeDaysMin, max: LIMITS.halfLifeDaysMax });
+const halfLifeDays = number({ min: LIMITS.halfLifeDaysMin, max: LIMITS.halfLifeDaysMax, range: `1/24 (an hour)..${LIMITS.halfLifeDaysMax} days` });
 const recallLimit = number({ min: 1, max: LIMITS.recallLimit, integer: true });
 const hops = number({ min: 0, max: LIMITS.hops, integer: true });
 /** Replica reads: how stale the answer may be, in ms. */
@@ -91,7 +92,7 @@ const optionalId = optional(id);
 const optionalTaskId = optional(taskId);
 const optionalDomainName = optional(domainName);
 const optionalName = optional(name);
-const optionalUnit = optional(unit);
+const optionalConfidence = optional(confidence);
 const optionalTimestamp = optional(timestamp);
 const optionalHalfLifeDays = optional(halfLifeDays);
 
@@ -110,7 +111,7 @@ function parseFact(value: unknown, path: string): WireFactInput {
     subject: optionalName(f['subject'], `${path}.subject`),
     predicate: optionalName(f['predicate'], `${path}.predicate`),
     object: optionalObject(f['object'], `${path}.object`),
-    confidence: optionalUnit(f['confidence'], `${path}.confidence`),
+    confidence: optionalConfidence(f['confidence'], `${path}.confidence`),
     observedAt: optionalTimestamp(f['observedAt'], `${path}.observedAt`),
     validFrom: optionalTimestamp(f['validFrom'], `${path}.validFrom`),
     validTo: optionalTimestamp(f['validTo'], `${path}.validTo`),

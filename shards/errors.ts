@@ -12,7 +12,7 @@ export class ShardValidationError extends Error {
     /** What is wrong with it, e.g. `must be a number between 0 and 1`. */
     readonly problem: string,
   ) {
-    super(`${field} ${problem}`);
+    super(`${field}: ${problem}`);
   }
 }
 

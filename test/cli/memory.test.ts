@@ -126,7 +126,7 @@ t('bad flags are usage errors that send nothing; an unreachable cluster is exit 
   const servers = ['--servers', ctx.nats!.url];
   for (const [run, args, why] of [
     [runRemember, [...servers], /TEXT: the fact to remember is required/],
-    [runRemember, ['x', '--confidence', '7', ...servers], /--confidence: "7" must be a number in 0..1/],
+    [runRemember, ['x', '--confidence', '7', ...servers], /--confidence: "7" must be a number in \(0, 1\]/],
     [runRecall, [...servers], /QUERY or --subject/],
     [runRecall, ['x', '--as-of', 'yesterday', ...servers], /--as-of: "yesterday" is not a date/],
     [runRecall, ['x', '--limit', '0', ...servers], /--limit: "0" must be an integer in 1..1000/],

@@ -111,6 +111,13 @@ test('strings - control characters are refused in text, allowed tab and newline'
   assert.is(remember({ text: 'line one\nline\ttwo' }).fact.text, 'line one\nline\ttwo');
 });
 
+test('strings - a lone UTF-16 surrogate is refused (it has no UTF-8 form); a pair is a character like any other', () => {
+  badRequest(() => remember({ text: 'lone \ud800 surrogate' }), 'fact.text: must be valid Unicode');
+  badRequest(() => remember({ text: 'trailing \udc00' }), 'fact.text: must be valid Unicode');
+  badRequest(() => remember({ subject: 'user\ud83d' }), 'fact.subject: must be valid Unicode');
+  assert.is(remember({ text: 'ship it \ud83d\ude80' }).fact.text, 'ship it 🚀');
+});
+
 test('ids - only safe characters', () => {
   badRequest(() => remember({}, { agent: 'agent a' }), 'agent: must be an id of letters, digits');
   badRequest(() => remember({}, { agent: 'a/b' }), 'agent: must be an id');
@@ -132,18 +139,21 @@ test('domains - lowercase names only', () => {
   badRequest(() => remember({}, { domain: ['email'] }), 'domain: must be a string, got an array');
 });
 
-test('numbers - confidence is a finite number in 0..1', () => {
-  badRequest(() => remember({ confidence: 'high' }), 'fact.confidence: must be a number in 0..1, got "high"');
-  badRequest(() => remember({ confidence: 1.5 }), 'fact.confidence: must be a number in 0..1, got 1.5');
+test("numbers - a fact's confidence is a number in (0, 1], as the store requires, so 0 never reaches the log", () => {
+  badRequest(() => remember({ confidence: 'high' }), 'fact.confidence: must be a number in (0, 1], got "high"');
+  badRequest(() => remember({ confidence: 1.5 }), 'fact.confidence: must be a number in (0, 1], got 1.5');
   badRequest(() => remember({ confidence: -0.1 }), 'got -0.1');
+  badRequest(() => remember({ confidence: 0 }), 'fact.confidence: must be a number in (0, 1], got 0');
   badRequest(() => remember({ confidence: Number.NaN }), 'got NaN');
   badRequest(() => remember({ confidence: Number.POSITIVE_INFINITY }), 'got Infinity');
-  assert.is(remember({ confidence: 0 }).fact.confidence, 0);
+  assert.is(remember({ confidence: Number.MIN_VALUE }).fact.confidence, Number.MIN_VALUE);
   assert.is(remember({ confidence: 1 }).fact.confidence, 1);
+  // A recall's minimum confidence may be 0 (no floor).
+  assert.is(parseRecallRequest({ v: 1, query: 'x', minConfidence: 0 }).minConfidence, 0);
 });
 
 test('numbers - halfLifeDays within one hour to a century', () => {
-  badRequest(() => remember({ halfLifeDays: 0 }), 'fact.halfLifeDays: must be a number in');
+  badRequest(() => remember({ halfLifeDays: 0 }), 'fact.halfLifeDays: must be a number in 1/24 (an hour)..36500 days, got 0');
   badRequest(() => remember({ halfLifeDays: 40_000 }), 'fact.halfLifeDays');
   assert.is(remember({ halfLifeDays: 0.5 }).fact.halfLifeDays, 0.5);
 });

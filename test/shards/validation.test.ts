@@ -45,7 +45,7 @@ test('validateEntry names the field that is wrong', () => {
   assert.is(fieldOf(() => validateEntry({ ...ok, op: 'marker', kind: 'epoch', epoch: -1, node: 'n' })), 'epoch');
   const err = (() => { try { validateEntry({ ...ok, fact: {} }); } catch (e) { return e as ShardValidationError; } })()!;
   assert.is(err.code, 'BAD_REQUEST');
-  assert.is(err.message, 'fact.text must be a non-empty string');
+  assert.is(err.message, 'fact.text: must be a non-empty string');
 });
 
 test('recall queries and store options are validated too', () => {
