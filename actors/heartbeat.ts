@@ -11,6 +11,7 @@
 import type { NatsConnection, Subscription } from 'nats';
 import { decodePayload, encodePayload, heartbeatSubject } from '../protocol/index.ts';
 import type { TimerClock, TimerHandle } from './timers.ts';
+import { guarded } from './guarded.ts';
 
 /** What a heartbeat carries on the wire. */
 export interface Heartbeat {
@@ -136,8 +137,7 @@ export class HeartbeatMonitor {
   start(): void {
     if (this.sub) return;
     this.sub = this.o.nc.subscribe(heartbeatSubject(this.o.domain), {
-      callback: (err, msg) => {
-        if (err) return;
+      callback: guarded(`heartbeat ${this.o.domain}`, (msg) => {
         const hb = parseHeartbeat(msg.data);
         if (!hb || hb.epoch < this.o.minEpoch()) return;
         const receivedAt = this.o.clock.now();
@@ -147,7 +147,7 @@ export class HeartbeatMonitor {
         } catch {
           // A listener's bug must not kill the subscription; the watcher will simply suspect the leader.
         }
-      },
+      }),
     });
   }
 

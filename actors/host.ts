@@ -15,6 +15,7 @@ import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { serveControl, type HostStatusReply, type PruneOptions } from './control.ts';
 import { handOffBeforeStopping } from './drain-hand-off.ts';
+import { describe, type GuardReport } from './guarded.ts';
 import { Relay } from './relay.ts';
 import { ShardActor, type OpenStore, type PruneReport, type ShardStatus } from './shard-actor.ts';
 import { serveShardGuard } from './shard-guard.ts';
@@ -81,6 +82,10 @@ export class Host {
   private readonly log: (line: string) => void;
   private readonly startedAt: number;
   private readonly logLevel: number;
+  /** Logs an exception nothing caught before Node exits (installed while the host runs). */
+  private readonly onFatal: (err: unknown, origin: string) => void;
+  /** Where the subscription guards report what they caught (`guarded.ts`). */
+  private readonly report: GuardReport;
 
   constructor(private readonly o: HostOptions) {
     nodeByName(o.config, o.node); // a node that is not in the config is a usage error: fail before connecting
@@ -88,6 +93,8 @@ export class Host {
     this.log = o.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.startedAt = this.clock.now();
     this.logLevel = o.logLevel ?? hostLogLevel();
+    this.report = (err, where) => this.log(`[${o.node}] ${where}: ${describe(err)}`);
+    this.onFatal = (err, origin) => this.logFatal(err, origin);
   }
 
   get node(): string {
@@ -96,8 +103,24 @@ export class Host {
 
   /** Connects and starts every placed actor. Resolves once they are started (not yet caught up). Idempotent. */
   start(): Promise<void> {
-    this.started ??= this.boot();
+    if (this.started === undefined) {
+      // A monitor only watches: Node's own handling (print, exit 1) goes on. A bug that throws where nothing catches
+      // it — a write's reply callback, which the write pipeline re-throws on purpose — then leaves a line in the
+      // host's log saying which host died and what it was doing, not just a bare stack on stderr.
+      process.on('uncaughtExceptionMonitor', this.onFatal);
+      this.started = this.boot();
+    }
     return this.started;
+  }
+
+  private logFatal(err: unknown, origin: string): void {
+    try {
+      const roles = [...this.actors].map(([domain, a]) => `${domain} ${a.state}`).join(', ') || 'no shards';
+      const what = origin === 'unhandledRejection' ? 'unhandled rejection' : 'uncaught exception';
+      this.log(`[${this.o.node}] FATAL ${what} (shards: ${roles}); the process exits: ${describe(err)}`);
+    } catch {
+      // Node prints the error itself next.
+    }
   }
 
   private async boot(): Promise<void> {
@@ -127,13 +150,14 @@ export class Host {
     const epochs = await this.untilDrained('open the epoch registry', () => EpochRegistry.open(js, { replicas: config.replication.replicas }));
     if (!epochs) return;
 
-    const sightings = new LeaderSightings(this.clock, config.replication.leaseMs);
+    const sightings = new LeaderSightings(this.clock, config.replication.leaseMs, config.domains.map((d) => d.name));
     sightings.listen(nc);
     this.sightings = sightings;
     this.subscriptions.push(
-      serveShardGuard(nc, config.domains.map((d) => d.name), sightings, (domain) => this.actors.get(domain)?.state === 'leading'),
+      serveShardGuard(nc, config.domains.map((d) => d.name), sightings, (domain) => this.actors.get(domain)?.state === 'leading', this.report),
       ...serveControl(nc, {
         node,
+        report: this.report,
         now: () => this.clock.now(),
         status: () => this.status(),
         digest: (domain) => ({ v: 1, node, domain, ...this.actorOf(domain).digest() }),
@@ -327,6 +351,7 @@ export class Host {
       this.sightings?.stop();
       await Promise.all([...this.actors.values()].map((a) => a.stop()));
       if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => this.nc?.close());
+      process.off('uncaughtExceptionMonitor', this.onFatal);
       this.log(`[${this.o.node}] host stopped`);
     })();
     return this.drained;

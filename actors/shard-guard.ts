@@ -11,6 +11,7 @@
  */
 import type { NatsConnection, Subscription } from 'nats';
 import { ErrorCode, ShardmindError, errorReply } from '../protocol/index.ts';
+import { guarded, ReportThrottle, stderrReport, type GuardReport } from './guarded.ts';
 import type { LeaderSightings } from './leader-sightings.ts';
 import { respond } from './respond.ts';
 
@@ -22,12 +23,13 @@ export function serveShardGuard(
   known: readonly string[],
   sightings: LeaderSightings,
   leadsHere: (domain: string) => boolean,
+  report: GuardReport = stderrReport,
 ): Subscription {
   const names = new Set(known);
   return nc.subscribe('sm.shard.*.*', {
     queue: SHARD_GUARD_QUEUE,
-    callback: (err, msg) => {
-      if (err || !msg.reply) return;
+    callback: guarded('shard guard', (msg) => {
+      if (!msg.reply) return;
       // `sm.shard.<domain>.<op>`: this runs for every shard request (the leader gets its own copy), so no split.
       const end = msg.subject.indexOf('.', SHARD_PREFIX.length);
       const domain = msg.subject.slice(SHARD_PREFIX.length, end < 0 ? undefined : end);
@@ -51,6 +53,6 @@ export function serveShardGuard(
         );
         respond(msg, errorReply(e));
       }
-    },
+    }, new ReportThrottle(report)),
   });
 }

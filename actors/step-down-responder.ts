@@ -8,6 +8,7 @@
  */
 import type { NatsConnection, Subscription } from 'nats';
 import { ShardmindError, errorReply, heartbeatSubject, shardSubject, type ErrorCode } from '../protocol/index.ts';
+import { guarded } from './guarded.ts';
 import { parseHeartbeat } from './heartbeat.ts';
 import { respond } from './respond.ts';
 
@@ -35,17 +36,13 @@ export function startStepDownResponder(o: StepDownResponderOptions): () => void 
   const refusal = errorReply(new ShardmindError(o.code, o.message));
   subs.push(
     o.nc.subscribe(shardSubject(o.domain, '*'), {
-      callback: (err, msg) => {
-        if (err || !msg.reply) return;
-        respond(msg, refusal);
-      },
+      callback: guarded(`step-down ${o.domain}`, (msg) => void (msg.reply && respond(msg, refusal))),
     }),
     o.nc.subscribe(heartbeatSubject(o.domain), {
-      callback: (err, msg) => {
-        if (err) return;
+      callback: guarded(`step-down ${o.domain} heartbeat`, (msg) => {
         const hb = parseHeartbeat(msg.data);
         if (hb && hb.epoch > o.epoch) stop();
-      },
+      }),
     }),
   );
   timer = setTimeout(stop, o.maxMs);

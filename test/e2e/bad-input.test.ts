@@ -1,27 +1,33 @@
 /**
  * Bad input at the edge, against a real nats-server and a real host process: malformed msgpack, malformed JSON,
- * wrong field types, an oversized payload and an unknown domain, sent to every `sm.shard.<domain>.<op>` subject.
+ * wrong field types, an oversized payload and an unknown domain, sent to every `sm.shard.<domain>.<op>` subject; and
+ * a header block nats.js cannot decode, sent to every shard, replica, control and heartbeat subject the host serves.
  * Each gets its error code in the request's encoding, the host stays up, and nothing is stored (appliedSeq and the
  * stream's last sequence unchanged, recall finds nothing) — while a good request afterwards still works.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect as natsConnect, headers, type MsgHdrs, type NatsConnection } from 'nats';
+import { connect as natsConnect, createInbox, headers, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
 import { startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
 import { connect, type ShardmindClient } from '../../client/index.ts';
 import {
   CONTENT_TYPE_HEADER,
   ErrorCode,
   JSON_CONTENT_TYPE,
+  REPLICA_OPS,
   SHARD_OPS,
   ctlSubject,
   decodePayload,
   encodePayload,
+  heartbeatSubject,
   logStream,
+  replicaNodeSubject,
+  replicaSubject,
   shardSubject,
   type ShardOp,
 } from '../../protocol/index.ts';
 import { startHosts, type HostCluster } from '../harness/hosts.ts';
+import { MALFORMED_HEADER_BLOCK, publishRaw } from '../harness/raw-publish.ts';
 import { DOMAINS, NODE, oneMiniConfig } from '../client/one-mini.ts';
 
 const MAX_PAYLOAD = 8 * 1024;
@@ -229,6 +235,94 @@ bad('unknown domain - UNKNOWN_DOMAIN on every op of sm.shard.nope, an unknown op
   for (const d of DOMAINS) {
     assertError(await raw(ctx, shardSubject(d, 'explode'), encodePayload({ v: 1 }, 'msgpack'), false), ErrorCode.BAD_REQUEST, `${d}.explode`, 'explode');
   }
+});
+
+/** Every control op a host serves (`actors/control.ts`), with a body that would act if its headers were readable. */
+const CONTROL: Record<string, object> = {
+  status: { v: 1 },
+  ping: { v: 1 },
+  digest: { v: 1, domain: 'email' },
+  follow: { v: 1, domain: 'email' },
+  unfollow: { v: 1, domain: 'email' },
+  handoff: { v: 1, domain: 'email', to: NODE },
+  compact: { v: 1, domain: 'email' },
+  prune: { v: 1, domain: 'email', inactiveDays: 0 },
+};
+
+/**
+ * Sends `data` with the malformed header block through a raw TCP client, the reply to a fresh inbox, and returns the
+ * decoded reply (msgpack: the request's encoding header is unreadable). A NOT_LEADER from the shard guard is retried,
+ * as in `raw`.
+ */
+async function malformed(ctx: Ctx, subject: string, data: Uint8Array): Promise<Record<string, unknown>> {
+  for (let attempt = 1; ; attempt++) {
+    const inbox = createInbox();
+    const sub = ctx.nc.subscribe(inbox, { max: 1 });
+    const first = (async (): Promise<Msg | undefined> => {
+      for await (const m of sub) return m;
+      return undefined;
+    })();
+    await ctx.nc.flush();
+    await publishRaw(ctx.nats.url, subject, inbox, MALFORMED_HEADER_BLOCK, data);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), 5_000)));
+    const msg = await Promise.race([first, timeout]);
+    clearTimeout(timer);
+    sub.unsubscribe();
+    if (msg === undefined) {
+      throw new Error(`${subject} with malformed headers: no reply within 5 s (host running: ${ctx.hosts.host(NODE).running})\n${ctx.hosts.stderr()}`);
+    }
+    const reply = decodePayload(msg.data, 'msgpack') as Record<string, unknown>;
+    const code = (reply['error'] as { code?: string } | undefined)?.code;
+    if (code !== ErrorCode.NOT_LEADER || attempt === 20) return reply;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The host process is alive and its control subject still answers: the connection did not go deaf. */
+async function assertListening(ctx: Ctx, after: string): Promise<void> {
+  assert.ok(ctx.hosts.host(NODE).running, `the host process exited after ${after}:\n${ctx.hosts.stderr()}`);
+  const ping = await ctx.nc.request(ctlSubject(NODE, 'ping'), encodePayload({ v: 1 }, 'msgpack'), { timeout: 3_000 }).catch((err: Error) => {
+    throw new Error(`no ping reply after ${after} (${err.message}); host running: ${ctx.hosts.host(NODE).running}\n${ctx.hosts.stderr()}`);
+  });
+  assert.is((decodePayload(ping.data, 'msgpack') as { node: string }).node, NODE, after);
+}
+
+bad('malformed headers - BAD_REQUEST on every shard, replica and control subject; the host keeps answering', async (ctx) => {
+  const families: { subject: string; body: object }[] = [];
+  for (const d of DOMAINS) {
+    for (const op of SHARD_OPS) families.push({ subject: shardSubject(d, op), body: VALID[op] });
+    for (const op of REPLICA_OPS) {
+      families.push({ subject: replicaSubject(d, op), body: VALID[op] }, { subject: replicaNodeSubject(d, op, NODE), body: VALID[op] });
+    }
+  }
+  for (const [op, body] of Object.entries(CONTROL)) families.push({ subject: ctlSubject(NODE, op), body });
+
+  for (const { subject, body } of families) {
+    const reply = await malformed(ctx, subject, encodePayload(body, 'msgpack'));
+    assertError(reply, ErrorCode.BAD_REQUEST, `${subject} with malformed headers`, 'headers are malformed');
+    await assertListening(ctx, `malformed headers on ${subject}`);
+  }
+  // No reply subject: nothing to answer, and nothing breaks. Heartbeats carry no reply either (and name a domain,
+  // known or not).
+  const noReply = [...families.map((f) => f.subject), heartbeatSubject('email'), heartbeatSubject('no-such-domain')];
+  for (const subject of noReply) await publishRaw(ctx.nats.url, subject, '', MALFORMED_HEADER_BLOCK, encodePayload({ v: 1 }, 'msgpack'));
+  await assertListening(ctx, 'malformed headers without a reply subject');
+
+  // The same subjects still answer good requests: every shard op a request it refuses for its body (so nothing is
+  // stored), reads an answer, control its status.
+  for (const d of DOMAINS) {
+    for (const op of SHARD_OPS) {
+      const { body, field } = WRONG_TYPES[op][0]!;
+      assertError(await raw(ctx, shardSubject(d, op), encodePayload(body, 'msgpack'), false), ErrorCode.BAD_REQUEST, `${d}.${op} after`, `${field}:`);
+    }
+    for (const subject of [replicaSubject(d, 'recall'), replicaNodeSubject(d, 'recall', NODE), shardSubject(d, 'recall')]) {
+      const reply = await raw(ctx, subject, encodePayload({ v: 1, query: CANARY }, 'msgpack'), false);
+      assert.equal(reply['facts'], [], `${subject} after: ${JSON.stringify(reply)}`);
+    }
+  }
+  const status = await ctx.hosts.host(NODE).status();
+  assert.equal(status.shards.map((s) => [s.domain, s.state]).sort(), DOMAINS.map((d) => [d, 'leading']), 'every shard still leads here');
 });
 
 bad('afterwards - the host is up, nothing was stored, and a good request still works', async (ctx) => {
