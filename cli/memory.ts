@@ -32,8 +32,9 @@ Every fact ever recorded about SUBJECT (and PREDICATE) in domain D, oldest first
 included: when each was true (valid from / to), when it was learned, who learned it, and its status.`;
 const FORGET_USAGE = `usage: shardmind forget FACT_ID [--domain D] ${CONNECTION}
 
-Removes the fact's text from the memory and its index (the user asked us to forget it); a tombstone stays so the
-forgetting replicates and history shows it happened. The domain comes from the id unless given.`;
+Removes the fact's text from the memory and its index (the user asked us to forget it): recall and history no longer
+show it. A tombstone without the text stays, so every replica forgets it too and a get of the id answers
+"forgotten". The domain comes from the id unless given.`;
 
 const CONNECTION_FLAGS = {
   config: { type: 'string' },
