@@ -4,6 +4,7 @@
  */
 import { connect, type NatsConnection } from 'nats';
 import { loadConfig, type ClusterConfig } from '../config/index.ts';
+import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import { natsConnectOptionsFromEnv } from './nats-tls.ts';
 
 export interface ClusterTarget {
@@ -32,7 +33,18 @@ export async function resolveTarget(o: { config?: string; servers?: string; node
 export async function connectCluster(servers: readonly string[], name: string): Promise<NatsConnection> {
   // On a cluster that requires it, as SHARDMIND_NATS_USER (`operator`) with SHARDMIND_NATS_PASSWORD (cli/nats-auth.ts),
   // over TLS verified against SHARDMIND_NATS_CA (cli/nats-tls.ts).
-  return connect({ servers: [...servers], name, timeout: 5_000, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...natsConnectOptionsFromEnv() });
+  try {
+    return await connect({ servers: [...servers], name, timeout: 5_000, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...natsConnectOptionsFromEnv() });
+  } catch (cause) {
+    // A coded one-line error, as the agent commands give, not a stack: most often the config's Mini names do not
+    // resolve from here (a fresh machine running the shipped config) or nothing listens.
+    const message = cause instanceof Error ? cause.message : String(cause);
+    throw new ShardmindError(
+      ErrorCode.UNAVAILABLE,
+      `cannot connect to NATS at ${servers.join(', ')}: ${message} (against \`shardmind up\`, pass --servers nats://127.0.0.1:4222 --nodes local)`,
+      { cause, retryable: false },
+    );
+  }
 }
 
 /** Where an agent-side command (`remember`, `recall`, `mcp`) connects: `--servers`, or every NATS URL in the config. */

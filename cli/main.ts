@@ -7,6 +7,7 @@
  * shardmind host --node mini-2 --config ./cluster.config.ts
  */
 import { ConfigError } from '../config/index.ts';
+import { ShardmindError } from '../protocol/index.ts';
 import { UsageError } from './args.ts';
 import type { Command } from './command.ts';
 import { hostCommand } from './host.ts';
@@ -72,6 +73,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     if (err instanceof ConfigError) {
       process.stderr.write(`shardmind ${name}: config error: ${err.message}\n`);
+      return 1;
+    }
+    // A coded error is the answer (UNAVAILABLE, NOT_FOUND, …): one line. Anything else is a bug: its stack.
+    if (err instanceof ShardmindError) {
+      process.stderr.write(`shardmind ${name}: ${err.code}: ${err.message}\n`);
       return 1;
     }
     process.stderr.write(`shardmind ${name}: ${(err as Error)?.stack ?? String(err)}\n`);

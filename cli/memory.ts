@@ -9,7 +9,7 @@
  *   shardmind forget calendar:000000002a:0
  */
 import { connect, type Fact, type RecalledFact, type ShardmindClient } from '../client/index.ts';
-import { ShardmindError } from '../protocol/index.ts';
+import { ShardmindError, timestampMs } from '../protocol/index.ts';
 import { intFlag, orConfigError, parseCommandFlags, UsageError } from './args.ts';
 import { agentServers } from './cluster-connect.ts';
 import { natsConnectOptionsFromEnv } from './nats-tls.ts';
@@ -111,8 +111,13 @@ export async function runRecall(argv: readonly string[], io: Io = stdio): Promis
   let maxStaleMs: number | undefined;
   try {
     if (values['as-of'] !== undefined) {
-      asOf = new Date(values['as-of']);
-      if (Number.isNaN(asOf.getTime())) throw new UsageError(`--as-of: "${values['as-of']}" is not a date (ISO 8601, e.g. 2026-11-01T00:00:00Z)`);
+      // The wire's own rule (a zone is required: a time without one would mean this machine's zone here and
+      // something else on the Mini that answers), so the CLI refuses what the protocol refuses.
+      try {
+        asOf = new Date(timestampMs(values['as-of'], '--as-of'));
+      } catch {
+        throw new UsageError(`--as-of: "${values['as-of']}" is not an ISO 8601 time with a zone (e.g. 2026-11-01T00:00:00Z or 2026-11-01T09:00:00+01:00)`);
+      }
     }
     if (values.limit !== undefined) limit = intFlag('limit', values.limit, 10, 1, 1000);
     if (values['max-stale-ms'] !== undefined) maxStaleMs = intFlag('max-stale-ms', values['max-stale-ms'], 0, 0, 86_400_000);
