@@ -47,8 +47,13 @@ export async function handOffBeforeStopping(o: DrainHandOffOptions): Promise<voi
 async function handOffOne(o: DrainHandOffOptions, shard: LeadingShard, deadline: number): Promise<void> {
   const maxLag = o.maxLag ?? DEFAULT_MAX_LAG;
   let to: string | undefined;
-  for (const node of o.candidates(shard.domain)) {
-    if (node === o.node) continue;
+  const others = o.candidates(shard.domain).filter((node) => node !== o.node);
+  if (others.length === 0) {
+    // `shardmind up`, or a domain placed on this Mini alone: nobody could take it, so do not suggest someone will.
+    o.log(`[${o.node}] stopping: ${shard.domain} has no standby placed; it is unavailable until a host leading it starts`);
+    return;
+  }
+  for (const node of others) {
     const host = await status(o.nc, node);
     const s = host?.draining ? undefined : host?.shards.find((x) => x.domain === shard.domain);
     if (s?.state === 'following' && shard.status().appliedSeq - s.appliedSeq <= maxLag) {

@@ -105,6 +105,9 @@ test('shardmind up - serves JSON remember/recall, drains on SIGINT, keeps the da
     up.child.kill('SIGINT');
     assert.is(await up.exited, 0, up.output());
     assert.match(up.output(), /draining/);
+    // One node, no standbys: the stop says so, rather than promising a take-over nobody can make.
+    assert.match(up.output(), /email has no standby placed/);
+    assert.not.match(up.output(), /no standby ready/);
     assert.is(await portOpen(port), false, 'nats-server stopped');
 
     up = startUp(['--port', String(port), '--data', dir]);
