@@ -9,6 +9,7 @@
  * only when they happen, so the transport maps them to ShardmindErrors exactly as before.
  */
 import { ErrorCode as NatsErrorCode, NatsError, createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
+import { headersOrNone } from '../protocol/index.ts';
 
 interface Waiting {
   readonly resolve: (m: Msg) => void;
@@ -86,8 +87,10 @@ export class ReplyInbox {
     if (w === undefined) return; // timed out already
     this.waiting.delete(token);
     clearTimeout(w.timer);
-    // As nats.js reads it: only an empty message with status 503 is "no responders"; any other is the reply.
-    if (msg.data.length === 0 && msg.headers?.code === 503) w.reject(NatsError.errorForCode(NatsErrorCode.NoResponders));
+    // As nats.js reads it: only an empty message with status 503 is "no responders"; any other is the reply. Its
+    // headers through headersOrNone: whoever saw the request may reply with a header block nats.js throws on, and a
+    // throw here would end the connection's read loop.
+    if (msg.data.length === 0 && headersOrNone(msg)?.code === 503) w.reject(NatsError.errorForCode(NatsErrorCode.NoResponders));
     else w.resolve(msg);
   }
 }

@@ -13,6 +13,7 @@ import {
   ShardmindError,
   decodePayload,
   encodePayload,
+  headersOrNone,
   unwrapReply,
   type Encoding,
 } from '../protocol/index.ts';
@@ -42,8 +43,9 @@ export class Transport {
     } catch (err) {
       throw fromNatsError(err, subject, timeoutMs);
     }
-    // A reply is in the request's encoding; a server that could not tell says so with its own content-type.
-    const encoding: Encoding = reply.headers?.get(CONTENT_TYPE_HEADER)?.startsWith(JSON_CONTENT_TYPE)
+    // A reply is in the request's encoding; a server that could not tell says so with its own content-type. A header
+    // block nats.js cannot decode (it throws on each read) counts as none.
+    const encoding: Encoding = headersOrNone(reply)?.get(CONTENT_TYPE_HEADER)?.startsWith(JSON_CONTENT_TYPE)
       ? 'json'
       : this.encoding;
     let decoded: unknown;
