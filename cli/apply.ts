@@ -95,7 +95,11 @@ export async function executePlan(
   }
 }
 
-const USAGE = 'usage: shardmind apply [--config FILE] [--servers URL,…] [--dry-run] [--json]';
+const USAGE = `usage: shardmind apply [--config FILE] [--servers URL,…] [--dry-run] [--json]
+
+Makes the running cluster match the config's placement, add before remove: missing standbys start following first,
+then each domain led by the wrong node migrates (as \`shardmind migrate\`), then replicas the config no longer places
+stop following. --dry-run prints the plan and changes nothing.`;
 
 export async function runApply(argv: readonly string[], io: Io = stdio): Promise<number> {
   const parsed = parseCommandFlags(

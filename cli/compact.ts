@@ -46,7 +46,12 @@ export async function compactDomain(nc: NatsConnection, o: CompactOptions): Prom
   return ctlRequest<CompactResult>(nc, leader, 'compact', { domain: o.domain }, o.timeoutMs ?? 300_000);
 }
 
-const USAGE = 'usage: shardmind compact <domain> [--config FILE] [--servers URL,…] [--nodes NAME,…] [--timeout MS] [--json]';
+const USAGE = `usage: shardmind compact <domain> [--config FILE] [--servers URL,…] [--nodes NAME,…] [--timeout MS] [--json]
+
+Asks the domain's leader to snapshot its store into the domain's snapshot bucket and purge the log below it, so the
+log stops growing and a new replica installs the snapshot instead of replaying everything. Prints the snapshot's
+sequence and size and how many log entries went. --timeout: milliseconds to wait for the leader (default 300000).
+The config's compaction.everyEntries does the same automatically.`;
 
 export async function runCompact(argv: readonly string[], io: Io = stdio): Promise<number> {
   const parsed = parseCommandFlags(

@@ -214,7 +214,14 @@ export function renderProgress(p: MigrateProgress, width = 30): string {
 }
 
 const USAGE =
-  'usage: shardmind migrate <domain> --to <node> [--config FILE] [--servers URL,…] [--nodes NAME,…] [--max-lag N] [--timeout MS] [--no-probe] [--json]';
+  `usage: shardmind migrate <domain> --to <node> [--config FILE] [--servers URL,…] [--nodes NAME,…] [--max-lag N] [--timeout MS] [--no-probe] [--json]
+
+Moves the domain's leadership to <node> with no acknowledged write lost: <node> follows the domain and catches up,
+the leader stops intake, finishes its in-flight writes and hands off, and <node> serves from the next epoch. The old
+leader stays as a standby (\`shardmind apply\` removes replicas the config no longer places).
+  --max-lag N     hand off once <node> is within N log entries of the tail (default 64)
+  --timeout MS    the whole command's budget in milliseconds (default 120000)
+  --no-probe      do not run the probe client that reads throughout and reports the gap clients saw`;
 
 export async function runMigrate(argv: readonly string[], io: Io = stdio): Promise<number> {
   const parsed = parseCommandFlags(

@@ -97,7 +97,7 @@ export async function runPrune(argv: readonly string[], io: Io = stdio): Promise
       ...(below !== undefined ? { decayedBelow: below } : {}),
     });
     if (values.json) io.out(`${JSON.stringify(r)}\n`);
-    else io.out(`${domain}: ${r.node} forgot ${r.pruned} fact${r.pruned === 1 ? '' : 's'} (${r.positions} positions in ${r.ranges} log entries, ${r.ms} ms)\n`);
+    else io.out(`${domain}: ${r.node} forgot ${r.pruned} fact${r.pruned === 1 ? '' : 's'} (examined store positions 1–${r.positions}, in ${r.ranges} log entr${r.ranges === 1 ? 'y' : 'ies'}, ${r.ms} ms)\n`);
     return 0;
   } catch (err) {
     if (err instanceof ShardmindError) {

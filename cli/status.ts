@@ -95,7 +95,7 @@ export function statusRows(statuses: readonly NodeStatus[], logs: ReadonlyMap<st
         staleMs: shard.state === 'leading' ? 0 : shard.staleMs,
         level: shard.logLevel ?? 1,
         writeLevel: shard.state === 'leading' ? shard.writeLevel : undefined,
-        note: shard.state === 'needsUpgrade' || shard.state === 'failed' ? shard.lastError : undefined,
+        note: shard.state === 'needsUpgrade' || shard.state === 'aheadOfLog' || shard.state === 'failed' ? shard.lastError : undefined,
       });
     }
   }
@@ -122,7 +122,13 @@ export function renderStatus(rows: readonly StatusRow[]): string {
   return notes.length === 0 ? table : `${table}\n${notes.join('')}`;
 }
 
-const USAGE = 'usage: shardmind status [--config FILE] [--servers URL,…] [--nodes NAME,…] [--json] [--timeout MS]';
+const USAGE = `usage: shardmind status [--config FILE] [--servers URL,…] [--nodes NAME,…] [--json] [--timeout MS]
+
+Asks every node (sm.ctl.<node>.status) and prints domains × nodes: role, machine state, appliedSeq, lag behind the
+log's tail, epoch and the last heartbeat heard; --json adds each store's warm-up and more. A node that does not answer
+within --timeout (ms, default 1500) is shown as such.
+  --config FILE         the cluster config (default ./cluster.config.ts): where to connect and which nodes to ask
+  --servers, --nodes    instead of the config (against \`shardmind up\`: --servers nats://127.0.0.1:4222 --nodes local)`;
 
 export async function runStatus(argv: readonly string[], io: Io = stdio): Promise<number> {
   const parsed = parseCommandFlags(
