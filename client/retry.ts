@@ -63,7 +63,11 @@ export async function withRetry<T>(attempt: (remainingMs: number) => Promise<T>,
   }
 }
 
-/** Codes that mean "not done, try again": the server replied and said nothing was applied. */
+/**
+ * Codes that mean "try again": the server replied that it could not do it now. They do not prove nothing was
+ * applied: a NOT_LEADER or UNAVAILABLE can follow a write that landed (a pipeline break, a guard racing the new
+ * leader, a lost append ack), so a write is retried only with its same opId.
+ */
 export function isRefusal(err: ShardmindError): boolean {
   return (
     err.code === ErrorCode.NOT_LEADER || err.code === ErrorCode.SHARD_MOVED || err.code === ErrorCode.UNAVAILABLE

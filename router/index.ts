@@ -19,4 +19,5 @@ export { taskMachine, evidenceShares, overtakingDomain, DEFAULT_EVIDENCE_DECAY }
 export { TaskStore, TASK_BUCKET, newTask, stepTask } from './task-store.ts';
 export { TaskService, CONTEXT_LIMIT, CONTEXT_SUBJECTS } from './tasks.ts';
 export { LeaderBeats } from './leader-beats.ts';
+export { WriteRoutes, WRITE_ROUTE_BUCKET, WRITE_ROUTE_MAX_AGE_MS } from './write-routes.ts';
 export { guarded } from './guarded.ts';

@@ -5,6 +5,7 @@
  *
  * `startRouter(nc, config, { node })` is what a host calls; `stop()` drains intake and is safe to call twice.
  */
+import { randomUUID } from 'node:crypto';
 import { headers, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 import type { ClusterConfig } from '../config/index.ts';
 import {
@@ -57,6 +58,7 @@ import { createConfiguredClassifier } from './load-classifier.ts';
 import { ShardClient, type ReadRoute } from './shard-client.ts';
 import { TaskStore } from './task-store.ts';
 import { TaskService } from './tasks.ts';
+import { WriteRoutes } from './write-routes.ts';
 
 /** Facts a recall returns when it does not say. */
 export const DEFAULT_RECALL_LIMIT = 10;
@@ -95,6 +97,7 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
   const replicas = config.replication.replicas;
   const learning = await SharedLearning.start(nc, classifier, { replicas, log });
   const store = await TaskStore.open(nc, { replicas });
+  const routes = await WriteRoutes.open(nc, { replicas });
   const shards = new ShardClient(nc, config.router.shardTimeoutMs, log);
   const domains = new Set(config.domains.map((d) => d.name));
   const tasks = new TaskService({
@@ -114,7 +117,7 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
     void p.finally(() => background.delete(p));
   };
   const beats = new LeaderBeats(nc, domains, config.replication.leaseMs, now, log);
-  const handlers = memoryHandlers({ config, classifier, shards, tasks, learning, domains, log, later, node: options.node, beats });
+  const handlers = memoryHandlers({ config, classifier, shards, tasks, learning, domains, log, later, node: options.node, beats, routes });
 
   const inFlight = new Set<Promise<void>>();
   const nodeHeaders = replyHeaders(options.node);
@@ -305,6 +308,8 @@ interface HandlerDeps {
   readonly node: string;
   /** Shards whose leader was heard lately: only those are handed requests to answer directly. */
   readonly beats: LeaderBeats;
+  /** Where writes without a named domain went, by opId. */
+  readonly routes: WriteRoutes;
 }
 
 function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
@@ -338,22 +343,28 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
   const writeTimeout = Math.max(config.router.shardTimeoutMs, WRITE_TIMEOUT_FLOOR_MS);
 
   return {
+    /**
+     * The write goes to its named domain, else its task's, else the classifier's pick (pinned by the agent's opId, so
+     * a retry lands where the first attempt did). It always reaches the shard with an opId, the router's own when the
+     * agent sent none: the shard client asks again after a refusal, and a refusal can follow an applied write.
+     */
     async remember(body) {
       const req = parseRememberRequest(body);
-      const domain = requireDomain(req.domain ?? (req.task ? (await tasks.domainsOf(req.task))[0]! : await top(req.fact.text)));
-      const { domain: _named, ...forShard } = req;
-      const reply = await shards.ask<RememberReply>(domain, 'remember', forShard, writeTimeout);
+      const domain = await writeDomain(req.domain, req.task, req.fact.text, req.opId);
+      const { domain: _named, ...fields } = req;
+      const opId = req.opId ?? routerOpId();
+      const reply = await shards.ask<RememberReply>(domain, 'remember', { ...fields, opId }, writeTimeout);
       if (req.task) await tasks.remembered(req.task, domain, reply.factId, req.fact.text);
       // Only an agent's own choice of domain teaches the classifier; a classified write would teach it its guesses.
       // The reply does not wait for the example's JetStream publish (a failure is only logged either way; a router
       // that dies before it loses the example just as one dying between the apply and an awaited publish did).
-      if (req.domain && !reply.duplicate) d.later(teach(req.fact.text, domain, req.agent, req.opId));
+      if (req.domain && !reply.duplicate) d.later(teach(req.fact.text, domain, req.agent, opId));
       return reply;
     },
 
     /**
      * Each item goes where a `remember` of it would (the request's domain, else its task's, else the classifier's
-     * pick); the items bound for one shard go to it as one `remember_batch`, all shards at once. A shard's failure
+     * pick, pinned by the item's opId); the items bound for one shard go to it as one `remember_batch`, all shards at once. A shard's failure
      * fails the request (the client retries it whole; what landed answers as duplicates), an item's stays its own.
      */
     async remember_batch(body) {
@@ -365,7 +376,7 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
         items.map(async (item, i) => {
           if (item instanceof ShardmindError) return void (results[i] = { error: toWireError(item) });
           try {
-            domainOf[i] = requireDomain(named ?? (item.task ? (await tasks.domainsOf(item.task))[0]! : await top(item.fact.text)));
+            domainOf[i] = named ?? (await writeDomain(undefined, item.task, item.fact.text, item.opId));
           } catch (err) {
             if (!(err instanceof ShardmindError) || err.retryable) throw err;
             results[i] = { error: toWireError(err) };
@@ -590,6 +601,22 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
         }
       }),
     );
+  }
+
+  /**
+   * Where a write goes: `named`, else its task's current domain, else the classifier's pick. The last two can change
+   * between two attempts of one write, so with an agent's opId the first attempt's choice is recorded and reused
+   * (write-routes.ts); a named domain never changes, and pays nothing for it.
+   */
+  async function writeDomain(named: string | undefined, task: string | undefined, text: string, opId: string | undefined): Promise<string> {
+    if (named !== undefined) return requireDomain(named);
+    const chosen = requireDomain(task ? (await tasks.domainsOf(task))[0]! : await top(text));
+    return opId === undefined ? chosen : requireDomain(await d.routes.pin(opId, chosen));
+  }
+
+  /** An opId for a write the agent sent without one: unique, and naming the router that made it. */
+  function routerOpId(): string {
+    return `router-${d.node}-${randomUUID()}`;
   }
 
   async function top(text: string): Promise<string> {

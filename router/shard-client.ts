@@ -59,8 +59,10 @@ export class ShardClient {
 
   /**
    * One request to one shard's leader; the typed reply or a thrown `ShardmindError`. Within `timeoutMs` it asks
-   * again when the shard said it did nothing — no leader subscribed, NOT_LEADER, SHARD_MOVED: a failover or a
-   * hand-off in progress — which is safe for writes too. A timeout is not retried: the write may have happened.
+   * again after a refusal — no leader subscribed, NOT_LEADER, SHARD_MOVED: a failover or a hand-off in progress.
+   * A refusal does not prove a write was not applied (a NOT_LEADER can follow one that landed), so the same bytes go
+   * again: a write that is not idempotent on repeat must carry its opId (the router gives a `remember` one when the
+   * agent did not). A timeout is not retried: the agent's client retries it, with its opId.
    */
   async ask<T>(domain: string, op: string, body: object, timeoutMs = this.timeoutMs, route?: ReadRoute): Promise<T> {
     const payload = encodePayload(body, 'msgpack');
