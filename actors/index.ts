@@ -28,6 +28,7 @@ export {
   logTail,
   logBounds,
   LogCompactedError,
+  LogTailLostError,
   readLog,
   apiErrorCode,
   WRONG_LAST_SEQUENCE,

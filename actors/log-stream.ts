@@ -87,6 +87,27 @@ export class LogCompactedError extends Error {
   }
 }
 
+/**
+ * The log ends below what this replica has applied: it lost entries this replica holds, acknowledged writes among
+ * them (a whole-cluster power loss before nats-server synced its tail, or the stream deleted or recreated). Nothing
+ * can be caught up from such a log, and nothing in it may overwrite the store: the shard machine halts in
+ * `aheadOfLog`, the store kept as it is, until an operator decides (docs/operations.md).
+ */
+export class LogTailLostError extends Error {
+  override readonly name = 'LogTailLostError';
+  constructor(
+    readonly domain: string,
+    /** The log's last sequence (0 for an empty stream). */
+    readonly logTail: number,
+    /** The last sequence this replica applied. */
+    readonly appliedSeq: number,
+  ) {
+    super(
+      `the ${domain} log ends at seq ${logTail} but this replica applied through seq ${appliedSeq}: the log lost entries ${logTail + 1}..${appliedSeq}, which this replica holds; its store is kept and it neither serves nor leads until an operator acts (docs/operations.md, "A store ahead of its log")`,
+    );
+  }
+}
+
 /** One message of the log; `entry` is undefined for bytes that are not a log entry (skipped by every replica). */
 export interface LogRecord {
   readonly seq: number;
@@ -252,6 +273,9 @@ export function apiErrorCode(err: unknown): number | undefined {
   const api = (err as { api_error?: { err_code?: number } } | null)?.api_error;
   return typeof api?.err_code === 'number' ? api.err_code : undefined;
 }
+
+/** JetStream's answer to a direct get of a sequence the stream does not hold. */
+export const NO_MESSAGE_FOUND = 10037;
 
 /** JetStream's answer to `Nats-Expected-Last-Sequence` that does not match: another writer appended. */
 export const WRONG_LAST_SEQUENCE = 10071;

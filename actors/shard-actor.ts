@@ -14,7 +14,7 @@ import { ErrorCode, ShardmindError, logStream, logSubject } from '../protocol/in
 import { DEFAULT_REPLICA_MAX_STALE_MS, type DomainConfig } from '../config/index.ts';
 import { MAX_PRUNE_SPAN, StoreFormatError, type LogMessage, type MarkerEntry, type ShardStore, type ShardStoreOptions } from '../shards/index.ts';
 import type { Clock } from './clock.ts';
-import { ensureLogStream, logBounds, logTail, logWasCompacted, readLog, LogCompactedError, type LogRecord } from './log-stream.ts';
+import { apiErrorCode, ensureLogStream, logBounds, logTail, logWasCompacted, readLog, LogCompactedError, LogTailLostError, NO_MESSAGE_FOUND, type LogRecord } from './log-stream.ts';
 import { compactShard, snapshotCopyDir, type CompactReport } from './compaction.ts';
 import { CompactionTrigger } from './compaction-trigger.ts';
 import { SnapshotBucket } from './snapshot-bucket.ts';
@@ -242,7 +242,7 @@ export class ShardActor implements ShardRuntime {
         const state = String(snap.value);
         if (state === last) return;
         last = state;
-        const why = snap.context.lastError && (state === 'failed' || state === 'catchingUp' || state === 'needsUpgrade') ? ` (${snap.context.lastError})` : '';
+        const why = snap.context.lastError && (state === 'failed' || state === 'catchingUp' || state === 'needsUpgrade' || state === 'aheadOfLog') ? ` (${snap.context.lastError})` : '';
         this.log(`→ ${state}${why}`);
       },
       error: (err) => this.log(`machine error: ${String(err)}`),
@@ -553,13 +553,24 @@ export class ShardActor implements ShardRuntime {
   async catchUp(): Promise<void> {
     let compacted: LogCompactedError | undefined;
     let halted: NeedsUpgradeError | undefined;
+    let lost: LogTailLostError | undefined;
     await this.retrying('catch up', async () => {
+      const { firstSeq, lastSeq: tail } = await logBounds(this.o.jsm, this.domain);
+      // The log ends below what this replica applied: it lost entries only this store holds (acknowledged writes
+      // among them). Reading on from there would skip the log's next entries at those sequences, and a rebuild would
+      // delete the only copy of them: halt with the store as it is (the machine's `aheadOfLog`), before any rebuild.
+      if (tail < this.position) {
+        const why = this.rebuildReason;
+        this.rebuildReason = undefined;
+        lost = new LogTailLostError(this.domain, tail, this.position);
+        this.log(`ERROR: ${lost.message}${why === undefined ? '' : ` (a rebuild was due and is not done: ${why})`}`);
+        return;
+      }
       const why = this.rebuildReason;
       if (why !== undefined) {
         this.rebuildReason = undefined;
         await this.rebuildStore(why);
       }
-      const { firstSeq, lastSeq: tail } = await logBounds(this.o.jsm, this.domain);
       // The log was compacted past what this replica needs next (a newcomer, a wiped or rebuilt replica, one that was
       // down through a compaction): it bootstraps from a snapshot (the machine's `bootstrapping` state), not the log.
       if (firstSeq > this.position + 1) {
@@ -985,24 +996,41 @@ export class ShardActor implements ShardRuntime {
     throw new Error(this.rebuildReason);
   }
 
-  /** Asks the stream leader for the entry at this replica's position; throws (a rebuild due) when it differs. */
+  /**
+   * Asks the stream leader for the entry at this replica's position. Throws: a rebuild due when it differs;
+   * `LogTailLostError` when the log ends below it; plain errors when the log cannot be asked now, or no longer holds
+   * that one entry (deleted from the stream). An entry compacted away cannot be compared: nothing to check.
+   */
   private async checkAppliedTail(when = 'checked before claiming'): Promise<void> {
     const mine = this.lastHash;
     if (mine === undefined || mine.seq !== this.position || this.position === 0) return;
-    const logged = await this.logHashAt(mine.seq);
-    if (logged === undefined) throw new Error(`cannot check the entry at seq ${mine.seq} against the log now`);
-    if (logged === mine.hash) return;
+    const logged = await this.logEntryAt(mine.seq);
+    if (logged.kind === 'unanswered') throw new Error(`cannot ask the log for its entry at seq ${mine.seq} now: ${logged.detail}`);
+    if (logged.kind === 'missing') {
+      const { firstSeq, lastSeq } = await logBounds(this.o.jsm, this.domain);
+      if (lastSeq < mine.seq) throw new LogTailLostError(this.domain, lastSeq, this.position);
+      if (firstSeq > mine.seq) return;
+      throw new Error(`the log has no entry at seq ${mine.seq}, which this replica applied (it holds ${firstSeq}..${lastSeq}): it was deleted from the stream`);
+    }
+    if (logged.hash === mine.hash) return;
     this.rebuildReason = `the entry this replica applied at seq ${mine.seq} is not the one the log kept (${when})`;
     throw new Error(this.rebuildReason);
   }
 
   /** `entryHash` of the log's message at `seq`, asked of the stream leader; undefined when it does not answer. */
   private async logHashAt(seq: number): Promise<string | undefined> {
+    const r = await this.logEntryAt(seq);
+    return r.kind === 'found' ? r.hash : undefined;
+  }
+
+  /** The log's message at `seq`, asked of the stream leader: its hash, "the log has none", or "no answer now". */
+  private async logEntryAt(seq: number): Promise<{ kind: 'found'; hash: string } | { kind: 'missing' } | { kind: 'unanswered'; detail: string }> {
     try {
       const m = await this.o.jsm.streams.getMessage(logStream(this.domain), { seq });
-      return entryHash(m.data);
-    } catch {
-      return undefined;
+      return { kind: 'found', hash: entryHash(m.data) };
+    } catch (err) {
+      if (apiErrorCode(err) === NO_MESSAGE_FOUND) return { kind: 'missing' };
+      return { kind: 'unanswered', detail: (err as Error)?.message ?? String(err) };
     }
   }
 
@@ -1121,8 +1149,9 @@ export class ShardActor implements ShardRuntime {
           () => (checking = false),
           (err: unknown) => {
             checking = false;
-            // Only a confirmed difference sets rebuildReason; "cannot ask the log now" is left to the next beat.
-            if (this.rebuildReason !== undefined) diverged(`leader ${hb.node}'s beat: ${(err as Error).message}`);
+            // Only a confirmed difference (rebuildReason), or a log that lost this entry, ends the tail (the catch-up
+            // decides: rebuild, or halt in `aheadOfLog`); "cannot ask the log now" is left to the next beat.
+            if (this.rebuildReason !== undefined || err instanceof LogTailLostError) diverged(`leader ${hb.node}'s beat: ${(err as Error).message}`);
           },
         );
       },

@@ -9,6 +9,8 @@
  *   leading → (FENCED) following        leading → (HANDOFF) handingOff → following
  *   catchingUp, following, bootstrapping → needsUpgrade   (a log message, or the snapshot to install, is above
  *                                                           this build's log level: it stops there)
+ *   catchingUp, claiming → aheadOfLog   (the log ends below what this replica applied: it lost entries this replica
+ *                                        holds; it stops there, its store kept)
  *   any → (STOP) stopping → stopped     any work failing → failed
  *
  * Replica reads (`sm.replica.<domain>.*`, `replica-service.ts`) are served in `leading` and `following` only: a
@@ -17,6 +19,12 @@
  * `needsUpgrade` (log levels, `log-level.ts`) is a halt, not a failure: the replica applied everything before the
  * message it cannot read and nothing from it, serves nothing, watches no lease (so it never claims: it could not
  * catch up), and says why in `lastError`. Only STOP leaves it; the upgraded build, restarted, continues from there.
+ *
+ * `aheadOfLog` is a halt too: the log's tail is below this replica's applied sequence (the log lost its tail in a
+ * whole-cluster power loss, or the stream was deleted or recreated), so this store holds acknowledged writes the log
+ * does not. Catching up, leading or rebuilding from such a log would serve another history or delete the only copy
+ * of those writes, so the replica does none of them: it keeps its store, serves nothing, watches no lease, and
+ * says which entries the log lost in `lastError`. Only STOP leaves it; an operator decides (docs/operations.md).
  *
  * Issue 5 (failover, migration) plugs in here: `PROMOTE` is what a standby sends itself after it wins an epoch
  * claim; `HANDOFF` is what `migrate` sends the leader; `claimEpoch` in the runtime is where the KV claim goes.
@@ -47,6 +55,7 @@ export type ShardState =
   | 'following'
   | 'handingOff'
   | 'needsUpgrade'
+  | 'aheadOfLog'
   | 'stopping'
   | 'stopped'
   | 'failed';
@@ -58,12 +67,14 @@ export interface ShardRuntime {
   /**
    * Replay the log from `appliedSeq + 1` to the stream's current tail — or, when this replica was found to hold an
    * entry the log did not keep (its `Sm-Prev` chain broke), wipe its LMDB and replay from seq 1. Rejects with
-   * `NeedsUpgradeError` at a message above this build's log level, having applied everything before it.
+   * `NeedsUpgradeError` at a message above this build's log level, having applied everything before it, and with
+   * `LogTailLostError` (wiping nothing) when the log ends below this replica's applied sequence.
    */
   catchUp(): Promise<void>;
   /**
    * Take the leadership: choose the epoch, append the epoch marker with `Nats-Expected-Last-Sequence` = the tail
-   * just caught up to, and apply it. Rejects with NOT_LEADER when fenced (someone appended since).
+   * just caught up to, and apply it. Rejects with NOT_LEADER when fenced (someone appended since), and with
+   * `LogTailLostError` when the log no longer holds the entry this replica applied last.
    */
   claim(): Promise<void>;
   /**
@@ -120,6 +131,7 @@ export const shardMachine = setup({
     logCompacted: (_, params: { error: unknown }) => (params.error as { name?: string } | null)?.name === 'LogCompactedError',
     needsUpgrade: (_, params: { error: unknown }) => (params.error as { name?: string } | null)?.name === 'NeedsUpgradeError',
     snapshotFormat: (_, params: { error: unknown }) => (params.error as { name?: string } | null)?.name === 'SnapshotFormatError',
+    logTailLost: (_, params: { error: unknown }) => (params.error as { name?: string } | null)?.name === 'LogTailLostError',
   },
 }).createMachine({
   id: 'shard',
@@ -153,6 +165,11 @@ export const shardMachine = setup({
           {
             guard: { type: 'needsUpgrade', params: ({ event }) => ({ error: event.error }) },
             target: 'needsUpgrade',
+            actions: assign({ lastError: ({ event }) => describeError(event.error) }),
+          },
+          {
+            guard: { type: 'logTailLost', params: ({ event }) => ({ error: event.error }) },
+            target: 'aheadOfLog',
             actions: assign({ lastError: ({ event }) => describeError(event.error) }),
           },
           { target: 'failed', actions: assign({ lastError: ({ event }) => describeError(event.error) }) },
@@ -189,6 +206,12 @@ export const shardMachine = setup({
         input: ({ context }) => ({ runtime: context.runtime }),
         onDone: 'leading',
         onError: [
+          {
+            // The log lost the entry this replica caught up to between the catch-up and the claim's check of it.
+            guard: { type: 'logTailLost', params: ({ event }) => ({ error: event.error }) },
+            target: 'aheadOfLog',
+            actions: assign({ lastError: ({ event }) => describeError(event.error) }),
+          },
           {
             guard: { type: 'fenced', params: ({ event }) => ({ error: event.error }) },
             target: 'catchingUp',
@@ -232,6 +255,11 @@ export const shardMachine = setup({
     needsUpgrade: {
       // Holds nothing open but the store (drain closes it on STOP). A promotion cannot be honoured: this replica
       // cannot apply the log past where it stopped, so it cannot lead.
+      on: { PROMOTE: {} },
+    },
+    aheadOfLog: {
+      // Holds nothing open but the store, which is kept as it is (drain closes it on STOP). A promotion cannot be
+      // honoured: leading would append after a history this replica does not share.
       on: { PROMOTE: {} },
     },
     stopping: {

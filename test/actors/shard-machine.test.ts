@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createActor } from 'xstate';
-import { LogCompactedError, shardMachine, SnapshotFormatError, type ShardEvent, type ShardRuntime } from '../../actors/index.ts';
+import { LogCompactedError, LogTailLostError, shardMachine, SnapshotFormatError, type ShardEvent, type ShardRuntime } from '../../actors/index.ts';
 
 class ScriptedRuntime implements ShardRuntime {
   readonly calls: string[] = [];
@@ -129,6 +129,31 @@ test('shard machine - a catch-up that fails for another reason still fails the a
   const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: false } }).start();
   await until(actor, 'failed');
   assert.equal(rt.calls, ['open', 'catchUp']);
+  actor.stop();
+});
+
+test('shard machine - a catch-up that finds the log ended below this replica halts in aheadOfLog: no claim, PROMOTE ignored, STOP drains', async () => {
+  const rt = new ScriptedRuntime();
+  rt.catchUpErrors = [new LogTailLostError('email', 0, 6)];
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: true } }).start();
+  await until(actor, 'aheadOfLog');
+  assert.match(actor.getSnapshot().context.lastError ?? '', /the email log ends at seq 0 but this replica applied through seq 6: the log lost entries 1\.\.6/);
+  actor.send({ type: 'PROMOTE' });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.is(actor.getSnapshot().value, 'aheadOfLog');
+  assert.equal(rt.calls, ['open', 'catchUp'], 'it never claims, and never catches up again by itself');
+  actor.send({ type: 'STOP' });
+  await until(actor, 'stopped');
+  assert.equal(rt.calls, ['open', 'catchUp', 'drain']);
+});
+
+test('shard machine - a claim whose check finds the log lost this replica\'s last entry halts in aheadOfLog', async () => {
+  const rt = new ScriptedRuntime();
+  rt.claimError = new LogTailLostError('email', 4, 6);
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: true } }).start();
+  await until(actor, 'aheadOfLog');
+  assert.equal(rt.calls, ['open', 'catchUp', 'claim']);
+  assert.match(actor.getSnapshot().context.lastError ?? '', /lost entries 5\.\.6/);
   actor.stop();
 });
 

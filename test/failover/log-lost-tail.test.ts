@@ -1,0 +1,116 @@
+/**
+ * A log that lost its tail (review-session10, finding 5): replicas whose stores hold entries the log no longer has
+ * stop in `aheadOfLog`, say which entries the log lost, keep their stores, and neither lead nor loop. Before, the
+ * placement leader looped catchingUp ↔ claiming forever ("cannot check the entry at seq S against the log now"),
+ * and a follower tailed on from past the log's end, ready to skip a new history's entries and later wipe itself.
+ * The loss here is an operator deleting the stream with both hosts down (a whole-cluster power loss under
+ * nats-server 2.9's lazy fsync loses the tail the same way). Real nats-server, real host processes.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { join } from 'node:path';
+import { connect } from 'nats';
+import { runStatus, startNatsServer } from '../../cli/index.ts';
+import type { ClusterConfigInput } from '../../config/index.ts';
+import { decodePayload, encodePayload, logStream, shardSubject } from '../../protocol/index.ts';
+import { openShardStore } from '../../shards/index.ts';
+import { startHosts, type HostProcess } from '../harness/hosts.ts';
+
+const DOMAIN = 'email';
+const NODES = ['mini-1', 'mini-2'];
+
+function config(url: string): ClusterConfigInput {
+  return {
+    cluster: { name: 'lost-tail' },
+    nodes: NODES.map((name) => ({ name, nats: [url] })),
+    domains: [{ name: DOMAIN, description: 'mail', seeds: ['send an email'] }],
+    placement: { [DOMAIN]: { leader: 'mini-1', standbys: ['mini-2'] } },
+    replication: { replicas: 1, leaseMs: 1500, heartbeatMs: 250 },
+  };
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** How many times the host's email shard entered a state (its machine logs each transition). */
+function entered(host: HostProcess, state: string): number {
+  return host.stderr().split('\n').filter((l) => l.includes(` ${DOMAIN} `) && l.includes(`→ ${state}`)).length;
+}
+
+test('replicas whose stores are ahead of the log halt in aheadOfLog, name the lost entries, keep their stores, and do not loop', async () => {
+  const nats = await startNatsServer();
+  const hosts = await startHosts({ config: config(nats.url) });
+  const nc = await connect({ servers: nats.url });
+  try {
+    const ask = async (subject: string, body: object): Promise<Record<string, any>> =>
+      decodePayload((await nc.request(subject, encodePayload({ v: 1, ...body }, 'msgpack'), { timeout: 5_000 })).data, 'msgpack') as Record<string, any>;
+    let last = 0;
+    for (let i = 0; i < 5; i++) last = (await ask(shardSubject(DOMAIN, 'remember'), { agent: 'a', fact: { text: `Acknowledged mail fact number ${i}` } }))['seq'];
+    await eventually('mini-2 to apply every write', async () => ((await hosts.host('mini-2').shard(DOMAIN))?.appliedSeq === last ? true : undefined));
+
+    for (const node of ['mini-2', 'mini-1']) await hosts.host(node).stop();
+    await (await nc.jetstreamManager({ checkAPI: false })).streams.delete(logStream(DOMAIN));
+    for (const node of NODES) hosts.host(node).launch();
+
+    for (const node of NODES) {
+      let seen = 'no status';
+      const halted = await eventually(`${node} to halt`, async () => {
+        const s = await hosts.host(node).shard(DOMAIN);
+        seen = JSON.stringify(s);
+        return s?.state === 'aheadOfLog' ? s : undefined;
+      }).catch((err: Error) => {
+        throw new Error(`${err.message}; last status ${seen}; its log ends:\n${hosts.host(node).stderr().slice(-3_000)}`);
+      });
+      assert.is(halted.appliedSeq, last, `${node} keeps what it applied`);
+      assert.is(halted.role, 'none');
+      assert.match(halted.lastError ?? '', new RegExp(`the email log ends at seq 0 but this replica applied through seq ${last}: the log lost entries 1\\.\\.${last}`));
+      assert.match(hosts.host(node).stderr(), new RegExp(`ERROR: the email log ends at seq 0 .* lost entries 1\\.\\.${last}`));
+    }
+
+    // A halt, not a loop: no further catch-up or claim, nobody leads, for several leases.
+    const catchUps = NODES.map((n) => entered(hosts.host(n), 'catchingUp'));
+    const claims = NODES.map((n) => entered(hosts.host(n), 'claiming'));
+    const quietUntil = Date.now() + 4_000;
+    while (Date.now() < quietUntil) {
+      for (const node of NODES) assert.is((await hosts.host(node).shard(DOMAIN))?.state, 'aheadOfLog', `${node} stays halted`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.equal(NODES.map((n) => entered(hosts.host(n), 'catchingUp')), catchUps, 'no catch-up loop');
+    assert.equal(NODES.map((n) => entered(hosts.host(n), 'claiming')), claims, 'no claim loop');
+    const info = await (await nc.jetstreamManager({ checkAPI: false })).streams.info(logStream(DOMAIN));
+    assert.is(info.state.last_seq, 0, 'nothing was appended to the new log (no epoch marker over the lost history)');
+
+    // `shardmind status` says so.
+    const lines: string[] = [];
+    await runStatus(['--servers', nats.url, '--nodes', NODES.join(',')], { out: (s: string) => void lines.push(s), err: (s: string) => void lines.push(s) });
+    const text = lines.join('');
+    assert.match(text, /email\s+mini-1\s+none\s+aheadOfLog\s+/);
+    assert.match(text, new RegExp(`mini-2 email aheadOfLog: the email log ends at seq 0 but this replica applied through seq ${last}`));
+
+    // The stores are kept: every acknowledged write is still in each of them.
+    await Promise.all(NODES.map((n) => hosts.host(n).stop()));
+    for (const node of NODES) {
+      const store = await openShardStore({ path: join(hosts.dataDir, node, DOMAIN), domain: DOMAIN });
+      try {
+        assert.is(store.appliedSeq, last, `${node}'s store is intact`);
+        const texts = store.recall({ query: 'acknowledged mail fact', limit: 20, now: Date.now() }).facts.map((f) => f.text);
+        for (let i = 0; i < 5; i++) assert.ok(texts.includes(`Acknowledged mail fact number ${i}`), `${node} still holds write ${i}`);
+      } finally {
+        await store.close();
+      }
+    }
+  } finally {
+    await nc.close();
+    await hosts.stop();
+    await nats.destroy();
+  }
+});
+
+test.run();
