@@ -6,6 +6,8 @@
  * success, a `NatsError` with a stack trace (to cancel itself): ~5% of a remember's host CPU, on the write path.
  */
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from 'nats';
+import { headersOrNone } from '../protocol/index.ts';
+import { guarded } from './guarded.ts';
 import { PREV_HEADER } from './log-codec.ts';
 import { LEVEL_HEADER } from './log-level.ts';
 
@@ -51,7 +53,7 @@ export class LogAppender {
     private readonly timeoutMs: number,
   ) {
     this.prefix = `${createInbox()}.`;
-    this.sub = nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => void (err ? undefined : this.onReply(msg)) });
+    this.sub = nc.subscribe(`${this.prefix}*`, { callback: guarded('log appender acks', (msg) => this.onReply(msg)) });
   }
 
   /**
@@ -125,7 +127,8 @@ export class LogAppender {
 function parseAck(msg: Msg): [AppendError | undefined, AppendAck | undefined] {
   if (msg.data.length === 0) {
     // A status-only reply: 503 when no stream listens on the subject.
-    const code = msg.headers?.code ?? 0;
+    // Anyone who saw the append's reply subject may send a header block nats.js throws on: it reads as no status.
+    const code = headersOrNone(msg)?.code ?? 0;
     return [new AppendError(code === 503 ? 'no stream takes this subject (503 no responders)' : `empty ack (status ${code})`), undefined];
   }
   let body: { stream?: unknown; seq?: unknown; duplicate?: unknown; error?: { err_code?: unknown; description?: unknown } };
