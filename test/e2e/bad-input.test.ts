@@ -303,9 +303,14 @@ bad('malformed headers - BAD_REQUEST on every shard, replica and control subject
     assertError(reply, ErrorCode.BAD_REQUEST, `${subject} with malformed headers`, 'headers are malformed');
     await assertListening(ctx, `malformed headers on ${subject}`);
   }
+  // A domain no shard serves: the shard guard answers it, in msgpack.
+  const unknown = await malformed(ctx, shardSubject('nope', 'recall'), encodePayload(VALID.recall, 'msgpack'));
+  assertError(unknown, ErrorCode.UNKNOWN_DOMAIN, 'nope.recall with malformed headers', 'nope');
+  await assertListening(ctx, 'malformed headers on sm.shard.nope.recall');
+
   // No reply subject: nothing to answer, and nothing breaks. Heartbeats carry no reply either (and name a domain,
   // known or not).
-  const noReply = [...families.map((f) => f.subject), heartbeatSubject('email'), heartbeatSubject('no-such-domain')];
+  const noReply = [...families.map((f) => f.subject), shardSubject('nope', 'recall'), heartbeatSubject('email'), heartbeatSubject('no-such-domain')];
   for (const subject of noReply) await publishRaw(ctx.nats.url, subject, '', MALFORMED_HEADER_BLOCK, encodePayload({ v: 1 }, 'msgpack'));
   await assertListening(ctx, 'malformed headers without a reply subject');
 
