@@ -117,7 +117,9 @@ export class Host {
     try {
       const roles = [...this.actors].map(([domain, a]) => `${domain} ${a.state}`).join(', ') || 'no shards';
       const what = origin === 'unhandledRejection' ? 'unhandled rejection' : 'uncaught exception';
-      this.log(`[${this.o.node}] FATAL ${what} (shards: ${roles}); the process exits: ${describe(err)}`);
+      // Only an 'uncaughtException' listener (none in `shardmind host`; some tests) keeps the process going.
+      const then = process.listenerCount('uncaughtException') === 0 ? 'the process exits' : 'an uncaughtException handler takes it';
+      this.log(`[${this.o.node}] FATAL ${what} (shards: ${roles}); ${then}: ${describe(err)}`);
     } catch {
       // Node prints the error itself next.
     }
