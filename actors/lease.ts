@@ -12,7 +12,10 @@
  * and after a synchronous stretch longer than the lease (a large store opening) the beats that arrived meanwhile are
  * still unread. So an expiry is re-checked once more on `setImmediate`, which runs after the poll phase: nats.js hands
  * a socket's data to its parser in microtasks drained right after that data event, and a heartbeat subscription's
- * callback runs inside the parse, so by then every beat that was waiting has been heard.
+ * callback runs inside the parse, so by then every beat that was in the first reads has been heard. One poll phase
+ * reads a socket's backlog only so far (libuv stops after 32 reads), so a busy connection's beats can sit behind more
+ * than that: a timer that ran more than a beat late (the loop was blocked, this follower was not listening) first
+ * listens `STALL_GRACE_BEATS` beats longer, again while its timers keep running late, up to one more patience.
  */
 import type { TimerClock, TimerHandle } from './timers.ts';
 
@@ -61,6 +64,9 @@ export interface LeaseWatcherOptions {
   readonly afterPendingIo?: (fn: () => void) => () => void;
 }
 
+/** Beats a follower listens after its own stall before it judges a silence that the stall hid. */
+export const STALL_GRACE_BEATS = 2;
+
 function afterPendingIo(fn: () => void): () => void {
   const handle = setImmediate(fn);
   return () => clearImmediate(handle);
@@ -78,6 +84,10 @@ function afterPendingIo(fn: () => void): () => void {
 export class LeaseWatcher {
   private lastSeen = 0;
   private timer: TimerHandle | undefined;
+  /** When the pending timer is due: a check that runs much later says this process was not listening. */
+  private timerDueAt = 0;
+  /** When this silence first fell due: stall graces end one patience after it. */
+  private silenceDueAt = 0;
   /** Cancels the re-check of an expiry queued behind pending I/O. */
   private cancelVerdict: (() => void) | undefined;
   private rank: number;
@@ -140,10 +150,15 @@ export class LeaseWatcher {
   }
 
   private schedule(): void {
-    if (this.timer !== undefined) this.o.clock.clearTimeout(this.timer);
     // +1: "silent past the lease" is strictly more than patienceMs.
-    const wait = this.lastSeen + this.patienceMs + 1 - this.o.clock.now();
-    this.timer = this.o.clock.setTimeout(() => this.check(), Math.max(0, wait));
+    this.silenceDueAt = this.lastSeen + this.patienceMs + 1;
+    this.setTimer(this.silenceDueAt);
+  }
+
+  private setTimer(dueAt: number): void {
+    if (this.timer !== undefined) this.o.clock.clearTimeout(this.timer);
+    this.timerDueAt = dueAt;
+    this.timer = this.o.clock.setTimeout(() => this.check(), Math.max(0, dueAt - this.o.clock.now()));
   }
 
   private check(): void {
@@ -151,6 +166,12 @@ export class LeaseWatcher {
     if (!this.running || this.fired || this.cancelVerdict) return;
     if (!this.expired()) {
       this.schedule();
+      return;
+    }
+    const now = this.o.clock.now();
+    if (now - this.timerDueAt > this.o.heartbeatMs && now < this.silenceDueAt + this.patienceMs) {
+      // This timer ran more than a beat late: the loop was blocked, and beats may be queued behind a long backlog.
+      this.setTimer(now + STALL_GRACE_BEATS * this.o.heartbeatMs);
       return;
     }
     // Silent on the timer's reading; ask again once the sockets have been read (see the header).

@@ -9,6 +9,24 @@ import { HeartbeatPublisher, systemTimerClock } from '../../actors/index.ts';
 const [url, domain, everyMs] = process.argv.slice(2);
 if (!url || !domain || !everyMs) throw new Error('usage: beat-publisher.ts <nats-url> <domain> <heartbeat-ms>');
 const nc = await connect({ servers: url });
+// On request (`sm.test.filler.start`, body: bytes per beat as text), for the next 8 beats: 64 KB messages on
+// `sm.test.filler` between the beats, a busy connection's backlog in front of them.
+const chunk = new Uint8Array(64 * 1024);
+let fillerBeats = 0;
+let fillerBytes = 0;
+nc.subscribe('sm.test.filler.start', {
+  callback: (_err, msg) => {
+    fillerBytes = Number(new TextDecoder().decode(msg.data));
+    fillerBeats = 8;
+    msg.respond();
+  },
+});
+const fill = setInterval(() => {
+  if (fillerBeats === 0) return;
+  fillerBeats--;
+  for (let sent = 0; sent < fillerBytes; sent += chunk.length) nc.publish('sm.test.filler', chunk);
+}, Number(everyMs));
+fill.unref();
 const publisher = new HeartbeatPublisher({
   nc,
   domain,
