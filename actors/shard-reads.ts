@@ -10,6 +10,7 @@ import {
   packRecallTable,
   parseGetRequest,
   parseHistoryRequest,
+  parseKnownColumns,
   parseRecallLayout,
   parseRecallRequest,
   recallTableBody,
@@ -40,7 +41,7 @@ export interface ReadContext {
 
 /** A parsed read request, by op. */
 export type ReadRequest =
-  | { readonly op: 'recall'; readonly req: RecallRequest; readonly layout: RecallLayout }
+  | { readonly op: 'recall'; readonly req: RecallRequest; readonly layout: RecallLayout; readonly withColumns: boolean }
   | { readonly op: 'get'; readonly req: GetRequest }
   | { readonly op: 'history'; readonly req: HistoryRequest };
 
@@ -48,7 +49,7 @@ export type ReadRequest =
 export function parseRead(op: ReplicaOp, body: unknown): ReadRequest {
   switch (op) {
     case 'recall':
-      return { op, req: parseRecallRequest(body), layout: parseRecallLayout(body) };
+      return { op, req: parseRecallRequest(body), layout: parseRecallLayout(body), withColumns: !parseKnownColumns(body) };
     case 'get':
       return { op, req: parseGetRequest(body) };
     case 'history':
@@ -67,7 +68,7 @@ export function runRead(r: ReadRequest, o: ReadContext, served: Served): unknown
   switch (r.op) {
     case 'recall': {
       const result = o.store.recall(toRecallQuery(r.req, o.clock.now(), o.maxRecallLimit));
-      return new RecallAnswer(o.domain, result.facts, Math.max(result.appliedSeq, o.position()), served, r.layout);
+      return new RecallAnswer(o.domain, result.facts, Math.max(result.appliedSeq, o.position()), served, r.layout, r.withColumns);
     }
     case 'get': {
       const fact = o.store.getFact(r.req.factId);
@@ -95,10 +96,12 @@ export class RecallAnswer {
     readonly seq: number,
     readonly served: Served = undefined,
     readonly layout: RecallLayout = 'objects',
+    /** A table's `columns`: false when the request said it knows them (`parseKnownColumns`). */
+    readonly withColumns = true,
   ) {}
 
   body(): RecallReply | RecallTableReply {
-    if (this.layout === 'table') return recallTableBody(this.domain, this.facts, this.seq, this.served);
+    if (this.layout === 'table') return recallTableBody(this.domain, this.facts, this.seq, this.served, this.withColumns);
     return {
       v: 1,
       domains: [this.domain],
@@ -109,7 +112,7 @@ export class RecallAnswer {
   }
 
   packed(): Uint8Array {
-    if (this.layout === 'table') return packRecallTable(this.domain, this.facts, this.seq, this.served);
+    if (this.layout === 'table') return packRecallTable(this.domain, this.facts, this.seq, this.served, this.withColumns);
     return packRecallReply(this.domain, this.facts, this.seq, this.served);
   }
 }

@@ -9,7 +9,7 @@
  */
 import { connect, type NatsConnection } from 'nats';
 import { connect as connectClient, fromRecallReply, ShardmindError, Transport, type FactInput, type ShardmindClient } from '../client/index.ts';
-import { memSubject, shardSubject, type RecallReply, type RecallTableReply } from '../protocol/index.ts';
+import { RECALL_TABLE_COLUMNS, memSubject, shardSubject, type RecallReply, type RecallTableReply } from '../protocol/index.ts';
 import type { BenchContext } from './context.ts';
 import type { LostWrites } from './peers/server-memory.ts';
 import type { MemoryTarget, TargetOp } from './target.ts';
@@ -70,9 +70,9 @@ export function rememberBody(i: number, agent = 'bench'): Record<string, unknown
   };
 }
 
-/** A recall as the TypeScript client sends it: the table layout (decisions §28). */
+/** A recall as the TypeScript client sends it: the table layout (decisions §28), its columns known. */
 function recallBody(i: number, stored: number): Record<string, unknown> {
-  return { v: 1, agent: 'bench', domain: BENCH_DOMAIN, query: queryAt(i, stored).text, limit: RECALL_LIMIT, layout: 'table' };
+  return { v: 1, agent: 'bench', domain: BENCH_DOMAIN, query: queryAt(i, stored).text, limit: RECALL_LIMIT, layout: 'table', knownColumns: RECALL_TABLE_COLUMNS.length };
 }
 
 /** Runs `op(i)` for i in [from, to) with `inFlight` outstanding; throws on the first failure. */

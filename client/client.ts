@@ -9,6 +9,7 @@
 import { connect as natsConnect, ErrorCode as NatsErrorCode, NatsError, type NatsConnection } from 'nats';
 import {
   ErrorCode,
+  RECALL_TABLE_COLUMNS,
   ShardmindError,
   memSubject,
   eventSubject,
@@ -227,6 +228,8 @@ export class ShardmindClient {
       maxStaleMs: query.maxStaleMs,
       // Rows instead of a map per fact (half the bytes); a router merging several shards still answers with maps.
       layout: 'table',
+      // This client reads every column the shards write by position, so their names need not come back.
+      knownColumns: RECALL_TABLE_COLUMNS.length,
     });
     const reply =
       query.maxStaleMs !== undefined && domains?.length === 1

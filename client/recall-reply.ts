@@ -57,8 +57,11 @@ function columnPositions(columns: readonly string[]): number[] {
   return RECALL_TABLE_COLUMNS.map((name, i) => (columns[i] === name ? i : columns.indexOf(name)));
 }
 
+/** The rows' positions when the reply leaves `columns` out: the request said it knows them all (`knownColumns`). */
+const KNOWN_POSITIONS = RECALL_TABLE_COLUMNS.map((_, i) => i);
+
 function tableFacts(reply: RecallTableReply): RecalledFact[] {
-  const at = columnPositions(reply.columns);
+  const at = reply.columns === undefined ? KNOWN_POSITIONS : columnPositions(reply.columns);
   const domain = reply.domains[0] ?? '';
   return reply.rows.map((row) => {
     const subject = cell(row, at[SUBJECT]!);

@@ -8,7 +8,7 @@ export { readHeaders, headersOrNone } from './headers.ts';
 export { packRecallReply } from './fact-pack.ts';
 export { packRememberReply } from './remember-reply-pack.ts';
 export type { PackedServed } from './fact-pack.ts';
-export { RECALL_TABLE_COLUMNS, packRecallTable, parseRecallLayout, recallTableBody } from './fact-table.ts';
+export { RECALL_TABLE_COLUMNS, packRecallTable, parseKnownColumns, parseRecallLayout, recallTableBody } from './fact-table.ts';
 export type { RecallTableColumn } from './fact-table.ts';
 export { REPLY_TO_HEADER, ROUTER_NODE_HEADER, REFUSAL_CODES, isReplySubject } from './hand-off.ts';
 export {

@@ -110,6 +110,11 @@ export interface RecallRequest {
    * merge (and answers with objects), while a recall it hands to one shard is answered in the table layout.
    */
   readonly layout?: RecallLayout;
+  /**
+   * With `layout: "table"`: how many of the table's columns (`protocol/fact-table.ts`, in their order) the reader
+   * reads by position. When it is the shard's whole list, the reply leaves `columns` out. Read by the shard only.
+   */
+  readonly knownColumns?: number;
 }
 
 export type RecallLayout = 'objects' | 'table';
@@ -165,11 +170,12 @@ export type WireTableCell = string | number | WireObject | null;
  * confidence, effectiveConfidence, score, validFrom, validTo, observedAt, recordedAt, invalidatedAt, reinforcedAt,
  * confirmations, status, agent, task, node). Timestamps are integer epoch milliseconds; null is an absent value;
  * every fact is from `domains[0]`; `agent`, `task`, `node` are the fact's `source`. A reader finds columns by name.
+ * `columns` is left out only when the request's `knownColumns` was the whole list: the rows are then in its order.
  */
 export interface RecallTableReply extends ReplicaServed {
   readonly v: 1;
   readonly domains: readonly string[];
-  readonly columns: readonly string[];
+  readonly columns?: readonly string[];
   readonly rows: readonly (readonly WireTableCell[])[];
   readonly seqs: Readonly<Record<string, number>>;
 }

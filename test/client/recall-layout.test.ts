@@ -2,8 +2,8 @@
  * The table layout of a recall reply (decisions §28) against a real host on a real nats-server: a shard, a replica
  * read and a one-domain recall through the router answer `layout: "table"` with rows that hold the same facts as
  * the object layout (msgpack and JSON); a router merging several domains answers with objects; a request without
- * the field gets objects as before; an unknown layout is BAD_REQUEST; and the client, which asks for tables, gets
- * the facts either way.
+ * the field gets objects as before; an unknown layout is BAD_REQUEST; a request that knows the columns
+ * (`knownColumns`) gets rows without their names; and the client, which asks for tables, gets the facts either way.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -13,6 +13,7 @@ import { connect, fromRecallReply, type RecallResult, type ShardmindClient } fro
 import {
   CONTENT_TYPE_HEADER,
   JSON_CONTENT_TYPE,
+  RECALL_TABLE_COLUMNS,
   decodePayload,
   encodePayload,
   memSubject,
@@ -95,6 +96,32 @@ layout('a shard answers layout "table" with rows holding the same facts as objec
     assert.equal(timeless(fromTable), timeless(fromObjects));
     assertCloseScores(fromTable, fromObjects);
   }
+});
+
+layout('a request that knows the columns gets rows without their names, direct, through the router and from a replica', async (ctx) => {
+  const known = { ...query, layout: 'table', knownColumns: RECALL_TABLE_COLUMNS.length };
+  for (const encoding of ['msgpack', 'json'] as const) {
+    const named = await ask(ctx.nc, shardSubject('email', 'recall'), { ...query, layout: 'table' }, encoding);
+    const bare = await ask(ctx.nc, shardSubject('email', 'recall'), known, encoding);
+    assert.ok(Array.isArray(named['columns']));
+    assert.is(bare['columns'], undefined, `${encoding}: no columns`);
+    assert.equal((bare['rows'] as unknown[][]).map((r) => r[0]), (named['rows'] as unknown[][]).map((r) => r[0]));
+    const fromBare = fromRecallReply(bare as unknown as RecallTableReply);
+    const fromNamed = fromRecallReply(named as unknown as RecallTableReply);
+    assert.equal(timeless(fromBare), timeless(fromNamed));
+  }
+  const routed = await ask(ctx.nc, memSubject('recall'), { ...known, domain: 'email' });
+  assert.ok(Array.isArray(routed['rows']) && routed['columns'] === undefined, 'the router hands the field on to the shard');
+  const replica = await ask(ctx.nc, replicaSubject('email', 'recall'), { ...known, maxStaleMs: 5_000 });
+  assert.ok(Array.isArray(replica['rows']) && replica['columns'] === undefined && replica['servedBy'] === NODE);
+  // A count that is not the shard's whole list (a client that knows fewer or more columns) gets the names.
+  for (const other of [0, RECALL_TABLE_COLUMNS.length - 1, RECALL_TABLE_COLUMNS.length + 1]) {
+    const reply = await ask(ctx.nc, shardSubject('email', 'recall'), { ...known, knownColumns: other });
+    assert.equal(reply['columns'], [...RECALL_TABLE_COLUMNS], `knownColumns ${other}`);
+  }
+  const bad = await ask(ctx.nc, shardSubject('email', 'recall'), { ...known, knownColumns: 'all' });
+  assert.is((bad['error'] as { code: string }).code, 'BAD_REQUEST');
+  assert.match((bad['error'] as { message: string }).message, /knownColumns/);
 });
 
 layout('a replica read answers a table too, with who served it', async (ctx) => {

@@ -14,6 +14,7 @@ import {
   encodePayload,
   packRecallReply,
   packRecallTable,
+  parseKnownColumns,
   parseRecallLayout,
   recallTableBody,
   type RecallReply,
@@ -62,8 +63,41 @@ test('columns are found by name: reordered, extra or missing columns still read'
   assert.equal(fromRecallReply({ ...table, columns, rows }), expected);
   // A reply without `task` (an older or newer writer) reads every fact as having none.
   const without = RECALL_TABLE_COLUMNS.indexOf('task');
-  const trimmed = { ...table, columns: table.columns.filter((_, i) => i !== without), rows: table.rows.map((row) => row.filter((_, i) => i !== without)) };
+  const trimmed = { ...table, columns: table.columns!.filter((_, i) => i !== without), rows: table.rows.map((row) => row.filter((_, i) => i !== without)) };
   for (const f of fromRecallReply(trimmed).facts) assert.is(f.source.task, undefined);
+});
+
+test('without columns (the request knows them): the same reply less its column names, read into the same facts', () => {
+  const r = prng(13);
+  for (let round = 0; round < 100; round++) {
+    const facts = Array.from({ length: Math.floor(r() * 12) }, (_, i) => fact(r, round * 100 + i));
+    const s = round % 2 === 0 ? served : undefined;
+    const named = packRecallTable('email', facts, round, s);
+    const bare = packRecallTable('email', facts, round, s, false);
+    const { columns, ...rest } = decodePayload(named, 'msgpack') as RecallTableReply;
+    assert.equal(columns, [...RECALL_TABLE_COLUMNS]);
+    assert.equal(decodePayload(bare, 'msgpack'), rest, `round ${round}`);
+    assert.equal(JSON.parse(JSON.stringify(recallTableBody('email', facts, round, s, false))), rest);
+    assert.is(named.length - bare.length, encodePayload('columns', 'msgpack').length + encodePayload(columns, 'msgpack').length, 'only the column names go');
+    assert.equal(fromRecallReply(decodePayload(bare, 'msgpack') as RecallTableReply), fromRecallReply(decodePayload(named, 'msgpack') as RecallTableReply));
+  }
+});
+
+test('knownColumns: the whole list leaves columns out, any other count keeps them, anything else is BAD_REQUEST', () => {
+  const n = RECALL_TABLE_COLUMNS.length;
+  assert.is(parseKnownColumns({ v: 1 }), false);
+  assert.is(parseKnownColumns({ v: 1, knownColumns: n }), true);
+  for (const other of [0, 1, n - 1, n + 1]) assert.is(parseKnownColumns({ v: 1, knownColumns: other }), false, String(other));
+  for (const bad of [String(n), 1.5, -1, null, true]) {
+    try {
+      parseKnownColumns({ v: 1, knownColumns: bad });
+      assert.unreachable(`${JSON.stringify(bad)} accepted`);
+    } catch (err) {
+      assert.instance(err, ShardmindError);
+      assert.is((err as ShardmindError).code, 'BAD_REQUEST');
+      assert.match((err as ShardmindError).message, /knownColumns/);
+    }
+  }
 });
 
 test('plain msgpack, about half the size of the object layout at 10 facts', () => {
