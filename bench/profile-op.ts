@@ -5,13 +5,15 @@
  * (recall_direct, remember_direct, remember_sdk, recall_router, remember_router) with `inFlight` (default 64) in
  * flight for `seconds` (default 8), then prints throughput, CPU µs per operation by process, and each profiled
  * process's hottest functions by self time. `SM_PROFILE=0` runs the same loop without `--cpu-prof` (the profiler
- * itself costs the host CPU per op) and prints only the throughput and CPU figures.
+ * itself costs the host CPU per op) and prints only the throughput and CPU figures. `SM_PROFILE_BENCH=1` also profiles
+ * the load generator (this process) over the measured loop, through the inspector (which costs it CPU too).
  *
  * `inFlight` 1 is the sequential loop the latency targets use, paired as the bench pairs it (`measureSequential`):
  * after each op the floor's operations for that kind run once (echo; for a remember also a JetStream publish-ack
  * and a 200-byte append + fdatasync), and the p50 of each is printed beside the op's, from the same seconds.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'nats';
@@ -34,6 +36,7 @@ const INCLUSIVE = (process.env['SM_PROFILE_FUNCTIONS'] ?? 'processMsg,answer,han
   .filter(Boolean);
 const seconds = Number(secondsArg);
 const profiling = process.env['SM_PROFILE'] !== '0';
+const profilingBench = process.env['SM_PROFILE_BENCH'] === '1';
 const cleanup = new Cleanup();
 const profDirs: string[] = [];
 const removeProfiles = (): void => {
@@ -51,7 +54,8 @@ try {
   // Not in the cleanup: the profiles are written when the processes exit, and read after that.
   const hostProf = mkdtempSync(join(tmpdir(), 'shardmind-prof-host-'));
   const routerProf = mkdtempSync(join(tmpdir(), 'shardmind-prof-router-'));
-  profDirs.push(hostProf, routerProf);
+  const benchProf = mkdtempSync(join(tmpdir(), 'shardmind-prof-bench-'));
+  profDirs.push(hostProf, routerProf, benchProf);
   const host = await startBenchHost(ctx);
   // The host serves sm.mem.* itself when it runs a router; only otherwise is one started beside it.
   const hostRoutes = await waitForRouter(nc);
@@ -67,6 +71,12 @@ try {
   await target.preload(0, facts);
   await host.restart(profiling ? { cpuProfDir: hostProf } : {}); // measure (and profile) the loop, not the preload
   let i = op.kind === 'remember' ? 300_000_000 : 0;
+  const session = profilingBench ? new Session() : undefined;
+  if (session) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
   const measuredFrom = monotonicUs();
   if (probes) {
     const floor: Record<string, () => Promise<unknown>> = op.kind === 'remember' ? { echo: probes.echo, 'JetStream ack': probes.jsPublish, fdatasync: probes.fdatasync } : { echo: probes.echo };
@@ -80,6 +90,11 @@ try {
     );
     log(`${opName} @${facts}: ${r.opsPerSec.toFixed(0)} ops/s at ${inFlight}, p50 ${r.p50us.toFixed(0)} µs, ${r.errors} errors; CPU µs/op: ${cpuText(r.cpuUsPerOp)}`);
   }
+  if (session) {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(join(benchProf, 'bench.cpuprofile'), JSON.stringify(profile));
+    session.disconnect();
+  }
   await cleanup.run(); // stops the host and router gracefully, so they write their profiles
   const show = (name: string, dir: string): void => {
     log(`${name}: busy time by module (the measured loop only):`);
@@ -91,6 +106,7 @@ try {
   };
   if (profiling) show('host', hostProf);
   if (profiling && routerPid) show('router', routerProf);
+  if (session) show('load generator', benchProf);
 } finally {
   await cleanup.run();
   // SM_PROFILE_KEEP=1 keeps the .cpuprofile files (to open in a profiler UI).
