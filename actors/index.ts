@@ -41,13 +41,16 @@ export {
   LOG_LEVEL,
   LEVEL_HEADER,
   SIMULATED_LEVEL_ENV,
+  RESOLVED_SPEC_LEVEL,
   appendLevel,
   bodyLevel,
+  entryLevel,
   parseLevelHeader,
   hostLogLevel,
   NeedsUpgradeError,
 } from './log-level.ts';
 export { ReplicaLevels, advertisedLevel } from './replica-levels.ts';
+export { PredicateSpecs, specResolver } from './predicate-specs.ts';
 export { SHARD_GUARD_QUEUE } from './shard-guard.ts';
 export { LeaderSightings } from './leader-sightings.ts';
 // Failover (issue 5): leases, heartbeats, epoch claims, and the per-shard seam the shard actor calls.

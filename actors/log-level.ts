@@ -3,6 +3,10 @@
  *
  * - Level 1: the entries of the first release — `assert`, `reinforce`, `retract`, `forget`, `entity`, `marker`.
  * - Level 2: group commit's `batch` messages (decisions §26) and `prune` entries (§31).
+ * - Level 3: an `assert` that carries the leader's resolved `cardinality` (and its predicate's half-life filled in):
+ *   a level-2 build would ignore the field and decide supersession by its own config, so it must stop instead.
+ *   A field, not an op, raises this level: `entryLevel` looks at the entry, and only an entry that has the field
+ *   is level 3, so every message without it keeps its level, its body bytes and its `entryHash`.
  *
  * Every appended message says the level it needs in the `Sm-Level` header (absent: 1), so the body's bytes and
  * `entryHash` are what they always were. A replica that meets a message above the level it understands stops there
@@ -11,11 +15,11 @@
  * and Kafka's `inter.broker.protocol.version` play, decided from what the replicas advertise rather than set by hand.
  */
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
-import type { LogMessage } from '../shards/index.ts';
+import type { LogEntry, LogMessage } from '../shards/index.ts';
 import { entriesOf } from './log-codec.ts';
 
 /** The highest log level this build reads and writes. */
-export const LOG_LEVEL = 2;
+export const LOG_LEVEL = 3;
 
 /** The header an append carries with the level its message needs; absent means 1 (every message before levels). */
 export const LEVEL_HEADER = 'Sm-Level';
@@ -39,16 +43,28 @@ const OP_LEVEL: Readonly<Record<string, number>> = {
   prune: 2,
 };
 
-/** The level of a message of `count` writes whose (first) entry's op is `op`: what the leader puts in `Sm-Level`. */
+/** The level at which an `assert` first carried the leader's resolved predicate spec (`cardinality`). */
+export const RESOLVED_SPEC_LEVEL = 3;
+
+/**
+ * The level of a message of `count` writes whose (first) entry's op is `op`, by ops alone: what the leader puts in
+ * `Sm-Level` unless a member carries a field of a higher level (`entryLevel`).
+ */
 export function appendLevel(count: number, op: string): number {
   return count > 1 ? OP_LEVEL['batch']! : (OP_LEVEL[op] ?? 1);
 }
 
+/** The level one entry needs: its op's, or `RESOLVED_SPEC_LEVEL` for an assert that carries a `cardinality`. */
+export function entryLevel(entry: LogEntry): number {
+  if (entry.op === 'assert' && entry.cardinality !== undefined) return RESOLVED_SPEC_LEVEL;
+  return OP_LEVEL[entry.op] ?? 1;
+}
+
 /** The level a decoded message's body needs: a group is at least `batch`'s, and as high as its highest member. */
 export function bodyLevel(message: LogMessage): number {
-  if (message.op !== 'batch') return OP_LEVEL[message.op] ?? 1;
+  if (message.op !== 'batch') return entryLevel(message);
   let level = OP_LEVEL['batch']!;
-  for (const e of entriesOf(message)) level = Math.max(level, OP_LEVEL[e.op] ?? 1);
+  for (const e of entriesOf(message)) level = Math.max(level, entryLevel(e));
   return level;
 }
 

@@ -36,6 +36,7 @@ import { warmInTurn } from './store-warming.ts';
 import { publishChanges } from './change-feed.ts';
 import { entriesOf, entryHash } from './log-codec.ts';
 import { bodyLevel, LOG_LEVEL, NeedsUpgradeError, upgradeRequired } from './log-level.ts';
+import { specResolver } from './predicate-specs.ts';
 import { ReplicaLevels, type ReplicaLevelsStatus } from './replica-levels.ts';
 
 /** A domain's compaction settings, resolved (`compactionOf` in config/). */
@@ -724,6 +725,7 @@ export class ShardActor implements ShardRuntime {
       lastSeq: this.position,
       // Level 1 until the census (started in `lead`) has heard the replicas: a marker and plain writes are level 1.
       logLevel: 1,
+      resolveSpecs: specResolver(this.o.domain),
       ...(this.lastHash?.seq === this.position ? { lastHash: this.lastHash.hash } : {}),
       onApplied: (seq, hash) => {
         this.lastHash = { seq, hash };

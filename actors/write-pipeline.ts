@@ -22,10 +22,10 @@
  */
 import type { NatsConnection } from 'nats';
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
-import type { ApplyResult, LogEntry, LogMessage, ShardStore } from '../shards/index.ts';
+import type { ApplyResult, AssertEntry, LogEntry, LogMessage, ShardStore } from '../shards/index.ts';
 import { LogAppender, type AppendAck, type AppendError } from './log-appender.ts';
 import { decodeEntry, encodeBatch, encodeEntry, entriesOf, entryHash } from './log-codec.ts';
-import { appendLevel, LOG_LEVEL, upgradeRequired } from './log-level.ts';
+import { appendLevel, entryLevel, LOG_LEVEL, RESOLVED_SPEC_LEVEL, upgradeRequired } from './log-level.ts';
 import { WRONG_LAST_SEQUENCE } from './log-stream.ts';
 
 /** Most acknowledged log messages applied in one LMDB transaction (fewer when they are groups: see `APPLY_ENTRIES`). */
@@ -68,6 +68,11 @@ export interface WritePipelineOptions {
    * neither groups nor takes `prune` entries. Default `LOG_LEVEL`.
    */
   readonly logLevel?: number;
+  /**
+   * At log level 3 and above, what each `assert` is written as: the leader's resolved predicate spec filled in
+   * (`predicate-specs.ts`), so apply decides with the log's values. Below 3 entries are written as submitted.
+   */
+  readonly resolveSpecs?: (entry: AssertEntry) => AssertEntry;
   /** After every LMDB commit, with the highest sequence now applied and the `entryHash` of its entry. */
   onApplied(seq: number, hash: string): void;
   /**
@@ -221,6 +226,17 @@ export class WritePipeline {
     }
   }
 
+  /**
+   * The message's `Sm-Level`: by its ops, or higher when a member carries a field of a higher level (a resolved
+   * `cardinality`). Every member is looked at, whatever the level now: one resolved while the level was 3 and still
+   * queued when it dropped must say so, so that a level-2 replica stops at it rather than apply it by its own config.
+   */
+  private levelOf(members: readonly Pending[]): number {
+    let level = appendLevel(members.length, members[0]!.entry.op);
+    for (let i = 0; i < members.length; i++) level = Math.max(level, entryLevel(members[i]!.entry));
+    return level;
+  }
+
   /** The highest log level this pipeline appends now. */
   get writeLevel(): number {
     return this.level;
@@ -251,6 +267,7 @@ export class WritePipeline {
       return settle(done, upgradeRequired(`a ${entry.op} entry`, appendLevel(1, entry.op), this.level), undefined);
     }
 
+    if (entry.op === 'assert' && this.level >= RESOLVED_SPEC_LEVEL && this.o.resolveSpecs !== undefined) entry = this.o.resolveSpecs(entry);
     const pending = new Pending(entry, encodeEntry(entry), done, this.inFlight);
     this.inFlight.set(entry.opId, pending);
     if (!this.grouping) {
@@ -304,7 +321,7 @@ export class WritePipeline {
     const append: Append = { bytes, msgId, members, expected, message: undefined, hash: undefined, failure: undefined };
     this.lastAppend = append;
     this.publishing++;
-    this.appender.append(this.o.subject, bytes, msgId, expected, (err, ack) => this.appended(append, err, ack), prev, appendLevel(members.length, first.entry.op));
+    this.appender.append(this.o.subject, bytes, msgId, expected, (err, ack) => this.appended(append, err, ack), prev, this.levelOf(members));
     // nats.js writes the publish to the socket in a microtask it queued just now; this one runs after it, so the
     // hash and the decode below run while the ack is awaited instead of before the message leaves.
     queueMicrotask(() => this.prepare(append));

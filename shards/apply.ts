@@ -444,7 +444,9 @@ export class Applier {
     let result: ApplyResult = { seq: this.seq, opId: e.opId, status: 'created', factId: id };
     // Whether this fact becomes the active value of its `one` (subject, predicate): its record is then kept.
     let activeValue = false;
-    if (subject !== undefined && f.predicate !== undefined && spec.cardinality === 'one') {
+    // The cardinality the leader resolved, when the entry carries it (log level 3): every replica decides alike,
+    // whatever its own config says. Entries from before level 3 decide by this store's specs, as they always did.
+    if (subject !== undefined && f.predicate !== undefined && (e.cardinality ?? spec.cardinality) === 'one') {
       const key = subjectPredicateHash(subject, f.predicate);
       // The standing value is read from its bytes (no decoded fact): it is superseded by patching a copy of them.
       const incumbent = this.activeValueOf(key, subject, f.predicate);

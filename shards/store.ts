@@ -51,6 +51,7 @@ import type {
   ShardStoreOptions,
 } from './types.ts';
 import { resolveOptions, validateRecallQuery, type ResolvedOptions } from './validate.ts';
+import { LogCardinalities } from './log-cardinalities.ts';
 
 type FactAdder = (terms: FactTerms, seq: number) => void;
 
@@ -80,6 +81,8 @@ export class LmdbShardStore implements ShardStore {
   private closed: Promise<void> | undefined;
   /** `warmUp`'s progress (`warm-up.ts`). */
   private readonly warmer: StoreWarmer;
+  /** The cardinality the log last gave each predicate: what the `one`-value index follows (`log-cardinalities.ts`). */
+  private readonly cardinalities: LogCardinalities;
 
   constructor(options: ShardStoreOptions) {
     this.options = resolveOptions(options);
@@ -94,6 +97,8 @@ export class LmdbShardStore implements ShardStore {
     this.readerTables = { ...this.t, facts: this.changes.reads() };
     this.committed = this.readState();
     this.applier = new Applier(this.t, this.postings, this.indexes, this.ops, this.facts, this.changes, this.options, { ...this.committed });
+    this.cardinalities = new LogCardinalities(this.options.predicates, this.options.defaultPredicate);
+    this.cardinalities.load(this.t.meta);
     // The subjects of the newest active facts, gathered while the write indexes are rebuilt, for warming
     // (`warm-up.ts`). Not every fact's: a Set of 1M facts' subjects added ~5% to opening, which a failover waits for.
     const subjects = { from: Math.max(0, appliedPosition(this.committed) - WARM_SUBJECT_POSITIONS), seen: new Set<string>() };
@@ -132,7 +137,6 @@ export class LmdbShardStore implements ShardStore {
     activeValues.clear();
     activeRecords.clear();
     scores.clear();
-    const predicates = this.options.predicates;
     const fields: IdentityFields = { active: false, subject: undefined, predicate: undefined, object: undefined, objectIsEntity: false, text: '' };
     for (const [key, value] of this.facts.entries()) {
       const bytes = this.changes.current(key, value);
@@ -143,9 +147,9 @@ export class LmdbShardStore implements ShardStore {
       const object: FactObject | undefined = f.object === undefined ? undefined : f.objectIsEntity ? { entity: f.object } : f.object;
       identities.add(identityHash(f.subject, f.predicate, object, f.text), key);
       if (f.subject === undefined || f.predicate === undefined) continue;
-      // Own keys only, as apply's lookup: a predicate named like an Object member (`constructor`) has no spec of its own.
-      const spec = Object.hasOwn(predicates, f.predicate) ? predicates[f.predicate] : undefined;
-      if ((spec ?? this.options.defaultPredicate).cardinality === 'one') {
+      // The log's cardinality for the predicate when it gave one (level 3), else the options' (own keys only, as apply's
+      // lookup: a predicate named like an Object member has no spec of its own).
+      if (this.cardinalities.effective(f.predicate) === 'one') {
         activeValues.add(subjectPredicateHash(f.subject, f.predicate), key);
         activeRecords.keep(key, bytes);
       }
@@ -219,9 +223,42 @@ export class LmdbShardStore implements ShardStore {
       if (!Number.isSafeInteger(seq) || seq <= 0) return Promise.reject(new Error(`applyBatch: bad sequence ${seq}`));
       if (i > 0 && !(seq > batch[i - 1]!.seq)) return Promise.reject(new Error('applyBatch: sequences must increase'));
     }
-    const run = this.chain.then(() => this.commit(batch, options.tailHash));
+    const run = this.chain.then(() => this.commitAcrossTransitions(batch, options.tailHash));
     this.chain = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * `commit`, split before each message that changes a predicate's effective cardinality (`log-cardinalities.ts`):
+   * what comes before it is committed, the new value recorded and the `one`-value index rebuilt from the facts, as an
+   * open would, so a replica that never restarts holds the index one that restarted rebuilds. No transition (every
+   * message but the few after a config edit): one commit, as before. The parts before a transition carry no tail hash
+   * (`tailHash()` is then unknown until the batch's last part commits).
+   */
+  private async commitAcrossTransitions(batch: readonly { readonly seq: number; readonly entry: LogMessage }[], tailHash: string | undefined): Promise<ApplyResult[]> {
+    let at = this.transitionFrom(batch, 0);
+    if (at < 0) return this.commit(batch, tailHash);
+    const results: ApplyResult[] = [];
+    let from = 0;
+    while (at >= 0) {
+      if (at > from) results.push(...(await this.commit(batch.slice(from, at), undefined)));
+      this.cardinalities.note(batch[at]!.entry);
+      this.rebuildWriteIndexes(undefined);
+      from = at;
+      at = this.transitionFrom(batch, at + 1);
+    }
+    results.push(...(await this.commit(batch.slice(from), tailHash)));
+    return results;
+  }
+
+  /** The index of the first message from `from` not applied yet that is a cardinality transition, or -1. */
+  private transitionFrom(batch: readonly { readonly seq: number; readonly entry: LogMessage }[], from: number): number {
+    const applied = this.applier.state.appliedSeq;
+    for (let i = from; i < batch.length; i++) {
+      const { seq, entry } = batch[i]!;
+      if (seq > applied && this.cardinalities.transitions(entry)) return i;
+    }
+    return -1;
   }
 
   private async commit(batch: readonly { readonly seq: number; readonly entry: LogMessage }[], tailHash: string | undefined): Promise<ApplyResult[]> {
@@ -236,11 +273,13 @@ export class LmdbShardStore implements ShardStore {
           if (seq <= state.appliedSeq) continue;
           if (i >= prefetched) prefetched = this.applier.prefetch(batch, i);
           this.applier.applyMessage(seq, entry, results);
+          this.cardinalities.note(entry);
         }
         if (state.appliedSeq !== before) {
           this.ops.flush();
           this.facts.flush();
           state.mergedTerms = this.postings.mergedTerms();
+          this.cardinalities.write(this.t.meta);
           this.t.meta.putSync('state', encodeValue(stateRecord(state)));
           if (tailHash !== undefined) this.t.meta.putSync(TAIL_KEY, encodeValue({ seq: state.appliedSeq, hash: tailHash }));
           if (this.committed.appliedSeq === 0) this.t.meta.putSync('format', encodeValue(FORMAT));
@@ -259,6 +298,7 @@ export class LmdbShardStore implements ShardStore {
       // The transaction did not commit: drop what ran ahead in memory and start again from what is on disk.
       this.committed = this.readState();
       this.applier = new Applier(this.t, this.postings, this.indexes, this.ops, this.facts, this.changes, this.options, { ...this.committed });
+      this.cardinalities.load(this.t.meta);
       this.rebuildDerived();
       // That dropped what warming had read: it starts over on the next `warmUp`.
       this.warmer.restart();

@@ -71,6 +71,13 @@ interface EntryBase {
 export interface AssertEntry extends EntryBase {
   readonly op: 'assert';
   readonly fact: FactInput;
+  /**
+   * The predicate's cardinality as the leader's config resolved it when it appended the entry (log level 3; see
+   * docs/decisions.md, "the log carries what apply decides with"): apply decides supersession by it, so replicas
+   * whose configs differ still converge. Entries written before level 3 lack it and apply with the store's own
+   * `predicates`, as they always did.
+   */
+  readonly cardinality?: Cardinality;
 }
 
 /** Seeing a known fact again, by id. */

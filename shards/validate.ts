@@ -143,6 +143,7 @@ export function validateEntry(entry: unknown): LogEntry {
   switch (entry['op']) {
     case 'assert':
       validateFactInput(entry['fact']);
+      if (entry['cardinality'] !== undefined && entry['cardinality'] !== 'one' && entry['cardinality'] !== 'many') fail('cardinality', "must be 'one' or 'many'");
       break;
     case 'reinforce':
       name(entry['factId'], 'factId');

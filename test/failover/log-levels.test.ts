@@ -10,13 +10,13 @@
  * (b) mini-3 is stopped, the leader (no longer hearing it) prunes — a level-2 message — and mini-3, started again at
  *     level 1, stops right before it: `needsUpgrade` in status and the CLI, never elected when mini-1 dies; started
  *     at level 2 it catches up to the new leader's digest;
- * (c) every Mini at level 2: the leader groups concurrent writes again, and every replica ends on one digest.
+ * (c) every Mini on this build: the leader groups concurrent writes again, and every replica ends on one digest.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect as natsConnect, type NatsConnection } from 'nats';
 import { connect, type ShardmindClient } from '../../client/index.ts';
-import { LEVEL_HEADER, SIMULATED_LEVEL_ENV, decodeEntry } from '../../actors/index.ts';
+import { LEVEL_HEADER, LOG_LEVEL, SIMULATED_LEVEL_ENV, decodeEntry } from '../../actors/index.ts';
 import { runStatus } from '../../cli/index.ts';
 import { ShardmindError, logStream } from '../../protocol/index.ts';
 import { ctl, digests, DOMAIN, eventually, figures, leaderOf, shardOn, startThreeMinis, threeMiniConfig, waitAllApplied, streamTail, type FaultCluster } from './fault-kit.ts';
@@ -109,9 +109,9 @@ t('log levels - with a level-1 follower up, the leader appends one write per mes
     const v = await viewOn('mini-1');
     return v?.replicaLevels?.['mini-2'] !== undefined && v.replicaLevels['mini-3'] !== undefined ? v : undefined;
   });
-  assert.equal(census.replicaLevels, { 'mini-2': 2, 'mini-3': 1 });
+  assert.equal(census.replicaLevels, { 'mini-2': LOG_LEVEL, 'mini-3': 1 });
   assert.is(census.writeLevel, 1);
-  assert.is(census.logLevel, 2);
+  assert.is(census.logLevel, LOG_LEVEL);
 
   const from = (await streamTail(nc)) + 1;
   const seqs = await burst(200, 'old-follower');
@@ -135,8 +135,8 @@ t('log levels - a level-1 replica stops before a level-2 message, says it needs 
   const mini3 = hosts.host('mini-3');
   await mini3.stop();
   const startedWaiting = Date.now();
-  // Once mini-3 has been silent past the census window, nothing holds the leader below level 2.
-  await eventually('the leader to write at level 2 without mini-3', async () => ((await viewOn('mini-1'))?.writeLevel === 2 ? true : undefined), 20_000);
+  // Once mini-3 has been silent past the census window, nothing holds the leader below this build's level.
+  await eventually('the leader to write at its own level without mini-3', async () => ((await viewOn('mini-1'))?.writeLevel === LOG_LEVEL ? true : undefined), 20_000);
   const levelRoseMs = Date.now() - startedWaiting;
 
   const from = (await streamTail(nc)) + 1;
@@ -147,7 +147,7 @@ t('log levels - a level-1 replica stops before a level-2 message, says it needs 
   const prune = logged.find((m) => m.op === 'prune');
   assert.ok(prune, 'the prune is in the log');
   assert.is(prune!.level, '2', 'a prune message says it needs level 2');
-  assert.ok(logged.filter((m) => m.op === 'assert').every((m) => m.level === undefined), 'plain entries carry no level header (level 1)');
+  assert.ok(logged.filter((m) => m.op === 'assert').every((m) => m.level === '3'), "asserts carry the leader's resolved predicate spec (level 3)");
   ctx.pruneSeq = prune!.seq;
 
   // mini-3 comes back, still the old build: it applies up to the prune and stops there.
@@ -192,9 +192,9 @@ t('log levels - with every Mini at level 2, the leader groups concurrent writes 
   const started = Date.now();
   const { nc, hosts } = ctx.cluster!;
   await hosts.host('mini-1').start(30_000);
-  const census = await eventually('the leader to hear both replicas at level 2', async () => {
+  const census = await eventually("the leader to hear both replicas at this build's level", async () => {
     const v = await viewOn('mini-2');
-    return v?.writeLevel === 2 && v.replicaLevels?.['mini-1'] === 2 && v.replicaLevels['mini-3'] === 2 ? v : undefined;
+    return v?.writeLevel === LOG_LEVEL && v.replicaLevels?.['mini-1'] === LOG_LEVEL && v.replicaLevels['mini-3'] === LOG_LEVEL ? v : undefined;
   }, 20_000);
   assert.is(census.state, 'leading');
 
@@ -204,7 +204,7 @@ t('log levels - with every Mini at level 2, the leader groups concurrent writes 
   const groups = logged.filter((m) => m.op === 'batch');
   assert.ok(groups.length > 0, 'concurrent writes were grouped');
   assert.ok(new Set(seqs).size < 200, 'some writes share a log message');
-  assert.ok(groups.every((m) => m.level === '2'), 'every group says it needs level 2');
+  assert.ok(groups.every((m) => m.level === '3'), 'every group says the level it needs: 3, for asserts that carry a resolved spec');
 
   await waitAllApplied(nc);
   const all = await digests(nc, ['mini-1', 'mini-2', 'mini-3']);
