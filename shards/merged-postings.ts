@@ -25,6 +25,8 @@
  */
 import type { SegmentBlocks } from './segment.ts';
 import { POSTING_BYTES } from './codec.ts';
+import { termParts } from './records.ts';
+import { hashTerm, IdentityMap, TERM_HASH } from './term-table.ts';
 
 /** Word and subject terms (`w:…`, `s:…`, see `records.ts`): the ones a segment's blocks name by string. */
 export const isNamedTerm = (term: string): boolean => (term.charCodeAt(0) === 119 || term.charCodeAt(0) === 115) && term.charCodeAt(1) === 58;
@@ -46,6 +48,10 @@ export interface MergedPostings {
    */
   postings: Float64Array;
   start: number;
+  /** A word's or subject's identity (`hashTerm`), by which a merge finds its entry (`named`); 0 for other terms. */
+  readonly h1: number;
+  readonly h2: number;
+  readonly shape: number;
 }
 
 /**
@@ -64,6 +70,13 @@ const entryBytes = (term: string, count: number): number => ENTRY_OVERHEAD + ter
 
 export class MergedPostingsCache {
   private readonly entries = new Map<string, MergedPostings>();
+  /**
+   * The word and subject entries again, by identity: a merge names those terms by identity and a string new to its
+   * segment, and `entries.get` by that string hashed it and compared it with the stored key (~1% of the load). Two
+   * named terms whose identities collide in all 96 bits share a block in every segment; here the one filed last is
+   * found for both, and extended with that shared block, as the other's `rankOf` would extend it.
+   */
+  private readonly named = new IdentityMap<MergedPostings>();
   private bytes = 0;
   /** Every word with merged postings has an entry (see the header). */
   private complete = false;
@@ -74,6 +87,7 @@ export class MergedPostingsCache {
   /** Drops every entry; `complete` when there are no merged segments yet. */
   reset(complete: boolean): void {
     this.entries.clear();
+    this.named.clear();
     this.bytes = 0;
     this.complete = complete;
   }
@@ -111,7 +125,7 @@ export class MergedPostingsCache {
 
   /** Files what was collected since `begin` as `term`'s entry for the segments up to `top`. */
   finish(term: string, top: number): MergedPostings {
-    return this.file(term, { top, count: this.collected, postings: this.collecting.slice(0, this.collected * 2), start: 0 });
+    return this.file(term, entryFor(term, top, this.collected, this.collecting.slice(0, this.collected * 2)));
   }
 
   /**
@@ -142,13 +156,13 @@ export class MergedPostingsCache {
         else this.extend(term, e, segment.block(r), newTop);
       }
     });
-    segment.forEachNamedBlock((term, block) => {
-      const e = this.entries.get(term);
+    segment.forEachNamedBlock((term, block, h1, h2, shape) => {
+      const e = this.named.get(h1, h2, shape);
       if (e === undefined) {
         // While complete, every word and subject term of the merged segment gets an entry. (Checked per term:
         // extending may pass MAX_BYTES and drop everything, and then a new entry from this segment alone would lack
         // the older segments' postings.)
-        if (this.complete && !changed.has(term)) this.file(term, withNewer(block, newTop));
+        if (this.complete && !changed.has(term)) this.file(term, withNewer(block, newTop, h1, h2, shape));
       } else if (e.top === MOVING) this.extend(term, e, block, newTop);
     });
     this.entries.forEach((e, term) => {
@@ -191,8 +205,7 @@ export class MergedPostingsCache {
       this.dropUnnamed();
       if (this.bytes > MAX_BYTES) {
         this.reset(false);
-        this.entries.set(term, e);
-        this.bytes = entryBytes(term, count);
+        this.file(term, e);
       }
     }
   }
@@ -204,7 +217,7 @@ export class MergedPostingsCache {
   invalidate(term: string): void {
     const old = this.entries.get(term);
     if (old !== undefined) this.drop(term, old);
-    if (this.complete) this.file(term, { top: STALE, count: 0, postings: NO_POSTINGS, start: 0 });
+    if (this.complete) this.file(term, entryFor(term, STALE, 0, NO_POSTINGS));
   }
 
   /**
@@ -222,6 +235,7 @@ export class MergedPostingsCache {
   private drop(term: string, e: MergedPostings): void {
     this.bytes -= entryBytes(term, e.count);
     this.entries.delete(term);
+    if (isNamedTerm(term) && this.named.get(e.h1, e.h2, e.shape) === e) this.named.delete(e.h1, e.h2, e.shape);
   }
 
   private file(term: string, entry: MergedPostings): MergedPostings {
@@ -231,20 +245,29 @@ export class MergedPostingsCache {
     if (this.bytes + size > MAX_BYTES) this.dropUnnamed();
     if (this.bytes + size > MAX_BYTES) this.reset(false);
     this.entries.set(term, entry);
+    if (isNamedTerm(term)) this.named.set(entry.h1, entry.h2, entry.shape, entry);
     this.bytes += size;
     return entry;
   }
 }
 
 /** An entry for segments up to `top` from `block`'s postings (ascending, `codec.ts`), newest first. */
-function withNewer(block: Buffer, top: number): MergedPostings {
+function withNewer(block: Buffer, top: number, h1: number, h2: number, shape: number): MergedPostings {
   const count = Math.min(MERGED_CACHE_POSTINGS, block.length / POSTING_BYTES);
   const postings = new Float64Array(count * 2);
   for (let i = 0, at = block.length - POSTING_BYTES; i < count; i++, at -= POSTING_BYTES) {
     postings[i * 2] = seqAt(block, at);
     postings[i * 2 + 1] = block[at + 6]! * 256 + block[at + 7]!;
   }
-  return { top, count, postings, start: 0 };
+  return { top, count, postings, start: 0, h1, h2, shape };
+}
+
+/** An entry of `term` (its identity computed when it is a word or subject: see `named`). */
+function entryFor(term: string, top: number, count: number, postings: Float64Array): MergedPostings {
+  if (!isNamedTerm(term)) return { top, count, postings, start: 0, h1: 0, h2: 0, shape: 0 };
+  const { kind, a, b } = termParts(term);
+  const h = hashTerm(kind, a, b, TERM_HASH);
+  return { top, count, postings, start: 0, h1: h[0]!, h2: h[1]!, shape: h[2]! };
 }
 
 /** The sequence of the posting at `at` (6 bytes, big-endian; see `codec.ts`). */

@@ -44,7 +44,7 @@ import type { FactTerms } from './fact-terms.ts';
 import { termParts } from './records.ts';
 import { bucketOf, bucketWithout, BUCKET_KEY_BYTES, findInBucket, LARGE, LARGE_KEY_BYTES, readU32, writeBucketKey, writeLargeKey, writeU32, type BucketHit } from './block-layout.ts';
 import { SegmentPostings, type Posting, type PostingVisitor, type SegmentBlocks, type SegmentSize } from './segment.ts';
-import { hashTerm, TERM_HASH } from './term-table.ts';
+import { hashTerm, IdentityMap, TERM_HASH } from './term-table.ts';
 import { MERGED_CACHE_POSTINGS, MergedPostingsCache, type MergedPostings, type MergedVisitor } from './merged-postings.ts';
 import { FactWords } from './fact-words.ts';
 
@@ -96,13 +96,20 @@ export class PostingIndex {
   private readonly hit: BucketHit = { entry: -1, start: 0, end: 0 };
   /** The segment whose blocks `writeBlocks` is putting (its words' df records get its bit). */
   private merging = 0;
-  private readonly addDfOf = (word: string, postings: number): void => this.addDf(word, postings, this.merging);
+  private readonly addDfOf = (word: string, postings: number, h1: number, h2: number, shape: number): void => this.addDf(word, postings, this.merging, h1, h2, shape);
   /**
    * The write path's df records: what it last wrote per word, so a merge reads the `df` table only for words it has
    * not seen (each merge updates most of a segment's vocabulary). Never used by readers, whose snapshot may be
    * older; dropped by `reset` (open, and after a failed batch) and when it grows past DF_CACHE_WORDS.
    */
   private readonly dfWritten = new Map<string, Buffer>();
+  /**
+   * The same records by the word's identity (`hashTerm`), for the merge's updates: the segment names each word by
+   * its identity and a string new to that segment, and a `Map` lookup by that string hashed it and compared it with
+   * the stored key. The word is kept beside its record and compared on a hit, so words whose identities collide
+   * each keep their own record (the next `addDf` of the other reads it by string).
+   */
+  private readonly dfByIdentity = new IdentityMap<HeldDf>();
   /** Terms' decoded postings in the committed merged segments (read side, `merged-postings.ts`). */
   private readonly merged = new MergedPostingsCache();
   /** Terms whose merged blocks a batch not yet committed has rewritten (forget): readers skip `merged` for them. */
@@ -135,6 +142,7 @@ export class PostingIndex {
     this.open = openSegmentFor(segment);
     this.sealed = undefined;
     this.dfWritten.clear();
+    this.dfByIdentity.clear();
     this.removing.clear();
     this.removedSinceAdvance.clear();
     this.uncommittedMerges.length = 0;
@@ -262,7 +270,7 @@ export class PostingIndex {
       if (rest === undefined) this.blocks.removeSync(bucketKey);
       else this.blocks.putSync(bucketKey, rest);
     }
-    if (isWordTerm(term)) this.addDf(term, -1, undefined);
+    if (isWordTerm(term)) this.addDf(term, -1, undefined, h1, h2, shape);
   }
 
   /** Postings of `term`, newest first, at most `cap`, with seq ≤ `maxSeq` when given. */
@@ -419,9 +427,14 @@ export class PostingIndex {
     return bytes === undefined ? 0 : readU32(bytes, 0);
   }
 
-  /** Adds `delta` to a word's document frequency and, for a merge, marks `segment` as holding a block of it. */
-  private addDf(term: string, delta: number, segment: number | undefined): void {
-    const held = this.dfWritten.get(term);
+  /**
+   * Adds `delta` to a word's document frequency and, for a merge, marks `segment` as holding a block of it. `h1`,
+   * `h2`, `shape`: the word's identity (`hashTerm`).
+   */
+  private addDf(term: string, delta: number, segment: number | undefined, h1: number, h2: number, shape: number): void {
+    const found = this.dfByIdentity.get(h1, h2, shape);
+    let entry = found !== undefined && found.word === term ? found : undefined;
+    const held = entry !== undefined ? entry.record : this.dfWritten.get(term);
     if (held !== undefined && held !== NO_DF) {
       const count = readU32(held, 0) + delta;
       const at = segment === undefined ? 0 : 4 + (segment >> 3);
@@ -443,15 +456,24 @@ export class PostingIndex {
     const count = readU32(current, 0) + delta;
     writeU32(next, 0, Math.max(0, count));
     if (segment !== undefined) next[4 + (segment >> 3)] = next[4 + (segment >> 3)]! | (1 << (segment & 7));
-    if (this.dfWritten.size >= DF_CACHE_WORDS) this.dfWritten.clear();
-    if (count <= 0) {
-      this.dfWritten.set(term, NO_DF);
-      this.dfTable.removeSync(term);
-    } else {
-      this.dfWritten.set(term, next);
-      this.dfTable.putSync(term, next);
+    if (this.dfWritten.size >= DF_CACHE_WORDS) {
+      this.dfWritten.clear();
+      this.dfByIdentity.clear();
+      entry = undefined;
     }
+    const record = count <= 0 ? NO_DF : next;
+    this.dfWritten.set(term, record);
+    if (entry !== undefined) entry.record = record;
+    else this.dfByIdentity.set(h1, h2, shape, { word: term, record });
+    if (count <= 0) this.dfTable.removeSync(term);
+    else this.dfTable.putSync(term, record);
   }
+}
+
+/** A word's df record as the write path last wrote it (`PostingIndex.dfByIdentity`). */
+interface HeldDf {
+  readonly word: string;
+  record: Buffer;
 }
 
 function withoutSeq(run: PostingRun, seq: number): PostingRun {

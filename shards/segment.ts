@@ -76,6 +76,8 @@ export class SegmentBlocks {
     private readonly words: readonly (string | undefined)[],
     /** Per rank: the term string of a subject term (a subject's facts, what a subject filter reads), else undefined. */
     private readonly subjects: readonly (string | undefined)[],
+    /** Per rank: the term's identity (`hashTerm`: h1, h2, shape). */
+    private readonly idents: Int32Array,
   ) {}
 
   key(p: number): Buffer {
@@ -88,24 +90,29 @@ export class SegmentBlocks {
     return this.values.subarray(p === 0 ? 0 : this.valueEnds[p - 1]!, this.valueEnds[p]!);
   }
 
-  /** Calls `visit` with the word term and posting count of each word the put `p` stores (for document frequency). */
-  forEachWord(p: number, visit: (word: string, postings: number) => void): void {
+  /**
+   * Calls `visit` with the word term, posting count and identity (`hashTerm`) of each word the put `p` stores (for
+   * document frequency).
+   */
+  forEachWord(p: number, visit: (word: string, postings: number, h1: number, h2: number, shape: number) => void): void {
     const bucket = p < this.buckets;
+    const idents = this.idents;
     for (let r = this.putRanks[p * 2]!; r < this.putRanks[p * 2 + 1]!; r++) {
       if (bucket && this.large[r] === 1) continue;
       const word = this.words[r];
-      if (word !== undefined) visit(word, this.counts[r]!);
+      if (word !== undefined) visit(word, this.counts[r]!, idents[r * 3]!, idents[r * 3 + 1]!, idents[r * 3 + 2]!);
     }
   }
 
   /**
-   * Calls `visit` with each word and subject term of the segment and its block (postings ascending by sequence,
-   * `codec.ts`): the terms named by string here (others only by their hash).
+   * Calls `visit` with each word and subject term of the segment, its block (postings ascending by sequence,
+   * `codec.ts`) and its identity: the terms named by string here (others only by their hash).
    */
-  forEachNamedBlock(visit: (term: string, block: Buffer) => void): void {
+  forEachNamedBlock(visit: (term: string, block: Buffer, h1: number, h2: number, shape: number) => void): void {
+    const idents = this.idents;
     for (let r = 0; r < this.counts.length; r++) {
       const term = this.words[r] ?? this.subjects[r];
-      if (term !== undefined) visit(term, this.block(r));
+      if (term !== undefined) visit(term, this.block(r), idents[r * 3]!, idents[r * 3 + 1]!, idents[r * 3 + 2]!);
     }
   }
 
@@ -588,7 +595,7 @@ export class SegmentPostings {
     }
     const subjects: (string | undefined)[] = new Array(n);
     for (const [id, name] of this.subjectNames) if (rank[id] !== -1) subjects[rank[id]!] = name;
-    return new SegmentBlocks(puts, buckets, keys, keyEnds, values, valueEnds, putRanks, putOfRank, large, starts, counts, words, subjects);
+    return new SegmentBlocks(puts, buckets, keys, keyEnds, values, valueEnds, putRanks, putOfRank, large, starts, counts, words, subjects, idents);
   }
 
   /**
