@@ -14,15 +14,16 @@
 import { addMergedRun, addRelevance, bestCandidates, bm25, K1, resetRelevance, startRun, type Candidate } from './candidates.ts';
 import { effectiveConfidence, recencyWeight } from './decay.ts';
 import type { PostingIndex } from './postings.ts';
-import { decodeFact, factByteLength, peekFact, readFactText, type FactNumbers } from './fact-codec.ts';
+import { decodeFact, factByteLength, peekFact, readFactText } from './fact-codec.ts';
 import { TOO_MANY, wordHash, type PageReader } from './fact-words.ts';
 import { objectEntityTerm, subjectPredicateTerm, subjectTerm, termParts, wordTerm } from './records.ts';
 import { hashTerm, TERM_HASH } from './term-table.ts';
-import type { ScoreNumbers } from './score-numbers.ts';
+import type { ScoreNumbers, ScoredNumbers } from './score-numbers.ts';
 import type { Tables } from './tables.ts';
 import { tokenize } from './text.ts';
 import type { Fact, RecallQuery, RecalledFact } from './types.ts';
 import { DEFAULT_LIMIT } from './validate.ts';
+import { believedTrueAt, currentSince, currentUntil, trueNow } from './world-time.ts';
 
 export const TERM_CAP = 96;
 export const FILTER_CAP = 64;
@@ -121,14 +122,15 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
     // Scored from memory when it can (no `asOf`: that reads times only the records hold), else from the record's
     // bytes — lmdb-js's reused read buffer: read what is needed before the next read.
     let bytes: Buffer | undefined;
-    let numbers: FactNumbers;
+    let numbers: ScoredNumbers;
     if (fromMemory) {
       if (!scores.read(c.seq, PEEKED)) continue;
       numbers = PEEKED;
     } else {
       bytes = ctx.t.facts.getBinaryFast(c.seq);
       if (bytes === undefined) continue;
-      numbers = peekFact(bytes, PEEKED);
+      peekFact(bytes, PEEKED);
+      numbers = withWindow(PEEKED);
     }
     if (!visible(numbers, q, at)) continue;
     // Effective confidence never exceeds the stored one and recency never exceeds 1, so relevance × confidence
@@ -353,13 +355,29 @@ interface Scored {
   readonly bytes: Buffer | undefined;
 }
 
-/** What visibility reads: a whole fact, or the numbers peeked from its bytes. */
-type ScoredNumbers = Pick<FactNumbers, 'status' | 'confidence' | 'halfLifeDays' | 'validFrom' | 'recordedAt' | 'reinforcedAt'> & {
-  readonly validTo?: number | undefined;
-  readonly invalidatedAt?: number | undefined;
-};
+const PEEKED: ScoredNumbers = { status: 'active', confidence: 0, halfLifeDays: 0, validFrom: 0, validTo: undefined, recordedAt: 0, invalidatedAt: undefined, reinforcedAt: 0, since: 0, until: 0 };
+/** A whole fact's numbers for `visible` (graph expansion). */
+const EXPANDED: ScoredNumbers = { ...PEEKED };
 
-const PEEKED: FactNumbers = { status: 'active', confidence: 0, halfLifeDays: 0, validFrom: 0, validTo: undefined, recordedAt: 0, invalidatedAt: undefined, reinforcedAt: 0 };
+/** `n`, numbers peeked from a record, with the bounds of its world interval for a plain recall (`world-time.ts`). */
+function withWindow(n: ScoredNumbers): ScoredNumbers {
+  n.since = currentSince(n);
+  n.until = currentUntil(n);
+  return n;
+}
+
+function factNumbers(f: Fact): ScoredNumbers {
+  const n = EXPANDED;
+  n.status = f.status;
+  n.confidence = f.confidence;
+  n.halfLifeDays = f.halfLifeDays;
+  n.validFrom = f.validFrom;
+  n.validTo = f.validTo;
+  n.recordedAt = f.recordedAt;
+  n.invalidatedAt = f.invalidatedAt;
+  n.reinforcedAt = f.reinforcedAt;
+  return withWindow(n);
+}
 
 /** Keeps `best` the highest `limit` scores, descending; true when `score` entered. */
 function keepBest(best: number[], score: number, limit: number): boolean {
@@ -396,16 +414,16 @@ function readFact(ctx: RecallContext, seq: number): Fact | undefined {
   return bytes === undefined ? undefined : decodeFact(bytes, ctx.domain);
 }
 
-/** Active now, or — with `asOf` — believed then: recorded by then, not yet retired then, valid in the world then. */
+/**
+ * Believed at the recall's time and true then in the world (`world-time.ts`), whatever the status: a value recorded
+ * as superseded by one valid later is the true one until then, and an active value valid from a later time is not
+ * true yet. A plain recall knows everything the shard recorded; one `asOf` only what was recorded by then. With
+ * `includeInactive`, every fact recorded by then that is not forgotten.
+ */
 function visible(f: ScoredNumbers, q: RecallQuery, at: number): boolean {
   if (f.status === 'forgotten') return false;
-  if (q.asOf !== undefined) {
-    if (f.recordedAt > q.asOf) return false;
-    if (q.includeInactive) return true;
-    if (f.invalidatedAt !== undefined && f.invalidatedAt <= q.asOf) return false;
-    return f.validFrom <= at && (f.validTo === undefined || f.validTo > at);
-  }
-  return q.includeInactive === true || f.status === 'active';
+  if (q.asOf !== undefined) return q.includeInactive === true ? f.recordedAt <= q.asOf : believedTrueAt(f, q.asOf);
+  return q.includeInactive === true || trueNow(f.since, f.until, at);
 }
 
 function score(f: Fact, relevance: number, at: number, floor: number, hop: number): RecalledFact | undefined {
@@ -430,7 +448,7 @@ function expand(ctx: RecallContext, q: RecallQuery, direct: RecalledFact[], seen
       for (const term of [subjectTerm(entity), objectEntityTerm(entity)]) {
         for (const p of ctx.postings.newest(term, HOP_FACTS_PER_ENTITY, ctx.appliedPosition)) {
           const f = readFact(ctx, p.seq);
-          if (f === undefined || seen.has(f.seq) || !visible(f, q, at)) continue;
+          if (f === undefined || seen.has(f.seq) || !visible(factNumbers(f), q, at)) continue;
           const scored = score(f, base * HOP_DECAY ** hop, at, floor, hop);
           if (scored === undefined) continue;
           seen.add(f.seq);
