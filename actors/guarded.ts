@@ -19,10 +19,10 @@ const MAX_REPORT_CHARS = 2_000;
 
 /** Reports to stderr: for the subscriptions whose owners pass no log of their own. */
 export const stderrReport: GuardReport = (err, where) =>
-  void process.stderr.write(`${new Date().toISOString()} ${where}: ${describe(err)}\n`);
+  void process.stderr.write(`${new Date().toISOString()} ${where}: ${describeError(err)}\n`);
 
 /** An error as one bounded log text: its stack when it has one. */
-export function describe(err: unknown): string {
+export function describeError(err: unknown): string {
   const text = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
   return text.length > MAX_REPORT_CHARS ? `${text.slice(0, MAX_REPORT_CHARS)}…` : text;
 }

@@ -15,7 +15,7 @@ import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { serveControl, type HostStatusReply, type PruneOptions } from './control.ts';
 import { handOffBeforeStopping } from './drain-hand-off.ts';
-import { describe, type GuardReport } from './guarded.ts';
+import { describeError, type GuardReport } from './guarded.ts';
 import { Relay } from './relay.ts';
 import { ShardActor, type OpenStore, type PruneReport, type ShardStatus } from './shard-actor.ts';
 import { serveShardGuard } from './shard-guard.ts';
@@ -93,7 +93,7 @@ export class Host {
     this.log = o.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.startedAt = this.clock.now();
     this.logLevel = o.logLevel ?? hostLogLevel();
-    this.report = (err, where) => this.log(`[${o.node}] ${where}: ${describe(err)}`);
+    this.report = (err, where) => this.log(`[${o.node}] ${where}: ${describeError(err)}`);
     this.onFatal = (err, origin) => this.logFatal(err, origin);
   }
 
@@ -119,7 +119,7 @@ export class Host {
       const what = origin === 'unhandledRejection' ? 'unhandled rejection' : 'uncaught exception';
       // Only an 'uncaughtException' listener (none in `shardmind host`; some tests) keeps the process going.
       const then = process.listenerCount('uncaughtException') === 0 ? 'the process exits' : 'an uncaughtException handler takes it';
-      this.log(`[${this.o.node}] FATAL ${what} (shards: ${roles}); ${then}: ${describe(err)}`);
+      this.log(`[${this.o.node}] FATAL ${what} (shards: ${roles}); ${then}: ${describeError(err)}`);
     } catch {
       // Node prints the error itself next.
     }
