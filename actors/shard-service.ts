@@ -14,6 +14,7 @@ import { handOffOf, respond, respondHandedOff } from './respond.ts';
 import {
   ErrorCode,
   ShardmindError,
+  badRequest,
   checkSize,
   decodePayload,
   encodingOf,
@@ -50,6 +51,7 @@ import type {
   ShardStore,
   Source,
 } from '../shards/index.ts';
+import { observedAtProblem } from '../shards/index.ts';
 import type { Clock } from './clock.ts';
 import { RecallAnswer, onWire, parseRead, runRead, type Served } from './shard-reads.ts';
 
@@ -283,6 +285,9 @@ function handleBody(op: ShardOp, body: unknown, encoding: Encoding, o: ShardServ
         op: 'assert',
         fact: toFactInput(req.fact),
       };
+      // Refused before it is appended: an observation from the future would never decay (world-time.ts).
+      const ahead = observedAtProblem(entry.fact.observedAt, entry.recordedAt);
+      if (ahead !== undefined) throw badRequest('fact.observedAt', ahead);
       // In msgpack the reply is written straight to bytes (the same bytes): 64 of them go out per commit under load.
       return new OneWrite(entry, encoding === 'msgpack' ? (r) => packRememberReply(o.domain, r) : (r) => rememberReply(o.domain, r));
     }
@@ -292,11 +297,13 @@ function handleBody(op: ShardOp, body: unknown, encoding: Encoding, o: ShardServ
         throw new ShardmindError(ErrorCode.BAD_REQUEST, `domain: this is the "${o.domain}" shard, the request names "${req.domain}"`);
       }
       const recordedAt = o.clock.now();
-      const entries = items.map((item): AssertEntry | ShardmindError =>
-        item instanceof ShardmindError
-          ? item
-          : { v: 1, opId: item.opId, recordedAt, source: source(o, req.agent, item.task, req.node), op: 'assert', fact: toFactInput(item.fact) },
-      );
+      const entries = items.map((item, i): AssertEntry | ShardmindError => {
+        if (item instanceof ShardmindError) return item;
+        const fact = toFactInput(item.fact);
+        const ahead = observedAtProblem(fact.observedAt, recordedAt);
+        if (ahead !== undefined) return badRequest(`items[${i}].fact.observedAt`, ahead);
+        return { v: 1, opId: item.opId, recordedAt, source: source(o, req.agent, item.task, req.node), op: 'assert', fact };
+      });
       return new BatchWrite(o.domain, entries);
     }
     case 'forget': {

@@ -53,6 +53,8 @@ export {
   MAX_TEXT_BYTES,
 } from './validate.ts';
 export { effectiveConfidence, combineConfidence, recencyWeight, DAY_MS } from './decay.ts';
+// Recall's world time against record time, and the clock skew an agent's observedAt may have.
+export { CLOCK_SKEW_MS, observedAtProblem } from './world-time.ts';
 export { tokenize, normalizeText } from './text.ts';
 export { factIdFor, seqOfFactId } from './ids.ts';
 // The index layout's sizes and the fact record format, for tests and tools that read a store's bytes.

@@ -123,6 +123,8 @@ const WRONG_TYPES: Record<ShardOp, { body: object; field: string }[]> = {
     { body: { v: 1, agent: ['tester'], fact: { text: CANARY } }, field: 'agent' },
     { body: { v: 2, agent: 'tester', fact: { text: CANARY } }, field: 'v' },
     { body: { v: 1, agent: 'tester', opId: 'has spaces', fact: { text: CANARY } }, field: 'opId' },
+    // More than the clock skew ahead of the shard's clock: it would never decay (walkthrough-session10 finding 3).
+    { body: { v: 1, agent: 'tester', fact: { text: CANARY, observedAt: '2099-01-01T00:00:00Z' } }, field: 'fact.observedAt' },
   ],
   remember_batch: [
     { body: { v: 1, agent: ['tester'], items: [{ fact: { text: CANARY } }] }, field: 'agent' },
@@ -328,6 +330,18 @@ bad('malformed headers - BAD_REQUEST on every shard, replica and control subject
   }
   const status = await ctx.hosts.host(NODE).status();
   assert.equal(status.shards.map((s) => [s.domain, s.state]).sort(), DOMAINS.map((d) => [d, 'leading']), 'every shard still leads here');
+});
+
+bad('an observedAt far ahead of the shard clock - the batch item is refused by itself, before anything is appended', async (ctx) => {
+  for (const d of DOMAINS) {
+    for (const json of [false, true]) {
+      const body = { v: 1, agent: 'tester', items: [{ opId: `future-${d}-${json}`, fact: { text: CANARY, observedAt: '2099-01-01T00:00:00Z' } }] };
+      const reply = await raw(ctx, shardSubject(d, 'remember_batch'), encodePayload(body, json ? 'json' : 'msgpack'), json);
+      const results = reply['results'] as { error?: { code: string; message: string } }[] | undefined;
+      assert.is(results?.[0]?.error?.code, ErrorCode.BAD_REQUEST, `${d} ${JSON.stringify(reply)}`);
+      assert.ok(results![0]!.error!.message.includes('items[0].fact.observedAt:'), results![0]!.error!.message);
+    }
+  }
 });
 
 bad('afterwards - the host is up, nothing was stored, and a good request still works', async (ctx) => {
