@@ -120,6 +120,14 @@ control('handoff - the leader hands off to the follower while writes go on; none
     }
   })();
   await until('some writes', () => (acked.length >= 10 ? true : undefined));
+  // A target outside the cluster, or the leader itself, is refused and changes nothing: the leader goes on leading
+  // (before, 'ghost' was accepted and the domain had no leader until the lease lapsed).
+  for (const to of ['ghost', 'a']) {
+    const refused = await ctl(ctx.nc!, 'a', 'handoff', { domain: 'email', to });
+    assert.is((refused['error'] as { code: string } | undefined)?.code, 'BAD_REQUEST', JSON.stringify(refused));
+    assert.match((refused['error'] as { message: string }).message, /^to: /);
+  }
+  assert.is(shard(ctx.a!.status())?.state, 'leading');
   const reply = await ctl(ctx.nc!, 'a', 'handoff', { domain: 'email', to: 'b' });
   assert.type(reply['seq'], 'number', JSON.stringify(reply));
   assert.type(reply['intakeStoppedAt'], 'string');
