@@ -345,13 +345,37 @@ export class ShardmindClient {
         } catch {
           return; // not ours
         }
-        if (m?.v !== 1 || !Array.isArray(m.events)) return;
+        // Anyone who may publish on sm.evt.* can send anything: only the feed's shape is read, and nothing thrown
+        // here (nor by the caller's callbacks) may reach nats.js, whose read loop would end with it.
+        if (m?.v !== 1 || typeof m.domain !== 'string' || !Number.isSafeInteger(m.fromSeq) || !Number.isSafeInteger(m.toSeq) || !Array.isArray(m.events)) return;
+        const report = (err: unknown): void => {
+          if (options.onError) {
+            try {
+              options.onError(err);
+              return;
+            } catch (again) {
+              err = again;
+            }
+          }
+          process.stderr.write(`shardmind watch: a callback threw: ${(err as Error)?.stack ?? String(err)}\n`);
+        };
         const last = lastToSeq.get(m.domain);
-        if (last !== undefined && m.fromSeq > last + 1) options.onGap?.({ domain: m.domain, fromSeq: last + 1, toSeq: m.fromSeq - 1 });
+        if (last !== undefined && m.fromSeq > last + 1) {
+          try {
+            options.onGap?.({ domain: m.domain, fromSeq: last + 1, toSeq: m.fromSeq - 1 });
+          } catch (err) {
+            report(err);
+          }
+        }
         if (last === undefined || m.toSeq > last) lastToSeq.set(m.domain, m.toSeq);
         for (const e of m.events) {
+          if (typeof e !== 'object' || e === null) continue;
           if (options.subject !== undefined && e.subject !== options.subject) continue;
-          onChange({ domain: m.domain, ...e });
+          try {
+            onChange({ domain: m.domain, ...e });
+          } catch (err) {
+            report(err);
+          }
         }
       },
     });

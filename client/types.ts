@@ -245,4 +245,9 @@ export interface WatchOptions {
    * starts the count.
    */
   readonly onGap?: (gap: { readonly domain: string; readonly fromSeq: number; readonly toSeq: number }) => void;
+  /**
+   * Called with what `onChange` or `onGap` threw; the feed goes on either way. Without it the error is written to
+   * stderr: thrown from the subscription's callback it would end nats.js's read loop, and the connection with it.
+   */
+  readonly onError?: (err: unknown) => void;
 }

@@ -125,4 +125,30 @@ t('a stretch of the log that went by unannounced is reported as a gap; garbage i
   }
 });
 
+t('junk events and a callback that throws leave the watcher (and its connection) working', async (ctx) => {
+  const seen: Change[] = [];
+  const errors: unknown[] = [];
+  let thrown = 0;
+  const stop = ctx.b!.watch({ domain: 'feedjunk', onError: (e) => errors.push(e) }, (c) => {
+    seen.push(c);
+    if (thrown++ === 0) throw new Error('a bug in the agent');
+  });
+  await ctx.b!.connection.flush();
+  try {
+    const event = { seq: 3, op: 'assert', status: 'created', factId: 'feedjunk:0000000003:0', text: 'x', agent: 'a' };
+    const send = (m: unknown) => ctx.nc!.publish(eventSubject('feedjunk'), encodePayload(m, 'msgpack'));
+    send({ v: 1, domain: 'feedjunk', fromSeq: 1, toSeq: 1, events: [null, 7, event] });
+    send({ v: 1, domain: 42, fromSeq: 'x', toSeq: 2, events: [event] });
+    send({ v: 1, domain: 'feedjunk', fromSeq: 2, toSeq: 2, events: [{ ...event, seq: 2 }] });
+    await ctx.nc!.flush();
+    await until('both good events', () => (seen.length === 2 ? true : undefined));
+    assert.is(errors.length, 1);
+    assert.match((errors[0] as Error).message, 'a bug in the agent');
+    // The connection still answers requests (before, the throw ended nats.js's read loop).
+    assert.ok((await ctx.b!.classify('schedule a meeting')).length > 0);
+  } finally {
+    stop();
+  }
+});
+
 t.run();
