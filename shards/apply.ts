@@ -9,7 +9,7 @@
  * sequence, which is what clients compare with `appliedSeq`.
  */
 import { decodeValue, encodeValue } from './codec.ts';
-import { challengerWins } from './conflict.ts';
+import { challengerWins, placeLateValue, type RecordedValue } from './conflict.ts';
 import { combineConfidence, DAY_MS, effectiveConfidence } from './decay.ts';
 import { ShardValidationError } from './errors.ts';
 import { episodeIdFor, factIdFor, factSeqIn, seqKey, seqOfFactId } from './ids.ts';
@@ -28,6 +28,7 @@ import {
   isActive,
   sameIdentity,
   subjectPredicateHash,
+  subjectPredicateTerm,
   withChanges,
   type Episode,
   type Mutable,
@@ -470,10 +471,12 @@ export class Applier {
           activeValue = true;
           result = { seq: this.seq, opId: e.opId, status: 'superseded_previous', factId: id, supersededIds: [factIdFor(this.options.domain, incumbent)] };
         } else {
-          // The active value is valid later in world time: this one is history the moment it arrives.
-          const validTo = Math.max(fact.validFrom, Math.min(fact.validTo ?? standingFrom, standingFrom));
+          // The active value is valid later in world time: this one is history the moment it arrives, in its place
+          // among the values recorded before (it ends where the next one begins; one before it ends where it begins).
+          const placed = placeLateValue(fact, standingFrom, this.supersededValues(subject, f.predicate, incumbent, pos));
+          for (const v of placed.shortened) this.endValueAt(v.seq, fact.validFrom);
           // On the draft itself, not a copy with the changes: the encoder's loads see one shape (`encodeFact`'s NORMAL).
-          draft.validTo = validTo;
+          draft.validTo = placed.validTo;
           draft.invalidatedAt = e.recordedAt;
           draft.status = 'superseded';
           result = { seq: this.seq, opId: e.opId, status: 'recorded_superseded', factId: id };
@@ -528,6 +531,29 @@ export class Applier {
       this.incumbentBytes = bytes;
       return true;
     });
+  }
+
+  /**
+   * The superseded values of a `one` (subject, predicate) created before `pos`, from its subject-and-predicate
+   * postings (the standing value `incumbent` apart). Read only when a value arrives late in world time, which is
+   * rare: a read per value the pair ever had.
+   */
+  private supersededValues(subject: string, predicate: string, incumbent: number, pos: number): RecordedValue[] {
+    const seqs: number[] = [];
+    this.postings.forNewest(subjectPredicateTerm(subject, predicate), Number.MAX_SAFE_INTEGER, pos, (seq) => void seqs.push(seq));
+    const values: RecordedValue[] = [];
+    for (const seq of seqs) {
+      if (seq === incumbent) continue;
+      const v = this.factAt(seq);
+      if (v === undefined || v.status !== 'superseded' || v.subject !== subject || v.predicate !== predicate) continue;
+      values.push({ seq, validFrom: v.validFrom, validTo: v.validTo, recordedAt: v.recordedAt, source: v.source });
+    }
+    return values;
+  }
+
+  /** A superseded value now ends at `validTo`, where a value that arrived late begins (`placeLateValue`). */
+  private endValueAt(seq: number, validTo: number): void {
+    this.changeFact(withChanges(this.factAt(seq)!, { validTo }));
   }
 
   /** A fact left the active set (superseded, retracted, forgotten): its identity no longer reinforces it. */
