@@ -29,6 +29,7 @@ export {
   logBounds,
   LogCompactedError,
   LogTailLostError,
+  LogHistoryReplacedError,
   readLog,
   apiErrorCode,
   WRONG_LAST_SEQUENCE,

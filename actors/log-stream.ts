@@ -108,6 +108,29 @@ export class LogTailLostError extends Error {
   }
 }
 
+/**
+ * The log holds another history than this replica applied: its entry at the sequence of this store's last
+ * leadership marker is not that marker (the log was lost or recreated, and written again past this replica). A
+ * rebuild would replace this store's writes — acknowledged ones the log no longer has among them — with that other
+ * history, so the replica halts in `aheadOfLog` instead, its store kept, as for `LogTailLostError`.
+ */
+export class LogHistoryReplacedError extends Error {
+  override readonly name = 'LogHistoryReplacedError';
+  constructor(
+    readonly domain: string,
+    /** The sequence of this store's last leadership marker. */
+    readonly markerSeq: number,
+    /** This store's marker there, and what the log holds there, in words. */
+    readonly mine: string,
+    readonly logged: string,
+    readonly appliedSeq: number,
+  ) {
+    super(
+      `the ${domain} log's entry at seq ${markerSeq} is ${logged}, not this replica's ${mine}: the log holds another history than the one this replica applied through seq ${appliedSeq} (lost or recreated, then written again); its store is kept and it neither serves nor leads until an operator acts (docs/operations.md, "A store ahead of its log")`,
+    );
+  }
+}
+
 /** One message of the log; `entry` is undefined for bytes that are not a log entry (skipped by every replica). */
 export interface LogRecord {
   readonly seq: number;

@@ -14,7 +14,19 @@ import { ErrorCode, ShardmindError, logStream, logSubject } from '../protocol/in
 import { DEFAULT_REPLICA_MAX_STALE_MS, type DomainConfig } from '../config/index.ts';
 import { MAX_PRUNE_SPAN, StoreFormatError, type LogMessage, type MarkerEntry, type ShardStore, type ShardStoreOptions } from '../shards/index.ts';
 import type { Clock } from './clock.ts';
-import { apiErrorCode, ensureLogStream, logBounds, logTail, logWasCompacted, readLog, LogCompactedError, LogTailLostError, NO_MESSAGE_FOUND, type LogRecord } from './log-stream.ts';
+import {
+  apiErrorCode,
+  ensureLogStream,
+  logBounds,
+  logTail,
+  logWasCompacted,
+  readLog,
+  LogCompactedError,
+  LogHistoryReplacedError,
+  LogTailLostError,
+  NO_MESSAGE_FOUND,
+  type LogRecord,
+} from './log-stream.ts';
 import { compactShard, snapshotCopyDir, type CompactReport } from './compaction.ts';
 import { CompactionTrigger } from './compaction-trigger.ts';
 import { SnapshotBucket } from './snapshot-bucket.ts';
@@ -34,7 +46,7 @@ import { shardMachine, type ShardEvent, type ShardRuntime, type ShardState } fro
 import { WritePipeline } from './write-pipeline.ts';
 import { warmInTurn } from './store-warming.ts';
 import { publishChanges } from './change-feed.ts';
-import { entriesOf, entryHash } from './log-codec.ts';
+import { decodeEntry, entriesOf, entryHash } from './log-codec.ts';
 import { bodyLevel, LOG_LEVEL, NeedsUpgradeError, upgradeRequired } from './log-level.ts';
 import { specResolver } from './predicate-specs.ts';
 import { ReplicaLevels, type ReplicaLevelsStatus } from './replica-levels.ts';
@@ -554,7 +566,7 @@ export class ShardActor implements ShardRuntime {
   async catchUp(): Promise<void> {
     let compacted: LogCompactedError | undefined;
     let halted: NeedsUpgradeError | undefined;
-    let lost: LogTailLostError | undefined;
+    let lost: LogTailLostError | LogHistoryReplacedError | undefined;
     await this.retrying('catch up', async () => {
       const { firstSeq, lastSeq: tail } = await logBounds(this.o.jsm, this.domain);
       // The log ends below what this replica applied: it lost entries only this store holds (acknowledged writes
@@ -569,7 +581,15 @@ export class ShardActor implements ShardRuntime {
       }
       const why = this.rebuildReason;
       if (why !== undefined) {
+        // Asked first (a failure to ask is retried with the rebuild still due): a log that is another history
+        // altogether must not replace this store either.
+        const replaced = await this.logReplacedHistory();
         this.rebuildReason = undefined;
+        if (replaced) {
+          lost = replaced;
+          this.log(`ERROR: ${replaced.message} (a rebuild was due and is not done: ${why})`);
+          return;
+        }
         await this.rebuildStore(why);
       }
       // The log was compacted past what this replica needs next (a newcomer, a wiped or rebuilt replica, one that was
@@ -599,6 +619,7 @@ export class ShardActor implements ShardRuntime {
       this.noteHaltWithWonEpoch(halted);
       throw halted;
     }
+    if (lost && !this.abort.signal.aborted) throw lost;
     if (compacted && !this.abort.signal.aborted) throw compacted;
   }
 
@@ -1019,6 +1040,31 @@ export class ShardActor implements ShardRuntime {
     throw new Error(this.rebuildReason);
   }
 
+  /**
+   * Before a rebuild: the log's entry at this store's last leadership marker must still be that marker. A replica
+   * that applied entries the log did not keep (a deposed leader's last appends, delivered by a server resumed from a
+   * freeze) diverges only after its last marker, and is rebuilt; a log that holds something else there is another
+   * history (lost or recreated, then written again): the error to halt with. Undefined, and the rebuild goes ahead,
+   * when there is no marker or the log was compacted past it. Throws when the log cannot be asked now.
+   */
+  private async logReplacedHistory(): Promise<LogHistoryReplacedError | undefined> {
+    const mark = this.store?.leadership();
+    if (!mark || mark.seq > this.position) return undefined;
+    const mine = `${mark.kind} marker of epoch ${mark.epoch} by ${mark.node}`;
+    const logged = await this.logEntryAt(mark.seq);
+    if (logged.kind === 'unanswered') throw new Error(`cannot ask the log for its entry at seq ${mark.seq} now: ${logged.detail}`);
+    if (logged.kind === 'missing') {
+      const { firstSeq } = await logBounds(this.o.jsm, this.domain);
+      return firstSeq > mark.seq ? undefined : new LogHistoryReplacedError(this.domain, mark.seq, mine, 'missing', this.position);
+    }
+    // Markers are appended alone, never inside a group.
+    const message = decodeEntry(logged.data);
+    const m = message?.op === 'marker' ? message : undefined;
+    if (m && m.kind === mark.kind && m.epoch === mark.epoch && m.node === mark.node) return undefined;
+    const found = m ? `a ${m.kind} marker of epoch ${m.epoch} by ${m.node}` : message ? `a ${message.op} entry` : 'not a log entry';
+    return new LogHistoryReplacedError(this.domain, mark.seq, mine, found, this.position);
+  }
+
   /** `entryHash` of the log's message at `seq`, asked of the stream leader; undefined when it does not answer. */
   private async logHashAt(seq: number): Promise<string | undefined> {
     const r = await this.logEntryAt(seq);
@@ -1026,10 +1072,12 @@ export class ShardActor implements ShardRuntime {
   }
 
   /** The log's message at `seq`, asked of the stream leader: its hash, "the log has none", or "no answer now". */
-  private async logEntryAt(seq: number): Promise<{ kind: 'found'; hash: string } | { kind: 'missing' } | { kind: 'unanswered'; detail: string }> {
+  private async logEntryAt(
+    seq: number,
+  ): Promise<{ kind: 'found'; hash: string; data: Uint8Array } | { kind: 'missing' } | { kind: 'unanswered'; detail: string }> {
     try {
       const m = await this.o.jsm.streams.getMessage(logStream(this.domain), { seq });
-      return { kind: 'found', hash: entryHash(m.data) };
+      return { kind: 'found', hash: entryHash(m.data), data: m.data };
     } catch (err) {
       if (apiErrorCode(err) === NO_MESSAGE_FOUND) return { kind: 'missing' };
       return { kind: 'unanswered', detail: (err as Error)?.message ?? String(err) };

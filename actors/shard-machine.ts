@@ -9,8 +9,9 @@
  *   leading → (FENCED) following        leading → (HANDOFF) handingOff → following
  *   catchingUp, following, bootstrapping → needsUpgrade   (a log message, or the snapshot to install, is above
  *                                                           this build's log level: it stops there)
- *   catchingUp, claiming → aheadOfLog   (the log ends below what this replica applied: it lost entries this replica
- *                                        holds; it stops there, its store kept)
+ *   catchingUp, claiming → aheadOfLog   (the log ends below what this replica applied, or holds another history
+ *                                        where a rebuild was due: it lost entries this replica holds; it stops
+ *                                        there, its store kept)
  *   any → (STOP) stopping → stopped     any work failing → failed
  *
  * Replica reads (`sm.replica.<domain>.*`, `replica-service.ts`) are served in `leading` and `following` only: a
@@ -68,7 +69,8 @@ export interface ShardRuntime {
    * Replay the log from `appliedSeq + 1` to the stream's current tail — or, when this replica was found to hold an
    * entry the log did not keep (its `Sm-Prev` chain broke), wipe its LMDB and replay from seq 1. Rejects with
    * `NeedsUpgradeError` at a message above this build's log level, having applied everything before it, and with
-   * `LogTailLostError` (wiping nothing) when the log ends below this replica's applied sequence.
+   * `LogTailLostError` (wiping nothing) when the log ends below this replica's applied sequence, or
+   * `LogHistoryReplacedError` (wiping nothing) when a rebuild was due but the log is another history altogether.
    */
   catchUp(): Promise<void>;
   /**
@@ -131,7 +133,10 @@ export const shardMachine = setup({
     logCompacted: (_, params: { error: unknown }) => (params.error as { name?: string } | null)?.name === 'LogCompactedError',
     needsUpgrade: (_, params: { error: unknown }) => (params.error as { name?: string } | null)?.name === 'NeedsUpgradeError',
     snapshotFormat: (_, params: { error: unknown }) => (params.error as { name?: string } | null)?.name === 'SnapshotFormatError',
-    logTailLost: (_, params: { error: unknown }) => (params.error as { name?: string } | null)?.name === 'LogTailLostError',
+    aheadOfLog: (_, params: { error: unknown }) => {
+      const name = (params.error as { name?: string } | null)?.name;
+      return name === 'LogTailLostError' || name === 'LogHistoryReplacedError';
+    },
   },
 }).createMachine({
   id: 'shard',
@@ -168,7 +173,7 @@ export const shardMachine = setup({
             actions: assign({ lastError: ({ event }) => describeError(event.error) }),
           },
           {
-            guard: { type: 'logTailLost', params: ({ event }) => ({ error: event.error }) },
+            guard: { type: 'aheadOfLog', params: ({ event }) => ({ error: event.error }) },
             target: 'aheadOfLog',
             actions: assign({ lastError: ({ event }) => describeError(event.error) }),
           },
@@ -208,7 +213,7 @@ export const shardMachine = setup({
         onError: [
           {
             // The log lost the entry this replica caught up to between the catch-up and the claim's check of it.
-            guard: { type: 'logTailLost', params: ({ event }) => ({ error: event.error }) },
+            guard: { type: 'aheadOfLog', params: ({ event }) => ({ error: event.error }) },
             target: 'aheadOfLog',
             actions: assign({ lastError: ({ event }) => describeError(event.error) }),
           },

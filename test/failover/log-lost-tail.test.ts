@@ -4,16 +4,19 @@
  * placement leader looped catchingUp ↔ claiming forever ("cannot check the entry at seq S against the log now"),
  * and a follower tailed on from past the log's end, ready to skip a new history's entries and later wipe itself.
  * The loss here is an operator deleting the stream with both hosts down (a whole-cluster power loss under
- * nats-server 2.9's lazy fsync loses the tail the same way). Real nats-server, real host processes.
+ * nats-server 2.9's lazy fsync loses the tail the same way); in the second test a new history is then written past
+ * the follower's position before it comes back, and it must not rebuild itself from it. Real nats-server, real host
+ * processes.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { connect } from 'nats';
+import { connect, headers } from 'nats';
+import { encodeEntry, ensureLogStream, entryHash, PREV_HEADER } from '../../actors/index.ts';
 import { runStatus, startNatsServer } from '../../cli/index.ts';
 import type { ClusterConfigInput } from '../../config/index.ts';
-import { decodePayload, encodePayload, logStream, shardSubject } from '../../protocol/index.ts';
-import { openShardStore } from '../../shards/index.ts';
+import { decodePayload, encodePayload, logStream, logSubject, shardSubject } from '../../protocol/index.ts';
+import { openShardStore, type LogEntry } from '../../shards/index.ts';
 import { startHosts, type HostProcess } from '../harness/hosts.ts';
 
 const DOMAIN = 'email';
@@ -105,6 +108,72 @@ test('replicas whose stores are ahead of the log halt in aheadOfLog, name the lo
       } finally {
         await store.close();
       }
+    }
+  } finally {
+    await nc.close();
+    await hosts.stop();
+    await nats.destroy();
+  }
+});
+
+test('a follower that finds a new history written past it halts instead of rebuilding itself from it', async () => {
+  const nats = await startNatsServer();
+  const hosts = await startHosts({ config: config(nats.url) });
+  const nc = await connect({ servers: nats.url });
+  try {
+    const ask = async (subject: string, body: object): Promise<Record<string, any>> =>
+      decodePayload((await nc.request(subject, encodePayload({ v: 1, ...body }, 'msgpack'), { timeout: 5_000 })).data, 'msgpack') as Record<string, any>;
+    let last = 0;
+    for (let i = 0; i < 5; i++) last = (await ask(shardSubject(DOMAIN, 'remember'), { agent: 'a', fact: { text: `Acknowledged mail fact number ${i}` } }))['seq'];
+    await eventually('mini-2 to apply every write', async () => ((await hosts.host('mini-2').shard(DOMAIN))?.appliedSeq === last ? true : undefined));
+    for (const node of ['mini-2', 'mini-1']) await hosts.host(node).stop();
+
+    // The stream is recreated and a new history is written past mini-2's position while it is down, chained with
+    // Sm-Prev as a leader writes it: another node's epoch marker, then writes.
+    const jsm = await nc.jetstreamManager({ checkAPI: false });
+    await jsm.streams.delete(logStream(DOMAIN));
+    await ensureLogStream(jsm, DOMAIN, 1);
+    const source = { agent: 'shardmind', node: 'mini-9' };
+    const history: LogEntry[] = [
+      { v: 1, op: 'marker', kind: 'epoch', epoch: 7, node: 'mini-9', opId: 'epoch-email-mini-9-7-0', recordedAt: Date.now(), source },
+      ...Array.from({ length: last + 2 }, (_, i) => ({ v: 1, op: 'assert', opId: `new-${i}`, recordedAt: Date.now(), source: { agent: 'b' }, fact: { text: `New history fact ${i}` } }) as LogEntry),
+    ];
+    let prev: string | undefined;
+    for (const entry of history) {
+      const bytes = encodeEntry(entry);
+      const h = headers();
+      if (prev !== undefined) h.set(PREV_HEADER, prev);
+      await nc.jetstream().publish(logSubject(DOMAIN), bytes, { headers: h });
+      prev = entryHash(bytes);
+    }
+
+    const mini2 = hosts.host('mini-2');
+    mini2.launch();
+    let seen = 'no status';
+    const halted = await eventually('mini-2 to halt', async () => {
+      const st = await mini2.shard(DOMAIN);
+      seen = JSON.stringify(st);
+      return st?.state === 'aheadOfLog' ? st : undefined;
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}; last status ${seen}; its log ends:\n${mini2.stderr().slice(-3_000)}`);
+    });
+    assert.is(halted.appliedSeq, last);
+    assert.match(
+      halted.lastError ?? '',
+      new RegExp(`the email log's entry at seq 1 is a epoch marker of epoch 7 by mini-9, not this replica's epoch marker of epoch 1 by mini-1: the log holds another history`),
+    );
+    assert.match(mini2.stderr(), /a rebuild was due and is not done: .*not the one the log kept/);
+    assert.not.match(mini2.stderr(), /rebuilding this replica from the log/, 'never wiped');
+
+    await mini2.stop();
+    const store = await openShardStore({ path: join(hosts.dataDir, 'mini-2', DOMAIN), domain: DOMAIN });
+    try {
+      assert.is(store.appliedSeq, last, 'its store is as it was');
+      const texts = store.recall({ query: 'mail fact history', limit: 20, now: Date.now() }).facts.map((f) => f.text);
+      for (let i = 0; i < 5; i++) assert.ok(texts.includes(`Acknowledged mail fact number ${i}`), `still holds write ${i}`);
+      assert.not.ok(texts.some((t) => t.startsWith('New history')), 'nothing of the other history was applied');
+    } finally {
+      await store.close();
     }
   } finally {
     await nc.close();
