@@ -364,8 +364,9 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
 
     /**
      * Each item goes where a `remember` of it would (the request's domain, else its task's, else the classifier's
-     * pick, pinned by the item's opId); the items bound for one shard go to it as one `remember_batch`, all shards at once. A shard's failure
-     * fails the request (the client retries it whole; what landed answers as duplicates), an item's stays its own.
+     * pick, pinned by the item's opId); the items bound for one shard go to it as one `remember_batch`, all shards at
+     * once. A shard's failure fails the request (the client retries it whole; what landed answers as duplicates), an
+     * item's stays its own.
      */
     async remember_batch(body) {
       const { req, items } = parseRememberBatchRequest(body);
