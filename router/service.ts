@@ -114,7 +114,8 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
   const background = new Set<Promise<void>>();
   const later = (p: Promise<void>): void => {
     background.add(p);
-    void p.finally(() => background.delete(p));
+    // The work handles its own errors; a rejection that gets out anyway is logged, never left unhandled (Node exits).
+    void p.catch((err: unknown) => log(`background work failed: ${(err as Error)?.stack ?? String(err)}`)).finally(() => background.delete(p));
   };
   const beats = new LeaderBeats(nc, domains, config.replication.leaseMs, now, log);
   const handlers = memoryHandlers({ config, classifier, shards, tasks, learning, domains, log, later, node: options.node, beats, routes });
