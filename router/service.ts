@@ -466,14 +466,17 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
       return { v: 1, domains: await classifier.classify(req.text) };
     },
 
+    // Forget, retract and entity are close to idempotent on repeat, but not quite (a repeat re-applies its input
+    // over whatever landed in between), so they too reach the shard with an opId, the router's when the agent sent
+    // none, and the shard client's retry after a refusal answers from the first apply.
     async forget(body) {
       const req = parseForgetRequest(body);
-      return shards.ask(domainOfFact(req.factId, rawField(body, 'domain')), 'forget', req, writeTimeout);
+      return shards.ask(domainOfFact(req.factId, rawField(body, 'domain')), 'forget', { ...req, opId: req.opId ?? routerOpId() }, writeTimeout);
     },
 
     async retract(body) {
       const req = parseRetractRequest(body);
-      return shards.ask(domainOfFact(req.factId, rawField(body, 'domain')), 'retract', req, writeTimeout);
+      return shards.ask(domainOfFact(req.factId, rawField(body, 'domain')), 'retract', { ...req, opId: req.opId ?? routerOpId() }, writeTimeout);
     },
 
     async get(body) {
@@ -490,7 +493,9 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
     async entity(body) {
       const req = parseEntityRequest(body);
       const asked = domainsOf(req.domain);
-      const { domain: _domain, ...forShard } = req;
+      const { domain: _domain, ...fields } = req;
+      // One opId for every domain: each shard dedupes its own.
+      const forShard = { ...fields, opId: req.opId ?? routerOpId() };
       const answers = await Promise.allSettled(asked.map((domain) => shards.ask<EntityReply>(domain, 'entity', forShard, writeTimeout)));
       return merged(asked, answers, (replies) => ({ entity: replies[0]!.entity, seqs: Object.fromEntries(replies.map((r) => [r.domain, r.seq])) }));
     },

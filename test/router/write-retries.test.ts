@@ -81,6 +81,36 @@ t('a remember without an opId, refused once while the leader applied it, is appl
   }
 });
 
+t('every write the router asks again after a refusal carries one opId, the same on every attempt', async (ctx) => {
+  const nc = ctx.nc!;
+  const fact = ok(await ask(nc, 'remember', { v: 1, agent: 'a', domain: 'email', fact: { text: 'Femi answers within a day' } }), 'remember');
+  const writes: [string, object][] = [
+    ['remember', { v: 1, agent: 'a', domain: 'email', fact: { text: 'Gil prefers short replies' } }],
+    ['retract', { v: 1, agent: 'a', factId: fact['factId'] }],
+    ['forget', { v: 1, agent: 'a', factId: fact['factId'] }],
+    ['entity', { v: 1, agent: 'a', domain: 'email', entity: { id: 'gil', name: 'Gil' } }],
+  ];
+  for (const [op, body] of writes) {
+    // Sees every attempt the router makes; refuses the first, as a guard racing the leader does.
+    const opIds: unknown[] = [];
+    const refuser = nc.subscribe(shardSubject('email', op), {
+      callback: (_e, m) => {
+        opIds.push((decodePayload(m.data, 'msgpack') as Record<string, unknown>)['opId']);
+        if (opIds.length === 1) m.respond(encodePayload({ v: 1, error: { code: 'NOT_LEADER', message: 'refused', retryable: true } }, 'msgpack'));
+      },
+    });
+    await nc.flush();
+    try {
+      ok(await ask(nc, op, body), op);
+      assert.ok(opIds.length >= 2, `${op}: the router asked ${opIds.length} time(s)`);
+      assert.type(opIds[0], 'string', `${op} went without an opId`);
+      assert.ok(opIds.every((o) => o === opIds[0]), `${op}: ${JSON.stringify(opIds)}`);
+    } finally {
+      refuser.unsubscribe();
+    }
+  }
+});
+
 t('a classified remember retried with its opId after the classifier changed its mind goes where it first went', async (ctx) => {
   const nc = ctx.nc!;
   const text = 'remember the quarterly budget review with Dana';
