@@ -9,8 +9,9 @@
  *
  * A reader that already knows the columns says how many (`knownColumns` in the request: the count of
  * `RECALL_TABLE_COLUMNS` it reads by position). When that is exactly this writer's list, the reply leaves `columns`
- * out (~190 of a 10-fact reply's ~1,000 bytes, written, passed on by nats-server and read on every recall); any other
- * count, or none, gets `columns` as before. Columns are only ever appended, so a count names one list.
+ * out: 185 bytes of every reply (~1,000 at the bench's queries) that the shard writes, nats-server passes on and the
+ * client reads. Any other count, or none, gets `columns` as before. Columns are only ever appended, so a count names
+ * one list.
  */
 import type { RecalledFact } from '../shards/index.ts';
 import { badRequest } from './errors.ts';
