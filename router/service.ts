@@ -278,7 +278,8 @@ function quickRecall(d: {
     let domain: unknown;
     try {
       const req = parseRecallRequest(decodePayload(data, 'msgpack'));
-      if (req.maxStaleMs !== undefined) return false;
+      // A replica read, or a read-your-writes wait (its longer timeout: `readTimeout`), goes the general way.
+      if (req.maxStaleMs !== undefined || req.minSeq !== undefined) return false;
       domain = req.domain;
     } catch {
       return false;
@@ -342,6 +343,13 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
           return here ? { replica: true, node: d.node } : { replica: true };
         };
   const writeTimeout = Math.max(config.router.shardTimeoutMs, WRITE_TIMEOUT_FLOOR_MS);
+  /**
+   * A read with `minSeq` may wait at the shard up to `limits.minSeqWaitMs` for the write it names, then the shard
+   * answers TIMEOUT (retryable, and it says which sequence was not applied). The router waits that long plus its own
+   * timeout, so the agent hears the shard's answer rather than the router's UNAVAILABLE "did not answer" first.
+   */
+  const readTimeout = (minSeq: Readonly<Record<string, number>> | undefined): number =>
+    minSeq === undefined ? config.router.shardTimeoutMs : config.router.shardTimeoutMs + config.limits.minSeqWaitMs;
 
   return {
     /**
@@ -445,20 +453,21 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
         // and validates the rest the same way), and its reply is already the router's (same limit, same order), so
         // the shard sends it to the agent itself.
         const route = routeOf(req.maxStaleMs);
+        const timeout = readTimeout(req.minSeq);
         if (named.length === 1 && raw.encoding === 'msgpack') {
           const replica = route(named[0]!);
-          if (raw.reply === '' || replica || !d.beats.heard(named[0]!)) return shards.forward(named[0]!, 'recall', raw.data, undefined, replica);
+          if (raw.reply === '' || replica || !d.beats.heard(named[0]!)) return shards.forward(named[0]!, 'recall', raw.data, timeout, replica);
           const h = headers();
           h.set(REPLY_TO_HEADER, raw.reply);
           h.set(ROUTER_NODE_HEADER, d.node);
-          return new HandedOff(shards.handOff(named[0]!, 'recall', raw.data, h));
+          return new HandedOff(shards.handOff(named[0]!, 'recall', raw.data, h, timeout));
         }
-        return shards.recallMany(named, req, limit, route);
+        return shards.recallMany(named, req, limit, route, timeout);
       }
-      if (req.task) return shards.recallMany(await tasks.domainsOf(req.task), req, limit, routeOf(req.maxStaleMs));
+      if (req.task) return shards.recallMany(await tasks.domainsOf(req.task), req, limit, routeOf(req.maxStaleMs), readTimeout(req.minSeq));
       const distribution = await classifier.classify([req.query, req.subject, req.predicate].filter(Boolean).join(' '));
       const asked = fanOut(distribution, config.router.fanoutMargin, config.router.fanoutFloor);
-      return { ...(await shards.recallMany(asked, req, limit, routeOf(req.maxStaleMs))), classification: distribution };
+      return { ...(await shards.recallMany(asked, req, limit, routeOf(req.maxStaleMs), readTimeout(req.minSeq))), classification: distribution };
     },
 
     async classify(body) {
@@ -482,7 +491,7 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
     async get(body) {
       const req = parseGetRequest(body);
       const domain = domainOfFact(req.factId, rawField(body, 'domain'));
-      return shards.ask(domain, 'get', req, undefined, routeOf(req.maxStaleMs)(domain));
+      return shards.ask(domain, 'get', req, readTimeout(req.minSeq), routeOf(req.maxStaleMs)(domain));
     },
 
     /**
@@ -519,7 +528,7 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
               requireDomain,
             );
       const route = routeOf(req.maxStaleMs);
-      const answers = await Promise.allSettled(asked.map((domain) => shards.ask<HistoryReply>(domain, 'history', req, undefined, route(domain))));
+      const answers = await Promise.allSettled(asked.map((domain) => shards.ask<HistoryReply>(domain, 'history', req, readTimeout(req.minSeq), route(domain))));
       const facts: HistoryReply['facts'][number][] = [];
       const missing: { domain: string; error: string }[] = [];
       let staleMs: number | undefined;

@@ -172,10 +172,10 @@ export class ShardClient {
    * domain failed (then with the first domain's error: an answer made of nothing but gaps would read as "nothing
    * is known").
    */
-  async recallMany(domains: readonly string[], request: RecallRequest, limit: number, route?: (domain: string) => ReadRoute | undefined): Promise<RecallReply> {
+  async recallMany(domains: readonly string[], request: RecallRequest, limit: number, route?: (domain: string) => ReadRoute | undefined, timeoutMs = this.timeoutMs): Promise<RecallReply> {
     // The shard knows its own domain and nothing of tasks: those fields stay at the router.
     const { domain: _domain, task: _task, ...body } = request;
-    const answers = await Promise.allSettled(domains.map((d) => this.ask<RecallReply>(d, 'recall', body, this.timeoutMs, route?.(d))));
+    const answers = await Promise.allSettled(domains.map((d) => this.ask<RecallReply>(d, 'recall', body, timeoutMs, route?.(d))));
     const facts: WireFact[] = [];
     const missing: { domain: string; error: string }[] = [];
     const seqs: Record<string, number> = {};

@@ -254,4 +254,24 @@ t('ShardClient.handOff: an old host answering the router, a refusal then an answ
   }
 });
 
+t('a read-your-writes wait the shard cannot meet ends in its TIMEOUT, not the router giving up first', async (ctx) => {
+  // shardTimeoutMs is 600 here and the shard waits limits.minSeqWaitMs (2000) for a minSeq: the router now waits for
+  // both, on the quick msgpack path, the general one (JSON) and get (before: UNAVAILABLE "did not answer" at 600 ms).
+  const nc = ctx.nc!;
+  const minSeq = { calendar: 1e12 };
+  const asks: [string, unknown, 'msgpack' | 'json'][] = [
+    ['recall', { v: 1, domain: 'calendar', query: 'meetings', minSeq }, 'msgpack'],
+    ['recall', { v: 1, domain: 'calendar', query: 'meetings', minSeq }, 'json'],
+    ['get', { v: 1, factId: 'calendar:0000000002:0', minSeq }, 'msgpack'],
+  ];
+  for (const [op, body, encoding] of asks) {
+    const h = headers();
+    if (encoding === 'json') h.set('content-type', 'application/json');
+    const m = await nc.request(memSubject(op), encodePayload(body, encoding), { timeout: 10_000, headers: h });
+    const reply = decodePayload(m.data, encoding) as { error?: { code: string; message: string } };
+    assert.is(reply.error?.code, 'TIMEOUT', `${op} ${encoding}: ${JSON.stringify(reply)}`);
+    assert.match(reply.error!.message, /not applied within/);
+  }
+});
+
 t.run();
