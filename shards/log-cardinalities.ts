@@ -60,6 +60,8 @@ export class LogCardinalities {
    * Looks only; `note` records.
    */
   transitions(message: LogMessage): boolean {
+    // Malformed messages (not even an object) are the applier's to reject: they carry nothing here.
+    if (!isObject(message)) return false;
     if (message.op === 'assert') return this.changes(message.fact, message.cardinality);
     if (message.op !== 'batch' || !Array.isArray(message.entries)) return false;
     for (const e of message.entries) if (isObject(e) && e.op === 'assert' && this.changes(e.fact, e.cardinality)) return true;
@@ -68,6 +70,7 @@ export class LogCardinalities {
 
   /** Records the cardinalities `message` carries. */
   note(message: LogMessage): void {
+    if (!isObject(message)) return;
     if (message.op === 'assert') this.record(message.fact, message.cardinality);
     else if (message.op === 'batch' && Array.isArray(message.entries)) {
       for (const e of message.entries) if (isObject(e) && e.op === 'assert') this.record(e.fact, e.cardinality);
