@@ -36,11 +36,17 @@ export interface SharedLearningOptions {
 }
 
 /** Feeds a classifier from the shared stream and appends new examples to it. `stop()` is idempotent. */
+/** How often `record` may log that examples could not be recorded. */
+const FAILURE_LOG_EVERY_MS = 10_000;
+
 export class SharedLearning {
   private messages: ConsumerMessages | undefined;
   private tail: Promise<void> | undefined;
   /** Examples applied so far (tests poll it). */
   applied = 0;
+  /** `record`'s failures since its last log line, and when that was (`FAILURE_LOG_EVERY_MS`). */
+  private unrecorded = 0;
+  private loggedFailureAt = Number.NEGATIVE_INFINITY;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -83,6 +89,25 @@ export class SharedLearning {
     if (msgId) h.set('Nats-Msg-Id', `learn-${msgId}`);
     const data = encodePayload({ v: 1, ...example }, 'msgpack');
     await withJetStreamRetry('record a labelled example', () => this.nc.jetstream().publish(LEARNING_SUBJECT, data, { headers: h }));
+  }
+
+  /**
+   * `publish` for a caller that goes on either way (learning improves routing; the write it came from is done):
+   * never rejects, and logs failures at most once per FAILURE_LOG_EVERY_MS with how many there were. During a
+   * 3-second JetStream outage, a line per failure was 548–628 lines per host.
+   */
+  async record(example: Omit<LabelledExample, 'v'>, msgId?: string): Promise<void> {
+    try {
+      await this.publish(example, msgId);
+    } catch (err) {
+      this.unrecorded++;
+      const now = Date.now();
+      if (now - this.loggedFailureAt < FAILURE_LOG_EVERY_MS) return;
+      const what = this.unrecorded === 1 ? 'a labelled example' : `${this.unrecorded} labelled examples`;
+      this.log(`classifier: could not record ${what}: ${(err as Error).message} (logged at most every ${FAILURE_LOG_EVERY_MS / 1000} s)`);
+      this.loggedFailureAt = now;
+      this.unrecorded = 0;
+    }
   }
 
   async stop(): Promise<void> {

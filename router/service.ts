@@ -641,11 +641,7 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
   }
 
   async function teach(text: string, domain: string, agent: string, opId: string | undefined): Promise<void> {
-    try {
-      await d.learning.publish({ text, domain, why: 'explicit_domain', agent }, opId);
-    } catch (err) {
-      d.log(`classifier: could not record a labelled example: ${(err as Error).message}`);
-    }
+    await d.learning.record({ text, domain, why: 'explicit_domain', agent }, opId);
   }
 }
 

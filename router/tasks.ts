@@ -174,12 +174,8 @@ export class TaskService {
   }
 
   private async teach(text: string, domain: string, why: 'explicit_domain' | 'reroute', agent: string): Promise<void> {
-    try {
-      await this.d.learning.publish({ text, domain, why, agent });
-    } catch (err) {
-      // Learning is an improvement, not part of the request: the task step already happened.
-      this.d.log(`classifier: could not record a labelled example: ${(err as Error).message}`);
-    }
+    // Learning is an improvement, not part of the request: the task step already happened.
+    await this.d.learning.record({ text, domain, why, agent });
   }
 
   private requireDomain(domain: string): void {

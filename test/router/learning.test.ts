@@ -113,4 +113,25 @@ t('classifierModule - an operator module replaces the built-in classifier; a bro
   }
 });
 
+t('record: when examples cannot be stored, it never rejects and logs once for many, not once each', async () => {
+  // Its own server: the stream is deleted under it (a JetStream outage flooded the hosts' logs, 600 lines in 4 s).
+  const nats = await startNatsServer();
+  const nc = await connect({ servers: nats.url });
+  const lines: string[] = [];
+  const learning = await SharedLearning.start(nc, new NaiveBayesClassifier(shipped.domains), { replicas: 1, log: (l) => lines.push(l) });
+  try {
+    await (await nc.jetstreamManager({ checkAPI: false })).streams.delete('SM_CLASSIFIER');
+    const example = { text: 'the quokka renders are exported nightly', domain: 'files', why: 'explicit_domain' as const };
+    const settled = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => learning.record(example, `op-${i}`)));
+    assert.ok(settled.every((s) => s.status === 'fulfilled'), 'record never rejects');
+    const failures = lines.filter((l) => l.includes('could not record'));
+    assert.is(failures.length, 1, failures.join('\n'));
+    assert.match(failures[0]!, /at most every 10 s/);
+  } finally {
+    await learning.stop();
+    await nc.close();
+    await nats.destroy();
+  }
+});
+
 t.run();
