@@ -7,7 +7,8 @@
  * - the write pipeline (real JetStream, real LMDB) writes an assert's bytes unchanged below level 3 — the same body,
  *   the same `entryHash` — and with the resolved spec and `Sm-Level: 3` at 3;
  * - a replica at level 2 (a simulated older build) holds the leader to level-2 entries — no `cardinality`, no filled
- *   half-life, no `Sm-Level: 3` — and once it is gone the leader writes level 3.
+ *   half-life, no `Sm-Level: 3` — and once it is gone the leader writes level 3; back at level 2, it stops before
+ *   that message (`needsUpgrade`).
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -79,10 +80,12 @@ function configFor(ctx: Ctx, nodes: readonly [string, string], domain: string, p
   });
 }
 
-async function startHost(ctx: Ctx, config: ReturnType<typeof resolveConfig>, node: string, logLevel?: number): Promise<Host> {
+/** A started host; `ready` false returns once it has started, without waiting for its shards to lead or follow. */
+async function startHost(ctx: Ctx, config: ReturnType<typeof resolveConfig>, node: string, logLevel?: number, ready = true): Promise<Host> {
   const host = new Host({ config, node, openStore: openShardStore, log: quiet, ...(logLevel !== undefined ? { logLevel } : {}) });
   ctx.hosts.push(host);
-  await host.whenReady();
+  if (ready) await host.whenReady();
+  else await host.start();
   return host;
 }
 
@@ -136,15 +139,15 @@ async function sameDigests(ctx: Ctx, nodes: readonly string[], domain: string): 
 }
 
 /** Each message of `domain`'s log from `fromSeq`: its `Sm-Level` header and the asserts it holds. */
-async function logFrom(ctx: Ctx, domain: string, fromSeq: number): Promise<{ level: string | undefined; asserts: Record<string, unknown>[] }[]> {
+async function logFrom(ctx: Ctx, domain: string, fromSeq: number): Promise<{ seq: number; level: string | undefined; asserts: Record<string, unknown>[] }[]> {
   const jsm = await ctx.nc!.jetstreamManager({ checkAPI: false });
   const last = (await jsm.streams.info(logStream(domain))).state.last_seq;
-  const out: { level: string | undefined; asserts: Record<string, unknown>[] }[] = [];
+  const out: { seq: number; level: string | undefined; asserts: Record<string, unknown>[] }[] = [];
   for (let seq = fromSeq; seq <= last; seq++) {
     const m = await jsm.streams.getMessage(logStream(domain), { seq });
     const message = decodeEntry(m.data);
     const entries = message === undefined ? [] : message.op === 'batch' ? message.entries : [message];
-    out.push({ level: m.header?.get(LEVEL_HEADER) || undefined, asserts: entries.filter((e) => e.op === 'assert') as unknown as Record<string, unknown>[] });
+    out.push({ seq, level: m.header?.get(LEVEL_HEADER) || undefined, asserts: entries.filter((e) => e.op === 'assert') as unknown as Record<string, unknown>[] });
   }
   return out;
 }
@@ -227,6 +230,13 @@ specs('a level-2 replica keeps the leader at level-2 entries; without it the lea
   assert.is(fresh.length, 1);
   assert.is(fresh[0]!.level, '3');
   assert.is(fresh[0]!.asserts[0]!['cardinality'], 'one');
+
+  // d comes back still at level 2: it stops right before that message rather than apply it by its own config.
+  const zipSeq = fresh[0]!.seq;
+  const back = await startHost(ctx, config, 'd', 2, false);
+  const halted = await until('d to stop before the level-3 message', () => (shard(back, 'files')?.state === 'needsUpgrade' ? shard(back, 'files') : undefined));
+  assert.is(halted!.appliedSeq, zipSeq - 1);
+  assert.is(halted!.lastError, `needs upgrade: log at level 3 (seq ${zipSeq}), this build understands 2`);
 });
 
 specs('the pipeline writes an assert as submitted below level 3, and with the resolved spec at 3', async (ctx) => {
