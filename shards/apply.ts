@@ -38,6 +38,7 @@ import type { Tables } from './tables.ts';
 import type {
   ApplyResult,
   AssertEntry,
+  Cardinality,
   Entity,
   EntityEntry,
   Fact,
@@ -177,6 +178,14 @@ export class Applier {
     private readonly changes: FactChanges,
     private readonly options: ResolvedOptions,
     readonly state: StoreState,
+    /**
+     * A predicate's cardinality for an assert that does not carry one: the log's last word on it, else the options'
+     * (`log-cardinalities.ts`, the rule the store's `one`-value index follows). Deciding by the options alone, an
+     * unstamped assert after the log stamped the predicate otherwise moved the index away from what a reopened store
+     * rebuilds, and the two replicas diverged (review-session10b finding 1).
+     */
+    private readonly cardinalityOf: (predicate: string) => Cardinality = (predicate) =>
+      (this.specs.get(predicate) ?? this.options.defaultPredicate).cardinality,
   ) {
     this.specs = new Map(Object.entries(options.predicates));
     this.draft = {
@@ -447,7 +456,7 @@ export class Applier {
     let activeValue = false;
     // The cardinality the leader resolved, when the entry carries it (log level 3): every replica decides alike,
     // whatever its own config says. Entries from before level 3 decide by this store's specs, as they always did.
-    if (subject !== undefined && f.predicate !== undefined && (e.cardinality ?? spec.cardinality) === 'one') {
+    if (subject !== undefined && f.predicate !== undefined && (e.cardinality ?? this.cardinalityOf(f.predicate)) === 'one') {
       const key = subjectPredicateHash(subject, f.predicate);
       // The standing value is read from its bytes (no decoded fact): it is superseded by patching a copy of them.
       const incumbent = this.activeValueOf(key, subject, f.predicate);

@@ -96,9 +96,9 @@ export class LmdbShardStore implements ShardStore {
     this.changes = new FactChanges(this.facts, this.t.changes);
     this.readerTables = { ...this.t, facts: this.changes.reads() };
     this.committed = this.readState();
-    this.applier = new Applier(this.t, this.postings, this.indexes, this.ops, this.facts, this.changes, this.options, { ...this.committed });
     this.cardinalities = new LogCardinalities(this.options.predicates, this.options.defaultPredicate);
     this.cardinalities.load(this.t.meta);
+    this.applier = this.newApplier();
     // The subjects of the newest active facts, gathered while the write indexes are rebuilt, for warming
     // (`warm-up.ts`). Not every fact's: a Set of 1M facts' subjects added ~5% to opening, which a failover waits for.
     const subjects = { from: Math.max(0, appliedPosition(this.committed) - WARM_SUBJECT_POSITIONS), seen: new Set<string>() };
@@ -297,8 +297,8 @@ export class LmdbShardStore implements ShardStore {
     } catch (err) {
       // The transaction did not commit: drop what ran ahead in memory and start again from what is on disk.
       this.committed = this.readState();
-      this.applier = new Applier(this.t, this.postings, this.indexes, this.ops, this.facts, this.changes, this.options, { ...this.committed });
       this.cardinalities.load(this.t.meta);
+      this.applier = this.newApplier();
       this.rebuildDerived();
       // That dropped what warming had read: it starts over on the next `warmUp`.
       this.warmer.restart();
@@ -427,6 +427,11 @@ export class LmdbShardStore implements ShardStore {
       terms: (this.t.df.getStats() as { entryCount: number }).entryCount,
       bytes: dataBytes(this.options.path),
     };
+  }
+
+  /** An applier from the committed state; unstamped asserts decide by the cardinality the index follows. */
+  private newApplier(): Applier {
+    return new Applier(this.t, this.postings, this.indexes, this.ops, this.facts, this.changes, this.options, { ...this.committed }, (p) => this.cardinalities.effective(p));
   }
 
   warmUp(until: number): boolean {

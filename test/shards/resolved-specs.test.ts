@@ -189,4 +189,42 @@ test('a log whose cardinality flips gives one state: in one batch, message by me
   }
 });
 
+test('unstamped asserts after the log stamped the predicate: a store reopened between them ends as one never closed', async () => {
+  // review-session10b finding 1: apply decided unstamped asserts by the options while the one-value index follows the
+  // log's record, so a reopen (which rebuilds the index by the record) changed what came next. Both directions.
+  const fmt = (object: string, day: number, cardinality?: 'one' | 'many'): LogEntry => {
+    const e = assertEntry({ text: `the user prefers ${object}`, subject: 'user', predicate: 'prefers_format', object, observedAt: T0 + day * DAY }, { recordedAt: T0 + day * DAY }) as AssertEntry;
+    return cardinality === undefined ? e : { ...e, cardinality };
+  };
+  const cases: [PredicateSpec, LogEntry[]][] = [
+    [MANY, [fmt('link', 0, 'one'), fmt('pdf', 1), fmt('zip', 2, 'one'), fmt('tar', 3, 'one')]],
+    [ONE, [fmt('link', 0, 'many'), fmt('pdf', 1), fmt('zip', 2), fmt('tar', 3, 'one')]],
+  ];
+  for (const [spec, log] of cases) {
+    const dir = tempDir();
+    const options = (name: string): ShardStoreOptions => ({ path: join(dir.path, name), domain: 'email', predicates: { prefers_format: spec }, durability: 'none' });
+    const never = openShardStore(options('never'));
+    let reopened = openShardStore(options('reopened'));
+    try {
+      const results: string[][] = [[], []];
+      for (let i = 0; i < log.length; i++) {
+        results[0]!.push(...(await never.applyBatch([{ seq: i + 1, entry: log[i]! }])).map((r) => r.status));
+        if (i === 2) {
+          await reopened.close();
+          reopened = openShardStore(options('reopened'));
+        }
+        results[1]!.push(...(await reopened.applyBatch([{ seq: i + 1, entry: log[i]! }])).map((r) => r.status));
+      }
+      assert.equal(results[1], results[0], `statuses (${spec.cardinality} configured)`);
+      assert.is(reopened.digest(), never.digest(), `digest (${spec.cardinality} configured)`);
+      // The unstamped pdf followed the log's word on the predicate, not the options.
+      assert.is(results[0]![1], log[0]!.op === 'assert' && log[0]!.cardinality === 'one' ? 'superseded_previous' : 'created');
+    } finally {
+      await never.close();
+      await reopened.close();
+      dir.remove();
+    }
+  }
+});
+
 test.run();
