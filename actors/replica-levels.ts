@@ -38,7 +38,15 @@ export interface ReplicaLevelsOptions {
   readonly windowMs: number;
   /** How long one status request may take. */
   readonly requestTimeoutMs: number;
-  /** The level changed (also called once it first differs from 1). */
+  /**
+   * The highest level the log already holds (default 1): the census never goes below it. A replica below that level
+   * stops at the first such message, which is already in the log, so writing up to it from the start costs it
+   * nothing — and a new leader that waited for its census wrote below it for a window (review-session10b finding 2:
+   * level-1 asserts carry no resolved cardinality, so replicas with different configs diverged after every
+   * leadership change).
+   */
+  readonly logHolds?: number;
+  /** The level changed (also called once it first differs from the starting level). */
   readonly onChange: (level: number) => void;
   /** Where a failing `onChange` or round is reported (the census goes on). */
   readonly log: (line: string) => void;
@@ -74,7 +82,14 @@ export class ReplicaLevels {
   /** Callers of `settled()` waiting for the census to finish its first window. */
   private settleWaiters: Array<(level: number) => void> = [];
 
-  constructor(private readonly o: ReplicaLevelsOptions) {}
+  constructor(private readonly o: ReplicaLevelsOptions) {
+    this.level = this.floor;
+  }
+
+  /** The level the census never goes below: what the log already holds, within this build's. */
+  private get floor(): number {
+    return Math.min(this.o.ownLevel, Math.max(1, this.o.logHolds ?? 1));
+  }
 
   /** Asks at once, then every `intervalMs`. With no peers the level is this build's at once. Idempotent. */
   start(): void {
@@ -168,6 +183,7 @@ export class ReplicaLevels {
     // Not heard yet and the census younger than a window: possibly an old build answering late.
     const young = this.unheard.size > 0 && this.o.clock.now() - this.startedAt < this.o.windowMs;
     if (young) level = Math.min(level, 1);
+    level = Math.max(level, this.floor);
     if (level !== this.level) {
       this.level = level;
       try {

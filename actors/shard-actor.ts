@@ -47,7 +47,7 @@ import { WritePipeline } from './write-pipeline.ts';
 import { warmInTurn } from './store-warming.ts';
 import { publishChanges } from './change-feed.ts';
 import { decodeEntry, entriesOf, entryHash } from './log-codec.ts';
-import { bodyLevel, LOG_LEVEL, NeedsUpgradeError, upgradeRequired } from './log-level.ts';
+import { bodyLevel, LOG_LEVEL, NeedsUpgradeError, RESOLVED_SPEC_LEVEL, upgradeRequired } from './log-level.ts';
 import { specResolver } from './predicate-specs.ts';
 import { ReplicaLevels, type ReplicaLevelsStatus } from './replica-levels.ts';
 
@@ -744,8 +744,9 @@ export class ShardActor implements ShardRuntime {
       subject: logSubject(this.domain),
       store: this.requireStore(),
       lastSeq: this.position,
-      // Level 1 until the census (started in `lead`) has heard the replicas: a marker and plain writes are level 1.
-      logLevel: 1,
+      // Until the census (started in `lead`) has heard the replicas: the level the log already holds (a marker and
+      // plain writes are level 1), since a replica below it stops at that message anyway (`logLevelHeld`).
+      logLevel: this.logLevelHeld(),
       resolveSpecs: specResolver(this.o.domain),
       ...(this.lastHash?.seq === this.position ? { lastHash: this.lastHash.hash } : {}),
       onApplied: (seq, hash) => {
@@ -1103,6 +1104,7 @@ export class ShardActor implements ShardRuntime {
       domain: this.domain,
       peers: (this.o.peers ?? []).filter((n) => n !== this.o.node),
       ownLevel: this.logLevel,
+      logHolds: this.logLevelHeld(),
       clock: this.timerClock,
       intervalMs: Math.max(1_000, leaseMs),
       windowMs: 3 * Math.max(1_000, leaseMs),
@@ -1116,6 +1118,16 @@ export class ShardActor implements ShardRuntime {
     this.replicaLevels = levels;
     levels.start();
     return levels;
+  }
+
+  /**
+   * The highest log level this replica knows the log holds: 3 once it applied an assert carrying a leader's resolved
+   * cardinality (the store keeps that across restarts and snapshots), else 1. A new leader writes at it from its first
+   * write instead of at 1 until its census settles: unstamped writes in that window were each applied by every
+   * replica's own config (review-session10b finding 2).
+   */
+  private logLevelHeld(): number {
+    return this.store?.appliedResolvedSpecs() === true ? Math.min(RESOLVED_SPEC_LEVEL, this.logLevel) : 1;
   }
 
   /** The leader's automatic compaction (config `compaction.everyEntries`); stopped when it stops leading. */

@@ -47,6 +47,11 @@ export class LogCardinalities {
     this.dirty = false;
   }
 
+  /** Whether the log has given any predicate a cardinality (applied a level-3 assert). */
+  any(): boolean {
+    return this.recorded.size > 0;
+  }
+
   /** The cardinality the index follows for `predicate`: the log's, else the options' (own keys only, as apply's). */
   effective(predicate: string): Cardinality {
     const logged = this.recorded.get(predicate);

@@ -383,6 +383,10 @@ export class LmdbShardStore implements ShardStore {
     return this.applier.getEntity(idOrAlias);
   }
 
+  appliedResolvedSpecs(): boolean {
+    return this.cardinalities.any();
+  }
+
   tailHash(): string | undefined {
     const bytes = this.t.meta.getBinary(TAIL_KEY);
     if (bytes === undefined) return undefined;

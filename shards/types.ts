@@ -342,6 +342,11 @@ export interface ShardStore {
    */
   tailHash(): string | undefined;
   /**
+   * Whether the log this store applied carried a leader's resolved cardinality for some predicate (an assert written
+   * at log level 3): a new leader then writes level 3 at once, since a replica below it stops at that entry anyway.
+   */
+  appliedResolvedSpecs(): boolean;
+  /**
    * `applyBatch` of one message. For a batch, the result of its first entry (`applyBatch` gives them all); at or
    * below `appliedSeq`, what that (first) opId got, marked `duplicate`.
    */

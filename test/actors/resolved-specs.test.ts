@@ -197,6 +197,37 @@ specs('hosts whose configs disagree on a cardinality converge on the leader\'s, 
   assert.equal(await answer(ctx, 'email'), onB, 'the same answer after handing back');
 });
 
+specs('a new leader writes level 3 from its first write when the log holds level 3, though a configured peer is down', async (ctx) => {
+  // review-session10b finding 2: the census counts a peer it has not heard as level 1 for a window (3 s here), so a
+  // new leader wrote unstamped asserts after every leadership change with a Mini down, and replicas whose configs
+  // differ diverged at once. Nobody waits for writeLevel here, as a client would not.
+  const placed = (prefers: PredicateSpec) =>
+    resolveConfig({
+      nodes: ['a', 'b', 'x'].map((name) => ({ name, nats: [ctx.server!.url] })),
+      domains: [{ name: 'calendar', description: 'meetings', seeds: [], predicates: { prefers_format: prefers } }],
+      placement: { calendar: { leader: 'a', standbys: ['b', 'x'] } },
+      dataDir: ctx.dir!,
+      // One nats-server: one replica of the log.
+      replication: { replicas: 1, leaseMs: 600, heartbeatMs: 150 },
+    });
+  const a = await startHost(ctx, placed({ cardinality: 'one', halfLifeDays: 10 }), 'a');
+  const b = await startHost(ctx, placed({ cardinality: 'many', halfLifeDays: 90 }), 'b');
+  // x never starts. a's census settles after its window, at 3.
+  await until('a to lead at level 3', () => (shard(a, 'calendar')?.state === 'leading' && shard(a, 'calendar')?.writeLevel === 3 ? true : undefined));
+  assert.is((await prefers(ctx, 'calendar', 'link'))['status'], 'created');
+  assert.is((await prefers(ctx, 'calendar', 'pdf'))['status'], 'superseded_previous');
+  await sameDigests(ctx, ['a', 'b'], 'calendar');
+  const before = (await logFrom(ctx, 'calendar', 1)).length;
+
+  const handed = await request(ctx, ctlSubject('a', 'handoff'), { domain: 'calendar', to: 'b' });
+  assert.type(handed['seq'], 'number', JSON.stringify(handed));
+  // At once, retried through the hand-off as a client does: b's census has not heard x.
+  assert.is((await prefers(ctx, 'calendar', 'zip'))['status'], 'created', "b's config: many");
+  const after = (await logFrom(ctx, 'calendar', before + 1)).filter((m) => m.asserts.length > 0);
+  assert.equal(after.map((m) => [m.level, m.asserts[0]!['cardinality']]), [['3', 'many']], 'stamped by the new leader at once');
+  await sameDigests(ctx, ['a', 'b'], 'calendar');
+});
+
 specs('a level-2 replica keeps the leader at level-2 entries; without it the leader writes level 3', async (ctx) => {
   const nodes = ['c', 'd'] as const;
   const config = configFor(ctx, nodes, 'files', { cardinality: 'one', halfLifeDays: 10 });
