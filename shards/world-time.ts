@@ -37,11 +37,22 @@ export function currentSince(f: WorldTimes): number {
 }
 
 /**
- * Until when the fact is true for that reader: Infinity when open, −Infinity when its world end had passed (within
- * the skew) when it was closed, else its scheduled `validTo`.
+ * A record of history: written with a `validTo` that had already passed (within the skew), and never closed by the
+ * shard — "alice worked at acme from 2015 to 2020", remembered today. Recall returns it as it returned every active
+ * fact before world time was applied: what it says is about the past, and an agent asking about alice must still
+ * find it. (Hidden, it would be reachable only through `includeInactive` or `history`, and `prune` would never
+ * remove it either, since it stays active: review-session10b finding 3.)
+ */
+function recordsHistory(f: WorldTimes): boolean {
+  return f.validTo !== undefined && f.invalidatedAt === undefined && f.validTo <= f.recordedAt + CLOCK_SKEW_MS;
+}
+
+/**
+ * Until when the fact is true for that reader: Infinity when open (or a record of history), −Infinity when its world
+ * end had passed (within the skew) when it was closed, else its scheduled `validTo`.
  */
 export function currentUntil(f: WorldTimes): number {
-  if (f.validTo === undefined) return Infinity;
+  if (f.validTo === undefined || recordsHistory(f)) return Infinity;
   return f.validTo <= closedAt(f) + CLOCK_SKEW_MS ? -Infinity : f.validTo;
 }
 
@@ -59,7 +70,7 @@ export function trueNow(since: number, until: number, now: number): boolean {
 export function believedTrueAt(f: WorldTimes, t: number): boolean {
   if (f.recordedAt > t) return false;
   if (f.validFrom > t && f.validFrom > f.recordedAt + CLOCK_SKEW_MS) return false;
-  if (f.validTo === undefined) return true;
+  if (f.validTo === undefined || recordsHistory(f)) return true;
   if (f.validTo <= t) return false;
   const closed = closedAt(f);
   return !(closed <= t && f.validTo <= closed + CLOCK_SKEW_MS);

@@ -119,6 +119,27 @@ test('a validFrom within the clock skew of recordedAt counts as true at once; th
   });
 });
 
+test('a record of history (a validTo already past when written) is still recalled, plainly and asOf after it was recorded', async () => {
+  // review-session10b finding 3: "alice worked at acme from 2015 to 2020", remembered today, was reachable only with
+  // includeInactive; an agent asking where alice worked must find it, as before world time applied.
+  await withStore(async (store) => {
+    const worked = assertEntry(
+      { text: 'alice worked at acme', subject: 'alice', predicate: 'worked_at', object: 'acme', validFrom: T0 - 3650 * DAY, validTo: T0 - 1825 * DAY },
+      { recordedAt: T0 },
+    );
+    await store.apply(worked, 1);
+    for (const q of [{ query: 'where did alice work' }, { subject: 'alice' }, { subject: 'alice', predicate: 'worked_at' }] as RecallQuery[]) {
+      assert.equal(objects(store, { ...q, now: T0 + DAY }), ['acme'], `plain ${JSON.stringify(q)}`);
+      assert.equal(objects(store, { ...q, now: T0 + DAY, asOf: T0 + DAY }), ['acme'], `asOf now ${JSON.stringify(q)}`);
+      assert.equal(objects(store, { ...q, now: T0 + DAY, asOf: T0 - DAY }), [], `asOf before it was recorded ${JSON.stringify(q)}`);
+    }
+    // Closed by the shard (a retraction), it leaves recall as any closed fact does.
+    const id = store.recall({ subject: 'alice', now: T0 + DAY }).facts[0]!.id;
+    await store.apply(entry({ op: 'retract', factId: id, recordedAt: T0 + HOUR }), 2);
+    assert.equal(objects(store, { subject: 'alice', now: T0 + DAY }), []);
+  });
+});
+
 test('recall now and recall asOf now agree on a random store of one-valued facts from the past and the future', async () => {
   await withStore(async (store) => {
     const rnd = prng(42);
