@@ -14,6 +14,10 @@ import { join } from 'node:path';
 
 export const LOCK_FILE = 'shardmind.lock';
 
+/** The lock files this process holds: a file naming this pid that is not among them was left by an earlier process
+ * that had the same pid (a container's pid 1, restarted after a kill -9), not by this one. */
+const held = new Set<string>();
+
 interface LockOwner {
   readonly pid: number;
   readonly host: string;
@@ -45,19 +49,22 @@ export function lockDataDir(dir: string, command: string): DataLock {
     try {
       fd = openSync(path, 'wx');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (attempt >= 3) throw new DataDirLockedError(`${dir} is being taken by another process starting now (${path}): stop it first, or pass another data directory.`);
       const owner = readOwner(path);
       if (owner === undefined && justCreated(path)) {
         throw new DataDirLockedError(`${dir} is being taken by another process starting now (${path}): stop it first, or pass another data directory.`);
       }
-      if (owner !== undefined && stillHolds(owner)) {
+      if (owner !== undefined && stillHolds(owner, held.has(path))) {
         const where = owner.host === me.host ? `pid ${owner.pid}` : `pid ${owner.pid} on ${owner.host}`;
         throw new DataDirLockedError(
           `${dir} is in use by ${owner.command} (${where}, since ${owner.since}): stop it first, or pass another data directory. ` +
             `(If that process is gone, delete ${path}.)`,
         );
       }
-      // Left by a process that is no longer running: take it over.
+      // Left by a process that is no longer running: take it over — unless another start took it over meanwhile
+      // (then the file names that process, and the next attempt refuses).
+      if (readOwner(path)?.since !== owner?.since) continue;
       unlinkSync(path);
       continue;
     }
@@ -66,10 +73,12 @@ export function lockDataDir(dir: string, command: string): DataLock {
     } finally {
       closeSync(fd);
     }
+    held.add(path);
     let released = false;
     const release = (): void => {
       if (released) return;
       released = true;
+      held.delete(path);
       process.off('exit', release);
       if (readOwner(path)?.pid === me.pid) unlinkSync(path);
     };
@@ -100,10 +109,13 @@ function justCreated(path: string): boolean {
   }
 }
 
-/** Whether the recorded owner may still be running. On another machine (a shared disk) we cannot tell: assume so. */
-function stillHolds(owner: LockOwner): boolean {
+/**
+ * Whether the recorded owner may still be running. On another machine (a shared disk) we cannot tell: assume so. This
+ * pid holds it only if this process took it (`heldHere`): otherwise an earlier process with the same pid left it.
+ */
+function stillHolds(owner: LockOwner, heldHere: boolean): boolean {
   if (owner.host !== hostname()) return true;
-  if (owner.pid === process.pid) return true;
+  if (owner.pid === process.pid) return heldHere;
   try {
     process.kill(owner.pid, 0);
     return true;

@@ -48,6 +48,13 @@ test('a lock left by a process that no longer runs is taken over; an unreadable 
     assert.is((JSON.parse(readFileSync(lock.path, 'utf8')) as { pid: number }).pid, process.pid);
     lock.release();
 
+    // This process's own pid, but written by an earlier process that had it (a container's pid 1 after a kill -9):
+    // this process does not hold it, so it is stale.
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: process.pid, host: hostname(), command: 'shardmind up', since: 'before the restart' }));
+    const again = lockDataDir(dir, 'shardmind up');
+    assert.is((JSON.parse(readFileSync(again.path, 'utf8')) as { since: string }).since === 'before the restart', false);
+    again.release();
+
     // Empty, as between another start's create and its write: refused while that young.
     writeFileSync(join(dir, LOCK_FILE), '');
     assert.throws(() => lockDataDir(dir, 'shardmind up'), (err: Error) => err instanceof DataDirLockedError && /being taken/.test(err.message));
