@@ -58,11 +58,11 @@ export function parseRecallLayout(body: unknown): RecallLayout {
 
 /**
  * Whether the reply may leave `columns` out: the request's `knownColumns` is the length of this writer's list.
- * Absent is false; anything but a whole number is BAD_REQUEST naming the field.
+ * Absent (or null, as for every optional field) is false; anything but a whole number is BAD_REQUEST naming the field.
  */
 export function parseKnownColumns(body: unknown): boolean {
   const known = (body as { readonly knownColumns?: unknown } | null)?.knownColumns;
-  if (known === undefined) return false;
+  if (known === undefined || known === null) return false;
   if (typeof known !== 'number' || !Number.isInteger(known) || known < 0) {
     throw badRequest('knownColumns', `must be a whole number of columns, got ${JSON.stringify(known)}`);
   }
