@@ -35,10 +35,10 @@ export interface SharedLearningOptions {
   readonly log?: (line: string) => void;
 }
 
-/** Feeds a classifier from the shared stream and appends new examples to it. `stop()` is idempotent. */
 /** How often `record` may log that examples could not be recorded. */
 const FAILURE_LOG_EVERY_MS = 10_000;
 
+/** Feeds a classifier from the shared stream and appends new examples to it. `stop()` is idempotent. */
 export class SharedLearning {
   private messages: ConsumerMessages | undefined;
   private tail: Promise<void> | undefined;
