@@ -9,7 +9,7 @@
  * await host.start();
  * process.once('SIGTERM', () => void host.drain());
  */
-import { connect, type ConnectionOptions, type JetStreamClient, type JetStreamManager, type NatsConnection, type Subscription } from 'nats';
+import { connect, type JetStreamClient, type JetStreamManager, type NatsConnection, type Subscription } from 'nats';
 import { compactionOf, nodeByName, placementsOf, type ClusterConfig, type DomainConfig } from '../config/index.ts';
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import { systemClock, type Clock } from './clock.ts';
@@ -128,7 +128,7 @@ export class Host {
   private async boot(): Promise<void> {
     const { config, node } = this.o;
     const servers = [...(this.o.servers ?? nodeByName(config, node).nats)];
-    const options: ConnectionOptions & { readonly pendingLimit: number } = {
+    const nc = await connect({
       servers,
       name: `shardmind-host-${node}`,
       // The node's own server first, as the config lists them (nats.js shuffles by default): NATS prefers a queue
@@ -140,15 +140,9 @@ export class Host {
       // Every write is a JetStream publish (a request): building a stack trace per request for a timeout that
       // almost never happens costs ~8% of the host's CPU.
       noAsyncTraces: true,
-      // What nats.js lets pile up before it writes inline (it writes the rest at the end of the turn). Its 32 KB
-      // split a burst of 64 recall replies (~830 bytes each) into two writes; in one, nats-server reads and
-      // flushes half as often: ~2.5-4 us less of its CPU per recall at x64 (decisions, recall throughput round
-      // two). Read by nats.js though not in its typed options, hence the type above.
-      pendingLimit: 256 * 1024,
       ...(this.o.credentials ? { user: this.o.credentials.user, pass: this.o.credentials.pass } : {}),
       ...(this.o.tls ? { tls: { caFile: this.o.tls.caFile } } : {}),
-    };
-    const nc = await connect(options);
+    });
     this.nc = nc;
     this.watchConnection(nc).catch(() => undefined);
     const jsm = await nc.jetstreamManager({ checkAPI: false });
