@@ -16,7 +16,7 @@
  * - Only writes an agent may repeat pay for a record: those without `domain` that carry the agent's opId. An opId the
  *   router made itself is never sent again by anyone but the router, which keeps its first choice while it retries.
  *
- * Decision record: /work/notes/decision-router-retries.md (docs/decisions.md).
+ * Decision record: docs/decisions.md §51.
  */
 import type { KV, NatsConnection } from 'nats';
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
