@@ -15,7 +15,7 @@ import { ShardValidationError } from './errors.ts';
 import { episodeIdFor, factIdFor, factSeqIn, seqKey, seqOfFactId } from './ids.ts';
 import { hashString } from './key-index.ts';
 import { NO_MERGE, type PostingIndex } from './postings.ts';
-import { decodeFact, encodeFact, peekStanding, readIdentityFields, supersededBytes, type IdentityFields, type StandingNumbers } from './fact-codec.ts';
+import { blankFact, decodeFact, encodeFact, peekStanding, readIdentityFields, supersededBytes, type IdentityFields, type StandingNumbers } from './fact-codec.ts';
 import type { FactChanges } from './fact-changes.ts';
 import type { FactGroups } from './fact-groups.ts';
 import type { ActiveRecords } from './active-records.ts';
@@ -188,30 +188,11 @@ export class Applier {
       (this.specs.get(predicate) ?? this.options.defaultPredicate).cardinality,
   ) {
     this.specs = new Map(Object.entries(options.predicates));
-    this.draft = {
-      id: '',
-      domain: options.domain,
-      text: '',
-      subject: undefined,
-      predicate: undefined,
-      object: undefined,
-      confidence: 0,
-      halfLifeDays: 0,
-      observedAt: 0,
-      validFrom: 0,
-      validTo: undefined,
-      latestValidFrom: undefined,
-      recordedAt: 0,
-      invalidatedAt: undefined,
-      reinforcedAt: 0,
-      confirmations: 1,
-      source: { agent: '' },
-      status: 'active',
-      seq: 0,
-      // The record only notes that a new fact has an episode (its creating observation): `decodeFact` names it from
-      // the fact's id.
-      episodeId: '',
-    };
+    this.draft = blankFact(options.domain);
+    this.draft.confirmations = 1;
+    // The record only notes that a new fact has an episode (its creating observation): `decodeFact` names it from the
+    // fact's id.
+    this.draft.episodeId = '';
   }
 
   /**
