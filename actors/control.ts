@@ -6,6 +6,8 @@
  * - `follow {domain}` — start tailing a domain not placed here (a migration target: add before remove);
  * - `unfollow {domain}` — stop a follower (after a migration, or when the config no longer places it here);
  * - `handoff {domain, to}` — the leader finishes in-flight writes, appends a hand-off marker naming `to`, follows.
+ *   Refused, changing nothing, unless `to` is another node of the cluster that answers and holds a replica of the
+ *   domain able to take over (`handOffTarget`): a marker naming any other node leaves the domain without a leader.
  * - `compact {domain}` — the leader snapshots its store into the domain's snapshot bucket, then purges the log below
  *   it (`compaction.ts`); answers when both are done. NOT_LEADER on a host that does not lead it.
  * - `prune {domain, inactiveDays?, decayedBelow?}` — the leader forgets facts closed more than `inactiveDays` ago
@@ -19,6 +21,7 @@ import {
   badRequest,
   ctlSubject,
   decodePayload,
+  encodePayload,
   encodingOf,
   errorReply,
   isRecord,
@@ -73,9 +76,11 @@ export interface HandoffReply {
   readonly intakeStoppedAt: string;
 }
 
-/** What the host does for each op; the control layer only decodes, validates the envelope and replies. */
+/** What the host does for each op; the control layer decodes, validates the request and replies. */
 export interface ControlOptions {
   readonly node: string;
+  /** Every node of the cluster config: a hand-off names one of them. */
+  readonly nodes: readonly string[];
   now(): number;
   status(): HostStatusReply;
   digest(domain: string): DigestReply;
@@ -113,14 +118,62 @@ export function serveControl(nc: NatsConnection, o: ControlOptions): Subscriptio
     serve('digest', (b) => o.digest(domainOf(b))),
     serve('follow', (b) => ({ v: 1, node: o.node, shard: o.follow(domainOf(b)) })),
     serve('unfollow', (b) => o.unfollow(domainOf(b))),
-    serve('handoff', (b) => {
-      const to = b['to'];
-      if (typeof to !== 'string' || to === '') throw badRequest('to', 'must name the node to hand the shard to');
-      return o.handoff(domainOf(b), to);
+    serve('handoff', async (b) => {
+      const domain = domainOf(b);
+      const to = await handOffTarget(nc, o, domain, b['to']);
+      return o.handoff(domain, to);
     }),
     serve('compact', (b) => o.compact(domainOf(b))),
     serve('prune', (b) => o.prune(domainOf(b), pruneOptionsOf(b))),
   ];
+}
+
+/** How long a hand-off waits for its target's status before refusing. */
+const TARGET_STATUS_TIMEOUT_MS = 2_000;
+
+/** States from which a replica takes over once it applies a hand-off marker naming it (it is, or will be, tailing). */
+const CAN_TAKE_OVER = new Set(['starting', 'bootstrapping', 'catchingUp', 'following']);
+
+/**
+ * Checks that `to` can take `domain` over before any marker is written: a node of the cluster, not this one, whose
+ * host answers, is not stopping, and holds a replica of the domain in a state that applies the marker. Anything
+ * that may publish on sm.ctl can ask, and a marker naming a node that cannot take over leaves the domain without a
+ * leader until the lease lapses. `shardmind migrate` makes its target follow and catch up first; the raw op checks
+ * only that a replica exists, so a target far behind still takes over once it has caught up.
+ */
+async function handOffTarget(nc: NatsConnection, o: ControlOptions, domain: string, to: unknown): Promise<string> {
+  if (typeof to !== 'string' || to === '') throw badRequest('to', 'must name the node to hand the shard to');
+  if (to === o.node) throw badRequest('to', `"${to}" is this node; name the node to hand ${domain} to`);
+  if (!o.nodes.includes(to)) throw badRequest('to', `"${to}" is not a node of this cluster (${o.nodes.join(', ')})`);
+  const host = await askHostStatus(nc, to, TARGET_STATUS_TIMEOUT_MS);
+  const unchanged = `${domain} stays on ${o.node}`;
+  if (!host) {
+    throw new ShardmindError(ErrorCode.UNAVAILABLE, `to: "${to}" did not answer its status within ${TARGET_STATUS_TIMEOUT_MS} ms; ${unchanged}`);
+  }
+  if (host.draining) throw new ShardmindError(ErrorCode.UNAVAILABLE, `to: "${to}" is stopping; ${unchanged}`);
+  const replica = host.shards.find((s) => s.domain === domain);
+  if (!replica) {
+    throw new ShardmindError(
+      ErrorCode.BAD_REQUEST,
+      `to: "${to}" holds no replica of ${domain}; start one there first (sm.ctl.${to}.follow), or use shardmind migrate ${domain} --to ${to}, which does; ${unchanged}`,
+    );
+  }
+  if (!CAN_TAKE_OVER.has(replica.state)) {
+    const code = replica.state === 'needsUpgrade' ? ErrorCode.UPGRADE_REQUIRED : ErrorCode.UNAVAILABLE;
+    throw new ShardmindError(code, `to: "${to}"'s replica of ${domain} is ${replica.state} and cannot take over; ${unchanged}`);
+  }
+  return to;
+}
+
+/** A host's `sm.ctl.<node>.status`, or undefined when it does not answer within `timeoutMs`. */
+export async function askHostStatus(nc: NatsConnection, node: string, timeoutMs: number): Promise<HostStatusReply | undefined> {
+  try {
+    const msg = await nc.request(ctlSubject(node, 'status'), encodePayload({ v: 1 }, 'msgpack'), { timeout: timeoutMs });
+    const reply = decodePayload(msg.data, 'msgpack');
+    return isRecord(reply) && Array.isArray(reply['shards']) ? (reply as unknown as HostStatusReply) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 async function reply(msg: Msg, answer: (body: Record<string, unknown>) => unknown): Promise<void> {

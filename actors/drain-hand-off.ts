@@ -9,8 +9,7 @@
  * it did before this existed.
  */
 import type { NatsConnection } from 'nats';
-import { ctlSubject, decodePayload, encodePayload, unwrapReply } from '../protocol/index.ts';
-import type { HostStatusReply } from './control.ts';
+import { askHostStatus } from './control.ts';
 
 /** A shard this host leads, as the drain sees it. */
 export interface LeadingShard {
@@ -54,7 +53,7 @@ async function handOffOne(o: DrainHandOffOptions, shard: LeadingShard, deadline:
     return;
   }
   for (const node of others) {
-    const host = await status(o.nc, node);
+    const host = await askHostStatus(o.nc, node, STATUS_TIMEOUT_MS);
     const s = host?.draining ? undefined : host?.shards.find((x) => x.domain === shard.domain);
     if (s?.state === 'following' && shard.status().appliedSeq - s.appliedSeq <= maxLag) {
       to = node;
@@ -71,7 +70,7 @@ async function handOffOne(o: DrainHandOffOptions, shard: LeadingShard, deadline:
     // The marker is applied here; stay (and keep refusing with SHARD_MOVED) until the standby serves, so agents
     // are told to retry rather than left without an answer.
     for (;;) {
-      const host = await status(o.nc, to);
+      const host = await askHostStatus(o.nc, to, STATUS_TIMEOUT_MS);
       if (host?.shards.find((x) => x.domain === shard.domain)?.state === 'leading') break;
       // The whole cluster may be stopping at once: a standby that began stopping too will not serve; do not wait.
       if (host?.draining) throw new Error(`${to} is stopping too`);
@@ -81,16 +80,6 @@ async function handOffOne(o: DrainHandOffOptions, shard: LeadingShard, deadline:
     o.log(`[${o.node}] stopping: handed ${shard.domain} to ${to} in ${Date.now() - started} ms`);
   } catch (err) {
     o.log(`[${o.node}] stopping: hand-off of ${shard.domain} to ${to} not finished (${(err as Error).message}); stopping anyway`);
-  }
-}
-
-/** A host's status, or undefined when it does not answer quickly. */
-async function status(nc: NatsConnection, node: string): Promise<HostStatusReply | undefined> {
-  try {
-    const msg = await nc.request(ctlSubject(node, 'status'), encodePayload({ v: 1 }, 'msgpack'), { timeout: STATUS_TIMEOUT_MS });
-    return unwrapReply<HostStatusReply>(decodePayload(msg.data, 'msgpack'));
-  } catch {
-    return undefined;
   }
 }
 

@@ -159,21 +159,15 @@ export class Host {
       serveShardGuard(nc, config.domains.map((d) => d.name), sightings, (domain) => this.actors.get(domain)?.state === 'leading', this.report),
       ...serveControl(nc, {
         node,
+        nodes: config.nodes.map((n) => n.name),
         report: this.report,
         now: () => this.clock.now(),
         status: () => this.status(),
         digest: (domain) => ({ v: 1, node, domain, ...this.actorOf(domain).digest() }),
         follow: (domain) => this.follow(domain),
         unfollow: (domain) => this.unfollow(domain),
-        handoff: async (domain, to) => {
-          // Anything that may publish on sm.ctl can ask: a name outside the config would leave the domain without a
-          // leader until the lease lapses (`shardmind migrate` checks the same before it asks).
-          if (to === node) throw new ShardmindError(ErrorCode.BAD_REQUEST, `to: "${to}" is this node; name the node to hand ${domain} to`);
-          if (!config.nodes.some((n) => n.name === to)) {
-            throw new ShardmindError(ErrorCode.BAD_REQUEST, `to: "${to}" is not a node of this cluster (${config.nodes.map((n) => n.name).join(', ')})`);
-          }
-          return { v: 1, node, domain, to, ...(await this.actorOf(domain).handOffTo(to)) };
-        },
+        // The control layer has checked `to` (a node of the cluster, not this one, holding a replica that can take over).
+        handoff: async (domain, to) => ({ v: 1, node, domain, to, ...(await this.actorOf(domain).handOffTo(to)) }),
         compact: (domain) => this.compact(domain),
         prune: (domain, o) => this.prune(domain, o),
       }),

@@ -34,11 +34,13 @@ control.before(async (ctx) => {
     nodes: [
       { name: 'a', nats: [ctx.server.url] },
       { name: 'b', nats: [ctx.server.url] },
+      // In the config, never started: a hand-off to it is refused (it does not answer).
+      { name: 'c', nats: [ctx.server.url] },
     ],
     domains: [{ name: 'email', description: 'mail', seeds: [] }],
     placement: { email: { leader: 'a' } },
     dataDir: ctx.dir,
-    replication: { leaseMs: 600, heartbeatMs: 150 },
+    replication: { leaseMs: 600, heartbeatMs: 150, replicas: 1 },
   });
   const quiet = process.env["SM_TEST_VERBOSE"] ? (line: string): void => void process.stderr.write(`${new Date().toISOString().slice(11, 23)} ${line}\n`) : (): void => undefined;
   ctx.a = new Host({ config, node: 'a', openStore: openShardStore, log: quiet });
@@ -87,6 +89,27 @@ async function until<T>(what: string, probe: () => Promise<T | undefined> | T | 
 }
 
 const shard = (s: HostStatusReply) => s.shards.find((x) => x.domain === 'email');
+
+control('handoff - to a running node that holds no replica, or to one that does not answer, is refused and changes nothing', async (ctx) => {
+  for (let i = 0; i < 5; i++) assert.is((await remember(ctx.nc!, `before-refusal-${i}`, `fact ${i}`))['error'], undefined);
+  assert.is(shard(ctx.b!.status()), undefined, 'b runs nothing for email');
+  const before = shard(ctx.a!.status())!;
+  // Before, this was accepted: a wrote a hand-off marker naming b, stopped leading, and nobody took over.
+  const noReplica = await ctl(ctx.nc!, 'a', 'handoff', { domain: 'email', to: 'b' });
+  const e1 = noReplica['error'] as { code: string; message: string } | undefined;
+  assert.is(e1?.code, 'BAD_REQUEST', JSON.stringify(noReplica));
+  assert.match(e1!.message, /^to: "b" holds no replica of email/);
+  const silent = await ctl(ctx.nc!, 'a', 'handoff', { domain: 'email', to: 'c' });
+  const e2 = silent['error'] as { code: string; message: string } | undefined;
+  assert.is(e2?.code, 'UNAVAILABLE', JSON.stringify(silent));
+  assert.match(e2!.message, /^to: "c" did not answer/);
+  assert.match(e2!.message, /email stays on a/);
+  const after = shard(ctx.a!.status())!;
+  assert.is(after.state, 'leading');
+  assert.is(after.epoch, before.epoch);
+  assert.is(after.appliedSeq, before.appliedSeq, 'no marker was appended');
+  assert.is((await remember(ctx.nc!, 'after-refusal', 'a still takes writes'))['error'], undefined);
+});
 
 control('follow - a node with no placement starts tailing the domain and catches up; digests agree', async (ctx) => {
   for (let i = 0; i < 20; i++) assert.is((await remember(ctx.nc!, `pre-${i}`, `fact ${i}`))['error'], undefined);
