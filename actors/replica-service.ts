@@ -22,6 +22,7 @@ import {
   checkSize,
   decodePayload,
   encodingOf,
+  replyEncodingAfter,
   errorReply,
   isReplicaOp,
   readHeaders,
@@ -78,7 +79,7 @@ function answer(nc: NatsConnection, msg: Msg, o: ReplicaServiceOptions, throttle
     if (msg.reply) respondPlain(msg, errorReply(read.error), 'msgpack');
     return;
   }
-  const encoding = encodingOf(read.headers);
+  let encoding = encodingOf(read.headers);
   const handOff = handOffOf(read.headers, encoding);
   const respond = (m: Msg, body: unknown, e: Encoding): boolean => respondHandedOff(nc, m, body, e, handOff);
   // sm.replica.<domain>.<op>[.<node>]
@@ -88,6 +89,7 @@ function answer(nc: NatsConnection, msg: Msg, o: ReplicaServiceOptions, throttle
     reply = handle(nc, msg, read.headers, op, encoding, o);
   } catch (err) {
     reply = failure(err, op, o);
+    encoding = replyEncodingAfter(err, encoding);
   }
   if (reply === FORWARDED) return;
   if (reply instanceof Promise) {

@@ -18,6 +18,7 @@ import {
   checkSize,
   decodePayload,
   encodingOf,
+  replyEncodingAfter,
   errorReply,
   isReplicaOp,
   isShardOp,
@@ -97,7 +98,7 @@ function answer(nc: NatsConnection, msg: Msg, o: ShardServiceOptions, throttle: 
     if (msg.reply) respond(msg, errorReply(read.error), 'msgpack');
     return;
   }
-  const encoding = encodingOf(read.headers);
+  let encoding = encodingOf(read.headers);
   // A router that handed this request on asks for the answer to go straight to the agent (protocol/hand-off.ts).
   const handOff = handOffOf(read.headers, encoding);
   const op = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
@@ -109,6 +110,7 @@ function answer(nc: NatsConnection, msg: Msg, o: ShardServiceOptions, throttle: 
     reply = handleNow(op, msg.data, encoding, o, served);
   } catch (err) {
     reply = failure(err, op, o, served);
+    encoding = replyEncodingAfter(err, encoding);
   }
   // Reads whose gate is open and whose minSeq is applied answer in this very callback: no promise (and no closure:
   // under tsx each one created also names itself) per request. A write is answered from the pipeline's callback.

@@ -3,6 +3,7 @@
  * reply then is JSON too, so a person can poke the cluster with the `nats` CLI.
  */
 import { Packr } from 'msgpackr';
+import { Match } from 'nats';
 import { ErrorCode, ShardmindError } from './errors.ts';
 
 /** `useRecords: false` keeps the bytes plain msgpack that any language's library reads. */
@@ -27,6 +28,15 @@ export function decodePayload(data: Uint8Array, encoding: Encoding): unknown {
     if (encoding === 'json') return JSON.parse(textDecoder.decode(data));
     return packr.unpack(data);
   } catch (cause) {
+    // A msgpack request is a map, so it never starts with `{` (the integer 123): this is a JSON client that forgot
+    // the header, or spelled its value otherwise. It reads JSON only, so the refusal goes out in JSON.
+    if (encoding === 'msgpack' && data[0] === OPEN_BRACE) {
+      throw new UnlabelledJsonError(
+        ErrorCode.BAD_REQUEST,
+        `payload: looks like JSON, but the request has no "content-type: ${JSON_CONTENT_TYPE}" header, so it was read as msgpack; send that header with JSON bodies`,
+        { cause },
+      );
+    }
     const what = encoding === 'json' ? 'JSON' : 'msgpack (send content-type: application/json for JSON)';
     throw new ShardmindError(ErrorCode.BAD_REQUEST, `payload is not valid ${what}: ${(cause as Error).message}`, {
       cause,
@@ -34,8 +44,23 @@ export function decodePayload(data: Uint8Array, encoding: Encoding): unknown {
   }
 }
 
-/** The encoding a request asked for, from its headers. */
-export function encodingOf(headers: { get(k: string): string } | undefined): Encoding {
-  const ct = headers?.get(CONTENT_TYPE_HEADER) ?? '';
+const OPEN_BRACE = 0x7b;
+
+/** A JSON body sent without the JSON content type: its BAD_REQUEST is answered in JSON (`replyEncodingAfter`). */
+export class UnlabelledJsonError extends ShardmindError {}
+
+/** The encoding of the error reply to a request that failed with `err`: the request's, or JSON for unlabelled JSON. */
+export function replyEncodingAfter(err: unknown, encoding: Encoding): Encoding {
+  return err instanceof UnlabelledJsonError ? 'json' : encoding;
+}
+
+/**
+ * The encoding a request asked for, from its headers. Header names are case-insensitive (`Content-Type` is what
+ * HTTP habits and MIME-canonicalising clients send); the exact lower-case lookup comes first, so a request that
+ * spells it so, or carries no headers, pays nothing more.
+ */
+export function encodingOf(headers: { get(k: string, match?: Match): string } | undefined): Encoding {
+  if (headers === undefined) return 'msgpack';
+  const ct = headers.get(CONTENT_TYPE_HEADER) || headers.get(CONTENT_TYPE_HEADER, Match.IgnoreCase);
   return ct.toLowerCase().startsWith(JSON_CONTENT_TYPE) ? 'json' : 'msgpack';
 }

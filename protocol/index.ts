@@ -3,7 +3,7 @@ export type { WireError } from "./errors.ts";
 export type { Encoding } from "./codec.ts";
 export type { HeadersRead, ReadableHeaders } from "./headers.ts";
 export { ErrorCode, RETRYABLE, ShardmindError, isErrorCode, badRequest, toWireError } from "./errors.ts";
-export { encodePayload, decodePayload, encodingOf, JSON_CONTENT_TYPE, CONTENT_TYPE_HEADER } from "./codec.ts";
+export { encodePayload, decodePayload, encodingOf, replyEncodingAfter, UnlabelledJsonError, JSON_CONTENT_TYPE, CONTENT_TYPE_HEADER } from "./codec.ts";
 export { readHeaders, headersOrNone } from './headers.ts';
 export { packRecallReply } from './fact-pack.ts';
 export { packRememberReply } from './remember-reply-pack.ts';

@@ -19,6 +19,7 @@ import {
   encodingOf,
   errorReply,
   readHeaders,
+  replyEncodingAfter,
   isRecord,
   list,
   memSubject,
@@ -195,7 +196,7 @@ async function answer(
   nodeHeaders: Record<Encoding, MsgHdrs>,
   log: (l: string) => void,
 ): Promise<void> {
-  const encoding = read.ok ? encodingOf(read.headers) : 'msgpack';
+  let encoding = read.ok ? encodingOf(read.headers) : 'msgpack';
   const op = msg.subject.slice('sm.mem.'.length);
   let reply: object | Uint8Array;
   const failed = (err: unknown): object => failure(err, op, log);
@@ -219,6 +220,7 @@ async function answer(
     reply = handled;
   } catch (err) {
     reply = failed(err);
+    encoding = replyEncodingAfter(err, encoding);
   }
   send(reply);
 }
