@@ -156,7 +156,7 @@ export class Host {
     sightings.listen(nc);
     this.sightings = sightings;
     this.subscriptions.push(
-      serveShardGuard(nc, config.domains.map((d) => d.name), sightings, (domain) => this.actors.get(domain)?.state === 'leading', this.report),
+      ...serveShardGuard(nc, config.domains.map((d) => d.name), sightings, (domain) => this.actors.get(domain)?.state === 'leading', this.report),
       ...serveControl(nc, {
         node,
         nodes: config.nodes.map((n) => n.name),

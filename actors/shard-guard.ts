@@ -8,6 +8,13 @@
  * arrive late while the leader is serving fine — the guard would then answer NOT_LEADER ahead of the leader's own
  * reply (measured: ~500 spurious refusals per bench run under load). Local knowledge beats heartbeat timing.
  * The wildcard subscription means requests never get "no responders", so this guard must cover both cases.
+ *
+ * It also answers UNKNOWN_DOMAIN on `sm.replica.<domain>.<op>` for a domain the config does not have, and nothing
+ * for a known one: a typo'd domain was "no responders", which clients retry until their deadline. For a known
+ * domain the guard cannot tell whether some replica serves it (every leader and follower does), so it stays silent;
+ * the price is that a known domain with no replica subscribed at all times out instead of getting "no responders".
+ * The per-node subject `sm.replica.<domain>.<op>.<node>` has no guard: its "no responders" is how clients and routers
+ * learn that a node holds no replica of a domain, and fall back to any replica.
  */
 import type { NatsConnection, Subscription } from 'nats';
 import { ErrorCode, ShardmindError, errorReply } from '../protocol/index.ts';
@@ -16,7 +23,9 @@ import type { LeaderSightings } from './leader-sightings.ts';
 import { respond } from './respond.ts';
 
 export const SHARD_GUARD_QUEUE = 'sm-shard-guard';
+export const REPLICA_GUARD_QUEUE = 'sm-replica-guard';
 const SHARD_PREFIX = 'sm.shard.';
+const REPLICA_PREFIX = 'sm.replica.';
 
 export function serveShardGuard(
   nc: NatsConnection,
@@ -24,9 +33,12 @@ export function serveShardGuard(
   sightings: LeaderSightings,
   leadsHere: (domain: string) => boolean,
   report: GuardReport = stderrReport,
-): Subscription {
+): Subscription[] {
   const names = new Set(known);
-  return nc.subscribe('sm.shard.*.*', {
+  const throttle = new ReportThrottle(report);
+  const unknownDomain = (domain: string): ShardmindError =>
+    new ShardmindError(ErrorCode.UNKNOWN_DOMAIN, `domain "${domain}" is not in the cluster config (domains: ${[...names].join(', ')})`);
+  const shards = nc.subscribe('sm.shard.*.*', {
     queue: SHARD_GUARD_QUEUE,
     callback: guarded('shard guard', (msg) => {
       if (!msg.reply) return;
@@ -36,11 +48,7 @@ export function serveShardGuard(
       // The common case first: a domain this host leads, which its own subscription answers.
       if (leadsHere(domain)) return;
       if (!names.has(domain)) {
-        const e = new ShardmindError(
-          ErrorCode.UNKNOWN_DOMAIN,
-          `domain "${domain}" is not in the cluster config (domains: ${[...names].join(', ')})`,
-        );
-        respond(msg, errorReply(e));
+        respond(msg, errorReply(unknownDomain(domain)));
         return;
       }
       if (sightings.isLive(domain) === false) {
@@ -53,6 +61,15 @@ export function serveShardGuard(
         );
         respond(msg, errorReply(e));
       }
-    }, new ReportThrottle(report)),
+    }, throttle),
   });
+  const replicas = nc.subscribe('sm.replica.*.*', {
+    queue: REPLICA_GUARD_QUEUE,
+    callback: guarded('replica guard', (msg) => {
+      if (!msg.reply) return;
+      const domain = msg.subject.slice(REPLICA_PREFIX.length, msg.subject.indexOf('.', REPLICA_PREFIX.length));
+      if (!names.has(domain)) respond(msg, errorReply(unknownDomain(domain)));
+    }, throttle),
+  });
+  return [shards, replicas];
 }
