@@ -28,9 +28,9 @@ export function fromRecallReply(reply: AnyRecallReply): RecallResult {
   };
 }
 
-// Where each known column sits in a reply: found by name, so a reply from a shard that added or reordered
-// columns still reads (a column it lacks reads as absent).
-// Indexes into `columnPositions`' answer, derived from the column list so that one list says the order.
+// Where each known column sits in a row as the fact is built: `RECALL_TABLE_COLUMNS`' order, derived from the list
+// so that one list says the order. A reply in another order (a shard that added or reordered columns) is read by
+// name: its rows are first put in this order (a column it lacks reads as absent).
 const at = (name: (typeof RECALL_TABLE_COLUMNS)[number]): number => RECALL_TABLE_COLUMNS.indexOf(name);
 const ID = at('id');
 const TEXT = at('text');
@@ -52,88 +52,101 @@ const AGENT = at('agent');
 const TASK = at('task');
 const NODE = at('node');
 
-/** For each of `RECALL_TABLE_COLUMNS`, its index in `columns` (-1 when absent). */
-function columnPositions(columns: readonly string[]): number[] {
-  return RECALL_TABLE_COLUMNS.map((name, i) => (columns[i] === name ? i : columns.indexOf(name)));
+/**
+ * For each of `RECALL_TABLE_COLUMNS`, its index in `columns` (-1 when absent); undefined when that is every column
+ * in this order (rows are read as they are: the common case, and always so when the reply left `columns` out).
+ */
+function columnPositions(columns: readonly string[] | undefined): number[] | undefined {
+  if (columns === undefined) return undefined;
+  const positions = RECALL_TABLE_COLUMNS.map((name, i) => (columns[i] === name ? i : columns.indexOf(name)));
+  return positions.every((p, i) => p === i) ? undefined : positions;
 }
 
-/** The rows' positions when the reply leaves `columns` out: the request said it knows them all (`knownColumns`). */
-const KNOWN_POSITIONS = RECALL_TABLE_COLUMNS.map((_, i) => i);
+/** A row in `RECALL_TABLE_COLUMNS`' order, from a reply whose columns sit at `positions`. */
+function inKnownOrder(row: readonly WireTableCell[], positions: readonly number[]): WireTableCell[] {
+  return positions.map((p) => (p < 0 ? null : row[p]!));
+}
 
 function tableFacts(reply: RecallTableReply): RecalledFact[] {
-  const at = reply.columns === undefined ? KNOWN_POSITIONS : columnPositions(reply.columns);
+  const positions = columnPositions(reply.columns);
   const domain = reply.domains[0] ?? '';
-  return reply.rows.map((row) => {
-    const subject = cell(row, at[SUBJECT]!);
-    const predicate = cell(row, at[PREDICATE]!);
-    const object = cell(row, at[OBJECT]!) as FactObject | undefined;
-    const validTo = cell(row, at[VALID_TO]!);
-    const invalidatedAt = cell(row, at[INVALIDATED_AT]!);
-    // The two shapes most facts have (a triple or none; open, not invalidated) are made in one literal each: V8
-    // then allocates the fact whole, instead of growing it a property at a time. The keys and their order are
-    // those the general build below gives for the same fact.
-    if (validTo === undefined && invalidatedAt === undefined) {
-      if (subject !== undefined && predicate !== undefined && object !== undefined) {
-        return {
-          id: cell(row, at[ID]!) as string,
-          domain,
-          text: cell(row, at[TEXT]!) as string,
-          subject: subject as string,
-          predicate: predicate as string,
-          object,
-          confidence: cell(row, at[CONFIDENCE]!) as number,
-          validFrom: new Date(cell(row, at[VALID_FROM]!) as number),
-          observedAt: new Date(cell(row, at[OBSERVED_AT]!) as number),
-          recordedAt: new Date(cell(row, at[RECORDED_AT]!) as number),
-          reinforcedAt: new Date(cell(row, at[REINFORCED_AT]!) as number),
-          confirmations: cell(row, at[CONFIRMATIONS]!) as number,
-          status: cell(row, at[STATUS]!) as FactStatus,
-          source: source(cell(row, at[AGENT]!), cell(row, at[TASK]!), cell(row, at[NODE]!)),
-          effectiveConfidence: cell(row, at[EFFECTIVE_CONFIDENCE]!) as number,
-          score: cell(row, at[SCORE]!) as number,
-        };
-      }
-      if (subject === undefined && predicate === undefined && object === undefined) {
-        return {
-          id: cell(row, at[ID]!) as string,
-          domain,
-          text: cell(row, at[TEXT]!) as string,
-          confidence: cell(row, at[CONFIDENCE]!) as number,
-          validFrom: new Date(cell(row, at[VALID_FROM]!) as number),
-          observedAt: new Date(cell(row, at[OBSERVED_AT]!) as number),
-          recordedAt: new Date(cell(row, at[RECORDED_AT]!) as number),
-          reinforcedAt: new Date(cell(row, at[REINFORCED_AT]!) as number),
-          confirmations: cell(row, at[CONFIRMATIONS]!) as number,
-          status: cell(row, at[STATUS]!) as FactStatus,
-          source: source(cell(row, at[AGENT]!), cell(row, at[TASK]!), cell(row, at[NODE]!)),
-          effectiveConfidence: cell(row, at[EFFECTIVE_CONFIDENCE]!) as number,
-          score: cell(row, at[SCORE]!) as number,
-        };
-      }
-    }
-    const f: Record<string, unknown> = { id: cell(row, at[ID]!), domain, text: cell(row, at[TEXT]!) };
-    if (subject !== undefined) f['subject'] = subject;
-    if (predicate !== undefined) f['predicate'] = predicate;
-    if (object !== undefined) f['object'] = object;
-    f['confidence'] = cell(row, at[CONFIDENCE]!);
-    f['validFrom'] = new Date(cell(row, at[VALID_FROM]!) as number);
-    if (validTo !== undefined) f['validTo'] = new Date(validTo as number);
-    f['observedAt'] = new Date(cell(row, at[OBSERVED_AT]!) as number);
-    f['recordedAt'] = new Date(cell(row, at[RECORDED_AT]!) as number);
-    if (invalidatedAt !== undefined) f['invalidatedAt'] = new Date(invalidatedAt as number);
-    f['reinforcedAt'] = new Date(cell(row, at[REINFORCED_AT]!) as number);
-    f['confirmations'] = cell(row, at[CONFIRMATIONS]!);
-    f['status'] = cell(row, at[STATUS]!) as FactStatus;
-    f['source'] = source(cell(row, at[AGENT]!), cell(row, at[TASK]!), cell(row, at[NODE]!));
-    f['effectiveConfidence'] = cell(row, at[EFFECTIVE_CONFIDENCE]!);
-    f['score'] = cell(row, at[SCORE]!);
-    return f as unknown as RecalledFact;
-  });
+  return reply.rows.map((row) => rowFact(positions === undefined ? row : inKnownOrder(row, positions), domain));
 }
 
-/** The row's value at position `i` (-1: the reply has no such column); null reads as absent. */
+/**
+ * One row (in `RECALL_TABLE_COLUMNS`' order) as the client's fact; null cells read as absent. Cells are read at
+ * constant positions, not through a positions array: this runs for every recalled fact.
+ */
+function rowFact(row: readonly WireTableCell[], domain: string): RecalledFact {
+  const subject = cell(row, SUBJECT);
+  const predicate = cell(row, PREDICATE);
+  const object = cell(row, OBJECT) as FactObject | undefined;
+  const validTo = cell(row, VALID_TO);
+  const invalidatedAt = cell(row, INVALIDATED_AT);
+  // The two shapes most facts have (a triple or none; open, not invalidated) are made in one literal each: V8
+  // then allocates the fact whole, instead of growing it a property at a time. The keys and their order are
+  // those the general build below gives for the same fact.
+  if (validTo === undefined && invalidatedAt === undefined) {
+    if (subject !== undefined && predicate !== undefined && object !== undefined) {
+      return {
+        id: cell(row, ID) as string,
+        domain,
+        text: cell(row, TEXT) as string,
+        subject: subject as string,
+        predicate: predicate as string,
+        object,
+        confidence: cell(row, CONFIDENCE) as number,
+        validFrom: new Date(cell(row, VALID_FROM) as number),
+        observedAt: new Date(cell(row, OBSERVED_AT) as number),
+        recordedAt: new Date(cell(row, RECORDED_AT) as number),
+        reinforcedAt: new Date(cell(row, REINFORCED_AT) as number),
+        confirmations: cell(row, CONFIRMATIONS) as number,
+        status: cell(row, STATUS) as FactStatus,
+        source: source(cell(row, AGENT), cell(row, TASK), cell(row, NODE)),
+        effectiveConfidence: cell(row, EFFECTIVE_CONFIDENCE) as number,
+        score: cell(row, SCORE) as number,
+      };
+    }
+    if (subject === undefined && predicate === undefined && object === undefined) {
+      return {
+        id: cell(row, ID) as string,
+        domain,
+        text: cell(row, TEXT) as string,
+        confidence: cell(row, CONFIDENCE) as number,
+        validFrom: new Date(cell(row, VALID_FROM) as number),
+        observedAt: new Date(cell(row, OBSERVED_AT) as number),
+        recordedAt: new Date(cell(row, RECORDED_AT) as number),
+        reinforcedAt: new Date(cell(row, REINFORCED_AT) as number),
+        confirmations: cell(row, CONFIRMATIONS) as number,
+        status: cell(row, STATUS) as FactStatus,
+        source: source(cell(row, AGENT), cell(row, TASK), cell(row, NODE)),
+        effectiveConfidence: cell(row, EFFECTIVE_CONFIDENCE) as number,
+        score: cell(row, SCORE) as number,
+      };
+    }
+  }
+  const f: Record<string, unknown> = { id: cell(row, ID), domain, text: cell(row, TEXT) };
+  if (subject !== undefined) f['subject'] = subject;
+  if (predicate !== undefined) f['predicate'] = predicate;
+  if (object !== undefined) f['object'] = object;
+  f['confidence'] = cell(row, CONFIDENCE);
+  f['validFrom'] = new Date(cell(row, VALID_FROM) as number);
+  if (validTo !== undefined) f['validTo'] = new Date(validTo as number);
+  f['observedAt'] = new Date(cell(row, OBSERVED_AT) as number);
+  f['recordedAt'] = new Date(cell(row, RECORDED_AT) as number);
+  if (invalidatedAt !== undefined) f['invalidatedAt'] = new Date(invalidatedAt as number);
+  f['reinforcedAt'] = new Date(cell(row, REINFORCED_AT) as number);
+  f['confirmations'] = cell(row, CONFIRMATIONS);
+  f['status'] = cell(row, STATUS) as FactStatus;
+  f['source'] = source(cell(row, AGENT), cell(row, TASK), cell(row, NODE));
+  f['effectiveConfidence'] = cell(row, EFFECTIVE_CONFIDENCE);
+  f['score'] = cell(row, SCORE);
+  return f as unknown as RecalledFact;
+}
+
+/** The row's value at position `i`; null reads as absent. */
 function cell(row: readonly WireTableCell[], i: number): WireTableCell | undefined {
-  return i < 0 ? undefined : (row[i] ?? undefined);
+  return row[i] ?? undefined;
 }
 
 function source(agent: WireTableCell | undefined, task: WireTableCell | undefined, node: WireTableCell | undefined): Source {
