@@ -20,6 +20,10 @@ export function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  // Past 2^53 a number is already rounded when decoded: echoing it would show a value the caller never sent.
+  if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
+    return `a number beyond 2^53 (about ${value.toExponential(2)}), which JSON and msgpack readers round`;
+  }
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   if (typeof value === 'bigint') return `${value}n`;
   if (value instanceof Uint8Array) return `binary (${value.length} bytes)`;
@@ -127,7 +131,7 @@ export const unit = number({ min: 0, max: 1 });
 export const confidence: Check<number> = (value, path) =>
   typeof value === 'number' && value > 0 && value <= 1 ? value : fail(path, 'must be a number in (0, 1]', value);
 /** A log sequence number. */
-export const seq = number({ min: 0, max: Number.MAX_SAFE_INTEGER, integer: true });
+export const seq = number({ min: 0, max: Number.MAX_SAFE_INTEGER, integer: true, range: '0..2^53 - 1' });
 
 export const boolean: Check<boolean> = (value, path) =>
   typeof value === 'boolean' ? value : fail(path, 'must be true or false', value);

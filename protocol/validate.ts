@@ -29,6 +29,7 @@ import {
   describe,
 } from './fields.ts';
 import { LIMITS, TASK_ID } from './limits.ts';
+import type { Check } from './fields.ts';
 import type {
   ClassifyRequest,
   EntityRequest,
@@ -231,6 +232,21 @@ export function parseRecallRequest(body: unknown): RecallRequest {
   return req;
 }
 
+/**
+ * A fact id as the shards write them, `<domain>:<position, base 36>:<index>` (`email:000000002a:0`). Its parts are
+ * opaque; the shape is checked so that a malformed id is a BAD_REQUEST, not a "no such fact" (NOT_FOUND), and so the
+ * router can read the domain from it.
+ */
+const FACT_ID = /^[a-z][a-z0-9_]{0,31}:[0-9a-z]{1,10}:[0-9]+$/;
+
+const factId: Check<string> = (value, path) => {
+  const s = id(value, path);
+  if (!FACT_ID.test(s)) {
+    throw badRequest(path, `must be a fact id as a reply gave it, like "email:000000002a:0" (<domain>:<position>:<index>), got ${describe(s)}`);
+  }
+  return s;
+};
+
 /** `forget`: remove a fact's text; a tombstone stays. */
 export function parseForgetRequest(body: unknown): ForgetRequest {
   const b = envelope(body);
@@ -238,7 +254,7 @@ export function parseForgetRequest(body: unknown): ForgetRequest {
     v: 1,
     agent: id(b['agent'], 'agent'),
     opId: optional(id)(b['opId'], 'opId'),
-    factId: id(b['factId'], 'factId'),
+    factId: factId(b['factId'], 'factId'),
   });
 }
 
@@ -249,7 +265,7 @@ export function parseRetractRequest(body: unknown): RetractRequest {
     v: 1,
     agent: id(b['agent'], 'agent'),
     opId: optional(id)(b['opId'], 'opId'),
-    factId: id(b['factId'], 'factId'),
+    factId: factId(b['factId'], 'factId'),
     validTo: optional(timestamp)(b['validTo'], 'validTo'),
   });
 }
@@ -271,7 +287,7 @@ export function parseGetRequest(body: unknown): GetRequest {
   const b = envelope(body);
   return compact<GetRequest>({
     v: 1,
-    factId: id(b['factId'], 'factId'),
+    factId: factId(b['factId'], 'factId'),
     minSeq: optional(seqMap)(b['minSeq'], 'minSeq'),
     maxStaleMs: optional(maxStaleMs)(b['maxStaleMs'], 'maxStaleMs'),
   });

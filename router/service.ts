@@ -324,12 +324,15 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
     }
     return domain;
   };
-  /** A fact id says its domain (`email:000000002a:0`); the request may also name it. */
+  /**
+   * A fact id says its domain (`email:000000002a:0`; the parsers checked its shape); the request may also name it.
+   * An id naming a domain the cluster does not have is UNKNOWN_DOMAIN, as a `domain` field naming one is.
+   */
   const domainOfFact = (factId: string, named: unknown): string => {
     if (named !== undefined && named !== null) return requireDomain(domainName(named, 'domain'));
     const prefix = factId.slice(0, factId.indexOf(':'));
     if (d.domains.has(prefix)) return prefix;
-    throw new ShardmindError(ErrorCode.BAD_REQUEST, `domain: required, the fact id "${factId}" does not name one`);
+    throw new ShardmindError(ErrorCode.UNKNOWN_DOMAIN, `factId: "${factId}" names domain "${prefix}", which is not in the cluster config (domains: ${[...d.domains].join(', ')})`);
   };
   const rawField = (body: unknown, field: string): unknown => (isRecord(body) ? body[field] : undefined);
   /**

@@ -226,11 +226,28 @@ test('forget, retract, history, get - required fields and types', () => {
   });
   badRequest(() => parseForgetRequest({ v: 1, agent: 'a' }), 'factId: must be a string, got nothing');
   badRequest(() => parseForgetRequest({ v: 1, factId: 'x' }), 'agent: must be a string');
-  assert.is(parseRetractRequest({ v: 1, agent: 'a', factId: 'f', validTo: '2026-01-01T00:00:00Z' }).validTo, '2026-01-01T00:00:00.000Z');
-  badRequest(() => parseRetractRequest({ v: 1, agent: 'a', factId: 'f', validTo: 'soon' }), 'validTo: must be an ISO-8601');
+  assert.is(parseRetractRequest({ v: 1, agent: 'a', factId: 'email:1:0', validTo: '2026-01-01T00:00:00Z' }).validTo, '2026-01-01T00:00:00.000Z');
+  badRequest(() => parseRetractRequest({ v: 1, agent: 'a', factId: 'email:1:0', validTo: 'soon' }), 'validTo: must be an ISO-8601');
   assert.equal(parseHistoryRequest({ v: 1, subject: 'user', predicate: 'prefers' }), { v: 1, subject: 'user', predicate: 'prefers' });
   badRequest(() => parseHistoryRequest({ v: 1 }), 'subject: must be a string, got nothing');
   badRequest(() => parseGetRequest({ v: 1, factId: ['x'] }), 'factId: must be a string, got an array');
+});
+
+test('a malformed fact id is BAD_REQUEST naming the shape, on forget, retract and get (walkthrough-session11 finding 17)', () => {
+  for (const bad of ['garbage', 'email', 'email:', 'email:0000000002', 'Email:0000000002:0', 'email:00000000020:0', 'email:000000002a:x']) {
+    for (const parse of [parseForgetRequest, parseRetractRequest, parseGetRequest]) {
+      badRequest(() => parse({ v: 1, agent: 'a', factId: bad }), 'factId: must be a fact id as a reply gave it, like "email:000000002a:0"');
+    }
+  }
+  for (const good of ['email:000000002a:0', 'nope:0000000002:0', 'files:1:0', 'a_1:zzzzzzzzzz:12']) {
+    assert.is(parseGetRequest({ v: 1, factId: good }).factId, good);
+  }
+});
+
+test('minSeq states its bound, 2^53, and does not echo a number it received rounded (walkthrough-session11 finding 17)', () => {
+  badRequest(() => parseRecallRequest({ v: 1, query: 'x', minSeq: { email: 2 ** 60 } }), 'minSeq.email: must be an integer in 0..2^53 - 1, got a number beyond 2^53 (about 1.15e+18)');
+  badRequest(() => parseRecallRequest({ v: 1, query: 'x', minSeq: { email: -1 } }), 'minSeq.email: must be an integer in 0..2^53 - 1, got -1');
+  assert.equal(parseRecallRequest({ v: 1, query: 'x', minSeq: { email: Number.MAX_SAFE_INTEGER } }).minSeq, { email: Number.MAX_SAFE_INTEGER });
 });
 
 test('classify and task requests - required fields and types', () => {
