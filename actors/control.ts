@@ -48,6 +48,11 @@ export interface HostStatusReply {
    * count them as level 1 (`replica-levels.ts`).
    */
   readonly logLevel?: number;
+  /**
+   * The digest of what this host's config says that every host must agree on (`configDigest`: domains, predicate
+   * specs, placement, replication); `shardmind status` warns when hosts differ. Absent from older hosts.
+   */
+  readonly configDigest?: string;
 }
 
 export interface PingReply {

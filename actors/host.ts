@@ -10,7 +10,7 @@
  * process.once('SIGTERM', () => void host.drain());
  */
 import { connect, type JetStreamClient, type JetStreamManager, type NatsConnection, type Subscription } from 'nats';
-import { compactionOf, nodeByName, placementsOf, type ClusterConfig, type DomainConfig } from '../config/index.ts';
+import { compactionOf, configDigest, nodeByName, placementsOf, type ClusterConfig, type DomainConfig } from '../config/index.ts';
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { serveControl, type HostStatusReply, type PruneOptions } from './control.ts';
@@ -82,6 +82,8 @@ export class Host {
   private readonly log: (line: string) => void;
   private readonly startedAt: number;
   private readonly logLevel: number;
+  /** `status().configDigest`: the config is fixed for the host's life, so it is hashed once. */
+  private readonly configDigest: string;
   /** Logs an exception nothing caught before Node exits (installed while the host runs). */
   private readonly onFatal: (err: unknown, origin: string) => void;
   /** Where the subscription guards report what they caught (`guarded.ts`). */
@@ -93,6 +95,7 @@ export class Host {
     this.log = o.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.startedAt = this.clock.now();
     this.logLevel = o.logLevel ?? hostLogLevel();
+    this.configDigest = configDigest(o.config);
     this.report = (err, where) => this.log(`[${o.node}] ${where}: ${describeError(err)}`);
     this.onFatal = (err, origin) => this.logFatal(err, origin);
   }
@@ -304,6 +307,7 @@ export class Host {
       relay: this.relay.stats(),
       ...(this.drained ? { draining: true } : {}),
       logLevel: this.logLevel,
+      configDigest: this.configDigest,
     };
   }
 

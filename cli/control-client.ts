@@ -43,6 +43,8 @@ export interface HostStatusWire {
   readonly pid?: number;
   readonly startedAt?: string;
   readonly shards: readonly ShardStatusWire[];
+  /** The digest of the config parts every host must agree on (`configDigest`); absent from older hosts. */
+  readonly configDigest?: string;
 }
 
 /** A node's status, or why it did not give one. */
@@ -99,6 +101,7 @@ function normalizeStatus(node: string, raw: Record<string, unknown>): HostStatus
     ...(typeof raw['pid'] === 'number' ? { pid: raw['pid'] } : {}),
     ...(typeof raw['startedAt'] === 'string' ? { startedAt: raw['startedAt'] } : {}),
     shards: Array.isArray(list) ? list : [],
+    ...(typeof raw['configDigest'] === 'string' ? { configDigest: raw['configDigest'] } : {}),
   };
 }
 

@@ -4,7 +4,8 @@
  * lag behind the stream's tail (from the stream leader), where the log now starts (past 1 once it was compacted),
  * epoch, how long ago the leader's heartbeat was heard, how stale a replica read answered there may be, and the log
  * level the replica's build understands (a leader's also says the level it writes at while a replica understands
- * less). Below the table, one line per replica stopped at a log message its build cannot read ("needs upgrade").
+ * less). Below the table, one line per replica stopped at a log message its build cannot read ("needs upgrade"), and
+ * a warning naming the hosts whose config differs from the others' in what every host must agree on (`configDigest`).
  */
 import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
@@ -122,6 +123,34 @@ export function renderStatus(rows: readonly StatusRow[]): string {
   return notes.length === 0 ? table : `${table}\n${notes.join('')}`;
 }
 
+/**
+ * A warning line when the hosts that answered run configs that differ in what every host must agree on (domains,
+ * predicate specs, placement, replication: `configDigest`), naming the hosts that differ from the most common one;
+ * undefined when they agree. Hosts too old to report a digest are left out.
+ */
+export function configDriftWarning(statuses: readonly NodeStatus[]): string | undefined {
+  const byDigest = new Map<string, string[]>();
+  for (const s of statuses) {
+    const digest = s.ok ? s.status.configDigest : undefined;
+    if (digest === undefined) continue;
+    const nodes = byDigest.get(digest) ?? [];
+    nodes.push(s.node);
+    byDigest.set(digest, nodes);
+  }
+  if (byDigest.size <= 1) return undefined;
+  const groups = [...byDigest].sort((a, b) => b[1].length - a[1].length || a[0].localeCompare(b[0]));
+  const runs = ([digest, nodes]: [string, string[]]): string => `${nodes.join(', ')} ${nodes.length === 1 ? 'runs' : 'run'} ${digest}`;
+  // With a most common config, name the hosts that differ from it; with a tie, nobody is the odd one out.
+  const [most, second] = [groups[0]!, groups[1]!];
+  const who = most[1].length > second[1].length
+    ? `${groups.slice(1).map(runs).join('; ')}, the others (${most[1].join(', ')}) ${most[0]}`
+    : groups.map(runs).join('; ');
+  return (
+    `WARNING: config drift: ${who}. Domains, predicate specs, placement and replication must agree on every host: ` +
+    `give them one cluster.config.ts and restart the hosts that differ.\n`
+  );
+}
+
 const USAGE = `usage: shardmind status [--config FILE] [--servers URL,…] [--nodes NAME,…] [--json] [--timeout MS]
 
 Asks every node (sm.ctl.<node>.status) and prints domains × nodes: role, machine state, appliedSeq, lag behind the
@@ -156,8 +185,9 @@ export async function runStatus(argv: readonly string[], io: Io = stdio): Promis
     const logs = await streamBounds(jsm, domains);
     const rows = statusRows(statuses, logs, Date.now());
     const tails = Object.fromEntries([...logs].map(([d, b]) => [d, b.last]));
-    if (values.json) io.out(JSON.stringify({ v: 1, nodes: statuses, tails, rows }) + '\n');
-    else io.out(renderStatus(rows));
+    const drift = configDriftWarning(statuses);
+    if (values.json) io.out(JSON.stringify({ v: 1, nodes: statuses, tails, rows, ...(drift ? { configDrift: drift.trim() } : {}) }) + '\n');
+    else io.out(drift ? `${renderStatus(rows)}\n${drift}` : renderStatus(rows));
     return statuses.every((s) => s.ok) ? 0 : 1;
   } finally {
     await nc.close();

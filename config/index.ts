@@ -34,3 +34,4 @@ export {
   DEFAULT_COMPACT_RETAIN_ENTRIES,
   DEFAULT_KEEP_SNAPSHOTS,
 } from './load.ts';
+export { configDigest, CONFIG_DIGEST_CHARS } from './digest.ts';
