@@ -349,6 +349,7 @@ function handleBody(op: ShardOp, body: unknown, encoding: Encoding, o: ShardServ
     }
     case 'retract': {
       const req = parseRetractRequest(body);
+      if (req.validTo !== undefined) refuseEndBeforeStart(o, req.factId, req.validTo);
       const entry: RetractEntry = {
         v: 1,
         opId: req.opId ?? newOpId(o),
@@ -361,6 +362,18 @@ function handleBody(op: ShardOp, body: unknown, encoding: Encoding, o: ShardServ
       return new OneWrite(entry, (r) => writeReply(o.domain, r));
     }
   }
+}
+
+/**
+ * A retraction may not end a fact before it began, as `remember` refuses `validTo` before `validFrom`: apply would
+ * clamp it to `validFrom` and answer `retracted`, a silent change of what was asked. Checked here, before the append,
+ * because it needs the stored fact; a fact's `validFrom` never changes once written, so the check cannot go stale.
+ * A fact this leader has not applied yet (or none) is left to apply, which answers as it always did.
+ */
+function refuseEndBeforeStart(o: ShardServiceOptions, factId: string, validTo: string): void {
+  const fact = o.store.getFact(factId);
+  if (fact === undefined || fact.status === 'forgotten' || Date.parse(validTo) >= fact.validFrom) return;
+  throw badRequest('validTo', `must not be before the fact's validFrom (${new Date(fact.validFrom).toISOString()}), got ${validTo}`);
 }
 
 /**
