@@ -13,7 +13,7 @@ import { RECALL_TABLE_COLUMNS, memSubject, shardSubject, type RecallReply, type 
 import type { BenchContext } from './context.ts';
 import type { LostWrites } from './peers/server-memory.ts';
 import type { MemoryTarget, TargetOp } from './target.ts';
-import { factAt, queryAt } from './workload.ts';
+import { factAt, queryTextAt } from './workload.ts';
 
 export const BENCH_DOMAIN = 'bench';
 const RECALL_LIMIT = 10;
@@ -72,7 +72,7 @@ export function rememberBody(i: number, agent = 'bench'): Record<string, unknown
 
 /** A recall as the TypeScript client sends it: the table layout (decisions §28), its columns known. */
 function recallBody(i: number, stored: number): Record<string, unknown> {
-  return { v: 1, agent: 'bench', domain: BENCH_DOMAIN, query: queryAt(i, stored).text, limit: RECALL_LIMIT, layout: 'table', knownColumns: RECALL_TABLE_COLUMNS.length };
+  return { v: 1, agent: 'bench', domain: BENCH_DOMAIN, query: queryTextAt(i, stored), limit: RECALL_LIMIT, layout: 'table', knownColumns: RECALL_TABLE_COLUMNS.length };
 }
 
 /** Runs `op(i)` for i in [from, to) with `inFlight` outstanding; throws on the first failure. */

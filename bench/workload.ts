@@ -58,3 +58,15 @@ export function queryAt(i: number, stored: number): { readonly words: readonly s
   const words = Array.from({ length: WORDS_PER_QUERY }, (_, j) => word(mix(from, j + 1) % VOCABULARY));
   return { words, text: words.join(' '), from };
 }
+
+/**
+ * `queryAt(i, stored).text` alone, made without the words' array: the recall loops send only the text, and the
+ * array (`Array.from` with its callback) was most of the ~1 µs per recall the load generator spent making its own
+ * query — work no agent does for its query (decisions §56).
+ */
+export function queryTextAt(i: number, stored: number): string {
+  const from = mix(i, 201) % Math.max(1, stored);
+  let text = word(mix(from, 1) % VOCABULARY);
+  for (let j = 1; j < WORDS_PER_QUERY; j++) text += ` ${word(mix(from, j + 1) % VOCABULARY)}`;
+  return text;
+}

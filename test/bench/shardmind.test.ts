@@ -6,6 +6,13 @@ import { Cleanup } from '../../bench/cleanup.ts';
 import { QUICK, type BenchContext } from '../../bench/context.ts';
 import { startBenchHost } from '../../bench/host.ts';
 import { measureShardmindLostWrites, shardmindTarget } from '../../bench/shardmind.ts';
+import { queryAt, queryTextAt } from '../../bench/workload.ts';
+
+test('bench workload - the recall loops\' query text is queryAt\'s, made without its words array', () => {
+  for (const stored of [1, 300, 10_000, 1_000_000]) {
+    for (let i = 0; i < 2_000; i++) assert.is(queryTextAt(i, stored), queryAt(i, stored).text, `query ${i} of ${stored}`);
+  }
+});
 
 test('bench shardmind - a host child process serves the workload and keeps every acknowledged write across a restart', async () => {
   const cleanup = new Cleanup();
