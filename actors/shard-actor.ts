@@ -163,6 +163,16 @@ const INTAKE_DRAIN_MAX_MS = 2_000;
 const RETRY_MAX_MS = 2_000;
 /** Longest back-off between bootstrap attempts (no snapshot yet, a download that failed). */
 const BOOTSTRAP_RETRY_MAX_MS = 5_000;
+/**
+ * A log that reads as ending below this replica's position is believed only when readings say so for this long
+ * (and at least TAIL_LOST_READINGS times): a stream leader resumed from a freeze (SIGSTOP, a VM pause) answers with
+ * its old, shorter state until it hears the new term. In CI two replicas halted on one such reading (log "ends at
+ * 127" while it held 339) and stayed halted, leaving the domain one replica.
+ */
+const TAIL_LOST_CONFIRM_MS = 5_000;
+const TAIL_LOST_READINGS = 3;
+/** How often a replica halted in `aheadOfLog` asks the log again whether it holds this replica's history after all. */
+const AHEAD_RECHECK_MS = 2_000;
 
 export class ShardActor implements ShardRuntime {
   private actor: Actor<typeof shardMachine> | undefined;
@@ -191,6 +201,8 @@ export class ShardActor implements ShardRuntime {
   private lastHash: { readonly seq: number; readonly hash: string } | undefined;
   /** Set when this replica applied an entry the log did not keep: the next catch-up rebuilds it from seq 1. */
   private rebuildReason: string | undefined;
+  /** The current run of readings that put the log's tail below this replica's position: since when, how many. */
+  private tailBelow: { since: number; last: number; readings: number } | undefined;
   /** Replica reads (`sm.replica.<domain>.*`), served while leading or following. */
   private replicaSubscriptions: Subscription[] = [];
   private replicaDrained: Promise<void> = Promise.resolve();
@@ -571,14 +583,17 @@ export class ShardActor implements ShardRuntime {
       const { firstSeq, lastSeq: tail } = await logBounds(this.o.jsm, this.domain);
       // The log ends below what this replica applied: it lost entries only this store holds (acknowledged writes
       // among them). Reading on from there would skip the log's next entries at those sequences, and a rebuild would
-      // delete the only copy of them: halt with the store as it is (the machine's `aheadOfLog`), before any rebuild.
+      // delete the only copy of them: halt with the store as it is (the machine's `aheadOfLog`), before any rebuild,
+      // once the readings agree for long enough (`confirmTailLost` throws, and so retries, until then).
       if (tail < this.position) {
+        const confirmed = this.confirmTailLost(tail);
         const why = this.rebuildReason;
         this.rebuildReason = undefined;
-        lost = new LogTailLostError(this.domain, tail, this.position);
+        lost = confirmed;
         this.log(`ERROR: ${lost.message}${why === undefined ? '' : ` (a rebuild was due and is not done: ${why})`}`);
         return;
       }
+      this.tailBelow = undefined;
       const why = this.rebuildReason;
       if (why !== undefined) {
         // Asked first (a failure to ask is retried with the rebuild still due): a log that is another history
@@ -1032,10 +1047,11 @@ export class ShardActor implements ShardRuntime {
     if (logged.kind === 'unanswered') throw new Error(`cannot ask the log for its entry at seq ${mine.seq} now: ${logged.detail}`);
     if (logged.kind === 'missing') {
       const { firstSeq, lastSeq } = await logBounds(this.o.jsm, this.domain);
-      if (lastSeq < mine.seq) throw new LogTailLostError(this.domain, lastSeq, this.position);
+      if (lastSeq < mine.seq) throw this.confirmTailLost(lastSeq);
       if (firstSeq > mine.seq) return;
       throw new Error(`the log has no entry at seq ${mine.seq}, which this replica applied (it holds ${firstSeq}..${lastSeq}): it was deleted from the stream`);
     }
+    this.tailBelow = undefined; // the log reaches this replica's position
     if (logged.hash === mine.hash) return;
     this.rebuildReason = `the entry this replica applied at seq ${mine.seq} is not the one the log kept (${when})`;
     throw new Error(this.rebuildReason);
@@ -1064,6 +1080,62 @@ export class ShardActor implements ShardRuntime {
     if (m && m.kind === mark.kind && m.epoch === mark.epoch && m.node === mark.node) return undefined;
     const found = m ? `a ${m.kind} marker of epoch ${m.epoch} by ${m.node}` : message ? `a ${message.op} entry` : 'not a log entry';
     return new LogHistoryReplacedError(this.domain, mark.seq, mine, found, this.position);
+  }
+
+  /**
+   * One more reading of the log's tail below this replica's position: the error to halt with once such readings
+   * have agreed for TAIL_LOST_CONFIRM_MS, TAIL_LOST_READINGS times or more; until then it throws a plain error, which
+   * the caller's retry (catch-up) or the next attempt (claim, heartbeat check) turns into another reading.
+   */
+  private confirmTailLost(tail: number): LogTailLostError {
+    const now = Date.now();
+    // A reading long after the last one starts a new run: the readings must agree across the whole window.
+    const run = this.tailBelow !== undefined && now - this.tailBelow.last <= TAIL_LOST_CONFIRM_MS ? this.tailBelow : { since: now, last: now, readings: 0 };
+    this.tailBelow = { since: run.since, last: now, readings: run.readings + 1 };
+    if (this.tailBelow.readings >= TAIL_LOST_READINGS && now - run.since >= TAIL_LOST_CONFIRM_MS) {
+      this.tailBelow = undefined;
+      return new LogTailLostError(this.domain, tail, this.position);
+    }
+    throw new Error(
+      `the ${this.domain} log reads as ending at seq ${tail}, below this replica's ${this.position}: asking again before halting (a stream leader resumed from a freeze answers with its old state for a moment)`,
+    );
+  }
+
+  /**
+   * Halted in `aheadOfLog`: every AHEAD_RECHECK_MS, asks whether the log holds this replica's last entry (same bytes
+   * at the same sequence) and its last leadership marker after all; if so, the reading that halted it was stale and
+   * LOG_HOLDS sends it back to catching up, whose chain check still stands between it and anything the log did not
+   * keep. A replica that cannot name its last entry's hash stays halted: there is nothing to compare.
+   */
+  watchAhead(send: (e: ShardEvent) => void): () => void {
+    const stop = new AbortController();
+    const onAbort = (): void => stop.abort();
+    this.abort.signal.addEventListener('abort', onAbort, { once: true });
+    const watching = (async () => {
+      while (!stop.signal.aborted) {
+        await abortableDelay(AHEAD_RECHECK_MS, stop.signal);
+        if (stop.signal.aborted) return;
+        const mine = this.lastHash;
+        if (mine === undefined || mine.seq !== this.position || this.position === 0) continue;
+        try {
+          const logged = await this.logEntryAt(mine.seq);
+          if (logged.kind !== 'found' || logged.hash !== mine.hash) continue;
+          if ((await this.logReplacedHistory()) !== undefined) continue;
+        } catch {
+          continue; // the log cannot be asked now: ask again next time
+        }
+        if (stop.signal.aborted) return;
+        const detail = `the ${this.domain} log holds this replica's entry at seq ${mine.seq} and its last marker after all (the reading that halted it was stale): catching up`;
+        this.log(detail);
+        send({ type: 'LOG_HOLDS', detail });
+        return;
+      }
+    })();
+    this.track(watching);
+    return () => {
+      stop.abort();
+      this.abort.signal.removeEventListener('abort', onAbort);
+    };
   }
 
   /** `entryHash` of the log's message at `seq`, asked of the stream leader; undefined when it does not answer. */

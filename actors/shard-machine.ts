@@ -12,6 +12,8 @@
  *   catchingUp, claiming → aheadOfLog   (the log ends below what this replica applied, or holds another history
  *                                        where a rebuild was due: it lost entries this replica holds; it stops
  *                                        there, its store kept)
+ *   aheadOfLog → (LOG_HOLDS) catchingUp (asked again, the log holds this replica's last entry after all: the
+ *                                        reading that halted it was a stale one)
  *   any → (STOP) stopping → stopped     any work failing → failed
  *
  * Replica reads (`sm.replica.<domain>.*`, `replica-service.ts`) are served in `leading` and `following` only: a
@@ -25,7 +27,10 @@
  * whole-cluster power loss, or the stream was deleted or recreated), so this store holds acknowledged writes the log
  * does not. Catching up, leading or rebuilding from such a log would serve another history or delete the only copy
  * of those writes, so the replica does none of them: it keeps its store, serves nothing, watches no lease, and
- * says which entries the log lost in `lastError`. Only STOP leaves it; an operator decides (docs/operations.md).
+ * says which entries the log lost in `lastError`. An operator decides (docs/operations.md). While halted it keeps
+ * asking the log (`watchAhead`): a stream leader resumed from a freeze answers with its old, shorter state until it
+ * hears the new term, and a replica halted on such a reading leaves (`LOG_HOLDS`) once the log is seen to hold its
+ * last entry and its last leadership marker, byte for byte.
  *
  * Issue 5 (failover, migration) plugs in here: `PROMOTE` is what a standby sends itself after it wins an epoch
  * claim; `HANDOFF` is what `migrate` sends the leader; `claimEpoch` in the runtime is where the KV claim goes.
@@ -45,6 +50,8 @@ export type ShardEvent =
   | { type: 'TAIL_ENDED'; detail: string }
   /** A follower's tail met a log message above this build's level: stop there. */
   | { type: 'NEEDS_UPGRADE'; detail: string }
+  /** Halted in `aheadOfLog`, this replica found the log holding its last entry and marker after all. */
+  | { type: 'LOG_HOLDS'; detail: string }
   | { type: 'FAILED'; detail: string };
 
 export type ShardState =
@@ -89,6 +96,11 @@ export interface ShardRuntime {
   lead(send: (e: ShardEvent) => void): () => void;
   /** Tail the log into LMDB until the cleanup runs; report TAIL_ENDED/NEEDS_UPGRADE/FAILED. */
   follow(send: (e: ShardEvent) => void): () => void;
+  /**
+   * Halted in `aheadOfLog`: ask the log again now and then until the cleanup runs; report LOG_HOLDS when it holds
+   * this replica's last entry and last leadership marker (the reading that halted it was stale).
+   */
+  watchAhead(send: (e: ShardEvent) => void): () => void;
   /** Finish in-flight writes, append a hand-off marker naming `to`. */
   handOff(to: string): Promise<void>;
   /** Stop intake, finish in-flight work, close LMDB. Idempotent. */
@@ -125,6 +137,9 @@ export const shardMachine = setup({
     lead: fromCallback<ShardEvent, { runtime: ShardRuntime }>(({ input, sendBack }) => input.runtime.lead(sendBack)),
     follow: fromCallback<ShardEvent, { runtime: ShardRuntime }>(({ input, sendBack }) =>
       input.runtime.follow(sendBack),
+    ),
+    watchAhead: fromCallback<ShardEvent, { runtime: ShardRuntime }>(({ input, sendBack }) =>
+      input.runtime.watchAhead(sendBack),
     ),
   },
   guards: {
@@ -265,7 +280,11 @@ export const shardMachine = setup({
     aheadOfLog: {
       // Holds nothing open but the store, which is kept as it is (drain closes it on STOP). A promotion cannot be
       // honoured: leading would append after a history this replica does not share.
-      on: { PROMOTE: {} },
+      invoke: { src: 'watchAhead', input: ({ context }) => ({ runtime: context.runtime }) },
+      on: {
+        PROMOTE: {},
+        LOG_HOLDS: { target: 'catchingUp', actions: assign({ lastError: ({ event }) => event.detail }) },
+      },
     },
     stopping: {
       on: { STOP: {}, FAILED: {} },

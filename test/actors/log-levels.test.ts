@@ -88,6 +88,10 @@ class HaltingRuntime implements ShardRuntime {
     this.followSend = send;
     return () => this.calls.push('follow:cleanup');
   }
+  watchAhead(): () => void {
+    this.calls.push('watchAhead');
+    return () => this.calls.push('watchAhead:cleanup');
+  }
   async handOff(): Promise<void> {
     this.calls.push('handOff');
   }

@@ -52,6 +52,12 @@ class ScriptedRuntime implements ShardRuntime {
     this.followSend = send;
     return () => this.calls.push('follow:cleanup');
   }
+  watchSend: ((e: ShardEvent) => void) | undefined;
+  watchAhead(send: (e: ShardEvent) => void): () => void {
+    this.calls.push('watchAhead');
+    this.watchSend = send;
+    return () => this.calls.push('watchAhead:cleanup');
+  }
   async handOff(to: string): Promise<void> {
     this.calls.push(`handOff:${to}`);
   }
@@ -141,10 +147,22 @@ test('shard machine - a catch-up that finds the log ended below this replica hal
   actor.send({ type: 'PROMOTE' });
   await new Promise((r) => setTimeout(r, 20));
   assert.is(actor.getSnapshot().value, 'aheadOfLog');
-  assert.equal(rt.calls, ['open', 'catchUp'], 'it never claims, and never catches up again by itself');
+  assert.equal(rt.calls, ['open', 'catchUp', 'watchAhead'], 'it never claims, and never catches up again by itself');
   actor.send({ type: 'STOP' });
   await until(actor, 'stopped');
-  assert.equal(rt.calls, ['open', 'catchUp', 'drain']);
+  assert.equal(rt.calls, ['open', 'catchUp', 'watchAhead', 'watchAhead:cleanup', 'drain']);
+});
+
+test('shard machine - halted in aheadOfLog, a replica whose watch finds the log holding its history after all catches up again', async () => {
+  const rt = new ScriptedRuntime();
+  rt.catchUpErrors = [new LogTailLostError('email', 127, 257)];
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: false } }).start();
+  await until(actor, 'aheadOfLog');
+  rt.watchSend?.({ type: 'LOG_HOLDS', detail: 'the email log holds this replica\'s entry at seq 257 after all' });
+  await until(actor, 'following');
+  assert.equal(rt.calls, ['open', 'catchUp', 'watchAhead', 'watchAhead:cleanup', 'catchUp', 'follow']);
+  assert.match(actor.getSnapshot().context.lastError ?? '', /holds this replica's entry at seq 257 after all/);
+  actor.stop();
 });
 
 test('shard machine - a claim whose check finds the log lost this replica\'s last entry halts in aheadOfLog', async () => {
@@ -152,7 +170,7 @@ test('shard machine - a claim whose check finds the log lost this replica\'s las
   rt.claimError = new LogTailLostError('email', 4, 6);
   const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: true } }).start();
   await until(actor, 'aheadOfLog');
-  assert.equal(rt.calls, ['open', 'catchUp', 'claim']);
+  assert.equal(rt.calls, ['open', 'catchUp', 'claim', 'watchAhead']);
   assert.match(actor.getSnapshot().context.lastError ?? '', /lost entries 5\.\.6/);
   actor.stop();
 });
