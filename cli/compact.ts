@@ -6,7 +6,7 @@
  */
 import type { NatsConnection } from 'nats';
 import { DOMAIN_NAME, ErrorCode, ShardmindError } from '../protocol/index.ts';
-import { orConfigError, parseCommandFlags } from './args.ts';
+import { durationFlag, MAX_TIMEOUT_MS, orConfigError, parseCommandFlags, readFlagValues } from './args.ts';
 import type { Command } from './command.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
 import { ctlRequest, waitForLeader } from './control-client.ts';
@@ -46,11 +46,11 @@ export async function compactDomain(nc: NatsConnection, o: CompactOptions): Prom
   return ctlRequest<CompactResult>(nc, leader, 'compact', { domain: o.domain }, o.timeoutMs ?? 300_000);
 }
 
-const USAGE = `usage: shardmind compact <domain> [--config FILE] [--servers URL,…] [--nodes NAME,…] [--timeout MS] [--json]
+const USAGE = `usage: shardmind compact <domain> [--config FILE] [--servers URL,…] [--nodes NAME,…] [--timeout DURATION] [--json]
 
 Asks the domain's leader to snapshot its store into the domain's snapshot bucket and purge the log below it, so the
 log stops growing and a new replica installs the snapshot instead of replaying everything. Prints the snapshot's
-sequence and size and how many log entries went. --timeout: milliseconds to wait for the leader (default 300000).
+sequence and size and how many log entries went. --timeout: how long to wait for the leader, e.g. 90s or 5m (a bare number is ms; default 5m).
 The config's compaction.everyEntries does the same automatically.`;
 
 export async function runCompact(argv: readonly string[], io: Io = stdio): Promise<number> {
@@ -68,11 +68,9 @@ export async function runCompact(argv: readonly string[], io: Io = stdio): Promi
     io.err(`${USAGE}\n`);
     return 2;
   }
-  const timeoutMs = values.timeout === undefined ? undefined : Number(values.timeout);
-  if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) {
-    io.err(`compact failed: ${ErrorCode.BAD_REQUEST}: --timeout must be a positive number of ms, got "${values.timeout}"\n`);
-    return 1;
-  }
+  const flags = readFlagValues(io, 'compact', () => ({ timeoutMs: durationFlag('timeout', values.timeout, 1, MAX_TIMEOUT_MS) }));
+  if (typeof flags === 'number') return flags;
+  const { timeoutMs } = flags;
   const target = await orConfigError(io, () => resolveTarget(values));
   if (target === 1) return 1;
   let nc: NatsConnection | undefined;

@@ -8,7 +8,7 @@
  */
 import { ConfigError } from '../config/index.ts';
 import { ShardmindError } from '../protocol/index.ts';
-import { UsageError } from './args.ts';
+import { FlagValueError, flagValueLine, UsageError } from './args.ts';
 import type { Command } from './command.ts';
 import { hostCommand } from './host.ts';
 import { upCommand } from './up.ts';
@@ -67,6 +67,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     return await command.run(rest);
   } catch (err) {
+    // A flag's value that is not what it takes: one coded line naming the flag and what it got.
+    if (err instanceof FlagValueError) {
+      process.stderr.write(`${flagValueLine(name, err)}\n`);
+      return 2;
+    }
     if (err instanceof UsageError) {
       process.stderr.write(`shardmind ${name}: ${err.message}\n\n${command.usage}\n`);
       return 2;

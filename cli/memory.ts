@@ -10,7 +10,7 @@
  */
 import { connect, type Fact, type RecalledFact, type ShardmindClient } from '../client/index.ts';
 import { ShardmindError, timestampMs } from '../protocol/index.ts';
-import { intFlag, orConfigError, parseCommandFlags, UsageError } from './args.ts';
+import { FlagValueError, flagValueLine, intFlag, numberFlag, orConfigError, parseCommandFlags, readFlagValues, UsageError } from './args.ts';
 import { agentServers } from './cluster-connect.ts';
 import { natsConnectOptionsFromEnv } from './nats-tls.ts';
 import type { Command } from './command.ts';
@@ -63,11 +63,11 @@ export async function runRemember(argv: readonly string[], io: Io = stdio): Prom
   const { values, positionals } = parsed;
   const text = positionals[0];
   if (text === undefined || text.trim() === '') return usage(io, 'TEXT: the fact to remember is required', REMEMBER_USAGE);
-  let confidence: number | undefined;
-  if (values.confidence !== undefined) {
-    confidence = Number(values.confidence);
-    if (!(confidence > 0 && confidence <= 1)) return usage(io, `--confidence: "${values.confidence}" must be a number in (0, 1]`, REMEMBER_USAGE);
-  }
+  const flags = readFlagValues(io, 'remember', () => ({
+    confidence: numberFlag('confidence', values.confidence, { min: 0, max: 1, minExclusive: true }, 'a number in (0, 1]'),
+  }));
+  if (typeof flags === 'number') return flags;
+  const { confidence } = flags;
   return withClient(io, values, async (memory) => {
     const r = await memory.remember(
       {
@@ -122,6 +122,10 @@ export async function runRecall(argv: readonly string[], io: Io = stdio): Promis
     if (values.limit !== undefined) limit = intFlag('limit', values.limit, 10, 1, 1000);
     if (values['max-stale-ms'] !== undefined) maxStaleMs = intFlag('max-stale-ms', values['max-stale-ms'], 0, 0, 86_400_000);
   } catch (err) {
+    if (err instanceof FlagValueError) {
+      io.err(`${flagValueLine('recall', err)}\n`);
+      return 2;
+    }
     if (err instanceof UsageError) return usage(io, err.message, RECALL_USAGE);
     throw err;
   }

@@ -10,10 +10,10 @@
  *
  * The old leader stays a follower (a standby); `apply` removes followers the config no longer wants.
  */
-import { orConfigError, parseCommandFlags } from './args.ts';
+import { durationFlag, integerFlag, MAX_TIMEOUT_MS, orConfigError, parseCommandFlags, readFlagValues } from './args.ts';
 import type { Command } from './command.ts';
 import type { JetStreamManager, NatsConnection } from 'nats';
-import { ErrorCode, ShardmindError, encodePayload, shardSubject, decodePayload, unwrapReply } from '../protocol/index.ts';
+import { DOMAIN_NAME, ErrorCode, ShardmindError, encodePayload, shardSubject, decodePayload, unwrapReply } from '../protocol/index.ts';
 import { clusterStatus, ctlRequest, domainViews, type DomainView, type ShardStatusWire } from './control-client.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
 import { stdio, streamTails, type Io } from './status.ts';
@@ -31,6 +31,8 @@ export interface MigrateOptions {
   readonly to: string;
   /** Every node of the cluster, to find the leader. */
   readonly nodes: readonly string[];
+  /** The domains the config knows (checked before anything is sent), when there is a config. */
+  readonly domains?: readonly string[];
   /** Start the handoff once the target is within this many entries of the tail. Default 64. */
   readonly maxLag?: number;
   /** Whole command budget. Default 120 s. */
@@ -115,8 +117,16 @@ function startProbe(nc: NatsConnection, domain: string) {
 /** Runs a migration; throws `ShardmindError` when the cluster cannot do it (no leader, target unknown, timeout). */
 export async function migrateShard(nc: NatsConnection, jsm: JetStreamManager, o: MigrateOptions): Promise<MigrateReport> {
   const started = Date.now();
-  const deadline = started + (o.timeoutMs ?? 120_000);
+  const timeoutMs = o.timeoutMs ?? 120_000;
   const maxLag = o.maxLag ?? 64;
+  // Guarded here too, not only by the CLI's flag readers: a NaN deadline never passes, and the command never gave up.
+  if (!(Number.isInteger(timeoutMs) && timeoutMs > 0)) throw new ShardmindError(ErrorCode.BAD_REQUEST, `timeoutMs: ${String(o.timeoutMs)} must be a positive integer (ms)`);
+  if (!(Number.isInteger(maxLag) && maxLag >= 0)) throw new ShardmindError(ErrorCode.BAD_REQUEST, `maxLag: ${String(o.maxLag)} must be an integer ≥ 0`);
+  if (!DOMAIN_NAME.test(o.domain)) throw new ShardmindError(ErrorCode.BAD_REQUEST, `domain: "${o.domain}" must match ${DOMAIN_NAME}`);
+  if (o.domains && !o.domains.includes(o.domain)) {
+    throw new ShardmindError(ErrorCode.UNKNOWN_DOMAIN, `domain "${o.domain}" is not in the cluster config (${o.domains.join(', ')})`);
+  }
+  const deadline = started + timeoutMs;
   if (!o.nodes.includes(o.to)) {
     throw new ShardmindError(ErrorCode.BAD_REQUEST, `--to: "${o.to}" is not a node (${o.nodes.join(', ')})`);
   }
@@ -214,13 +224,13 @@ export function renderProgress(p: MigrateProgress, width = 30): string {
 }
 
 const USAGE =
-  `usage: shardmind migrate <domain> --to <node> [--config FILE] [--servers URL,…] [--nodes NAME,…] [--max-lag N] [--timeout MS] [--no-probe] [--json]
+  `usage: shardmind migrate <domain> --to <node> [--config FILE] [--servers URL,…] [--nodes NAME,…] [--max-lag N] [--timeout DURATION] [--no-probe] [--json]
 
 Moves the domain's leadership to <node> with no acknowledged write lost: <node> follows the domain and catches up,
 the leader stops intake, finishes its in-flight writes and hands off, and <node> serves from the next epoch. The old
 leader stays as a standby (\`shardmind apply\` removes replicas the config no longer places).
   --max-lag N     hand off once <node> is within N log entries of the tail (default 64)
-  --timeout MS    the whole command's budget in milliseconds (default 120000)
+  --timeout D     the whole command's budget: 90s, 5m, 500ms, or a bare number of ms (default 2m)
   --no-probe      do not run the probe client that reads throughout and reports the gap clients saw`;
 
 export async function runMigrate(argv: readonly string[], io: Io = stdio): Promise<number> {
@@ -247,8 +257,19 @@ export async function runMigrate(argv: readonly string[], io: Io = stdio): Promi
     io.err(`${USAGE}\n`);
     return 2;
   }
+  const flags = readFlagValues(io, 'migrate', () => ({
+    maxLag: integerFlag('max-lag', values['max-lag'], 0, 1_000_000_000),
+    timeoutMs: durationFlag('timeout', values.timeout, 1, MAX_TIMEOUT_MS),
+  }));
+  if (typeof flags === 'number') return flags;
   const target = await orConfigError(io, () => resolveTarget(values));
   if (target === 1) return 1;
+  // Checked before connecting: a typo'd domain waited for a leader that could never exist.
+  const domains = target.config?.domains.map((d) => d.name);
+  if (domains && !domains.includes(domain)) {
+    io.err(`migrate failed: ${ErrorCode.UNKNOWN_DOMAIN}: domain "${domain}" is not in the cluster config (${domains.join(', ')})\n`);
+    return 1;
+  }
   const nc = await connectCluster(target.servers, 'shardmind migrate');
   const tty = !values.json && process.stdout.isTTY === true && io === stdio;
   let lastLine = 0;
@@ -258,8 +279,9 @@ export async function runMigrate(argv: readonly string[], io: Io = stdio): Promi
       domain,
       to: values.to,
       nodes: target.nodes,
-      ...(values['max-lag'] ? { maxLag: Number(values['max-lag']) } : {}),
-      ...(values.timeout ? { timeoutMs: Number(values.timeout) } : {}),
+      ...(domains ? { domains } : {}),
+      ...(flags.maxLag !== undefined ? { maxLag: flags.maxLag } : {}),
+      ...(flags.timeoutMs !== undefined ? { timeoutMs: flags.timeoutMs } : {}),
       probe: !values['no-probe'],
       onProgress: (p) => {
         if (values.json) return;

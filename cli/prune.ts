@@ -7,7 +7,7 @@
  */
 import type { NatsConnection } from 'nats';
 import { DOMAIN_NAME, ErrorCode, ShardmindError } from '../protocol/index.ts';
-import { orConfigError, parseCommandFlags } from './args.ts';
+import { numberFlag, orConfigError, parseCommandFlags, readFlagValues } from './args.ts';
 import type { Command } from './command.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
 import { ctlRequest, waitForLeader } from './control-client.ts';
@@ -79,11 +79,14 @@ export async function runPrune(argv: readonly string[], io: Io = stdio): Promise
   };
   if (!domain) return usage('<domain> is required');
   if (!DOMAIN_NAME.test(domain)) return usage(`<domain>: "${domain}" must match ${DOMAIN_NAME}`);
-  const days = values['inactive-days'] === undefined ? undefined : Number(values['inactive-days']);
-  const below = values['decayed-below'] === undefined ? undefined : Number(values['decayed-below']);
+  // Strict readers: an empty `--inactive-days=` (a script's unset $DAYS) was Number('') = 0, "forget every closed fact".
+  const flags = readFlagValues(io, 'prune', () => ({
+    days: numberFlag('inactive-days', values['inactive-days'], { min: 0 }, 'a number of days ≥ 0 (0 forgets every closed fact)'),
+    below: numberFlag('decayed-below', values['decayed-below'], { min: 0, max: 1, minExclusive: true, maxExclusive: true }, 'a confidence in (0, 1)'),
+  }));
+  if (typeof flags === 'number') return flags;
+  const { days, below } = flags;
   if (days === undefined && below === undefined) return usage('say what to prune: --inactive-days N, --decayed-below C, or both');
-  if (days !== undefined && !(Number.isFinite(days) && days >= 0)) return usage(`--inactive-days: "${values['inactive-days']}" must be a number of days ≥ 0`);
-  if (below !== undefined && !(below > 0 && below < 1)) return usage(`--decayed-below: "${values['decayed-below']}" must be a confidence in (0, 1)`);
   const target = await orConfigError(io, () => resolveTarget(values));
   if (target === 1) return 1;
   let nc: NatsConnection | undefined;

@@ -57,7 +57,7 @@ test('compaction - compact moves the first seq, a wiped follower bootstraps from
     assert.is(unknown.code, 1);
     assert.match(unknown.err, 'UNKNOWN_DOMAIN');
     assert.is((await compactCli([])).code, 2, 'no domain: usage');
-    assert.is((await compactCli(['email', '--timeout', 'soon', ...target])).code, 1);
+    assert.is((await compactCli(['email', '--timeout', 'soon', ...target])).code, 2, 'a --timeout that is not a duration: usage');
     assert.is((await logBoundsOf(nc, 'email')).firstSeq, 1, 'refused commands purged nothing');
 
     // Compact: a snapshot at the leader's applied seq; the log keeps only that seq (retainEntries 1).
