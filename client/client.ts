@@ -136,9 +136,16 @@ export class ShardmindClient {
         defined({ v: 1, agent: this.agent, text, domain: options.domain }),
         'refusals-only',
       ).then((r) => ({ task: r.task, domain: r.domain, context: (r.context ?? []).map((f) => fromWireFact(f)) })),
-    /** Tells the task what the agent just saw; it re-routes when the evidence says the work moved. */
-    observe: (task: string, text: string): Promise<TaskObservation> =>
-      this.call<TaskObserveReply>(memSubject('task.observe'), { v: 1, task, text }, 'refusals-only').then(taskMove),
+    /**
+     * Tells the task what the agent just saw; it re-routes when the evidence says the work moved. Carries an opId, so
+     * a retry (after a lost reply, say) is counted once; pass your own to repeat a call across restarts.
+     */
+    observe: (task: string, text: string, options: { opId?: string } = {}): Promise<TaskObservation> =>
+      this.call<TaskObserveReply>(
+        memSubject('task.observe'),
+        { v: 1, task, text, opId: options.opId ?? this.opIds.next() },
+        'idempotent',
+      ).then(taskMove),
     /** Moves the task to a named domain. */
     reroute: (task: string, domain: string): Promise<TaskObservation> =>
       this.call<Partial<TaskObserveReply> & TaskBeginReply>(

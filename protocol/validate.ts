@@ -360,7 +360,8 @@ export function parseTaskBeginRequest(body: unknown): TaskBeginRequest {
 
 export function parseTaskObserveRequest(body: unknown): TaskObserveRequest {
   const b = envelope(body);
-  return { v: 1, task: taskId(b['task'], 'task'), text: text(b['text'], 'text') };
+  const opId = optionalId(b['opId'], 'opId');
+  return { v: 1, task: taskId(b['task'], 'task'), text: text(b['text'], 'text'), ...(opId !== undefined ? { opId } : {}) };
 }
 
 export function parseTaskRerouteRequest(body: unknown): TaskRerouteRequest {

@@ -354,6 +354,11 @@ export interface TaskObserveRequest {
   readonly v: 1;
   readonly task: string;
   readonly text: string;
+  /**
+   * The agent's id for this observation: a repeat of one the task counted is answered (`repeated: true`) and not
+   * counted again. Without it every request counts.
+   */
+  readonly opId?: string;
 }
 
 export interface TaskObserveReply {
@@ -363,6 +368,8 @@ export interface TaskObserveReply {
   readonly rerouted: null | { readonly from: string; readonly to: string };
   /** Facts from the new domain that bear on the task (empty unless rerouted). */
   readonly context: readonly WireFact[];
+  /** This opId was counted before: the reply is the task as it is now, with the move that observation decided. */
+  readonly repeated?: true;
 }
 
 /** `sm.mem.task.reroute`: an explicit move to a named domain. */

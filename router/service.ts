@@ -555,7 +555,7 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
 
     async 'task.observe'(body) {
       const req = parseTaskObserveRequest(body);
-      return tasks.observe(req.task, req.text);
+      return tasks.observe(req.task, req.text, req.opId);
     },
 
     async 'task.reroute'(body) {

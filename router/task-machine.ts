@@ -24,6 +24,12 @@ export const TASK_HISTORY_KEPT = 200;
  */
 export const TASK_HISTORY_TEXT_CHARS = 400;
 export const TASK_CONTEXT_TEXT_CHARS = 2_000;
+/**
+ * Observations whose opId a task remembers (the newest), so a repeat is not counted again. A client repeats within
+ * its deadline (10 s by default), and an agent waits for each reply: 64 covers several agents sharing a task at
+ * once, for about 2.5 KB of snapshot.
+ */
+export const TASK_OPS_KEPT = 64;
 
 export interface TaskHistoryEntry {
   readonly at: number;
@@ -34,6 +40,12 @@ export interface TaskHistoryEntry {
   readonly to?: string;
   readonly why?: 'evidence' | 'explicit';
   readonly factId?: string;
+}
+
+/** An observation the task counted, by the opId its agent sent, and the move it decided (null: none). */
+export interface ObservedOp {
+  readonly opId: string;
+  readonly rerouted: { readonly from: string; readonly to: string } | null;
 }
 
 export interface TaskContext {
@@ -50,6 +62,11 @@ export interface TaskContext {
   readonly history: readonly TaskHistoryEntry[];
   /** Set while in `rerouting` (null otherwise: JSON keeps a null, it drops an undefined). */
   readonly pending: { readonly from: string; readonly to: string; readonly why: 'evidence' | 'explicit' } | null;
+  /**
+   * The latest observations that carried an opId, oldest first (at most TASK_OPS_KEPT): an OBSERVE whose opId is
+   * here is a repeat and changes nothing. Absent from snapshots written before observations had opIds.
+   */
+  readonly observedOps?: readonly ObservedOp[];
 }
 
 export interface TaskInput {
@@ -62,13 +79,21 @@ export interface TaskInput {
 export type TaskEvent =
   /** The opening text, classified (or with the domain the agent named). */
   | { type: 'CLASSIFIED'; at: number; text: string; distribution: readonly DomainProbability[]; domain?: string }
-  /** `weight` (0..1, default 1): how much the text says; see `Classifier.informativeness`. */
-  | { type: 'OBSERVE'; at: number; text: string; distribution: readonly DomainProbability[]; weight?: number }
+  /**
+   * `weight` (0..1, default 1): how much the text says; see `Classifier.informativeness`. `opId`: the agent's id for
+   * this observation; one already counted (`observedOps`) is ignored.
+   */
+  | { type: 'OBSERVE'; at: number; text: string; distribution: readonly DomainProbability[]; weight?: number; opId?: string }
   | { type: 'REROUTE'; at: number; to: string }
   /** The router has fetched the new domain's context: the move is complete. */
   | { type: 'SETTLED'; at: number }
   | { type: 'REMEMBERED'; at: number; domain: string; factId: string; text: string }
   | { type: 'END'; at: number };
+
+/** The record of an observation with this opId, if the task counted one recently. */
+export function observedOp(context: Pick<TaskContext, 'observedOps'>, opId: string): ObservedOp | undefined {
+  return context.observedOps?.find((o) => o.opId === opId);
+}
 
 /** Each domain's share of the accumulated evidence. */
 export function evidenceShares(evidence: Readonly<Record<string, number>>): Record<string, number> {
@@ -114,6 +139,7 @@ const keepHistory = (history: readonly TaskHistoryEntry[], entry: TaskHistoryEnt
 export const taskMachine = setup({
   types: {} as { context: TaskContext; events: TaskEvent; input: TaskInput },
   guards: {
+    alreadyObserved: ({ context, event }) => event.type === 'OBSERVE' && event.opId !== undefined && observedOp(context, event.opId) !== undefined,
     evidenceOvertakes: ({ context, event }) =>
       event.type === 'OBSERVE' &&
       overtakingDomain({
@@ -130,11 +156,19 @@ export const taskMachine = setup({
         evidence: accumulate(context.evidence, event.distribution, context.decay, event.weight),
         texts: keepTexts(context.texts, event.text),
         history: keepHistory(context.history, { at: event.at, kind: 'observe', domain: context.domain, text: event.text }),
+        ...(event.opId === undefined
+          ? {}
+          : { observedOps: [...(context.observedOps ?? []), { opId: event.opId, rerouted: null }].slice(-TASK_OPS_KEPT) }),
       };
     }),
-    decideEvidenceReroute: assign(({ context }) => ({
-      pending: { from: context.domain, to: overtakingDomain(context)!, why: 'evidence' as const },
-    })),
+    decideEvidenceReroute: assign(({ context, event }) => {
+      const pending = { from: context.domain, to: overtakingDomain(context)!, why: 'evidence' as const };
+      if (event.type !== 'OBSERVE' || event.opId === undefined) return { pending };
+      // recordObservation ran first: the last record is this observation's, and a repeat must report its move too.
+      const ops = context.observedOps ?? [];
+      const rerouted = { from: pending.from, to: pending.to };
+      return { pending, observedOps: [...ops.slice(0, -1), { opId: event.opId, rerouted }] };
+    }),
     decideExplicitReroute: assign(({ context, event }) =>
       event.type === 'REROUTE' ? { pending: { from: context.domain, to: event.to, why: 'explicit' as const } } : {},
     ),
@@ -220,6 +254,7 @@ export const taskMachine = setup({
     active: {
       on: {
         OBSERVE: [
+          { guard: 'alreadyObserved' },
           { guard: 'evidenceOvertakes', target: 'rerouting', actions: ['recordObservation', 'decideEvidenceReroute'] },
           { actions: 'recordObservation' },
         ],

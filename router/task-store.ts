@@ -3,11 +3,12 @@
  * `sm_tasks`, key = task id, written after every step. No router holds a task in memory, so a router that dies
  * (or a Mini that is unplugged) loses nothing: the next request for the task lands on any router and continues.
  *
- * Concurrency: last writer wins, on purpose. A task belongs to one agent, which drives it one request at a time
- * (each waits for its reply), so two routers only step the same task together if that agent sends two requests
- * for it at once; the cost is then one lost observation's evidence or history line, never a corrupt task (each
- * write is a whole, valid snapshot). Making this airtight would need KV `update(revision)` compare-and-set, which
- * nats-server 2.9.x does not honour reliably in a cluster (DESIGN.md), so we do not pretend to have it.
+ * Concurrency: a step saves only over the revision it loaded (`replace`, KV `update(revision)`); when another
+ * router saved the task in between, the step is refused (`TaskConflictError`) and the caller loads again and steps
+ * again, so concurrent observations — two agents sharing a task, or one agent sending two at once — are all counted.
+ * nats-server 2.9.x does not honour that check reliably in a cluster (DESIGN.md): there, two steps racing closely
+ * can still both be accepted and the later one wins, which was the rule before (one observation's evidence or
+ * history line lost, never a corrupt task: each write is a whole, valid snapshot). Nothing else depends on it.
  */
 import { createActor, type Snapshot } from 'xstate';
 import type { KV, NatsConnection } from 'nats';
@@ -18,6 +19,20 @@ import { taskMachine, type TaskContext, type TaskEvent, type TaskInput, type Tas
 export const TASK_BUCKET = 'sm_tasks';
 /** A task untouched this long is dropped by the bucket. */
 export const TASK_MAX_AGE_MS = 30 * 24 * 3600 * 1000;
+
+/** JetStream's "wrong last sequence": the key was written after the revision a step loaded. */
+const WRONG_LAST_SEQUENCE = 10071;
+
+/** A task's snapshot and the KV revision it was read at (what `replace` expects to still be the latest). */
+export interface StoredTask {
+  readonly persisted: Snapshot<unknown>;
+  readonly revision: number;
+}
+
+/** Another router saved the task after this step loaded it: load it again and step that. */
+export class TaskConflictError extends Error {
+  override readonly name = 'TaskConflictError';
+}
 
 /** What a caller reads of a task after a step. */
 export interface TaskView {
@@ -71,17 +86,41 @@ export class TaskStore {
     return new TaskStore(kv);
   }
 
-  /** The task's latest snapshot; NOT_FOUND when there is no such task. */
-  async load(id: string): Promise<Snapshot<unknown>> {
+  /** The task's latest snapshot and its revision; NOT_FOUND when there is no such task. */
+  async read(id: string): Promise<StoredTask> {
     const entry = await withJetStreamRetry(`load task ${id}`, () => this.kv.get(id));
     if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) {
       throw new ShardmindError(ErrorCode.NOT_FOUND, `no task ${id} (never begun, or expired)`);
     }
-    return entry.json<Snapshot<unknown>>();
+    return { persisted: entry.json<Snapshot<unknown>>(), revision: entry.revision };
   }
 
-  async save(id: string, persisted: Snapshot<unknown>): Promise<void> {
+  /** The task's latest snapshot; NOT_FOUND when there is no such task. */
+  async load(id: string): Promise<Snapshot<unknown>> {
+    return (await this.read(id)).persisted;
+  }
+
+  /** Writes the snapshot whatever is stored (a new task, whose id nobody else knows yet). */
+  async save(id: string, persisted: Snapshot<unknown>): Promise<number> {
     const value = JSON.stringify(persisted);
-    await withJetStreamRetry(`save task ${id}`, () => this.kv.put(id, value));
+    return withJetStreamRetry(`save task ${id}`, () => this.kv.put(id, value));
+  }
+
+  /**
+   * Writes the snapshot a step made from the one read at `revision`, if the task is still at that revision; returns
+   * the new revision. Throws `TaskConflictError` when another router saved it in between.
+   */
+  async replace(id: string, persisted: Snapshot<unknown>, revision: number): Promise<number> {
+    const value = JSON.stringify(persisted);
+    try {
+      return await withJetStreamRetry(`save task ${id}`, () => this.kv.update(id, value, revision));
+    } catch (err) {
+      if ((err as { api_error?: { err_code?: number } }).api_error?.err_code !== WRONG_LAST_SEQUENCE) throw err;
+    }
+    // A retry after a lost acknowledgement finds its own write in place: that is success, not a conflict (stepping
+    // again would count the step twice).
+    const stored = await withJetStreamRetry(`load task ${id}`, () => this.kv.get(id));
+    if (stored && stored.operation === 'PUT' && stored.string() === value) return stored.revision;
+    throw new TaskConflictError(`task ${id} was saved by another request after revision ${revision}`);
   }
 }

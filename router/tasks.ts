@@ -5,14 +5,19 @@
  *
  * A task found in `rerouting` (the router that decided the move died before finishing it) is finished first, by
  * whichever router touches it next, and that reply reports the move.
+ *
+ * Every step saves over the revision it loaded (`TaskStore.replace`); when another request for the task saved first,
+ * the step loads again and is taken again from there (`serialized`), so concurrent requests on one task all count.
+ * An observe that carries an opId is counted once: a repeat (a retry after a lost reply) is answered from the task as
+ * it is, with the move that observation decided, and steps nothing.
  */
 import { randomUUID } from 'node:crypto';
 import { ErrorCode, ShardmindError, type RecallReply, type WireFact } from '../protocol/index.ts';
 import type { Classifier } from './classifier.ts';
 import type { SharedLearning } from './learning.ts';
 import type { ShardClient } from './shard-client.ts';
-import type { TaskHistoryEntry, TaskState } from './task-machine.ts';
-import { newTask, stepTask, type TaskStore, type TaskView } from './task-store.ts';
+import { observedOp, type TaskHistoryEntry, type TaskState } from './task-machine.ts';
+import { TaskConflictError, newTask, stepTask, type StoredTask, type TaskStore, type TaskView } from './task-store.ts';
 
 /** How many facts a move brings along. */
 export const CONTEXT_LIMIT = 8;
@@ -23,6 +28,8 @@ const CONTEXT_TEXTS = 6;
  * the task's words: the context also asks for facts whose subject is the user.
  */
 export const CONTEXT_SUBJECTS: readonly string[] = ['user'];
+/** How long a step keeps loading again after other requests for its task saved first, before it gives up. */
+const CONFLICT_RETRY_MS = 3_000;
 
 export interface TaskServiceDeps {
   readonly store: TaskStore;
@@ -39,6 +46,14 @@ export interface TaskMove {
   readonly rerouted: { readonly from: string; readonly to: string } | null;
   readonly context: readonly WireFact[];
   readonly missing?: readonly { readonly domain: string; readonly error: string }[];
+}
+
+/** A task as a step loaded it: settled (no move half done) and the revision its save must replace. */
+interface OpenTask {
+  readonly view: TaskView;
+  readonly revision: number;
+  /** The move this load finished for a router that died midway, reported by this request's reply. */
+  readonly carried: TaskMove;
 }
 
 /** What `sm.mem.task.get` and `task.end` say about a task. */
@@ -68,34 +83,52 @@ export class TaskService {
     return { v: 1 as const, task: id, domain: view.context.domain, context, classification: distribution, ...(missing ? { missing } : {}) };
   }
 
-  async observe(id: string, text: string) {
-    const { view: loaded, carried } = await this.open(id);
+  /**
+   * Counts an observation. With `opId`, once: a repeat of an opId the task has counted answers with the task as it is
+   * now, the move that observation decided (its context fetched again) and `repeated: true`, and changes nothing.
+   */
+  async observe(id: string, text: string, opId?: string) {
     const distribution = await this.d.classifier.classify(text);
     const weight = this.d.classifier.informativeness?.(text) ?? 1;
-    let view = stepTask(loaded.persisted, [{ type: 'OBSERVE', at: this.d.now(), text, distribution, weight }]);
-    await this.d.store.save(id, view.persisted);
-    let move: TaskMove = carried;
-    if (view.state === 'rerouting') ({ view, move } = await this.settle(id, view));
-    return { v: 1 as const, task: id, domain: view.context.domain, ...move, classification: distribution };
+    return this.serialized(id, async () => {
+      const loaded = await this.open(id);
+      const seen = opId === undefined ? undefined : observedOp(loaded.view.context, opId);
+      if (seen) return this.repeatedObservation(id, loaded, seen.rerouted);
+      let view = stepTask(loaded.view.persisted, [
+        { type: 'OBSERVE', at: this.d.now(), text, distribution, weight, ...(opId !== undefined ? { opId } : {}) },
+      ]);
+      const revision = await this.d.store.replace(id, view.persisted, loaded.revision);
+      let move: TaskMove = loaded.carried;
+      if (view.state === 'rerouting') ({ view, move } = await this.settle(id, view, revision));
+      return { v: 1 as const, task: id, domain: view.context.domain, ...move, classification: distribution };
+    });
   }
 
   async reroute(id: string, domain: string) {
     this.requireDomain(domain);
-    const { view: loaded, carried } = await this.open(id);
-    let view = stepTask(loaded.persisted, [{ type: 'REROUTE', at: this.d.now(), to: domain }]);
-    if (view.state !== 'rerouting') return { v: 1 as const, task: id, domain: view.context.domain, ...carried };
-    await this.d.store.save(id, view.persisted);
-    await this.teach(view.context.texts.slice(-CONTEXT_TEXTS).join('\n'), domain, 'reroute', view.context.agent);
-    let move: TaskMove;
-    ({ view, move } = await this.settle(id, view));
+    const decided = await this.serialized(id, async () => {
+      const loaded = await this.open(id);
+      const view = stepTask(loaded.view.persisted, [{ type: 'REROUTE', at: this.d.now(), to: domain }]);
+      if (view.state !== 'rerouting') return { view, carried: loaded.carried };
+      return { view, revision: await this.d.store.replace(id, view.persisted, loaded.revision) };
+    });
+    if (decided.revision === undefined) return { v: 1 as const, task: id, domain: decided.view.context.domain, ...decided.carried };
+    await this.teach(decided.view.context.texts.slice(-CONTEXT_TEXTS).join('\n'), domain, 'reroute', decided.view.context.agent);
+    const { view, move } = await this.settle(id, decided.view, decided.revision);
     return { v: 1 as const, task: id, domain: view.context.domain, ...move };
   }
 
+  /** Ends the task. Ending an ended task answers its summary again, so a retry after a lost reply succeeds. */
   async end(id: string): Promise<TaskSummary> {
-    const { view: loaded } = await this.open(id);
-    const view = stepTask(loaded.persisted, [{ type: 'END', at: this.d.now() }]);
-    await this.d.store.save(id, view.persisted);
-    return summary(view);
+    return this.serialized(id, async () => {
+      const stored = await this.d.store.read(id);
+      const current = stepTask(stored.persisted, []);
+      if (current.state === 'ended') return summary(current);
+      const loaded = await this.open(id, stored);
+      const view = stepTask(loaded.view.persisted, [{ type: 'END', at: this.d.now() }]);
+      await this.d.store.replace(id, view.persisted, loaded.revision);
+      return summary(view);
+    });
   }
 
   async get(id: string): Promise<TaskSummary> {
@@ -116,33 +149,83 @@ export class TaskService {
   /** Notes several remembered facts in one load and save (a `remember_batch`'s items of one task), in order. */
   async rememberedMany(id: string, facts: readonly { domain: string; factId: string; text: string }[]): Promise<void> {
     const at = this.d.now();
-    const view = stepTask(
-      await this.d.store.load(id),
-      facts.map((f) => ({ type: 'REMEMBERED' as const, at, domain: f.domain, factId: f.factId, text: f.text })),
-    );
-    await this.d.store.save(id, view.persisted);
+    await this.serialized(id, async () => {
+      const stored = await this.d.store.read(id);
+      const view = stepTask(
+        stored.persisted,
+        facts.map((f) => ({ type: 'REMEMBERED' as const, at, domain: f.domain, factId: f.factId, text: f.text })),
+      );
+      await this.d.store.replace(id, view.persisted, stored.revision);
+    });
   }
 
-  /** Loads a live task, finishing a move a dead router left half done. Ended tasks take no more steps. */
-  private async open(id: string): Promise<{ view: TaskView; carried: TaskMove }> {
-    let view = stepTask(await this.d.store.load(id), []);
+  /**
+   * Runs one step — load, decide, save over the loaded revision — again from a fresh load each time another request
+   * for the task saved first. A step is only retried when its own save was refused, so nothing is counted twice.
+   */
+  private async serialized<T>(id: string, step: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + CONFLICT_RETRY_MS;
+    for (let delay = 2, conflicts = 0; ; delay = Math.min(delay * 2, 100), conflicts++) {
+      try {
+        return await step();
+      } catch (err) {
+        if (!(err instanceof TaskConflictError)) throw err;
+        // Jittered, so requests that collided do not collide again in lockstep.
+        const wait = delay / 2 + Math.random() * delay;
+        if (Date.now() + wait > deadline) {
+          throw new ShardmindError(
+            ErrorCode.UNAVAILABLE,
+            `task ${id}: other requests for it saved first ${conflicts + 1} times in ${CONFLICT_RETRY_MS} ms; nothing was applied, retry`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  /**
+   * Loads a live task (or takes the one the caller `read`), finishing a move a dead router left half done. Ended
+   * tasks take no more steps.
+   */
+  private async open(id: string, read?: StoredTask): Promise<OpenTask> {
+    const stored = read ?? (await this.d.store.read(id));
+    let view = stepTask(stored.persisted, []);
     if (view.state === 'ended') throw new ShardmindError(ErrorCode.BAD_REQUEST, `task ${id} has ended`);
-    let carried: TaskMove = { rerouted: null, context: [] };
-    if (view.state === 'rerouting') ({ view, move: carried } = await this.settle(id, view));
-    return { view, carried };
+    if (view.state !== 'rerouting') return { view, revision: stored.revision, carried: { rerouted: null, context: [] } };
+    const settled = await this.settle(id, view, stored.revision);
+    view = settled.view;
+    if (view.state === 'ended') throw new ShardmindError(ErrorCode.BAD_REQUEST, `task ${id} has ended`);
+    return { view, revision: settled.revision, carried: settled.move };
   }
 
-  /** Fetches the new domain's context, completes the move and saves it. */
-  private async settle(id: string, view: TaskView): Promise<{ view: TaskView; move: TaskMove }> {
+  /** The answer to an observe the task has already counted: the task as it is now, and the move it decided then. */
+  private async repeatedObservation(id: string, loaded: OpenTask, rerouted: { from: string; to: string } | null) {
+    const domain = loaded.view.context.domain;
+    let move: TaskMove = loaded.carried;
+    if (!move.rerouted && rerouted) move = { rerouted, ...(await this.contextFor(domain, loaded.view.context.texts)) };
+    return { v: 1 as const, task: id, domain, ...move, repeated: true as const };
+  }
+
+  /**
+   * Fetches the new domain's context, completes the move and saves it over `revision`. When another request saved
+   * the task first, that request may have completed the move itself (or ended the task): the task as it then is
+   * stands, and this reply still reports the move.
+   */
+  private async settle(id: string, view: TaskView, revision: number): Promise<{ view: TaskView; move: TaskMove; revision: number }> {
     const pending = view.context.pending!;
     const { context, missing } = await this.contextFor(pending.to, view.context.texts);
-    const settled = stepTask(view.persisted, [{ type: 'SETTLED', at: this.d.now() }]);
-    await this.d.store.save(id, settled.persisted);
-    this.d.log(`task ${id}: re-routed ${pending.from} → ${pending.to} (${pending.why}), ${context.length} context facts`);
-    return {
-      view: settled,
-      move: { rerouted: { from: pending.from, to: pending.to }, context, ...(missing ? { missing } : {}) },
-    };
+    const move = { rerouted: { from: pending.from, to: pending.to }, context, ...(missing ? { missing } : {}) };
+    const done = await this.serialized(id, async () => {
+      const stored = revision > 0 ? { persisted: view.persisted, revision } : await this.d.store.read(id);
+      // Only the first attempt steps the view it was handed; a retry steps what is stored now.
+      revision = 0;
+      const current = stepTask(stored.persisted, []);
+      if (current.state !== 'rerouting') return { view: current, revision: stored.revision, mine: false };
+      const settled = stepTask(stored.persisted, [{ type: 'SETTLED', at: this.d.now() }]);
+      return { view: settled, revision: await this.d.store.replace(id, settled.persisted, stored.revision), mine: true };
+    });
+    if (done.mine) this.d.log(`task ${id}: re-routed ${pending.from} → ${pending.to} (${pending.why}), ${context.length} context facts`);
+    return { view: done.view, move, revision: done.revision };
   }
 
   /** Facts of `domain` that bear on the task: its words, and the standing facts about the user. Never fatal. */

@@ -124,17 +124,29 @@ wire('retry - a lost reply (timeout) is retried for writes with the same opId', 
   assert.is(r.seq, 11);
 });
 
-wire('retry - a timed-out task.observe (not idempotent) is not repeated', async (ctx) => {
-  const seen = serve(ctx, 'sm.mem.task.observe', () => undefined);
+wire('retry - a timed-out task.begin (not idempotent) is not repeated', async (ctx) => {
+  const seen = serve(ctx, 'sm.mem.task.begin', () => undefined);
   const c = await client(ctx, { timeoutMs: 100, deadlineMs: 2_000 });
   try {
-    await c.task.observe('t-1', 'now it is about a meeting');
+    await c.task.begin('reply to Dana about the contract');
     assert.unreachable();
   } catch (err) {
     assert.instance(err, ShardmindError);
     assert.is((err as ShardmindError).code, ErrorCode.TIMEOUT);
   }
   assert.is(seen.length, 1);
+});
+
+wire('retry - a lost task.observe reply is retried with the same opId (the task counts it once)', async (ctx) => {
+  const seen = serve(ctx, 'sm.mem.task.observe', (b, n) =>
+    n === 1 ? undefined : { v: 1, task: b['task'], domain: 'calendar', rerouted: null, context: [], repeated: true },
+  );
+  const c = await client(ctx, { timeoutMs: 150 });
+  const r = await c.task.observe('t-1', 'now it is about a meeting');
+  assert.is(r.domain, 'calendar');
+  assert.is(seen.length, 2);
+  assert.type(seen[0]!['opId'], 'string');
+  assert.is(seen[1]!['opId'], seen[0]!['opId']);
 });
 
 wire('errors - BAD_REQUEST is thrown typed, at once, with the server message', async (ctx) => {
