@@ -15,8 +15,9 @@ import { addMergedRun, addRelevance, bestCandidates, bm25, K1, resetRelevance, s
 import { effectiveConfidence, recencyWeight } from './decay.ts';
 import type { PostingIndex } from './postings.ts';
 import { decodeFact, factByteLength, peekFact, readFactText } from './fact-codec.ts';
+import { FactTerms } from './fact-terms.ts';
 import { TOO_MANY, wordHash, type PageReader } from './fact-words.ts';
-import { objectEntityTerm, subjectPredicateTerm, subjectTerm, termParts, wordTerm } from './records.ts';
+import { objectEntityTerm, subjectPredicateTerm, subjectTerm, WORD, wordTerm } from './records.ts';
 import { hashTerm, TERM_HASH } from './term-table.ts';
 import type { ScoreNumbers, ScoredNumbers } from './score-numbers.ts';
 import type { Tables } from './tables.ts';
@@ -101,6 +102,7 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
   const seen = new Set<number>();
   const expanding = (q.hops ?? 0) > 0;
   const needsFact = textScoredLater || q.predicate !== undefined;
+  let terms: QueryTerms | undefined;
   // A subject-filtered candidate's relevance is known only from its text; this bounds it from above (each BM25
   // term is below idf × (k1 + 1)), so a fact whose bound cannot reach the top k is never decoded.
   let textBound = SUBJECT_MATCH_RELEVANCE;
@@ -148,9 +150,7 @@ export function recallFacts(ctx: RecallContext, q: RecallQuery): RecalledFact[] 
       if (q.predicate !== undefined && f.predicate !== q.predicate) continue;
       if (textScoredLater) {
         if (words.length === 0) relevance = 1;
-        else {
-          relevance = textRelevance(tokenize(f.text), idf, bm25With) + SUBJECT_MATCH_RELEVANCE;
-        }
+        else relevance = relevanceOfText(f.text, (terms ??= queryTerms(words, idf)), bm25With) + SUBJECT_MATCH_RELEVANCE;
       }
     }
     if (relevance <= 0) continue;
@@ -197,15 +197,24 @@ interface Scoring {
 function scoreByWords(ctx: RecallContext, q: RecallQuery, s: Scoring): void {
   const { candidates, n, words, idf, bm25With, at, floor, limit, expanding, scored, best, seen } = s;
   const scores = ctx.scores!;
-  const weights = words.map((w) => idf.get(w) ?? 0);
+  const terms = queryTerms(words, idf);
+  const weights = terms.weights;
   let loose = SUBJECT_MATCH_RELEVANCE;
   for (const w of weights) loose += w * (K1 + 1);
-  const queryWords: QueryWords = {
-    hashes: words.map((w) => wordHash(wordIdentity(w))),
-    weights,
-    loose: loose * (1 + 1e-9),
-    readTexts: (from, to, add) => readFactTexts(ctx.t, from, to, add),
-  };
+  const hashes = words.map((_, k) => wordHash(terms.ident[k * 3]!));
+  for (const h of hashes) QUERY_HASHES[h >>> 5] = QUERY_HASHES[h >>> 5]! | (1 << (h & 31));
+  const queryWords: QueryWords = { hashes, weights, loose: loose * (1 + 1e-9), readTexts: (from, to, add) => readFactTexts(ctx.t, from, to, add) };
+  try {
+    scoreCandidates(ctx, q, s, terms, queryWords);
+  } finally {
+    for (const h of hashes) QUERY_HASHES[h >>> 5] = 0;
+  }
+}
+
+/** `scoreByWords` once its query words are filed (`QUERY_HASHES`). */
+function scoreCandidates(ctx: RecallContext, q: RecallQuery, s: Scoring, terms: QueryTerms, queryWords: QueryWords): void {
+  const { candidates, n, words, bm25With, at, floor, limit, expanding, scored, best, seen } = s;
+  const scores = ctx.scores!;
   const pending: Pending[] = [];
   // Each candidate's numbers and words are a cache miss at 1M facts: loaded together first, they are waited for once.
   scores.touch(candidates, n);
@@ -231,7 +240,7 @@ function scoreByWords(ctx: RecallContext, q: RecallQuery, s: Scoring): void {
   for (const c of pending) {
     if (best.length === limit && !expanding && c.bound < best[limit - 1]!) break;
     const fact = readFact(ctx, c.seq)!;
-    const score = (relevanceOfTokens(tokenize(fact.text), words, weights, bm25With) + SUBJECT_MATCH_RELEVANCE) * c.effective * c.recency;
+    const score = (relevanceOfText(fact.text, terms, bm25With) + SUBJECT_MATCH_RELEVANCE) * c.effective * c.recency;
     if (expanding) seen.add(c.seq);
     if (keepBest(best, score, limit) || score === best[limit - 1]) scored.push({ seq: c.seq, score, effective: c.effective, fact, bytes: undefined });
   }
@@ -252,35 +261,57 @@ function scoreByWords(ctx: RecallContext, q: RecallQuery, s: Scoring): void {
   }
 }
 
+/**
+ * The current subject-filtered query's word hashes (`wordHash`) as bits: most candidates hold none of them, and one
+ * pass over a candidate's words against these says so, where comparing each word with each query word took a pass per
+ * query word. Set and cleared by `scoreByWords`; a bit left set would only cost that comparison.
+ */
+const QUERY_HASHES = new Uint32Array(65536 / 32);
+
 /** Indices of a subject filter's candidates that hold no query word (`scoreByWords`; at most MAX_FETCH). */
 const PLAIN = new Int32Array(MAX_FETCH);
 
-/**
- * A fact's BM25 relevance to the query words from its tokens: each query word it holds, in the order the words first
- * occur in the text, with its frequency — the sum over its term frequencies, added in the same order (so to the same
- * bits), without a map of every token (a fact has ~10 tokens, a query a few words).
- */
-export function textRelevance(tokens: readonly string[], idf: ReadonlyMap<string, number>, bm25With: (weight: number, tf: number, len: number) => number): number {
-  return relevanceOfTokens(tokens, [...idf.keys()], [...idf.values()], bm25With);
+/** A query's distinct words as the index identifies them (`hashTerm`: h1, h2, shape), with their BM25 weights. */
+export interface QueryTerms {
+  readonly ident: Int32Array;
+  readonly weights: readonly number[];
 }
 
-/**
- * `textRelevance` with the query's distinct words (at most 32) and their weights as arrays: a token is compared with
- * each word (a query has a few) instead of being looked up in a map, and the words already counted are bits.
- */
-function relevanceOfTokens(tokens: readonly string[], words: readonly string[], weights: readonly number[], bm25With: (weight: number, tf: number, len: number) => number): number {
+/** `words` (distinct, at most 32) with their weights from `idf`, for `relevanceOfText`. */
+export function queryTerms(words: readonly string[], idf: ReadonlyMap<string, number>): QueryTerms {
   if (words.length > 32) throw new RangeError('too many query words');
+  const ident = new Int32Array(words.length * 3);
+  for (let k = 0; k < words.length; k++) ident.set(hashTerm(WORD, words[k]!, '', TERM_HASH), k * 3);
+  return { ident, weights: words.map((w) => idf.get(w) ?? 0) };
+}
+
+/** Reused by every `relevanceOfText` (recall is synchronous); made on first use, after the shards' import cycle. */
+let textTerms: FactTerms | undefined;
+
+/**
+ * A fact's BM25 relevance to the query words from its text: each query word it holds, in the order its first
+ * occurrence comes, with its frequency, over the text's length in words — the sum a map of its tokens gave, added in
+ * the same order, so the same bits. The text is scanned as the index scans it (`FactTerms`: one pass, no string per
+ * token) and its words are matched by identity, as the index matches them: tokenizing into strings and comparing
+ * them cost ~20% more (a profile of subject-filtered recalls at 1M facts). Two words of one identity are one term
+ * everywhere in the index (their postings and document frequency are shared); here too, so both recall paths agree.
+ */
+export function relevanceOfText(text: string, q: QueryTerms, bm25With: (weight: number, tf: number, len: number) => number): number {
+  const t = (textTerms ??= new FactTerms());
+  t.scan({ text, subject: undefined, predicate: undefined, object: undefined });
+  const { ident, weights } = q;
+  const n = weights.length;
+  const scanned = t.ident;
   let sum = 0;
   let counted = 0;
-  for (let i = 0; i < tokens.length; i++) {
-    const w = tokens[i]!;
+  // Terms come in first-occurrence order, each once with its frequency (only words: nothing else was scanned).
+  for (let i = 0; i < t.count; i++) {
+    const h1 = scanned[i * 3]!;
     let k = 0;
-    while (k < words.length && words[k] !== w) k++;
-    if (k === words.length || (counted & (1 << k)) !== 0) continue;
+    while (k < n && (ident[k * 3] !== h1 || ident[k * 3 + 1] !== scanned[i * 3 + 1] || ident[k * 3 + 2] !== scanned[i * 3 + 2])) k++;
+    if (k === n || (counted & (1 << k)) !== 0) continue;
     counted |= 1 << k;
-    let tf = 1;
-    for (let j = i + 1; j < tokens.length; j++) if (tokens[j] === w) tf++;
-    sum += bm25With(weights[k]!, tf, tokens.length);
+    sum += bm25With(weights[k]!, t.tf[i]!, t.length);
   }
   return sum;
 }
@@ -317,6 +348,13 @@ function relevanceBound(ctx: RecallContext, seq: number, b: QueryWords, bm25With
   const len = pool[at]!;
   const n = pool[at + 1]!;
   if (n === TOO_MANY) return loose;
+  const end = at + 2 + n * 3;
+  let o = at + 2;
+  for (; o < end; o += 3) {
+    const h = (pool[o]! << 8) | pool[o + 1]!;
+    if ((QUERY_HASHES[h >>> 5]! & (1 << (h & 31))) !== 0) break;
+  }
+  if (o === end) return SUBJECT_MATCH_RELEVANCE;
   let sum = 0;
   let any = false;
   for (let j = 0; j < hashes.length; j++) {
@@ -324,8 +362,8 @@ function relevanceBound(ctx: RecallContext, seq: number, b: QueryWords, bm25With
     // Every word with this hash, not the first: two words' hashes may collide, and BM25 grows with the frequency,
     // so only the highest is a bound.
     let tf = -1;
-    for (let o = at + 2, end = at + 2 + n * 3; o < end; o += 3) {
-      if (((pool[o]! << 8) | pool[o + 1]!) === h && pool[o + 2]! > tf) tf = pool[o + 2]!;
+    for (let p = at + 2; p < end; p += 3) {
+      if (((pool[p]! << 8) | pool[p + 1]!) === h && pool[p + 2]! > tf) tf = pool[p + 2]!;
     }
     if (tf < 0) continue;
     any = true;
@@ -338,12 +376,6 @@ function relevanceBound(ctx: RecallContext, seq: number, b: QueryWords, bm25With
 export function readFactTexts(t: Tables, from: number, to: number, add: (seq: number, text: string) => void): void {
   // Only the text: decoding whole facts was a third of the time a page of fact words took to fill.
   for (const { key, value } of t.facts.getRange({ start: from, end: to })) add(key, readFactText(value));
-}
-
-/** A query word's identity hash (h1 of `hashTerm`), as the index files it. */
-function wordIdentity(word: string): number {
-  const { kind, a, b } = termParts(wordTerm(word));
-  return hashTerm(kind, a, b, TERM_HASH)[0]!;
 }
 
 interface Scored {
