@@ -1,7 +1,9 @@
 /**
  * The shipped Python client, `docs/examples/python/shardmind_agent.py` (standard library only, raw NATS, JSON), run
  * with `python3` against `shardmind up` as the README starts it: it remembers a fact, recalls it, and follows a task
- * that starts in email and is re-routed to calendar. A Python user copies this file; if it stops working, this fails.
+ * that starts in email and is re-routed to calendar; and, as the `agent` login of `nats-config --auth`, it is refused
+ * a wrong password and fails a forbidden subject at once as FORBIDDEN. A Python user copies this file; if it stops
+ * working, this fails.
  * python3 must be installed (`.ci/run` installs it): without it this test fails, saying so, rather than skip.
  */
 import { test } from 'uvu';
@@ -10,10 +12,19 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../cli/index.ts';
+import { freePort, startNatsServer } from '../../cli/index.ts';
+import { authorizationBlock, PASSWORD_ENV } from '../../cli/nats-auth.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SCRIPT = join(ROOT, 'docs', 'examples', 'python', 'shardmind_agent.py');
+
+function requirePython(): void {
+  const python = spawnSync('python3', ['--version'], { encoding: 'utf8' });
+  assert.ok(
+    python.error === undefined && python.status === 0,
+    `python3 is not installed (${python.error?.message ?? python.stderr}): this test runs the shipped Python client; install python3 (.ci/run does, with apt-get)`,
+  );
+}
 
 function run(command: string, args: readonly string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -32,12 +43,7 @@ function run(command: string, args: readonly string[], timeoutMs: number): Promi
 }
 
 test('docs/examples/python/shardmind_agent.py - remembers, recalls it, and a task re-routes from email to calendar', async () => {
-  const python = spawnSync('python3', ['--version'], { encoding: 'utf8' });
-  assert.ok(
-    python.error === undefined && python.status === 0,
-    `python3 is not installed (${python.error?.message ?? python.stderr}): this test runs the shipped Python client; install python3 (.ci/run does, with apt-get)`,
-  );
-
+  requirePython();
   const dir = mkdtempSync(join(tmpdir(), 'sm-python-'));
   const port = await freePort();
   const up: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'cli', 'main.ts'), 'up', '--port', String(port), '--data', dir], {
@@ -84,6 +90,54 @@ test('docs/examples/python/shardmind_agent.py - remembers, recalls it, and a tas
       clearTimeout(timer);
     }
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** What the client does as the `agent` login of `nats-config --auth`: a snippet importing the shipped file. */
+const LOGGED_IN = `
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import shardmind_agent as s
+try:
+    s.Nats("127.0.0.1", int(sys.argv[2]), "agent", "wrong-password")
+except ConnectionError as e:
+    print("wrong password:", e)
+nc = s.Nats("127.0.0.1", int(sys.argv[2]), "agent", sys.argv[3])
+started = time.monotonic()
+try:
+    nc.request("sm.ctl.mini-1.ping", b'{"v":1}', s.JSON_HEADERS, 5.0)
+except s.SmError as e:
+    print("ping:", e.code, e.retryable, "fast" if time.monotonic() - started < 2.5 else "slow")
+try:
+    nc.request("sm.mem.recall", b'{"v":1,"query":"x"}', s.JSON_HEADERS, 5.0)
+except s.SmError as e:
+    print("recall:", e.code)
+`;
+
+test('the Python client as the agent login - a wrong password is refused, a forbidden subject fails at once as FORBIDDEN', async () => {
+  requirePython();
+  const password = `agent${Math.random().toString(36).slice(2)}xyz`;
+  const names = Object.values(PASSWORD_ENV);
+  const before = names.map((name) => process.env[name]);
+  for (const name of names) process.env[name] = `${name.toLowerCase().replace(/[^a-z]/g, '')}${password}`;
+  const agentPassword = process.env[PASSWORD_ENV.agent]!;
+  // nats-server reads the passwords from its environment, which it gets from this process's.
+  const nats = await startNatsServer({ authorization: authorizationBlock() }).finally(() => {
+    names.forEach((name, i) => (before[i] === undefined ? delete process.env[name] : (process.env[name] = before[i])));
+  });
+  try {
+    const port = new URL(nats.url).port;
+    const out = await run('python3', ['-c', LOGGED_IN, join(ROOT, 'docs', 'examples', 'python'), port, agentPassword], 30_000);
+    const where = `exit ${out.code}\nstdout:\n${out.stdout}\nstderr:\n${out.stderr}`;
+    assert.is(out.code, 0, where);
+    assert.match(out.stdout, /wrong password: -ERR 'Authorization Violation'/, where);
+    // Refused by nats-server before anything of shardmind saw it: no reply ever comes, the client reads the -ERR.
+    assert.match(out.stdout, /ping: FORBIDDEN False fast/, where);
+    assert.match(out.stderr, /Permissions Violation for Publish to "sm\.ctl\.mini-1\.ping"/, where);
+    // Allowed, and nobody serves it here: no responders, which the login does not turn into a refusal.
+    assert.match(out.stdout, /recall: NO_RESPONDERS/, where);
+  } finally {
+    await nats.destroy();
   }
 });
 
