@@ -179,4 +179,20 @@ t('concurrency - observations sent at once by two agents through two routers are
   for (const c of clients) await c.close();
 });
 
+t('concurrency - an explicit reroute sent among observations is kept, and so is every observation', async (ctx) => {
+  const clients: ShardmindClient[] = [];
+  for (const [i, nc] of ctx.connections.entries()) clients.push(await connectClient({ connection: nc, agent: `agent-r${i}` }));
+  const begun = await clients[0]!.task.begin('Reply to the email from Dana about the offsite');
+  const n = 12;
+  const observes = Array.from({ length: n }, (_, i) => clients[i % 2]!.task.observe(begun.task, `a note ${i} about the offsite email`));
+  const moved = clients[1]!.task.reroute(begun.task, 'files');
+  await Promise.all([...observes, moved]);
+  const state = await ask(ctx.nc!, 'task.get', { v: 1, task: begun.task });
+  const history = state['history'] as { kind: string; why?: string; to?: string }[];
+  assert.is(history.filter((h) => h.kind === 'observe').length, n);
+  assert.ok(history.some((h) => h.kind === 'reroute' && h.why === 'explicit' && h.to === 'files'), JSON.stringify(history));
+  assert.ok(state['visited'].includes('files'));
+  for (const c of clients) await c.close();
+});
+
 t.run();
