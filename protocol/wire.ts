@@ -155,8 +155,11 @@ export interface RecallReply extends ReplicaServed {
   /** Domains asked. */
   readonly domains: readonly string[];
   readonly facts: readonly WireFact[];
-  /** Domains that did not answer in time (partial result). */
-  readonly missing?: readonly { readonly domain: string; readonly error: string }[];
+  /**
+   * Domains that did not answer in time (partial result): the error as `code`, `message`, `retryable`, and as
+   * `error`, the `CODE: message` string of replies from before those fields (older routers send only it).
+   */
+  readonly missing?: readonly { readonly domain: string; readonly error: string; readonly code?: string; readonly message?: string; readonly retryable?: boolean }[];
   /** Sequence each domain's answer reflects. */
   readonly seqs?: Readonly<Record<string, number>>;
 }

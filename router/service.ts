@@ -56,7 +56,7 @@ import { guarded } from './guarded.ts';
 import { LeaderBeats } from './leader-beats.ts';
 import { SharedLearning } from './learning.ts';
 import { createConfiguredClassifier } from './load-classifier.ts';
-import { ShardClient, type ReadRoute } from './shard-client.ts';
+import { ShardClient, missingDomain, type MissingDomain, type ReadRoute } from './shard-client.ts';
 import { TaskStore } from './task-store.ts';
 import { TaskService } from './tasks.ts';
 import { WriteRoutes } from './write-routes.ts';
@@ -535,13 +535,13 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
       const route = routeOf(req.maxStaleMs);
       const answers = await Promise.allSettled(asked.map((domain) => shards.ask<HistoryReply>(domain, 'history', req, readTimeout(req.minSeq), route(domain))));
       const facts: HistoryReply['facts'][number][] = [];
-      const missing: { domain: string; error: string }[] = [];
+      const missing: MissingDomain[] = [];
       let staleMs: number | undefined;
       answers.forEach((a, i) => {
         if (a.status === 'fulfilled') {
           facts.push(...a.value.facts);
           if (a.value.staleMs !== undefined) staleMs = Math.max(staleMs ?? 0, a.value.staleMs);
-        } else missing.push({ domain: asked[i]!, error: (a.reason as Error).message });
+        } else missing.push(missingDomain(asked[i]!, a.reason));
       });
       if (missing.length === asked.length) throw (answers[0] as PromiseRejectedResult).reason;
       facts.sort((a, b) => a.recordedAt.localeCompare(b.recordedAt));
@@ -593,12 +593,12 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
     notFoundIsMissing = false,
   ): object {
     const fulfilled: T[] = [];
-    const missing: { domain: string; error: string }[] = [];
+    const missing: MissingDomain[] = [];
     answers.forEach((a, i) => {
       if (a.status === 'fulfilled') fulfilled.push(a.value);
       else {
-        const e = toWireError(a.reason);
-        if (!(notFoundIsMissing && e.code === ErrorCode.NOT_FOUND)) missing.push({ domain: asked[i]!, error: `${e.code}: ${e.message}` });
+        const entry = missingDomain(asked[i]!, a.reason);
+        if (!(notFoundIsMissing && entry.code === ErrorCode.NOT_FOUND)) missing.push(entry);
       }
     });
     if (fulfilled.length === 0) {

@@ -177,7 +177,7 @@ export class ShardClient {
     const { domain: _domain, task: _task, ...body } = request;
     const answers = await Promise.allSettled(domains.map((d) => this.ask<RecallReply>(d, 'recall', body, timeoutMs, route?.(d))));
     const facts: WireFact[] = [];
-    const missing: { domain: string; error: string }[] = [];
+    const missing: MissingDomain[] = [];
     const seqs: Record<string, number> = {};
     // Replica answers each carry a staleness bound: the merged answer is as stale as its stalest part.
     let staleMs: number | undefined;
@@ -190,8 +190,7 @@ export class ShardClient {
         if (a.value.staleMs !== undefined) staleMs = Math.max(staleMs ?? 0, a.value.staleMs);
       } else {
         firstError ??= a.reason;
-        const e = toWireError(a.reason);
-        missing.push({ domain, error: `${e.code}: ${e.message}` });
+        missing.push(missingDomain(domain, a.reason));
       }
     });
     if (domains.length > 0 && missing.length === domains.length) throw firstError;
@@ -199,6 +198,23 @@ export class ShardClient {
     const reply: RecallReply = { v: 1, domains: [...domains], facts: facts.slice(0, limit), seqs, ...(staleMs !== undefined ? { staleMs } : {}) };
     return missing.length > 0 ? { ...reply, missing } : reply;
   }
+}
+
+/**
+ * A domain a fanned-out read lacks: the error as every error reply has it (`code`, `message`, `retryable`), and as
+ * `error`, the `CODE: message` string that readers from before those fields split.
+ */
+export interface MissingDomain {
+  readonly domain: string;
+  readonly error: string;
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly retryable: boolean;
+}
+
+export function missingDomain(domain: string, reason: unknown): MissingDomain {
+  const e = toWireError(reason);
+  return { domain, error: `${e.code}: ${e.message}`, code: e.code, message: e.message, retryable: e.retryable };
 }
 
 function didNotAnswer(domain: string, timeoutMs: number, cause?: unknown): ShardmindError {
