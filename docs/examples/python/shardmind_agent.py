@@ -211,8 +211,11 @@ class Memory:
         return self.call("sm.mem.history", {"subject": subject, "minSeq": dict(self.seqs), **q})
 
     def task(self, op, **body):
-        """begin / observe / reroute / get / end. Not retried here: docs/protocol.md, Tasks, says which are safe."""
-        return self.call(f"sm.mem.task.{op}", body, deadline=0)
+        """begin / observe / reroute / get / end. An observe carries an opId, so a retry counts it once; begin is
+        never retried (a retry would make a second task). docs/protocol.md, Tasks, says which ops are safe to retry."""
+        if op == "observe":
+            body = {"opId": new_op_id(), **body}
+        return self.call(f"sm.mem.task.{op}", body, deadline=0 if op == "begin" else 10.0)
 
 
 def main(argv):
