@@ -114,7 +114,17 @@ function startProbe(nc: NatsConnection, domain: string) {
   };
 }
 
-/** Runs a migration; throws `ShardmindError` when the cluster cannot do it (no leader, target unknown, timeout). */
+/** What the leader answers a `handoff` (actors/control.ts): the marker's seq, the epoch it led in, when it stopped. */
+interface HandoffReply {
+  readonly seq: number;
+  readonly epoch: number;
+  readonly intakeStoppedAt?: string;
+}
+
+/**
+ * Runs a migration; throws `ShardmindError` when the cluster cannot do it (unknown domain or node, no leader, a
+ * refused hand-off, another node leading after it, timeout).
+ */
 export async function migrateShard(nc: NatsConnection, jsm: JetStreamManager, o: MigrateOptions): Promise<MigrateReport> {
   const started = Date.now();
   const timeoutMs = o.timeoutMs ?? 120_000;
@@ -166,47 +176,75 @@ export async function migrateShard(nc: NatsConnection, jsm: JetStreamManager, o:
   );
   const catchUpMs = Date.now() - started;
 
-  // 2. Hand off, with a probe client reading throughout.
+  // 2. Hand off, with a probe client reading throughout. The reply is not waited for on its own: a leader killed
+  // right after it wrote the marker never answers, yet the target leads (review session 11, finding 6).
   const probe = o.probe === false ? undefined : startProbe(nc, o.domain);
   if (probe) await new Promise((r) => setTimeout(r, 100)); // a baseline of answered reads before the handoff
   o.onProgress?.({ ...progress, phase: 'handing off' });
   const handoffSentAt = Date.now();
-  let reply: { seq: number; epoch: number; intakeStoppedAt?: string };
+  let reply: HandoffReply | undefined;
+  let handoffError: unknown;
+  const handoff = ctlRequest<HandoffReply>(nc, from, 'handoff', { domain: o.domain, to: o.to }, 15_000).then(
+    (r) => void (reply = r),
+    (err: unknown) => void (handoffError = err),
+  );
+
+  // 3. Watch who leads until a node leads at a later epoch than before the hand-off: the target (done), or another
+  // node that took over when the target died or stalled (fail at once, naming it, instead of waiting out the budget).
+  let after: { node: string; status: ShardStatusWire };
   try {
-    reply = await ctlRequest(nc, from, 'handoff', { domain: o.domain, to: o.to }, 15_000);
+    after = await poll(
+      async () => {
+        // A refusal (the target cannot take over, a build too old) changed nothing: report it as it is.
+        if (handoffError instanceof ShardmindError && handoffError.code !== ErrorCode.UNAVAILABLE) throw handoffError;
+        const v = await view(nc, o.nodes, o.domain);
+        const leader = v?.leader;
+        const st = leader === undefined ? undefined : v!.replicas.get(leader);
+        const since = Math.max(before.epoch, reply?.epoch ?? 0);
+        if (leader === undefined || !st || st.state !== 'leading' || st.epoch <= since) return undefined;
+        if (leader !== o.to) {
+          throw new ShardmindError(
+            ErrorCode.SHARD_MOVED,
+            `the hand-off of ${o.domain} to ${o.to} did not complete; ${leader} now leads ${o.domain} (epoch ${st.epoch}). ` +
+              `No acknowledged write was lost: writes are acknowledged once in the log, and ${leader} applied the log before it took over. ` +
+              `Check ${o.to} (shardmind status), then run the migration again`,
+          );
+        }
+        return { node: leader, status: st };
+      },
+      deadline,
+      10,
+      `${o.to} to lead ${o.domain}`,
+    );
   } catch (err) {
     await probe?.stop(handoffSentAt, Date.now());
+    if (err instanceof ShardmindError && err.code === ErrorCode.TIMEOUT) throw await timedOutAfterHandoff(nc, o, handoffError);
     throw err;
   }
-
-  // 3. Wait until the target leads.
-  const after = await poll(
-    async () => {
-      const v = await view(nc, o.nodes, o.domain);
-      const st = v?.replicas.get(o.to);
-      return st?.role === 'leader' && st.state === 'leading' ? st : undefined;
-    },
-    deadline,
-    10,
-    `${o.to} to lead ${o.domain}`,
-  );
   const leadingSeenAt = Date.now();
+  // The leader's answer normally came before the target led; a leader that died after writing the marker never
+  // answers, and the report then leaves out what only the answer says (the marker's seq, the hosts' gap).
+  let graceTimer: NodeJS.Timeout | undefined;
+  await Promise.race([handoff, new Promise((r) => (graceTimer = setTimeout(r, 1_000)))]);
+  clearTimeout(graceTimer);
   let probeResult: { gapMs: number; requests: number; errors: number } | undefined;
   if (probe) {
     // Let the probe get an answer from the new leader before measuring.
     await new Promise((r) => setTimeout(r, 200));
     probeResult = await probe.stop(handoffSentAt, leadingSeenAt + 200);
   }
-  o.onProgress?.({ phase: 'done', appliedSeq: after.appliedSeq, tail: Math.max(after.appliedSeq, progress.tail), lag: 0, state: after.state });
-  const hostGap =
-    reply.intakeStoppedAt && after.leadingSince ? Date.parse(after.leadingSince) - Date.parse(reply.intakeStoppedAt) : undefined;
+  const led = after.status;
+  o.onProgress?.({ phase: 'done', appliedSeq: led.appliedSeq, tail: Math.max(led.appliedSeq, progress.tail), lag: 0, state: led.state });
+  const intakeStoppedAt = (reply as HandoffReply | undefined)?.intakeStoppedAt;
+  const hostGap = intakeStoppedAt && led.leadingSince ? Date.parse(led.leadingSince) - Date.parse(intakeStoppedAt) : undefined;
+  const handoffSeq = (reply as HandoffReply | undefined)?.seq;
   return {
     domain: o.domain,
     from,
     to: o.to,
     unchanged: false,
-    handoffSeq: reply.seq,
-    epoch: after.epoch,
+    ...(handoffSeq !== undefined ? { handoffSeq } : {}),
+    epoch: led.epoch,
     catchUpMs,
     ...(hostGap !== undefined ? { gapHostMs: hostGap } : {}),
     gapCommandMs: leadingSeenAt - handoffSentAt,
@@ -214,6 +252,14 @@ export async function migrateShard(nc: NatsConnection, jsm: JetStreamManager, o:
       ? { gapProbeMs: probeResult.gapMs, probeRequests: probeResult.requests, probeErrors: probeResult.errors }
       : {}),
   };
+}
+
+/** The TIMEOUT after a hand-off, saying who leads now (if anyone) and what the leader answered. */
+async function timedOutAfterHandoff(nc: NatsConnection, o: MigrateOptions, handoffError: unknown): Promise<ShardmindError> {
+  const v = await view(nc, o.nodes, o.domain).catch(() => undefined);
+  const now = v?.leader ? `${v.leader} leads ${o.domain} (epoch ${v.epoch})` : `no node leads ${o.domain} now`;
+  const leaderSaid = handoffError instanceof Error ? `; the hand-off request: ${handoffError.message}` : '';
+  return new ShardmindError(ErrorCode.TIMEOUT, `timed out waiting for ${o.to} to lead ${o.domain}: ${now}${leaderSaid}`);
 }
 
 /** `[#########-----------] seq 1200/1300 lag 100 (catching up)`. */
@@ -231,7 +277,9 @@ the leader stops intake, finishes its in-flight writes and hands off, and <node>
 leader stays as a standby (\`shardmind apply\` removes replicas the config no longer places).
   --max-lag N     hand off once <node> is within N log entries of the tail (default 64)
   --timeout D     the whole command's budget: 90s, 5m, 500ms, or a bare number of ms (default 2m)
-  --no-probe      do not run the probe client that reads throughout and reports the gap clients saw`;
+  --no-probe      do not run the probe client that reads throughout and reports the gap clients saw
+If <node> dies or stalls during the hand-off and another node takes the domain over, the command stops as soon as
+it sees that, names the node that leads now and its epoch, and exits 1 (SHARD_MOVED).`;
 
 export async function runMigrate(argv: readonly string[], io: Io = stdio): Promise<number> {
   const parsed = parseCommandFlags(
@@ -300,7 +348,7 @@ export async function runMigrate(argv: readonly string[], io: Io = stdio): Promi
     } else {
       const ms = (n: number | undefined): string => (n === undefined ? 'n/a' : `${n} ms`);
       io.out(
-        `${domain}: ${report.from} → ${report.to}, epoch ${report.epoch}, handoff marker at seq ${report.handoffSeq}\n` +
+        `${domain}: ${report.from} → ${report.to}, epoch ${report.epoch}, ${report.handoffSeq !== undefined ? `handoff marker at seq ${report.handoffSeq}` : `the old leader did not confirm the handoff`}\n` +
           `  gap (hosts: intake stopped → target serving): ${ms(report.gapHostMs)}\n` +
           `  gap (this command: handoff sent → target leading): ${ms(report.gapCommandMs)}\n` +
           `  gap (probe client, longest wait between answers): ${ms(report.gapProbeMs)}` +
