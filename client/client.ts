@@ -21,6 +21,7 @@ import {
   type ClassifyReply,
   type WireEntity,
   type HistoryReply,
+  type RememberBatchItem,
   type RememberReply,
   type TaskBeginReply,
   type TaskObserveReply,
@@ -30,13 +31,14 @@ import {
 } from '../protocol/index.ts';
 import { defined, fromRememberReply, fromWireFact, fromWriteReply, toWireFactInput } from './convert.ts';
 import { createOpIdSource, type OpIdSource } from './op-id.ts';
-import { RememberBatcher, type BatchTarget } from './remember-batcher.ts';
+import { BATCH_IN_FLIGHT, DEFAULT_MAX_QUEUED_BYTES, RememberBatcher, type BatchTarget } from './remember-batcher.ts';
 import { fromRecallReply, type AnyRecallReply } from './recall-reply.ts';
-import { DEFAULT_RETRY_POLICY, isRefusal, withRetry, type RetryPolicy } from './retry.ts';
+import { DEFAULT_RETRY_POLICY, OutcomeUnknownError, isRefusal, withRetry, type RetryPolicy } from './retry.ts';
 import { SeqTracker } from './seq-tracker.ts';
 import { Transport } from './transport.ts';
 import type {
   Change,
+  CloseOptions,
   ConnectOptions,
   DomainScore,
   Entity,
@@ -61,6 +63,20 @@ export const DEFAULT_TIMEOUT_MS = 2_000;
 export const DEFAULT_DEADLINE_MS = 10_000;
 /** After its node answered "no responders" for a domain's replica, the client asks any replica for this long. */
 const NO_LOCAL_REPLICA_RECHECK_MS = 30_000;
+/**
+ * How long `close()` lets nats.js drain the connection before closing it outright. Draining only flushes what is
+ * already written (every call has settled by then); while the server is unreachable nats.js 2.29's drain resolves
+ * without closing, after its flush fails, so the connection is always closed after it.
+ */
+const DRAIN_BOUND_MS = 2_000;
+
+/** A call this client accepted and that has not settled: `close()` waits for it, or at its bound gives it up. */
+interface PendingCall {
+  /** What to name in the error if it is given up: the subject, or `remember`. */
+  readonly what: string;
+  readonly opId: string | undefined;
+  readonly giveUp: (err: OutcomeUnknownError) => void;
+}
 
 /** How a call may be repeated: `idempotent` calls (reads, writes with an opId) on any retryable error; others
  * only when the server said it did nothing (NOT_LEADER, SHARD_MOVED, UNAVAILABLE, no responders). */
@@ -122,6 +138,10 @@ export class ShardmindClient {
   private readonly policy: RetryPolicy;
   private readonly onRetry: ConnectOptions['onRetry'];
   private closing: Promise<void> | undefined;
+  /** The calls in flight (made before `close()` and not settled). */
+  private readonly pending = new Set<PendingCall>();
+  /** Set while `close()` waits: called when the last pending call settles. */
+  private onIdle: (() => void) | undefined;
   /** Domains whose replica is not on this client's node, until when (ms): replica reads go to any replica. */
   private readonly noLocalReplica = new Map<string, number>();
   /** Concurrent direct remembers to one shard, sent together (undefined when `batchRemember: false`). */
@@ -173,42 +193,70 @@ export class ShardmindClient {
     this.batcher =
       options.batchRemember === false
         ? undefined
-        : new RememberBatcher((subject, body) => this.call(subject, body, 'idempotent'), { agent: this.agent, node: this.node });
+        : new RememberBatcher(
+            // Not tracked here: the caller's remember is (one tracked call each, whether it waits or is sent).
+            (subject, body, deadline) => this.retrying(subject, 'idempotent', (timeoutMs) => this.transport.request(subject, body, timeoutMs), deadline),
+            { agent: this.agent, node: this.node },
+            BATCH_IN_FLIGHT,
+            options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
+          );
   }
 
   /**
    * Remembers a fact. Without a domain (and not `direct`) the router classifies it. Remembers bound for the same
    * place (a shard, or the router with the same `domain`) that are outstanding at the same time go in one request
-   * (`remember_batch`, see `remember-batcher.ts`), each still with its own opId, result and error.
+   * (`remember_batch`, see `remember-batcher.ts`), each still with its own opId, result and error. `deadlineMs`
+   * counts from the call, time waiting for its turn included; when too many calls already wait for the same place
+   * (more than `maxQueuedBytes` of facts: a shard that is down), the call fails at once with a retryable
+   * UNAVAILABLE, not sent.
    */
   async remember(fact: FactInput, options: RememberOptions = {}): Promise<RememberResult> {
     const opId = options.opId ?? this.opIds.next();
-    const item = defined({ opId, task: options.task, fact: toWireFactInput(fact) });
+    return this.rememberItem(defined({ opId, task: options.task, fact: toWireFactInput(fact) }), options);
+  }
+
+  /**
+   * Remembers several facts at once: a result or an error per fact, in order (one bad fact fails only itself).
+   * They travel in as few requests as the payload limit allows, and wait for room rather than fail when more are
+   * queued for one place than the client holds (`maxQueuedBytes`): each fact's deadline counts from when it is queued.
+   */
+  async rememberMany(facts: readonly FactInput[], options: Omit<RememberOptions, 'opId'> = {}): Promise<(RememberResult | ShardmindError)[]> {
+    const target = this.batcher === undefined ? undefined : this.batchTargetOrNone(options);
+    const results: Promise<RememberResult | ShardmindError>[] = [];
+    for (const f of facts) {
+      let item: RememberBatchItem;
+      try {
+        item = defined({ opId: this.opIds.next(), task: options.task, fact: toWireFactInput(f) });
+      } catch (err) {
+        if (!(err instanceof ShardmindError)) throw err;
+        results.push(Promise.resolve(err));
+        continue;
+      }
+      // Awaited only when the queue is full, so that facts queued in one tick still go together.
+      for (let room = target && this.batcher!.whenRoom(target, item); room !== undefined; room = this.batcher!.whenRoom(target!, item)) await room;
+      results.push(
+        this.rememberItem(item, options).catch((err: unknown) => {
+          if (err instanceof ShardmindError) return err;
+          throw err;
+        }),
+      );
+    }
+    return Promise.all(results);
+  }
+
+  private async rememberItem(item: RememberBatchItem, options: RememberOptions): Promise<RememberResult> {
     let reply: RememberReply;
     if (this.batcher !== undefined) {
-      reply = await this.batcher.remember(this.batchTarget(options), item);
+      const batcher = this.batcher;
+      const target = this.batchTarget(options);
+      const deadline = Date.now() + this.deadlineMs;
+      reply = await this.track('remember', item.opId, () => batcher.remember(target, item, deadline));
     } else {
       const body = defined({ v: 1, agent: this.agent, node: this.node, domain: options.domain, ...item });
       reply = await this.call<RememberReply>(this.subject('remember', options), body, 'idempotent');
     }
     this.seqs.observe(reply.domain, reply.seq);
-    return fromRememberReply(reply, opId);
-  }
-
-  /**
-   * Remembers several facts at once: a result or an error per fact, in order (one bad fact fails only itself).
-   * Direct to a shard they travel in as few requests as the payload limit allows; through the router, as
-   * concurrent requests.
-   */
-  rememberMany(facts: readonly FactInput[], options: Omit<RememberOptions, 'opId'> = {}): Promise<(RememberResult | ShardmindError)[]> {
-    return Promise.all(
-      facts.map((f) =>
-        this.remember(f, options).catch((err: unknown) => {
-          if (err instanceof ShardmindError) return err;
-          throw err;
-        }),
-      ),
-    );
+    return fromRememberReply(reply, item.opId);
   }
 
   /** Recalls facts, best first; waits (bounded, on the shard) until this client's own writes are visible. */
@@ -394,10 +442,67 @@ export class ShardmindClient {
     return this.seqs.get(domain);
   }
 
-  /** Drains and closes the connection if the client opened it. Idempotent. */
-  close(): Promise<void> {
-    this.closing ??= this.ownsConnection && !this.connection.isClosed() ? this.connection.drain() : Promise.resolve();
+  /**
+   * Stops taking calls (a call made after it fails with UNAVAILABLE "client is closed", not sent), waits for the
+   * calls already made to settle — each ends by its own `deadlineMs`, so by default every one does — then drains
+   * and closes the connection if the client opened it. A call still unsettled after `timeoutMs` is rejected with an
+   * `OutcomeUnknownError` (TIMEOUT, retryable): it may have been applied, so retry it with its `opId` (the error
+   * carries it). The connection is closed when this resolves, even if the server is unreachable. Idempotent.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    this.closing ??= this.shutDown(options.timeoutMs ?? this.deadlineMs);
     return this.closing;
+  }
+
+  private async shutDown(boundMs: number): Promise<void> {
+    if (this.pending.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, boundMs);
+        this.onIdle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.onIdle = undefined;
+    }
+    for (const call of this.pending) {
+      call.giveUp(
+        new OutcomeUnknownError(
+          `${call.what}: the client closed before its reply came (close waited ${boundMs} ms); it may or may not have been applied` +
+            (call.opId === undefined ? '' : ` — retry it with the same opId ${call.opId}, which applies it at most once`),
+          call.opId,
+        ),
+      );
+    }
+    this.pending.clear();
+    if (this.ownsConnection && !this.connection.isClosed()) await closeConnection(this.connection);
+  }
+
+  /**
+   * Runs a call the caller waits for, refused once `close()` has begun, counted until it settles so that `close()`
+   * can wait for it (or give it up at its bound: the caller then gets the OutcomeUnknownError, whatever comes later).
+   */
+  private track<T>(what: string, opId: string | undefined, work: () => Promise<T>): Promise<T> {
+    if (this.closing) {
+      return Promise.reject(new ShardmindError(ErrorCode.UNAVAILABLE, `${what}: client is closed; not sent`, { retryable: false }));
+    }
+    return new Promise<T>((resolve, reject) => {
+      const call: PendingCall = { what, opId, giveUp: reject };
+      this.pending.add(call);
+      const settled = (): void => {
+        if (this.pending.delete(call) && this.pending.size === 0) this.onIdle?.();
+      };
+      work().then(
+        (value) => {
+          settled();
+          resolve(value);
+        },
+        (err: unknown) => {
+          settled();
+          reject(err);
+        },
+      );
+    });
   }
 
   /** Where a remember goes, for the batcher: the shard when direct, else the router (per named domain). */
@@ -409,6 +514,16 @@ export class ShardmindClient {
     return { key: `mem ${domain ?? ''}`, single: memSubject('remember'), batch: memSubject('remember_batch'), ...(domain === undefined ? {} : { domain }) };
   }
 
+  /** The batch target, or undefined when there is none (each call then fails with the reason on its own). */
+  private batchTargetOrNone(routing: Routing): BatchTarget | undefined {
+    try {
+      return this.batchTarget(routing);
+    } catch (err) {
+      if (err instanceof ShardmindError) return undefined;
+      throw err;
+    }
+  }
+
   private subject(op: string, routing: Routing): string {
     if (!(routing.direct ?? this.direct)) return memSubject(op);
     if (routing.domain === undefined) {
@@ -418,7 +533,7 @@ export class ShardmindClient {
   }
 
   private call<T>(subject: string, body: object, repeat: Repeat): Promise<T> {
-    return this.attempts(subject, repeat, (timeoutMs) => this.transport.request<T>(subject, body, timeoutMs));
+    return this.attempts(subject, repeat, (timeoutMs) => this.transport.request<T>(subject, body, timeoutMs), body);
   }
 
   /**
@@ -441,15 +556,39 @@ export class ShardmindClient {
     });
   }
 
-  private attempts<T>(subject: string, repeat: Repeat, attempt: (timeoutMs: number) => Promise<T>): Promise<T> {
-    if (this.closing) return Promise.reject(new ShardmindError(ErrorCode.UNAVAILABLE, 'client is closed', { retryable: false }));
+  /** A call's attempts, tracked for `close()`; a write's opId is read from its body. */
+  private attempts<T>(subject: string, repeat: Repeat, attempt: (timeoutMs: number) => Promise<T>, body?: object): Promise<T> {
+    const opId = (body as { opId?: unknown } | undefined)?.opId;
+    return this.track(subject, typeof opId === 'string' ? opId : undefined, () => this.retrying(subject, repeat, attempt));
+  }
+
+  private retrying<T>(subject: string, repeat: Repeat, attempt: (timeoutMs: number) => Promise<T>, deadline = Date.now() + this.deadlineMs): Promise<T> {
     return withRetry((remainingMs) => attempt(Math.min(this.timeoutMs, remainingMs)), {
-      deadline: Date.now() + this.deadlineMs,
+      deadline,
       policy: this.policy,
       mayRetry: (err) => err.retryable && (repeat === 'idempotent' || isRefusal(err)),
       onRetry: (err, attempt) => this.onRetry?.({ subject, code: err.code, attempt }),
     });
   }
+}
+
+/**
+ * Drains, bounded, then closes: nats.js 2.29's `drain()` swallows the failure of its last flush while the server is
+ * unreachable and resolves with the connection still open and reconnecting forever, which keeps the process alive.
+ */
+async function closeConnection(nc: NatsConnection): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, DRAIN_BOUND_MS);
+  });
+  try {
+    await Promise.race([nc.drain(), bound]);
+  } catch {
+    // Draining failed (closed meanwhile, or it cannot flush): closing below is what is left to do.
+  } finally {
+    clearTimeout(timer);
+  }
+  if (!nc.isClosed()) await nc.close().catch(() => undefined);
 }
 
 function isNoResponders(err: unknown): boolean {

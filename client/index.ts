@@ -1,5 +1,6 @@
 /** The TypeScript SDK for shardmind: `connect()` and the types its calls take and return. */
 export type {
+  CloseOptions,
   ConnectOptions,
   FactObject,
   FactInput,
@@ -33,5 +34,6 @@ export { createOpIdSource } from './op-id.ts';
 export { fromRecallReply } from './recall-reply.ts';
 export { Transport } from './transport.ts';
 export { ReplyInbox } from './reply-inbox.ts';
-export { backoffDelay, withRetry, DEFAULT_RETRY_POLICY } from './retry.ts';
+export { backoffDelay, withRetry, DEFAULT_RETRY_POLICY, OutcomeUnknownError } from './retry.ts';
+export { DEFAULT_MAX_QUEUED_BYTES } from './remember-batcher.ts';
 export { ShardmindError, ErrorCode } from '../protocol/index.ts';

@@ -13,12 +13,19 @@
  * whole request (the shard is moving, a timeout) is retried by the client with the same opIds, so what already
  * landed answers as a duplicate and nothing is applied twice. A host from before `remember_batch` answers "unknown
  * op": the batcher then sends each call to that place alone for RETRY_BATCH_OP_MS, and tries the op again after.
+ *
+ * A call's deadline (the client's `deadlineMs`) runs from the call, not from when its batch is sent: a call still
+ * queued at its deadline fails with TIMEOUT without being sent, and a batch's request gives up at its earliest
+ * item's deadline. The calls waiting for one place hold at most `maxQueuedBytes` of facts (estimated; default
+ * DEFAULT_MAX_QUEUED_BYTES); past that a call fails at once with a retryable UNAVAILABLE, not sent, so an agent
+ * that keeps writing through an outage learns it at once instead of piling up memory (Kafka's producer bounds its
+ * `buffer.memory` the same way). `whenRoom` lets `rememberMany`, which owns its loop, wait for room instead.
  */
 import { defined } from './convert.ts';
 import { ErrorCode, LIMITS, ShardmindError, isRecord, type RememberBatchItem, type RememberBatchReply, type RememberReply } from '../protocol/index.ts';
 
-/** What the batcher sends through: the client's retrying request. */
-export type BatchRequest = <T>(subject: string, body: object) => Promise<T>;
+/** What the batcher sends through: the client's retrying request, giving up at `deadline` (epoch ms). */
+export type BatchRequest = <T>(subject: string, body: object, deadline: number) => Promise<T>;
 
 /** Where a call goes: a shard (`sm.shard.<domain>.*`) or the router (`sm.mem.*`, with or without a domain). */
 export interface BatchTarget {
@@ -40,10 +47,17 @@ export const BATCH_IN_FLIGHT = 2;
 export const MAX_BATCH_BYTES = 48 * 1024;
 /** After a place answered "unknown op" for `remember_batch`, how long its calls go alone before the op is tried again. */
 export const RETRY_BATCH_OP_MS = 60_000;
+/**
+ * Estimated bytes of facts one place may hold waiting to be sent: 32 MiB (Kafka's producer `buffer.memory`), about
+ * 680 full batches — a burst a healthy shard takes in a few seconds, and a bound on memory while one is down.
+ */
+export const DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024;
 
 interface Waiting {
   readonly item: RememberBatchItem;
   readonly bytes: number;
+  /** Epoch ms: past it the call fails rather than wait or be sent. */
+  readonly deadline: number;
   readonly resolve: (r: RememberReply) => void;
   readonly reject: (e: unknown) => void;
 }
@@ -51,8 +65,12 @@ interface Waiting {
 interface PlaceQueue {
   readonly target: BatchTarget;
   waiting: Waiting[];
+  /** The estimated bytes of `waiting`. */
+  queuedBytes: number;
   inFlight: number;
   flushScheduled: boolean;
+  /** Callers of `whenRoom`, woken when the queue shrinks. */
+  roomWaiters: (() => void)[];
 }
 
 export class RememberBatcher {
@@ -69,19 +87,43 @@ export class RememberBatcher {
     private readonly request: BatchRequest,
     private readonly sender: { readonly agent: string; readonly node: string | undefined },
     private readonly maxInFlight = BATCH_IN_FLIGHT,
+    private readonly maxQueuedBytes = DEFAULT_MAX_QUEUED_BYTES,
   ) {}
 
-  remember(target: BatchTarget, item: RememberBatchItem): Promise<RememberReply> {
+  /** Sends `item` with the calls to the same place; it fails (TIMEOUT, not sent) if still queued at `deadline`. */
+  remember(target: BatchTarget, item: RememberBatchItem, deadline = Infinity): Promise<RememberReply> {
     let q = this.queues.get(target.key);
     if (q === undefined) {
-      q = { target, waiting: [], inFlight: 0, flushScheduled: false };
+      q = { target, waiting: [], queuedBytes: 0, inFlight: 0, flushScheduled: false, roomWaiters: [] };
       this.queues.set(target.key, q);
     }
+    const bytes = estimateBytes(item);
+    if (!this.fits(q, bytes)) {
+      return Promise.reject(
+        new ShardmindError(
+          ErrorCode.UNAVAILABLE,
+          `remember: ${q.waiting.length} writes (${q.queuedBytes} bytes, the client's limit is ${this.maxQueuedBytes}) already wait to be sent to ${describe(target)}, which is slow or unreachable; this one was not sent (opId ${item.opId}): retry it later`,
+        ),
+      );
+    }
     const queue = q;
+    queue.queuedBytes += bytes;
     return new Promise<RememberReply>((resolve, reject) => {
-      queue.waiting.push({ item, bytes: estimateBytes(item), resolve, reject });
+      queue.waiting.push({ item, bytes, deadline, resolve, reject });
       if (queue.inFlight < this.maxInFlight) this.scheduleFlush(queue);
     });
+  }
+
+  /** Whether a call of `bytes` may join the queue: always when it is empty (a lone call is never refused). */
+  private fits(q: PlaceQueue, bytes: number): boolean {
+    return q.waiting.length === 0 || q.queuedBytes + bytes <= this.maxQueuedBytes;
+  }
+
+  /** Undefined when `item` to `target` would be queued now; else a promise that resolves when there may be room. */
+  whenRoom(target: BatchTarget, item: RememberBatchItem): Promise<void> | undefined {
+    const q = this.queues.get(target.key);
+    if (q === undefined || this.fits(q, estimateBytes(item))) return undefined;
+    return new Promise<void>((resolve) => q.roomWaiters.push(resolve));
   }
 
   /** At the end of this tick, so calls made together go together. */
@@ -90,12 +132,20 @@ export class RememberBatcher {
     q.flushScheduled = true;
     queueMicrotask(() => {
       q.flushScheduled = false;
-      while (q.waiting.length > 0 && q.inFlight < this.maxInFlight) this.send(q, this.take(q));
+      while (q.waiting.length > 0 && q.inFlight < this.maxInFlight) {
+        const batch = this.take(q);
+        if (batch.length > 0) this.send(q, batch);
+      }
+      if (q.waiting.length === 0 && q.inFlight === 0) this.queues.delete(q.target.key);
     });
   }
 
-  /** The next batch: in call order, at most LIMITS.batchItems items and the byte budget (at least one item). */
+  /**
+   * The next batch: in call order, at most LIMITS.batchItems items and the byte budget (at least one item; none when
+   * every waiting call is past its deadline). Calls past their deadline fail here, unsent.
+   */
   private take(q: PlaceQueue): Waiting[] {
+    this.expire(q, Date.now());
     const budget = this.budgets.get(q.target.batch) ?? MAX_BATCH_BYTES;
     let n = 0;
     let bytes = 0;
@@ -105,7 +155,27 @@ export class RememberBatcher {
       bytes += next;
       n++;
     }
-    return q.waiting.splice(0, n);
+    const batch = q.waiting.splice(0, n);
+    q.queuedBytes -= bytes;
+    if (q.roomWaiters.length > 0) for (const wake of q.roomWaiters.splice(0)) wake();
+    return batch;
+  }
+
+  /** Fails the waiting calls whose deadline has passed: TIMEOUT, retryable (nothing was sent, so a retry is safe). */
+  private expire(q: PlaceQueue, now: number): void {
+    // Deadlines grow in call order (one deadlineMs per client), so the oldest call says whether any expired.
+    if (q.waiting.length === 0 || q.waiting[0]!.deadline > now) return;
+    q.waiting = q.waiting.filter((w) => {
+      if (w.deadline > now) return true;
+      q.queuedBytes -= w.bytes;
+      w.reject(
+        new ShardmindError(
+          ErrorCode.TIMEOUT,
+          `remember: the deadline passed while it waited to be sent to ${describe(q.target)} (the requests ahead of it were slow or failing); not sent, so retrying it is safe (opId ${w.item.opId})`,
+        ),
+      );
+      return false;
+    });
   }
 
   private send(q: PlaceQueue, batch: Waiting[]): void {
@@ -130,7 +200,7 @@ export class RememberBatcher {
     const body = defined({ v: 1, agent, node, domain: target.domain, items: batch.map((w) => w.item) });
     let reply: RememberBatchReply;
     try {
-      reply = await this.request<RememberBatchReply>(target.batch, body);
+      reply = await this.request<RememberBatchReply>(target.batch, body, earliestDeadline(batch));
     } catch (err) {
       if (isUnknownBatchOp(err)) {
         this.unsupported.set(target.batch, Date.now() + RETRY_BATCH_OP_MS);
@@ -169,9 +239,21 @@ export class RememberBatcher {
   private async sendEach(target: BatchTarget, batch: Waiting[]): Promise<void> {
     const { agent, node } = this.sender;
     await Promise.all(
-      batch.map((w) => this.request<RememberReply>(target.single, defined({ v: 1, agent, node, domain: target.domain, ...w.item })).then(w.resolve, w.reject)),
+      batch.map((w) =>
+        this.request<RememberReply>(target.single, defined({ v: 1, agent, node, domain: target.domain, ...w.item }), w.deadline).then(w.resolve, w.reject),
+      ),
     );
   }
+}
+
+function earliestDeadline(batch: readonly Waiting[]): number {
+  let earliest = Infinity;
+  for (const w of batch) if (w.deadline < earliest) earliest = w.deadline;
+  return earliest;
+}
+
+function describe(target: BatchTarget): string {
+  return target.key.startsWith('shard ') ? `the ${target.domain} shard` : `the router${target.domain === undefined ? '' : ` (domain ${target.domain})`}`;
 }
 
 /**

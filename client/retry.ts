@@ -73,3 +73,18 @@ export function isRefusal(err: ShardmindError): boolean {
     err.code === ErrorCode.NOT_LEADER || err.code === ErrorCode.SHARD_MOVED || err.code === ErrorCode.UNAVAILABLE
   );
 }
+
+/**
+ * A call the client gave up waiting for (its `close()` ran out of time) after it may have reached the server: the
+ * write may or may not have been applied. Retryable: send it again with the same `opId` (a new client is fine) and
+ * the shard applies it at most once; a new opId would count the fact a second time.
+ */
+export class OutcomeUnknownError extends ShardmindError {
+  constructor(
+    message: string,
+    /** The write's opId, to retry it with; undefined for a call that carries none (a read, a task step). */
+    readonly opId: string | undefined,
+  ) {
+    super(ErrorCode.TIMEOUT, message, { retryable: true });
+  }
+}

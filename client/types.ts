@@ -25,7 +25,10 @@ export interface ConnectOptions {
   readonly node?: string;
   /** Longest wait for one reply. Default 2000 ms. */
   readonly timeoutMs?: number;
-  /** Longest time one call may take, retries included. Default 10 000 ms. */
+  /**
+   * Longest time one call may take, retries included, counted from the call (a `remember` waiting for its turn to
+   * be sent counts too). Default 10 000 ms.
+   */
   readonly deadlineMs?: number;
   /** Wire encoding. Default msgpack. */
   readonly encoding?: Encoding;
@@ -36,9 +39,23 @@ export interface ConnectOptions {
    * A lone call is never delayed. False sends one request per call.
    */
   readonly batchRemember?: boolean;
+  /**
+   * Estimated bytes of facts that may wait in the client to be sent to one place (a shard, or the router with one
+   * domain) while earlier requests to it are outstanding. A `remember` past it fails at once with a retryable
+   * UNAVAILABLE, not sent (the place is slow or down); `rememberMany` waits for room instead. Default 32 MiB.
+   */
+  readonly maxQueuedBytes?: number;
   readonly retry?: Partial<RetryPolicy>;
   /** Called before each retry (for logging). */
   readonly onRetry?: (info: { readonly subject: string; readonly code: string; readonly attempt: number }) => void;
+}
+
+export interface CloseOptions {
+  /**
+   * How long `close()` waits for the calls already made to settle before it gives them up (each then fails with an
+   * `OutcomeUnknownError` carrying its opId). Default: the client's `deadlineMs`, which every call ends by anyway.
+   */
+  readonly timeoutMs?: number;
 }
 
 /** The object of a fact: a literal, or another entity (a graph edge). */
