@@ -13,7 +13,7 @@
 import { durationFlag, integerFlag, MAX_TIMEOUT_MS, orConfigError, parseCommandFlags, readFlagValues } from './args.ts';
 import type { Command } from './command.ts';
 import type { JetStreamManager, NatsConnection } from 'nats';
-import { DOMAIN_NAME, ErrorCode, ShardmindError, encodePayload, shardSubject, decodePayload, unwrapReply } from '../protocol/index.ts';
+import { DOMAIN_NAME, ErrorCode, ShardmindError, ctlSubject, encodePayload, shardSubject, decodePayload, unwrapReply } from '../protocol/index.ts';
 import { clusterStatus, ctlRequest, domainViews, type DomainView, type ShardStatusWire } from './control-client.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
 import { stdio, streamTails, type Io } from './status.ts';
@@ -60,6 +60,9 @@ export interface MigrateReport {
   readonly probeRequests?: number;
   readonly probeErrors?: number;
 }
+
+/** How long the leader may take to answer a handoff (it checks the target, stops intake, writes the marker). */
+const HANDOFF_ANSWER_MS = 15_000;
 
 /** Polls `check` every `everyMs` until it returns a value, or throws TIMEOUT at `deadline`. */
 async function poll<T>(check: () => Promise<T | undefined>, deadline: number, everyMs: number, what: string): Promise<T> {
@@ -184,10 +187,18 @@ export async function migrateShard(nc: NatsConnection, jsm: JetStreamManager, o:
   const handoffSentAt = Date.now();
   let reply: HandoffReply | undefined;
   let handoffError: unknown;
-  const handoff = ctlRequest<HandoffReply>(nc, from, 'handoff', { domain: o.domain, to: o.to }, 15_000).then(
-    (r) => void (reply = r),
-    (err: unknown) => void (handoffError = err),
-  );
+  // Whether the leader answered at all: its refusal (any code, UNAVAILABLE included: "the target did not answer its
+  // status") changed nothing and ends the command; its silence may mean it died after writing the marker.
+  let answered = false;
+  const handoff = nc
+    .request(ctlSubject(from, 'handoff'), encodePayload({ v: 1, domain: o.domain, to: o.to }, 'msgpack'), { timeout: HANDOFF_ANSWER_MS })
+    .then((m) => {
+      answered = true;
+      reply = unwrapReply<HandoffReply>(decodePayload(m.data, 'msgpack'));
+    })
+    .catch((err: unknown) => {
+      handoffError = answered ? err : new ShardmindError(ErrorCode.UNAVAILABLE, `${from}: handoff: no answer within ${HANDOFF_ANSWER_MS} ms`, { cause: err });
+    });
 
   // 3. Watch who leads until a node leads at a later epoch than before the hand-off: the target (done), or another
   // node that took over when the target died or stalled (fail at once, naming it, instead of waiting out the budget).
@@ -195,8 +206,8 @@ export async function migrateShard(nc: NatsConnection, jsm: JetStreamManager, o:
   try {
     after = await poll(
       async () => {
-        // A refusal (the target cannot take over, a build too old) changed nothing: report it as it is.
-        if (handoffError instanceof ShardmindError && handoffError.code !== ErrorCode.UNAVAILABLE) throw handoffError;
+        // A refusal (the target cannot take over or does not answer, a build too old) changed nothing: report it.
+        if (answered && handoffError !== undefined) throw handoffError;
         const v = await view(nc, o.nodes, o.domain);
         const leader = v?.leader;
         const st = leader === undefined ? undefined : v!.replicas.get(leader);

@@ -10,7 +10,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { DOMAIN, eventually, leaderOf, missingAcks, withFaultCluster } from '../failover/fault-kit.ts';
+import { migrateShard } from '../../cli/index.ts';
+import type { ShardmindError } from '../../protocol/index.ts';
+import { DOMAIN, NODES, eventually, leaderOf, missingAcks, withFaultCluster } from '../failover/fault-kit.ts';
 import type { NatsConnection } from 'nats';
 import { decodeEntry, entriesOf } from '../../actors/index.ts';
 import { logSubject } from '../../protocol/index.ts';
@@ -69,6 +71,27 @@ test('migrate - the target killed at the hand-off: exit 1 within seconds, naming
     await eventually('a leader of email', () => leaderOf(nc));
     const writers = await load();
     await writers.waitForAcks(100);
+
+    // A target that stops answering just before the hand-off: the leader refuses (UNAVAILABLE) and nothing changes;
+    // the command says so at once, not after its budget.
+    const jsm = await nc.jetstreamManager({ checkAPI: false });
+    const stoppedAt = Date.now();
+    const refused = await migrateShard(nc, jsm, {
+      domain: DOMAIN,
+      to: 'mini-2',
+      nodes: NODES,
+      timeoutMs: 60_000,
+      probe: false,
+      onProgress: (p) => void (p.phase === 'handing off' && hosts.host('mini-2').kill('SIGSTOP')),
+    }).then(
+      () => undefined,
+      (err: ShardmindError) => err,
+    );
+    hosts.host('mini-2').kill('SIGCONT');
+    assert.is(refused?.code, 'UNAVAILABLE', String(refused));
+    assert.match(refused!.message, /did not answer its status/);
+    assert.ok(Date.now() - stoppedAt < 20_000, `refused after ${Date.now() - stoppedAt} ms (the budget was 60 s)`);
+    assert.is((await eventually('a leader', () => leaderOf(nc))).node, 'mini-1', 'nothing changed');
 
     // The target dies as the hand-off goes out; the budget is a minute, the answer must come long before.
     const killed = await migrateKilling(nc, hosts, 'mini-2', 'mini-2', '60s');
