@@ -11,6 +11,7 @@ import { connect as natsConnect, headers, type NatsConnection } from 'nats';
 import { startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
 import { CONTENT_TYPE_HEADER, ErrorCode, JSON_CONTENT_TYPE, memSubject, shardSubject } from '../../protocol/index.ts';
 import { startHosts, type HostCluster } from '../harness/hosts.ts';
+import { routerReady } from '../harness/router-ready.ts';
 import { DOMAINS, NODE, oneMiniConfig } from '../client/one-mini.ts';
 
 interface Ctx {
@@ -26,6 +27,7 @@ ids.before(async (ctx) => {
   try {
     ctx.hosts = await startHosts({ config: oneMiniConfig(ctx.nats.url) });
     ctx.nc = await natsConnect({ servers: ctx.nats.url });
+    await routerReady(ctx.nc);
   } catch (err) {
     await ctx.hosts?.stop();
     await ctx.nats.destroy();

@@ -19,6 +19,7 @@ import {
   type Encoding,
 } from '../../protocol/index.ts';
 import { startHosts, type HostCluster } from '../harness/hosts.ts';
+import { routerReady } from '../harness/router-ready.ts';
 import { NODE, oneMiniConfig } from '../client/one-mini.ts';
 
 interface Ctx {
@@ -34,6 +35,7 @@ retract.before(async (ctx) => {
   try {
     ctx.hosts = await startHosts({ config: oneMiniConfig(ctx.nats.url) });
     ctx.nc = await natsConnect({ servers: ctx.nats.url });
+    await routerReady(ctx.nc);
   } catch (err) {
     await ctx.hosts?.stop();
     await ctx.nats.destroy();
