@@ -15,6 +15,9 @@
 import { ErrorCode as NatsErrorCode, NatsError, createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 import { headersOrNone } from '../protocol/index.ts';
 
+/** The longest delay `setTimeout` takes (Node's TIMEOUT_MAX). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 interface Waiting {
   readonly resolve: (m: Msg) => void;
   readonly reject: (e: NatsError) => void;
@@ -48,7 +51,8 @@ export class ReplyInbox {
       return Promise.reject(err as NatsError); // the connection is closed or draining
     }
     const token = this.nextToken++;
-    const deadline = performance.now() + timeoutMs;
+    // As setTimeout reads its delay: anything but 1 ms to 2^31 - 1 ms (NaN, Infinity, 0) is 1 ms.
+    const deadline = performance.now() + (timeoutMs >= 1 && timeoutMs <= MAX_TIMEOUT_MS ? timeoutMs : 1);
     return new Promise<Msg>((resolve, reject) => {
       this.waiting.set(token, { resolve, reject, deadline });
       if (deadline < this.timerAt) this.arm(deadline);

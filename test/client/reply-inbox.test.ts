@@ -85,8 +85,12 @@ t('timeouts share one timer: a short one behind a long one fails at its own dead
   failed.forEach(([, at], i) => assert.ok(at >= [10, 40, 80][i]! - 1 && at < 1_000, `timed out after ${at} ms`));
   assert.ok(failed[0]![1] <= failed[1]![1] && failed[1]![1] <= failed[2]![1]);
   assert.is(text((await long).data), '300');
-  // Requests made after the timer fired with nothing due still time out.
+  // Requests made after the timer fired with nothing due still time out; a delay setTimeout would not take (NaN,
+  // Infinity, 0) is 1 ms, as setTimeout reads it.
   assert.is((await natsFailure(inbox.request('inbox.silent', utf8.encode('x'), 20, undefined))).code, NatsErrorCode.Timeout);
+  for (const odd of [Number.NaN, Infinity, 0]) {
+    assert.is((await natsFailure(inbox.request('inbox.silent', utf8.encode('x'), odd, undefined))).code, NatsErrorCode.Timeout, String(odd));
+  }
 });
 
 t('the transport maps them as it did over nc.request: UNAVAILABLE (no responders), TIMEOUT', async (ctx) => {
