@@ -76,13 +76,13 @@ t('no responders and a timeout are nats.js errors; a late reply is dropped', asy
 
 t('timeouts share one timer: a short one behind a long one fails at its own deadline, the long one still gets its reply', async (ctx) => {
   const inbox = new ReplyInbox(ctx.nc!);
-  const long = inbox.request('inbox.echo', utf8.encode('300'), 5_000, undefined);
+  const long = inbox.request('inbox.echo', utf8.encode('300'), 30_000, undefined);
   const started = performance.now();
   const short = [10, 40, 80].map((ms) => natsFailure(inbox.request('inbox.silent', utf8.encode('x'), ms, undefined)).then((e) => [e.code, performance.now() - started] as const));
   const failed = await Promise.all(short);
   assert.equal(failed.map(([code]) => code), [NatsErrorCode.Timeout, NatsErrorCode.Timeout, NatsErrorCode.Timeout]);
   // Each at (or just after) its own deadline, not at the long request's, and in deadline order.
-  failed.forEach(([, at], i) => assert.ok(at >= [10, 40, 80][i]! - 1 && at < 1_000, `timed out after ${at} ms`));
+  failed.forEach(([, at], i) => assert.ok(at >= [10, 40, 80][i]! - 1 && at < 5_000, `timed out after ${at} ms`));
   assert.ok(failed[0]![1] <= failed[1]![1] && failed[1]![1] <= failed[2]![1]);
   assert.is(text((await long).data), '300');
   // Requests made after the timer fired with nothing due still time out; a delay setTimeout would not take (NaN,
