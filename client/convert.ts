@@ -53,7 +53,7 @@ export function fromWireFact(w: WireFact | WireHistoryFact): Fact | RecalledFact
 }
 
 export function fromRememberReply(r: RememberReply, opId: string): RememberResult {
-  return {
+  const result: RememberResult = {
     domain: r.domain,
     seq: r.seq,
     factId: r.factId,
@@ -62,6 +62,7 @@ export function fromRememberReply(r: RememberReply, opId: string): RememberResul
     duplicate: r.duplicate ?? false,
     opId,
   };
+  return r.warning === undefined ? result : { ...result, warning: r.warning };
 }
 
 export function fromWriteReply(r: WriteReply, opId: string): WriteResult {

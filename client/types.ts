@@ -112,6 +112,11 @@ export interface RememberResult {
   /** The opId had been applied before (a retry); this is the original result. */
   readonly duplicate: boolean;
   readonly opId: string;
+  /**
+   * Set when the write is stored but something around it failed: with a `task`, noting the fact in the task (its
+   * history and context miss it). The write itself succeeded: do not send it again with a new opId.
+   */
+  readonly warning?: string;
 }
 
 export interface WriteResult {

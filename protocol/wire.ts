@@ -83,6 +83,8 @@ export interface RememberReply {
   readonly superseded?: readonly string[];
   /** True when this opId had been applied before (a retry). */
   readonly duplicate?: boolean;
+  /** Through the router, with a `task`: the fact is stored, but noting it in the task failed (the reason). */
+  readonly warning?: string;
 }
 
 /** `sm.mem.recall` / `sm.shard.<domain>.recall`. `query` or `subject` is required. */

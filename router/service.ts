@@ -67,6 +67,10 @@ export const DEFAULT_RECALL_LIMIT = 10;
 export { ROUTER_NODE_HEADER };
 /** Writes may wait out a leader election; reads should not (they fan out and report who was missing). */
 const WRITE_TIMEOUT_FLOOR_MS = 5_000;
+/** How often the router may log that remembered facts were not noted in their task (a bucket outage fails many). */
+const TASK_NOTE_LOG_EVERY_MS = 10_000;
+/** How long a remember's reply waits for its task note before it goes with a warning (the note goes on). */
+const TASK_NOTE_WAIT_MS = 1_000;
 
 export interface RouterOptions {
   /** The Mini this router runs on (for log lines). */
@@ -348,6 +352,9 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
           return here ? { replica: true, node: d.node } : { replica: true };
         };
   const writeTimeout = Math.max(config.router.shardTimeoutMs, WRITE_TIMEOUT_FLOOR_MS);
+  /** Remembers not noted in their task since the last log line about it, and when that was (TASK_NOTE_LOG_EVERY_MS). */
+  let unnoted = 0;
+  let loggedUnnotedAt = Number.NEGATIVE_INFINITY;
   /**
    * A read with `minSeq` may wait at the shard up to `limits.minSeqWaitMs` for the write it names, then the shard
    * answers TIMEOUT (retryable, and it says which sequence was not applied). The router waits that long plus its own
@@ -368,12 +375,12 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
       const { domain: _named, ...fields } = req;
       const opId = req.opId ?? routerOpId();
       const reply = await shards.ask<RememberReply>(domain, 'remember', { ...fields, opId }, writeTimeout);
-      if (req.task) await tasks.remembered(req.task, domain, reply.factId, req.fact.text);
+      const warning = req.task ? await noteInTask(req.task, [{ domain, factId: reply.factId, text: req.fact.text }]) : undefined;
       // Only an agent's own choice of domain teaches the classifier; a classified write would teach it its guesses.
       // The reply does not wait for the example's JetStream publish (a failure is only logged either way; a router
       // that dies before it loses the example just as one dying between the apply and an awaited publish did).
       if (req.domain && !reply.duplicate) d.later(teach(req.fact.text, domain, req.agent, opId));
-      return reply;
+      return warning === undefined ? reply : { ...reply, warning };
     },
 
     /**
@@ -420,9 +427,9 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
           }
         }),
       );
-      // As for one remember: each task notes what was learned in it (one load and save per task, in item order; a
-      // task that fails its bookkeeping fails its own items, whose retry answers as duplicates and notes them
-      // again), and only an agent's own choice of domain teaches the classifier.
+      // As for one remember: each task notes what was learned in it (one load and save per task, in item order; when
+      // that fails, its items are still reported written, with a warning), and only an agent's own choice of domain
+      // teaches the classifier.
       const byTask = new Map<string, number[]>();
       for (const [i, item] of items.entries()) {
         const r = results[i];
@@ -432,18 +439,14 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
       }
       await Promise.all(
         [...byTask].map(async ([task, indexes]) => {
-          try {
-            await tasks.rememberedMany(
-              task,
-              indexes.map((i) => {
-                const r = results[i] as RememberReply;
-                return { domain: r.domain, factId: r.factId, text: (items[i] as RememberBatchItem).fact.text };
-              }),
-            );
-          } catch (err) {
-            if (!(err instanceof ShardmindError)) throw err;
-            for (const i of indexes) results[i] = { error: toWireError(err) };
-          }
+          const warning = await noteInTask(
+            task,
+            indexes.map((i) => {
+              const r = results[i] as RememberReply;
+              return { domain: r.domain, factId: r.factId, text: (items[i] as RememberBatchItem).fact.text };
+            }),
+          );
+          if (warning !== undefined) for (const i of indexes) results[i] = { ...(results[i] as RememberReply), warning };
         }),
       );
       return { v: 1, results };
@@ -622,6 +625,43 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
         }
       }),
     );
+  }
+
+  /**
+   * Notes remembered facts in their task; undefined when done, else the warning their replies carry. The facts are
+   * durable by now: a failure here (the task bucket unreachable past its retries, the task expired) must not be
+   * reported as the write's, or the agent would write again — with a new opId, a second observation of the fact.
+   * Nor may it hold the reply past the agent's timeout (the bucket's own retries run 3 s; the SDK waits 2 s for a
+   * reply): after TASK_NOTE_WAIT_MS the reply goes with a warning, and the note goes on in the background.
+   */
+  async function noteInTask(task: string, facts: readonly { domain: string; factId: string; text: string }[]): Promise<string | undefined> {
+    let settled = false;
+    const noting = tasks.rememberedMany(task, facts).then(
+      () => void (settled = true),
+      (err: unknown) => {
+        settled = true;
+        const { code, message } = toWireError(err);
+        unnoted += facts.length;
+        if (Date.now() - loggedUnnotedAt >= TASK_NOTE_LOG_EVERY_MS) {
+          d.log(`tasks: ${unnoted} remembered fact(s) stored but not noted in their task; last: task ${task}: ${code}: ${message} (logged at most every ${TASK_NOTE_LOG_EVERY_MS / 1000} s)`);
+          loggedUnnotedAt = Date.now();
+          unnoted = 0;
+        }
+        return `task ${task}: stored, but noting it in the task failed (${code}: ${message}); the task's history and context miss it`;
+      },
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const slow = new Promise<string>((resolve) => {
+      timer = setTimeout(
+        () => resolve(`task ${task}: stored, but noting it in the task did not finish within ${TASK_NOTE_WAIT_MS} ms (it goes on; if it fails, the task's history and context miss it)`),
+        TASK_NOTE_WAIT_MS,
+      );
+    });
+    const warning = await Promise.race([noting, slow]);
+    clearTimeout(timer);
+    // Still running: `stop()` waits for it (its failure is logged above).
+    if (!settled) d.later(noting.then(() => undefined));
+    return warning;
   }
 
   /**
