@@ -8,7 +8,7 @@ import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
 import type { NatsConnection, JetStreamManager } from 'nats';
 import { ShardmindError } from '../protocol/index.ts';
-import type { ClusterConfig } from '../config/index.ts';
+import { configWarnings, type ClusterConfig } from '../config/index.ts';
 import { clusterStatus, ctlRequest, domainViews, type DomainView } from './control-client.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
 import { migrateShard, renderProgress } from './migrate.ts';
@@ -116,6 +116,7 @@ export async function runApply(argv: readonly string[], io: Io = stdio): Promise
   );
   if (target === 1) return 1;
   const config: ClusterConfig = target.config!;
+  for (const line of configWarnings(config)) io.err(`WARNING: ${line}\n`);
   const nc = await connectCluster(target.servers, 'shardmind apply');
   try {
     const statuses = await clusterStatus(nc, target.nodes);

@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { Host } from '../actors/index.ts';
-import { DEFAULT_CONFIG_PATH, loadConfig, nodeByName, placementsOf } from '../config/index.ts';
+import { configWarnings, DEFAULT_CONFIG_PATH, loadConfig, nodeByName, placementsOf } from '../config/index.ts';
 import { openShardStore } from '../shards/index.ts';
 import { parseFlags, UsageError } from './args.ts';
 import type { Command } from './command.ts';
@@ -50,6 +50,8 @@ export const hostCommand: Command = {
       ...(tls ? { tls } : {}),
     });
     const placed = placementsOf(config, values.node);
+    // Loud, before anything else is logged: a config that runs but cannot do what it seems to (config/warnings.ts).
+    for (const line of configWarnings(config)) log(`[${values.node}] WARNING: ${line}`);
     log(`[${values.node}] starting ${placed.map((p) => `${p.domain.name} (${p.role})`).join(', ') || 'no shards'}; data in ${config.dataDir}`);
     const stopped = runUntilSignal(() => host.drain(), log);
     try {

@@ -7,12 +7,13 @@
  * less). Below the table, one line per replica stopped at a log message its build cannot read ("needs upgrade"), and
  * a warning naming the hosts whose config differs from the others' in what every host must agree on (`configDigest`).
  */
-import { orConfigError, parseCommandFlags } from './args.ts';
+import { durationFlag, MAX_TIMEOUT_MS, orConfigError, parseCommandFlags, readFlagValues } from './args.ts';
 import type { Command } from './command.ts';
 import type { JetStreamManager } from 'nats';
 import { logStream } from '../protocol/index.ts';
 import { clusterStatus, type NodeStatus } from './control-client.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
+import { configWarnings } from '../config/index.ts';
 
 export interface Io {
   out(s: string): void;
@@ -155,7 +156,8 @@ const USAGE = `usage: shardmind status [--config FILE] [--servers URL,…] [--no
 
 Asks every node (sm.ctl.<node>.status) and prints domains × nodes: role, machine state, appliedSeq, lag behind the
 log's tail, epoch and the last heartbeat heard; --json adds each store's warm-up and more. A node that does not answer
-within --timeout (ms, default 1500) is shown as such.
+within --timeout (1500ms, 2s, …; a bare number is ms; default 1500) is shown as such. Warnings about the
+config (a standby that cannot take over, pruning that never runs by itself) go to stderr first.
   --config FILE         the cluster config (default ./cluster.config.ts): where to connect and which nodes to ask
   --servers, --nodes    instead of the config (against \`shardmind up\`: --servers nats://127.0.0.1:4222 --nodes local)`;
 
@@ -174,11 +176,16 @@ export async function runStatus(argv: readonly string[], io: Io = stdio): Promis
   );
   if (typeof parsed === 'number') return parsed;
   const { values } = parsed;
+  const flags = readFlagValues(io, 'status', () => ({ timeoutMs: durationFlag('timeout', values.timeout, 1, MAX_TIMEOUT_MS) }));
+  if (typeof flags === 'number') return flags;
   const target = await orConfigError(io, () => resolveTarget(values));
   if (target === 1) return 1;
+  // What the config gets wrong without being invalid (a standby that cannot take over, …): said first, to stderr.
+  const warnings = target.config ? configWarnings(target.config) : [];
+  for (const line of warnings) io.err(`WARNING: ${line}\n`);
   const nc = await connectCluster(target.servers, 'shardmind status');
   try {
-    const statuses = await clusterStatus(nc, target.nodes, Number(values.timeout ?? 1_500));
+    const statuses = await clusterStatus(nc, target.nodes, flags.timeoutMs ?? 1_500);
     const domains = new Set<string>(target.config?.domains.map((d) => d.name) ?? []);
     for (const s of statuses) if (s.ok) for (const sh of s.status.shards) domains.add(sh.domain);
     const jsm = await nc.jetstreamManager({ checkAPI: false, timeout: 1_500 });
@@ -186,8 +193,9 @@ export async function runStatus(argv: readonly string[], io: Io = stdio): Promis
     const rows = statusRows(statuses, logs, Date.now());
     const tails = Object.fromEntries([...logs].map(([d, b]) => [d, b.last]));
     const drift = configDriftWarning(statuses);
-    if (values.json) io.out(JSON.stringify({ v: 1, nodes: statuses, tails, rows, ...(drift ? { configDrift: drift.trim() } : {}) }) + '\n');
-    else io.out(drift ? `${renderStatus(rows)}\n${drift}` : renderStatus(rows));
+    if (values.json) {
+      io.out(JSON.stringify({ v: 1, nodes: statuses, tails, rows, ...(drift ? { configDrift: drift.trim() } : {}), ...(warnings.length > 0 ? { configWarnings: warnings } : {}) }) + '\n');
+    } else io.out(drift ? `${renderStatus(rows)}\n${drift}` : renderStatus(rows));
     return statuses.every((s) => s.ok) ? 0 : 1;
   } finally {
     await nc.close();

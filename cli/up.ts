@@ -11,7 +11,7 @@ import { resolve, join } from 'node:path';
 import { createServer } from 'node:net';
 import { Host } from '../actors/index.ts';
 import { existsSync } from 'node:fs';
-import { DEFAULT_CONFIG_PATH, DEFAULT_DATA_DIR, loadConfig, singleNodeConfig } from '../config/index.ts';
+import { configWarnings, DEFAULT_CONFIG_PATH, DEFAULT_DATA_DIR, loadConfig, singleNodeConfig } from '../config/index.ts';
 import { openShardStore } from '../shards/index.ts';
 import { intFlag, parseFlags } from './args.ts';
 import type { Command } from './command.ts';
@@ -69,6 +69,8 @@ export const upCommand: Command = {
     }
     const server = await startNatsServer({ name: 'shardmind', port, storeDir: join(dataDir, 'nats') });
     const embedded = singleNodeConfig({ ...config, dataDir }, UP_NODE, server.url);
+    // What `up` runs (one node, no standbys): only the warnings that still apply to it (config/warnings.ts).
+    for (const line of configWarnings(embedded)) log(`WARNING: ${line}`);
     const host = new Host({ config: embedded, node: UP_NODE, openStore: openShardStore, services: HOST_SERVICES, log });
     const shutdown = async (): Promise<void> => {
       await host.drain();

@@ -35,3 +35,4 @@ export {
   DEFAULT_KEEP_SNAPSHOTS,
 } from './load.ts';
 export { configDigest, CONFIG_DIGEST_CHARS } from './digest.ts';
+export { configWarnings } from './warnings.ts';

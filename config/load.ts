@@ -87,6 +87,11 @@ async function importConfigModule(file: string): Promise<{ default?: unknown }> 
 /** Fills defaults, then validates. Throws `ConfigError` naming the first wrong field. */
 export function resolveConfig(input: ClusterConfigInput): ClusterConfig {
   if (input === null || typeof input !== 'object') throw new ConfigError('config', 'must be an object');
+  knownKeys('', input, TOP_KEYS);
+  if (input.cluster !== undefined) knownKeys('cluster', input.cluster, ['name']);
+  if (input.limits !== undefined) knownKeys('limits', input.limits, LIMITS_KEYS);
+  if (input.replication !== undefined) knownKeys('replication', input.replication, REPLICATION_KEYS);
+  if (input.router !== undefined) knownKeys('router', input.router, ROUTER_KEYS);
   const nodes = resolveNodes(input.nodes);
   const nodeNames = new Set(nodes.map((n) => n.name));
   const domains = resolveDomains(input.domains);
@@ -115,6 +120,16 @@ export function resolveConfig(input: ClusterConfigInput): ClusterConfig {
   };
   positiveInt('replication.replicas', replication.replicas);
   if (replication.replicas > 5) throw new ConfigError('replication.replicas', 'JetStream allows at most 5 replicas');
+  if (replication.replicas === 2) {
+    // A replicated stream takes writes while a majority of its replicas answer: 2 of 2. Either Mini's loss stops the
+    // domain, so R2 is less available than R1 on the same hardware and keeps no write a failover could not.
+    throw new ConfigError(
+      'replication.replicas',
+      '2 is refused: a JetStream stream with 2 replicas takes writes only while both servers answer (a majority of 2 is 2), ' +
+        'so losing either Mini stops the domain. Use 1 (no failover when the Mini holding the log is lost), or 3 to 5 with ' +
+        'as many Minis (3 survives the loss of one)',
+    );
+  }
   if (replication.replicas > nodes.length) {
     throw new ConfigError('replication.replicas', `${replication.replicas} is more than the ${nodes.length} nodes (one nats-server each)`);
   }
@@ -174,6 +189,7 @@ function resolveCompaction(field: string, input: CompactionConfig | false | unde
   if (input === false) return { ...base, everyEntries: 0 };
   if (input === undefined) return base;
   if (input === null || typeof input !== 'object') throw new ConfigError(field, 'must be { everyEntries, retainEntries, keepSnapshots, pruneInactiveDays, pruneDecayedBelow } or false');
+  knownKeys(field, input, COMPACTION_KEYS);
   const out = {
     everyEntries: input.everyEntries ?? base.everyEntries,
     retainEntries: input.retainEntries ?? base.retainEntries,
@@ -241,6 +257,7 @@ function resolveNodes(nodes: unknown): NodeConfig[] {
   return nodes.map((n: NodeConfig, i) => {
     const at = `nodes[${i}]`;
     if (n === null || typeof n !== 'object') throw new ConfigError(at, 'must be an object');
+    knownKeys(at, n, NODE_KEYS);
     if (typeof n.name !== 'string' || !NODE_NAME.test(n.name)) {
       throw new ConfigError(`${at}.name`, `"${String(n.name)}" must match ${NODE_NAME} (it is a subject token)`);
     }
@@ -253,6 +270,8 @@ function resolveNodes(nodes: unknown): NodeConfig[] {
       }
     });
     if (n.natsServer !== undefined) {
+      if (n.natsServer === null || typeof n.natsServer !== 'object') throw new ConfigError(`${at}.natsServer`, 'must be { host, port, clusterPort, storeDir }');
+      knownKeys(`${at}.natsServer`, n.natsServer, NATS_SERVER_KEYS);
       if (typeof n.natsServer.host !== 'string' || n.natsServer.host === '') {
         throw new ConfigError(`${at}.natsServer.host`, 'must be a host name or address');
       }
@@ -269,6 +288,7 @@ function resolveDomains(domains: unknown): DomainConfig[] {
   return domains.map((d: DomainConfig, i) => {
     const at = `domains[${i}]`;
     if (d === null || typeof d !== 'object') throw new ConfigError(at, 'must be an object');
+    knownKeys(at, d, DOMAIN_KEYS);
     if (typeof d.name !== 'string' || !DOMAIN_NAME.test(d.name)) {
       throw new ConfigError(`${at}.name`, `"${String(d.name)}" must match ${DOMAIN_NAME}`);
     }
@@ -301,6 +321,8 @@ function resolvePlacement(
     const at = `placement.${d.name}`;
     const p = input[d.name];
     if (!p) throw new ConfigError(at, 'missing: every domain needs a leader node');
+    if (typeof p !== 'object') throw new ConfigError(at, 'must be { leader, standbys }');
+    knownKeys(at, p, ['leader', 'standbys']);
     if (typeof p.leader !== 'string' || !nodeNames.has(p.leader)) {
       throw new ConfigError(`${at}.leader`, `node "${String(p.leader)}" is not in nodes`);
     }
@@ -319,6 +341,7 @@ function resolvePlacement(
 
 function predicateSpec(field: string, spec: PredicateSpec): void {
   if (spec === null || typeof spec !== 'object') throw new ConfigError(field, 'must be { cardinality, halfLifeDays }');
+  knownKeys(field, spec, ['cardinality', 'halfLifeDays']);
   if (spec.cardinality !== 'one' && spec.cardinality !== 'many') {
     throw new ConfigError(`${field}.cardinality`, `"${String(spec.cardinality)}" must be "one" or "many"`);
   }
@@ -341,4 +364,56 @@ function port(field: string, v: unknown): void {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) {
     throw new ConfigError(field, `${String(v)} must be a port number (1–65535)`);
   }
+}
+
+/*
+ * The fields each block takes. A key not listed is refused, naming its path and the nearest known one: a misspelled
+ * `replication.replica` or `compaction.everyEntry` was ignored and its default used, and a `.ts` config loaded
+ * through tsx is not type-checked, so nothing else would say so (review session 11, finding 4).
+ */
+const TOP_KEYS = ['cluster', 'nodes', 'domains', 'placement', 'dataDir', 'limits', 'replication', 'router', 'compaction'] as const;
+const NODE_KEYS = ['name', 'nats', 'natsServer'] as const;
+const NATS_SERVER_KEYS = ['host', 'port', 'clusterPort', 'storeDir'] as const;
+const DOMAIN_KEYS = ['name', 'description', 'seeds', 'predicates', 'defaultPredicate', 'compaction'] as const;
+const LIMITS_KEYS = ['maxPayloadBytes', 'minSeqWaitMs', 'maxRecallLimit', 'replicaMaxStaleMs'] as const;
+const REPLICATION_KEYS = ['replicas', 'leaseMs', 'heartbeatMs'] as const;
+const ROUTER_KEYS = ['fanoutMargin', 'fanoutFloor', 'rerouteMargin', 'shardTimeoutMs', 'classifierModule'] as const;
+const COMPACTION_KEYS = ['everyEntries', 'retainEntries', 'keepSnapshots', 'pruneInactiveDays', 'pruneDecayedBelow'] as const;
+
+/** Refuses a key of `block` (at `field`, '' for the top level) that is not in `known`, with a did-you-mean. */
+function knownKeys(field: string, block: unknown, known: readonly string[]): void {
+  if (block === null || typeof block !== 'object' || Array.isArray(block)) {
+    throw new ConfigError(field || 'config', `must be an object with ${known.join(', ')}`);
+  }
+  for (const key of Object.keys(block)) {
+    if (known.includes(key)) continue;
+    const near = nearest(key, known);
+    throw new ConfigError(
+      field ? `${field}.${key}` : key,
+      `unknown field${near ? `; did you mean "${near}"?` : ''} (${field || 'the config'} takes ${known.join(', ')})`,
+    );
+  }
+}
+
+/** The known key closest to `key` when it is a plausible misspelling (case, a letter or two, a plural). */
+function nearest(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    const [a, b] = [key.toLowerCase(), k.toLowerCase()];
+    // A shortened or lengthened name (`halfLife` for `halfLifeDays`) is a near miss whatever the letters left out.
+    const d = Math.min(a.length, b.length) >= 4 && (b.startsWith(a) || a.startsWith(b)) ? 1 : editDistance(a, b);
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
 }

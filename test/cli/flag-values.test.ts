@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { connect as natsConnect, type NatsConnection } from 'nats';
-import { runCompact, runMigrate, runPrune, runRecall, runRemember, startNatsServer, streamTails, type NatsServerProcess } from '../../cli/index.ts';
+import { runCompact, runMigrate, runPrune, runRecall, runRemember, runStatus, startNatsServer, streamTails, type NatsServerProcess } from '../../cli/index.ts';
 import { connect, type ShardmindClient } from '../../client/index.ts';
 import type { ClusterConfigInput } from '../../config/index.ts';
 import { startHosts, type HostCluster } from '../harness/hosts.ts';
@@ -112,6 +112,8 @@ t('every numeric and duration flag refuses what is not its kind of value, before
     ['migrate', runMigrate, ['email', '--to', 'mini-2', '--max-lag', 'abc', ...cfg], /--max-lag: "abc" must be an integer in 0\.\.\d+ \(not a number\)/],
     ['migrate', runMigrate, ['email', '--to', 'mini-2', '--max-lag', '1.5', ...cfg], /--max-lag: "1.5" .*\(not a whole number\)/],
     ['migrate', runMigrate, ['email', '--to', 'mini-2', '--max-lag=', ...cfg], /--max-lag: "" .*\(an empty value\)/],
+    ['status', runStatus, ['--timeout=', ...cfg], /--timeout: "" must be a duration .*\(an empty value\)/],
+    ['status', runStatus, ['--timeout', '2 s', ...cfg], /--timeout: "2 s" .*\(not a duration\)/],
     ['remember', runRemember, ['x', '--confidence=', ...servers], /--confidence: "" must be a number in \(0, 1\] \(an empty value\)/],
     ['recall', runRecall, ['x', '--max-stale-ms=', ...servers], /--max-stale-ms: "" must be an integer in 0\.\.86400000 \(an empty value\)/],
     ['recall', runRecall, ['x', '--limit', '2.5', ...servers], /--limit: "2.5" .*\(not a whole number\)/],
@@ -144,6 +146,11 @@ t('migrate --timeout 5s is five seconds (it was a NaN deadline that never passed
   const ok = capture();
   assert.is(await runMigrate(['email', '--to', 'mini-1', '--timeout', '500ms', '--config', ctx.hosts!.configPath], ok.io), 0, ok.err());
   assert.match(ok.out(), /email is already led by mini-1: nothing to do/);
+
+  const status = capture();
+  assert.is(await runStatus(['--timeout', '2s', '--json', '--config', ctx.hosts!.configPath], status.io), 1, 'mini-2 does not run');
+  const report = JSON.parse(status.out()) as { nodes: { node: string; ok: boolean }[] };
+  assert.equal(report.nodes.map((n) => [n.node, n.ok]), [['mini-1', true], ['mini-2', false]]);
 });
 
 t.run();

@@ -122,7 +122,7 @@ test('nats-config --tls writes the client and route TLS blocks; a directory with
         { name: 'mini-2', nats: ['nats://mini-2.local:4222'], natsServer: { host: 'mini-2.local' } },
       ],
       placement: Object.fromEntries(shipped.domains.map((d) => [d.name, { leader: 'mini-1', standbys: ['mini-2'] }])),
-      replication: { replicas: 2, leaseMs: 1500, heartbeatMs: 250 },
+      replication: { replicas: 1, leaseMs: 1500, heartbeatMs: 250 },
     };
     const cfg = resolveConfig(input);
     const missing = join(dir, 'nowhere');
