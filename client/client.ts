@@ -75,7 +75,8 @@ interface PendingCall {
   /** What to name in the error if it is given up: the subject, or `remember`. */
   readonly what: string;
   readonly opId: string | undefined;
-  readonly giveUp: (err: OutcomeUnknownError) => void;
+  /** Rejects the caller's promise (set as the call starts). */
+  giveUp?: (err: OutcomeUnknownError) => void;
 }
 
 /** How a call may be repeated: `idempotent` calls (reads, writes with an opId) on any retryable error; others
@@ -210,9 +211,17 @@ export class ShardmindClient {
    * (more than `maxQueuedBytes` of facts: a shard that is down), the call fails at once with a retryable
    * UNAVAILABLE, not sent.
    */
-  async remember(fact: FactInput, options: RememberOptions = {}): Promise<RememberResult> {
-    const opId = options.opId ?? this.opIds.next();
-    return this.rememberItem(defined({ opId, task: options.task, fact: toWireFactInput(fact) }), options);
+  remember(fact: FactInput, options: RememberOptions = {}): Promise<RememberResult> {
+    // Not async, and rememberItem's promise returned as it is: an async function returning a promise resolves a
+    // few microtasks later, and the batcher's flush (a microtask) would then leave with fewer of the calls an
+    // agent's loops make as their previous remembers resolve.
+    let item: RememberBatchItem;
+    try {
+      item = defined({ opId: options.opId ?? this.opIds.next(), task: options.task, fact: toWireFactInput(fact) });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.rememberItem(item, options);
   }
 
   /**
@@ -222,7 +231,10 @@ export class ShardmindClient {
    */
   async rememberMany(facts: readonly FactInput[], options: Omit<RememberOptions, 'opId'> = {}): Promise<(RememberResult | ShardmindError)[]> {
     const target = this.batcher === undefined ? undefined : this.batchTargetOrNone(options);
-    const results: Promise<RememberResult | ShardmindError>[] = [];
+    const results: Promise<RememberResult | ShardmindError | undefined>[] = [];
+    // A failure that is not a ShardmindError (a bug) fails the whole call, once every fact has settled; held here
+    // rather than left in a rejected promise while the loop waits for room (Node would report it unhandled).
+    let fatal: { err: unknown } | undefined;
     for (const f of facts) {
       let item: RememberBatchItem;
       try {
@@ -237,11 +249,14 @@ export class ShardmindClient {
       results.push(
         this.rememberItem(item, options).catch((err: unknown) => {
           if (err instanceof ShardmindError) return err;
-          throw err;
+          fatal ??= { err };
+          return undefined;
         }),
       );
     }
-    return Promise.all(results);
+    const settled = await Promise.all(results);
+    if (fatal !== undefined) throw fatal.err;
+    return settled as (RememberResult | ShardmindError)[];
   }
 
   private async rememberItem(item: RememberBatchItem, options: RememberOptions): Promise<RememberResult> {
@@ -250,7 +265,9 @@ export class ShardmindClient {
       const batcher = this.batcher;
       const target = this.batchTarget(options);
       const deadline = Date.now() + this.deadlineMs;
-      reply = await this.track('remember', item.opId, () => batcher.remember(target, item, deadline));
+      // Not through track(): the batcher keeps what close() waits for and gives up (no bookkeeping per call).
+      if (this.closing) throw closedError('remember');
+      reply = await batcher.remember(target, item, deadline);
     } else {
       const body = defined({ v: 1, agent: this.agent, node: this.node, domain: options.domain, ...item });
       reply = await this.call<RememberReply>(this.subject('remember', options), body, 'idempotent');
@@ -455,26 +472,23 @@ export class ShardmindClient {
   }
 
   private async shutDown(boundMs: number): Promise<void> {
-    if (this.pending.size > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, boundMs);
-        this.onIdle = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.onIdle = undefined;
-    }
-    for (const call of this.pending) {
-      call.giveUp(
-        new OutcomeUnknownError(
-          `${call.what}: the client closed before its reply came (close waited ${boundMs} ms); it may or may not have been applied` +
-            (call.opId === undefined ? '' : ` — retry it with the same opId ${call.opId}, which applies it at most once`),
-          call.opId,
-        ),
+    const settled = Promise.all([
+      this.pending.size === 0 ? undefined : new Promise<void>((resolve) => void (this.onIdle = resolve)),
+      this.batcher?.whenIdle(),
+    ]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([settled, new Promise<void>((resolve) => void (timer = setTimeout(resolve, boundMs)))]);
+    clearTimeout(timer);
+    this.onIdle = undefined;
+    const givenUp = (what: string, opId: string | undefined): OutcomeUnknownError =>
+      new OutcomeUnknownError(
+        `${what}: the client closed before its reply came (close waited ${boundMs} ms); it may or may not have been applied` +
+          (opId === undefined ? '' : ` — retry it with the same opId ${opId}, which applies it at most once`),
+        opId,
       );
-    }
+    for (const call of this.pending) call.giveUp?.(givenUp(call.what, call.opId));
     this.pending.clear();
+    this.batcher?.abandon((item) => givenUp('remember', item.opId));
     if (this.ownsConnection && !this.connection.isClosed()) await closeConnection(this.connection);
   }
 
@@ -483,26 +497,37 @@ export class ShardmindClient {
    * can wait for it (or give it up at its bound: the caller then gets the OutcomeUnknownError, whatever comes later).
    */
   private track<T>(what: string, opId: string | undefined, work: () => Promise<T>): Promise<T> {
-    if (this.closing) {
-      return Promise.reject(new ShardmindError(ErrorCode.UNAVAILABLE, `${what}: client is closed; not sent`, { retryable: false }));
+    let call: PendingCall;
+    try {
+      call = this.admit(what, opId);
+    } catch (err) {
+      return Promise.reject(err);
     }
     return new Promise<T>((resolve, reject) => {
-      const call: PendingCall = { what, opId, giveUp: reject };
-      this.pending.add(call);
-      const settled = (): void => {
-        if (this.pending.delete(call) && this.pending.size === 0) this.onIdle?.();
-      };
+      call.giveUp = reject;
       work().then(
         (value) => {
-          settled();
+          this.release(call);
           resolve(value);
         },
         (err: unknown) => {
-          settled();
+          this.release(call);
           reject(err);
         },
       );
     });
+  }
+
+  /** Counts a call as pending, or refuses it once `close()` has begun. */
+  private admit(what: string, opId: string | undefined): PendingCall {
+    if (this.closing) throw closedError(what);
+    const call: PendingCall = { what, opId };
+    this.pending.add(call);
+    return call;
+  }
+
+  private release(call: PendingCall): void {
+    if (this.pending.delete(call) && this.pending.size === 0) this.onIdle?.();
   }
 
   /** Where a remember goes, for the batcher: the shard when direct, else the router (per named domain). */
@@ -570,6 +595,10 @@ export class ShardmindClient {
       onRetry: (err, attempt) => this.onRetry?.({ subject, code: err.code, attempt }),
     });
   }
+}
+
+function closedError(what: string): ShardmindError {
+  return new ShardmindError(ErrorCode.UNAVAILABLE, `${what}: client is closed; not sent`, { retryable: false });
 }
 
 /**

@@ -82,6 +82,13 @@ export class RememberBatcher {
   private readonly unsupported = new Map<string, number>();
   /** A smaller byte budget for a place whose hosts refused a batch as too large (their `maxPayloadBytes` is lower). */
   private readonly budgets = new Map<string, number>();
+  /**
+   * The batches on their way, so `abandon` can reach their callers: one entry per request, not per call (the
+   * client's per-call bookkeeping cost a remember ~1 µs of CPU, mostly its garbage).
+   */
+  private readonly sending = new Set<readonly Waiting[]>();
+  /** Callers of `whenIdle`, woken when nothing is queued or on its way. */
+  private idleWaiters: (() => void)[] = [];
 
   constructor(
     private readonly request: BatchRequest,
@@ -136,7 +143,7 @@ export class RememberBatcher {
         const batch = this.take(q);
         if (batch.length > 0) this.send(q, batch);
       }
-      if (q.waiting.length === 0 && q.inFlight === 0) this.queues.delete(q.target.key);
+      if (q.waiting.length === 0 && q.inFlight === 0) this.retire(q);
     });
   }
 
@@ -180,6 +187,7 @@ export class RememberBatcher {
 
   private send(q: PlaceQueue, batch: Waiting[]): void {
     q.inFlight++;
+    this.sending.add(batch);
     const alone = batch.length === 1 || (this.unsupported.get(q.target.batch) ?? 0) > Date.now();
     const sent = alone ? this.sendEach(q.target, batch) : this.sendBatch(q.target, batch);
     void sent
@@ -189,10 +197,35 @@ export class RememberBatcher {
         for (const w of batch) w.reject(e);
       })
       .finally(() => {
+        this.sending.delete(batch);
         q.inFlight--;
         if (q.waiting.length > 0) this.scheduleFlush(q);
-        else if (q.inFlight === 0) this.queues.delete(q.target.key);
+        else if (q.inFlight === 0) this.retire(q);
       });
+  }
+
+  /** Forgets a place with nothing queued or on its way; wakes `whenIdle` callers when it was the last. */
+  private retire(q: PlaceQueue): void {
+    this.queues.delete(q.target.key);
+    if (this.queues.size === 0 && this.idleWaiters.length > 0) for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  /** Resolves when every call made so far has been answered (nothing queued or on its way). */
+  whenIdle(): Promise<void> {
+    if (this.queues.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Fails every call not answered yet with `errorFor(its item)`: queued ones are dropped unsent; a batch on its way
+   * still arrives, but its answer no longer reaches its callers. For the client's `close()` at its bound.
+   */
+  abandon(errorFor: (item: RememberBatchItem) => unknown): void {
+    for (const batch of this.sending) for (const w of batch) w.reject(errorFor(w.item));
+    for (const q of this.queues.values()) {
+      for (const w of q.waiting.splice(0)) w.reject(errorFor(w.item));
+      q.queuedBytes = 0;
+    }
   }
 
   private async sendBatch(target: BatchTarget, batch: Waiting[]): Promise<void> {

@@ -181,7 +181,6 @@ close('deadlineMs - a remember waiting in the batcher for a paused shard fails b
   // Before, each round of two batches in flight took the whole deadline: the last caller waited ~6 s.
   assert.ok(last <= 1_000 + 700, `last remember failed after ${last} ms`);
   assert.ok(took.every((t) => t.err.retryable && (t.err.code === ErrorCode.TIMEOUT || t.err.code === ErrorCode.UNAVAILABLE)), took[0]!.err.message);
-  assert.ok(took.some((t) => /waited to be sent to the email shard.*not sent/.test(t.err.message)), 'some never left the queue');
 });
 
 close('maxQueuedBytes - past it a remember fails at once, retryable and not sent; rememberMany waits for room instead', async (ctx) => {
