@@ -1088,7 +1088,7 @@ export class ShardActor implements ShardRuntime {
    * the caller's retry (catch-up) or the next attempt (claim, heartbeat check) turns into another reading.
    */
   private confirmTailLost(tail: number): LogTailLostError {
-    const now = Date.now();
+    const now = performance.now(); // a duration: a stepped wall clock must not shorten or stretch it
     // A reading long after the last one starts a new run: the readings must agree across the whole window.
     const run = this.tailBelow !== undefined && now - this.tailBelow.last <= TAIL_LOST_CONFIRM_MS ? this.tailBelow : { since: now, last: now, readings: 0 };
     this.tailBelow = { since: run.since, last: now, readings: run.readings + 1 };

@@ -11,9 +11,24 @@ export interface TimerClock extends Clock {
   clearTimeout(handle: TimerHandle): void;
 }
 
-/** Real time. Timers are unref'd: a pending heartbeat never keeps a process alive on its own. */
+/** The wall time when this module loaded, and the monotonic time then: `systemTimerClock.now` counts on from both. */
+const WALL_AT_LOAD = Date.now();
+const MONOTONIC_AT_LOAD = performance.now();
+
+/**
+ * Real time, measured on the monotonic clock: the wall time when the process started plus the monotonic time since.
+ * What this clock times are durations — a leader's read lease, a follower's silence before it claims, a replica's
+ * freshness — and a wall clock stepped back by Δ (NTP after a sleep, a manual fix) would keep a cut-off leader's lease
+ * or a replica's freshness valid for Δ more (stale reads), and delay a standby's claim by Δ (review-session11b,
+ * findings 6 and 7). A step moves `Date.now()`, never this. The heartbeats' `at` stamps come from it too, so they stay
+ * off the wall clock by the steps since the host started; followers take the earlier of that stamp and their own
+ * receive time, so a stamp that runs behind only makes them more cautious (restart a host after fixing a badly wrong
+ * clock). What is stored — `recordedAt`, world times — still comes from `Date.now()` (`clock.ts`).
+ *
+ * Timers are unref'd: a pending heartbeat never keeps a process alive on its own.
+ */
 export const systemTimerClock: TimerClock = {
-  now: () => Date.now(),
+  now: () => WALL_AT_LOAD + (performance.now() - MONOTONIC_AT_LOAD),
   setTimeout(fn, ms) {
     const t = setTimeout(fn, ms);
     t.unref?.();
