@@ -42,6 +42,11 @@ const ELSEWHERE = 2;
 
 export const wordHash = (h1: number): number => (h1 >>> 16) & 0xffff;
 
+/** `FactWords.wordsOfHash`: no word filed has the hash, exactly one has (`FactWords.isTheWord` says which), or more. */
+export const NO_WORD = 0;
+export const ONE_WORD = 1;
+export const MANY_WORDS = 2;
+
 interface Page {
   /** SLOT bytes per sequence of the page: tag, then the entry (HERE) or its u32 offset in `pool` (ELSEWHERE). */
   readonly slots: Uint8Array;
@@ -59,6 +64,15 @@ const scanned = new FactTerms();
 
 export class FactWords {
   private pages: (Page | undefined)[] = [];
+  /**
+   * Per 16-bit word hash, how many distinct words (by identity) any entry ever filed here had with that hash,
+   * saturating at MANY_WORDS, and the identity (h1, h2, shape) of the first. Every entry's words are filed here
+   * (`fileWords`), so when one word only has a hash, an entry word with that hash is that word: a subject-filtered recall then knows a
+   * candidate's relevance from its entry without reading its text (`recall.ts`). Never cleared, not even when the
+   * pages are dropped: a word left from a failed batch only makes a hash look shared, which costs a read.
+   */
+  private readonly hashWords = new Uint8Array(65536);
+  private readonly hashIdentity = new Int32Array(65536 * 3);
   /** Facts at or after this position were all indexed by this process (`add`); older ones come from their records. */
   private completeFrom = 0;
   /** The first page `fillNext` has not looked at. */
@@ -152,6 +166,54 @@ export class FactWords {
     return true;
   }
 
+  /**
+   * Files the words `which[0..n)` of `terms` by hash (`wordsOfHash`). Every word of every entry must have been filed:
+   * `PostingIndex.addFact` files those new to the open segment, `fillPage` every word of the facts it reads.
+   */
+  fileWords(terms: FactTerms, which: Int32Array, n: number): void {
+    const ident = terms.ident;
+    for (let j = 0; j < n; j++) {
+      const i = which[j]!;
+      this.fileWord(ident[i * 3]!, ident[i * 3 + 1]!, ident[i * 3 + 2]!);
+    }
+  }
+
+  /** How many distinct words filed have the 16-bit hash `h`: NO_WORD, ONE_WORD or MANY_WORDS. */
+  wordsOfHash(h: number): number {
+    return this.hashWords[h]!;
+  }
+
+  /** Whether the one word filed with the hash `h` (ONE_WORD) is the word of identity (h1, h2, shape). */
+  isTheWord(h: number, h1: number, h2: number, shape: number): boolean {
+    const id = this.hashIdentity;
+    return id[h * 3] === h1 && id[h * 3 + 1] === h2 && id[h * 3 + 2] === shape;
+  }
+
+  private fileWord(h1: number, h2: number, shape: number): void {
+    const h = wordHash(h1);
+    const count = this.hashWords[h]!;
+    if (count === MANY_WORDS) return;
+    const id = this.hashIdentity;
+    if (count === NO_WORD) {
+      id[h * 3] = h1;
+      id[h * 3 + 1] = h2;
+      id[h * 3 + 2] = shape;
+      this.hashWords[h] = ONE_WORD;
+    } else if (id[h * 3] !== h1 || id[h * 3 + 1] !== h2 || id[h * 3 + 2] !== shape) this.hashWords[h] = MANY_WORDS;
+  }
+
+  /**
+   * Fills from their records the pages of the first `n` candidates that `find` would fill (facts older than this
+   * process), so that their words are filed by hash before a recall reads `wordsOfHash`.
+   */
+  fillFor(candidates: readonly { readonly seq: number }[], n: number, read: PageReader): void {
+    for (let i = 0; i < n; i++) {
+      const seq = candidates[i]!.seq;
+      const p = Math.floor(seq / PAGE);
+      if (seq < this.completeFrom && !this.filled(p)) this.fillPage(p, read, PAGE);
+    }
+  }
+
   /** Reads the first bytes of each of the first `n` candidates' slots (see `ScoreNumbers.touch`); fills nothing. */
   touch(candidates: readonly { readonly seq: number }[], n: number): number {
     let sum = 0;
@@ -181,6 +243,7 @@ export class FactWords {
     read(from, to, (seq, text) => {
       if (page.slots[(seq - p * PAGE) * SLOT] !== NONE) return;
       scanned.scan({ text, subject: undefined, predicate: undefined, object: undefined });
+      for (let i = 0; i < scanned.count; i++) this.fileWord(scanned.ident[i * 3]!, scanned.ident[i * 3 + 1]!, scanned.ident[i * 3 + 2]!);
       this.add(seq, scanned);
     });
     page.filledTo = to;

@@ -225,7 +225,10 @@ export class PostingIndex {
 
   /** Adds the postings of a fact created at `seq` (ascending order within the open segment), and its words. */
   addFact(terms: FactTerms, seq: number): void {
-    this.open.addFact(terms, seq);
+    const fresh = this.open.addFact(terms, seq);
+    // A word is filed by hash when it is first posted in a segment (rarely, and no fact's words escape it: each was
+    // new to the open segment once, in this process), not for every word of every fact.
+    if (fresh > 0) this.words.fileWords(terms, this.open.freshWords, fresh);
     this.words.add(seq, terms);
   }
 

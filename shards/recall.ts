@@ -16,7 +16,7 @@ import { effectiveConfidence, recencyWeight } from './decay.ts';
 import type { PostingIndex } from './postings.ts';
 import { decodeFact, factByteLength, peekFact, readFactText } from './fact-codec.ts';
 import { FactTerms } from './fact-terms.ts';
-import { TOO_MANY, wordHash, type PageReader } from './fact-words.ts';
+import { MANY_WORDS, NO_WORD, TOO_MANY, wordHash, type PageReader } from './fact-words.ts';
 import { objectEntityTerm, subjectPredicateTerm, subjectTerm, WORD, wordTerm } from './records.ts';
 import { hashTerm, TERM_HASH } from './term-table.ts';
 import type { ScoreNumbers, ScoredNumbers } from './score-numbers.ts';
@@ -203,7 +203,19 @@ function scoreByWords(ctx: RecallContext, q: RecallQuery, s: Scoring): void {
   for (const w of weights) loose += w * (K1 + 1);
   const hashes = words.map((_, k) => wordHash(terms.ident[k * 3]!));
   for (const h of hashes) QUERY_HASHES[h >>> 5] = QUERY_HASHES[h >>> 5]! | (1 << (h & 31));
-  const queryWords: QueryWords = { hashes, weights, loose: loose * (1 + 1e-9), readTexts: (from, to, add) => readFactTexts(ctx.t, from, to, add) };
+  // What an entry word with a query word's hash is: that word when it is the one word filed with the hash. The
+  // candidates' entries first, so that their words are among those filed.
+  const filed = ctx.postings.words;
+  const readTexts: PageReader = (from, to, add) => readFactTexts(ctx.t, from, to, add);
+  filed.fillFor(s.candidates, s.n, readTexts);
+  const known = new Uint8Array(words.length);
+  for (let k = 0; k < words.length; k++) {
+    const h = hashes[k]!;
+    const count = filed.wordsOfHash(h);
+    const ident = terms.ident;
+    known[k] = count === NO_WORD ? NOT_IT : count === MANY_WORDS ? SHARED : filed.isTheWord(h, ident[k * 3]!, ident[k * 3 + 1]!, ident[k * 3 + 2]!) ? IS_IT : NOT_IT;
+  }
+  const queryWords: QueryWords = { hashes, weights, known, loose: loose * (1 + 1e-9), readTexts };
   try {
     scoreCandidates(ctx, q, s, terms, queryWords);
   } finally {
@@ -224,21 +236,31 @@ function scoreCandidates(ctx: RecallContext, q: RecallQuery, s: Scoring, terms: 
   for (let i = 0; i < n; i++) {
     const seq = candidates[i]!.seq;
     if (!scores.read(seq, PEEKED) || !visible(PEEKED, q, at)) continue;
+    exactRelevance = NaN;
     const bound = words.length === 0 ? 1 : relevanceBound(ctx, seq, queryWords, bm25With);
-    if (bound === SUBJECT_MATCH_RELEVANCE || words.length === 0) {
-      // No query word (certain: a word always has the same hash), or no words asked: the relevance is exact.
+    if (bound === SUBJECT_MATCH_RELEVANCE || words.length === 0 || exactRelevance === 0) {
+      // No query word (certain: a word always has the same hash, and a hash only other words have is not it), or no
+      // words asked: the relevance is exact.
       PLAIN[plain++] = i;
       continue;
     }
     const effective = effectiveConfidence(PEEKED, at);
     if (effective < floor) continue;
     const recency = recencyWeight(PEEKED.recordedAt, at);
-    pending.push({ seq, bound: bound * effective * recency, effective, recency });
+    // Its relevance known from its entry: its score is too, the one reading it would give (the same operations).
+    if (exactRelevance === exactRelevance) pending.push({ seq, bound: (exactRelevance + SUBJECT_MATCH_RELEVANCE) * effective * recency, effective, recency, exact: true });
+    else pending.push({ seq, bound: bound * effective * recency, effective, recency, exact: false });
   }
   // Best bound first: once the k-th best score beats the next bound, no later candidate can enter.
   pending.sort((a, b) => b.bound - a.bound || b.seq - a.seq);
   for (const c of pending) {
     if (best.length === limit && !expanding && c.bound < best[limit - 1]!) break;
+    if (c.exact) {
+      // Scored without its record; read at the end if it is returned, as the others that hold no query word are.
+      if (expanding) seen.add(c.seq);
+      if (keepBest(best, c.bound, limit) || c.bound === best[limit - 1]) scored.push({ seq: c.seq, score: c.bound, effective: c.effective, fact: undefined, bytes: undefined });
+      continue;
+    }
     const fact = readFact(ctx, c.seq)!;
     const score = (relevanceOfText(fact.text, terms, bm25With) + SUBJECT_MATCH_RELEVANCE) * c.effective * c.recency;
     if (expanding) seen.add(c.seq);
@@ -318,11 +340,28 @@ export function relevanceOfText(text: string, q: QueryTerms, bm25With: (weight: 
 
 interface Pending {
   readonly seq: number;
-  /** Its score's upper bound: relevance bound × effective confidence × recency. */
+  /** Its score's upper bound: relevance bound × effective confidence × recency; its score when `exact`. */
   readonly bound: number;
   readonly effective: number;
   readonly recency: number;
+  /** Its relevance was known from its entry (`relevanceBound`): `bound` is its score and it need not be read. */
+  readonly exact: boolean;
 }
+
+/** Per query word (`QueryWords.known`): several words filed share its hash, so an entry word with it may be either. */
+const SHARED = 0;
+/** The one word filed with its hash is this query word: an entry word with the hash is it. */
+const IS_IT = 1;
+/** No word, or one other word, is filed with its hash: an entry word with the hash is not it. */
+const NOT_IT = 2;
+
+/**
+ * `relevanceBound`'s second answer (NaN when it has none): the candidate's relevance, exactly as `relevanceOfText`
+ * would compute it from the text, when its entry alone says it — every entry word with a query word's hash is known
+ * to be or not to be that word (`known`), and no frequency or length saturated. The entry's words come in their first
+ * occurrence's order with their frequencies, so the sum is the same additions in the same order.
+ */
+let exactRelevance = NaN;
 
 const WORDS_AT = { pool: new Uint8Array(0), at: 0 };
 
@@ -330,6 +369,8 @@ const WORDS_AT = { pool: new Uint8Array(0), at: 0 };
 interface QueryWords {
   readonly hashes: readonly number[];
   readonly weights: readonly number[];
+  /** Per query word: SHARED, IS_IT or NOT_IT. */
+  readonly known: Uint8Array;
   /** The bound of a fact nothing is known about: every word at its largest (idf × (k1 + 1)). */
   readonly loose: number;
   readonly readTexts: PageReader;
@@ -369,7 +410,25 @@ function relevanceBound(ctx: RecallContext, seq: number, b: QueryWords, bm25With
     any = true;
     sum += tf >= 255 || len >= 255 ? weights[j]! * (K1 + 1) : bm25With(weights[j]!, tf, len);
   }
+  if (len < 255) exactRelevance = exactOfEntry(pool, at + 2, end, b, len, bm25With);
   return any ? (sum + SUBJECT_MATCH_RELEVANCE) * (1 + 1e-9) : SUBJECT_MATCH_RELEVANCE;
+}
+
+/** The relevance an entry's words [from, end) give when each one with a query word's hash is known (else NaN). */
+function exactOfEntry(pool: Uint8Array, from: number, end: number, b: QueryWords, len: number, bm25With: (weight: number, tf: number, len: number) => number): number {
+  const { hashes, weights, known } = b;
+  let sum = 0;
+  for (let p = from; p < end; p += 3) {
+    const h = (pool[p]! << 8) | pool[p + 1]!;
+    if ((QUERY_HASHES[h >>> 5]! & (1 << (h & 31))) === 0) continue;
+    for (let k = 0; k < hashes.length; k++) {
+      if (hashes[k] !== h || known[k] === NOT_IT) continue;
+      const tf = pool[p + 2]!;
+      if (known[k] === SHARED || tf >= 255) return NaN;
+      sum += bm25With(weights[k]!, tf, len);
+    }
+  }
+  return sum;
 }
 
 /** The texts of the facts created in [from, to), for `fact-words.ts` to file what was indexed before this process. */

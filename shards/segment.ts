@@ -164,6 +164,8 @@ export class SegmentPostings {
   private rank: Int32Array | undefined;
   /** The slots of the fact being filed (`addFact`): ≥ 0 found, else ~ the empty slot the search ended at. */
   private found = new Int32Array(64);
+  /** `addFact`'s answer: the indices (in its terms) of the words it filed first in this segment, the first n. */
+  freshWords = new Int32Array(64);
   /** Times the table grew: slots found before a growth are stale. */
   private growths = 0;
   private released = false;
@@ -229,11 +231,14 @@ export class SegmentPostings {
   }
 
   /** Adds the postings of a fact created at `seq` (ascending order within the segment): the load path. */
-  addFact(terms: FactTerms, seq: number): void {
+  addFact(terms: FactTerms, seq: number): number {
     if (this.released) this.checkLive();
     const n = terms.count;
     const ident = terms.ident;
-    if (n > this.found.length) this.found = new Int32Array(n * 2);
+    if (n > this.found.length) {
+      this.found = new Int32Array(n * 2);
+      this.freshWords = new Int32Array(n * 2);
+    }
     const found = this.found;
     // Every lookup first, then every posting: each is usually a cache miss in a table of tens of thousands of terms,
     // and a loop of lookups alone lets the processor wait for several at once, where one loop doing both waited for
@@ -241,6 +246,7 @@ export class SegmentPostings {
     // of this fact had the same identity; so is every term after the table grew.
     for (let i = 0; i < n; i++) found[i] = this.find(ident[i * 3]!, ident[i * 3 + 1]!, ident[i * 3 + 2]!);
     const growths = this.growths;
+    let fresh = 0;
     for (let i = 0; i < n; i++) {
       let slot = found[i]!;
       if (slot < 0 || this.growths !== growths) slot = this.find(ident[i * 3]!, ident[i * 3 + 1]!, ident[i * 3 + 2]!);
@@ -248,9 +254,11 @@ export class SegmentPostings {
         // A word's string is its document-frequency key; structural terms need none.
         slot = this.newTerm(~slot, terms.kind[i] === WORD ? terms.name(i) : undefined, ident[i * 3]!, ident[i * 3 + 1]!, ident[i * 3 + 2]!);
         if (terms.kind[i] === SUBJECT) this.subjectNames.set(this.slots[slot * SLOT + ID]!, terms.name(i));
+        else if (terms.kind[i] === WORD) this.freshWords[fresh++] = i;
       }
       this.post(slot, seq, terms.tf[i]!, terms.kind[i] === WORD ? terms.length : 0);
     }
+    return fresh;
   }
 
   /** The slot of the term with this identity, or ~ the empty slot where it would go. */
