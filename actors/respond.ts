@@ -1,7 +1,8 @@
 /**
  * Replies in the request's encoding: JSON when it said `content-type: application/json`, msgpack otherwise.
- * Never throws: a body that cannot be encoded is answered with an INTERNAL error, and a reply that cannot be sent
- * (the connection is closing) is dropped — the caller's retry covers it. Request handlers call this from NATS
+ * Never throws: a body that cannot be encoded is answered with an INTERNAL error, one over the server's
+ * `max_payload` with TOO_LARGE, and a reply that cannot be sent (the connection is closing) is dropped — the
+ * caller's retry covers it. Request handlers call this from NATS
  * callbacks and detached promises, where a throw would take the host down.
  */
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
@@ -18,7 +19,10 @@ import {
   errorReply,
   headersOrNone,
   isErrorReply,
+  isPayloadTooLarge,
   isReplySubject,
+  maxPayloadOf,
+  replyTooLarge,
   type Encoding,
 } from '../protocol/index.ts';
 
@@ -36,13 +40,28 @@ export function respond(msg: Msg, body: unknown, encoding: Encoding = encodingOf
     const e = new ShardmindError(ErrorCode.INTERNAL, `the reply could not be encoded: ${(err as Error).message}`);
     data = encodePayload(errorReply(e), json ? 'json' : 'msgpack');
   }
-  try {
+  const send = (bytes: Uint8Array): boolean => {
     if (json) {
       const h = natsHeaders();
       h.set(CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE);
-      return msg.respond(data, { headers: h });
+      return msg.respond(bytes, { headers: h });
     }
-    return msg.respond(data);
+    return msg.respond(bytes);
+  };
+  try {
+    return send(data);
+  } catch (err) {
+    return isPayloadTooLarge(err) && sendTooLarge(send, data.length, maxPayloadOf(msg), encoding);
+  }
+}
+
+/**
+ * Answers TOO_LARGE in place of a reply over the server's `max_payload` (nats.js refused to publish it): without
+ * this the caller saw only a TIMEOUT, and retried. Never throws.
+ */
+function sendTooLarge(send: (bytes: Uint8Array) => boolean, bytes: number, maxPayload: number | undefined, encoding: Encoding): boolean {
+  try {
+    return send(encodePayload(errorReply(replyTooLarge(bytes, maxPayload)), encoding));
   } catch {
     return false;
   }
@@ -93,10 +112,13 @@ export function respondHandedOff(nc: NatsConnection, msg: Msg, body: unknown, en
     const e = new ShardmindError(ErrorCode.INTERNAL, `the reply could not be encoded: ${(err as Error).message}`);
     data = encodePayload(errorReply(e), encoding);
   }
-  try {
-    nc.publish(handOff.to, data, { headers: handOff.headers });
+  const send = (bytes: Uint8Array): boolean => {
+    nc.publish(handOff.to, bytes, { headers: handOff.headers });
     return true;
-  } catch {
-    return false;
+  };
+  try {
+    return send(data);
+  } catch (err) {
+    return isPayloadTooLarge(err) && sendTooLarge(send, data.length, nc.info?.max_payload, encoding);
   }
 }

@@ -4,6 +4,7 @@
  * `sm.replica.<domain>.<op>`), so both answer a read with the same bytes apart from who served it.
  */
 import {
+  DEFAULT_HISTORY_LIMIT,
   ErrorCode,
   ShardmindError,
   packRecallReply,
@@ -75,13 +76,17 @@ export function runRead(r: ReadRequest, o: ReadContext, served: Served): unknown
       if (!fact) throw new ShardmindError(ErrorCode.NOT_FOUND, `factId: no fact "${r.req.factId}" in the ${o.domain} shard`);
       return { v: 1, domain: o.domain, fact: toWireFact(fact), ...served };
     }
-    case 'history':
+    case 'history': {
+      // Paged inside the store: a subject with 100k facts read whole stalled the leader past its lease.
+      const page = o.store.historyPage(r.req.subject, r.req.predicate, r.req.limit ?? DEFAULT_HISTORY_LIMIT, r.req.before);
       return {
         v: 1,
         domain: o.domain,
-        facts: o.store.history(r.req.subject, r.req.predicate).map((f) => toWireFact(f)),
+        facts: page.facts.map((f) => toWireFact(f)),
+        ...(page.next !== undefined ? { next: page.next } : {}),
         ...served,
       };
+    }
   }
 }
 

@@ -47,6 +47,8 @@ import type {
   EntityView,
   Fact,
   FactInput,
+  HistoryOptions,
+  HistoryPage,
   RecallQuery,
   ReadRouting,
   RecallResult,
@@ -360,13 +362,31 @@ export class ShardmindClient {
     return fromWriteReply(reply, opId);
   }
 
-  /** Every fact recorded about (subject, predicate) in one domain, oldest first: what was believed when. */
-  async history(subject: string, predicate: string | undefined, options: ReadRouting & { domain: string }): Promise<Fact[]> {
+  /**
+   * The facts recorded about (subject, predicate) in one domain, oldest first: what was believed when. One page: the
+   * `limit` (default 100, at most 1000) recorded most recently; `historyPage` gives the cursor to read older ones.
+   */
+  async history(subject: string, predicate: string | undefined, options: HistoryOptions): Promise<Fact[]> {
+    return (await this.historyPage(subject, predicate, options)).facts;
+  }
+
+  /**
+   * A page of `history` and, when older facts remain, `next`: pass it as `before` for the next page.
+   *
+   * @example
+   * for (let before: number | undefined, page; (page = await client.historyPage('user', 'note', { domain: 'email', before })); ) {
+   *   use(page.facts);
+   *   if ((before = page.next) === undefined) break;
+   * }
+   */
+  async historyPage(subject: string, predicate: string | undefined, options: HistoryOptions): Promise<HistoryPage> {
     const body = defined({
       v: 1,
       subject,
       predicate,
       domain: options.domain,
+      limit: options.limit,
+      before: options.before,
       minSeq: this.seqs.minSeqFor([options.domain]),
       maxStaleMs: options.maxStaleMs,
     });
@@ -374,7 +394,8 @@ export class ShardmindClient {
       options.maxStaleMs !== undefined
         ? await this.callReplica<HistoryReply>(options.domain, 'history', body)
         : await this.call<HistoryReply>(this.subject('history', options), body, 'idempotent');
-    return reply.facts.map((f: WireHistoryFact) => fromWireFact(f));
+    const facts = reply.facts.map((f: WireHistoryFact) => fromWireFact(f));
+    return reply.next !== undefined ? { facts, next: reply.next } : { facts };
   }
 
   /** One fact by id, or undefined when the shard has none. The domain defaults to the fact id's. */

@@ -6,6 +6,8 @@ export type {
   FactInput,
   Routing,
   ReadRouting,
+  HistoryOptions,
+  HistoryPage,
   RememberOptions,
   RememberStatus,
   RememberResult,

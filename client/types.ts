@@ -93,6 +93,20 @@ export interface ReadRouting extends Routing {
   readonly maxStaleMs?: number;
 }
 
+export interface HistoryOptions extends ReadRouting {
+  readonly domain: string;
+  /** Facts in the page: 1..1000, default 100. */
+  readonly limit?: number;
+  /** A previous page's `next`: this page holds the facts recorded before it. */
+  readonly before?: number;
+}
+
+/** One page of a history: oldest first by validFrom; `next` is the `before` of the page of older facts, if any. */
+export interface HistoryPage {
+  readonly facts: Fact[];
+  readonly next?: number;
+}
+
 export interface RememberOptions extends Routing {
   /** The task this fact was learned in; through the router it goes to the task's current domain. */
   readonly task?: string;

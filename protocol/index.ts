@@ -3,6 +3,7 @@ export type { WireError } from "./errors.ts";
 export type { Encoding } from "./codec.ts";
 export type { HeadersRead, ReadableHeaders } from "./headers.ts";
 export { ErrorCode, RETRYABLE, ShardmindError, isErrorCode, badRequest, toWireError } from "./errors.ts";
+export { isPayloadTooLarge, maxPayloadOf, replyTooLarge } from "./reply-size.ts";
 export { encodePayload, decodePayload, encodingOf, replyEncodingAfter, UnlabelledJsonError, JSON_CONTENT_TYPE, CONTENT_TYPE_HEADER } from "./codec.ts";
 export { readHeaders, headersOrNone } from './headers.ts';
 export { packRecallReply } from './fact-pack.ts';
@@ -119,7 +120,7 @@ export {
   timestamp,
   seqMap,
 } from './fields.ts';
-export { DEFAULT_MAX_PAYLOAD_BYTES, LIMITS, SAFE_ID, TASK_ID, CONTROL_CHARS } from './limits.ts';
+export { DEFAULT_HISTORY_LIMIT, DEFAULT_MAX_PAYLOAD_BYTES, LIMITS, SAFE_ID, TASK_ID, CONTROL_CHARS } from './limits.ts';
 export { errorReply, isErrorReply, unwrapReply } from './envelope.ts';
 export {
   isoToMs,

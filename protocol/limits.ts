@@ -7,6 +7,9 @@
 /** Largest request payload accepted when the config does not say (TOO_LARGE above). */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024;
 
+/** Facts in one `history` page when the request does not say (`limit`); older ones are paged with `before`. */
+export const DEFAULT_HISTORY_LIMIT = 100;
+
 export const LIMITS = {
   /** `fact.text`, `query`, classify and task text: a memory is a sentence or a paragraph, not a document. */
   textChars: 16_384,
@@ -22,6 +25,11 @@ export const LIMITS = {
   batchItems: 256,
   /** Upper bound of `recall.limit` at the edge; shards may clamp lower (`limits.maxRecallLimit`). */
   recallLimit: 1_000,
+  /**
+   * Upper bound of `history.limit`. A page is read, decoded and encoded on the shard's event loop: 1 000 facts take
+   * milliseconds, where a busy subject's whole history (100k facts: ~1–3 s) outlasted the leader's lease.
+   */
+  historyLimit: 1_000,
   /** Graph expansion hops. */
   hops: 3,
   /** An entity's aliases (the store keeps at most 100) and attributes. */

@@ -67,6 +67,9 @@ const taskId = string({
 const halfLifeDays = number({ min: LIMITS.halfLifeDaysMin, max: LIMITS.halfLifeDaysMax, range: `1/24 (an hour)..${LIMITS.halfLifeDaysMax} days` });
 const recallLimit = number({ min: 1, max: LIMITS.recallLimit, integer: true });
 const hops = number({ min: 0, max: LIMITS.hops, integer: true });
+const historyLimit = number({ min: 1, max: LIMITS.historyLimit, integer: true });
+/** A history reply's `next`: a log position, so a positive integer. */
+const historyCursor = number({ min: 1, max: Number.MAX_SAFE_INTEGER, integer: true });
 /** Replica reads: how stale the answer may be, in ms. */
 const maxStaleMs = number({ min: 0, max: Number.MAX_SAFE_INTEGER, integer: true });
 
@@ -270,13 +273,15 @@ export function parseRetractRequest(body: unknown): RetractRequest {
   });
 }
 
-/** `history`: every fact recorded for (subject, predicate). */
+/** `history`: the facts recorded for (subject, predicate), a page of `limit` below the cursor `before`. */
 export function parseHistoryRequest(body: unknown): HistoryRequest {
   const b = envelope(body);
   return compact<HistoryRequest>({
     v: 1,
     subject: name(b['subject'], 'subject'),
     predicate: optional(name)(b['predicate'], 'predicate'),
+    limit: optional(historyLimit)(b['limit'], 'limit'),
+    before: optional(historyCursor)(b['before'], 'before'),
     minSeq: optional(seqMap)(b['minSeq'], 'minSeq'),
     maxStaleMs: optional(maxStaleMs)(b['maxStaleMs'], 'maxStaleMs'),
   });

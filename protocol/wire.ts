@@ -211,11 +211,17 @@ export interface WriteReply {
   readonly duplicate?: boolean;
 }
 
-/** `sm.shard.<domain>.history`: every fact recorded for (subject, predicate). */
+/**
+ * `sm.shard.<domain>.history`: the facts recorded for (subject, predicate), a page at a time: the `limit` (default
+ * `DEFAULT_HISTORY_LIMIT`) most recently recorded ones below the cursor `before`, oldest first by validFrom.
+ */
 export interface HistoryRequest {
   readonly v: 1;
   readonly subject: string;
   readonly predicate?: string;
+  readonly limit?: number;
+  /** A reply's `next`: the page goes on with the facts recorded before it. Absent: from the newest. */
+  readonly before?: number;
   readonly minSeq?: Readonly<Record<string, number>>;
   readonly maxStaleMs?: number;
 }
@@ -224,6 +230,8 @@ export interface HistoryReply extends ReplicaServed {
   readonly v: 1;
   readonly domain: string;
   readonly facts: readonly Omit<WireFact, 'score' | 'effectiveConfidence'>[];
+  /** Present when older facts remain: send it back as `before` for the next page. */
+  readonly next?: number;
 }
 
 /** `sm.shard.<domain>.get`: one fact by id. */

@@ -18,7 +18,10 @@ import {
   encodePayload,
   encodingOf,
   errorReply,
+  isPayloadTooLarge,
+  maxPayloadOf,
   readHeaders,
+  replyTooLarge,
   replyEncodingAfter,
   isRecord,
   list,
@@ -238,9 +241,20 @@ function failure(err: unknown, op: string, log: (l: string) => void): object {
 /** Answers the request (if it has a reply subject) with `reply`'s bytes, or the body encoded. Never throws. */
 function sendReply(msg: Msg, reply: object | Uint8Array, encoding: Encoding, headers: MsgHdrs, op: string, log: (l: string) => void): void {
   if (!msg.reply) return;
+  let data: Uint8Array | undefined;
   try {
-    msg.respond(reply instanceof Uint8Array ? reply : encodePayload(reply, encoding), { headers });
+    data = reply instanceof Uint8Array ? reply : encodePayload(reply, encoding);
+    msg.respond(data, { headers });
   } catch (err) {
+    // Over the server's max_payload (a merged answer, or a shard's relayed): said, not dropped into a TIMEOUT.
+    if (data !== undefined && isPayloadTooLarge(err)) {
+      try {
+        msg.respond(encodePayload(errorReply(replyTooLarge(data.length, maxPayloadOf(msg))), encoding), { headers });
+        return;
+      } catch {
+        // As below.
+      }
+    }
     log(`${op}: could not send the reply: ${(err as Error).message}`);
   }
 }
@@ -535,20 +549,32 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
           : (typeof named === 'string' ? [domainName(named, 'domain')] : list(domainName, LIMITS.domainsPerRequest)(named, 'domain')).map(
               requireDomain,
             );
+      // A cursor is a position in one domain's log: it pages that domain only.
+      if (req.before !== undefined && asked.length !== 1) {
+        throw new ShardmindError(ErrorCode.BAD_REQUEST, `before: a history cursor belongs to one domain; name exactly one in "domain" (asked ${asked.length})`);
+      }
       const route = routeOf(req.maxStaleMs);
       const answers = await Promise.allSettled(asked.map((domain) => shards.ask<HistoryReply>(domain, 'history', req, readTimeout(req.minSeq), route(domain))));
       const facts: HistoryReply['facts'][number][] = [];
       const missing: MissingDomain[] = [];
+      const nextByDomain: Record<string, number> = {};
+      let more = false;
       let staleMs: number | undefined;
       answers.forEach((a, i) => {
         if (a.status === 'fulfilled') {
           facts.push(...a.value.facts);
+          if (a.value.next !== undefined) {
+            nextByDomain[asked[i]!] = a.value.next;
+            more = true;
+          }
           if (a.value.staleMs !== undefined) staleMs = Math.max(staleMs ?? 0, a.value.staleMs);
         } else missing.push(missingDomain(asked[i]!, a.reason));
       });
       if (missing.length === asked.length) throw (answers[0] as PromiseRejectedResult).reason;
       facts.sort((a, b) => a.recordedAt.localeCompare(b.recordedAt));
-      return { v: 1, domains: asked, facts, ...(missing.length ? { missing } : {}), ...(staleMs !== undefined ? { staleMs } : {}) };
+      // One domain: its cursor as the shard gave it. Several: each domain's, to page them one at a time.
+      const paging = !more ? {} : asked.length === 1 ? { next: nextByDomain[asked[0]!]! } : { nextByDomain };
+      return { v: 1, domains: asked, facts, ...paging, ...(missing.length ? { missing } : {}), ...(staleMs !== undefined ? { staleMs } : {}) };
     },
 
     async 'task.begin'(body) {

@@ -22,6 +22,7 @@ export type {
   ApplyResult,
   FactStatus,
   Fact,
+  HistoryPage,
   Entity,
   RecallQuery,
   RecalledFact,

@@ -42,6 +42,7 @@ import type {
   Entity,
   Fact,
   FactObject,
+  HistoryPage,
   LeadershipMark,
   LogMessage,
   RecallQuery,
@@ -295,6 +296,16 @@ export class LmdbShardStore implements ShardStore {
         await this.t.env.flushed;
       }
     } catch (err) {
+      // A failed commit leaves two more rejected promises in lmdb-js that nobody holds: the error's `commitError`
+      // (the EIO or ENOSPC itself), and the commit promise of the event-turn batch that carried this transaction
+      // (lmdb/write.js: `writeBatchStart`'s `commitPromise`, still `env.committed`). Observed here, the failure
+      // reaches the caller once, as this rejection, and never the process's unhandled-rejection handler (on a full
+      // disk that handler ended the host; docs/decisions.md §62).
+      observeCommitError(err);
+      this.t.env.committed.then(
+        () => undefined,
+        () => undefined,
+      );
       // The transaction did not commit: drop what ran ahead in memory and start again from what is on disk.
       this.committed = this.readState();
       this.cardinalities.load(this.t.meta);
@@ -369,14 +380,25 @@ export class LmdbShardStore implements ShardStore {
   }
 
   history(subject: string, predicate?: string): Fact[] {
+    return this.historyPage(subject, predicate, Number.MAX_SAFE_INTEGER).facts;
+  }
+
+  historyPage(subject: string, predicate: string | undefined, limit: number, before?: number): HistoryPage {
     const s = this.resolveEntity(subject);
     const term = predicate === undefined ? `s:${s}` : `p:${s}\x1f${predicate}`;
+    const applied = appliedPosition(this.snapshotState());
+    const below = before === undefined ? applied : Math.min(applied, before - 1);
+    // One posting past the page says whether an older one is left, without reading it.
+    const postings = below < 1 ? [] : this.postings.newest(term, limit === Number.MAX_SAFE_INTEGER ? limit : limit + 1, below);
+    const more = postings.length > limit;
+    if (more) postings.length = limit;
     const facts: Fact[] = [];
-    for (const p of this.postings.newest(term, Number.MAX_SAFE_INTEGER, appliedPosition(this.snapshotState()))) {
+    for (const p of postings) {
       const f = this.storedFact(p.seq);
       if (f !== undefined) facts.push(f);
     }
-    return facts.sort((a, b) => a.validFrom - b.validFrom || a.recordedAt - b.recordedAt || a.seq - b.seq);
+    facts.sort((a, b) => a.validFrom - b.validFrom || a.recordedAt - b.recordedAt || a.seq - b.seq);
+    return more ? { facts, next: postings[postings.length - 1]!.seq } : { facts };
   }
 
   getEntity(idOrAlias: string): Entity | undefined {
@@ -465,4 +487,10 @@ interface SubjectsToWarm {
 /** Opens (creating if needed) the shard store at `options.path`. Throws `ShardValidationError` on bad options, `StoreFormatError` for a store of another layout. */
 export function openShardStore(options: ShardStoreOptions): ShardStore {
   return new LmdbShardStore(options);
+}
+
+/** Marks the promise lmdb-js hangs on a failed commit's error (`commitError`) as handled; its reason is the cause. */
+function observeCommitError(err: unknown): void {
+  const commitError = (err as { commitError?: unknown } | null)?.commitError;
+  if (commitError instanceof Promise) commitError.catch(() => undefined);
 }

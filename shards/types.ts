@@ -88,6 +88,13 @@ export interface ReinforceEntry extends EntryBase {
   readonly observedAt?: number;
 }
 
+/** One page of a subject's history (`ShardStore.historyPage`). */
+export interface HistoryPage {
+  readonly facts: Fact[];
+  /** Where the next page starts (its `before`); absent when no older fact is left. */
+  readonly next?: number;
+}
+
 /** The fact stopped being true (or was wrong): closes it, keeps it in history. */
 export interface RetractEntry extends EntryBase {
   readonly op: 'retract';
@@ -366,6 +373,12 @@ export interface ShardStore {
   getFact(id: string): Fact | undefined;
   /** Every fact ever recorded for (subject, predicate), oldest first by validFrom then recordedAt. */
   history(subject: string, predicate?: string): Fact[];
+  /**
+   * A page of `history`, read no further than it returns: the `limit` facts recorded most recently before position
+   * `before` (or the newest), oldest first by validFrom then recordedAt; `next` (when older ones remain) is the
+   * `before` of the next page. Work and answer are bounded by `limit`, whatever the subject holds.
+   */
+  historyPage(subject: string, predicate: string | undefined, limit: number, before?: number): HistoryPage;
   getEntity(idOrAlias: string): Entity | undefined;
   /** Latest epoch/handoff marker applied, if any. */
   leadership(): LeadershipMark | undefined;
