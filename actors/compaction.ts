@@ -13,14 +13,14 @@
  * when it is acknowledged; the purge removes only entries ≤ `s`, and runs after the snapshot holding all of them is
  * stored (every chunk and the meta message are acknowledged, replicated publishes) and listed back.
  */
-import { rmSync } from 'node:fs';
+import { rmSync, statSync, statfsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { JetStreamClient, JetStreamManager } from 'nats';
 import { ErrorCode, ShardmindError, logStream } from '../protocol/index.ts';
 import type { ShardStoreOptions } from '../shards/index.ts';
 import type { Clock } from './clock.ts';
 import { SnapshotBucket, type SnapshotMeta } from './snapshot-bucket.ts';
-import { copyStore, fileBytes, inspectStoreCopy } from './snapshot-file.ts';
+import { DATA_FILE, copyStore, fileBytes, inspectStoreCopy } from './snapshot-file.ts';
 
 export interface CompactOptions {
   readonly js: JetStreamClient;
@@ -71,6 +71,33 @@ export function snapshotCopyDir(storePath: string, domain: string): string {
   return join(dirname(storePath), `${domain}-snapshot`);
 }
 
+const MiB = 1024 * 1024;
+/**
+ * Free space a snapshot copy must leave beside it: the live store keeps committing while the copy is written, and
+ * a commit that finds the disk full fails (docs/decisions.md §62). 16 MiB, or a tenth of the store if more.
+ */
+export function copyMarginBytes(storeBytes: number): number {
+  return Math.max(16 * MiB, Math.ceil(storeBytes / 10));
+}
+
+/**
+ * Why the filesystem under `copyDir` has no room for a copy of the store at `storePath` (its data file, plus
+ * `copyMarginBytes`), or undefined when it has. A copy that filled the disk made the live store's commits fail: a
+ * leader went down with half its disk holding live data (review session 11b, finding 3).
+ */
+export function copySpaceShortfall(storePath: string, copyDir: string): string | undefined {
+  const storeBytes = statSync(join(storePath, DATA_FILE)).size;
+  const fs = statfsSync(dirname(copyDir));
+  const free = fs.bavail * fs.bsize;
+  const needed = storeBytes + copyMarginBytes(storeBytes);
+  if (free >= needed) return undefined;
+  const mib = (bytes: number): string => (bytes / MiB).toFixed(1);
+  return (
+    `${mib(free)} MiB free under ${dirname(copyDir)}, and a snapshot copy needs ${mib(needed)} MiB ` +
+    `(the store's ${mib(storeBytes)} MiB and ${mib(needed - storeBytes)} MiB to spare); the log keeps its entries until there is room`
+  );
+}
+
 /** Takes a snapshot of the store and purges the log below it. Throws `ShardmindError` when it cannot. */
 export async function compactShard(o: CompactOptions): Promise<CompactReport> {
   const started = o.clock.now();
@@ -78,6 +105,12 @@ export async function compactShard(o: CompactOptions): Promise<CompactReport> {
   const copyDir = snapshotCopyDir(o.storePath, o.domain);
   // Which step failed goes into the error: "TIMEOUT" alone does not tell an operator where to look.
   let step = 'copy the store';
+  // Checked before the copy: it would compete with the live store's commits for the last bytes of the disk.
+  const shortfall = copySpaceShortfall(o.storePath, copyDir);
+  if (shortfall !== undefined) {
+    o.log(`not compacting: ${shortfall}`);
+    throw new ShardmindError(ErrorCode.UNAVAILABLE, `not compacting ${o.domain}: ${shortfall}`);
+  }
   try {
     const file = await copyStore(o.storePath, copyDir);
     step = 'read the copy';

@@ -155,6 +155,8 @@ export interface ShardStatus {
   readonly leaderLogLevel?: number;
   /** The open store's read caches: being warmed since it opened (`ShardStore.warmUp`), or warm. */
   readonly warmUp?: 'warming' | 'warm';
+  /** Why this replica's last compaction did not run or failed (not enough free space for the copy, …), until one succeeds. */
+  readonly compactionError?: string;
 }
 
 const RETRY_MIN_MS = 100;
@@ -173,6 +175,26 @@ const TAIL_LOST_CONFIRM_MS = 5_000;
 const TAIL_LOST_READINGS = 3;
 /** How often a replica halted in `aheadOfLog` asks the log again whether it holds this replica's history after all. */
 const AHEAD_RECHECK_MS = 2_000;
+/** How often, at most, a store that cannot commit (a full disk) is reported in the log while its apply is retried. */
+const STORE_WRITE_LOG_EVERY_MS = 10_000;
+
+/**
+ * The store could not commit an applied batch (LMDB's commit failed: EIO or ENOSPC, which lmdb-js reports alike as
+ * an I/O error when the disk is full). The entries stay in the log; the catch-up retries them with back-off.
+ */
+export class StoreWriteError extends Error {
+  override readonly name = 'StoreWriteError';
+  constructor(domain: string, cause: unknown) {
+    super(`the ${domain} store cannot write: ${describeCause(cause)}; its disk may be full`, { cause });
+  }
+}
+
+/** A failed commit's message, with lmdb-js's underlying error (`commitError`'s reason, e.g. EIO) when it has one. */
+function describeCause(err: unknown): string {
+  const message = (err as Error | undefined)?.message ?? String(err);
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === undefined ? message : `${message} (${String(code)})`;
+}
 
 export class ShardActor implements ShardRuntime {
   private actor: Actor<typeof shardMachine> | undefined;
@@ -188,6 +210,10 @@ export class ShardActor implements ShardRuntime {
   private position = 0;
   private epoch = 0;
   private followLag = 0;
+  /** Why the store's last commit failed, until one succeeds (shown as `status`'s lastError). */
+  private storeWriteError: string | undefined;
+  private storeWriteLoggedAt = Number.NEGATIVE_INFINITY;
+  private compactionError: string | undefined;
   private drained: Promise<void> | undefined;
   private stoppedPromise: Promise<void> | undefined;
   private readonly failover: ShardFailover;
@@ -408,7 +434,15 @@ export class ShardActor implements ShardRuntime {
       this.compacting = undefined;
     });
     this.compacting = this.track(run);
-    run.then((r) => this.compactionTrigger?.compacted(r.seq), () => undefined);
+    run.then(
+      (r) => {
+        this.compactionError = undefined;
+        this.compactionTrigger?.compacted(r.seq);
+      },
+      (err: unknown) => {
+        this.compactionError = (err as Error)?.message ?? String(err);
+      },
+    );
     return run;
   }
 
@@ -463,7 +497,7 @@ export class ShardActor implements ShardRuntime {
 
   status(): ShardStatus {
     const state = this.state;
-    const lastError = this.actor?.getSnapshot().context.lastError;
+    const lastError = this.storeWriteError ?? this.actor?.getSnapshot().context.lastError;
     const f: FailoverStatus = this.failover.status();
     return {
       ...f,
@@ -474,6 +508,7 @@ export class ShardActor implements ShardRuntime {
       epoch: Math.max(this.epoch, f.epoch),
       lag: state === 'leading' ? (this.pipeline?.depth ?? 0) : this.followLag,
       ...(lastError ? { lastError } : {}),
+      ...(this.compactionError ? { compactionError: this.compactionError } : {}),
       ...this.followerStaleness(state),
       logLevel: this.logLevel,
       ...(state === 'leading' && this.replicaLevels ? this.replicaLevels.status() : {}),
@@ -975,7 +1010,14 @@ export class ShardActor implements ShardRuntime {
     // The batch's last entry's hash is kept with it, so that after a restart the chain check still knows the tail.
     const lastRecord = batch[batch.length - 1];
     const tailHash = lastRecord !== undefined && lastRecord.seq === entries[entries.length - 1]?.seq ? lastRecord.hash : undefined;
-    if (entries.length > 0) await store.applyBatch(entries, tailHash === undefined ? undefined : { tailHash });
+    if (entries.length > 0) {
+      try {
+        await store.applyBatch(entries, tailHash === undefined ? undefined : { tailHash });
+      } catch (err) {
+        throw this.storeCannotWrite(err);
+      }
+      this.storeWriteError = undefined;
+    }
     // A rebuild replaced the store while this batch was applied (to the old one): nothing here is this replica's now.
     if (store !== this.store) return;
     // After the apply, so a promotion triggered by a hand-off marker starts from a store that has it.
@@ -1350,6 +1392,21 @@ export class ShardActor implements ShardRuntime {
   }
 
   /** Retries work that fails while NATS or JetStream is briefly unavailable; gives up only when stopping. */
+  /**
+   * A commit that failed, as the error the catch-up retries (`retrying`): noted for `status` and logged at most every
+   * `STORE_WRITE_LOG_EVERY_MS`, since a full disk fails every retry until space returns.
+   */
+  private storeCannotWrite(err: unknown): StoreWriteError {
+    const failure = new StoreWriteError(this.domain, err);
+    this.storeWriteError = failure.message;
+    const now = this.o.clock.now();
+    if (now - this.storeWriteLoggedAt >= STORE_WRITE_LOG_EVERY_MS) {
+      this.storeWriteLoggedAt = now;
+      this.log(`ERROR: ${failure.message} (applied up to seq ${this.position}; retrying)`);
+    }
+    return failure;
+  }
+
   private async retrying(what: string, work: () => Promise<void>): Promise<void> {
     for (let attempt = 0, wait = RETRY_MIN_MS; ; attempt++, wait = Math.min(wait * 2, RETRY_MAX_MS)) {
       try {
@@ -1357,7 +1414,8 @@ export class ShardActor implements ShardRuntime {
         return;
       } catch (err) {
         if (this.abort.signal.aborted) return;
-        if (attempt % 5 === 0) this.log(`${what} failed (retrying): ${(err as Error)?.message ?? String(err)}`);
+        // A store that cannot commit reports itself (`storeCannotWrite`), at its own pace.
+        if (attempt % 5 === 0 && !(err instanceof StoreWriteError)) this.log(`${what} failed (retrying): ${(err as Error)?.message ?? String(err)}`);
         await abortableDelay(wait, this.abort.signal);
         if (this.abort.signal.aborted) return;
       }

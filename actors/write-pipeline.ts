@@ -486,7 +486,10 @@ export class WritePipeline {
       } catch (err) {
         const failure = new ShardmindError(ErrorCode.UNAVAILABLE, `LMDB apply failed: ${(err as Error).message}`, { cause: err });
         for (const a of run) rejectAll(a.append, failure);
-        this.breakWith({ kind: 'failed', detail: failure.message });
+        // The entries are in the log, so durable there, and their writers retry with the same opIds: this replica
+        // stops leading and catches up like a follower, retrying until its store commits again (a full disk, once
+        // space returns), while a replica that can write takes the lease. It must not end the shard for good.
+        this.breakWith({ kind: 'resync', detail: failure.message });
         return;
       }
       const last = run[run.length - 1]!;
