@@ -68,10 +68,18 @@ export const MCP_TOOLS = [
   },
   {
     name: 'history',
-    description: 'Everything ever recorded about (subject, predicate) in one domain, oldest first, with what superseded what.',
+    description:
+      'What was recorded about (subject, predicate) in one domain, oldest first, with what superseded what: the `limit` ' +
+      '(default 100) recorded most recently; when older ones remain the answer has `next`, to pass as `before`.',
     inputSchema: {
       type: 'object',
-      properties: { subject: str, predicate: str, domain: str },
+      properties: {
+        subject: str,
+        predicate: str,
+        domain: str,
+        limit: { type: 'integer', minimum: 1, maximum: 1000 },
+        before: { type: 'integer', minimum: 1, description: 'The `next` of the previous answer: older facts.' },
+      },
       required: ['subject', 'domain'],
     },
   },
@@ -237,10 +245,13 @@ export class McpServer {
           return text(JSON.stringify({ domains: r.domains, facts: r.facts.map(brief), ...(r.missing.length ? { missing: r.missing } : {}) }, null, 1));
         }
         case 'history': {
-          const facts = await this.memory.history(required(a, 'subject'), typeof a['predicate'] === 'string' ? a['predicate'] : undefined, {
+          const page = await this.memory.historyPage(required(a, 'subject'), typeof a['predicate'] === 'string' ? a['predicate'] : undefined, {
             domain: required(a, 'domain'),
+            ...(typeof a['limit'] === 'number' ? { limit: a['limit'] } : {}),
+            ...(typeof a['before'] === 'number' ? { before: a['before'] } : {}),
           });
-          return text(JSON.stringify(facts.map((f) => ({ id: f.id, text: f.text, status: f.status, validFrom: f.validFrom, validTo: f.validTo })), null, 1));
+          const facts = page.facts.map((f) => ({ id: f.id, text: f.text, status: f.status, validFrom: f.validFrom, validTo: f.validTo }));
+          return text(JSON.stringify(page.next !== undefined ? { facts, next: page.next } : facts, null, 1));
         }
         case 'entity': {
           const r = await this.memory.entity({

@@ -26,10 +26,11 @@ const RECALL_USAGE = `usage: shardmind recall [QUERY] [--domain D[,D…]] [--sub
 Asks what is known, best first. Without --domain the router decides which domains to ask. --as-of: what was
 believed at that time. --max-stale-ms: a replica may answer, at most that stale (the one on --node first).`;
 
-const HISTORY_USAGE = `usage: shardmind history SUBJECT --domain D [--predicate P] ${CONNECTION}
+const HISTORY_USAGE = `usage: shardmind history SUBJECT --domain D [--predicate P] [--limit N | --all] ${CONNECTION}
 
-Every fact ever recorded about SUBJECT (and PREDICATE) in domain D, oldest first, superseded and retracted ones
-included: when each was true (valid from / to), when it was learned, who learned it, and its status.`;
+The facts recorded about SUBJECT (and PREDICATE) in domain D, oldest first, superseded and retracted ones included:
+when each was true (valid from / to), when it was learned, who learned it, and its status. --limit: the N recorded
+most recently (default 100, at most 1000; a line says when older ones remain). --all: every one, read page by page.`;
 const FORGET_USAGE = `usage: shardmind forget FACT_ID [--domain D] ${CONNECTION}
 
 Removes the fact's text from the memory and its index (the user asked us to forget it): recall and history no longer
@@ -152,21 +153,38 @@ export async function runRecall(argv: readonly string[], io: Io = stdio): Promis
 }
 
 export async function runHistory(argv: readonly string[], io: Io = stdio): Promise<number> {
-  const parsed = parseCommandFlags(argv, { ...CONNECTION_FLAGS, domain: { type: 'string' }, predicate: { type: 'string' } }, HISTORY_USAGE, io, 1);
+  const parsed = parseCommandFlags(
+    argv,
+    { ...CONNECTION_FLAGS, domain: { type: 'string' }, predicate: { type: 'string' }, limit: { type: 'string' }, all: { type: 'boolean' } },
+    HISTORY_USAGE,
+    io,
+    1,
+  );
   if (typeof parsed === 'number') return parsed;
   const { values, positionals } = parsed;
   const subject = positionals[0];
   if (subject === undefined || subject.trim() === '') return usage(io, 'SUBJECT: whose history to show is required', HISTORY_USAGE);
   if (values.domain === undefined) return usage(io, '--domain: history reads one domain (e.g. --domain calendar)', HISTORY_USAGE);
+  if (values.all && values.limit !== undefined) return usage(io, '--all and --limit: give one of them', HISTORY_USAGE);
+  const flags = readFlagValues(io, 'history', () => ({ limit: intFlag('limit', values.limit, 100, 1, 1000) }));
+  if (typeof flags === 'number') return flags;
   const domain = values.domain;
   return withClient(io, values, async (memory) => {
-    const facts = await memory.history(subject, values.predicate, { domain });
+    let page = await memory.historyPage(subject, values.predicate, { domain, limit: values.all ? 1000 : flags.limit });
+    const facts = [...page.facts];
+    // Pages run from the most recently recorded back; each page is in history order, so the whole is sorted again.
+    while (values.all && page.next !== undefined) {
+      page = await memory.historyPage(subject, values.predicate, { domain, limit: 1000, before: page.next });
+      facts.push(...page.facts);
+    }
+    if (values.all) facts.sort(historyOrder);
     if (values.json) {
       io.out(`${JSON.stringify(facts)}\n`);
       return;
     }
     io.out(`${facts.length} fact${facts.length === 1 ? '' : 's'} about ${subject}${values.predicate ? ` / ${values.predicate}` : ''} in ${domain}\n`);
     if (facts.length > 0) io.out(renderTable(['VALID FROM', 'VALID TO', 'STATUS', 'BY', 'FACT', 'ID'], facts.map(historyRow)));
+    if (!values.all && page.next !== undefined) io.out(`older facts remain: --limit up to 1000, or --all\n`);
   });
 }
 
@@ -181,6 +199,11 @@ export async function runForget(argv: readonly string[], io: Io = stdio): Promis
     if (values.json) io.out(`${JSON.stringify(r)}\n`);
     else io.out(`${r.domain}: ${r.status} ${r.factId} (seq ${r.seq})${r.duplicate ? ', already forgotten' : ''}\n`);
   });
+}
+
+/** History order, as the shard sorts a page: when it became true, then when it was recorded. */
+function historyOrder(a: Fact, b: Fact): number {
+  return (a.validFrom?.getTime() ?? 0) - (b.validFrom?.getTime() ?? 0) || a.recordedAt.getTime() - b.recordedAt.getTime();
 }
 
 function historyRow(f: Fact): string[] {

@@ -103,6 +103,16 @@ t('an MCP client lists the tools; two agents share what one learns; history keep
       ['The user now prefers links to shared files', 'active'],
     ],
   );
+  // A page at a time: the newest first, with `next` to read the older one.
+  const newest = JSON.parse(textOf(await a.callTool({ name: 'history', arguments: { subject: 'user', predicate: 'prefers_attachment_format', domain: 'email', limit: 1 } }))) as {
+    facts: { text: string }[];
+    next: number;
+  };
+  assert.equal(newest.facts.map((f) => f.text), ['The user now prefers links to shared files']);
+  const older = JSON.parse(
+    textOf(await a.callTool({ name: 'history', arguments: { subject: 'user', predicate: 'prefers_attachment_format', domain: 'email', limit: 1, before: newest.next } })),
+  ) as { text: string }[];
+  assert.equal(older.map((f) => f.text), ['The user prefers PDF attachments over links'], 'the last page has no next');
 });
 
 t('a task through MCP: it starts in email and re-routes to calendar, bringing the 10am rule along', async (ctx) => {

@@ -8,6 +8,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runForget, runHistory, runRecall, runRemember, startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
+import { connect } from '../../client/index.ts';
 import type { ClusterConfigInput } from '../../config/index.ts';
 import shipped from '../../cluster.config.ts';
 import { startHosts, type HostCluster } from '../harness/hosts.ts';
@@ -120,6 +121,36 @@ t('history shows every value with when it was true; forget removes a fact from r
   const unknown = capture();
   assert.is(await runForget(['email:zzzzzzzzzz:0', ...servers], unknown.io), 1);
   assert.match(unknown.err.join(''), /^NOT_FOUND: /);
+});
+
+t('history shows the newest --limit facts and says older ones remain; --all reads every page, oldest first', async (ctx) => {
+  const servers = ['--servers', ctx.nats!.url];
+  const agent = await connect({ servers: ctx.nats!.url, agent: 'cli-history-test' });
+  try {
+    // 1,205 facts about one subject: more than a page of 1000, so --all needs two pages.
+    const texts = Array.from({ length: 1205 }, (_, i) => `Project atlas note number ${String(i).padStart(4, '0')}`);
+    await agent.rememberMany(texts.map((text, i) => ({ text, subject: 'atlas', predicate: 'note', object: `n${i}`, validFrom: new Date(Date.UTC(2026, 0, 1) + i * 60_000) })), { domain: 'files' });
+  } finally {
+    await agent.close();
+  }
+  const limited = capture();
+  assert.is(await runHistory(['atlas', '--domain', 'files', '--limit', '5', ...servers], limited.io), 0, limited.err.join(''));
+  assert.match(limited.out.join(''), /^5 facts about atlas in files\n/);
+  assert.match(limited.out.join(''), /note number 1204/, 'the most recently recorded');
+  assert.match(limited.out.join(''), /older facts remain: --limit up to 1000, or --all\n$/);
+
+  const all = capture();
+  assert.is(await runHistory(['atlas', '--domain', 'files', '--all', '--json', ...servers], all.io), 0, all.err.join(''));
+  const facts = JSON.parse(all.out.join('')) as { text: string }[];
+  assert.is(facts.length, 1205);
+  assert.equal(facts.map((f) => f.text), Array.from({ length: 1205 }, (_, i) => `Project atlas note number ${String(i).padStart(4, '0')}`), 'each once, oldest first');
+
+  const bad = capture();
+  assert.is(await runHistory(['atlas', '--domain', 'files', '--limit', '1001', ...servers], bad.io), 2);
+  assert.match(bad.err.join(''), /--limit: "1001" must be an integer in 1..1000/);
+  const both = capture();
+  assert.is(await runHistory(['atlas', '--domain', 'files', '--limit', '5', '--all', ...servers], both.io), 2);
+  assert.match(both.err.join(''), /--all and --limit: give one of them/);
 });
 
 t('bad flags are usage errors that send nothing; an unreachable cluster is exit 1 with the error', async (ctx) => {
