@@ -17,6 +17,14 @@ export interface AppendAck {
   readonly duplicate: boolean;
 }
 
+/**
+ * JetStream's refusals of an append for want of room, as nats-server 2.9+ sends them: the server's
+ * `max_file_store` (or its disk) is used up (10023 "insufficient resources"), the account's storage limit is reached
+ * (10002 "resource limits exceeded for account"), or no storage is left to reserve (10047 "insufficient storage
+ * resources available"). The message was not stored: the log's tail is where it was.
+ */
+export const NO_ROOM_API_CODES: ReadonlySet<number> = new Set([10023, 10002, 10047]);
+
 /** An append that failed; `apiCode` is JetStream's error code when it sent one (10071: wrong last sequence). */
 export class AppendError extends Error {
   constructor(
@@ -25,6 +33,11 @@ export class AppendError extends Error {
   ) {
     super(message);
     this.name = 'AppendError';
+  }
+
+  /** JetStream refused the append because its store has no room (`NO_ROOM_API_CODES`): nothing was appended. */
+  get noRoom(): boolean {
+    return this.apiCode !== undefined && NO_ROOM_API_CODES.has(this.apiCode);
   }
 }
 

@@ -17,7 +17,12 @@
  *   consumed (or we do not know), so everything behind it is rejected for our own reason, not a rival's. The
  *   pipeline asks for a resync (catch up from the stream, then lead again).
  * Either way every write that has no applied result gets NOT_LEADER (retryable): a retry with the same opId is
- * answered from the log, applied once. Leader-side dedup (LMDB `resultOf` + the in-flight map) keeps duplicates
+ * answered from the log, applied once.
+ * - JetStream refusing an append for want of room (`AppendError.noRoom`: its store is full) first: nothing was
+ *   appended, and the appends behind it, whose expectations chain from it, cannot have been either. Their writes
+ *   get UNAVAILABLE saying the log is full, new writes get it too until the last of them is answered, and then the
+ *   pipeline expects the log's tail where it was and tries again with the next write. No resync: this replica
+ *   still holds the log's whole history, keeps its lease and keeps serving reads (decisions §66). Leader-side dedup (LMDB `resultOf` + the in-flight map) keeps duplicates
  * from reaching JetStream in normal operation.
  */
 import type { NatsConnection } from 'nats';
@@ -192,12 +197,20 @@ export class WritePipeline {
    */
   private chainHash: string | undefined;
   private lastAppend: Append | undefined;
+  /** `entryHash` of the last message JetStream acknowledged (the log's tail while this pipeline leads). */
+  private ackedHash: string | undefined;
+  /**
+   * Set when JetStream refused an append for want of room, until every append behind it is answered: the log's
+   * tail (`expected` of the refused append) and what the writes meanwhile are told.
+   */
+  private refusedForRoom: { readonly tail: number; readonly error: ShardmindError } | undefined;
   /** The log level every replica understands (`useLogLevel`), and whether that, and the options, allow grouping. */
   private level = 1;
   private grouping = false;
 
   constructor(private readonly o: WritePipelineOptions) {
     this.chainHash = o.lastHash;
+    this.ackedHash = o.lastHash;
     this.nextExpected = o.lastSeq;
     this.nextApply = o.lastSeq + 1;
     this.appender = new LogAppender(o.nc, o.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS);
@@ -261,6 +274,7 @@ export class WritePipeline {
     const prior = this.o.store.resultOf(entry.opId);
     if (prior) return settle(done, undefined, { ...prior, duplicate: true });
     if (this.broken || this.closed) return settle(done, notLeader('this shard actor is stepping down'), undefined);
+    if (this.refusedForRoom) return settle(done, this.refusedForRoom.error, undefined);
     // Not grouping means a replica may not understand level 2: then only level-1 entries are taken (plain writes
     // never get past the first test while grouping).
     if (!this.grouping && appendLevel(1, entry.op) > this.level) {
@@ -312,6 +326,10 @@ export class WritePipeline {
       for (const p of members) p.reject(notLeader('this shard actor is stepping down'));
       return;
     }
+    if (this.refusedForRoom) {
+      for (const p of members) p.reject(this.refusedForRoom.error);
+      return;
+    }
     const first = members[0]!;
     const msgId = members.length === 1 ? first.entry.opId : `group:${first.entry.opId}:${members.length}`;
     const bytes = members.length === 1 ? first.bytes : encodeBatch(msgId, first.entry.recordedAt, members.map((p) => p.bytes));
@@ -359,7 +377,16 @@ export class WritePipeline {
   private appended(append: Append, err: AppendError | undefined, ack: AppendAck | undefined): void {
     this.publishing--;
     const { expected } = append;
-    if (err !== undefined || ack === undefined) {
+    if (err !== undefined && (err.noRoom || (this.refusedForRoom !== undefined && err.apiCode === WRONG_LAST_SEQUENCE))) {
+      // Refused for room, or behind such a refusal and expecting a tail that never came: not appended either way.
+      // A rival's append is not hidden by this: the first append after the rewind expects the old tail and is fenced.
+      this.refusedForRoom ??= { tail: expected, error: logFull(this.o.subject, err) };
+      rejectAll(append, this.refusedForRoom.error);
+    } else if (this.refusedForRoom !== undefined && err === undefined && ack !== undefined) {
+      // Appended behind a refused append: only possible when someone else appended in between.
+      this.breakWith({ kind: 'resync', detail: `append expecting seq ${expected} was acknowledged at ${ack.seq} behind one refused for room` });
+      rejectAll(append, notLeader('the log moved under this leader'));
+    } else if (err !== undefined || ack === undefined) {
       if (err?.apiCode === WRONG_LAST_SEQUENCE) {
         this.breakWith({ kind: 'fenced', detail: `append expecting last seq ${expected} was rejected: ${err.message}` });
       } else {
@@ -379,12 +406,25 @@ export class WritePipeline {
         rejectAll(append, notLeader('this shard actor is stepping down'));
       } else {
         this.acked.set(ack.seq, { append, message, seq: ack.seq });
+        this.ackedHash = hashOf(append);
         this.kickApply();
       }
     }
     // An ack frees a slot: what waited meanwhile goes out as one group.
     if (this.publishing < this.groupWhenInFlight) this.flushQueued();
+    if (this.refusedForRoom !== undefined && this.publishing === 0) this.rewindAfterRefusal(this.refusedForRoom.tail);
     this.checkSettled();
+  }
+
+  /**
+   * Every append behind the one refused for room is answered: the log's tail is where that one expected it. The next
+   * write appends expecting it, chained to the last acknowledged message.
+   */
+  private rewindAfterRefusal(tail: number): void {
+    this.refusedForRoom = undefined;
+    this.nextExpected = tail;
+    this.chainHash = this.ackedHash;
+    this.lastAppend = undefined;
   }
 
   /**
@@ -538,6 +578,20 @@ export class WritePipeline {
 
 function rejectAll(append: Append, error: ShardmindError): void {
   for (const p of append.members) p.reject(error);
+}
+
+/**
+ * What a write hears when JetStream has no room for the log: retryable (room may be made), and what to do about it.
+ * The refusal names no server; for a replicated log it may be any server holding a replica.
+ */
+function logFull(subject: string, err: AppendError): ShardmindError {
+  const domain = subject.startsWith('sm.log.') ? subject.slice('sm.log.'.length) : subject;
+  return new ShardmindError(
+    ErrorCode.UNAVAILABLE,
+    `the ${domain} log cannot take writes: JetStream has no room (nats-server: "${err.message}", err_code ${err.apiCode ?? 'none'}); ` +
+      'free disk space or raise jetstream max_file_store on the servers holding the log, or compact it (compaction.retainEntries); retry',
+    { cause: err },
+  );
 }
 
 function notLeader(message: string): ShardmindError {
