@@ -9,6 +9,7 @@
  */
 import type { JetStreamClient, KV } from 'nats';
 import { EPOCH_BUCKET, ErrorCode, ShardmindError } from '../protocol/index.ts';
+import { NO_ROOM_API_CODES } from './log-appender.ts';
 import { apiErrorCode, WRONG_LAST_SEQUENCE } from './log-stream.ts';
 
 /** The value stored under a claim (JSON, so `nats kv get sm_epochs calendar.3` is readable). */
@@ -54,7 +55,9 @@ export class EpochRegistry {
       await this.kv.create(epochKey(domain, epoch), encoder.encode(JSON.stringify(claim)));
       return true;
     } catch (err) {
-      if (apiErrorCode(err) === WRONG_LAST_SEQUENCE) return false;
+      const code = apiErrorCode(err);
+      if (code === WRONG_LAST_SEQUENCE) return false;
+      if (code !== undefined && NO_ROOM_API_CODES.has(code)) throw new EpochClaimNoRoomError(domain, epoch, err, code);
       throw new ShardmindError(ErrorCode.UNAVAILABLE, `epoch claim ${domain}.${epoch} failed: ${String(err)}`, {
         cause: err,
       });
@@ -82,4 +85,19 @@ export class EpochRegistry {
 
 export function epochKey(domain: string, epoch: number): string {
   return `${domain}.${epoch}`;
+}
+
+/**
+ * JetStream has no room for the epoch bucket's write (its store is full): this node cannot claim, and no node whose
+ * claims go to that store can, until room is made. The shard actor backs off longer for it and shows it in status.
+ */
+export class EpochClaimNoRoomError extends ShardmindError {
+  constructor(domain: string, epoch: number, cause: unknown, apiCode: number) {
+    super(
+      ErrorCode.UNAVAILABLE,
+      `epoch claim ${domain}.${epoch} failed: JetStream has no room for the ${EPOCH_BUCKET} bucket (nats-server: "${(cause as Error)?.message ?? String(cause)}", err_code ${apiCode}); ` +
+        'free disk space or raise jetstream max_file_store',
+      { cause },
+    );
+  }
 }

@@ -171,4 +171,30 @@ full('through a host: a remember the full log cannot take gets UNAVAILABLE, the 
   }
 });
 
+full('a host that starts while JetStream has no room cannot claim, says why, and leads once room is made', async (ctx) => {
+  const nc = ctx.nc!;
+  const jsm = await nc.jetstreamManager({ checkAPI: false });
+  await jsm.streams.purge(FILLER_STREAM);
+  const hosts = await startHosts({ config: oneMiniConfig(ctx.server!.url) });
+  try {
+    const host = hosts.hosts[0]!;
+    await host.stop();
+    await fillJetStream(nc);
+    host.launch();
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (/epoch claim email\.\d+ failed: JetStream has no room for the sm_epochs bucket \(nats-server: "insufficient resources", err_code 10023\)/.test(host.stderr())) break;
+      if (Date.now() > deadline) assert.unreachable(`no claim failure saying why:\n${host.stderr()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.is((await host.shard('email'))?.state, 'claiming');
+
+    await jsm.streams.purge(FILLER_STREAM);
+    await host.waitReady(20_000);
+    assert.is((await host.shard('email'))?.state, 'leading');
+  } finally {
+    await hosts.stop();
+  }
+});
+
 full.run();
