@@ -184,16 +184,34 @@ const STORE_WRITE_LOG_EVERY_MS = 10_000;
  */
 export class StoreWriteError extends Error {
   override readonly name = 'StoreWriteError';
-  constructor(domain: string, cause: unknown) {
-    super(`the ${domain} store cannot write: ${describeCause(cause)}; its disk may be full`, { cause });
+  constructor(domain: string, cause: unknown, detail: string) {
+    super(`the ${domain} store cannot write: ${detail}; its disk may be full`, { cause });
   }
 }
 
-/** A failed commit's message, with lmdb-js's underlying error (`commitError`'s reason, e.g. EIO) when it has one. */
-function describeCause(err: unknown): string {
+/** How long to wait for lmdb-js's `commitError` to say what failed (it is settled by then; this only bounds it). */
+const COMMIT_ERROR_WAIT_MS = 100;
+
+/**
+ * A failed commit's message. lmdb-js's own says only "Commit failed (see commitError for details)": the reason is on
+ * its `commitError` promise (e.g. "Input/output error", code 5), read here.
+ */
+async function describeCommitFailure(err: unknown): Promise<string> {
   const message = (err as Error | undefined)?.message ?? String(err);
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return code === undefined ? message : `${message} (${String(code)})`;
+  const commitError = (err as { commitError?: unknown } | null)?.commitError;
+  if (!(commitError instanceof Promise)) return message;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const reason: unknown = await Promise.race([
+    commitError.then(
+      () => undefined,
+      (e: unknown) => e,
+    ),
+    new Promise((resolve) => (timer = setTimeout(resolve, COMMIT_ERROR_WAIT_MS))),
+  ]);
+  clearTimeout(timer);
+  if (reason === undefined) return message;
+  const code = (reason as { code?: unknown } | null)?.code;
+  return `commit failed: ${(reason as Error)?.message ?? String(reason)}${code === undefined ? '' : ` (code ${String(code)})`}`;
 }
 
 export class ShardActor implements ShardRuntime {
@@ -1014,7 +1032,7 @@ export class ShardActor implements ShardRuntime {
       try {
         await store.applyBatch(entries, tailHash === undefined ? undefined : { tailHash });
       } catch (err) {
-        throw this.storeCannotWrite(err);
+        throw this.storeCannotWrite(err, await describeCommitFailure(err));
       }
       this.storeWriteError = undefined;
     }
@@ -1396,8 +1414,8 @@ export class ShardActor implements ShardRuntime {
    * A commit that failed, as the error the catch-up retries (`retrying`): noted for `status` and logged at most every
    * `STORE_WRITE_LOG_EVERY_MS`, since a full disk fails every retry until space returns.
    */
-  private storeCannotWrite(err: unknown): StoreWriteError {
-    const failure = new StoreWriteError(this.domain, err);
+  private storeCannotWrite(err: unknown, detail: string): StoreWriteError {
+    const failure = new StoreWriteError(this.domain, err, detail);
     this.storeWriteError = failure.message;
     const now = this.o.clock.now();
     if (now - this.storeWriteLoggedAt >= STORE_WRITE_LOG_EVERY_MS) {
