@@ -36,7 +36,7 @@ import type { Relay } from './relay.ts';
 import type { LeaderSightings, Sighting } from './leader-sightings.ts';
 import { startStepDownResponder } from './step-down-responder.ts';
 import { ShardFailover, type FailoverStatus } from './failover.ts';
-import type { EpochRegistry } from './epoch.ts';
+import { EpochClaimNoRoomError, type EpochRegistry } from './epoch.ts';
 import { systemTimerClock, type TimerClock } from './timers.ts';
 import { serveShard } from './shard-service.ts';
 import { serveReplica } from './replica-service.ts';
@@ -163,6 +163,8 @@ const RETRY_MIN_MS = 100;
 /** Longest wait for the leader's subscription to drain when it stops serving. */
 const INTAKE_DRAIN_MAX_MS = 2_000;
 const RETRY_MAX_MS = 2_000;
+/** Longest back-off between epoch claims JetStream refuses for want of room: only an operator can make room. */
+const NO_ROOM_RETRY_MAX_MS = 10_000;
 /** Longest back-off between bootstrap attempts (no snapshot yet, a download that failed). */
 const BOOTSTRAP_RETRY_MAX_MS = 5_000;
 /**
@@ -230,6 +232,8 @@ export class ShardActor implements ShardRuntime {
   private followLag = 0;
   /** Why the store's last commit failed, until one succeeds (shown as `status`'s lastError). */
   private storeWriteError: string | undefined;
+  /** Why the last epoch claim failed, until one is answered (shown as `status`'s lastError while `claiming`). */
+  private claimError: string | undefined;
   private storeWriteLoggedAt = Number.NEGATIVE_INFINITY;
   private compactionError: string | undefined;
   private drained: Promise<void> | undefined;
@@ -515,7 +519,7 @@ export class ShardActor implements ShardRuntime {
 
   status(): ShardStatus {
     const state = this.state;
-    const lastError = this.storeWriteError ?? this.actor?.getSnapshot().context.lastError;
+    const lastError = this.storeWriteError ?? (state === 'claiming' ? this.claimError : undefined) ?? this.actor?.getSnapshot().context.lastError;
     const f: FailoverStatus = this.failover.status();
     return {
       ...f,
@@ -827,10 +831,20 @@ export class ShardActor implements ShardRuntime {
     // The KV bucket may not be writable yet (a cluster that just started): retry until it answers.
     let epoch: number | undefined;
     let answered = false;
-    await this.retrying('claim an epoch', async () => {
-      epoch = await this.failover.takeEpoch();
-      answered = true;
-    });
+    await this.retrying(
+      'claim an epoch',
+      async () => {
+        try {
+          epoch = await this.failover.takeEpoch();
+        } catch (err) {
+          this.claimError = (err as Error)?.message ?? String(err);
+          throw err;
+        }
+        this.claimError = undefined;
+        answered = true;
+      },
+      (err) => (err instanceof EpochClaimNoRoomError ? NO_ROOM_RETRY_MAX_MS : RETRY_MAX_MS),
+    );
     if (!answered) throw new ShardmindError(ErrorCode.UNAVAILABLE, `stopping before an epoch of ${this.domain} was claimed`);
     if (epoch === undefined) {
       pipeline.close();
@@ -1425,8 +1439,9 @@ export class ShardActor implements ShardRuntime {
     return failure;
   }
 
-  private async retrying(what: string, work: () => Promise<void>): Promise<void> {
-    for (let attempt = 0, wait = RETRY_MIN_MS; ; attempt++, wait = Math.min(wait * 2, RETRY_MAX_MS)) {
+  /** `maxWaitFor` caps the back-off by the failure (default `RETRY_MAX_MS`). */
+  private async retrying(what: string, work: () => Promise<void>, maxWaitFor?: (err: unknown) => number): Promise<void> {
+    for (let attempt = 0, wait = RETRY_MIN_MS; ; attempt++) {
       try {
         await work();
         return;
@@ -1436,6 +1451,7 @@ export class ShardActor implements ShardRuntime {
         if (attempt % 5 === 0 && !(err instanceof StoreWriteError)) this.log(`${what} failed (retrying): ${(err as Error)?.message ?? String(err)}`);
         await abortableDelay(wait, this.abort.signal);
         if (this.abort.signal.aborted) return;
+        wait = Math.min(wait * 2, maxWaitFor?.(err) ?? RETRY_MAX_MS);
       }
     }
   }

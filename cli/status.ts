@@ -97,7 +97,7 @@ export function statusRows(statuses: readonly NodeStatus[], logs: ReadonlyMap<st
         staleMs: shard.state === 'leading' ? 0 : shard.staleMs,
         level: shard.logLevel ?? 1,
         writeLevel: shard.state === 'leading' ? shard.writeLevel : undefined,
-        note: shard.state === 'needsUpgrade' || shard.state === 'aheadOfLog' || shard.state === 'failed' ? shard.lastError : undefined,
+        note: shard.state === 'needsUpgrade' || shard.state === 'aheadOfLog' || shard.state === 'failed' || shard.state === 'claiming' ? shard.lastError : undefined,
       });
     }
   }

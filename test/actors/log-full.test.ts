@@ -171,7 +171,7 @@ full('through a host: a remember the full log cannot take gets UNAVAILABLE, the 
   }
 });
 
-full('a host that starts while JetStream has no room cannot claim, says why, and leads once room is made', async (ctx) => {
+full('a host that starts while JetStream has no room cannot claim, says why in its log and status, and leads once room is made', async (ctx) => {
   const nc = ctx.nc!;
   const jsm = await nc.jetstreamManager({ checkAPI: false });
   await jsm.streams.purge(FILLER_STREAM);
@@ -187,7 +187,9 @@ full('a host that starts while JetStream has no room cannot claim, says why, and
       if (Date.now() > deadline) assert.unreachable(`no claim failure saying why:\n${host.stderr()}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    assert.is((await host.shard('email'))?.state, 'claiming');
+    const stuck = await host.shard('email');
+    assert.is(stuck?.state, 'claiming');
+    assert.match(stuck?.lastError ?? '', /JetStream has no room for the sm_epochs bucket/, 'status says why');
 
     await jsm.streams.purge(FILLER_STREAM);
     await host.waitReady(20_000);
