@@ -615,7 +615,11 @@ export class Applier {
     const f = this.getFact(e.factId);
     const createdSeq = seqOfFactId(e.factId);
     if (f === undefined || createdSeq === undefined) return this.notFound(e.opId, e.factId);
-    if (f.status !== 'forgotten') this.forgetFact(f, createdSeq, e.recordedAt);
+    if (f.status !== 'forgotten') {
+      const postings = new Map<string, number[]>();
+      this.forgetFact(f, createdSeq, e.recordedAt, postings);
+      this.postings.removeAll(postings);
+    }
     return { seq: this.seq, opId: e.opId, status: 'forgotten', factId: f.id };
   }
 
@@ -636,15 +640,27 @@ export class Applier {
       const decayedAway = isActive(f.status) && e.decayedBelow !== undefined && effectiveConfidence(f, e.recordedAt) < e.decayedBelow;
       if (closedLongAgo || decayedAway) chosen.push({ fact: f, position: key });
     }
-    for (const { fact, position } of chosen) this.forgetFact(fact, position, e.recordedAt);
+    // The postings go last, all at once: a common word is in most of the chosen facts, and removing them one fact
+    // at a time walked its postings once per fact — quadratic (50k facts took 8 s; review 11b, finding 9).
+    const postings = new Map<string, number[]>();
+    for (const { fact, position } of chosen) this.forgetFact(fact, position, e.recordedAt, postings);
+    this.postings.removeAll(postings);
     return { seq: this.seq, opId: e.opId, status: 'pruned', pruned: chosen.length };
   }
 
-  /** Removes a fact's text from the store and the index, leaving a tombstone (`forget`, `prune`). */
-  private forgetFact(f: Fact, createdSeq: number, recordedAt: number): void {
+  /**
+   * Removes a fact's text from the store, leaving a tombstone (`forget`, `prune`); its postings are added to
+   * `postings` (term → the facts' creating sequences, ascending), which the caller removes from the index.
+   */
+  private forgetFact(f: Fact, createdSeq: number, recordedAt: number, postings: Map<string, number[]>): void {
     const terms = this.terms;
     const length = terms.scan(f);
-    for (let i = 0; i < terms.count; i++) this.postings.remove(terms.name(i), createdSeq);
+    for (let i = 0; i < terms.count; i++) {
+      const term = terms.name(i);
+      const seqs = postings.get(term);
+      if (seqs === undefined) postings.set(term, [createdSeq]);
+      else seqs.push(createdSeq);
+    }
     if (length > 0) {
       this.state.docs--;
       this.state.docLength -= length;

@@ -232,16 +232,33 @@ export class PostingIndex {
     this.words.add(seq, terms);
   }
 
-  /** Removes a fact's posting (forget): from memory if it is in the open segment, else rewrites its block. */
-  remove(term: string, seq: number): void {
+  /**
+   * Removes forgotten facts' postings (forget, prune): `byTerm` maps each term to the facts' sequences, ascending.
+   * Each term's postings in a segment are walked or rewritten once for all of its facts there — one fact at a time,
+   * a word most of them share was walked (open segment) or decoded and re-put (merged) once per fact: quadratic,
+   * 8 s for a prune of 50k facts (review 11b, finding 9). Stores the same bytes as removing them one by one.
+   */
+  removeAll(byTerm: ReadonlyMap<string, readonly number[]>): void {
+    if (byTerm.size === 0) return;
     // The merging segment's blocks were built before this forget: write them all, then edit like any block.
     this.finishMerge();
-    this.sealed?.postings.remove(term, seq);
-    const segment = segmentOf(seq);
-    if (segment === this.open.segment) {
-      this.open.remove(term, seq);
-      return;
+    for (const [term, seqs] of byTerm) {
+      for (let i = 0; i < seqs.length; ) {
+        const segment = segmentOf(seqs[i]!);
+        let j = i + 1;
+        while (j < seqs.length && segmentOf(seqs[j]!) === segment) j++;
+        const inSegment = i === 0 && j === seqs.length ? seqs : seqs.slice(i, j);
+        i = j;
+        // Its blocks are written, but readers take its postings from memory until the batch commits.
+        if (this.sealed?.postings.segment === segment) this.sealed.postings.removeAll(term, inSegment);
+        if (segment === this.open.segment) this.open.removeAll(term, inSegment);
+        else this.removeFromBlocks(term, segment, inSegment);
+      }
     }
+  }
+
+  /** Removes a merged segment's postings of `term` for `seqs` (ascending): one read and one write of its block. */
+  private removeFromBlocks(term: string, segment: number, seqs: readonly number[]): void {
     // Its merged block changes: the decoded copy goes now and again at commit (readers meanwhile use their snapshot).
     this.merged.invalidate(term);
     this.removing.add(term);
@@ -251,29 +268,38 @@ export class PostingIndex {
     const [h1, h2, shape] = [h[0]!, h[1]!, h[2]!];
     const bucketKey = Buffer.alloc(BUCKET_KEY_BYTES);
     writeBucketKey(bucketKey, 0, segment, bucketOf(h1));
-    const bucket = this.blocks.getBinary(bucketKey);
+    let bucket: Buffer | undefined = this.blocks.getBinary(bucketKey);
     if (bucket === undefined) return;
     const hit = findInBucket(bucket, h1, h2, shape, { entry: -1, start: 0, end: 0 });
     if (hit.entry < 0) return;
+    let removed = 0;
     if (hit.start === LARGE) {
       const key = Buffer.alloc(LARGE_KEY_BYTES);
       writeLargeKey(key, 0, segment, h1, h2, shape);
       const bytes = this.blocks.getBinary(key);
       if (bytes === undefined) return;
       const run = decodePostings(bytes);
-      const kept = withoutSeq(run, seq);
-      if (kept.length === run.length) return;
+      const kept = withoutSeqs(run, seqs);
+      removed = (run.length - kept.length) / 3;
+      if (removed === 0) return;
       if (kept.length === 0) this.blocks.removeSync(key);
       else this.blocks.putSync(key, encodePostings(kept));
     } else {
-      let at = hit.start;
-      while (at < hit.end && seqAt(bucket, at) !== seq) at += POSTING_BYTES;
-      if (at >= hit.end) return;
-      const rest = bucketWithout(bucket, hit.entry, at);
-      if (rest === undefined) this.blocks.removeSync(bucketKey);
-      else this.blocks.putSync(bucketKey, rest);
+      // A small term (fewer than LARGE_POSTINGS postings here): each removal rewrites the bucket in memory.
+      for (const seq of seqs) {
+        const at = findSeq(bucket, hit.start, hit.end, seq);
+        if (at < 0) continue;
+        removed++;
+        bucket = bucketWithout(bucket, hit.entry, at);
+        if (bucket === undefined) break;
+        findInBucket(bucket, h1, h2, shape, hit);
+        if (hit.entry < 0) break;
+      }
+      if (removed === 0) return;
+      if (bucket === undefined) this.blocks.removeSync(bucketKey);
+      else this.blocks.putSync(bucketKey, bucket);
     }
-    if (isWordTerm(term)) this.addDf(term, -1, undefined, h1, h2, shape);
+    if (isWordTerm(term)) this.addDf(term, -removed, undefined, h1, h2, shape);
   }
 
   /** Postings of `term`, newest first, at most `cap`, with seq ≤ `maxSeq` when given. */
@@ -479,10 +505,23 @@ interface HeldDf {
   record: Buffer;
 }
 
-function withoutSeq(run: PostingRun, seq: number): PostingRun {
+/** `run` without the postings of `seqs` (both ascending). */
+function withoutSeqs(run: PostingRun, seqs: readonly number[]): PostingRun {
   const kept: number[] = [];
-  for (let i = 0; i < run.length; i += 3) if (run[i] !== seq) kept.push(run[i]!, run[i + 1]!, run[i + 2]!);
+  let k = 0;
+  for (let i = 0; i < run.length; i += 3) {
+    const seq = run[i]!;
+    while (k < seqs.length && seqs[k]! < seq) k++;
+    if (k < seqs.length && seqs[k] === seq) continue;
+    kept.push(seq, run[i + 1]!, run[i + 2]!);
+  }
   return kept;
+}
+
+/** Where the posting of `seq` is in bytes [start, end) of `bucket`, or -1. */
+function findSeq(bucket: Uint8Array, start: number, end: number, seq: number): number {
+  for (let at = start; at < end; at += POSTING_BYTES) if (seqAt(bucket, at) === seq) return at;
+  return -1;
 }
 
 const NO_VISIT: PostingVisitor = () => undefined;

@@ -357,35 +357,44 @@ export class SegmentPostings {
     return this.removed.size === 0 ? had : had - (this.removed.get(this.slots[t + ID]!) ?? 0);
   }
 
-  /** Marks a fact's posting removed; false when the term has no posting for `seq` here. */
-  remove(term: string, seq: number): boolean {
+  /**
+   * Marks the postings of `seqs` (ascending, in this segment) removed, in one walk of the term's chunks: they hold
+   * its postings ascending, so the walk from the newest meets them in the reverse order of `seqs`.
+   */
+  removeAll(term: string, seqs: readonly number[]): void {
     this.checkLive();
     const slot = this.slotOfTerm(term);
-    if (slot < 0) return false;
+    if (slot < 0 || seqs.length === 0) return;
     const s = this.slots;
     const t = slot * SLOT;
-    const rel = seq - this.base;
     const pool = this.pool;
-    let found = false;
     const had = s[t + HAD]!;
+    let k = seqs.length - 1;
+    let found = 0;
     walk: for (let c = s[t + CHUNK]!, used = had > 1 ? chunkFill(had - 1) : 0; c !== NONE; c = pool[c]!, used = c === NONE ? 0 : pool[c + 1]!) {
       for (let i = used - 1; i >= 0; i--) {
         const at = c + HEADER + i * POSTING;
-        if (pool[at] !== rel) continue;
+        const rel = pool[at]!;
+        if (rel === REMOVED) continue;
+        while (k >= 0 && seqs[k]! - this.base > rel) k--;
+        if (k < 0) break walk;
+        if (seqs[k]! - this.base !== rel) continue;
         pool[at] = REMOVED;
-        found = true;
-        break walk;
+        found++;
+        k--;
       }
     }
-    if (!found && had > 0 && s[t + FIRST] === rel) {
-      s[t + FIRST] = REMOVED;
-      found = true;
+    if (had > 0 && s[t + FIRST] !== REMOVED) {
+      while (k >= 0 && seqs[k]! - this.base > s[t + FIRST]!) k--;
+      if (k >= 0 && seqs[k]! - this.base === s[t + FIRST]) {
+        s[t + FIRST] = REMOVED;
+        found++;
+      }
     }
-    if (found) {
+    if (found > 0) {
       const id = s[t + ID]!;
-      this.removed.set(id, (this.removed.get(id) ?? 0) + 1);
+      this.removed.set(id, (this.removed.get(id) ?? 0) + found);
     }
-    return found;
   }
 
   /** Live postings of `term` in this segment. */
