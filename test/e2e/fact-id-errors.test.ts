@@ -7,39 +7,15 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect as natsConnect, headers, type NatsConnection } from 'nats';
-import { startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
+import { headers } from 'nats';
 import { CONTENT_TYPE_HEADER, ErrorCode, JSON_CONTENT_TYPE, memSubject, shardSubject } from '../../protocol/index.ts';
-import { startHosts, type HostCluster } from '../harness/hosts.ts';
-import { routerReady } from '../harness/router-ready.ts';
-import { DOMAINS, NODE, oneMiniConfig } from '../client/one-mini.ts';
+import { startRawOneMini, stopRawOneMini, type RawOneMini } from '../harness/router-ready.ts';
+import { DOMAINS, NODE } from '../client/one-mini.ts';
 
-interface Ctx {
-  nats: NatsServerProcess;
-  hosts: HostCluster;
-  nc: NatsConnection;
-}
+const ids = suite<RawOneMini>('fact id errors');
 
-const ids = suite<Ctx>('fact id errors');
-
-ids.before(async (ctx) => {
-  ctx.nats = await startNatsServer();
-  try {
-    ctx.hosts = await startHosts({ config: oneMiniConfig(ctx.nats.url) });
-    ctx.nc = await natsConnect({ servers: ctx.nats.url });
-    await routerReady(ctx.nc);
-  } catch (err) {
-    await ctx.hosts?.stop();
-    await ctx.nats.destroy();
-    throw err;
-  }
-});
-
-ids.after(async (ctx) => {
-  await ctx.nc?.close();
-  await ctx.hosts?.stop();
-  await ctx.nats?.destroy();
-});
+ids.before(async (ctx) => void Object.assign(ctx, await startRawOneMini()));
+ids.after(async (ctx) => stopRawOneMini(ctx));
 
 interface WireError {
   code: string;
@@ -48,7 +24,7 @@ interface WireError {
 }
 
 /** Sends JSON text (so 2**60 travels as the digits a Python client writes) and returns the reply's error. */
-async function errorOf(ctx: Ctx, subject: string, json: string): Promise<WireError> {
+async function errorOf(ctx: RawOneMini, subject: string, json: string): Promise<WireError> {
   const h = headers();
   h.set(CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE);
   for (let attempt = 1; ; attempt++) {
@@ -61,7 +37,7 @@ async function errorOf(ctx: Ctx, subject: string, json: string): Promise<WireErr
   }
 }
 
-async function positions(ctx: Ctx): Promise<number[]> {
+async function positions(ctx: RawOneMini): Promise<number[]> {
   const status = await ctx.hosts.host(NODE).status();
   return DOMAINS.map((d) => status.shards.find((s) => s.domain === d)?.appliedSeq ?? -1);
 }

@@ -6,39 +6,15 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect as natsConnect, headers, type MsgHdrs, type NatsConnection } from 'nats';
-import { startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
+import { headers, type MsgHdrs } from 'nats';
 import { CONTENT_TYPE_HEADER, ErrorCode, JSON_CONTENT_TYPE, memSubject, replicaSubject, shardSubject } from '../../protocol/index.ts';
-import { startHosts, type HostCluster } from '../harness/hosts.ts';
-import { routerReady } from '../harness/router-ready.ts';
-import { NODE, oneMiniConfig } from '../client/one-mini.ts';
+import { startRawOneMini, stopRawOneMini, type RawOneMini } from '../harness/router-ready.ts';
+import { NODE } from '../client/one-mini.ts';
 
-interface Ctx {
-  nats: NatsServerProcess;
-  hosts: HostCluster;
-  nc: NatsConnection;
-}
+const json = suite<RawOneMini>('json content type');
 
-const json = suite<Ctx>('json content type');
-
-json.before(async (ctx) => {
-  ctx.nats = await startNatsServer();
-  try {
-    ctx.hosts = await startHosts({ config: oneMiniConfig(ctx.nats.url) });
-    ctx.nc = await natsConnect({ servers: ctx.nats.url });
-    await routerReady(ctx.nc);
-  } catch (err) {
-    await ctx.hosts?.stop();
-    await ctx.nats.destroy();
-    throw err;
-  }
-});
-
-json.after(async (ctx) => {
-  await ctx.nc?.close();
-  await ctx.hosts?.stop();
-  await ctx.nats?.destroy();
-});
+json.before(async (ctx) => void Object.assign(ctx, await startRawOneMini()));
+json.after(async (ctx) => stopRawOneMini(ctx));
 
 function headerNamed(name: string): MsgHdrs {
   const h = headers();
@@ -55,7 +31,7 @@ interface Answer {
  * Sends `body` as JSON text with `h` and parses the reply as a JSON-only client would: a reply that is not JSON fails
  * the test with its first bytes. A NOT_LEADER from the shard guard (a late heartbeat on a loaded box) is retried.
  */
-async function send(ctx: Ctx, subject: string, body: object, h: MsgHdrs | undefined): Promise<Answer> {
+async function send(ctx: RawOneMini, subject: string, body: object, h: MsgHdrs | undefined): Promise<Answer> {
   for (let attempt = 1; ; attempt++) {
     const msg = await ctx.nc.request(subject, new TextEncoder().encode(JSON.stringify(body)), { timeout: 5_000, ...(h ? { headers: h } : {}) });
     const text = new TextDecoder().decode(msg.data);
@@ -75,7 +51,7 @@ async function send(ctx: Ctx, subject: string, body: object, h: MsgHdrs | undefi
   }
 }
 
-async function applied(ctx: Ctx, domain: string): Promise<number> {
+async function applied(ctx: RawOneMini, domain: string): Promise<number> {
   return (await ctx.hosts.host(NODE).shard(domain))?.appliedSeq ?? -1;
 }
 

@@ -6,8 +6,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect as natsConnect, headers, type NatsConnection } from 'nats';
-import { startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
+import { headers } from 'nats';
 import {
   CONTENT_TYPE_HEADER,
   ErrorCode,
@@ -18,40 +17,17 @@ import {
   shardSubject,
   type Encoding,
 } from '../../protocol/index.ts';
-import { startHosts, type HostCluster } from '../harness/hosts.ts';
-import { routerReady } from '../harness/router-ready.ts';
-import { NODE, oneMiniConfig } from '../client/one-mini.ts';
+import { startRawOneMini, stopRawOneMini, type RawOneMini } from '../harness/router-ready.ts';
+import { NODE } from '../client/one-mini.ts';
 
-interface Ctx {
-  nats: NatsServerProcess;
-  hosts: HostCluster;
-  nc: NatsConnection;
-}
+const retract = suite<RawOneMini>('retract before start');
 
-const retract = suite<Ctx>('retract before start');
-
-retract.before(async (ctx) => {
-  ctx.nats = await startNatsServer();
-  try {
-    ctx.hosts = await startHosts({ config: oneMiniConfig(ctx.nats.url) });
-    ctx.nc = await natsConnect({ servers: ctx.nats.url });
-    await routerReady(ctx.nc);
-  } catch (err) {
-    await ctx.hosts?.stop();
-    await ctx.nats.destroy();
-    throw err;
-  }
-});
-
-retract.after(async (ctx) => {
-  await ctx.nc?.close();
-  await ctx.hosts?.stop();
-  await ctx.nats?.destroy();
-});
+retract.before(async (ctx) => void Object.assign(ctx, await startRawOneMini()));
+retract.after(async (ctx) => stopRawOneMini(ctx));
 
 type Reply = Record<string, unknown> & { error?: { code: string; message: string } };
 
-async function ask(ctx: Ctx, subject: string, body: object, encoding: Encoding = 'json'): Promise<Reply> {
+async function ask(ctx: RawOneMini, subject: string, body: object, encoding: Encoding = 'json'): Promise<Reply> {
   const h = headers();
   if (encoding === 'json') h.set(CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE);
   for (let attempt = 1; ; attempt++) {
@@ -63,7 +39,7 @@ async function ask(ctx: Ctx, subject: string, body: object, encoding: Encoding =
   }
 }
 
-const appliedSeq = async (ctx: Ctx): Promise<number> => (await ctx.hosts.host(NODE).shard('calendar'))?.appliedSeq ?? -1;
+const appliedSeq = async (ctx: RawOneMini): Promise<number> => (await ctx.hosts.host(NODE).shard('calendar'))?.appliedSeq ?? -1;
 
 retract('validTo before the fact began - BAD_REQUEST naming validTo, nothing appended, the fact still active', async (ctx) => {
   const fact = { text: 'Carol works from Lisbon', subject: 'carol', predicate: 'works_from', object: 'Lisbon', validFrom: '2026-11-20T00:00:00Z' };

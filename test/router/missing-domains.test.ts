@@ -7,39 +7,14 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect as natsConnect, headers, type NatsConnection } from 'nats';
-import { startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
+import { headers } from 'nats';
 import { CONTENT_TYPE_HEADER, ErrorCode, JSON_CONTENT_TYPE, decodePayload, encodePayload, memSubject, type Encoding } from '../../protocol/index.ts';
-import { startHosts, type HostCluster } from '../harness/hosts.ts';
-import { routerReady } from '../harness/router-ready.ts';
-import { oneMiniConfig } from '../client/one-mini.ts';
+import { startRawOneMini, stopRawOneMini, type RawOneMini } from '../harness/router-ready.ts';
 
-interface Ctx {
-  nats: NatsServerProcess;
-  hosts: HostCluster;
-  nc: NatsConnection;
-}
+const missing = suite<RawOneMini>('missing domains');
 
-const missing = suite<Ctx>('missing domains');
-
-missing.before(async (ctx) => {
-  ctx.nats = await startNatsServer();
-  try {
-    ctx.hosts = await startHosts({ config: oneMiniConfig(ctx.nats.url) });
-    ctx.nc = await natsConnect({ servers: ctx.nats.url });
-    await routerReady(ctx.nc);
-  } catch (err) {
-    await ctx.hosts?.stop();
-    await ctx.nats.destroy();
-    throw err;
-  }
-});
-
-missing.after(async (ctx) => {
-  await ctx.nc?.close();
-  await ctx.hosts?.stop();
-  await ctx.nats?.destroy();
-});
+missing.before(async (ctx) => void Object.assign(ctx, await startRawOneMini()));
+missing.after(async (ctx) => stopRawOneMini(ctx));
 
 interface MissingEntry {
   domain: string;
@@ -49,7 +24,7 @@ interface MissingEntry {
   retryable?: boolean;
 }
 
-async function ask(ctx: Ctx, op: string, body: object, encoding: Encoding): Promise<Record<string, unknown>> {
+async function ask(ctx: RawOneMini, op: string, body: object, encoding: Encoding): Promise<Record<string, unknown>> {
   const h = headers();
   if (encoding === 'json') h.set(CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE);
   const msg = await ctx.nc.request(memSubject(op), encodePayload(body, encoding), { timeout: 10_000, headers: h });
