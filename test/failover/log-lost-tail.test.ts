@@ -11,13 +11,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { connect, headers } from 'nats';
+import { connect, headers, type NatsConnection } from 'nats';
 import { encodeEntry, ensureLogStream, entryHash, PREV_HEADER } from '../../actors/index.ts';
 import { runStatus, startNatsServer } from '../../cli/index.ts';
 import type { ClusterConfigInput } from '../../config/index.ts';
 import { decodePayload, encodePayload, logStream, logSubject, shardSubject } from '../../protocol/index.ts';
 import { openShardStore, type LogEntry } from '../../shards/index.ts';
-import { startHosts, type HostProcess } from '../harness/hosts.ts';
+import { startHosts, type HostCluster, type HostProcess } from '../harness/hosts.ts';
 
 const DOMAIN = 'email';
 const NODES = ['mini-1', 'mini-2'];
@@ -42,6 +42,20 @@ async function eventually<T>(what: string, probe: () => Promise<T | undefined>, 
   }
 }
 
+/** A msgpack request to the cluster, its reply decoded. */
+function askOver(nc: NatsConnection): (subject: string, body: object) => Promise<Record<string, any>> {
+  return async (subject, body) =>
+    decodePayload((await nc.request(subject, encodePayload({ v: 1, ...body }, 'msgpack'), { timeout: 5_000 })).data, 'msgpack') as Record<string, any>;
+}
+
+/** Five acknowledged writes, applied on mini-2 too; the last one's seq. */
+async function writeAcknowledged(ask: ReturnType<typeof askOver>, hosts: HostCluster): Promise<number> {
+  let last = 0;
+  for (let i = 0; i < 5; i++) last = (await ask(shardSubject(DOMAIN, 'remember'), { agent: 'a', fact: { text: `Acknowledged mail fact number ${i}` } }))['seq'];
+  await eventually('mini-2 to apply every write', async () => ((await hosts.host('mini-2').shard(DOMAIN))?.appliedSeq === last ? true : undefined));
+  return last;
+}
+
 /** How many times the host's email shard entered a state (its machine logs each transition). */
 function entered(host: HostProcess, state: string): number {
   return host.stderr().split('\n').filter((l) => l.includes(` ${DOMAIN} `) && l.includes(`→ ${state}`)).length;
@@ -52,11 +66,8 @@ test('replicas whose stores are ahead of the log halt in aheadOfLog, name the lo
   const hosts = await startHosts({ config: config(nats.url) });
   const nc = await connect({ servers: nats.url });
   try {
-    const ask = async (subject: string, body: object): Promise<Record<string, any>> =>
-      decodePayload((await nc.request(subject, encodePayload({ v: 1, ...body }, 'msgpack'), { timeout: 5_000 })).data, 'msgpack') as Record<string, any>;
-    let last = 0;
-    for (let i = 0; i < 5; i++) last = (await ask(shardSubject(DOMAIN, 'remember'), { agent: 'a', fact: { text: `Acknowledged mail fact number ${i}` } }))['seq'];
-    await eventually('mini-2 to apply every write', async () => ((await hosts.host('mini-2').shard(DOMAIN))?.appliedSeq === last ? true : undefined));
+    const ask = askOver(nc);
+    const last = await writeAcknowledged(ask, hosts);
 
     for (const node of ['mini-2', 'mini-1']) await hosts.host(node).stop();
     await (await nc.jetstreamManager({ checkAPI: false })).streams.delete(logStream(DOMAIN));
@@ -121,11 +132,8 @@ test('a follower that finds a new history written past it halts instead of rebui
   const hosts = await startHosts({ config: config(nats.url) });
   const nc = await connect({ servers: nats.url });
   try {
-    const ask = async (subject: string, body: object): Promise<Record<string, any>> =>
-      decodePayload((await nc.request(subject, encodePayload({ v: 1, ...body }, 'msgpack'), { timeout: 5_000 })).data, 'msgpack') as Record<string, any>;
-    let last = 0;
-    for (let i = 0; i < 5; i++) last = (await ask(shardSubject(DOMAIN, 'remember'), { agent: 'a', fact: { text: `Acknowledged mail fact number ${i}` } }))['seq'];
-    await eventually('mini-2 to apply every write', async () => ((await hosts.host('mini-2').shard(DOMAIN))?.appliedSeq === last ? true : undefined));
+    const ask = askOver(nc);
+    const last = await writeAcknowledged(ask, hosts);
     for (const node of ['mini-2', 'mini-1']) await hosts.host(node).stop();
 
     // The stream is recreated and a new history is written past mini-2's position while it is down, chained with
@@ -187,11 +195,8 @@ test('replicas halted on a log that ended below them catch up again once it hold
   const hosts = await startHosts({ config: config(nats.url) });
   const nc = await connect({ servers: nats.url });
   try {
-    const ask = async (subject: string, body: object): Promise<Record<string, any>> =>
-      decodePayload((await nc.request(subject, encodePayload({ v: 1, ...body }, 'msgpack'), { timeout: 5_000 })).data, 'msgpack') as Record<string, any>;
-    let last = 0;
-    for (let i = 0; i < 5; i++) last = (await ask(shardSubject(DOMAIN, 'remember'), { agent: 'a', fact: { text: `Acknowledged mail fact number ${i}` } }))['seq'];
-    await eventually('mini-2 to apply every write', async () => ((await hosts.host('mini-2').shard(DOMAIN))?.appliedSeq === last ? true : undefined));
+    const ask = askOver(nc);
+    const last = await writeAcknowledged(ask, hosts);
 
     // What a backup holds: every message of the log, its bytes and headers, in order.
     const jsm = await nc.jetstreamManager({ checkAPI: false });
