@@ -14,6 +14,7 @@
  *   and/or active ones decayed below `decayedBelow` (the memory's own compaction); NOT_LEADER elsewhere.
  * Every op answers; errors are error replies.
  */
+import type { ClockReading } from './clock-peers.ts';
 import type { Msg, NatsConnection, Subscription } from 'nats';
 import {
   ErrorCode,
@@ -53,6 +54,11 @@ export interface HostStatusReply {
    * specs, placement, replication); `shardmind status` warns when hosts differ. Absent from older hosts.
    */
   readonly configDigest?: string;
+  /**
+   * This host's wall clock against the other hosts' (`clock-peers.ts`): its offset from their median, how many were
+   * heard, and whether it is off by more than the bound (then it takes no leadership). Absent from older hosts.
+   */
+  readonly clock?: ClockReading;
 }
 
 export interface PingReply {

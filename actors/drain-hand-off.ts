@@ -31,6 +31,11 @@ export interface DrainHandOffOptions {
   /** The whole hand-off, every shard in parallel; after it the host stops regardless. */
   readonly timeoutMs?: number;
   readonly log: (line: string) => void;
+  /**
+   * Why the shards move, for the log. Absent: the host is stopping, and a shard it cannot hand off goes dark until
+   * a standby's lease runs out. Present (e.g. "clock off"): the host keeps serving a shard it cannot hand off.
+   */
+  readonly why?: string;
 }
 
 const DEFAULT_MAX_LAG = 256;
@@ -45,11 +50,13 @@ export async function handOffBeforeStopping(o: DrainHandOffOptions): Promise<voi
 
 async function handOffOne(o: DrainHandOffOptions, shard: LeadingShard, deadline: number): Promise<void> {
   const maxLag = o.maxLag ?? DEFAULT_MAX_LAG;
+  const why = o.why ?? 'stopping';
+  const stays = `${shard.domain} stays here for now`;
   let to: string | undefined;
   const others = o.candidates(shard.domain).filter((node) => node !== o.node);
   if (others.length === 0) {
     // `shardmind up`, or a domain placed on this Mini alone: nobody could take it, so do not suggest someone will.
-    o.log(`[${o.node}] stopping: ${shard.domain} has no standby placed; it is unavailable until a host leading it starts`);
+    o.log(`[${o.node}] ${why}: ${o.why ? `${stays}: no other node is placed to take it` : `${shard.domain} has no standby placed; it is unavailable until a host leading it starts`}`);
     return;
   }
   for (const node of others) {
@@ -61,7 +68,7 @@ async function handOffOne(o: DrainHandOffOptions, shard: LeadingShard, deadline:
     }
   }
   if (to === undefined) {
-    o.log(`[${o.node}] stopping: no standby ready to take ${shard.domain}; it takes over when the lease lapses`);
+    o.log(`[${o.node}] ${why}: no standby ready to take ${shard.domain}; ${o.why ? stays : 'it takes over when the lease lapses'}`);
     return;
   }
   const started = Date.now();
@@ -77,9 +84,9 @@ async function handOffOne(o: DrainHandOffOptions, shard: LeadingShard, deadline:
       if (Date.now() > deadline) throw new Error(`${to} did not start leading ${shard.domain} in time`);
       await new Promise((r) => setTimeout(r, 20));
     }
-    o.log(`[${o.node}] stopping: handed ${shard.domain} to ${to} in ${Date.now() - started} ms`);
+    o.log(`[${o.node}] ${why}: handed ${shard.domain} to ${to} in ${Date.now() - started} ms`);
   } catch (err) {
-    o.log(`[${o.node}] stopping: hand-off of ${shard.domain} to ${to} not finished (${(err as Error).message}); stopping anyway`);
+    o.log(`[${o.node}] ${why}: hand-off of ${shard.domain} to ${to} not finished (${(err as Error).message}); ${o.why ? 'tried again later' : 'stopping anyway'}`);
   }
 }
 

@@ -62,6 +62,11 @@ export interface ShardFailoverOptions {
   readonly logTail?: () => Promise<number>;
   /** The log level this node's build understands, advertised in its heartbeats (`log-level.ts`). Default 1. */
   readonly logLevel?: number;
+  /**
+   * Why this node must not take leadership now, if it must not: its wall clock is too far from the other hosts'
+   * (`clock-peers.ts`). A claim is then not made; the countdown re-arms, and another standby claims meanwhile.
+   */
+  readonly clockProblem?: () => string | undefined;
 }
 
 /** What `status` shows about leadership, from this node's point of view. */
@@ -94,6 +99,8 @@ export class ShardFailover {
   private lostClaim = 0;
   private leaderEpoch = 0;
   private claiming = false;
+  /** The clock problem last logged by a refused claim (logged once, not every lease). */
+  private lastClockRefusal: string | undefined;
   private lastBeatSentAt: number | undefined;
   private leadingSince: number | undefined;
   private closed = false;
@@ -344,6 +351,16 @@ export class ShardFailover {
 
   private async claimAndPromote(why: string): Promise<void> {
     if (this.claiming || this.closed) return;
+    // Not the placement leader's claim at start or a leader's resync (`takeEpoch`): those hosts already lead, and
+    // the host hands off what it leads once its clock is seen to be off (`host.ts`).
+    const clockProblem = this.o.clockProblem?.();
+    if (clockProblem !== undefined) {
+      if (clockProblem !== this.lastClockRefusal) this.o.log(`not claiming leadership (${why}): ${clockProblem}`);
+      this.lastClockRefusal = clockProblem;
+      this.watcher?.rearm();
+      return;
+    }
+    this.lastClockRefusal = undefined;
     this.claiming = true;
     try {
       const epoch = await this.claim();

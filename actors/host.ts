@@ -23,6 +23,8 @@ import { LeaderSightings } from './leader-sightings.ts';
 import { EpochRegistry } from './epoch.ts';
 import { standbyRank } from './lease.ts';
 import { hostLogLevel } from './log-level.ts';
+import { ClockPeers, describeOffset } from './clock-peers.ts';
+import { systemTimerClock, type TimerHandle } from './timers.ts';
 
 /** Something else a host runs on its connection (the router): started after the shard actors, stopped first. */
 export interface HostService {
@@ -65,12 +67,18 @@ export interface HostOptions {
 /** States in which a shard actor serves its role. */
 const SETTLED = new Set(['leading', 'following']);
 
+/** How often a host whose clock is off looks for shards it leads to hand to a host whose clock is not. */
+const CLOCK_HAND_OFF_EVERY_MS = 5_000;
+
 export class Host {
   readonly relay = new Relay();
   private nc: NatsConnection | undefined;
   private readonly actors = new Map<string, ShardActor>();
   private subscriptions: Subscription[] = [];
   private sightings: LeaderSightings | undefined;
+  private clockPeers: ClockPeers | undefined;
+  private clockHandOffTimer: TimerHandle | undefined;
+  private clockHandingOff = false;
   private readonly services: HostService[] = [];
   private readonly unregister = new Map<string, () => void>();
   private actorsStartedAt = 0;
@@ -158,6 +166,22 @@ export class Host {
     const sightings = new LeaderSightings(this.clock, config.replication.leaseMs, config.domains.map((d) => d.name));
     sightings.listen(nc);
     this.sightings = sightings;
+    const clockPeers = new ClockPeers({
+      nc,
+      node,
+      nodes: config.nodes.map((n) => n.name),
+      wallClock: this.clock,
+      timers: systemTimerClock,
+      onChange: (r) =>
+        this.log(
+          r.off
+            ? `[${node}] WARNING: this host's clock is ${describeOffset(r.offsetMs ?? 0)} the other hosts' (${r.peers} peers): it takes no leadership and hands off what it leads until its time is fixed (NTP)`
+            : `[${node}] this host's clock agrees with the other hosts' again`,
+        ),
+    });
+    clockPeers.start();
+    this.clockPeers = clockPeers;
+    this.scheduleClockHandOff();
     this.subscriptions.push(
       ...serveShardGuard(nc, config.domains.map((d) => d.name), sightings, (domain) => this.actors.get(domain)?.state === 'leading', this.report),
       ...serveControl(nc, {
@@ -212,6 +236,7 @@ export class Host {
         rank: standbyRank(config.placement[domain.name]?.standbys ?? [], node),
         bootGraceUntil: this.actorsStartedAt + bootGraceMs(config.replication.leaseMs),
         ...(this.sightings ? { sightings: this.sightings } : {}),
+        ...(this.clockPeers ? { clockProblem: this.clockPeers.problem.bind(this.clockPeers) } : {}),
       },
       limits: config.limits,
       compaction: compactionOf(config, domain.name),
@@ -308,7 +333,47 @@ export class Host {
       ...(this.drained ? { draining: true } : {}),
       logLevel: this.logLevel,
       configDigest: this.configDigest,
+      ...(this.clockPeers ? { clock: this.clockPeers.reading() } : {}),
     };
+  }
+
+  /**
+   * While this host's clock is off the cluster's, every shard it leads goes to a caught-up standby whose clock is
+   * not (the drain's hand-off); one with no such standby stays here, since a leader with a wrong clock still beats
+   * a domain with none. Checked every few seconds: the clock can go off after the host took leadership, and a
+   * placement leader claims at start, before it has heard anyone's clock.
+   */
+  private scheduleClockHandOff(): void {
+    this.clockHandOffTimer = systemTimerClock.setTimeout(() => {
+      void this.handOffForClock().finally(() => {
+        if (!this.drained) this.scheduleClockHandOff();
+      });
+    }, CLOCK_HAND_OFF_EVERY_MS);
+  }
+
+  private async handOffForClock(): Promise<void> {
+    const peers = this.clockPeers;
+    const problem = peers?.problem();
+    if (!peers || problem === undefined || this.clockHandingOff || this.drained || !this.nc || this.nc.isClosed()) return;
+    const leading = [...this.actors.values()].filter((a) => a.state === 'leading');
+    if (leading.length === 0) return;
+    this.clockHandingOff = true;
+    try {
+      await handOffBeforeStopping({
+        nc: this.nc,
+        node: this.o.node,
+        leading,
+        candidates: (domain) => {
+          const standbys = this.o.config.placement[domain]?.standbys ?? [];
+          const all = [...standbys, ...this.o.config.nodes.map((n) => n.name).filter((n) => !standbys.includes(n))];
+          return all.filter((n) => n !== this.o.node && !peers.isPeerOff(n));
+        },
+        log: this.log,
+        why: 'clock off',
+      });
+    } finally {
+      this.clockHandingOff = false;
+    }
   }
 
   /** Whether every placed actor is leading or following. */
@@ -357,6 +422,8 @@ export class Host {
       for (const s of this.subscriptions) s.unsubscribe();
       this.subscriptions = [];
       this.sightings?.stop();
+      this.clockPeers?.stop();
+      if (this.clockHandOffTimer !== undefined) systemTimerClock.clearTimeout(this.clockHandOffTimer);
       await Promise.all([...this.actors.values()].map((a) => a.stop()));
       if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => this.nc?.close());
       process.off('uncaughtExceptionMonitor', this.onFatal);

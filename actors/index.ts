@@ -65,3 +65,5 @@ export { LeaderLease, LeaseWatcher, standbyRank } from './lease.ts';
 export { HeartbeatPublisher, HeartbeatMonitor, parseHeartbeat } from './heartbeat.ts';
 export { EpochRegistry, epochKey } from './epoch.ts';
 export { ShardFailover } from './failover.ts';
+export { ClockPeers, CLOCK_SKEW_BOUND_MS, judgeClock, describeOffset } from './clock-peers.ts';
+export type { ClockReading } from './clock-peers.ts';

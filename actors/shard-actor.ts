@@ -104,6 +104,8 @@ export interface ShardActorOptions {
     readonly bootGraceUntil?: number;
     /** Heartbeats this host has heard, per domain. */
     readonly sightings?: LeaderSightings;
+    /** Why this host must not take leadership now (its clock is off the cluster's), if it must not. */
+    readonly clockProblem?: () => string | undefined;
   };
   readonly limits: {
     readonly maxPayloadBytes: number;
@@ -297,6 +299,7 @@ export class ShardActor implements ShardRuntime {
       appendedThrough: () => this.pipeline?.appendedThrough,
       logTail: () => logTail(this.o.jsm, this.domain),
       logLevel: this.logLevel,
+      ...(o.failover.clockProblem ? { clockProblem: o.failover.clockProblem } : {}),
     });
   }
 

@@ -1,7 +1,7 @@
 /**
  * What a shard leader answers on `sm.shard.<domain>.<op>`: size check before decoding, decode (msgpack, or JSON
  * when asked), validate at the edge, then either turn the request into a log entry for the write pipeline
- * (remember, forget, retract) or read LMDB (recall, get, history — after waiting for `minSeq`). Every request gets
+ * (remember, forget, retract) or read LMDB (recall, recall_batch, get, history — after waiting for `minSeq`). Every request gets
  * a reply in the request's encoding; every error becomes an error reply, never a crash.
  *
  * The subscription has no queue group on purpose: if an old leader is paused and a new one serves, both get each
@@ -25,6 +25,7 @@ import {
   parseForgetRequest,
   parseRememberRequest,
   parseRememberBatchRequest,
+  parseRecallBatchRequest,
   parseRetractRequest,
   parseEntityRequest,
   parseLookupRequest,
@@ -55,6 +56,7 @@ import type {
 import { observedAtProblem } from '../shards/index.ts';
 import type { Clock } from './clock.ts';
 import { RecallAnswer, onWire, parseRead, runRead, type Served } from './shard-reads.ts';
+import { answerRecallBatch } from './recall-batch.ts';
 
 export interface ShardServiceOptions {
   readonly domain: string;
@@ -337,6 +339,9 @@ function handleBody(op: ShardOp, body: unknown, encoding: Encoding, o: ShardServ
         return { v: 1, domain: o.domain, seq: r.seq, entity: toWireEntity(entity), ...(r.duplicate ? { duplicate: true } : {}) };
       });
     }
+    case 'recall_batch':
+      // Several recalls in one message, each answered as a lone recall would be (recall-batch.ts).
+      return answerRecallBatch(parseRecallBatchRequest(body).items, encoding, o, served);
     case 'lookup': {
       const req = parseLookupRequest(body);
       const lookup = (): unknown => {

@@ -45,6 +45,8 @@ export interface HostStatusWire {
   readonly shards: readonly ShardStatusWire[];
   /** The digest of the config parts every host must agree on (`configDigest`); absent from older hosts. */
   readonly configDigest?: string;
+  /** The host's wall clock against the other hosts' (actors/clock-peers.ts); absent from older hosts. */
+  readonly clock?: { readonly offsetMs?: number; readonly peers: number; readonly off: boolean };
 }
 
 /** A node's status, or why it did not give one. */
@@ -102,7 +104,15 @@ function normalizeStatus(node: string, raw: Record<string, unknown>): HostStatus
     ...(typeof raw['startedAt'] === 'string' ? { startedAt: raw['startedAt'] } : {}),
     shards: Array.isArray(list) ? list : [],
     ...(typeof raw['configDigest'] === 'string' ? { configDigest: raw['configDigest'] } : {}),
+    ...(clockOf(raw['clock']) ?? {}),
   };
+}
+
+function clockOf(raw: unknown): { clock: NonNullable<HostStatusWire['clock']> } | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const c = raw as Record<string, unknown>;
+  if (typeof c['peers'] !== 'number' || typeof c['off'] !== 'boolean') return undefined;
+  return { clock: { peers: c['peers'], off: c['off'], ...(typeof c['offsetMs'] === 'number' ? { offsetMs: c['offsetMs'] } : {}) } };
 }
 
 /** Where a domain stands across the cluster: who leads (highest epoch wins a tie), who follows. */

@@ -14,6 +14,7 @@ import { logStream } from '../protocol/index.ts';
 import { clusterStatus, type NodeStatus } from './control-client.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
 import { configWarnings } from '../config/index.ts';
+import { describeOffset } from '../actors/clock-peers.ts';
 
 export interface Io {
   out(s: string): void;
@@ -152,6 +153,22 @@ export function configDriftWarning(statuses: readonly NodeStatus[]): string | un
   );
 }
 
+/**
+ * A warning line per host whose clock is off the others' (it takes no leadership and hands off what it leads until
+ * its time is fixed); undefined when none is.
+ */
+export function clockWarning(statuses: readonly NodeStatus[]): string | undefined {
+  const lines = statuses.flatMap((s) =>
+    s.ok && s.status.clock?.off
+      ? [
+          `WARNING: ${s.node}'s clock is ${describeOffset(s.status.clock.offsetMs ?? 0)} the other hosts' (${s.status.clock.peers} peers). ` +
+            `It takes no leadership and hands off what it leads until its time is fixed: check NTP on that Mini.\n`,
+        ]
+      : [],
+  );
+  return lines.length === 0 ? undefined : lines.join('');
+}
+
 const USAGE = `usage: shardmind status [--config FILE] [--servers URL,…] [--nodes NAME,…] [--json] [--timeout MS]
 
 Asks every node (sm.ctl.<node>.status) and prints domains × nodes: role, machine state, appliedSeq, lag behind the
@@ -193,9 +210,20 @@ export async function runStatus(argv: readonly string[], io: Io = stdio): Promis
     const rows = statusRows(statuses, logs, Date.now());
     const tails = Object.fromEntries([...logs].map(([d, b]) => [d, b.last]));
     const drift = configDriftWarning(statuses);
+    const clocks = clockWarning(statuses);
     if (values.json) {
-      io.out(JSON.stringify({ v: 1, nodes: statuses, tails, rows, ...(drift ? { configDrift: drift.trim() } : {}), ...(warnings.length > 0 ? { configWarnings: warnings } : {}) }) + '\n');
-    } else io.out(drift ? `${renderStatus(rows)}\n${drift}` : renderStatus(rows));
+      io.out(
+        JSON.stringify({
+          v: 1,
+          nodes: statuses,
+          tails,
+          rows,
+          ...(drift ? { configDrift: drift.trim() } : {}),
+          ...(clocks ? { clockWarnings: clocks.trim().split('\n') } : {}),
+          ...(warnings.length > 0 ? { configWarnings: warnings } : {}),
+        }) + '\n',
+      );
+    } else io.out([renderStatus(rows), drift, clocks].filter((x) => x !== undefined).join('\n'));
     return statuses.every((s) => s.ok) ? 0 : 1;
   } finally {
     await nc.close();

@@ -19,6 +19,7 @@ export {
   logStream,
   logSubject,
   heartbeatSubject,
+  clockSubject,
   snapshotBucket,
   eventSubject,
   replicaSubject,

@@ -23,6 +23,12 @@ export const LIMITS = {
   domainsPerRequest: 64,
   /** Items in one `remember_batch` (the request must also fit the payload limit). */
   batchItems: 256,
+  /**
+   * Recalls in one `recall_batch` (the request must also fit the payload limit, and the reply the server's
+   * `max_payload`). 64: the most a client keeps in flight in the bench's ×64 loop; each item is a whole recall on
+   * the shard's event loop, so a bigger batch would hold other requests behind it for longer.
+   */
+  recallBatchItems: 64,
   /** Upper bound of `recall.limit` at the edge; shards may clamp lower (`limits.maxRecallLimit`). */
   recallLimit: 1_000,
   /**

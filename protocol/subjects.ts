@@ -45,5 +45,8 @@ export const eventSubject = (domain: string): string => `sm.evt.${domain}`;
 /** A shard leader's heartbeat (core NATS, not stored): `{ v: 1, node, epoch, seq, at }`. */
 export const heartbeatSubject = (domain: string): string => `sm.hb.${domain}`;
 
+/** A host's wall clock (core NATS, not stored): `{ v: 1, node, at }`, every host's, every second (actors/clock-peers.ts). */
+export const clockSubject = (node: string): string => `sm.clk.${node}`;
+
 /** KV bucket of epoch claims: key `<domain>.<epoch>`, created once with `kv.create`, never updated or deleted. */
 export const EPOCH_BUCKET = 'sm_epochs';

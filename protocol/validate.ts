@@ -28,6 +28,7 @@ import {
   confidence,
   describe,
 } from './fields.ts';
+import { parseKnownColumns, parseRecallLayout } from './fact-table.ts';
 import { LIMITS, TASK_ID } from './limits.ts';
 import type { Check } from './fields.ts';
 import type {
@@ -38,6 +39,7 @@ import type {
   ForgetRequest,
   GetRequest,
   HistoryRequest,
+  RecallLayout,
   RecallRequest,
   RememberBatchItem,
   RememberBatchRequest,
@@ -211,7 +213,11 @@ const recallChecks = {
 
 /** `recall`: `query` or `subject` is required. */
 export function parseRecallRequest(body: unknown): RecallRequest {
-  const b = envelope(body);
+  return recallFields(envelope(body));
+}
+
+/** A recall's fields, from a body whose envelope was checked; errors name the fields at the top level. */
+function recallFields(b: Record<string, unknown>): RecallRequest {
   const c = recallChecks;
   const req = compact<RecallRequest>({
     v: 1,
@@ -233,6 +239,43 @@ export function parseRecallRequest(body: unknown): RecallRequest {
     throw badRequest('query', 'query or subject is required');
   }
   return req;
+}
+
+/** One `recall_batch` item: the recall, and how its reply is to be written (as `recall`'s own fields say). */
+export interface RecallBatchItem {
+  readonly req: RecallRequest;
+  readonly layout: RecallLayout;
+  /** False when the item's `knownColumns` says its reader knows the table's columns (`parseKnownColumns`). */
+  readonly withColumns: boolean;
+}
+
+/**
+ * `recall_batch`: `{ v: 1, recalls: [ …recall requests ] }`. The envelope is checked as a whole (`recalls` that is
+ * not a list of 1 to LIMITS.recallBatchItems fails the request); each item is checked as a lone `recall` would be,
+ * and a bad one fails only itself, its error naming the item (`recalls[2].limit: …`). An item's `v` may be left out
+ * (the batch carries it); when present it must be 1.
+ */
+export function parseRecallBatchRequest(body: unknown): { readonly items: readonly (RecallBatchItem | ShardmindError)[] } {
+  const b = envelope(body);
+  const raw = b['recalls'];
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > LIMITS.recallBatchItems) {
+    throw badRequest('recalls', `must be a list of 1 to ${LIMITS.recallBatchItems} recall requests, got ${Array.isArray(raw) ? `${raw.length} items` : describe(raw)}`);
+  }
+  const items: (RecallBatchItem | ShardmindError)[] = new Array(raw.length);
+  for (let i = 0; i < raw.length; i++) items[i] = recallBatchItem(raw[i], i);
+  return { items };
+}
+
+function recallBatchItem(item: unknown, i: number): RecallBatchItem | ShardmindError {
+  if (!isRecord(item)) return badRequest(`recalls[${i}]`, `must be a recall request (an object), got ${describe(item)}`);
+  if (item['v'] !== undefined && item['v'] !== 1) return badRequest(`recalls[${i}].v`, `must be 1 or left out, got ${describe(item['v'])}`);
+  try {
+    return { req: recallFields(item), layout: parseRecallLayout(item), withColumns: !parseKnownColumns(item) };
+  } catch (err) {
+    // The checks name the field as a lone recall has it: the item's index goes in front.
+    if (err instanceof ShardmindError && err.code === ErrorCode.BAD_REQUEST) return new ShardmindError(ErrorCode.BAD_REQUEST, `recalls[${i}].${err.message}`);
+    throw err;
+  }
 }
 
 /**
@@ -384,6 +427,7 @@ export const SHARD_REQUEST_PARSERS = {
   remember: parseRememberRequest,
   remember_batch: parseRememberBatchRequest,
   recall: parseRecallRequest,
+  recall_batch: parseRecallBatchRequest,
   forget: parseForgetRequest,
   retract: parseRetractRequest,
   history: parseHistoryRequest,

@@ -122,6 +122,29 @@ export interface RecallRequest {
 export type RecallLayout = 'objects' | 'table';
 
 /**
+ * `sm.shard.<domain>.recall_batch`: several recalls of one shard in one message — what the TypeScript SDK sends when
+ * several direct recalls to one shard are outstanding at once (client/recall-batcher.ts). 1 to
+ * `LIMITS.recallBatchItems` items, each a `RecallRequest` (its `v` may be left out), answered as a lone recall of
+ * it would be: its own layout, its own `minSeq` wait. Only a shard's leader serves it; replica reads (`maxStaleMs`
+ * on `sm.replica.<domain>.*`) are not batched.
+ */
+export interface RecallBatchRequest {
+  readonly v: 1;
+  readonly recalls: readonly RecallRequest[];
+}
+
+/**
+ * One result per item, in order: the reply a lone recall of that item would have had (`RecallReply` or
+ * `RecallTableReply`, `v` included), or `{ v: 1, error }` when that item was refused for itself (a bad field, a
+ * `minSeq` wait that ran out). A refusal that concerns the whole shard (NOT_LEADER, …) or the whole request (not a
+ * list, too many items, too large) is the reply's error instead.
+ */
+export interface RecallBatchReply {
+  readonly v: 1;
+  readonly results: readonly (RecallReply | RecallTableReply | ErrorReply)[];
+}
+
+/**
  * Added to a read's reply when it came through `sm.replica.<domain>.<op>`: the node that answered and its bound on
  * how stale the answer may be (every write acknowledged more than `staleMs` before the answer is in it; 0 for the
  * leader). Additive: a reply without them is a leader's reply to `sm.shard.<domain>.<op>`.

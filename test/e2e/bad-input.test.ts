@@ -138,6 +138,12 @@ const WRONG_TYPES: Record<ShardOp, { body: object; field: string }[]> = {
     { body: { v: 1, query: CANARY, limit: 'ten' }, field: 'limit' },
     { body: { v: 1, query: CANARY, minSeq: { email: -1 } }, field: 'minSeq.email' },
   ],
+  recall_batch: [
+    { body: { v: 1, recalls: { query: CANARY } }, field: 'recalls' },
+    { body: { v: 1, recalls: [] }, field: 'recalls' },
+    { body: { v: 1, recalls: Array.from({ length: 65 }, () => ({ query: CANARY })) }, field: 'recalls' },
+    { body: { v: 2, recalls: [{ query: CANARY }] }, field: 'v' },
+  ],
   forget: [
     { body: { v: 1, agent: 'tester', factId: 7 }, field: 'factId' },
     { body: { v: 1, factId: 'email:1:0' }, field: 'agent' },
@@ -171,6 +177,7 @@ const VALID: Record<ShardOp, object> = {
   remember: { v: 1, agent: 'tester', fact: { text: CANARY } },
   remember_batch: { v: 1, agent: 'tester', items: [{ opId: 'canary-1', fact: { text: CANARY } }] },
   recall: { v: 1, query: CANARY },
+  recall_batch: { v: 1, recalls: [{ query: CANARY }] },
   forget: { v: 1, agent: 'tester', factId: 'nope:1:0' },
   retract: { v: 1, agent: 'tester', factId: 'nope:1:0' },
   history: { v: 1, subject: 'user' },

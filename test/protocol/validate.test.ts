@@ -292,7 +292,7 @@ test('envelope helpers - errorReply and unwrapReply round trip a typed error', (
 });
 
 test('shard ops - the nine shard subjects each have a parser', () => {
-  assert.equal([...SHARD_OPS], ['remember', 'remember_batch', 'recall', 'forget', 'retract', 'history', 'get', 'entity', 'lookup']);
+  assert.equal([...SHARD_OPS], ['remember', 'remember_batch', 'recall', 'recall_batch', 'forget', 'retract', 'history', 'get', 'entity', 'lookup']);
   assert.ok(isShardOp('recall'));
   assert.not.ok(isShardOp('toString'));
   assert.not.ok(isShardOp('classify'));
