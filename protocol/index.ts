@@ -8,6 +8,7 @@ export { encodePayload, decodePayload, encodingOf, replyEncodingAfter, Unlabelle
 export { readHeaders, headersOrNone } from './headers.ts';
 export { packRecallReply } from './fact-pack.ts';
 export { packRememberReply } from './remember-reply-pack.ts';
+export { packRecallBatchReply } from './recall-batch-pack.ts';
 export type { PackedServed } from './fact-pack.ts';
 export { RECALL_TABLE_COLUMNS, packRecallTable, parseKnownColumns, parseRecallLayout, recallTableBody } from './fact-table.ts';
 export type { RecallTableColumn } from './fact-table.ts';
@@ -45,6 +46,8 @@ export type {
   RecallReply,
   RecallLayout,
   RecallTableReply,
+  RecallBatchRequest,
+  RecallBatchReply,
   WireTableCell,
   ForgetRequest,
   RetractRequest,
@@ -76,13 +79,14 @@ export { WIRE_VERSION } from './wire.ts';
 
 // The edge: request validation, field checkers, limits, reply envelope, wire ↔ shard conversions.
 export type { Check, StringRule, NumberRule } from './fields.ts';
-export type { ShardOp, ReplicaOp } from './validate.ts';
+export type { ShardOp, ReplicaOp, RecallBatchItem } from './validate.ts';
 export type { WireHistoryFact } from './convert.ts';
 export {
   checkSize,
   parseRememberRequest,
   parseRememberBatchRequest,
   parseRecallRequest,
+  parseRecallBatchRequest,
   parseForgetRequest,
   parseRetractRequest,
   parseHistoryRequest,
