@@ -33,6 +33,7 @@ import { defined, fromRememberReply, fromWireFact, fromWriteReply, toWireFactInp
 import { createOpIdSource, type OpIdSource } from './op-id.ts';
 import { BATCH_IN_FLIGHT, DEFAULT_MAX_QUEUED_BYTES, RememberBatcher, type BatchTarget } from './remember-batcher.ts';
 import { fromRecallReply, type AnyRecallReply } from './recall-reply.ts';
+import { RecallBatcher, type RecallTarget } from './recall-batcher.ts';
 import { DEFAULT_RETRY_POLICY, OutcomeUnknownError, isRefusal, withRetry, type RetryPolicy } from './retry.ts';
 import { SeqTracker } from './seq-tracker.ts';
 import { Transport } from './transport.ts';
@@ -149,6 +150,10 @@ export class ShardmindClient {
   private readonly noLocalReplica = new Map<string, number>();
   /** Concurrent direct remembers to one shard, sent together (undefined when `batchRemember: false`). */
   private readonly batcher: RememberBatcher | undefined;
+  /** Concurrent direct recalls to one shard, sent together (undefined when `batchRecall: false`). */
+  private readonly recallBatcher: RecallBatcher | undefined;
+  /** Each domain's recall subjects, made once. */
+  private readonly recallTargets = new Map<string, RecallTarget>();
 
   /** Task calls, through the router: a task follows its work from domain to domain. */
   readonly task = {
@@ -203,6 +208,10 @@ export class ShardmindClient {
             BATCH_IN_FLIGHT,
             options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
           );
+    this.recallBatcher =
+      options.batchRecall === false
+        ? undefined
+        : new RecallBatcher((subject, body, deadline) => this.retrying(subject, 'idempotent', (timeoutMs) => this.transport.request(subject, body, timeoutMs), deadline));
   }
 
   /**
@@ -278,7 +287,11 @@ export class ShardmindClient {
     return fromRememberReply(reply, item.opId);
   }
 
-  /** Recalls facts, best first; waits (bounded, on the shard) until this client's own writes are visible. */
+  /**
+   * Recalls facts, best first; waits (bounded, on the shard) until this client's own writes are visible. Direct
+   * recalls to one shard that are outstanding at the same time go in one `recall_batch` request (see
+   * `recall-batcher.ts`), each with its own result, error and deadline; a lone one is a plain `recall`.
+   */
   async recall(query: RecallQuery): Promise<RecallResult> {
     const domains = query.domain === undefined ? undefined : typeof query.domain === 'string' ? [query.domain] : [...query.domain];
     const direct = query.direct ?? this.direct;
@@ -305,10 +318,15 @@ export class ShardmindClient {
       // This client reads every column the shards write by position, so their names need not come back.
       knownColumns: RECALL_TABLE_COLUMNS.length,
     });
-    const reply =
-      query.maxStaleMs !== undefined && domains?.length === 1
-        ? await this.callReplica<AnyRecallReply>(domains[0]!, 'recall', body)
-        : await this.call<AnyRecallReply>(direct ? shardSubject(domains![0]!, 'recall') : memSubject('recall'), body, 'idempotent');
+    let reply: AnyRecallReply;
+    if (query.maxStaleMs !== undefined && domains?.length === 1) reply = await this.callReplica<AnyRecallReply>(domains[0]!, 'recall', body);
+    else if (direct && this.recallBatcher !== undefined) {
+      // Concurrent direct recalls to one shard travel together (recall-batcher.ts); a lone one as a plain recall.
+      const target = this.recallTarget(domains![0]!);
+      const batcher = this.recallBatcher;
+      const deadline = Date.now() + this.deadlineMs;
+      reply = await this.track(target.single, undefined, () => batcher.recall(target, body, deadline));
+    } else reply = await this.call<AnyRecallReply>(direct ? shardSubject(domains![0]!, 'recall') : memSubject('recall'), body, 'idempotent');
     this.seqs.observeAll(reply.seqs);
     return fromRecallReply(reply);
   }
@@ -558,6 +576,16 @@ export class ShardmindClient {
       return { key: `shard ${domain}`, single: this.subject('remember', routing), batch: this.subject('remember_batch', routing), domain };
     }
     return { key: `mem ${domain ?? ''}`, single: memSubject('remember'), batch: memSubject('remember_batch'), ...(domain === undefined ? {} : { domain }) };
+  }
+
+  private recallTarget(domain: string): RecallTarget {
+    let target = this.recallTargets.get(domain);
+    if (target === undefined) {
+      target = { domain, single: shardSubject(domain, 'recall'), batch: shardSubject(domain, 'recall_batch') };
+      if (this.recallTargets.size >= 256) this.recallTargets.clear(); // domains are few; names that are not, kept small
+      this.recallTargets.set(domain, target);
+    }
+    return target;
   }
 
   /** The batch target, or undefined when there is none (each call then fails with the reason on its own). */

@@ -40,6 +40,12 @@ export interface ConnectOptions {
    */
   readonly batchRemember?: boolean;
   /**
+   * Direct recalls to one shard that are outstanding at once go in one `recall_batch` request (default true), each
+   * with its own result, error and deadline; a lone call is never delayed and goes as a plain `recall`. Reads with
+   * `maxStaleMs` (replica reads) and recalls through the router are not batched. False sends one request per call.
+   */
+  readonly batchRecall?: boolean;
+  /**
    * Estimated bytes of facts that may wait in the client to be sent to one place (a shard, or the router with one
    * domain) while earlier requests to it are outstanding. A `remember` past it fails at once with a retryable
    * UNAVAILABLE, not sent (the place is slow or down); `rememberMany` waits for room instead. Default 32 MiB.
