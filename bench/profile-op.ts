@@ -2,7 +2,7 @@
  * `node --import tsx bench/profile-op.ts <op> [facts] [seconds] [inFlight]`: where one shardmind operation spends
  * its CPU. Starts a nats-server, a host (and a router process for `*_router` ops) under `--cpu-prof`, preloads
  * `facts` facts (default 10000), restarts the host so its profile starts after the preload, runs `op`
- * (recall_direct, remember_direct, remember_sdk, recall_router, remember_router) with `inFlight` (default 64) in
+ * (recall_direct, recall_sdk, remember_direct, remember_sdk, recall_router, remember_router) with `inFlight` (default 64) in
  * flight for `seconds` (default 8), then prints throughput, CPU µs per operation by process, and each profiled
  * process's hottest functions by self time. `SM_PROFILE=0` runs the same loop without `--cpu-prof` (the profiler
  * itself costs the host CPU per op) and prints only the throughput and CPU figures. `SM_PROFILE_BENCH=1` also profiles

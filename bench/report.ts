@@ -52,6 +52,9 @@ export function computeRatios(r: BenchResults): Record<string, number> {
     // Not the target (that is one request per write, as any language's client sends): the TypeScript SDK, whose
     // concurrent remembers to one shard travel together as remember_batch requests.
     remember_sdk_tput: ratio(at(s, 'remember_sdk')?.tput[64]?.opsPerSec ?? NaN, f.jsPublish.tput.opsPerSec),
+    // Not the target either (that is one message per recall): the SDK, whose concurrent direct recalls to one shard
+    // travel together as recall_batch requests.
+    recall_sdk_tput: ratio(at(s, 'recall_sdk')?.tput[64]?.opsPerSec ?? NaN, f.echo.tput.opsPerSec),
     redis_recall_p50: p50Ratio(at(r.redis, 'recall'), f.echo.seq.p50us),
     redis_remember_p50: p50Ratio(at(r.redis, 'remember'), f.rememberFloorP50us),
     redis_remember_tput: ratio(at(r.redis, 'remember')?.tput[64]?.opsPerSec ?? NaN, f.jsPublish.tput.opsPerSec),

@@ -3,9 +3,10 @@
  * (`sm.shard.bench.<op>`) and through the router (`sm.mem.<op>`), over the same workload as the Redis peer, a
  * recall's reply turned into facts by the SDK's own conversion, as an agent's recall would be; and
  * the lost-writes check — two writers on their own connections remember at once, the host is restarted, and every
- * acknowledged fact is read back by id. One more op, `remember_sdk`, remembers through the TypeScript SDK on the
- * same connection: concurrent calls to one shard travel as `remember_batch` requests (client/remember-batcher.ts),
- * which the raw ops do not do.
+ * acknowledged fact is read back by id. Two more ops go through the TypeScript SDK on the same connection, straight
+ * to the shard: `remember_sdk`, whose concurrent calls travel as `remember_batch` requests
+ * (client/remember-batcher.ts), and `recall_sdk`, whose concurrent calls travel as `recall_batch` requests
+ * (client/recall-batcher.ts) — which the raw ops, one message per operation as any language's client sends, do not.
  */
 import { connect, type NatsConnection } from 'nats';
 import { connect as connectClient, fromRecallReply, ShardmindError, Transport, type FactInput, type ShardmindClient } from '../client/index.ts';
@@ -95,17 +96,29 @@ export function shardmindTarget(nc: NatsConnection, opts: { readonly router: boo
     return 1;
   };
   let sdk: Promise<ShardmindClient> | undefined;
-  const rememberSdk = async (i: number): Promise<number> => {
+  let sdkClient: ShardmindClient | undefined;
+  const client = async (): Promise<ShardmindClient> => {
     sdk ??= connectClient({ connection: nc, agent: 'bench', direct: true, timeoutMs: TIMEOUT_MS, deadlineMs: RETRY_BUDGET_MS });
+    return (sdkClient = await sdk);
+  };
+  const rememberSdk = async (i: number): Promise<number> => {
     const b = rememberBody(i);
-    await (await sdk).remember(b['fact'] as FactInput, { domain: BENCH_DOMAIN, opId: b['opId'] as string });
+    await (sdkClient ?? (await client())).remember(b['fact'] as FactInput, { domain: BENCH_DOMAIN, opId: b['opId'] as string });
     return 1;
   };
+  // The same recall through the SDK: the same query text and limit, the table layout with its columns known, the
+  // reply turned into facts; concurrent calls go together as recall_batch (client/recall-batcher.ts). Called without
+  // an await before it when the client exists, so the calls a loop makes in one tick reach the batcher in that tick.
+  const recallSdk = async (i: number, stored: number): Promise<number> =>
+    (await (sdkClient ?? (await client())).recall({ query: queryTextAt(i, stored), domain: BENCH_DOMAIN, limit: RECALL_LIMIT })).facts.length;
   // Recalls first: every remember loop writes facts never stored before (tens of thousands per loop at ×64), so a
   // recall measured after them would search a store several times the size its row names (at "10k", a router
   // recall measured after the remember loops searched ~245k facts and cost the host 186 µs against the 36 of the
   // direct recall measured before them).
-  const ops: TargetOp[] = [{ name: 'recall_direct', kind: 'recall', run: recall(direct('recall')) }];
+  const ops: TargetOp[] = [
+    { name: 'recall_direct', kind: 'recall', run: recall(direct('recall')) },
+    { name: 'recall_sdk', kind: 'recall', run: recallSdk },
+  ];
   if (opts.router) ops.push({ name: 'recall_router', kind: 'recall', run: recall(memSubject('recall')) });
   ops.push(
     { name: 'remember_direct', kind: 'remember', run: remember(direct('remember')) },

@@ -41,6 +41,10 @@ test('report - ratios are shardmind figures over the floor at the smallest size'
   assert.is(r['remember_p50'], 1.6);
   assert.is(r['remember_tput'], 0.47);
   assert.is(r['recall_tput'], 0.6);
+  // The SDK's recall (concurrent calls batched) is its own ratio to the same echo, not the target's.
+  const withSdk = { ...results, shardmind: [{ ...sizes(1)[0]!, ops: { ...sizes(1)[0]!.ops, recall_sdk: op(150, 16_000) } }] };
+  assert.is(computeRatios(withSdk)['recall_sdk_tput'], 0.8);
+  assert.is(computeRatios(withSdk)['recall_tput'], 0.6);
   const met = Object.fromEntries(targets(results, r).map((t) => [t.name, t.met]));
   assert.equal(met, { recall_direct_p50: true, recall_router_p50: false, remember_p50: false, remember_tput: false, recall_tput: true, lost_writes: true });
 });

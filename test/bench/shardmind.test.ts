@@ -39,6 +39,10 @@ test('bench shardmind - a host child process serves the workload and keeps every
     let found = 0;
     for (let i = 0; i < 20; i++) found += (await recall.run(i, 300)) > 0 ? 1 : 0;
     assert.is(found, 20, 'every query finds the fact its words came from');
+    // Through the SDK, 20 at once (they travel as recall_batch requests): the same facts found.
+    const recallSdk = target.ops.find((o) => o.name === 'recall_sdk')!;
+    const counts = await Promise.all(Array.from({ length: 20 }, (_, i) => recallSdk.run(i, 300)));
+    assert.equal(counts, await Promise.all(Array.from({ length: 20 }, (_, i) => recall.run(i, 300))));
     assert.is(await remember.run(5_000_000, 300), 1);
     const lost = await measureShardmindLostWrites(ctx, () => host.restart());
     assert.is(lost.attempted, 40);
@@ -46,6 +50,7 @@ test('bench shardmind - a host child process serves the workload and keeps every
     assert.is(lost.present, 40);
     assert.is(lost.lost, 0);
     await host.stop();
+    await target.close();
   } finally {
     await cleanup.run();
   }
