@@ -322,10 +322,9 @@ export class ShardmindClient {
     if (query.maxStaleMs !== undefined && domains?.length === 1) reply = await this.callReplica<AnyRecallReply>(domains[0]!, 'recall', body);
     else if (direct && this.recallBatcher !== undefined) {
       // Concurrent direct recalls to one shard travel together (recall-batcher.ts); a lone one as a plain recall.
-      const target = this.recallTarget(domains![0]!);
-      const batcher = this.recallBatcher;
-      const deadline = Date.now() + this.deadlineMs;
-      reply = await this.track(target.single, undefined, () => batcher.recall(target, body, deadline));
+      // Not through track(): the batcher keeps what close() waits for and gives up (no bookkeeping per call).
+      if (this.closing) throw closedError('recall');
+      reply = await this.recallBatcher.recall(this.recallTarget(domains![0]!), body, Date.now() + this.deadlineMs);
     } else reply = await this.call<AnyRecallReply>(direct ? shardSubject(domains![0]!, 'recall') : memSubject('recall'), body, 'idempotent');
     this.seqs.observeAll(reply.seqs);
     return fromRecallReply(reply);
@@ -514,6 +513,7 @@ export class ShardmindClient {
     const settled = Promise.all([
       this.pending.size === 0 ? undefined : new Promise<void>((resolve) => void (this.onIdle = resolve)),
       this.batcher?.whenIdle(),
+      this.recallBatcher?.whenIdle(),
     ]);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([settled, new Promise<void>((resolve) => void (timer = setTimeout(resolve, boundMs)))]);
@@ -528,6 +528,7 @@ export class ShardmindClient {
     for (const call of this.pending) call.giveUp?.(givenUp(call.what, call.opId));
     this.pending.clear();
     this.batcher?.abandon((item) => givenUp('remember', item.opId));
+    this.recallBatcher?.abandon(() => givenUp('recall', undefined));
     if (this.ownsConnection && !this.connection.isClosed()) await closeConnection(this.connection);
   }
 

@@ -5,7 +5,11 @@ import type { Fact, FactInput, RecalledFact, RememberResult, WriteResult } from 
 /** Copies the keys whose value is defined, so nothing encodes as `null` or an absent-but-present key. */
 export function defined<T extends object>(fields: T): T {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fields)) if (v !== undefined) out[k] = v;
+  // `for…in` over a literal's own keys, not `Object.entries`: no array of pairs per call (a recall body has 17).
+  for (const k in fields) {
+    const v = fields[k];
+    if (v !== undefined) out[k] = v;
+  }
   return out as T;
 }
 

@@ -65,6 +65,13 @@ export class RecallBatcher {
   private readonly unsupported = new Map<string, number>();
   /** A smaller byte budget for a shard whose hosts refused a batch as too large (their payload limit is lower). */
   private readonly budgets = new Map<string, number>();
+  /**
+   * The batches on their way, so `abandon` can reach their callers: one entry per request, not per call (the
+   * client's per-call bookkeeping, `track`, is what this replaces for batched recalls).
+   */
+  private readonly sending = new Set<readonly Waiting[]>();
+  /** Callers of `whenIdle`, woken when nothing is queued or on its way. */
+  private idleWaiters: (() => void)[] = [];
 
   constructor(
     private readonly request: RecallRequest,
@@ -101,7 +108,28 @@ export class RecallBatcher {
       const batch = this.take(q);
       if (batch.length > 0) this.send(q, batch);
     }
-    if (q.waiting.length === 0 && q.inFlight === 0) this.queues.delete(q.target.batch);
+    if (q.waiting.length === 0 && q.inFlight === 0) this.retire(q);
+  }
+
+  /** Forgets a shard with nothing queued or on its way; wakes `whenIdle` callers when it was the last. */
+  private retire(q: ShardQueue): void {
+    this.queues.delete(q.target.batch);
+    if (this.queues.size === 0 && this.idleWaiters.length > 0) for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  /** Resolves when every call made so far has been answered (nothing queued or on its way). */
+  whenIdle(): Promise<void> {
+    if (this.queues.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Fails every call not answered yet with `errorFor()`: queued ones are dropped unsent; a request on its way still
+   * arrives, but its answer no longer reaches its callers. For the client's `close()` at its bound.
+   */
+  abandon(errorFor: () => unknown): void {
+    for (const batch of this.sending) for (const w of batch) w.reject(errorFor());
+    for (const q of this.queues.values()) for (const w of q.waiting.splice(0)) w.reject(errorFor());
   }
 
   /** The next batch, in call order, within the item and byte budgets; calls past their deadline fail here, unsent. */
@@ -136,6 +164,7 @@ export class RecallBatcher {
 
   private send(q: ShardQueue, batch: Waiting[]): void {
     q.inFlight++;
+    this.sending.add(batch);
     const alone = batch.length === 1 || (this.unsupported.get(q.target.batch) ?? 0) > Date.now();
     const sent = alone ? this.sendEach(q.target, batch) : this.sendBatch(q.target, batch);
     sent
@@ -146,13 +175,16 @@ export class RecallBatcher {
         for (const w of batch) w.reject(e);
       })
       // The place is given back at the end of this turn, once the callers answered in it have made their next calls.
-      .finally(() => setImmediate(() => this.release(q)));
+      .finally(() => {
+        this.sending.delete(batch);
+        setImmediate(() => this.release(q));
+      });
   }
 
   private release(q: ShardQueue): void {
     q.inFlight--;
     if (q.waiting.length > 0) this.flush(q);
-    else if (q.inFlight === 0) this.queues.delete(q.target.batch);
+    else if (q.inFlight === 0) this.retire(q);
   }
 
   private async sendBatch(target: RecallTarget, batch: readonly Waiting[]): Promise<void> {
@@ -212,8 +244,11 @@ function earliestDeadline(batch: readonly Waiting[]): number {
  * (UTF-8's worst) plus its key, other values (numbers, booleans, a `minSeq` map, a domain list) at a fixed allowance.
  */
 function estimateBytes(body: object): number {
+  const fields = body as Record<string, unknown>;
   let bytes = 16;
-  for (const [key, value] of Object.entries(body)) {
+  // `for…in`, not `Object.entries`: this runs for every call.
+  for (const key in fields) {
+    const value = fields[key];
     bytes += key.length + 3 + (typeof value === 'string' ? value.length * 3 + 5 : typeof value === 'object' && value !== null ? 128 : 9);
   }
   return bytes;

@@ -17,7 +17,8 @@ export class SeqTracker {
   }
 
   observeAll(seqs: Readonly<Record<string, number>> | undefined): void {
-    if (seqs) for (const [domain, seq] of Object.entries(seqs)) this.observe(domain, seq);
+    // `for…in`, not `Object.entries`: every recall's reply comes through here.
+    if (seqs) for (const domain in seqs) this.observe(domain, seqs[domain]!);
   }
 
   get(domain: string): number {
@@ -30,13 +31,17 @@ export class SeqTracker {
    */
   minSeqFor(domains: readonly string[] | undefined): Record<string, number> | undefined {
     const out: Record<string, number> = {};
+    let any = false;
     // The edge accepts at most LIMITS.domainsPerRequest entries; a client that wrote to more domains than that
     // (rare) keeps read-your-writes for the ones it wrote to last.
     const names = domains ?? [...this.seqs.keys()].slice(-LIMITS.domainsPerRequest);
     for (const d of names) {
       const seq = this.seqs.get(d);
-      if (seq !== undefined && seq > 0) out[d] = seq;
+      if (seq !== undefined && seq > 0) {
+        out[d] = seq;
+        any = true;
+      }
     }
-    return Object.keys(out).length > 0 ? out : undefined;
+    return any ? out : undefined;
   }
 }

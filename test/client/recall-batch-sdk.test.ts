@@ -11,7 +11,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect as natsConnect, type Msg, type NatsConnection, type Subscription } from 'nats';
 import { startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
-import { connect, ErrorCode, ShardmindError, type ShardmindClient } from '../../client/index.ts';
+import { connect, ErrorCode, OutcomeUnknownError, ShardmindError, type ShardmindClient } from '../../client/index.ts';
 import type { ClusterConfigInput } from '../../config/index.ts';
 import { decodePayload, encodePayload, errorReply, shardSubject } from '../../protocol/index.ts';
 import { startHosts, type HostCluster } from '../harness/hosts.ts';
@@ -144,6 +144,26 @@ sdk('a reply too big for the server is asked for again in halves; each caller ge
   assert.is(a!.facts.length, 40);
   assert.equal(idsOf(a!), idsOf(b!));
   assert.equal(s.counts, { batch: 1, recall: 2 }, 'the batch (TOO_LARGE), then each alone');
+});
+
+sdk('close(): batched recalls still unanswered at its bound fail with OutcomeUnknownError, later ones are refused unsent', async (ctx) => {
+  const client = await connect({ connection: ctx.nc, agent: 'agent-c', direct: true, deadlineMs: 30_000 });
+  const calls = Array.from({ length: 5 }, (_, i) => client.recall({ query: `late query ${i}`, domain: 'late' }).then(() => 'answered', (e: ShardmindError) => e));
+  const started = Date.now();
+  await client.close({ timeoutMs: 300 });
+  assert.ok(Date.now() - started < 2_000, 'close() ends at its bound');
+  for (const e of await Promise.all(calls)) {
+    assert.instance(e, OutcomeUnknownError);
+    assert.ok((e as ShardmindError).message.startsWith('recall: the client closed'), (e as ShardmindError).message);
+  }
+  const after = await client.recall({ query: 'x', domain: 'email' }).catch((e: ShardmindError) => e);
+  assert.instance(after, ShardmindError);
+  assert.ok((after as ShardmindError).message.includes('client is closed; not sent'));
+  // The same client's recalls to a shard that answers are waited for, not given up.
+  const fine = await connect({ connection: ctx.nc, agent: 'agent-c2', direct: true });
+  const answered = Promise.all(TOPICS.map((query) => fine.recall({ query, domain: 'email' })));
+  await fine.close({ timeoutMs: 5_000 });
+  assert.ok((await answered).every((r) => r.facts.length > 0));
 });
 
 sdk('no leader: the batch is retried (NOT_LEADER) until the shard starts; a short deadline still ends each call', async (ctx) => {
