@@ -32,12 +32,14 @@ export interface RecallTarget {
 }
 
 /**
- * Requests to one shard outstanding before further calls wait, and recalls in one request. Four of sixteen: the
- * shape decisions §56's prototype measured (64 recalls in flight as four messages), so that while the shard reads
- * one batch the client turns another's reply into facts.
+ * Requests to one shard outstanding before further calls wait, and recalls in one request. Two of 32: 64 recalls in
+ * flight go as two messages, so that while the shard reads one batch the client turns the other's reply into facts.
+ * Measured at ×64, 10k facts (decisions §67): two of 32 took the load generator 10–12 µs per recall against 18–21
+ * for four of 16 (§56's prototype shape) and 26–27 for eight of 8, the host 24–26 against 27–29, nats-server 5–6
+ * against 8–9; one request of 64 swung between the two.
  */
-export const RECALL_BATCH_IN_FLIGHT = 4;
-export const RECALL_BATCH_ITEMS = 16;
+export const RECALL_BATCH_IN_FLIGHT = 2;
+export const RECALL_BATCH_ITEMS = 32;
 /** A batch's estimated size stays under this: the hosts' default payload limit is 64 KiB. */
 export const MAX_RECALL_BATCH_BYTES = 48 * 1024;
 /** After a shard answered "unknown op" for `recall_batch`, how long its calls go alone before the op is tried again. */
