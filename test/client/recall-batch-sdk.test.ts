@@ -112,6 +112,16 @@ sdk('a lone recall is the plain recall request, the same bytes as with batching 
   assert.equal(idsOf(a), idsOf(b));
 });
 
+sdk('a JSON client\'s concurrent recalls are batched too, with the facts its msgpack recalls get', async (ctx) => {
+  const json = await connect({ connection: ctx.nc, agent: 'agent-j', direct: true, encoding: 'json' });
+  const s = await spy(ctx.nc, 'email');
+  const together = await Promise.all(TOPICS.map((query) => json.recall({ query, domain: 'email', limit: 5 })));
+  await ctx.nc.flush();
+  s.stop();
+  assert.equal(s.counts, { recall: 0, batch: 1 }, 'five calls made in one tick: one request');
+  for (const [i, query] of TOPICS.entries()) assert.equal(idsOf(together[i]!), idsOf(await ctx.client.recall({ query, domain: 'email', limit: 5 })), query);
+});
+
 sdk('batchRecall: false sends one request per call', async (ctx) => {
   const plain = await connect({ connection: ctx.nc, agent: 'agent-b', direct: true, batchRecall: false });
   const s = await spy(ctx.nc, 'email');
