@@ -224,7 +224,9 @@ export const shardMachine = setup({
       invoke: {
         src: 'claim',
         input: ({ context }) => ({ runtime: context.runtime }),
-        onDone: 'leading',
+        // A follower keeps the error that made it one (why it is not leading); a leader has got over it, and a
+        // stale one must not show up in its status, or on the next catch-up after a clean hand-off, as if new.
+        onDone: { target: 'leading', actions: assign({ lastError: undefined }) },
         onError: [
           {
             // The log lost the entry this replica caught up to between the catch-up and the claim's check of it.
@@ -256,7 +258,7 @@ export const shardMachine = setup({
       invoke: {
         src: 'handOff',
         input: ({ context, event }) => ({ runtime: context.runtime, to: event.type === 'HANDOFF' ? event.to : '' }),
-        onDone: { target: 'catchingUp', actions: assign({ wantsLead: false }) },
+        onDone: { target: 'catchingUp', actions: assign({ wantsLead: false, lastError: undefined }) },
         // A hand-off marker that could not be appended (fenced, or JetStream gone): stop leading all the same.
         onError: {
           target: 'catchingUp',

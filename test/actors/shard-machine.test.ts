@@ -227,6 +227,30 @@ test('shard machine - HANDOFF hands off, then follows', async () => {
   actor.stop();
 });
 
+test('shard machine - a leader has got over its last error: neither its status nor the catch-up after a clean hand-off shows a stale one', async () => {
+  const rt = new ScriptedRuntime();
+  rt.claimError = Object.assign(new Error('wrong last sequence'), { code: 'NOT_LEADER' });
+  const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: true } });
+  const seen: string[] = [];
+  actor.subscribe((snap) => seen.push(`${String(snap.value)}: ${snap.context.lastError ?? '-'}`));
+  actor.start();
+  await until(actor, 'following');
+  assert.ok(seen.some((x) => /^catchingUp: fenced while claiming: wrong last sequence/.test(x)), seen.join('\n'));
+  assert.match(String(actor.getSnapshot().context.lastError), /fenced while claiming/, 'a follower keeps why it is not leading');
+  rt.claimError = undefined;
+  actor.send({ type: 'PROMOTE' });
+  await until(actor, 'leading');
+  rt.leadSend?.({ type: 'RESYNC', detail: 'duplicate in the pipeline' });
+  await until(actor, 'catchingUp').catch(() => undefined);
+  await until(actor, 'leading');
+  assert.is(actor.getSnapshot().context.lastError, undefined, 'leading again clears the resync reason');
+  seen.length = 0;
+  actor.send({ type: 'HANDOFF', to: 'mini-2' });
+  await until(actor, 'following');
+  assert.equal(seen.filter((x) => x.startsWith('catchingUp')), ['catchingUp: -'], 'the catch-up after the hand-off shows no earlier error');
+  actor.stop();
+});
+
 test('shard machine - STOP from any state drains once and ends stopped', async () => {
   const rt = new ScriptedRuntime();
   const actor = createActor(shardMachine, { input: { runtime: rt, wantsLead: true } }).start();
