@@ -836,7 +836,7 @@ export class ShardActor implements ShardRuntime {
         this.lastHash = { seq, hash };
         this.advance(seq);
       },
-      onCommitted: (applied) => publishChanges(this.o.nc, this.domain, applied),
+      onCommitted: (applied) => publishChanges(this.o.nc, this.domain, applied, (factId) => this.store?.getFact(factId)),
     });
     this.pipeline = pipeline;
     // The KV bucket may not be writable yet (a cluster that just started): retry until it answers.

@@ -440,11 +440,12 @@ export class ShardmindClient {
   /**
    * Calls `onChange` for every change the shards' leaders announce (`sm.evt.<domain>`): what any agent remembers,
    * forgets, retracts or says about an entity, as it is committed. At most once — `onGap` says when a stretch went
-   * by unannounced. Returns the stop.
+   * by unannounced. Returns the stop. `onChange` may be async: what it rejects with goes to `onError` like what it
+   * throws, and reactions to two changes then run concurrently (the next change does not wait for the last one's).
    * @example
    * const stop = memory.watch({ domain: 'email', subject: 'user' }, (c) => console.log(c.agent, c.status, c.text));
    */
-  watch(options: WatchOptions, onChange: (change: Change) => void): () => void {
+  watch(options: WatchOptions, onChange: (change: Change) => unknown): () => void {
     const lastToSeq = new Map<string, number>();
     const sub = this.connection.subscribe(eventSubject(options.domain ?? '*'), {
       callback: (err, msg) => {
@@ -480,9 +481,11 @@ export class ShardmindClient {
         if (last === undefined || m.toSeq > last) lastToSeq.set(m.domain, m.toSeq);
         for (const e of m.events) {
           if (typeof e !== 'object' || e === null) continue;
-          if (options.subject !== undefined && e.subject !== options.subject) continue;
+          if (options.subject !== undefined && e.subject !== options.subject && e.subjectAsWritten !== options.subject) continue;
           try {
-            onChange({ domain: m.domain, ...e });
+            const reaction: unknown = onChange({ domain: m.domain, ...e });
+            // An async handler's rejection would otherwise be unhandled: Node ends the process on one.
+            if (isThenable(reaction)) reaction.then(undefined, report);
           } catch (err) {
             report(err);
           }
@@ -701,4 +704,8 @@ function fromWireEntity(e: WireEntity): Entity {
     attributes: e.attributes,
     updatedAt: new Date(e.updatedAt),
   };
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }

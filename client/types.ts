@@ -279,7 +279,12 @@ export interface Change extends WireChangeEvent {
 export interface WatchOptions {
   /** One domain; all of them when absent. */
   readonly domain?: string;
-  /** Only changes about this subject (an entity id, as written). */
+  /**
+   * Only changes about this subject: remembers, reinforcements, forgets and retracts of its facts, and its entity's
+   * changes. Matched against the subject as stored (an entity's id, what `get` and `recall` say) and, for a write
+   * that named it by an alias, as written: `'bob-smith'` hears a fact written about `'Bob'`, and `'Bob'` hears only
+   * what was written as `'Bob'`.
+   */
   readonly subject?: string;
   /**
    * Called when a stretch of a domain's log went by unannounced to this watcher (a missed message, a change of
@@ -288,8 +293,9 @@ export interface WatchOptions {
    */
   readonly onGap?: (gap: { readonly domain: string; readonly fromSeq: number; readonly toSeq: number }) => void;
   /**
-   * Called with what `onChange` or `onGap` threw; the feed goes on either way. Without it the error is written to
-   * stderr: thrown from the subscription's callback it would end nats.js's read loop, and the connection with it.
+   * Called with what `onChange` or `onGap` threw, or what an async `onChange` rejected with; the feed goes on either
+   * way. Without it the error is written to stderr: thrown from the subscription's callback it would end nats.js's
+   * read loop, and the connection with it; an unhandled rejection would end the process.
    */
   readonly onError?: (err: unknown) => void;
 }

@@ -338,8 +338,16 @@ export interface WireChangeEvent {
   readonly status: string;
   readonly factId?: string;
   readonly text?: string;
+  /**
+   * The fact's subject as stored: an entity's id when the writer named it by an alias (what `get` and `recall` say).
+   * On every op about a fact (assert, forget, retract, reinforce); an `entity` change's is the entity's id.
+   */
   readonly subject?: string;
+  /** The subject as the writer wrote it, when an alias resolved it to another (`subject`). Asserts only. */
+  readonly subjectAsWritten?: string;
+  /** On every op about a fact. */
   readonly predicate?: string;
+  /** An assert's object as stored (an entity reference by its id). */
   readonly object?: WireObject;
   /** Facts this one closed. */
   readonly superseded?: readonly string[];

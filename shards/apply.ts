@@ -405,7 +405,7 @@ export class Applier {
     const same = this.activeWithIdentity(identity, subject, f.predicate, object, f.text);
     if (same !== undefined) {
       this.reinforce(same, pos, e, confidence, observedAt, f.text, f.validFrom ?? observedAt);
-      return { seq: this.seq, opId: e.opId, status: 'reinforced', factId: same.id };
+      return resolvedNames({ seq: this.seq, opId: e.opId, status: 'reinforced', factId: same.id }, f, subject, object);
     }
 
     const id = factIdFor(this.options.domain, pos);
@@ -490,7 +490,7 @@ export class Applier {
       this.state.docs++;
       this.state.docLength += length;
     }
-    return result;
+    return resolvedNames(result, f, subject, object);
   }
 
   /** The active fact with this identity: candidates by hash from memory, confirmed against the stored fact. */
@@ -752,4 +752,13 @@ function isBatch(message: LogMessage): message is BatchEntry {
 /** The entity object of a fact, the input's own when its entity id needed no resolving (no object per fact). */
 function resolvedObject(input: { readonly entity: string }, entity: string): FactObject {
   return entity === input.entity ? input : { entity };
+}
+
+/**
+ * The subject and object as stored, on the live result, when an alias resolved them to an entity's id (rare: the
+ * common write names no alias and its result keeps its four fields). The change feed reports what was stored.
+ */
+function resolvedNames(result: ApplyResult, f: AssertEntry['fact'], subject: string | undefined, object: FactObject | undefined): ApplyResult {
+  if (subject === f.subject && object === f.object) return result;
+  return { ...result, subject, object };
 }

@@ -191,6 +191,12 @@ export interface ApplyResult {
   readonly error?: { readonly code: 'NOT_FOUND' | 'BAD_REQUEST'; readonly message: string };
   /** A prune's count of facts forgotten (the live result only: a retried prune's stored result omits it). */
   readonly pruned?: number;
+  /**
+   * An assert's subject and object as stored, when an alias resolved one of them to an entity's id (the change feed
+   * reports them). The live result only: a repeat (`duplicate`) has neither.
+   */
+  readonly subject?: string;
+  readonly object?: FactObject;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
