@@ -57,6 +57,7 @@ import {
 import { fanOut, type Classifier } from './classifier.ts';
 import { guarded } from './guarded.ts';
 import { LeaderBeats } from './leader-beats.ts';
+import { PredicateHomes } from './predicate-homes.ts';
 import { SharedLearning } from './learning.ts';
 import { createConfiguredClassifier } from './load-classifier.ts';
 import { ShardClient, missingDomain, type MissingDomain, type ReadRoute } from './shard-client.ts';
@@ -126,7 +127,8 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
     void p.catch((err: unknown) => log(`background work failed: ${(err as Error)?.stack ?? String(err)}`)).finally(() => background.delete(p));
   };
   const beats = new LeaderBeats(nc, domains, config.replication.leaseMs, now, log);
-  const handlers = memoryHandlers({ config, classifier, shards, tasks, learning, domains, log, later, node: options.node, beats, routes });
+  const homes = new PredicateHomes(config.domains);
+  const handlers = memoryHandlers({ config, classifier, shards, tasks, learning, domains, log, later, node: options.node, beats, routes, homes });
 
   const inFlight = new Set<Promise<void>>();
   const nodeHeaders = replyHeaders(options.node);
@@ -332,6 +334,8 @@ interface HandlerDeps {
   readonly beats: LeaderBeats;
   /** Where writes without a named domain went, by opId. */
   readonly routes: WriteRoutes;
+  /** The domains that declare each predicate: where a write of it goes, which domains a recall of it asks. */
+  readonly homes: PredicateHomes;
 }
 
 function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
@@ -379,13 +383,13 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
 
   return {
     /**
-     * The write goes to its named domain, else its task's, else the classifier's pick (pinned by the agent's opId, so
-     * a retry lands where the first attempt did). It always reaches the shard with an opId, the router's own when the
+     * The write goes to its named domain, else the one domain that declares its predicate, else its task's, else the
+     * classifier's pick (`writeDomain`; pinned by the agent's opId, so a retry lands where the first attempt did). It always reaches the shard with an opId, the router's own when the
      * agent sent none: the shard client asks again after a refusal, and a refusal can follow an applied write.
      */
     async remember(body) {
       const req = parseRememberRequest(body);
-      const domain = await writeDomain(req.domain, req.task, req.fact.text, req.opId);
+      const domain = await writeDomain(req.domain, req.task, req.fact, req.opId);
       const { domain: _named, ...fields } = req;
       const opId = req.opId ?? routerOpId();
       const reply = await shards.ask<RememberReply>(domain, 'remember', { ...fields, opId }, writeTimeout);
@@ -398,8 +402,8 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
     },
 
     /**
-     * Each item goes where a `remember` of it would (the request's domain, else its task's, else the classifier's
-     * pick, pinned by the item's opId); the items bound for one shard go to it as one `remember_batch`, all shards at
+     * Each item goes where a `remember` of it would (the request's domain, else `writeDomain`'s choice for the item,
+     * pinned by the item's opId); the items bound for one shard go to it as one `remember_batch`, all shards at
      * once. A shard's failure fails the request (the client retries it whole; what landed answers as duplicates), an
      * item's stays its own.
      */
@@ -412,7 +416,7 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
         items.map(async (item, i) => {
           if (item instanceof ShardmindError) return void (results[i] = { error: toWireError(item) });
           try {
-            domainOf[i] = named ?? (await writeDomain(undefined, item.task, item.fact.text, item.opId));
+            domainOf[i] = named ?? (await writeDomain(undefined, item.task, item.fact, item.opId));
           } catch (err) {
             if (!(err instanceof ShardmindError) || err.retryable) throw err;
             results[i] = { error: toWireError(err) };
@@ -487,8 +491,16 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
         return shards.recallMany(named, req, limit, route, timeout);
       }
       if (req.task) return shards.recallMany(await tasks.domainsOf(req.task), req, limit, routeOf(req.maxStaleMs), readTimeout(req.minSeq));
+      // The predicate filter's homes are where its facts are written (`writeDomain`): they are always asked.
+      const homes = d.homes.of(req.predicate);
+      // No query text, or none the classifier knows a word of: nothing to be sure of. A subject is an entity id, not
+      // words about a domain ("user" read as a calendar word asked calendar alone), so it is not classified alone.
+      if (!saysSomething(req.query)) {
+        return shards.recallMany(homes.length > 0 ? [...homes] : [...d.domains], req, limit, routeOf(req.maxStaleMs), readTimeout(req.minSeq));
+      }
       const distribution = await classifier.classify([req.query, req.subject, req.predicate].filter(Boolean).join(' '));
-      const asked = fanOut(distribution, config.router.fanoutMargin, config.router.fanoutFloor);
+      const fanned = fanOut(distribution, config.router.fanoutMargin, config.router.fanoutFloor);
+      const asked = [...fanned, ...homes.filter((h) => !fanned.includes(h))];
       return { ...(await shards.recallMany(asked, req, limit, routeOf(req.maxStaleMs), readTimeout(req.minSeq))), classification: distribution };
     },
 
@@ -691,14 +703,45 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
   }
 
   /**
-   * Where a write goes: `named`, else its task's current domain, else the classifier's pick. The last two can change
-   * between two attempts of one write, so with an agent's opId the first attempt's choice is recorded and reused
-   * (write-routes.ts); a named domain never changes, and pays nothing for it.
+   * Where a write goes (§73):
+   * 1. `named`: the agent's choice always wins.
+   * 2. The one domain that declares the fact's predicate: a `one` predicate supersedes only inside one shard, so its
+   *    values must all land in the domain whose spec makes it `one` (F10). Before the task, because a task's domain
+   *    is the classifier's reading of the task, while the declaration is the operator's; the fact is still noted in
+   *    its task (the note names the domain it went to).
+   * 3. A predicate several domains declare: the task's current domain when it is one of them, else the classifier's
+   *    best among them. Never a fan-out: one write, one domain.
+   * 4. A predicate none declares (or none given): the task's current domain, else the classifier's pick.
+   * A task is loaded whenever one is named, so an unknown or ended task is refused as before, whatever routes the
+   * write. Every choice but the first can change between two attempts (a task re-routes, the classifier learns, a
+   * rolling config edit changes the declarations), so with an agent's opId the first attempt's choice is recorded and
+   * reused (write-routes.ts); a named domain never changes, and pays nothing for it.
    */
-  async function writeDomain(named: string | undefined, task: string | undefined, text: string, opId: string | undefined): Promise<string> {
+  async function writeDomain(
+    named: string | undefined,
+    task: string | undefined,
+    fact: { readonly text: string; readonly predicate?: string | undefined },
+    opId: string | undefined,
+  ): Promise<string> {
     if (named !== undefined) return requireDomain(named);
-    const chosen = requireDomain(task ? (await tasks.domainsOf(task))[0]! : await top(text));
+    const taskDomain = task ? (await tasks.domainsOf(task))[0]! : undefined;
+    const homes = d.homes.of(fact.predicate);
+    const chosen = requireDomain(
+      homes.length === 1
+        ? homes[0]!
+        : homes.length > 1
+          ? taskDomain !== undefined && homes.includes(taskDomain)
+            ? taskDomain
+            : await top(fact.text, homes)
+          : (taskDomain ?? (await top(fact.text))),
+    );
     return opId === undefined ? chosen : requireDomain(await d.routes.pin(opId, chosen));
+  }
+
+  /** Whether a recall's query gives the classifier anything to go on: text with a word it knows. */
+  function saysSomething(query: string | undefined): boolean {
+    if (query === undefined || query.trim() === '') return false;
+    return (classifier.informativeness?.(query) ?? 1) > 0;
   }
 
   /** An opId for a write the agent sent without one: unique, and naming the router that made it. */
@@ -706,9 +749,10 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
     return `router-${d.node}-${randomUUID()}`;
   }
 
-  async function top(text: string): Promise<string> {
+  /** The classifier's best domain for `text`, or its best among `among`. */
+  async function top(text: string, among?: readonly string[]): Promise<string> {
     const distribution = await classifier.classify(text);
-    return distribution[0]!.domain;
+    return ((among === undefined ? distribution[0] : distribution.find((p) => among.includes(p.domain))) ?? distribution[0]!).domain;
   }
 
   async function teach(text: string, domain: string, agent: string, opId: string | undefined): Promise<void> {
