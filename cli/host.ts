@@ -9,7 +9,7 @@ import { openShardStore } from '../shards/index.ts';
 import { parseFlags, UsageError } from './args.ts';
 import type { Command } from './command.ts';
 import { DataDirLockedError, lockDataDir } from './data-lock.ts';
-import { runUntilSignal } from './lifecycle.ts';
+import { exitAfterDrain, runUntilSignal } from './lifecycle.ts';
 import { natsCredentialsFromEnv } from './nats-auth.ts';
 import { natsTlsFromEnv } from './nats-tls.ts';
 import { HOST_SERVICES } from './services.ts';
@@ -60,10 +60,12 @@ export const hostCommand: Command = {
       log(`[${values.node}] could not start: ${(err as Error).message}`);
       await host.drain();
       lock.release();
+      exitAfterDrain(1, log);
       return 1;
     }
     await stopped;
     lock.release();
+    exitAfterDrain(0, log);
     return 0;
   },
 };

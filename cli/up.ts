@@ -16,7 +16,7 @@ import { openShardStore } from '../shards/index.ts';
 import { intFlag, parseFlags } from './args.ts';
 import type { Command } from './command.ts';
 import { DataDirLockedError, lockDataDir, type DataLock } from './data-lock.ts';
-import { runUntilSignal } from './lifecycle.ts';
+import { exitAfterDrain, runUntilSignal } from './lifecycle.ts';
 import { HOST_SERVICES } from './services.ts';
 import { findNatsServer, natsServerInstallHint, startNatsServer } from './nats-server.ts';
 
@@ -85,10 +85,12 @@ export const upCommand: Command = {
     } catch (err) {
       log(`shardmind up could not start: ${(err as Error).message}`);
       await shutdown();
+      exitAfterDrain(1, log);
       return 1;
     }
     process.stdout.write(banner(server.url, embedded.domains.map((d) => d.name), dataDir));
     await stopped;
+    exitAfterDrain(0, log);
     return 0;
   },
 };
