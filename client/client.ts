@@ -29,7 +29,7 @@ import {
   type WireHistoryFact,
   type WriteReply,
 } from '../protocol/index.ts';
-import { defined, fromRememberReply, fromWireFact, fromWriteReply, toWireFactInput } from './convert.ts';
+import { badRequest, defined, fromRememberReply, fromWireFact, fromWriteReply, optionalString, toWireFactInput, wireTime } from './convert.ts';
 import { createOpIdSource, type OpIdSource } from './op-id.ts';
 import { BATCH_IN_FLIGHT, DEFAULT_MAX_QUEUED_BYTES, RememberBatcher, type BatchTarget } from './remember-batcher.ts';
 import { fromRecallReply, type AnyRecallReply } from './recall-reply.ts';
@@ -293,6 +293,7 @@ export class ShardmindClient {
    * `recall-batcher.ts`), each with its own result, error and deadline; a lone one is a plain `recall`.
    */
   async recall(query: RecallQuery): Promise<RecallResult> {
+    checkRecallQuery(query);
     const domains = query.domain === undefined ? undefined : typeof query.domain === 'string' ? [query.domain] : [...query.domain];
     const direct = query.direct ?? this.direct;
     if (direct && domains?.length !== 1) {
@@ -306,7 +307,7 @@ export class ShardmindClient {
       domain: query.domain,
       subject: query.subject,
       predicate: query.predicate,
-      asOf: query.asOf?.toISOString(),
+      asOf: wireTime(query.asOf, 'asOf'),
       minConfidence: query.minConfidence,
       limit: query.limit,
       hops: query.hops,
@@ -370,10 +371,10 @@ export class ShardmindClient {
   }
 
   /** Marks a fact as no longer true from `validTo` (default now); it stays in history. */
-  async retract(factId: string, options: Routing & { opId?: string; validTo?: Date } = {}): Promise<WriteResult> {
+  async retract(factId: string, options: Routing & { opId?: string; validTo?: Date | string } = {}): Promise<WriteResult> {
     const domain = options.domain ?? domainOfFactId(factId);
     const opId = options.opId ?? this.opIds.next();
-    const body = defined({ v: 1, agent: this.agent, opId, factId, domain, validTo: options.validTo?.toISOString() });
+    const body = defined({ v: 1, agent: this.agent, opId, factId, domain, validTo: wireTime(options.validTo, 'validTo') });
     const reply = await this.call<WriteReply>(this.subject('retract', { ...options, domain }), body, 'idempotent');
     this.seqs.observe(reply.domain, reply.seq);
     return fromWriteReply(reply, opId);
@@ -688,6 +689,7 @@ function taskMove(r: Partial<TaskObserveReply> & { task: string; domain: string 
 
 /** Fact ids are `<domain>:<seq>:<index>`; the domain prefix routes calls that name only a fact. */
 export function domainOfFactId(factId: string): string {
+  if (typeof factId !== 'string') throw badRequest('factId', 'must be a string', factId);
   const i = factId.indexOf(':');
   if (i <= 0) {
     throw new ShardmindError(ErrorCode.BAD_REQUEST, `factId: "${factId}" has no domain prefix; pass { domain }`);
@@ -708,4 +710,17 @@ function fromWireEntity(e: WireEntity): Entity {
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/** What `recall` reads itself before sending (the server checks the rest): refused as BAD_REQUEST naming the field. */
+function checkRecallQuery(query: RecallQuery): void {
+  if (typeof query !== 'object' || query === null) throw badRequest('query', 'must be an object ({ query?, subject?, domain?, … })', query);
+  optionalString(query.query, 'query');
+  optionalString(query.subject, 'subject');
+  optionalString(query.predicate, 'predicate');
+  optionalString(query.task, 'task');
+  const d: unknown = query.domain;
+  if (d !== undefined && typeof d !== 'string' && !(Array.isArray(d) && d.every((x) => typeof x === 'string'))) {
+    throw badRequest('domain', 'must be a domain name or a list of them', d);
+  }
 }

@@ -2,7 +2,8 @@
  * One request on the wire: encode (msgpack, or JSON with its content-type header), NATS request/reply, decode,
  * unwrap the error envelope. NATS's own failures become ShardmindErrors so the retry loop sees one kind of error:
  * no responders → UNAVAILABLE (nothing was delivered, so always safe to retry), no reply in time → TIMEOUT (the
- * request may or may not have been applied). Requests go out over one reply subscription (`reply-inbox.ts`), not
+ * request may or may not have been applied), a request over the server's `max_payload` → TOO_LARGE, not sent and not
+ * retryable (the same bytes are refused again). Requests go out over one reply subscription (`reply-inbox.ts`), not
  * `nc.request`, whose every successful call also built an error nobody reads.
  */
 import { ErrorCode as NatsErrorCode, NatsError, headers, type MsgHdrs, type NatsConnection } from 'nats';
@@ -24,7 +25,7 @@ export class Transport {
   private readonly inbox: ReplyInbox;
 
   constructor(
-    nc: NatsConnection,
+    private readonly nc: NatsConnection,
     readonly encoding: Encoding,
   ) {
     this.inbox = new ReplyInbox(nc);
@@ -37,10 +38,18 @@ export class Transport {
   /** Sends `body` to `subject` and returns the reply body, or throws the reply's error as a ShardmindError. */
   async request<T>(subject: string, body: object, timeoutMs: number): Promise<T> {
     const data = encodePayload(body, this.encoding);
+    // Checked here, not left to nats.js: its MAX_PAYLOAD_EXCEEDED says neither size, and read as a failed request it
+    // was retried until the deadline as UNAVAILABLE. (The JSON header's few bytes count too: nats.js's refusal of a
+    // message this check let by is mapped the same way below.)
+    const maxPayload = this.nc.info?.max_payload;
+    if (maxPayload !== undefined && data.length > maxPayload) throw tooLarge(subject, data.length, maxPayload);
     let reply;
     try {
       reply = await this.inbox.request(subject, data, Math.max(1, Math.round(timeoutMs)), this.jsonHeaders);
     } catch (err) {
+      if (err instanceof NatsError && err.code === NatsErrorCode.MaxPayloadExceeded) {
+        throw tooLarge(subject, data.length, this.nc.info?.max_payload, err);
+      }
       throw fromNatsError(err, subject, timeoutMs);
     }
     // A reply is in the request's encoding; a server that could not tell says so with its own content-type. A header
@@ -56,6 +65,16 @@ export class Transport {
     }
     return unwrapReply<T>(decoded);
   }
+}
+
+/** A request NATS will not carry: the same bytes are refused every time, so never retryable. */
+function tooLarge(subject: string, bytes: number, maxPayload: number | undefined, cause?: unknown): ShardmindError {
+  const size = cause === undefined ? `${bytes} bytes` : `${bytes} bytes and its headers`;
+  const limit = maxPayload === undefined ? "over the NATS server's max_payload" : `over the NATS server's max_payload of ${maxPayload} bytes`;
+  return new ShardmindError(ErrorCode.TOO_LARGE, `request on ${subject}: ${size}, ${limit}; not sent`, {
+    retryable: false,
+    ...(cause !== undefined && { cause }),
+  });
 }
 
 function fromNatsError(err: unknown, subject: string, timeoutMs: number): ShardmindError {

@@ -74,10 +74,15 @@ export interface FactInput {
   readonly object?: FactObject;
   /** 0..1; the shard's default is 0.8. */
   readonly confidence?: number;
-  /** When the agent learned it (decay counts from here). Default: now, on the shard. */
-  readonly observedAt?: Date;
-  readonly validFrom?: Date;
-  readonly validTo?: Date;
+  /**
+   * When the agent learned it (decay counts from here). Default: now, on the shard. Times are Dates, or ISO-8601
+   * strings with a zone (`'2026-11-24T10:00:00Z'`, as a model's JSON has them), which the server checks.
+   */
+  readonly observedAt?: Date | string;
+  /** When it became true in the world. Default: `observedAt`. */
+  readonly validFrom?: Date | string;
+  /** When it stopped being true in the world, if known. */
+  readonly validTo?: Date | string;
   readonly halfLifeDays?: number;
 }
 
@@ -155,8 +160,8 @@ export interface RecallQuery {
   /** A domain, several, or none (the router decides and fans out when unsure). One domain with `direct`. */
   readonly domain?: string | readonly string[];
   readonly task?: string;
-  /** What was believed at this time. */
-  readonly asOf?: Date;
+  /** What was believed at this time: a Date, or an ISO-8601 string with a zone. */
+  readonly asOf?: Date | string;
   readonly minConfidence?: number;
   readonly limit?: number;
   readonly hops?: number;
