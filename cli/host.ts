@@ -10,25 +10,30 @@ import { parseFlags, UsageError } from './args.ts';
 import type { Command } from './command.ts';
 import { DataDirLockedError, lockDataDir } from './data-lock.ts';
 import { exitAfterDrain, runUntilSignal } from './lifecycle.ts';
+import { formatLogLine, logFormatFlag } from './log-line.ts';
 import { natsCredentialsFromEnv } from './nats-auth.ts';
 import { natsTlsFromEnv } from './nats-tls.ts';
 import { HOST_SERVICES } from './services.ts';
 
-const USAGE = `usage: shardmind host --node NAME [--config FILE]
+const USAGE = `usage: shardmind host --node NAME [--config FILE] [--log-format text|json]
 
 Runs the shard actors cluster.config.ts places on node NAME (leaders and standbys).
-  --node NAME     this Mini's name in the config (required)
-  --config FILE   the cluster config (default ${DEFAULT_CONFIG_PATH})`;
+  --node NAME          this Mini's name in the config (required)
+  --config FILE        the cluster config (default ${DEFAULT_CONFIG_PATH})
+  --log-format FORMAT  text (default): "2026-11-25T04:53:36.338Z INFO  [mini-1 email following] …" on stderr;
+                       json: one object a line, {"ts","level","node","domain","state","msg"}`;
 
 export const hostCommand: Command = {
   summary: 'run one Mini of a cluster: the shards placed on --node',
   usage: USAGE,
   async run(args) {
-    const { values } = parseFlags(args, { node: { type: 'string' }, config: { type: 'string' } });
+    const { values } = parseFlags(args, { node: { type: 'string' }, config: { type: 'string' }, 'log-format': { type: 'string' } });
     if (!values.node) throw new UsageError('--node is required');
+    const format = logFormatFlag(values['log-format']);
     const config = await loadConfig(values.config ?? DEFAULT_CONFIG_PATH);
-    nodeByName(config, values.node);
-    const log = (line: string): void => void process.stderr.write(`${new Date().toISOString().slice(11, 23)} ${line}\n`);
+    const node = values.node;
+    nodeByName(config, node);
+    const log = (line: string): void => void process.stderr.write(`${formatLogLine(line, node, format)}\n`);
     // One host per node's data: a second one would be a second leader of the same stores (cli/data-lock.ts).
     let lock;
     try {

@@ -35,6 +35,9 @@ test('host exit - after SIGTERM a host exits 0 soon after its drain, with nothin
     assert.is(code, 0, log);
     assert.match(log, 'host stopped');
     assert.not.match(log, 'after the drain, held by', 'a clean drain leaves nothing holding the process');
+    // Each line: UTC date and time, level, the node's tag (cli/log-line.ts).
+    assert.match(log, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO  \[mini-1\] SIGTERM: draining/m);
+    assert.match(log, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO  \[mini-1 email stopped\] → stopped$/m);
     assert.ok(ms < 5_000, `exited ${ms} ms after SIGTERM`);
   } finally {
     await cluster.stop();
