@@ -11,7 +11,7 @@
  */
 import { connect, type JetStreamClient, type JetStreamManager, type NatsConnection, type Subscription } from 'nats';
 import { compactionOf, configDigest, nodeByName, placementsOf, type ClusterConfig, type DomainConfig } from '../config/index.ts';
-import { ErrorCode, ShardmindError } from '../protocol/index.ts';
+import { ErrorCode, HOST_INBOX_PREFIX, ShardmindError, redactUrl } from '../protocol/index.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { serveControl, type HostStatusReply, type PruneOptions } from './control.ts';
 import { handOffBeforeStopping } from './drain-hand-off.ts';
@@ -151,6 +151,9 @@ export class Host {
       // Every write is a JetStream publish (a request): building a stack trace per request for a timeout that
       // almost never happens costs ~8% of the host's CPU.
       noAsyncTraces: true,
+      // The host's own requests (JetStream, KV) wait on inboxes no service answers (services answer only
+      // `_INBOX.…`, decisions §69): an agent cannot direct a shard's answer into a pending JetStream request.
+      inboxPrefix: HOST_INBOX_PREFIX,
       ...(this.o.credentials ? { user: this.o.credentials.user, pass: this.o.credentials.pass } : {}),
       ...(this.o.tls ? { tls: { caFile: this.o.tls.caFile } } : {}),
     });
@@ -211,7 +214,7 @@ export class Host {
         else this.services.push(service);
       }),
     ).then(() => undefined);
-    this.log(`[${node}] host up: ${[...this.actors.keys()].join(', ') || 'no shards placed here'} via ${servers[0]}`);
+    this.log(`[${node}] host up: ${[...this.actors.keys()].join(', ') || 'no shards placed here'} via ${redactUrl(servers[0] ?? '')}`);
   }
 
   /** Starts a shard actor for `domain` on this host (placement at boot, or a `follow` command). */

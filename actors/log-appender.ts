@@ -65,7 +65,9 @@ export class LogAppender {
     private readonly nc: NatsConnection,
     private readonly timeoutMs: number,
   ) {
-    this.prefix = `${createInbox()}.`;
+    // The connection's own inbox prefix (a host's is HOST_INBOX_PREFIX): an agent cannot direct a service's
+    // answer into an append's pending ack, since services answer only `_INBOX.` (decisions §69).
+    this.prefix = `${createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix)}.`;
     this.sub = nc.subscribe(`${this.prefix}*`, { callback: guarded('log appender acks', (msg) => this.onReply(msg)) });
   }
 

@@ -33,7 +33,7 @@ import {
   type Encoding,
 } from '../protocol/index.ts';
 import { detached, guarded, ReportThrottle } from './guarded.ts';
-import { handOffOf, respond as respondPlain, respondHandedOff } from './respond.ts';
+import { answerable, handOffOf, respond as respondPlain, respondHandedOff } from './respond.ts';
 import { onWire, parseRead, runRead, type ReadContext, type ReadRequest } from './shard-reads.ts';
 
 export interface ReplicaServiceOptions extends ReadContext {
@@ -75,6 +75,8 @@ const FORWARDED = Symbol('forwarded');
 function answer(nc: NatsConnection, msg: Msg, o: ReplicaServiceOptions, throttle: ReportThrottle): void {
   // Headers are read once, here: nats.js throws on every read of a header block it cannot decode.
   const read = readHeaders(msg);
+  // Only inboxes are answered, or forwarded to (decisions §69): a follower publishes as `host` too.
+  if (!answerable(msg, read.ok ? read.headers : undefined)) return;
   if (!read.ok) {
     if (msg.reply) respondPlain(msg, errorReply(read.error), 'msgpack');
     return;

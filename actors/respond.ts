@@ -20,8 +20,9 @@ import {
   headersOrNone,
   isErrorReply,
   isPayloadTooLarge,
-  isReplySubject,
+  isInboxSubject,
   maxPayloadOf,
+  ReplySubjectCheck,
   replyTooLarge,
   type Encoding,
 } from '../protocol/index.ts';
@@ -67,6 +68,27 @@ function sendTooLarge(send: (bytes: Uint8Array) => boolean, bytes: number, maxPa
   }
 }
 
+/**
+ * The reply-subject check of every service of this process that an agent can reach (shards, replicas, the shard
+ * guard, step-down responders): one count for the process, reported to stderr, the host's log, at most every 10 s.
+ */
+const outsideReplies = new ReplySubjectCheck('shardmind host', (line) => void process.stderr.write(`${new Date().toISOString()} ${line}\n`));
+
+/** Requests this process's shard services left unanswered because they named a reply subject that is not an inbox. */
+export function unansweredForReplySubject(): number {
+  return outsideReplies.count;
+}
+
+/**
+ * Whether a request from outside may be answered (protocol/reply-subject.ts, decisions §69): its reply subject, and
+ * its `sm-reply-to` if it names one, are client inboxes. Otherwise the request is dropped unhandled, counted and
+ * reported: a host answering it would publish, with the host's permissions, wherever the sender said. `h` is the
+ * request's headers as the handler read them once (undefined when they could not be read).
+ */
+export function answerable(msg: Msg, h: MsgHdrs | undefined): boolean {
+  return outsideReplies.admits(msg.subject, msg.reply) && (h === undefined || outsideReplies.admits(msg.subject, h.get(REPLY_TO_HEADER), REPLY_TO_HEADER));
+}
+
 /** Where a handed-off request's answer goes (protocol/hand-off.ts): the agent's subject, with the router's name. */
 export interface HandOff {
   readonly to: string;
@@ -85,7 +107,8 @@ const handOffHeaders = new Map<string, MsgHdrs>();
 export function handOffOf(h: MsgHdrs | undefined, encoding: Encoding): HandOff | undefined {
   if (h === undefined) return undefined;
   const to = h.get(REPLY_TO_HEADER);
-  if (to === '' || !isReplySubject(to)) return undefined;
+  // `answerable` has already refused a request whose sm-reply-to is not an inbox; this holds for any other caller.
+  if (to === '' || !isInboxSubject(to)) return undefined;
   const node = h.get(ROUTER_NODE_HEADER).slice(0, 128);
   const key = `${encoding}\u0000${node}`;
   let headers = handOffHeaders.get(key);

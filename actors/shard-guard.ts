@@ -20,7 +20,7 @@ import type { NatsConnection, Subscription } from 'nats';
 import { ErrorCode, ShardmindError, errorReply } from '../protocol/index.ts';
 import { guarded, ReportThrottle, stderrReport, type GuardReport } from './guarded.ts';
 import type { LeaderSightings } from './leader-sightings.ts';
-import { respond } from './respond.ts';
+import { answerable, respond } from './respond.ts';
 
 export const SHARD_GUARD_QUEUE = 'sm-shard-guard';
 export const REPLICA_GUARD_QUEUE = 'sm-replica-guard';
@@ -41,7 +41,7 @@ export function serveShardGuard(
   const shards = nc.subscribe('sm.shard.*.*', {
     queue: SHARD_GUARD_QUEUE,
     callback: guarded('shard guard', (msg) => {
-      if (!msg.reply) return;
+      if (!msg.reply || !answerable(msg, undefined)) return;
       // `sm.shard.<domain>.<op>`: this runs for every shard request (the leader gets its own copy), so no split.
       const end = msg.subject.indexOf('.', SHARD_PREFIX.length);
       const domain = msg.subject.slice(SHARD_PREFIX.length, end < 0 ? undefined : end);
@@ -66,7 +66,7 @@ export function serveShardGuard(
   const replicas = nc.subscribe('sm.replica.*.*', {
     queue: REPLICA_GUARD_QUEUE,
     callback: guarded('replica guard', (msg) => {
-      if (!msg.reply) return;
+      if (!msg.reply || !answerable(msg, undefined)) return;
       const domain = msg.subject.slice(REPLICA_PREFIX.length, msg.subject.indexOf('.', REPLICA_PREFIX.length));
       if (!names.has(domain)) respond(msg, errorReply(unknownDomain(domain)));
     }, throttle),

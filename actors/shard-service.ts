@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Msg, NatsConnection, Subscription } from 'nats';
 import { detached, guarded, ReportThrottle } from './guarded.ts';
-import { handOffOf, respond, respondHandedOff } from './respond.ts';
+import { answerable, handOffOf, respond, respondHandedOff } from './respond.ts';
 import {
   ErrorCode,
   ShardmindError,
@@ -96,6 +96,8 @@ export function serveShard(nc: NatsConnection, o: ShardServiceOptions): Subscrip
 function answer(nc: NatsConnection, msg: Msg, o: ShardServiceOptions, throttle: ReportThrottle): void {
   // Headers are read once, here: nats.js throws on every read of a header block it cannot decode.
   const read = readHeaders(msg);
+  // Only inboxes are answered (decisions §69): anything else would be a host publishing where the sender said.
+  if (!answerable(msg, read.ok ? read.headers : undefined)) return;
   if (!read.ok) {
     if (msg.reply) respond(msg, errorReply(read.error), 'msgpack');
     return;

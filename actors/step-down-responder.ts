@@ -10,7 +10,7 @@ import type { NatsConnection, Subscription } from 'nats';
 import { ShardmindError, errorReply, heartbeatSubject, shardSubject, type ErrorCode } from '../protocol/index.ts';
 import { guarded } from './guarded.ts';
 import { parseHeartbeat } from './heartbeat.ts';
-import { respond } from './respond.ts';
+import { answerable, respond } from './respond.ts';
 
 export interface StepDownResponderOptions {
   readonly nc: NatsConnection;
@@ -36,7 +36,7 @@ export function startStepDownResponder(o: StepDownResponderOptions): () => void 
   const refusal = errorReply(new ShardmindError(o.code, o.message));
   subs.push(
     o.nc.subscribe(shardSubject(o.domain, '*'), {
-      callback: guarded(`step-down ${o.domain}`, (msg) => void (msg.reply && respond(msg, refusal))),
+      callback: guarded(`step-down ${o.domain}`, (msg) => void (msg.reply && answerable(msg, undefined) && respond(msg, refusal))),
     }),
     o.nc.subscribe(heartbeatSubject(o.domain), {
       callback: guarded(`step-down ${o.domain} heartbeat`, (msg) => {

@@ -42,6 +42,7 @@ import {
   parseTaskRerouteRequest,
   LIMITS,
   REPLY_TO_HEADER,
+  ReplySubjectCheck,
   toWireError,
   ROUTER_NODE_HEADER,
   type Encoding,
@@ -133,9 +134,13 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
   const inFlight = new Set<Promise<void>>();
   const nodeHeaders = replyHeaders(options.node);
   const quick = quickRecall({ config, shards, beats, node: options.node, nodeHeaders, log });
+  // The router answers, and hands off to shards, only client inboxes (decisions §69): as `host` it may publish
+  // anywhere, and an agent must not make it publish to `$JS.API.…` or `sm.log.…` by naming that as its reply.
+  const replies = new ReplySubjectCheck(`[${options.node}] router`, log);
   const sub: Subscription = nc.subscribe(memSubject('>'), {
     queue: ROUTER_QUEUE,
     callback: guarded('sm.mem', log, (msg) => {
+      if (!replies.admits(msg.subject, msg.reply)) return;
       // Read once: nats.js decodes headers on access and throws on a malformed block, again on every access.
       const read = readHeaders(msg);
       if (read.ok && quick(msg, read.headers)) return;

@@ -193,15 +193,21 @@ t('bad input is still refused at the router edge and reaches no shard', async (c
   }
 });
 
-t('a malformed sm-reply-to is ignored: the shard answers the request’s own reply subject', async (ctx) => {
+t('an sm-reply-to that is not a client inbox leaves the request unanswered (decisions §69)', async (ctx) => {
   const nc = ctx.nc!;
-  for (const bad of ['has space', 'wild.*', 'gt.>', 'a..b', 'x'.repeat(600)]) {
+  const body = encodePayload({ v: 1, query: 'meetings' }, 'msgpack');
+  for (const bad of ['has space', 'wild.*', 'gt.>', 'a..b', '_INBOX.' + 'x'.repeat(600), '$JS.API.STREAM.PURGE.SM_LOG_CALENDAR', 'sm.log.calendar']) {
     const h = headers();
     h.set(REPLY_TO_HEADER, bad);
-    const msg = await nc.request(shardSubject('calendar', 'recall'), encodePayload({ v: 1, query: 'meetings' }, 'msgpack'), { timeout: 5_000, headers: h });
-    const answer = decodePayload(msg.data, 'msgpack') as { facts?: unknown[] };
-    assert.ok(Array.isArray(answer.facts), `answered despite sm-reply-to ${JSON.stringify(bad.slice(0, 20))}`);
+    const outcome = await nc.request(shardSubject('calendar', 'recall'), body, { timeout: 400, headers: h }).then(
+      () => 'answered',
+      (err: Error) => err.message,
+    );
+    assert.is(outcome, 'TIMEOUT', `not answered, anywhere, for sm-reply-to ${JSON.stringify(bad.slice(0, 40))}`);
   }
+  // The same request without the header is answered.
+  const plain = await nc.request(shardSubject('calendar', 'recall'), body, { timeout: 5_000 });
+  assert.ok(Array.isArray((decodePayload(plain.data, 'msgpack') as { facts?: unknown[] }).facts));
 });
 
 t('ShardClient.handOff: an old host answering the router, a refusal then an answer, and a clean hand-off', async (ctx) => {
