@@ -4,7 +4,7 @@
  */
 import { connect, type NatsConnection } from 'nats';
 import { loadConfig, type ClusterConfig } from '../config/index.ts';
-import { ErrorCode, ShardmindError } from '../protocol/index.ts';
+import { ErrorCode, ShardmindError, redactUrl } from '../protocol/index.ts';
 import { natsConnectOptionsFromEnv } from './nats-tls.ts';
 
 export interface ClusterTarget {
@@ -41,7 +41,7 @@ export async function connectCluster(servers: readonly string[], name: string): 
     const message = cause instanceof Error ? cause.message : String(cause);
     throw new ShardmindError(
       ErrorCode.UNAVAILABLE,
-      `cannot connect to NATS at ${servers.join(', ')}: ${message} (against \`shardmind up\`, pass --servers nats://127.0.0.1:4222 --nodes local)`,
+      `cannot connect to NATS at ${servers.map(redactUrl).join(', ')}: ${message} (against \`shardmind up\`, pass --servers nats://127.0.0.1:4222 --nodes local)`,
       { cause, retryable: false },
     );
   }

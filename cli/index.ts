@@ -28,7 +28,7 @@ export type { PruneResult, PruneDomainOptions } from './prune.ts';
 export { runRemember, runRecall, runHistory, runForget, rememberCommand, recallCommand, historyCommand, forgetCommand } from './memory.ts';
 export { runApply, planPlacement, renderPlan, executePlan, applyCommand } from './apply.ts';
 export { runNatsConfig, natsConfigFor, natsServerPlan, natsConfigCommand } from './nats-config.ts';
-export { authorizationBlock, natsCredentialsFromEnv, PASSWORD_ENV, USER_ENV, USER_PASSWORD_ENV, ROLE_PERMISSIONS } from './nats-auth.ts';
+export { authorizationBlock, natsCredentialsFromEnv, PASSWORD_ENV, USER_ENV, USER_PASSWORD_ENV, ROLE_PERMISSIONS, ROUTE_USER, ROUTE_PASSWORD_ENV, routeAuthorizationBlock, routeUrlWithLogin } from './nats-auth.ts';
 export type { NatsRole } from './nats-auth.ts';
 export type { TlsFiles } from './nats-tls.ts';
 export { CA_ENV, TLS_FILES, clientTlsBlock, makeCertificates, natsConnectOptionsFromEnv, natsTlsFromEnv, routeTlsBlock, tlsFilesIn } from './nats-tls.ts';

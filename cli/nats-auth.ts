@@ -62,6 +62,27 @@ export function authorizationBlock(): string {
   return ['authorization {', '  users: [', user('host'), user('agent'), user('operator'), '  ]', '}'].join('\n');
 }
 
+/** The user the servers of one cluster log in to each other's route port as. */
+export const ROUTE_USER = 'route';
+/** The environment variable `nats-config --auth` reads the route password from (the same on every Mini). */
+export const ROUTE_PASSWORD_ENV = 'SHARDMIND_ROUTE_PASSWORD';
+
+/**
+ * The `authorization { … }` block inside `cluster { … }`: a server that connects to the route port must log in as
+ * `route` (review session 12, H2: without it, any nats-server that reaches port 6222 joins the cluster, and its own
+ * password-less clients publish and read everything). Unlike the client passwords this one is written into the
+ * file: nats-server 2.9 reads a route's credentials only from the route URL's user info, and expands an environment
+ * reference only as a whole value, never inside a URL (decisions §69) — so the file holds it, and is kept private.
+ */
+export function routeAuthorizationBlock(password: string): string {
+  return `  authorization { user: ${JSON.stringify(ROUTE_USER)}, password: ${JSON.stringify(password)} }`;
+}
+
+/** `nats-route://host:port` with the route login in it, as the other servers' routes name this one. */
+export function routeUrlWithLogin(host: string, port: number, password: string): string {
+  return `nats-route://${ROUTE_USER}:${encodeURIComponent(password)}@${host}:${port}`;
+}
+
 /** `{ user, pass }` from `SHARDMIND_NATS_USER` / `SHARDMIND_NATS_PASSWORD`, or undefined when they are unset. */
 export function natsCredentialsFromEnv(env: NodeJS.ProcessEnv = process.env): { user: string; pass: string } | undefined {
   const user = env[USER_ENV];

@@ -3,13 +3,13 @@
  * `cluster.config.ts` — its server name, client port, a cluster block routed to every other Mini's
  * `natsServer.host:clusterPort`, and its JetStream store dir — so the cluster's shape lives in one file.
  */
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
 import { ConfigError, loadConfig, nodeByName } from '../config/index.ts';
 import type { ClusterConfig, NodeConfig } from '../config/index.ts';
-import { authorizationBlock, PASSWORD_ENV, PASSWORD_RULE, USER_ENV, USER_PASSWORD_ENV } from './nats-auth.ts';
+import { authorizationBlock, PASSWORD_ENV, PASSWORD_RULE, ROUTE_PASSWORD_ENV, ROUTE_USER, routeAuthorizationBlock, routeUrlWithLogin, USER_ENV, USER_PASSWORD_ENV } from './nats-auth.ts';
 import { natsServerConfig } from './nats-server.ts';
 import { CA_ENV, clientTlsBlock, routeTlsBlock, tlsFilesIn } from './nats-tls.ts';
 
@@ -45,23 +45,47 @@ export function natsServerPlan(config: ClusterConfig, node: NodeConfig): NatsSer
  * @example
  * writeFileSync('mini-1.conf', natsConfigFor(await loadConfig(), 'mini-1'));
  */
-export function natsConfigFor(config: ClusterConfig, nodeName: string, options: { readonly auth?: boolean; readonly tlsDir?: string } = {}): string {
+export function natsConfigFor(
+  config: ClusterConfig,
+  nodeName: string,
+  options: { readonly auth?: boolean; readonly tlsDir?: string; readonly routePassword?: string } = {},
+): string {
   const node = nodeByName(config, nodeName);
   const plan = natsServerPlan(config, node);
   const peers = config.nodes.filter((n) => n.name !== node.name);
+  // With --auth the route port takes only servers that log in (decisions §69): a login on the client port alone is
+  // bypassed by any server that routes in.
+  const routePassword = options.auth && peers.length > 0 ? requireRoutePassword(options.routePassword) : undefined;
   const routes = peers.map((peer) => {
     const p = natsServerPlan(config, peer);
-    return `nats-route://${p.host}:${p.clusterPort}`;
+    return routePassword === undefined ? `nats-route://${p.host}:${p.clusterPort}` : routeUrlWithLogin(p.host, p.clusterPort, routePassword);
   });
+  const cluster = {
+    name: config.cluster.name,
+    port: plan.clusterPort,
+    routes,
+    ...(routePassword === undefined ? {} : { authorization: routeAuthorizationBlock(routePassword) }),
+  };
   return natsServerConfig({
     name: node.name,
     host: plan.host,
     port: plan.port,
     storeDir: plan.storeDir,
-    ...(routes.length > 0 ? { cluster: { name: config.cluster.name, port: plan.clusterPort, routes } } : {}),
+    ...(routes.length > 0 ? { cluster } : {}),
     ...(options.auth ? { authorization: authorizationBlock() } : {}),
     ...(options.tlsDir !== undefined ? { tls: tlsBlocks(options.tlsDir) } : {}),
   });
+}
+
+/** The route password, or an error that says how to give one. */
+function requireRoutePassword(password: string | undefined): string {
+  if (password === undefined || password === '') {
+    throw new Error(`--auth on a cluster of several Minis needs the routes' password in $${ROUTE_PASSWORD_ENV} (the same on every Mini; e.g. sm$(openssl rand -hex 24))`);
+  }
+  if (!PASSWORD_RULE.test(password)) {
+    throw new Error(`$${ROUTE_PASSWORD_ENV} must start with a letter and hold only letters, digits, _ and - (12+ characters)`);
+  }
+  return password;
 }
 
 function tlsBlocks(dir: string): { client: string; route: string } {
@@ -73,7 +97,10 @@ const USAGE = `usage: shardmind nats-config --node NAME [--config FILE] [--out F
 
 --auth: clients must log in as host, agent or operator (passwords from the server's environment:
 ${Object.values(PASSWORD_ENV).join(', ')}: a letter, then letters, digits, _ or -; e.g.
-sm$(openssl rand -hex 24)); shardmind processes connect as $${USER_ENV} / $${USER_PASSWORD_ENV}.
+sm$(openssl rand -hex 24)); shardmind processes connect as $${USER_ENV} / $${USER_PASSWORD_ENV}. The
+routes between Minis log in too, as "${ROUTE_USER}" with $${ROUTE_PASSWORD_ENV} (same rule, the same on every
+Mini): nats-server cannot read it from its environment, so it is written into the config — keep the file private
+(--out writes it mode 600).
 
 --tls DIR: the client port and the routes between Minis use TLS with DIR/ca.pem, DIR/server-cert.pem and
 DIR/server-key.pem (make them with: shardmind nats-tls --dir DIR --host <this Mini's host>); shardmind processes
@@ -104,7 +131,11 @@ export async function runNatsConfig(
     const config = await loadConfig(values.config);
     let text: string;
     try {
-      text = natsConfigFor(config, node, { auth: values.auth === true, ...(values.tls !== undefined ? { tlsDir: values.tls } : {}) });
+      text = natsConfigFor(config, node, {
+        auth: values.auth === true,
+        ...(values.tls !== undefined ? { tlsDir: values.tls } : {}),
+        ...(process.env[ROUTE_PASSWORD_ENV] !== undefined ? { routePassword: process.env[ROUTE_PASSWORD_ENV] } : {}),
+      });
     } catch (err) {
       if (err instanceof ConfigError) throw err;
       io.err(`${(err as Error).message}\n`);
@@ -119,12 +150,16 @@ export async function runNatsConfig(
         }
       }
     }
+    const holdsSecret = text.includes(`${ROUTE_USER}:`);
     if (values.out) {
       mkdirSync(dirname(resolve(values.out)), { recursive: true });
-      writeFileSync(values.out, text);
+      // The route password is in it: readable by its owner only (chmod too, for a file that already existed).
+      writeFileSync(values.out, text, holdsSecret ? { mode: 0o600 } : {});
+      if (holdsSecret) chmodSync(values.out, 0o600);
       io.out(`wrote ${values.out} for ${node}: start it with  nats-server -c ${values.out}\n`);
     } else {
       io.out(text);
+      if (holdsSecret) io.err(`note: this config holds the routes' password ($${ROUTE_PASSWORD_ENV}): keep the file it goes to private (chmod 600)\n`);
     }
     return 0;
   });

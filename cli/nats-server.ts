@@ -18,7 +18,13 @@ export interface NatsServerConfigOptions {
   readonly port: number;
   readonly storeDir: string;
   /** Cluster block: omitted for a single node. */
-  readonly cluster?: { readonly name: string; readonly port: number; readonly routes: readonly string[] };
+  readonly cluster?: {
+    readonly name: string;
+    readonly port: number;
+    readonly routes: readonly string[];
+    /** The routes' `authorization { … }` block (cli/nats-auth.ts `routeAuthorizationBlock`), verbatim. */
+    readonly authorization?: string;
+  };
   /** Monitoring port, 0 for none. */
   readonly httpPort?: number;
   /** Largest message the server accepts; shardmind keeps its own request limit below this. */
@@ -51,6 +57,7 @@ export function natsServerConfig(o: NatsServerConfigOptions): string {
       `  routes: [`,
       ...o.cluster.routes.map((r) => `    ${JSON.stringify(r)}`),
       `  ]`,
+      ...(o.cluster.authorization ? [o.cluster.authorization] : []),
       ...(o.tls?.route ? [o.tls.route] : []),
       `}`,
     );

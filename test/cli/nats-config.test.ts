@@ -128,9 +128,10 @@ test('nats-config --auth - nats-server accepts the authorization block, and refu
   try {
     const config = resolveConfig(await loopbackInput(dir));
     const file = join(dir, 'mini-1.conf');
-    writeFileSync(file, natsConfigFor(config, 'mini-1', { auth: true }));
+    writeFileSync(file, natsConfigFor(config, 'mini-1', { auth: true, routePassword: 'sm4a5b6c7d8e9f0a1b' }));
     const text = readFileSync(file, 'utf8');
     assert.match(text, /authorization \{/);
+    assert.match(text, /nats-route:\/\/route:sm4a5b6c7d8e9f0a1b@127\.0\.0\.1:/, 'routes log in (test/cli/nats-route-auth.test.ts)');
     const check = (env: NodeJS.ProcessEnv) => spawnSync('nats-server', ['-c', file, '-t'], { encoding: 'utf8', env });
     const withPasswords = check({ ...process.env, ...Object.fromEntries(Object.values(PASSWORD_ENV).map((k) => [k, 'secret'])) });
     assert.is(withPasswords.status, 0, withPasswords.stderr + withPasswords.stdout);
