@@ -27,7 +27,7 @@ export { runPrune, pruneDomain, pruneCommand } from './prune.ts';
 export type { PruneResult, PruneDomainOptions } from './prune.ts';
 export { runRemember, runRecall, runHistory, runForget, rememberCommand, recallCommand, historyCommand, forgetCommand } from './memory.ts';
 export { runApply, planPlacement, renderPlan, executePlan, applyCommand } from './apply.ts';
-export { runNatsConfig, natsConfigFor, natsServerPlan, natsConfigCommand } from './nats-config.ts';
+export { exposureWarnings, runNatsConfig, natsConfigFor, natsServerPlan, natsConfigCommand } from './nats-config.ts';
 export { authorizationBlock, natsCredentialsFromEnv, PASSWORD_ENV, USER_ENV, USER_PASSWORD_ENV, ROLE_PERMISSIONS, ROUTE_USER, ROUTE_PASSWORD_ENV, routeAuthorizationBlock, routeUrlWithLogin } from './nats-auth.ts';
 export type { NatsRole } from './nats-auth.ts';
 export type { TlsFiles } from './nats-tls.ts';

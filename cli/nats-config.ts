@@ -77,6 +77,26 @@ export function natsConfigFor(
   });
 }
 
+/**
+ * What a config without `--auth` leaves open (review session 12, M2, M3): without a login, a server on a LAN address
+ * takes anyone who reaches it; TLS alone encrypts but checks no client (the client port does not verify clients).
+ */
+export function exposureWarnings(plan: NatsServerPlan, auth: boolean, tls: boolean): string[] {
+  if (auth) return [];
+  const lines: string[] = [];
+  if (!isLoopback(plan.host)) {
+    lines.push(
+      `warning: without --auth, ${plan.host}:${plan.port} and :${plan.clusterPort} accept anyone on the network (read and forget memory, purge logs, join the cluster); add --auth --tls DIR (docs/operations.md, "Setting up a Mini")`,
+    );
+  }
+  if (tls) lines.push('warning: --tls encrypts but does not authenticate clients: any client that speaks TLS gets in; add --auth');
+  return lines;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
 /** The route password, or an error that says how to give one. */
 function requireRoutePassword(password: string | undefined): string {
   if (password === undefined || password === '') {
@@ -141,6 +161,7 @@ export async function runNatsConfig(
       io.err(`${(err as Error).message}\n`);
       return 1;
     }
+    for (const line of exposureWarnings(natsServerPlan(config, nodeByName(config, node)), values.auth === true, values.tls !== undefined)) io.err(`${line}\n`);
     if (values.auth) {
       // A password nats-server would misread (it parses the value as a config token) fails only when it starts.
       for (const env of Object.values(PASSWORD_ENV)) {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, StorageType } from 'nats';
 import { spawnSync } from 'node:child_process';
-import { freePort, NatsServerProcess, waitForJetStream, runNatsConfig, natsConfigFor, PASSWORD_ENV, PASSWORD_RULE } from '../../cli/index.ts';
+import { exposureWarnings, freePort, NatsServerProcess, waitForJetStream, runNatsConfig, natsConfigFor, PASSWORD_ENV, PASSWORD_RULE } from '../../cli/index.ts';
 import { resolveConfig, ConfigError, type ClusterConfigInput } from '../../config/index.ts';
 
 async function loopbackInput(dataDir: string): Promise<ClusterConfigInput> {
@@ -147,6 +147,14 @@ test('nats-config --auth - nats-server accepts the authorization block, and refu
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('nats-config - warns when the config leaves the server open: a LAN address without --auth, --tls without --auth', () => {
+  const plan = (host: string) => ({ host, port: 4222, clusterPort: 6222, storeDir: '/x' });
+  assert.equal(exposureWarnings(plan('127.0.0.1'), false, false), []);
+  assert.match(exposureWarnings(plan('mini-1.local'), false, false).join('\n'), 'mini-1.local:4222 and :6222 accept anyone on the network');
+  assert.match(exposureWarnings(plan('127.0.0.1'), false, true).join('\n'), '--tls encrypts but does not authenticate clients');
+  assert.equal(exposureWarnings(plan('mini-1.local'), true, true), []);
 });
 
 test.run();
