@@ -28,6 +28,7 @@ import {
   type WireFact,
   type WireHistoryFact,
   type WriteReply,
+  redactUrl,
 } from '../protocol/index.ts';
 import { badRequest, defined, fromRememberReply, fromWireFact, fromWriteReply, optionalString, toWireFactInput, wireTime } from './convert.ts';
 import { createOpIdSource, type OpIdSource } from './op-id.ts';
@@ -122,7 +123,7 @@ export async function connect(options: ConnectOptions): Promise<ShardmindClient>
     });
   } catch (cause) {
     const message = cause instanceof Error ? cause.message : String(cause);
-    throw new ShardmindError(ErrorCode.UNAVAILABLE, `cannot connect to NATS at ${servers.join(', ')}: ${message}`, {
+    throw new ShardmindError(ErrorCode.UNAVAILABLE, `cannot connect to NATS at ${servers.map(redactUrl).join(', ')}: ${message}`, {
       cause,
       retryable: false,
     });

@@ -26,6 +26,7 @@ import {
   startNatsServer,
 } from '../../cli/index.ts';
 import { redactUrl } from '../../protocol/index.ts';
+import { connect as connectMemory } from '../../client/index.ts';
 import { resolveConfig, type ClusterConfigInput } from '../../config/index.ts';
 
 const password = (): string => `p${randomBytes(12).toString('hex')}`;
@@ -149,6 +150,12 @@ test('a password in a --servers URL is not echoed in a connection error', async 
   );
   assert.match(message, `cannot connect to NATS at nats://operator:***@127.0.0.1:${port}`);
   assert.not.ok(message.includes(ROUTE_PASSWORD), message);
+  const sdk = await connectMemory({ servers: `nats://agent:${ROUTE_PASSWORD}@127.0.0.1:${port}`, agent: 'a' }).then(
+    async (c) => (await c.close(), 'connected'),
+    (e: Error) => e.message,
+  );
+  assert.match(sdk, `cannot connect to NATS at nats://agent:***@127.0.0.1:${port}`, 'the SDK says it the same way');
+  assert.not.ok(sdk.includes(ROUTE_PASSWORD), sdk);
   assert.is(redactUrl(`tls://${ROUTE_PASSWORD}@mini-1.local:4222`), 'tls://***@mini-1.local:4222');
   assert.is(redactUrl('nats://mini-1.local:4222'), 'nats://mini-1.local:4222');
 });
