@@ -2,13 +2,14 @@
  * `shardmind apply [--dry-run]`: the config is the source of truth. Compares each domain's placement in
  * `cluster.config.ts` (leader + standbys) with what the running cluster reports, and carries out the difference,
  * add before remove: missing followers first, then a migration for a domain led by the wrong node, then
- * `unfollow` for replicas the config no longer places.
+ * `unfollow` for replicas the config no longer places. A domain the config has and no host runs (one just added to
+ * the file) is a `restart` step it cannot take itself: hosts read the config only at start.
  */
 import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
 import type { NatsConnection, JetStreamManager } from 'nats';
 import { ShardmindError } from '../protocol/index.ts';
-import { configWarnings, type ClusterConfig } from '../config/index.ts';
+import { configDigest, configWarnings, type ClusterConfig } from '../config/index.ts';
 import { clusterStatus, ctlRequest, domainViews, type DomainView } from './control-client.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
 import { migrateShard, renderProgress } from './migrate.ts';
@@ -17,23 +18,38 @@ import { stdio, renderTable, type Io } from './status.ts';
 export type PlanStep =
   | { readonly op: 'follow'; readonly domain: string; readonly node: string }
   | { readonly op: 'migrate'; readonly domain: string; readonly from: string | undefined; readonly to: string }
-  | { readonly op: 'unfollow'; readonly domain: string; readonly node: string };
+  | { readonly op: 'unfollow'; readonly domain: string; readonly node: string }
+  /**
+   * Done by hand, not by apply: the config has `domain`, and no host that answered runs it, though `nodes` (the
+   * placed ones that answered) should. Hosts read the config only at start, so every host must be restarted with
+   * this file: the placed ones start the domain's shards, and every router learns the domain (docs/operations.md,
+   * "Adding a domain").
+   */
+  | { readonly op: 'restart'; readonly domain: string; readonly nodes: readonly string[] };
 
 /**
  * The steps that take the cluster from `views` to the config's placement, in a safe order: every `follow` first
  * (a new standby or migration target starts catching up), then migrations, then `unfollow`s — including the
- * old leader of a migration when the config does not keep it as a standby. Domains nobody runs are left to the
- * hosts (they start their placed actors themselves); a domain with no leader is not migrated (failover is
- * in progress: apply again later).
+ * old leader of a migration when the config does not keep it as a standby. A domain no answering host runs while a
+ * placed host answered is a `restart` step, listed first (a host runs its placed actors from start, so such a host
+ * runs another config: a `follow` would be refused as an unknown domain); one whose placed hosts all stayed silent
+ * is left out (the warnings name them). A domain with no leader is not migrated (failover is in progress: apply
+ * again later).
  */
 export function planPlacement(config: ClusterConfig, views: ReadonlyMap<string, DomainView>, live: ReadonlySet<string>): PlanStep[] {
+  const restarts: PlanStep[] = [];
   const follows: PlanStep[] = [];
   const migrations: PlanStep[] = [];
   const unfollows: PlanStep[] = [];
   for (const d of config.domains) {
     const want = config.placement[d.name];
     const v = views.get(d.name);
-    if (!want || !v) continue;
+    if (!want) continue;
+    if (!v) {
+      const placed = [want.leader, ...want.standbys].filter((node) => live.has(node));
+      if (placed.length > 0) restarts.push({ op: 'restart', domain: d.name, nodes: placed });
+      continue;
+    }
     const wanted = new Set([want.leader, ...want.standbys]);
     const running = new Set([...(v.leader ? [v.leader] : []), ...v.followers]);
     for (const node of [want.leader, ...want.standbys]) {
@@ -48,20 +64,41 @@ export function planPlacement(config: ClusterConfig, views: ReadonlyMap<string, 
       unfollows.push({ op: 'unfollow', domain: d.name, node });
     }
   }
-  return [...follows, ...migrations, ...unfollows];
+  return [...restarts, ...follows, ...migrations, ...unfollows];
 }
 
-export function renderPlan(steps: readonly PlanStep[]): string {
+/**
+ * The plan as a table, and below it what each `restart` step asks of the operator. `digests` (the hosts' config
+ * digests against this file's) says whether the hosts already run this file.
+ */
+export function renderPlan(steps: readonly PlanStep[], digests?: { readonly file: string; readonly hosts: ReadonlyMap<string, string> }): string {
   if (steps.length === 0) return 'the cluster matches the config: nothing to do\n';
-  return renderTable(
+  const table = renderTable(
     ['#', 'STEP', 'DOMAIN', 'NODE'],
     steps.map((s, i) => [
       String(i + 1),
-      s.op,
+      s.op === 'restart' ? 'restart (by hand)' : s.op,
       s.domain,
-      s.op === 'migrate' ? `${s.from ?? '?'} → ${s.to}` : s.node,
+      s.op === 'migrate' ? `${s.from ?? '?'} → ${s.to}` : s.op === 'restart' ? `every host (placed: ${s.nodes.join(', ')})` : s.node,
     ]),
   );
+  const restarts = steps.filter((s) => s.op === 'restart');
+  if (restarts.length === 0) return table;
+  const stale = digests === undefined ? [] : [...digests.hosts].filter(([, digest]) => digest !== digests.file).map(([node]) => node);
+  const running =
+    digests === undefined
+      ? ''
+      : stale.length > 0
+        ? ` ${stale.join(', ')} ${stale.length === 1 ? 'runs' : 'run'} another config than this file (${digests.file}).`
+        : ' The hosts that answered report this file\'s config digest, so their shard for it did not start: see their logs.';
+  const lines = restarts.map(
+    (s) =>
+      `${s.domain}: in the config, but no host that answered runs it (placed on ${s.nodes.join(', ')}).${running} Hosts read ` +
+      `cluster.config.ts only at start: copy this file to every Mini and restart the hosts one at a time (each hands ` +
+      `off what it leads on SIGTERM); the placed ones start ${s.domain}'s shards, and every router learns the domain. ` +
+      `Then run apply again (docs/operations.md, "Adding a domain").\n`,
+  );
+  return `${table}\n${lines.join('')}`;
 }
 
 /** Carries out the plan step by step; stops at the first failure (the rest is still to do: run apply again). */
@@ -74,7 +111,9 @@ export async function executePlan(
 ): Promise<void> {
   for (const [i, s] of steps.entries()) {
     const n = `${i + 1}/${steps.length}`;
-    if (s.op === 'follow' || s.op === 'unfollow') {
+    if (s.op === 'restart') {
+      io.out(`${n} restart every host with this config for ${s.domain}: left to you (see above)\n`);
+    } else if (s.op === 'follow' || s.op === 'unfollow') {
       await ctlRequest(nc, s.node, s.op, { domain: s.domain }, 10_000);
       io.out(`${n} ${s.op} ${s.domain} on ${s.node}: done\n`);
     } else {
@@ -99,7 +138,8 @@ const USAGE = `usage: shardmind apply [--config FILE] [--servers URL,…] [--dry
 
 Makes the running cluster match the config's placement, add before remove: missing standbys start following first,
 then each domain led by the wrong node migrates (as \`shardmind migrate\`), then replicas the config no longer places
-stop following. --dry-run prints the plan and changes nothing.`;
+stop following. --dry-run prints the plan and changes nothing. A domain in the config that no host runs (a new one)
+needs every host restarted with the file: apply says so, carries out the rest, and exits 1.`;
 
 export async function runApply(argv: readonly string[], io: Io = stdio): Promise<number> {
   const parsed = parseCommandFlags(
@@ -123,12 +163,15 @@ export async function runApply(argv: readonly string[], io: Io = stdio): Promise
     const live = new Set(statuses.filter((s) => s.ok).map((s) => s.node));
     for (const s of statuses) if (!s.ok) io.err(`warning: ${s.node} did not answer (${s.error}); it is left out of the plan\n`);
     const steps = planPlacement(config, domainViews(statuses), live);
+    const hostDigests = new Map(statuses.flatMap((s) => (s.ok && s.status.configDigest !== undefined ? [[s.node, s.status.configDigest] as const] : [])));
     if (values.json) io.out(JSON.stringify({ v: 1, dryRun: Boolean(values['dry-run']), steps }) + '\n');
-    else io.out(renderPlan(steps));
+    else io.out(renderPlan(steps, { file: configDigest(config), hosts: hostDigests }));
+    // A restart is the operator's to do: the cluster does not match the config until it is done.
+    const byHand = steps.some((s) => s.op === 'restart');
     if (values['dry-run'] || steps.length === 0) return 0;
     const jsm = await nc.jetstreamManager({ checkAPI: false, timeout: 2_000 });
     await executePlan(nc, jsm, steps, target.nodes, values.json ? { out: () => {}, err: io.err } : io);
-    return 0;
+    return byHand ? 1 : 0;
   } catch (err) {
     if (err instanceof ShardmindError) {
       io.err(`apply failed: ${err.code}: ${err.message}\n`);

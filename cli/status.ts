@@ -6,6 +6,8 @@
  * level the replica's build understands (a leader's also says the level it writes at while a replica understands
  * less). Below the table, one line per replica stopped at a log message its build cannot read ("needs upgrade"), and
  * a warning naming the hosts whose config differs from the others' in what every host must agree on (`configDigest`).
+ * A domain the config has and no host that answered runs (one just added to the file) gets a row and a line saying
+ * what it needs.
  */
 import { durationFlag, MAX_TIMEOUT_MS, orConfigError, parseCommandFlags, readFlagValues } from './args.ts';
 import type { Command } from './command.ts';
@@ -13,7 +15,7 @@ import type { JetStreamManager } from 'nats';
 import { logStream } from '../protocol/index.ts';
 import { clusterStatus, type NodeStatus } from './control-client.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
-import { configWarnings } from '../config/index.ts';
+import { configWarnings, type ClusterConfig } from '../config/index.ts';
 import { describeOffset } from '../actors/clock-peers.ts';
 
 export interface Io {
@@ -74,9 +76,20 @@ export interface StatusRow {
   readonly note: string | undefined;
 }
 
-/** One row per domain × node (nodes that did not answer get one row saying so). */
-export function statusRows(statuses: readonly NodeStatus[], logs: ReadonlyMap<string, LogBounds>, now: number): StatusRow[] {
+/**
+ * One row per domain × node (nodes that did not answer get one row saying so), and one row (node `-`, role `none`)
+ * for each of `configured` that no host reports.
+ */
+export function statusRows(
+  statuses: readonly NodeStatus[],
+  logs: ReadonlyMap<string, LogBounds>,
+  now: number,
+  configured: readonly string[] = [],
+): StatusRow[] {
   const rows: StatusRow[] = [];
+  for (const domain of notRun(statuses, configured)) {
+    rows.push({ domain, node: '-', role: 'none', state: 'not running', appliedSeq: undefined, lag: undefined, logFrom: logs.get(domain)?.first, epoch: undefined, lastHeartbeat: '-', staleMs: undefined, level: undefined, writeLevel: undefined, note: undefined });
+  }
   for (const s of statuses) {
     if (!s.ok) {
       rows.push({ domain: '-', node: s.node, role: 'unreachable', state: s.error, appliedSeq: undefined, lag: undefined, logFrom: undefined, epoch: undefined, lastHeartbeat: '-', staleMs: undefined, level: undefined, writeLevel: undefined, note: undefined });
@@ -103,6 +116,32 @@ export function statusRows(statuses: readonly NodeStatus[], logs: ReadonlyMap<st
     }
   }
   return rows.sort((a, b) => a.domain.localeCompare(b.domain) || a.node.localeCompare(b.node));
+}
+
+/** The domains of `configured` that no host that answered reports, in config order. */
+function notRun(statuses: readonly NodeStatus[], configured: readonly string[]): string[] {
+  const run = new Set(statuses.flatMap((s) => (s.ok ? s.status.shards.map((sh) => sh.domain) : [])));
+  return configured.filter((d) => !run.has(d));
+}
+
+/**
+ * A warning line per domain of the config that no host that answered runs (a domain just added to the file: hosts
+ * read it only at start), with what to do; undefined when every configured domain runs somewhere.
+ */
+export function notRunWarning(statuses: readonly NodeStatus[], config: ClusterConfig): string | undefined {
+  const silent = statuses.filter((s) => !s.ok).map((s) => s.node);
+  const lines = notRun(statuses, config.domains.map((d) => d.name)).map((domain) => {
+    const p = config.placement[domain];
+    const placed = p ? [p.leader, ...p.standbys] : [];
+    const down = placed.filter((n) => silent.includes(n));
+    return (
+      `WARNING: ${domain} is in the config but no host that answered runs it (placed on ${placed.join(', ')}` +
+      `${down.length > 0 ? `; ${down.join(', ')} did not answer` : ''}). Hosts read cluster.config.ts only at start: ` +
+      `copy the file to every Mini and restart the hosts one at a time; until then no router knows ${domain} ` +
+      `(docs/operations.md, "Adding a domain").\n`
+    );
+  });
+  return lines.length === 0 ? undefined : lines.join('');
 }
 
 export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -173,8 +212,9 @@ const USAGE = `usage: shardmind status [--config FILE] [--servers URL,…] [--no
 
 Asks every node (sm.ctl.<node>.status) and prints domains × nodes: role, machine state, appliedSeq, lag behind the
 log's tail, epoch and the last heartbeat heard; --json adds each store's warm-up and more. A node that does not answer
-within --timeout (1500ms, 2s, …; a bare number is ms; default 1500) is shown as such. Warnings about the
-config (a standby that cannot take over, pruning that never runs by itself) go to stderr first.
+within --timeout (1500ms, 2s, …; a bare number is ms; default 1500) is shown as such, and so is a domain of the
+config that no host runs (exit 1 for either). Warnings about the config (a standby that cannot take over, pruning
+that never runs by itself) go to stderr first.
   --config FILE         the cluster config (default ./cluster.config.ts): where to connect and which nodes to ask
   --servers, --nodes    instead of the config (against \`shardmind up\`: --servers nats://127.0.0.1:4222 --nodes local)`;
 
@@ -207,10 +247,12 @@ export async function runStatus(argv: readonly string[], io: Io = stdio): Promis
     for (const s of statuses) if (s.ok) for (const sh of s.status.shards) domains.add(sh.domain);
     const jsm = await nc.jetstreamManager({ checkAPI: false, timeout: 1_500 });
     const logs = await streamBounds(jsm, domains);
-    const rows = statusRows(statuses, logs, Date.now());
+    const configured = target.config?.domains.map((d) => d.name) ?? [];
+    const rows = statusRows(statuses, logs, Date.now(), configured);
     const tails = Object.fromEntries([...logs].map(([d, b]) => [d, b.last]));
     const drift = configDriftWarning(statuses);
     const clocks = clockWarning(statuses);
+    const unrun = target.config ? notRunWarning(statuses, target.config) : undefined;
     if (values.json) {
       io.out(
         JSON.stringify({
@@ -220,11 +262,13 @@ export async function runStatus(argv: readonly string[], io: Io = stdio): Promis
           rows,
           ...(drift ? { configDrift: drift.trim() } : {}),
           ...(clocks ? { clockWarnings: clocks.trim().split('\n') } : {}),
+          ...(unrun ? { notRunning: notRun(statuses, configured), notRunningWarnings: unrun.trim().split('\n') } : {}),
           ...(warnings.length > 0 ? { configWarnings: warnings } : {}),
         }) + '\n',
       );
-    } else io.out([renderStatus(rows), drift, clocks].filter((x) => x !== undefined).join('\n'));
-    return statuses.every((s) => s.ok) ? 0 : 1;
+    } else io.out([renderStatus(rows), unrun, drift, clocks].filter((x) => x !== undefined).join('\n'));
+    // A configured domain nobody serves is as unhealthy as a host that does not answer.
+    return statuses.every((s) => s.ok) && unrun === undefined ? 0 : 1;
   } finally {
     await nc.close();
   }
