@@ -9,7 +9,7 @@ import { openShardStore } from '../shards/index.ts';
 import { parseFlags, UsageError } from './args.ts';
 import type { Command } from './command.ts';
 import { DataDirLockedError, lockDataDir } from './data-lock.ts';
-import { exitAfterDrain, runUntilSignal } from './lifecycle.ts';
+import { exitAfterDrain, finishesWithin, runUntilSignal } from './lifecycle.ts';
 import { formatLogLine, logFormatFlag } from './log-line.ts';
 import { natsCredentialsFromEnv } from './nats-auth.ts';
 import { natsTlsFromEnv } from './nats-tls.ts';
@@ -22,6 +22,12 @@ Runs the shard actors cluster.config.ts places on node NAME (leaders and standby
   --config FILE        the cluster config (default ${DEFAULT_CONFIG_PATH})
   --log-format FORMAT  text (default): "2026-11-25T04:53:36.338Z INFO  [mini-1 email following] …" on stderr;
                        json: one object a line, {"ts","level","node","domain","state","msg"}`;
+
+/**
+ * How long a host's drain may run after SIGTERM before the host exits without it (code 1), under systemd's
+ * `TimeoutStopSec=30` and launchd's `ExitTimeOut 30`, so the log says what had not stopped instead of ending in SIGKILL.
+ */
+export const DRAIN_BOUND_MS = 20_000;
 
 export const hostCommand: Command = {
   summary: 'run one Mini of a cluster: the shards placed on --node',
@@ -58,7 +64,13 @@ export const hostCommand: Command = {
     // Loud, before anything else is logged: a config that runs but cannot do what it seems to (config/warnings.ts).
     for (const line of configWarnings(config)) log(`[${values.node}] WARNING: ${line}`);
     log(`[${values.node}] starting ${placed.map((p) => `${p.domain.name} (${p.role})`).join(', ') || 'no shards'}; data in ${config.dataDir}`);
-    const stopped = runUntilSignal(() => host.drain(), log);
+    let drainedInTime = true;
+    const stopped = runUntilSignal(async () => {
+      drainedInTime = await finishesWithin(host.drain(), DRAIN_BOUND_MS);
+      if (drainedInTime) return;
+      const unfinished = host.status().shards.filter((s) => s.state !== 'stopped').map((s) => `${s.domain} ${s.state}`);
+      log(`[${node}] ERROR: the drain did not finish within ${DRAIN_BOUND_MS} ms (not stopped: ${unfinished.join(', ') || 'no shard; NATS or a service'}): exiting without it`);
+    }, log);
     try {
       await host.start();
     } catch (err) {
@@ -69,6 +81,11 @@ export const hostCommand: Command = {
       return 1;
     }
     await stopped;
+    // A drain cut short may still hold LMDB: the lock goes with the process, not before.
+    if (!drainedInTime) {
+      exitAfterDrain(1, log);
+      return 1;
+    }
     lock.release();
     exitAfterDrain(0, log);
     return 0;
