@@ -341,6 +341,9 @@ export function parseGetRequest(body: unknown): GetRequest {
   });
 }
 
+/** Attribute keys an entity may not have: `__proto__`, and what msgpackr decodes it to. */
+const RESERVED_ATTRIBUTE_KEYS: ReadonlySet<string> = new Set(['__proto__', '__proto_']);
+
 function parseEntityInput(value: unknown, path: string): WireEntityInput {
   const e = record(value, path);
   const aliases = optional(list(name, LIMITS.entityAliases))(e['aliases'], `${path}.aliases`);
@@ -352,6 +355,10 @@ function parseEntityInput(value: unknown, path: string): WireEntityInput {
     attributes = {};
     for (const k of keys) {
       name(k, `${path}.attributes key`);
+      // Assigned to a plain object, "__proto__" sets its prototype and the value is lost (a JSON body), and msgpackr
+      // decodes it as "__proto_" (a msgpack body): refused, so the two encodings cannot store different keys and an
+      // acknowledged write drops nothing (review session 12, L1).
+      if (RESERVED_ATTRIBUTE_KEYS.has(k)) throw badRequest(`${path}.attributes key`, `${JSON.stringify(k)} is reserved`);
       const v = a[k];
       if (typeof v === 'string') attributes[k] = literal(v, `${path}.attributes.${k}`);
       else if (typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) attributes[k] = v;

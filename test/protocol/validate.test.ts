@@ -10,6 +10,7 @@ import {
   errorReply,
   isShardOp,
   parseClassifyRequest,
+  parseEntityRequest,
   parseForgetRequest,
   parseGetRequest,
   parseHistoryRequest,
@@ -316,6 +317,17 @@ test('remember_batch - a bad envelope fails the request, a bad item only its slo
   assert.ok((items[2] as ShardmindError).message.startsWith('items[2].fact.text'), (items[2] as ShardmindError).message);
   assert.equal(items[3], { opId: 'op-3', fact });
   assert.ok((items[4] as ShardmindError).message.startsWith('items[4].opId: is required'), (items[4] as ShardmindError).message);
+});
+
+test('entities - an attribute named __proto__ is refused in JSON and in msgpack, not dropped or renamed', () => {
+  const json = decodePayload(new TextEncoder().encode('{"v":1,"agent":"a","entity":{"id":"bob","attributes":{"__proto__":"evil","role":"cfo"}}}'), 'json');
+  badRequest(() => parseEntityRequest(json), 'entity.attributes key', '"__proto__" is reserved');
+  const attributes: Record<string, unknown> = { role: 'cfo' };
+  Object.defineProperty(attributes, '__proto__', { value: 'evil', enumerable: true, configurable: true, writable: true });
+  const packed = decodePayload(encodePayload({ v: 1, agent: 'a', entity: { id: 'bob', attributes } }, 'msgpack'), 'msgpack');
+  badRequest(() => parseEntityRequest(packed), 'entity.attributes key', 'is reserved');
+  const fine = parseEntityRequest({ v: 1, agent: 'a', entity: { id: 'bob', attributes: { constructor: 'c', toString: 't', role: 'cfo' } } });
+  assert.equal(fine.entity.attributes, { constructor: 'c', toString: 't', role: 'cfo' });
 });
 
 test.run();
