@@ -3,7 +3,8 @@
  * assistants, IDE agents) gets the cluster's shared memory with one line of its config — where the MCP reference
  * memory server keeps one JSON file per machine (and loses writes when two processes share it: `npm run bench`).
  *
- * JSON-RPC 2.0, one message per line (the MCP stdio transport): `initialize`, `ping`, `tools/list`, `tools/call`.
+ * JSON-RPC 2.0, one message per line (the MCP stdio transport): `initialize`, `ping`, `tools/list`, `tools/call`. A line
+ * may be a batch (an array of messages) in a session that negotiated 2025-03-26, the one revision that has them.
  * Tools: `remember`, `recall`, `history`, `entity`, `lookup`, `forget`, `task_begin`, `task_observe`, `task_end`, each a
  * call through the router with the TypeScript client, so
  * retries, idempotent writes and read-your-writes come with it. A failed call is a tool result with `isError` and
@@ -21,11 +22,20 @@ import { stdio, type Io } from './status.ts';
 const USAGE = `usage: shardmind mcp [--config FILE] [--servers URL,…] [--agent NAME] [--node NAME]
 
 Serves the memory to an MCP client on stdin/stdout (tools: remember, recall, history, entity, lookup, forget,
-task_begin, task_observe, task_end). Example entry for
-an MCP client's config:  { "command": "npx", "args": ["shardmind", "mcp", "--servers", "nats://mini-1:4222"] }`;
+task_begin, task_observe, task_end). An MCP client starts it from its own directory, so give the checkout's path
+and --servers (without it the NATS URLs come from ./cluster.config.ts). Example entry for an MCP client's config:
+  { "command": "node", "args": ["/path/to/shardmind/cli/bin.mjs", "mcp", "--servers", "nats://mini-1:4222", "--agent", "desktop"] }`;
 
-/** Protocol versions this server speaks (the tool messages it uses are the same in all of them), newest first. */
+/**
+ * Protocol versions this server speaks (the tool messages it uses are the same in all of them), newest first. They
+ * differ in one thing this server handles: 2025-03-26 requires a server to accept JSON-RPC batches, which 2025-06-18
+ * removed and 2024-11-05 did not have — batches are accepted in a session that negotiated 2025-03-26, refused in the
+ * others. (Kept rather than answered with another version: clients built on 2025-03-26 SDKs are common, and one that
+ * is offered a version it does not speak disconnects.)
+ */
 export const MCP_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
+/** The one revision with JSON-RPC batches. */
+const BATCHING_VERSION = '2025-03-26';
 
 const str = { type: 'string' } as const;
 
@@ -43,7 +53,8 @@ export const MCP_TOOLS = [
         subject: { ...str, description: 'What it is about, e.g. "user".' },
         predicate: { ...str, description: 'The relation, e.g. "prefers_attachment_format".' },
         object: { ...str, description: 'The value, e.g. "pdf".' },
-        confidence: { type: 'number', minimum: 0, maximum: 1 },
+        // Exclusive: a confidence of 0 is refused (a fact nobody believes is not worth storing).
+        confidence: { type: 'number', exclusiveMinimum: 0, maximum: 1, description: 'How sure, in (0, 1]; default 0.8.' },
         domain: { ...str, description: 'calendar, email, files, … (optional).' },
         task: { ...str, description: 'A task id from task_begin: the fact goes to the task’s current domain.' },
       },
@@ -61,7 +72,7 @@ export const MCP_TOOLS = [
         predicate: str,
         domain: str,
         asOf: { ...str, description: 'ISO 8601: what was believed at that time.' },
-        limit: { type: 'integer', minimum: 1, maximum: 100 },
+        limit: { type: 'integer', minimum: 1, maximum: 1000, description: 'How many facts, at most (default 10; a shard gives at most 100).' },
         task: { ...str, description: 'A task id: recall from every domain the task has been in, its current one first.' },
       },
     },
@@ -158,35 +169,64 @@ type ToolResult = { content: { type: 'text'; text: string }[]; isError?: boolean
 
 /** Answers MCP messages with `memory`; `send` writes one message. Exported for tests that skip stdio. */
 export class McpServer {
+  /** The protocol version `initialize` agreed on; undefined before it. */
+  private version: string | undefined;
+
   constructor(
     private readonly memory: ShardmindClient,
     private readonly send: (message: object) => void,
   ) {}
 
-  /** Handles one line of input; never throws. */
+  /** Handles one line of input: a message, or a batch of them (MCP 2025-03-26); never throws. */
   async line(text: string): Promise<void> {
     if (text.trim() === '') return;
-    let msg: JsonRpcMessage;
+    let parsed: unknown;
     try {
-      msg = JSON.parse(text) as JsonRpcMessage;
+      parsed = JSON.parse(text);
     } catch {
       this.send({ jsonrpc: '2.0', id: null, error: { code: PARSE_ERROR, message: 'not JSON' } });
       return;
     }
-    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
-      this.send({ jsonrpc: '2.0', id: null, error: { code: INVALID_REQUEST, message: 'a message is a JSON object' } });
+    if (!Array.isArray(parsed)) {
+      const reply = await this.handle(parsed, false);
+      if (reply !== undefined) this.send(reply);
       return;
     }
-    const isRequest = msg.id !== undefined && msg.id !== null;
+    if (this.version !== BATCHING_VERSION) {
+      const why = `a message is a JSON object: batches are part of MCP ${BATCHING_VERSION} only, and this session ${this.version === undefined ? 'is not initialized' : `speaks ${this.version}`}`;
+      this.send({ jsonrpc: '2.0', id: null, error: { code: INVALID_REQUEST, message: why } });
+      return;
+    }
+    // JSON-RPC 2.0 batches: an empty one is one invalid request; else one response per request, in any order (matched
+    // by id), none for notifications, and nothing at all when every message was one.
+    if (parsed.length === 0) {
+      this.send({ jsonrpc: '2.0', id: null, error: { code: INVALID_REQUEST, message: 'an empty batch' } });
+      return;
+    }
+    const replies = (await Promise.all(parsed.map((m) => this.handle(m, true)))).filter((r) => r !== undefined);
+    if (replies.length > 0) this.send(replies);
+  }
+
+  /** One message's response, or undefined for a notification (which gets none, not even an error). */
+  private async handle(raw: unknown, inBatch: boolean): Promise<object | undefined> {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      return { jsonrpc: '2.0', id: null, error: { code: INVALID_REQUEST, message: 'a message is a JSON object' } };
+    }
+    const msg = raw as JsonRpcMessage;
+    // MCP forbids a null id; JSON-RPC would read it as a request to answer, so it is answered, with an error.
+    if ('id' in msg && msg.id === null) {
+      return { jsonrpc: '2.0', id: null, error: { code: INVALID_REQUEST, message: 'id: a string or a number (MCP forbids null)' } };
+    }
+    const isRequest = msg.id !== undefined;
     try {
       if (msg.jsonrpc !== '2.0' || typeof msg.method !== 'string') throw new RpcError(INVALID_REQUEST, 'expected {"jsonrpc":"2.0","method":…}');
+      if (inBatch && msg.method === 'initialize') throw new RpcError(INVALID_REQUEST, 'initialize must not be part of a batch');
       const result = await this.dispatch(msg.method, msg.params);
-      if (isRequest) this.send({ jsonrpc: '2.0', id: msg.id, result });
+      return isRequest ? { jsonrpc: '2.0', id: msg.id, result } : undefined;
     } catch (err) {
-      // Notifications get no answer, not even an error (JSON-RPC 2.0).
-      if (!isRequest) return;
+      if (!isRequest) return undefined;
       const e = err instanceof RpcError ? err : new RpcError(-32603, (err as Error)?.message ?? String(err));
-      this.send({ jsonrpc: '2.0', id: msg.id, error: { code: e.code, message: e.message } });
+      return { jsonrpc: '2.0', id: msg.id, error: { code: e.code, message: e.message } };
     }
   }
 
@@ -195,6 +235,7 @@ export class McpServer {
       case 'initialize': {
         const asked = isObject(params) ? params['protocolVersion'] : undefined;
         const protocolVersion = MCP_PROTOCOL_VERSIONS.find((v) => v === asked) ?? MCP_PROTOCOL_VERSIONS[0];
+        this.version = protocolVersion;
         return {
           protocolVersion,
           capabilities: { tools: { listChanged: false } },
