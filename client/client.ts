@@ -58,6 +58,8 @@ import type {
   RememberResult,
   Routing,
   TaskObservation,
+  TaskStep,
+  TaskSummary,
   TaskStart,
   WatchOptions,
   WriteResult,
@@ -182,8 +184,15 @@ export class ShardmindClient {
         { v: 1, task, domain },
         'idempotent',
       ).then(taskMove),
-    end: (task: string): Promise<void> =>
-      this.call<object>(memSubject('task.end'), { v: 1, task }, 'idempotent').then(() => undefined),
+    /** Ends the task; answers its summary (ending an ended task answers it again). */
+    end: (task: string): Promise<TaskSummary> =>
+      this.call<WireTaskSummary>(memSubject('task.end'), { v: 1, task }, 'idempotent').then(fromWireTaskSummary),
+    /**
+     * A task as it is now — its state, current domain, the domains it visited and its history — for any agent that
+     * has its id (another agent's task included). NOT_FOUND when it was never begun or has expired.
+     */
+    get: (task: string): Promise<TaskSummary> =>
+      this.call<WireTaskSummary>(memSubject('task.get'), { v: 1, task }, 'idempotent').then(fromWireTaskSummary),
   };
 
   constructor(
@@ -724,4 +733,25 @@ function checkRecallQuery(query: RecallQuery): void {
   if (d !== undefined && typeof d !== 'string' && !(Array.isArray(d) && d.every((x) => typeof x === 'string'))) {
     throw badRequest('domain', 'must be a domain name or a list of them', d);
   }
+}
+
+/** `task.get` / `task.end` on the wire (router/tasks.ts): `history[].at` is epoch milliseconds, not an ISO string. */
+interface WireTaskSummary {
+  readonly task: string;
+  readonly agent: string;
+  readonly state: string;
+  readonly domain: string;
+  readonly visited: readonly string[];
+  readonly history: readonly (Omit<TaskStep, 'at'> & { readonly at: number })[];
+}
+
+function fromWireTaskSummary(w: WireTaskSummary): TaskSummary {
+  return {
+    task: w.task,
+    agent: w.agent,
+    state: w.state,
+    domain: w.domain,
+    visited: [...w.visited],
+    history: w.history.map((h) => ({ ...h, at: new Date(h.at) })),
+  };
 }

@@ -22,6 +22,8 @@ export type {
   TaskInfo,
   TaskStart,
   TaskObservation,
+  TaskSummary,
+  TaskStep,
   EntityInput,
   Entity,
   EntityResult,

@@ -240,6 +240,36 @@ export interface TaskObservation extends TaskInfo {
   readonly context: readonly RecalledFact[];
 }
 
+/** One step of a task's history (`task.get`, `task.end`), oldest first. */
+export interface TaskStep {
+  /** When the router recorded it (the wire's epoch milliseconds, as a Date). */
+  readonly at: Date;
+  readonly kind: 'begin' | 'observe' | 'reroute' | 'remember' | 'end';
+  /** The task's domain after this step. */
+  readonly domain: string;
+  readonly text?: string;
+  /** A reroute's domains, and whether the evidence or a caller (`task.reroute`) moved it. */
+  readonly from?: string;
+  readonly to?: string;
+  readonly why?: 'evidence' | 'explicit';
+  /** A remember's fact. */
+  readonly factId?: string;
+}
+
+/** What a task is now and how it got there: `task.get`, and `task.end`'s answer. */
+export interface TaskSummary {
+  readonly task: string;
+  /** The agent that began it. */
+  readonly agent: string;
+  /** `'active'`, `'ended'`, or briefly `'classifying'` / `'rerouting'`. */
+  readonly state: string;
+  /** The current domain. */
+  readonly domain: string;
+  /** Every domain it has been in, the current one first. */
+  readonly visited: readonly string[];
+  readonly history: readonly TaskStep[];
+}
+
 /** An entity to create or update: one global id across shards; aliases and attributes merge with what is there. */
 export interface EntityInput {
   readonly id: string;
