@@ -41,12 +41,14 @@ export function serveShardGuard(
   const shards = nc.subscribe('sm.shard.*.*', {
     queue: SHARD_GUARD_QUEUE,
     callback: guarded('shard guard', (msg) => {
-      if (!msg.reply || !answerable(msg, undefined)) return;
+      if (!msg.reply) return;
       // `sm.shard.<domain>.<op>`: this runs for every shard request (the leader gets its own copy), so no split.
       const end = msg.subject.indexOf('.', SHARD_PREFIX.length);
       const domain = msg.subject.slice(SHARD_PREFIX.length, end < 0 ? undefined : end);
       // The common case first: a domain this host leads, which its own subscription answers.
       if (leadsHere(domain)) return;
+      // Only inboxes are answered (decisions §69); checked once the guard may answer, not on the common path.
+      if (!answerable(msg, undefined)) return;
       if (!names.has(domain)) {
         respond(msg, errorReply(unknownDomain(domain)));
         return;
@@ -66,9 +68,9 @@ export function serveShardGuard(
   const replicas = nc.subscribe('sm.replica.*.*', {
     queue: REPLICA_GUARD_QUEUE,
     callback: guarded('replica guard', (msg) => {
-      if (!msg.reply || !answerable(msg, undefined)) return;
+      if (!msg.reply) return;
       const domain = msg.subject.slice(REPLICA_PREFIX.length, msg.subject.indexOf('.', REPLICA_PREFIX.length));
-      if (!names.has(domain)) respond(msg, errorReply(unknownDomain(domain)));
+      if (!names.has(domain) && answerable(msg, undefined)) respond(msg, errorReply(unknownDomain(domain)));
     }, throttle),
   });
   return [shards, replicas];

@@ -118,6 +118,9 @@ test('an agent cannot make a host publish to JetStream, the epoch bucket or a lo
     attack(shardSubject('email', 'recall'), '_INBOX.attacker.b', logSubject('email'));
     attack(mini2Replica, '_INBOX.attacker.c', `$KV.${EPOCH_BUCKET}.${FORGED_EPOCH_KEYS[3]}`);
     attack(shardSubject('email', 'recall'), '_INBOX.attacker.d', PURGE);
+    // The shard guard's refusals (UNKNOWN_DOMAIN), which any host may send.
+    attack(shardSubject('nosuch', 'recall'), PURGE);
+    attack(replicaSubject('nosuch', 'recall'), PURGE);
     await attacker.flush();
 
     // Each service saw its attacks before the requests below (one connection, in order), and reported them.
