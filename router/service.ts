@@ -588,7 +588,10 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
         } else missing.push(missingDomain(asked[i]!, a.reason));
       });
       if (missing.length === asked.length) throw (answers[0] as PromiseRejectedResult).reason;
-      facts.sort((a, b) => a.recordedAt.localeCompare(b.recordedAt));
+      // The order each shard gives (docs/protocol.md history): world time, then record time. Sorting on recordedAt alone
+      // put a late-arriving older value last, where an agent reads the latest (walkthrough session 12, F19). Stable, so
+      // a shard's own tie order (its positions) stays.
+      facts.sort((a, b) => byIso(a.validFrom, b.validFrom) || byIso(a.recordedAt, b.recordedAt));
       // One domain: its cursor as the shard gave it. Several: each domain's, to page them one at a time.
       const paging = !more ? {} : asked.length === 1 ? { next: nextByDomain[asked[0]!]! } : { nextByDomain };
       return { v: 1, domains: asked, facts, ...paging, ...(missing.length ? { missing } : {}), ...(staleMs !== undefined ? { staleMs } : {}) };
@@ -772,3 +775,8 @@ function isUnknownOp(err: unknown, op: string): boolean {
 
 /** The recall reply, plus the distribution when the router chose the domains. */
 export type RouterRecallReply = RecallReply & { readonly classification?: readonly { domain: string; p: number }[] };
+
+/** Orders two ISO-8601 times of the same form (`toISOString`'s): their strings sort as the times do. */
+function byIso(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

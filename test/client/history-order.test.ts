@@ -1,0 +1,55 @@
+/**
+ * `history` through the router comes oldest first by world time (`validFrom`), then record time, as docs/protocol.md
+ * says and each shard sorts it (walkthrough session 12, F19): a late-arriving older value is not last, where an agent
+ * reads the latest. Real nats-server, real host process.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
+import { connect, type ShardmindClient } from '../../client/index.ts';
+import { startHosts, type HostCluster } from '../harness/hosts.ts';
+import { NODE, oneMiniConfig } from './one-mini.ts';
+
+interface Ctx {
+  nats: NatsServerProcess;
+  hosts: HostCluster;
+  client: ShardmindClient;
+}
+
+const t = suite<Ctx>('history order');
+
+t.before(async (ctx) => {
+  ctx.nats = await startNatsServer();
+  try {
+    ctx.hosts = await startHosts({ config: oneMiniConfig(ctx.nats.url) });
+    ctx.client = await connect({ servers: ctx.nats.url, agent: 'scheduler', node: NODE });
+  } catch (err) {
+    await ctx.hosts?.stop();
+    await ctx.nats.destroy();
+    throw err;
+  }
+});
+
+t.after(async (ctx) => {
+  await ctx.client?.close();
+  await ctx.hosts?.stop();
+  await ctx.nats?.destroy();
+});
+
+t('a late older value of a one predicate sits in world-time order, routed or direct', async (ctx) => {
+  const m = ctx.client;
+  const base = { subject: 'eve', predicate: 'prefers' } as const;
+  await m.remember({ ...base, text: 'Eve starts meetings at 10', object: '10:00' }, { domain: 'calendar' });
+  const december = await m.remember({ ...base, text: 'From Dec 1 Eve starts at 8', object: '08:00', validFrom: new Date(Date.now() + 7 * 86_400_000) }, { domain: 'calendar' });
+  assert.is(december.status, 'superseded_previous');
+  const late = await m.remember({ ...base, text: 'Back in October Eve started at 9', object: '09:00', validFrom: new Date(Date.now() - 30 * 86_400_000) }, { domain: 'calendar' });
+  assert.is(late.status, 'recorded_superseded');
+  const routed = await m.history('eve', 'prefers', { domain: 'calendar' });
+  const direct = await m.history('eve', 'prefers', { domain: 'calendar', direct: true });
+  for (const [how, facts] of [['routed', routed], ['direct', direct]] as const) {
+    assert.equal(facts.map((f) => f.object), ['09:00', '10:00', '08:00'], how);
+    assert.equal(facts.map((f) => f.status), ['superseded', 'superseded', 'active'], how);
+  }
+});
+
+t.run();
