@@ -43,6 +43,8 @@ export {
   LEVEL_HEADER,
   SIMULATED_LEVEL_ENV,
   RESOLVED_SPEC_LEVEL,
+  STAMPED_LEVEL,
+  stampLevel,
   appendLevel,
   bodyLevel,
   entryLevel,

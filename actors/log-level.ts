@@ -7,6 +7,11 @@
  *   a level-2 build would ignore the field and decide supersession by its own config, so it must stop instead.
  *   A field, not an op, raises this level: `entryLevel` looks at the entry, and only an entry that has the field
  *   is level 3, so every message without it keeps its level, its body bytes and its `entryHash`.
+ * - Level 4: an `assert` with a subject, or an `entity`, that says `level: 4` — the rules apply follows for it
+ *   (decisions §71): a new value of a `one` (subject, predicate) with no active value ends the recorded values whose
+ *   world interval runs past its start; an entity's own id resolves before any alias; an entity entry never takes a
+ *   key that names another entity. Apply keeps the old rules for an entry without the field, so logs written before
+ *   replay to the same bytes, and a level-3 build stops at such an entry instead of applying it by the old rules.
  *
  * Every appended message says the level it needs in the `Sm-Level` header (absent: 1), so the body's bytes and
  * `entryHash` are what they always were. A replica that meets a message above the level it understands stops there
@@ -19,7 +24,7 @@ import type { LogEntry, LogMessage } from '../shards/index.ts';
 import { entriesOf } from './log-codec.ts';
 
 /** The highest log level this build reads and writes. */
-export const LOG_LEVEL = 3;
+export const LOG_LEVEL = 4;
 
 /** The header an append carries with the level its message needs; absent means 1 (every message before levels). */
 export const LEVEL_HEADER = 'Sm-Level';
@@ -47,6 +52,23 @@ const OP_LEVEL: Readonly<Record<string, number>> = {
 export const RESOLVED_SPEC_LEVEL = 3;
 
 /**
+ * The level from which an entry says the level it was written at (`level`), and apply follows that level's rules
+ * for it (§71): what apply decides for an entry must be tied to the entry, never to the build applying it.
+ */
+export const STAMPED_LEVEL = 4;
+
+/**
+ * The entry as a leader writing at `level` appends it: from STAMPED_LEVEL, an `assert` with a subject (the only
+ * asserts whose apply changed) and every `entity` carry `level`; any other entry is returned as it is, so its bytes,
+ * its level and its `entryHash` stay what they were.
+ */
+export function stampLevel(entry: LogEntry, level: number): LogEntry {
+  if (level < STAMPED_LEVEL) return entry;
+  if (entry.op === 'assert') return entry.fact.subject === undefined ? entry : { ...entry, level };
+  return entry.op === 'entity' ? { ...entry, level } : entry;
+}
+
+/**
  * The level of a message of `count` writes whose (first) entry's op is `op`, by ops alone: what the leader puts in
  * `Sm-Level` unless a member carries a field of a higher level (`entryLevel`).
  */
@@ -54,10 +76,15 @@ export function appendLevel(count: number, op: string): number {
   return count > 1 ? OP_LEVEL['batch']! : (OP_LEVEL[op] ?? 1);
 }
 
-/** The level one entry needs: its op's, or `RESOLVED_SPEC_LEVEL` for an assert that carries a `cardinality`. */
+/**
+ * The level one entry needs: its op's, `RESOLVED_SPEC_LEVEL` for an assert that carries a `cardinality`, or the
+ * `level` it says it was written at (an assert or entity, STAMPED_LEVEL and up), whichever is highest.
+ */
 export function entryLevel(entry: LogEntry): number {
-  if (entry.op === 'assert' && entry.cardinality !== undefined) return RESOLVED_SPEC_LEVEL;
-  return OP_LEVEL[entry.op] ?? 1;
+  let level = OP_LEVEL[entry.op] ?? 1;
+  if (entry.op === 'assert' && entry.cardinality !== undefined) level = RESOLVED_SPEC_LEVEL;
+  if ((entry.op === 'assert' || entry.op === 'entity') && typeof entry.level === 'number' && entry.level > level) level = entry.level;
+  return level;
 }
 
 /** The level a decoded message's body needs: a group is at least `batch`'s, and as high as its highest member. */

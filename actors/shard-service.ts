@@ -326,6 +326,7 @@ function handleBody(op: ShardOp, body: unknown, encoding: Encoding, o: ShardServ
     }
     case 'entity': {
       const req = parseEntityRequest(body);
+      refuseTakenNames(o.store, req.entity);
       const entry: EntityEntry = {
         v: 1,
         opId: req.opId ?? newOpId(o),
@@ -368,6 +369,26 @@ function handleBody(op: ShardOp, body: unknown, encoding: Encoding, o: ShardServ
       };
       return new OneWrite(entry, (r) => writeReply(o.domain, r));
     }
+  }
+}
+
+/**
+ * An entity write may not take a name another entity holds: a new entity whose id, or a new alias, is already
+ * (case-insensitively) another entity's id or alias. Ids and aliases share one lower-cased lookup, so the alias
+ * "Dana" of `dana-white` took over the id `dana`, and facts written about `dana` were stored about `dana-white`
+ * (walkthrough session 12, F1; decisions §71). Refused here, before the append, at every log level (a valid entry
+ * applies alike under every rule); a level-4 apply refuses the same, for two writes that race past this check.
+ */
+function refuseTakenNames(store: ShardStore, entity: { readonly id: string; readonly aliases?: readonly string[] | undefined }): void {
+  const found = store.getEntity(entity.id);
+  if (found !== undefined && found.id !== entity.id) throw badRequest('entity.id', `"${entity.id}" already names entity "${found.id}"`);
+  const own = found?.aliases ?? [];
+  const aliases = entity.aliases ?? [];
+  for (let i = 0; i < aliases.length; i++) {
+    const alias = aliases[i]!;
+    if (own.includes(alias)) continue;
+    const holder = store.getEntity(alias);
+    if (holder !== undefined && holder.id !== entity.id) throw badRequest(`entity.aliases[${i}]`, `"${alias}" already names entity "${holder.id}"`);
   }
 }
 

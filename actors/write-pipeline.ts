@@ -30,7 +30,7 @@ import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import type { ApplyResult, AssertEntry, LogEntry, LogMessage, ShardStore } from '../shards/index.ts';
 import { LogAppender, type AppendAck, type AppendError } from './log-appender.ts';
 import { decodeEntry, encodeBatch, encodeEntry, entriesOf, entryHash } from './log-codec.ts';
-import { appendLevel, entryLevel, LOG_LEVEL, RESOLVED_SPEC_LEVEL, upgradeRequired } from './log-level.ts';
+import { appendLevel, entryLevel, LOG_LEVEL, RESOLVED_SPEC_LEVEL, stampLevel, upgradeRequired } from './log-level.ts';
 import { WRONG_LAST_SEQUENCE } from './log-stream.ts';
 
 /** Most acknowledged log messages applied in one LMDB transaction (fewer when they are groups: see `APPLY_ENTRIES`). */
@@ -207,10 +207,18 @@ export class WritePipeline {
   /** The log level every replica understands (`useLogLevel`), and whether that, and the options, allow grouping. */
   private level = 1;
   private grouping = false;
+  /**
+   * The latest `recordedAt` in the log this pipeline appends to: what the store had seen when it started leading,
+   * then each entry it takes. An entry stamped earlier (this host's clock behind the last leader's, an NTP step back)
+   * is written at this time instead, so `recordedAt` never decreases along the log, which `asOf` recall's search by
+   * record time relies on (review session 12, finding 1; §71).
+   */
+  private recordedFloor: number;
 
   constructor(private readonly o: WritePipelineOptions) {
     this.chainHash = o.lastHash;
     this.ackedHash = o.lastHash;
+    this.recordedFloor = o.store.newestRecordedAt();
     this.nextExpected = o.lastSeq;
     this.nextApply = o.lastSeq + 1;
     this.appender = new LogAppender(o.nc, o.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS);
@@ -282,6 +290,9 @@ export class WritePipeline {
     }
 
     if (entry.op === 'assert' && this.level >= RESOLVED_SPEC_LEVEL && this.o.resolveSpecs !== undefined) entry = this.o.resolveSpecs(entry);
+    entry = stampLevel(entry, this.level);
+    if (entry.recordedAt < this.recordedFloor) entry = { ...entry, recordedAt: this.recordedFloor };
+    else this.recordedFloor = entry.recordedAt;
     const pending = new Pending(entry, encodeEntry(entry), done, this.inFlight);
     this.inFlight.set(entry.opId, pending);
     if (!this.grouping) {

@@ -131,6 +131,19 @@ export const PREFETCH_ENTRIES = 64;
 const AHEAD_OP = 1;
 const AHEAD_IDENTITY = 2;
 
+/**
+ * The log level whose rules apply follows for an entry that says it (`level`, written by leaders from level 4 on;
+ * decisions §71): a new value of a `one` (subject, predicate) with no active value takes its place among the recorded
+ * ones, an entity's own id resolves before any alias, and an entity never takes a key that names another entity. An
+ * entry without the field applies by the rules before, so logs already written replay to the same bytes.
+ */
+export const STAMPED_RULES_LEVEL = 4;
+
+/** Whether the entry was written for level 4's rules (see STAMPED_RULES_LEVEL). */
+function stampedRules(e: { readonly level?: number | undefined }): boolean {
+  return e.level !== undefined && e.level >= STAMPED_RULES_LEVEL;
+}
+
 /** Scratch for reading a standing `one` value from its bytes (applying is synchronous). */
 const STANDING: StandingNumbers = { validFrom: 0, latestValidFrom: undefined, validTo: undefined, recordedAt: 0 };
 const IDENTITY: IdentityFields = { active: false, subject: undefined, predicate: undefined, object: undefined, objectIsEntity: false, text: '' };
@@ -379,11 +392,18 @@ export class Applier {
     this.indexes.scores.setNumbers(f.seq, f);
   }
 
-  private resolveEntity(idOrAlias: string): string {
+  /**
+   * The entity id a fact names. `idsFirst` (level 4): an entity's own id names it even where an alias given before
+   * aliases were checked took its lower-cased key (walkthrough session 12, F1); looked up only when the alias table
+   * names another entity, so the common case stays one read.
+   */
+  private resolveEntity(idOrAlias: string, idsFirst: boolean): string {
     // No entity defined yet means no alias to resolve: skip the lookup (state is part of the replicated data).
     if (this.state.entities === 0) return idOrAlias;
     const bytes = this.t.aliases.getBinary(idOrAlias.toLowerCase());
-    return bytes === undefined ? idOrAlias : decodeValue<string>(bytes);
+    if (bytes === undefined) return idOrAlias;
+    const id = decodeValue<string>(bytes);
+    return id === idOrAlias || !idsFirst || this.t.entities.getBinary(idOrAlias) === undefined ? id : idOrAlias;
   }
 
   private spec(predicate: string | undefined): PredicateSpec {
@@ -392,9 +412,10 @@ export class Applier {
 
   private assert(pos: number, e: AssertEntry): ApplyResult {
     const f = e.fact;
-    const subject = f.subject === undefined ? undefined : this.resolveEntity(f.subject);
+    const rules4 = stampedRules(e);
+    const subject = f.subject === undefined ? undefined : this.resolveEntity(f.subject, rules4);
     const object: FactObject | undefined =
-      f.object === undefined || typeof f.object === 'string' ? f.object : resolvedObject(f.object, this.resolveEntity(f.object.entity));
+      f.object === undefined || typeof f.object === 'string' ? f.object : resolvedObject(f.object, this.resolveEntity(f.object.entity, rules4));
     const observedAt = f.observedAt ?? e.recordedAt;
     const confidence = f.confidence ?? DEFAULT_CONFIDENCE;
     const spec = this.spec(f.predicate);
@@ -472,6 +493,16 @@ export class Applier {
           result = { seq: this.seq, opId: e.opId, status: 'recorded_superseded', factId: id };
         }
       } else {
+        if (rules4) {
+          // No active value, but a value closed earlier (superseded by a scheduled change since called off, retracted
+          // "until Dec 4") may still hold past this one's start: this one takes its place among the recorded values as
+          // a late one does, so a `one` pair never holds two values at once (review session 12, finding 2). Level 4
+          // only: entries from before apply as they did. A read of the pair's postings per new value with no active
+          // one: a pair's first value, or the next after its value was retracted or forgotten.
+          const placed = placeLateValue(fact, Infinity, this.recordedValues(subject, f.predicate, pos));
+          for (const v of placed.shortened) this.endValueAt(v.seq, fact.validFrom);
+          if (placed.validTo !== Infinity) draft.validTo = placed.validTo;
+        }
         this.indexes.activeValues.add(key, pos);
         activeValue = true;
       }
@@ -536,6 +567,24 @@ export class Applier {
       if (seq === incumbent) continue;
       const v = this.factAt(seq);
       if (v === undefined || v.status !== 'superseded' || v.subject !== subject || v.predicate !== predicate) continue;
+      values.push({ seq, validFrom: v.validFrom, validTo: v.validTo, recordedAt: v.recordedAt, source: v.source });
+    }
+    return values;
+  }
+
+  /**
+   * The values of a `one` (subject, predicate) created before `pos` that still claim a world interval: superseded or
+   * retracted (a forgotten one has no postings), not of zero length (a scheduled value called off). For a new value
+   * when the pair has no active one (level 4).
+   */
+  private recordedValues(subject: string, predicate: string, pos: number): RecordedValue[] {
+    const seqs: number[] = [];
+    this.postings.forNewest(subjectPredicateTerm(subject, predicate), Number.MAX_SAFE_INTEGER, pos, (seq) => void seqs.push(seq));
+    const values: RecordedValue[] = [];
+    for (const seq of seqs) {
+      const v = this.factAt(seq);
+      if (v === undefined || (v.status !== 'superseded' && v.status !== 'retracted') || v.subject !== subject || v.predicate !== predicate) continue;
+      if (v.validTo !== undefined && v.validTo <= v.validFrom) continue;
       values.push({ seq, validFrom: v.validFrom, validTo: v.validTo, recordedAt: v.recordedAt, source: v.source });
     }
     return values;
@@ -709,11 +758,46 @@ export class Applier {
     return bytes === undefined ? undefined : decodeValue<Entity>(bytes);
   }
 
+  /** The entity a lower-cased name's key in the alias table names, if it is not `self`. */
+  private otherEntityAt(key: string, self: string): string | undefined {
+    const bytes = this.t.aliases.getBinary(key);
+    if (bytes === undefined) return undefined;
+    const id = decodeValue<string>(bytes);
+    return id === self ? undefined : id;
+  }
+
+  /**
+   * Level 4 (§71): what makes an entity write take a name another entity holds — a new entity whose id, or a new
+   * alias, is (case-insensitively) another entity's id or alias. The leader refuses these before appending
+   * (`shard-service.ts`); this catches two writes that raced past that check, so the first to reach the log keeps the
+   * name on every replica.
+   */
+  private entityConflict(input: EntityEntry['entity'], old: Entity | undefined): string | undefined {
+    if (old === undefined) {
+      const other = this.otherEntityAt(input.id.toLowerCase(), input.id);
+      if (other !== undefined) return `entity.id: "${input.id}" already names entity "${other}"`;
+    }
+    const own = old?.aliases ?? [];
+    const given = input.aliases ?? [];
+    for (let i = 0; i < given.length; i++) {
+      const a = given[i]!;
+      if (own.includes(a)) continue;
+      const other = this.otherEntityAt(a.toLowerCase(), input.id);
+      if (other !== undefined) return `entity.aliases[${i}]: "${a}" already names entity "${other}"`;
+    }
+    return undefined;
+  }
+
   /** Upsert: name and type replace, aliases union (in first-seen order), attributes merge key by key. */
   private upsertEntity(e: EntityEntry): ApplyResult {
     const input = e.entity;
     const bytes = this.t.entities.getBinary(input.id);
     const old = bytes === undefined ? undefined : decodeValue<Entity>(bytes);
+    const rules4 = stampedRules(e);
+    if (rules4) {
+      const conflict = this.entityConflict(input, old);
+      if (conflict !== undefined) return { seq: this.seq, opId: e.opId, status: 'rejected', error: { code: 'BAD_REQUEST', message: conflict } };
+    }
     const aliases = [...(old?.aliases ?? [])];
     for (const a of input.aliases ?? []) if (!aliases.includes(a)) aliases.push(a);
     const attributes: Record<string, string | number | boolean> = { ...(old?.attributes ?? {}) };
@@ -733,7 +817,12 @@ export class Applier {
     if (old === undefined) this.state.entities++;
     const id = encodeValue(entity.id);
     this.t.aliases.putSync(entity.id.toLowerCase(), id);
-    for (const a of aliases) this.t.aliases.putSync(a.toLowerCase(), id);
+    // Level 4: an alias never takes a key that names another entity (an id, or an alias it holds): one stored before
+    // aliases were checked stays in the list but resolves to whom it resolved to. Before level 4: last write wins.
+    for (const a of aliases) {
+      const key = a.toLowerCase();
+      if (!rules4 || this.otherEntityAt(key, entity.id) === undefined) this.t.aliases.putSync(key, id);
+    }
     return { seq: this.seq, opId: e.opId, status: 'entity' };
   }
 

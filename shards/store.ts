@@ -27,7 +27,7 @@ import { FactChanges } from './fact-changes.ts';
 import { FactGroups } from './fact-groups.ts';
 import { KeyIndex } from './key-index.ts';
 import { OpResults } from './op-results.ts';
-import { ScoreNumbers } from './score-numbers.ts';
+import { ScoreNumbers, type ScoredNumbers } from './score-numbers.ts';
 import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
 import { readFactTexts, recallFacts } from './recall.ts';
 import { decodeFact, readIdentityFields, type IdentityFields } from './fact-codec.ts';
@@ -84,6 +84,12 @@ export class LmdbShardStore implements ShardStore {
   private readonly warmer: StoreWarmer;
   /** The cardinality the log last gave each predicate: what the `one`-value index follows (`log-cardinalities.ts`). */
   private readonly cardinalities: LogCardinalities;
+  /**
+   * The latest `recordedAt` this store has seen: the newest fact's at open, then every entry applied since. Memory
+   * only (not in the state record, so a store's bytes stay what the log alone makes them): the floor a leader stamps
+   * new entries at, so `recordedAt` never goes backwards in the log (§71).
+   */
+  private newestRecorded = 0;
 
   constructor(options: ShardStoreOptions) {
     this.options = resolveOptions(options);
@@ -139,9 +145,11 @@ export class LmdbShardStore implements ShardStore {
     activeRecords.clear();
     scores.clear();
     const fields: IdentityFields = { active: false, subject: undefined, predicate: undefined, object: undefined, objectIsEntity: false, text: '' };
+    let newest = -1;
     for (const [key, value] of this.facts.entries()) {
       const bytes = this.changes.current(key, value);
       scores.set(key, bytes);
+      newest = key;
       const f = readIdentityFields(bytes, fields);
       if (!f.active) continue;
       if (subjects !== undefined && key >= subjects.from && f.subject !== undefined) subjects.seen.add(f.subject);
@@ -155,6 +163,7 @@ export class LmdbShardStore implements ShardStore {
         activeRecords.keep(key, bytes);
       }
     }
+    if (newest >= 0 && scores.read(newest, NEWEST)) this.newestRecorded = Math.max(this.newestRecorded, NEWEST.recordedAt);
   }
 
   get appliedSeq(): number {
@@ -317,7 +326,12 @@ export class LmdbShardStore implements ShardStore {
     }
     this.committed = { ...state };
     this.postings.committed();
+    this.newestRecorded = latestRecordedAt(batch, this.newestRecorded);
     return results;
+  }
+
+  newestRecordedAt(): number {
+    return this.newestRecorded;
   }
 
   async apply(entry: LogMessage, seq: number): Promise<ApplyResult> {
@@ -360,9 +374,16 @@ export class LmdbShardStore implements ShardStore {
     return { facts, appliedSeq: s.appliedSeq };
   }
 
+  /**
+   * An entity's own id names it; another spelling resolves through the alias table. The table is read first (the
+   * common case: one lookup), and only when it names another entity is the name looked up as an id: a store written
+   * before aliases were checked may map an id's lower-cased key to an entity that took it as an alias (§71).
+   */
   private resolveEntity(idOrAlias: string): string {
     const bytes = this.t.aliases.getBinary(idOrAlias.toLowerCase());
-    return bytes === undefined ? idOrAlias : decodeValue<string>(bytes);
+    if (bytes === undefined) return idOrAlias;
+    const id = decodeValue<string>(bytes);
+    return id === idOrAlias || this.t.entities.getBinary(idOrAlias) === undefined ? id : idOrAlias;
   }
 
   getFact(id: string): Fact | undefined {
@@ -493,4 +514,23 @@ export function openShardStore(options: ShardStoreOptions): ShardStore {
 function observeCommitError(err: unknown): void {
   const commitError = (err as { commitError?: unknown } | null)?.commitError;
   if (commitError instanceof Promise) commitError.catch(() => undefined);
+}
+
+/** Scratch for the newest fact's numbers at open. */
+const NEWEST: ScoredNumbers = { status: 'active', confidence: 0, halfLifeDays: 0, validFrom: 0, validTo: undefined, recordedAt: 0, invalidatedAt: undefined, reinforcedAt: 0, since: 0, until: 0 };
+
+/** The latest `recordedAt` among the messages (a group's entries included) and `floor`. */
+function latestRecordedAt(batch: readonly { readonly entry: LogMessage }[], floor: number): number {
+  let latest = floor;
+  for (const { entry } of batch) {
+    // A malformed message (rejected by apply) says nothing.
+    if (typeof entry !== 'object' || entry === null) continue;
+    if (entry.op === 'batch') {
+      const entries: unknown = entry.entries;
+      if (Array.isArray(entries)) {
+        for (const e of entries as { recordedAt?: unknown }[]) if (typeof e?.recordedAt === 'number' && e.recordedAt > latest) latest = e.recordedAt;
+      }
+    } else if (typeof entry.recordedAt === 'number' && entry.recordedAt > latest) latest = entry.recordedAt;
+  }
+  return latest;
 }

@@ -78,6 +78,12 @@ export interface AssertEntry extends EntryBase {
    * `predicates`, as they always did.
    */
   readonly cardinality?: Cardinality;
+  /**
+   * The log level the leader wrote the entry at, from level 4 on (decisions §71): apply follows that level's rules for
+   * it (a new value of a `one` pair with no active value takes its place among the recorded ones; an entity's own id
+   * resolves before aliases). Entries without it apply by the rules before, so logs already written replay alike.
+   */
+  readonly level?: number;
 }
 
 /** Seeing a known fact again, by id. */
@@ -113,6 +119,11 @@ export interface ForgetEntry extends EntryBase {
 export interface EntityEntry extends EntryBase {
   readonly op: 'entity';
   readonly entity: EntityInput;
+  /**
+   * The log level the leader wrote the entry at, from level 4 on (§71): then the entity never takes a name (id or
+   * alias, case-insensitively) another entity holds: such a write is rejected, naming it.
+   */
+  readonly level?: number;
 }
 
 /**
@@ -390,6 +401,11 @@ export interface ShardStore {
   leadership(): LeadershipMark | undefined;
   /** SHA-256 over every key and value in log-visible order: equal digests mean equal content. */
   digest(): string;
+  /**
+   * The latest `recordedAt` the store has seen: its newest fact's at open, then every entry applied since (memory
+   * only). A leader stamps no entry earlier, so record time grows along the log (§71).
+   */
+  newestRecordedAt(): number;
   stats(): ShardStats;
   /** Waits for pending commits, then closes the environment. Idempotent. */
   close(): Promise<void>;

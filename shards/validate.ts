@@ -122,6 +122,11 @@ export function validateEntityInput(entity: unknown, field = 'entity'): asserts 
   }
 }
 
+/** The log level an entry says it was written at (level 4 and up: apply follows that level's rules for it). */
+function writtenLevel(x: unknown): void {
+  if (x !== undefined && (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 1)) fail('level', 'must be a positive integer');
+}
+
 /** Most store positions one prune entry covers: its whole range is one transaction's work. */
 export const MAX_PRUNE_SPAN = 65_536;
 
@@ -144,6 +149,7 @@ export function validateEntry(entry: unknown): LogEntry {
     case 'assert':
       validateFactInput(entry['fact']);
       if (entry['cardinality'] !== undefined && entry['cardinality'] !== 'one' && entry['cardinality'] !== 'many') fail('cardinality', "must be 'one' or 'many'");
+      writtenLevel(entry['level']);
       break;
     case 'reinforce':
       name(entry['factId'], 'factId');
@@ -159,6 +165,7 @@ export function validateEntry(entry: unknown): LogEntry {
       break;
     case 'entity':
       validateEntityInput(entry['entity']);
+      writtenLevel(entry['level']);
       break;
     case 'prune': {
       const from = entry['fromPosition'];

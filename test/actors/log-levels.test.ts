@@ -38,7 +38,7 @@ import { openShardStore, type AssertEntry, type LogMessage, type PruneEntry, typ
 const source = { agent: 'test' };
 
 test('log level - plain entries and markers need level 1; groups and prune need 2; the header defaults to 1', () => {
-  assert.is(LOG_LEVEL, 3);
+  assert.is(LOG_LEVEL, 4);
   for (const op of ['assert', 'reinforce', 'retract', 'forget', 'entity', 'marker']) assert.is(appendLevel(1, op), 1, op);
   assert.is(appendLevel(1, 'prune'), 2);
   assert.is(appendLevel(3, 'assert'), 2, 'a group of plain writes is a batch');
@@ -52,7 +52,7 @@ test('log level - plain entries and markers need level 1; groups and prune need 
   assert.is(parseLevelHeader('two'), 1, 'a malformed header leaves the body to decide');
   assert.is(hostLogLevel({}), LOG_LEVEL);
   assert.is(hostLogLevel({ [SIMULATED_LEVEL_ENV]: '1' }), 1);
-  assert.throws(() => hostLogLevel({ [SIMULATED_LEVEL_ENV]: String(LOG_LEVEL + 1) }), /must be an integer from 1 to 3/);
+  assert.throws(() => hostLogLevel({ [SIMULATED_LEVEL_ENV]: String(LOG_LEVEL + 1) }), /must be an integer from 1 to 4/);
   assert.is(new NeedsUpgradeError('email', 41, 2, 1).message, 'needs upgrade: log at level 2 (seq 41), this build understands 1');
 });
 

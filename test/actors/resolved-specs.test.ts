@@ -26,6 +26,7 @@ import {
   entryLevel,
   Host,
   LEVEL_HEADER,
+  LOG_LEVEL,
   specResolver,
   WritePipeline,
   type HostStatusReply,
@@ -157,7 +158,7 @@ specs('hosts whose configs disagree on a cardinality converge on the leader\'s, 
   const a = await startHost(ctx, configFor(ctx, nodes, 'email', { cardinality: 'one', halfLifeDays: 10 }), 'a');
   const configOfB = configFor(ctx, nodes, 'email', { cardinality: 'many', halfLifeDays: 90 });
   let b = await startHost(ctx, configOfB, 'b');
-  await until('a to lead at level 3', () => (shard(a, 'email')?.state === 'leading' && shard(a, 'email')?.writeLevel === 3 ? true : undefined));
+  await until('a to lead at its own level', () => (shard(a, 'email')?.state === 'leading' && shard(a, 'email')?.writeLevel === LOG_LEVEL ? true : undefined));
 
   assert.is((await prefers(ctx, 'email', 'link'))['status'], 'created');
   assert.is((await prefers(ctx, 'email', 'pdf'))['status'], 'superseded_previous', "a's config: one");
@@ -165,7 +166,8 @@ specs('hosts whose configs disagree on a cardinality converge on the leader\'s, 
 
   const logged = await logFrom(ctx, 'email', 1);
   const asserts = logged.filter((m) => m.asserts.length > 0);
-  assert.ok(asserts.every((m) => m.level === '3'), `asserts say level 3: ${JSON.stringify(asserts.map((m) => m.level))}`);
+  // Level 4 (§71) stamps an assert with a subject with the level it was written at, on top of level 3's spec.
+  assert.ok(asserts.every((m) => m.level === String(LOG_LEVEL)), `asserts say level ${LOG_LEVEL}: ${JSON.stringify(asserts.map((m) => m.level))}`);
   assert.equal(asserts.flatMap((m) => m.asserts.map((e) => [e['cardinality'], (e['fact'] as Record<string, unknown>)['halfLifeDays']])), [['one', 10], ['one', 10]]);
 
   // b restarts, its config still saying `many`: its reopened store rebuilds the index of `one` values by the log, so
@@ -181,7 +183,7 @@ specs('hosts whose configs disagree on a cardinality converge on the leader\'s, 
   // Hand-off: b, whose own config says `many`, answers what a answered.
   const handed = await request(ctx, ctlSubject('a', 'handoff'), { domain: 'email', to: 'b' });
   assert.type(handed['seq'], 'number', JSON.stringify(handed));
-  await until('b to lead at level 3', () => (shard(b, 'email')?.state === 'leading' && shard(b, 'email')?.writeLevel === 3 ? true : undefined));
+  await until('b to lead at its own level', () => (shard(b, 'email')?.state === 'leading' && shard(b, 'email')?.writeLevel === LOG_LEVEL ? true : undefined));
   assert.equal(await answer(ctx, 'email'), onA, 'the same answer from the new leader');
 
   // b leads by its own config now, and a applies b's entries as b did.
@@ -212,8 +214,8 @@ specs('a new leader writes level 3 from its first write when the log holds level
     });
   const a = await startHost(ctx, placed({ cardinality: 'one', halfLifeDays: 10 }), 'a');
   const b = await startHost(ctx, placed({ cardinality: 'many', halfLifeDays: 90 }), 'b');
-  // x never starts. a's census settles after its window, at 3.
-  await until('a to lead at level 3', () => (shard(a, 'calendar')?.state === 'leading' && shard(a, 'calendar')?.writeLevel === 3 ? true : undefined));
+  // x never starts. a's census settles after its window, at its own level.
+  await until('a to lead at level 3 or more', () => (shard(a, 'calendar')?.state === 'leading' && (shard(a, 'calendar')?.writeLevel ?? 0) >= 3 ? true : undefined));
   assert.is((await prefers(ctx, 'calendar', 'link'))['status'], 'created');
   assert.is((await prefers(ctx, 'calendar', 'pdf'))['status'], 'superseded_previous');
   await sameDigests(ctx, ['a', 'b'], 'calendar');
@@ -255,11 +257,11 @@ specs('a level-2 replica keeps the leader at level-2 entries; without it the lea
   // d leaves; once the census stops counting it, c writes level 3.
   await d.drain();
   const tail = shard(c, 'files')!.appliedSeq;
-  await until('c to write at level 3 without d', () => (shard(c, 'files')?.writeLevel === 3 ? true : undefined));
+  await until('c to write at its own level without d', () => (shard(c, 'files')?.writeLevel === LOG_LEVEL ? true : undefined));
   assert.is((await prefers(ctx, 'files', 'zip'))['status'], 'superseded_previous');
   const fresh = (await logFrom(ctx, 'files', tail + 1)).filter((m) => m.asserts.length > 0);
   assert.is(fresh.length, 1);
-  assert.is(fresh[0]!.level, '3');
+  assert.is(fresh[0]!.level, String(LOG_LEVEL));
   assert.is(fresh[0]!.asserts[0]!['cardinality'], 'one');
 
   // d comes back still at level 2: it stops right before that message rather than apply it by its own config.
@@ -267,7 +269,7 @@ specs('a level-2 replica keeps the leader at level-2 entries; without it the lea
   const back = await startHost(ctx, config, 'd', 2, false);
   const halted = await until('d to stop before the level-3 message', () => (shard(back, 'files')?.state === 'needsUpgrade' ? shard(back, 'files') : undefined));
   assert.is(halted!.appliedSeq, zipSeq - 1);
-  assert.is(halted!.lastError, `needs upgrade: log at level 3 (seq ${zipSeq}), this build understands 2`);
+  assert.is(halted!.lastError, `needs upgrade: log at level ${LOG_LEVEL} (seq ${zipSeq}), this build understands 2`);
 });
 
 specs('the pipeline writes an assert as submitted below level 3, and with the resolved spec at 3', async (ctx) => {

@@ -147,7 +147,7 @@ t('log levels - a level-1 replica stops before a level-2 message, says it needs 
   const prune = logged.find((m) => m.op === 'prune');
   assert.ok(prune, 'the prune is in the log');
   assert.is(prune!.level, '2', 'a prune message says it needs level 2');
-  assert.ok(logged.filter((m) => m.op === 'assert').every((m) => m.level === '3'), "asserts carry the leader's resolved predicate spec (level 3)");
+  assert.ok(logged.filter((m) => m.op === 'assert').every((m) => m.level === String(LOG_LEVEL)), "asserts carry the leader's resolved predicate spec (level 3) and, with a subject, the level they were written at (4)");
   ctx.pruneSeq = prune!.seq;
 
   // mini-3 comes back, still the old build: it applies up to the prune and stops there.
@@ -204,7 +204,7 @@ t('log levels - with every Mini at level 2, the leader groups concurrent writes 
   const groups = logged.filter((m) => m.op === 'batch');
   assert.ok(groups.length > 0, 'concurrent writes were grouped');
   assert.ok(new Set(seqs).size < 200, 'some writes share a log message');
-  assert.ok(groups.every((m) => m.level === '3'), 'every group says the level it needs: 3, for asserts that carry a resolved spec');
+  assert.ok(groups.every((m) => m.level === String(LOG_LEVEL)), `every group says the level it needs: ${LOG_LEVEL}, for asserts with a subject written at it`);
 
   await waitAllApplied(nc);
   const all = await digests(nc, ['mini-1', 'mini-2', 'mini-3']);
