@@ -77,6 +77,17 @@ export interface StatusRow {
 }
 
 /**
+ * How far a replica is behind the log's tail. A leader is never behind its own log: it caught up before it claimed,
+ * and every entry since is its own write, appended and then applied (its host reports the writes in flight as its
+ * `lag`, in `--json` under `nodes`). Counting those made every leader show LAG 1–4 under steady writes, so the upgrade
+ * procedure's "lag 0" never held (walkthrough-session12-ops F7). A leader that cannot apply stops leading.
+ */
+function lagOf(shard: { readonly state: string; readonly appliedSeq: number; readonly lag: number }, tail: number | undefined): number {
+  if (shard.state === 'leading') return 0;
+  return tail === undefined ? shard.lag : Math.max(0, tail - shard.appliedSeq);
+}
+
+/**
  * One row per domain × node (nodes that did not answer get one row saying so), and one row (node `-`, role `none`)
  * for each of `configured` that no host reports.
  */
@@ -104,7 +115,7 @@ export function statusRows(
         role: shard.role,
         state: shard.state,
         appliedSeq: shard.appliedSeq,
-        lag: tail !== undefined ? Math.max(0, tail - shard.appliedSeq) : shard.lag,
+        lag: lagOf(shard, tail),
         logFrom: log?.first,
         epoch: shard.epoch,
         lastHeartbeat: shard.lastHeartbeatAt ? `${Math.max(0, now - Date.parse(shard.lastHeartbeatAt))} ms ago` : '-',
@@ -242,11 +253,15 @@ export async function runStatus(argv: readonly string[], io: Io = stdio): Promis
   for (const line of warnings) io.err(`WARNING: ${line}\n`);
   const nc = await connectCluster(target.servers, 'shardmind status');
   try {
-    const statuses = await clusterStatus(nc, target.nodes, flags.timeoutMs ?? 1_500);
-    const domains = new Set<string>(target.config?.domains.map((d) => d.name) ?? []);
-    for (const s of statuses) if (s.ok) for (const sh of s.status.shards) domains.add(sh.domain);
+    // The logs' tails first, then the hosts: read the other way round, a log that moved on in between showed
+    // a leader LAG 1 under any steady load, and `lag 0` never held (walkthrough-session12-ops F7). A tail read
+    // before the host's appliedSeq can only make a lag look smaller by what was written during the round trip.
     const jsm = await nc.jetstreamManager({ checkAPI: false, timeout: 1_500 });
-    const logs = await streamBounds(jsm, domains);
+    const logs = await streamBounds(jsm, target.config?.domains.map((d) => d.name) ?? []);
+    const statuses = await clusterStatus(nc, target.nodes, flags.timeoutMs ?? 1_500);
+    const unread = new Set<string>();
+    for (const s of statuses) if (s.ok) for (const sh of s.status.shards) if (!logs.has(sh.domain)) unread.add(sh.domain);
+    for (const [domain, bounds] of await streamBounds(jsm, unread)) logs.set(domain, bounds);
     const configured = target.config?.domains.map((d) => d.name) ?? [];
     const rows = statusRows(statuses, logs, Date.now(), configured);
     const tails = Object.fromEntries([...logs].map(([d, b]) => [d, b.last]));

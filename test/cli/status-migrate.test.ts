@@ -87,6 +87,40 @@ t('status - one row per domain × node with role, state, applied seq, lag and ep
   assert.match(missing.out.join(''), /mini-9\s+unreachable/);
 });
 
+t('status - under steady writes the leader shows lag 0 and the follower stays within a few entries', async (ctx) => {
+  let writing = true;
+  let written = 0;
+  const writers = Array.from({ length: 4 }, async (_, w) => {
+    for (let i = 0; writing; i++) {
+      await ctx.nc!.request(
+        shardSubject('email', 'remember'),
+        encodePayload({ v: 1, agent: 'cli-test', fact: { text: `steady ${w} ${i}` } }, 'msgpack'),
+        { timeout: 5_000 },
+      );
+      written++;
+    }
+  });
+  const leaderLags: number[] = [];
+  const followerLags: number[] = [];
+  try {
+    while (written < 20) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 12; i++) {
+      const c = capture();
+      // With the config, as an operator runs it: the configured domains' tails are read before the hosts answer.
+      assert.is(await runStatus(['--config', ctx.hosts!.configPath, '--json'], c.io), 0, c.err.join(''));
+      const report = JSON.parse(c.out.join('')) as { rows: { domain: string; state: string; lag: number }[] };
+      leaderLags.push(report.rows.find((r) => r.domain === 'email' && r.state === 'leading')?.lag ?? -1);
+      followerLags.push(report.rows.find((r) => r.domain === 'email' && r.state === 'following')?.lag ?? -1);
+    }
+  } finally {
+    writing = false;
+    await Promise.all(writers);
+  }
+  // Before the fix the leader showed its own writes in flight: 1 1 2 1 … or 4 4 4 … with four writers.
+  assert.equal(leaderLags, leaderLags.map(() => 0), `leader lags while writing: ${leaderLags.join(' ')} (${written} writes)`);
+  assert.ok(followerLags.every((l) => l >= 0 && l <= 16), `follower lags while writing: ${followerLags.join(' ')}`);
+});
+
 t('migrate - email moves to mini-2 and back; the report carries the gap', async (ctx) => {
   const url = ctx.nats!.url;
   const there = capture();
