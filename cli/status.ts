@@ -82,8 +82,10 @@ export interface StatusRow {
  * `lag`, in `--json` under `nodes`). Counting those made every leader show LAG 1–4 under steady writes, so the upgrade
  * procedure's "lag 0" never held (walkthrough-session12-ops F7). A leader that cannot apply stops leading.
  */
-function lagOf(shard: { readonly state: string; readonly appliedSeq: number; readonly lag: number }, tail: number | undefined): number {
+function lagOf(shard: { readonly state: string; readonly appliedSeq: number; readonly lag: number }, tail: number | undefined): number | undefined {
   if (shard.state === 'leading') return 0;
+  // Ahead of its log, a replica is not behind anything: the line under the table says by how much it is ahead.
+  if (shard.state === 'aheadOfLog') return undefined;
   return tail === undefined ? shard.lag : Math.max(0, tail - shard.appliedSeq);
 }
 
