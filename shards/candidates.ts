@@ -82,6 +82,11 @@ export const addMergedRun: MergedVisitor = (postings, start, count, take) => {
   }
 };
 
+/** How many candidates were accumulated since the last reset. */
+export function candidateCount(): number {
+  return count;
+}
+
 /** Candidates' relevance and sequence while selecting (reused). */
 const selRel = new Float64Array(CAPACITY);
 const selSeq = new Float64Array(CAPACITY);

@@ -85,6 +85,19 @@ export class ScoreNumbers {
     return sum;
   }
 
+  /** `touch` of the first `n` sequences of `seqs` (recall's walk past dead facts). */
+  touchSeqs(seqs: Float64Array, n: number): number {
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      const seq = seqs[i]!;
+      const p = Math.floor(seq / PAGE);
+      const page = this.pages[p];
+      const at = (seq - p * PAGE) * STRIDE;
+      if (page !== undefined) sum += page[at]! + page[at + STRIDE - 1]!;
+    }
+    return sum;
+  }
+
   /**
    * Fills `out`'s status, confidence, halfLifeDays, reinforcedAt, recordedAt, since and until for the fact created at
    * `seq`; false when there is none. (The other fields are left as they are: recall reads them only for `asOf`,

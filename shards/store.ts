@@ -29,7 +29,7 @@ import { KeyIndex } from './key-index.ts';
 import { OpResults } from './op-results.ts';
 import { ScoreNumbers, type ScoredNumbers } from './score-numbers.ts';
 import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
-import { readFactTexts, recallFacts } from './recall.ts';
+import { readFactTexts, recallFacts, type RecallWalk } from './recall.ts';
 import { decodeFact, readIdentityFields, type IdentityFields } from './fact-codec.ts';
 import { FactTerms } from './fact-terms.ts';
 import { factSeqIn } from './ids.ts';
@@ -355,6 +355,7 @@ export class LmdbShardStore implements ShardStore {
     // commit the write thread has already made visible: postings above the snapshot's applied position (a batch
     // still committing) are left out, and those up to it always have their facts.
     const s = this.snapshotState();
+    const walk: RecallWalk = { partial: false };
     const facts = recallFacts(
       {
         t: this.readerTables,
@@ -370,8 +371,10 @@ export class LmdbShardStore implements ShardStore {
         resolveEntity: this.resolveForRecall,
       },
       q,
+      walk,
     );
-    return { facts, appliedSeq: s.appliedSeq };
+    // Only when cut, so a complete answer keeps the shape it had.
+    return walk.partial ? { facts, appliedSeq: s.appliedSeq, partial: true } : { facts, appliedSeq: s.appliedSeq };
   }
 
   /**

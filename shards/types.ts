@@ -295,6 +295,11 @@ export interface RecallResult {
   readonly facts: readonly RecalledFact[];
   /** The sequence the answer reflects. */
   readonly appliedSeq: number;
+  /**
+   * Present when a window's walk past dead facts stopped at its budget (`recall.ts` WALK_FACTOR): older facts of the
+   * subject (or query word) were not considered, and a true one among them may be missing. Not on the wire.
+   */
+  readonly partial?: true;
 }
 
 export interface ShardStoreOptions {
