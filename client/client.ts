@@ -524,6 +524,7 @@ export class ShardmindClient {
   }
 
   private async shutDown(boundMs: number): Promise<void> {
+    const deadline = Date.now() + boundMs;
     const settled = Promise.all([
       this.pending.size === 0 ? undefined : new Promise<void>((resolve) => void (this.onIdle = resolve)),
       this.batcher?.whenIdle(),
@@ -543,7 +544,9 @@ export class ShardmindClient {
     this.pending.clear();
     this.batcher?.abandon((item) => givenUp('remember', item.opId));
     this.recallBatcher?.abandon(() => givenUp('recall', undefined));
-    if (this.ownsConnection && !this.connection.isClosed()) await closeConnection(this.connection);
+    // The drain counts against the same bound: close({ timeoutMs: 1500 }) with the server gone took 3.6 s (1.5 s for
+    // the calls, then the drain's own 2 s).
+    if (this.ownsConnection && !this.connection.isClosed()) await closeConnection(this.connection, Math.min(DRAIN_BOUND_MS, deadline - Date.now()));
   }
 
   /**
@@ -669,13 +672,13 @@ function closedError(what: string): ShardmindError {
  * Drains, bounded, then closes: nats.js 2.29's `drain()` swallows the failure of its last flush while the server is
  * unreachable and resolves with the connection still open and reconnecting forever, which keeps the process alive.
  */
-async function closeConnection(nc: NatsConnection): Promise<void> {
+async function closeConnection(nc: NatsConnection, drainMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const bound = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, DRAIN_BOUND_MS);
+    timer = setTimeout(resolve, Math.max(0, drainMs));
   });
   try {
-    await Promise.race([nc.drain(), bound]);
+    if (drainMs > 0) await Promise.race([nc.drain(), bound]);
   } catch {
     // Draining failed (closed meanwhile, or it cannot flush): closing below is what is left to do.
   } finally {

@@ -6,7 +6,7 @@
  * retryable (the same bytes are refused again). Requests go out over one reply subscription (`reply-inbox.ts`), not
  * `nc.request`, whose every successful call also built an error nobody reads.
  */
-import { ErrorCode as NatsErrorCode, NatsError, headers, type MsgHdrs, type NatsConnection } from 'nats';
+import { ErrorCode as NatsErrorCode, Events, NatsError, headers, type MsgHdrs, type NatsConnection } from 'nats';
 import {
   CONTENT_TYPE_HEADER,
   ErrorCode,
@@ -23,15 +23,29 @@ import { ReplyInbox } from './reply-inbox.ts';
 export class Transport {
   private readonly jsonHeaders: MsgHdrs | undefined;
   private readonly inbox: ReplyInbox;
+  /** Since when the connection to NATS is down (nats.js reconnecting), for a TIMEOUT to say why no reply came. */
+  private disconnectedAt: number | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
     readonly encoding: Encoding,
   ) {
     this.inbox = new ReplyInbox(nc);
+    void this.followConnection();
     if (encoding === 'json') {
       this.jsonHeaders = headers();
       this.jsonHeaders.set(CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE);
+    }
+  }
+
+  private async followConnection(): Promise<void> {
+    try {
+      for await (const s of this.nc.status()) {
+        if (s.type === Events.Disconnect) this.disconnectedAt ??= Date.now();
+        else if (s.type === Events.Reconnect) this.disconnectedAt = undefined;
+      }
+    } catch {
+      // The connection closed: nothing left to follow.
     }
   }
 
@@ -50,7 +64,7 @@ export class Transport {
       if (err instanceof NatsError && err.code === NatsErrorCode.MaxPayloadExceeded) {
         throw tooLarge(subject, data.length, this.nc.info?.max_payload, err);
       }
-      throw fromNatsError(err, subject, timeoutMs);
+      throw fromNatsError(err, subject, timeoutMs, this.disconnectedAt);
     }
     // A reply is in the request's encoding; a server that could not tell says so with its own content-type. A header
     // block nats.js cannot decode (it throws on each read) counts as none.
@@ -77,13 +91,15 @@ function tooLarge(subject: string, bytes: number, maxPayload: number | undefined
   });
 }
 
-function fromNatsError(err: unknown, subject: string, timeoutMs: number): ShardmindError {
+function fromNatsError(err: unknown, subject: string, timeoutMs: number, disconnectedAt: number | undefined): ShardmindError {
   if (err instanceof NatsError) {
     if (err.code === NatsErrorCode.NoResponders) {
       return new ShardmindError(ErrorCode.UNAVAILABLE, `no responder on ${subject}`, { cause: err });
     }
     if (err.code === NatsErrorCode.Timeout) {
-      return new ShardmindError(ErrorCode.TIMEOUT, `no reply on ${subject} within ${Math.round(timeoutMs)} ms`, {
+      // While nats.js reconnects, a request is held in its buffer and times out: say so, or it reads as a slow host.
+      const why = disconnectedAt === undefined ? '' : `: not connected to NATS since ${new Date(disconnectedAt).toISOString()} (reconnecting)`;
+      return new ShardmindError(ErrorCode.TIMEOUT, `no reply on ${subject} within ${Math.round(timeoutMs)} ms${why}`, {
         cause: err,
       });
     }
