@@ -27,6 +27,7 @@
  */
 import type { NatsConnection } from 'nats';
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
+import { CLOCK_SKEW_MS } from '../shards/index.ts';
 import type { ApplyResult, AssertEntry, LogEntry, LogMessage, ShardStore } from '../shards/index.ts';
 import { LogAppender, type AppendAck, type AppendError } from './log-appender.ts';
 import { decodeEntry, encodeBatch, encodeEntry, entriesOf, entryHash } from './log-codec.ts';
@@ -211,7 +212,10 @@ export class WritePipeline {
    * The latest `recordedAt` in the log this pipeline appends to: what the store had seen when it started leading,
    * then each entry it takes. An entry stamped earlier (this host's clock behind the last leader's, an NTP step back)
    * is written at this time instead, so `recordedAt` never decreases along the log, which `asOf` recall's search by
-   * record time relies on (review session 12, finding 1; §71).
+   * record time relies on (review session 12, finding 1; §71). Only within CLOCK_SKEW_MS: a floor further ahead of
+   * this clock means some clock was badly wrong, and holding every later stamp at it would freeze record time (and
+   * decay, which counts from a default `observedAt` = `recordedAt`) until the clock caught up; the log then steps
+   * back once, as it could before, and grows from there.
    */
   private recordedFloor: number;
 
@@ -291,7 +295,7 @@ export class WritePipeline {
 
     if (entry.op === 'assert' && this.level >= RESOLVED_SPEC_LEVEL && this.o.resolveSpecs !== undefined) entry = this.o.resolveSpecs(entry);
     entry = stampLevel(entry, this.level);
-    if (entry.recordedAt < this.recordedFloor) entry = { ...entry, recordedAt: this.recordedFloor };
+    if (entry.recordedAt < this.recordedFloor && this.recordedFloor - entry.recordedAt <= CLOCK_SKEW_MS) entry = { ...entry, recordedAt: this.recordedFloor };
     else this.recordedFloor = entry.recordedAt;
     const pending = new Pending(entry, encodeEntry(entry), done, this.inFlight);
     this.inFlight.set(entry.opId, pending);

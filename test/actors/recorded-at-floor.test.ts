@@ -13,7 +13,7 @@ import { connect, type NatsConnection } from 'nats';
 import { startNatsServer, waitForJetStream, type NatsServerProcess } from '../../cli/index.ts';
 import { ensureLogStream, WritePipeline } from '../../actors/index.ts';
 import { logSubject } from '../../protocol/index.ts';
-import { openShardStore, type AssertEntry, type ShardStore } from '../../shards/index.ts';
+import { CLOCK_SKEW_MS, openShardStore, type AssertEntry, type ShardStore } from '../../shards/index.ts';
 
 interface Ctx {
   server?: NatsServerProcess;
@@ -73,6 +73,27 @@ floor('finding 1: a leader behind the log stamps at the last recordedAt, and asO
     assert.equal(store.recall({ subject: 'bob', now: T0 + 10_000, asOf: T0 - 500 }).facts.map((f) => f.object), []);
     const recorded = [1, 2, 3, 4, 5, 6].map((seq) => store.getFact(`${domain}:${seq.toString(36).padStart(10, '0')}:0`)!.recordedAt);
     assert.equal(recorded, [...recorded].sort((a, b) => a - b), 'recordedAt grows with the sequence');
+  } finally {
+    await store.close();
+  }
+});
+
+floor('a floor more than CLOCK_SKEW_MS ahead of the clock is not kept: record time steps back once rather than freeze', async (ctx) => {
+  const domain = 'floor-ahead';
+  await ensureLogStream(await ctx.nc!.jetstreamManager({ checkAPI: false }), domain, 1);
+  const store = await openShardStore({ path: join(ctx.dir!, domain), domain, durability: 'none' });
+  try {
+    const p = pipeline(ctx, domain, store, 0);
+    // A leader whose clock was an hour ahead wrote this one.
+    await p.submit(remember('a1', 'alice', 'tea', T0 + 3_600_000));
+    const near = await p.submit(remember('a2', 'bob', 'tea', T0 + 3_600_000 - CLOCK_SKEW_MS));
+    const far = await p.submit(remember('a3', 'carol', 'tea', T0));
+    const next = await p.submit(remember('a4', 'dan', 'tea', T0 + 1000));
+    p.close();
+    await p.settled();
+    assert.is(store.getFact(near.factId!)?.recordedAt, T0 + 3_600_000, 'within the bound: held at the floor');
+    assert.is(store.getFact(far.factId!)?.recordedAt, T0, 'an hour behind: the clock, not a frozen floor');
+    assert.is(store.getFact(next.factId!)?.recordedAt, T0 + 1000, 'and it grows from there');
   } finally {
     await store.close();
   }
