@@ -18,7 +18,7 @@ export type { MigrateOptions, MigrateReport, MigrateProgress } from './migrate.t
 export type { PlanStep } from './apply.ts';
 export type { NatsServerPlan } from './nats-config.ts';
 export { ctlRequest, clusterStatus, domainViews } from './control-client.ts';
-export { runStatus, statusRows, renderStatus, configDriftWarning, clockWarning, streamBounds, streamTails, statusCommand } from './status.ts';
+export { runStatus, statusRows, renderStatus, configDriftWarning, clockWarning, logReplicaWarning, streamBounds, streamTails, statusCommand } from './status.ts';
 export type { LogBounds } from './status.ts';
 export { runMigrate, migrateShard, renderProgress, migrateCommand } from './migrate.ts';
 export type { CompactResult, CompactOptions } from './compact.ts';

@@ -29,6 +29,8 @@ export const stdio: Io = { out: (s) => void process.stdout.write(s), err: (s) =>
 export interface LogBounds {
   readonly first: number;
   readonly last: number;
+  /** JetStream's view of the stream's servers: its Raft leader and the other replicas (absent on a lone server). */
+  readonly servers?: { readonly leader?: string; readonly replicas: readonly { readonly name: string; readonly offline: boolean }[] };
 }
 
 /** Each domain's log bounds; domains whose stream is unreachable are left out. */
@@ -37,8 +39,13 @@ export async function streamBounds(jsm: JetStreamManager, domains: Iterable<stri
   await Promise.all(
     [...domains].map(async (d) => {
       try {
-        const { state } = await jsm.streams.info(logStream(d));
-        bounds.set(d, { first: state.first_seq, last: state.last_seq });
+        const { state, cluster } = await jsm.streams.info(logStream(d));
+        const replicas = (cluster?.replicas ?? []).map((r) => ({ name: r.name, offline: r.offline === true }));
+        bounds.set(d, {
+          first: state.first_seq,
+          last: state.last_seq,
+          ...(cluster ? { servers: { ...(cluster.leader ? { leader: cluster.leader } : {}), replicas } } : {}),
+        });
       } catch {
         // No stream yet, or no JetStream quorum: the table shows the replica's own view.
       }
@@ -135,6 +142,28 @@ export function statusRows(
 function notRun(statuses: readonly NodeStatus[], configured: readonly string[]): string[] {
   const run = new Set(statuses.flatMap((s) => (s.ok ? s.status.shards.map((sh) => sh.domain) : [])));
   return configured.filter((d) => !run.has(d));
+}
+
+/**
+ * A warning line per domain whose log has a replica JetStream reports offline: how many of its servers are left, and
+ * whether one more loss stops its writes (a majority must store each append). The config's `replicas` applies only
+ * when a stream is created, so after a Mini is removed or lost the logs keep their old size with a dead peer; this
+ * is what the table cannot show (walkthrough-session12-ops F4, F13). Undefined when every replica is online.
+ */
+export function logReplicaWarning(logs: ReadonlyMap<string, LogBounds>): string | undefined {
+  const lines: string[] = [];
+  for (const [domain, bounds] of [...logs].sort((a, b) => a[0].localeCompare(b[0]))) {
+    const servers = bounds.servers;
+    if (!servers) continue;
+    const offline = servers.replicas.filter((r) => r.offline).map((r) => r.name);
+    if (offline.length === 0) continue;
+    const size = servers.replicas.length + 1;
+    const up = size - offline.length;
+    const majority = Math.floor(size / 2) + 1;
+    const then = up > majority ? 'writes go on' : up === majority ? 'one more lost server stops its writes' : 'it has no majority: its writes stop';
+    lines.push(`WARNING: the ${domain} log has ${up} of ${size} replicas online (${offline.join(', ')} offline): ${then}. Bring that Mini's nats-server back (a replacement Mini must keep the node's name: it then refills from its peers).\n`);
+  }
+  return lines.length === 0 ? undefined : lines.join('');
 }
 
 /**
@@ -270,6 +299,7 @@ export async function runStatus(argv: readonly string[], io: Io = stdio): Promis
     const drift = configDriftWarning(statuses);
     const clocks = clockWarning(statuses);
     const unrun = target.config ? notRunWarning(statuses, target.config) : undefined;
+    const replicas = logReplicaWarning(logs);
     if (values.json) {
       io.out(
         JSON.stringify({
@@ -280,10 +310,11 @@ export async function runStatus(argv: readonly string[], io: Io = stdio): Promis
           ...(drift ? { configDrift: drift.trim() } : {}),
           ...(clocks ? { clockWarnings: clocks.trim().split('\n') } : {}),
           ...(unrun ? { notRunning: notRun(statuses, configured), notRunningWarnings: unrun.trim().split('\n') } : {}),
+          ...(replicas ? { logReplicaWarnings: replicas.trim().split('\n') } : {}),
           ...(warnings.length > 0 ? { configWarnings: warnings } : {}),
         }) + '\n',
       );
-    } else io.out([renderStatus(rows), unrun, drift, clocks].filter((x) => x !== undefined).join('\n'));
+    } else io.out([renderStatus(rows), unrun, replicas, drift, clocks].filter((x) => x !== undefined).join('\n'));
     // A configured domain nobody serves is as unhealthy as a host that does not answer.
     return statuses.every((s) => s.ok) && unrun === undefined ? 0 : 1;
   } finally {
