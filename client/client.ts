@@ -394,8 +394,8 @@ export class ShardmindClient {
    * The facts recorded about (subject, predicate) in one domain, oldest first: what was believed when. One page: the
    * `limit` (default 100, at most 1000) recorded most recently; `historyPage` gives the cursor to read older ones.
    */
-  async history(subject: string, predicate: string | undefined, options: HistoryOptions): Promise<Fact[]> {
-    return (await this.historyPage(subject, predicate, options)).facts;
+  async history(subject: string, predicateOrOptions: string | undefined | HistoryOptions, options?: HistoryOptions): Promise<Fact[]> {
+    return (await this.historyPage(subject, predicateOrOptions, options)).facts;
   }
 
   /**
@@ -407,7 +407,15 @@ export class ShardmindClient {
    *   if ((before = page.next) === undefined) break;
    * }
    */
-  async historyPage(subject: string, predicate: string | undefined, options: HistoryOptions): Promise<HistoryPage> {
+  async historyPage(subject: string, predicateOrOptions: string | undefined | HistoryOptions, maybeOptions?: HistoryOptions): Promise<HistoryPage> {
+    // (subject, predicate, options) as documented, or (subject, options) — the form callers reach for first.
+    const options = typeof predicateOrOptions === 'object' && predicateOrOptions !== null ? predicateOrOptions : maybeOptions;
+    if (typeof options !== 'object' || options === null || typeof options.domain !== 'string') {
+      throw badRequest('domain', 'required: a history reads one domain (pass { domain })');
+    }
+    if (typeof subject !== 'string') throw badRequest('subject', 'must be a string', subject);
+    const predicate = typeof predicateOrOptions === 'string' ? predicateOrOptions : options.predicate;
+    optionalString(predicate, 'predicate');
     const body = defined({
       v: 1,
       subject,

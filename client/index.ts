@@ -18,6 +18,7 @@ export type {
   Fact,
   RecalledFact,
   RecallResult,
+  MissingDomain,
   DomainScore,
   TaskInfo,
   TaskStart,

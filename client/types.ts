@@ -106,6 +106,8 @@ export interface ReadRouting extends Routing {
 
 export interface HistoryOptions extends ReadRouting {
   readonly domain: string;
+  /** Only this predicate's facts (the same as the positional argument: `history('user', { domain, predicate })`). */
+  readonly predicate?: string;
   /** Facts in the page: 1..1000, default 100. */
   readonly limit?: number;
   /** A previous page's `next`: this page holds the facts recorded before it. */
@@ -206,12 +208,26 @@ export interface RecalledFact extends Fact {
   readonly score: number;
 }
 
+/**
+ * A domain that did not answer a read or write sent to several: the answer is partial. Branch on `code` and
+ * `retryable` (a read with `minSeq` that comes back with a retryable one did not see your writes there: retry it).
+ */
+export interface MissingDomain {
+  readonly domain: string;
+  /** `CODE: message`, for a log line. */
+  readonly error: string;
+  /** The error's code, message and whether to retry (every router of this tree sends them; older ones only `error`). */
+  readonly code?: string;
+  readonly message?: string;
+  readonly retryable?: boolean;
+}
+
 export interface RecallResult {
   readonly domains: readonly string[];
   /** Best first. */
   readonly facts: readonly RecalledFact[];
   /** Domains that did not answer in time: the result is partial. */
-  readonly missing: readonly { readonly domain: string; readonly error: string }[];
+  readonly missing: readonly MissingDomain[];
   /** The sequence each domain's answer reflects. */
   readonly seqs: Readonly<Record<string, number>>;
   /** A replica read: the node that answered, and its bound on how stale the answer may be (ms; 0 = the leader). */
@@ -294,7 +310,7 @@ export interface EntityResult {
   readonly domains: readonly string[];
   /** The entity as the first of them now holds it. */
   readonly entity: Entity;
-  readonly missing: readonly { readonly domain: string; readonly error: string }[];
+  readonly missing: readonly MissingDomain[];
 }
 
 /** One domain's view of an entity. */
