@@ -502,7 +502,8 @@ export class ShardmindClient {
           if (typeof e !== 'object' || e === null) continue;
           if (options.subject !== undefined && e.subject !== options.subject && e.subjectAsWritten !== options.subject) continue;
           try {
-            const reaction: unknown = onChange({ domain: m.domain, ...e });
+            // The feed's op and status are the closed sets `Change` names (actors/change-feed.ts publishes no others).
+            const reaction: unknown = onChange({ domain: m.domain, ...e } as Change);
             // An async handler's rejection would otherwise be unhandled: Node ends the process on one.
             if (isThenable(reaction)) reaction.then(undefined, report);
           } catch (err) {

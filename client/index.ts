@@ -30,6 +30,8 @@ export type {
   EntityResult,
   EntityView,
   Change,
+  ChangeOp,
+  ChangeStatus,
   WatchOptions,
 } from './types.ts';
 export type { RetryPolicy } from './retry.ts';

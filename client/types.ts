@@ -323,9 +323,16 @@ export interface EntityView extends Entity {
  * (`op`, `status`, `factId`, `text`, `subject`, `predicate`, `object`, `superseded`, `entity`, `agent`, `node`,
  * `task`; docs/protocol.md, the change feed) with the domain it happened in.
  */
-export interface Change extends WireChangeEvent {
+export interface Change extends Omit<WireChangeEvent, 'op' | 'status'> {
   readonly domain: string;
+  readonly op: ChangeOp;
+  readonly status: ChangeStatus;
 }
+
+/** The log op a change came from (`reinforce` is not written by any request today). */
+export type ChangeOp = 'assert' | 'forget' | 'retract' | 'reinforce' | 'entity';
+/** What a change did: a remember's status, or what a forget, retract or entity write did. */
+export type ChangeStatus = RememberStatus | 'forgotten' | 'retracted' | 'entity';
 
 export interface WatchOptions {
   /** One domain; all of them when absent. */

@@ -7,7 +7,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
-import { connect, ShardmindError, type Change, type ShardmindClient } from '../../client/index.ts';
+import { connect, ShardmindError, type Change, type ChangeOp, type ChangeStatus, type ShardmindClient } from '../../client/index.ts';
 import { startHosts, type HostCluster } from '../harness/hosts.ts';
 import { NODE, oneMiniConfig } from './one-mini.ts';
 
@@ -63,6 +63,9 @@ t('a subject watcher hears the retract and the forget of that subject’s facts,
     const other = await ctx.writer.remember({ text: 'Bob phone is 555-0199', subject: 'bob', predicate: 'phone', object: '555-0199' }, { domain: 'email' });
     await ctx.writer.forget(other.factId);
     await until('the last forget', () => everything.find((c) => c.status === 'forgotten' && c.factId === other.factId));
+    // Typed as the closed sets (F4): a switch over them is checked by the compiler.
+    const kinds: [ChangeOp, ChangeStatus][] = aboutUser.map((c) => [c.op, c.status]);
+    assert.equal(kinds.map(([op]) => op), ['assert', 'retract', 'assert', 'forget']);
     const seen = aboutUser.map((c) => [c.op, c.status, c.factId, c.subject, c.predicate]);
     assert.equal(seen, [
       ['assert', 'created', signature.factId, 'user', 'signature'],
