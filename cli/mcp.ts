@@ -5,7 +5,7 @@
  *
  * JSON-RPC 2.0, one message per line (the MCP stdio transport): `initialize`, `ping`, `tools/list`, `tools/call`. A line
  * may be a batch (an array of messages) in a session that negotiated 2025-03-26, the one revision that has them.
- * Tools: `remember`, `recall`, `history`, `entity`, `lookup`, `forget`, `task_begin`, `task_observe`, `task_end`, each a
+ * Tools: `remember`, `recall`, `history`, `entity`, `lookup`, `retract`, `forget`, `task_begin`, `task_observe`, `task_end`, each a
  * call through the router with the TypeScript client, so
  * retries, idempotent writes and read-your-writes come with it. A failed call is a tool result with `isError` and
  * the shardmind error code, not a protocol error. Logs go to stderr; stdout carries protocol messages only.
@@ -21,7 +21,7 @@ import { stdio, type Io } from './status.ts';
 
 const USAGE = `usage: shardmind mcp [--config FILE] [--servers URL,…] [--agent NAME] [--node NAME]
 
-Serves the memory to an MCP client on stdin/stdout (tools: remember, recall, history, entity, lookup, forget,
+Serves the memory to an MCP client on stdin/stdout (tools: remember, recall, history, entity, lookup, retract, forget,
 task_begin, task_observe, task_end). An MCP client starts it from its own directory, so give the checkout's path
 and --servers (without it the NATS URLs come from ./cluster.config.ts). Example entry for an MCP client's config:
   { "command": "node", "args": ["/path/to/shardmind/cli/bin.mjs", "mcp", "--servers", "nats://mini-1:4222", "--agent", "desktop"] }`;
@@ -52,9 +52,14 @@ export const MCP_TOOLS = [
         text: { type: 'string', description: 'The fact, in a sentence.' },
         subject: { ...str, description: 'What it is about, e.g. "user".' },
         predicate: { ...str, description: 'The relation, e.g. "prefers_attachment_format".' },
-        object: { ...str, description: 'The value, e.g. "pdf".' },
+        object: {
+          description: 'The value, e.g. "pdf"; or another entity, as {"entity": "bob-smith"} (a link recall can follow).',
+          anyOf: [{ type: 'string' }, { type: 'object', properties: { entity: str }, required: ['entity'], additionalProperties: false }],
+        },
         // Exclusive: a confidence of 0 is refused (a fact nobody believes is not worth storing).
         confidence: { type: 'number', exclusiveMinimum: 0, maximum: 1, description: 'How sure, in (0, 1]; default 0.8.' },
+        validFrom: { ...str, description: 'ISO 8601 with a zone: when it became (or becomes) true in the world. Default: now.' },
+        validTo: { ...str, description: 'ISO 8601 with a zone: when it stopped being true, if known.' },
         domain: { ...str, description: 'calendar, email, files, … (optional).' },
         task: { ...str, description: 'A task id from task_begin: the fact goes to the task’s current domain.' },
       },
@@ -134,6 +139,17 @@ export const MCP_TOOLS = [
     name: 'task_end',
     description: 'End a task.',
     inputSchema: { type: 'object', properties: { task: str }, required: ['task'] },
+  },
+  {
+    name: 'retract',
+    description:
+      'Mark a fact (by id) as no longer true, from validTo (default now): it stays in history and in recalls asOf earlier times. ' +
+      'Use forget instead only when the user wants it deleted.',
+    inputSchema: {
+      type: 'object',
+      properties: { factId: str, validTo: { ...str, description: 'ISO 8601 with a zone; default now.' } },
+      required: ['factId'],
+    },
   },
   {
     name: 'forget',
@@ -267,7 +283,9 @@ export class McpServer {
           const r = await this.memory.remember(
             {
               text: required(a, 'text'),
-              ...optional(a, 'subject', 'predicate', 'object'),
+              ...optional(a, 'subject', 'predicate', 'object', 'validFrom', 'validTo'),
+              // An entity link: passed as given, for the client and server to check.
+              ...(isObject(a['object']) ? { object: a['object'] as { entity: string } } : {}),
               ...(a['confidence'] !== undefined ? { confidence: a['confidence'] as number } : {}),
             },
             { ...optional(a, 'domain', 'task') },
@@ -317,8 +335,12 @@ export class McpServer {
           return text(JSON.stringify({ task: r.task, domain: r.domain, rerouted: r.rerouted, context: r.context.map(brief) }, null, 1));
         }
         case 'task_end': {
-          await this.memory.task.end(required(a, 'task'));
-          return text(`Task ${String(a['task'])} ended.`);
+          const s = await this.memory.task.end(required(a, 'task'));
+          return text(`Task ${s.task} ended in ${s.domain}; it visited ${s.visited.join(', ')}.`);
+        }
+        case 'retract': {
+          const r = await this.memory.retract(required(a, 'factId'), typeof a['validTo'] === 'string' ? { validTo: a['validTo'] } : {});
+          return text(`Retracted ${r.factId} in ${r.domain} (${r.status}); it stays in history.`);
         }
         default: {
           const r = await this.memory.forget(required(a, 'factId'));
@@ -339,6 +361,8 @@ function brief(f: RecalledFact): object {
     text: f.text,
     ...(f.subject !== undefined ? { subject: f.subject, predicate: f.predicate, object: f.object } : {}),
     confidence: Number(f.effectiveConfidence.toFixed(3)),
+    // Record state: 'superseded' or 'retracted' tells a model that an asOf answer's fact is not the current value.
+    status: f.status,
     validFrom: f.validFrom,
     ...(f.validTo !== undefined ? { validTo: f.validTo } : {}),
     learnedBy: f.source.agent,
@@ -401,7 +425,7 @@ export async function runMcp(argv: readonly string[], io: Io = stdio): Promise<n
 }
 
 export const mcpCommand: Command = {
-  summary: 'serve the memory to MCP clients on stdio (remember, recall, history, entity, lookup, forget, tasks)',
+  summary: 'serve the memory to MCP clients on stdio (remember, recall, history, entity, lookup, retract, forget, tasks)',
   usage: USAGE,
   run: (args) => runMcp(args),
 };

@@ -4,7 +4,8 @@
  * a session that negotiated 2025-03-26 gets batches answered (F13: that revision requires them; an empty batch is
  * one invalid request, notifications get nothing, initialize may not be batched), a 2025-06-18 session has them
  * refused; a null id is answered with an error; the tool schemas agree with what the tools accept (F14: confidence 0
- * is refused and the schema says so). Real nats-server and host.
+ * is refused and the schema says so; world time, entity links and retract can be written, and recall shows a fact's
+ * status). Real nats-server and host.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -156,6 +157,38 @@ t('the tool schemas agree with the tools: confidence 0 is outside the schema and
   assert.is(schema('recall').limit.maximum, 1000);
   const many = (await s.request({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'recall', arguments: { query: 'certain', domain: 'files', limit: 500 } } })) as Record<string, any>;
   assert.not.ok(many['result']?.isError, JSON.stringify(many));
+  const { code } = await s.close();
+  assert.is(code, 0);
+});
+
+t('a model can write world time and links, retract, and see a fact’s status in recall', async (ctx) => {
+  const s = start(ctx, 'full-tools');
+  await s.request(initialize(1, '2025-06-18'));
+  const call = async (id: number, name: string, args: object): Promise<string> => {
+    const r = (await s.request({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } })) as Record<string, any>;
+    assert.not.ok(r['result']?.isError, JSON.stringify(r));
+    return r['result'].content[0].text as string;
+  };
+  const stored = await call(2, 'remember', {
+    text: 'Dana reports to Priya since October',
+    subject: 'dana',
+    predicate: 'reports_to',
+    object: { entity: 'priya' },
+    validFrom: '2026-10-01T00:00:00Z',
+    domain: 'files',
+  });
+  const factId = /id (\S+)\)/.exec(stored)![1]!;
+  await new Promise((r) => setTimeout(r, 20));
+  const believed = new Date().toISOString();
+  await new Promise((r) => setTimeout(r, 20));
+  const retracted = await call(3, 'retract', { factId });
+  assert.match(retracted, `Retracted ${factId}`);
+  const found = JSON.parse(await call(4, 'recall', { subject: 'dana', domain: 'files', asOf: believed })) as { facts: Record<string, unknown>[] };
+  const fact = found.facts.find((f) => f['id'] === factId);
+  assert.ok(fact, JSON.stringify(found));
+  assert.equal([fact!['status'], fact!['object'], fact!['validFrom']], ['retracted', { entity: 'priya' }, '2026-10-01T00:00:00.000Z']);
+  const begun = JSON.parse(await call(5, 'task_begin', { text: 'sort the offsite files', domain: 'files' })) as { task: string };
+  assert.match(await call(6, 'task_end', { task: begun.task }), `ended in files; it visited files`);
   const { code } = await s.close();
   assert.is(code, 0);
 });

@@ -69,7 +69,7 @@ t('an MCP client lists the tools; two agents share what one learns; history keep
   const a = await mcpClient(ctx, 'desktop-agent');
   const b = await mcpClient(ctx, 'ide-agent');
   const tools = (await a.listTools()).tools.map((x) => x.name).sort();
-  assert.equal(tools, ['entity', 'forget', 'history', 'lookup', 'recall', 'remember', 'task_begin', 'task_end', 'task_observe']);
+  assert.equal(tools, ['entity', 'forget', 'history', 'lookup', 'recall', 'remember', 'retract', 'task_begin', 'task_end', 'task_observe']);
 
   const stored = await a.callTool({
     name: 'remember',
