@@ -7,14 +7,11 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
-import { connect, ErrorCode, ShardmindError, type ShardmindClient } from '../../client/index.ts';
-import { startHosts, type HostCluster } from '../harness/hosts.ts';
-import { NODE, oneMiniConfig } from './one-mini.ts';
+import { ErrorCode, ShardmindError, type ShardmindClient } from '../../client/index.ts';
+import { NODE, startOneMiniClient, type OneMiniClient } from './one-mini.ts';
 
 interface Ctx {
-  nats: NatsServerProcess;
-  hosts: HostCluster;
+  cluster: OneMiniClient;
   client: ShardmindClient;
   retries: string[];
 }
@@ -22,22 +19,13 @@ interface Ctx {
 const t = suite<Ctx>('client refusals');
 
 t.before(async (ctx) => {
-  ctx.nats = await startNatsServer();
   ctx.retries = [];
-  try {
-    ctx.hosts = await startHosts({ config: oneMiniConfig(ctx.nats.url) });
-    ctx.client = await connect({ servers: ctx.nats.url, agent: 'plain-js', node: NODE, onRetry: (i) => ctx.retries.push(i.code) });
-  } catch (err) {
-    await ctx.hosts?.stop();
-    await ctx.nats.destroy();
-    throw err;
-  }
+  ctx.cluster = await startOneMiniClient({ agent: 'plain-js', node: NODE, onRetry: (i) => ctx.retries.push(i.code) });
+  ctx.client = ctx.cluster.client;
 });
 
 t.after(async (ctx) => {
-  await ctx.client?.close();
-  await ctx.hosts?.stop();
-  await ctx.nats?.destroy();
+  await ctx.cluster?.stop();
 });
 
 async function refusal(p: Promise<unknown>): Promise<ShardmindError> {

@@ -6,35 +6,23 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startNatsServer, type NatsServerProcess } from '../../cli/index.ts';
-import { connect, ErrorCode, ShardmindError, type ShardmindClient } from '../../client/index.ts';
-import { startHosts, type HostCluster } from '../harness/hosts.ts';
-import { NODE, oneMiniConfig } from './one-mini.ts';
+import { ErrorCode, ShardmindError, type ShardmindClient } from '../../client/index.ts';
+import { NODE, startOneMiniClient, type OneMiniClient } from './one-mini.ts';
 
 interface Ctx {
-  nats: NatsServerProcess;
-  hosts: HostCluster;
+  cluster: OneMiniClient;
   client: ShardmindClient;
 }
 
 const t = suite<Ctx>('history order');
 
 t.before(async (ctx) => {
-  ctx.nats = await startNatsServer();
-  try {
-    ctx.hosts = await startHosts({ config: oneMiniConfig(ctx.nats.url) });
-    ctx.client = await connect({ servers: ctx.nats.url, agent: 'scheduler', node: NODE });
-  } catch (err) {
-    await ctx.hosts?.stop();
-    await ctx.nats.destroy();
-    throw err;
-  }
+  ctx.cluster = await startOneMiniClient({ agent: 'scheduler', node: NODE });
+  ctx.client = ctx.cluster.client;
 });
 
 t.after(async (ctx) => {
-  await ctx.client?.close();
-  await ctx.hosts?.stop();
-  await ctx.nats?.destroy();
+  await ctx.cluster?.stop();
 });
 
 t('a late older value of a one predicate sits in world-time order, routed or direct', async (ctx) => {
