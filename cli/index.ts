@@ -33,4 +33,4 @@ export type { NatsRole } from './nats-auth.ts';
 export type { TlsFiles } from './nats-tls.ts';
 export { CA_ENV, TLS_FILES, clientTlsBlock, makeCertificates, natsConnectOptionsFromEnv, natsTlsFromEnv, routeTlsBlock, tlsFilesIn } from './nats-tls.ts';
 export { runMcp, McpServer, MCP_TOOLS, MCP_PROTOCOL_VERSIONS, mcpCommand } from './mcp.ts';
-export { PASSWORD_RULE } from './nats-auth.ts';
+export { AGENT_LOGIN_RULE, PASSWORD_RULE, agentLoginPermissions, agentPasswordEnv, parseAgentLogins } from './nats-auth.ts';

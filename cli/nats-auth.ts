@@ -1,19 +1,25 @@
 /**
- * Who may do what on the cluster's NATS, for a cluster that is not alone on its network. Three users, each with
+ * Who may do what on the cluster's NATS, for a cluster that is not alone on its network. Three roles, each with
  * the subjects its role needs and nothing more:
  * - `host`: every shardmind host (shards, routers, JetStream): everything.
  * - `agent`: the memory API only — the router (`sm.mem.>`), one shard's ops (`sm.shard.<domain>.<op>`), replica
- *   reads (`sm.replica.>`) — replies to its own inbox, and the change feed (`sm.evt.>`, to listen). It cannot append to a shard's log (`sm.log.>`), forge a
- *   leader's heartbeat (`sm.hb.>`), reach JetStream's API, or command a host (`sm.ctl.>`).
+ *   reads (`sm.replica.>`) — replies to its inbox, and the change feed (`sm.evt.>`, to listen). It cannot append to
+ *   a shard's log (`sm.log.>`), forge a leader's heartbeat (`sm.hb.>`), reach JetStream's API, command a host
+ *   (`sm.ctl.>`), or publish into any inbox (`_INBOX.>`: only hosts answer requests).
  * - `operator`: what an agent may, plus host control and reading stream state (`shardmind status`, `migrate`,
  *   `apply`).
+ *
+ * The shared `agent` login reads every inbox (`_INBOX.>`), so one agent sees the others' replies and the reply
+ * subjects they wait on (review session 12, M1). Named agent logins (`nats-config --auth --agents alice,bob`) are
+ * agents with one difference: each subscribes only to its own inbox namespace, `_INBOX.<login>.>`, where the SDK puts
+ * its replies when it logs in as that user (decisions §80).
  *
  * Passwords never sit in a file: the server config refers to environment variables, which nats-server resolves at
  * start and refuses to start without. nats-server parses the variable's value as a config token, so a password must
  * start with a letter and hold only letters, digits, `_` and `-` (`PASSWORD_RULE`; e.g. `sm` + 48 hex digits). Every shardmind process (host, CLI, the TypeScript client through
  * `natsCredentialsFromEnv`) connects as `SHARDMIND_NATS_USER` with `SHARDMIND_NATS_PASSWORD` when they are set.
  */
-import { SHARD_OPS } from '../protocol/index.ts';
+import { agentInboxPrefix, SHARD_OPS } from '../protocol/index.ts';
 
 export type NatsRole = 'host' | 'agent' | 'operator';
 
@@ -50,16 +56,66 @@ export const ROLE_PERMISSIONS: Readonly<Record<Exclude<NatsRole, 'host'>, Permis
   },
 };
 
-/** The `authorization { … }` block of a nats-server config (2.9+), passwords as environment references. */
-export function authorizationBlock(): string {
+/**
+ * A named agent login: a lowercase letter, then lowercase letters, digits, `_` or `-` (at most 64). One subject token
+ * (its inbox is `_INBOX.<login>`), and one environment variable name after upper-casing (`agentPasswordEnv`).
+ */
+export const AGENT_LOGIN_RULE = /^[a-z][a-z0-9_-]{0,63}$/;
+/** Names a named agent login cannot take: the roles', and the routes' login. */
+const RESERVED_LOGINS: ReadonlySet<string> = new Set(['host', 'agent', 'operator', 'route']);
+
+/** The environment variable the server config reads a named agent's password from: `alice` → `SHARDMIND_AGENT_PASSWORD_ALICE`. */
+export function agentPasswordEnv(login: string): string {
+  return `${PASSWORD_ENV.agent}_${login.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/** What a named agent login may do: an agent's publish rights; subscriptions to its own inboxes and the feed only. */
+export function agentLoginPermissions(login: string): Permissions {
+  return { publish: AGENT.publish, subscribe: [`${agentInboxPrefix(login)}.>`, ...AGENT.subscribe.filter((s) => s !== '_INBOX.>')] };
+}
+
+/**
+ * The named agent logins of `--agents a,b,c`: each checked against `AGENT_LOGIN_RULE`, none reserved, no two the same
+ * or with the same password variable (`a-b` and `a_b` both read `…_A_B`). Throws an Error that says which and why.
+ */
+export function parseAgentLogins(list: string): string[] {
+  const logins = list.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (logins.length === 0) throw new Error('--agents: name at least one login (e.g. --agents alice,bob)');
+  const byEnv = new Map<string, string>();
+  for (const login of logins) {
+    if (!AGENT_LOGIN_RULE.test(login)) {
+      throw new Error(`--agents: "${login}" is not a login: a lowercase letter, then lowercase letters, digits, _ or - (at most 64)`);
+    }
+    if (RESERVED_LOGINS.has(login)) throw new Error(`--agents: "${login}" is reserved (${[...RESERVED_LOGINS].join(', ')})`);
+    const env = agentPasswordEnv(login);
+    const other = byEnv.get(env);
+    if (other !== undefined) {
+      throw new Error(other === login ? `--agents: "${login}" is named twice` : `--agents: "${other}" and "${login}" would share the password variable $${env}`);
+    }
+    byEnv.set(env, login);
+  }
+  return logins;
+}
+
+/**
+ * The `authorization { … }` block of a nats-server config (2.9+), passwords as environment references. `agents` are
+ * named agent logins (`parseAgentLogins`), written after the three roles; the shared `agent` login stays.
+ * Permissions use the `publish: { allow }` / `subscribe: { allow }` form, which 2.9 and later servers all read.
+ */
+export function authorizationBlock(agents: readonly string[] = []): string {
   const list = (xs: readonly string[]): string => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`;
-  const user = (role: NatsRole): string => {
-    const base = `    { user: ${JSON.stringify(role)}, password: $${PASSWORD_ENV[role]}`;
-    if (role === 'host') return `${base} }`;
-    const p = ROLE_PERMISSIONS[role];
+  const entry = (name: string, env: string, p: Permissions | undefined): string => {
+    const base = `    { user: ${JSON.stringify(name)}, password: $${env}`;
+    if (p === undefined) return `${base} }`;
     return `${base},\n      permissions: { publish: { allow: ${list(p.publish)} }, subscribe: { allow: ${list(p.subscribe)} } } }`;
   };
-  return ['authorization {', '  users: [', user('host'), user('agent'), user('operator'), '  ]', '}'].join('\n');
+  const users = [
+    entry('host', PASSWORD_ENV.host, undefined),
+    entry('agent', PASSWORD_ENV.agent, ROLE_PERMISSIONS.agent),
+    entry('operator', PASSWORD_ENV.operator, ROLE_PERMISSIONS.operator),
+    ...agents.map((login) => entry(login, agentPasswordEnv(login), agentLoginPermissions(login))),
+  ];
+  return ['authorization {', '  users: [', ...users, '  ]', '}'].join('\n');
 }
 
 /** The user the servers of one cluster log in to each other's route port as. */

@@ -9,7 +9,7 @@ import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
 import { ConfigError, loadConfig, nodeByName } from '../config/index.ts';
 import type { ClusterConfig, NodeConfig } from '../config/index.ts';
-import { authorizationBlock, PASSWORD_ENV, PASSWORD_RULE, ROUTE_PASSWORD_ENV, ROUTE_USER, routeAuthorizationBlock, routeUrlWithLogin, USER_ENV, USER_PASSWORD_ENV } from './nats-auth.ts';
+import { agentPasswordEnv, authorizationBlock, parseAgentLogins, PASSWORD_ENV, PASSWORD_RULE, ROUTE_PASSWORD_ENV, ROUTE_USER, routeAuthorizationBlock, routeUrlWithLogin, USER_ENV, USER_PASSWORD_ENV } from './nats-auth.ts';
 import { natsServerConfig } from './nats-server.ts';
 import { CA_ENV, clientTlsBlock, routeTlsBlock, tlsFilesIn } from './nats-tls.ts';
 
@@ -48,8 +48,15 @@ export function natsServerPlan(config: ClusterConfig, node: NodeConfig): NatsSer
 export function natsConfigFor(
   config: ClusterConfig,
   nodeName: string,
-  options: { readonly auth?: boolean; readonly tlsDir?: string; readonly routePassword?: string } = {},
+  options: {
+    readonly auth?: boolean;
+    readonly tlsDir?: string;
+    readonly routePassword?: string;
+    /** Named agent logins (`--agents`, checked by `parseAgentLogins`), each confined to its own inboxes. */
+    readonly agents?: readonly string[];
+  } = {},
 ): string {
+  if (options.agents !== undefined && options.agents.length > 0 && !options.auth) throw new Error('--agents needs --auth: named agent logins are part of the login block');
   const node = nodeByName(config, nodeName);
   const plan = natsServerPlan(config, node);
   const peers = config.nodes.filter((n) => n.name !== node.name);
@@ -72,7 +79,7 @@ export function natsConfigFor(
     port: plan.port,
     storeDir: plan.storeDir,
     ...(routes.length > 0 ? { cluster } : {}),
-    ...(options.auth ? { authorization: authorizationBlock() } : {}),
+    ...(options.auth ? { authorization: authorizationBlock(options.agents ?? []) } : {}),
     ...(options.tlsDir !== undefined ? { tls: tlsBlocks(options.tlsDir) } : {}),
   });
 }
@@ -113,7 +120,7 @@ function tlsBlocks(dir: string): { client: string; route: string } {
   return { client: clientTlsBlock(files), route: routeTlsBlock(files) };
 }
 
-const USAGE = `usage: shardmind nats-config --node NAME [--config FILE] [--out FILE] [--auth] [--tls DIR]
+const USAGE = `usage: shardmind nats-config --node NAME [--config FILE] [--out FILE] [--auth [--agents a,b]] [--tls DIR]
 
 --auth: clients must log in as host, agent or operator (passwords from the server's environment:
 ${Object.values(PASSWORD_ENV).join(', ')}: a letter, then letters, digits, _ or -; e.g.
@@ -121,6 +128,11 @@ sm$(openssl rand -hex 24)); shardmind processes connect as $${USER_ENV} / $${USE
 routes between Minis log in too, as "${ROUTE_USER}" with $${ROUTE_PASSWORD_ENV} (same rule, the same on every
 Mini): nats-server cannot read it from its environment, so it is written into the config — keep the file private
 (--out writes it mode 600).
+
+--agents alice,bob (with --auth): a login for each agent besides the shared "agent" one, with the same rights
+except that each reads only its own replies (_INBOX.<login>.>): no agent can read another's recalls. Passwords
+from $${PASSWORD_ENV.agent}_<LOGIN> (upper case, - as _; e.g. ${agentPasswordEnv('mail-agent')}); the
+agent connects as that user (the SDK then puts its replies under _INBOX.<login>). Give every Mini the same list.
 
 --tls DIR: the client port and the routes between Minis use TLS with DIR/ca.pem, DIR/server-cert.pem and
 DIR/server-key.pem (make them with: shardmind nats-tls --dir DIR --host <this Mini's host>); shardmind processes
@@ -136,7 +148,7 @@ export async function runNatsConfig(
 ): Promise<number> {
   const parsed = parseCommandFlags(
     argv,
-    { node: { type: 'string' }, config: { type: 'string' }, out: { type: 'string' }, auth: { type: 'boolean' }, tls: { type: 'string' } },
+    { node: { type: 'string' }, config: { type: 'string' }, out: { type: 'string' }, auth: { type: 'boolean' }, agents: { type: 'string' }, tls: { type: 'string' } },
     USAGE,
     io,
   );
@@ -150,9 +162,12 @@ export async function runNatsConfig(
   return orConfigError(io, async () => {
     const config = await loadConfig(values.config);
     let text: string;
+    let agents: string[] = [];
     try {
+      if (values.agents !== undefined) agents = parseAgentLogins(values.agents);
       text = natsConfigFor(config, node, {
         auth: values.auth === true,
+        agents,
         ...(values.tls !== undefined ? { tlsDir: values.tls } : {}),
         ...(process.env[ROUTE_PASSWORD_ENV] !== undefined ? { routePassword: process.env[ROUTE_PASSWORD_ENV] } : {}),
       });
@@ -164,7 +179,7 @@ export async function runNatsConfig(
     for (const line of exposureWarnings(natsServerPlan(config, nodeByName(config, node)), values.auth === true, values.tls !== undefined)) io.err(`${line}\n`);
     if (values.auth) {
       // A password nats-server would misread (it parses the value as a config token) fails only when it starts.
-      for (const env of Object.values(PASSWORD_ENV)) {
+      for (const env of [...Object.values(PASSWORD_ENV), ...agents.map(agentPasswordEnv)]) {
         const value = process.env[env];
         if (value !== undefined && !PASSWORD_RULE.test(value)) {
           io.err(`warning: $${env} must start with a letter and hold only letters, digits, _ and - (12+ characters), or nats-server will not start\n`);

@@ -14,6 +14,8 @@ import {
   memSubject,
   eventSubject,
   decodePayload,
+  inboxPrefixForUser,
+  isClientInboxPrefix,
   replicaNodeSubject,
   replicaSubject,
   shardSubject,
@@ -110,6 +112,10 @@ export async function connect(options: ConnectOptions): Promise<ShardmindClient>
   if (options.connection) return new ShardmindClient(options.connection, options, false);
   if (options.servers === undefined) throw new Error('connect: give `servers` (NATS URLs) or `connection`');
   const servers = typeof options.servers === 'string' ? [options.servers] : [...options.servers];
+  const inboxPrefix = options.inboxPrefix ?? (options.user !== undefined ? inboxPrefixForUser(options.user) : undefined);
+  if (options.inboxPrefix !== undefined && !isClientInboxPrefix(options.inboxPrefix)) {
+    throw new Error(`connect: inboxPrefix: "${options.inboxPrefix}" is not _INBOX or a subject under it; hosts answer no other reply subject`);
+  }
   let nc: NatsConnection;
   try {
     // An agent outlives server restarts: keep reconnecting (calls meanwhile fail over to retries, then errors).
@@ -121,6 +127,8 @@ export async function connect(options: ConnectOptions): Promise<ShardmindClient>
       maxReconnectAttempts: -1,
       noAsyncTraces: true,
       ...(options.user !== undefined ? { user: options.user, pass: options.pass ?? '' } : {}),
+      // A named agent login may read only `_INBOX.<login>.>` (decisions §80): its replies must come there.
+      ...(inboxPrefix !== undefined ? { inboxPrefix } : {}),
       ...(options.tls !== undefined ? { tls: { ...options.tls } } : {}),
     });
   } catch (cause) {

@@ -11,9 +11,19 @@ export interface ConnectOptions {
   readonly servers?: string | readonly string[];
   /** Use this NATS connection instead of opening one (the client then does not close it). */
   readonly connection?: NatsConnection;
-  /** NATS user and password, on a cluster that requires them (`shardmind nats-config --auth`: user `agent`). */
+  /**
+   * NATS user and password, on a cluster that requires them (`shardmind nats-config --auth`: the shared user `agent`,
+   * or the agent's own login from `--agents`). With a user, replies come to `_INBOX.<user>.…` (unless `inboxPrefix`
+   * says otherwise), the one namespace an agent's own login may read.
+   */
   readonly user?: string;
   readonly pass?: string;
+  /**
+   * Where replies to this client's requests go: `_INBOX` or a subject under it (hosts answer nothing else). Default
+   * `_INBOX.<user>` when `user` is one subject token, else `_INBOX`. Ignored when `connection` is given (its own
+   * `inboxPrefix` applies).
+   */
+  readonly inboxPrefix?: string;
   /**
    * TLS, on a cluster whose servers require it (`shardmind nats-config --tls`): `caFile` is the cluster CA the
    * servers' certificates chain to (`ca.pem`); a client certificate is not needed.

@@ -13,7 +13,7 @@ export type { PackedServed } from './fact-pack.ts';
 export { RECALL_TABLE_COLUMNS, packRecallTable, parseKnownColumns, parseRecallLayout, recallTableBody } from './fact-table.ts';
 export type { RecallTableColumn } from './fact-table.ts';
 export { REPLY_TO_HEADER, ROUTER_NODE_HEADER, REFUSAL_CODES, isReplySubject } from './hand-off.ts';
-export { CLIENT_INBOX_PREFIX, HOST_INBOX_PREFIX, FOREIGN_REPLY_REPORT_MS, ReplySubjectCheck, isInboxSubject } from './reply-subject.ts';
+export { CLIENT_INBOX_PREFIX, HOST_INBOX_PREFIX, FOREIGN_REPLY_REPORT_MS, ReplySubjectCheck, agentInboxPrefix, inboxPrefixForUser, isClientInboxPrefix, isInboxSubject } from './reply-subject.ts';
 export { redactUrl } from './redact-url.ts';
 export {
   memSubject,

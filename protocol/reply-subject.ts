@@ -7,6 +7,9 @@
  * subjects an agent login may subscribe to, and where nats.js, nats.py and `nats req` put their replies by default.
  * A request naming anything else is not answered; it is counted and reported, at most once per `reportEveryMs`.
  *
+ * A named agent login's inboxes are `_INBOX.<login>.…` (`agentInboxPrefix`; decisions §80): still client inboxes, so
+ * the same check admits them, and nats-server, not this check, keeps one agent out of another's namespace.
+ *
  * Hosts make their own requests (JetStream, KV) from another prefix (`HOST_INBOX_PREFIX`), so no answer can be
  * directed into a host's pending JetStream request either. The router's requests to shards stay on `_INBOX.`: shards
  * answer them, so they must be inboxes a shard answers.
@@ -23,6 +26,28 @@ export const FOREIGN_REPLY_REPORT_MS = 10_000;
 /** A subject a service may answer: a well-formed subject under `_INBOX.`. */
 export function isInboxSubject(subject: string): boolean {
   return subject.startsWith(CLIENT_INBOX_PREFIX) && isReplySubject(subject);
+}
+
+/**
+ * The inbox namespace of a NATS login: `_INBOX.<login>`. A named agent login may subscribe only under it
+ * (`_INBOX.<login>.>`, cli/nats-auth.ts), and the SDK logged in as that user makes its reply subjects there.
+ */
+export function agentInboxPrefix(login: string): string {
+  return `${CLIENT_INBOX_PREFIX}${login}`;
+}
+
+/**
+ * The inbox prefix a client logged in as `user` uses unless told otherwise: `_INBOX.<user>` when the user name is one
+ * subject token, else undefined (the library's default, `_INBOX`), since a name with `.`, `*`, `>` or white space
+ * cannot name one namespace.
+ */
+export function inboxPrefixForUser(user: string): string | undefined {
+  return user.length <= 64 && isReplySubject(user) && !user.includes('.') ? agentInboxPrefix(user) : undefined;
+}
+
+/** True for an inbox prefix whose inboxes services answer: `_INBOX` itself or a well-formed subject under it. */
+export function isClientInboxPrefix(prefix: string): boolean {
+  return prefix === CLIENT_INBOX_PREFIX.slice(0, -1) || isInboxSubject(prefix);
 }
 
 /**
