@@ -53,6 +53,7 @@ import type {
 } from './types.ts';
 import { resolveOptions, validateRecallQuery, type ResolvedOptions } from './validate.ts';
 import { LogCardinalities } from './log-cardinalities.ts';
+import { WrittenLevel } from './written-level.ts';
 
 type FactAdder = (terms: FactTerms, seq: number) => void;
 
@@ -84,6 +85,8 @@ export class LmdbShardStore implements ShardStore {
   private readonly warmer: StoreWarmer;
   /** The cardinality the log last gave each predicate: what the `one`-value index follows (`log-cardinalities.ts`). */
   private readonly cardinalities: LogCardinalities;
+  /** The highest level the log's entries said they were written at (`written-level.ts`): a new leader starts there. */
+  private readonly writtenLevel = new WrittenLevel();
   /**
    * The latest `recordedAt` this store has seen: the newest fact's at open, then every entry applied since. Memory
    * only (not in the state record, so a store's bytes stay what the log alone makes them): the floor a leader stamps
@@ -105,6 +108,7 @@ export class LmdbShardStore implements ShardStore {
     this.committed = this.readState();
     this.cardinalities = new LogCardinalities(this.options.predicates, this.options.defaultPredicate);
     this.cardinalities.load(this.t.meta);
+    this.writtenLevel.load(this.t.meta);
     this.applier = this.newApplier();
     // The subjects of the newest active facts, gathered while the write indexes are rebuilt, for warming
     // (`warm-up.ts`). Not every fact's: a Set of 1M facts' subjects added ~5% to opening, which a failover waits for.
@@ -284,12 +288,14 @@ export class LmdbShardStore implements ShardStore {
           if (i >= prefetched) prefetched = this.applier.prefetch(batch, i);
           this.applier.applyMessage(seq, entry, results);
           this.cardinalities.note(entry);
+          this.writtenLevel.note(entry);
         }
         if (state.appliedSeq !== before) {
           this.ops.flush();
           this.facts.flush();
           state.mergedTerms = this.postings.mergedTerms();
           this.cardinalities.write(this.t.meta);
+          this.writtenLevel.write(this.t.meta);
           this.t.meta.putSync('state', encodeValue(stateRecord(state)));
           if (tailHash !== undefined) this.t.meta.putSync(TAIL_KEY, encodeValue({ seq: state.appliedSeq, hash: tailHash }));
           if (this.committed.appliedSeq === 0) this.t.meta.putSync('format', encodeValue(FORMAT));
@@ -318,6 +324,7 @@ export class LmdbShardStore implements ShardStore {
       // The transaction did not commit: drop what ran ahead in memory and start again from what is on disk.
       this.committed = this.readState();
       this.cardinalities.load(this.t.meta);
+      this.writtenLevel.load(this.t.meta);
       this.applier = this.newApplier();
       this.rebuildDerived();
       // That dropped what warming had read: it starts over on the next `warmUp`.
@@ -431,6 +438,10 @@ export class LmdbShardStore implements ShardStore {
 
   appliedResolvedSpecs(): boolean {
     return this.cardinalities.any();
+  }
+
+  appliedWrittenLevel(): number | undefined {
+    return this.writtenLevel.level;
   }
 
   tailHash(): string | undefined {

@@ -376,6 +376,12 @@ export interface ShardStore {
    */
   appliedResolvedSpecs(): boolean;
   /**
+   * The highest log level an applied entry said it was written at (`level`, from log level 4 on), or undefined when
+   * none did: a new leader writes at it at once, since a replica below it stops at that entry anyway (§78). Recorded
+   * in the store with the message that raised it, so it survives restarts and snapshots and is equal on every replica.
+   */
+  appliedWrittenLevel(): number | undefined;
+  /**
    * `applyBatch` of one message. For a batch, the result of its first entry (`applyBatch` gives them all); at or
    * below `appliedSeq`, what that (first) opId got, marked `duplicate`.
    */
