@@ -99,10 +99,13 @@ export function parseAgentLogins(list: string): string[] {
 
 /**
  * The `authorization { … }` block of a nats-server config (2.9+), passwords as environment references. `agents` are
- * named agent logins (`parseAgentLogins`), written after the three roles; the shared `agent` login stays.
+ * named agent logins (`parseAgentLogins`), written after the roles. The shared `agent` login stays unless
+ * `sharedAgent` is false: while any process holds its password, it reads every agent's replies (`_INBOX.>`).
  * Permissions use the `publish: { allow }` / `subscribe: { allow }` form, which 2.9 and later servers all read.
  */
-export function authorizationBlock(agents: readonly string[] = []): string {
+export function authorizationBlock(agents: readonly string[] = [], options: { readonly sharedAgent?: boolean } = {}): string {
+  const sharedAgent = options.sharedAgent ?? true;
+  if (!sharedAgent && agents.length === 0) throw new Error('--no-shared-agent needs --agents: without either, no agent could log in');
   const list = (xs: readonly string[]): string => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`;
   const entry = (name: string, env: string, p: Permissions | undefined): string => {
     const base = `    { user: ${JSON.stringify(name)}, password: $${env}`;
@@ -111,7 +114,7 @@ export function authorizationBlock(agents: readonly string[] = []): string {
   };
   const users = [
     entry('host', PASSWORD_ENV.host, undefined),
-    entry('agent', PASSWORD_ENV.agent, ROLE_PERMISSIONS.agent),
+    ...(sharedAgent ? [entry('agent', PASSWORD_ENV.agent, ROLE_PERMISSIONS.agent)] : []),
     entry('operator', PASSWORD_ENV.operator, ROLE_PERMISSIONS.operator),
     ...agents.map((login) => entry(login, agentPasswordEnv(login), agentLoginPermissions(login))),
   ];

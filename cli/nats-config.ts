@@ -54,9 +54,13 @@ export function natsConfigFor(
     readonly routePassword?: string;
     /** Named agent logins (`--agents`, checked by `parseAgentLogins`), each confined to its own inboxes. */
     readonly agents?: readonly string[];
+    /** False leaves the shared `agent` login out (`--no-shared-agent`). Default true. */
+    readonly sharedAgent?: boolean;
   } = {},
 ): string {
-  if (options.agents !== undefined && options.agents.length > 0 && !options.auth) throw new Error('--agents needs --auth: named agent logins are part of the login block');
+  if (!options.auth && ((options.agents?.length ?? 0) > 0 || options.sharedAgent === false)) {
+    throw new Error('--agents and --no-shared-agent need --auth: they shape the login block');
+  }
   const node = nodeByName(config, nodeName);
   const plan = natsServerPlan(config, node);
   const peers = config.nodes.filter((n) => n.name !== node.name);
@@ -79,7 +83,7 @@ export function natsConfigFor(
     port: plan.port,
     storeDir: plan.storeDir,
     ...(routes.length > 0 ? { cluster } : {}),
-    ...(options.auth ? { authorization: authorizationBlock(options.agents ?? []) } : {}),
+    ...(options.auth ? { authorization: authorizationBlock(options.agents ?? [], { sharedAgent: options.sharedAgent ?? true }) } : {}),
     ...(options.tlsDir !== undefined ? { tls: tlsBlocks(options.tlsDir) } : {}),
   });
 }
@@ -120,7 +124,7 @@ function tlsBlocks(dir: string): { client: string; route: string } {
   return { client: clientTlsBlock(files), route: routeTlsBlock(files) };
 }
 
-const USAGE = `usage: shardmind nats-config --node NAME [--config FILE] [--out FILE] [--auth [--agents a,b]] [--tls DIR]
+const USAGE = `usage: shardmind nats-config --node NAME [--config FILE] [--out FILE] [--auth [--agents a,b [--no-shared-agent]]] [--tls DIR]
 
 --auth: clients must log in as host, agent or operator (passwords from the server's environment:
 ${Object.values(PASSWORD_ENV).join(', ')}: a letter, then letters, digits, _ or -; e.g.
@@ -133,6 +137,7 @@ Mini): nats-server cannot read it from its environment, so it is written into th
 except that each reads only its own replies (_INBOX.<login>.>): no agent can read another's recalls. Passwords
 from $${PASSWORD_ENV.agent}_<LOGIN> (upper case, - as _; e.g. ${agentPasswordEnv('mail-agent')}); the
 agent connects as that user (the SDK then puts its replies under _INBOX.<login>). Give every Mini the same list.
+--no-shared-agent: leave the shared "agent" login out (it reads every agent's replies), once every agent has its own.
 
 --tls DIR: the client port and the routes between Minis use TLS with DIR/ca.pem, DIR/server-cert.pem and
 DIR/server-key.pem (make them with: shardmind nats-tls --dir DIR --host <this Mini's host>); shardmind processes
@@ -148,7 +153,7 @@ export async function runNatsConfig(
 ): Promise<number> {
   const parsed = parseCommandFlags(
     argv,
-    { node: { type: 'string' }, config: { type: 'string' }, out: { type: 'string' }, auth: { type: 'boolean' }, agents: { type: 'string' }, tls: { type: 'string' } },
+    { node: { type: 'string' }, config: { type: 'string' }, out: { type: 'string' }, auth: { type: 'boolean' }, agents: { type: 'string' }, 'no-shared-agent': { type: 'boolean' }, tls: { type: 'string' } },
     USAGE,
     io,
   );
@@ -168,6 +173,7 @@ export async function runNatsConfig(
       text = natsConfigFor(config, node, {
         auth: values.auth === true,
         agents,
+        sharedAgent: values['no-shared-agent'] !== true,
         ...(values.tls !== undefined ? { tlsDir: values.tls } : {}),
         ...(process.env[ROUTE_PASSWORD_ENV] !== undefined ? { routePassword: process.env[ROUTE_PASSWORD_ENV] } : {}),
       });
@@ -179,7 +185,8 @@ export async function runNatsConfig(
     for (const line of exposureWarnings(natsServerPlan(config, nodeByName(config, node)), values.auth === true, values.tls !== undefined)) io.err(`${line}\n`);
     if (values.auth) {
       // A password nats-server would misread (it parses the value as a config token) fails only when it starts.
-      for (const env of [...Object.values(PASSWORD_ENV), ...agents.map(agentPasswordEnv)]) {
+      const roles = values['no-shared-agent'] === true ? Object.values(PASSWORD_ENV).filter((e) => e !== PASSWORD_ENV.agent) : Object.values(PASSWORD_ENV);
+      for (const env of [...roles, ...agents.map(agentPasswordEnv)]) {
         const value = process.env[env];
         if (value !== undefined && !PASSWORD_RULE.test(value)) {
           io.err(`warning: $${env} must start with a letter and hold only letters, digits, _ and - (12+ characters), or nats-server will not start\n`);

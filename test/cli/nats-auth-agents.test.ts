@@ -259,10 +259,39 @@ test('nats-config --agents: a user per agent, its password from the environment,
   const err: string[] = [];
   const io = { out: (s: string) => void out.push(s), err: (s: string) => void err.push(s) };
   assert.is(await runNatsConfig(['--node', 'mini-1', '--agents', 'alice'], io), 1, 'without --auth');
-  assert.match(err.join(''), /--agents needs --auth/);
+  assert.match(err.join(''), /--agents and --no-shared-agent need --auth/);
   err.length = 0;
   assert.is(await runNatsConfig(['--node', 'mini-1', '--auth', '--agents', 'bob.x'], io), 1);
   assert.match(err.join(''), /"bob\.x" is not a login/);
+});
+
+test('--no-shared-agent: the server starts without the shared password, refuses the agent login and takes named ones', async () => {
+  const env = { ...ENV };
+  delete env[PASSWORD_ENV.agent];
+  Object.assign(process.env, env);
+  assert.throws(() => authorizationBlock([], { sharedAgent: false }), /--no-shared-agent needs --agents/);
+  const block = authorizationBlock(['alice'], { sharedAgent: false });
+  assert.not.match(block, /user: "agent"/);
+  assert.not.match(block, /\$SHARDMIND_AGENT_PASSWORD[,\s]/);
+  let nats: NatsServerProcess | undefined;
+  try {
+    nats = await startNatsServer({ authorization: block });
+    const refused = await natsConnect({ servers: nats.url, user: 'agent', pass: PASSWORDS.agent, maxReconnectAttempts: 0 }).then(
+      async (nc) => (await nc.close(), 'connected'),
+      (e: Error) => e.message,
+    );
+    assert.match(refused, /Authorization Violation/i);
+    const alice = await natsConnect({ servers: nats.url, user: 'alice', pass: PASSWORDS.alice, inboxPrefix: '_INBOX.alice' });
+    try {
+      assert.is(await subscriptionRefusal(alice, '_INBOX.alice.>'), '');
+      assert.match(await subscriptionRefusal(alice, '_INBOX.>'), /Permissions Violation/);
+    } finally {
+      await alice.close();
+    }
+  } finally {
+    await nats?.destroy();
+    for (const name of Object.keys(env)) delete process.env[name];
+  }
 });
 
 test.run();
