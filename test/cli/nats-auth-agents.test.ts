@@ -106,8 +106,15 @@ async function agentsRememberAndRecall(ctx: Ctx): Promise<void> {
   const alice = await connect({ servers: url, agent: 'alice-agent', user: 'alice', pass: PASSWORDS.alice });
   const bob = await connect({ servers: url, agent: 'bob-agent', user: 'bob', pass: PASSWORDS.bob, direct: true });
   try {
+    // The change feed is every agent's to listen to: alice hears bob's write.
+    let heard: (text: string) => void = () => {};
+    const bobsWrite = new Promise<string>((resolve) => (heard = resolve));
+    const stop = alice.watch({ domain: 'calendar' }, (c) => heard(`${c.agent}: ${c.text}`));
+    await alice.connection.flush();
     assert.is((await alice.remember({ text: 'The user prefers PDF attachments over links' }, { domain: 'email' })).status, 'created');
     assert.is((await bob.remember({ text: 'The user never takes meetings before 10' }, { domain: 'calendar' })).status, 'created');
+    assert.is(await bobsWrite, 'bob-agent: The user never takes meetings before 10');
+    stop();
     // The memory itself is shared: each recalls what the other stored (through the router and directly).
     const a = await alice.recall({ query: 'meetings before 10', domain: 'calendar' });
     assert.is(a.facts[0]?.text, 'The user never takes meetings before 10');
