@@ -13,7 +13,9 @@
  * or a `follow`) until it has answered — with its level, or with no replica of the domain — or until a whole
  * `windowMs` has passed since the census began. A peer whose first status request times out (a loaded old build
  * answering late) thus still holds a new leader at 1; the price is that a Mini that is down when leadership changes
- * delays level 2 by about one window. With no peers (a single Mini) the level is this build's at once.
+ * delays level 2 by about one window. With no peers (a single Mini) the level is this build's at once. Never below
+ * the level the log already holds (`logHolds`): a replica below it stops at an entry already in the log, so a leader
+ * that takes over a log holding level 4 writes level 4 from its first write (decisions §78).
  *
  * The level is decided when what was heard changes, never per write: `onChange` hands it to the pipeline.
  */
@@ -39,13 +41,15 @@ export interface ReplicaLevelsOptions {
   /** How long one status request may take. */
   readonly requestTimeoutMs: number;
   /**
-   * The highest level the log already holds (default 1): the census never goes below it. A replica below that level
-   * stops at the first such message, which is already in the log, so writing up to it from the start costs it
-   * nothing — and a new leader that waited for its census wrote below it for a window (review-session10b finding 2:
-   * level-1 asserts carry no resolved cardinality, so replicas with different configs diverged after every
-   * leadership change).
+   * The highest level the log already holds (default 1), read at the start and at each decision: the census never
+   * goes below it. A replica below that level stops at the first such message, which is already in the log, so
+   * writing up to it from the start costs it nothing — and a new leader that waited for its census wrote below it for
+   * a window (review-session10b finding 2: level-1 asserts carry no resolved cardinality, so replicas with different
+   * configs diverged after every leadership change; §78: level-3 entries lose §71's rules). Read at each decision,
+   * so a replica heard at a lower level once this leader's own writes of the higher one are in the log does not
+   * bring the level down for nothing.
    */
-  readonly logHolds?: number;
+  readonly logHolds?: () => number;
   /** The level changed (also called once it first differs from the starting level). */
   readonly onChange: (level: number) => void;
   /** Where a failing `onChange` or round is reported (the census goes on). */
@@ -88,7 +92,7 @@ export class ReplicaLevels {
 
   /** The level the census never goes below: what the log already holds, within this build's. */
   private get floor(): number {
-    return Math.min(this.o.ownLevel, Math.max(1, this.o.logHolds ?? 1));
+    return Math.min(this.o.ownLevel, Math.max(1, this.o.logHolds?.() ?? 1));
   }
 
   /** Asks at once, then every `intervalMs`. With no peers the level is this build's at once. Idempotent. */

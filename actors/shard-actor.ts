@@ -1269,7 +1269,9 @@ export class ShardActor implements ShardRuntime {
       domain: this.domain,
       peers: (this.o.peers ?? []).filter((n) => n !== this.o.node),
       ownLevel: this.logLevel,
-      logHolds: this.logLevelHeld(),
+      // Read again at each decision: once this leader's own level-4 writes are in the log, a replica that shows up
+      // at level 3 stops at them anyway, so the census no longer drops back for it (§78).
+      logHolds: () => this.logLevelHeld(),
       clock: this.timerClock,
       intervalMs: Math.max(1_000, leaseMs),
       windowMs: 3 * Math.max(1_000, leaseMs),
@@ -1286,13 +1288,18 @@ export class ShardActor implements ShardRuntime {
   }
 
   /**
-   * The highest log level this replica knows the log holds: 3 once it applied an assert carrying a leader's resolved
-   * cardinality (the store keeps that across restarts and snapshots), else 1. A new leader writes at it from its first
-   * write instead of at 1 until its census settles: unstamped writes in that window were each applied by every
-   * replica's own config (review-session10b finding 2).
+   * The highest log level this replica knows the log holds, within this build's: the highest level an applied entry
+   * said it was written at (4 and up, §78), else 3 once it applied an assert carrying a leader's resolved cardinality,
+   * else 1 (the store keeps both across restarts and snapshots, equal on every replica). A new leader writes at it
+   * from its first write instead of below it until its census settles: writes in that window lost what the level
+   * gives (review-session10b finding 2 for 3; §71's rules for 4), while a replica below it stops at the entry already
+   * in the log whatever is written after it.
    */
   private logLevelHeld(): number {
-    return this.store?.appliedResolvedSpecs() === true ? Math.min(RESOLVED_SPEC_LEVEL, this.logLevel) : 1;
+    const store = this.store;
+    if (store === undefined) return 1;
+    const held = Math.max(store.appliedWrittenLevel() ?? 1, store.appliedResolvedSpecs() ? RESOLVED_SPEC_LEVEL : 1);
+    return Math.min(held, this.logLevel);
   }
 
   /** The leader's automatic compaction (config `compaction.everyEntries`); stopped when it stops leading. */
