@@ -155,6 +155,8 @@ export class NatsServerProcess {
   private child: ChildProcess | undefined;
   private exited: Promise<number | null> = Promise.resolve(null);
   private log = '';
+  /** Set by `destroy()`: the store dir is gone, so nothing may start a server on it again. */
+  private destroyed = false;
 
   constructor(
     readonly name: string,
@@ -180,6 +182,9 @@ export class NatsServerProcess {
   /** Starts (or restarts, after a kill) the server and waits until it accepts TCP connections. */
   async start(readyTimeoutMs = 10_000): Promise<void> {
     if (this.running) return;
+    // A restart that fires after the test has torn down (a fault's "restart in 3 s" timer) would otherwise start a
+    // server nobody stops, writing a store dir that destroy() is removing or has removed.
+    if (this.destroyed) throw new Error(`nats-server ${this.name} was destroyed: it cannot be started again`);
     const bin = findNatsServer();
     if (!bin) throw new Error(`nats-server is not on PATH; install it with: ${natsServerInstallHint()}`);
     const child = spawn(bin, ['-c', this.configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -222,22 +227,29 @@ export class NatsServerProcess {
     await this.exited;
   }
 
-  /** Stops the server gracefully (SIGTERM, then SIGKILL after a grace period). Harmless when already stopped. */
+  /**
+   * Stops the server gracefully (SIGTERM, then SIGKILL after a grace period) and resolves once it has exited and its
+   * pipes are closed. Harmless when already stopped.
+   */
   async stop(graceMs = 3_000): Promise<void> {
     const child = this.child;
-    if (child && this.running) {
+    if (!child) return;
+    if (this.running) {
       child.kill('SIGCONT');
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       await this.exited;
       clearTimeout(timer);
     }
+    // Killed by a test (SIGKILL) and not waited for: 'exit' may have come, 'close' not yet.
+    await this.exited;
   }
 
-  /** Stops the server and removes the store dir it made. */
+  /** Stops the server for good and removes the store dir it made. Idempotent; `start()` refuses afterwards. */
   async destroy(): Promise<void> {
+    this.destroyed = true;
     await this.stop();
-    if (this.ownsDir) rmSync(this.ownsDir, { recursive: true, force: true });
+    if (this.ownsDir) removeDir(this.ownsDir);
   }
 
   lastLog(): string {
@@ -324,6 +336,14 @@ export async function startNatsCluster(size = 3, o: { verbose?: boolean; name?: 
     const failure = started.find((r): r is PromiseRejectedResult => r.status === 'rejected')!.reason as unknown;
     if (attempt >= PORT_RACE_ATTEMPTS || !lostPortRace(failure)) throw failure;
   }
+}
+
+/**
+ * Removes a dir the way teardown needs: retrying a directory that is briefly not empty or busy (a process that
+ * just exited may not have let go of it yet) instead of giving up with half of it left.
+ */
+function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
 }
 
 function canConnect(port: number): Promise<boolean> {

@@ -92,6 +92,9 @@ export class HostProcess {
   }
 
   private spawn(): void {
+    // A restart that fires after the cluster was stopped (a fault's "restart in 3 s" timer) would start a host
+    // nobody stops, on a data dir that stop() removed.
+    if (this.cluster.stopped) throw new Error(`host ${this.node}: its cluster was stopped, it cannot be started again`);
     const child = spawn(process.execPath, [...this.nodeArgs, '--import', 'tsx', MAIN, 'host', '--node', this.node, '--config', this.cluster.configPath], {
       cwd: ROOT,
       env: { ...process.env, ...this.env, ...this.ownEnv },
@@ -177,6 +180,7 @@ export class HostProcess {
 export class HostCluster {
   readonly hosts: readonly HostProcess[];
   private nc: Promise<NatsConnection> | undefined;
+  private stopping: Promise<void> | undefined;
 
   constructor(
     readonly configPath: string,
@@ -215,15 +219,30 @@ export class HostCluster {
     return this.hosts.map((h) => `--- ${h.node} ---\n${h.stderr()}`).join('\n');
   }
 
-  /** Stops every host, closes the harness connection, removes the temp dir. Idempotent. */
-  async stop(): Promise<void> {
-    await Promise.all(this.hosts.map((h) => h.stop()));
-    if (this.nc) {
-      const nc = await this.nc.catch(() => undefined);
-      await nc?.close();
-      this.nc = undefined;
-    }
-    rmSync(this.dir, { recursive: true, force: true });
+  /** True once `stop()` was called: no host of this cluster starts again. */
+  get stopped(): boolean {
+    return this.stopping !== undefined;
+  }
+
+  /**
+   * Stops every host, closes the harness connection, removes the temp dir. Idempotent; a second call waits for the
+   * first. No host can be started afterwards.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      try {
+        await Promise.all(this.hosts.map((h) => h.stop()));
+        if (this.nc) {
+          const nc = await this.nc.catch(() => undefined);
+          this.nc = undefined;
+          await nc?.close().catch(() => undefined);
+        }
+      } finally {
+        // Retried: a host that has just exited may not have let go of its LMDB files yet.
+        rmSync(this.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+      }
+    })();
+    return this.stopping;
   }
 }
 

@@ -1,0 +1,71 @@
+/**
+ * Teardown is final: a restart that fires after a nats-server was destroyed, or after a host cluster was stopped
+ * (a fault test's "restart in 3 s" timer outliving the test), is refused instead of starting a process nobody
+ * stops on a dir that teardown removes. Both races left orphaned nats-server and host processes, and JetStream
+ * dirs holding only empty `$G` folders, after full-suite runs.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { startNatsServer } from '../../cli/index.ts';
+import { oneMiniConfig, NODE } from '../client/one-mini.ts';
+import { startHosts } from './hosts.ts';
+
+function alive(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'));
+  } catch {
+    return false;
+  }
+}
+
+test('teardown - a nats-server restart racing destroy() is refused, and the store dir is gone', async () => {
+  const server = await startNatsServer();
+  const base = dirname(server.storeDir);
+  const first = server.pid;
+  server.kill('SIGKILL');
+  await server.waitExit();
+  // destroy() and a restart timer firing in the same tick.
+  const destroyed = server.destroy();
+  const restart = server.start().then(
+    () => undefined,
+    (err: unknown) => err as Error,
+  );
+  await destroyed;
+  const err = await restart;
+  assert.ok(err, 'the restart after destroy() is refused');
+  assert.match(err.message, /was destroyed/);
+  assert.is(server.pid, first, 'no second nats-server was spawned');
+  assert.is(server.running, false);
+  assert.not.ok(existsSync(base), 'the store dir is removed');
+  await server.destroy();
+});
+
+test('teardown - a host restart while its cluster stops is refused; no host outlives stop()', async () => {
+  const nats = await startNatsServer();
+  try {
+    const cluster = await startHosts({ config: oneMiniConfig(nats.url) });
+    const host = cluster.host(NODE);
+    const first = host.pid;
+    const stopping = cluster.stop();
+    await host.waitExit();
+    // The host is down and the cluster is still closing its connection: a restart timer fires now.
+    const err = await host.start(10_000).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    await stopping;
+    assert.ok(err, 'the restart after stop() is refused');
+    assert.match(err.message, /cluster was stopped/);
+    assert.is(host.pid, first, 'no second host was spawned');
+    assert.not.ok(alive(first), 'the first host has exited');
+    assert.not.ok(existsSync(cluster.dataDir), 'the data dir is removed');
+    await cluster.stop();
+  } finally {
+    await nats.destroy();
+  }
+});
+
+test.run();
