@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startNatsServer } from '../../cli/index.ts';
-import { authorizationBlock, PASSWORD_ENV } from '../../cli/nats-auth.ts';
+import { agentPasswordEnv, authorizationBlock, PASSWORD_ENV } from '../../cli/nats-auth.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SCRIPT = join(ROOT, 'docs', 'examples', 'python', 'shardmind_agent.py');
@@ -93,16 +93,16 @@ test('docs/examples/python/shardmind_agent.py - remembers, recalls it, and a tas
   }
 });
 
-/** What the client does as the `agent` login of `nats-config --auth`: a snippet importing the shipped file. */
+/** What the client does as a login of `nats-config --auth` (argv[4]): a snippet importing the shipped file. */
 const LOGGED_IN = `
 import sys, time
 sys.path.insert(0, sys.argv[1])
 import shardmind_agent as s
 try:
-    s.Nats("127.0.0.1", int(sys.argv[2]), "agent", "wrong-password")
+    s.Nats("127.0.0.1", int(sys.argv[2]), sys.argv[4], "wrong-password")
 except ConnectionError as e:
     print("wrong password:", e)
-nc = s.Nats("127.0.0.1", int(sys.argv[2]), "agent", sys.argv[3])
+nc = s.Nats("127.0.0.1", int(sys.argv[2]), sys.argv[4], sys.argv[3])
 started = time.monotonic()
 try:
     nc.request("sm.ctl.mini-1.ping", b'{"v":1}', s.JSON_HEADERS, 5.0)
@@ -114,28 +114,31 @@ except s.SmError as e:
     print("recall:", e.code)
 `;
 
-test('the Python client as the agent login - a wrong password is refused, a forbidden subject fails at once as FORBIDDEN', async () => {
+test('the Python client as the agent login and as its own (--agents) - a wrong password is refused, a forbidden subject fails at once as FORBIDDEN', async () => {
   requirePython();
   const password = `agent${Math.random().toString(36).slice(2)}xyz`;
-  const names = Object.values(PASSWORD_ENV);
+  const names = [...Object.values(PASSWORD_ENV), agentPasswordEnv('py-agent')];
   const before = names.map((name) => process.env[name]);
   for (const name of names) process.env[name] = `${name.toLowerCase().replace(/[^a-z]/g, '')}${password}`;
-  const agentPassword = process.env[PASSWORD_ENV.agent]!;
+  const logins = { agent: process.env[PASSWORD_ENV.agent]!, 'py-agent': process.env[agentPasswordEnv('py-agent')]! };
   // nats-server reads the passwords from its environment, which it gets from this process's.
-  const nats = await startNatsServer({ authorization: authorizationBlock() }).finally(() => {
+  const nats = await startNatsServer({ authorization: authorizationBlock(['py-agent']) }).finally(() => {
     names.forEach((name, i) => (before[i] === undefined ? delete process.env[name] : (process.env[name] = before[i])));
   });
   try {
     const port = new URL(nats.url).port;
-    const out = await run('python3', ['-c', LOGGED_IN, join(ROOT, 'docs', 'examples', 'python'), port, agentPassword], 30_000);
-    const where = `exit ${out.code}\nstdout:\n${out.stdout}\nstderr:\n${out.stderr}`;
-    assert.is(out.code, 0, where);
-    assert.match(out.stdout, /wrong password: -ERR 'Authorization Violation'/, where);
-    // Refused by nats-server before anything of shardmind saw it: no reply ever comes, the client reads the -ERR.
-    assert.match(out.stdout, /ping: FORBIDDEN False fast/, where);
-    assert.match(out.stderr, /Permissions Violation for Publish to "sm\.ctl\.mini-1\.ping"/, where);
-    // Allowed, and nobody serves it here: no responders, which the login does not turn into a refusal.
-    assert.match(out.stdout, /recall: NO_RESPONDERS/, where);
+    for (const [user, pass] of Object.entries(logins)) {
+      const out = await run('python3', ['-c', LOGGED_IN, join(ROOT, 'docs', 'examples', 'python'), port, pass, user], 30_000);
+      const where = `${user}: exit ${out.code}\nstdout:\n${out.stdout}\nstderr:\n${out.stderr}`;
+      assert.is(out.code, 0, where);
+      assert.match(out.stdout, /wrong password: -ERR 'Authorization Violation'/, where);
+      // Refused by nats-server before anything of shardmind saw it: no reply ever comes, the client reads the -ERR.
+      assert.match(out.stdout, /ping: FORBIDDEN False fast/, where);
+      assert.match(out.stderr, /Permissions Violation for Publish to "sm\.ctl\.mini-1\.ping"/, where);
+      // Allowed, and nobody serves it here: no responders, which the login does not turn into a refusal. (The client's
+      // inbox is _INBOX.<user>.…: under any other, the own login's reply subscription is refused and nothing comes.)
+      assert.match(out.stdout, /recall: NO_RESPONDERS/, where);
+    }
   } finally {
     await nats.destroy();
   }

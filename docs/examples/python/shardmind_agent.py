@@ -2,7 +2,8 @@
 
 Usage:  python3 shardmind_agent.py [host] [port] [user] [password]
         (user and password only on a cluster whose nats-server was configured with `shardmind nats-config --auth`:
-        the user is `agent`, the password is the one the operator set in $SHARDMIND_AGENT_PASSWORD)
+        the user is `agent` with the password the operator set in $SHARDMIND_AGENT_PASSWORD, or the agent's own
+        login from `--agents` with its $SHARDMIND_AGENT_PASSWORD_<LOGIN>)
 
 Run as a script it remembers a fact, recalls it, and follows a task that starts in email and moves to calendar.
 Import it to use `Nats` and `Memory` in your own agent. The wire contract is docs/protocol.md; this file is one
@@ -47,8 +48,10 @@ class Nats:
             raise ConnectionError(line.decode())
         self.sock.settimeout(None)
         self.lock, self.subs, self.sid, self.waiting, self.closed = threading.Lock(), {}, 0, {}, None
-        # An `agent` login may subscribe only under _INBOX.> (and sm.evt.>): replies must come there.
-        self.inbox = "_INBOX." + uuid.uuid4().hex
+        # An `agent` login may subscribe only under _INBOX.> (and sm.evt.>), an agent's own login (`--agents`) only
+        # under _INBOX.<login>.>: replies must come there. _INBOX.<user>. suits both.
+        named = user is not None and user != "" and not any(c in user for c in ". *>\t\r\n")
+        self.inbox = "_INBOX." + (user + "." if named else "") + uuid.uuid4().hex
         self.subscribe(self.inbox + ".*", self._on_reply)
         threading.Thread(target=self._read_loop, daemon=True).start()
 
