@@ -189,6 +189,7 @@ export class NatsServerProcess {
     if (!bin) throw new Error(`nats-server is not on PATH; install it with: ${natsServerInstallHint()}`);
     const child = spawn(bin, ['-c', this.configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
+    undestroyed.add(this);
     this.log = '';
     let ready = false;
     const onData = (b: Buffer): void => {
@@ -250,12 +251,36 @@ export class NatsServerProcess {
     this.destroyed = true;
     await this.stop();
     if (this.ownsDir) removeDir(this.ownsDir);
+    undestroyed.delete(this);
+  }
+
+  /**
+   * This process is exiting without having destroyed the server (it crashed: an uncaught exception skips every
+   * `finally` and `after`): kill the server rather than leave it running with nobody to stop it, and remove the
+   * temp dir it was given. Synchronous, as an 'exit' listener must be.
+   */
+  abandon(): void {
+    this.destroyed = true;
+    if (this.running) this.child!.kill('SIGKILL');
+    if (this.ownsDir) {
+      try {
+        removeDir(this.ownsDir);
+      } catch {
+        // A server just killed may hold it a moment longer; there is no later moment in this process.
+      }
+    }
   }
 
   lastLog(): string {
     return this.log;
   }
 }
+
+/** Servers this process started and has not destroyed: abandoned if it exits first. */
+const undestroyed = new Set<NatsServerProcess>();
+process.on('exit', () => {
+  for (const s of undestroyed) s.abandon();
+});
 
 /** Starts one nats-server with JetStream. */
 export function startNatsServer(o: StartNatsOptions = {}): Promise<NatsServerProcess> {

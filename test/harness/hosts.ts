@@ -164,6 +164,11 @@ export class HostProcess {
     clearTimeout(timer);
   }
 
+  /** SIGKILL now, without waiting: for an 'exit' listener, which cannot wait. */
+  killNow(): void {
+    if (this.running) this.child!.kill('SIGKILL');
+  }
+
   /** Stops it if running (gracefully), then starts it again with the same data dir and waits until ready. */
   async restart(readyTimeoutMs = 30_000): Promise<void> {
     await this.stop();
@@ -185,7 +190,7 @@ export class HostCluster {
   constructor(
     readonly configPath: string,
     readonly dataDir: string,
-    private readonly dir: string,
+    readonly dir: string,
     private readonly servers: readonly string[],
     nodes: readonly string[],
     private readonly env: Readonly<Record<string, string>>,
@@ -193,6 +198,7 @@ export class HostCluster {
     nodeArgs: readonly string[] = [],
   ) {
     this.hosts = nodes.map((n) => new HostProcess(n, this, env, verbose, nodeArgs));
+    unstopped.add(this);
   }
 
   /** The host of `node`; throws for a node that was not started. */
@@ -230,6 +236,7 @@ export class HostCluster {
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      unstopped.delete(this);
       try {
         await Promise.all(this.hosts.map((h) => h.stop()));
         if (this.nc) {
@@ -245,6 +252,22 @@ export class HostCluster {
     return this.stopping;
   }
 }
+
+/**
+ * Clusters not stopped when this process exits (it crashed: an uncaught exception skips every `finally` and
+ * `after`): their hosts are killed rather than left running with nobody to stop them, and their temp dir removed.
+ */
+const unstopped = new Set<HostCluster>();
+process.on('exit', () => {
+  for (const cluster of unstopped) {
+    for (const h of cluster.hosts) h.killNow();
+    try {
+      rmSync(cluster.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    } catch {
+      // A host just killed may hold its files a moment longer; there is no later moment in this process.
+    }
+  }
+});
 
 /**
  * Writes the config to a temp file (dataDir in the same temp dir), starts the hosts and waits until all are ready.

@@ -1,13 +1,15 @@
 /**
  * Teardown is final: a restart that fires after a nats-server was destroyed, or after a host cluster was stopped
  * (a fault test's "restart in 3 s" timer outliving the test), is refused instead of starting a process nobody
- * stops on a dir that teardown removes. Both races left orphaned nats-server and host processes, and JetStream
- * dirs holding only empty `$G` folders, after full-suite runs.
+ * stops on a dir that teardown removes. And a test file that crashes (an uncaught exception skips its `finally`
+ * and `after`) takes the nats-servers and hosts it started with it, and their temp dirs.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { startNatsServer } from '../../cli/index.ts';
 import { oneMiniConfig, NODE } from '../client/one-mini.ts';
 import { startHosts } from './hosts.ts';
@@ -65,6 +67,33 @@ test('teardown - a host restart while its cluster stops is refused; no host outl
     await cluster.stop();
   } finally {
     await nats.destroy();
+  }
+});
+
+test('teardown - a test file that crashes mid-test leaves no nats-server, host or temp dir behind', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'crash-'));
+  let started: { nats: number; host: number; natsDir: string; hostsDir: string } | undefined;
+  try {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'fixtures', 'crashing-file.ts')], {
+      encoding: 'utf8',
+      env: { ...process.env, TMPDIR: tmp },
+      timeout: 120_000,
+    });
+    const line = run.stdout.split('\n').find((l) => l.startsWith('STARTED '));
+    assert.ok(line, `the fixture started its servers:\n${run.stdout}\n${run.stderr}`);
+    started = JSON.parse(line.slice('STARTED '.length)) as typeof started & object;
+    assert.is(run.status, 1, 'it crashed');
+    assert.match(run.stderr, /crashed, as planned/);
+    // SIGKILL is sent as the process exits; give the kernel a moment to finish them off.
+    const deadline = Date.now() + 3_000;
+    while ((alive(started.nats) || alive(started.host)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.not.ok(alive(started.nats), 'the nats-server died with the file');
+    assert.not.ok(alive(started.host), 'the host died with the file');
+    assert.not.ok(existsSync(started.natsDir), 'the nats-server store dir is removed');
+    assert.not.ok(existsSync(started.hostsDir), 'the hosts dir is removed');
+  } finally {
+    for (const pid of [started?.nats, started?.host]) if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
+    rmSync(tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
 });
 
