@@ -50,6 +50,15 @@ interface Waiting {
 
 const MSG_ID_HEADER = 'Nats-Msg-Id';
 const EXPECTED_LAST_SEQ_HEADER = 'Nats-Expected-Last-Sequence';
+const EXPECTED_LAST_MSG_ID_HEADER = 'Nats-Expected-Last-Msg-Id';
+
+/** The latest append published, while its answer is awaited: what the next append may chain to. */
+interface Previous {
+  readonly token: number;
+  readonly subject: string;
+  readonly msgId: string;
+  readonly expectedLastSeq: number;
+}
 const utf8 = new TextDecoder();
 
 export class LogAppender {
@@ -58,6 +67,7 @@ export class LogAppender {
   /** By token, in append order: deadlines only grow, so the first entry is always the next to expire. */
   private readonly waiting = new Map<number, Waiting>();
   private nextToken = 1;
+  private previous: Previous | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -75,6 +85,16 @@ export class LogAppender {
    * Publishes `data` expecting the stream's last sequence to be `expectedLastSeq`; `done` is called exactly once.
    * `prev`, when known, is the hash of the entry at `expectedLastSeq` (the `Sm-Prev` header, see `log-codec.ts`).
    * `level` is the log level the message needs (`log-level.ts`): sent as `Sm-Level` when above 1 (absent means 1).
+   *
+   * An append that expects the sequence right after the previous append's, while that one is still unanswered, also
+   * expects the log's last message to BE that one (`Nats-Expected-Last-Msg-Id`). The sequence alone does not say
+   * whose message sits there: when a rival appends one message and the previous append is refused for it (10071),
+   * this one expects exactly the rival's sequence and would land on top of it — a deposed leader's trailing write
+   * after the new leader's epoch marker, which deposes the new leader in turn and breaks the log's `Sm-Prev` chain
+   * (found by the chaos soak, decisions §75). JetStream checks the header when it applies the message, in log order,
+   * on every replica alike. Only while the previous append is in flight: once it is answered, the sequence check
+   * suffices, and nats-server does not keep the last message id across a restart once it is older than the
+   * duplicate window.
    */
   append(subject: string, data: Uint8Array, msgId: string, expectedLastSeq: number, done: AppendDone, prev?: string, level = 1): void {
     if (this.closed) return done(new AppendError('the log appender is closed'), undefined);
@@ -84,6 +104,11 @@ export class LogAppender {
     h.set(EXPECTED_LAST_SEQ_HEADER, String(expectedLastSeq));
     if (prev !== undefined) h.set(PREV_HEADER, prev);
     if (level > 1) h.set(LEVEL_HEADER, String(level));
+    const before = this.previous;
+    if (before !== undefined && before.subject === subject && before.expectedLastSeq + 1 === expectedLastSeq && this.waiting.has(before.token)) {
+      h.set(EXPECTED_LAST_MSG_ID_HEADER, before.msgId);
+    }
+    this.previous = { token, subject, msgId, expectedLastSeq };
     this.waiting.set(token, { done, deadline: Date.now() + this.timeoutMs });
     try {
       this.nc.publish(subject, data, { reply: this.prefix + token, headers: h });
