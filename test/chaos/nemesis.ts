@@ -1,0 +1,172 @@
+/**
+ * The nemesis: a seeded loop that injects one fault at a time (two at most, never two on the same kind of process),
+ * each healed by its own timer:
+ * - `kill-host`: SIGKILL a host process (leader or follower of either domain), restart it 1–6 s later;
+ * - `pause-host`: SIGSTOP a host for longer than the lease (lease + 0.2–3 s), then SIGCONT;
+ * - `kill-nats`: SIGKILL a nats-server (maybe a stream or meta leader), restart it 1–8 s later on the same store;
+ * - `pause-nats`: SIGSTOP a nats-server for 1–6 s, then SIGCONT;
+ * - `migrate`: move a domain to another Mini (`migrateShard`, as `shardmind migrate` does).
+ * With at most one host and one nats-server out at once, a quorum of servers and two hosts usually remain. The kind
+ * is drawn from the seed whatever is in progress (a kind whose slot is taken is skipped), so a seed replays the
+ * same plan; when each fault heals still depends on the box's timing. Not
+ * injected: network partitions or delays (all on loopback), disk faults, clock jumps, faults of the test's own
+ * connection.
+ */
+import type { NatsConnection } from 'nats';
+import { migrateShard, type NatsCluster } from '../../cli/index.ts';
+import type { HostCluster } from '../harness/hosts.ts';
+import type { Prng } from './prng.ts';
+
+export type FaultKind = 'kill-host' | 'pause-host' | 'kill-nats' | 'pause-nats' | 'migrate';
+
+/** What the nemesis draws from, weighted by repetition. */
+const PLAN: readonly FaultKind[] = ['kill-host', 'kill-host', 'pause-host', 'pause-host', 'kill-nats', 'kill-nats', 'pause-nats', 'migrate', 'migrate'];
+
+export interface NemesisOptions {
+  readonly rng: Prng;
+  readonly hosts: HostCluster;
+  readonly nats: NatsCluster;
+  readonly nc: NatsConnection;
+  readonly nodes: readonly string[];
+  readonly domains: readonly string[];
+  readonly leaseMs: number;
+  /** Log one line (with the time since the soak began). */
+  readonly log: (line: string) => void;
+  /** Pause between faults' starts (ms): drawn from [min, max]. */
+  readonly gapMs?: readonly [number, number];
+}
+
+export interface Nemesis {
+  /** Faults started, by kind. */
+  readonly counts: Record<FaultKind, number>;
+  /** Heals that did not succeed at once (a host not ready in time, a migration that failed): logged, retried at heal. */
+  readonly troubles: string[];
+  /** Stops starting faults, waits for the ones in progress to heal. */
+  stop(): Promise<void>;
+}
+
+export function startNemesis(o: NemesisOptions): Nemesis {
+  const counts: Record<FaultKind, number> = { 'kill-host': 0, 'pause-host': 0, 'kill-nats': 0, 'pause-nats': 0, migrate: 0 };
+  const troubles: string[] = [];
+  const [minGap, maxGap] = o.gapMs ?? [1_000, 4_000];
+  const busy = { host: false, nats: false, migrate: false };
+  const inFlight = new Set<Promise<void>>();
+  let running = true;
+  let wake: (() => void) | undefined;
+  const sleep = (ms: number): Promise<void> =>
+    new Promise((r) => {
+      const t = setTimeout(r, ms);
+      wake = () => {
+        clearTimeout(t);
+        r();
+      };
+    });
+  const track = (p: Promise<void>): void => {
+    const q = p.catch((err: unknown) => void troubles.push(`fault task failed: ${(err as Error).message}`)).finally(() => inFlight.delete(q));
+    inFlight.add(q);
+  };
+
+  const killHost = async (): Promise<void> => {
+    const h = o.rng.pick(o.hosts.hosts.filter((x) => x.running));
+    const downMs = o.rng.int(1_000, 6_000);
+    o.log(`kill-host ${h.node} (SIGKILL), restart in ${downMs} ms`);
+    h.kill('SIGKILL');
+    await h.waitExit();
+    await delay(downMs);
+    try {
+      await h.start(60_000);
+      o.log(`kill-host ${h.node}: restarted and ready`);
+    } catch (err) {
+      troubles.push(`${h.node} not ready 60 s after its restart: ${firstLine(err)}`);
+      o.log(`kill-host ${h.node}: not ready after restart (${firstLine(err)})`);
+    }
+  };
+
+  const pauseHost = async (): Promise<void> => {
+    const h = o.rng.pick(o.hosts.hosts.filter((x) => x.running));
+    const pauseMs = o.leaseMs + o.rng.int(200, 3_000);
+    o.log(`pause-host ${h.node} (SIGSTOP) for ${pauseMs} ms`);
+    h.kill('SIGSTOP');
+    try {
+      await delay(pauseMs);
+    } finally {
+      h.kill('SIGCONT');
+      o.log(`pause-host ${h.node}: SIGCONT`);
+    }
+  };
+
+  const killNats = async (): Promise<void> => {
+    const s = o.rng.pick(o.nats.servers.filter((x) => x.running));
+    const downMs = o.rng.int(1_000, 8_000);
+    o.log(`kill-nats ${s.name} (SIGKILL), restart in ${downMs} ms`);
+    s.kill('SIGKILL');
+    await s.waitExit();
+    await delay(downMs);
+    await s.start(30_000);
+    o.log(`kill-nats ${s.name}: restarted`);
+  };
+
+  const pauseNats = async (): Promise<void> => {
+    const s = o.rng.pick(o.nats.servers.filter((x) => x.running));
+    const pauseMs = o.rng.int(1_000, 6_000);
+    o.log(`pause-nats ${s.name} (SIGSTOP) for ${pauseMs} ms`);
+    s.kill('SIGSTOP');
+    try {
+      await delay(pauseMs);
+    } finally {
+      s.kill('SIGCONT');
+      o.log(`pause-nats ${s.name}: SIGCONT`);
+    }
+  };
+
+  const migrate = async (): Promise<void> => {
+    const domain = o.rng.pick(o.domains);
+    const to = o.rng.pick(o.nodes);
+    o.log(`migrate ${domain} → ${to}`);
+    try {
+      const jsm = await o.nc.jetstreamManager({ checkAPI: false });
+      const r = await migrateShard(o.nc, jsm, { domain, to, nodes: o.nodes, domains: o.domains, timeoutMs: 20_000 });
+      o.log(`migrate ${domain} → ${to}: ${r.unchanged ? 'already there' : `done from ${r.from}, epoch ${r.epoch}`}`);
+    } catch (err) {
+      // Refused or timed out under another fault: allowed, as long as nothing acknowledged is lost.
+      o.log(`migrate ${domain} → ${to}: failed (${firstLine(err)})`);
+    }
+  };
+
+  const loop = (async () => {
+    await sleep(o.rng.int(minGap, maxGap));
+    while (running) {
+      const kind = o.rng.pick(PLAN);
+      const slot: keyof typeof busy = kind === 'kill-nats' || kind === 'pause-nats' ? 'nats' : kind === 'migrate' ? 'migrate' : 'host';
+      const faultsNow = Number(busy.host) + Number(busy.nats) + Number(busy.migrate);
+      // A migration waits for the hosts to be whole (it needs its target and the leader to answer); a host fault
+      // during a migration is allowed.
+      if (faultsNow < 2 && !busy[slot] && !(kind === 'migrate' && busy.host)) {
+        counts[kind]++;
+        busy[slot] = true;
+        const run = { 'kill-host': killHost, 'pause-host': pauseHost, 'kill-nats': killNats, 'pause-nats': pauseNats, migrate }[kind];
+        track(run().finally(() => (busy[slot] = false)));
+      }
+      await sleep(o.rng.int(minGap, maxGap));
+    }
+  })();
+
+  return {
+    counts,
+    troubles,
+    async stop() {
+      running = false;
+      wake?.();
+      await loop;
+      while (inFlight.size > 0) await Promise.all([...inFlight]);
+    },
+  };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 200);
+}

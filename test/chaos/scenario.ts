@@ -1,0 +1,199 @@
+/**
+ * One soak: a 3-node nats-server cluster (JetStream, R3 logs), three `shardmind host` processes leading two domains
+ * from different Minis, the writers of `workload.ts` and the nemesis of `nemesis.ts` for `seconds`, then every fault
+ * healed, convergence awaited and the checks of `checks.ts` run. Everything started is stopped and removed whatever
+ * happens; with `keepDir`, a failed run's LMDB files, host logs and event log are copied there first.
+ */
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ClusterConfigInput } from '../../config/index.ts';
+import { startThreeMinis, type FaultCluster } from '../failover/fault-kit.ts';
+import { checkLedger, waitConverged } from './checks.ts';
+import { startNemesis, type FaultKind, type Nemesis } from './nemesis.ts';
+import { Prng } from './prng.ts';
+import { ONE_PREDICATE, startWorkload, type Violation, type Workload } from './workload.ts';
+
+export const NODES = ['mini-1', 'mini-2', 'mini-3'] as const;
+export const DOMAINS = ['email', 'files'] as const;
+const LEASE_MS = 1500;
+const WRITERS = 4;
+const COMPACT_EVERY = 800;
+
+export interface SoakOptions {
+  readonly seed: number;
+  readonly seconds: number;
+  /** Where a failed run's data and logs are copied (a fresh folder under it). */
+  readonly keepDir?: string;
+  /** Progress lines (default: stderr). */
+  readonly log?: (line: string) => void;
+  /** Pause between faults' starts (ms). */
+  readonly gapMs?: readonly [number, number];
+  /** How long convergence may take after healing. Default 90 s. */
+  readonly convergeMs?: number;
+}
+
+export interface SoakResult {
+  readonly seed: number;
+  readonly seconds: number;
+  readonly faults: Record<FaultKind, number>;
+  readonly troubles: readonly string[];
+  readonly writes: { attempted: number; acknowledged: number; failed: number; ackedChecked: number; byKind: Record<string, number> };
+  readonly reads: { checked: number; replica: number; failed: number };
+  readonly tails: Record<string, string>;
+  readonly violations: readonly Violation[];
+  readonly events: readonly string[];
+  readonly keptIn?: string;
+  readonly wallMs: number;
+}
+
+function soakConfig(urls: readonly string[]): ClusterConfigInput {
+  const predicates = { [ONE_PREDICATE]: { cardinality: 'one' as const, halfLifeDays: 30 } };
+  return {
+    cluster: { name: 'chaos' },
+    nodes: NODES.map((name, i) => ({ name, nats: [urls[i]!, ...urls.filter((_, j) => j !== i)] })),
+    domains: [
+      { name: 'email', description: 'mail', seeds: ['send an email'], predicates },
+      { name: 'files', description: 'documents', seeds: ['save the file'], predicates },
+    ],
+    placement: {
+      email: { leader: 'mini-1', standbys: ['mini-2', 'mini-3'] },
+      files: { leader: 'mini-2', standbys: ['mini-3', 'mini-1'] },
+    },
+    replication: { replicas: 3, leaseMs: LEASE_MS, heartbeatMs: 250 },
+    // Compaction often enough that snapshots are taken, logs purged and restarted hosts bootstrap from a snapshot
+    // while faults go on (the shipped default, every 100k entries, never happens in a soak).
+    compaction: { everyEntries: COMPACT_EVERY, retainEntries: 100 },
+  };
+}
+
+export function reproduceCommand(o: { seed: number; seconds: number }): string {
+  return `node --import tsx test/chaos/soak.ts --seconds ${o.seconds} --seed ${o.seed}`;
+}
+
+export async function runSoak(o: SoakOptions): Promise<SoakResult> {
+  const began = Date.now();
+  const events: string[] = [];
+  const out = o.log ?? ((s: string) => void process.stderr.write(`${s}\n`));
+  const log = (line: string): void => {
+    const stamped = `[chaos +${((Date.now() - began) / 1000).toFixed(1)}s] ${line}`;
+    events.push(stamped);
+    out(stamped);
+  };
+  log(`seed ${o.seed}, ${o.seconds} s of faults (reproduce: ${reproduceCommand(o)})`);
+  const rng = new Prng(o.seed);
+  const violations: Violation[] = [];
+  const onViolation = (v: Violation): void => {
+    violations.push(v);
+    log(`VIOLATION ${v.check}: ${v.detail}`);
+  };
+
+  let cluster: FaultCluster | undefined;
+  let workload: Workload | undefined;
+  let nemesis: Nemesis | undefined;
+  let keptIn: string | undefined;
+  let summary: Awaited<ReturnType<typeof checkLedger>> | undefined;
+  try {
+    cluster = await startThreeMinis(soakConfig);
+    log(`cluster up: nats ${cluster.nats.urls.join(' ')}; hosts ${cluster.hosts.hosts.map((h) => `${h.node}=${h.pid}`).join(' ')}`);
+    workload = await startWorkload({ urls: cluster.nats.urls, domains: DOMAINS, rng: rng.fork(100), writers: WRITERS, onViolation });
+    nemesis = startNemesis({
+      rng: rng.fork(200),
+      hosts: cluster.hosts,
+      nats: cluster.nats,
+      nc: cluster.nc,
+      nodes: NODES,
+      domains: DOMAINS,
+      leaseMs: LEASE_MS,
+      log,
+      ...(o.gapMs ? { gapMs: o.gapMs } : {}),
+    });
+    const statusEvery = setInterval(() => {
+      const acked = workload!.ledger.filter((r) => r.ack).length;
+      log(`progress: ${workload!.ledger.length} writes, ${acked} acknowledged; faults ${JSON.stringify(nemesis!.counts)}`);
+    }, 30_000);
+    try {
+      await new Promise((r) => setTimeout(r, o.seconds * 1_000));
+      log('faults stop; waiting for the ones in progress to heal');
+      await nemesis.stop();
+    } finally {
+      clearInterval(statusEvery);
+    }
+    await heal(cluster, log);
+    const healedAt = Date.now();
+    // Writes go on a little on the healed cluster: a fault's aftermath (a replica rebuilding, a leader stepping
+    // down late) shows while they run.
+    await new Promise((r) => setTimeout(r, 5_000));
+    await workload.stop();
+    log(`writers stopped: ${workload.ledger.length} writes, ${workload.ledger.filter((r) => r.ack).length} acknowledged`);
+    if (!workload.ledger.some((r) => r.ack && r.ack.at > healedAt)) {
+      onViolation({ check: 'writes-after-heal', detail: 'no write was acknowledged in the 5 s after every fault healed' });
+    }
+    violations.push(...(await waitConverged(cluster.nc, NODES, DOMAINS, o.convergeMs ?? 90_000, log)));
+    summary = await checkLedger(cluster.nc, NODES, DOMAINS, WRITERS, workload.ledger);
+    for (const v of summary.violations) onViolation(v);
+  } catch (err) {
+    onViolation({ check: 'soak-ran', detail: `the soak itself failed: ${(err as Error).stack ?? String(err)}` });
+  } finally {
+    await nemesis?.stop().catch(() => undefined);
+    for (const h of cluster?.hosts.hosts ?? []) h.kill('SIGCONT');
+    await workload?.stop().catch(() => undefined);
+    if (cluster && violations.length > 0 && o.keepDir) keptIn = await keep(cluster, o.keepDir, events).catch(() => undefined);
+    if (cluster && violations.length > 0 && !o.keepDir) out(cluster.hosts.stderr().slice(-30_000));
+    await cluster?.destroy();
+  }
+  const ledger = workload?.ledger ?? [];
+  const byKind: Record<string, number> = {};
+  for (const r of ledger) byKind[r.kind] = (byKind[r.kind] ?? 0) + 1;
+  const result: SoakResult = {
+    seed: o.seed,
+    seconds: o.seconds,
+    faults: nemesis?.counts ?? { 'kill-host': 0, 'pause-host': 0, 'kill-nats': 0, 'pause-nats': 0, migrate: 0 },
+    troubles: nemesis?.troubles ?? [],
+    writes: {
+      attempted: ledger.length,
+      acknowledged: ledger.filter((r) => r.ack).length,
+      failed: ledger.filter((r) => r.error).length,
+      ackedChecked: summary?.ackedChecked ?? 0,
+      byKind,
+    },
+    reads: { ...(workload?.reads ?? { checked: 0, replica: 0, failed: 0 }) },
+    tails: summary?.tails ?? {},
+    violations,
+    events,
+    ...(keptIn ? { keptIn } : {}),
+    wallMs: Date.now() - began,
+  };
+  if (violations.length > 0) out(`[chaos] FAILED with seed ${o.seed}: ${violations.length} violation(s); reproduce: ${reproduceCommand(o)}`);
+  return result;
+}
+
+/** Brings back every process the nemesis left down or paused (normally none: each fault heals itself). */
+async function heal(cluster: FaultCluster, log: (s: string) => void): Promise<void> {
+  for (const h of cluster.hosts.hosts) h.kill('SIGCONT');
+  for (const s of cluster.nats.servers) {
+    if (!s.running) {
+      log(`heal: starting nats ${s.name}`);
+      await s.start(30_000);
+    }
+  }
+  for (const h of cluster.hosts.hosts) {
+    if (!h.running) {
+      log(`heal: starting host ${h.node}`);
+      await h.start(60_000);
+    }
+  }
+  await cluster.hosts.waitReady(60_000);
+  log('healed: every server and host runs and is ready');
+}
+
+async function keep(cluster: FaultCluster, dir: string, events: readonly string[]): Promise<string> {
+  await Promise.all(cluster.hosts.hosts.map((h) => h.stop().catch(() => undefined)));
+  const to = join(dir, `chaos-${Date.now()}`);
+  mkdirSync(to, { recursive: true });
+  cpSync(cluster.hosts.dataDir, join(to, 'data'), { recursive: true });
+  writeFileSync(join(to, 'hosts.log'), cluster.hosts.stderr());
+  writeFileSync(join(to, 'events.log'), events.join('\n') + '\n');
+  return to;
+}
+
+export type { Violation };
