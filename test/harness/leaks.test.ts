@@ -52,7 +52,7 @@ test('leak sweep - with failOnLeak off a leak is reported but the file passes', 
 });
 
 test('leak sweep - a file that never exits is killed at its timeout, and what it started is still found and killed', async () => {
-  const r = await runFile(join(FIXTURES, 'leaky-file.ts'), { echo: false, failOnLeak: true, timeoutMs: 5_000, env: { LEAKY_HANG: '1' } });
+  const r = await runFile(join(FIXTURES, 'leaky-file.ts'), { echo: false, failOnLeak: true, timeoutMs: 10_000, env: { LEAKY_HANG: '1' } });
   const line = r.output.split('\n').find((l) => l.startsWith('LEAKY '));
   assert.ok(line, r.output);
   const leaky = JSON.parse(line.slice('LEAKY '.length)) as { escaped: number; bare: number; dir: string };
