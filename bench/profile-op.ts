@@ -8,11 +8,16 @@
  * itself costs the host CPU per op) and prints only the throughput and CPU figures. `SM_PROFILE_BENCH=1` also profiles
  * the load generator (this process) over the measured loop, through the inspector (which costs it CPU too).
  *
+ * For a remember with `inFlight` above 1 it also prints the host's wall time per cycle of `inFlight` writes by stage
+ * (`cyclePhases`): its busy stages, and its idle time by the stage it last ran (idle after the group's append and
+ * prepare is the JetStream ack's wait; after the store's apply, the commit and its fsync; after the replies, the load
+ * generator's turn) — with every writer in one cohort (decisions §39, §79) that is the serial cycle's make-up.
+ *
  * `inFlight` 1 is the sequential loop the latency targets use, paired as the bench pairs it (`measureSequential`):
  * after each op the floor's operations for that kind run once (echo; for a remember also a JetStream publish-ack
  * and a 200-byte append + fdatasync), and the p50 of each is printed beside the op's, from the same seconds.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,11 +32,28 @@ import { shardmindTarget } from './shardmind.ts';
 import { startFloorProbes } from './floor.ts';
 import { LatencyRecorder, measureConcurrent, type LatencySummary } from './stats.ts';
 
+interface ProfileNode {
+  readonly id: number;
+  readonly callFrame: { readonly functionName: string };
+  readonly children?: readonly number[];
+}
+
+/** The write path's stages, by a function on the sample's stack (the first rule that matches). */
+const STAGES: readonly (readonly [string, readonly string[]])[] = [
+  ['store apply in the LMDB transaction', ['executeTxnCallbacks']],
+  ['change feed', ['publishChanges']],
+  ['replies (results to writers, packed and published)', ['applyRuns', 'settle']],
+  ['JetStream ack', ['onReply']],
+  ['prepare (decode and hash the appended message)', ['prepare']],
+  ['requests (parse, validate, encode, queue, group append)', ['answer', 'processMsg', 'flushQueued']],
+  ['socket writes', ['flushPending']],
+];
+
 const [opName = 'recall_direct', factsArg = '10000', secondsArg = '8', inFlightArg = '64'] = process.argv.slice(2);
 const inFlight = Math.max(1, Number(inFlightArg));
 const facts = Number(factsArg);
 /** Functions whose inclusive time is printed: the stages of a request on the host and in the router. */
-const INCLUSIVE = (process.env['SM_PROFILE_FUNCTIONS'] ?? 'processMsg,answer,handleNow,handleBody,decodePayload,recall,packRecallReply,respond,encodePayload,submit,applyRuns,forward,ask')
+const INCLUSIVE = (process.env['SM_PROFILE_FUNCTIONS'] ?? 'processMsg,answer,handleNow,handleBody,decodePayload,recall,packRecallReply,respond,encodePayload,submit,prepare,executeTxnCallbacks,applyRuns,publishChanges,flushPending,forward,ask')
   .split(',')
   .filter(Boolean);
 const seconds = Number(secondsArg);
@@ -78,6 +100,8 @@ try {
     await session.post('Profiler.start');
   }
   const measuredFrom = monotonicUs();
+  let measuredTo = 0;
+  let measuredOps = 0;
   if (probes) {
     const floor: Record<string, () => Promise<unknown>> = op.kind === 'remember' ? { echo: probes.echo, 'JetStream ack': probes.jsPublish, fdatasync: probes.fdatasync } : { echo: probes.echo };
     const r = await withCpu({ ...target.processes(), bench: 'self' }, () => pairedSequential(() => op.run(i++, facts), floor, seconds * 1000));
@@ -88,6 +112,8 @@ try {
     const r = await withCpu({ ...target.processes(), bench: 'self' }, () =>
       measureConcurrent(() => op.run(i++, facts), inFlight, { count: 10_000_000, maxMs: seconds * 1000, warmup: 64 }),
     );
+    measuredTo = monotonicUs();
+    measuredOps = r.n;
     log(`${opName} @${facts}: ${r.opsPerSec.toFixed(0)} ops/s at ${inFlight}, p50 ${r.p50us.toFixed(0)} µs, ${r.errors} errors; CPU µs/op: ${cpuText(r.cpuUsPerOp)}`);
   }
   if (session) {
@@ -105,6 +131,10 @@ try {
     for (const l of inclusiveTimes(dir, INCLUSIVE, measuredFrom)) log(`  ${l}`);
   };
   if (profiling) show('host', hostProf);
+  if (profiling && op.kind === 'remember' && inFlight > 1 && measuredOps > 0) {
+    log(`host: wall time per cycle of ${inFlight} writes (${measuredOps} writes), by stage; idle by the stage before it:`);
+    for (const l of cyclePhases(hostProf, measuredFrom, measuredTo, measuredOps / inFlight)) log(`  ${l}`);
+  }
   if (profiling && routerPid) show('router', routerProf);
   if (session) show('load generator', benchProf);
 } finally {
@@ -138,4 +168,56 @@ async function pairedSequential(
     }
   }
   return { ...rec.summary(), floor: Object.fromEntries(floorRecs.map(([name, , r]) => [name, r.summary()])) };
+}
+
+/**
+ * The host's main thread over the measured loop, µs per cycle: busy time by write-path stage, garbage collection
+ * and the rest, and idle time by the stage that ran last before it (what the host was waiting on). From the
+ * `.cpuprofile` of the main thread (sampling: a stage shorter than the interval is seen in proportion, so the
+ * attribution of idle time is statistical; SM_CPU_PROF_INTERVAL sharpens it).
+ */
+function cyclePhases(dir: string, fromUs: number, toUs: number, cycles: number): string[] {
+  // The main thread's profile is the busiest one (a worker thread's, idle throughout, may have more samples).
+  const busy = (q: { nodes: ProfileNode[]; samples: number[] }): number => {
+    const idle = new Set(q.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
+    return q.samples.filter((id) => !idle.has(id)).length;
+  };
+  const profiles = readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as { nodes: ProfileNode[]; startTime: number; samples: number[]; timeDeltas: number[] });
+  const p = profiles.sort((a, b) => busy(b) - busy(a))[0];
+  if (p === undefined) return [];
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const stageOf = new Map<number, string>();
+  const stage = (leaf: number): string => {
+    const known = stageOf.get(leaf);
+    if (known !== undefined) return known;
+    const names = new Set<string>();
+    for (let id: number | undefined = leaf; id !== undefined; id = parent.get(id)) names.add(byId.get(id)!.callFrame.functionName);
+    const fn = byId.get(leaf)!.callFrame.functionName;
+    const found = fn === '(idle)' ? 'idle' : fn === '(garbage collector)' ? 'garbage collection' : (STAGES.find(([, fns]) => fns.some((f) => names.has(f)))?.[0] ?? 'other');
+    stageOf.set(leaf, found);
+    return found;
+  };
+  const time = new Map<string, number>();
+  let last = 'other';
+  let at = p.startTime;
+  let wall = 0;
+  for (let i = 0; i < p.samples.length; i++) {
+    at += p.timeDeltas[i] ?? 0;
+    if (at < fromUs || at > toUs) continue;
+    const us = p.timeDeltas[i + 1] ?? 0;
+    wall += us;
+    let s = stage(p.samples[i]!);
+    if (s === 'idle') s = `idle after: ${last}`;
+    // A socket write goes out after the stage that wrote: the wait after it is that stage's.
+    else if (s !== 'socket writes' && STAGES.some(([name]) => name === s)) last = s;
+    time.set(s, (time.get(s) ?? 0) + us);
+  }
+  return [
+    `${(wall / cycles).toFixed(0)} µs per cycle`,
+    ...[...time.entries()].sort((a, b) => b[1] - a[1]).map(([s, us]) => `${(us / cycles).toFixed(0).padStart(6)} µs  ${s}`),
+  ];
 }
