@@ -58,6 +58,12 @@ export interface CompactReport {
   /** The log's first sequence after the purge, and how many entries the purge removed. */
   readonly firstSeq: number;
   readonly purged: number;
+  /**
+   * The log's last sequence after the purge, and the entries kept up to the snapshot (`compaction.retainEntries`):
+   * with them the CLI says why a compaction purged nothing (absent from older hosts).
+   */
+  readonly lastSeq?: number;
+  readonly retainEntries?: number;
   /** Older snapshots deleted. */
   readonly pruned: readonly string[];
   readonly ms: number;
@@ -173,6 +179,8 @@ export async function compactShard(o: CompactOptions): Promise<CompactReport> {
       bytes: meta.bytes,
       firstSeq: after.state.first_seq,
       purged,
+      lastSeq: after.state.last_seq,
+      retainEntries: o.retainEntries,
       pruned,
       ms: o.clock.now() - started,
     };

@@ -8,9 +8,9 @@
 import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
 import type { NatsConnection, JetStreamManager } from 'nats';
-import { ShardmindError } from '../protocol/index.ts';
+import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import { configDigest, configWarnings, type ClusterConfig } from '../config/index.ts';
-import { clusterStatus, ctlRequest, domainViews, type DomainView } from './control-client.ts';
+import { clusterStatus, ctlRequest, domainViews, noNodeAnswered, noNodeAnsweredMessage, UP_NODE, type DomainView } from './control-client.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
 import { migrateShard, renderProgress } from './migrate.ts';
 import { stdio, renderTable, type Io } from './status.ts';
@@ -139,17 +139,29 @@ const USAGE = `usage: shardmind apply [--config FILE] [--servers URL,…] [--dry
 Makes the running cluster match the config's placement, add before remove: missing standbys start following first,
 then each domain led by the wrong node migrates (as \`shardmind migrate\`), then replicas the config no longer places
 stop following. --dry-run prints the plan and changes nothing. A domain in the config that no host runs (a new one)
-needs every host restarted with the file: apply says so, carries out the rest, and exits 1.`;
+needs every host restarted with the file: apply says so, carries out the rest, and exits 1.
+It takes no --nodes (status, migrate, compact and prune do): the nodes it asks are the config's, since their
+placement is what it applies. \`shardmind up\` runs one node, ${UP_NODE}, leading every domain: it has no placement to apply.`;
+
+/** Why `apply` refuses `--nodes`, said instead of parseArgs' "Unknown option" (walkthrough-session13 F10). */
+const NODES_REFUSAL =
+  `shardmind apply: --nodes: apply asks the config's nodes, because their placement is what it applies (a node left ` +
+  `out would be planned for as if it were down). Against \`shardmind up\` there is nothing to apply: it runs every ` +
+  `domain on its one node, ${UP_NODE} (see \`shardmind status --nodes ${UP_NODE}\`).\n`;
 
 export async function runApply(argv: readonly string[], io: Io = stdio): Promise<number> {
   const parsed = parseCommandFlags(
     argv,
-    { config: { type: 'string' }, servers: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
+    { config: { type: 'string' }, servers: { type: 'string' }, nodes: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
     USAGE,
     io,
   );
   if (typeof parsed === 'number') return parsed;
   const { values } = parsed;
+  if (values.nodes !== undefined) {
+    io.err(NODES_REFUSAL);
+    return 2;
+  }
   // `apply` always needs the config (it is what the cluster is compared against), even when --servers is given.
   const target = await orConfigError(io, () =>
     resolveTarget({ ...(values.config ? { config: values.config } : {}), ...(values.servers ? { servers: values.servers } : {}) }),
@@ -160,6 +172,12 @@ export async function runApply(argv: readonly string[], io: Io = stdio): Promise
   const nc = await connectCluster(target.servers, 'shardmind apply');
   try {
     const statuses = await clusterStatus(nc, target.nodes);
+    // With no node answering there is nothing to compare the placement with: "the cluster matches the config:
+    // nothing to do" was said against a `shardmind up` (node local) all the same.
+    if (noNodeAnswered(statuses)) {
+      io.err(`apply failed: ${ErrorCode.UNAVAILABLE}: ${noNodeAnsweredMessage(statuses, false)}; nothing to compare the config's placement with. \`shardmind up\` runs one node, ${UP_NODE}, leading every domain: it has no placement to apply\n`);
+      return 1;
+    }
     const live = new Set(statuses.filter((s) => s.ok).map((s) => s.node));
     for (const s of statuses) if (!s.ok) io.err(`warning: ${s.node} did not answer (${s.error}); it is left out of the plan\n`);
     const steps = planPlacement(config, domainViews(statuses), live);

@@ -21,6 +21,9 @@ export interface CompactResult {
   readonly bytes?: number;
   readonly firstSeq: number;
   readonly purged: number;
+  /** The log's last sequence after the purge, and the entries kept up to the snapshot (absent from older hosts). */
+  readonly lastSeq?: number;
+  readonly retainEntries?: number;
   readonly pruned?: readonly string[];
   readonly ms?: number;
 }
@@ -46,11 +49,25 @@ export async function compactDomain(nc: NatsConnection, o: CompactOptions): Prom
   return ctlRequest<CompactResult>(nc, leader, 'compact', { domain: o.domain }, o.timeoutMs ?? 300_000);
 }
 
+/**
+ * Why a compaction purged nothing: it keeps the `retainEntries` entries up to the snapshot (so a replica a little
+ * behind catches up from the log), and the log held no more than that. "0 entries purged" alone read as a failure
+ * (walkthrough-session13 F11).
+ */
+export function nothingPurged(r: CompactResult): string {
+  const kept = r.retainEntries === undefined ? 'the entries up to the snapshot that compaction.retainEntries keeps' : `the ${r.retainEntries} entries up to the snapshot (compaction.retainEntries)`;
+  const count = (n: number): string => `${n} entr${n === 1 ? 'y' : 'ies'}`;
+  const upToSnapshot = Math.max(0, r.seq - r.firstSeq + 1);
+  const held = r.lastSeq === undefined ? `${count(upToSnapshot)} up to it (seq ${r.firstSeq}–${r.seq})` : `${count(Math.max(0, r.lastSeq - r.firstSeq + 1))} (seq ${r.firstSeq}–${r.lastSeq})`;
+  return `0 entries purged: a compaction keeps ${kept}, and the log holds ${held}: none lies below those yet`;
+}
+
 const USAGE = `usage: shardmind compact <domain> [--config FILE] [--servers URL,…] [--nodes NAME,…] [--timeout DURATION] [--json]
 
 Asks the domain's leader to snapshot its store into the domain's snapshot bucket and purge the log below it, so the
 log stops growing and a new replica installs the snapshot instead of replaying everything. Prints the snapshot's
-sequence and size and how many log entries went. --timeout: how long to wait for the leader, e.g. 90s or 5m (a bare number is ms; default 5m).
+sequence and size and how many log entries went; the entries up to the snapshot that compaction.retainEntries keeps
+(default 1000) stay, so a young log loses none. --timeout: how long to wait for the leader, e.g. 90s or 5m (a bare number is ms; default 5m).
 The config's compaction.everyEntries does the same automatically.`;
 
 export async function runCompact(argv: readonly string[], io: Io = stdio): Promise<number> {
@@ -89,7 +106,7 @@ export async function runCompact(argv: readonly string[], io: Io = stdio): Promi
     else {
       io.out(
         `${domain}: snapshot ${r.snapshot} at seq ${r.seq} (${r.bytes ?? '?'} bytes) by ${r.node}; ` +
-          `the log now starts at seq ${r.firstSeq} (${r.purged} entries purged)` +
+          `the log now starts at seq ${r.firstSeq} (${r.purged === 0 ? nothingPurged(r) : `${r.purged} entries purged`})` +
           (r.pruned && r.pruned.length > 0 ? `; deleted ${r.pruned.length} older snapshot(s)` : '') +
           (r.ms !== undefined ? ` in ${r.ms} ms\n` : '\n'),
       );

@@ -52,7 +52,8 @@ export interface HostStatusWire {
 /** A node's status, or why it did not give one. */
 export type NodeStatus =
   | { readonly node: string; readonly ok: true; readonly status: HostStatusWire; readonly ms: number }
-  | { readonly node: string; readonly ok: false; readonly error: string };
+  /** `noHost`: the NATS servers said at once that nothing listens on the node's control subject (no such host runs). */
+  | { readonly node: string; readonly ok: false; readonly error: string; readonly noHost?: true };
 
 /**
  * Sends one control request (msgpack) and returns the decoded reply; an error envelope is thrown as the
@@ -88,7 +89,8 @@ export async function clusterStatus(nc: NatsConnection, nodes: readonly string[]
         const raw = await ctlRequest<Record<string, unknown>>(nc, node, 'status', {}, timeoutMs);
         return { node, ok: true, status: normalizeStatus(node, raw), ms: Date.now() - started };
       } catch (err) {
-        return { node, ok: false, error: (err as Error).message };
+        const noHost = ((err as Error).cause as { code?: string } | undefined)?.code === '503';
+        return { node, ok: false, error: (err as Error).message, ...(noHost ? { noHost: true as const } : {}) };
       }
     }),
   );
@@ -152,18 +154,63 @@ export function domainViews(statuses: readonly NodeStatus[]): Map<string, Domain
   return out;
 }
 
+/** The node `shardmind up` runs as (`UP_NODE` in cli/up.ts, not imported: that module starts a host). */
+export const UP_NODE = 'local';
+
 /**
- * The node that leads `domain` now, asking every node's status until one does (a failover may be under way);
- * UNAVAILABLE after `waitMs`. What `compact` and `prune` send their control op to.
+ * Whether the servers answered but none of the nodes asked did: the node names are not the hosts' (most often
+ * `shardmind up`, whose one node is `local`, asked with the config's mini-N names), or no host runs at all.
  */
-export async function waitForLeader(nc: NatsConnection, nodes: readonly string[], domain: string, waitMs = 10_000): Promise<string> {
-  const deadline = Date.now() + waitMs;
+export function noNodeAnswered(statuses: readonly NodeStatus[]): boolean {
+  return statuses.length > 0 && statuses.every((s) => !s.ok);
+}
+
+/**
+ * What to say when `noNodeAnswered`: which nodes were asked and, unless `local` was among them (or `nodesHint` is
+ * off: `apply`, which takes no --nodes), the `--nodes local` a command against `shardmind up` needs
+ * (walkthrough-session13 F2, F3).
+ */
+export function noNodeAnsweredMessage(statuses: readonly NodeStatus[], nodesHint = true): string {
+  const nodes = statuses.map((s) => s.node);
+  const why = statuses.every((s) => !s.ok && s.noHost === true)
+    ? 'though the NATS servers did: no host of those names runs there'
+    : 'within the time given (the NATS servers did answer)';
+  const hint = nodes.includes(UP_NODE) || !nodesHint ? '' : `; against \`shardmind up\` (its one node is named ${UP_NODE}) pass --nodes ${UP_NODE}`;
+  return `no node of ${nodes.join(', ')} answered, ${why}${hint}`;
+}
+
+/**
+ * How long a leader is looked for while the servers say no host of the names asked listens at all: a host that is
+ * starting subscribes within this, and a misnamed node (`--nodes` left out against `shardmind up`) is never coming.
+ */
+const NO_HOST_WAIT_MS = 3_000;
+
+/**
+ * The view of `domain` once a node leads it, asking every node's status until one does (a failover may be under
+ * way); UNAVAILABLE after `waitMs`, or after 3 s when no host of `nodes` listens at all, naming the nodes asked.
+ * What `migrate` starts from.
+ */
+export async function waitForLeaderView(nc: NatsConnection, nodes: readonly string[], domain: string, waitMs = 10_000): Promise<DomainView> {
+  const started = Date.now();
+  const deadline = started + waitMs;
+  let everHeard = false;
   for (;;) {
-    const leader = domainViews(await clusterStatus(nc, nodes, 1_000)).get(domain)?.leader;
-    if (leader) return leader;
-    if (Date.now() > deadline) {
-      throw new ShardmindError(ErrorCode.UNAVAILABLE, `no node leads ${domain} (asked ${nodes.join(', ')}); try again once it has a leader`);
+    const statuses = await clusterStatus(nc, nodes, 1_000);
+    const view = domainViews(statuses).get(domain);
+    if (view?.leader) return view;
+    everHeard ||= !statuses.every((s) => !s.ok && s.noHost === true);
+    const now = Date.now();
+    if (now > deadline || (!everHeard && now - started > NO_HOST_WAIT_MS)) {
+      if (noNodeAnswered(statuses)) throw new ShardmindError(ErrorCode.UNAVAILABLE, `no node leads ${domain}: ${noNodeAnsweredMessage(statuses)}`);
+      const silent = statuses.filter((s) => !s.ok).map((s) => s.node);
+      const unheard = silent.length === 0 ? '' : `; ${silent.join(', ')} did not answer`;
+      throw new ShardmindError(ErrorCode.UNAVAILABLE, `no node leads ${domain} (asked ${nodes.join(', ')}${unheard}); try again once it has a leader`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** The node that leads `domain` now (`waitForLeaderView`): what `compact` and `prune` send their control op to. */
+export async function waitForLeader(nc: NatsConnection, nodes: readonly string[], domain: string, waitMs = 10_000): Promise<string> {
+  return (await waitForLeaderView(nc, nodes, domain, waitMs)).leader!;
 }

@@ -14,7 +14,7 @@ import { durationFlag, integerFlag, MAX_TIMEOUT_MS, orConfigError, parseCommandF
 import type { Command } from './command.ts';
 import type { JetStreamManager, NatsConnection } from 'nats';
 import { DOMAIN_NAME, ErrorCode, ShardmindError, ctlSubject, encodePayload, shardSubject, decodePayload, unwrapReply } from '../protocol/index.ts';
-import { clusterStatus, ctlRequest, domainViews, type DomainView, type ShardStatusWire } from './control-client.ts';
+import { clusterStatus, ctlRequest, domainViews, waitForLeaderView, type DomainView, type ShardStatusWire } from './control-client.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
 import { stdio, streamTails, type Io } from './status.ts';
 
@@ -143,15 +143,9 @@ export async function migrateShard(nc: NatsConnection, jsm: JetStreamManager, o:
   if (!o.nodes.includes(o.to)) {
     throw new ShardmindError(ErrorCode.BAD_REQUEST, `--to: "${o.to}" is not a node (${o.nodes.join(', ')})`);
   }
-  const before = await poll(
-    async () => {
-      const v = await view(nc, o.nodes, o.domain);
-      return v?.leader ? v : undefined;
-    },
-    Math.min(deadline, Date.now() + 10_000),
-    100,
-    `a leader of ${o.domain}`,
-  );
+  // UNAVAILABLE naming the nodes asked (and the `--nodes local` a `shardmind up` needs) when none leads it: a bare
+  // "timed out waiting for a leader" after 12 s said neither (walkthrough-session13 F3).
+  const before = await waitForLeaderView(nc, o.nodes, o.domain, Math.max(1, Math.min(deadline - Date.now(), 10_000)));
   if (before.leader === o.to) {
     return { domain: o.domain, from: o.to, to: o.to, unchanged: true, epoch: before.epoch, catchUpMs: 0 };
   }

@@ -7,13 +7,14 @@
  * less). Below the table, one line per replica stopped at a log message its build cannot read ("needs upgrade"), and
  * a warning naming the hosts whose config differs from the others' in what every host must agree on (`configDigest`).
  * A domain the config has and no host that answered runs (one just added to the file) gets a row and a line saying
- * what it needs.
+ * what it needs. When no node asked answers at all, one line says so instead (with `--nodes local` against
+ * `shardmind up`).
  */
 import { durationFlag, MAX_TIMEOUT_MS, orConfigError, parseCommandFlags, readFlagValues } from './args.ts';
 import type { Command } from './command.ts';
 import type { JetStreamManager } from 'nats';
 import { logStream } from '../protocol/index.ts';
-import { clusterStatus, type NodeStatus } from './control-client.ts';
+import { clusterStatus, noNodeAnswered, noNodeAnsweredMessage, type NodeStatus } from './control-client.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
 import { configWarnings, type ClusterConfig } from '../config/index.ts';
 import { describeOffset } from '../actors/clock-peers.ts';
@@ -293,12 +294,16 @@ export async function runStatus(argv: readonly string[], io: Io = stdio): Promis
     const unread = new Set<string>();
     for (const s of statuses) if (s.ok) for (const sh of s.status.shards) if (!logs.has(sh.domain)) unread.add(sh.domain);
     for (const [domain, bounds] of await streamBounds(jsm, unread)) logs.set(domain, bounds);
-    const configured = target.config?.domains.map((d) => d.name) ?? [];
+    // No node answering says nothing of which domains run: the names asked are not the hosts' (against `shardmind up`
+    // without --nodes local), so "not running" rows and "restart the hosts" advice would send the reader astray.
+    const silence = noNodeAnswered(statuses) ? noNodeAnsweredMessage(statuses) : undefined;
+    const silent = silence === undefined ? undefined : `WARNING: ${silence}.\n`;
+    const configured = silent ? [] : (target.config?.domains.map((d) => d.name) ?? []);
     const rows = statusRows(statuses, logs, Date.now(), configured);
     const tails = Object.fromEntries([...logs].map(([d, b]) => [d, b.last]));
     const drift = configDriftWarning(statuses);
     const clocks = clockWarning(statuses);
-    const unrun = target.config ? notRunWarning(statuses, target.config) : undefined;
+    const unrun = target.config && !silent ? notRunWarning(statuses, target.config) : undefined;
     const replicas = logReplicaWarning(logs);
     if (values.json) {
       io.out(
@@ -309,12 +314,13 @@ export async function runStatus(argv: readonly string[], io: Io = stdio): Promis
           rows,
           ...(drift ? { configDrift: drift.trim() } : {}),
           ...(clocks ? { clockWarnings: clocks.trim().split('\n') } : {}),
+          ...(silence !== undefined ? { noNodeAnswered: silence } : {}),
           ...(unrun ? { notRunning: notRun(statuses, configured), notRunningWarnings: unrun.trim().split('\n') } : {}),
           ...(replicas ? { logReplicaWarnings: replicas.trim().split('\n') } : {}),
           ...(warnings.length > 0 ? { configWarnings: warnings } : {}),
         }) + '\n',
       );
-    } else io.out([renderStatus(rows), unrun, replicas, drift, clocks].filter((x) => x !== undefined).join('\n'));
+    } else io.out([renderStatus(rows), silent, unrun, replicas, drift, clocks].filter((x) => x !== undefined).join('\n'));
     // A configured domain nobody serves is as unhealthy as a host that does not answer.
     return statuses.every((s) => s.ok) && unrun === undefined ? 0 : 1;
   } finally {
