@@ -3,7 +3,9 @@
  * every NATS URL in the config; the node list from `--nodes`, or the config's nodes.
  */
 import { connect, type NatsConnection } from 'nats';
-import { loadConfig, type ClusterConfig } from '../config/index.ts';
+import { existsSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, type ClusterConfig } from '../config/index.ts';
 import { ErrorCode, ShardmindError, redactUrl } from '../protocol/index.ts';
 import { natsConnectOptionsFromEnv } from './nats-tls.ts';
 
@@ -47,11 +49,35 @@ export async function connectCluster(servers: readonly string[], name: string): 
   }
 }
 
-/** Where an agent-side command (`remember`, `recall`, `mcp`) connects: `--servers`, or every NATS URL in the config. */
+/** What an agent-side command run without --servers says when the config's servers cannot be reached or read. */
+export const AGENT_SERVERS_HINT = 'against `shardmind up`, pass --servers nats://127.0.0.1:4222';
+
+/**
+ * Where an agent-side command (`remember`, `recall`, `mcp`) connects: `--servers`, or every NATS URL in the config.
+ * A config file that is not there says to pass --servers or --config: an MCP client starts `mcp` from its own
+ * directory, where no ./cluster.config.ts is (walkthrough-session13 F9).
+ */
 export async function agentServers(o: { config?: string; servers?: string }): Promise<string[]> {
   const given = (o.servers ?? '')
     .split(',')
     .map((x) => x.trim())
     .filter(Boolean);
-  return given.length > 0 ? given : [...new Set((await loadConfig(o.config)).nodes.flatMap((n) => n.nats))];
+  if (given.length > 0) return given;
+  const file = resolvePath(o.config ?? DEFAULT_CONFIG_PATH);
+  if (!existsSync(file)) {
+    throw new ConfigError(
+      'config',
+      `file ${file} does not exist: pass --servers URL,… (${AGENT_SERVERS_HINT}), or --config with the cluster config's path`,
+    );
+  }
+  return [...new Set((await loadConfig(o.config)).nodes.flatMap((n) => n.nats))];
+}
+
+/**
+ * `err` with the --servers hint when it is the client's failure to connect to servers taken from the config (the
+ * shipped config's mini-N.local names do not resolve on a fresh machine); `err` itself otherwise.
+ */
+export function withAgentServersHint(err: ShardmindError, servers: string | undefined): ShardmindError {
+  if (servers !== undefined || err.code !== ErrorCode.UNAVAILABLE || !err.message.startsWith('cannot connect to NATS')) return err;
+  return new ShardmindError(err.code, `${err.message} (${AGENT_SERVERS_HINT})`, { cause: err, retryable: err.retryable });
 }

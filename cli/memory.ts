@@ -11,7 +11,7 @@
 import { connect, type Fact, type RecalledFact, type ShardmindClient } from '../client/index.ts';
 import { ShardmindError, timestampMs } from '../protocol/index.ts';
 import { FlagValueError, flagValueLine, intFlag, numberFlag, orConfigError, parseCommandFlags, readFlagValues, UsageError } from './args.ts';
-import { agentServers } from './cluster-connect.ts';
+import { agentServers, withAgentServersHint } from './cluster-connect.ts';
 import { natsConnectOptionsFromEnv } from './nats-tls.ts';
 import type { Command } from './command.ts';
 import { renderTable, stdio, type Io } from './status.ts';
@@ -23,8 +23,9 @@ Stores one fact. Without --domain the router classifies the text. Prints the dom
 const RECALL_USAGE = `usage: shardmind recall [QUERY] [--domain D[,D…]] [--subject S] [--predicate P] [--as-of ISO] [--limit N]
                        [--max-stale-ms MS] ${CONNECTION}
 
-Asks what is known, best first. Without --domain the router decides which domains to ask. --as-of: what was
-believed at that time. --max-stale-ms: a replica may answer, at most that stale (the one on --node first).`;
+Asks what is known, best first. Without --domain the router decides which domains to ask. --as-of: what we now
+know held at that time (world time), among the facts recorded by then; not what was believed then. --max-stale-ms:
+a replica may answer, at most that stale (the one on --node first).`;
 
 const HISTORY_USAGE = `usage: shardmind history SUBJECT --domain D [--predicate P] [--limit N | --all] ${CONNECTION}
 
@@ -235,6 +236,9 @@ async function withClient(
       agent: values.agent ?? 'shardmind-cli',
       ...(values.node !== undefined ? { node: values.node } : {}),
       ...natsConnectOptionsFromEnv(),
+    }).catch((err: unknown) => {
+      // Servers from the config that cannot be reached: say what `status` says (walkthrough-session13 F9).
+      throw err instanceof ShardmindError ? withAgentServersHint(err, values.servers) : err;
     });
     await work(memory);
     return 0;
@@ -266,7 +270,7 @@ export const forgetCommand: Command = {
 };
 
 export const recallCommand: Command = {
-  summary: 'ask what is known, best first (through the router; --as-of for what was believed then)',
+  summary: 'ask what is known, best first (through the router; --as-of for what we now know held then)',
   usage: RECALL_USAGE,
   run: (args) => runRecall(args),
 };

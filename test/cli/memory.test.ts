@@ -1,7 +1,7 @@
 /**
  * `shardmind remember`, `recall`, `history` and `forget` against a real nats-server and a real host process (which
- * runs the router): a fact stored, classified and found again, as text and as JSON; `--as-of` answers what was
- * believed before a change; history shows both values with when each was true; a forgotten fact leaves recall and
+ * runs the router): a fact stored, classified and found again, as text and as JSON; `--as-of` answers what held
+ * before a change (as we now know it); history shows both values with when each was true; a forgotten fact leaves recall and
  * its text leaves history; bad flags are usage errors (exit 2) that send nothing; no cluster is exit 1 with the
  * error code.
  */
@@ -46,7 +46,7 @@ t.after(async (ctx) => {
   await ctx.nats?.destroy();
 });
 
-t('remember then recall, as text and as JSON; --as-of answers what was believed before a change', async (ctx) => {
+t('remember then recall, as text and as JSON; --as-of answers what held before a change', async (ctx) => {
   const servers = ['--servers', ctx.nats!.url];
   // The host starts its router once its shards lead: the client's retries cover the moment before.
   const first = capture();
