@@ -3,18 +3,35 @@
  * does (open LMDB, read the log, serve as leader, tail as follower, drain) is a `ShardRuntime` the actor provides,
  * so the states can be named in every log line and tested on their own.
  *
- *   starting → catchingUp → claiming → leading ⇄ (resync) catchingUp
- *              catchingUp ⇄ bootstrapping   (the log was compacted below what this replica needs next)
- *                         ↘ following → (PROMOTE) catchingUp → claiming → leading
- *   leading → (FENCED) following        leading → (HANDOFF) handingOff → following
- *   catchingUp, following, bootstrapping → needsUpgrade   (a log message, or the snapshot to install, is above
- *                                                           this build's log level: it stops there)
+ * Every transition the machine below has (`wantsLead`: whether this replica is to lead once caught up; it starts as
+ * the placement says (its placed leader), is set by PROMOTE and cleared by a fence or a hand-off):
+ *
+ *   starting → catchingUp → (wantsLead) claiming → leading
+ *              catchingUp → (otherwise) following
+ *              catchingUp ⇄ bootstrapping   (the log was compacted below what this replica needs next: install the
+ *                                            snapshot, then catch up from it; a failed install goes back too)
+ *   following → (PROMOTE: won an epoch claim) catchingUp, wantsLead set → claiming → leading
+ *   following → (TAIL_ENDED) catchingUp → following
+ *   claiming → (fenced: another node claimed the epoch, or appended after the catch-up) catchingUp, wantsLead
+ *                                           cleared → following
+ *   claiming → (the claim failed otherwise) catchingUp → claiming again
+ *   leading → (FENCED: another node appended) catchingUp, wantsLead cleared → following
+ *   leading → (RESYNC) catchingUp → claiming → leading
+ *   leading → (HANDOFF) handingOff → catchingUp, wantsLead cleared → following   (whether or not the hand-off
+ *                                                                                   marker was appended)
+ *   PROMOTE in catchingUp or bootstrapping only sets wantsLead; in any other state (needsUpgrade, aheadOfLog and
+ *   the leading ones included) it is ignored.
+ *   catchingUp, bootstrapping → needsUpgrade, following → (NEEDS_UPGRADE) needsUpgrade
+ *                                           (a log message, or the snapshot to install, is above this build's log
+ *                                            level: it stops there)
  *   catchingUp, claiming → aheadOfLog   (the log ends below what this replica applied, or holds another history
  *                                        where a rebuild was due: it lost entries this replica holds; it stops
  *                                        there, its store kept)
  *   aheadOfLog → (LOG_HOLDS) catchingUp (asked again, the log holds this replica's last entry after all: the
  *                                        reading that halted it was a stale one)
- *   any → (STOP) stopping → stopped     any work failing → failed
+ *   starting (open failed), catchingUp (any other error), bootstrapping (a snapshot of another store format)
+ *     → failed;   any state but stopping and stopped → (FAILED: the leading or following work failed) failed
+ *   any state but stopping and stopped, failed included → (STOP) stopping → stopped (final)
  *
  * Replica reads (`sm.replica.<domain>.*`, `replica-service.ts`) are served in `leading` and `following` only: a
  * replica that is catching up, claiming or handing off answers none (another replica, or the leader, does).
