@@ -2,7 +2,6 @@
  * What the soak checks once every fault is healed and the writers have stopped:
  * - every replica of each domain has applied the whole log, and all three have the same `digest` (§21) at the
  *   same applied sequence;
- * - the log's `Sm-Prev` chain has no break (§16);
  * - each writer's subjects read the same, field for field, from every replica (history through
  *   `sm.replica.<domain>.history.<node>`, the answer checked to come from that node): that is the acknowledged
  *   writes "on every replica", and the `one` predicate's history identical everywhere;
@@ -14,7 +13,6 @@
  */
 import type { NatsConnection } from 'nats';
 import { decodePayload, encodePayload, replicaNodeSubject, unwrapReply } from '../../protocol/index.ts';
-import { PREV_HEADER, entryHash } from '../../actors/index.ts';
 import { logStream } from '../../protocol/index.ts';
 import { digests, eventually, leaderOf, shardOn, streamTail } from '../failover/fault-kit.ts';
 import { ITEMS_PER_WRITER, ONE_PREDICATE, type Violation, type WriteRecord } from './workload.ts';
@@ -81,38 +79,6 @@ async function replicaHistory(nc: NatsConnection, node: string, domain: string, 
   }
 }
 
-/**
- * The `Sm-Prev` chain of what the log still holds (compaction purges its head: `fault-kit`'s `logChain` reads from
- * seq 1), read through consumers and confirmed against the stream leader's copies. The seqs where it breaks.
- */
-async function logChainFromFirst(nc: NatsConnection, domain: string, timeoutMs: number): Promise<{ entries: number; breaks: number[] }> {
-  const js = nc.jetstream();
-  const jsm = await nc.jetstreamManager({ checkAPI: false });
-  const { first_seq: first, last_seq: last } = (await jsm.streams.info(logStream(domain))).state;
-  const deadline = Date.now() + timeoutMs;
-  let previous: string | undefined;
-  const breaks: number[] = [];
-  let seen = first - 1;
-  while (seen < last) {
-    const consumer = await js.consumers.get(logStream(domain), { opt_start_seq: seen + 1 });
-    const batch = await consumer.fetch({ max_messages: 512, expires: 2_000 });
-    for await (const m of batch) {
-      if (m.seq !== seen + 1) break;
-      seen = m.seq;
-      const prev = m.headers?.get(PREV_HEADER);
-      if (prev && previous !== undefined && prev !== previous) breaks.push(m.seq);
-      previous = entryHash(m.data);
-    }
-    if (seen < last && Date.now() > deadline) throw new Error(`reading the log of ${domain} stopped at seq ${seen} of ${first}..${last}`);
-  }
-  const confirmed: number[] = [];
-  for (const seq of breaks) {
-    const [before, at] = await Promise.all([jsm.streams.getMessage(logStream(domain), { seq: seq - 1 }), jsm.streams.getMessage(logStream(domain), { seq })]);
-    if (at.header?.get(PREV_HEADER) !== entryHash(before.data)) confirmed.push(seq);
-  }
-  return { entries: last - first + 1, breaks: confirmed };
-}
-
 /** The ids one node's replica recalls for (subject, predicate), sorted. */
 async function replicaRecallIds(nc: NatsConnection, node: string, domain: string, subject: string, predicate: string): Promise<string[]> {
   const body = { v: 1, domain, subject, predicate, limit: 50, maxStaleMs: 600_000 };
@@ -139,8 +105,6 @@ export async function checkLedger(
     const jsm = await nc.jetstreamManager({ checkAPI: false });
     const { first_seq: first, last_seq: last } = (await jsm.streams.info(logStream(domain))).state;
     tails[domain] = `${first}..${last}`;
-    const chain = await logChainFromFirst(nc, domain, 120_000);
-    if (chain.breaks.length > 0) v('log-chain', `${domain}: entries at seqs ${chain.breaks.join(', ')} do not follow the entry before them`);
   }
 
   // Every (domain, subject, predicate) the writers used.

@@ -6,7 +6,8 @@
  * - `kill-nats`: SIGKILL a nats-server (maybe a stream or meta leader), restart it 1–8 s later on the same store;
  * - `pause-nats`: SIGSTOP a nats-server for 1–6 s, then SIGCONT;
  * - `migrate`: move a domain to another Mini (`migrateShard`, as `shardmind migrate` does).
- * With at most one host and one nats-server out at once, a quorum of servers and two hosts usually remain. The kind
+ * With at most one host (`maxHostFaults`, default 1) and one nats-server out at once, a quorum of servers and a
+ * host usually remain. The kind
  * is drawn from the seed whatever is in progress (a kind whose slot is taken is skipped), so a seed replays the
  * same plan; when each fault heals still depends on the box's timing. Not
  * injected: network partitions or delays (all on loopback), disk faults, clock jumps, faults of the test's own
@@ -34,6 +35,8 @@ export interface NemesisOptions {
   readonly log: (line: string) => void;
   /** Pause between faults' starts (ms): drawn from [min, max]. */
   readonly gapMs?: readonly [number, number];
+  /** Host faults at once (default 1; 2 leaves one host to lead both domains). */
+  readonly maxHostFaults?: number;
 }
 
 export interface Nemesis {
@@ -49,7 +52,11 @@ export function startNemesis(o: NemesisOptions): Nemesis {
   const counts: Record<FaultKind, number> = { 'kill-host': 0, 'pause-host': 0, 'kill-nats': 0, 'pause-nats': 0, migrate: 0 };
   const troubles: string[] = [];
   const [minGap, maxGap] = o.gapMs ?? [1_000, 4_000];
-  const busy = { host: false, nats: false, migrate: false };
+  // Faults in progress per kind of target; a host fault takes a host out of the draw until it heals.
+  const busy = { host: 0, nats: 0, migrate: 0 };
+  const limit = { host: o.maxHostFaults ?? 1, nats: 1, migrate: 1 };
+  const maxFaults = limit.host + 1;
+  const hostsOut = new Set<string>();
   const inFlight = new Set<Promise<void>>();
   let running = true;
   let wake: (() => void) | undefined;
@@ -66,9 +73,22 @@ export function startNemesis(o: NemesisOptions): Nemesis {
     inFlight.add(q);
   };
 
+  /** A host to fault: drawn among all, then the next one not already out (the draw stays the seed's). */
+  const pickHost = () => {
+    const all = o.hosts.hosts;
+    const start = all.indexOf(o.rng.pick(all));
+    for (let i = 0; i < all.length; i++) {
+      const h = all[(start + i) % all.length]!;
+      if (!hostsOut.has(h.node) && h.running) return h;
+    }
+    return undefined;
+  };
+
   const killHost = async (): Promise<void> => {
-    const h = o.rng.pick(o.hosts.hosts.filter((x) => x.running));
+    const h = pickHost();
     const downMs = o.rng.int(1_000, 6_000);
+    if (h === undefined) return;
+    hostsOut.add(h.node);
     o.log(`kill-host ${h.node} (SIGKILL), restart in ${downMs} ms`);
     h.kill('SIGKILL');
     await h.waitExit();
@@ -79,18 +99,23 @@ export function startNemesis(o: NemesisOptions): Nemesis {
     } catch (err) {
       troubles.push(`${h.node} not ready 60 s after its restart: ${firstLine(err)}`);
       o.log(`kill-host ${h.node}: not ready after restart (${firstLine(err)})`);
+    } finally {
+      hostsOut.delete(h.node);
     }
   };
 
   const pauseHost = async (): Promise<void> => {
-    const h = o.rng.pick(o.hosts.hosts.filter((x) => x.running));
+    const h = pickHost();
     const pauseMs = o.leaseMs + o.rng.int(200, 3_000);
+    if (h === undefined) return;
+    hostsOut.add(h.node);
     o.log(`pause-host ${h.node} (SIGSTOP) for ${pauseMs} ms`);
     h.kill('SIGSTOP');
     try {
       await delay(pauseMs);
     } finally {
       h.kill('SIGCONT');
+      hostsOut.delete(h.node);
       o.log(`pause-host ${h.node}: SIGCONT`);
     }
   };
@@ -138,14 +163,14 @@ export function startNemesis(o: NemesisOptions): Nemesis {
     while (running) {
       const kind = o.rng.pick(PLAN);
       const slot: keyof typeof busy = kind === 'kill-nats' || kind === 'pause-nats' ? 'nats' : kind === 'migrate' ? 'migrate' : 'host';
-      const faultsNow = Number(busy.host) + Number(busy.nats) + Number(busy.migrate);
+      const faultsNow = busy.host + busy.nats + busy.migrate;
       // A migration waits for the hosts to be whole (it needs its target and the leader to answer); a host fault
       // during a migration is allowed.
-      if (faultsNow < 2 && !busy[slot] && !(kind === 'migrate' && busy.host)) {
+      if (faultsNow < maxFaults && busy[slot] < limit[slot] && !(kind === 'migrate' && busy.host > 0)) {
         counts[kind]++;
-        busy[slot] = true;
+        busy[slot]++;
         const run = { 'kill-host': killHost, 'pause-host': pauseHost, 'kill-nats': killNats, 'pause-nats': pauseNats, migrate }[kind];
-        track(run().finally(() => (busy[slot] = false)));
+        track(run().finally(() => busy[slot]--));
       }
       await sleep(o.rng.int(minGap, maxGap));
     }

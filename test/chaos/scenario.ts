@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { ClusterConfigInput } from '../../config/index.ts';
 import { startThreeMinis, type FaultCluster } from '../failover/fault-kit.ts';
 import { checkLedger, waitConverged } from './checks.ts';
+import { startLogAuditor, type LogAudit, type LogAuditor } from './log-auditor.ts';
 import { startNemesis, type FaultKind, type Nemesis } from './nemesis.ts';
 import { Prng } from './prng.ts';
 import { ONE_PREDICATE, startWorkload, type Violation, type Workload } from './workload.ts';
@@ -28,6 +29,8 @@ export interface SoakOptions {
   readonly log?: (line: string) => void;
   /** Pause between faults' starts (ms). */
   readonly gapMs?: readonly [number, number];
+  /** Host faults at once (default 1). */
+  readonly maxHostFaults?: number;
   /** How long convergence may take after healing. Default 90 s. */
   readonly convergeMs?: number;
 }
@@ -40,6 +43,8 @@ export interface SoakResult {
   readonly writes: { attempted: number; acknowledged: number; failed: number; ackedChecked: number; byKind: Record<string, number> };
   readonly reads: { checked: number; replica: number; failed: number };
   readonly tails: Record<string, string>;
+  /** What the live log audit read, skipped and found (`log-auditor.ts`). */
+  readonly logAudit?: { read: number; skipped: number; breaks: readonly string[]; unconfirmed: readonly string[] };
   readonly violations: readonly Violation[];
   readonly events: readonly string[];
   readonly keptIn?: string;
@@ -66,8 +71,9 @@ function soakConfig(urls: readonly string[]): ClusterConfigInput {
   };
 }
 
-export function reproduceCommand(o: { seed: number; seconds: number }): string {
-  return `node --import tsx test/chaos/soak.ts --seconds ${o.seconds} --seed ${o.seed}`;
+export function reproduceCommand(o: { seed: number; seconds: number; maxHostFaults?: number }): string {
+  const hostFaults = o.maxHostFaults !== undefined && o.maxHostFaults !== 1 ? ` --host-faults ${o.maxHostFaults}` : '';
+  return `node --import tsx test/chaos/soak.ts --seconds ${o.seconds} --seed ${o.seed}${hostFaults}`;
 }
 
 export async function runSoak(o: SoakOptions): Promise<SoakResult> {
@@ -90,11 +96,14 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   let cluster: FaultCluster | undefined;
   let workload: Workload | undefined;
   let nemesis: Nemesis | undefined;
+  let auditor: LogAuditor | undefined;
+  let audit: LogAudit | undefined;
   let keptIn: string | undefined;
   let summary: Awaited<ReturnType<typeof checkLedger>> | undefined;
   try {
     cluster = await startThreeMinis(soakConfig);
     log(`cluster up: nats ${cluster.nats.urls.join(' ')}; hosts ${cluster.hosts.hosts.map((h) => `${h.node}=${h.pid}`).join(' ')}`);
+    auditor = startLogAuditor(cluster.nc, DOMAINS);
     workload = await startWorkload({ urls: cluster.nats.urls, domains: DOMAINS, rng: rng.fork(100), writers: WRITERS, onViolation });
     nemesis = startNemesis({
       rng: rng.fork(200),
@@ -106,6 +115,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       leaseMs: LEASE_MS,
       log,
       ...(o.gapMs ? { gapMs: o.gapMs } : {}),
+      ...(o.maxHostFaults !== undefined ? { maxHostFaults: o.maxHostFaults } : {}),
     });
     const statusEvery = setInterval(() => {
       const acked = workload!.ledger.filter((r) => r.ack).length;
@@ -131,10 +141,15 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     violations.push(...(await waitConverged(cluster.nc, NODES, DOMAINS, o.convergeMs ?? 90_000, log)));
     summary = await checkLedger(cluster.nc, NODES, DOMAINS, WRITERS, workload.ledger);
     for (const v of summary.violations) onViolation(v);
+    audit = await auditor.finish(60_000);
+    auditor = undefined;
+    for (const b of audit.breaks) onViolation({ check: 'log-chain', detail: `${b}: the entry's Sm-Prev does not name the entry the log kept before it` });
+    log(`log audit: ${JSON.stringify(audit)}`);
   } catch (err) {
     onViolation({ check: 'soak-ran', detail: `the soak itself failed: ${(err as Error).stack ?? String(err)}` });
   } finally {
     await nemesis?.stop().catch(() => undefined);
+    await auditor?.finish(0).catch(() => undefined);
     for (const h of cluster?.hosts.hosts ?? []) h.kill('SIGCONT');
     await workload?.stop().catch(() => undefined);
     if (cluster && violations.length > 0 && o.keepDir) keptIn = await keep(cluster, o.keepDir, events).catch(() => undefined);
@@ -158,6 +173,16 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     },
     reads: { ...(workload?.reads ?? { checked: 0, replica: 0, failed: 0 }) },
     tails: summary?.tails ?? {},
+    ...(audit
+      ? {
+          logAudit: {
+            read: Object.values(audit.read).reduce((a, b) => a + b, 0),
+            skipped: Object.values(audit.skipped).reduce((a, b) => a + b, 0),
+            breaks: audit.breaks,
+            unconfirmed: audit.unconfirmed,
+          },
+        }
+      : {}),
     violations,
     events,
     ...(keptIn ? { keptIn } : {}),
