@@ -74,7 +74,7 @@ export class SnapshotBucket {
    */
   static async open(js: JetStreamClient, domain: string, replicas: number, flush?: () => Promise<void>): Promise<SnapshotBucket> {
     try {
-      const os = await js.views.os(snapshotBucket(domain), { replicas, description: `shardmind snapshots of ${domain}` });
+      const os = await withHandledPublishes(js).views.os(snapshotBucket(domain), { replicas, description: `shardmind snapshots of ${domain}` });
       return new SnapshotBucket(domain, os, flush);
     } catch (err) {
       throw new ShardmindError(ErrorCode.UNAVAILABLE, `cannot open the snapshot bucket of ${domain}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
@@ -181,6 +181,23 @@ export class SnapshotBucket {
     for (const s of old) await this.os.delete(s.name);
     return old.map((s) => s.name);
   }
+}
+
+/**
+ * `js` with each `publish` promise marked handled as it is made. nats.js's `ObjectStore.put` publishes every chunk as
+ * it reads it and awaits their acks only once the whole body is read: a chunk refused meanwhile (no responders while a
+ * nats-server restarts, in the chaos soak, §75) rejected with no handler yet, and Node's unhandled-rejection rule ended
+ * the host mid-compaction. The promise is returned as it is, so `put` still fails with that error when it awaits the
+ * chunks (and `uploadWithRetry` tries again). The object inherits everything else from `js`.
+ */
+function withHandledPublishes(js: JetStreamClient): JetStreamClient {
+  const handled = Object.create(js) as JetStreamClient;
+  handled.publish = (...args: Parameters<JetStreamClient['publish']>) => {
+    const ack = js.publish(...args);
+    ack.catch(() => undefined);
+    return ack;
+  };
+  return handled;
 }
 
 function toMetadata(meta: SnapshotMeta): Record<string, string> {
