@@ -44,6 +44,8 @@ export interface Nemesis {
   readonly counts: Record<FaultKind, number>;
   /** Heals that did not succeed at once (a host not ready in time, a migration that failed): logged, retried at heal. */
   readonly troubles: string[];
+  /** Whether the nemesis has this host down or paused now (a host that exited otherwise crashed). */
+  isOut(node: string): boolean;
   /** Stops starting faults, waits for the ones in progress to heal. */
   stop(): Promise<void>;
 }
@@ -179,6 +181,7 @@ export function startNemesis(o: NemesisOptions): Nemesis {
   return {
     counts,
     troubles,
+    isOut: (node) => hostsOut.has(node),
     async stop() {
       running = false;
       wake?.();

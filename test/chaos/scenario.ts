@@ -117,6 +117,20 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       ...(o.gapMs ? { gapMs: o.gapMs } : {}),
       ...(o.maxHostFaults !== undefined ? { maxHostFaults: o.maxHostFaults } : {}),
     });
+    // A host that exits while the nemesis has not killed it crashed: a violation (with its last words); it is
+    // started again so the soak goes on.
+    const restarting = new Set<string>();
+    const crashWatch = setInterval(() => {
+      for (const h of cluster!.hosts.hosts) {
+        if (h.running || nemesis!.isOut(h.node) || restarting.has(h.node)) continue;
+        onViolation({ check: 'host-crashed', detail: `${h.node} exited on its own: ${h.stderr().slice(-1_500)}` });
+        restarting.add(h.node);
+        h.start(60_000).then(
+          () => log(`crashed host ${h.node} restarted and ready`),
+          (err: unknown) => log(`crashed host ${h.node} not ready after its restart: ${(err as Error).message.split('\n')[0]}`),
+        ).finally(() => restarting.delete(h.node));
+      }
+    }, 1_000);
     const statusEvery = setInterval(() => {
       const acked = workload!.ledger.filter((r) => r.ack).length;
       log(`progress: ${workload!.ledger.length} writes, ${acked} acknowledged; faults ${JSON.stringify(nemesis!.counts)}`);
@@ -127,6 +141,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       await nemesis.stop();
     } finally {
       clearInterval(statusEvery);
+      clearInterval(crashWatch);
     }
     await heal(cluster, log);
     const healedAt = Date.now();
