@@ -7,6 +7,7 @@
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterConfigInput } from '../../config/index.ts';
+import { logStream } from '../../protocol/index.ts';
 import { startThreeMinis, type FaultCluster } from '../failover/fault-kit.ts';
 import { checkLedger, waitConverged } from './checks.ts';
 import { startLogAuditor, type LogAudit, type LogAuditor } from './log-auditor.ts';
@@ -127,7 +128,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         restarting.add(h.node);
         h.start(60_000).then(
           () => log(`crashed host ${h.node} restarted and ready`),
-          (err: unknown) => log(`crashed host ${h.node} not ready after its restart: ${(err as Error).message.split('\n')[0]}`),
+          async (err: unknown) => {
+            log(`crashed host ${h.node} not ready after its restart: ${(err as Error).message.split('\n')[0]}`);
+            await logStuck(cluster!, log);
+          },
         ).finally(() => restarting.delete(h.node));
       }
     }, 1_000);
@@ -216,14 +220,46 @@ async function heal(cluster: FaultCluster, log: (s: string) => void): Promise<vo
       await s.start(30_000);
     }
   }
-  for (const h of cluster.hosts.hosts) {
-    if (!h.running) {
-      log(`heal: starting host ${h.node}`);
-      await h.start(60_000);
+  try {
+    for (const h of cluster.hosts.hosts) {
+      if (!h.running) {
+        log(`heal: starting host ${h.node}`);
+        await h.start(60_000);
+      }
     }
+    await cluster.hosts.waitReady(60_000);
+  } catch (err) {
+    await logStuck(cluster, log);
+    throw err;
   }
-  await cluster.hosts.waitReady(60_000);
   log('healed: every server and host runs and is ready');
+}
+
+/**
+ * What a host that does not become ready may be waiting on: each shard's state and error, and the JetStream side of
+ * a bootstrap (the snapshot bucket's stream and its consumers — an object store listing is an ordered consumer that
+ * ends only when it has delivered the last meta message).
+ */
+async function logStuck(cluster: FaultCluster, log: (s: string) => void): Promise<void> {
+  for (const h of cluster.hosts.hosts) {
+    const st = await h.status(2_000).catch(() => undefined);
+    log(`stuck? ${h.node}: ${st ? st.shards.map((x) => `${x.domain}=${x.state} at ${x.appliedSeq}${x.lastError ? ` (${x.lastError})` : ''}`).join(', ') : 'no status'}`);
+  }
+  try {
+    const jsm = await cluster.nc.jetstreamManager({ checkAPI: false });
+    for (const d of DOMAINS) {
+      const name = `OBJ_sm_snap_${d}`;
+      const info = await jsm.streams.info(name).catch((e: unknown) => (e as Error).message);
+      log(`stuck? ${name}: ${typeof info === 'string' ? info : JSON.stringify({ state: info.state, cluster: info.cluster })}`);
+      for await (const c of jsm.consumers.list(name)) {
+        log(`stuck? ${name} consumer ${c.name}: ${JSON.stringify({ pending: c.num_pending, delivered: c.delivered, ack: c.ack_floor, waiting: c.num_waiting, redelivered: c.num_redelivered, cluster: c.cluster, push_bound: c.push_bound, config: { deliver_policy: c.config.deliver_policy, filter: c.config.filter_subject } })}`);
+      }
+      const log_ = await jsm.streams.info(logStream(d)).catch(() => undefined);
+      if (log_) log(`stuck? ${logStream(d)}: ${JSON.stringify({ first: log_.state.first_seq, last: log_.state.last_seq, cluster: log_.cluster })}`);
+    }
+  } catch (err) {
+    log(`stuck? JetStream diagnostics failed: ${(err as Error).message}`);
+  }
 }
 
 async function keep(cluster: FaultCluster, dir: string, events: readonly string[]): Promise<string> {
