@@ -22,6 +22,7 @@ import type { ActiveRecords } from './active-records.ts';
 import type { KeyIndex } from './key-index.ts';
 import type { OpResults } from './op-results.ts';
 import type { ScoreNumbers } from './score-numbers.ts';
+import type { FactSubjects } from './fact-subjects.ts';
 import {
   encodeEpisode,
   identityHash,
@@ -121,6 +122,8 @@ export interface WriteIndexes {
   readonly activeRecords: ActiveRecords;
   /** Every fact's scoring numbers, for recall (`score-numbers.ts`): set whenever a fact record is written. */
   readonly scores: ScoreNumbers;
+  /** Every fact's subject identity, for recall (`fact-subjects.ts`): filed when a fact is created. */
+  readonly subjects: FactSubjects;
 }
 
 /**
@@ -517,6 +520,7 @@ export class Applier {
     if (isActive(fact.status)) this.state.activeFacts++;
     const length = this.terms.scan(fact);
     this.postings.addFact(this.terms, pos);
+    this.indexes.subjects.fileTerms(pos, this.terms);
     if (length > 0) {
       this.state.docs++;
       this.state.docLength += length;

@@ -367,6 +367,29 @@ export function readIdentityFields(bytes: Uint8Array, out: IdentityFields): Iden
   return out;
 }
 
+/**
+ * A fact's subject and predicate from its bytes, whatever its status (`readIdentityFields` reads active facts only):
+ * opening a store files every fact's subject for recall (`fact-subjects.ts`).
+ */
+export function readSubjectFields(bytes: Uint8Array, out: IdentityFields): IdentityFields {
+  const b = asBuffer(bytes);
+  const flags = b.readUInt16LE(2);
+  let at = STRINGS;
+  at += 2 + b.readUInt16LE(at);
+  out.subject = undefined;
+  out.predicate = undefined;
+  let n: number;
+  if (flags & HAS_SUBJECT) {
+    n = b.readUInt16LE(at);
+    out.subject = b.utf8Slice(at + 2, (at += 2 + n));
+  }
+  if (flags & HAS_PREDICATE) {
+    n = b.readUInt16LE(at);
+    out.predicate = b.utf8Slice(at + 2, (at += 2 + n));
+  }
+  return out;
+}
+
 /** A fact's text from its bytes, without decoding the rest (`decodeFact(bytes).text`). */
 export function readFactText(bytes: Uint8Array): string {
   const b = asBuffer(bytes);

@@ -318,6 +318,29 @@ export class PostingIndex {
     const sealed = this.sealed?.postings;
     if (sealed !== undefined) n += sealed.forNewest(term, cap - n, maxSeq, visit);
     if (n >= cap) return n;
+    return this.forMerged(term, cap, n, maxSeq, visit, visitMerged);
+  }
+
+  /**
+   * `forNewest` for a reader that takes only postings older than `before` (and whose visitors still check it): the
+   * same `cap` newest postings count, but when every posting in memory (the open segment and a sealed one) is newer
+   * than `before`, they are counted instead of visited. A subject-filtered recall looking for its subject's older
+   * facts among its query words' postings (`recall.ts`): in the bench's 1M store a common word's ~180 newest
+   * postings are all in the open segment, newer than a busy subject's window, and visiting them one by one was ~10 µs
+   * of the query.
+   */
+  forNewestBefore(term: string, cap: number, maxSeq: number, before: number, visit: PostingVisitor, visitMerged?: MergedVisitor): number {
+    const sealed = this.sealed?.postings;
+    if (before > (sealed ?? this.open).segment * SEGMENT_SEQS) return this.forNewest(term, cap, maxSeq, visit, visitMerged);
+    let n = this.open.count(term, maxSeq);
+    if (sealed !== undefined) n += sealed.count(term, maxSeq);
+    if (n >= cap) return cap;
+    return this.forMerged(term, cap, n, maxSeq, visit, visitMerged);
+  }
+
+  /** `forNewest` below the segments in memory, `n` of the `cap` postings having been found there. */
+  private forMerged(term: string, cap: number, n: number, maxSeq: number, visit: PostingVisitor, visitMerged: MergedVisitor | undefined): number {
+    const sealed = this.sealed?.postings;
     // Blocks exist for the segments below the open one; the sealed one (if any) was read from memory above.
     const top = Math.min(segmentOf(maxSeq), this.open.segment - 1);
     if (top < 0) return n;

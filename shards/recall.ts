@@ -17,8 +17,15 @@
  * in-memory numbers, facts that are not true at the query's time or are below its floor, and walks older postings
  * until it holds its count of live ones or has examined WALK_FACTOR windows; a free-text query whose answer is short
  * walks its truncated words the same way. When a walk stops at its budget the result says so (`RecallWalk.partial`).
+ *
+ * A subject's window is its newest live facts, so a subject with more than a window of them (the user of a personal
+ * assistant) would hide an older one even from a query naming it: with query words, the subject's older facts among
+ * the words' TERM_CAP newest postings join the window (`addSubjectMentions`), known by their subjects in memory
+ * (`fact-subjects.ts`); a word with more postings than that makes the result partial.
  */
 import { addMergedRun, addRelevance, bestCandidates, bm25, candidateCount, K1, resetRelevance, startRun, type Candidate } from './candidates.ts';
+import { subjectKey, type FactSubjects, type SubjectKey } from './fact-subjects.ts';
+import type { MergedVisitor } from './merged-postings.ts';
 import { DAY_MS, effectiveConfidence, recencyWeight } from './decay.ts';
 import type { PostingIndex } from './postings.ts';
 import { decodeFact, factByteLength, peekFact, readFactText } from './fact-codec.ts';
@@ -68,6 +75,8 @@ export interface RecallContext {
   readonly mergedTerms: number;
   /** Every fact's scoring numbers in memory, when they are those of this snapshot (`score-numbers.ts`). */
   readonly scores: ScoreNumbers | undefined;
+  /** Every fact's subject identity (`fact-subjects.ts`), good for any snapshot; without it a subject's window is all. */
+  readonly subjects: FactSubjects | undefined;
   resolveEntity(idOrAlias: string): string;
 }
 
@@ -117,15 +126,28 @@ function recallOnce(ctx: RecallContext, q: RecallQuery, liveOnly: boolean, walk:
         if (++at === count) at = 0;
       }
     });
-    // A full window may hold dead facts (superseded, retracted, decayed): they give their places to older live ones.
-    if (filtered.length === window && q.includeInactive !== true) {
+    // A full window: the subject's list may go on past it.
+    if (filtered.length === window) {
+      // Every posting of the list from the newest down to this one was examined: the window or dead.
+      let examinedTo = filtered[window - 1]!.seq;
       const live = new LiveTest(ctx, q, at, floor);
-      ctx.scores?.touch(filtered, window);
-      let kept = 0;
-      for (const c of filtered) if (live.passes(c.seq)) filtered[kept++] = c;
-      if (kept < window) {
-        filtered.length = kept;
-        const cut = walkLive(ctx, list, window, kept, window, window * WALK_FACTOR, maxSeq, live, (seq) => void filtered.push({ seq, relevance: 0 }));
+      // A full window may hold dead facts (superseded, retracted, decayed): they give their places to older live ones.
+      if (q.includeInactive !== true) {
+        ctx.scores?.touch(filtered, window);
+        let kept = 0;
+        for (const c of filtered) if (live.passes(c.seq)) filtered[kept++] = c;
+        if (kept < window) {
+          filtered.length = kept;
+          walkedTo = examinedTo;
+          const cut = walkLive(ctx, list, window, kept, window, window * WALK_FACTOR, maxSeq, live, (seq) => void filtered.push({ seq, relevance: 0 }));
+          examinedTo = walkedTo;
+          if (cut && walk !== undefined) walk.partial = true;
+        }
+      }
+      // Older facts of the subject that hold a query word join them, however many newer facts it has.
+      if (words.length > 0 && ctx.subjects !== undefined) {
+        const key = subjectKey(subject, q.predicate);
+        const cut = addSubjectMentions(ctx, key, words, dfs, idf, avgLength, examinedTo, maxSeq, live, fetchCap(limit), filtered);
         if (cut && walk !== undefined) walk.partial = true;
       }
     }
@@ -173,7 +195,8 @@ function recallOnce(ctx: RecallContext, q: RecallQuery, liveOnly: boolean, walk:
   let textBound = SUBJECT_MATCH_RELEVANCE;
   for (const w of words) textBound += (idf.get(w) ?? 0) * (K1 + 1);
   textBound = words.length === 0 ? 1 : textBound * (1 + 1e-9);
-  const n = Math.min(candidates.length, fetchCap(limit));
+  // A subject filter scores its window and the older facts that hold a query word (`addSubjectMentions`), each bounded.
+  const n = textScoredLater ? candidates.length : Math.min(candidates.length, fetchCap(limit));
   const scores = ctx.scores;
   const fromMemory = scores !== undefined && q.asOf === undefined;
   // A subject filter's candidates are scored from memory, and read only where they may enter (`scoreByWords`).
@@ -355,8 +378,8 @@ function scoreCandidates(ctx: RecallContext, q: RecallQuery, s: Scoring, terms: 
  */
 const QUERY_HASHES = new Uint32Array(65536 / 32);
 
-/** Indices of a subject filter's candidates that hold no query word (`scoreByWords`; at most MAX_FETCH). */
-const PLAIN = new Int32Array(MAX_FETCH);
+/** Indices of a subject filter's candidates that hold no query word (`scoreByWords`: its window and older mentions). */
+const PLAIN = new Int32Array(FILTER_CAP + MAX_FETCH);
 
 /** A query's distinct words as the index identifies them (`hashTerm`: h1, h2, shape), with their BM25 weights. */
 export interface QueryTerms {
@@ -532,7 +555,7 @@ function walkLive(ctx: RecallContext, term: string, want: number, live: number, 
     test.touch(WALKED_SEQS, got);
     for (let k = 0; k < got && live < want; k++) {
       examined++;
-      const seq = WALKED_SEQS[k]!;
+      const seq = (walkedTo = WALKED_SEQS[k]!);
       if (!test.passes(seq)) continue;
       live++;
       const x = WALKED_TF_LEN[k]!;
@@ -542,6 +565,87 @@ function walkLive(ctx: RecallContext, term: string, want: number, live: number, 
   }
   return false;
 }
+
+/** The sequence of the last posting `walkLive` examined (left as it was when it examined none). */
+let walkedTo = 0;
+
+/**
+ * A subject-filtered recall's candidates beyond its window: the facts of its subject (and predicate) older than every
+ * posting the window examined (`before`) that hold a query word, found among each word's TERM_CAP newest postings by
+ * their subjects in memory (`fact-subjects.ts`), the live ones best BM25 first, at most `cap`, appended to `out`.
+ * Without them a subject with more than a window of newer live facts hid an older one from a query naming it. True
+ * when a word has postings older than those looked at: a fact of the subject holding only such words may be missing.
+ */
+function addSubjectMentions(ctx: RecallContext, key: SubjectKey, words: readonly string[], dfs: readonly number[], idf: ReadonlyMap<string, number>, avgLength: number, before: number, maxSeq: number, live: LiveTest, cap: number, out: Candidate[]): boolean {
+  let cut = false;
+  resetRelevance();
+  const m = MENTIONS;
+  m.subjects = ctx.subjects!;
+  m.key = key;
+  m.before = before;
+  m.avgLength = avgLength;
+  m.live = live;
+  try {
+    for (let i = 0; i < words.length; i++) {
+      const df = dfs[i]!;
+      if (df > TERM_CAP) cut = true;
+      m.weight = idf.get(words[i]!) ?? 0;
+      ctx.postings.forNewestBefore(wordTerm(words[i]!), Math.min(TERM_CAP, df), maxSeq, before, addMention, addMentionRun);
+    }
+  } finally {
+    m.live = undefined;
+  }
+  if (candidateCount() === 0) return cut;
+  // Best relevance first, as a free-text query's candidates: what the cap leaves out had `cap` more relevant ones.
+  for (const c of bestCandidates(cap)) out.push({ seq: c.seq, relevance: 0 });
+  return cut;
+}
+
+/**
+ * What `addMention` and `addMentionRun` test and add with: module state, not closures made per query word (each
+ * closure a function object, and under tsx a name set on it: ~3 µs of a subject-filtered query at 1M facts).
+ */
+const MENTIONS: { subjects: FactSubjects | undefined; key: SubjectKey | undefined; before: number; weight: number; avgLength: number; live: LiveTest | undefined } = {
+  subjects: undefined,
+  key: undefined,
+  before: 0,
+  weight: 0,
+  avgLength: 1,
+  live: undefined,
+};
+
+/** A query word's posting, taken when it is a live fact of the subject older than its window (`addSubjectMentions`). */
+const addMention: PostingVisitor = (seq, tf, len) => {
+  const m = MENTIONS;
+  // Only the subject's facts are tested for life (in the bench's 1M store 0.04 a query).
+  if (seq < m.before && m.subjects!.is(seq, m.key!) && m.live!.passes(seq)) addRelevance(seq, bm25(m.weight, tf, len, m.avgLength));
+};
+
+/**
+ * `addMention` of a decoded merged entry's `take` newest postings. They come newest first, so those older than the
+ * window — the only ones that can be taken — are the run's last ones: found from its end, one look when there are
+ * none (a common word's newest postings are all newer than a busy subject's window), in the order memory holds them
+ * (a bisection's dependent probes into a cold run cost more).
+ */
+const addMentionRun: MergedVisitor = (postings, start, count, take) => {
+  const m = MENTIONS;
+  const before = m.before;
+  let lo = take;
+  for (let at = (start + take - 1) % count; lo > 0 && postings[at * 2]! < before; at = at === 0 ? count - 1 : at - 1) lo--;
+  if (lo === take) return;
+  const subjects = m.subjects!;
+  subjects.touchRun(postings, start, count, lo, take);
+  let at = start + lo;
+  if (at >= count) at -= count;
+  for (let k = lo; k < take; k++) {
+    const seq = postings[at * 2]!;
+    if (subjects.is(seq, m.key!) && m.live!.passes(seq)) {
+      const x = postings[at * 2 + 1]!;
+      addRelevance(seq, bm25(m.weight, x >>> 8, x & 255, m.avgLength));
+    }
+    if (++at === count) at = 0;
+  }
+};
 
 /** A walk's round of postings (`walkLive`): at most a budget's, 16 windows of 64. */
 const WALKED_SEQS = new Float64Array(FILTER_CAP * WALK_FACTOR);

@@ -28,9 +28,10 @@ import { FactGroups } from './fact-groups.ts';
 import { KeyIndex } from './key-index.ts';
 import { OpResults } from './op-results.ts';
 import { ScoreNumbers, type ScoredNumbers } from './score-numbers.ts';
+import { FactSubjects } from './fact-subjects.ts';
 import { PostingIndex, SEGMENT_SEQS, segmentOf } from './postings.ts';
 import { readFactTexts, recallFacts, type RecallWalk } from './recall.ts';
-import { decodeFact, readIdentityFields, type IdentityFields } from './fact-codec.ts';
+import { decodeFact, readIdentityFields, readSubjectFields, type IdentityFields } from './fact-codec.ts';
 import { FactTerms } from './fact-terms.ts';
 import { factSeqIn } from './ids.ts';
 import { identityHash, subjectPredicateHash } from './records.ts';
@@ -65,7 +66,7 @@ export class LmdbShardStore implements ShardStore {
   private readonly options: ResolvedOptions;
   private readonly t: Tables;
   private readonly postings: PostingIndex;
-  private readonly indexes: WriteIndexes = { identities: new KeyIndex(), activeValues: new KeyIndex(), activeRecords: new ActiveRecords(), scores: new ScoreNumbers() };
+  private readonly indexes: WriteIndexes = { identities: new KeyIndex(), activeValues: new KeyIndex(), activeRecords: new ActiveRecords(), scores: new ScoreNumbers(), subjects: new FactSubjects() };
   private readonly ops: OpResults;
   private readonly facts: FactGroups;
   private readonly changes: FactChanges;
@@ -143,11 +144,12 @@ export class LmdbShardStore implements ShardStore {
    * At open, also gathers the subjects of the active facts from position `subjects.from` on (for warming).
    */
   private rebuildWriteIndexes(subjects: SubjectsToWarm | undefined): void {
-    const { identities, activeValues, activeRecords, scores } = this.indexes;
+    const { identities, activeValues, activeRecords, scores, subjects: factSubjects } = this.indexes;
     identities.clear();
     activeValues.clear();
     activeRecords.clear();
     scores.clear();
+    factSubjects.clear();
     const fields: IdentityFields = { active: false, subject: undefined, predicate: undefined, object: undefined, objectIsEntity: false, text: '' };
     let newest = -1;
     for (const [key, value] of this.facts.entries()) {
@@ -155,7 +157,13 @@ export class LmdbShardStore implements ShardStore {
       scores.set(key, bytes);
       newest = key;
       const f = readIdentityFields(bytes, fields);
-      if (!f.active) continue;
+      if (!f.active) {
+        // `readIdentityFields` stops at an inactive fact; its subject is filed all the same (recall, `fact-subjects.ts`).
+        const g = readSubjectFields(bytes, fields);
+        factSubjects.file(key, g.subject, g.predicate);
+        continue;
+      }
+      factSubjects.file(key, f.subject, f.predicate);
       if (subjects !== undefined && key >= subjects.from && f.subject !== undefined) subjects.seen.add(f.subject);
       const object: FactObject | undefined = f.object === undefined ? undefined : f.objectIsEntity ? { entity: f.object } : f.object;
       identities.add(identityHash(f.subject, f.predicate, object, f.text), key);
@@ -375,6 +383,8 @@ export class LmdbShardStore implements ShardStore {
         mergedTerms: s.mergedTerms,
         // The in-memory numbers are the applier's: only a snapshot at the applier's own sequence may use them.
         scores: s.appliedSeq === this.applier.state.appliedSeq ? this.indexes.scores : undefined,
+        // A fact's subject never changes: good for every snapshot that holds the fact.
+        subjects: this.indexes.subjects,
         resolveEntity: this.resolveForRecall,
       },
       q,

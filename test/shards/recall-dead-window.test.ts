@@ -137,12 +137,17 @@ test('finding 9: the walk past dead facts is bounded, and a result cut by the bo
     log,
     async (store) => {
       const now = T0 + 30 * DAY;
-      for (const q of [{ subject: 'user', now }, { subject: 'user', query: 'attachment pdf', now }, { subject: 'user', now, asOf: now }] as RecallQuery[]) {
+      for (const q of [{ subject: 'user', now }, { subject: 'user', now, asOf: now }] as RecallQuery[]) {
         const r = store.recall(q);
         // Within the budget: the newest value and the live fact 300 back; the pdf, 20,301 back, is past it.
         assert.equal(r.facts.map((f) => String(f.object)).sort(), ['offsite', 'zone-21300'], JSON.stringify(q));
         assert.is(r.partial, true, `says the walk ran out: ${JSON.stringify(q)}`);
       }
+      // A query naming the pdf finds it among its words' postings, however far back (§76); the walk still ran out.
+      const named = store.recall({ subject: 'user', query: 'attachment pdf', now });
+      assert.equal(named.facts.map((f) => String(f.object)).sort(), ['offsite', 'pdf', 'zone-21300']);
+      assert.is(named.facts[0]!.object, 'pdf');
+      assert.is(named.partial, true);
       // Its own (subject, predicate) list still finds it, and complete.
       const own = store.recall({ subject: 'user', predicate: 'prefers_attachment_format', now });
       assert.equal(own.facts.map((f) => f.object), ['pdf']);
