@@ -69,7 +69,7 @@ export function runRead(r: ReadRequest, o: ReadContext, served: Served): unknown
   switch (r.op) {
     case 'recall': {
       const result = o.store.recall(toRecallQuery(r.req, o.clock.now(), o.maxRecallLimit));
-      return new RecallAnswer(o.domain, result.facts, Math.max(result.appliedSeq, o.position()), served, r.layout, r.withColumns);
+      return new RecallAnswer(o.domain, result.facts, Math.max(result.appliedSeq, o.position()), served, r.layout, r.withColumns, result.partial === true);
     }
     case 'get': {
       const fact = o.store.getFact(r.req.factId);
@@ -103,22 +103,25 @@ export class RecallAnswer {
     readonly layout: RecallLayout = 'objects',
     /** A table's `columns`: false when the request said it knows them (`parseKnownColumns`). */
     readonly withColumns = true,
+    /** The store's answer was cut by a bound on its work (`RecallResult.partial`): the reply says so. */
+    readonly partial = false,
   ) {}
 
   body(): RecallReply | RecallTableReply {
-    if (this.layout === 'table') return recallTableBody(this.domain, this.facts, this.seq, this.served, this.withColumns);
+    if (this.layout === 'table') return recallTableBody(this.domain, this.facts, this.seq, this.served, this.withColumns, this.partial);
     return {
       v: 1,
       domains: [this.domain],
       facts: this.facts.map((f) => toWireFact(f)),
       seqs: { [this.domain]: this.seq },
       ...this.served,
+      ...(this.partial ? { partial: true as const } : {}),
     };
   }
 
   packed(): Uint8Array {
-    if (this.layout === 'table') return packRecallTable(this.domain, this.facts, this.seq, this.served, this.withColumns);
-    return packRecallReply(this.domain, this.facts, this.seq, this.served);
+    if (this.layout === 'table') return packRecallTable(this.domain, this.facts, this.seq, this.served, this.withColumns, this.partial);
+    return packRecallReply(this.domain, this.facts, this.seq, this.served, this.partial);
   }
 }
 

@@ -301,7 +301,7 @@ export class McpServer {
             ...(asOf ? { asOf } : {}),
             ...(typeof a['limit'] === 'number' ? { limit: a['limit'] } : {}),
           });
-          return text(JSON.stringify({ domains: r.domains, facts: r.facts.map(brief), ...(r.missing.length ? { missing: r.missing } : {}) }, null, 1));
+          return text(JSON.stringify({ domains: r.domains, facts: r.facts.map(brief), ...(r.missing.length ? { missing: r.missing } : {}), ...(r.partial ? { partial: true } : {}) }, null, 1));
         }
         case 'history': {
           const page = await this.memory.historyPage(required(a, 'subject'), typeof a['predicate'] === 'string' ? a['predicate'] : undefined, {

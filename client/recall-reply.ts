@@ -15,7 +15,7 @@ export function isRecallTable(reply: AnyRecallReply): reply is RecallTableReply 
   return (reply as RecallTableReply).rows !== undefined;
 }
 
-/** The facts, domains and sequences of a recall reply; `missing` and `seqs` default to empty. */
+/** The facts, domains and sequences of a recall reply; `missing` and `seqs` default to empty, `partial` only when true. */
 export function fromRecallReply(reply: AnyRecallReply): RecallResult {
   const table = isRecallTable(reply);
   return {
@@ -25,6 +25,7 @@ export function fromRecallReply(reply: AnyRecallReply): RecallResult {
     seqs: reply.seqs ?? {},
     ...(reply.servedBy === undefined ? {} : { servedBy: reply.servedBy }),
     ...(reply.staleMs === undefined ? {} : { staleMs: reply.staleMs }),
+    ...(reply.partial === true ? { partial: true as const } : {}),
   };
 }
 

@@ -243,6 +243,12 @@ export interface RecallResult {
   /** A replica read: the node that answered, and its bound on how stale the answer may be (ms; 0 = the leader). */
   readonly servedBy?: string;
   readonly staleMs?: number;
+  /**
+   * True when a bound on a shard's work left facts unexamined that could have matched (a busy subject's query word
+   * with more mentions than were looked at, a walk past dead facts at its budget: docs/protocol.md, "What a recall
+   * looks at"); absent on a complete answer. Narrow the query (a `predicate`, rarer words) to look further.
+   */
+  readonly partial?: true;
 }
 
 export interface DomainScore {

@@ -19,16 +19,24 @@ export interface PackedServed {
   readonly staleMs: number;
 }
 
-/** `{ v: 1, domains: [domain], facts, seqs: { [domain]: seq } }` (then `servedBy`, `staleMs` when given) as msgpack. */
-export function packRecallReply(domain: string, facts: readonly RecalledFact[], seq: number, served?: PackedServed): Uint8Array {
+/**
+ * `{ v: 1, domains: [domain], facts, seqs: { [domain]: seq } }` (then `servedBy`, `staleMs` when given, and
+ * `partial: true` when the store's answer was cut) as msgpack.
+ */
+export function packRecallReply(domain: string, facts: readonly RecalledFact[], seq: number, served?: PackedServed, partial = false): Uint8Array {
   return w.written(() => {
-    w.mapHeader(served === undefined ? 4 : 6);
+    w.mapHeader(tailFields(served, partial) + 3);
     packReplyHead(w, domain);
     w.str('facts');
     w.arrayHeader(facts.length);
     for (const f of facts) fact(f);
-    packReplyTail(w, domain, seq, served);
+    packReplyTail(w, domain, seq, served, partial);
   });
+}
+
+/** The fields `packReplyTail` writes: `seqs`, a replica's two, `partial` when true. */
+export function tailFields(served: PackedServed | undefined, partial: boolean): number {
+  return 1 + (served === undefined ? 0 : 2) + (partial ? 1 : 0);
 }
 
 /** The fields every one-shard recall reply starts with, whatever its layout: `v`, `domains: [domain]`. */
@@ -40,8 +48,11 @@ export function packReplyHead(w: MsgpackWriter, domain: string): void {
   w.str(domain);
 }
 
-/** …and ends with: `seqs: { [domain]: seq }`, then a replica's `servedBy` and `staleMs`. */
-export function packReplyTail(w: MsgpackWriter, domain: string, seq: number, served: PackedServed | undefined): void {
+/**
+ * …and ends with: `seqs: { [domain]: seq }`, then a replica's `servedBy` and `staleMs`, then `partial: true` when the
+ * store's answer was cut (only then: a complete reply keeps its bytes, and older readers ignore the field).
+ */
+export function packReplyTail(w: MsgpackWriter, domain: string, seq: number, served: PackedServed | undefined, partial = false): void {
   w.str('seqs');
   w.mapHeader(1);
   w.str(domain);
@@ -52,7 +63,13 @@ export function packReplyTail(w: MsgpackWriter, domain: string, seq: number, ser
     w.str('staleMs');
     w.num(served.staleMs);
   }
+  if (partial) {
+    w.str('partial');
+    w.raw(MSGPACK_TRUE);
+  }
 }
+
+const MSGPACK_TRUE = Uint8Array.of(0xc3);
 
 /** One fact in `toWireFact`'s field order, optional fields only when present. */
 function fact(f: RecalledFact): void {

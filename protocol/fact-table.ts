@@ -15,7 +15,7 @@
  */
 import type { RecalledFact } from '../shards/index.ts';
 import { badRequest } from './errors.ts';
-import { packReplyHead, packReplyTail, type PackedServed } from './fact-pack.ts';
+import { packReplyHead, packReplyTail, tailFields, type PackedServed } from './fact-pack.ts';
 import { MsgpackWriter } from './msgpack-writer.ts';
 import type { RecallLayout, RecallTableReply, WireTableCell } from './wire.ts';
 
@@ -95,25 +95,29 @@ function row(f: RecalledFact): WireTableCell[] {
   ];
 }
 
-/** The table reply as a body to encode (JSON); without `columns` when the reader knows them (`parseKnownColumns`). */
-export function recallTableBody(domain: string, facts: readonly RecalledFact[], seq: number, served?: PackedServed, withColumns = true): RecallTableReply {
+/**
+ * The table reply as a body to encode (JSON); without `columns` when the reader knows them (`parseKnownColumns`),
+ * with `partial: true` when the store's answer was cut.
+ */
+export function recallTableBody(domain: string, facts: readonly RecalledFact[], seq: number, served?: PackedServed, withColumns = true, partial = false): RecallTableReply {
   const rows = facts.map(row);
   const seqs = { [domain]: seq };
-  return withColumns ? { v: 1, domains: [domain], columns: RECALL_TABLE_COLUMNS, rows, seqs, ...served } : { v: 1, domains: [domain], rows, seqs, ...served };
+  const body: RecallTableReply = withColumns ? { v: 1, domains: [domain], columns: RECALL_TABLE_COLUMNS, rows, seqs, ...served } : { v: 1, domains: [domain], rows, seqs, ...served };
+  return partial ? { ...body, partial: true } : body;
 }
 
 const w = new MsgpackWriter();
 
 /** The same reply as `recallTableBody`, as msgpack written straight from the store's facts. */
-export function packRecallTable(domain: string, facts: readonly RecalledFact[], seq: number, served?: PackedServed, withColumns = true): Uint8Array {
+export function packRecallTable(domain: string, facts: readonly RecalledFact[], seq: number, served?: PackedServed, withColumns = true, partial = false): Uint8Array {
   return w.written(() => {
-    w.mapHeader((served === undefined ? 4 : 6) + (withColumns ? 1 : 0));
+    w.mapHeader(tailFields(served, partial) + 3 + (withColumns ? 1 : 0));
     packReplyHead(w, domain);
     if (withColumns) w.raw(COLUMNS);
     w.str('rows');
     w.arrayHeader(facts.length);
     for (const f of facts) packRow(f);
-    packReplyTail(w, domain, seq, served);
+    packReplyTail(w, domain, seq, served, partial);
   });
 }
 

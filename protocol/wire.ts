@@ -187,6 +187,12 @@ export interface RecallReply extends ReplicaServed {
   readonly missing?: readonly { readonly domain: string; readonly error: string; readonly code?: string; readonly message?: string; readonly retryable?: boolean }[];
   /** Sequence each domain's answer reflects. */
   readonly seqs?: Readonly<Record<string, number>>;
+  /**
+   * Present (true) only when a bound on the work of some shard's recall left facts unexamined that could have matched:
+   * a subject window's walk past dead facts at its budget, or a query word with more mentions than were looked at for
+   * the subject's older facts (docs/protocol.md, "What a recall looks at"). Absent on a complete answer.
+   */
+  readonly partial?: true;
 }
 
 /** One value in a `RecallTableReply` row: a string, a number, an entity reference, or null (absent). */
@@ -206,6 +212,8 @@ export interface RecallTableReply extends ReplicaServed {
   readonly columns?: readonly string[];
   readonly rows: readonly (readonly WireTableCell[])[];
   readonly seqs: Readonly<Record<string, number>>;
+  /** As `RecallReply.partial`. */
+  readonly partial?: true;
 }
 
 /** `sm.shard.<domain>.forget`: remove a fact's text (the user asked); a tombstone stays. */

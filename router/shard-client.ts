@@ -181,6 +181,8 @@ export class ShardClient {
     const seqs: Record<string, number> = {};
     // Replica answers each carry a staleness bound: the merged answer is as stale as its stalest part.
     let staleMs: number | undefined;
+    // A part cut by a bound on its shard's work leaves the whole answer cut.
+    let partial = false;
     let firstError: unknown;
     answers.forEach((a, i) => {
       const domain = domains[i]!;
@@ -188,6 +190,7 @@ export class ShardClient {
         facts.push(...a.value.facts.map((f) => (f.domain ? f : { ...f, domain })));
         Object.assign(seqs, a.value.seqs ?? {});
         if (a.value.staleMs !== undefined) staleMs = Math.max(staleMs ?? 0, a.value.staleMs);
+        if (a.value.partial === true) partial = true;
       } else {
         firstError ??= a.reason;
         missing.push(missingDomain(domain, a.reason));
@@ -195,7 +198,7 @@ export class ShardClient {
     });
     if (domains.length > 0 && missing.length === domains.length) throw firstError;
     facts.sort((a, b) => b.score - a.score);
-    const reply: RecallReply = { v: 1, domains: [...domains], facts: facts.slice(0, limit), seqs, ...(staleMs !== undefined ? { staleMs } : {}) };
+    const reply: RecallReply = { v: 1, domains: [...domains], facts: facts.slice(0, limit), seqs, ...(staleMs !== undefined ? { staleMs } : {}), ...(partial ? { partial: true as const } : {}) };
     return missing.length > 0 ? { ...reply, missing } : reply;
   }
 }
