@@ -82,7 +82,15 @@ export function runFile(file: string, o: RunFileOptions = {}): Promise<FileResul
     child.stderr.on('data', (b: Buffer) => {
       if (echo) process.stderr.write(b);
     });
+    let isClosed = false;
     const closed = new Promise<void>((r) => child.once('close', () => r()));
+    void closed.then(() => (isClosed = true));
+    /** Resolves when every pipe is closed, or after `ms`, whichever comes first, leaving no timer behind. */
+    const closedWithin = (ms: number): Promise<void> => {
+      if (isClosed) return Promise.resolve();
+      let timer: NodeJS.Timeout | undefined;
+      return Promise.race([closed, new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
+    };
     const timer = setTimeout(() => {
       if (echo) process.stderr.write(`\n${rel}: timed out after ${timeoutMs} ms, killing it\n`);
       // The file only: what it started is then found, named and killed by the sweep below.
@@ -93,9 +101,9 @@ export function runFile(file: string, o: RunFileOptions = {}): Promise<FileResul
       void (async () => {
         // 'close' (every pipe drained) normally follows at once; a leaked child that inherited the pipes holds
         // them open until the sweep kills it, so wait a little, sweep, then wait for the rest of the output.
-        await Promise.race([closed, delay(PIPE_CLOSE_GRACE_MS)]);
+        await closedWithin(PIPE_CLOSE_GRACE_MS);
         const leaks = await sandbox.sweep(child.pid);
-        await Promise.race([closed, delay(PIPE_CLOSE_GRACE_MS)]);
+        await closedWithin(PIPE_CLOSE_GRACE_MS);
         current = undefined;
         const leakLines = describeLeaks(rel, leaks);
         if (echo && leakLines.length > 0) process.stdout.write(leakLines.join('\n') + '\n');
@@ -134,10 +142,6 @@ function summarize(rel: string, out: string, code: number | null, echo: boolean)
   // uvu exits non-zero on failure; a non-zero exit with a clean summary still means something broke.
   if (failed === 0 && code !== 0) failed = 1;
   return { file: rel, passed, failed, skipped };
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 async function main(): Promise<void> {
