@@ -12,7 +12,7 @@
  */
 import { createInterface } from 'node:readline';
 import { connect, type RecalledFact, type ShardmindClient } from '../client/index.ts';
-import { agentServers } from './cluster-connect.ts';
+import { agentServers, withAgentServersHint } from './cluster-connect.ts';
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import { orConfigError, parseCommandFlags } from './args.ts';
 import type { Command } from './command.ts';
@@ -76,7 +76,7 @@ export const MCP_TOOLS = [
         subject: str,
         predicate: str,
         domain: str,
-        asOf: { ...str, description: 'ISO 8601: what was believed at that time.' },
+        asOf: { ...str, description: 'ISO 8601 with a zone: what we now know held at that time (world time), among the facts recorded by then; not what was believed then.' },
         limit: { type: 'integer', minimum: 1, maximum: 1000, description: 'How many facts, at most (default 10; a shard gives at most 100).' },
         task: { ...str, description: 'A task id: recall from every domain the task has been in, its current one first.' },
       },
@@ -408,7 +408,8 @@ export async function runMcp(argv: readonly string[], io: Io = stdio): Promise<n
       ...natsConnectOptionsFromEnv(),
     });
   } catch (err) {
-    io.err(`shardmind mcp: ${(err as Error).message}\n`);
+    // Servers from the config that cannot be reached: say what `status` says (walkthrough-session13 F9).
+    io.err(`shardmind mcp: ${(err instanceof ShardmindError ? withAgentServersHint(err, values.servers) : (err as Error)).message}\n`);
     return 1;
   }
   const server = new McpServer(memory, (m) => void process.stdout.write(`${JSON.stringify(m)}\n`));

@@ -172,7 +172,11 @@ export interface RecallQuery {
   /** A domain, several, or none (the router decides and fans out when unsure). One domain with `direct`. */
   readonly domain?: string | readonly string[];
   readonly task?: string;
-  /** What was believed at this time: a Date, or an ISO-8601 string with a zone. */
+  /**
+   * What we now know held at this time (world time), among the facts recorded by then: not what was believed then,
+   * since a fact learned later can close a value retroactively (docs/protocol.md, "recall › Time"). A Date, or an
+   * ISO-8601 string with a zone.
+   */
   readonly asOf?: Date | string;
   readonly minConfidence?: number;
   readonly limit?: number;

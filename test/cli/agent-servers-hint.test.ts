@@ -52,15 +52,37 @@ test('recall and remember - the config\'s servers unreachable: the error gives t
   }
 });
 
+/** `cli/bin.mjs mcp …` run in `cwd` with stdin closed at once, as an MCP client that gave up would leave it. */
+async function mcp(args: readonly string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [join(ROOT, 'cli', 'bin.mjs'), 'mcp', ...args], { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  let stdout = '';
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { code, stdout, stderr };
+}
+
+test('mcp - the config\'s servers unreachable: the error gives the --servers hint', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sm-mcp-hint-'));
+  try {
+    const url = `nats://127.0.0.1:${await freePort()}`;
+    const config = join(dir, 'cluster.config.mjs');
+    writeFileSync(config, `export default ${JSON.stringify({ ...shipped, nodes: shipped.nodes.map((n) => ({ ...n, nats: [url] })) })};\n`);
+    const r = await mcp(['--config', config, '--agent', 'desktop'], dir);
+    assert.is(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^shardmind mcp: cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: /);
+    assert.ok(r.stderr.trimEnd().endsWith(HINT), r.stderr);
+    assert.is(r.stdout, '', 'stdout carries protocol messages only');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('mcp - started from another directory without --servers: the error says to pass --servers or --config', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sm-mcp-cwd-'));
   try {
-    const child = spawn(process.execPath, [join(ROOT, 'cli', 'bin.mjs'), 'mcp', '--agent', 'desktop'], { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stderr = '';
-    let stdout = '';
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const { code, stdout, stderr } = await mcp(['--agent', 'desktop'], dir);
     assert.is(code, 1, stderr);
     assert.match(stderr, /config: file \S+\/cluster\.config\.ts does not exist: pass --servers URL,… /);
     assert.ok(stderr.includes(`${HINT}, or --config with the cluster config's path`), stderr);
