@@ -31,6 +31,7 @@ import {
   type WireHistoryFact,
   type WriteReply,
   redactUrl,
+  seqMap,
 } from '../protocol/index.ts';
 import { badRequest, defined, fromRememberReply, fromWireFact, fromWriteReply, optionalString, toWireFactInput, wireTime } from './convert.ts';
 import { createOpIdSource, type OpIdSource } from './op-id.ts';
@@ -146,7 +147,7 @@ export class ShardmindClient {
   readonly node: string | undefined;
   private readonly transport: Transport;
   private readonly opIds: OpIdSource = createOpIdSource();
-  private readonly seqs = new SeqTracker();
+  private readonly seen = new SeqTracker();
   private readonly timeoutMs: number;
   private readonly deadlineMs: number;
   private readonly direct: boolean;
@@ -301,7 +302,7 @@ export class ShardmindClient {
       const body = defined({ v: 1, agent: this.agent, node: this.node, domain: options.domain, ...item });
       reply = await this.call<RememberReply>(this.subject('remember', options), body, 'idempotent');
     }
-    this.seqs.observe(reply.domain, reply.seq);
+    this.seen.observe(reply.domain, reply.seq);
     return fromRememberReply(reply, item.opId);
   }
 
@@ -330,7 +331,7 @@ export class ShardmindClient {
       limit: query.limit,
       hops: query.hops,
       includeInactive: query.includeInactive,
-      minSeq: this.seqs.minSeqFor(domains),
+      minSeq: this.seen.minSeqFor(domains, query.minSeq),
       maxStaleMs: query.maxStaleMs,
       // Rows instead of a map per fact (half the bytes); a router merging several shards still answers with maps.
       layout: 'table',
@@ -345,7 +346,7 @@ export class ShardmindClient {
       if (this.closing) throw closedError('recall');
       reply = await this.recallBatcher.recall(this.recallTarget(domains![0]!), body, Date.now() + this.deadlineMs);
     } else reply = await this.call<AnyRecallReply>(direct ? shardSubject(domains![0]!, 'recall') : memSubject('recall'), body, 'idempotent');
-    this.seqs.observeAll(reply.seqs);
+    this.seen.observeAll(reply.seqs);
     return fromRecallReply(reply);
   }
 
@@ -361,14 +362,14 @@ export class ShardmindClient {
       body,
       'idempotent',
     );
-    this.seqs.observeAll(reply.seqs);
+    this.seen.observeAll(reply.seqs);
     return { domains: reply.domains, entity: fromWireEntity(reply.entity), missing: reply.missing ?? [] };
   }
 
   /** An entity by id or alias: each domain's view (empty when no domain knows it). */
   async lookup(idOrAlias: string, options: { domain?: string | readonly string[] } = {}): Promise<EntityView[]> {
     const domains = options.domain === undefined ? undefined : typeof options.domain === 'string' ? [options.domain] : [...options.domain];
-    const body = defined({ v: 1, entity: idOrAlias, domain: options.domain, minSeq: this.seqs.minSeqFor(domains) });
+    const body = defined({ v: 1, entity: idOrAlias, domain: options.domain, minSeq: this.seen.minSeqFor(domains) });
     try {
       const reply = await this.call<{ views: (WireEntity & { domain: string })[] }>(memSubject('lookup'), body, 'idempotent');
       return reply.views.map((v) => ({ domain: v.domain, ...fromWireEntity(v) }));
@@ -384,7 +385,7 @@ export class ShardmindClient {
     const opId = options.opId ?? this.opIds.next();
     const body = { v: 1, agent: this.agent, opId, factId, domain };
     const reply = await this.call<WriteReply>(this.subject('forget', { ...options, domain }), body, 'idempotent');
-    this.seqs.observe(reply.domain, reply.seq);
+    this.seen.observe(reply.domain, reply.seq);
     return fromWriteReply(reply, opId);
   }
 
@@ -394,7 +395,7 @@ export class ShardmindClient {
     const opId = options.opId ?? this.opIds.next();
     const body = defined({ v: 1, agent: this.agent, opId, factId, domain, validTo: wireTime(options.validTo, 'validTo') });
     const reply = await this.call<WriteReply>(this.subject('retract', { ...options, domain }), body, 'idempotent');
-    this.seqs.observe(reply.domain, reply.seq);
+    this.seen.observe(reply.domain, reply.seq);
     return fromWriteReply(reply, opId);
   }
 
@@ -431,7 +432,7 @@ export class ShardmindClient {
       domain: options.domain,
       limit: options.limit,
       before: options.before,
-      minSeq: this.seqs.minSeqFor([options.domain]),
+      minSeq: this.seen.minSeqFor([options.domain], floorOf(options.minSeq)),
       maxStaleMs: options.maxStaleMs,
     });
     const reply =
@@ -445,7 +446,7 @@ export class ShardmindClient {
   /** One fact by id, or undefined when the shard has none. The domain defaults to the fact id's. */
   async get(factId: string, options: ReadRouting = {}): Promise<Fact | undefined> {
     const domain = options.domain ?? domainOfFactId(factId);
-    const body = defined({ v: 1, factId, domain, minSeq: this.seqs.minSeqFor([domain]), maxStaleMs: options.maxStaleMs });
+    const body = defined({ v: 1, factId, domain, minSeq: this.seen.minSeqFor([domain], floorOf(options.minSeq)), maxStaleMs: options.maxStaleMs });
     try {
       const reply =
         options.maxStaleMs !== undefined
@@ -525,8 +526,16 @@ export class ShardmindClient {
 
   /** The highest sequence this client has seen for a domain (its read-your-writes floor). */
   seenSeq(domain: string): number {
-    return this.seqs.get(domain);
+    return this.seen.get(domain);
   }
+  /**
+   * Every domain's highest sequence this client has seen, `{ domain: seq }`: hand it to another agent with the work,
+   * and its reads with `minSeq` set to it see everything this client wrote before (read-your-writes across agents).
+   */
+  seqs(): Record<string, number> {
+    return this.seen.snapshot();
+  }
+
 
   /**
    * Stops taking calls (a call made after it fails with UNAVAILABLE "client is closed", not sent), waits for the
@@ -743,8 +752,14 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 /** What `recall` reads itself before sending (the server checks the rest): refused as BAD_REQUEST naming the field. */
+/** A `minSeq` floor handed in by the caller, checked as the shards check it (domain names, whole sequences). */
+function floorOf(value: unknown): Record<string, number> | undefined {
+  return value === undefined ? undefined : seqMap(value, 'minSeq');
+}
+
 function checkRecallQuery(query: RecallQuery): void {
   if (typeof query !== 'object' || query === null) throw badRequest('query', 'must be an object ({ query?, subject?, domain?, … })', query);
+  floorOf(query.minSeq);
   optionalString(query.query, 'query');
   optionalString(query.subject, 'subject');
   optionalString(query.predicate, 'predicate');

@@ -29,19 +29,39 @@ export class SeqTracker {
    * The `minSeq` map for a read of these domains (every domain seen, when the router picks), or undefined when
    * there is nothing to wait for.
    */
-  minSeqFor(domains: readonly string[] | undefined): Record<string, number> | undefined {
+  minSeqFor(domains: readonly string[] | undefined, floor?: Readonly<Record<string, number>>): Record<string, number> | undefined {
     const out: Record<string, number> = {};
     let any = false;
     // The edge accepts at most LIMITS.domainsPerRequest entries; a client that wrote to more domains than that
     // (rare) keeps read-your-writes for the ones it wrote to last.
     const names = domains ?? [...this.seqs.keys()].slice(-LIMITS.domainsPerRequest);
     for (const d of names) {
-      const seq = this.seqs.get(d);
-      if (seq !== undefined && seq > 0) {
+      const seq = Math.max(this.seqs.get(d) ?? 0, floor?.[d] ?? 0);
+      if (seq > 0) {
         out[d] = seq;
         any = true;
       }
     }
+    // A floor handed over by another agent names the domains it wrote to: when the router picks the domains, those
+    // count too (their own floor is the point of passing it), ahead of this client's oldest ones.
+    if (domains === undefined && floor !== undefined) {
+      for (const d in floor) {
+        const seq = floor[d]!;
+        if (seq > 0 && out[d] === undefined) {
+          out[d] = seq;
+          any = true;
+        }
+      }
+      const keys = Object.keys(out);
+      for (let i = 0; keys.length - i > LIMITS.domainsPerRequest; i++) delete out[keys[i]!];
+    }
     return any ? out : undefined;
+  }
+
+  /** Every domain's sequence seen so far: a position another agent can wait for (`minSeq` on its reads). */
+  snapshot(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [d, seq] of this.seqs) out[d] = seq;
+    return out;
   }
 }

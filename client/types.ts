@@ -112,6 +112,11 @@ export interface Routing {
 export interface ReadRouting extends Routing {
   /** How stale (ms) the answer may be; absent: the leader answers, as fresh as it gets. */
   readonly maxStaleMs?: number;
+  /**
+   * Positions to wait for beyond this client's own writes, `{ domain: seq }`: another agent's `client.seqs()`, handed
+   * over with its work, so this read sees what that agent wrote (read-your-writes across agents).
+   */
+  readonly minSeq?: Readonly<Record<string, number>>;
 }
 
 export interface HistoryOptions extends ReadRouting {
@@ -185,6 +190,8 @@ export interface RecallQuery {
   readonly direct?: boolean;
   /** Let a replica answer, at most this stale (ms); see `ReadRouting`. */
   readonly maxStaleMs?: number;
+  /** Positions to wait for beyond this client's own writes (another agent's `client.seqs()`); see `ReadRouting`. */
+  readonly minSeq?: Readonly<Record<string, number>>;
 }
 
 export interface Source {
