@@ -29,6 +29,7 @@ import {
   type TaskObserveReply,
   type WireFact,
   type WireHistoryFact,
+  type WireTaskSummary,
   type WriteReply,
   redactUrl,
   seqMap,
@@ -61,7 +62,6 @@ import type {
   RememberResult,
   Routing,
   TaskObservation,
-  TaskStep,
   TaskSummary,
   TaskStart,
   WatchOptions,
@@ -768,16 +768,6 @@ function checkRecallQuery(query: RecallQuery): void {
   if (d !== undefined && typeof d !== 'string' && !(Array.isArray(d) && d.every((x) => typeof x === 'string'))) {
     throw badRequest('domain', 'must be a domain name or a list of them', d);
   }
-}
-
-/** `task.get` / `task.end` on the wire (router/tasks.ts): `history[].at` is epoch milliseconds, not an ISO string. */
-interface WireTaskSummary {
-  readonly task: string;
-  readonly agent: string;
-  readonly state: string;
-  readonly domain: string;
-  readonly visited: readonly string[];
-  readonly history: readonly (Omit<TaskStep, 'at'> & { readonly at: number })[];
 }
 
 function fromWireTaskSummary(w: WireTaskSummary): TaskSummary {

@@ -3,7 +3,7 @@
  * The wire shapes (ISO strings, `v: 1`) are in `protocol/wire.ts`; `client/convert.ts` maps between them.
  */
 import type { NatsConnection } from 'nats';
-import type { Encoding, WireChangeEvent } from '../protocol/index.ts';
+import type { Encoding, WireChangeEvent, WireTaskStep, WireTaskSummary } from '../protocol/index.ts';
 import type { RetryPolicy } from './retry.ts';
 
 export interface ConnectOptions {
@@ -284,34 +284,15 @@ export interface TaskObservation extends TaskInfo {
 }
 
 /** One step of a task's history (`task.get`, `task.end`), oldest first. */
-export interface TaskStep {
+/** One step of a task's history: the wire's step (protocol/wire.ts `WireTaskStep`) with `at` as a Date. */
+export type TaskStep = Omit<WireTaskStep, 'at'> & {
   /** When the router recorded it (the wire's epoch milliseconds, as a Date). */
   readonly at: Date;
-  readonly kind: 'begin' | 'observe' | 'reroute' | 'remember' | 'end';
-  /** The task's domain after this step. */
-  readonly domain: string;
-  readonly text?: string;
-  /** A reroute's domains, and whether the evidence or a caller (`task.reroute`) moved it. */
-  readonly from?: string;
-  readonly to?: string;
-  readonly why?: 'evidence' | 'explicit';
-  /** A remember's fact. */
-  readonly factId?: string;
-}
+};
 
 /** What a task is now and how it got there: `task.get`, and `task.end`'s answer. */
-export interface TaskSummary {
-  readonly task: string;
-  /** The agent that began it. */
-  readonly agent: string;
-  /** `'active'`, `'ended'`, or briefly `'classifying'` / `'rerouting'`. */
-  readonly state: string;
-  /** The current domain. */
-  readonly domain: string;
-  /** Every domain it has been in, the current one first. */
-  readonly visited: readonly string[];
-  readonly history: readonly TaskStep[];
-}
+/** Where a task is and where it has been: the wire's summary (`WireTaskSummary`) without `v`, its steps' times as Dates. */
+export type TaskSummary = Omit<WireTaskSummary, 'v' | 'history'> & { readonly history: readonly TaskStep[] };
 
 /** An entity to create or update: one global id across shards; aliases and attributes merge with what is there. */
 export interface EntityInput {

@@ -75,6 +75,8 @@ export type {
   TaskObserveReply,
   TaskRerouteRequest,
   TaskEndRequest,
+  WireTaskStep,
+  WireTaskSummary,
   ErrorReply,
 } from './wire.ts';
 export { WIRE_VERSION } from './wire.ts';

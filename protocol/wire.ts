@@ -437,6 +437,37 @@ export interface TaskEndRequest {
   readonly task: string;
 }
 
+/** One step of a task's history, as `task.get` and `task.end` send it (the router keeps it in its snapshot so). */
+export interface WireTaskStep {
+  /** When the router recorded it, epoch milliseconds. */
+  readonly at: number;
+  readonly kind: 'begin' | 'observe' | 'reroute' | 'remember' | 'end';
+  /** The task's domain after this step. */
+  readonly domain: string;
+  readonly text?: string;
+  /** A reroute's domains, and whether the evidence or a caller (`task.reroute`) moved it. */
+  readonly from?: string;
+  readonly to?: string;
+  readonly why?: 'evidence' | 'explicit';
+  /** A remember's fact. */
+  readonly factId?: string;
+}
+
+/** `sm.mem.task.get`'s reply, and `task.end`'s: where the task is and where it has been. */
+export interface WireTaskSummary {
+  readonly v: 1;
+  readonly task: string;
+  /** The agent that began it. */
+  readonly agent: string;
+  /** `'active'`, `'ended'`, or briefly `'classifying'` / `'rerouting'`. */
+  readonly state: string;
+  /** The current domain. */
+  readonly domain: string;
+  /** Every domain it has been in, the current one first. */
+  readonly visited: readonly string[];
+  readonly history: readonly WireTaskStep[];
+}
+
 export interface ErrorReply {
   readonly v: 1;
   readonly error: { readonly code: string; readonly message: string; readonly retryable: boolean };

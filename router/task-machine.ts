@@ -11,6 +11,7 @@
  */
 import { assign, setup } from 'xstate';
 import type { DomainProbability } from './classifier.ts';
+import type { WireTaskStep } from '../protocol/index.ts';
 
 /** How much of the previous evidence survives one fully informative observation. */
 export const DEFAULT_EVIDENCE_DECAY = 0.6;
@@ -31,16 +32,8 @@ export const TASK_CONTEXT_TEXT_CHARS = 2_000;
  */
 export const TASK_OPS_KEPT = 64;
 
-export interface TaskHistoryEntry {
-  readonly at: number;
-  readonly kind: 'begin' | 'observe' | 'reroute' | 'remember' | 'end';
-  readonly domain: string;
-  readonly text?: string;
-  readonly from?: string;
-  readonly to?: string;
-  readonly why?: 'evidence' | 'explicit';
-  readonly factId?: string;
-}
+/** A step of the task's history: the shape `task.get` sends (protocol/wire.ts), so the two cannot drift apart. */
+export type TaskHistoryEntry = WireTaskStep;
 
 /** An observation the task counted, by the opId its agent sent, and the move it decided (null: none). */
 export interface ObservedOp {

@@ -12,7 +12,7 @@
  * it is, with the move that observation decided, and steps nothing.
  */
 import { randomUUID } from 'node:crypto';
-import { ErrorCode, ShardmindError, type RecallReply, type WireFact } from '../protocol/index.ts';
+import { ErrorCode, ShardmindError, type RecallReply, type WireFact, type WireTaskSummary } from '../protocol/index.ts';
 import type { Classifier } from './classifier.ts';
 import type { SharedLearning } from './learning.ts';
 import type { ShardClient } from './shard-client.ts';
@@ -56,14 +56,9 @@ interface OpenTask {
   readonly carried: TaskMove;
 }
 
-/** What `sm.mem.task.get` and `task.end` say about a task. */
-export interface TaskSummary {
-  readonly v: 1;
-  readonly task: string;
-  readonly agent: string;
+/** What `sm.mem.task.get` and `task.end` say about a task: the wire's summary, its state one of the machine's. */
+export interface TaskSummary extends WireTaskSummary {
   readonly state: TaskState;
-  readonly domain: string;
-  readonly visited: readonly string[];
   readonly history: readonly TaskHistoryEntry[];
 }
 
