@@ -103,7 +103,7 @@ test.before(async (ctx) => {
 test.after(async (ctx) => {
   await ctx.agent?.close();
   await ctx.hosts?.stop();
-  await ctx.nats?.stop();
+  await ctx.nats?.destroy();
 });
 
 test('history - a 5 000-fact subject answers a page of the default 100, and the cursor pages through all of it without a leadership change', async (ctx) => {
