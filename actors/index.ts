@@ -20,7 +20,7 @@ export { CompactionTrigger } from './compaction-trigger.ts';
 export { Host, shardAddress } from './host.ts';
 export { systemClock } from './clock.ts';
 export { Relay } from './relay.ts';
-export { ShardActor, PRUNE_ENTRY_SPAN } from './shard-actor.ts';
+export { ShardActor, PRUNE_ENTRY_SPAN, StoreWriteError } from './shard-actor.ts';
 export { shardMachine } from './shard-machine.ts';
 export { WritePipeline, APPLY_BATCH, GROUP_WHEN_IN_FLIGHT, MAX_GROUP_ENTRIES, MAX_GROUP_BYTES } from './write-pipeline.ts';
 export {

@@ -185,11 +185,17 @@ const STORE_WRITE_LOG_EVERY_MS = 10_000;
 /**
  * The store could not commit an applied batch (LMDB's commit failed: EIO or ENOSPC, which lmdb-js reports alike as
  * an I/O error when the disk is full). The entries stay in the log; the catch-up retries them with back-off.
+ *
+ * The message blames the disk only when the failure could be the disk's: a TypeError, ReferenceError or RangeError
+ * thrown while applying is a fault in the code, and an operator told "its disk may be full" would look in the wrong
+ * place (the chaos soak saw one from a half-edited tree reported as a full disk).
  */
 export class StoreWriteError extends Error {
   override readonly name = 'StoreWriteError';
   constructor(domain: string, cause: unknown, detail: string) {
-    super(`the ${domain} store cannot write: ${detail}; its disk may be full`, { cause });
+    const codeFault = cause instanceof TypeError || cause instanceof ReferenceError || cause instanceof RangeError;
+    const why = codeFault ? `a fault in applying the entries (${(cause as Error).name}), not the disk` : 'its disk may be full';
+    super(`the ${domain} store cannot write: ${detail}; ${why}`, { cause });
   }
 }
 
