@@ -10,6 +10,7 @@ import { createServer, createConnection } from 'node:net';
 import { tmpdir, platform } from 'node:os';
 import { join } from 'node:path';
 import type { NatsConnection } from 'nats';
+import { tether, type Tether } from './tether.ts';
 
 export interface NatsServerConfigOptions {
   /** Server name; JetStream clusters need unique names. */
@@ -153,6 +154,8 @@ const READY_LINE = 'Server is ready';
 /** A running nats-server child process. `stop()` is idempotent; `kill()` sends a raw signal (fault tests). */
 export class NatsServerProcess {
   private child: ChildProcess | undefined;
+  /** Ends the server if this process dies without stopping it (cli/tether.ts). */
+  private tie: Tether | undefined;
   private exited: Promise<number | null> = Promise.resolve(null);
   private log = '';
   /** Set by `destroy()`: the store dir is gone, so nothing may start a server on it again. */
@@ -189,6 +192,10 @@ export class NatsServerProcess {
     if (!bin) throw new Error(`nats-server is not on PATH; install it with: ${natsServerInstallHint()}`);
     const child = spawn(bin, ['-c', this.configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
+    // A SIGKILLed `shardmind up` (or test) runs no exit hook: without this its nats-server would live on.
+    const tie = tether(child);
+    this.tie = tie;
+    child.once('exit', () => tie.release());
     undestroyed.add(this);
     this.log = '';
     let ready = false;
@@ -262,6 +269,7 @@ export class NatsServerProcess {
   abandon(): void {
     this.destroyed = true;
     if (this.running) this.child!.kill('SIGKILL');
+    this.tie?.release();
     if (this.ownsDir) {
       try {
         removeDir(this.ownsDir);

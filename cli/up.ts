@@ -5,7 +5,8 @@
  * nats-server.
  *
  * The host runs in-process rather than as a child: one process to signal, one log, and nothing left behind if it
- * is killed except the nats-server, which `up` owns and stops.
+ * is killed. The nats-server is the one child: `up` stops it, and if `up` is killed without stopping it (SIGKILL
+ * runs no exit hook) its watchdog does (cli/tether.ts).
  */
 import { resolve, join } from 'node:path';
 import { createServer } from 'node:net';
