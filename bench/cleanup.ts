@@ -6,6 +6,7 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tether } from '../cli/index.ts';
 
 export class Cleanup {
   private readonly undo: { readonly what: string; readonly fn: () => Promise<void> | void }[] = [];
@@ -27,6 +28,9 @@ export class Cleanup {
   /** Spawns a child that is SIGTERMed (then SIGKILLed after `graceMs`) on cleanup unless it already exited. */
   spawn(cmd: string, args: readonly string[], opts: SpawnOptions = {}, graceMs = 3_000): ChildProcess {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    // A bench killed with SIGKILL never gets to run(): the watchdog stops the child then.
+    const tie = tether(child);
+    child.once('exit', () => tie.release());
     this.add(`stop ${cmd} ${args.slice(-2).join(' ')} (pid ${child.pid})`, () => stopChild(child, graceMs));
     return child;
   }

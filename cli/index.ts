@@ -11,6 +11,8 @@ export {
   startNatsCluster,
   waitForJetStream,
 } from './nats-server.ts';
+export type { Tether } from './tether.ts';
+export { tether, DEFAULT_TETHER_GRACE_MS } from './tether.ts';
 // Operator commands over the control protocol (issue 5).
 export type { ShardStatusWire, HostStatusWire, NodeStatus, DomainView } from './control-client.ts';
 export type { StatusRow, Io } from './status.ts';

@@ -10,7 +10,7 @@
  * (nats-server flushes JetStream, a host drains), SIGKILLs it if it is still there after the grace, and exits. While
  * this process lives the watchdog sleeps in `read`, holding nothing but its pipe, and is killed when the child exits,
  * so it never outlives the child either, nor acts on a pid the system may have handed to another process since.
- * The same on Linux and macOS: only POSIX sh, `kill` and `sleep`.
+ * The same on Linux and macOS: only POSIX sh, `kill`, `sleep` and `ps`.
  *
  * @example
  * const child = spawn('nats-server', ['-c', conf]);
@@ -22,13 +22,22 @@ import { spawn, type ChildProcess } from 'node:child_process';
 /** How long the watchdog waits after SIGTERM before SIGKILL. */
 export const DEFAULT_TETHER_GRACE_MS = 5_000;
 
-/** $1 is the child's pid, $2 how many 100 ms ticks to wait for it after SIGTERM. */
-const WATCHDOG_SCRIPT = `read -r _ || :
+/**
+ * $1 is the child's pid, $2 how many 100 ms ticks to wait for it after SIGTERM. A zombie counts as gone: once this
+ * process has died, the child's exit is reaped by init whenever init gets to it (seconds on some), and `kill -0`
+ * succeeds on a zombie. Without `ps` (a slim container) only `kill -0` is asked.
+ */
+const WATCHDOG_SCRIPT = `running() {
+  kill -0 "$1" 2>/dev/null || return 1
+  command -v ps >/dev/null 2>&1 || return 0
+  case "$(ps -o stat= -p "$1" 2>/dev/null)" in ''|*Z*) return 1 ;; esac
+}
+read -r _ || :
 kill -CONT "$1" 2>/dev/null
 kill -TERM "$1" 2>/dev/null || exit 0
 n=0
-while [ "$n" -lt "$2" ] && kill -0 "$1" 2>/dev/null; do sleep 0.1; n=$((n + 1)); done
-kill -KILL "$1" 2>/dev/null
+while [ "$n" -lt "$2" ] && running "$1"; do sleep 0.1; n=$((n + 1)); done
+running "$1" && kill -KILL "$1" 2>/dev/null
 exit 0`;
 
 /** A child's watchdog. `release()` is idempotent and synchronous, so an 'exit' listener may call it. */

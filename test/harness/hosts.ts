@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import type { HostStatusReply } from '../../actors/index.ts';
 import type { ClusterConfigInput } from '../../config/index.ts';
-import { natsConnectOptionsFromEnv } from '../../cli/index.ts';
+import { natsConnectOptionsFromEnv, tether, type Tether } from '../../cli/index.ts';
 import { ctlSubject, decodePayload, encodePayload } from '../../protocol/index.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -54,6 +54,8 @@ export type HostShardStatus = HostStatusReply['shards'][number];
 /** One host child process. */
 export class HostProcess {
   private child: ChildProcess | undefined;
+  /** Stops the host if this process dies without stopping it (cli/tether.ts). */
+  private tie: Tether | undefined;
   private exited: Promise<number | null> = Promise.resolve(null);
   private log = '';
   /** This host's own extra environment, over the cluster's (`setEnv`). */
@@ -101,6 +103,10 @@ export class HostProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
+    // A test process SIGKILLed (the runner's timeout, kill -9) runs no exit hook: the watchdog stops its hosts.
+    const tie = tether(child);
+    this.tie = tie;
+    child.once('exit', () => tie.release());
     const onData = (b: Buffer): void => {
       this.log = (this.log + b.toString()).slice(-STDERR_KEEP);
       if (this.verbose) process.stderr.write(`[host ${this.node}] ${b}`);
@@ -167,6 +173,7 @@ export class HostProcess {
   /** SIGKILL now, without waiting: for an 'exit' listener, which cannot wait. */
   killNow(): void {
     if (this.running) this.child!.kill('SIGKILL');
+    this.tie?.release();
   }
 
   /** Stops it if running (gracefully), then starts it again with the same data dir and waits until ready. */
