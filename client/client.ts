@@ -72,6 +72,8 @@ export const DEFAULT_TIMEOUT_MS = 2_000;
 export const DEFAULT_DEADLINE_MS = 10_000;
 /** After its node answered "no responders" for a domain's replica, the client asks any replica for this long. */
 const NO_LOCAL_REPLICA_RECHECK_MS = 30_000;
+/** Where routed recalls go together: the router routes and merges each item as a lone `sm.mem.recall`. */
+const ROUTER_RECALLS: RecallTarget = { name: 'the router', single: memSubject('recall'), batch: memSubject('recall_batch') };
 /**
  * How long `close()` lets nats.js drain the connection before closing it outright. Draining only flushes what is
  * already written (every call has settled by then); while the server is unreachable nats.js 2.29's drain resolves
@@ -170,11 +172,15 @@ export class ShardmindClient {
   /** Task calls, through the router: a task follows its work from domain to domain. */
   readonly task = {
     /** Starts a task in `domain`, or in the domain `text` is classified to; `context` is what that domain knows. */
-    begin: (text: string, options: { domain?: string } = {}): Promise<TaskStart> =>
+    /**
+     * Carries an opId, so a retry (after a lost reply, say) answers the task the first attempt made instead of making
+     * a second; pass your own to repeat a call across restarts (the router keeps it 10 minutes).
+     */
+    begin: (text: string, options: { domain?: string; opId?: string } = {}): Promise<TaskStart> =>
       this.call<TaskBeginReply & { context?: readonly WireFact[] }>(
         memSubject('task.begin'),
-        defined({ v: 1, agent: this.agent, text, domain: options.domain }),
-        'refusals-only',
+        defined({ v: 1, agent: this.agent, text, domain: options.domain, opId: options.opId ?? this.opIds.next() }),
+        'idempotent',
       ).then((r) => ({ task: r.task, domain: r.domain, context: (r.context ?? []).map((f) => fromWireFact(f)) })),
     /**
      * Tells the task what the agent just saw; it re-routes when the evidence says the work moved. Carries an opId, so
@@ -307,9 +313,9 @@ export class ShardmindClient {
   }
 
   /**
-   * Recalls facts, best first; waits (bounded, on the shard) until this client's own writes are visible. Direct
-   * recalls to one shard that are outstanding at the same time go in one `recall_batch` request (see
-   * `recall-batcher.ts`), each with its own result, error and deadline; a lone one is a plain `recall`.
+   * Recalls facts, best first; waits (bounded, on the shard) until this client's own writes are visible. Recalls
+   * outstanding at the same time go in one `recall_batch` request (see `recall-batcher.ts`) — direct ones to their
+   * shard, routed ones to the router — each with its own result, error and deadline; a lone one is a plain `recall`.
    */
   async recall(query: RecallQuery): Promise<RecallResult> {
     checkRecallQuery(query);
@@ -340,11 +346,11 @@ export class ShardmindClient {
     });
     let reply: AnyRecallReply;
     if (query.maxStaleMs !== undefined && domains?.length === 1) reply = await this.callReplica<AnyRecallReply>(domains[0]!, 'recall', body);
-    else if (direct && this.recallBatcher !== undefined) {
-      // Concurrent direct recalls to one shard travel together (recall-batcher.ts); a lone one as a plain recall.
-      // Not through track(): the batcher keeps what close() waits for and gives up (no bookkeeping per call).
+    else if (this.recallBatcher !== undefined) {
+      // Concurrent recalls to one shard (direct) or through the router travel together (recall-batcher.ts); a lone
+      // one as a plain recall. Not through track(): the batcher keeps what close() waits for and gives up.
       if (this.closing) throw closedError('recall');
-      reply = await this.recallBatcher.recall(this.recallTarget(domains![0]!), body, Date.now() + this.deadlineMs);
+      reply = await this.recallBatcher.recall(direct ? this.recallTarget(domains![0]!) : ROUTER_RECALLS, body, Date.now() + this.deadlineMs);
     } else reply = await this.call<AnyRecallReply>(direct ? shardSubject(domains![0]!, 'recall') : memSubject('recall'), body, 'idempotent');
     this.seen.observeAll(reply.seqs);
     return fromRecallReply(reply);
@@ -625,7 +631,7 @@ export class ShardmindClient {
   private recallTarget(domain: string): RecallTarget {
     let target = this.recallTargets.get(domain);
     if (target === undefined) {
-      target = { domain, single: shardSubject(domain, 'recall'), batch: shardSubject(domain, 'recall_batch') };
+      target = { name: `the ${domain} shard`, single: shardSubject(domain, 'recall'), batch: shardSubject(domain, 'recall_batch') };
       if (this.recallTargets.size >= 256) this.recallTargets.clear(); // domains are few; names that are not, kept small
       this.recallTargets.set(domain, target);
     }

@@ -1,6 +1,8 @@
 /**
- * Puts concurrent direct `recall` calls to the same shard into one request (`recall_batch`), as
- * `remember-batcher.ts` does for remembers, and with no linger either: a call is never held back to wait for company.
+ * Puts concurrent `recall` calls to the same place into one request (`recall_batch`), as `remember-batcher.ts` does
+ * for remembers, and with no linger either: a call is never held back to wait for company. The place is a shard for
+ * direct recalls (`sm.shard.<domain>.recall_batch`), the router for routed ones (`sm.mem.recall_batch`, which routes
+ * and merges each item as `sm.mem.recall` would: router/recall-batch.ts).
  *
  * While fewer than `maxInFlight` requests to a shard are outstanding, the calls made in the current tick go out at
  * the end of it, at most `maxItems` to a request (one call alone goes as a plain `recall`, exactly the bytes it
@@ -24,9 +26,12 @@ import type { AnyRecallReply } from './recall-reply.ts';
 /** What the batcher sends through: the client's retrying request, giving up at `deadline` (epoch ms). */
 export type RecallRequest = <T>(subject: string, body: object, deadline: number) => Promise<T>;
 
-/** Where a shard's recalls go: its plain `recall` subject and its `recall_batch` subject. */
+/**
+ * Where recalls go: a shard's plain `recall` subject and its `recall_batch` subject, or the router's (`sm.mem.recall`
+ * and `sm.mem.recall_batch`, each item routed as a lone recall would be). `name` says which, in errors.
+ */
 export interface RecallTarget {
-  readonly domain: string;
+  readonly name: string;
   readonly single: string;
   readonly batch: string;
 }
@@ -42,7 +47,7 @@ export const RECALL_BATCH_IN_FLIGHT = 2;
 export const RECALL_BATCH_ITEMS = 32;
 /** A batch's estimated size stays under this: the hosts' default payload limit is 64 KiB. */
 export const MAX_RECALL_BATCH_BYTES = 48 * 1024;
-/** After a shard answered "unknown op" for `recall_batch`, how long its calls go alone before the op is tried again. */
+/** After a shard (or router) answered "unknown op" for `recall_batch`, how long its calls go alone before the op is tried again. */
 export const RETRY_RECALL_BATCH_OP_MS = 60_000;
 
 interface Waiting {
@@ -157,7 +162,7 @@ export class RecallBatcher {
       w.reject(
         new ShardmindError(
           ErrorCode.TIMEOUT,
-          `recall: the deadline passed while it waited to be sent to the ${q.target.domain} shard (the requests ahead of it were slow or failing); not sent`,
+          `recall: the deadline passed while it waited to be sent to ${q.target.name} (the requests ahead of it were slow or failing); not sent`,
         ),
       );
       return false;

@@ -50,9 +50,10 @@ export interface ConnectOptions {
    */
   readonly batchRemember?: boolean;
   /**
-   * Direct recalls to one shard that are outstanding at once go in one `recall_batch` request (default true), each
-   * with its own result, error and deadline; a lone call is never delayed and goes as a plain `recall`. Reads with
-   * `maxStaleMs` (replica reads) and recalls through the router are not batched. False sends one request per call.
+   * Recalls outstanding at once go in one `recall_batch` request (default true): direct ones to one shard to that
+   * shard, routed ones to the router (`sm.mem.recall_batch`, each routed and merged as a lone recall), each with its
+   * own result, error and deadline; a lone call is never delayed and goes as a plain `recall`. Replica reads
+   * naming one domain (`maxStaleMs`) are not batched. False sends one request per call.
    */
   readonly batchRecall?: boolean;
   /**

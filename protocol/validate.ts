@@ -410,6 +410,7 @@ export function parseTaskBeginRequest(body: unknown): TaskBeginRequest {
     agent: id(b['agent'], 'agent'),
     text: text(b['text'], 'text'),
     domain: optional(domainName)(b['domain'], 'domain'),
+    opId: optionalId(b['opId'], 'opId'),
   });
 }
 

@@ -126,7 +126,8 @@ export type RecallLayout = 'objects' | 'table';
  * several direct recalls to one shard are outstanding at once (client/recall-batcher.ts). 1 to
  * `LIMITS.recallBatchItems` items, each a `RecallRequest` (its `v` may be left out), answered as a lone recall of
  * it would be: its own layout, its own `minSeq` wait. Only a shard's leader serves it; replica reads (`maxStaleMs`
- * on `sm.replica.<domain>.*`) are not batched.
+ * on `sm.replica.<domain>.*`) are not batched. `sm.mem.recall_batch` is the same request to the router: each item
+ * routed, and answered, as a lone `sm.mem.recall` of it would be (router/recall-batch.ts).
  */
 export interface RecallBatchRequest {
   readonly v: 1;
@@ -393,12 +394,19 @@ export interface TaskBeginRequest {
   readonly text: string;
   /** Start in this domain instead of classifying. */
   readonly domain?: string;
+  /**
+   * The agent's id for this begin: a repeat of it by the same agent within 10 minutes answers the task the first
+   * made (`repeated: true`) and makes none (router/write-routes.ts). Without it every request makes a task.
+   */
+  readonly opId?: string;
 }
 
 export interface TaskBeginReply {
   readonly v: 1;
   readonly task: string;
   readonly domain: string;
+  /** This opId began a task before: the reply is that task as it is now, and nothing was made. */
+  readonly repeated?: true;
 }
 
 /** `sm.mem.task.observe`. */

@@ -51,11 +51,13 @@ import {
   type HistoryReply,
   type LookupReply,
   type RecallReply,
+  type RecallRequest,
   type RememberReply,
   type RememberBatchItem,
   type RememberBatchReply,
 } from '../protocol/index.ts';
 import { fanOut, type Classifier } from './classifier.ts';
+import { answerRecallBatch, type RecallBatchDeps, type RecallPlan } from './recall-batch.ts';
 import { guarded } from './guarded.ts';
 import { LeaderBeats } from './leader-beats.ts';
 import { PredicateHomes } from './predicate-homes.ts';
@@ -112,6 +114,7 @@ export async function startRouter(nc: NatsConnection, config: ClusterConfig, opt
   const domains = new Set(config.domains.map((d) => d.name));
   const tasks = new TaskService({
     store,
+    begins: routes,
     classifier,
     shards,
     learning,
@@ -478,35 +481,52 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
     async recall(body, raw) {
       const req = parseRecallRequest(body);
       const limit = Math.min(req.limit ?? DEFAULT_RECALL_LIMIT, config.limits.maxRecallLimit);
-      if (req.domain !== undefined) {
-        const named = (typeof req.domain === 'string' ? [req.domain] : [...new Set(req.domain)]).map(requireDomain);
+      const plan = await recallPlan(req);
+      const route = routeOf(req.maxStaleMs);
+      const timeout = readTimeout(req.minSeq);
+      if (plan.named && plan.domains.length === 1 && raw.encoding === 'msgpack') {
         // One shard answers it all: the request goes as it came (the shard ignores `domain` and `task` on a recall
         // and validates the rest the same way), and its reply is already the router's (same limit, same order), so
         // the shard sends it to the agent itself.
-        const route = routeOf(req.maxStaleMs);
-        const timeout = readTimeout(req.minSeq);
-        if (named.length === 1 && raw.encoding === 'msgpack') {
-          const replica = route(named[0]!);
-          if (raw.reply === '' || replica || !d.beats.heard(named[0]!)) return shards.forward(named[0]!, 'recall', raw.data, timeout, replica);
+        const domain = plan.domains[0]!;
+        const replica = route(domain);
+        if (raw.reply === '' || replica || !d.beats.heard(domain)) return shards.forward(domain, 'recall', raw.data, timeout, replica);
+        const h = headers();
+        h.set(REPLY_TO_HEADER, raw.reply);
+        h.set(ROUTER_NODE_HEADER, d.node);
+        return new HandedOff(shards.handOff(domain, 'recall', raw.data, h, timeout));
+      }
+      const reply = await shards.recallMany(plan.domains, req, limit, route, timeout);
+      return plan.classification ? { ...reply, classification: plan.classification } : reply;
+    },
+
+    /**
+     * Several routed recalls in one message (router/recall-batch.ts): each planned as `recall` plans it, the parts
+     * bound for one shard sent as one `recall_batch`, each result merged as `recall` merges it.
+     */
+    async recall_batch(body, raw) {
+      const deps: RecallBatchDeps<HandedOff> = {
+        plan: recallPlan,
+        limitOf: (req) => Math.min(req.limit ?? DEFAULT_RECALL_LIMIT, config.limits.maxRecallLimit),
+        routeOf,
+        readTimeout,
+        shards,
+        heard: (domain) => d.beats.heard(domain),
+        known: d.domains,
+        handOff: (domain, data, timeoutMs) => {
           const h = headers();
           h.set(REPLY_TO_HEADER, raw.reply);
           h.set(ROUTER_NODE_HEADER, d.node);
-          return new HandedOff(shards.handOff(named[0]!, 'recall', raw.data, h, timeout));
-        }
-        return shards.recallMany(named, req, limit, route, timeout);
-      }
-      if (req.task) return shards.recallMany(await tasks.domainsOf(req.task), req, limit, routeOf(req.maxStaleMs), readTimeout(req.minSeq));
-      // The predicate filter's homes are where its facts are written (`writeDomain`): they are always asked.
-      const homes = d.homes.of(req.predicate);
-      // No query text, or none the classifier knows a word of: nothing to be sure of. A subject is an entity id, not
-      // words about a domain ("user" read as a calendar word asked calendar alone), so it is not classified alone.
-      if (!saysSomething(req.query)) {
-        return shards.recallMany(homes.length > 0 ? [...homes] : [...d.domains], req, limit, routeOf(req.maxStaleMs), readTimeout(req.minSeq));
-      }
-      const distribution = await classifier.classify([req.query, req.subject, req.predicate].filter(Boolean).join(' '));
-      const fanned = fanOut(distribution, config.router.fanoutMargin, config.router.fanoutFloor);
-      const asked = [...fanned, ...homes.filter((h) => !fanned.includes(h))];
-      return { ...(await shards.recallMany(asked, req, limit, routeOf(req.maxStaleMs), readTimeout(req.minSeq))), classification: distribution };
+          const handed = shards.handOff(domain, 'recall_batch', data, h, timeoutMs).catch(async (err: unknown) => {
+            if (!isUnknownOp(err, 'recall_batch')) throw err;
+            // A shard host from before recall_batch sent it back: answered here, its items asked one by one.
+            const answered = await answerRecallBatch(body, { ...raw, reply: '' }, deps);
+            return answered instanceof Uint8Array ? answered : encodePayload(answered, 'msgpack');
+          });
+          return new HandedOff(handed);
+        },
+      };
+      return answerRecallBatch(body, raw, deps);
     },
 
     async classify(body) {
@@ -599,7 +619,7 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
 
     async 'task.begin'(body) {
       const req = parseTaskBeginRequest(body);
-      return tasks.begin(req.agent, req.text, req.domain);
+      return tasks.begin(req.agent, req.text, req.domain, req.opId);
     },
 
     async 'task.observe'(body) {
@@ -744,6 +764,26 @@ function memoryHandlers(d: HandlerDeps): Record<string, Handler> {
           : (taskDomain ?? (await top(fact.text))),
     );
     return opId === undefined ? chosen : requireDomain(await d.routes.pin(opId, chosen));
+  }
+
+  /**
+   * The domains a routed recall asks (docs/protocol.md, recall): the ones it names; else its task's (current first);
+   * else, when its query says nothing the classifier knows, the predicate filter's homes or every domain; else the
+   * classifier's fan-out plus the predicate's homes, with the distribution that chose them.
+   */
+  async function recallPlan(req: RecallRequest): Promise<RecallPlan> {
+    if (req.domain !== undefined) {
+      return { domains: (typeof req.domain === 'string' ? [req.domain] : [...new Set(req.domain)]).map(requireDomain), named: true };
+    }
+    if (req.task) return { domains: [...(await tasks.domainsOf(req.task))], named: false };
+    // The predicate filter's homes are where its facts are written (`writeDomain`): they are always asked.
+    const homes = d.homes.of(req.predicate);
+    // No query text, or none the classifier knows a word of: nothing to be sure of. A subject is an entity id, not
+    // words about a domain ("user" read as a calendar word asked calendar alone), so it is not classified alone.
+    if (!saysSomething(req.query)) return { domains: homes.length > 0 ? [...homes] : [...d.domains], named: false };
+    const distribution = await classifier.classify([req.query, req.subject, req.predicate].filter(Boolean).join(' '));
+    const fanned = fanOut(distribution, config.router.fanoutMargin, config.router.fanoutFloor);
+    return { domains: [...fanned, ...homes.filter((h) => !fanned.includes(h))], named: false, classification: distribution };
   }
 
   /** Whether a recall's query gives the classifier anything to go on: text with a word it knows. */

@@ -168,39 +168,52 @@ export class ShardClient {
   }
 
   /**
-   * A recall asked of several domains at once, merged best score first and cut to `limit`. Throws only when every
-   * domain failed (then with the first domain's error: an answer made of nothing but gaps would read as "nothing
-   * is known").
+   * A recall asked of several domains at once, merged by `mergeRecalls`: throws only when every domain failed.
    */
   async recallMany(domains: readonly string[], request: RecallRequest, limit: number, route?: (domain: string) => ReadRoute | undefined, timeoutMs = this.timeoutMs): Promise<RecallReply> {
-    // The shard knows its own domain and nothing of tasks: those fields stay at the router.
-    const { domain: _domain, task: _task, ...body } = request;
+    const body = shardRecallBody(request);
     const answers = await Promise.allSettled(domains.map((d) => this.ask<RecallReply>(d, 'recall', body, timeoutMs, route?.(d))));
-    const facts: WireFact[] = [];
-    const missing: MissingDomain[] = [];
-    const seqs: Record<string, number> = {};
-    // Replica answers each carry a staleness bound: the merged answer is as stale as its stalest part.
-    let staleMs: number | undefined;
-    // A part cut by a bound on its shard's work leaves the whole answer cut.
-    let partial = false;
-    let firstError: unknown;
-    answers.forEach((a, i) => {
-      const domain = domains[i]!;
-      if (a.status === 'fulfilled') {
-        facts.push(...a.value.facts.map((f) => (f.domain ? f : { ...f, domain })));
-        Object.assign(seqs, a.value.seqs ?? {});
-        if (a.value.staleMs !== undefined) staleMs = Math.max(staleMs ?? 0, a.value.staleMs);
-        if (a.value.partial === true) partial = true;
-      } else {
-        firstError ??= a.reason;
-        missing.push(missingDomain(domain, a.reason));
-      }
-    });
-    if (domains.length > 0 && missing.length === domains.length) throw firstError;
-    facts.sort((a, b) => b.score - a.score);
-    const reply: RecallReply = { v: 1, domains: [...domains], facts: facts.slice(0, limit), seqs, ...(staleMs !== undefined ? { staleMs } : {}), ...(partial ? { partial: true as const } : {}) };
-    return missing.length > 0 ? { ...reply, missing } : reply;
+    return mergeRecalls(domains, answers, limit);
   }
+}
+
+/** A router's recall as a shard is asked it: the shard knows its own domain and nothing of tasks, so those stay here. */
+export function shardRecallBody(request: RecallRequest): Omit<RecallRequest, 'domain' | 'task'> {
+  const { domain: _domain, task: _task, ...body } = request;
+  return body;
+}
+
+/**
+ * Each asked domain's recall answer (in `domains`' order) as one reply, best score first, cut to `limit`: `seqs`
+ * of all, the largest `staleMs`, `partial` if any part was, and `missing` for the domains that failed. Throws only
+ * when every domain failed (then with the first domain's error: an answer made of nothing but gaps would read as
+ * "nothing is known"). `sm.mem.recall` and each result of `sm.mem.recall_batch` are merged here.
+ */
+export function mergeRecalls(domains: readonly string[], answers: readonly PromiseSettledResult<RecallReply>[], limit: number): RecallReply {
+  const facts: WireFact[] = [];
+  const missing: MissingDomain[] = [];
+  const seqs: Record<string, number> = {};
+  // Replica answers each carry a staleness bound: the merged answer is as stale as its stalest part.
+  let staleMs: number | undefined;
+  // A part cut by a bound on its shard's work leaves the whole answer cut.
+  let partial = false;
+  let firstError: unknown;
+  answers.forEach((a, i) => {
+    const domain = domains[i]!;
+    if (a.status === 'fulfilled') {
+      facts.push(...a.value.facts.map((f) => (f.domain ? f : { ...f, domain })));
+      Object.assign(seqs, a.value.seqs ?? {});
+      if (a.value.staleMs !== undefined) staleMs = Math.max(staleMs ?? 0, a.value.staleMs);
+      if (a.value.partial === true) partial = true;
+    } else {
+      firstError ??= a.reason;
+      missing.push(missingDomain(domain, a.reason));
+    }
+  });
+  if (domains.length > 0 && missing.length === domains.length) throw firstError;
+  facts.sort((a, b) => b.score - a.score);
+  const reply: RecallReply = { v: 1, domains: [...domains], facts: facts.slice(0, limit), seqs, ...(staleMs !== undefined ? { staleMs } : {}), ...(partial ? { partial: true as const } : {}) };
+  return missing.length > 0 ? { ...reply, missing } : reply;
 }
 
 /**

@@ -107,6 +107,22 @@ export class TaskStore {
   }
 
   /**
+   * Writes the snapshot of a new task only if no task has that id: false when one has (another request made it
+   * first, or this write's own earlier attempt whose acknowledgement was lost). For a task whose id was recorded
+   * before it was made (a `task.begin` with an opId): the first attempt and its retry may both get here.
+   */
+  async create(id: string, persisted: Snapshot<unknown>): Promise<boolean> {
+    const value = JSON.stringify(persisted);
+    try {
+      await withJetStreamRetry(`save task ${id}`, () => this.kv.create(id, value));
+      return true;
+    } catch (err) {
+      if ((err as { api_error?: { err_code?: number } }).api_error?.err_code !== WRONG_LAST_SEQUENCE) throw err;
+      return false;
+    }
+  }
+
+  /**
    * Writes the snapshot a step made from the one read at `revision`, if the task is still at that revision; returns
    * the new revision. Throws `TaskConflictError` when another router saved it in between.
    */

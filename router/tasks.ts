@@ -28,11 +28,20 @@ const CONTEXT_TEXTS = 6;
  * the task's words: the context also asks for facts whose subject is the user.
  */
 export const CONTEXT_SUBJECTS: readonly string[] = ['user'];
+/** How long a repeated begin keeps reading back a task another attempt saved before it gives up. */
+const BEGIN_READ_BACK_MS = 2_000;
 /** How long a step keeps loading again after other requests for its task saved first, before it gives up. */
 const CONFLICT_RETRY_MS = 3_000;
 
+/** Where a `task.begin`'s opId records the task it makes (write-routes.ts). */
+export interface TaskBegins {
+  /** `task` if this is the first begin of `agent` with `opId`, else the task the first recorded. */
+  pinTaskBegin(agent: string, opId: string, task: string): Promise<string>;
+}
+
 export interface TaskServiceDeps {
   readonly store: TaskStore;
+  readonly begins: TaskBegins;
   readonly classifier: Classifier;
   readonly shards: ShardClient;
   readonly learning: SharedLearning;
@@ -65,17 +74,64 @@ export interface TaskSummary extends WireTaskSummary {
 export class TaskService {
   constructor(private readonly d: TaskServiceDeps) {}
 
-  async begin(agent: string, text: string, domain?: string) {
+  /**
+   * Makes a task. With `opId`, once per agent and opId (for TASK_BEGIN_WINDOW_MS): the first attempt records the id
+   * of the task it makes before making it, and a repeat answers that task as it is now, with `repeated: true`. A
+   * repeat that finds the task not made yet (the first attempt still running, or its router gone before the save)
+   * makes it under the recorded id; only one of the two saves a task (`TaskStore.create`).
+   */
+  async begin(agent: string, text: string, domain?: string, opId?: string) {
     if (domain !== undefined) this.requireDomain(domain);
-    const id = `t-${randomUUID()}`;
+    const fresh = `t-${randomUUID()}`;
+    const id = opId === undefined ? fresh : await this.d.begins.pinTaskBegin(agent, opId, fresh);
+    if (id !== fresh) return this.repeatedBegin(id, agent, text, domain);
+    return (await this.make(id, agent, text, domain, opId !== undefined)) ?? this.repeatedBegin(id, agent, text, domain);
+  }
+
+  /**
+   * Classifies, saves and answers a new task; undefined when `once` and a task with this id was saved first (a repeat
+   * of the same begin made it).
+   */
+  private async make(id: string, agent: string, text: string, domain: string | undefined, once: boolean) {
     const distribution = await this.d.classifier.classify(text);
     const view = newTask({ id, agent, rerouteMargin: this.d.rerouteMargin }, [
       { type: 'CLASSIFIED', at: this.d.now(), text, distribution, ...(domain ? { domain } : {}) },
     ]);
-    await this.d.store.save(id, view.persisted);
+    if (once) {
+      if (!(await this.d.store.create(id, view.persisted))) return undefined;
+    } else await this.d.store.save(id, view.persisted);
     if (domain !== undefined) await this.teach(text, domain, 'explicit_domain', agent);
     const { context, missing } = await this.contextFor(view.context.domain, view.context.texts);
     return { v: 1 as const, task: id, domain: view.context.domain, context, classification: distribution, ...(missing ? { missing } : {}) };
+  }
+
+  /**
+   * The answer to a begin whose opId began task `id` before: the task as it is now (its current domain and that
+   * domain's context), `repeated: true`. Made here if it is not saved yet; an ended task is answered as it ended.
+   */
+  private async repeatedBegin(id: string, agent: string, text: string, domain: string | undefined) {
+    const deadline = Date.now() + BEGIN_READ_BACK_MS;
+    for (let delay = 10; ; delay = Math.min(delay * 2, 200)) {
+      let stored: StoredTask | undefined;
+      try {
+        stored = await this.d.store.read(id);
+      } catch (err) {
+        if (!(err instanceof ShardmindError) || err.code !== ErrorCode.NOT_FOUND) throw err;
+      }
+      if (stored !== undefined) {
+        const view = stepTask(stored.persisted, []);
+        const { context, missing } = await this.contextFor(view.context.domain, view.context.texts);
+        return { v: 1 as const, task: id, domain: view.context.domain, context, ...(missing ? { missing } : {}), repeated: true as const };
+      }
+      // Not saved: its first attempt is still on its way, or ended before its save. Made here, unless it got there
+      // first after all (then read again: a read may briefly miss what another router has just saved).
+      const made = await this.make(id, agent, text, domain, true);
+      if (made !== undefined) return { ...made, repeated: true as const };
+      if (Date.now() + delay > deadline) {
+        throw new ShardmindError(ErrorCode.UNAVAILABLE, `task ${id}: begun by an earlier attempt with this opId, but could not be read back; retry`);
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
   }
 
   /**

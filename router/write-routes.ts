@@ -16,6 +16,9 @@
  * - Only writes an agent may repeat pay for a record: those without `domain` that carry the agent's opId. An opId the
  *   router made itself is never sent again by anyone but the router, which keeps its first choice while it retries.
  *
+ * A `task.begin` with an opId records the task it makes here too (`pinTaskBegin`), so a retried begin answers that
+ * task instead of making a second one (§88).
+ *
  * Decision record: docs/decisions.md §51.
  */
 import type { KV, NatsConnection } from 'nats';
@@ -29,6 +32,8 @@ export const WRITE_ROUTE_BUCKET = 'sm_write_routes';
  * the bucket to the last ten minutes of domain-less writes.
  */
 export const WRITE_ROUTE_MAX_AGE_MS = 10 * 60 * 1000;
+/** How long a `task.begin`'s opId answers the task it made: the write-route bucket's age, for the same reasons. */
+export const TASK_BEGIN_WINDOW_MS = WRITE_ROUTE_MAX_AGE_MS;
 /** JetStream's "wrong last sequence": the key already has a record. */
 const WRONG_LAST_SEQUENCE = 10071;
 /** How long a reader waits for a record it was told exists to become readable (a stream leader change). */
@@ -56,24 +61,39 @@ export class WriteRoutes {
    * has then gone nowhere, and the agent's retry (same opId) comes back here.
    */
   async pin(opId: string, chosen: string): Promise<string> {
-    const key = Buffer.from(opId, 'utf8').toString('base64url');
+    return this.first(Buffer.from(opId, 'utf8').toString('base64url'), chosen, `write ${opId}`);
+  }
+
+  /**
+   * The task the `task.begin` of `agent` with `opId` makes: `task` when this is its first attempt (now recorded),
+   * else the task its first attempt recorded, for TASK_BEGIN_WINDOW_MS. The same bucket as the writes' routes: a
+   * begin is a write that makes a task, and its retries come within the same deadlines. Keyed by agent too, so two
+   * agents' ids never meet. Rejects with a retryable UNAVAILABLE when the bucket cannot be reached: no task is made.
+   */
+  async pinTaskBegin(agent: string, opId: string, task: string): Promise<string> {
+    // `begin.` cannot start a write's key: base64url has no dot. An agent id holds no `/` (protocol ids).
+    return this.first(`begin.${Buffer.from(`${agent}/${opId}`, 'utf8').toString('base64url')}`, task, `task.begin ${opId}`);
+  }
+
+  /** `value` recorded under `key` if nothing is, and returned; else what is recorded. */
+  private async first(key: string, value: string, what: string): Promise<string> {
     try {
-      await withJetStreamRetry(`record where write ${opId} goes`, () => this.kv.create(key, chosen));
-      return chosen;
+      await withJetStreamRetry(`record ${what}`, () => this.kv.create(key, value));
+      return value;
     } catch (err) {
       if ((err as { api_error?: { err_code?: number } }).api_error?.err_code !== WRONG_LAST_SEQUENCE) throw err;
     }
-    return this.recorded(opId, key);
+    return this.recorded(what, key);
   }
 
-  /** The domain recorded for a key that exists. Retries a moment if it does not read back yet. */
-  private async recorded(opId: string, key: string): Promise<string> {
+  /** The value recorded for a key that exists. Retries a moment if it does not read back yet. */
+  private async recorded(what: string, key: string): Promise<string> {
     const deadline = Date.now() + READ_BACK_MS;
     for (let delay = 10; ; delay = Math.min(delay * 2, 200)) {
-      const entry = await withJetStreamRetry(`read where write ${opId} went`, () => this.kv.get(key));
+      const entry = await withJetStreamRetry(`read what ${what} recorded`, () => this.kv.get(key));
       if (entry && entry.operation === 'PUT' && entry.value.length > 0) return entry.string();
       if (Date.now() + delay > deadline) {
-        throw new ShardmindError(ErrorCode.UNAVAILABLE, `write ${opId}: its route is recorded but could not be read back`);
+        throw new ShardmindError(ErrorCode.UNAVAILABLE, `${what}: its record exists but could not be read back`);
       }
       await new Promise((r) => setTimeout(r, delay));
     }
