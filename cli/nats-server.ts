@@ -30,6 +30,8 @@ export interface NatsServerConfigOptions {
   readonly httpPort?: number;
   /** Largest message the server accepts; shardmind keeps its own request limit below this. */
   readonly maxPayload?: number;
+  /** Most client connections the server takes at once (nats-server's `max_connections`); unlimited when omitted. */
+  readonly maxConnections?: number;
   /** An `authorization { … }` block (cli/nats-auth.ts), verbatim. */
   readonly authorization?: string;
   /** TLS (cli/nats-tls.ts): the client port's `tls { … }` block and the routes' one inside `cluster { … }`, verbatim. */
@@ -46,6 +48,7 @@ export function natsServerConfig(o: NatsServerConfigOptions): string {
     `max_payload: ${o.maxPayload ?? 1048576}`,
   ];
   if (o.httpPort) lines.push(`http_port: ${o.httpPort}`);
+  if (o.maxConnections !== undefined) lines.push(`max_connections: ${o.maxConnections}`);
   if (o.authorization) lines.push(o.authorization);
   if (o.tls) lines.push(o.tls.client);
   lines.push(`jetstream {`, `  store_dir: ${JSON.stringify(o.storeDir)}`, `}`);
@@ -142,6 +145,8 @@ export interface StartNatsOptions {
   readonly authorization?: string;
   /** TLS blocks (`clientTlsBlock()`, `routeTlsBlock()`). */
   readonly tls?: NatsServerConfigOptions['tls'];
+  /** Most client connections at once (a test that needs a connect to be refused). */
+  readonly maxConnections?: number;
   /** How long to wait for the server to accept connections. */
   readonly readyTimeoutMs?: number;
   /** Forward the server's log to this process's stderr. */
@@ -315,6 +320,7 @@ async function startNatsServerAttempt(o: StartNatsOptions, attempt: number): Pro
       ...(o.cluster ? { cluster: o.cluster } : {}),
       ...(o.authorization ? { authorization: o.authorization } : {}),
       ...(o.tls ? { tls: o.tls } : {}),
+      ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),
     }),
   );
   const server = new NatsServerProcess(name, port, storeDir, configPath, ownsDir, o.verbose ?? false);

@@ -170,20 +170,26 @@ export async function startWriters(urls: readonly string[], o: { count?: number;
   const retries: { writer: number; at: number; code: string; attempt: number }[] = [];
   const clients: ShardmindClient[] = [];
   const conns: NatsConnection[] = [];
-  for (let i = 0; i < count; i++) {
-    const ordered = [...urls.slice(i % urls.length), ...urls.slice(0, i % urls.length)];
-    const nc = await natsConnect({ servers: ordered, maxReconnectAttempts: -1, reconnectTimeWait: 100, noRandomize: true });
-    conns.push(nc);
-    clients.push(
-      await connect({
-        connection: nc,
-        agent: `writer-${i}`,
-        direct: true,
-        deadlineMs: 15_000,
-        timeoutMs: 1_000,
-        onRetry: ({ code, attempt }) => void retries.push({ writer: i, at: Date.now(), code, attempt }),
-      }),
-    );
+  try {
+    for (let i = 0; i < count; i++) {
+      const ordered = [...urls.slice(i % urls.length), ...urls.slice(0, i % urls.length)];
+      const nc = await natsConnect({ servers: ordered, maxReconnectAttempts: -1, reconnectTimeWait: 100, noRandomize: true });
+      conns.push(nc);
+      clients.push(
+        await connect({
+          connection: nc,
+          agent: `writer-${i}`,
+          direct: true,
+          deadlineMs: 15_000,
+          timeoutMs: 1_000,
+          onRetry: ({ code, attempt }) => void retries.push({ writer: i, at: Date.now(), code, attempt }),
+        }),
+      );
+    }
+  } catch (err) {
+    // The caller gets no handle to stop: close what was opened, or its reconnecting connections keep the file alive.
+    await closeWriters(clients, conns);
+    throw err;
   }
   let running = true;
   const loops = clients.map(async (client, writer) => {
@@ -220,10 +226,17 @@ export async function startWriters(urls: readonly string[], o: { count?: number;
     async stop(): Promise<void> {
       running = false;
       await Promise.all(loops);
-      for (const c of clients) await c.close();
-      await Promise.all(conns.map((c) => c.close().catch(() => undefined)));
+      await closeWriters(clients, conns);
     },
   };
+}
+
+/** Closes every client, then every connection: one that fails to close does not keep the others open. */
+async function closeWriters(clients: readonly ShardmindClient[], conns: readonly NatsConnection[]): Promise<void> {
+  const failures: unknown[] = [];
+  for (const c of clients) await c.close().catch((err: unknown) => void failures.push(err));
+  await Promise.all(conns.map((c) => c.close().catch(() => undefined)));
+  if (failures.length > 0) throw failures[0];
 }
 
 /** The longest stretch with no acknowledged write, among acks in [from, to] (and the acks bracketing them). */
