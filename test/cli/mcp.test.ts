@@ -7,7 +7,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -23,10 +23,12 @@ const MAIN = join(ROOT, 'cli', 'main.ts');
 interface Ctx {
   nats?: NatsServerProcess;
   hosts?: HostCluster;
-  clients: Client[];
+  /** Every MCP server process a test started, through the SDK's transport or by hand: after() ends them all. */
+  transports: StdioClientTransport[];
+  children: ChildProcess[];
 }
 
-const t = suite<Ctx>('mcp', { clients: [] });
+const t = suite<Ctx>('mcp', { transports: [], children: [] });
 
 function config(url: string): ClusterConfigInput {
   return {
@@ -45,9 +47,10 @@ async function mcpClient(ctx: Ctx, agent: string): Promise<Client> {
     cwd: ROOT,
     stderr: 'pipe',
   });
+  // Kept before connecting: a connect that fails has already spawned the process.
+  ctx.transports.push(transport);
   const client = new Client({ name: `test-${agent}`, version: '1.0.0' });
   await client.connect(transport);
-  ctx.clients.push(client);
   return client;
 }
 
@@ -59,8 +62,21 @@ t.before(async (ctx) => {
   ctx.hosts = await startHosts({ config: config(ctx.nats.url) });
 });
 
+/** Ends input, then SIGKILL after a grace: a child that is mid-test when an assertion fails is ended too. */
+async function endChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.stdin?.end();
+  const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+// Unconditional: uvu runs after() when a test fails too, so no MCP server outlives the file.
 t.after(async (ctx) => {
-  await Promise.allSettled(ctx.clients.map((c) => c.close()));
+  // The SDK's close ends input, then SIGTERM, then SIGKILL.
+  await Promise.allSettled(ctx.transports.map((tr) => tr.close()));
+  await Promise.allSettled(ctx.children.map(endChild));
   await ctx.hosts?.stop();
   await ctx.nats?.destroy();
 });
@@ -156,6 +172,7 @@ t('bad arguments are tool errors with the shardmind code; the server keeps servi
 
 t('raw protocol garbage gets JSON-RPC errors, notifications get no answer, and end of input ends the process', async (ctx) => {
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'mcp', '--servers', ctx.nats!.url], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  ctx.children.push(child);
   const replies: Record<string, any>[] = [];
   createInterface({ input: child.stdout! }).on('line', (l) => replies.push(JSON.parse(l)));
   const exited = new Promise<number | null>((r) => child.once('exit', r));
@@ -167,8 +184,11 @@ t('raw protocol garbage gets JSON-RPC errors, notifications get no answer, and e
   child.stdin!.write(`${JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'ping' })}\n`);
   child.stdin!.end();
   const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  assert.is(await exited, 0, 'the server exits cleanly once its input ends');
-  clearTimeout(timer);
+  try {
+    assert.is(await exited, 0, 'the server exits cleanly once its input ends');
+  } finally {
+    clearTimeout(timer);
+  }
   // Requests are answered concurrently, so replies may come in any order: JSON-RPC matches them by id.
   const byId = [...replies].sort((x, y) => (x['id'] ?? -1) - (y['id'] ?? -1));
   assert.equal(
