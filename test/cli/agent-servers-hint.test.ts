@@ -55,11 +55,15 @@ test('recall and remember - the config\'s servers unreachable: the error gives t
 /** `cli/bin.mjs mcp …` run in `cwd` with stdin closed at once, as an MCP client that gave up would leave it. */
 async function mcp(args: readonly string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [join(ROOT, 'cli', 'bin.mjs'), 'mcp', ...args], { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.end();
   let stderr = '';
   let stdout = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  // A server that did connect would wait on its input forever were it not closed; the guard is for one that hangs.
+  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearTimeout(guard);
   return { code, stdout, stderr };
 }
 

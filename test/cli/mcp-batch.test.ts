@@ -22,6 +22,8 @@ const BIN = join(import.meta.dirname, '..', '..', 'cli', 'bin.mjs');
 interface Ctx {
   nats?: NatsServerProcess;
   hosts?: HostCluster;
+  /** Every MCP server started: after() ends them, also when a test failed before closing its own. */
+  sessions: Session[];
 }
 
 type Reply = Record<string, any> | Record<string, any>[];
@@ -65,12 +67,23 @@ class Session {
     clearTimeout(timer);
     return { code, unread: this.replies.splice(0) };
   }
+
+  /** Ends it whatever state it is in: end of input, SIGKILL after 3 s. Harmless once it has exited. */
+  async end(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.stdin!.end();
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 3_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
 }
 
 function start(ctx: Ctx, agent: string): Session {
   // As an MCP host does: `node` with the checkout's absolute path, from the host's own working directory.
   const child = spawn(process.execPath, [BIN, 'mcp', '--servers', ctx.nats!.url, '--agent', agent], { cwd: tmpdir(), stdio: ['pipe', 'pipe', 'pipe'] });
-  return new Session(child);
+  const session = new Session(child);
+  ctx.sessions.push(session);
+  return session;
 }
 
 const initialize = (id: number, protocolVersion: string) => ({
@@ -80,7 +93,7 @@ const initialize = (id: number, protocolVersion: string) => ({
   params: { protocolVersion, capabilities: {}, clientInfo: { name: 'raw-test', version: '0' } },
 });
 
-const t = suite<Ctx>('mcp batches and schemas');
+const t = suite<Ctx>('mcp batches and schemas', { sessions: [] });
 
 t.before(async (ctx) => {
   ctx.nats = await startNatsServer();
@@ -88,6 +101,7 @@ t.before(async (ctx) => {
 });
 
 t.after(async (ctx) => {
+  await Promise.allSettled(ctx.sessions.map((s) => s.end()));
   await ctx.hosts?.stop();
   await ctx.nats?.destroy();
 });
