@@ -1,9 +1,10 @@
 /**
  * A shard's replicated write-ahead log: the JetStream stream `SM_LOG_<domain>` on subject `sm.log.<domain>`.
- * Creating it, asking where its tail is (from the stream leader, via stream info — never a replica's direct get),
- * and reading it in order from a sequence, in batches, for catch-up and for followers' tailing.
+ * Creating it, asking where its tail is (via stream info), asking the stream leader for one message (never a
+ * replica's direct get), judging a tail that reads as below a replica, and reading it in order from a sequence, in
+ * batches, for catch-up and for followers' tailing.
  */
-import { RetentionPolicy, StorageType, DiscardPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from 'nats';
+import { RetentionPolicy, RequestStrategy, StorageType, DiscardPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type NatsConnection } from 'nats';
 import { logStream, logSubject } from '../protocol/index.ts';
 import type { LogMessage } from '../shards/index.ts';
 import { decodeEntry, entryHash, PREV_HEADER } from './log-codec.ts';
@@ -60,6 +61,113 @@ export async function logTail(jsm: JetStreamManager, domain: string): Promise<nu
 export async function logBounds(jsm: JetStreamManager, domain: string): Promise<{ firstSeq: number; lastSeq: number }> {
   const info = await jsm.streams.info(logStream(domain));
   return { firstSeq: info.state.first_seq, lastSeq: info.state.last_seq };
+}
+
+/** How long a question to the stream leader collects answers (`leaderMessage`). */
+export const LEADER_READ_MS = 2_000;
+
+/** One message of the log as the stream leader holds it. */
+export interface HeldEntry {
+  readonly seq: number;
+  /** `entryHash` of the message's bytes. */
+  readonly hash: string;
+  readonly data: Uint8Array;
+}
+
+/** The stream leader's answer: the message, "it holds none" (JetStream's 10037), or no usable answer now. */
+export type LeaderAnswer = { kind: 'found'; entry: HeldEntry } | { kind: 'missing' } | { kind: 'unanswered'; detail: string };
+
+/** Which message of the log to ask for: the one at `seq`, the first held at or after it (`next`), or the last. */
+export type LeaderQuery = { readonly seq: number; readonly next?: boolean } | { readonly last: true };
+
+interface MsgGetReply {
+  readonly error?: { readonly code?: number; readonly err_code?: number; readonly description?: string };
+  readonly message?: { readonly seq: number; readonly data?: string };
+}
+
+/**
+ * Asks the stream leader for one message of the log: JetStream's message-get API (`$JS.API.STREAM.MSG.GET.<stream>`;
+ * on 2.9 too, with `next_by_subj` and `last_by_subj`), never a direct get, which any replica answers from its own
+ * store. Every server of the cluster receives the request. The stream leader answers from its store; a member that
+ * sees no leader (just restarted, or cut off from the others) answers 503 at once, never with a message; a leader
+ * resumed from a freeze may answer "none" from its old state until it hears the new term. nats.js takes the first
+ * answer, so a member's quick 503 hid the leader's message (the chaos soak, §82): here the answers within
+ * `maxWaitMs` are collected, and a message wins over "none", which wins over an error.
+ */
+export async function leaderMessage(nc: NatsConnection, domain: string, query: LeaderQuery, maxWaitMs = LEADER_READ_MS): Promise<LeaderAnswer> {
+  const subject = logSubject(domain);
+  const body = 'last' in query ? { last_by_subj: subject } : query.next ? { seq: query.seq, next_by_subj: subject } : { seq: query.seq };
+  let missing = false;
+  let failure: string | undefined;
+  try {
+    const replies = await nc.requestMany(`$JS.API.STREAM.MSG.GET.${logStream(domain)}`, JSON.stringify(body), {
+      strategy: RequestStrategy.Timer,
+      maxWait: maxWaitMs,
+      noMux: true,
+    });
+    for await (const m of replies) {
+      let reply: MsgGetReply;
+      try {
+        reply = m.json<MsgGetReply>();
+      } catch {
+        failure ??= 'an answer that is not JSON';
+        continue;
+      }
+      const found = reply.message;
+      if (found && !reply.error) {
+        const data = found.data ? new Uint8Array(Buffer.from(found.data, 'base64')) : new Uint8Array(0);
+        return { kind: 'found', entry: { seq: found.seq, hash: entryHash(data), data } };
+      }
+      if (reply.error?.err_code === NO_MESSAGE_FOUND) missing = true;
+      else failure ??= `${reply.error?.code ?? '?'} ${reply.error?.description ?? 'no message and no error'}`;
+    }
+  } catch (err) {
+    failure ??= (err as Error)?.message ?? String(err);
+  }
+  if (missing) return { kind: 'missing' };
+  return { kind: 'unanswered', detail: failure ?? `no answer within ${maxWaitMs} ms` };
+}
+
+/**
+ * What the stream leader says of a reading of the log that ends below this replica's position:
+ * - `stale`: it holds this replica's entry at `mine.seq` (the same bytes, when `mine.hash` is known), or entries past
+ *   it (`mine.seq` purged by a compaction): the reading came from a server with an old state, and the bounds given
+ *   are the leader's;
+ * - `differs`: it holds another entry at `mine.seq` (bounds the leader's): not a short log, but not this replica's
+ *   history either; the caller compares as it does for any log that reaches it;
+ * - `lost`: it holds nothing at or past `mine.seq`: the log really ends below this replica;
+ * - `unanswered`: no leader answered (none elected, or none reachable now): nothing is known.
+ */
+export type ShortTailVerdict =
+  | { kind: 'stale' | 'differs'; firstSeq: number; lastSeq: number }
+  | { kind: 'lost' }
+  | { kind: 'unanswered'; detail: string };
+
+/**
+ * Judges a reading of the log's bounds whose `lastSeq` is below `mine.seq` (this replica's applied position) by
+ * asking the stream leader for the first message at or after `mine.seq`, then for its last. A stream info is answered
+ * by the leader, but also by any member that sees no leader, from its own store: a just-restarted server's stale
+ * state read as a log that lost its tail (§75's seed 4002, §82). A message get is not answered from such a state.
+ */
+export async function judgeShortTail(
+  nc: NatsConnection,
+  domain: string,
+  reading: { readonly firstSeq: number; readonly lastSeq: number },
+  mine: { readonly seq: number; readonly hash?: string | undefined },
+  maxWaitMs = LEADER_READ_MS,
+): Promise<ShortTailVerdict> {
+  const from = await leaderMessage(nc, domain, { seq: mine.seq, next: true }, maxWaitMs);
+  if (from.kind === 'unanswered') return from;
+  if (from.kind === 'missing') return { kind: 'lost' };
+  const held = from.entry;
+  const last = await leaderMessage(nc, domain, { last: true }, maxWaitMs);
+  // The last message is at least the one just read; a leader that cannot say more now still says that much.
+  const lastSeq = last.kind === 'found' ? Math.max(last.entry.seq, held.seq) : held.seq;
+  // A log holding `mine.seq` starts at or below it; one that holds only later entries starts at the first of them
+  // (nothing is deleted from the middle of the log: deny_delete).
+  const firstSeq = held.seq === mine.seq ? Math.min(reading.firstSeq, mine.seq) : held.seq;
+  const differs = held.seq === mine.seq && mine.hash !== undefined && held.hash !== mine.hash;
+  return { kind: differs ? 'differs' : 'stale', firstSeq, lastSeq };
 }
 
 /** Whether entries were purged from the start of the log (a compaction ran); false when the stream does not exist. */
