@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { Command } from './command.ts';
+import { tether } from './tether.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 
@@ -25,9 +26,15 @@ export function runBench(args: readonly string[]): Promise<number> {
     cwd: ROOT,
     stdio: 'inherit',
   });
-  // Ctrl-C reaches the child too (same process group); it cleans up what it started and exits.
+  // Ctrl-C reaches the child too (same process group); it cleans up what it started and exits. This process killed
+  // alone (SIGKILL, or a SIGTERM, which it does not catch) takes the child with it through the watchdog: SIGTERM,
+  // which the bench also cleans up on.
+  const tie = tether(child);
   return new Promise((resolve) => {
-    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 + 2 : 1)));
+    child.once('exit', (code, signal) => {
+      tie.release();
+      resolve(code ?? (signal ? 128 + 2 : 1));
+    });
     child.once('error', () => resolve(1));
   });
 }

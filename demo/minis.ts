@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
-import { startNatsCluster, type NatsCluster } from '../cli/index.ts';
+import { startNatsCluster, tether, type NatsCluster } from '../cli/index.ts';
 import type { ClusterConfigInput } from '../config/index.ts';
 import { ctlSubject, decodePayload, encodePayload, memSubject } from '../protocol/index.ts';
 import shipped from '../cluster.config.ts';
@@ -123,6 +123,9 @@ export class Minis {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    // The demo killed with SIGKILL never gets to stop(): the watchdog stops its hosts then (its nats-servers have theirs).
+    const tie = tether(child);
+    child.once('exit', () => tie.release());
     const keep = (b: Buffer): void => void this.logs.set(mini, ((this.logs.get(mini) ?? '') + b.toString()).slice(-16_384));
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);

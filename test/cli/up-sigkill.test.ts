@@ -6,12 +6,13 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../cli/index.ts';
+import { descendants, killAll, waitEnded, type Proc } from '../harness/process-tree.ts';
 
 const BIN = join(import.meta.dirname, '..', '..', 'cli', 'bin.mjs');
 
@@ -44,44 +45,6 @@ async function waitUp(up: Up, timeoutMs = 60_000): Promise<void> {
   }
 }
 
-interface Proc {
-  readonly pid: number;
-  readonly ppid: number;
-  readonly command: string;
-}
-
-/** Every process, from `ps` (the same flags on Linux and macOS). */
-function processes(): Proc[] {
-  const r = spawnSync('ps', ['-A', '-o', 'pid=,ppid=,comm='], { encoding: 'utf8' });
-  return r.stdout.split('\n').flatMap((line) => {
-    const m = line.trim().match(/^(\d+)\s+(\d+)\s+(.*)$/);
-    return m ? [{ pid: Number(m[1]), ppid: Number(m[2]), command: m[3]! }] : [];
-  });
-}
-
-/** The processes under `root`, children and their children. */
-function descendants(root: number): Proc[] {
-  const all = processes();
-  const found: Proc[] = [];
-  const parents = [root];
-  while (parents.length > 0) {
-    const parent = parents.pop()!;
-    for (const p of all) {
-      if (p.ppid !== parent) continue;
-      found.push(p);
-      parents.push(p.pid);
-    }
-  }
-  return found;
-}
-
-/** Gone, or a zombie nobody has reaped yet (it holds no port, no file, no memory). */
-function dead(pid: number): boolean {
-  const r = spawnSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' });
-  const stat = r.stdout.trim();
-  return stat === '' || stat.startsWith('Z');
-}
-
 function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = createServer();
@@ -109,15 +72,13 @@ test('up - killed with SIGKILL, its nats-server and everything else it started a
     await waitUp(up);
     started = descendants(up.child.pid!);
     assert.ok(
-      started.some((p) => p.command.includes('nats-server')),
+      started.some((p) => p.args.includes('nats-server')),
       `up's nats-server among its children: ${JSON.stringify(started)}`,
     );
 
     up.child.kill('SIGKILL');
     await up.exited;
-    const deadline = Date.now() + 8_000;
-    while (started.some((p) => !dead(p.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    const alive = started.filter((p) => !dead(p.pid));
+    const alive = await waitEnded(started, 8_000);
     assert.equal(alive, [], `still running 8 s after up was SIGKILLed: ${JSON.stringify(alive)}`);
     assert.ok(await portFree(port), `port ${port} is free again`);
 
@@ -129,15 +90,7 @@ test('up - killed with SIGKILL, its nats-server and everything else it started a
     assert.is(again.child.exitCode, 0, again.output());
   } finally {
     for (const up of ups) await stopUp(up);
-    // A failed check must not leave what it found running.
-    for (const p of started) {
-      if (dead(p.pid)) continue;
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch {
-        // Exited between the check and the kill.
-      }
-    }
+    killAll(started);
     rmSync(dir, { recursive: true, force: true });
   }
 });
