@@ -104,6 +104,59 @@ export function copySpaceShortfall(storePath: string, copyDir: string): string |
   );
 }
 
+/** What `snapshotStore` needs: the store, how to open its copy, and how to ask the log for an entry's hash. */
+export type SnapshotStoreOptions = Pick<CompactOptions, 'domain' | 'node' | 'storePath' | 'storeOptions' | 'logLevel' | 'logHashAt' | 'clock' | 'log'>;
+
+/**
+ * Copies the store into `copyDir` and reads what the copy holds: the data file and the snapshot's metadata, checked
+ * against the log (the copy's last entry must be the log's own at its seq); undefined when the store is empty. The
+ * first half of a compaction, and all of a backup (`backup.ts`). `step` names the step under way, for errors.
+ * Throws `ShardmindError` (UNAVAILABLE when the disk has no room for the copy or the log cannot be asked); `doing` goes into them.
+ */
+export async function snapshotStore(
+  o: SnapshotStoreOptions,
+  copyDir: string,
+  doing: 'compacting' | 'backing up',
+  step: (name: string) => void = () => undefined,
+): Promise<{ file: string; meta: SnapshotMeta } | undefined> {
+  step('copy the store');
+  // Checked before the copy: it would compete with the live store's commits for the last bytes of the disk.
+  const shortfall = copySpaceShortfall(o.storePath, copyDir);
+  if (shortfall !== undefined) {
+    o.log(`not ${doing}: ${shortfall}`);
+    throw new ShardmindError(ErrorCode.UNAVAILABLE, `not ${doing} ${o.domain}: ${shortfall}`);
+  }
+  const file = await copyStore(o.storePath, copyDir);
+  step('read the copy');
+  const facts = await inspectStoreCopy(copyDir, o.storeOptions);
+  if (facts.appliedSeq === 0) return undefined;
+  if (facts.tailHash === undefined || facts.format === undefined) {
+    throw new ShardmindError(ErrorCode.INTERNAL, `the ${o.domain} store at seq ${facts.appliedSeq} has no recorded tail hash or format; not ${doing} it`);
+  }
+  // The copy's last entry must be the log's own: the snapshot's tail hash is where every installing replica's chain
+  // check starts.
+  step('check the copy against the log');
+  const logged = await o.logHashAt(facts.appliedSeq);
+  if (logged === undefined) throw new ShardmindError(ErrorCode.UNAVAILABLE, `cannot read seq ${facts.appliedSeq} of ${logStream(o.domain)} to check the snapshot`);
+  if (logged !== facts.tailHash) {
+    throw new ShardmindError(ErrorCode.INTERNAL, `the ${o.domain} store's entry at seq ${facts.appliedSeq} is not the log's; not ${doing} it`);
+  }
+  const meta: SnapshotMeta = {
+    v: 1,
+    domain: o.domain,
+    seq: facts.appliedSeq,
+    tailHash: facts.tailHash,
+    format: facts.format,
+    digest: facts.digest,
+    epoch: facts.epoch,
+    node: o.node,
+    takenAt: new Date(o.clock.now()).toISOString(),
+    bytes: fileBytes(file),
+    ...(o.logLevel !== undefined ? { logLevel: o.logLevel } : {}),
+  };
+  return { file, meta };
+}
+
 /** Takes a snapshot of the store and purges the log below it. Throws `ShardmindError` when it cannot. */
 export async function compactShard(o: CompactOptions): Promise<CompactReport> {
   const started = o.clock.now();
@@ -111,44 +164,13 @@ export async function compactShard(o: CompactOptions): Promise<CompactReport> {
   const copyDir = snapshotCopyDir(o.storePath, o.domain);
   // Which step failed goes into the error: "TIMEOUT" alone does not tell an operator where to look.
   let step = 'copy the store';
-  // Checked before the copy: it would compete with the live store's commits for the last bytes of the disk.
-  const shortfall = copySpaceShortfall(o.storePath, copyDir);
-  if (shortfall !== undefined) {
-    o.log(`not compacting: ${shortfall}`);
-    throw new ShardmindError(ErrorCode.UNAVAILABLE, `not compacting ${o.domain}: ${shortfall}`);
-  }
   try {
-    const file = await copyStore(o.storePath, copyDir);
-    step = 'read the copy';
-    const facts = await inspectStoreCopy(copyDir, o.storeOptions);
-    if (facts.appliedSeq === 0) {
+    const taken = await snapshotStore(o, copyDir, 'compacting', (name) => (step = name));
+    if (taken === undefined) {
       const info = await o.jsm.streams.info(stream);
       return { v: 1, domain: o.domain, node: o.node, seq: 0, firstSeq: info.state.first_seq, purged: 0, pruned: [], ms: o.clock.now() - started };
     }
-    if (facts.tailHash === undefined || facts.format === undefined) {
-      throw new ShardmindError(ErrorCode.INTERNAL, `the ${o.domain} store at seq ${facts.appliedSeq} has no recorded tail hash or format; not compacting`);
-    }
-    // The copy's last entry must be the log's own: the snapshot's tail hash is where every installing replica's chain
-    // check starts.
-    step = 'check the copy against the log';
-    const logged = await o.logHashAt(facts.appliedSeq);
-    if (logged === undefined) throw new ShardmindError(ErrorCode.UNAVAILABLE, `cannot read seq ${facts.appliedSeq} of ${stream} to check the snapshot`);
-    if (logged !== facts.tailHash) {
-      throw new ShardmindError(ErrorCode.INTERNAL, `the ${o.domain} store's entry at seq ${facts.appliedSeq} is not the log's; not compacting`);
-    }
-    const meta: SnapshotMeta = {
-      v: 1,
-      domain: o.domain,
-      seq: facts.appliedSeq,
-      tailHash: facts.tailHash,
-      format: facts.format,
-      digest: facts.digest,
-      epoch: facts.epoch,
-      node: o.node,
-      takenAt: new Date(o.clock.now()).toISOString(),
-      bytes: fileBytes(file),
-      ...(o.logLevel !== undefined ? { logLevel: o.logLevel } : {}),
-    };
+    const { file, meta } = taken;
     step = 'open the snapshot bucket';
     const bucket = await SnapshotBucket.open(o.js, o.domain, o.replicas, o.flush ? () => o.flush!() : undefined);
     step = 'upload the snapshot';

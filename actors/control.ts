@@ -10,6 +10,8 @@
  *   domain able to take over (`handOffTarget`): a marker naming any other node leaves the domain without a leader.
  * - `compact {domain}` — the leader snapshots its store into the domain's snapshot bucket, then purges the log below
  *   it (`compaction.ts`); answers when both are done. NOT_LEADER on a host that does not lead it.
+ * - `backup {domain}` — the leader copies its store into the domain's backup bucket (`backup.ts`) for `shardmind
+ *   backup` to download; no purge. NOT_LEADER on a host that does not lead it.
  * - `prune {domain, inactiveDays?, decayedBelow?}` — the leader forgets facts closed more than `inactiveDays` ago
  *   and/or active ones decayed below `decayedBelow` (the memory's own compaction); NOT_LEADER elsewhere.
  * Every op answers; errors are error replies.
@@ -32,6 +34,7 @@ import { detached, guarded, ReportThrottle, stderrReport, type GuardReport } fro
 import { respond } from './respond.ts';
 import type { PruneReport, ShardStatus } from './shard-actor.ts';
 import type { CompactReport } from './compaction.ts';
+import type { BackupReport } from './backup.ts';
 
 /** What `sm.ctl.<node>.status` answers. */
 export interface HostStatusReply {
@@ -99,6 +102,7 @@ export interface ControlOptions {
   unfollow(domain: string): Promise<{ readonly v: 1; readonly node: string; readonly domain: string; readonly stopped: boolean }>;
   handoff(domain: string, to: string): Promise<HandoffReply>;
   compact(domain: string): Promise<CompactReport>;
+  backup(domain: string): Promise<BackupReport>;
   prune(domain: string, o: PruneOptions): Promise<PruneReport>;
   /** Where a command that escaped its error reply (a bug) is reported; stderr by default. */
   readonly report?: GuardReport;
@@ -135,6 +139,7 @@ export function serveControl(nc: NatsConnection, o: ControlOptions): Subscriptio
       return o.handoff(domain, to);
     }),
     serve('compact', (b) => o.compact(domainOf(b))),
+    serve('backup', (b) => o.backup(domainOf(b))),
     serve('prune', (b) => o.prune(domainOf(b), pruneOptionsOf(b))),
   ];
 }

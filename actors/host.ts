@@ -199,6 +199,7 @@ export class Host {
         // The control layer has checked `to` (a node of the cluster, not this one, holding a replica that can take over).
         handoff: async (domain, to) => ({ v: 1, node, domain, to, ...(await this.actorOf(domain).handOffTo(to)) }),
         compact: (domain) => this.compact(domain),
+        backup: (domain) => this.backup(domain),
         prune: (domain, o) => this.prune(domain, o),
       }),
     );
@@ -285,6 +286,11 @@ export class Host {
   /** `sm.ctl.<node>.compact`: snapshot and compact a domain this host leads. */
   compact(domain: string): ReturnType<ShardActor['compact']> {
     return this.onLeader(domain, 'compact', (actor) => actor.compact());
+  }
+
+  /** `sm.ctl.<node>.backup`: copy a domain this host leads into its backup bucket, for `shardmind backup`. */
+  backup(domain: string): ReturnType<ShardActor['backup']> {
+    return this.onLeader(domain, 'backup', (actor) => actor.backup());
   }
 
   /** `sm.ctl.<node>.prune`: forget what the domain's memory no longer needs, on the leader. */

@@ -28,6 +28,7 @@ import {
   type LogRecord,
 } from './log-stream.ts';
 import { compactShard, snapshotCopyDir, type CompactReport } from './compaction.ts';
+import { backupCopyDir, backupShard, type BackupReport } from './backup.ts';
 import { CompactionTrigger } from './compaction-trigger.ts';
 import { SnapshotBucket } from './snapshot-bucket.ts';
 import { clearInstallLeftovers, installNewestSnapshot } from './snapshot-install.ts';
@@ -274,6 +275,8 @@ export class ShardActor implements ShardRuntime {
   private freshness: FreshnessTracker | undefined;
   /** The compaction under way on this leader (commanded or automatic): one at a time. */
   private compacting: Promise<CompactReport> | undefined;
+  /** The backup under way on this leader (`sm.ctl.<node>.backup`): one at a time. */
+  private backingUp: Promise<BackupReport> | undefined;
   /** The leader's automatic compaction trigger, while leading. */
   private compactionTrigger: CompactionTrigger | undefined;
   private bootstrapFailures = 0;
@@ -486,6 +489,34 @@ export class ShardActor implements ShardRuntime {
   }
 
   /**
+   * `sm.ctl.<node>.backup`: copy this leader's store and upload it to the domain's backup bucket for the CLI to
+   * download (`backup.ts`); no purge, no snapshot a replica would install. A backup under way is joined.
+   */
+  backup(): Promise<BackupReport> {
+    if (this.backingUp) return this.backingUp;
+    if (this.state !== 'leading' || !this.store) {
+      return Promise.reject(new ShardmindError(ErrorCode.NOT_LEADER, `${this.o.node} does not lead ${this.domain} (${this.state}): back up on its leader`));
+    }
+    const { path, ...storeOptions } = this.storeOptions();
+    const run = backupShard({
+      js: this.o.js,
+      domain: this.domain,
+      node: this.o.node,
+      storePath: path,
+      storeOptions,
+      logLevel: this.logLevel,
+      logHashAt: (seq) => this.logHashAt(seq),
+      flush: () => this.o.nc.flush(),
+      clock: this.o.clock,
+      log: (line) => this.log(line),
+    }).finally(() => {
+      this.backingUp = undefined;
+    });
+    this.backingUp = this.track(run);
+    return run;
+  }
+
+  /**
    * Compacts the memory itself (`PruneEntry`): the leader appends prune entries over every store position up to the
    * last one now, `PRUNE_ENTRY_SPAN` at a time, all stamped with one time, so every replica forgets the same facts.
    * `inactiveDays` (closed facts older than that) defaults to never; `decayedBelow` to keeping decayed facts.
@@ -578,6 +609,7 @@ export class ShardActor implements ShardRuntime {
     // a compaction leaves its copy of the store.
     clearInstallLeftovers(this.storeOptions().path);
     rmSync(snapshotCopyDir(this.storeOptions().path, this.domain), { recursive: true, force: true });
+    rmSync(backupCopyDir(this.storeOptions().path, this.domain), { recursive: true, force: true });
     try {
       this.store = await this.o.openStore(this.storeOptions());
     } catch (err) {
@@ -641,8 +673,9 @@ export class ShardActor implements ShardRuntime {
    */
   private async rebuildStore(why: string): Promise<void> {
     this.log(`rebuilding this replica from the log: ${why}`);
-    // A compaction that began while this node led may still be copying the store's directory: let it finish first.
+    // A compaction or backup that began while this node led may still be copying the store's directory: let it finish.
     await this.compacting?.catch(() => undefined);
+    await this.backingUp?.catch(() => undefined);
     await this.store?.close();
     this.store = undefined;
     rmSync(this.storeOptions().path, { recursive: true, force: true });
@@ -734,8 +767,9 @@ export class ShardActor implements ShardRuntime {
     }
     if (this.abort.signal.aborted) return;
     const work = (async () => {
-      // A compaction that began while this node led may still be copying the store it is about to replace.
+      // A compaction or backup that began while this node led may still be copying the store it is about to replace.
       await this.compacting?.catch(() => undefined);
+      await this.backingUp?.catch(() => undefined);
       const { firstSeq } = await logBounds(this.o.jsm, this.domain);
       const bucket = await SnapshotBucket.find(this.o.js, this.o.jsm, this.domain, this.o.replicas);
       if (!bucket) throw new ShardmindError(ErrorCode.UNAVAILABLE, `the ${this.domain} log starts at seq ${firstSeq} and there is no snapshot bucket to start from`);

@@ -70,11 +70,12 @@ export class SnapshotBucket {
 
   /**
    * Opens (creating on first use) the domain's bucket with `replicas` copies. `flush` (the connection's) paces
-   * uploads; without it an upload hands nats.js the whole file at once.
+   * uploads; without it an upload hands nats.js the whole file at once. `bucket`: another bucket holding snapshots
+   * of the domain that replicas never install from (`shardmind backup`'s transfer bucket, `backup.ts`).
    */
-  static async open(js: JetStreamClient, domain: string, replicas: number, flush?: () => Promise<void>): Promise<SnapshotBucket> {
+  static async open(js: JetStreamClient, domain: string, replicas: number, flush?: () => Promise<void>, bucket = snapshotBucket(domain)): Promise<SnapshotBucket> {
     try {
-      const os = await withHandledPublishes(js).views.os(snapshotBucket(domain), { replicas, description: `shardmind snapshots of ${domain}` });
+      const os = await withHandledPublishes(js).views.os(bucket, { replicas, description: `shardmind snapshots of ${domain}` });
       return new SnapshotBucket(domain, os, flush);
     } catch (err) {
       throw new ShardmindError(ErrorCode.UNAVAILABLE, `cannot open the snapshot bucket of ${domain}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
@@ -85,7 +86,7 @@ export class SnapshotBucket {
    * Uploads the LMDB file at `file` as the snapshot `meta` describes, and returns it as stored once JetStream has
    * acknowledged every chunk and the meta message (each an acknowledged, replicated publish).
    */
-  async put(file: string, meta: SnapshotMeta): Promise<StoredSnapshot> {
+  async put(file: string, meta: SnapshotMeta, name = snapshotName(meta.seq)): Promise<StoredSnapshot> {
     const handle = await openFile(file, 'r');
     let offset = 0;
     let sinceFlush = 0;
@@ -112,7 +113,7 @@ export class SnapshotBucket {
     });
     try {
       const info = await this.os.put(
-        { name: snapshotName(meta.seq), description: `${this.domain} at seq ${meta.seq}`, metadata: toMetadata(meta) },
+        { name, description: `${this.domain} at seq ${meta.seq}`, metadata: toMetadata(meta) },
         body,
         { timeout: CHUNK_ACK_TIMEOUT_MS },
       );
@@ -172,6 +173,11 @@ export class SnapshotBucket {
     await pipeline(Readable.fromWeb(result.data as unknown as WebReadableStream<Uint8Array>), createWriteStream(file));
     const failed = await result.error;
     if (failed) throw failed;
+  }
+
+  /** Deletes one object (a backup's, once downloaded). */
+  async remove(name: string): Promise<void> {
+    await this.os.delete(name);
   }
 
   /** Deletes all but the newest `keep` snapshots; returns the names deleted. */

@@ -25,6 +25,13 @@ export type { LogBounds } from './status.ts';
 export { runMigrate, migrateShard, renderProgress, migrateCommand } from './migrate.ts';
 export type { CompactResult, CompactOptions } from './compact.ts';
 export { runCompact, compactDomain, compactCommand } from './compact.ts';
+// One domain's memory as one file, taken live, and put back into a domain that holds nothing (decisions §85).
+export type { BackupResult, BackupDomainOptions } from './backup.ts';
+export type { RestoreOptions, RestoreResult } from './restore.ts';
+export type { BackupHeader, VerifiedBackup } from './backup-file.ts';
+export { runBackup, backupDomain, backupCommand } from './backup.ts';
+export { runRestore, restoreBackup, restoreCommand } from './restore.ts';
+export { readBackupHeader, verifyBackupFile, writeBackupFile, BACKUP_MAGIC } from './backup-file.ts';
 export { runPrune, pruneDomain, pruneCommand } from './prune.ts';
 export type { PruneResult, PruneDomainOptions } from './prune.ts';
 export { runRemember, runRecall, runHistory, runForget, rememberCommand, recallCommand, historyCommand, forgetCommand } from './memory.ts';

@@ -15,6 +15,8 @@ import { upCommand } from './up.ts';
 import { statusCommand } from './status.ts';
 import { migrateCommand } from './migrate.ts';
 import { compactCommand } from './compact.ts';
+import { backupCommand } from './backup.ts';
+import { restoreCommand } from './restore.ts';
 import { pruneCommand } from './prune.ts';
 import { applyCommand } from './apply.ts';
 import { natsConfigCommand } from './nats-config.ts';
@@ -30,6 +32,8 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   status: statusCommand,
   migrate: migrateCommand,
   compact: compactCommand,
+  backup: backupCommand,
+  restore: restoreCommand,
   prune: pruneCommand,
   apply: applyCommand,
   'nats-config': natsConfigCommand,

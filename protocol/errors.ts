@@ -29,6 +29,11 @@ export const ErrorCode = {
    * upgrade every Mini that holds the domain, then retry.
    */
   UPGRADE_REQUIRED: 'UPGRADE_REQUIRED',
+  /**
+   * What the request would replace is there already (e.g. `shardmind restore` into a domain whose log holds facts):
+   * nothing was changed; the message says what is there and what to do instead.
+   */
+  CONFLICT: 'CONFLICT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -46,6 +51,7 @@ export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   FORBIDDEN: false,
   INTERNAL: false,
   UPGRADE_REQUIRED: false,
+  CONFLICT: false,
 };
 
 export interface WireError {

@@ -255,6 +255,7 @@ const CONTROL: Record<string, object> = {
   unfollow: { v: 1, domain: 'email' },
   handoff: { v: 1, domain: 'email', to: NODE },
   compact: { v: 1, domain: 'email' },
+  backup: { v: 1, domain: 'email' },
   prune: { v: 1, domain: 'email', inactiveDays: 0 },
 };
 
