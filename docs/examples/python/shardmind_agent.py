@@ -214,11 +214,11 @@ class Memory:
         return self.call("sm.mem.history", {"subject": subject, "minSeq": dict(self.seqs), **q})
 
     def task(self, op, **body):
-        """begin / observe / reroute / get / end. An observe carries an opId, so a retry counts it once; begin is
-        never retried (a retry would make a second task). docs/protocol.md, Tasks, says which ops are safe to retry."""
-        if op == "observe":
+        """begin / observe / reroute / get / end. A begin or an observe carries an opId, so a retry makes one task
+        and counts an observation once. docs/protocol.md, Tasks, says which ops are safe to retry."""
+        if op in ("begin", "observe"):
             body = {"opId": new_op_id(), **body}
-        return self.call(f"sm.mem.task.{op}", body, deadline=0 if op == "begin" else 10.0)
+        return self.call(f"sm.mem.task.{op}", body)
 
 
 def main(argv):
