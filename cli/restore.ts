@@ -122,7 +122,7 @@ export async function restoreBackup(nc: NatsConnection, o: RestoreOptions): Prom
     const logReplicas = log.replicas ?? replicas!;
     const snapshot = snapshotName(seq);
     await refuseNewerSnapshots(nc, jsm, header, logReplicas);
-    const placeholders = seq - log.last;
+    const placeholders = log.movedAlready ? 0 : seq - log.last;
     const result = (createdLog: boolean): RestoreResult => ({
       domain, seq, digest: header.digest, dryRun: o.dryRun === true, logLastBefore: log.last, createdLog, placeholders, snapshot, ms: Date.now() - started,
     });
@@ -138,6 +138,7 @@ export async function restoreBackup(nc: NatsConnection, o: RestoreOptions): Prom
       throw new ShardmindError(ErrorCode.UNAVAILABLE, `the snapshot ${stored.name} of ${domain} could not be read back; the log was not changed, run the restore again`);
     }
     try {
+      if (log.movedAlready) return result(false);
       await appendPlaceholders(nc, header, log.last);
       const purged = await jsm.streams.purge(logStream(domain), { seq: seq + 1 });
       const after = await jsm.streams.info(logStream(domain));
@@ -164,6 +165,8 @@ interface LogState {
   readonly exists: boolean;
   readonly last: number;
   readonly replicas?: number;
+  /** The log is already empty after the backup's sequence (this restore ran to its end before): nothing to move. */
+  readonly movedAlready?: boolean;
 }
 
 /**
@@ -202,9 +205,14 @@ async function readLogState(jsm: JetStreamManager, header: BackupHeader): Promis
     }
     lastMarker = s;
   }
-  if (lastMarker >= seq) {
+  // A host's store may stand at any sequence the log reached: its last marker, or the last purged one (a compacted or
+  // restored log starts after it).
+  const reached = Math.max(lastMarker, first - 1);
+  if (reached === seq && lastMarker === 0) return { exists: true, last, replicas: info.config.num_replicas, movedAlready: true };
+  if (reached >= seq) {
+    const how = lastMarker === reached ? 'with leadership markers' : '(its entries up to there were purged by a compaction or an earlier restore)';
     throw conflict(
-      `the ${domain} log already reaches seq ${lastMarker} with leadership markers, at or past the backup's seq ${seq}, so the hosts' stores of it would not be behind the restored log; ` +
+      `the ${domain} log already reaches seq ${reached} ${how}, at or past the backup's seq ${seq}, so the hosts' stores of it would not be behind the restored log; ` +
         `with every host of ${domain} stopped, delete the log (nats stream rm ${stream}) and each host's ${domain} store directory, then restore`,
     );
   }

@@ -228,6 +228,11 @@ t('restore - into a fresh R3 cluster: refused while hosts run it, then every rep
   assert.is(r.digest, ctx.backup!.header!.digest);
   assert.ok(r.logLastBefore >= 1 && r.logLastBefore < seq, `the log held ${r.logLastBefore} markers`);
   assert.is(await domainState(nc), `${seq + 1}..${seq} | snapshot-${String(seq).padStart(15, '0')}`);
+  // Run again (as after an interruption): it finds its own work done and changes nothing more.
+  const twice = await restore([...args, '--json']);
+  assert.is(twice.code, 0, twice.err);
+  assert.is((JSON.parse(twice.out) as RestoreResult).placeholders, 0);
+  assert.is(await domainState(nc), `${seq + 1}..${seq} | snapshot-${String(seq).padStart(15, '0')}`);
 
   // The hosts come back behind the log's first entry: each installs the backup (its digest checked), then serves.
   for (const node of NODES) await hosts.host(node).start(60_000);
