@@ -10,13 +10,14 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createActor, type Actor } from 'xstate';
 import type { JetStreamClient, JetStreamManager, NatsConnection, Subscription } from 'nats';
-import { ErrorCode, ShardmindError, logStream, logSubject } from '../protocol/index.ts';
+import { ErrorCode, ShardmindError, logSubject } from '../protocol/index.ts';
 import { DEFAULT_REPLICA_MAX_STALE_MS, type DomainConfig } from '../config/index.ts';
 import { StoreFormatError, type LogMessage, type MarkerEntry, type ShardStore, type ShardStoreOptions } from '../shards/index.ts';
 import type { Clock } from './clock.ts';
 import {
-  apiErrorCode,
   ensureLogStream,
+  judgeShortTail,
+  leaderMessage,
   logBounds,
   logTail,
   logWasCompacted,
@@ -24,7 +25,6 @@ import {
   LogCompactedError,
   LogHistoryReplacedError,
   LogTailLostError,
-  NO_MESSAGE_FOUND,
   type LogRecord,
 } from './log-stream.ts';
 import { compactShard, snapshotCopyDir, type CompactReport } from './compaction.ts';
@@ -47,7 +47,7 @@ import { shardMachine, type ShardEvent, type ShardRuntime, type ShardState } fro
 import { WritePipeline } from './write-pipeline.ts';
 import { warmInTurn } from './store-warming.ts';
 import { publishChanges } from './change-feed.ts';
-import { decodeEntry, entriesOf, entryHash } from './log-codec.ts';
+import { decodeEntry, entriesOf } from './log-codec.ts';
 import { bodyLevel, LOG_LEVEL, NeedsUpgradeError, RESOLVED_SPEC_LEVEL, upgradeRequired } from './log-level.ts';
 import { specResolver } from './predicate-specs.ts';
 import { ReplicaLevels, type ReplicaLevelsStatus } from './replica-levels.ts';
@@ -687,18 +687,21 @@ export class ShardActor implements ShardRuntime {
     let halted: NeedsUpgradeError | undefined;
     let lost: LogTailLostError | LogHistoryReplacedError | undefined;
     await this.retrying('catch up', async () => {
-      const { firstSeq, lastSeq: tail } = await logBounds(this.o.jsm, this.domain);
+      let { firstSeq, lastSeq: tail } = await logBounds(this.o.jsm, this.domain);
       // The log ends below what this replica applied: it lost entries only this store holds (acknowledged writes
       // among them). Reading on from there would skip the log's next entries at those sequences, and a rebuild would
       // delete the only copy of them: halt with the store as it is (the machine's `aheadOfLog`), before any rebuild,
-      // once the readings agree for long enough (`confirmTailLost` throws, and so retries, until then).
+      // once the stream leader says so for long enough (`shortTail`; it throws, and so retries, until then).
       if (tail < this.position) {
-        const confirmed = this.confirmTailLost(tail);
-        const why = this.rebuildReason;
-        this.rebuildReason = undefined;
-        lost = confirmed;
-        this.log(`ERROR: ${lost.message}${why === undefined ? '' : ` (a rebuild was due and is not done: ${why})`}`);
-        return;
+        const judged = await this.shortTail({ firstSeq, lastSeq: tail });
+        if (judged instanceof LogTailLostError) {
+          const why = this.rebuildReason;
+          this.rebuildReason = undefined;
+          lost = judged;
+          this.log(`ERROR: ${lost.message}${why === undefined ? '' : ` (a rebuild was due and is not done: ${why})`}`);
+          return;
+        }
+        ({ firstSeq, lastSeq: tail } = judged);
       }
       this.tailBelow = undefined;
       const why = this.rebuildReason;
@@ -1180,7 +1183,11 @@ export class ShardActor implements ShardRuntime {
     if (logged.kind === 'unanswered') throw new Error(`cannot ask the log for its entry at seq ${mine.seq} now: ${logged.detail}`);
     if (logged.kind === 'missing') {
       const { firstSeq, lastSeq } = await logBounds(this.o.jsm, this.domain);
-      if (lastSeq < mine.seq) throw this.confirmTailLost(lastSeq);
+      if (lastSeq < mine.seq) {
+        const judged = await this.shortTail({ firstSeq, lastSeq });
+        if (judged instanceof LogTailLostError) throw judged;
+        throw new Error(`the ${this.domain} log's stream leader had no entry at seq ${mine.seq} and now has: asking again`);
+      }
       if (firstSeq > mine.seq) return;
       throw new Error(`the log has no entry at seq ${mine.seq}, which this replica applied (it holds ${firstSeq}..${lastSeq}): it was deleted from the stream`);
     }
@@ -1213,6 +1220,34 @@ export class ShardActor implements ShardRuntime {
     if (m && m.kind === mark.kind && m.epoch === mark.epoch && m.node === mark.node) return undefined;
     const found = m ? `a ${m.kind} marker of epoch ${m.epoch} by ${m.node}` : message ? `a ${message.op} entry` : 'not a log entry';
     return new LogHistoryReplacedError(this.domain, mark.seq, mine, found, this.position);
+  }
+
+  /**
+   * A reading of the log's bounds that ends below this replica's position, put to the stream leader
+   * (`judgeShortTail`). A stream info is answered by any member that sees no leader, from its own store: two replicas
+   * halted for a minute on a just-restarted server's stale state (§75, seed 4002; §82). The leader's bounds come back
+   * when it holds this replica's entry, or another entry there (then a rebuild is due, compared as for any log that
+   * reaches this replica); the error to halt with once the leader has said "nothing there" long enough
+   * (`confirmTailLost`). Throws a plain error, asking again and never halting, when no leader answers.
+   */
+  private async shortTail(reading: { firstSeq: number; lastSeq: number }): Promise<{ firstSeq: number; lastSeq: number } | LogTailLostError> {
+    const mine = this.lastHash?.seq === this.position ? this.lastHash.hash : undefined;
+    const verdict = await judgeShortTail(this.o.nc, this.domain, reading, { seq: this.position, hash: mine });
+    if (verdict.kind === 'unanswered') {
+      throw new Error(
+        `the ${this.domain} log reads as ending at seq ${reading.lastSeq}, below this replica's ${this.position}, and no stream leader answers to confirm it (${verdict.detail}): asking again, not halting`,
+      );
+    }
+    if (verdict.kind === 'lost') return this.confirmTailLost(reading.lastSeq);
+    this.tailBelow = undefined;
+    if (verdict.kind === 'differs') {
+      this.rebuildReason ??= `the entry this replica applied at seq ${this.position} is not the one the log kept (asked of the stream leader after a reading of the log ended below it)`;
+    }
+    const held = verdict.kind === 'stale' ? "this replica's entry (or later ones)" : 'another entry';
+    this.log(
+      `the ${this.domain} log read as ending at seq ${reading.lastSeq}, below this replica's ${this.position}, but its stream leader holds ${held} there and ends at ${verdict.lastSeq}: a server's stale state, not a lost tail`,
+    );
+    return { firstSeq: verdict.firstSeq, lastSeq: verdict.lastSeq };
   }
 
   /**
@@ -1281,13 +1316,9 @@ export class ShardActor implements ShardRuntime {
   private async logEntryAt(
     seq: number,
   ): Promise<{ kind: 'found'; hash: string; data: Uint8Array } | { kind: 'missing' } | { kind: 'unanswered'; detail: string }> {
-    try {
-      const m = await this.o.jsm.streams.getMessage(logStream(this.domain), { seq });
-      return { kind: 'found', hash: entryHash(m.data), data: m.data };
-    } catch (err) {
-      if (apiErrorCode(err) === NO_MESSAGE_FOUND) return { kind: 'missing' };
-      return { kind: 'unanswered', detail: (err as Error)?.message ?? String(err) };
-    }
+    // Collected, not the first answer: a member that sees no leader answers 503 before the leader answers at all.
+    const r = await leaderMessage(this.o.nc, this.domain, { seq });
+    return r.kind === 'found' ? { kind: 'found', hash: r.entry.hash, data: r.entry.data } : r;
   }
 
   private advance(seq: number): void {
