@@ -1,15 +1,20 @@
 /**
  * Where a shard's snapshots live: the JetStream Object Store bucket `sm_snap_<domain>` (replicated like the log),
  * one object per snapshot, named by the log sequence it holds, with what a replica needs to trust it in the object's
- * metadata. Upload streams the LMDB copy from disk; download streams it to disk (nats.js checks the object's
- * SHA-256 as it reads). Works on nats-server 2.9.x: Object Store needs 2.6.3, and the metadata travels in the
+ * metadata. Upload streams the LMDB copy from disk; download writes it to disk and checks the object's SHA-256. Works on nats-server 2.9.x: Object Store needs 2.6.3, and the metadata travels in the
  * object's own meta message, not in stream metadata (2.10).
+ *
+ * Listing and downloading never wait on the server's count of what is pending (decisions §81): nats.js's
+ * `ObjectStore.list()` and `get()` read through an ordered push consumer that ends only at a message the server says
+ * has nothing pending after it, and on 2.9.10 that count is wrong after a nats-server of the stream restarts: a
+ * listing placed on the restarted server named only the newest object, and consumers created there counted more
+ * pending than there were objects, a listing that never ends (a replica sat in `bootstrapping` 57 s with no line
+ * after it in the chaos soak, §75). So a listing asks the stream leader which meta subjects it holds and reads each one's
+ * last message (requests, each with its timeout), and a download stops when it has the object's size, checks the
+ * SHA-256 itself, and gives up when no byte has come for a while.
  */
-import { createWriteStream } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { open as openFile } from 'node:fs/promises';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { JetStreamClient, JetStreamManager, ObjectInfo, ObjectStore } from 'nats';
 import { ErrorCode, ShardmindError, snapshotBucket } from '../protocol/index.ts';
 
@@ -53,18 +58,35 @@ const PACE_BYTES = 8 * 1024 * 1024;
 /** Each chunk's acknowledgement may take this long: JetStream stores a large object behind other writes. */
 const CHUNK_ACK_TIMEOUT_MS = 30_000;
 
-/** JetStream's "stream not found". */
+/** Longest a listing may take, all its requests together (each has the connection's JetStream timeout too). */
+const LIST_DEADLINE_MS = 30_000;
+/** Meta messages read at once while listing. */
+const LIST_READS_AT_ONCE = 16;
+/**
+ * Longest a download may go without a byte before it is given up (the bootstrap tries again, and says so). nats.js
+ * notices a silent consumer after two missed 5 s heartbeats and recreates it; this leaves room for that and more.
+ */
+const DOWNLOAD_STALL_MS = 30_000;
+
+/** JetStream's "stream not found" and "no message found". */
 const STREAM_NOT_FOUND = 10059;
+const NO_MESSAGE_FOUND = 10037;
 
 /** Object names sort by sequence (zero-padded) so a listing reads oldest first. */
 export function snapshotName(seq: number): string {
   return `snapshot-${String(seq).padStart(15, '0')}`;
 }
 
+/** An object's meta message as nats.js writes it (`ObjectInfo` without the bucket, which it adds when reading). */
+type StoredObjectInfo = Pick<ObjectInfo, 'name' | 'digest' | 'deleted' | 'metadata'>;
+
 export class SnapshotBucket {
   private constructor(
     readonly domain: string,
     private readonly os: ObjectStore,
+    private readonly jsm: JetStreamManager,
+    /** The bucket's name; nats.js names its stream `OBJ_<bucket>` and its meta subjects `$O.<bucket>.M.<name>`. */
+    private readonly bucket: string,
     private readonly flush: (() => Promise<void>) | undefined,
   ) {}
 
@@ -76,7 +98,9 @@ export class SnapshotBucket {
   static async open(js: JetStreamClient, domain: string, replicas: number, flush?: () => Promise<void>, bucket = snapshotBucket(domain)): Promise<SnapshotBucket> {
     try {
       const os = await withHandledPublishes(js).views.os(bucket, { replicas, description: `shardmind snapshots of ${domain}` });
-      return new SnapshotBucket(domain, os, flush);
+      // The client's own options (its timeout, its API prefix), and no request to check the API: `os` just spoke to it.
+      const jsm = await js.jetstreamManager(false);
+      return new SnapshotBucket(domain, os, jsm, bucket, flush);
     } catch (err) {
       throw new ShardmindError(ErrorCode.UNAVAILABLE, `cannot open the snapshot bucket of ${domain}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
     }
@@ -138,15 +162,46 @@ export class SnapshotBucket {
     return SnapshotBucket.open(js, domain, replicas);
   }
 
-  /** Every readable snapshot, oldest first; objects whose metadata is not a snapshot's are left out. */
+  /**
+   * Every readable snapshot, oldest first; objects whose metadata is not a snapshot's are left out. Rejects with
+   * UNAVAILABLE when the stream leader does not answer within `LIST_DEADLINE_MS` in all.
+   */
   async list(): Promise<StoredSnapshot[]> {
-    const infos = await this.os.list();
+    const metas = await withDeadline(this.readMetas(), LIST_DEADLINE_MS, `listing the snapshots of ${this.domain}`);
     const out: StoredSnapshot[] = [];
-    for (const info of infos) {
+    for (const { info } of metas) {
       const s = fromInfo(this.domain, info);
       if (s) out.push(s);
     }
     return out.sort((a, b) => a.meta.seq - b.meta.seq);
+  }
+
+  /**
+   * Each object's meta message, deleted objects' included, as the stream leader holds them: the meta subjects it has
+   * (stream info, filtered) and the last message of each (a get by subject). Requests only, each bounded by the
+   * connection's JetStream timeout, and no consumer (see the file's header).
+   */
+  private async readMetas(): Promise<{ subject: string; info: StoredObjectInfo }[]> {
+    const stream = `OBJ_${this.bucket}`;
+    const si = await this.jsm.streams.info(stream, { subjects_filter: `$O.${this.bucket}.M.>` });
+    const subjects = Object.keys(si.state.subjects ?? {});
+    const out: { subject: string; info: StoredObjectInfo }[] = [];
+    for (let i = 0; i < subjects.length; i += LIST_READS_AT_ONCE) {
+      const read = await Promise.all(
+        subjects.slice(i, i + LIST_READS_AT_ONCE).map(async (subject) => {
+          try {
+            const m = await this.jsm.streams.getMessage(stream, { last_by_subj: subject });
+            return { subject, info: m.json<StoredObjectInfo>() };
+          } catch (err) {
+            // Purged since the stream info (a prune): not there.
+            if ((err as { api_error?: { err_code?: number } }).api_error?.err_code === NO_MESSAGE_FOUND) return undefined;
+            throw err;
+          }
+        }),
+      );
+      for (const r of read) if (r && typeof r.info?.name === 'string') out.push(r);
+    }
+    return out;
   }
 
   /** The newest snapshot, if any. */
@@ -161,18 +216,43 @@ export class SnapshotBucket {
   }
 
   /**
-   * Streams the snapshot to `file`. Rejects when the object is missing, short, or its SHA-256 differs from the one
-   * stored with it (nats.js checks it while reading and fails the stream).
+   * Writes the snapshot to `file`. Rejects when the object is missing, short, or its SHA-256 differs from the one
+   * stored with it, and with UNAVAILABLE when no byte came for `DOWNLOAD_STALL_MS`. Reads until it has the object's
+   * size rather than until nats.js closes the stream, which waits for the server's pending count to reach 0.
    */
   async download(s: StoredSnapshot, file: string): Promise<void> {
     const result = await this.os.get(s.name);
     if (!result) throw new ShardmindError(ErrorCode.NOT_FOUND, `snapshot ${s.name} of ${this.domain} is gone`);
-    if (result.info.digest !== s.objectDigest) {
-      throw new ShardmindError(ErrorCode.UNAVAILABLE, `snapshot ${s.name} of ${this.domain} was replaced while it was read`);
+    // Settled by nats.js's reader whenever it stops, after this method may have given up on it.
+    result.error.catch(() => undefined);
+    const reader = result.data.getReader();
+    try {
+      if (result.info.digest !== s.objectDigest) {
+        throw new ShardmindError(ErrorCode.UNAVAILABLE, `snapshot ${s.name} of ${this.domain} was replaced while it was read`);
+      }
+      const size = result.info.size;
+      const sha = createHash('sha256');
+      let received = 0;
+      const out = await openFile(file, 'w');
+      try {
+        while (received < size) {
+          const next = await withDeadline(reader.read(), DOWNLOAD_STALL_MS, `downloading snapshot ${s.name} of ${this.domain} (${received} of ${size} bytes in)`);
+          if (next.done) break;
+          sha.update(next.value);
+          await out.write(next.value);
+          received += next.value.length;
+        }
+      } finally {
+        await out.close();
+      }
+      if (received !== size) throw new ShardmindError(ErrorCode.UNAVAILABLE, `snapshot ${s.name} of ${this.domain} ended after ${received} of ${size} bytes`);
+      if (!sameSha256(result.info.digest, sha.digest())) {
+        throw new ShardmindError(ErrorCode.UNAVAILABLE, `snapshot ${s.name} of ${this.domain} does not match its SHA-256 (${result.info.digest})`);
+      }
+    } finally {
+      // Ends nats.js's consumer, finished or not.
+      reader.cancel().catch(() => undefined);
     }
-    await pipeline(Readable.fromWeb(result.data as unknown as WebReadableStream<Uint8Array>), createWriteStream(file));
-    const failed = await result.error;
-    if (failed) throw failed;
   }
 
   /** Deletes one object (a backup's, once downloaded). */
@@ -180,12 +260,23 @@ export class SnapshotBucket {
     await this.os.delete(name);
   }
 
-  /** Deletes all but the newest `keep` snapshots; returns the names deleted. */
+  /**
+   * Deletes all but the newest `keep` snapshots; returns the names deleted. A deleted object's meta message (nats.js
+   * keeps one saying "deleted") is purged too, so a listing reads only the snapshots kept (and those a crash left).
+   */
   async prune(keep: number): Promise<string[]> {
-    const all = await this.list();
-    const old = all.slice(0, Math.max(0, all.length - keep));
-    for (const s of old) await this.os.delete(s.name);
-    return old.map((s) => s.name);
+    const metas = await withDeadline(this.readMetas(), LIST_DEADLINE_MS, `listing the snapshots of ${this.domain}`);
+    const live = metas.flatMap(({ subject, info }) => {
+      const s = fromInfo(this.domain, info);
+      return s ? [{ subject, s }] : [];
+    });
+    live.sort((a, b) => a.s.meta.seq - b.s.meta.seq);
+    const old = live.slice(0, Math.max(0, live.length - keep));
+    for (const { s } of old) await this.os.delete(s.name);
+    const stream = `OBJ_${this.bucket}`;
+    const gone = [...old.map((o) => o.subject), ...metas.filter((m) => m.info.deleted).map((m) => m.subject)];
+    for (const subject of gone) await this.jsm.streams.purge(stream, { filter: subject });
+    return old.map((o) => o.s.name);
   }
 }
 
@@ -206,6 +297,25 @@ function withHandledPublishes(js: JetStreamClient): JetStreamClient {
   return handled;
 }
 
+/**
+ * `work`, or UNAVAILABLE once `ms` passed without it settling. What `work` does after that is left to its own
+ * bounds; its failure then is handled here, not left unhandled.
+ */
+function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  work.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ShardmindError(ErrorCode.UNAVAILABLE, `${what}: no answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
+/** nats.js writes `SHA-256=` and the digest in base64 (URL-safe, padded or not, by version); Node reads either. */
+function sameSha256(stored: string, digest: Buffer): boolean {
+  const prefix = 'SHA-256=';
+  return stored.startsWith(prefix) && Buffer.from(stored.slice(prefix.length), 'base64').equals(digest);
+}
+
 function toMetadata(meta: SnapshotMeta): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(meta)) out[k] = String(v);
@@ -213,7 +323,7 @@ function toMetadata(meta: SnapshotMeta): Record<string, string> {
 }
 
 /** Reads a snapshot's metadata back; undefined when a field is missing or malformed (not a snapshot of this domain). */
-function fromInfo(domain: string, info: ObjectInfo): StoredSnapshot | undefined {
+function fromInfo(domain: string, info: StoredObjectInfo): StoredSnapshot | undefined {
   const m = info.metadata ?? {};
   const int = (k: string): number | undefined => {
     const n = Number(m[k]);

@@ -79,11 +79,15 @@ export function clearInstallLeftovers(storePath: string): void {
 
 /** Installs the newest snapshot in place of the store; resolves with what it installed. */
 export async function installNewestSnapshot(o: InstallOptions): Promise<SnapshotMeta> {
-  const newest = await o.bucket.newest();
+  // A line per step, so a bootstrap that takes long says where it is (§81: one sat 57 s after "→ bootstrapping").
+  o.log(`listing the ${o.bucket.domain} snapshots (the log starts at seq ${o.logFirstSeq}, this replica is at seq ${o.position})`);
+  const listed = await o.bucket.list();
+  const newest = listed.at(-1);
   if (!newest) {
     throw new ShardmindError(ErrorCode.UNAVAILABLE, `the ${o.bucket.domain} log starts at seq ${o.logFirstSeq} and there is no snapshot to start from`);
   }
   const { meta } = newest;
+  o.log(`chose snapshot ${newest.name}, the newest of ${listed.length}: seq ${meta.seq}, ${meta.bytes} bytes, taken by ${meta.node} at ${meta.takenAt}`);
   const level = meta.logLevel ?? 2;
   if (level > o.logLevel) throw new NeedsUpgradeError(o.bucket.domain, meta.seq, level, o.logLevel, 'snapshot');
   // A snapshot is a byte copy of a store: one of another layout would be downloaded only for the check after it to
@@ -101,8 +105,10 @@ export async function installNewestSnapshot(o: InstallOptions): Promise<Snapshot
   try {
     const file = join(incoming, DATA_FILE);
     o.log(`downloading snapshot ${newest.name} (seq ${meta.seq}, ${meta.bytes} bytes)`);
+    const started = Date.now();
     await o.bucket.download(newest, file);
     syncFile(file);
+    o.log(`downloaded snapshot ${newest.name} in ${Date.now() - started} ms; checking the copy`);
     const facts = await inspectStoreCopy(incoming, o.storeOptions);
     const wrong =
       facts.format !== meta.format ? `format ${String(facts.format)}, not ${meta.format}`
@@ -113,6 +119,7 @@ export async function installNewestSnapshot(o: InstallOptions): Promise<Snapshot
     if (wrong) throw new ShardmindError(ErrorCode.INTERNAL, `snapshot ${newest.name} of ${o.bucket.domain} does not hold what it says: ${wrong}`);
     // lmdb-js left a lock file beside the copy while it was inspected; the store recreates its own.
     rmSync(join(incoming, 'lock.mdb'), { force: true });
+    o.log(`installing snapshot ${newest.name}: the copy holds seq ${meta.seq} and its digest; swapping it in for the store`);
     await o.closeStore();
     if (existsSync(o.storePath)) renameSync(o.storePath, replacedDir(o.storePath));
     renameSync(incoming, o.storePath);
