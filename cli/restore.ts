@@ -226,7 +226,9 @@ async function refuseIfRunning(nc: NatsConnection, o: RestoreOptions, domain: st
     callback: (_err, msg) => heard.add(parseHeartbeat(msg.data)?.node ?? 'a host'),
   });
   try {
-    const [statuses] = await Promise.all([clusterStatus(nc, o.nodes), new Promise((r) => setTimeout(r, o.heartbeatWaitMs ?? DEFAULT_HEARTBEAT_WAIT_MS))]);
+    // Several beats' worth: a leader beats every heartbeatMs (250 ms shipped, 500 on Wi-Fi).
+    const wait = o.heartbeatWaitMs ?? Math.max(DEFAULT_HEARTBEAT_WAIT_MS, 4 * (o.config?.replication.heartbeatMs ?? 0));
+    const [statuses] = await Promise.all([clusterStatus(nc, o.nodes), new Promise((r) => setTimeout(r, wait))]);
     const running: string[] = [];
     for (const s of statuses) {
       if (!s.ok) continue;

@@ -32,6 +32,8 @@ import { startHosts, type HostCluster } from '../harness/hosts.ts';
 import { digests, eventually, startWriters } from '../failover/fault-kit.ts';
 
 const NODES = ['mini-1', 'mini-2', 'mini-3'];
+/** The hosts each test starts: two of the config's three nodes. */
+const RESTORED = ['mini-1', 'mini-2'];
 const RULE = 'The user never takes meetings before 10';
 
 function config(urls: readonly string[], replicas: number): ClusterConfigInput {
@@ -94,7 +96,7 @@ t('backup - taken from a live cluster while writers run: one file at one applied
   const nc = await natsConnect({ servers: nats.url });
   ctx.source = { nats, nc };
   // Two of the three hosts: the backup needs a leader, and one standby shows it is the leader's copy.
-  const hosts = await startHosts({ config: config([nats.url], 1), nodes: ['mini-1', 'mini-2'] });
+  const hosts = await startHosts({ config: config([nats.url], 1), nodes: RESTORED });
   ctx.source.hosts = hosts;
   const client = await connect({ connection: nc, agent: 'backup-test', direct: true });
   const rule = await client.remember({ text: RULE, subject: 'user', predicate: 'meeting_rule', object: 'not before 10' }, { domain: 'email' });
@@ -102,7 +104,7 @@ t('backup - taken from a live cluster while writers run: one file at one applied
   const writers = await startWriters([nats.url], { count: 3, everyMs: 5, domain: 'email' });
   try {
     await writers.waitForAcks(100);
-    const target = ['--servers', nats.url, '--nodes', NODES.join(',')];
+    const target = ['--servers', nats.url, '--nodes', RESTORED.join(',')];
     const run = await backup(['email', '--out', ctx.dir, '--json', ...target]);
     assert.is(run.code, 0, run.err);
     const r = JSON.parse(run.out) as BackupResult;
@@ -126,6 +128,15 @@ t('backup - taken from a live cluster while writers run: one file at one applied
     // The domain's own snapshots and log are untouched by a backup.
     assert.match(await domainState(nc), /^1\.\.\d+ \| no bucket$/);
 
+    // --all: every domain the hosts run (no config here), one file each, into the directory.
+    const allDir = join(ctx.dir, 'all');
+    const all = await backup(['--all', '--out', allDir, '--json', ...target]);
+    assert.is(all.code, 0, all.err);
+    const each = JSON.parse(all.out) as BackupResult[];
+    assert.equal(each.map((x) => x.domain), ['email']);
+    assert.equal(readdirSync(allDir), [each[0]!.path!.split('/').at(-1)]);
+    rmSync(allDir, { recursive: true });
+
     const verified = await backup(['--verify', r.path!]);
     assert.is(verified.code, 0, verified.err);
     assert.match(verified.out, `email at seq ${r.seq}`);
@@ -139,7 +150,7 @@ t('backup - taken from a live cluster while writers run: one file at one applied
 t('restore - refused into a domain whose log holds facts, and of a file of another domain; nothing changes', async (ctx) => {
   const { nc, nats } = ctx.source!;
   const before = await domainState(nc);
-  const target = ['--servers', nats.url, '--nodes', NODES.join(',')];
+  const target = ['--servers', nats.url, '--nodes', RESTORED.join(',')];
   const into = await restore([ctx.file!, ...target]);
   assert.is(into.code, 1);
   assert.match(into.err, 'CONFLICT');
@@ -205,15 +216,16 @@ t('restore - into a fresh R3 cluster: refused while hosts run it, then every rep
   await waitForJetStream(nc);
   // Hosts start the domain once (its log then holds their leadership markers), as a fresh cluster's would.
   ctx.target = { nats, nc };
-  const hosts = await startHosts({ config: config(nats.urls, 3), readyTimeoutMs: 60_000 });
+  // Two hosts (the log is R3 on the three servers): the leader and one standby, both of which must install it.
+  const hosts = await startHosts({ config: config(nats.urls, 3), nodes: RESTORED, readyTimeoutMs: 60_000 });
   ctx.target.hosts = hosts;
   const args = [ctx.file!, '--config', hosts.configPath];
   const running = await restore(args);
   assert.is(running.code, 1);
   assert.match(running.err, 'UNAVAILABLE');
-  assert.match(running.err, /email runs on mini-1 \(leading\), mini-2 \(following\), mini-3 \(following\): stop the hosts/);
+  assert.match(running.err, /email runs on mini-1 \(leading\), mini-2 \(following\): stop the hosts/);
   // Stopped, each hands what it leads to a standby: more markers, still no facts.
-  for (const node of NODES) await hosts.host(node).stop();
+  for (const node of RESTORED) await hosts.host(node).stop();
   const markersOnly = await domainState(nc);
   const dry = await restore([...args, '--dry-run', '--json']);
   assert.is(dry.code, 0, dry.err);
@@ -235,8 +247,8 @@ t('restore - into a fresh R3 cluster: refused while hosts run it, then every rep
   assert.is(await domainState(nc), `${seq + 1}..${seq} | snapshot-${String(seq).padStart(15, '0')}`);
 
   // The hosts come back behind the log's first entry: each installs the backup (its digest checked), then serves.
-  for (const node of NODES) await hosts.host(node).start(60_000);
-  for (const node of NODES) {
+  await Promise.all(RESTORED.map((node) => hosts.host(node).start(60_000)));
+  for (const node of RESTORED) {
     assert.match(hosts.host(node).stderr(), `installed snapshot snapshot-${String(seq).padStart(15, '0')}: seq ${seq}, digest ${r.digest.slice(0, 12)}`);
   }
   const client = await connect({ connection: nc, agent: 'restore-test', direct: true });
@@ -249,7 +261,7 @@ t('restore - into a fresh R3 cluster: refused while hosts run it, then every rep
     await client.close();
   }
   const ds = await eventually('both replicas at one sequence', async () => {
-    const d = await digests(nc, NODES, 'email');
+    const d = await digests(nc, RESTORED, 'email');
     return d.every((x) => x.appliedSeq === d[0]!.appliedSeq) ? d : undefined;
   });
   assert.is(ds[0]!.digest, ds[1]!.digest, 'every replica has one digest');
