@@ -17,11 +17,21 @@
  * `inFlight` 1 is the sequential loop the latency targets use, paired as the bench pairs it (`measureSequential`):
  * after each op the floor's operations for that kind run once (echo; for a remember also a JetStream publish-ack
  * and a 200-byte append + fdatasync), and the p50 of each is printed beside the op's, from the same seconds.
+ *
+ * `SM_PROFILE_AGAINST=<another checkout>` with `inFlight` 1 and a direct op compares two builds in one run: that
+ * checkout's bench host runs beside this one's (its own nats-server, the same preload, unprofiled like this one) and
+ * the two builds' ops alternate pair by pair, which one goes first alternating too, each pair followed by the floor's
+ * parts on one build's nats-server and then the other's. It prints both p50s, the median of the paired differences
+ * and both hosts' CPU per op. On this shared 2-core box a whole-run A/B of the sequential ratio moves 1.5–1.9× from
+ * run to run of one build (decisions §87); paired requests meet the same moment's load. Still, one build against
+ * itself gave a paired median of −0.5 µs at load 8 and −68 µs at load 24: repeat with the checkouts swapped, and
+ * read a difference smaller than that spread as none.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { connect } from 'nats';
 import { startNatsServer, waitForJetStream } from '../cli/index.ts';
 import { Cleanup } from './cleanup.ts';
@@ -30,7 +40,7 @@ import { cpuText, withCpu } from './cpu.ts';
 import { startBenchHost, startRouterProcess, waitForRouter } from './host.ts';
 import { inclusiveTimes, monotonicUs, summarizeByModule, summarizeProfiles } from './profile.ts';
 import { shardmindTarget } from './shardmind.ts';
-import { startFloorProbes } from './floor.ts';
+import { startFloorProbes, type FloorProbes } from './floor.ts';
 import { LatencyRecorder, measureConcurrent, type LatencySummary } from './stats.ts';
 
 interface ProfileNode {
@@ -58,7 +68,9 @@ const INCLUSIVE = (process.env['SM_PROFILE_FUNCTIONS'] ?? 'processMsg,answer,han
   .split(',')
   .filter(Boolean);
 const seconds = Number(secondsArg);
-const profiling = process.env['SM_PROFILE'] !== '0';
+const against = process.env['SM_PROFILE_AGAINST'];
+if (against !== undefined && (inFlight !== 1 || opName.endsWith('_router'))) throw new Error('SM_PROFILE_AGAINST compares a direct op with inFlight 1');
+const profiling = process.env['SM_PROFILE'] !== '0' && against === undefined;
 const profilingBench = process.env['SM_PROFILE_BENCH'] === '1';
 const cleanup = new Cleanup();
 const profDirs: string[] = [];
@@ -107,8 +119,26 @@ try {
   const measuredFrom = monotonicUs();
   let measuredTo = 0;
   let measuredOps = 0;
-  if (probes) {
-    const floor: Record<string, () => Promise<unknown>> = op.kind === 'remember' ? { echo: probes.echo, 'JetStream ack': probes.jsPublish, fdatasync: probes.fdatasync } : { echo: probes.echo };
+  const floorOf = (p: FloorProbes): Record<string, () => Promise<unknown>> =>
+    op.kind === 'remember' ? { echo: p.echo, 'JetStream ack': p.jsPublish, fdatasync: p.fdatasync } : { echo: p.echo };
+  if (probes && against !== undefined) {
+    const other = await startAgainst(against, ctx);
+    const theirOp = other.target.ops.find((o) => o.name === opName);
+    if (!theirOp) throw new Error(`${against} has no op ${opName}`);
+    let j = i + 100_000_000;
+    const r = await withCpu({ host: host.pid, [`host of ${against}`]: other.hostPid, bench: 'self' }, () =>
+      pairedBuilds(() => op.run(i++, facts), () => theirOp.run(j++, facts), [floorOf(probes), floorOf(other.probes)], seconds * 1000),
+    );
+    const floorP50 = Object.values(r.floor).reduce((sum, f) => sum + f.p50us, 0);
+    const parts = Object.entries(r.floor).map(([name, f]) => `${name} ${f.p50us.toFixed(0)}`).join(' + ');
+    log(
+      `${opName} @${facts}, sequential, paired against ${against}: ${r.n} pairs; p50 this ${r.ours.p50us.toFixed(0)} µs, that ${r.theirs.p50us.toFixed(0)} µs ` +
+        `(${(r.ours.p50us - r.theirs.p50us).toFixed(0)}); ` +
+        `this − that: median ${r.differenceP50us.toFixed(1)} µs, this faster in ${(r.oursFaster * 100).toFixed(0)}% of pairs; floor same loop ${floorP50.toFixed(0)} µs (${parts}): ` +
+        `${(r.ours.p50us / floorP50).toFixed(2)}× vs ${(r.theirs.p50us / floorP50).toFixed(2)}×; CPU µs/op: ${cpuText(r.cpuUsPerOp)}`,
+    );
+  } else if (probes) {
+    const floor = floorOf(probes);
     const r = await withCpu({ ...target.processes(), bench: 'self' }, () => pairedSequential(() => op.run(i++, facts), floor, seconds * 1000));
     const floorP50 = Object.values(r.floor).reduce((sum, f) => sum + f.p50us, 0);
     const parts = Object.entries(r.floor).map(([name, f]) => `${name} ${f.p50us.toFixed(0)}`).join(' + ');
@@ -173,6 +203,85 @@ async function pairedSequential(
     }
   }
   return { ...rec.summary(), floor: Object.fromEntries(floorRecs.map(([name, , r]) => [name, r.summary()])) };
+}
+
+/**
+ * The other checkout's bench host (`SM_PROFILE_AGAINST`) on a nats-server of its own, preloaded and restarted as this
+ * one's is. Only its host and its bench target come from that checkout; the servers and the floor's probes are this
+ * checkout's, so the two builds differ in what they run and in nothing they are measured against.
+ */
+async function startAgainst(dir: string, ours: BenchContext): Promise<{ target: ReturnType<typeof shardmindTarget>; probes: FloorProbes; readonly hostPid: number }> {
+  const from = (file: string): string => pathToFileURL(join(resolve(dir), file)).href;
+  const theirHost = (await import(from('bench/host.ts'))) as typeof import('./host.ts');
+  const theirTarget = (await import(from('bench/shardmind.ts'))) as typeof import('./shardmind.ts');
+  const nats = await startNatsServer({ name: 'profile-against' });
+  ours.cleanup.add('stop the other checkout\'s nats-server', () => nats.destroy());
+  const nc = await connect({ servers: nats.url, noEcho: true, noAsyncTraces: true });
+  ours.cleanup.add('close the other checkout\'s connection', () => nc.close());
+  await waitForJetStream(nc);
+  const ctx: BenchContext = { ...ours, natsUrl: nats.url, natsPid: nats.pid!, nc };
+  const host = await theirHost.startBenchHost(ctx);
+  const target = theirTarget.shardmindTarget(nc, { router: false, processes: () => ({ host: host.pid }) });
+  await target.preload(0, facts);
+  await host.restart({});
+  const probes = await startFloorProbes(ctx);
+  return {
+    target,
+    probes,
+    get hostPid() {
+      return host.pid;
+    },
+  };
+}
+
+/**
+ * This build's op and the other's, one at a time for `ms` (after 100 of each unrecorded), which goes first
+ * alternating; after each pair the floor's operations, on one build's server and then the other's.
+ */
+async function pairedBuilds(
+  ours: () => Promise<unknown>,
+  theirs: () => Promise<unknown>,
+  floors: readonly [Readonly<Record<string, () => Promise<unknown>>>, Readonly<Record<string, () => Promise<unknown>>>],
+  ms: number,
+): Promise<{ n: number; ours: LatencySummary; theirs: LatencySummary; differenceP50us: number; oursFaster: number; floor: Readonly<Record<string, LatencySummary>> }> {
+  const timed = async (f: () => Promise<unknown>): Promise<number> => {
+    const t0 = performance.now();
+    await f();
+    return (performance.now() - t0) * 1000;
+  };
+  for (let k = 0; k < 100; k++) {
+    await ours();
+    await theirs();
+  }
+  const [recOurs, recTheirs, differences] = [new LatencyRecorder(), new LatencyRecorder(), new LatencyRecorder()];
+  const floorRecs = new Map<string, LatencyRecorder>();
+  let oursFaster = 0;
+  const deadline = performance.now() + ms;
+  for (let k = 0; performance.now() < deadline; k++) {
+    const oursFirst = k % 2 === 0;
+    const first = await timed(oursFirst ? ours : theirs);
+    const second = await timed(oursFirst ? theirs : ours);
+    const [a, b] = oursFirst ? [first, second] : [second, first];
+    recOurs.record(a);
+    recTheirs.record(b);
+    // Shifted so the recorder's sort sees non-negative numbers (a difference is far above -1 s).
+    differences.record(a - b + 1e6);
+    if (a < b) oursFaster++;
+    for (const [name, f] of Object.entries(floors[k % 2]!)) {
+      let rec = floorRecs.get(name);
+      if (rec === undefined) floorRecs.set(name, (rec = new LatencyRecorder()));
+      rec.record(await timed(f));
+    }
+  }
+  const n = recOurs.size;
+  return {
+    n,
+    ours: recOurs.summary(),
+    theirs: recTheirs.summary(),
+    differenceP50us: differences.summary().p50us - 1e6,
+    oursFaster: n > 0 ? oursFaster / n : 0,
+    floor: Object.fromEntries([...floorRecs].map(([name, r]) => [name, r.summary()])),
+  };
 }
 
 /**
