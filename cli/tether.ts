@@ -25,13 +25,17 @@ export const DEFAULT_TETHER_GRACE_MS = 5_000;
 /**
  * $1 is the child's pid, $2 how many 100 ms ticks to wait for it after SIGTERM. A zombie counts as gone: once this
  * process has died, the child's exit is reaped by init whenever init gets to it (seconds on some), and `kill -0`
- * succeeds on a zombie. Without `ps` (a slim container) only `kill -0` is asked.
+ * succeeds on a zombie. Without `ps` (a slim container) only `kill -0` is asked. The signals a terminal or a supervisor
+ * sends a whole process group are ignored: closing the terminal of a `shardmind up` sends SIGHUP to up (which dies of
+ * it), to its nats-server (which takes it as "reload the config" and lives on) and to the watchdog, which must live
+ * on to end the server. SIGKILL (`release()`) still ends it.
  */
 const WATCHDOG_SCRIPT = `running() {
   kill -0 "$1" 2>/dev/null || return 1
   command -v ps >/dev/null 2>&1 || return 0
   case "$(ps -o stat= -p "$1" 2>/dev/null)" in ''|*Z*) return 1 ;; esac
 }
+trap '' HUP INT TERM QUIT
 read -r _ || :
 kill -CONT "$1" 2>/dev/null
 kill -TERM "$1" 2>/dev/null || exit 0

@@ -4,10 +4,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tether } from '../../cli/index.ts';
+import { ignoresHangup } from '../harness/process-tree.ts';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tethered.ts');
 
@@ -31,7 +32,7 @@ async function until(done: () => boolean, timeoutMs: number): Promise<number> {
   return Date.now() - started;
 }
 
-function kill(pids: readonly number[]): void {
+function killAlive(pids: readonly number[]): void {
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -41,38 +42,70 @@ function kill(pids: readonly number[]): void {
   }
 }
 
-test('tether - the parent SIGKILLed: a plain, a paused and a SIGTERM-ignoring child are ended, and the watchdogs exit', async () => {
-  const parent = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'hold'], { stdio: ['ignore', 'pipe', 'pipe'] });
+interface Held {
+  readonly plain: number;
+  readonly paused: number;
+  readonly stubborn: number;
+  readonly hangupProof: number;
+  readonly watchdogs: number[];
+}
+
+/** Runs the `hold` fixture in a process group of its own, and `kill`s it once its children are tied. */
+async function holdThenKill(kill: (parent: ChildProcess, started: Held) => Promise<void> | void, check: (started: Held) => Promise<void>): Promise<void> {
+  const parent = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'hold'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const exited = new Promise<void>((resolve) => parent.once('exit', () => resolve()));
   let pids: number[] = [];
   try {
     let out = '';
-    const started = await new Promise<{ plain: number; paused: number; stubborn: number; watchdogs: number[] }>((resolve, reject) => {
+    const started = await new Promise<Held>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the fixture did not start: ${out}`)), 30_000);
-      parent.stdout.on('data', (b: Buffer) => {
+      parent.stdout!.on('data', (b: Buffer) => {
         out += b.toString();
         const line = out.split('\n').find((l) => l.startsWith('STARTED '));
         if (line === undefined) return;
         clearTimeout(timer);
-        resolve(JSON.parse(line.slice('STARTED '.length)));
+        resolve(JSON.parse(line.slice('STARTED '.length)) as Held);
       });
       void exited.then(() => reject(new Error(`the fixture exited: ${out}`)));
     });
-    pids = [started.plain, started.paused, started.stubborn, ...started.watchdogs];
+    pids = [started.plain, started.paused, started.stubborn, started.hangupProof, ...started.watchdogs];
     assert.ok(pids.every(alive), 'all running before the kill');
-    parent.kill('SIGKILL');
+    await kill(parent, started);
     await exited;
-    const plainGone = await until(() => !alive(started.plain) && !alive(started.paused), 3_000);
-    assert.not.ok(alive(started.plain), 'the plain child got SIGTERM');
-    assert.not.ok(alive(started.paused), 'the paused child was continued and got SIGTERM');
-    assert.ok(plainGone < 2_000, `ended at once (${plainGone} ms)`);
-    await until(() => pids.every((p) => !alive(p)), 5_000);
-    assert.not.ok(alive(started.stubborn), 'the child that ignores SIGTERM got SIGKILL after the grace');
-    assert.equal(started.watchdogs.filter(alive), [], 'no watchdog outlives its child');
+    await check(started);
   } finally {
     parent.kill('SIGKILL');
-    kill(pids.filter(alive));
+    killAlive(pids.filter(alive));
   }
+}
+
+test('tether - the parent SIGKILLed: a plain, a paused and a SIGTERM-ignoring child are ended, and the watchdogs exit', async () => {
+  await holdThenKill(
+    (parent) => void parent.kill('SIGKILL'),
+    async (started) => {
+      const quick = await until(() => !alive(started.plain) && !alive(started.paused) && !alive(started.hangupProof), 3_000);
+      assert.not.ok(alive(started.plain), 'the plain child got SIGTERM');
+      assert.not.ok(alive(started.paused), 'the paused child was continued and got SIGTERM');
+      assert.ok(quick < 2_000, `ended at once (${quick} ms)`);
+      await until(() => [started.stubborn, ...started.watchdogs].every((p) => !alive(p)), 5_000);
+      assert.not.ok(alive(started.stubborn), 'the child that ignores SIGTERM got SIGKILL after the grace');
+      assert.equal(started.watchdogs.filter(alive), [], 'no watchdog outlives its child');
+    },
+  );
+});
+
+test('tether - a hangup of the whole group (a closed terminal) ends the parent, and a child that ignores SIGHUP with it', async () => {
+  await holdThenKill(
+    async (parent, started) => {
+      await until(() => started.watchdogs.every(ignoresHangup), 10_000);
+      process.kill(-parent.pid!, 'SIGHUP');
+    },
+    async (started) => {
+      await until(() => !alive(started.hangupProof) && started.watchdogs.every((p) => !alive(p)), 5_000);
+      assert.not.ok(alive(started.hangupProof), 'the child that lived through the SIGHUP was ended by its watchdog');
+      assert.equal(started.watchdogs.filter(alive), [], 'no watchdog outlives its child');
+    },
+  );
 });
 
 test('tether - release() ends the watchdog at once and leaves the child alone', async () => {
@@ -101,7 +134,7 @@ test('tether - the watchdog keeps nothing alive: a process that ends by itself e
     assert.not.ok(alive(started.child), 'the child ended with it');
     assert.not.ok(alive(started.watchdog), 'and so did the watchdog');
   } finally {
-    kill([started.child, started.watchdog].filter(alive));
+    killAlive([started.child, started.watchdog].filter(alive));
   }
 });
 

@@ -3,6 +3,7 @@
  * kill a command with SIGKILL and check that nothing it started outlives it.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export interface Proc {
   readonly pid: number;
@@ -58,5 +59,18 @@ export function killAll(procs: readonly Proc[]): void {
     } catch {
       // Ended between the check and the kill.
     }
+  }
+}
+
+/**
+ * Whether `pid` ignores SIGHUP (Linux's /proc; elsewhere assumed). A watchdog just spawned has not yet run its `trap`:
+ * a terminal closes long after, a test that sends SIGHUP must wait for it.
+ */
+export function ignoresHangup(pid: number): boolean {
+  try {
+    const mask = /^SigIgn:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1];
+    return mask !== undefined && (BigInt(`0x${mask}`) & 1n) === 1n;
+  } catch {
+    return true;
   }
 }
