@@ -23,7 +23,7 @@ import { apiErrorCode, DATA_FILE, decodeEntry, ensureLogStream, LOG_LEVEL, parse
 import type { ClusterConfig } from '../config/index.ts';
 import { DOMAIN_NAME, ErrorCode, ShardmindError, heartbeatSubject, logStream, logSubject } from '../protocol/index.ts';
 import { integerFlag, orConfigError, parseCommandFlags, readFlagValues } from './args.ts';
-import { snapshotMetaOf, verifyBackupFile, type BackupHeader } from './backup-file.ts';
+import { readBackupHeader, snapshotMetaOf, verifyBackupFile, type BackupHeader } from './backup-file.ts';
 import type { Command } from './command.ts';
 import { connectCluster, resolveTarget } from './cluster-connect.ts';
 import { clusterStatus } from './control-client.ts';
@@ -325,6 +325,8 @@ export async function runRestore(argv: readonly string[], io: Io = stdio): Promi
     if (values.domain !== undefined && !DOMAIN_NAME.test(values.domain)) {
       throw new ShardmindError(ErrorCode.BAD_REQUEST, `--domain: "${values.domain}" must match ${DOMAIN_NAME}`);
     }
+    // A missing, foreign or truncated file needs no cluster to be refused (its SHA-256 and store are checked next).
+    readBackupHeader(file);
     nc = await connectCluster(target.servers, 'shardmind restore');
     const r = await restoreBackup(nc, {
       file,

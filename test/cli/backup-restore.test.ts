@@ -192,6 +192,12 @@ t('backup --verify and restore - a truncated, damaged or foreign file is refused
     assert.match(v.err, 'BAD_REQUEST');
     assert.match(v.err, why);
   }
+  // A missing, foreign or truncated file is refused before restore connects: no cluster needed to say so.
+  for (const [path, why] of [...cases.filter(([p]) => p !== damaged), [join(ctx.dir, 'missing.smbackup'), /cannot read it \(ENOENT\)/] as [string, RegExp]]) {
+    const r = await restore([path, '--servers', 'nats://127.0.0.1:1', '--nodes', 'mini-1']);
+    assert.is(r.code, 1);
+    assert.match(r.err, why);
+  }
   // Against a cluster, too: refused before anything is touched (a fresh server, so "nothing" is easy to see).
   const fresh = await startNatsServer();
   const nc = await natsConnect({ servers: fresh.url });
