@@ -87,6 +87,29 @@ export function epochKey(domain: string, epoch: number): string {
   return `${domain}.${epoch}`;
 }
 
+/** Longest wait for one epoch claim (its `kv.create`, and the read of the key's holder after a lost create). */
+export const EPOCH_ATTEMPT_MS = 5_000;
+
+/**
+ * `work`, or `UNAVAILABLE` once it has not settled within `ms`: one KV request can wait out nats.js's timeout (5 s)
+ * and the holder read after it another, and a claim must not hang on a bucket whose stream leader is paused or being
+ * elected. The request itself is not cancelled: if it lands later, this node's next claim of the epoch finds the key
+ * its own (`ShardFailover`'s holder check), and another candidate passes over it a lease later. `work`'s late
+ * rejection is handled here, so it cannot become an unhandled rejection.
+ */
+export async function answeredWithin<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  work.catch(() => undefined);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ShardmindError(ErrorCode.UNAVAILABLE, `${what}: not answered within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * JetStream has no room for the epoch bucket's write (its store is full): this node cannot claim, and no node whose
  * claims go to that store can, until room is made. The shard actor backs off longer for it and shows it in status.

@@ -13,7 +13,8 @@
  */
 import type { NatsConnection } from 'nats';
 import type { MarkerEntry } from '../shards/index.ts';
-import type { EpochRegistry } from './epoch.ts';
+import { ErrorCode, ShardmindError } from '../protocol/index.ts';
+import { answeredWithin, EPOCH_ATTEMPT_MS, type EpochRegistry } from './epoch.ts';
 import { HeartbeatMonitor, HeartbeatPublisher, type Heartbeat } from './heartbeat.ts';
 import { LeaderLease, LeaseWatcher } from './lease.ts';
 import type { TimerClock } from './timers.ts';
@@ -68,6 +69,28 @@ export interface ShardFailoverOptions {
    */
   readonly clockProblem?: () => string | undefined;
 }
+
+/** How `takeEpoch` tries the KV: for how long, and what makes it give up early. */
+export interface TakeEpochOptions {
+  /**
+   * Keep trying while the KV does not answer (a failed or timed-out attempt) for this long, backing off between
+   * attempts; then give up with `UNAVAILABLE`. Default 0: one attempt.
+   */
+  readonly withinMs?: number;
+  /** Stops the attempts (the actor is stopping): gives up with `UNAVAILABLE`. */
+  readonly signal?: AbortSignal;
+  /**
+   * Asked before every attempt after the first: a reason not to lead after all (a live leader heard elsewhere), and
+   * the claim gives up with `NOT_LEADER` saying it; undefined to go on.
+   */
+  readonly stepAside?: () => string | undefined;
+  /** Told of each attempt that failed, with the attempt's number (1 first). */
+  readonly onAttemptFailed?: (err: unknown, attempt: number) => void;
+}
+
+/** First and longest pause between epoch claim attempts that the KV did not answer. */
+const ATTEMPT_BACKOFF_MIN_MS = 100;
+const ATTEMPT_BACKOFF_MAX_MS = 2_000;
 
 /** What `status` shows about leadership, from this node's point of view. */
 export interface FailoverStatus {
@@ -179,22 +202,44 @@ export class ShardFailover {
 
   // ---- leading --------------------------------------------------------------------------------------------------
 
-  /**
-   * The epoch to write in the epoch marker: the one this node just won, or a fresh claim (a placement leader at
-   * start, or a leader resyncing). Resolves to undefined when another node holds the next epoch: do not lead.
-   */
   /** Whether this node holds an epoch it won (a lapsed lease, a hand-off to it) and has not yet led in. */
   get hasWonEpoch(): boolean {
     return this.won !== undefined;
   }
 
-  async takeEpoch(): Promise<number | undefined> {
+  /**
+   * The epoch to write in the epoch marker: the one this node just won, or a fresh claim (a placement leader at
+   * start, or a leader resyncing). Resolves to undefined when another node holds the next epoch: do not lead.
+   * A KV that does not answer is tried again for `withinMs` at most, never longer: a claim that waited on it
+   * without bound kept the shard in `claiming` while another node led (chaos soak, decisions §83), where giving
+   * up lets the machine catch up again, read the new leader's marker and follow it.
+   */
+  async takeEpoch(o: TakeEpochOptions = {}): Promise<number | undefined> {
     if (this.won !== undefined) {
       const e = this.won;
       this.won = undefined;
       return e;
     }
-    return (await this.claim()) ?? undefined;
+    const deadline = this.o.clock.now() + (o.withinMs ?? 0);
+    for (let attempt = 1, pause = ATTEMPT_BACKOFF_MIN_MS; ; attempt++) {
+      if (attempt > 1) {
+        const why = o.stepAside?.();
+        if (why !== undefined) throw new ShardmindError(ErrorCode.NOT_LEADER, why);
+      }
+      try {
+        return await this.claim();
+      } catch (err) {
+        o.onAttemptFailed?.(err, attempt);
+        const left = deadline - this.o.clock.now();
+        if (left <= 0 || o.signal?.aborted || this.closed) {
+          if (attempt === 1) throw err;
+          const detail = (err as Error)?.message ?? String(err);
+          throw new ShardmindError(ErrorCode.UNAVAILABLE, `no epoch of ${this.o.domain} claimed in ${attempt} attempts over ${o.withinMs} ms; the last: ${detail}`, { cause: err });
+        }
+        await pauseFor(Math.min(pause, left), o.signal);
+        pause = Math.min(pause * 2, ATTEMPT_BACKOFF_MAX_MS);
+      }
+    }
   }
 
   /** The machine is serving as leader in `epoch` (its marker is applied). Idempotent per epoch. */
@@ -387,10 +432,13 @@ export class ShardFailover {
    */
   private async claim(): Promise<number | undefined> {
     const epoch = Math.max(this.knownEpoch, this.o.storeEpoch(), this.lostClaim) + 1;
-    let ok = await this.o.epochs.claim(this.o.domain, epoch, this.o.node, this.o.clock.now());
-    // Our own earlier claim of this epoch (its marker append failed, e.g. the stream had no leader yet, or we are
-    // resyncing): nobody else can hold it, so it is still ours to try.
-    if (!ok && (await this.o.epochs.holder(this.o.domain, epoch))?.node === this.o.node) ok = true;
+    const attempt = async (): Promise<boolean> => {
+      if (await this.o.epochs.claim(this.o.domain, epoch, this.o.node, this.o.clock.now())) return true;
+      // Our own earlier claim of this epoch (its marker append failed, e.g. the stream had no leader yet, or we are
+      // resyncing, or an attempt that timed out here landed after all): nobody else can hold it, so it is still ours.
+      return (await this.o.epochs.holder(this.o.domain, epoch))?.node === this.o.node;
+    };
+    const ok = await answeredWithin(attempt(), EPOCH_ATTEMPT_MS, `epoch claim ${this.o.domain}.${epoch}`);
     if (!ok) {
       this.lostClaim = Math.max(this.lostClaim, epoch);
       this.o.log(`epoch ${epoch} was claimed by another node`);
@@ -398,6 +446,20 @@ export class ShardFailover {
     }
     return epoch;
   }
+}
+
+/** Waits `ms`, or less when `signal` aborts; the timer never outlives the wait. */
+function pauseFor(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 function strip<T extends object>(o: T): T {

@@ -37,6 +37,7 @@ import type { Relay } from './relay.ts';
 import type { LeaderSightings, Sighting } from './leader-sightings.ts';
 import { startStepDownResponder } from './step-down-responder.ts';
 import { ShardFailover, type FailoverStatus } from './failover.ts';
+import { ClaimSteps } from './claim-steps.ts';
 import { EpochClaimNoRoomError, type EpochRegistry } from './epoch.ts';
 import { systemTimerClock, type TimerClock } from './timers.ts';
 import { serveShard } from './shard-service.ts';
@@ -168,6 +169,11 @@ const INTAKE_DRAIN_MAX_MS = 2_000;
 const RETRY_MAX_MS = 2_000;
 /** Longest back-off between epoch claims JetStream refuses for want of room: only an operator can make room. */
 const NO_ROOM_RETRY_MAX_MS = 10_000;
+/**
+ * How long one claim keeps asking a KV that does not answer before it gives up and the machine catches up again
+ * (which reads a marker another node appended meanwhile, and follows it): bounded, not "until it answers".
+ */
+const CLAIM_EPOCH_WITHIN_MS = 10_000;
 /** Longest back-off between bootstrap attempts (no snapshot yet, a download that failed). */
 const BOOTSTRAP_RETRY_MAX_MS = 5_000;
 /**
@@ -262,6 +268,8 @@ export class ShardActor implements ShardRuntime {
   private intakeStoppedAt = 0;
   private stopRefusing: (() => void) | undefined;
   private claimFailures = 0;
+  /** The last claim failed because JetStream had no room for the epoch bucket: back off longer. */
+  private claimNoRoom = false;
   /** `entryHash` of the last entry applied here, when known (kept in the store across restarts): checked against `Sm-Prev`. */
   private lastHash: { readonly seq: number; readonly hash: string } | undefined;
   /** Set when this replica applied an entry the log did not keep: the next catch-up rebuilds it from seq 1. */
@@ -816,29 +824,62 @@ export class ShardActor implements ShardRuntime {
     }
   }
 
+  /**
+   * Every step is bounded (the leader check by a lease, the back-off, each JetStream request by its timeout, the
+   * epoch claim by CLAIM_EPOCH_WITHIN_MS), so a claim that cannot finish gives up and the machine catches up and
+   * tries again, or follows the leader it then finds; each step that waits says so (`ClaimSteps`), and each claim
+   * ends with one line of its steps' times.
+   */
   async claim(): Promise<void> {
     this.stopRefusing?.();
     this.pipeline?.close();
-    // Not a failure, so no back-off: a placement leader that came back while another node leads follows it.
-    const leader = await this.liveLeaderElsewhere();
-    if (leader) {
-      throw new ShardmindError(
-        ErrorCode.NOT_LEADER,
-        `${leader.node} leads ${this.domain} in epoch ${leader.epoch}: following it (\`shardmind apply\` moves the shard back with a hand-off)`,
-      );
-    }
-    // A claim that failed for a transient reason (JetStream electing, a timeout) comes back here through
-    // catchingUp: back off so the loop cannot spin.
-    if (this.claimFailures > 0) {
-      await abortableDelay(Math.min(RETRY_MIN_MS * 2 ** (this.claimFailures - 1), RETRY_MAX_MS), this.abort.signal);
-    }
+    const steps = new ClaimSteps({ log: (line) => this.log(line) });
     try {
-      await this.claimOnce();
-      this.claimFailures = 0;
+      // Not a failure, so no back-off: a placement leader that came back while another node leads follows it.
+      const leader = await steps.run('looking for a live leader elsewhere', () => this.liveLeaderElsewhere());
+      if (leader) {
+        throw new ShardmindError(
+          ErrorCode.NOT_LEADER,
+          `${leader.node} leads ${this.domain} in epoch ${leader.epoch}: following it (\`shardmind apply\` moves the shard back with a hand-off)`,
+        );
+      }
+      // A claim that failed for a transient reason (JetStream electing, a timeout) comes back here through
+      // catchingUp: back off so the loop cannot spin.
+      if (this.claimFailures > 0) {
+        const ms = Math.min(RETRY_MIN_MS * 2 ** (this.claimFailures - 1), this.claimNoRoom ? NO_ROOM_RETRY_MAX_MS : RETRY_MAX_MS);
+        await steps.run('backing off', () => abortableDelay(ms, this.abort.signal));
+      }
+      try {
+        await this.claimOnce(steps);
+        this.claimFailures = 0;
+        this.claimNoRoom = false;
+      } catch (err) {
+        this.claimFailures++;
+        this.claimNoRoom = err instanceof EpochClaimNoRoomError || (err as Error)?.cause instanceof EpochClaimNoRoomError;
+        throw err;
+      }
+      this.log(steps.summary(`claimed epoch ${this.epoch} at seq ${this.position}`));
     } catch (err) {
-      this.claimFailures++;
+      this.log(steps.summary(`claim gave up at ${steps.lastStep ?? 'its start'} (${(err as Error)?.message ?? String(err)})`));
       throw err;
     }
+  }
+
+  /**
+   * Asked between epoch claim attempts: a leader heard within its lease that makes this claim pointless, said as
+   * the reason to step aside. The one `liveLeaderElsewhere` waits for, or any other node leading in an epoch above
+   * the last marker this replica applied (the log has moved on past the tail it caught up to: its marker would be
+   * fenced, or its claim lost).
+   */
+  private leaderHeardElsewhere(): string | undefined {
+    const sightings = this.o.failover.sightings;
+    const s = sightings?.get(this.domain);
+    if (!s || s.node === this.o.node || !sightings!.isLive(this.domain)) return undefined;
+    const last = this.store?.leadership();
+    const newer = s.epoch > (last?.epoch ?? 0);
+    const placed = last !== undefined && last.node !== this.o.node && !this.failover.hasWonEpoch && s.epoch >= last.epoch;
+    if (!newer && !placed) return undefined;
+    return `${s.node} leads ${this.domain} in epoch ${s.epoch} (heard while the epoch claim went unanswered): following it`;
   }
 
   /**
@@ -860,11 +901,11 @@ export class ShardActor implements ShardRuntime {
     }
   }
 
-  private async claimOnce(): Promise<void> {
+  private async claimOnce(steps: ClaimSteps): Promise<void> {
     // The entry this node caught up to is what its epoch marker will name as its predecessor, and what it will serve
     // from: it must be the log's. A catch-up whose last message came from a server just resumed from a freeze can
     // end on an entry the log never kept (no later entry in that read to reveal it).
-    await this.checkAppliedTail();
+    await steps.run(`checking the log holds seq ${this.position}`, () => this.checkAppliedTail());
     const pipeline = new WritePipeline({
       nc: this.o.nc,
       subject: logSubject(this.domain),
@@ -882,24 +923,29 @@ export class ShardActor implements ShardRuntime {
       onCommitted: (applied) => publishChanges(this.o.nc, this.domain, applied, (factId) => this.store?.getFact(factId)),
     });
     this.pipeline = pipeline;
-    // The KV bucket may not be writable yet (a cluster that just started): retry until it answers.
+    // The KV bucket may not be writable yet (a cluster that just started, a stream leader being elected): tried
+    // again for CLAIM_EPOCH_WITHIN_MS, then the machine catches up and claims anew. Not until it answers: the claim
+    // would sit in `claiming` while another node leads (decisions §83).
     let epoch: number | undefined;
-    let answered = false;
-    await this.retrying(
-      'claim an epoch',
-      async () => {
-        try {
-          epoch = await this.failover.takeEpoch();
-        } catch (err) {
-          this.claimError = (err as Error)?.message ?? String(err);
-          throw err;
-        }
-        this.claimError = undefined;
-        answered = true;
-      },
-      (err) => (err instanceof EpochClaimNoRoomError ? NO_ROOM_RETRY_MAX_MS : RETRY_MAX_MS),
-    );
-    if (!answered) throw new ShardmindError(ErrorCode.UNAVAILABLE, `stopping before an epoch of ${this.domain} was claimed`);
+    try {
+      epoch = await steps.run('claiming an epoch in KV', () =>
+        this.failover.takeEpoch({
+          withinMs: CLAIM_EPOCH_WITHIN_MS,
+          signal: this.abort.signal,
+          stepAside: () => this.leaderHeardElsewhere(),
+          onAttemptFailed: (err, attempt) => {
+            const why = (err as Error)?.message ?? String(err);
+            // Each new reason, and every fifth attempt of the same (a full JetStream can last hours).
+            if (attempt === 1 || attempt % 5 === 0 || why !== this.claimError) this.log(`epoch claim attempt ${attempt} failed: ${why}`);
+            this.claimError = why;
+          },
+        }),
+      );
+      this.claimError = undefined;
+    } catch (err) {
+      pipeline.close();
+      throw err;
+    }
     if (epoch === undefined) {
       pipeline.close();
       throw new ShardmindError(ErrorCode.NOT_LEADER, `another node claimed the next epoch of ${this.domain}`);
@@ -919,8 +965,8 @@ export class ShardActor implements ShardRuntime {
     this.epoch = epoch;
     try {
       // Through the pipeline, so it carries `Nats-Expected-Last-Sequence` = the tail we caught up to: if anyone
-      // appended since, it is rejected and we never serve.
-      await this.track(pipeline.submit(this.marker('epoch')));
+      // appended since, it is rejected and we never serve. Bounded by the pipeline's publish timeout.
+      await steps.run(`appending the epoch ${epoch} marker after seq ${this.position}`, () => this.track(pipeline.submit(this.marker('epoch'))));
     } catch (err) {
       await pipeline.settled();
       const why = pipeline.breakReason;
