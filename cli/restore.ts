@@ -3,8 +3,8 @@
  * and snapshot a compaction with `retainEntries: 0` would have left: the backup's store as the domain's newest
  * snapshot at its sequence S, and a log whose first sequence is S + 1 and whose last is S. Hosts that then start the
  * domain find their stores behind the log's first entry, install the snapshot (`bootstrapping`, as after any
- * compaction; checked against the backup's content digest), catch up from S + 1 and lead or follow; new writes go on
- * top at S + 1, S + 2, ….
+ * compaction; checked against the backup's content digest), catch up from S + 1 and lead or follow; the new leader's
+ * epoch marker lands at S + 1 (chained to the backup's tail hash) and new writes go on top of it.
  *
  * Only into a domain that holds nothing yet, with no host running it (decisions §85):
  * - its log holds no facts (only leadership markers, or nothing, or no stream yet) and no marker at S or later: every
