@@ -9,13 +9,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { figures } from '../failover/fault-kit.ts';
 import { reproduceCommand, runSoak } from './scenario.ts';
+import { describeSlow } from './state-watch.ts';
 
 const SEED = 20261125;
 const SECONDS = 40;
 
 test('nemesis - under random kills, pauses and migrations every acknowledged write survives on every replica', async () => {
   const r = await runSoak({ seed: SEED, seconds: SECONDS, ...(process.env['SM_KEEP_FAILED_DATA'] ? { keepDir: process.env['SM_KEEP_FAILED_DATA'] } : {}) });
-  figures('chaos-nemesis', { seed: r.seed, seconds: r.seconds, wallMs: r.wallMs, faults: r.faults, troubles: r.troubles, writes: r.writes, reads: r.reads, tails: r.tails, logAudit: r.logAudit, violations: r.violations.length });
+  figures('chaos-nemesis', { seed: r.seed, seconds: r.seconds, wallMs: r.wallMs, faults: r.faults, troubles: r.troubles, slow: r.slow.map(describeSlow), writes: r.writes, reads: r.reads, tails: r.tails, logAudit: r.logAudit, violations: r.violations.length });
   const replay = `seed ${SEED}; replay: ${reproduceCommand({ seed: SEED, seconds: SECONDS })}`;
   assert.equal(r.violations, [], `violations (${replay})`);
   const kinds = Object.values(r.faults).filter((n) => n > 0).length;

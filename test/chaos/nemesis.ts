@@ -18,6 +18,10 @@ import { migrateShard, type NatsCluster } from '../../cli/index.ts';
 import type { HostCluster } from '../harness/hosts.ts';
 import type { Prng } from './prng.ts';
 
+/** How long a restarted host may take to be ready before it is a trouble, and how much longer it is waited for. */
+const NOT_READY_MS = 60_000;
+const EXTRA_READY_MS = 120_000;
+
 export type FaultKind = 'kill-host' | 'pause-host' | 'kill-nats' | 'pause-nats' | 'migrate';
 
 /** What the nemesis draws from, weighted by repetition. */
@@ -35,6 +39,8 @@ export interface NemesisOptions {
   readonly log: (line: string) => void;
   /** Pause between faults' starts (ms): drawn from [min, max]. */
   readonly gapMs?: readonly [number, number];
+  /** Says what a host that is not ready in time is waiting on (its shards, the JetStream side): into the event log. */
+  readonly diagnose?: (node: string) => Promise<void>;
   /** Host faults at once (default 1; 2 leaves one host to lead both domains). */
   readonly maxHostFaults?: number;
 }
@@ -95,12 +101,22 @@ export function startNemesis(o: NemesisOptions): Nemesis {
     h.kill('SIGKILL');
     await h.waitExit();
     await delay(downMs);
+    const restartedAt = Date.now();
     try {
-      await h.start(60_000);
+      await h.start(NOT_READY_MS);
       o.log(`kill-host ${h.node}: restarted and ready`);
     } catch (err) {
-      troubles.push(`${h.node} not ready 60 s after its restart: ${firstLine(err)}`);
-      o.log(`kill-host ${h.node}: not ready after restart (${firstLine(err)})`);
+      // Said now, with what it waits on; then waited for longer, so the run says how long it took (or that it never
+      // came back), and no other host fault piles on meanwhile.
+      o.log(`kill-host ${h.node}: not ready ${NOT_READY_MS / 1000} s after its restart (${firstLine(err)})`);
+      await o.diagnose?.(h.node).catch(() => undefined);
+      const readyAfter = await h.waitReady(EXTRA_READY_MS).then(
+        () => Math.round((Date.now() - restartedAt) / 1000),
+        () => undefined,
+      );
+      const outcome = readyAfter === undefined ? `still not ready ${Math.round((Date.now() - restartedAt) / 1000)} s after it` : `ready ${readyAfter} s after it`;
+      troubles.push(`${h.node} not ready ${NOT_READY_MS / 1000} s after its restart (${firstLine(err)}); ${outcome}`);
+      o.log(`kill-host ${h.node}: ${outcome}`);
     } finally {
       hostsOut.delete(h.node);
     }

@@ -1,8 +1,10 @@
 /**
  * One soak: a 3-node nats-server cluster (JetStream, R3 logs), three `shardmind host` processes leading two domains
  * from different Minis, the writers of `workload.ts` and the nemesis of `nemesis.ts` for `seconds`, then every fault
- * healed, convergence awaited and the checks of `checks.ts` run. Everything started is stopped and removed whatever
- * happens; with `keepDir`, a failed run's LMDB files, host logs and event log are copied there first.
+ * healed, convergence awaited and the checks of `checks.ts` run. Replicas that stay out of `leading`/`following`
+ * too long are reported as they happen (`state-watch.ts`) and in the result's `slow`: not violations, findings.
+ * Everything started is stopped and removed whatever happens; with `keepDir`, the LMDB files, host logs and event
+ * log of a run that failed, or had troubles or slow states, are copied there first.
  */
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +15,7 @@ import { checkLedger, waitConverged } from './checks.ts';
 import { startLogAuditor, type LogAudit, type LogAuditor } from './log-auditor.ts';
 import { startNemesis, type FaultKind, type Nemesis } from './nemesis.ts';
 import { Prng } from './prng.ts';
+import { describeSlow, watchStates, type SlowState, type StateWatch } from './state-watch.ts';
 import { ONE_PREDICATE, startWorkload, type Violation, type Workload } from './workload.ts';
 
 export const NODES = ['mini-1', 'mini-2', 'mini-3'] as const;
@@ -41,6 +44,8 @@ export interface SoakResult {
   readonly seconds: number;
   readonly faults: Record<FaultKind, number>;
   readonly troubles: readonly string[];
+  /** Replicas that were not ready (leading or following) for `SLOW_STATE_MS` or more, and why (`state-watch.ts`). */
+  readonly slow: readonly SlowState[];
   readonly writes: { attempted: number; acknowledged: number; failed: number; ackedChecked: number; byKind: Record<string, number> };
   readonly reads: { checked: number; replica: number; failed: number };
   readonly tails: Record<string, string>;
@@ -98,6 +103,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   let workload: Workload | undefined;
   let nemesis: Nemesis | undefined;
   let auditor: LogAuditor | undefined;
+  let states: StateWatch | undefined;
   let audit: LogAudit | undefined;
   let keptIn: string | undefined;
   let summary: Awaited<ReturnType<typeof checkLedger>> | undefined;
@@ -115,9 +121,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       domains: DOMAINS,
       leaseMs: LEASE_MS,
       log,
+      diagnose: () => logStuck(cluster!, log),
       ...(o.gapMs ? { gapMs: o.gapMs } : {}),
       ...(o.maxHostFaults !== undefined ? { maxHostFaults: o.maxHostFaults } : {}),
     });
+    states = watchStates({ hosts: cluster.hosts, isOut: (node) => nemesis!.isOut(node), began, log });
     // A host that exits while the nemesis has not killed it crashed: a violation (with its last words); it is
     // started again so the soak goes on.
     const restarting = new Set<string>();
@@ -168,10 +176,12 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     onViolation({ check: 'soak-ran', detail: `the soak itself failed: ${(err as Error).stack ?? String(err)}` });
   } finally {
     await nemesis?.stop().catch(() => undefined);
+    states?.stop();
     await auditor?.finish(0).catch(() => undefined);
     for (const h of cluster?.hosts.hosts ?? []) h.kill('SIGCONT');
     await workload?.stop().catch(() => undefined);
-    if (cluster && violations.length > 0 && o.keepDir) keptIn = await keep(cluster, o.keepDir, events).catch(() => undefined);
+    const troubled = violations.length > 0 || (nemesis?.troubles.length ?? 0) > 0 || (states?.slow().length ?? 0) > 0;
+    if (cluster && troubled && o.keepDir) keptIn = await keep(cluster, o.keepDir, events).catch(() => undefined);
     if (cluster && violations.length > 0 && !o.keepDir) out(cluster.hosts.stderr().slice(-30_000));
     await cluster?.destroy();
   }
@@ -183,6 +193,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     seconds: o.seconds,
     faults: nemesis?.counts ?? { 'kill-host': 0, 'pause-host': 0, 'kill-nats': 0, 'pause-nats': 0, migrate: 0 },
     troubles: nemesis?.troubles ?? [],
+    slow: states?.slow() ?? [],
     writes: {
       attempted: ledger.length,
       acknowledged: ledger.filter((r) => r.ack).length,
@@ -208,6 +219,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     wallMs: Date.now() - began,
   };
   if (violations.length > 0) out(`[chaos] FAILED with seed ${o.seed}: ${violations.length} violation(s); reproduce: ${reproduceCommand(o)}`);
+  for (const s of result.slow) out(`[chaos] slow: ${describeSlow(s)}`);
   return result;
 }
 
