@@ -35,7 +35,7 @@ const NO_MESSAGE_FOUND = 10037;
 /** Placeholder appends in flight at once while the log is moved to the backup's sequence. */
 const PLACEHOLDER_WINDOW = 256;
 /** How long restore listens for a leader's heartbeat before it trusts that no host runs the domain. */
-export const DEFAULT_HEARTBEAT_WAIT_MS = 2_000;
+export const DEFAULT_HEARTBEAT_WAIT_MS = 1_000;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
