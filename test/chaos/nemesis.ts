@@ -52,6 +52,8 @@ export interface Nemesis {
   readonly troubles: string[];
   /** Whether the nemesis has this host down or paused now (a host that exited otherwise crashed). */
   isOut(node: string): boolean;
+  /** Whether the nemesis has this host stopped with SIGSTOP now (it answers nothing until SIGCONT). */
+  isPaused(node: string): boolean;
   /** Stops starting faults, waits for the ones in progress to heal. */
   stop(): Promise<void>;
 }
@@ -65,6 +67,7 @@ export function startNemesis(o: NemesisOptions): Nemesis {
   const limit = { host: o.maxHostFaults ?? 1, nats: 1, migrate: 1 };
   const maxFaults = limit.host + 1;
   const hostsOut = new Set<string>();
+  const hostsPaused = new Set<string>();
   const inFlight = new Set<Promise<void>>();
   let running = true;
   let wake: (() => void) | undefined;
@@ -128,11 +131,13 @@ export function startNemesis(o: NemesisOptions): Nemesis {
     if (h === undefined) return;
     hostsOut.add(h.node);
     o.log(`pause-host ${h.node} (SIGSTOP) for ${pauseMs} ms`);
+    hostsPaused.add(h.node);
     h.kill('SIGSTOP');
     try {
       await delay(pauseMs);
     } finally {
       h.kill('SIGCONT');
+      hostsPaused.delete(h.node);
       hostsOut.delete(h.node);
       o.log(`pause-host ${h.node}: SIGCONT`);
     }
@@ -198,6 +203,7 @@ export function startNemesis(o: NemesisOptions): Nemesis {
     counts,
     troubles,
     isOut: (node) => hostsOut.has(node),
+    isPaused: (node) => hostsPaused.has(node),
     async stop() {
       running = false;
       wake?.();

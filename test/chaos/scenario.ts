@@ -125,7 +125,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       ...(o.gapMs ? { gapMs: o.gapMs } : {}),
       ...(o.maxHostFaults !== undefined ? { maxHostFaults: o.maxHostFaults } : {}),
     });
-    states = watchStates({ hosts: cluster.hosts, isOut: (node) => nemesis!.isOut(node), began, log });
+    states = watchStates({ hosts: cluster.hosts, isPaused: (node) => nemesis!.isPaused(node), began, log });
     // A host that exits while the nemesis has not killed it crashed: a violation (with its last words); it is
     // started again so the soak goes on.
     const restarting = new Set<string>();

@@ -5,8 +5,9 @@
  * itself), but it is what a soak is for finding. The first run that saw one (seed 8001, §75) said only "mini-1 not
  * ready 60 s after its restart (email in claiming)"; now the event log gets, once a replica has not been ready for
  * `slowMs`, the states it went through, its `lastError` and the host's own last log lines about that domain, and
- * when it is ready again, how long it took. A host the nemesis has down or paused is not asked (its silence is the
- * fault's, and its episode ends there).
+ * when it is ready again, how long it took. A host that is down or paused is not asked (its silence is the fault's,
+ * and its episode ends there); one the nemesis has restarted is, while the nemesis still waits for it to be ready:
+ * the slowest restarts are the ones to see.
  */
 import type { HostCluster } from '../harness/hosts.ts';
 
@@ -44,8 +45,8 @@ interface Episode {
 
 export function watchStates(o: {
   readonly hosts: HostCluster;
-  /** Whether the nemesis has this host down or paused now. */
-  readonly isOut: (node: string) => boolean;
+  /** Whether the nemesis has this host paused (SIGSTOP) now. */
+  readonly isPaused: (node: string) => boolean;
   readonly began: number;
   readonly log: (line: string) => void;
   readonly slowMs?: number;
@@ -70,7 +71,7 @@ export function watchStates(o: {
     try {
       await Promise.all(
         o.hosts.hosts.map(async (h) => {
-          if (!h.running || o.isOut(h.node)) {
+          if (!h.running || o.isPaused(h.node)) {
             // Down or paused by the nemesis: its episodes end here (a restart starts new ones).
             for (const [key, e] of current) if (key.startsWith(`${h.node} `)) close(key, e, Date.now(), 'host down or paused');
             return;
