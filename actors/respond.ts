@@ -41,19 +41,22 @@ export function respond(msg: Msg, body: unknown, encoding: Encoding = encodingOf
     const e = new ShardmindError(ErrorCode.INTERNAL, `the reply could not be encoded: ${(err as Error).message}`);
     data = encodePayload(errorReply(e), json ? 'json' : 'msgpack');
   }
-  const send = (bytes: Uint8Array): boolean => {
-    if (json) {
-      const h = natsHeaders();
-      h.set(CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE);
-      return msg.respond(bytes, { headers: h });
-    }
-    return msg.respond(bytes);
-  };
   try {
-    return send(data);
+    return sendReply(msg, data, json);
   } catch (err) {
-    return isPayloadTooLarge(err) && sendTooLarge(send, data.length, maxPayloadOf(msg), encoding);
+    return isPayloadTooLarge(err) && sendTooLarge((bytes) => sendReply(msg, bytes, json), data.length, maxPayloadOf(msg), encoding);
   }
+}
+
+/**
+ * The reply's bytes on the request's reply subject, with the JSON content-type when the request was JSON. A function of
+ * its own rather than a closure per reply: tsx keeps function names, so each named closure cost a `defineProperty`.
+ */
+function sendReply(msg: Msg, bytes: Uint8Array, json: boolean): boolean {
+  if (!json) return msg.respond(bytes);
+  const h = natsHeaders();
+  h.set(CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE);
+  return msg.respond(bytes, { headers: h });
 }
 
 /**
@@ -135,13 +138,11 @@ export function respondHandedOff(nc: NatsConnection, msg: Msg, body: unknown, en
     const e = new ShardmindError(ErrorCode.INTERNAL, `the reply could not be encoded: ${(err as Error).message}`);
     data = encodePayload(errorReply(e), encoding);
   }
-  const send = (bytes: Uint8Array): boolean => {
-    nc.publish(handOff.to, bytes, { headers: handOff.headers });
-    return true;
-  };
   try {
-    return send(data);
+    nc.publish(handOff.to, data, { headers: handOff.headers });
+    return true;
   } catch (err) {
+    const send = (bytes: Uint8Array): boolean => (nc.publish(handOff.to, bytes, { headers: handOff.headers }), true);
     return isPayloadTooLarge(err) && sendTooLarge(send, data.length, nc.info?.max_payload, encoding);
   }
 }
