@@ -28,7 +28,7 @@
 import type { NatsConnection } from 'nats';
 import { ErrorCode, ShardmindError } from '../protocol/index.ts';
 import { CLOCK_SKEW_MS } from '../shards/index.ts';
-import type { ApplyResult, AssertEntry, LogEntry, LogMessage, ShardStore } from '../shards/index.ts';
+import type { ApplyResult, AssertEntry, LogEntry, LogMessage, ReadyBatch, ShardStore } from '../shards/index.ts';
 import { LogAppender, type AppendAck, type AppendError } from './log-appender.ts';
 import { decodeEntry, encodeBatch, encodeEntry, entriesOf, entryHash } from './log-codec.ts';
 import { appendLevel, entryLevel, LOG_LEVEL, RESOLVED_SPEC_LEVEL, stampLevel, upgradeRequired } from './log-level.ts';
@@ -167,6 +167,16 @@ interface Acked {
   readonly seq: number;
 }
 
+/**
+ * The store's transaction asked for while an append awaits its ack (`ShardStore.applyBatchWhenReady`): `give` hands
+ * it the acknowledged message, or undefined to apply nothing.
+ */
+interface Ahead {
+  readonly append: Append;
+  readonly give: (batch: ReadyBatch | undefined) => void;
+  readonly results: Promise<ApplyResult[] | undefined>;
+}
+
 /** `append.hash`, computed on first use. */
 function hashOf(append: Append): string {
   return (append.hash ??= entryHash(append.bytes));
@@ -186,6 +196,8 @@ export class WritePipeline {
   private readonly maxGroupBytes: number;
   private publishing = 0;
   private applying: Promise<void> | undefined;
+  /** The transaction opened for a lone append while it awaits its ack (`openAhead`). */
+  private ahead: Ahead | undefined;
   private broken: PipelineBreak | undefined;
   private brokenReported = false;
   private closed = false;
@@ -353,11 +365,39 @@ export class WritePipeline {
     const prev = this.lastAppend !== undefined ? hashOf(this.lastAppend) : this.chainHash;
     const append: Append = { bytes, msgId, members, expected, message: undefined, hash: undefined, failure: undefined };
     this.lastAppend = append;
+    const alone = this.publishing === 0 && this.applying === undefined && this.acked.size === 0 && this.nextApply === expected + 1;
     this.publishing++;
     this.appender.append(this.o.subject, bytes, msgId, expected, (err, ack) => this.appended(append, err, ack), prev, this.levelOf(members));
     // nats.js writes the publish to the socket in a microtask it queued just now; this one runs after it, so the
     // hash and the decode below run while the ack is awaited instead of before the message leaves.
     queueMicrotask(() => this.prepare(append));
+    if (alone) this.openAhead(append);
+  }
+
+  /**
+   * With nothing else appended, acknowledged or being applied, the store's transaction for this append is asked for
+   * now (decisions §87): lmdb-js opens it on its write thread and hands it back to this thread (~80-100 µs), and that
+   * now happens while JetStream stores the message. The entry still reaches LMDB only after its ack — the
+   * transaction waits for it, writes nothing before, and is aborted empty when the append fails — so the order
+   * ack → apply → synced commit → reply is the same. Only alone: under load the commits run back to back, and a
+   * transaction held open would make the next one wait.
+   */
+  private openAhead(append: Append): void {
+    const store = this.o.store;
+    if (store.applyBatchWhenReady === undefined || this.ahead !== undefined || this.broken) return;
+    let give!: (batch: ReadyBatch | undefined) => void;
+    const ready = new Promise<ReadyBatch | undefined>((resolve) => (give = resolve));
+    this.ahead = { append, give, results: store.applyBatchWhenReady(ready) };
+  }
+
+  /** The transaction opened for `append` applies nothing: its append failed, or came back out of order. */
+  private dropAhead(append: Append): void {
+    const ahead = this.ahead;
+    if (ahead === undefined || ahead.append !== append) return;
+    this.ahead = undefined;
+    ahead.give(undefined);
+    // Applying nothing cannot fail for the writes; a store error meanwhile is the next commit's to report.
+    ahead.results.catch(() => undefined);
   }
 
   /**
@@ -425,6 +465,8 @@ export class WritePipeline {
         this.kickApply();
       }
     }
+    // Taken by the apply when it was acknowledged in order; otherwise its transaction applies nothing.
+    this.dropAhead(append);
     // An ack frees a slot: what waited meanwhile goes out as one group.
     if (this.publishing < this.groupWhenInFlight) this.flushQueued();
     if (this.refusedForRoom !== undefined && this.publishing === 0) this.rewindAfterRefusal(this.refusedForRoom.tail);
@@ -523,9 +565,12 @@ export class WritePipeline {
     for (;;) {
       const run: Acked[] = [];
       let entries = 0;
+      const ahead = this.ahead;
       for (let s = this.nextApply; run.length < APPLY_BATCH && entries < APPLY_ENTRIES; s++) {
         const a = this.acked.get(s);
         if (!a) break;
+        // The append a transaction was opened for goes into it alone.
+        if (ahead !== undefined && run.length > 0 && (a.append === ahead.append || run[0]!.append === ahead.append)) break;
         this.acked.delete(s);
         run.push(a);
         entries += a.append.members.length;
@@ -534,10 +579,19 @@ export class WritePipeline {
       let results: ApplyResult[];
       try {
         // The last message's hash goes with it, so this replica still knows its tail after a restart.
-        results = await this.o.store.applyBatch(
-          run.map((a) => ({ seq: a.seq, entry: a.message })),
-          { tailHash: hashOf(run[run.length - 1]!.append) },
-        );
+        const batch = run.map((a) => ({ seq: a.seq, entry: a.message }));
+        const options = { tailHash: hashOf(run[run.length - 1]!.append) };
+        if (ahead !== undefined && run[0]!.append === ahead.append) {
+          this.ahead = undefined;
+          ahead.give({ batch, options });
+          const taken = await ahead.results;
+          if (taken === undefined) throw new Error('the transaction opened ahead applied nothing');
+          results = taken;
+        } else {
+          // The store's commits are chained: one still waiting for a batch would hold this one back for good.
+          if (ahead !== undefined) this.dropAhead(ahead.append);
+          results = await this.o.store.applyBatch(batch, options);
+        }
       } catch (err) {
         const failure = new ShardmindError(ErrorCode.UNAVAILABLE, `LMDB apply failed: ${(err as Error).message}`, { cause: err });
         for (const a of run) rejectAll(a.append, failure);

@@ -32,6 +32,7 @@ export type {
   LeadershipMark,
   ShardStore,
   ApplyBatchOptions,
+  ReadyBatch,
 } from './types.ts';
 export type { Episode } from './records.ts';
 export type { Contender } from './conflict.ts';

@@ -46,6 +46,7 @@ import type {
   HistoryPage,
   LeadershipMark,
   LogMessage,
+  ReadyBatch,
   RecallQuery,
   RecallResult,
   ShardStats,
@@ -240,14 +241,63 @@ export class LmdbShardStore implements ShardStore {
   applyBatch(batch: readonly { readonly seq: number; readonly entry: LogMessage }[], options: ApplyBatchOptions = {}): Promise<ApplyResult[]> {
     if (this.closed !== undefined) return Promise.reject(new Error(`shard store ${this.domain} is closed`));
     // Checked before the transaction starts: a throw inside it would leave half a batch to roll back.
-    for (let i = 0; i < batch.length; i++) {
-      const seq = batch[i]!.seq;
-      if (!Number.isSafeInteger(seq) || seq <= 0) return Promise.reject(new Error(`applyBatch: bad sequence ${seq}`));
-      if (i > 0 && !(seq > batch[i - 1]!.seq)) return Promise.reject(new Error('applyBatch: sequences must increase'));
-    }
+    const problem = batchProblem(batch);
+    if (problem !== undefined) return Promise.reject(problem);
     const run = this.chain.then(() => this.commitAcrossTransitions(batch, options.tailHash));
     this.chain = run.catch(() => undefined);
     return run;
+  }
+
+  applyBatchWhenReady(ready: Promise<ReadyBatch | undefined>): Promise<ApplyResult[] | undefined> {
+    // No write thread to hand over to (durability none), or nothing to open: the batch goes the ordinary way.
+    if (this.closed !== undefined || this.options.durability === 'none') {
+      return ready.then((b) => (b === undefined ? undefined : this.applyBatch(b.batch, b.options)));
+    }
+    const run = this.chain.then(() => this.commitWhenReady(ready));
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * The transaction is asked of lmdb-js's write thread now; its callback waits for `ready` and applies the batch in
+   * it. Until then the callback has written nothing: reads meanwhile (which lmdb-js runs in the open write
+   * transaction) see exactly what is committed, and a batch that is not to be applied aborts a transaction that
+   * holds no change. A batch that needs more than one commit (a cardinality transition) or that is malformed is not
+   * taken in it: the empty transaction is aborted and the batch goes the ordinary way.
+   */
+  private async commitWhenReady(ready: Promise<ReadyBatch | undefined>): Promise<ApplyResult[] | undefined> {
+    let known: { readonly batch: ReadyBatch | undefined } | undefined;
+    void ready.then((batch) => void (known = { batch }));
+    let taken: ReadyBatch | undefined;
+    let instead: ReadyBatch | undefined;
+    const results: ApplyResult[] = [];
+    const take = (b: ReadyBatch | undefined): void => {
+      if (b === undefined) throw NOT_TAKEN;
+      if (batchProblem(b.batch) !== undefined || this.transitionFrom(b.batch, 0) >= 0) {
+        instead = b;
+        throw NOT_TAKEN;
+      }
+      taken = b;
+      this.applyInTransaction(b.batch, b.options?.tailHash, results);
+    };
+    try {
+      await this.t.env.childTransaction(() => (known !== undefined ? take(known.batch) : ready.then(take)));
+      await this.t.env.flushed;
+    } catch (err) {
+      if (taken !== undefined) {
+        this.recoverFromFailedCommit(err);
+        throw err;
+      }
+      if (instead !== undefined) {
+        const problem = batchProblem(instead.batch);
+        if (problem !== undefined) throw problem;
+        return this.commitAcrossTransitions(instead.batch, instead.options?.tailHash);
+      }
+      if (err === NOT_TAKEN) return undefined;
+      throw err;
+    }
+    this.afterCommit(taken!.batch);
+    return results;
   }
 
   /**
@@ -285,30 +335,8 @@ export class LmdbShardStore implements ShardStore {
 
   private async commit(batch: readonly { readonly seq: number; readonly entry: LogMessage }[], tailHash: string | undefined): Promise<ApplyResult[]> {
     const results: ApplyResult[] = [];
-    const state = this.applier.state;
     try {
-      const run = (): void => {
-        const before = state.appliedSeq;
-        // The applier computes the next entries' hashes ahead and loads its index slots for them together (`prefetch`).
-        for (let i = 0, prefetched = 0; i < batch.length; i++) {
-          const { seq, entry } = batch[i]!;
-          if (seq <= state.appliedSeq) continue;
-          if (i >= prefetched) prefetched = this.applier.prefetch(batch, i);
-          this.applier.applyMessage(seq, entry, results);
-          this.cardinalities.note(entry);
-          this.writtenLevel.note(entry);
-        }
-        if (state.appliedSeq !== before) {
-          this.ops.flush();
-          this.facts.flush();
-          state.mergedTerms = this.postings.mergedTerms();
-          this.cardinalities.write(this.t.meta);
-          this.writtenLevel.write(this.t.meta);
-          this.t.meta.putSync('state', encodeValue(stateRecord(state)));
-          if (tailHash !== undefined) this.t.meta.putSync(TAIL_KEY, encodeValue({ seq: state.appliedSeq, hash: tailHash }));
-          if (this.committed.appliedSeq === 0) this.t.meta.putSync('format', encodeValue(FORMAT));
-        }
-      };
+      const run = (): void => this.applyInTransaction(batch, tailHash, results);
       if (this.options.durability === 'none') {
         // Nothing to sync, so nothing to wait for off the event loop: a plain synchronous transaction (it aborts on
         // a throw too) commits without the hand-offs to and from lmdb-js's write thread — ~10% of a bulk load's
@@ -319,30 +347,64 @@ export class LmdbShardStore implements ShardStore {
         await this.t.env.flushed;
       }
     } catch (err) {
-      // A failed commit leaves two more rejected promises in lmdb-js that nobody holds: the error's `commitError`
-      // (the EIO or ENOSPC itself), and the commit promise of the event-turn batch that carried this transaction
-      // (lmdb/write.js: `writeBatchStart`'s `commitPromise`, still `env.committed`). Observed here, the failure
-      // reaches the caller once, as this rejection, and never the process's unhandled-rejection handler (on a full
-      // disk that handler ended the host; docs/decisions.md §62).
-      observeCommitError(err);
-      this.t.env.committed.then(
-        () => undefined,
-        () => undefined,
-      );
-      // The transaction did not commit: drop what ran ahead in memory and start again from what is on disk.
-      this.committed = this.readState();
-      this.cardinalities.load(this.t.meta);
-      this.writtenLevel.load(this.t.meta);
-      this.applier = this.newApplier();
-      this.rebuildDerived();
-      // That dropped what warming had read: it starts over on the next `warmUp`.
-      this.warmer.restart();
+      this.recoverFromFailedCommit(err);
       throw err;
     }
-    this.committed = { ...state };
+    this.afterCommit(batch);
+    return results;
+  }
+
+  /** The batch applied inside the open write transaction, its results pushed to `results`. */
+  private applyInTransaction(batch: readonly { readonly seq: number; readonly entry: LogMessage }[], tailHash: string | undefined, results: ApplyResult[]): void {
+    const state = this.applier.state;
+    const before = state.appliedSeq;
+    // The applier computes the next entries' hashes ahead and loads its index slots for them together (`prefetch`).
+    for (let i = 0, prefetched = 0; i < batch.length; i++) {
+      const { seq, entry } = batch[i]!;
+      if (seq <= state.appliedSeq) continue;
+      if (i >= prefetched) prefetched = this.applier.prefetch(batch, i);
+      this.applier.applyMessage(seq, entry, results);
+      this.cardinalities.note(entry);
+      this.writtenLevel.note(entry);
+    }
+    if (state.appliedSeq !== before) {
+      this.ops.flush();
+      this.facts.flush();
+      state.mergedTerms = this.postings.mergedTerms();
+      this.cardinalities.write(this.t.meta);
+      this.writtenLevel.write(this.t.meta);
+      this.t.meta.putSync('state', encodeValue(stateRecord(state)));
+      if (tailHash !== undefined) this.t.meta.putSync(TAIL_KEY, encodeValue({ seq: state.appliedSeq, hash: tailHash }));
+      if (this.committed.appliedSeq === 0) this.t.meta.putSync('format', encodeValue(FORMAT));
+    }
+  }
+
+  /** After a batch's commit is synced: reads report it. */
+  private afterCommit(batch: readonly { readonly seq: number; readonly entry: LogMessage }[]): void {
+    this.committed = { ...this.applier.state };
     this.postings.committed();
     this.newestRecorded = latestRecordedAt(batch, this.newestRecorded);
-    return results;
+  }
+
+  /** A transaction that did not commit: what ran ahead in memory is dropped, and the store starts again from disk. */
+  private recoverFromFailedCommit(err: unknown): void {
+    // A failed commit leaves two more rejected promises in lmdb-js that nobody holds: the error's `commitError`
+    // (the EIO or ENOSPC itself), and the commit promise of the event-turn batch that carried this transaction
+    // (lmdb/write.js: `writeBatchStart`'s `commitPromise`, still `env.committed`). Observed here, the failure
+    // reaches the caller once, as this rejection, and never the process's unhandled-rejection handler (on a full
+    // disk that handler ended the host; docs/decisions.md §62).
+    observeCommitError(err);
+    this.t.env.committed.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.committed = this.readState();
+    this.cardinalities.load(this.t.meta);
+    this.writtenLevel.load(this.t.meta);
+    this.applier = this.newApplier();
+    this.rebuildDerived();
+    // That dropped what warming had read: it starts over on the next `warmUp`.
+    this.warmer.restart();
   }
 
   newestRecordedAt(): number {
@@ -513,6 +575,19 @@ export class LmdbShardStore implements ShardStore {
     this.closed ??= this.chain.then(() => this.t.env.close());
     return this.closed;
   }
+}
+
+/** Thrown inside a transaction opened ahead (`commitWhenReady`) whose batch is not applied in it: aborts it. */
+const NOT_TAKEN = new Error('the batch was not taken in the transaction opened for it');
+
+/** Why a batch cannot be applied (sequences not positive whole numbers, or not increasing), or undefined. */
+function batchProblem(batch: readonly { readonly seq: number }[]): Error | undefined {
+  for (let i = 0; i < batch.length; i++) {
+    const seq = batch[i]!.seq;
+    if (!Number.isSafeInteger(seq) || seq <= 0) return new Error(`applyBatch: bad sequence ${seq}`);
+    if (i > 0 && !(seq > batch[i - 1]!.seq)) return new Error('applyBatch: sequences must increase');
+  }
+  return undefined;
 }
 
 function dataBytes(dir: string): number {

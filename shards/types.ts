@@ -354,6 +354,12 @@ export interface ApplyBatchOptions {
   readonly tailHash?: string;
 }
 
+/** A batch for `applyBatchWhenReady`, once it is known. */
+export interface ReadyBatch {
+  readonly batch: readonly { readonly seq: number; readonly entry: LogMessage }[];
+  readonly options?: ApplyBatchOptions;
+}
+
 export interface ShardStore {
   readonly domain: string;
   /** Highest log sequence applied (0 when empty). Written in the same transaction as each change. */
@@ -365,6 +371,14 @@ export interface ShardStore {
    * batch's log sequence), one `rejected` for a malformed batch.
    */
   applyBatch(batch: readonly { readonly seq: number; readonly entry: LogMessage }[], options?: ApplyBatchOptions): Promise<ApplyResult[]>;
+  /**
+   * `applyBatch` of a batch that is not known yet (a leader's append awaiting its ack): the commit's transaction is
+   * asked for now and the batch is applied in it once `ready` gives it, so the wait for the store's write thread to
+   * open the transaction overlaps the wait for `ready`. Nothing is applied, and reads see only what is committed,
+   * until `ready` resolves; undefined from `ready` applies nothing and resolves undefined. `ready` must settle: the
+   * store's writes wait for it. Optional: a store without it is given the batch through `applyBatch`.
+   */
+  applyBatchWhenReady?(ready: Promise<ReadyBatch | undefined>): Promise<ApplyResult[] | undefined>;
   /**
    * The `tailHash` recorded with the batch that brought the store to `appliedSeq`, or undefined when that batch
    * carried none. Bookkeeping for the caller's log checks, not memory: it is not part of `digest()`.
