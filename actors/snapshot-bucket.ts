@@ -88,19 +88,29 @@ export class SnapshotBucket {
     /** The bucket's name; nats.js names its stream `OBJ_<bucket>` and its meta subjects `$O.<bucket>.M.<name>`. */
     private readonly bucket: string,
     private readonly flush: (() => Promise<void>) | undefined,
+    /** Longest a download may go without a byte (`DOWNLOAD_STALL_MS` unless a test asks for less). */
+    private readonly downloadStallMs: number,
   ) {}
 
   /**
    * Opens (creating on first use) the domain's bucket with `replicas` copies. `flush` (the connection's) paces
    * uploads; without it an upload hands nats.js the whole file at once. `bucket`: another bucket holding snapshots
    * of the domain that replicas never install from (`shardmind backup`'s transfer bucket, `backup.ts`).
+   * `downloadStallMs`: a shorter stall bound, so a test of it need not wait 30 s.
    */
-  static async open(js: JetStreamClient, domain: string, replicas: number, flush?: () => Promise<void>, bucket = snapshotBucket(domain)): Promise<SnapshotBucket> {
+  static async open(
+    js: JetStreamClient,
+    domain: string,
+    replicas: number,
+    flush?: () => Promise<void>,
+    bucket = snapshotBucket(domain),
+    options: { readonly downloadStallMs?: number } = {},
+  ): Promise<SnapshotBucket> {
     try {
       const os = await withHandledPublishes(js).views.os(bucket, { replicas, description: `shardmind snapshots of ${domain}` });
       // The client's own options (its timeout, its API prefix), and no request to check the API: `os` just spoke to it.
       const jsm = await js.jetstreamManager(false);
-      return new SnapshotBucket(domain, os, jsm, bucket, flush);
+      return new SnapshotBucket(domain, os, jsm, bucket, flush, options.downloadStallMs ?? DOWNLOAD_STALL_MS);
     } catch (err) {
       throw new ShardmindError(ErrorCode.UNAVAILABLE, `cannot open the snapshot bucket of ${domain}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
     }
@@ -217,7 +227,7 @@ export class SnapshotBucket {
 
   /**
    * Writes the snapshot to `file`. Rejects when the object is missing, short, or its SHA-256 differs from the one
-   * stored with it, and with UNAVAILABLE when no byte came for `DOWNLOAD_STALL_MS`. Reads until it has the object's
+   * stored with it, and with UNAVAILABLE when no byte came for `downloadStallMs` (30 s). Reads until it has the object's
    * size rather than until nats.js closes the stream, which waits for the server's pending count to reach 0.
    */
   async download(s: StoredSnapshot, file: string): Promise<void> {
@@ -236,7 +246,7 @@ export class SnapshotBucket {
       const out = await openFile(file, 'w');
       try {
         while (received < size) {
-          const next = await withDeadline(reader.read(), DOWNLOAD_STALL_MS, `downloading snapshot ${s.name} of ${this.domain} (${received} of ${size} bytes in)`);
+          const next = await withDeadline(reader.read(), this.downloadStallMs, `downloading snapshot ${s.name} of ${this.domain} (${received} of ${size} bytes in)`);
           if (next.done) break;
           sha.update(next.value);
           await out.write(next.value);

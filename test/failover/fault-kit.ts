@@ -161,7 +161,7 @@ export interface Ack {
  * different server each), recording every acknowledged write and every error the client surfaced (after its own
  * retries, within a 15 s deadline).
  */
-export async function startWriters(urls: readonly string[], o: { count?: number; everyMs?: number; domain?: string } = {}) {
+export async function startWriters(urls: readonly string[], o: { count?: number; everyMs?: number; domain?: string; connectTimeoutMs?: number } = {}) {
   const count = o.count ?? 4;
   const domain = o.domain ?? DOMAIN;
   const acks: Ack[] = [];
@@ -173,7 +173,7 @@ export async function startWriters(urls: readonly string[], o: { count?: number;
   try {
     for (let i = 0; i < count; i++) {
       const ordered = [...urls.slice(i % urls.length), ...urls.slice(0, i % urls.length)];
-      const nc = await natsConnect({ servers: ordered, maxReconnectAttempts: -1, reconnectTimeWait: 100, noRandomize: true });
+      const nc = await natsConnect({ servers: ordered, maxReconnectAttempts: -1, reconnectTimeWait: 100, noRandomize: true, ...(o.connectTimeoutMs ? { timeout: o.connectTimeoutMs } : {}) });
       conns.push(nc);
       clients.push(
         await connect({

@@ -15,12 +15,13 @@ test('startWriters - a writer that cannot connect: the writers connected before 
   try {
     let failure: unknown;
     try {
-      const writers = await startWriters([nats.url], { count: 2 });
+      const writers = await startWriters([nats.url], { count: 2, connectTimeoutMs: 3_000 });
       await writers.stop();
     } catch (err) {
       failure = err;
     }
-    // nats.js 2.29 does not act on the server's 'maximum connections exceeded': the connect times out at 20 s.
+    // nats.js 2.29 does not act on the server's 'maximum connections exceeded': the connect times out (20 s by
+    // default, 3 s here).
     assert.ok(failure instanceof Error, 'the second writer could not connect');
     assert.match(failure.message, /TIMEOUT|maximum connections/i);
     // The one connection the server takes is free again only if the first writer's was closed.
