@@ -1,7 +1,13 @@
 /**
- * Runs every `test/**\/*.test.ts` file in its own Node process (one at a time: tests start real nats-servers and
- * these machines have two cores), reads each file's uvu summary, and ends with the one line CI reads:
- * `N passed, N failed`.
+ * Runs every `test/**\/*.test.ts` file in its own Node process, reads each file's uvu summary, and ends with the one
+ * line CI reads: `N passed, N failed`.
+ *
+ * Two files run at once (`SM_TEST_JOBS`, default 2; 1 runs them one by one, printing as they go). Most files spend
+ * their time waiting on real timeouts (leases, heartbeats, a frozen server), not on the CPU, so two lanes halve the
+ * wall time without loading these 2-core machines much; each file's output is printed whole when it ends, so two
+ * files' lines never interleave. A file whose own figures depend on having the machine to itself (a latency bound,
+ * a fault soak's timing, a benchmark) says so with the line `// test-runner: alone` and runs after the others, by
+ * itself (docs/decisions.md §89). Files share nothing else: each picks its own random ports and has its own sandbox.
  *
  * `node --import tsx test/run.ts store e2e` runs only the files whose path contains one of the words.
  * A file that crashes or times out before uvu prints its summary counts as one failure.
@@ -12,7 +18,7 @@
  * file as one failure (docs/decisions.md §77); `SM_TEST_LEAKS=report` only prints them.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { TestSandbox, describeLeaks, leakCount, type Leaks } from './harness/leaks.ts';
 
@@ -41,6 +47,10 @@ export interface FileResult {
   leaks: Leaks;
   /** Everything the file printed on stdout. */
   output: string;
+  /** Everything the file printed on stderr. */
+  errorOutput: string;
+  /** What the runner has to say about the file (a hook that threw, the LEAK lines), for a caller that prints later. */
+  notes: string[];
 }
 
 export interface RunFileOptions {
@@ -54,8 +64,11 @@ export interface RunFileOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
-/** The sandbox of the file running now, so an interrupted run still sweeps it. */
-let current: { sandbox: TestSandbox; pgid: number | undefined } | undefined;
+/** The sandboxes of the files running now, so an interrupted run still sweeps them. */
+const running = new Set<{ sandbox: TestSandbox; pgid: number | undefined }>();
+/** The line that makes a file run by itself, after the others (see the header). */
+const ALONE_MARK = /^\/\/ test-runner: alone\b/m;
+const JOBS = Math.max(1, Number(process.env['SM_TEST_JOBS'] ?? 2) || 1);
 
 /** Runs one test file in its own process and sandbox; resolves once it has exited and what it left is cleaned. */
 export function runFile(file: string, o: RunFileOptions = {}): Promise<FileResult> {
@@ -73,13 +86,16 @@ export function runFile(file: string, o: RunFileOptions = {}): Promise<FileResul
       // Its own process group: the sweep finds what the file started through it, even with a clean environment.
       detached: true,
     });
-    current = { sandbox, pgid: child.pid };
+    const entry = { sandbox, pgid: child.pid };
+    running.add(entry);
     let out = '';
+    let errOut = '';
     child.stdout.on('data', (b: Buffer) => {
       out += b.toString();
       if (echo) process.stdout.write(b);
     });
     child.stderr.on('data', (b: Buffer) => {
+      errOut += b.toString();
       if (echo) process.stderr.write(b);
     });
     let isClosed = false;
@@ -91,7 +107,9 @@ export function runFile(file: string, o: RunFileOptions = {}): Promise<FileResul
       let timer: NodeJS.Timeout | undefined;
       return Promise.race([closed, new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
     };
+    const notes: string[] = [];
     const timer = setTimeout(() => {
+      notes.push(`${rel}: timed out after ${timeoutMs} ms, killing it`);
       if (echo) process.stderr.write(`\n${rel}: timed out after ${timeoutMs} ms, killing it\n`);
       // The file only: what it started is then found, named and killed by the sweep below.
       child.kill('SIGKILL');
@@ -104,14 +122,20 @@ export function runFile(file: string, o: RunFileOptions = {}): Promise<FileResul
         await closedWithin(PIPE_CLOSE_GRACE_MS);
         const leaks = await sandbox.sweep(child.pid);
         await closedWithin(PIPE_CLOSE_GRACE_MS);
-        current = undefined;
+        running.delete(entry);
         const leakLines = describeLeaks(rel, leaks);
         if (echo && leakLines.length > 0) process.stdout.write(leakLines.join('\n') + '\n');
-        resolveResult({ ...summarize(rel, out, code, echo), ms: Date.now() - started, leaks, output: out });
+        const counts = summarize(rel, out, code);
+        if (counts.note !== undefined) {
+          notes.push(counts.note);
+          if (echo) process.stdout.write(counts.note + '\n');
+        }
+        notes.push(...leakLines);
+        resolveResult({ file: counts.file, passed: counts.passed, failed: counts.failed, skipped: counts.skipped, ms: Date.now() - started, leaks, output: out, errorOutput: errOut, notes });
       })().catch((err: unknown) => {
-        current = undefined;
+        running.delete(entry);
         process.stderr.write(`${rel}: sweeping after the file failed: ${String(err)}\n`);
-        resolveResult({ file: rel, passed: 0, failed: 1, skipped: 0, ms: Date.now() - started, leaks: { processes: [], mounts: [], paths: [], uncleaned: [String(err)] }, output: out });
+        resolveResult({ file: rel, passed: 0, failed: 1, skipped: 0, ms: Date.now() - started, leaks: { processes: [], mounts: [], paths: [], uncleaned: [String(err)] }, output: out, errorOutput: errOut, notes });
       });
     });
   }).then((result) => {
@@ -122,8 +146,8 @@ export function runFile(file: string, o: RunFileOptions = {}): Promise<FileResul
   });
 }
 
-/** The file's counts from its uvu summary. */
-function summarize(rel: string, out: string, code: number | null, echo: boolean): Pick<FileResult, 'file' | 'passed' | 'failed' | 'skipped'> {
+/** The file's counts from its uvu summary, and a note when they need one. */
+function summarize(rel: string, out: string, code: number | null): Pick<FileResult, 'file' | 'passed' | 'failed' | 'skipped'> & { note?: string } {
   const num = (label: string): number | undefined => {
     const m = out.match(new RegExp(`${label}:\\s+(\\d+)`));
     return m ? Number(m[1]) : undefined;
@@ -136,12 +160,11 @@ function summarize(rel: string, out: string, code: number | null, echo: boolean)
   let failed = Math.max(0, total - passed);
   // uvu's runner returns from a `finally`, so an error thrown by a `before` hook vanishes: no test runs, none
   // is marked failed, nothing is printed. Say so, or the file just reads "0 passed".
-  if (failed > 0 && !out.includes('FAIL') && echo) {
-    process.stdout.write(`${rel}: ${failed} test(s) did not run and uvu printed no error: a before hook probably threw (uvu hides it)\n`);
-  }
+  const note =
+    failed > 0 && !out.includes('FAIL') ? `${rel}: ${failed} test(s) did not run and uvu printed no error: a before hook probably threw (uvu hides it)` : undefined;
   // uvu exits non-zero on failure; a non-zero exit with a clean summary still means something broke.
   if (failed === 0 && code !== 0) failed = 1;
-  return { file: rel, passed, failed, skipped };
+  return { file: rel, passed, failed, skipped, ...(note !== undefined ? { note } : {}) };
 }
 
 async function main(): Promise<void> {
@@ -152,15 +175,16 @@ async function main(): Promise<void> {
   // Ctrl-C (or a CI cancel) mid-file: sweep what the running file started before going.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
-      const c = current;
-      if (c?.pgid !== undefined) {
+      const all = [...running];
+      for (const c of all) {
+        if (c.pgid === undefined) continue;
         try {
           process.kill(-c.pgid, 'SIGKILL');
         } catch {
           /* already gone */
         }
       }
-      void (c ? c.sandbox.sweep(c.pgid) : Promise.resolve()).finally(() => process.exit(130));
+      void Promise.allSettled(all.map((c) => c.sandbox.sweep(c.pgid))).finally(() => process.exit(130));
     });
   }
   // What an earlier runner, killed mid-file, left behind: swept first so it cannot disturb this run.
@@ -169,9 +193,33 @@ async function main(): Promise<void> {
     if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n');
   }
   const results: FileResult[] = [];
-  for (const file of files) {
-    process.stdout.write(`\n▶ ${relative(root, file)}\n`);
-    results.push(await runFile(file));
+  if (JOBS === 1) {
+    for (const file of files) {
+      process.stdout.write(`\n▶ ${relative(root, file)}\n`);
+      results.push(await runFile(file));
+    }
+  } else {
+    const alone = files.filter((f) => ALONE_MARK.test(readFileSync(f, 'utf8')));
+    const shared = files.filter((f) => !alone.includes(f));
+    const printWhole = (r: FileResult): void => {
+      process.stdout.write(`\n▶ ${r.file} (${(r.ms / 1000).toFixed(1)}s)\n${r.output}`);
+      if (r.errorOutput) process.stderr.write(r.errorOutput);
+      if (r.notes.length > 0) process.stdout.write(r.notes.join('\n') + '\n');
+    };
+    const queue = [...shared];
+    const lane = async (): Promise<void> => {
+      for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+        const r = await runFile(file, { echo: false });
+        printWhole(r);
+        results.push(r);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(JOBS, shared.length) }, lane));
+    for (const file of alone) {
+      process.stdout.write(`\n▶ ${relative(root, file)} (alone)\n`);
+      results.push(await runFile(file));
+    }
+    results.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
   }
   const passed = results.reduce((n, r) => n + r.passed, 0);
   const failed = results.reduce((n, r) => n + r.failed, 0);

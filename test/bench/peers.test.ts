@@ -1,3 +1,4 @@
+// test-runner: alone (measures: run by itself, test/run.ts)
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';

@@ -5,6 +5,7 @@
  * once, the `one` predicate's history the same everywhere). A failure prints the seed and the command that replays
  * its plan; longer runs: `node --import tsx test/chaos/soak.ts --seconds 600 --seed <n>`.
  */
+// test-runner: alone (its faults are timed, and it loads the machine for a minute: run by itself, test/run.ts)
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { figures } from '../failover/fault-kit.ts';

@@ -4,6 +4,7 @@
  * to retry with, and ends with the connection closed even when the server is gone (the process then exits).
  * `deadlineMs` counts a remember's wait in the batcher's queue, and that queue is bounded.
  */
+// test-runner: alone (asserts how long close() and a burst take: run by itself, test/run.ts)
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { suite } from 'uvu';

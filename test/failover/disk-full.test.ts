@@ -8,6 +8,7 @@
  *   reports why (`status` lastError), a replica with space leads, no acknowledged write is lost, and once a filler
  *   file on the same tmpfs is removed the replica catches up by itself to the others' appliedSeq and digest.
  */
+// test-runner: alone (its status probe is sensitive to load: run by itself, test/run.ts)
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';

@@ -7,6 +7,7 @@
  * deposed. Here the other writer is a raw JetStream publish to the domain's log subject, with no write sent to the
  * host: real nats-server, a real host process.
  */
+// test-runner: alone (asserts how soon a stale answer stops: run by itself, test/run.ts)
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect } from 'nats';

@@ -4,6 +4,7 @@
  * (the live leader keeps the shard: no second gap), and `shardmind apply` moves the shard back to its placement with a
  * hand-off, still without a client error. Reports the failover gap (target ≤ 3 s with the shipped 1500 ms lease).
  */
+// test-runner: alone (asserts the failover gap: run by itself, test/run.ts)
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runApply } from '../../cli/index.ts';

@@ -3,6 +3,7 @@
  * surfaced to clients and zero lost writes. Reports each migration's gap (hosts, command, probe client) and the
  * p99 latency of client writes that overlapped a hand-off (target ≤ 250 ms).
  */
+// test-runner: alone (asserts a write p99 during migrations: run by itself, test/run.ts)
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type MigrateReport, migrateShard } from '../../cli/index.ts';

@@ -4,6 +4,7 @@
  * the lease running out and an election (kill-leader measures ~2 s for that). No client error, no lost write; the
  * host exits 0, and when it comes back it follows the new leader.
  */
+// test-runner: alone (asserts the write gap against the lease: run by itself, test/run.ts)
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DOMAIN, eventually, figures, leaderOf, logChain, longestAckGap, missingAcks, shardOn, withFaultCluster } from './fault-kit.ts';
