@@ -5,7 +5,7 @@
  * nats.js's `ObjectStore.get()` feeds the object through an ordered push consumer: when the server goes silent it
  * recreates the consumer with retries that never stop, so the old download (piped until nats.js closed the stream)
  * waited as long as the server stayed frozen (checked: still waiting 50 s after a SIGSTOP). `SnapshotBucket.download`
- * gives up after 30 s without a byte; this test asks its bucket for 8 s, so CI does not wait out the 30.
+ * gives up after 12 s without a byte; this test asks its bucket for 8 s.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -19,7 +19,7 @@ import { FORMAT } from '../../shards/index.ts';
 
 /** Big enough that the download is under way, not over, 100 ms after it starts. */
 const BYTES = 64 * 1024 * 1024;
-/** The stall bound this test's bucket is opened with (production's is 30 s). */
+/** The stall bound this test's bucket is opened with (production's is 12 s). */
 const STALL_MS = 8_000;
 /** The bound and room for a loaded box. */
 const GIVES_UP_WITHIN_MS = STALL_MS + 15_000;
