@@ -39,7 +39,12 @@ async function append(nc: NatsConnection, from: number, n: number, sent: Map<num
   let last = from;
   for (let i = 0; i < n; i++) {
     const data = entry(last + 1);
-    const ack = await js.publish(logSubject(DOMAIN), data, { expect: { lastSequence: last }, timeout: 5_000 });
+    // Retried while the cluster settles (a leader election after a member's kill can outlast one 5 s publish, more
+    // so beside another test file); the msg id makes a retry of an append that did land answer with its seq.
+    const expected = last;
+    const ack = await until(`the append after seq ${expected}`, () =>
+      js.publish(logSubject(DOMAIN), data, { msgID: `append-${expected + 1}`, expect: { lastSequence: expected }, timeout: 5_000 }),
+    );
     last = ack.seq;
     sent.set(last, data);
   }
